@@ -1,0 +1,34 @@
+package tiercache
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxKeyLen is the longest key accepted, in bytes.
+const MaxKeyLen = 512
+
+// ValidateKey checks the key rules: a key is 1 to MaxKeyLen bytes of valid
+// UTF-8 with no control characters (C0, DEL, C1) and no Unicode format or
+// line/paragraph separator characters that would make logs ambiguous.
+// Everything else, including "/", "..", spaces and non-ASCII letters, is
+// allowed: keys are opaque, and every tier maps them injectively onto names
+// that cannot escape its root. The error wraps ErrInvalidKey and says why.
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalidKey, len(key), MaxKeyLen)
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
+	}
+	for i, r := range key {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: key %q has control character %U at byte %d", ErrInvalidKey, key, r, i)
+		}
+	}
+	return nil
+}
