@@ -1,0 +1,542 @@
+// Package tiered composes the local directory tier over a remote store:
+// reads go through the local tier and hydrate from the remote on a miss,
+// writes go to both, and each tier prunes to its own limits.
+//
+// Hydration happens once per key however many goroutines ask (a
+// singleflight group) and however many processes share the local root (the
+// local tier's per-key lock): the first caller downloads, verifies the
+// archive's recorded size and SHA-256 while extracting into the local
+// tier's staging, and commits atomically; the others find the new entry.
+// The shared download runs under context.WithoutCancel so that one caller
+// giving up does not fail the others; each caller still returns as soon as
+// its own context is done.
+package tiered
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// Options configure a Cache. The zero value is a local-only cache.
+type Options struct {
+	// Remote is the shared remote tier; nil means local-only.
+	Remote remote.Store
+	// ReadOnly makes the cache safe for untrusted jobs: Get and Restore
+	// hydrate from the remote, while Put, Invalidate and Prune fail with
+	// tiercache.ErrReadOnly before any write request leaves the process,
+	// and no access is recorded remotely.
+	ReadOnly bool
+	// Write configures archive creation for uploads.
+	Write archive.WriteOptions
+	// Extract configures the limits applied to downloaded archives.
+	Extract archive.ExtractOptions
+	// Progress, if set, is called as archive bytes move, from the
+	// goroutine doing the transfer. It must be quick and safe for
+	// concurrent use.
+	Progress func(Progress)
+}
+
+// Cache is local over remote. It implements tiercache.Backend; the extra
+// methods (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
+type Cache struct {
+	local  *local.Cache
+	remote remote.Store
+	opts   Options
+	group  singleflight.Group
+}
+
+var _ tiercache.Backend = (*Cache)(nil)
+
+// New returns a Cache over the given local tier.
+func New(l *local.Cache, opts Options) (*Cache, error) {
+	if l == nil {
+		return nil, fmt.Errorf("%w: nil local tier", tiercache.ErrInvalidArgument)
+	}
+	return &Cache{local: l, remote: opts.Remote, opts: opts}, nil
+}
+
+// Local returns the local tier.
+func (c *Cache) Local() *local.Cache { return c.local }
+
+// HasRemote reports whether a remote tier is configured.
+func (c *Cache) HasRemote() bool { return c.remote != nil }
+
+// Get implements tiercache.Backend: local first, then a verified hydration
+// from the remote.
+func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
+	h, ok, err := c.get(ctx, key)
+	return h.Path, ok, err
+}
+
+func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return Hit{}, false, err
+	}
+	if h, ok, err := c.localHit(ctx, key); err != nil || ok {
+		return h, ok, err
+	}
+	if c.remote == nil {
+		return Hit{}, false, nil
+	}
+	return c.hydrate(ctx, key)
+}
+
+func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
+	p, ok, err := c.local.Get(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
+	}
+	e, _, err := c.local.Lookup(ctx, key)
+	if err != nil {
+		return Hit{}, false, err
+	}
+	c.touchRemote(ctx, key)
+	return Hit{Path: p, Key: key, Tier: TierLocal, Entry: e}, true, nil
+}
+
+// touchRemote records the access remotely so the shared tier's LRU sees
+// keys that persistent machines keep hitting locally. It is best effort:
+// a failed touch must not fail a read. Stores throttle it per key.
+func (c *Cache) touchRemote(ctx context.Context, key string) {
+	if c.remote == nil || c.opts.ReadOnly {
+		return
+	}
+	_ = c.remote.Touch(ctx, key)
+}
+
+type flight struct {
+	hit Hit
+	ok  bool
+}
+
+// hydrate downloads key into the local tier once per key across
+// goroutines (singleflight) and processes (the local per-key lock).
+func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
+	ch := c.group.DoChan(key, func() (any, error) {
+		fctx := context.WithoutCancel(ctx)
+		h, ok, err := c.hydrateLocked(fctx, key)
+		return flight{h, ok}, err
+	})
+	select {
+	case <-ctx.Done():
+		return Hit{}, false, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return Hit{}, false, r.Err
+		}
+		f := r.Val.(flight)
+		return f.hit, f.ok, nil
+	}
+}
+
+func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error) {
+	unlock, err := c.local.Lock(ctx, key)
+	if err != nil {
+		return Hit{}, false, err
+	}
+	defer unlock()
+	// Another process may have hydrated the key while we waited.
+	if h, ok, err := c.localHit(ctx, key); err != nil || ok {
+		return h, ok, err
+	}
+	rc, meta, err := c.remote.Open(ctx, key)
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return Hit{}, false, nil
+	}
+	if err != nil {
+		return Hit{}, false, fmt.Errorf("remote get %q: %w", key, err)
+	}
+	defer rc.Close()
+	var got archive.Result
+	fill := func(ctx context.Context, dir string) error {
+		r := io.Reader(rc)
+		if c.opts.Progress != nil {
+			r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
+		}
+		res, err := archive.Extract(ctx, r, dir, c.opts.Extract)
+		if err != nil {
+			if errors.Is(err, tiercache.ErrNotFound) {
+				return err
+			}
+			return fmt.Errorf("extract %q: %w", key, err)
+		}
+		if err := verify(key, meta, res); err != nil {
+			return err
+		}
+		got = res
+		return nil
+	}
+	if _, err := c.local.PutFunc(ctx, key, meta.Description, fill); err != nil {
+		// The data object vanished under a concurrent replace: a miss
+		// for this caller, not a failure.
+		if errors.Is(err, tiercache.ErrNotFound) {
+			return Hit{}, false, nil
+		}
+		return Hit{}, false, err
+	}
+	if !c.opts.ReadOnly {
+		_ = c.remote.Touch(ctx, key)
+	}
+	p, ok, err := c.local.Get(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
+	}
+	e, _, err := c.local.Lookup(ctx, key)
+	if err != nil {
+		return Hit{}, false, err
+	}
+	return Hit{Path: p, Key: key, Tier: TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+}
+
+// verify checks what was extracted against what the manifest recorded.
+// The digest covers every byte read, so a stream cut at a tar block
+// boundary (which Go's tar reader accepts as complete) is caught here.
+func verify(key string, m remote.Meta, r archive.Result) error {
+	switch {
+	case r.ArchiveSize != m.ArchiveSize:
+		return fmt.Errorf("%w: key %q: archive is %d bytes, the manifest records %d", tiercache.ErrIntegrity, key, r.ArchiveSize, m.ArchiveSize)
+	case !strings.EqualFold(r.SHA256, m.SHA256):
+		return fmt.Errorf("%w: key %q: archive SHA-256 %s, the manifest records %s", tiercache.ErrIntegrity, key, r.SHA256, m.SHA256)
+	case r.Size != m.Size || r.Files != m.Files:
+		return fmt.Errorf("%w: key %q: archive holds %d files of %d bytes, the manifest records %d files of %d bytes", tiercache.ErrIntegrity, key, r.Files, r.Size, m.Files, m.Size)
+	}
+	return nil
+}
+
+// Restore looks up key, then each restore prefix in order, and returns the
+// first hit. For a prefix, the newest entry (by creation time) whose key
+// starts with it wins, across both tiers. A miss is (Hit{}, false, nil).
+func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return Hit{}, false, err
+	}
+	for _, p := range prefixes {
+		if err := tiercache.ValidateKey(p); err != nil {
+			return Hit{}, false, fmt.Errorf("restore key: %w", err)
+		}
+	}
+	if h, ok, err := c.get(ctx, key); err != nil || ok {
+		return h, ok, err
+	}
+	for _, p := range prefixes {
+		cands, err := c.candidates(ctx, p)
+		if err != nil {
+			return Hit{}, false, err
+		}
+		for _, k := range cands {
+			h, ok, err := c.get(ctx, k)
+			if err != nil {
+				return Hit{}, false, err
+			}
+			if ok {
+				return h, true, nil
+			}
+		}
+	}
+	return Hit{}, false, nil
+}
+
+// candidates returns the keys starting with prefix in both tiers, newest
+// first.
+func (c *Cache) candidates(ctx context.Context, prefix string) ([]string, error) {
+	newest := map[string]time.Time{}
+	add := func(k string, t time.Time) {
+		if old, ok := newest[k]; !ok || t.After(old) {
+			newest[k] = t
+		}
+	}
+	locals, err := c.local.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range locals {
+		if strings.HasPrefix(e.Key, prefix) {
+			add(e.Key, e.Created)
+		}
+	}
+	if c.remote != nil {
+		metas, err := c.remote.List(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("remote list %q: %w", prefix, err)
+		}
+		for _, m := range metas {
+			add(m.Key, m.Created)
+		}
+	}
+	keys := make([]string, 0, len(newest))
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := newest[b].Compare(newest[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return keys, nil
+}
+
+// Put implements tiercache.Backend.
+func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (string, error) {
+	r, err := c.PutResult(ctx, key, sourceDir, description)
+	return r.Path, err
+}
+
+// PutResult stores sourceDir under key locally, then uploads it unless the
+// remote already holds an identical archive under key.
+func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
+	start := time.Now()
+	if err := tiercache.ValidateKey(key); err != nil {
+		return PutResult{}, err
+	}
+	if c.opts.ReadOnly {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
+	}
+	p, err := c.local.Put(ctx, key, sourceDir, description)
+	if err != nil {
+		return PutResult{}, err
+	}
+	e, _, err := c.local.Lookup(ctx, key)
+	if err != nil {
+		return PutResult{}, err
+	}
+	res := PutResult{Path: p, Entry: e}
+	if c.remote != nil {
+		if err := c.upload(ctx, key, p, e, &res); err != nil {
+			return res, err
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+func (c *Cache) upload(ctx context.Context, key, dir string, e tiercache.Entry, res *PutResult) error {
+	old, err := c.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("remote stat %q: %w", key, err)
+	case old.Size == e.Size && old.Files == e.Files:
+		// Same shape: archives are deterministic, so hashing a fresh one
+		// tells whether the remote already holds this exact tree, which
+		// saves the upload (the common case of a re-run job).
+		h := sha256.New()
+		r, err := archive.Write(ctx, h, dir, c.opts.Write)
+		if err != nil {
+			return fmt.Errorf("archive %q: %w", key, err)
+		}
+		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && r.ArchiveSize == old.ArchiveSize {
+			res.UploadSkipped = true
+			res.ArchiveSize = old.ArchiveSize
+			return nil
+		}
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := archive.Write(ctx, pw, dir, c.opts.Write)
+		pw.CloseWithError(err) // nil closes with EOF
+		done <- err
+	}()
+	var r io.Reader = pr
+	if c.opts.Progress != nil {
+		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
+	}
+	m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: e.Description, Size: e.Size, Files: e.Files}, r)
+	// Unblock the writer if Put stopped reading early, then wait for it
+	// so no goroutine outlives the call.
+	pr.CloseWithError(errors.New("upload ended"))
+	werr := <-done
+	if err != nil {
+		return fmt.Errorf("upload %q: %w", key, err)
+	}
+	if werr != nil {
+		return fmt.Errorf("archive %q: %w", key, werr)
+	}
+	res.Uploaded = true
+	res.ArchiveSize = m.ArchiveSize
+	return nil
+}
+
+// Invalidate removes key from both tiers. In read-only mode it fails
+// with tiercache.ErrReadOnly.
+func (c *Cache) Invalidate(ctx context.Context, key string) error {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return err
+	}
+	if c.opts.ReadOnly {
+		return fmt.Errorf("invalidate %q: %w", key, tiercache.ErrReadOnly)
+	}
+	if c.remote != nil {
+		if err := c.remote.Delete(ctx, key); err != nil {
+			return fmt.Errorf("remote delete %q: %w", key, err)
+		}
+	}
+	return c.local.Invalidate(ctx, key)
+}
+
+// Prune implements tiercache.Backend by applying the same limits to each
+// tier (local sizes count tree bytes, remote sizes stored archive bytes).
+// It returns how many keys List no longer reports afterwards: a key evicted
+// from one tier but still held by the other is still an entry.
+func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
+	l := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
+	before, err := c.keys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.PruneTiers(ctx, l, l); err != nil {
+		return 0, err
+	}
+	after, err := c.keys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for k := range before {
+		if !after[k] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (c *Cache) keys(ctx context.Context) (map[string]bool, error) {
+	es, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(es))
+	for _, e := range es {
+		m[e.Key] = true
+	}
+	return m, nil
+}
+
+// PruneTiers prunes the local tier to lim and the remote tier to rem. A
+// remote prune is a write: in read-only mode it fails with
+// tiercache.ErrReadOnly, and so does a local one, so an untrusted job
+// cannot evict what trusted ones rely on.
+func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
+	var res PruneResult
+	if err := lim.Validate(); err != nil {
+		return res, err
+	}
+	if err := rem.Validate(); err != nil {
+		return res, err
+	}
+	if c.opts.ReadOnly {
+		return res, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
+	}
+	n, err := c.local.Prune(ctx, lim.MaxEntries, lim.MaxBytes)
+	res.Local = n
+	if err != nil {
+		return res, fmt.Errorf("local prune: %w", err)
+	}
+	if c.remote != nil && !rem.Unlimited() {
+		n, err := c.remote.Prune(ctx, rem)
+		res.Remote = n
+		if err != nil {
+			return res, fmt.Errorf("remote prune: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// List implements tiercache.Backend: one Entry per key, the local one
+// when the key is local (Tier "local"), else the remote one (Tier
+// "remote"). ListTiers reports both tiers separately.
+func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
+	locals, remotes, err := c.ListTiers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(locals))
+	out := make([]tiercache.Entry, 0, len(locals)+len(remotes))
+	for _, e := range locals {
+		seen[e.Key] = true
+		out = append(out, e)
+	}
+	for _, e := range remotes {
+		if !seen[e.Key] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ListTiers returns the entries of each tier, with Tier set.
+func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
+	locals, err = c.local.List(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range locals {
+		locals[i].Tier = TierLocal
+	}
+	if c.remote == nil {
+		return locals, nil, nil
+	}
+	metas, err := c.remote.List(ctx, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote list: %w", err)
+	}
+	for _, m := range metas {
+		remotes = append(remotes, tiercache.Entry{
+			Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files,
+			Created: m.Created, LastAccess: m.LastAccess, Tier: TierRemote,
+		})
+	}
+	return locals, remotes, nil
+}
+
+// Stats implements tiercache.Backend over List.
+func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
+	return tiercache.StatsOf(c.List(ctx))
+}
+
+// TierStats returns aggregates per tier.
+func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
+	locals, remotes, err := c.ListTiers(ctx)
+	if err != nil {
+		return TierStats{}, err
+	}
+	ls, _ := tiercache.StatsOf(locals, nil)
+	ts := TierStats{Local: ls}
+	if c.remote != nil {
+		rs, _ := tiercache.StatsOf(remotes, nil)
+		ts.Remote = &rs
+	}
+	return ts, nil
+}
+
+// progressReader reports bytes read to a Progress callback.
+type progressReader struct {
+	r  io.Reader
+	p  Progress
+	fn func(Progress)
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	if n > 0 {
+		pr.p.Done += int64(n)
+		pr.fn(pr.p)
+	}
+	return n, err
+}
