@@ -1,0 +1,344 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/tiertest"
+)
+
+func newLocal(t *testing.T) *local.Cache {
+	t.Helper()
+	l, err := local.Open(filepath.Join(t.TempDir(), "cache"), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func newTiered(t *testing.T, store *memStore, opts Options) *Cache {
+	t.Helper()
+	if store != nil {
+		opts.Remote = store
+	}
+	c, err := New(newLocal(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func smallTree(t *testing.T, tag string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src-"+tag)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Small(t, dir, 20, tag)
+	return dir
+}
+
+func TestConformanceLocalOnly(t *testing.T) {
+	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return newTiered(t, nil, Options{}) })
+}
+
+func TestConformanceOverMemRemote(t *testing.T) {
+	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return newTiered(t, newMemStore(), Options{}) })
+}
+
+// dropLocal returns a fresh Cache over a new, empty local tier sharing
+// c's remote, as a new CI machine would see it.
+func dropLocal(t *testing.T, c *Cache) *Cache {
+	t.Helper()
+	n, err := New(newLocal(t), c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestHydrateAfterDroppingLocal(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 200})
+	res, err := c.PutResult(t.Context(), "fid", src, "fidelity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded || res.ArchiveSize == 0 {
+		t.Fatalf("put result %+v: want an upload", res)
+	}
+	fresh := dropLocal(t, c)
+	h, ok, err := fresh.Restore(t.Context(), "fid", nil)
+	if err != nil || !ok {
+		t.Fatalf("restore: ok=%v err=%v", ok, err)
+	}
+	if h.Tier != TierRemote || h.Downloaded != res.ArchiveSize || h.Key != "fid" {
+		t.Fatalf("hit %+v: want a remote hit of %d bytes", h, res.ArchiveSize)
+	}
+	treetest.AssertEqual(t, src, h.Path)
+	h2, ok, err := fresh.Restore(t.Context(), "fid", nil)
+	if err != nil || !ok || h2.Tier != TierLocal || h2.Downloaded != 0 {
+		t.Fatalf("second restore: %+v ok=%v err=%v, want a local hit", h2, ok, err)
+	}
+}
+
+func TestOneHydrationForManyGoroutines(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	store.opens.Store(0)
+	store.openDelay = 50 * time.Millisecond
+	fresh := dropLocal(t, c)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			p, ok, err := fresh.Get(t.Context(), "k")
+			if err == nil && !ok {
+				err = errors.New("miss")
+			}
+			if err == nil {
+				var tag string
+				tag, err = treetest.CheckSmall(p)
+				if err == nil && tag != "v1" {
+					err = errors.New("wrong tag " + tag)
+				}
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := store.opens.Load(); n != 1 {
+		t.Fatalf("%d remote opens, want 1", n)
+	}
+}
+
+func TestWaiterCancellationDoesNotFailOthers(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	store.openDelay = 200 * time.Millisecond
+	fresh := dropLocal(t, c)
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := fresh.Get(ctx, "k")
+		first <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the first caller start the flight
+	second := make(chan error, 1)
+	go func() {
+		_, ok, err := fresh.Get(t.Context(), "k")
+		if err == nil && !ok {
+			err = errors.New("miss")
+		}
+		second <- err
+	}()
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v, want context.Canceled", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("other caller failed: %v", err)
+	}
+}
+
+func TestIntegrityFailureLeavesNoEntry(t *testing.T) {
+	cases := map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b },
+		"truncated":    func(b []byte) []byte { return b[:len(b)-7] },
+		"garbage":      func(b []byte) []byte { return []byte("this is not an archive at all") },
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			store := newMemStore()
+			c := newTiered(t, store, Options{})
+			if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+				t.Fatal(err)
+			}
+			store.corrupt("k", f)
+			fresh := dropLocal(t, c)
+			_, ok, err := fresh.Get(t.Context(), "k")
+			if ok || err == nil {
+				t.Fatalf("corrupt archive accepted: ok=%v err=%v", ok, err)
+			}
+			if !errors.Is(err, tiercache.ErrIntegrity) {
+				t.Fatalf("err = %v, want ErrIntegrity", err)
+			}
+			es, err := fresh.Local().List(t.Context())
+			if err != nil || len(es) != 0 {
+				t.Fatalf("local entries after failed hydration: %v %v", es, err)
+			}
+		})
+	}
+}
+
+func TestLyingManifest(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	e := store.entries["k"]
+	e.meta.Size++
+	store.entries["k"] = e
+	store.mu.Unlock()
+	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
+	if ok || !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Fatalf("lying size accepted: ok=%v err=%v", ok, err)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	store := newMemStore()
+	rw := newTiered(t, store, Options{})
+	if _, err := rw.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	ro := dropLocal(t, rw)
+	ro.opts.ReadOnly = true
+	store.writes.Store(0)
+	if _, ok, err := ro.Get(t.Context(), "k"); err != nil || !ok {
+		t.Fatalf("read-only get: ok=%v err=%v", ok, err)
+	}
+	if _, ok, err := ro.Get(t.Context(), "k"); err != nil || !ok {
+		t.Fatalf("read-only local hit: ok=%v err=%v", ok, err)
+	}
+	if _, err := ro.Put(t.Context(), "k2", smallTree(t, "v2"), ""); !errors.Is(err, tiercache.ErrReadOnly) {
+		t.Fatalf("put: %v", err)
+	}
+	if err := ro.Invalidate(t.Context(), "k"); !errors.Is(err, tiercache.ErrReadOnly) {
+		t.Fatalf("invalidate: %v", err)
+	}
+	if _, err := ro.PruneTiers(t.Context(), policy.Limits{MaxEntries: 1}, policy.Limits{MaxEntries: 1}); !errors.Is(err, tiercache.ErrReadOnly) {
+		t.Fatalf("prune: %v", err)
+	}
+	if n := store.writes.Load(); n != 0 {
+		t.Fatalf("%d write calls reached the remote in read-only mode", n)
+	}
+}
+
+func TestUploadSkippedWhenIdentical(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := smallTree(t, "v1")
+	if _, err := c.Put(t.Context(), "k", src, ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := dropLocal(t, c).PutResult(t.Context(), "k", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uploaded || !res.UploadSkipped {
+		t.Fatalf("identical tree re-uploaded: %+v", res)
+	}
+	res, err = c.PutResult(t.Context(), "k", smallTree(t, "v2"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded {
+		t.Fatalf("changed tree not uploaded: %+v", res)
+	}
+}
+
+func TestRestoreKeys(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	put := func(c *Cache, key, tag string) {
+		t.Helper()
+		if _, err := c.Put(t.Context(), key, smallTree(t, tag), ""); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // distinct creation times
+	}
+	put(c, "gomod-old", "old")
+	put(c, "gomod-new", "new")
+	// Only the remote has the newest one: the other machine pushed it.
+	other := dropLocal(t, c)
+	put(other, "gomod-newest", "newest")
+	put(c, "npm-1", "npm")
+
+	check := func(key string, prefixes []string, wantKey, wantTier string) {
+		t.Helper()
+		h, ok, err := c.Restore(t.Context(), key, prefixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantKey == "" {
+			if ok {
+				t.Fatalf("Restore(%q, %q) = %+v, want a miss", key, prefixes, h)
+			}
+			return
+		}
+		if !ok || h.Key != wantKey || h.Tier != wantTier {
+			t.Fatalf("Restore(%q, %q) = %+v ok=%v, want %s from %s", key, prefixes, h, ok, wantKey, wantTier)
+		}
+		tag, err := treetest.CheckSmall(h.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]string{"gomod-old": "old", "gomod-new": "new", "gomod-newest": "newest", "npm-1": "npm"}[wantKey]; tag != want {
+			t.Fatalf("tree tag %q, want %q", tag, want)
+		}
+	}
+	check("gomod-old", []string{"npm-"}, "gomod-old", TierLocal)
+	check("gomod-zzz", []string{"nothing-", "gomod-"}, "gomod-newest", TierRemote)
+	check("gomod-zzz", []string{"npm-", "gomod-"}, "npm-1", TierLocal)
+	check("cargo-1", []string{"cargo-"}, "", "")
+	if _, _, err := c.Restore(t.Context(), "k", []string{""}); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Fatalf("empty restore prefix: %v", err)
+	}
+}
+
+func TestPerTierPruneAndStats(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := c.Put(t.Context(), k, smallTree(t, k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.PruneTiers(t.Context(), policy.Limits{MaxEntries: 1}, policy.Limits{MaxEntries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Local != 2 || res.Remote != 1 {
+		t.Fatalf("prune result %+v, want 2 local and 1 remote evictions", res)
+	}
+	ts, err := c.TierStats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.Local.Entries != 1 || ts.Remote == nil || ts.Remote.Entries != 2 {
+		t.Fatalf("tier stats %+v", ts)
+	}
+	locals, remotes, err := c.ListTiers(t.Context())
+	if err != nil || len(locals) != 1 || len(remotes) != 2 || locals[0].Tier != TierLocal || remotes[0].Tier != TierRemote {
+		t.Fatalf("ListTiers: %v %v %v", locals, remotes, err)
+	}
+}
