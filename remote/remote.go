@@ -78,8 +78,9 @@ type Store interface {
 	Touch(ctx context.Context, key string) error
 
 	// Prune evicts entries, least recently accessed first, until the
-	// store satisfies l (with sizes counted as stored archive bytes), and
-	// collects orphaned data left by interrupted puts. It returns how
-	// many entries it evicted.
+	// store satisfies l, and collects orphaned data left by interrupted
+	// puts. It returns how many entries it evicted. Sizes count tree
+	// bytes (Meta.Size), as every tier does, so one limit means the same
+	// in both tiers and matches what List and Stats report.
 	Prune(ctx context.Context, l policy.Limits) (int, error)
 }

@@ -115,7 +115,7 @@ func (m *memStore) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	defer m.mu.Unlock()
 	var items []policy.Item
 	for k, e := range m.entries {
-		items = append(items, policy.Item{Key: k, Size: e.meta.ArchiveSize, LastAccess: e.meta.LastAccess})
+		items = append(items, policy.Item{Key: k, Size: e.meta.Size, LastAccess: e.meta.LastAccess})
 	}
 	v, err := policy.Victims(items, l)
 	for _, it := range v {

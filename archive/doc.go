@@ -1,0 +1,76 @@
+// Package archive turns a directory tree into a tar+zstd stream and back.
+//
+// # Format
+//
+// An archive is a POSIX (PAX) tar stream compressed as zstd: a standard
+// .tar.zst that `zstd -d | tar -x` restores. Write emits the tree's members
+// in a deterministic order (a depth-first walk, each directory's entries
+// sorted by name; a directory before its contents) with the root itself
+// left out, so the same tree and options give the same bytes. Members are
+// regular files, directories (empty ones included), symlinks (any target)
+// and hardlinks: files sharing an inode within the tree are stored once,
+// later names as hardlink members naming the first. Each member carries its
+// permission bits (setuid, setgid and sticky dropped) and its mtime to the
+// nanosecond (a PAX record when the time has a fractional second). Owners
+// are stored as uid/gid 0 with no names, and neither atime nor ctime is
+// stored, so nothing machine-specific leaks into the bytes. Sockets are
+// skipped; device nodes and FIFOs make Write fail.
+//
+// Write and Extract both report the size and SHA-256 of the compressed
+// bytes they produced or consumed. The caller records them at put and
+// compares them at get: that, not the zstd frame checksum, is what proves an
+// archive whole, because a tar stream cut at a 512-byte boundary still reads
+// as a complete archive.
+//
+// # Extraction security model
+//
+// Extract treats its input as hostile. It writes only below the destination
+// directory, which must exist and be empty, and every file-system call goes
+// through an os.Root opened on it, so even a bug in the checks below cannot
+// reach outside. On top of that, each member is checked before anything is
+// created, and refused with an error wrapping tiercache.ErrUnsafeArchive
+// that names the member when it has:
+//
+//   - an absolute name, a ".." component, a NUL byte, or a name that
+//     filepath.IsLocal rejects after cleaning;
+//   - a parent that is not a directory created by this extraction (so
+//     nothing is ever written through a symlink, however chained);
+//   - a name already used by an earlier member (after cleaning), or one that
+//     collides on disk with an existing file (O_EXCL creation, so a
+//     case-insensitive file system cannot alias two names either);
+//   - a hardlink whose target is not a regular file extracted earlier;
+//   - a device, FIFO, sparse (GNU or PAX) or unknown type, or a PAX global
+//     header (whose records this package does not apply).
+//
+// Backslashes are ordinary bytes in Unix file names and are kept literally
+// there, as GNU tar does; on Windows, where they separate path components, a
+// name containing one is refused.
+//
+// Symlinks are created with their stored target, whatever it is (like GNU
+// tar), and never followed during extraction. With
+// ExtractOptions.StrictSymlinks, a symlink whose target is absolute or
+// resolves, through the archive's other symlinks, to a place outside the
+// tree is refused.
+//
+// Owners are never restored and setuid/setgid/sticky bits are dropped.
+// Files get their mode and mtime once written; directories get theirs at
+// the end, deepest first, so read-only trees (0444 files in 0555
+// directories, as in Go's module cache) round-trip. Symlink mtimes are set
+// without following the link where the platform allows (Unix); elsewhere
+// they are left as created.
+//
+// Resources are bounded by ExtractOptions: the zstd window (and so the
+// decoder's memory), the total size of regular files as declared by the
+// headers and as actually read, the number of members, and the decompressed
+// bytes spent on metadata. Crossing a ceiling fails with an error wrapping
+// tiercache.ErrLimitExceeded, before the excess is written. Corrupt,
+// truncated or trailing-garbage input fails with an error wrapping
+// tiercache.ErrIntegrity; a tar stream that stops without its end-of-archive
+// marker counts as truncated. After the end marker, Extract reads its input
+// to EOF (only zero padding and further zstd frame bytes may follow), so the
+// reported digest covers the whole object.
+//
+// On error the destination may hold part of the tree; callers extract into
+// a staging directory and remove it on failure. Nothing outside the
+// destination is touched in any case.
+package archive

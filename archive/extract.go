@@ -1,0 +1,681 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tiercache/tiercache"
+)
+
+// Defaults for the zero fields of ExtractOptions.
+const (
+	DefaultMaxBytes         int64  = 64 << 30
+	DefaultMaxEntries       int64  = 10_000_000
+	DefaultMaxDecoderMemory uint64 = 256 << 20
+)
+
+// Metadata allowance: besides file contents, the decompressed stream may
+// hold this many bytes per member (headers, PAX records with names up to
+// MaxNameLength for both name and link target) plus a fixed slack for the
+// member being read and the end-of-archive padding. It bounds what a
+// stream of meta headers (which the tar reader consumes without returning
+// a member) can make Extract read.
+const (
+	metaPerEntry = 16 << 10
+	metaSlack    = 4 << 20
+)
+
+// ExtractOptions bounds what Extract accepts. Zero fields take the
+// documented defaults.
+type ExtractOptions struct {
+	// MaxBytes caps the total size of the regular files, both as the
+	// headers declare it (checked before a file is created) and as
+	// actually read. Default DefaultMaxBytes (64 GiB).
+	MaxBytes int64
+	// MaxEntries caps the number of archive members. It also bounds
+	// Extract's memory, which keeps one small record per member. Default
+	// DefaultMaxEntries (10 million).
+	MaxEntries int64
+	// MaxDecoderMemory caps the zstd window, and so the decoder's memory
+	// (which is a small multiple of it). Default DefaultMaxDecoderMemory
+	// (256 MiB); the zstd CLI's default levels use at most 8 MiB.
+	MaxDecoderMemory uint64
+	// StrictSymlinks refuses symlinks whose target is absolute or resolves
+	// (through the archive's own symlinks) outside the destination.
+	StrictSymlinks bool
+}
+
+func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
+	if o.MaxBytes < 0 || o.MaxEntries < 0 {
+		return o, fmt.Errorf("archive: negative extraction limit (MaxBytes %d, MaxEntries %d): %w", o.MaxBytes, o.MaxEntries, tiercache.ErrInvalidArgument)
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxDecoderMemory == 0 {
+		o.MaxDecoderMemory = DefaultMaxDecoderMemory
+	}
+	if o.MaxDecoderMemory < zstd.MinWindowSize {
+		return o, fmt.Errorf("archive: MaxDecoderMemory %d below the zstd minimum window of %d bytes: %w", o.MaxDecoderMemory, zstd.MinWindowSize, tiercache.ErrInvalidArgument)
+	}
+	return o, nil
+}
+
+// Extract reads a zstd-compressed tar archive from r and recreates its tree
+// under dir, which must be an existing, empty directory. It returns the
+// size and SHA-256 of every byte read from r (the whole input: Extract
+// reads to EOF), the member count and the regular-file bytes.
+//
+// The input is treated as hostile; see the package documentation for the
+// checks and their errors (tiercache.ErrUnsafeArchive,
+// tiercache.ErrLimitExceeded, tiercache.ErrIntegrity, each naming the
+// member concerned where there is one). A failure to read r itself is
+// returned wrapped as it is, so callers can retry transient faults. An
+// invalid option or an unusable dir wraps tiercache.ErrInvalidArgument.
+//
+// ctx is checked between members and during large copies. On any error dir
+// may hold part of the tree, possibly with read-only directories; nothing
+// outside dir is ever written.
+func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) (Result, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	root, err := openEmptyDir(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	defer root.Close()
+
+	hr := &hashReader{r: r, h: sha256.New()}
+	dec, err := zstd.NewReader(hr,
+		zstd.WithDecoderMaxMemory(opts.MaxDecoderMemory),
+		zstd.WithDecoderMaxWindow(opts.MaxDecoderMemory),
+	)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: zstd decoder: %w: %w", tiercache.ErrInvalidArgument, err)
+	}
+	// Closing the decoder stops its goroutines, on every path.
+	defer dec.Close()
+
+	m := &meter{r: dec, limit: metaSlack}
+	x := &extractor{
+		ctx:   ctx,
+		opts:  opts,
+		root:  root,
+		hr:    hr,
+		m:     m,
+		tr:    tar.NewReader(m),
+		seen:  map[string]kind{},
+		dirs:  map[string]*dirMeta{},
+		links: map[string]string{},
+		buf:   make([]byte, copyChunk),
+	}
+	if err := x.run(); err != nil {
+		return Result{}, err
+	}
+	n, sum := hr.result()
+	return Result{ArchiveSize: n, SHA256: sum, Files: x.entries, Size: x.bytes}, nil
+}
+
+// openEmptyDir opens dir as a Root after checking it is an empty directory.
+func openEmptyDir(dir string) (*os.Root, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("archive: destination %s: %w: %w", dir, tiercache.ErrInvalidArgument, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("archive: destination %s is not a directory: %w", dir, tiercache.ErrInvalidArgument)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("archive: destination %s: %w", dir, err)
+	}
+	d, err := root.Open(".")
+	if err == nil {
+		var names []string
+		names, err = d.Readdirnames(1)
+		d.Close()
+		if err == nil && len(names) > 0 {
+			root.Close()
+			return nil, fmt.Errorf("archive: destination %s is not empty: %w", dir, tiercache.ErrInvalidArgument)
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("archive: destination %s: %w", dir, err)
+	}
+	return root, nil
+}
+
+// kind is what an extracted name is.
+type kind uint8
+
+const (
+	kindImplicitDir kind = iota // created as a parent, no member of its own (yet)
+	kindDir
+	kindFile // regular file, possibly hardlinked
+	kindSymlink
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindImplicitDir, kindDir:
+		return "directory"
+	case kindFile:
+		return "regular file"
+	default:
+		return "symlink"
+	}
+}
+
+// dirMeta is what is applied to a directory once its contents are in.
+type dirMeta struct {
+	mode     fs.FileMode
+	mtime    time.Time
+	explicit bool // false: created as a parent only; gets 0755, keeps its mtime
+}
+
+// extractor holds the state of one Extract. It is not safe for concurrent
+// use.
+type extractor struct {
+	ctx  context.Context
+	opts ExtractOptions
+	root *os.Root
+	hr   *hashReader
+	m    *meter
+	tr   *tar.Reader
+
+	// seen records every name created so far. Only names whose parents
+	// are all directories created by this extraction get in, so a parent
+	// found here as a directory is a real one, never a symlink.
+	seen     map[string]kind
+	dirs     map[string]*dirMeta
+	links    map[string]string // symlink name -> target, for StrictSymlinks
+	rootSeen bool
+	lastDir  string // parent directory most recently verified
+
+	entries      int64
+	bytes        int64
+	contentBytes int64 // decompressed bytes the members' data may occupy
+	nextHeader   int64 // stream offset where the next header must start
+	last         string
+	buf          []byte
+}
+
+func (x *extractor) run() error {
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: extract: %w", err)
+		}
+		hdr, err := x.tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
+			return x.streamErr(err)
+		}
+		x.last = hdr.Name
+		x.entries++
+		if x.entries > x.opts.MaxEntries {
+			return limitEntry(hdr.Name, "more than %d members", x.opts.MaxEntries)
+		}
+		var dataSize int64 // what the tar reader will treat as this member's data
+		switch hdr.Typeflag {
+		case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
+		default:
+			dataSize = hdr.Size
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > x.opts.MaxBytes-x.bytes {
+			return limitEntry(hdr.Name, "declared size %d exceeds the remaining %d of the %d-byte limit", hdr.Size, x.opts.MaxBytes-x.bytes, x.opts.MaxBytes)
+		}
+		padded := (dataSize + 511) &^ 511
+		x.nextHeader = x.m.n + padded
+		if hdr.Typeflag == tar.TypeReg {
+			x.contentBytes += padded
+		}
+		x.m.limit = x.contentBytes + x.entries*metaPerEntry + metaSlack
+		if err := x.member(hdr); err != nil {
+			return err
+		}
+	}
+	if err := x.finishStream(); err != nil {
+		return err
+	}
+	if x.opts.StrictSymlinks {
+		names := make([]string, 0, len(x.links))
+		for name := range x.links {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if resolvesOutside(name, x.links) {
+				return unsafeEntry(name, "symlink target %q resolves outside the destination (StrictSymlinks)", x.links[name])
+			}
+		}
+	}
+	return x.applyDirMeta()
+}
+
+// finishStream runs after the tar reader reported the end: it checks that
+// the end-of-archive marker was really there, then reads the rest of the
+// input so the digest covers all of it.
+func (x *extractor) finishStream() error {
+	// The tar reader takes a clean EOF at a header boundary, or after a
+	// single zero block, for the end; only two zero blocks are the marker.
+	if x.m.n < x.nextHeader+1024 {
+		return fmt.Errorf("archive: tar stream ends without its end-of-archive marker after member %q (truncated): %w", displayName(x.last), tiercache.ErrIntegrity)
+	}
+	for {
+		n, err := x.m.Read(x.buf)
+		for _, b := range x.buf[:n] {
+			if b != 0 {
+				return fmt.Errorf("archive: non-zero data after the tar end-of-archive marker: %w", tiercache.ErrIntegrity)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return x.streamErr(err)
+		}
+	}
+	// The decoder stops at the end of the input; this reads whatever it
+	// did not need (normally nothing).
+	if _, err := io.Copy(io.Discard, x.hr); err != nil {
+		return fmt.Errorf("archive: read: %w", err)
+	}
+	return nil
+}
+
+// streamErr classifies an error from reading the archive stream.
+func (x *extractor) streamErr(err error) error {
+	if errorsIsAny(err, tiercache.ErrLimitExceeded, tiercache.ErrIntegrity, context.Canceled, context.DeadlineExceeded) {
+		return err
+	}
+	if rerr := x.hr.readErr(); rerr != nil {
+		// The input itself failed (a network reset, say): not the
+		// archive's fault, and possibly worth a retry.
+		return fmt.Errorf("archive: read: %w", rerr)
+	}
+	where := "at the start"
+	if x.last != "" {
+		where = fmt.Sprintf("after member %q", displayName(x.last))
+	}
+	if errorsIsAny(err, zstd.ErrWindowSizeExceeded, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("archive: zstd window exceeds the %d-byte decoder limit: %w: %w", x.opts.MaxDecoderMemory, tiercache.ErrLimitExceeded, err)
+	}
+	if errors.Is(err, tar.ErrFieldTooLong) {
+		return fmt.Errorf("archive: oversized tar metadata %s: %w: %w", where, tiercache.ErrLimitExceeded, err)
+	}
+	return fmt.Errorf("archive: corrupt or truncated archive %s: %w: %w", where, tiercache.ErrIntegrity, err)
+}
+
+// isSparse reports GNU sparse members, old-style or PAX.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// member extracts one archive member.
+func (x *extractor) member(hdr *tar.Header) error {
+	if isSparse(hdr) {
+		return unsafeEntry(hdr.Name, "sparse file")
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		return x.file(hdr)
+	case tar.TypeDir:
+		return x.dir(hdr)
+	case tar.TypeSymlink:
+		return x.symlink(hdr)
+	case tar.TypeLink:
+		return x.hardlink(hdr)
+	case tar.TypeChar, tar.TypeBlock:
+		return unsafeEntry(hdr.Name, "device node")
+	case tar.TypeFifo:
+		return unsafeEntry(hdr.Name, "FIFO")
+	case tar.TypeXGlobalHeader:
+		return unsafeEntry(hdr.Name, "PAX global header (its records would silently apply to later members)")
+	default:
+		return unsafeEntry(hdr.Name, "unsupported member type %q", hdr.Typeflag)
+	}
+}
+
+// perm keeps the permission bits of a tar mode: setuid, setgid and sticky
+// are dropped.
+func perm(mode int64) fs.FileMode { return fs.FileMode(mode) & fs.ModePerm }
+
+// parents makes sure every ancestor of name is a directory created by this
+// extraction, creating missing ones. A symlink or file in the way is
+// refused: that is what stops writes through symlinks, chains included.
+func (x *extractor) parents(raw, name string) error {
+	dir := path.Dir(name)
+	if dir == "." || dir == x.lastDir {
+		return nil
+	}
+	for i := 0; ; {
+		j := strings.IndexByte(dir[i:], '/')
+		p := dir
+		if j >= 0 {
+			p = dir[:i+j]
+		}
+		k, ok := x.seen[p]
+		switch {
+		case !ok:
+			if err := x.root.Mkdir(p, 0o700); err != nil {
+				return x.createErr(raw, p, err)
+			}
+			x.seen[p] = kindImplicitDir
+			x.dirs[p] = &dirMeta{mode: 0o755}
+		case k == kindSymlink:
+			return unsafeEntry(raw, "parent %q is a symlink; extraction never writes through one", p)
+		case k == kindFile:
+			return unsafeEntry(raw, "parent %q is a regular file", p)
+		}
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	x.lastDir = dir
+	return nil
+}
+
+// createErr turns an error creating name into the right kind: an existing
+// file there (which only a name colliding on disk, say on a
+// case-insensitive file system, can cause) is unsafe; anything else is a
+// plain file-system error.
+func (x *extractor) createErr(raw, name string, err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return unsafeEntry(raw, "%q collides with an existing file", name)
+	}
+	return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+}
+
+// claim checks that name is not taken yet.
+func (x *extractor) claim(raw, name string) error {
+	if k, ok := x.seen[name]; ok {
+		return unsafeEntry(raw, "duplicate name: %q was already extracted as a %s", name, k)
+	}
+	return nil
+}
+
+func (x *extractor) file(hdr *tar.Header) error {
+	name, err := checkName(hdr.Name, false)
+	if err != nil {
+		return err
+	}
+	if err := x.parents(hdr.Name, name); err != nil {
+		return err
+	}
+	if err := x.claim(hdr.Name, name); err != nil {
+		return err
+	}
+	// Created writable and exclusive: never an existing file, never
+	// through a symlink. The real mode comes after the data.
+	f, err := x.root.OpenFile(name, createFlags, 0o600)
+	if err != nil {
+		return x.createErr(hdr.Name, name, err)
+	}
+	x.seen[name] = kindFile
+	if err := x.copy(f, hdr); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm(hdr.Mode)); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
+	if err := x.root.Chtimes(name, time.Time{}, hdr.ModTime); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
+	return nil
+}
+
+// copy streams the current member's data into f, checking ctx and the byte
+// limit as it goes.
+func (x *extractor) copy(f *os.File, hdr *tar.Header) error {
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		}
+		n, rerr := io.ReadFull(x.tr, x.buf)
+		x.bytes += int64(n)
+		if x.bytes > x.opts.MaxBytes {
+			return limitEntry(hdr.Name, "regular files exceed %d bytes", x.opts.MaxBytes)
+		}
+		if n > 0 {
+			if _, err := f.Write(x.buf[:n]); err != nil {
+				return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+			}
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return nil // io.ReadFull's way of saying the member's data ended
+		case rerr != nil:
+			return x.streamErr(rerr)
+		}
+	}
+}
+
+func (x *extractor) dir(hdr *tar.Header) error {
+	name, err := checkName(hdr.Name, true)
+	if err != nil {
+		return err
+	}
+	if name == "." {
+		// The destination itself (GNU tar's "./"): its metadata belongs
+		// to the caller, so only duplicates matter.
+		if x.rootSeen {
+			return unsafeEntry(hdr.Name, "duplicate name: the destination directory appears twice")
+		}
+		x.rootSeen = true
+		return nil
+	}
+	if err := x.parents(hdr.Name, name); err != nil {
+		return err
+	}
+	meta := &dirMeta{mode: perm(hdr.Mode), mtime: hdr.ModTime, explicit: true}
+	if k, ok := x.seen[name]; ok && k == kindImplicitDir {
+		// Created earlier as a parent of another member (archives need not
+		// list a directory before its contents): it gets its metadata now.
+		x.seen[name] = kindDir
+		x.dirs[name] = meta
+		return nil
+	}
+	if err := x.claim(hdr.Name, name); err != nil {
+		return err
+	}
+	if err := x.root.Mkdir(name, 0o700); err != nil {
+		return x.createErr(hdr.Name, name, err)
+	}
+	x.seen[name] = kindDir
+	x.dirs[name] = meta
+	return nil
+}
+
+func (x *extractor) symlink(hdr *tar.Header) error {
+	name, err := checkName(hdr.Name, false)
+	if err != nil {
+		return err
+	}
+	target := hdr.Linkname
+	switch {
+	case target == "":
+		return unsafeEntry(hdr.Name, "symlink with an empty target")
+	case len(target) > MaxNameLength:
+		return limitEntry(hdr.Name, "symlink target longer than %d bytes", MaxNameLength)
+	case strings.IndexByte(target, 0) >= 0:
+		return unsafeEntry(hdr.Name, "NUL byte in symlink target")
+	case x.opts.StrictSymlinks && escapesLexically(name, target):
+		return unsafeEntry(hdr.Name, "symlink target %q points outside the destination (StrictSymlinks)", target)
+	}
+	if err := x.parents(hdr.Name, name); err != nil {
+		return err
+	}
+	if err := x.claim(hdr.Name, name); err != nil {
+		return err
+	}
+	// The target is stored as is and never followed by this extraction:
+	// nothing is ever created below a name recorded as a symlink.
+	if err := x.root.Symlink(target, name); err != nil {
+		return x.createErr(hdr.Name, name, err)
+	}
+	x.seen[name] = kindSymlink
+	if x.opts.StrictSymlinks {
+		x.links[name] = target
+	}
+	if err := lchtimes(x.root, name, hdr.ModTime); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
+	return nil
+}
+
+func (x *extractor) hardlink(hdr *tar.Header) error {
+	name, err := checkName(hdr.Name, false)
+	if err != nil {
+		return err
+	}
+	target, reason, _ := memberName(hdr.Linkname, false)
+	if reason != "" {
+		return unsafeEntry(hdr.Name, "hardlink target %q: %s", displayName(hdr.Linkname), reason)
+	}
+	// Only a regular file this extraction wrote may be linked to: never a
+	// file outside the tree, a directory or a symlink.
+	k, ok := x.seen[target]
+	if !ok {
+		return unsafeEntry(hdr.Name, "hardlink target %q is not a file extracted earlier", target)
+	}
+	if k != kindFile {
+		return unsafeEntry(hdr.Name, "hardlink target %q is a %s, not a regular file", target, k)
+	}
+	if err := x.parents(hdr.Name, name); err != nil {
+		return err
+	}
+	if err := x.claim(hdr.Name, name); err != nil {
+		return err
+	}
+	if err := x.root.Link(target, name); err != nil {
+		return x.createErr(hdr.Name, name, err)
+	}
+	x.seen[name] = kindFile
+	return nil
+}
+
+// applyDirMeta sets directory modes and mtimes once everything is in,
+// deepest first, so a read-only directory is never written into and no
+// later step disturbs an mtime.
+func (x *extractor) applyDirMeta() error {
+	names := make([]string, 0, len(x.dirs))
+	for name := range x.dirs {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if da, db := strings.Count(a, "/"), strings.Count(b, "/"); da != db {
+			return db - da
+		}
+		return strings.Compare(a, b)
+	})
+	for _, name := range names {
+		if err := x.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: extract: %w", err)
+		}
+		meta := x.dirs[name]
+		if err := x.root.Chmod(name, meta.mode); err != nil {
+			return fmt.Errorf("archive: extract %q: %w", name, err)
+		}
+		if meta.explicit {
+			if err := x.root.Chtimes(name, time.Time{}, meta.mtime); err != nil {
+				return fmt.Errorf("archive: extract %q: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// hashReader counts and hashes what is read through it, and remembers the
+// first error of the underlying reader. The zstd decoder reads it from its
+// own goroutine, hence the lock.
+type hashReader struct {
+	mu  sync.Mutex
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (hr *hashReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	hr.h.Write(p[:n])
+	hr.n += int64(n)
+	if err != nil && err != io.EOF && hr.err == nil {
+		hr.err = err
+	}
+	return n, err
+}
+
+func (hr *hashReader) readErr() error {
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	return hr.err
+}
+
+func (hr *hashReader) result() (int64, string) {
+	hr.mu.Lock()
+	defer hr.mu.Unlock()
+	return hr.n, hex.EncodeToString(hr.h.Sum(nil))
+}
+
+// meter caps the decompressed bytes read, against bombs hidden in
+// metadata; n doubles as the tar stream offset.
+type meter struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	if m.n >= m.limit {
+		return 0, fmt.Errorf("archive: decompressed stream exceeds its %d-byte allowance for file data and metadata: %w", m.limit, tiercache.ErrLimitExceeded)
+	}
+	if rest := m.limit - m.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	return n, err
+}

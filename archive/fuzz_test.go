@@ -1,0 +1,83 @@
+package archive
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
+)
+
+// fuzzLimits keep each fuzz input cheap.
+var fuzzLimits = ExtractOptions{MaxBytes: 8 << 20, MaxEntries: 2000, MaxDecoderMemory: 8 << 20}
+
+// seedArchives returns compressed archives: a valid one and every hostile
+// case.
+func seedArchives(f *testing.F) [][]byte {
+	seeds := [][]byte{validArchive(f)}
+	s := newSandbox(f)
+	for _, c := range hostileCases() {
+		seeds = append(seeds, c.archive(f, s))
+	}
+	return seeds
+}
+
+// fuzzOne extracts data into the sandbox's destination and checks the
+// invariants that hold for every input: success or an error wrapping one
+// of the documented sentinels, and nothing outside the destination touched.
+// It then empties the destination for the next input. One sandbox serves a
+// whole fuzzing process, because a fresh one per input would make each
+// execution several times slower.
+func fuzzOne(t *testing.T, s *sandbox, data []byte) {
+	opts := fuzzLimits
+	// Let the input pick the symlink mode, so both are explored.
+	opts.StrictSymlinks = len(data) > 0 && data[0]&1 == 1
+	_, err := Extract(t.Context(), bytes.NewReader(data), s.dest, opts)
+	if err != nil && !isSentinel(err) {
+		t.Fatalf("error wraps no sentinel: %v", err)
+	}
+	s.checkOutside(t)
+	if err := fsutil.RemoveAll(s.dest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(s.dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzExtract feeds arbitrary bytes to Extract as a .tar.zst. Run it with
+// go test -run=^$ -fuzz=FuzzExtract -fuzztime=5s ./archive
+func FuzzExtract(f *testing.F) {
+	for _, seed := range seedArchives(f) {
+		f.Add(seed)
+	}
+	s := newSandbox(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzOne(t, s, data)
+	})
+}
+
+// FuzzTarStream fuzzes the tar layer: the input is an uncompressed tar
+// stream, compressed by the harness, so mutations reach the member checks
+// instead of dying on the zstd checksum.
+func FuzzTarStream(f *testing.F) {
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer dec.Close()
+	for _, seed := range seedArchives(f) {
+		raw, err := dec.DecodeAll(seed, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	s := newSandbox(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		data := compress(t, raw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		fuzzOne(t, s, data)
+	})
+}

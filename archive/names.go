@@ -1,0 +1,173 @@
+package archive
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/tiercache/tiercache"
+)
+
+// MaxNameLength is the longest member name or symlink target, in bytes,
+// that Extract accepts (Linux's PATH_MAX). Tar itself allows names up to
+// the 1 MiB PAX record limit; nothing legitimate needs that.
+const MaxNameLength = 4096
+
+// maxComponent is the longest path component accepted (NAME_MAX).
+const maxComponent = 255
+
+// EntryError reports an archive member that Extract refuses. Err is the
+// sentinel it wraps: tiercache.ErrUnsafeArchive, tiercache.ErrLimitExceeded
+// or tiercache.ErrIntegrity.
+type EntryError struct {
+	// Name is the member's name as stored in the archive, shortened to at
+	// most 256 bytes.
+	Name string
+	// Reason says what is wrong with it.
+	Reason string
+	// Err is the sentinel error.
+	Err error
+}
+
+// Error names the member with its control characters escaped, so a hostile
+// name cannot forge log lines.
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("%v: archive member %q: %s", e.Err, e.Name, e.Reason)
+}
+
+// Unwrap returns the sentinel error.
+func (e *EntryError) Unwrap() error { return e.Err }
+
+func displayName(name string) string {
+	if len(name) > 256 {
+		return name[:256] + "..."
+	}
+	return name
+}
+
+func unsafeEntry(name, format string, args ...any) error {
+	return &EntryError{Name: displayName(name), Reason: fmt.Sprintf(format, args...), Err: tiercache.ErrUnsafeArchive}
+}
+
+func limitEntry(name, format string, args ...any) error {
+	return &EntryError{Name: displayName(name), Reason: fmt.Sprintf(format, args...), Err: tiercache.ErrLimitExceeded}
+}
+
+// memberName validates a member name (or a hardlink target) and returns it
+// cleaned, slash-separated, relative to the destination; "." stands for
+// the destination itself and is only valid for a directory. The returned
+// reason is empty when the name is acceptable; limit reports whether the
+// problem is a size limit rather than an unsafe path.
+func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
+	switch {
+	case raw == "":
+		return "", "empty name", false
+	case len(raw) > MaxNameLength:
+		return "", fmt.Sprintf("name longer than %d bytes", MaxNameLength), true
+	case strings.IndexByte(raw, 0) >= 0:
+		return "", "NUL byte in name", false
+	case runtime.GOOS == "windows" && strings.IndexByte(raw, '\\') >= 0:
+		// A separator on Windows: "..\x" would climb. On Unix a backslash
+		// is an ordinary byte and is kept literally.
+		return "", "backslash in name", false
+	case raw[0] == '/':
+		return "", "absolute name", false
+	}
+	s := raw
+	if isDir {
+		s = strings.TrimRight(s, "/")
+	} else if strings.HasSuffix(s, "/") {
+		return "", "non-directory name ends in '/'", false
+	}
+	for comp := range strings.SplitSeq(s, "/") {
+		if comp == ".." {
+			return "", `".." component in name`, false
+		}
+		if len(comp) > maxComponent {
+			return "", fmt.Sprintf("name component longer than %d bytes", maxComponent), true
+		}
+	}
+	clean = path.Clean(s)
+	if clean == "." {
+		if isDir {
+			return ".", "", false
+		}
+		return "", "name refers to the destination directory itself", false
+	}
+	if !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return "", "name is not local to the destination", false
+	}
+	return clean, "", false
+}
+
+// checkName is memberName turned into an error naming the member.
+func checkName(raw string, isDir bool) (string, error) {
+	clean, reason, limit := memberName(raw, isDir)
+	switch {
+	case reason == "":
+		return clean, nil
+	case limit:
+		return "", limitEntry(raw, "%s", reason)
+	default:
+		return "", unsafeEntry(raw, "%s", reason)
+	}
+}
+
+// escapesLexically reports whether a symlink at name with the given target
+// points outside the tree on its face: an absolute target, or one whose
+// ".." components climb above the destination. It does not see through
+// other symlinks; resolvesOutside does.
+func escapesLexically(name, target string) bool {
+	if strings.HasPrefix(target, "/") || filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
+		return true
+	}
+	j := path.Join(path.Dir(name), target)
+	return j == ".." || strings.HasPrefix(j, "../")
+}
+
+// maxSymlinkHops bounds symlink resolution, as the kernel's ELOOP does.
+const maxSymlinkHops = 40
+
+// resolvesOutside reports whether the symlink link, resolved the way the
+// kernel would through the archive's symlinks (targets: symlink name ->
+// target), leaves the tree at some step or loops. Names not in targets are
+// taken to be directories or missing, which cannot lead anywhere else.
+func resolvesOutside(link string, targets map[string]string) bool {
+	var stack []string // the resolved location so far, as components
+	if d := path.Dir(link); d != "." {
+		stack = strings.Split(d, "/")
+	}
+	pending := strings.Split(targets[link], "/")
+	if strings.HasPrefix(targets[link], "/") {
+		return true
+	}
+	hops := 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return true
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		stack = append(stack, c)
+		t, isLink := targets[strings.Join(stack, "/")]
+		if !isLink {
+			continue
+		}
+		hops++
+		if hops > maxSymlinkHops || strings.HasPrefix(t, "/") {
+			return true
+		}
+		stack = stack[:len(stack)-1]
+		pending = append(strings.Split(t, "/"), pending...)
+	}
+	return false
+}

@@ -1,0 +1,294 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tiercache/tiercache"
+)
+
+// DefaultLevel is the zstd level Write uses when WriteOptions.Level is 0.
+const DefaultLevel = 3
+
+// MaxLevel is the highest zstd level WriteOptions.Level accepts.
+const MaxLevel = 22
+
+// copyChunk is how many bytes are copied between two context checks, and
+// the size of the copy buffer: large enough for throughput, small enough
+// that cancellation is prompt and memory stays flat.
+const copyChunk = 1 << 20
+
+// WriteOptions tunes Write. The zero value is ready to use.
+type WriteOptions struct {
+	// Level is the compression level in zstd CLI terms, 1..22, mapped to
+	// the closest level the encoder implements (1-2 fastest, 3-5 default,
+	// 6-9 better, 10 and above best). 0 means DefaultLevel.
+	Level int
+	// Concurrency is how many goroutines compress at once. 0 means
+	// GOMAXPROCS. With more than one, the stream is cut into large jobs
+	// compressed in parallel; the output then depends on the level but not
+	// on the exact Concurrency, while Concurrency 1 gives different (also
+	// deterministic) bytes.
+	Concurrency int
+}
+
+// Result describes an archive written or extracted.
+type Result struct {
+	// ArchiveSize is the number of compressed bytes written or read.
+	ArchiveSize int64
+	// SHA256 is the lowercase hex SHA-256 of those compressed bytes.
+	SHA256 string
+	// Files is the number of archive members: regular files, directories,
+	// symlinks and hardlinks.
+	Files int64
+	// Size is the total size of the regular files, each inode counted once.
+	Size int64
+}
+
+// Write streams the tree rooted at dir to w as a zstd-compressed PAX tar
+// archive (see the package documentation for the format) and returns its
+// size and digest. The root directory itself is not a member.
+//
+// Memory stays bounded whatever the tree: files are streamed, never
+// buffered whole. ctx is checked between members and during large copies;
+// on cancellation Write returns an error wrapping ctx.Err() and w holds a
+// partial, invalid archive.
+//
+// An invalid option or a dir that is not a directory returns an error
+// wrapping tiercache.ErrInvalidArgument, as does a device node or FIFO in
+// the tree (sockets are skipped).
+func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Result, error) {
+	level := opts.Level
+	if level == 0 {
+		level = DefaultLevel
+	}
+	if level < 1 || level > MaxLevel {
+		return Result{}, fmt.Errorf("archive: compression level %d not in 1..%d: %w", opts.Level, MaxLevel, tiercache.ErrInvalidArgument)
+	}
+	conc := opts.Concurrency
+	if conc < 0 {
+		return Result{}, fmt.Errorf("archive: negative concurrency %d: %w", conc, tiercache.ErrInvalidArgument)
+	}
+	if conc == 0 {
+		conc = runtime.GOMAXPROCS(0)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: source %s: %w: %w", dir, tiercache.ErrInvalidArgument, err)
+	}
+	if !info.IsDir() {
+		return Result{}, fmt.Errorf("archive: source %s is not a directory: %w", dir, tiercache.ErrInvalidArgument)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: source %s: %w", dir, err)
+	}
+	defer root.Close()
+
+	hw := &hashWriter{w: w, h: sha256.New()}
+	enc, err := zstd.NewWriter(hw,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
+		zstd.WithEncoderConcurrency(conc),
+		zstd.WithConcurrentBlocks(conc > 1),
+	)
+	if err != nil {
+		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
+	}
+	aw := &archiveWriter{
+		ctx:   ctx,
+		root:  root,
+		tw:    tar.NewWriter(enc),
+		links: map[fileID]string{},
+		buf:   make([]byte, copyChunk),
+	}
+	err = aw.walk(".")
+	if err == nil {
+		err = aw.tw.Close()
+	}
+	// Close the encoder even after an error: it owns goroutines.
+	if cerr := enc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("archive: zstd: %w", cerr)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{
+		ArchiveSize: hw.n,
+		SHA256:      hex.EncodeToString(hw.h.Sum(nil)),
+		Files:       aw.files,
+		Size:        aw.size,
+	}, nil
+}
+
+// archiveWriter holds the state of one Write.
+type archiveWriter struct {
+	ctx   context.Context
+	root  *os.Root
+	tw    *tar.Writer
+	links map[fileID]string // first name of each multiply-linked inode
+	buf   []byte
+	files int64
+	size  int64
+}
+
+// walk writes the members below rel (a directory, "." for the root) in
+// sorted depth-first order.
+func (aw *archiveWriter) walk(rel string) error {
+	d, err := aw.root.Open(rel)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("archive: read directory %q: %w", rel, err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := aw.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: write: %w", err)
+		}
+		child := path.Join(rel, name)
+		if err := aw.member(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// member writes one path (and, for a directory, everything below it).
+func (aw *archiveWriter) member(rel string) error {
+	info, err := aw.root.Lstat(rel)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	hdr := &tar.Header{
+		Format:  tar.FormatPAX,
+		Name:    rel,
+		Mode:    int64(info.Mode().Perm()),
+		ModTime: info.ModTime(),
+	}
+	mode := info.Mode()
+	switch {
+	case mode.IsDir():
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+		if err := aw.header(hdr); err != nil {
+			return err
+		}
+		return aw.walk(rel)
+	case mode&fs.ModeSymlink != 0:
+		hdr.Typeflag = tar.TypeSymlink
+		if hdr.Linkname, err = aw.root.Readlink(rel); err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		return aw.header(hdr)
+	case mode.IsRegular():
+		if id, nlink, ok := identity(info); ok && nlink > 1 {
+			if first, seen := aw.links[id]; seen {
+				hdr.Typeflag = tar.TypeLink
+				hdr.Linkname = first
+				return aw.header(hdr)
+			}
+			aw.links[id] = rel
+		}
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = info.Size()
+		return aw.file(rel, hdr)
+	case mode&fs.ModeSocket != 0:
+		return nil // like GNU tar: a socket cannot be archived meaningfully
+	default:
+		return fmt.Errorf("archive: %q is a %s, which cannot be archived: %w", rel, typeString(mode), tiercache.ErrInvalidArgument)
+	}
+}
+
+func typeString(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case mode&fs.ModeDevice != 0:
+		return "device node"
+	default:
+		return "special file (" + mode.Type().String() + ")"
+	}
+}
+
+func (aw *archiveWriter) header(hdr *tar.Header) error {
+	if err := aw.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("archive: %q: %w", strings.TrimSuffix(hdr.Name, "/"), err)
+	}
+	aw.files++
+	return nil
+}
+
+// file writes a regular file's header and exactly hdr.Size bytes of it.
+func (aw *archiveWriter) file(rel string, hdr *tar.Header) error {
+	f, err := aw.root.Open(rel)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	defer f.Close()
+	if err := aw.header(hdr); err != nil {
+		return err
+	}
+	var copied int64
+	for copied < hdr.Size {
+		if err := aw.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: write %q: %w", rel, err)
+		}
+		n, err := io.CopyBuffer(aw.tw, io.LimitReader(f, min(copyChunk, hdr.Size-copied)), aw.buf)
+		copied += n
+		if err != nil {
+			return fmt.Errorf("archive: %q: %w", rel, err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if copied != hdr.Size {
+		return fmt.Errorf("archive: %q shrank from %d to %d bytes while being archived", rel, hdr.Size, copied)
+	}
+	aw.size += copied
+	return nil
+}
+
+// hashWriter counts and hashes what passes through it.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return n, err
+}
+
+// errorsIsAny reports whether err matches any of targets.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote/s3"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// Exit codes. They are part of the CLI's documented contract.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	// exitMiss is returned by `pull --fail-on-miss` when nothing matched.
+	exitMiss = 3
+)
+
+// app is the state of one CLI invocation: global flags, the environment and
+// the output streams. Tests build one per run, so nothing here is global.
+type app struct {
+	// getenv reads the environment; tests pass a map lookup.
+	getenv func(string) string
+	// isTerminal reports whether w is an interactive terminal (progress
+	// bars) rather than a log (plain progress lines).
+	isTerminal func(w io.Writer) bool
+	// progressInterval is how often a plain progress line is printed
+	// when stderr is not a terminal.
+	progressInterval time.Duration
+
+	flags globalFlags
+	// started is set once flags and arguments are valid and a command
+	// starts running: errors before that are usage errors.
+	started bool
+}
+
+// globalFlags are the persistent flags of every command.
+type globalFlags struct {
+	cacheDir  string
+	remote    string
+	endpoint  string
+	pathStyle bool
+	region    string
+	readOnly  bool
+	noSync    bool
+	json      bool
+	quiet     bool
+	verbose   bool
+}
+
+// envFlags binds each global flag to its environment variable. Flags win,
+// then these; the AWS SDK's own variables (AWS_REGION,
+// AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...) apply to whatever is left unset.
+var envFlags = []struct{ flag, env string }{
+	{"cache-dir", "TIERCACHE_DIR"},
+	{"remote", "TIERCACHE_REMOTE"},
+	{"endpoint", "TIERCACHE_S3_ENDPOINT"},
+	{"path-style", "TIERCACHE_S3_PATH_STYLE"},
+	{"region", "TIERCACHE_REGION"},
+	{"read-only", "TIERCACHE_READ_ONLY"},
+	{"no-sync", "TIERCACHE_NO_SYNC"},
+	{"json", "TIERCACHE_JSON"},
+	{"quiet", "TIERCACHE_QUIET"},
+	{"verbose", "TIERCACHE_VERBOSE"},
+}
+
+func envOf(flag string) string {
+	for _, e := range envFlags {
+		if e.flag == flag {
+			return e.env
+		}
+	}
+	return ""
+}
+
+func newApp(getenv func(string) string) *app {
+	return &app{
+		getenv:           getenv,
+		isTerminal:       isTerminal,
+		progressInterval: 5 * time.Second,
+	}
+}
+
+// isTerminal reports whether w is a terminal file.
+func isTerminal(w io.Writer) bool {
+	for {
+		switch v := w.(type) {
+		case *os.File:
+			return term.IsTerminal(int(v.Fd()))
+		case *redactWriter:
+			w = v.w
+		default:
+			return false
+		}
+	}
+}
+
+func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
+	f := &a.flags
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "local tier directory (env TIERCACHE_DIR; default: tiercache under the user cache dir)")
+	fs.StringVar(&f.remote, "remote", "", "remote tier as s3://bucket/prefix; none means local-only (env TIERCACHE_REMOTE)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint URL for S3-compatible stores (env TIERCACHE_S3_ENDPOINT, then AWS_ENDPOINT_URL_S3)")
+	fs.BoolVar(&f.pathStyle, "path-style", false, "address buckets as endpoint/bucket, as MinIO and Ceph need (env TIERCACHE_S3_PATH_STYLE)")
+	fs.StringVar(&f.region, "region", "", "S3 region (env TIERCACHE_REGION, then AWS_REGION and the AWS config)")
+	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm and prune fail (env TIERCACHE_READ_ONLY)")
+	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
+	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but errors (env TIERCACHE_QUIET)")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
+}
+
+// applyEnv fills every global flag not given on the command line from its
+// environment variable. Values are never echoed: a misplaced secret must
+// not end up in a CI log.
+func (a *app) applyEnv(fs *pflag.FlagSet) error {
+	for _, e := range envFlags {
+		fl := fs.Lookup(e.flag)
+		if fl == nil || fl.Changed {
+			continue
+		}
+		v := strings.TrimSpace(a.getenv(e.env))
+		if v == "" {
+			continue
+		}
+		if fl.Value.Type() == "bool" {
+			if _, err := strconv.ParseBool(v); err != nil {
+				return usageErrorf("environment variable %s is not a boolean (use true or false)", e.env)
+			}
+		}
+		if err := fl.Value.Set(v); err != nil {
+			return usageErrorf("environment variable %s is invalid", e.env)
+		}
+	}
+	if a.flags.quiet && a.flags.verbose {
+		return usageErrorf("--quiet and --verbose cannot be used together")
+	}
+	return nil
+}
+
+// remoteURL is a parsed --remote.
+type remoteURL struct{ bucket, prefix string }
+
+// parseRemote parses s3://bucket[/prefix]. The messages never repeat the
+// value, which could hold credentials someone put there by mistake.
+func parseRemote(s, origin string) (remoteURL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || u.Opaque != "" {
+		return remoteURL{}, usageErrorf("%s must look like s3://bucket/prefix", origin)
+	}
+	if u.User != nil {
+		return remoteURL{}, usageErrorf("%s must not hold credentials; they come from the AWS credential chain", origin)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return remoteURL{}, usageErrorf("%s must not have a query or fragment", origin)
+	}
+	return remoteURL{bucket: u.Host, prefix: strings.TrimPrefix(u.Path, "/")}, nil
+}
+
+// origin names where a flag's value came from, for error messages.
+func (a *app) origin(fs *pflag.FlagSet, flag string) string {
+	if fl := fs.Lookup(flag); fl != nil && !fl.Changed {
+		return envOf(flag)
+	}
+	return "--" + flag
+}
+
+// cacheDir is the local tier's root.
+func (a *app) cacheDir() (string, error) {
+	if a.flags.cacheDir != "" {
+		return a.flags.cacheDir, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", usageErrorf("no user cache directory (%v); set --cache-dir or TIERCACHE_DIR", err)
+	}
+	return filepath.Join(base, "tiercache"), nil
+}
+
+// s3Config maps the global flags onto the S3 store's configuration. Empty
+// fields are left to the AWS SDK, which reads AWS_REGION,
+// AWS_ENDPOINT_URL_S3, profiles and the credential chain itself.
+func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
+	if a.flags.remote == "" {
+		return s3.Config{}, false, nil
+	}
+	r, err := parseRemote(a.flags.remote, a.origin(cmd.Flags(), "remote"))
+	if err != nil {
+		return s3.Config{}, false, err
+	}
+	if a.flags.endpoint != "" {
+		u, err := url.Parse(a.flags.endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s3.Config{}, false, usageErrorf("%s must be an http:// or https:// URL", a.origin(cmd.Flags(), "endpoint"))
+		}
+		if u.User != nil {
+			return s3.Config{}, false, usageErrorf("%s must not hold credentials; they come from the AWS credential chain", a.origin(cmd.Flags(), "endpoint"))
+		}
+	}
+	return s3.Config{
+		Bucket:    r.bucket,
+		Prefix:    r.prefix,
+		Region:    a.flags.region,
+		Endpoint:  a.flags.endpoint,
+		PathStyle: a.flags.pathStyle,
+		ReadOnly:  a.flags.readOnly,
+	}, true, nil
+}
+
+// openCache builds the tiered cache the global flags describe. progress,
+// if not nil, receives transfer progress.
+func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*tiered.Cache, error) {
+	dir, err := a.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	cfg, hasRemote, err := a.s3Config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	a.verbosef(cmd, "local tier: %s", dir)
+	if hasRemote {
+		a.verbosef(cmd, "remote tier: %s", describeRemote(cfg))
+	} else {
+		a.verbosef(cmd, "remote tier: none (local-only)")
+	}
+	if a.flags.readOnly {
+		a.verbosef(cmd, "read-only: no write request will be sent")
+	}
+	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync})
+	if err != nil {
+		return nil, fmt.Errorf("local tier: %w", err)
+	}
+	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress}
+	if hasRemote {
+		store, err := s3.New(cmd.Context(), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("remote: %w", err)
+		}
+		opts.Remote = store
+	}
+	return tiered.New(l, opts)
+}
+
+// describeRemote is the verbose description of the remote: where, never
+// with what credentials.
+func describeRemote(cfg s3.Config) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "s3://%s/%s", cfg.Bucket, cfg.Prefix)
+	if cfg.Endpoint != "" {
+		if u, err := url.Parse(cfg.Endpoint); err == nil {
+			fmt.Fprintf(&b, " at %s://%s", u.Scheme, u.Host)
+		}
+	} else {
+		b.WriteString(" at the AWS SDK's endpoint")
+	}
+	if cfg.Region != "" {
+		fmt.Fprintf(&b, ", region %s", cfg.Region)
+	}
+	if cfg.PathStyle {
+		b.WriteString(", path-style")
+	}
+	return b.String()
+}
+
+// infof prints a status line on stderr unless --quiet.
+func (a *app) infof(cmd *cobra.Command, format string, args ...any) {
+	if a.flags.quiet {
+		return
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: "+format+"\n", args...)
+}
+
+// verbosef prints a detail line on stderr with --verbose.
+func (a *app) verbosef(cmd *cobra.Command, format string, args ...any) {
+	if !a.flags.verbose || a.flags.quiet {
+		return
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: "+format+"\n", args...)
+}
+
+// exitError carries an exit code other than exitFailure.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf reports a mistake in how the CLI was called (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// asUsage marks err as a usage error, keeping its message.
+func asUsage(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitUsage, err: err}
+}
+
+// exitCode maps an error returned by the command tree onto an exit code.
+func (a *app) exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if !a.started {
+		// cobra's own errors: unknown command or flag, wrong arguments.
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// errorLine renders err as the single line printed on stderr.
+func errorLine(err error) string {
+	msg := strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: " + msg
+	}
+	return "tiercache: " + msg
+}

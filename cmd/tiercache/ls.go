@@ -1,0 +1,157 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+type lsOptions struct {
+	tier string
+}
+
+func newLsCommand(a *app) *cobra.Command {
+	var o lsOptions
+	cmd := &cobra.Command{
+		Use:   "ls [PREFIX]",
+		Short: "List the entries of both tiers",
+		Long: `Ls lists the entries of the local tier and of the remote one: one row per
+entry and tier, so a key held by both tiers shows twice. With PREFIX, only
+keys starting with it are listed.
+
+SIZE and FILES describe the tree (not the compressed archive). LAST ACCESS
+is when a pull last used the entry, the order prune evicts in; in the remote
+tier it is recorded at most every so often per key.
+
+With --json, prints an array of entries: key, description, size, files,
+created, last_access, tier.`,
+		Example: `  tiercache ls
+  tiercache ls gomod- --tier remote
+  tiercache ls --json | jq -r '.[] | select(.tier == "remote") | .key'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("ls takes at most one argument (a key prefix), got %d", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			prefix := ""
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			return runLs(a, cmd, prefix, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.tier, "tier", "", "list only this tier: local or remote")
+	_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{tiered.TierLocal, tiered.TierRemote}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
+	if o.tier != "" && o.tier != tiered.TierLocal && o.tier != tiered.TierRemote {
+		return usageErrorf("--tier must be %q or %q", tiered.TierLocal, tiered.TierRemote)
+	}
+	c, err := a.openCache(cmd, nil)
+	if err != nil {
+		return fmt.Errorf("ls: %w", err)
+	}
+	locals, remotes, err := c.ListTiers(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("ls: %w", err)
+	}
+	entries := make([]tiercache.Entry, 0, len(locals)+len(remotes))
+	for _, e := range slices.Concat(locals, remotes) {
+		if strings.HasPrefix(e.Key, prefix) && (o.tier == "" || e.Tier == o.tier) {
+			entries = append(entries, e)
+		}
+	}
+	slices.SortFunc(entries, func(x, y tiercache.Entry) int {
+		return cmp.Or(cmp.Compare(tierRank(x.Tier), tierRank(y.Tier)), strings.Compare(x.Key, y.Key))
+	})
+	if a.flags.json {
+		return writeJSON(cmd, entries)
+	}
+	if len(entries) == 0 {
+		a.infof(cmd, "no entries")
+		return nil
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), e.Files,
+			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60))
+	}
+	return tw.Flush()
+}
+
+func tierRank(t string) int {
+	if t == tiered.TierLocal {
+		return 0
+	}
+	return 1
+}
+
+// formatTime renders t in UTC to the second; "-" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// oneLine makes free text fit a table cell: control characters become
+// spaces and the text is cut to max runes.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+// completeKeys offers the local tier's keys for shell completion. It never
+// contacts the remote: completion must be instant.
+func completeKeys(a *app, cmd *cobra.Command) ([]string, cobra.ShellCompDirective) {
+	if err := a.applyEnv(cmd.Flags()); err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	dir, err := a.cacheDir()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	// Opening a missing root would create it: completion has no business
+	// creating caches.
+	if _, err := os.Stat(dir); err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	l, err := local.Open(dir, local.Options{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	entries, err := l.List(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	keys := make([]string, 0, len(entries))
+	for _, e := range entries {
+		keys = append(keys, e.Key)
+	}
+	slices.Sort(keys)
+	return keys, cobra.ShellCompDirectiveNoFileComp
+}

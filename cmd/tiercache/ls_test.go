@@ -1,0 +1,109 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache"
+)
+
+func TestLsRmStats(t *testing.T) {
+	e := newEnv(t)
+	r := mustCLI(t, e, "ls")
+	if r.stdout != "" || r.stderr != "tiercache: no entries\n" {
+		t.Errorf("empty ls: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	var empty []tiercache.Entry
+	decode(t, mustCLI(t, e, "ls", "--json"), &empty)
+	if empty == nil || len(empty) != 0 {
+		t.Errorf("empty ls --json: %#v, want []", empty)
+	}
+
+	mustCLI(t, e, "push", "-d", "first\tentry", "alpha-1", smallTree(t, "a"))
+	mustCLI(t, e, "push", "--description", "second", "beta-1", smallTree(t, "b"))
+
+	r = mustCLI(t, e, "ls")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "TIER") || !strings.Contains(lines[1], "alpha-1") || !strings.Contains(lines[1], "first entry") || !strings.Contains(lines[2], "beta-1") {
+		t.Errorf("ls table:\n%s", r.stdout)
+	}
+
+	var entries []map[string]any
+	decode(t, mustCLI(t, e, "ls", "--json", "alpha"), &entries)
+	if len(entries) != 1 {
+		t.Fatalf("ls --json alpha: %v", entries)
+	}
+	en := entries[0]
+	if en["key"] != "alpha-1" || en["tier"] != "local" || en["description"] != "first\tentry" {
+		t.Errorf("entry JSON: %v", en)
+	}
+	for _, f := range []string{"size", "files", "created", "last_access"} {
+		if _, ok := en[f]; !ok {
+			t.Errorf("entry JSON lacks %q: %v", f, en)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, en["created"].(string)); err != nil {
+		t.Errorf("created is not RFC 3339: %v", err)
+	}
+	decode(t, mustCLI(t, e, "ls", "--json", "--tier", "remote"), &entries)
+	if len(entries) != 0 {
+		t.Errorf("--tier remote without a remote: %v", entries)
+	}
+
+	var st map[string]map[string]any
+	decode(t, mustCLI(t, e, "stats", "--json"), &st)
+	if _, ok := st["remote"]; ok {
+		t.Errorf("stats JSON has a remote without one configured: %v", st)
+	}
+	if st["local"]["entries"] != float64(2) || st["local"]["bytes"].(float64) <= 0 || st["local"]["files"].(float64) <= 0 {
+		t.Errorf("stats JSON: %v", st)
+	}
+	r = mustCLI(t, e, "stats")
+	if !strings.HasPrefix(r.stdout, "TIER") || !strings.Contains(r.stdout, "local") || strings.Contains(r.stdout, "remote") {
+		t.Errorf("stats table:\n%s", r.stdout)
+	}
+
+	var rm rmJSON
+	decode(t, mustCLI(t, e, "rm", "--json", "alpha-1", "never-stored"), &rm)
+	if len(rm.Removed) != 2 {
+		t.Errorf("rm --json: %+v", rm)
+	}
+	decode(t, mustCLI(t, e, "ls", "--json"), &entries)
+	if len(entries) != 1 || entries[0]["key"] != "beta-1" {
+		t.Errorf("after rm: %v", entries)
+	}
+	if r := cli(t, e, "pull", "--fail-on-miss", "alpha-1", filepath.Join(t.TempDir(), "d")); r.code != exitMiss {
+		t.Errorf("pull after rm: exit %d", r.code)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	e := newEnv(t)
+	for _, k := range []string{"p-1", "p-2", "p-3"} {
+		mustCLI(t, e, "push", k, smallTree(t, k))
+	}
+	// Access p-1, so p-2 is the least recently used.
+	time.Sleep(10 * time.Millisecond)
+	mustCLI(t, e, "pull", "p-1", filepath.Join(t.TempDir(), "d"))
+
+	var res map[string]int
+	decode(t, mustCLI(t, e, "prune", "--json", "--max-entries", "2"), &res)
+	if res["local"] != 1 || res["remote"] != 0 {
+		t.Errorf("prune JSON: %v", res)
+	}
+	var entries []tiercache.Entry
+	decode(t, mustCLI(t, e, "ls", "--json"), &entries)
+	var keys []string
+	for _, en := range entries {
+		keys = append(keys, en.Key)
+	}
+	if strings.Join(keys, ",") != "p-1,p-3" {
+		t.Errorf("after prune: %v, want p-1,p-3", keys)
+	}
+	r := mustCLI(t, e, "prune", "--max-bytes", "1B")
+	if r.stderr != "tiercache: pruned 2 local entries\n" {
+		t.Errorf("prune summary: %q", r.stderr)
+	}
+}

@@ -1,0 +1,98 @@
+// Command tiercache caches directory trees in two tiers, a local directory
+// fronting an S3-compatible bucket, so that CI jobs start warm.
+//
+//	tiercache pull gomod-$(sha256sum go.sum | cut -c1-16) --restore-key gomod- ~/go/pkg/mod
+//	... build ...
+//	tiercache push gomod-$(sha256sum go.sum | cut -c1-16) ~/go/pkg/mod
+//
+// Run `tiercache --help` for the commands, flags, environment variables and
+// exit codes.
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling so a
+		// second Ctrl-C kills a run that is slow to stop.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one CLI invocation and returns its exit code. It is main
+// without the process: tests call it with their own streams and
+// environment.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	secrets := secretValues(getenv)
+	stdout = &redactWriter{w: stdout, secrets: secrets}
+	stderr = &redactWriter{w: stderr, secrets: secrets}
+	a := newApp(getenv)
+	root := newRootCommand(a)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	code := a.exitCode(err)
+	if err != nil {
+		fmt.Fprintln(stderr, errorLine(err))
+		if code == exitUsage {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	}
+	return code
+}
+
+// secretEnv lists the variables whose values are secrets. The CLI never
+// prints the environment, but the redaction below also catches a secret
+// echoed back by a server or a library in an error message.
+var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+
+// minSecretLen keeps redaction from mangling output when a variable holds
+// something short and common.
+const minSecretLen = 8
+
+func secretValues(getenv func(string) string) [][]byte {
+	var out [][]byte
+	for _, name := range secretEnv {
+		if v := getenv(name); len(v) >= minSecretLen {
+			out = append(out, []byte(v))
+		}
+	}
+	return out
+}
+
+// redactWriter replaces every secret in what is written with a marker. The
+// CLI writes whole lines or whole JSON documents per call, so a secret is
+// never split across two writes.
+type redactWriter struct {
+	w       io.Writer
+	secrets [][]byte
+}
+
+var redacted = []byte("[REDACTED]")
+
+func (r *redactWriter) Write(p []byte) (int, error) {
+	out := p
+	for _, s := range r.secrets {
+		if bytes.Contains(out, s) {
+			out = bytes.ReplaceAll(out, s, redacted)
+		}
+	}
+	if _, err := r.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

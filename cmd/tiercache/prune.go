@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache/policy"
+)
+
+type pruneOptions struct {
+	local, remote policy.Limits
+}
+
+func newPruneCommand(a *app) *cobra.Command {
+	var o pruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Evict least recently used entries until each tier is within its limits",
+		Long: `Prune evicts entries, least recently used first, until the local tier holds
+at most --max-entries entries and --max-bytes bytes of trees, and the remote
+tier at most --remote-max-entries entries and --remote-max-bytes bytes of
+compressed archives. A limit left out (or 0) is no limit; at least one must
+be given. The remote prune also removes data left behind by interrupted
+pushes.
+
+Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
+(= 1.5GB), or a plain number of bytes.`,
+		Example: `  # Keep this machine's cache under 20 GiB.
+  tiercache prune --max-bytes 20GiB
+
+  # Nightly job: bound the shared bucket too.
+  tiercache prune --max-entries 50 --remote-max-bytes 500GB --remote-max-entries 2000`,
+		Args: exactArgs(0, "no arguments (limits are flags)"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.local.MaxEntries, "max-entries", 0, "most entries the local tier keeps")
+	f.Var(sizeValue{&o.local.MaxBytes}, "max-bytes", "most tree bytes the local tier keeps (e.g. 20GiB)")
+	f.IntVar(&o.remote.MaxEntries, "remote-max-entries", 0, "most entries the remote tier keeps")
+	f.Var(sizeValue{&o.remote.MaxBytes}, "remote-max-bytes", "most archive bytes the remote tier keeps (e.g. 500GB)")
+	return cmd
+}
+
+func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
+	if err := o.local.Validate(); err != nil {
+		return asUsage(fmt.Errorf("prune: local limits: %w", err))
+	}
+	if err := o.remote.Validate(); err != nil {
+		return asUsage(fmt.Errorf("prune: remote limits: %w", err))
+	}
+	if o.local.Unlimited() && o.remote.Unlimited() {
+		return usageErrorf("prune needs at least one limit: --max-entries, --max-bytes, --remote-max-entries or --remote-max-bytes")
+	}
+	c, err := a.openCache(cmd, nil)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if !o.remote.Unlimited() && !c.HasRemote() {
+		return usageErrorf("prune: remote limits given but no remote is configured (--remote or TIERCACHE_REMOTE)")
+	}
+	res, err := c.PruneTiers(cmd.Context(), o.local, o.remote)
+	if err != nil {
+		return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
+	}
+	if c.HasRemote() {
+		a.infof(cmd, "pruned %d local and %d remote entries", res.Local, res.Remote)
+	} else {
+		a.infof(cmd, "pruned %d local entries", res.Local)
+	}
+	if a.flags.json {
+		return writeJSON(cmd, res)
+	}
+	return nil
+}

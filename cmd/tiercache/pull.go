@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treecopy"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+type pullOptions struct {
+	key         string
+	restoreKeys []string
+	failOnMiss  bool
+	link        bool
+}
+
+func newPullCommand(a *app) *cobra.Command {
+	var o pullOptions
+	cmd := &cobra.Command{
+		Use:   "pull KEY DIR",
+		Short: "Restore the tree stored under KEY into DIR",
+		Long: `Pull looks KEY up in the local tier, then in the remote (downloading the
+tree into the local tier, verified, once however many jobs ask at once), and
+copies the tree into DIR.
+
+When KEY is not stored, each --restore-key PREFIX is tried in the order
+given: the newest entry whose key starts with PREFIX, in either tier, is
+restored. A miss is not an error: pull exits 0 and leaves DIR empty or as it
+was, unless --fail-on-miss is given (exit 3).
+
+DIR is created if absent. Entries of the tree replace what DIR holds at the
+same paths, as 'tar -x' does; other files in DIR are left alone. A file,
+directory or symlink in DIR that is in the way of an entry is removed first,
+and symlinks in DIR are never followed, so a pull never writes outside DIR.
+The copy keeps permission bits, mtimes, symlinks and hardlinks; on file
+systems that support it (btrfs, XFS) each file is a reflink clone of the
+cached one, which costs no extra disk space.
+
+--link hardlinks the files from the local tier instead of copying them: the
+fastest way, but DIR's files then share their inodes with the cache, so
+changing a file in place (rather than replacing it) corrupts the cache
+entry. Use it only for trees that are read, not written, such as Go's
+read-only module cache.
+
+With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
+  cache-hit=true|false       true only when KEY itself matched, as in actions/cache
+  cache-matched-key=KEY      the key restored (empty on a miss)
+  cache-primary-key=KEY      KEY as given`,
+		Example: `  # Restore the Go module cache, falling back to the newest gomod-* entry.
+  tiercache pull "gomod-$(sha256sum go.sum | cut -c1-16)" --restore-key gomod- "$HOME/go/pkg/mod"
+
+  # Several fallbacks, tried in order.
+  tiercache pull deps-linux-$HASH --restore-key deps-linux- --restore-key deps- ./deps
+
+  # Fail (exit 3) when nothing matches; machine-readable result.
+  tiercache pull build-$SHA ./out --fail-on-miss --json`,
+		Args: keyDirArgs(&o.key),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 && o.key == "" {
+				return completeKeys(a, cmd)
+			}
+			return nil, cobra.ShellCompDirectiveDefault
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, dir := splitKeyDir(o.key, args)
+			return runPull(a, cmd, key, dir, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.key, "key", "", "the key (instead of the first argument)")
+	f.StringArrayVarP(&o.restoreKeys, "restore-key", "r", nil, "key prefix to fall back on when KEY misses; repeatable, tried in order")
+	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
+	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
+	return cmd
+}
+
+// pullJSON is the --json output of pull.
+type pullJSON struct {
+	// Hit is true when KEY or a restore key matched.
+	Hit bool `json:"hit"`
+	// Key is the key restored (KEY or a restore key's match); empty on a
+	// miss.
+	Key string `json:"key"`
+	// RequestedKey is KEY as given; Exact tells whether it matched itself.
+	RequestedKey string `json:"requested_key"`
+	Exact        bool   `json:"exact"`
+	// Tier is "local" when the tree was in the local tier, "remote" when
+	// it was downloaded; empty on a miss.
+	Tier string `json:"tier"`
+	Dir  string `json:"dir"`
+	// Bytes and Files describe the restored tree.
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+	// DownloadedBytes is the compressed size downloaded (0 on a local hit).
+	DownloadedBytes int64   `json:"downloaded_bytes"`
+	Seconds         float64 `json:"seconds"`
+}
+
+func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
+	if err := checkKey("pull", key); err != nil {
+		return err
+	}
+	for _, p := range o.restoreKeys {
+		if err := tiercache.ValidateKey(p); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("pull %q: restore key %q: %w", key, p, err)}
+		}
+	}
+	fail := func(err error) error { return fmt.Errorf("pull %q: %w", key, err) }
+	prog := a.newProgress(cmd.ErrOrStderr())
+	c, err := a.openCache(cmd, prog.transfer)
+	if err != nil {
+		return fail(err)
+	}
+	ctx := cmd.Context()
+	start := time.Now()
+	hit, ok, err := c.Restore(ctx, key, o.restoreKeys)
+	prog.finish()
+	if err != nil {
+		return fail(err)
+	}
+	out := pullJSON{RequestedKey: key, Dir: dir}
+	if ok {
+		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
+		out.DownloadedBytes = hit.Downloaded
+		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)))
+		if err := copyOut(a, cmd, prog, hit, dir, o.link); err != nil {
+			return fail(err)
+		}
+		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	elapsed := time.Since(start)
+	out.Seconds = elapsed.Seconds()
+	if err := writeGitHubOutput(a.getenv("GITHUB_OUTPUT"), out); err != nil {
+		return fail(err)
+	}
+	if ok {
+		a.infof(cmd, "%s", hitSummary(out, o.restoreKeys, elapsed))
+	} else {
+		a.infof(cmd, "%s", missSummary(key, o.restoreKeys))
+	}
+	if a.flags.json {
+		if err := writeJSON(cmd, out); err != nil {
+			return err
+		}
+	}
+	if !ok && o.failOnMiss {
+		return &exitError{code: exitMiss, err: fail(fmt.Errorf("cache miss (--fail-on-miss)"))}
+	}
+	return nil
+}
+
+// copyOut copies the cached tree into dir, reporting progress.
+func copyOut(a *app, cmd *cobra.Command, prog *progress, hit tiered.Hit, dir string, link bool) error {
+	start := time.Now()
+	var copied atomic.Int64
+	res, err := treecopy.Copy(cmd.Context(), hit.Path, dir, treecopy.Options{
+		Link: link,
+		Progress: func(n int64) {
+			prog.set("copy", hit.Key, copied.Add(n), hit.Entry.Size)
+		},
+	})
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
+		dir, formatDuration(time.Since(start)), res.Files, res.Cloned, res.Linked, res.Dirs, res.Symlinks, res.Hardlinks)
+	return nil
+}
+
+func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "hit %q", out.Key)
+	if !out.Exact {
+		for _, p := range restoreKeys {
+			if strings.HasPrefix(out.Key, p) {
+				fmt.Fprintf(&b, " (restore key %q; %q missed)", p, out.RequestedKey)
+				break
+			}
+		}
+	}
+	if out.Tier == tiered.TierRemote {
+		fmt.Fprintf(&b, " from the remote tier (%s downloaded)", formatBytes(out.DownloadedBytes))
+	} else {
+		fmt.Fprintf(&b, " from the local tier")
+	}
+	fmt.Fprintf(&b, ": %s in %d files restored to %s in %s, %s",
+		formatBytes(out.Bytes), out.Files, out.Dir, formatDuration(elapsed), formatRate(out.Bytes, elapsed))
+	return b.String()
+}
+
+func missSummary(key string, restoreKeys []string) string {
+	if len(restoreKeys) == 0 {
+		return fmt.Sprintf("miss: nothing stored under %q", key)
+	}
+	q := make([]string, len(restoreKeys))
+	for i, p := range restoreKeys {
+		q[i] = fmt.Sprintf("%q", p)
+	}
+	return fmt.Sprintf("miss: nothing stored under %q or restore keys %s", key, strings.Join(q, ", "))
+}
+
+// writeGitHubOutput appends the step outputs GitHub Actions reads from the
+// file named by GITHUB_OUTPUT, if set. Keys hold no control characters
+// (ValidateKey), so each value fits on its line.
+func writeGitHubOutput(path string, out pullJSON) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("GITHUB_OUTPUT: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "cache-hit=%t\ncache-matched-key=%s\ncache-primary-key=%s\n", out.Exact && out.Hit, out.Key, out.RequestedKey)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("GITHUB_OUTPUT: %w", err)
+	}
+	return nil
+}

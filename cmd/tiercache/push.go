@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
+)
+
+type pushOptions struct {
+	key         string
+	description string
+}
+
+func newPushCommand(a *app) *cobra.Command {
+	var o pushOptions
+	cmd := &cobra.Command{
+		Use:   "push KEY DIR",
+		Short: "Store DIR under KEY, locally and in the remote",
+		Long: `Push stores a copy of the tree at DIR under KEY in the local tier, then
+uploads it to the remote as one zstd-compressed tar stream. An entry already
+stored under KEY is replaced atomically: readers see the old tree or the new
+one, never a mix. When the remote already holds an identical tree under KEY
+(a re-run job), nothing is uploaded.
+
+DIR is not modified. The tree keeps file contents, empty directories,
+symlinks (as links), hardlinks, permission bits and mtimes; owners are not
+kept and setuid/setgid bits are dropped.
+
+KEY may also be given with --key, DIR then being the only argument.`,
+		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
+  tiercache push --key node-modules-abc123 ./node_modules --description "main@$GITHUB_SHA"
+  tiercache push build-cache ./out --json`,
+		Args: keyDirArgs(&o.key),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, dir := splitKeyDir(o.key, args)
+			return runPush(a, cmd, key, dir, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.key, "key", "", "the key (instead of the first argument)")
+	cmd.Flags().StringVarP(&o.description, "description", "d", "", "free text stored with the entry (shown by ls)")
+	return cmd
+}
+
+// keyDirArgs accepts KEY DIR, or DIR alone when --key is given.
+func keyDirArgs(key *string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if *key != "" {
+			return exactArgs(1, "DIR (KEY is given with --key)")(cmd, args)
+		}
+		return exactArgs(2, "KEY and DIR")(cmd, args)
+	}
+}
+
+func splitKeyDir(keyFlag string, args []string) (key, dir string) {
+	if keyFlag != "" {
+		return keyFlag, args[0]
+	}
+	return args[0], args[1]
+}
+
+// checkKey validates a key given on the command line: a bad one is a
+// usage error, reported before anything is opened.
+func checkKey(op, key string) error {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s %q: %w", op, key, err)}
+	}
+	return nil
+}
+
+// pushJSON is the --json output of push.
+type pushJSON struct {
+	Key string `json:"key"`
+	Dir string `json:"dir"`
+	// Bytes and Files describe the stored tree.
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+	// Remote tells whether a remote tier is configured.
+	Remote bool `json:"remote"`
+	// Uploaded is true when the archive was sent to the remote;
+	// UploadSkipped when the remote already held the identical tree.
+	Uploaded      bool    `json:"uploaded"`
+	UploadSkipped bool    `json:"upload_skipped"`
+	ArchiveBytes  int64   `json:"archive_bytes"`
+	Seconds       float64 `json:"seconds"`
+}
+
+func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
+	if err := checkKey("push", key); err != nil {
+		return err
+	}
+	fail := func(err error) error { return fmt.Errorf("push %q: %w", key, err) }
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fail(fmt.Errorf("directory %s does not exist", dir))
+	case err != nil:
+		return fail(err)
+	case !fi.IsDir():
+		return fail(fmt.Errorf("%s is not a directory", dir))
+	}
+	if a.flags.readOnly {
+		// Checked here too so no tier is even opened for a refused push.
+		return fail(fmt.Errorf("%w (--read-only or TIERCACHE_READ_ONLY is set)", tiercache.ErrReadOnly))
+	}
+	prog := a.newProgress(cmd.ErrOrStderr())
+	c, err := a.openCache(cmd, prog.transfer)
+	if err != nil {
+		return fail(err)
+	}
+	start := time.Now()
+	res, err := c.PutResult(cmd.Context(), key, dir, o.description)
+	prog.finish()
+	if err != nil {
+		return fail(err)
+	}
+	elapsed := time.Since(start)
+	out := pushJSON{
+		Key: key, Dir: dir, Bytes: res.Entry.Size, Files: res.Entry.Files,
+		Remote: c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
+		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
+	}
+	var where string
+	switch {
+	case !c.HasRemote():
+		where = "local only (no remote configured)"
+	case res.UploadSkipped:
+		where = "remote already holds this tree, nothing uploaded"
+	default:
+		where = fmt.Sprintf("uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
+	}
+	a.infof(cmd, "pushed %q: %s in %d files, %s, in %s", key, formatBytes(out.Bytes), out.Files, where, formatDuration(elapsed))
+	if a.flags.json {
+		return writeJSON(cmd, out)
+	}
+	return nil
+}

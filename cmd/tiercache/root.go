@@ -1,0 +1,89 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+const rootLong = `tiercache caches directory trees (module caches, node_modules, build
+outputs) under a key, in two tiers: a local directory, and an S3-compatible
+bucket shared by every machine. A CI job pulls before it builds and pushes
+after, so the next job starts warm.
+
+Configuration comes from flags, then TIERCACHE_* environment variables, then
+the standard AWS ones (AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...).
+Credentials always come from the standard AWS chain (environment, shared
+files and profiles, SSO, web identity for CI OIDC, instance roles); tiercache
+never prints them. Without --remote, tiercache is a local-only cache.
+
+Environment:
+  TIERCACHE_DIR            --cache-dir
+  TIERCACHE_REMOTE         --remote
+  TIERCACHE_S3_ENDPOINT    --endpoint (AWS_ENDPOINT_URL_S3 applies when neither is set)
+  TIERCACHE_S3_PATH_STYLE  --path-style
+  TIERCACHE_REGION         --region (AWS_REGION applies when neither is set)
+  TIERCACHE_READ_ONLY      --read-only
+  TIERCACHE_NO_SYNC        --no-sync
+  TIERCACHE_JSON           --json
+  TIERCACHE_QUIET          --quiet
+  TIERCACHE_VERBOSE        --verbose
+  GITHUB_OUTPUT            pull appends cache-hit and cache-matched-key to it
+
+Exit codes:
+  0  success (a pull that misses succeeds too)
+  1  failure
+  2  usage error: unknown command or flag, wrong arguments, invalid key
+  3  pull --fail-on-miss found nothing`
+
+const rootExample = `  # In a CI job: restore the Go module cache, build, save it.
+  export TIERCACHE_REMOTE=s3://ci-cache/myproject
+  key="gomod-$(sha256sum go.sum | cut -c1-16)"
+  tiercache pull "$key" --restore-key gomod- "$HOME/go/pkg/mod"
+  go build ./...
+  tiercache push "$key" "$HOME/go/pkg/mod"
+
+  # Against MinIO or another S3-compatible store.
+  tiercache --remote s3://cache --endpoint http://127.0.0.1:9000 --path-style ls`
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "tiercache",
+		Short:   "Two-tier (local + S3) cache of directory trees for CI",
+		Long:    rootLong,
+		Example: rootExample,
+		Version: buildVersion(),
+		// Errors are printed once, as one line, by run.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			a.started = true
+			return nil
+		},
+	}
+	a.addGlobalFlags(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
+	root.SetVersionTemplate("tiercache {{.Version}}\n")
+	root.AddCommand(
+		newPushCommand(a),
+		newPullCommand(a),
+		newLsCommand(a),
+		newRmCommand(a),
+		newPruneCommand(a),
+		newStatsCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that names the
+// arguments expected.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s, got %d argument(s)", cmd.Name(), names, len(args))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+func newStatsCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Print entries and bytes per tier",
+		Long: `Stats prints, for each tier, how many entries it holds, their total tree
+size and file count, and the creation times of the oldest and newest.
+
+With --json, prints {"local": {...}, "remote": {...}} with the fields
+entries, bytes, files, oldest, newest; "remote" is absent without a remote.`,
+		Example: `  tiercache stats
+  tiercache stats --json | jq .remote.bytes`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runStats(a, cmd) },
+	}
+}
+
+func runStats(a *app, cmd *cobra.Command) error {
+	c, err := a.openCache(cmd, nil)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	st, err := c.TierStats(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	if a.flags.json {
+		return writeJSON(cmd, st)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tFILES\tOLDEST\tNEWEST")
+	row := func(name string, s tiercache.Stats) {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), s.Files, formatTime(s.Oldest), formatTime(s.Newest))
+	}
+	row(tiered.TierLocal, st.Local)
+	if st.Remote != nil {
+		row(tiered.TierRemote, *st.Remote)
+	}
+	return tw.Flush()
+}

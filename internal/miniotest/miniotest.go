@@ -1,0 +1,362 @@
+// Package miniotest runs a throwaway MinIO server on loopback for tests.
+//
+// The server binary is looked up in $TIERCACHE_MINIO_BIN, then in
+// <repo root>/bin/minio (the repo root is the nearest directory above the
+// working directory holding go.mod; `make minio` installs it there), then
+// in $PATH. When it is missing, Start returns ErrNoMinIO; Require turns
+// that into a skip on a developer machine and a failure when the CI
+// environment variable is set, so CI can never pass by skipping.
+package miniotest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
+)
+
+// ErrNoMinIO is returned by Start when no MinIO server binary is found.
+var ErrNoMinIO = errors.New("miniotest: minio binary not found (set TIERCACHE_MINIO_BIN or run `make minio`)")
+
+// Region is the region the server reports; clients must sign for it.
+const Region = "us-east-1"
+
+// startTimeout bounds how long Start waits for the server to answer its
+// liveness probe. MinIO normally needs well under a second; a loaded CI
+// machine may need more.
+const startTimeout = 60 * time.Second
+
+// dirPattern names the temporary directories Start creates, so a later
+// Start can find and remove those a killed test binary left behind.
+const dirPattern = "tiercache-minio-"
+
+// Server is a running MinIO server. Its fields are read-only.
+type Server struct {
+	// Endpoint is the server's base URL, http://127.0.0.1:PORT.
+	Endpoint string
+	// AccessKey and SecretKey are the server's random root credentials.
+	AccessKey, SecretKey string
+	// Region is the region to sign requests for.
+	Region string
+	// DataDir is the directory the server stores objects in.
+	DataDir string
+
+	root     string // temporary directory holding DataDir and the certs dir
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited
+	output   *limitedBuffer
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts a MinIO server on a free loopback port with random
+// credentials and a temporary data directory, waits until it is live and
+// returns it. The caller must call Stop. If the test binary dies without
+// calling Stop, the kernel kills the server (Linux) and the next Start
+// removes the directory left behind.
+func Start() (*Server, error) {
+	bin, err := findBinary()
+	if err != nil {
+		return nil, err
+	}
+	removeStaleDirs()
+	// The port is picked by binding and releasing it, so another process
+	// may grab it before MinIO binds; a server that dies at start is
+	// retried on a new port.
+	var lastErr error
+	for range 3 {
+		s, err := start(bin)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func start(bin string) (*Server, error) {
+	root, err := os.MkdirTemp("", dirPattern+"*")
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	// The owner file lets removeStaleDirs tell live servers' dirs from
+	// leftovers.
+	if err := os.WriteFile(filepath.Join(root, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		_ = fsutil.RemoveAll(root)
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	dataDir := filepath.Join(root, "data")
+	certsDir := filepath.Join(root, "certs")
+	for _, d := range []string{dataDir, certsDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			_ = fsutil.RemoveAll(root)
+			return nil, fmt.Errorf("miniotest: %w", err)
+		}
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		_ = fsutil.RemoveAll(root)
+		return nil, err
+	}
+	s := &Server{
+		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+		AccessKey: "test" + randomHex(8),
+		SecretKey: randomHex(20),
+		Region:    Region,
+		DataDir:   dataDir,
+		root:      root,
+		done:      make(chan struct{}),
+		output:    &limitedBuffer{max: 64 << 10},
+	}
+	cmd := exec.Command(bin, "server",
+		"--address", "127.0.0.1:"+strconv.Itoa(ports[0]),
+		"--console-address", "127.0.0.1:"+strconv.Itoa(ports[1]),
+		"--certs-dir", certsDir,
+		"--quiet",
+		dataDir)
+	cmd.Env = append(environWithout("MINIO_"),
+		"MINIO_ROOT_USER="+s.AccessKey,
+		"MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_REGION="+Region,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	cmd.Stdout = s.output
+	cmd.Stderr = s.output
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		_ = fsutil.RemoveAll(root)
+		return nil, fmt.Errorf("miniotest: starting %s: %w", bin, err)
+	}
+	s.cmd = cmd
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	if err := s.waitLive(); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitLive polls the liveness endpoint until it answers 200, the process
+// exits or startTimeout passes.
+func (s *Server) waitLive() error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := client.Get(s.Endpoint + "/minio/health/live")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("miniotest: minio exited at start: %s", s.output.String())
+		case <-time.After(25 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("miniotest: minio not live after %v: %s", startTimeout, s.output.String())
+		}
+	}
+}
+
+// Stop kills the server, waits for it to exit and removes its data
+// directory. It may be called more than once.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		if s.cmd != nil && s.cmd.Process != nil {
+			// A killed process may already be gone; Wait (in the
+			// goroutine started by start) reaps it either way.
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+		s.stopErr = fsutil.RemoveAll(s.root)
+	})
+	return s.stopErr
+}
+
+// Output returns what the server printed so far (bounded), for debugging
+// a failing test.
+func (s *Server) Output() string { return s.output.String() }
+
+var shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Require returns a server shared by every caller in the test binary,
+// starting it on first use. When the binary is missing it skips tb with a
+// message saying how to install it, unless the CI environment variable is
+// set, in which case it fails tb; any other start error fails tb.
+//
+// The shared server is stopped by Run when the package's TestMain uses it;
+// otherwise it dies with the test binary and the next Start removes its
+// directory.
+func Require(tb testing.TB) *Server {
+	tb.Helper()
+	shared.once.Do(func() { shared.srv, shared.err = Start() })
+	if shared.err != nil {
+		if errors.Is(shared.err, ErrNoMinIO) && os.Getenv("CI") == "" {
+			tb.Skip("MinIO is not installed; run `make minio` to run this test (set CI to make this a failure)")
+		}
+		tb.Fatalf("starting MinIO: %v", shared.err)
+	}
+	return shared.srv
+}
+
+// Run runs the package's tests and then stops the server Require shared,
+// if one was started. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(miniotest.Run(m)) }
+func Run(m *testing.M) int {
+	code := m.Run()
+	if shared.srv != nil {
+		if err := shared.srv.Stop(); err != nil && code == 0 {
+			fmt.Fprintf(os.Stderr, "miniotest: stopping MinIO: %v\n", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// findBinary applies the lookup order of the package documentation.
+func findBinary() (string, error) {
+	if p := os.Getenv("TIERCACHE_MINIO_BIN"); p != "" {
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w: TIERCACHE_MINIO_BIN=%s is not an executable file", ErrNoMinIO, p)
+	}
+	if root, ok := repoRoot(); ok {
+		p := filepath.Join(root, "bin", "minio")
+		if isExecutable(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	return "", ErrNoMinIO
+}
+
+// repoRoot walks up from the working directory (a test runs in its
+// package's directory) to the nearest directory holding go.mod.
+func repoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("miniotest: finding a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// environWithout returns the environment minus variables starting with
+// prefix, so a developer's MINIO_* settings cannot change the server.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// removeStaleDirs removes the directories of servers whose test binary is
+// gone. Errors are ignored: this is housekeeping.
+func removeStaleDirs() {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPattern+"*"))
+	for _, dir := range matches {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if processGone(pid) {
+			_ = fsutil.RemoveAll(dir)
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// limitedBuffer keeps the first max bytes written to it; MinIO runs with
+// --quiet, so this holds little more than start-up errors.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}

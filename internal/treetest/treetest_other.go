@@ -1,0 +1,18 @@
+//go:build !unix
+
+package treetest
+
+import (
+	"errors"
+	"io/fs"
+	"time"
+)
+
+// fileID identifies an inode; without inode numbers every file is alone.
+type fileID struct{}
+
+func identity(fs.FileInfo) (fileID, uint64) { return fileID{}, 1 }
+
+func lchtimes(string, time.Time) error {
+	return errors.New("treetest: symlink mtimes are not supported on this platform")
+}

@@ -1,0 +1,938 @@
+// Package local is the local directory tier of tiercache: trees stored as
+// plain directories under one root, shared safely by every goroutine and
+// every process that opens the same root.
+//
+// # On-disk layout
+//
+//	<root>/
+//	  tiercache-local       marker: this directory is a cache, layout 1
+//	  CACHEDIR.TAG          tells backup tools to skip the cache
+//	  index/<name>          per-key pointer: a symlink to ../data/<version>
+//	  data/<version>/       one immutable version of an entry, where
+//	                        <version> is <name>-<16 hex digits>; its
+//	                        mtime is the entry's last access
+//	    tree/               the stored tree (what Get and Put return)
+//	    meta.json           key, description, size, files, created
+//	  retired/<version>     empty file: <version> stopped being current at
+//	                        this file's mtime
+//	  staging/<unique>/     a Put in progress:
+//	    lock                flock-held by the owner for its whole life
+//	    ver/                the version being built (tree/, meta.json, ...)
+//	  trash/<version>/      versions past their grace, being deleted
+//	  locks/stripe-NN       internal locks; a key uses stripe hash(name)%64
+//	  locks/keys/<name>.lock  the per-key lock handed out by Cache.Lock
+//	  locks/sweep           held by whoever is sweeping
+//	  locks/full-sweep      its mtime is the last full sweep
+//
+// <name> is the key mapped injectively onto a safe file name: a-z, 0-9 and
+// '-' as themselves, '.' as itself except first, upper-case letters as '!'
+// and the lower-case letter, any other byte as '_' and two hex digits; a
+// name that would exceed 200 bytes is cut and followed by '~' and the
+// SHA-256 of the key. The key itself is kept in meta.json and compared on
+// every Get, so even a hash collision is a miss, never a wrong hit.
+//
+// # Writes
+//
+// Put and PutFunc build the new version in a staging directory inside the
+// root (same file system, so publishing is a rename), write meta.json, set
+// the version directory's mtime, and make it all durable (one syncfs on
+// Linux, an fsync per file elsewhere; see Options.NoSync). Then, holding
+// the key's stripe lock, they rename the version into data/, fsync data/,
+// record the version they replace in retired/, and swap the pointer by
+// renaming a fresh symlink over index/<name>, then fsync index/. Concurrent
+// Puts of one key serialise on the stripe lock only for that short swap;
+// each knows exactly which version it replaced, and the last swap wins.
+//
+// Invalidate and Prune also only record the version in retired/ and remove
+// the pointer: an eviction costs a few metadata operations, whatever the
+// tree's size.
+//
+// # Crashes
+//
+// rename(2) is atomic and index/<name> only ever names a version that was
+// complete and durable before the pointer moved, so at every instant the
+// key has its old version, its new one or none, never a partial tree. What
+// a crash (kill -9, power loss) can leave behind, and who removes it:
+//
+//   - during staging: a staging directory whose lock died with its owner;
+//     the next sweep removes it;
+//   - after publishing into data/, before the swap: an orphan version no
+//     pointer names; the full sweep removes it once older than Grace;
+//   - after recording the replaced version, before the swap: a retired
+//     record naming the current version; the sweep sees it is current
+//     and drops the record, not the version;
+//   - a temporary symlink in index/ (names starting with '.' are never
+//     entries); the full sweep removes it;
+//   - while emptying trash/: a half-deleted tree in trash/, which the next
+//     sweep finishes.
+//
+// # Reads
+//
+// Get reads the pointer (readlink), reads the version's small meta.json to
+// check the stored key, and records the access by setting the mtime of the
+// version directory (nothing else writes into it once it is published, so
+// that mtime is free to mean "last access"). It touches no other entry,
+// so a hit costs the same with ten entries or a hundred thousand.
+//
+// # Grace and sweeping
+//
+// A version stays in data/, at the path Get returned, for Options.Grace
+// after it stops being current, so a caller still copying it out does not
+// race a concurrent Put, Invalidate or Prune. A sweep then renames it into
+// trash/ and deletes it. Sweeps run at Open, after Prune, after a Put (at
+// most once a minute per Cache) and on Sweep; only one process sweeps at a
+// time (locks/sweep), and the deletions happen there, never in Get. A
+// sweep also removes:
+//
+//   - staging directories whose lock it can take: flock locks die with
+//     their process, so those belong to dead processes; a live Put holds
+//     its lock from before it writes anything until it is done;
+//   - with the full sweep (Sweep, or at most once per Grace otherwise):
+//     orphan versions, which no pointer names and no retired record
+//     covers (a crash between publishing a version and swapping the
+//     pointer), once older than Grace and rechecked under the key's
+//     stripe lock; leftover temporary pointers; and per-key lock files of
+//     keys with no entry that nobody holds.
+//
+// # Locks
+//
+// All locks are flock(2) locks, which the kernel drops when their holder
+// dies, so no crash leaves a lock held. They are per open file description,
+// so they exclude goroutines of one process as well as processes.
+//
+// This package needs flock(2) and therefore a Unix system.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/flock"
+	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/policy"
+)
+
+// DefaultGrace is the default Options.Grace. Ten minutes covers copying
+// out a tree of several gigabytes on a slow runner disk, while keeping the
+// disk held by replaced versions short-lived.
+const DefaultGrace = 10 * time.Minute
+
+// MaxDescriptionLen bounds a Put's description, in bytes, so the metadata
+// Get reads stays small.
+const MaxDescriptionLen = 64 << 10
+
+// Options configures a Cache. The zero value is valid and means defaults.
+type Options struct {
+	// Grace is how long a version's directory stays readable at the path
+	// Get or Put returned after it stops being current (replaced,
+	// invalidated or evicted), and how old an orphan version must be
+	// before a sweep deletes it. Zero means DefaultGrace; negative is an
+	// error. A sweep applies the grace of the Cache running it, so every
+	// process sharing a root should use the same value.
+	Grace time.Duration
+
+	// NoSync skips every fsync and syncfs. Puts get much faster, but a
+	// power loss or kernel crash (not a mere process crash) may then leave
+	// a published entry with missing data. For tests, benchmarks and
+	// caches on throwaway machines.
+	NoSync bool
+}
+
+// Cache is the local tier: a Backend over a directory. It is safe for
+// concurrent use by multiple goroutines, and by multiple processes opening
+// the same root.
+type Cache struct {
+	root       string
+	indexDir   string
+	dataDir    string
+	retiredDir string
+	stagingDir string
+	trashDir   string
+	locksDir   string
+	keyLocks   string
+	grace      time.Duration
+	noSync     bool
+
+	// lastSweep is when this Cache last swept after a Put (UnixNano).
+	lastSweep atomic.Int64
+}
+
+var _ tiercache.Backend = (*Cache)(nil)
+
+const (
+	markerName    = "tiercache-local"
+	markerContent = "tiercache local cache, layout 1\n"
+	markerTmp     = ".tiercache-local.tmp-"
+	cacheDirTag   = "CACHEDIR.TAG"
+	tagContent    = "Signature: 8a477f597d28d172789f06886806bc55\n" +
+		"# This file is a cache directory tag created by tiercache.\n" +
+		"# For information about cache directory tags see https://bford.info/cachedir/\n"
+
+	stripes      = 64
+	treeDir      = "tree"
+	metaFile     = "meta.json"
+	stagingLock  = "lock"
+	stagingVer   = "ver"
+	tmpPrefix    = ".tmp-"
+	uniqueLen    = 16
+	maxMetaBytes = 1 << 20
+	metaFormat   = 1
+)
+
+// layoutDirs are the subdirectories of the root, in creation order.
+var layoutDirs = []string{"index", "data", "retired", "staging", "trash", "locks", filepath.Join("locks", "keys")}
+
+// Open opens the cache at root, creating it if needed. root must be
+// missing, empty, or a cache created by Open; anything else is refused with
+// ErrInvalidArgument, so a mistyped path never turns a directory of
+// precious files into a cache. Open sweeps (see the package doc); it
+// deletes only the staging of dead processes, never that of a live one.
+func Open(root string, opts Options) (*Cache, error) {
+	if root == "" {
+		return nil, fmt.Errorf("%w: empty cache root", tiercache.ErrInvalidArgument)
+	}
+	if opts.Grace < 0 {
+		return nil, fmt.Errorf("%w: negative grace %v", tiercache.ErrInvalidArgument, opts.Grace)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("cache root %s: %w", root, err)
+	}
+	c := &Cache{
+		root:       abs,
+		indexDir:   filepath.Join(abs, "index"),
+		dataDir:    filepath.Join(abs, "data"),
+		retiredDir: filepath.Join(abs, "retired"),
+		stagingDir: filepath.Join(abs, "staging"),
+		trashDir:   filepath.Join(abs, "trash"),
+		locksDir:   filepath.Join(abs, "locks"),
+		keyLocks:   filepath.Join(abs, "locks", "keys"),
+		grace:      opts.Grace,
+		noSync:     opts.NoSync,
+	}
+	if c.grace == 0 {
+		c.grace = DefaultGrace
+	}
+	if err := c.initRoot(); err != nil {
+		return nil, err
+	}
+	// A failed sweep must not make the cache unusable; Sweep reports it.
+	_ = c.sweep(func() error { return nil }, false)
+	return c, nil
+}
+
+// initRoot checks that root is ours (or empty) and creates the layout.
+func (c *Cache) initRoot() error {
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return fmt.Errorf("create cache root: %w", err)
+	}
+	marker := filepath.Join(c.root, markerName)
+	b, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		if string(b) != markerContent {
+			return fmt.Errorf("%w: %s: unsupported cache layout %q", tiercache.ErrInvalidArgument, marker, strings.TrimSpace(string(b)))
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		if err := c.checkForeign(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("read cache marker: %w", err)
+	}
+	for _, d := range layoutDirs {
+		if err := os.Mkdir(filepath.Join(c.root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create cache layout: %w", err)
+		}
+	}
+	if err := writeFileOnce(filepath.Join(c.root, cacheDirTag), tagContent); err != nil {
+		return err
+	}
+	return writeFileOnce(marker, markerContent)
+}
+
+// checkForeign refuses a root that holds anything but what Open itself
+// creates (another process may be initialising the same root right now).
+func (c *Cache) checkForeign() error {
+	entries, err := os.ReadDir(c.root)
+	if err != nil {
+		return fmt.Errorf("read cache root: %w", err)
+	}
+	known := map[string]bool{markerName: true, cacheDirTag: true}
+	for _, d := range layoutDirs {
+		known[d] = true
+	}
+	for _, e := range entries {
+		if !known[e.Name()] && !strings.HasPrefix(e.Name(), markerTmp) {
+			return fmt.Errorf("%w: %s is neither empty nor a tiercache local cache (it holds %q)", tiercache.ErrInvalidArgument, c.root, e.Name())
+		}
+	}
+	return nil
+}
+
+// writeFileOnce writes a small file atomically unless it exists already.
+func writeFileOnce(path, content string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	}
+	tmp := filepath.Join(filepath.Dir(path), markerTmp+unique())
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}
+
+// Root returns the absolute path of the cache's root directory.
+func (c *Cache) Root() string { return c.root }
+
+// Grace returns the grace period in effect (see Options.Grace).
+func (c *Cache) Grace() time.Duration { return c.grace }
+
+// unique returns 16 random lower-case hex digits.
+func unique() string {
+	var b [uniqueLen / 2]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents so)
+	return hex.EncodeToString(b[:])
+}
+
+// meta is the content of a version's meta.json.
+type meta struct {
+	Format      int       `json:"format"`
+	Key         string    `json:"key"`
+	Description string    `json:"description,omitempty"`
+	Size        int64     `json:"size"`
+	Files       int64     `json:"files"`
+	Created     time.Time `json:"created"`
+}
+
+func readMeta(path string) (meta, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return meta{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetaBytes+1))
+	if err != nil {
+		return meta{}, err
+	}
+	var m meta
+	if len(b) > maxMetaBytes {
+		return meta{}, fmt.Errorf("%w: %s is larger than %d bytes", tiercache.ErrIntegrity, path, maxMetaBytes)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return meta{}, fmt.Errorf("%w: %s: %w", tiercache.ErrIntegrity, path, err)
+	}
+	if m.Format != metaFormat || m.Key == "" {
+		return meta{}, fmt.Errorf("%w: %s: unsupported format %d or missing key", tiercache.ErrIntegrity, path, m.Format)
+	}
+	return m, nil
+}
+
+// versionName returns the key name a version directory belongs to.
+func versionName(version string) (string, bool) {
+	i := len(version) - uniqueLen - 1
+	if i < 1 || version[i] != '-' {
+		return "", false
+	}
+	return version[:i], true
+}
+
+// current returns the version index/<name> points at, or "" if none.
+func (c *Cache) current(name string) (string, error) {
+	target, err := os.Readlink(filepath.Join(c.indexDir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: pointer %s: %w", tiercache.ErrIntegrity, name, err)
+	}
+	dir, version := filepath.Split(target)
+	if n, ok := versionName(version); dir != "../data/" || !ok || n != name {
+		return "", fmt.Errorf("%w: pointer %s names %q, not one of its versions", tiercache.ErrIntegrity, name, target)
+	}
+	return version, nil
+}
+
+// resolve finds the current version of key and its metadata. ok is false
+// on a miss, including a version that belongs to another key.
+func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error) {
+	name := nameOf(key)
+	// A version can only vanish after its pointer moved away from it and
+	// the grace passed; if we raced that, the pointer has moved: look again.
+	for range 3 {
+		version, err = c.current(name)
+		if err != nil || version == "" {
+			return "", meta{}, false, err
+		}
+		m, err = readMeta(filepath.Join(c.dataDir, version, metaFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
+		}
+		if m.Key != key {
+			return "", meta{}, false, nil
+		}
+		return version, m, true, nil
+	}
+	return "", meta{}, false, fmt.Errorf("%w: entry %q: version %s has no metadata", tiercache.ErrIntegrity, key, version)
+}
+
+// Get returns the path of the tree stored under key (see
+// tiercache.Backend). A hit reads two small files and sets one mtime; it
+// never looks at other entries. The path stays readable for the grace
+// period after the entry is replaced or removed.
+func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return "", false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	version, _, ok, err := c.resolve(key)
+	if !ok || err != nil {
+		return "", false, err
+	}
+	now := time.Now()
+	// The access time only steers LRU eviction: failing to record it
+	// (a read-only mount, say) must not turn a hit into an error.
+	_ = os.Chtimes(filepath.Join(c.dataDir, version), now, now)
+	return filepath.Join(c.dataDir, version, treeDir), true, nil
+}
+
+// Lookup returns the metadata of the entry stored under key without
+// recording an access. A miss is (Entry{}, false, nil).
+func (c *Cache) Lookup(ctx context.Context, key string) (tiercache.Entry, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	version, m, ok, err := c.resolve(key)
+	if !ok || err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	return c.entry(version, m), true, nil
+}
+
+// entry builds the Entry of a version from its metadata and mtime.
+func (c *Cache) entry(version string, m meta) tiercache.Entry {
+	e := tiercache.Entry{
+		Key:         m.Key,
+		Description: m.Description,
+		Size:        m.Size,
+		Files:       m.Files,
+		Created:     m.Created,
+		LastAccess:  m.Created,
+	}
+	// A file system with coarse timestamps may store the creation time
+	// rounded down; an access is never before the creation.
+	if fi, err := os.Stat(filepath.Join(c.dataDir, version)); err == nil && fi.ModTime().After(e.LastAccess) {
+		e.LastAccess = fi.ModTime().UTC()
+	}
+	return e
+}
+
+// Put stores a copy of the tree at sourceDir under key (see
+// tiercache.Backend) and returns the path of the copy. The copy keeps file
+// bytes, permission bits (without setuid/setgid), nanosecond mtimes, empty
+// directories, symlinks (as links, whatever their target) and hardlinks
+// within the tree; other file types are refused with ErrInvalidArgument.
+func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (string, error) {
+	if err := checkPut(key, description); err != nil {
+		return "", err
+	}
+	if sourceDir == "" {
+		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
+		return copyTree(ctx, sourceDir, dir)
+	})
+}
+
+// PutFunc is Put with the tree produced by fill: fill writes the tree into
+// dir, an empty directory inside the cache root (so on the same file
+// system: fill may rename files into it), and the entry is committed
+// atomically after fill returns nil. If fill fails or ctx is cancelled,
+// nothing is committed and dir is removed. Size and Files are measured by
+// walking the tree fill wrote; special files (devices, FIFOs, sockets) are
+// refused with ErrInvalidArgument.
+func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) error) (string, error) {
+	if err := checkPut(key, description); err != nil {
+		return "", err
+	}
+	if fill == nil {
+		return "", fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
+		if err := fill(ctx, dir); err != nil {
+			return treeStats{}, err
+		}
+		return statTree(ctx, dir)
+	})
+}
+
+func checkPut(key, description string) error {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return err
+	}
+	if len(description) > MaxDescriptionLen {
+		return fmt.Errorf("%w: description of key %q is %d bytes, the limit is %d", tiercache.ErrInvalidArgument, key, len(description), MaxDescriptionLen)
+	}
+	return nil
+}
+
+// put stages a version with fill, then commits it.
+func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (treeStats, error)) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	st, err := c.newStaging()
+	if err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	defer st.release()
+	ver := filepath.Join(st.dir, stagingVer)
+	tree := filepath.Join(ver, treeDir)
+	if err := os.Mkdir(ver, 0o755); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	stats, err := fill(ctx, tree)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	created := time.Now().UTC()
+	if err := writeVersionFiles(ver, meta{
+		Format:      metaFormat,
+		Key:         key,
+		Description: description,
+		Size:        stats.size,
+		Files:       stats.files,
+		Created:     created,
+	}); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	if !c.noSync {
+		if err := syncTree(ver); err != nil {
+			return "", fmt.Errorf("put %q: %w", key, err)
+		}
+	}
+	// Last look at ctx: past this point the commit is a handful of
+	// metadata operations, and interrupting them would only leave more for
+	// the sweeper.
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	version, err := c.commit(ctx, nameOf(key), ver)
+	if err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
+	c.maybeSweep(ctx.Err)
+	return filepath.Join(c.dataDir, version, treeDir), nil
+}
+
+// writeVersionFiles writes meta.json of a staged version and sets the
+// version directory's mtime, its last access, to its creation. rename(2)
+// keeps a directory's mtime, so this survives publishing.
+func writeVersionFiles(ver string, m meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(ver, metaFile), b, 0o644); err != nil {
+		return err
+	}
+	return os.Chtimes(ver, m.Created, m.Created)
+}
+
+// commit publishes the staged version directory ver as the current version
+// of name and returns its version name.
+func (c *Cache) commit(ctx context.Context, name, ver string) (string, error) {
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Unlock()
+	version := name + "-" + unique()
+	dst := filepath.Join(c.dataDir, version)
+	if err := os.Rename(ver, dst); err != nil {
+		return "", fmt.Errorf("publish version: %w", err)
+	}
+	if err := c.swap(name, version); err != nil {
+		// Never current, so nobody can be reading it: straight to trash.
+		_ = os.Rename(dst, filepath.Join(c.trashDir, version))
+		return "", err
+	}
+	return version, nil
+}
+
+// swap makes version the current version of name, retiring the one it
+// replaces. The caller holds name's stripe lock.
+func (c *Cache) swap(name, version string) error {
+	if !c.noSync {
+		// The version must be durable in data/ before a pointer to it is.
+		if err := syncPath(c.dataDir); err != nil {
+			return err
+		}
+	}
+	old, err := c.current(name)
+	if err != nil && !errors.Is(err, tiercache.ErrIntegrity) {
+		return err
+	}
+	if old != "" {
+		// Recorded before the pointer moves: every version that was ever
+		// current and is no longer has a record, so the sweep grants it
+		// its grace. A record whose version is still current (crash right
+		// here) is recognised as stale and dropped.
+		if err := c.retire(old); err != nil {
+			return err
+		}
+	}
+	tmp := filepath.Join(c.indexDir, tmpPrefix+unique())
+	if err := os.Symlink("../data/"+version, tmp); err != nil {
+		return fmt.Errorf("swap pointer: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.indexDir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("swap pointer: %w", err)
+	}
+	if !c.noSync {
+		return syncPath(c.indexDir)
+	}
+	return nil
+}
+
+// retire records that version stops being current now.
+func (c *Cache) retire(version string) error {
+	rec := filepath.Join(c.retiredDir, version)
+	f, err := os.OpenFile(rec, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("retire version: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("retire version: %w", err)
+	}
+	// An existing record (a crash left a stale one) must restart the
+	// grace from now.
+	now := time.Now()
+	if err := os.Chtimes(rec, now, now); err != nil {
+		return fmt.Errorf("retire version: %w", err)
+	}
+	// No fsync: the record only protects readers of this version in other
+	// processes, and after a power loss there are none.
+	return nil
+}
+
+// syncPath fsyncs one file or directory.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
+}
+
+// stripeOf returns the internal lock file guarding name's pointer. A fixed
+// set of stripes keeps lock files from piling up with every key ever
+// seen; two keys sharing a stripe only serialise their brief pointer
+// updates.
+func (c *Cache) stripeOf(name string) string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return filepath.Join(c.locksDir, fmt.Sprintf("stripe-%02d", h.Sum32()%stripes))
+}
+
+func (c *Cache) lockStripe(ctx context.Context, name string) (*flock.Handle, error) {
+	return flock.Lock(ctx, c.stripeOf(name))
+}
+
+// staging is a Put's private directory, locked for its whole life.
+type staging struct {
+	dir  string
+	lock *flock.Handle
+}
+
+// newStaging creates a staging directory and locks it. The lock is taken
+// before anything is written into the directory; a sweeper that takes it
+// first deletes the directory, and we start again with another.
+func (c *Cache) newStaging() (*staging, error) {
+	var lastErr error
+	for range 4 {
+		dir := filepath.Join(c.stagingDir, unique())
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			lastErr = fmt.Errorf("create staging: %w", err)
+			continue
+		}
+		lock, ok, err := flock.TryLock(filepath.Join(dir, stagingLock))
+		if err != nil {
+			lastErr = fmt.Errorf("lock staging: %w", err)
+			continue
+		}
+		if !ok {
+			lastErr = fmt.Errorf("lock staging %s: taken by a sweeper", dir)
+			continue
+		}
+		return &staging{dir: dir, lock: lock}, nil
+	}
+	return nil, lastErr
+}
+
+// release removes what is left of the staging directory (all of it after a
+// failure, only the lock file after a commit) and then its lock.
+func (s *staging) release() {
+	// Errors leave a directory whose lock is free: the next sweep retries.
+	_ = fsutil.RemoveAll(s.dir)
+	_ = s.lock.Unlock()
+}
+
+// Lock takes the per-key lock of key, shared by every goroutine and every
+// process using this root, and returns the function that releases it. It
+// is separate from the locks Put, PutFunc and Invalidate take internally,
+// so the holder may call them (and Get) for the same key: the tiered cache
+// holds it while hydrating a key so only one process downloads it. It
+// waits until the lock is free or ctx is done.
+func (c *Cache) Lock(ctx context.Context, key string) (unlock func(), err error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	h, err := flock.Lock(ctx, filepath.Join(c.keyLocks, nameOf(key)+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("lock key %q: %w", key, err)
+	}
+	return func() { _ = h.Unlock() }, nil
+}
+
+// Invalidate removes the entry stored under key (see tiercache.Backend).
+// Its tree stays readable at the path Get returned for the grace period.
+func (c *Cache) Invalidate(ctx context.Context, key string) error {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name := nameOf(key)
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	defer lock.Unlock()
+	version, err := c.current(name)
+	if err != nil && !errors.Is(err, tiercache.ErrIntegrity) {
+		return fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	if version != "" {
+		m, err := readMeta(filepath.Join(c.dataDir, version, metaFile))
+		if err == nil && m.Key != key {
+			return nil // another key's entry under a colliding name
+		}
+	}
+	if err := c.unpoint(name, version); err != nil {
+		return fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	if !c.noSync {
+		if err := syncPath(c.indexDir); err != nil {
+			return fmt.Errorf("invalidate %q: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// unpoint retires version (if any) and removes name's pointer. The caller
+// holds name's stripe lock.
+func (c *Cache) unpoint(name, version string) error {
+	if version != "" {
+		if err := c.retire(version); err != nil {
+			return err
+		}
+	}
+	err := os.Remove(filepath.Join(c.indexDir, name))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// record is one pointer found by scan.
+type record struct {
+	name    string
+	version string
+	entry   tiercache.Entry
+	broken  bool // the pointer or its metadata is unusable
+}
+
+// scan reads every pointer with its version's metadata and access time.
+func (c *Cache) scan(ctx context.Context) ([]record, error) {
+	d, err := os.Open(c.indexDir)
+	if err != nil {
+		return nil, fmt.Errorf("list cache: %w", err)
+	}
+	defer d.Close()
+	var recs []record
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			if strings.HasPrefix(name, ".") {
+				continue // a temporary pointer, never an entry
+			}
+			version, cerr := c.current(name)
+			if cerr == nil && version == "" {
+				continue // removed since we listed it
+			}
+			r := record{name: name, version: version}
+			if cerr != nil {
+				r.broken = true
+				recs = append(recs, r)
+				continue
+			}
+			m, merr := readMeta(filepath.Join(c.dataDir, version, metaFile))
+			if merr != nil {
+				r.broken = true
+			} else {
+				r.entry = c.entry(version, m)
+			}
+			recs = append(recs, r)
+		}
+		if errors.Is(err, io.EOF) {
+			return recs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list cache: %w", err)
+		}
+	}
+}
+
+// List returns the stored entries (see tiercache.Backend). Pointers whose
+// version is unreadable are left out; Prune removes them.
+func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	recs, err := c.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]tiercache.Entry, 0, len(recs))
+	for _, r := range recs {
+		if !r.broken {
+			entries = append(entries, r.entry)
+		}
+	}
+	return entries, nil
+}
+
+// Stats returns aggregates over List.
+func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
+	return tiercache.StatsOf(c.List(ctx))
+}
+
+// Prune evicts least recently accessed entries until at most maxEntries
+// entries and maxBytes bytes remain (see tiercache.Backend). An eviction
+// removes the pointer and retires the version; its tree is deleted by a
+// later sweep once the grace period has passed. Broken pointers (see List)
+// are removed too, without being counted. An entry replaced by a
+// concurrent Put while Prune runs is not evicted.
+func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
+	limits := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
+	if err := limits.Validate(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	recs, err := c.scan(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	var items []policy.Item
+	byKey := make(map[string]record, len(recs))
+	changed := false
+	for _, r := range recs {
+		if r.broken {
+			if err := c.evict(ctx, r.name, r.version); err != nil && !errors.Is(err, errReplaced) {
+				return 0, fmt.Errorf("prune: remove broken pointer %s: %w", r.name, err)
+			}
+			changed = true
+			continue
+		}
+		items = append(items, policy.Item{Key: r.entry.Key, Size: r.entry.Size, LastAccess: r.entry.LastAccess})
+		byKey[r.entry.Key] = r
+	}
+	victims, err := policy.Victims(items, limits)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	defer func() {
+		if changed && !c.noSync {
+			_ = syncPath(c.indexDir)
+		}
+		_ = c.sweep(ctx.Err, false)
+	}()
+	for _, v := range victims {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("prune: %w", err)
+		}
+		r := byKey[v.Key]
+		if err := c.evict(ctx, r.name, r.version); errors.Is(err, errReplaced) {
+			continue
+		} else if err != nil {
+			return n, fmt.Errorf("prune: evict %q: %w", v.Key, err)
+		}
+		changed = true
+		n++
+	}
+	return n, nil
+}
+
+// errReplaced reports an eviction that found a newer version current.
+var errReplaced = errors.New("replaced concurrently")
+
+// evict removes name's pointer if it still names version.
+func (c *Cache) evict(ctx context.Context, name, version string) error {
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	cur, err := c.current(name)
+	if err != nil && !errors.Is(err, tiercache.ErrIntegrity) {
+		return err
+	}
+	if cur != version {
+		return errReplaced
+	}
+	return c.unpoint(name, version)
+}

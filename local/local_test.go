@@ -1,0 +1,662 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/flock"
+	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/tiertest"
+)
+
+// open opens a cache in a fresh directory, removed at the end even though
+// it holds read-only trees.
+func open(t testing.TB, opts Options) *Cache {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "cache")
+	t.Cleanup(func() { _ = fsutil.RemoveAll(root) })
+	c, err := Open(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func reopen(t testing.TB, c *Cache, opts Options) *Cache {
+	t.Helper()
+	c2, err := Open(c.Root(), opts)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	return c2
+}
+
+func TestConformance(t *testing.T) {
+	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return open(t, Options{}) })
+}
+
+func srcDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func smallSrc(t *testing.T, tag string) string {
+	t.Helper()
+	dir := srcDir(t)
+	treetest.Small(t, dir, 20, tag)
+	return dir
+}
+
+// names lists a directory, failing t on error.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestFidelity(t *testing.T) {
+	c := open(t, Options{})
+	src := srcDir(t)
+	treetest.Fidelity(t, src, treetest.FidelityOptions{BigFiles: true, SmallFiles: 300})
+	p, err := c.Put(t.Context(), "fidelity", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	treetest.AssertEqual(t, src, p)
+	g, ok, err := c.Get(t.Context(), "fidelity")
+	if err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	treetest.AssertEqual(t, src, g)
+
+	// PutFunc measures what fill wrote the way Put measures what it
+	// copies (hardlinks counted once, root not a member).
+	e, ok, err := c.Lookup(t.Context(), "fidelity")
+	if err != nil || !ok {
+		t.Fatalf("Lookup: %v %v", ok, err)
+	}
+	_, err = c.PutFunc(t.Context(), "fidelity2", "", func(ctx context.Context, dir string) error {
+		_, err := copyTree(ctx, src, dir)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _, err := c.Lookup(t.Context(), "fidelity2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Size != e2.Size || e.Files != e2.Files || e.Size < 2*treetest.BigFileSize {
+		t.Fatalf("Put measured size %d files %d, PutFunc size %d files %d", e.Size, e.Files, e2.Size, e2.Files)
+	}
+}
+
+func TestSetuidDroppedAndSpecialFilesRefused(t *testing.T) {
+	c := open(t, Options{})
+	src := srcDir(t)
+	f := filepath.Join(src, "tool")
+	if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f, 0o755|fs.ModeSetuid|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Put(t.Context(), "k", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(p, "tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("cached mode %v, want 0755 without setuid/setgid", fi.Mode())
+	}
+
+	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "fifo", src, ""); !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "fifo") {
+		t.Fatalf("Put of a tree with a FIFO: %v, want ErrInvalidArgument naming it", err)
+	}
+	if _, ok, _ := c.Get(t.Context(), "fifo"); ok {
+		t.Fatal("refused Put left an entry")
+	}
+	if n := names(t, c.stagingDir); len(n) != 0 {
+		t.Fatalf("refused Put left staging %q", n)
+	}
+}
+
+func TestPutFunc(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	p, err := c.PutFunc(ctx, "k", "made by fill", func(ctx context.Context, dir string) error {
+		if !strings.HasPrefix(dir, c.Root()+string(filepath.Separator)) {
+			return fmt.Errorf("fill dir %s is outside the root", dir)
+		}
+		if n := names(t, dir); len(n) != 0 {
+			return fmt.Errorf("fill dir not empty: %q", n)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "a"), []byte("12345"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
+			return err
+		}
+		return os.Mkdir(filepath.Join(dir, "empty"), 0o555)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(p, "b")); err != nil || string(b) != "12345" {
+		t.Fatalf("stored file: %q %v", b, err)
+	}
+	e, ok, err := c.Lookup(ctx, "k")
+	if err != nil || !ok || e.Size != 5 || e.Files != 3 || e.Description != "made by fill" {
+		t.Fatalf("Lookup = %+v %v %v; want size 5 (hardlink counted once), files 3", e, ok, err)
+	}
+
+	// A failing fill commits nothing and removes its staging, read-only
+	// parts included.
+	boom := errors.New("boom")
+	_, err = c.PutFunc(ctx, "k", "", func(ctx context.Context, dir string) error {
+		if err := os.Mkdir(filepath.Join(dir, "ro"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ro", "f"), nil, 0o444); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Join(dir, "ro"), 0o555); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("PutFunc with failing fill: %v, want boom", err)
+	}
+	// A fill that outlives its context commits nothing either.
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = c.PutFunc(cctx, "k", "", func(ctx context.Context, dir string) error {
+		cancel()
+		return os.WriteFile(filepath.Join(dir, "late"), nil, 0o644)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("PutFunc cancelled during fill: %v, want Canceled", err)
+	}
+	if p2, ok, err := c.Get(ctx, "k"); err != nil || !ok || p2 != p {
+		t.Fatalf("after failed PutFuncs Get = %q %v %v, want the first version %q", p2, ok, err, p)
+	}
+	if n := names(t, c.stagingDir); len(n) != 0 {
+		t.Fatalf("failed PutFuncs left staging %q", n)
+	}
+	if _, err := c.PutFunc(ctx, "k", "", nil); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("PutFunc(nil): %v, want ErrInvalidArgument", err)
+	}
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), strings.Repeat("d", MaxDescriptionLen+1)); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Put with a huge description: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestCancelDuringCopy(t *testing.T) {
+	c := open(t, Options{})
+	src := srcDir(t)
+	treetest.Small(t, src, 200, "x")
+	ctx, cancel := context.WithCancel(t.Context())
+	// Cancel once the copy is under way, from inside it: the copier
+	// looks at ctx before every entry.
+	go func() {
+		for ctx.Err() == nil {
+			if n, _ := os.ReadDir(c.stagingDir); len(n) > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	_, err := c.Put(ctx, "k", src, "")
+	cancel()
+	if err == nil {
+		// The copy may win the race; the contract then is a complete entry.
+		p, ok, gerr := c.Get(t.Context(), "k")
+		if gerr != nil || !ok {
+			t.Fatalf("Put succeeded but Get = %v %v", ok, gerr)
+		}
+		checkTag(t, p, "x")
+		return
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put: %v, want Canceled", err)
+	}
+	if _, ok, _ := c.Get(t.Context(), "k"); ok {
+		t.Fatal("cancelled Put left an entry")
+	}
+	if n := names(t, c.stagingDir); len(n) != 0 {
+		t.Fatalf("cancelled Put left staging %q", n)
+	}
+}
+
+func checkTag(t *testing.T, p, want string) {
+	t.Helper()
+	tag, err := treetest.CheckSmall(p)
+	if err != nil || tag != want {
+		t.Fatalf("tree %s: tag %q, %v; want %q", p, tag, err, want)
+	}
+}
+
+func TestLookupDoesNotTouchAccess(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), "d"); err != nil {
+		t.Fatal(err)
+	}
+	e1, ok, err := c.Lookup(ctx, "k")
+	if err != nil || !ok || e1.LastAccess != e1.Created {
+		t.Fatalf("Lookup after Put = %+v %v %v; want LastAccess == Created", e1, ok, err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	e2, _, _ := c.Lookup(ctx, "k")
+	if !e2.LastAccess.Equal(e1.LastAccess) {
+		t.Fatalf("Lookup moved LastAccess from %v to %v", e1.LastAccess, e2.LastAccess)
+	}
+	if _, _, err := c.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	e3, _, _ := c.Lookup(ctx, "k")
+	if !e3.LastAccess.After(e1.LastAccess) {
+		t.Fatalf("Get did not move LastAccess (%v -> %v)", e1.LastAccess, e3.LastAccess)
+	}
+	if _, ok, err := c.Lookup(ctx, "absent"); ok || err != nil {
+		t.Fatalf("Lookup of a missing key: %v %v", ok, err)
+	}
+	if _, _, err := c.Lookup(ctx, ""); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Fatalf("Lookup of an invalid key: %v", err)
+	}
+}
+
+// TestStoredKeyChecked plays a hash collision: the entry found under a
+// key's name records another key. It must be a miss, and Invalidate of the
+// key must leave the other key's entry alone.
+func TestStoredKeyChecked(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	version, err := c.current(nameOf("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(c.dataDir, version, metaFile)
+	m, err := readMeta(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Key = "other"
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(mp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := c.Get(ctx, "k"); ok || err != nil {
+		t.Fatalf("Get of a key whose entry records another key = %q %v %v, want a miss", p, ok, err)
+	}
+	if _, ok, _ := c.Lookup(ctx, "k"); ok {
+		t.Fatal("Lookup found an entry recording another key")
+	}
+	if err := c.Invalidate(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.current(nameOf("k")); v != version {
+		t.Fatal("Invalidate removed an entry recording another key")
+	}
+}
+
+func TestBrokenEntries(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	if _, err := c.Put(ctx, "bad-meta", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "good", smallSrc(t, "y"), ""); err != nil {
+		t.Fatal(err)
+	}
+	version, _ := c.current(nameOf("bad-meta"))
+	if err := os.WriteFile(filepath.Join(c.dataDir, version, metaFile), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A pointer that names something that is not a version of its key.
+	if err := os.Symlink("../../etc", filepath.Join(c.indexDir, nameOf("evil"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"bad-meta", "evil"} {
+		if _, ok, err := c.Get(ctx, k); ok || !errors.Is(err, tiercache.ErrIntegrity) {
+			t.Fatalf("Get(%q) of a broken entry: %v %v, want ErrIntegrity", k, ok, err)
+		}
+	}
+	entries, err := c.List(ctx)
+	if err != nil || len(entries) != 1 || entries[0].Key != "good" {
+		t.Fatalf("List = %+v %v; want only the good entry", entries, err)
+	}
+	n, err := c.Prune(ctx, 0, 0)
+	if err != nil || n != 0 {
+		t.Fatalf("Prune = %d %v; want 0 (broken pointers are removed uncounted)", n, err)
+	}
+	for _, k := range []string{"bad-meta", "evil"} {
+		if _, ok, err := c.Get(ctx, k); ok || err != nil {
+			t.Fatalf("Get(%q) after Prune: %v %v, want a clean miss", k, ok, err)
+		}
+	}
+	if _, ok, _ := c.Get(ctx, "good"); !ok {
+		t.Fatal("Prune removed the good entry")
+	}
+}
+
+// TestReadOnlyTreesEvictedAndSwept stores read-only trees, removes them by
+// Invalidate, Prune and replacement, and checks that each stays readable
+// within the grace period and is deleted by the sweep after it.
+func TestReadOnlyTreesEvictedAndSwept(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	c := open(t, Options{Grace: grace})
+	ctx := t.Context()
+	src := srcDir(t)
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 20})
+	var paths []string
+	for _, k := range []string{"inv", "pruned", "replaced", "kept"} {
+		p, err := c.Put(ctx, k, src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		time.Sleep(2 * time.Millisecond) // distinct access times
+	}
+	if _, _, err := c.Get(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(ctx, "replaced"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(ctx, "inv"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Prune(ctx, 2, 0); err != nil || n != 1 {
+		t.Fatalf("Prune = %d %v, want 1 (pruned is the least recent)", n, err)
+	}
+	newest, err := c.Put(ctx, "replaced", smallSrc(t, "new"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within the grace, the old trees are still where Get put them.
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		treetest.AssertEqual(t, src, p)
+	}
+	if n := names(t, c.retiredDir); len(n) != 3 {
+		t.Fatalf("retired records %q, want 3", n)
+	}
+	time.Sleep(grace + 50*time.Millisecond)
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	for i, p := range paths[:3] {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("tree %d (%s) still there after the grace: %v", i, p, err)
+		}
+	}
+	treetest.AssertEqual(t, src, paths[3])
+	checkTag(t, newest, "new")
+	for _, d := range []string{c.retiredDir, c.trashDir, c.stagingDir} {
+		if n := names(t, d); len(n) != 0 {
+			t.Errorf("%s not empty after the sweep: %q", d, n)
+		}
+	}
+	if n := names(t, c.dataDir); len(n) != 2 {
+		t.Errorf("data holds %q, want the 2 current versions", n)
+	}
+}
+
+// TestStagingOfDeadAndLiveProcesses plants the staging of a dead process
+// (its lock is free) and of a live one (its lock is held), then opens the
+// cache: the first is cleaned, the second left alone.
+func TestStagingOfDeadAndLiveProcesses(t *testing.T) {
+	c := open(t, Options{})
+	dead := filepath.Join(c.stagingDir, "0123456789abcdef")
+	live := filepath.Join(c.stagingDir, "fedcba9876543210")
+	noLock := filepath.Join(c.stagingDir, "00000000deadbeef")
+	for _, d := range []string{dead, live, noLock} {
+		ro := filepath.Join(d, stagingVer, treeDir, "ro")
+		if err := os.MkdirAll(ro, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ro, "f"), []byte("x"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(ro, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, ok, err := flock.TryLock(filepath.Join(live, stagingLock))
+	if err != nil || !ok {
+		t.Fatalf("lock live staging: %v %v", ok, err)
+	}
+	reopen(t, c, Options{})
+	if got := names(t, c.stagingDir); !slices.Equal(got, []string{filepath.Base(live)}) {
+		t.Fatalf("staging after Open = %q, want only the live one", got)
+	}
+	if n := names(t, c.trashDir); len(n) != 0 {
+		t.Fatalf("trash not emptied: %q", n)
+	}
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	reopen(t, c, Options{})
+	if got := names(t, c.stagingDir); len(got) != 0 {
+		t.Fatalf("staging after its owner died = %q, want none", got)
+	}
+}
+
+// TestOrphanVersions plants versions no pointer names, as a crash between
+// publishing a version and swapping the pointer leaves them: the full
+// sweep removes the ones older than the grace, and never a current one.
+func TestOrphanVersions(t *testing.T) {
+	const grace = time.Hour
+	c := open(t, Options{Grace: grace})
+	ctx := t.Context()
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := c.current(nameOf("k"))
+	old := nameOf("k") + "-00000000000000aa"
+	recent := nameOf("k") + "-00000000000000bb"
+	for _, v := range []string{old, recent} {
+		if err := os.MkdirAll(filepath.Join(c.dataDir, v, treeDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-2 * grace)
+	for _, v := range []string{old, cur} { // the current one is old too
+		if err := os.Chtimes(filepath.Join(c.dataDir, v), long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crashed Put's temporary pointer.
+	tmp := filepath.Join(c.indexDir, tmpPrefix+"0000000000000001")
+	if err := os.Symlink("../data/"+old, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := lchtimes(tmp, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := names(t, c.dataDir)
+	slices.Sort(got)
+	want := []string{cur, recent}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("data after sweep = %q, want %q", got, want)
+	}
+	if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("temporary pointer survived: %v", err)
+	}
+	p, ok, err := c.Get(ctx, "k")
+	if err != nil || !ok {
+		t.Fatalf("Get after sweep: %v %v", ok, err)
+	}
+	checkTag(t, p, "x")
+}
+
+// TestStaleRetiredRecord plays a crash between recording the version a Put
+// replaces and swapping the pointer: the record names the current version,
+// and the sweep must drop the record, not the entry.
+func TestStaleRetiredRecord(t *testing.T) {
+	const grace = 50 * time.Millisecond
+	c := open(t, Options{Grace: grace})
+	ctx := t.Context()
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := c.current(nameOf("k"))
+	if err := c.retire(cur); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(grace + 10*time.Millisecond)
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := names(t, c.retiredDir); len(n) != 0 {
+		t.Fatalf("stale record kept: %q", n)
+	}
+	p, ok, err := c.Get(ctx, "k")
+	if err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	checkTag(t, p, "x")
+}
+
+func TestLock(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	unlock, err := c.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The holder can put and get the key: Lock is not an internal lock.
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatalf("Put while holding Lock: %v", err)
+	}
+	if err := c.Invalidate(ctx, "k"); err != nil {
+		t.Fatalf("Invalidate while holding Lock: %v", err)
+	}
+	// Another holder (goroutine or process) waits; its ctx bounds the wait.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.Lock(wctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Lock while held: %v, want DeadlineExceeded", err)
+	}
+	// Another key is independent.
+	u2, err := c.Lock(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2()
+	// The sweep leaves a held lock file alone, even for a key with no
+	// entry, and removes a free one.
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := names(t, c.keyLocks); !slices.Equal(n, []string{nameOf("k") + ".lock"}) {
+		t.Fatalf("key locks after sweep = %q, want only the held one", n)
+	}
+	unlock()
+	u3, err := c.Lock(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u3()
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := names(t, c.keyLocks); len(n) != 0 {
+		t.Fatalf("key locks after sweep = %q, want none", n)
+	}
+	if _, err := c.Lock(ctx, "bad\nkey"); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Fatalf("Lock of an invalid key: %v", err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	if _, err := Open("", Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Open(\"\"): %v", err)
+	}
+	if _, err := Open(t.TempDir(), Options{Grace: -time.Second}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Open with negative grace: %v", err)
+	}
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "precious.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(foreign, Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Open of a foreign directory: %v, want ErrInvalidArgument", err)
+	}
+	if n := names(t, foreign); !slices.Equal(n, []string{"precious.txt"}) {
+		t.Fatalf("refused Open changed the directory: %q", n)
+	}
+	// A new root (missing or empty) is created, and reopened fine.
+	root := filepath.Join(t.TempDir(), "a", "b")
+	c, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Grace() != DefaultGrace || !filepath.IsAbs(c.Root()) {
+		t.Fatalf("grace %v root %s", c.Grace(), c.Root())
+	}
+	if _, err := c.Put(t.Context(), "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Open(root, Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	p, ok, err := c2.Get(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("Get after reopen: %v %v", ok, err)
+	}
+	checkTag(t, p, "x")
+	if b, err := os.ReadFile(filepath.Join(root, cacheDirTag)); err != nil || !strings.HasPrefix(string(b), "Signature: 8a477f597d28d172789f06886806bc55") {
+		t.Fatalf("CACHEDIR.TAG: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, markerName), []byte("layout 99\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Open of an unknown layout: %v", err)
+	}
+}

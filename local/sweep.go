@@ -1,0 +1,275 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/flock"
+	"github.com/tiercache/tiercache/internal/fsutil"
+)
+
+const (
+	sweepLock     = "sweep"
+	fullSweepMark = "full-sweep"
+	// putSweepEvery bounds how often Puts of one Cache sweep, so a burst
+	// of Puts does not list retired/ and trash/ every time.
+	putSweepEvery = time.Minute
+)
+
+// Sweep runs a full sweep now (see the package doc): it deletes versions
+// whose grace has passed, staging left by dead processes, orphan versions
+// older than the grace, and lock files of absent keys nobody holds. It
+// carries on past errors on single items and returns them joined. If
+// another goroutine or process is sweeping the same root, it returns nil
+// at once. Open, Put and Prune sweep on their own; call Sweep to reclaim
+// space at a time of your choosing.
+func (c *Cache) Sweep(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.sweep(ctx.Err, true)
+}
+
+// maybeSweep sweeps after a Put, at most once per putSweepEvery (or per
+// grace, if shorter) for this Cache. Its errors are dropped: the Put has
+// succeeded, and the next sweep retries.
+func (c *Cache) maybeSweep(stop func() error) {
+	every := min(c.grace, putSweepEvery)
+	now := time.Now().UnixNano()
+	last := c.lastSweep.Load()
+	if now-last < int64(every) || !c.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
+	_ = c.sweep(stop, false)
+}
+
+// sweep runs the steps of a sweep under the sweep lock; stop says when to
+// give up (a cancelled context). The full steps run when full is set or
+// when the last full sweep is older than the grace.
+func (c *Cache) sweep(stop func() error, full bool) error {
+	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
+	if err != nil || !ok {
+		return err
+	}
+	defer lock.Unlock()
+	var errs []error
+	errs = append(errs, c.sweepStaging(stop), c.sweepRetired(stop))
+	mark := filepath.Join(c.locksDir, fullSweepMark)
+	if fi, err := os.Stat(mark); full || err != nil || time.Since(fi.ModTime()) >= c.grace {
+		ferr := errors.Join(c.sweepOrphans(stop), c.sweepTempPointers(stop), c.sweepKeyLocks(stop))
+		if ferr == nil {
+			ferr = touch(mark)
+		}
+		errs = append(errs, ferr)
+	}
+	errs = append(errs, c.emptyTrash(stop))
+	return errors.Join(errs...)
+}
+
+// forEachName calls fn for every name in dir, in batches so huge
+// directories are never held in memory at once, and stops at stop's error.
+func forEachName(dir string, stop func() error, fn func(name string) error) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var errs []error
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			if serr := stop(); serr != nil {
+				return errors.Join(append(errs, serr)...)
+			}
+			if ferr := fn(name); ferr != nil {
+				errs = append(errs, ferr)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.Join(errs...)
+		}
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
+}
+
+// sweepStaging moves staging directories whose lock is free to trash: their
+// owners are dead, since a live Put holds its lock before it writes.
+func (c *Cache) sweepStaging(stop func() error) error {
+	return forEachName(c.stagingDir, stop, func(name string) error {
+		dir := filepath.Join(c.stagingDir, name)
+		lock, ok, err := flock.TryLock(filepath.Join(dir, stagingLock))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // gone meanwhile
+			}
+			if errors.Is(err, syscall.ENOTDIR) {
+				return os.Remove(dir) // a stray file, not a staging directory
+			}
+			return err
+		}
+		if !ok {
+			return nil // a live Put
+		}
+		defer lock.Unlock()
+		return c.toTrash(dir, "staging-"+name)
+	})
+}
+
+// sweepRetired moves versions whose grace has passed to trash, and drops
+// records whose version is current again (a crash between recording and
+// swapping).
+func (c *Cache) sweepRetired(stop func() error) error {
+	return forEachName(c.retiredDir, stop, func(version string) error {
+		rec := filepath.Join(c.retiredDir, version)
+		fi, err := os.Lstat(rec)
+		if err != nil {
+			return ignoreNotExist(err)
+		}
+		if time.Since(fi.ModTime()) < c.grace {
+			return nil
+		}
+		name, ok := versionName(version)
+		if !ok {
+			return ignoreNotExist(os.Remove(rec))
+		}
+		lock, ok, err := flock.TryLock(c.stripeOf(name))
+		if err != nil || !ok {
+			return err // busy: the next sweep will do it
+		}
+		defer lock.Unlock()
+		if cur, _ := c.current(name); cur != version {
+			if err := c.toTrash(filepath.Join(c.dataDir, version), version); err != nil {
+				return err
+			}
+		}
+		return ignoreNotExist(os.Remove(rec))
+	})
+}
+
+// sweepOrphans moves to trash the versions older than the grace that no
+// pointer names and no retired record covers. The check is repeated under
+// the key's stripe lock, which a Put holds from publishing a version to
+// swapping the pointer to it.
+func (c *Cache) sweepOrphans(stop func() error) error {
+	orphan := func(version string) bool {
+		name, ok := versionName(version)
+		if !ok {
+			return false // not ours: leave it alone
+		}
+		if _, err := os.Lstat(filepath.Join(c.retiredDir, version)); err == nil {
+			return false
+		}
+		cur, err := c.current(name)
+		return err == nil && cur != version
+	}
+	return forEachName(c.dataDir, stop, func(version string) error {
+		if !orphan(version) {
+			return nil
+		}
+		fi, err := os.Lstat(filepath.Join(c.dataDir, version))
+		if err != nil {
+			return ignoreNotExist(err)
+		}
+		if time.Since(fi.ModTime()) < c.grace {
+			return nil
+		}
+		name, _ := versionName(version)
+		lock, ok, err := flock.TryLock(c.stripeOf(name))
+		if err != nil || !ok {
+			return err
+		}
+		defer lock.Unlock()
+		if !orphan(version) {
+			return nil
+		}
+		return c.toTrash(filepath.Join(c.dataDir, version), version)
+	})
+}
+
+// sweepTempPointers removes temporary pointers a crashed Put left in
+// index/.
+func (c *Cache) sweepTempPointers(stop func() error) error {
+	return forEachName(c.indexDir, stop, func(name string) error {
+		if !strings.HasPrefix(name, tmpPrefix) {
+			return nil
+		}
+		p := filepath.Join(c.indexDir, name)
+		fi, err := os.Lstat(p)
+		if err != nil || time.Since(fi.ModTime()) < c.grace {
+			return ignoreNotExist(err)
+		}
+		return ignoreNotExist(os.Remove(p))
+	})
+}
+
+// sweepKeyLocks removes the Cache.Lock files of keys with no entry that
+// nobody holds. Removing while holding the lock is safe (see flock).
+func (c *Cache) sweepKeyLocks(stop func() error) error {
+	return forEachName(c.keyLocks, stop, func(file string) error {
+		name, ok := strings.CutSuffix(file, ".lock")
+		if !ok {
+			return nil
+		}
+		if _, err := os.Lstat(filepath.Join(c.indexDir, name)); err == nil {
+			return nil
+		}
+		lock, ok, err := flock.TryLock(filepath.Join(c.keyLocks, file))
+		if err != nil || !ok {
+			return err
+		}
+		return lock.Remove()
+	})
+}
+
+// emptyTrash deletes everything in trash/, read-only trees included.
+func (c *Cache) emptyTrash(stop func() error) error {
+	return forEachName(c.trashDir, stop, func(name string) error {
+		return fsutil.RemoveAll(filepath.Join(c.trashDir, name))
+	})
+}
+
+// toTrash renames path into trash/ under name (cheap, atomic), so that the
+// slow deletion happens in emptyTrash and a crash during it leaves only
+// trash. A missing path is not an error.
+func (c *Cache) toTrash(path, name string) error {
+	err := os.Rename(path, filepath.Join(c.trashDir, name))
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// A name clash in trash (a crash mid-deletion, then the same name
+	// again): use a fresh one.
+	if err := os.Rename(path, filepath.Join(c.trashDir, name+"-"+unique())); err != nil {
+		return fmt.Errorf("move to trash: %w", err)
+	}
+	return nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// touch creates path or sets its mtime to now.
+func touch(path string) error {
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,22 @@
+//go:build !linux
+
+package local
+
+import (
+	"io/fs"
+	"path/filepath"
+)
+
+// syncTree makes the tree at dir durable by fsyncing every regular file
+// and directory in it; symlinks are made durable with their directory.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() && !d.IsDir() {
+			return nil
+		}
+		return syncPath(p)
+	})
+}

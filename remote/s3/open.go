@@ -1,0 +1,317 @@
+package s3
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// errClosed is returned by Read after Close.
+var errClosed = errors.New("s3: read from a closed archive stream")
+
+// Open reads the manifest of key, then streams the data object it names.
+//
+// A missing manifest returns an error wrapping tiercache.ErrNotFound at
+// once. So does a data object missing while its manifest exists: a
+// concurrent Put or Delete removed it between the two reads, and the
+// caller should treat it as a miss. Both are reported by Open itself,
+// before any data is read, because Open issues the first ranged GET.
+//
+// The object is fetched as ranges of PartSize bytes, up to Concurrency
+// ranges ahead of the reader, reassembled in order into the returned
+// stream, so decompression overlaps the download; the stream holds at most
+// PartSize × (Concurrency+1) bytes of buffers. A body that fails mid-transfer is
+// re-requested from the byte where it stopped, at most MaxAttempts times
+// per range, with If-Match on the object's ETag so a resumed read cannot
+// splice two versions (data objects are also never rewritten).
+//
+// The stream is bound to ctx: cancelling ctx makes Read fail (this is the
+// way to interrupt a blocked Read; Read and Close must not run
+// concurrently). Close stops every background request and waits for them;
+// it must always be called. The returned Meta's LastAccess is as
+// committed (Stat and List report recorded accesses).
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Meta, error) {
+	n, err := s.namesFor(key)
+	if err != nil {
+		return nil, remote.Meta{}, err
+	}
+	m, err := s.readManifest(ctx, n)
+	if err != nil {
+		return nil, remote.Meta{}, err
+	}
+	size := m.Meta.ArchiveSize
+	d := &download{
+		s:        s,
+		key:      key,
+		name:     n.data(m.Data),
+		size:     size,
+		chunk:    s.partSize,
+		attempts: s.maxAttempts,
+	}
+	if size == 0 {
+		// No range of an empty object exists; still check it does.
+		if _, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &d.name}); err != nil {
+			return nil, remote.Meta{}, d.mapErr(err)
+		}
+		return io.NopCloser(strings.NewReader("")), m.Meta, nil
+	}
+	// The first range is requested here, so a missing data object is an
+	// error of Open and its ETag pins the version for the other ranges.
+	body, etag, err := d.get(ctx, 0, min(d.chunk, size)-1)
+	if err != nil {
+		return nil, remote.Meta{}, err
+	}
+	d.etag = etag
+	return d.start(ctx, body), m.Meta, nil
+}
+
+// download fetches one data object.
+type download struct {
+	s        *Store
+	key      string
+	name     string
+	size     int64
+	chunk    int64
+	attempts int
+	etag     string // of the first response; read-only once streaming
+}
+
+// mapErr maps a request error; a missing object means the entry was
+// replaced or deleted since its manifest was read.
+func (d *download) mapErr(err error) error {
+	err = mapError(err, d.s.bucket, "get data of", d.key)
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return fmt.Errorf("%w (the entry was replaced or deleted while it was read)", err)
+	}
+	return err
+}
+
+// get requests bytes [first, last] of the object and checks the response
+// describes exactly that range of an object of the manifest's size. It
+// returns the body and the object's ETag.
+func (d *download) get(ctx context.Context, first, last int64) (io.ReadCloser, string, error) {
+	in := &s3.GetObjectInput{
+		Bucket: &d.s.bucket,
+		Key:    &d.name,
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+	}
+	if d.etag != "" {
+		in.IfMatch = aws.String(d.etag)
+	}
+	out, err := d.s.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, "", d.mapErr(err)
+	}
+	cr := aws.ToString(out.ContentRange)
+	rf, rl, total, ok := parseContentRange(cr)
+	if !ok || rf != first || rl != last || total != d.size || aws.ToInt64(out.ContentLength) != last-first+1 {
+		_ = out.Body.Close()
+		return nil, "", fmt.Errorf("%w: s3: data of key %q: asked for bytes %d-%d of %d, got range %q (%d bytes)",
+			tiercache.ErrIntegrity, d.key, first, last, d.size, cr, aws.ToInt64(out.ContentLength))
+	}
+	return out.Body, aws.ToString(out.ETag), nil
+}
+
+// parseContentRange parses "bytes FIRST-LAST/TOTAL".
+func parseContentRange(s string) (first, last, total int64, ok bool) {
+	rest, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	rng, tot, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	f, l, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	first, err1 = strconv.ParseInt(f, 10, 64)
+	last, err2 = strconv.ParseInt(l, 10, 64)
+	total, err3 = strconv.ParseInt(tot, 10, 64)
+	return first, last, total, err1 == nil && err2 == nil && err3 == nil
+}
+
+// fetch fills buf with bytes [off, off+len(buf)) from body (may be nil),
+// re-requesting the remainder when a body fails mid-transfer.
+func (d *download) fetch(ctx context.Context, buf []byte, off int64, body io.ReadCloser) error {
+	got, resumes := 0, 0
+	for {
+		if body == nil {
+			var err error
+			body, _, err = d.get(ctx, off+int64(got), off+int64(len(buf))-1)
+			if err != nil {
+				return err
+			}
+		}
+		nr, err := io.ReadFull(body, buf[got:])
+		_ = body.Close()
+		body = nil
+		got += nr
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return mapError(ctx.Err(), d.s.bucket, "get data of", d.key)
+		}
+		resumes++
+		if resumes > d.attempts {
+			return fmt.Errorf("s3: get data of key %q: bytes from %d: gave up after %d interrupted reads: %w",
+				d.key, off+int64(got), resumes, err)
+		}
+		if err := sleepBackoff(ctx, resumes, d.s.maxBackoff); err != nil {
+			return mapError(err, d.s.bucket, "get data of", d.key)
+		}
+	}
+}
+
+// sleepBackoff waits before resumption attempt n (1-based): full jitter
+// over 100ms × 2^(n-1), capped at limit.
+func sleepBackoff(ctx context.Context, n int, limit time.Duration) error {
+	d := min(100*time.Millisecond<<min(n-1, 16), limit)
+	t := time.NewTimer(rand.N(d + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// chunk is one range of the object on its way to the reader.
+type chunk struct {
+	done chan struct{} // closed when buf is filled or err is set
+	buf  *[]byte
+	n    int
+	err  error
+}
+
+// stream reassembles the ranges in order. A producer goroutine starts one
+// fetch per range and queues its chunk; the queue's capacity (Concurrency)
+// bounds the ranges fetched ahead of the reader, so at most
+// Concurrency+1 buffers exist: the queued ones and the one being read.
+type stream struct {
+	d       *download
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	queue   chan *chunk
+	nchunks int
+
+	cur    *chunk
+	off    int
+	popped int // chunks taken from queue
+	err    error
+	closed bool
+}
+
+func (d *download) start(ctx context.Context, first io.ReadCloser) *stream {
+	ctx, cancel := context.WithCancel(ctx)
+	st := &stream{
+		d:       d,
+		ctx:     ctx,
+		cancel:  cancel,
+		queue:   make(chan *chunk, d.s.concurrency),
+		nchunks: int((d.size + d.chunk - 1) / d.chunk),
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		defer close(st.queue)
+		body := first
+		for off := int64(0); off < d.size; off += d.chunk {
+			c := &chunk{done: make(chan struct{})}
+			select {
+			case st.queue <- c:
+			case <-ctx.Done():
+				if body != nil {
+					_ = body.Close()
+				}
+				return
+			}
+			st.wg.Add(1)
+			go func(off int64, body io.ReadCloser) {
+				defer st.wg.Done()
+				defer close(c.done)
+				c.n = int(min(d.chunk, d.size-off))
+				c.buf = d.s.getBufFor(c.n)
+				c.err = d.fetch(ctx, (*c.buf)[:c.n], off, body)
+			}(off, body)
+			body = nil
+		}
+	}()
+	return st
+}
+
+// Read implements io.Reader.
+func (st *stream) Read(p []byte) (int, error) {
+	for {
+		if st.err != nil {
+			return 0, st.err
+		}
+		if st.cur != nil {
+			if st.off < st.cur.n {
+				nr := copy(p, (*st.cur.buf)[st.off:st.cur.n])
+				st.off += nr
+				return nr, nil
+			}
+			st.d.s.putBuf(st.cur.buf)
+			st.cur = nil
+		}
+		c, ok := <-st.queue
+		if !ok {
+			// The producer also stops early when ctx ends: that must
+			// not look like the end of the archive.
+			st.err = io.EOF
+			if st.popped < st.nchunks {
+				st.err = mapError(cmp.Or(st.ctx.Err(), errClosed), st.d.s.bucket, "get data of", st.d.key)
+			}
+			continue
+		}
+		st.popped++
+		<-c.done
+		if c.err != nil {
+			st.d.s.putBuf(c.buf)
+			st.err = c.err
+			continue
+		}
+		st.cur, st.off = c, 0
+	}
+}
+
+// Close stops the background fetches, waits for them and releases the
+// buffers. It is idempotent.
+func (st *stream) Close() error {
+	if st.closed {
+		return nil
+	}
+	st.closed = true
+	st.cancel()
+	st.wg.Wait()
+	for c := range st.queue {
+		if c.buf != nil {
+			st.d.s.putBuf(c.buf)
+		}
+	}
+	if st.cur != nil {
+		st.d.s.putBuf(st.cur.buf)
+		st.cur = nil
+	}
+	st.err = errClosed
+	return nil
+}

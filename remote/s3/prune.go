@@ -1,0 +1,482 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// S3's limits: the most keys one DeleteObjects request may carry, and the
+// most objects one ListObjectsV2 page returns. Stores copy them so tests
+// can exercise batching and paging with fewer objects.
+const (
+	maxDeleteBatch = 1000
+	maxListPage    = 1000
+)
+
+// object is one entry of a listing.
+type object struct {
+	name     string
+	size     int64
+	modified time.Time
+}
+
+// listAll lists every object whose name starts with prefix. It also
+// returns the server's clock at the first page (from the Date header), or
+// the local clock if the server sent none.
+func (s *Store) listAll(ctx context.Context, prefix, what string) ([]object, time.Time, error) {
+	var (
+		objs []object
+		now  time.Time
+	)
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix, MaxKeys: &s.pageSize})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, time.Time{}, mapError(err, s.bucket, "list "+what+" under", prefix)
+		}
+		if now.IsZero() {
+			if t, ok := awsmiddleware.GetServerTime(page.ResultMetadata); ok {
+				now = t
+			} else {
+				now = time.Now()
+			}
+		}
+		for _, o := range page.Contents {
+			if o.Key == nil {
+				continue
+			}
+			obj := object{name: *o.Key}
+			if o.Size != nil {
+				obj.size = *o.Size
+			}
+			if o.LastModified != nil {
+				obj.modified = *o.LastModified
+			}
+			objs = append(objs, obj)
+		}
+	}
+	return objs, now, nil
+}
+
+// keyOf decodes the key of an object named dir + enc(key) + suffix, or
+// reports false for an object tiercache did not write.
+func keyOf(name, dir, suffix string) (string, bool) {
+	enc, ok := strings.CutPrefix(name, dir)
+	if !ok {
+		return "", false
+	}
+	if enc, ok = strings.CutSuffix(enc, suffix); !ok {
+		return "", false
+	}
+	return decodeKey(enc)
+}
+
+// dataKeyOf decodes the key and id of a data object name.
+func (s *Store) dataKeyOf(name string) (key, id string, ok bool) {
+	rest, ok := strings.CutPrefix(name, s.prefix+dataDir)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 || !validDataID(rest[i+1:]) {
+		return "", "", false
+	}
+	key, ok = decodeKey(rest[:i])
+	return key, rest[i+1:], ok
+}
+
+// List returns the Meta of every entry whose key starts with prefix. It
+// lists the manifests and the access markers (one listing each, thanks to
+// the prefix-preserving key encoding) and reads the manifests, up to 16 at
+// once, for their metadata. Manifests deleted meanwhile and corrupt ones
+// (which Open reports as tiercache.ErrIntegrity) are left out.
+func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) {
+	// A prefix cut inside a UTF-8 sequence is listed by its valid part
+	// and filtered below.
+	enc, _ := encodePrefix(prefix)
+	var manifests, markers []object
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		manifests, _, err = s.listAll(gctx, s.prefix+manifestsDir+enc, "manifests")
+		return err
+	})
+	g.Go(func() (err error) {
+		markers, _, err = s.listAll(gctx, s.prefix+accessDir+enc, "access markers")
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	access := make(map[string]time.Time, len(markers))
+	for _, o := range markers {
+		if key, ok := keyOf(o.name, s.prefix+accessDir, ""); ok && o.size == 0 {
+			access[key] = o.modified
+		}
+	}
+	var keys []string
+	for _, o := range manifests {
+		if key, ok := keyOf(o.name, s.prefix+manifestsDir, manifestSuffix); ok && strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+	}
+
+	metas := make([]remote.Meta, len(keys))
+	found := make([]bool, len(keys))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for i, key := range keys {
+		g.Go(func() error {
+			n, err := s.namesFor(key)
+			if err != nil {
+				return nil // cannot happen for a decoded key; skip it
+			}
+			m, err := s.readManifest(gctx, n)
+			switch {
+			case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
+				return nil
+			case err != nil:
+				return err
+			}
+			if t, ok := access[key]; ok && t.After(m.Meta.LastAccess) {
+				m.Meta.LastAccess = t
+			}
+			metas[i], found[i] = m.Meta, true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := metas[:0]
+	for i, m := range metas {
+		if found[i] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// dataObj is one data object of a key.
+type dataObj struct {
+	id       string
+	size     int64
+	modified time.Time
+}
+
+// keyState is what Prune knows of one key.
+type keyState struct {
+	manifest *object // as listed; nil if none
+	marker   *object
+	data     []dataObj
+	// ref is the data id the manifest names, when Prune had to read it
+	// (refKnown); otherwise a manifest with one data object is taken to
+	// name it.
+	ref      string
+	refKnown bool
+	// gone: the manifest was listed but had been deleted when read.
+	gone bool
+	// corrupt: the manifest could not be parsed.
+	corrupt bool
+}
+
+// Prune evicts entries, least recently accessed first, until the store
+// satisfies l, with sizes counted as data object bytes and last access as
+// the later of the access marker's and the manifest's LastModified. It
+// also collects garbage older than OrphanGrace: data objects no manifest
+// names (left by interrupted or superseded puts), access markers of
+// missing entries and manifests whose data is gone.
+//
+// It needs three listings (data objects, then manifests and markers),
+// DeleteObjects batches of up to 1000 names, and a manifest read only for
+// keys with several data objects or with data but no manifest, so it
+// stays cheap with 100k entries. An evicted entry's manifest is deleted
+// before its data and marker, in a first round for all victims, so
+// readers see a miss rather than a broken entry.
+//
+// An entry re-put while Prune evicts it may be lost (a miss, never a torn
+// entry). If ctx ends midway, the evictions done so far stay done and
+// their count is returned with the error.
+func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
+	if s.readOnly {
+		return 0, fmt.Errorf("%w: s3: prune", tiercache.ErrReadOnly)
+	}
+	if err := l.Validate(); err != nil {
+		return 0, err
+	}
+	keys, now, err := s.survey(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cutoff := now.Add(-s.grace)
+	if err := s.resolveRefs(ctx, keys, cutoff); err != nil {
+		return 0, err
+	}
+
+	var items []policy.Item
+	for key, ks := range keys {
+		if ks.manifest == nil || ks.gone {
+			continue
+		}
+		last := ks.manifest.modified
+		if ks.marker != nil && ks.marker.modified.After(last) {
+			last = ks.marker.modified
+		}
+		items = append(items, policy.Item{Key: key, Size: ks.archiveBytes(), LastAccess: last})
+	}
+	victims, err := policy.Victims(items, l)
+	if err != nil {
+		return 0, err
+	}
+	isVictim := make(map[string]bool, len(victims))
+	for _, v := range victims {
+		isVictim[v.Key] = true
+	}
+
+	// Round one: the manifests of the victims (in LRU order) and of
+	// entries whose data is gone. Round two: data and markers, of a
+	// victim only once its manifest is gone.
+	var round1, round2 []string
+	victimObjs := make(map[string][]string, len(victims)) // manifest name -> data and marker names
+	for _, v := range victims {
+		n, err := s.namesFor(v.Key)
+		if err != nil {
+			continue
+		}
+		ks := keys[v.Key]
+		round1 = append(round1, n.manifest)
+		var objs []string
+		for _, d := range ks.data {
+			// The referenced object goes; others only when old, since
+			// a young one may belong to a Put about to commit.
+			if ks.names(d.id) || d.modified.Before(cutoff) {
+				objs = append(objs, n.data(d.id))
+			}
+		}
+		if ks.marker != nil {
+			objs = append(objs, n.marker)
+		}
+		victimObjs[n.manifest] = objs
+	}
+	for key, ks := range keys {
+		if isVictim[key] {
+			continue
+		}
+		n, err := s.namesFor(key)
+		if err != nil {
+			continue
+		}
+		live := ks.manifest != nil && !ks.gone
+		if live && !ks.corrupt && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
+			// Committed long ago and no data left: unreadable.
+			round1 = append(round1, n.manifest)
+			live = false
+		}
+		for _, d := range ks.data {
+			if d.modified.Before(cutoff) && ks.orphan(d.id) {
+				round2 = append(round2, n.data(d.id))
+			}
+		}
+		if !live && ks.marker != nil && ks.marker.modified.Before(cutoff) && !ks.refKnown {
+			round2 = append(round2, n.marker)
+		}
+	}
+
+	evicted := 0
+	failed, err := s.deleteObjects(ctx, round1)
+	for _, name := range round1 {
+		if objs, ok := victimObjs[name]; ok && !failed[name] {
+			evicted++
+			round2 = append(round2, objs...)
+		}
+	}
+	if err != nil {
+		return evicted, err
+	}
+	failed2, err := s.deleteObjects(ctx, round2)
+	if err != nil {
+		return evicted, err
+	}
+	if len(failed)+len(failed2) > 0 {
+		return evicted, fmt.Errorf("s3: prune: the server refused to delete %d objects", len(failed)+len(failed2))
+	}
+	return evicted, nil
+}
+
+// archiveBytes is the size counted against the byte limit: the data
+// object the manifest names, or all the key's data when that is unknown.
+func (ks *keyState) archiveBytes() int64 {
+	var sum int64
+	for _, d := range ks.data {
+		if ks.refKnown && d.id == ks.ref {
+			return d.size
+		}
+		sum += d.size
+	}
+	if ks.refKnown {
+		return 0 // the named object is missing
+	}
+	return sum
+}
+
+// names reports whether the manifest (as far as Prune knows) names id.
+func (ks *keyState) names(id string) bool {
+	if ks.refKnown {
+		return id == ks.ref
+	}
+	return ks.manifest != nil && !ks.gone && len(ks.data) == 1
+}
+
+// orphan reports whether data object id is garbage once old enough:
+// no manifest names it. When the manifest was not read (one data object)
+// or could not be, nothing is an orphan.
+func (ks *keyState) orphan(id string) bool {
+	switch {
+	case ks.refKnown:
+		return id != ks.ref
+	case ks.corrupt:
+		return false
+	case ks.manifest == nil || ks.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// survey lists data objects first, then manifests and markers. The order
+// matters: a Put completes its data object before it writes the manifest,
+// so data listed is either committed by the time manifests are listed or
+// belongs to a Put still running (young) or dead (an orphan).
+func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, error) {
+	data, now, err := s.listAll(ctx, s.prefix+dataDir, "data objects")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var manifests, markers []object
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		manifests, _, err = s.listAll(gctx, s.prefix+manifestsDir, "manifests")
+		return err
+	})
+	g.Go(func() (err error) {
+		markers, _, err = s.listAll(gctx, s.prefix+accessDir, "access markers")
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, time.Time{}, err
+	}
+	keys := make(map[string]*keyState)
+	state := func(key string) *keyState {
+		ks := keys[key]
+		if ks == nil {
+			ks = &keyState{}
+			keys[key] = ks
+		}
+		return ks
+	}
+	for _, o := range data {
+		if key, id, ok := s.dataKeyOf(o.name); ok {
+			ks := state(key)
+			ks.data = append(ks.data, dataObj{id: id, size: o.size, modified: o.modified})
+		}
+	}
+	for i := range manifests {
+		if key, ok := keyOf(manifests[i].name, s.prefix+manifestsDir, manifestSuffix); ok {
+			state(key).manifest = &manifests[i]
+		}
+	}
+	for i := range markers {
+		// Markers are empty; anything else under access/ is not ours.
+		if key, ok := keyOf(markers[i].name, s.prefix+accessDir, ""); ok && markers[i].size == 0 {
+			state(key).marker = &markers[i]
+		}
+	}
+	return keys, now, nil
+}
+
+// resolveRefs reads the manifests Prune cannot do without: keys with
+// several data objects (which one is committed?) and keys with data old
+// enough to collect but no listed manifest (committed since the listing?).
+func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cutoff time.Time) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for key, ks := range keys {
+		need := ks.manifest != nil && len(ks.data) > 1
+		if ks.manifest == nil {
+			for _, d := range ks.data {
+				need = need || d.modified.Before(cutoff)
+			}
+		}
+		if !need {
+			continue
+		}
+		g.Go(func() error {
+			n, err := s.namesFor(key)
+			if err != nil {
+				return nil
+			}
+			m, err := s.readManifest(gctx, n)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ks.ref, ks.refKnown = m.Data, true
+			case errors.Is(err, tiercache.ErrNotFound):
+				ks.gone = ks.manifest != nil
+			case errors.Is(err, tiercache.ErrIntegrity):
+				ks.corrupt = true
+			default:
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// deleteObjects deletes names in batches of up to 1000, in order. It
+// returns the names the server refused and the first request error.
+func (s *Store) deleteObjects(ctx context.Context, names []string) (map[string]bool, error) {
+	failed := make(map[string]bool)
+	for len(names) > 0 {
+		batch := names[:min(len(names), s.deleteBatch)]
+		names = names[len(batch):]
+		ids := make([]types.ObjectIdentifier, len(batch))
+		for i := range batch {
+			ids[i] = types.ObjectIdentifier{Key: &batch[i]}
+		}
+		quiet := true
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: &s.bucket,
+			Delete: &types.Delete{Objects: ids, Quiet: &quiet},
+		})
+		if err != nil {
+			for _, name := range batch {
+				failed[name] = true
+			}
+			for _, name := range names {
+				failed[name] = true
+			}
+			return failed, mapError(err, s.bucket, "delete objects, first", batch[0])
+		}
+		for _, e := range out.Errors {
+			if e.Key != nil && e.Code != nil && *e.Code != "NoSuchKey" {
+				failed[*e.Key] = true
+			}
+		}
+	}
+	return failed, nil
+}

@@ -1,0 +1,290 @@
+package s3
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// Put uploads the archive read from r to a new data object, then commits
+// it by writing the key's manifest, and finally deletes the data object of
+// the version it replaced (best effort: Prune collects what is left).
+//
+// Archives smaller than one part go up in a single PutObject; larger ones
+// as a multipart upload with up to Concurrency parts in flight while r is
+// read, so the producer of r (a compressor) overlaps the upload. If r
+// fails, ctx ends or a request fails for good, the multipart upload is
+// aborted on a detached, time-bounded context and nothing is committed.
+//
+// In the rare case where the manifest write fails ambiguously (the
+// request may have reached the server), Put checks which data object the
+// manifest names and deletes its own only if it is not committed, so a
+// reader never finds a manifest without its data because of this Put.
+func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.Meta, error) {
+	if s.readOnly {
+		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q", tiercache.ErrReadOnly, meta.Key)
+	}
+	n, err := s.namesFor(meta.Key)
+	if err != nil {
+		return remote.Meta{}, err
+	}
+	if r == nil || meta.Size < 0 || meta.Files < 0 {
+		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q: nil reader or negative size or file count", tiercache.ErrInvalidArgument, meta.Key)
+	}
+	id := newDataID()
+	dataName := n.data(id)
+	size, sum, err := s.upload(ctx, n, dataName, r)
+	if err != nil {
+		return remote.Meta{}, err
+	}
+
+	// Learn which data object the current version uses, as late as
+	// possible so that a concurrent writer's commit is rarely missed.
+	// Only a manifest this Put has seen is ever cleaned up after it: a
+	// data object another writer has uploaded but not yet committed is
+	// never touched.
+	old, oldErr := s.readManifest(ctx, n)
+	if ctx.Err() != nil {
+		s.deleteUncommitted(ctx, n, id)
+		return remote.Meta{}, mapError(ctx.Err(), s.bucket, "commit", meta.Key)
+	}
+
+	now := time.Now().UTC()
+	m := manifest{
+		Version: manifestVersion,
+		Meta: remote.Meta{
+			Key:         meta.Key,
+			Description: meta.Description,
+			Size:        meta.Size,
+			Files:       meta.Files,
+			ArchiveSize: size,
+			SHA256:      sum,
+			Created:     now,
+			LastAccess:  now,
+		},
+		Data: id,
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		s.deleteUncommitted(ctx, n, id)
+		return remote.Meta{}, fmt.Errorf("s3: encoding manifest of key %q: %w", meta.Key, err)
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &n.manifest,
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("application/json"),
+	})
+	if err != nil {
+		s.deleteUncommitted(ctx, n, id)
+		return remote.Meta{}, mapError(err, s.bucket, "commit manifest of", meta.Key)
+	}
+	if oldErr == nil && old.Data != id {
+		oldName := n.data(old.Data)
+		// Best effort: an error leaves an orphan for Prune, and the
+		// commit has succeeded either way.
+		_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &oldName})
+	}
+	return m.Meta, nil
+}
+
+// deleteUncommitted removes the data object id of a Put that failed after
+// uploading it, unless the key's manifest names it (an ambiguous failure
+// that committed after all). It runs detached from ctx, which may be done.
+func (s *Store) deleteUncommitted(ctx context.Context, n names, id string) {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	m, err := s.readManifest(dctx, n)
+	if err == nil && m.Data == id {
+		return
+	}
+	if err != nil && !errors.Is(err, tiercache.ErrNotFound) && !errors.Is(err, tiercache.ErrIntegrity) {
+		// Unknown state: keep the object; if it is an orphan, Prune
+		// collects it.
+		return
+	}
+	name := n.data(id)
+	_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name})
+}
+
+// upload streams r into the object dataName and returns its size and
+// lowercase hex SHA-256.
+func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reader) (int64, string, error) {
+	h := sha256.New()
+	first := s.getBuf()
+	nr, err := io.ReadFull(r, *first)
+	h.Write((*first)[:nr])
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// The whole archive fits in one part: one request, no
+		// multipart bookkeeping.
+		defer s.putBuf(first)
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:        &s.bucket,
+			Key:           &dataName,
+			Body:          bytes.NewReader((*first)[:nr]),
+			ContentLength: aws.Int64(int64(nr)),
+			ContentType:   aws.String("application/zstd"),
+		})
+		if err != nil {
+			return 0, "", mapError(err, s.bucket, "upload archive of", n.key)
+		}
+		return int64(nr), hex.EncodeToString(h.Sum(nil)), nil
+	case err != nil:
+		s.putBuf(first)
+		return 0, "", fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, err)
+	}
+	size, err := s.uploadMultipart(ctx, n, dataName, first, r, h)
+	if err != nil {
+		return 0, "", err
+	}
+	return size, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// uploadMultipart uploads first (a full part) and the rest of r as a
+// multipart upload. At most Concurrency parts are in flight and one more
+// is being filled from r, so memory stays at PartSize × (Concurrency+1).
+// On any failure the upload is aborted.
+func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, first *[]byte, r io.Reader, h hash.Hash) (size int64, err error) {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:      &s.bucket,
+		Key:         &dataName,
+		ContentType: aws.String("application/zstd"),
+	})
+	if err != nil {
+		s.putBuf(first)
+		return 0, mapError(err, s.bucket, "start upload of", n.key)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err != nil {
+			// Parts left behind cost storage forever (unless a bucket
+			// lifecycle rule exists), so the abort must run even when
+			// ctx is what failed.
+			actx, cancel := detached(ctx)
+			defer cancel()
+			_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+				Bucket: &s.bucket, Key: &dataName, UploadId: uploadID,
+			})
+		}
+	}()
+
+	pctx, cancelParts := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(pctx)
+	g.SetLimit(s.concurrency)
+	// free holds buffers returned by finished parts. Buffers are
+	// allocated lazily up to Concurrency+1: with SetLimit, once g.Go
+	// returns at most Concurrency parts hold one, so one is always free
+	// or allocatable for reading the next part.
+	free := make(chan *[]byte, s.concurrency+1)
+	allocated := 1
+	var (
+		mu    sync.Mutex
+		parts []types.CompletedPart
+	)
+	defer func() {
+		_ = g.Wait() // on an early return, let every part stop first
+		close(free)
+		for b := range free {
+			s.putBuf(b)
+		}
+	}()
+	defer cancelParts() // runs first: parts of a failed upload stop early
+
+	buf, filled := first, len(*first)
+	size = int64(filled)
+	for partNum := int32(1); ; partNum++ {
+		last := filled < len(*buf)
+		num, data, b := partNum, (*buf)[:filled], buf
+		g.Go(func() error {
+			defer func() { free <- b }()
+			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket:        &s.bucket,
+				Key:           &dataName,
+				UploadId:      uploadID,
+				PartNumber:    aws.Int32(num),
+				Body:          bytes.NewReader(data),
+				ContentLength: aws.Int64(int64(len(data))),
+			})
+			if err != nil {
+				return mapError(err, s.bucket, fmt.Sprintf("upload part %d of", num), n.key)
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+			mu.Unlock()
+			return nil
+		})
+		if last {
+			break
+		}
+		var next *[]byte
+		if allocated < s.concurrency+1 {
+			next = s.getBuf()
+			allocated++
+		} else {
+			select {
+			case next = <-free:
+			case <-gctx.Done():
+			}
+		}
+		if gctx.Err() != nil {
+			if next != nil {
+				free <- next
+			}
+			break // a part failed or ctx ended: reported below
+		}
+		nr, rerr := io.ReadFull(r, *next)
+		h.Write((*next)[:nr])
+		size += int64(nr)
+		if rerr == io.EOF {
+			free <- next // the archive ended at a part boundary
+			break
+		}
+		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+			free <- next
+			return 0, fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, rerr)
+		}
+		if partNum >= maxParts {
+			free <- next
+			return 0, fmt.Errorf("%w: s3: put key %q: the archive needs more than %d parts of %d bytes; raise the part size",
+				tiercache.ErrLimitExceeded, n.key, maxParts, s.partSize)
+		}
+		buf, filled = next, nr
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, mapError(err, s.bucket, "upload archive of", n.key)
+	}
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &dataName,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return 0, mapError(err, s.bucket, "complete upload of", n.key)
+	}
+	return size, nil
+}

@@ -1,0 +1,499 @@
+// Package s3 implements remote.Store on Amazon S3 and S3-compatible
+// servers (MinIO, Ceph RGW, Cloudflare R2, GCS interoperability) with
+// aws-sdk-go-v2.
+//
+// # Layout and atomicity
+//
+// Every Put uploads the archive to a new, uniquely named data object and
+// then writes a small JSON manifest, the commit point, naming it:
+//
+//	<prefix>manifests/<enc key>.json
+//	<prefix>data/<enc key>/<id>.tar.zst
+//	<prefix>access/<enc key>
+//
+// Readers read the manifest, then the data object it names, so they see a
+// complete old version, a complete new one or nothing, whatever concurrent
+// writers do or however they die. A replaced data object is deleted after
+// the new manifest commits; data left by writers that died or raced is
+// collected by Prune once older than Config.OrphanGrace. The data object
+// is a plain .tar.zst: `zstd -d | tar -x` restores it without tiercache.
+// The key encoding (see encodeKey) is injective, cannot produce "." or
+// ".." segments, and preserves prefixes, so List(prefix) is one listing.
+//
+// # LRU
+//
+// Touch writes the zero-byte access marker, whose LastModified is the
+// last access, at most once per Config.TouchInterval per key and process.
+// Prune works from three listings only (data objects give sizes, markers
+// and manifests give last accesses); it reads a manifest only for the rare
+// key with several data objects or data but no manifest.
+//
+// # Requests
+//
+// Uploads are multipart and concurrent with bounded memory; downloads are
+// parallel ranged GETs reassembled into one stream, and a body cut
+// mid-transfer is resumed from the byte where it stopped. Requests are
+// retried by the SDK's standard retryer (exponential backoff with jitter)
+// for transient faults only. Request checksums are computed, and response
+// checksums validated, only when an operation requires it, because many
+// S3-compatible servers reject the newer checksum headers.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// Bounds of Config.PartSize, S3's limits on multipart parts (all but the
+// last part must be at least MinPartSize).
+const (
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPartSize      = 16 << 20
+	DefaultConcurrency   = 4
+	DefaultTouchInterval = time.Hour
+	DefaultOrphanGrace   = time.Hour
+	DefaultMaxAttempts   = 5
+	DefaultMaxBackoff    = 20 * time.Second
+)
+
+// maxParts is S3's limit on the parts of one multipart upload.
+const maxParts = 10000
+
+// listConcurrency bounds the manifest GETs List runs at once.
+const listConcurrency = 16
+
+// detachedTimeout bounds cleanup requests (aborting an upload, deleting an
+// uncommitted data object) that run after the caller's context ended.
+const detachedTimeout = 30 * time.Second
+
+// Config configures a Store. Zero values mean the documented defaults.
+type Config struct {
+	// Bucket is the bucket holding the cache. Required; it must exist.
+	Bucket string
+	// Prefix is prepended to every object name, e.g. "ci/"; a missing
+	// trailing "/" is added. Empty means the bucket root. The prefix (or
+	// bucket) should be dedicated to tiercache: objects under its
+	// manifests/, data/ and access/ that are named like tiercache's own
+	// are treated as such by Prune.
+	Prefix string
+	// Region is the bucket's region. Empty means the standard AWS chain
+	// (AWS_REGION, profiles); if that is empty too and Endpoint is set,
+	// "us-east-1", which S3-compatible servers accept.
+	Region string
+	// Endpoint is a custom endpoint URL for S3-compatible servers, e.g.
+	// "http://127.0.0.1:9000". Empty means AWS (or AWS_ENDPOINT_URL_S3).
+	Endpoint string
+	// PathStyle addresses buckets as endpoint/bucket/key instead of
+	// bucket.endpoint/key; most S3-compatible servers need it.
+	PathStyle bool
+	// PartSize is the multipart part size for uploads and the range size
+	// for downloads. Default 16 MiB; at least 5 MiB, at most 5 GiB. An
+	// archive may have at most 10000 parts (160 GB at the default).
+	PartSize int64
+	// Concurrency is the number of parts uploaded, or ranges downloaded,
+	// at once by one Put or Open. Default 4. Each Put or open stream
+	// holds at most PartSize × (Concurrency+1) bytes of buffers.
+	Concurrency int
+	// TouchInterval is the least time between two access records of one
+	// key by this process. Default 1h; negative records every Touch.
+	TouchInterval time.Duration
+	// OrphanGrace is how old unreferenced data objects and stray access
+	// markers must be before Prune deletes them. It must exceed the
+	// longest upload plus clock differences (on AWS, a multipart object's
+	// LastModified can be its upload's start). Default 1h.
+	OrphanGrace time.Duration
+	// ReadOnly makes Put, Delete, Touch and Prune fail with an error
+	// wrapping tiercache.ErrReadOnly before any request is sent; Open,
+	// Stat and List send only GET and HEAD requests.
+	ReadOnly bool
+	// HTTPClient, if set, sends every S3 request, as is (AWS_CA_BUNDLE
+	// does not apply to it); tests use it to count or fault requests.
+	// Default: the SDK's client. Credential providers always use the
+	// SDK's client.
+	HTTPClient aws.HTTPClient
+	// Credentials, if set, signs requests. Default: the standard AWS chain
+	// (environment, shared profiles, SSO, web identity, container and
+	// instance roles).
+	Credentials aws.CredentialsProvider
+	// MaxAttempts is the most attempts for one request, retries of
+	// transient faults included, and the most times one range of a
+	// download is resumed. Default 5.
+	MaxAttempts int
+	// MaxBackoff caps the delay between attempts. Default 20s.
+	MaxBackoff time.Duration
+}
+
+// Store is a remote.Store in an S3 bucket. It is safe for concurrent use.
+type Store struct {
+	client        *s3.Client
+	bucket        string
+	prefix        string
+	partSize      int64
+	concurrency   int
+	touchInterval time.Duration
+	grace         time.Duration
+	readOnly      bool
+	maxAttempts   int
+	maxBackoff    time.Duration
+	deleteBatch   int   // maxDeleteBatch but in tests
+	pageSize      int32 // maxListPage but in tests
+
+	bufs sync.Pool // *[]byte of len partSize
+
+	touchMu sync.Mutex
+	touched map[string]time.Time // when this process last recorded an access
+}
+
+var _ remote.Store = (*Store)(nil)
+
+// New returns a Store for cfg. It validates cfg and resolves credentials
+// lazily: it sends no request, so a wrong bucket or credentials show up
+// at the first call.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	s := &Store{
+		bucket:        cfg.Bucket,
+		partSize:      cfg.PartSize,
+		concurrency:   cfg.Concurrency,
+		touchInterval: cfg.TouchInterval,
+		grace:         cfg.OrphanGrace,
+		readOnly:      cfg.ReadOnly,
+		maxAttempts:   cfg.MaxAttempts,
+		maxBackoff:    cfg.MaxBackoff,
+		touched:       make(map[string]time.Time),
+		deleteBatch:   maxDeleteBatch,
+		pageSize:      maxListPage,
+	}
+	if cfg.Bucket == "" {
+		return nil, fmt.Errorf("%w: s3: no bucket configured", tiercache.ErrInvalidArgument)
+	}
+	var err error
+	if s.prefix, err = validatePrefix(cfg.Prefix); err != nil {
+		return nil, err
+	}
+	switch {
+	case s.partSize == 0:
+		s.partSize = DefaultPartSize
+	case s.partSize < MinPartSize || s.partSize > MaxPartSize:
+		return nil, fmt.Errorf("%w: s3: part size %d is outside [%d, %d]", tiercache.ErrInvalidArgument, s.partSize, MinPartSize, int64(MaxPartSize))
+	}
+	switch {
+	case s.concurrency == 0:
+		s.concurrency = DefaultConcurrency
+	case s.concurrency < 0:
+		return nil, fmt.Errorf("%w: s3: concurrency %d is negative", tiercache.ErrInvalidArgument, s.concurrency)
+	}
+	if s.touchInterval == 0 {
+		s.touchInterval = DefaultTouchInterval
+	}
+	switch {
+	case s.grace == 0:
+		s.grace = DefaultOrphanGrace
+	case s.grace < 0:
+		return nil, fmt.Errorf("%w: s3: orphan grace %v is negative", tiercache.ErrInvalidArgument, s.grace)
+	}
+	switch {
+	case s.maxAttempts == 0:
+		s.maxAttempts = DefaultMaxAttempts
+	case s.maxAttempts < 0:
+		return nil, fmt.Errorf("%w: s3: max attempts %d is negative", tiercache.ErrInvalidArgument, s.maxAttempts)
+	}
+	switch {
+	case s.maxBackoff == 0:
+		s.maxBackoff = DefaultMaxBackoff
+	case s.maxBackoff < 0:
+		return nil, fmt.Errorf("%w: s3: max backoff %v is negative", tiercache.ErrInvalidArgument, s.maxBackoff)
+	}
+	partSize := int(s.partSize)
+	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
+
+	opts := []func(*config.LoadOptions) error{
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = s.maxAttempts
+				o.MaxBackoff = s.maxBackoff
+			})
+		}),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		// The SDK's message names files and profiles, never secrets.
+		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		if cfg.Endpoint == "" {
+			return nil, fmt.Errorf("%w: s3: no region configured (set the region or AWS_REGION)", tiercache.ErrInvalidArgument)
+		}
+		awsCfg.Region = "us-east-1"
+	}
+	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		if cfg.HTTPClient != nil {
+			// Only here, not in LoadDefaultConfig: that one refuses a
+			// plain client when AWS_CA_BUNDLE is set, and credential
+			// providers keep the SDK's client.
+			o.HTTPClient = cfg.HTTPClient
+		}
+		// Set on the client too: a client option must not undo it.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return s, nil
+}
+
+// manifest is the JSON commit record of an entry.
+type manifest struct {
+	// Version is manifestVersion; readers refuse others.
+	Version int `json:"version"`
+	// Meta is the entry's metadata as committed (LastAccess = Created).
+	Meta remote.Meta `json:"meta"`
+	// Data is the id of the data object under the key's data prefix.
+	Data string `json:"data"`
+}
+
+const manifestVersion = 1
+
+// maxManifestSize bounds how much of a manifest object is read: a real
+// one is a few hundred bytes.
+const maxManifestSize = 64 << 10
+
+// readManifest fetches and checks the manifest of n.key. A missing one
+// wraps tiercache.ErrNotFound, a malformed one tiercache.ErrIntegrity.
+func (s *Store) readManifest(ctx context.Context, n names) (manifest, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &n.manifest})
+	if err != nil {
+		return manifest{}, mapError(err, s.bucket, "get manifest of", n.key)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Body, maxManifestSize+1))
+	if err != nil {
+		return manifest{}, mapError(err, s.bucket, "read manifest of", n.key)
+	}
+	return parseManifest(b, n.key)
+}
+
+func parseManifest(b []byte, key string) (manifest, error) {
+	var m manifest
+	if len(b) > maxManifestSize {
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q is larger than %d bytes", tiercache.ErrIntegrity, key, maxManifestSize)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, key, err)
+	}
+	switch {
+	case m.Version != manifestVersion:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want %d", tiercache.ErrIntegrity, key, m.Version, manifestVersion)
+	case m.Meta.Key != key:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q", tiercache.ErrIntegrity, key, m.Meta.Key)
+	case !validDataID(m.Data):
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names data object %q", tiercache.ErrIntegrity, key, m.Data)
+	case m.Meta.ArchiveSize < 0 || !validSHA256(m.Meta.SHA256):
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size or SHA-256", tiercache.ErrIntegrity, key)
+	}
+	if m.Meta.LastAccess.Before(m.Meta.Created) {
+		m.Meta.LastAccess = m.Meta.Created
+	}
+	return m, nil
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Stat returns the Meta of the entry under key, with LastAccess from its
+// access marker, or an error wrapping tiercache.ErrNotFound.
+func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
+	n, err := s.namesFor(key)
+	if err != nil {
+		return remote.Meta{}, err
+	}
+	m, err := s.readManifest(ctx, n)
+	if err != nil {
+		return remote.Meta{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &n.marker})
+	switch {
+	case err == nil:
+		if out.LastModified != nil && out.LastModified.After(m.Meta.LastAccess) {
+			m.Meta.LastAccess = *out.LastModified
+		}
+	case ctx.Err() != nil:
+		return remote.Meta{}, mapError(err, s.bucket, "stat access marker of", key)
+	default:
+		// No marker (never touched) or a failed HEAD: the access time
+		// is advisory, the entry itself was read fine.
+	}
+	return m.Meta, nil
+}
+
+// Delete removes the entry under key: the manifest first, so readers see
+// a miss at once, then its data object and access marker. Deleting a
+// missing key is a no-op. Data objects of uncommitted or superseded puts
+// are left to Prune, because they may belong to a Put in flight.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if s.readOnly {
+		return fmt.Errorf("%w: s3: delete key %q", tiercache.ErrReadOnly, key)
+	}
+	n, err := s.namesFor(key)
+	if err != nil {
+		return err
+	}
+	m, err := s.readManifest(ctx, n)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return nil
+	case errors.Is(err, tiercache.ErrIntegrity):
+		// A corrupt manifest is deleted all the same; its data, if any,
+		// becomes an orphan for Prune.
+	case err != nil:
+		return err
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &n.manifest}); err != nil {
+		return mapError(err, s.bucket, "delete manifest of", key)
+	}
+	s.forgetTouch(key)
+	if m.Data != "" {
+		dataName := n.data(m.Data)
+		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName}); err != nil {
+			return mapError(err, s.bucket, "delete data of", key)
+		}
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &n.marker}); err != nil {
+		return mapError(err, s.bucket, "delete access marker of", key)
+	}
+	return nil
+}
+
+// Touch records an access to key by writing its zero-byte access marker,
+// unless this process recorded one less than TouchInterval ago. It does
+// not check that the entry exists; Prune removes markers of missing
+// entries once older than OrphanGrace.
+func (s *Store) Touch(ctx context.Context, key string) error {
+	if s.readOnly {
+		return fmt.Errorf("%w: s3: touch key %q", tiercache.ErrReadOnly, key)
+	}
+	n, err := s.namesFor(key)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if !s.claimTouch(key, now) {
+		return nil
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &n.marker,
+		Body:          bytes.NewReader(nil),
+		ContentLength: aws.Int64(0),
+	})
+	if err != nil {
+		s.releaseTouch(key, now)
+		return mapError(err, s.bucket, "record access to", key)
+	}
+	return nil
+}
+
+// touchMapLimit is the size beyond which claimTouch drops expired records,
+// so a long-lived process touching many keys stays bounded.
+const touchMapLimit = 10000
+
+// claimTouch reports whether a Touch of key at now should be sent, and if
+// so records it first, so concurrent Touches of one key send one request.
+func (s *Store) claimTouch(key string, now time.Time) bool {
+	if s.touchInterval < 0 {
+		return true
+	}
+	s.touchMu.Lock()
+	defer s.touchMu.Unlock()
+	if last, ok := s.touched[key]; ok && now.Sub(last) < s.touchInterval {
+		return false
+	}
+	if len(s.touched) >= touchMapLimit {
+		for k, t := range s.touched {
+			if now.Sub(t) >= s.touchInterval {
+				delete(s.touched, k)
+			}
+		}
+	}
+	s.touched[key] = now
+	return true
+}
+
+// releaseTouch undoes the claim of a Touch that failed.
+func (s *Store) releaseTouch(key string, at time.Time) {
+	s.touchMu.Lock()
+	defer s.touchMu.Unlock()
+	if s.touched[key].Equal(at) {
+		delete(s.touched, key)
+	}
+}
+
+func (s *Store) forgetTouch(key string) {
+	s.touchMu.Lock()
+	defer s.touchMu.Unlock()
+	delete(s.touched, key)
+}
+
+// getBuf returns a buffer of len partSize from the pool.
+func (s *Store) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
+
+// getBufFor returns a buffer of at least n (<= partSize) bytes: a pooled
+// one, or for a small n a fresh one of exactly n bytes, so that reading a
+// small archive does not cost a whole part.
+func (s *Store) getBufFor(n int) *[]byte {
+	if int64(n) >= s.partSize/4 {
+		return s.getBuf()
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBuf returns a buffer to the pool if it came from there.
+func (s *Store) putBuf(b *[]byte) {
+	if int64(len(*b)) == s.partSize {
+		s.bufs.Put(b)
+	}
+}
+
+// detached returns a context for cleanup after ctx ended: it keeps ctx's
+// values but not its cancellation, bounded by detachedTimeout.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+}
