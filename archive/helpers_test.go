@@ -265,8 +265,11 @@ func errMentions(err error, name string) bool {
 }
 
 // noise returns n deterministic, poorly compressible bytes.
-func noise(n int) []byte {
+func noise(n int) []byte { return noiseSeed(n, 0) }
+
+// noiseSeed is noise from a given seed, for distinct noisy files.
+func noiseSeed(n int, seed byte) []byte {
 	out := make([]byte, n)
-	_, _ = rand.NewChaCha8([32]byte{'n'}).Read(out)
+	_, _ = rand.NewChaCha8([32]byte{'n', seed}).Read(out)
 	return out
 }

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -323,4 +325,53 @@ func TestExtractLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestExtractWithTarInsecurePathSetting checks the GODEBUG setting under
+// which archive/tar itself flags non-local names changes nothing: the
+// member is still refused by name, and valid archives still extract.
+func TestExtractWithTarInsecurePathSetting(t *testing.T) {
+	t.Setenv("GODEBUG", "tarinsecurepath=0")
+	s := newSandbox(t)
+	_, err := Extract(t.Context(), bytes.NewReader(archiveOf(t, reg("../outside/pwned", "x"))), s.dest, ExtractOptions{})
+	if !errors.Is(err, tiercache.ErrUnsafeArchive) || !errMentions(err, "../outside/pwned") {
+		t.Fatalf("err = %v, want ErrUnsafeArchive naming the member", err)
+	}
+	s.checkOutside(t)
+	s2 := newSandbox(t)
+	if _, err := Extract(t.Context(), bytes.NewReader(validArchive(t)), s2.dest, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExtractExtremeTimes checks mtimes far outside the int64-nanosecond
+// range neither fail nor crash extraction.
+func TestExtractExtremeTimes(t *testing.T) {
+	var ms []member
+	for i, tm := range []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1601, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Unix(-1, 999_999_999),
+		time.Date(2500, 1, 1, 0, 0, 0, 5, time.UTC),
+		time.Date(99999, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		f := reg(fmt.Sprintf("f%d", i), "x")
+		f.hdr.ModTime = tm
+		l := symlinkM(fmt.Sprintf("l%d", i), "x")
+		l.hdr.ModTime = tm
+		d := dirM(fmt.Sprintf("d%d/", i))
+		d.hdr.ModTime = tm
+		ms = append(ms, f, l, d)
+	}
+	s := newSandbox(t)
+	if _, err := Extract(t.Context(), bytes.NewReader(archiveOf(t, ms...)), s.dest, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Lstat(filepath.Join(s.dest, "l2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(-1, 999_999_999); !info.ModTime().Equal(want) {
+		t.Errorf("symlink mtime %v, want %v", info.ModTime(), want)
+	}
 }

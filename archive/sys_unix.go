@@ -30,8 +30,7 @@ const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
 
 // lchtimes sets the mtime of the symlink name inside root without following
 // it: os.Root has no Lchtimes, so it opens the parent directory through the
-// root and calls utimensat relative to it with AT_SYMLINK_NOFOLLOW. The
-// atime is left alone.
+// root and calls utimensat relative to it with AT_SYMLINK_NOFOLLOW.
 func lchtimes(root *os.Root, name string, mtime time.Time) error {
 	dir, err := root.Open(path.Dir(name))
 	if err != nil {
@@ -42,7 +41,14 @@ func lchtimes(root *os.Root, name string, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	// Not via UnixNano, which overflows outside 1678..2262: archives may
+	// carry any time. The atime gets the mtime too (UTIME_OMIT is not
+	// portable across Unixes; atimes are not part of the format).
+	mt, err := unix.TimeToTimespec(mtime)
+	if err != nil {
+		return &fs.PathError{Op: "lchtimes", Path: name, Err: err}
+	}
+	ts := []unix.Timespec{mt, mt}
 	var opErr error
 	if err := rc.Control(func(fd uintptr) {
 		opErr = unix.UtimesNanoAt(int(fd), path.Base(name), ts, unix.AT_SYMLINK_NOFOLLOW)

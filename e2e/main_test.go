@@ -43,6 +43,11 @@ var binPath string
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
+	// The test binary re-executed as a child process (see
+	// TestTieredOneDownloadForFourProcesses) does its part and exits.
+	if os.Getenv(childEnv) == "hydrate" {
+		return hydrateChild()
+	}
 	tmp, err := os.MkdirTemp("", "tiercache-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
