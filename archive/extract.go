@@ -91,9 +91,18 @@ func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 // returned wrapped as it is, so callers can retry transient faults. An
 // invalid option or an unusable dir wraps tiercache.ErrInvalidArgument.
 //
-// ctx is checked between members and during large copies. On any error dir
-// may hold part of the tree, possibly with read-only directories; nothing
-// outside dir is ever written.
+// Besides MaxBytes of file data, the decompressed stream may spend 16 KiB
+// per member plus 4 MiB in all on headers and padding; beyond that Extract
+// fails with tiercache.ErrLimitExceeded, which stops bombs made of
+// metadata the tar reader would otherwise swallow silently.
+//
+// ctx is checked between members and during large copies. The zstd
+// decoder reads r from its own goroutine, and Extract returns only once a
+// read it started has returned, so r should honour cancellation itself (as
+// an HTTP body tied to ctx does).
+//
+// On any error dir may hold part of the tree, possibly with read-only
+// directories; nothing outside dir is ever written.
 func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) (Result, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {

@@ -68,6 +68,9 @@ type Result struct {
 // on cancellation Write returns an error wrapping ctx.Err() and w holds a
 // partial, invalid archive.
 //
+// A file that grows while being archived is stored with the size it had
+// when reached; one that shrinks makes Write fail.
+//
 // An invalid option or a dir that is not a directory returns an error
 // wrapping tiercache.ErrInvalidArgument, as does a device node or FIFO in
 // the tree (sockets are skipped).

@@ -52,7 +52,7 @@ const (
 	FidelityHardlink = "hard/a.txt"
 )
 
-// entry is one thing Fidelity creates, recorded so modes and mtimes can be
+// fidelityBuilder records what Fidelity creates, so modes and mtimes can be
 // applied in a second pass (dirs last, deepest first).
 type fidelityBuilder struct {
 	t     testing.TB
@@ -65,14 +65,15 @@ type fidelityBuilder struct {
 }
 
 // Fidelity builds under dir (which must exist and be empty) the fidelity
-// tree: unicode names and 255-byte names; paths longer than 256 bytes;
-// empty files and empty dirs; exec (0755), 0600 and read-only (0444)
-// files, and read-only (0555) dirs, as in Go's module cache; relative,
-// absolute, dangling, chained and directory symlinks; hardlink groups;
-// optionally a 32 MiB random and a 32 MiB zero file; opts.SmallFiles small
-// files; nanosecond mtimes (never whole microseconds) on files, symlinks and
-// directories, directories set last and deepest first so nothing disturbs
-// them.
+// tree: unicode names (and one that is not valid UTF-8) and 255-byte
+// names; paths longer than 256 bytes; empty files and empty dirs; exec
+// (0755), 0600 and read-only (0444) files, and read-only (0555) dirs, as in
+// Go's module cache; relative, absolute, dangling, chained and directory
+// symlinks; hardlink groups; optionally a 32 MiB random and a 32 MiB zero
+// file; opts.SmallFiles small files; nanosecond mtimes (never whole
+// microseconds) on files, symlinks and directories, directories set last
+// and deepest first so nothing disturbs them. The same options always give
+// the same tree, mtimes included.
 //
 // It registers a cleanup that makes the tree writable again, so the
 // caller's t.TempDir can be removed by a non-root user.
@@ -83,7 +84,7 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	b := &fidelityBuilder{t: t, root: dir, modes: map[string]fs.FileMode{}}
 
 	// Unicode and odd-but-legal names. The backslash is an ordinary byte in
-	// a Unix file name.
+	// a Unix file name, and names need not be valid UTF-8.
 	b.dir("unicode", 0o755)
 	for _, name := range []string{
 		"héllo wörld.txt",
@@ -94,6 +95,7 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 		"tab\there",
 		"quote'\"and spaces ",
 		"back\\slash",
+		"latin1-caf\xe9", // not UTF-8: Unix names are bytes
 		"-leading-dash",
 		".hidden",
 	} {

@@ -2,8 +2,12 @@ package s3
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -14,14 +18,15 @@ import (
 
 // Object layout under the configured prefix P:
 //
-//	P manifests/<enc key>.json       the commit point: Meta + data object id
-//	P data/<enc key>/<id>.tar.zst    immutable archive, one per Put
-//	P access/<enc key>               zero-byte marker; LastModified = last access
+//	P manifests/<stem>.json          the commit point: Meta + data object id
+//	P data/<stem>/<id>.tar.zst       immutable archive, one per Put
+//	P access/<stem>                  zero-byte marker; LastModified = last access
 //
-// A Put uploads a new, uniquely named data object and then overwrites the
-// manifest, so readers (manifest first, then the object it names) see a
-// complete old or new version. Keeping the three kinds under separate
-// top-level prefixes lets one LIST each serve List and Prune.
+// where <stem> names the key (see stemFor). A Put uploads a new, uniquely
+// named data object and then overwrites the manifest, so readers (manifest
+// first, then the object it names) see a complete old or new version.
+// Keeping the three kinds under separate top-level prefixes lets one LIST
+// each serve List and Prune.
 const (
 	manifestsDir   = "manifests/"
 	dataDir        = "data/"
@@ -45,9 +50,10 @@ const (
 // stores objects as files and limits a segment to 255 bytes, while keys may
 // be 512 bytes. So a segment is closed with "~/" before it would exceed
 // segMax bytes. A raw '~' only ever appears in such a break, which makes
-// the encoding injective (drop the breaks, unescape) and means no object
-// name is ever a "directory" prefix of another: MinIO refuses to store
-// a/b when a is an object.
+// the encoding injective (drop the breaks, unescape), and a raw '/' only
+// ever follows a '~', so no object name is ever a "directory" prefix of
+// another (MinIO refuses to store a/b when a is an object): every name
+// ends in something other than '~'.
 //
 // Every choice depends only on the bytes before it, so the encoding is
 // prefix-preserving: enc(p) is a prefix of enc(k) whenever p is a prefix of
@@ -59,17 +65,68 @@ const segMax = 199
 // maxObjectName is the longest object name S3 accepts, in bytes.
 const maxObjectName = 1024
 
-// encodeKey returns enc(key) for a valid key.
+// maxPrefixLen is the longest Config.Prefix accepted (with its trailing
+// "/"), so that every key has room for its names whatever the prefix.
+const maxPrefixLen = 256
+
+// Stems.
+//
+// A key's stem is enc(key) when that fits in maxStem bytes (the full
+// form), which holds for every key of plain characters. A 512-byte key of
+// escaped characters ("/" x 512 encodes to over 1536 bytes) does not fit
+// in an S3 object name, so its stem takes the fallback form
+//
+//	enc(c) + "~~/" + hex(SHA-256(key))
+//
+// where c is the longest leading part of the key whose encoding fits in
+// maxCut bytes (cut between runes). maxStem is a constant, not derived
+// from the configured prefix, so a key's stem never depends on the prefix.
+//
+// Injectivity: a full stem never holds "~~" (its raw '~'s are all followed
+// by '/'), and every fallback stem does, so the two forms never collide.
+// Full stems are injective because enc is. A fallback stem ends with the
+// whole key's SHA-256 at a fixed offset from its end, so two fallback stems
+// are equal only for keys with equal SHA-256: the same key, or a SHA-256
+// collision. As a defence against the latter (and against manifests
+// planted under a fallback name), the manifest records the full key and
+// readers compare it with the key asked for (see parseManifest).
+//
+// The fallback keeps the properties of names: "~~/" ends the last segment
+// of enc(c) (at most segMax+2 bytes) and starts a 64-byte hex segment; the
+// only raw '/' added follows a '~'. It also keeps prefix lookups possible:
+// c depends only on the key's leading bytes (enc is prefix-preserving and
+// its length grows with the input), so every key starting with a prefix p
+// has a stem starting with encodeUpTo(p, maxCut) (see List).
+const (
+	// maxStem: the longest name is P data/<stem>/<id>.
+	maxStem        = maxObjectName - maxPrefixLen - len(dataDir) - 1 - dataIDLen
+	fallbackMarker = "~~/"
+	hashHexLen     = 2 * sha256.Size
+	maxCut         = maxStem - len(fallbackMarker) - hashHexLen
+	// maxUnitLen is the longest encoding of one rune: an escaped 3-byte
+	// rune (U+FFFE, or a white space such as U+3000 at a segment's start);
+	// 4-byte runes are never escaped. A rune may also need a 2-byte break.
+	maxUnitLen = 9
+)
+
+// encodeKey returns enc(key) for a valid key, whatever its length.
 func encodeKey(key string) string {
-	enc, _ := encodePrefix(key)
+	enc, _ := encodeUpTo(key, math.MaxInt)
 	return enc
 }
 
 // encodePrefix encodes s up to its first invalid UTF-8 byte and reports
 // whether it encoded all of s.
 func encodePrefix(s string) (string, bool) {
+	return encodeUpTo(s, math.MaxInt)
+}
+
+// encodeUpTo returns the encoding of the longest leading part of s that
+// ends between runes, has no invalid UTF-8 and encodes to at most budget
+// bytes, and reports whether that part is all of s.
+func encodeUpTo(s string, budget int) (enc string, complete bool) {
 	var b strings.Builder
-	b.Grow(len(s) + 8)
+	b.Grow(min(len(s)+8, budget))
 	cur := 0 // bytes in the current segment
 	for i, r := range s {
 		if r == utf8.RuneError {
@@ -78,10 +135,17 @@ func encodePrefix(s string) (string, bool) {
 			}
 		}
 		unit := encodeRune(r, cur == 0)
+		brk := ""
 		if cur+len(unit) > segMax {
-			b.WriteString("~/")
-			cur = 0
+			brk = "~/"
 			unit = encodeRune(r, true)
+		}
+		if b.Len()+len(brk)+len(unit) > budget {
+			return b.String(), false
+		}
+		if brk != "" {
+			b.WriteString(brk)
+			cur = 0
 		}
 		b.WriteString(unit)
 		cur += len(unit)
@@ -103,6 +167,44 @@ func encodeRune(r rune, segStart bool) string {
 	default:
 		return string(r)
 	}
+}
+
+// stemFor returns the stem of a valid key: enc(key), or the fallback form
+// when that is longer than maxStem.
+func stemFor(key string) string {
+	if enc, all := encodeUpTo(key, maxStem); all {
+		return enc
+	}
+	cut, _ := encodeUpTo(key, maxCut)
+	sum := sha256.Sum256([]byte(key))
+	return cut + fallbackMarker + hex.EncodeToString(sum[:])
+}
+
+// parseStem checks that stem is exactly what stemFor produces for some
+// valid key, so that objects tiercache did not write are ignored rather
+// than misread. For a full stem it returns the key; for a fallback stem
+// it returns the key's leading part c and full = false.
+func parseStem(stem string) (key string, full, ok bool) {
+	i := len(stem) - hashHexLen - len(fallbackMarker)
+	if !strings.Contains(stem, "~~") {
+		if len(stem) > maxStem {
+			return "", false, false
+		}
+		key, ok = decodeKey(stem)
+		return key, true, ok
+	}
+	if i < 0 || stem[i:i+len(fallbackMarker)] != fallbackMarker || !isLowerHex(stem[i+len(fallbackMarker):]) {
+		return "", false, false
+	}
+	enc := stem[:i]
+	// enc(c) is the longest encoding within maxCut, so the key's next
+	// rune (there is one) did not fit: enc(c) is longer than
+	// maxCut - maxUnitLen - len("~/").
+	if len(enc) > maxCut || len(enc) <= maxCut-maxUnitLen-2 {
+		return "", false, false
+	}
+	c, ok := decodeKey(enc)
+	return c, false, ok
 }
 
 // decodeKey inverts encodeKey. It accepts only canonical encodings of
@@ -149,10 +251,23 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+func isLowerHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // names holds the object names of one key.
 type names struct {
+	// key is the key, or "" when only a fallback stem is known (Prune
+	// and List read such names from listings); then the manifest tells
+	// the key.
 	key      string
-	enc      string
+	label    string // the key, or the known leading part of it, for errors
+	stem     string
 	manifest string
 	dataDir  string // ends in "/"
 	marker   string
@@ -162,54 +277,70 @@ type names struct {
 func (n names) data(id string) string { return n.dataDir + id }
 
 // namesFor validates key and returns its object names, or an error
-// wrapping tiercache.ErrInvalidKey when the key breaks the key rules or is
-// too long for S3 once encoded.
+// wrapping tiercache.ErrInvalidKey when the key breaks the key rules.
+// Every valid key has names that fit S3's limits.
 func (s *Store) namesFor(key string) (names, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return names{}, err
 	}
-	enc := encodeKey(key)
-	n := names{
-		key:      key,
-		enc:      enc,
-		manifest: s.prefix + manifestsDir + enc + manifestSuffix,
-		dataDir:  s.prefix + dataDir + enc + "/",
-		marker:   s.prefix + accessDir + enc,
-	}
-	if l := len(n.dataDir) + dataIDLen; l > maxObjectName { // the longest of the names
-		return names{}, fmt.Errorf("%w: key %q is %d bytes once encoded as an S3 object name, the limit is %d",
-			tiercache.ErrInvalidKey, key, l, maxObjectName)
-	}
+	n := s.namesOf(stemFor(key))
+	n.key, n.label = key, key
 	return n, nil
 }
 
-// A data object id is "<16 hex digits of Unix nanoseconds>-<16 random hex
-// digits>.tar.zst": unique without coordination, and sorting by name
-// roughly sorts by upload start.
-const dataIDLen = 16 + 1 + 16 + len(dataSuffix)
-
-func newDataID() string {
-	var r [8]byte
-	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails on supported platforms
-	return fmt.Sprintf("%016x-%016x%s", uint64(time.Now().UnixNano()), binary.BigEndian.Uint64(r[:]), dataSuffix)
+// namesForStem returns the object names of a stem read from a listing,
+// or false if tiercache would never have written that stem.
+func (s *Store) namesForStem(stem string) (names, bool) {
+	key, full, ok := parseStem(stem)
+	if !ok {
+		return names{}, false
+	}
+	n := s.namesOf(stem)
+	if full {
+		n.key, n.label = key, key
+	} else {
+		n.label = key + "…"
+	}
+	return n, true
 }
 
-// validDataID reports whether id has the form newDataID produces; a
-// manifest naming anything else is corrupt, and a data object named
-// otherwise is not ours.
-func validDataID(id string) bool {
-	if len(id) != dataIDLen || id[16] != '-' || !strings.HasSuffix(id, dataSuffix) {
-		return false
+func (s *Store) namesOf(stem string) names {
+	return names{
+		stem:     stem,
+		manifest: s.prefix + manifestsDir + stem + manifestSuffix,
+		dataDir:  s.prefix + dataDir + stem + "/",
+		marker:   s.prefix + accessDir + stem,
 	}
-	for i, c := range []byte(id[:33]) {
-		if i == 16 {
-			continue
-		}
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
+}
+
+// A data object id is "<T>-<R>-<S>.tar.zst" where T is the upload's start
+// in Unix nanoseconds, R is random and S is the tree size of the entry
+// (remote.Meta.Size), each 16 lowercase hex digits. It is unique without
+// coordination, sorting by name roughly sorts by upload start, and Prune
+// reads the entry's tree size from a listing instead of a GET per entry.
+const dataIDLen = 3*16 + 2 + len(dataSuffix)
+
+func newDataID(treeSize int64) string {
+	var r [8]byte
+	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails on supported platforms
+	return fmt.Sprintf("%016x-%016x-%016x%s", uint64(time.Now().UnixNano()), binary.BigEndian.Uint64(r[:]), uint64(treeSize), dataSuffix)
+}
+
+// parseDataID returns the tree size recorded in id, or false if id does
+// not have exactly the form newDataID produces: a manifest naming
+// anything else is corrupt, and a data object named otherwise is not ours.
+func parseDataID(id string) (treeSize int64, ok bool) {
+	if len(id) != dataIDLen || id[16] != '-' || id[33] != '-' || !strings.HasSuffix(id, dataSuffix) {
+		return 0, false
 	}
-	return true
+	if !isLowerHex(id[:16]) || !isLowerHex(id[17:33]) || !isLowerHex(id[34:50]) {
+		return 0, false
+	}
+	size, err := strconv.ParseInt(id[34:50], 16, 64) // fails above MaxInt64
+	if err != nil {
+		return 0, false
+	}
+	return size, true
 }
 
 // validatePrefix checks the configured object-name prefix and returns it
@@ -222,8 +353,12 @@ func validatePrefix(p string) (string, error) {
 	if !strings.HasSuffix(p, "/") {
 		p += "/"
 	}
-	if !utf8.ValidString(p) || len(p) > 512 || strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("%w: S3 prefix %q must be relative valid UTF-8 of at most 512 bytes", tiercache.ErrInvalidArgument, p)
+	if !utf8.ValidString(p) || strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%w: S3 prefix %q must be relative valid UTF-8", tiercache.ErrInvalidArgument, p)
+	}
+	if len(p) > maxPrefixLen {
+		return "", fmt.Errorf("%w: S3 prefix %q is %d bytes with its trailing \"/\"; at most %d leaves room for the names of every key within S3's %d-byte limit",
+			tiercache.ErrInvalidArgument, p, len(p), maxPrefixLen, maxObjectName)
 	}
 	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
 		t := strings.TrimSpace(seg)

@@ -71,31 +71,41 @@ func (s *Store) listAll(ctx context.Context, prefix, what string) ([]object, tim
 	return objs, now, nil
 }
 
-// keyOf decodes the key of an object named dir + enc(key) + suffix, or
+// stemOf returns the stem of an object named dir + stem + suffix, or
 // reports false for an object tiercache did not write.
-func keyOf(name, dir, suffix string) (string, bool) {
-	enc, ok := strings.CutPrefix(name, dir)
+func stemOf(name, dir, suffix string) (string, bool) {
+	stem, ok := strings.CutPrefix(name, dir)
 	if !ok {
 		return "", false
 	}
-	if enc, ok = strings.CutSuffix(enc, suffix); !ok {
+	if stem, ok = strings.CutSuffix(stem, suffix); !ok {
 		return "", false
 	}
-	return decodeKey(enc)
+	if _, _, ok := parseStem(stem); !ok {
+		return "", false
+	}
+	return stem, true
 }
 
-// dataKeyOf decodes the key and id of a data object name.
-func (s *Store) dataKeyOf(name string) (key, id string, ok bool) {
+// dataStemOf splits a data object name into its stem and id, and returns
+// the tree size the id records.
+func (s *Store) dataStemOf(name string) (stem, id string, treeSize int64, ok bool) {
 	rest, ok := strings.CutPrefix(name, s.prefix+dataDir)
 	if !ok {
-		return "", "", false
+		return "", "", 0, false
 	}
 	i := strings.LastIndexByte(rest, '/')
-	if i < 0 || !validDataID(rest[i+1:]) {
-		return "", "", false
+	if i < 0 {
+		return "", "", 0, false
 	}
-	key, ok = decodeKey(rest[:i])
-	return key, rest[i+1:], ok
+	stem, id = rest[:i], rest[i+1:]
+	if treeSize, ok = parseDataID(id); !ok {
+		return "", "", 0, false
+	}
+	if _, _, ok := parseStem(stem); !ok {
+		return "", "", 0, false
+	}
+	return stem, id, treeSize, true
 }
 
 // List returns the Meta of every entry whose key starts with prefix. It
@@ -103,10 +113,17 @@ func (s *Store) dataKeyOf(name string) (key, id string, ok bool) {
 // the prefix-preserving key encoding) and reads the manifests, up to 16 at
 // once, for their metadata. Manifests deleted meanwhile and corrupt ones
 // (which Open reports as tiercache.ErrIntegrity) are left out.
+//
+// The listing prefix is encodeUpTo(prefix, maxCut): the encoding of
+// prefix, or of its leading part when the encoding is long, which every
+// stem of a matching key starts with, full or fallback (see stemFor).
+// Full stems are decoded and filtered by key before any read; a fallback
+// stem's key is only known from its manifest, so those are filtered once
+// read.
 func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) {
 	// A prefix cut inside a UTF-8 sequence is listed by its valid part
 	// and filtered below.
-	enc, _ := encodePrefix(prefix)
+	enc, _ := encodeUpTo(prefix, maxCut)
 	var manifests, markers []object
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
@@ -120,29 +137,30 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	access := make(map[string]time.Time, len(markers))
+	access := make(map[string]time.Time, len(markers)) // by stem
 	for _, o := range markers {
-		if key, ok := keyOf(o.name, s.prefix+accessDir, ""); ok && o.size == 0 {
-			access[key] = o.modified
+		if stem, ok := stemOf(o.name, s.prefix+accessDir, ""); ok && o.size == 0 {
+			access[stem] = o.modified
 		}
 	}
-	var keys []string
+	var entries []names
 	for _, o := range manifests {
-		if key, ok := keyOf(o.name, s.prefix+manifestsDir, manifestSuffix); ok && strings.HasPrefix(key, prefix) {
-			keys = append(keys, key)
+		stem, ok := stemOf(o.name, s.prefix+manifestsDir, manifestSuffix)
+		if !ok {
+			continue
+		}
+		n, _ := s.namesForStem(stem)
+		if n.key == "" || strings.HasPrefix(n.key, prefix) {
+			entries = append(entries, n)
 		}
 	}
 
-	metas := make([]remote.Meta, len(keys))
-	found := make([]bool, len(keys))
+	metas := make([]remote.Meta, len(entries))
+	found := make([]bool, len(entries))
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
-	for i, key := range keys {
+	for i, n := range entries {
 		g.Go(func() error {
-			n, err := s.namesFor(key)
-			if err != nil {
-				return nil // cannot happen for a decoded key; skip it
-			}
 			m, err := s.readManifest(gctx, n)
 			switch {
 			case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
@@ -150,7 +168,10 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 			case err != nil:
 				return err
 			}
-			if t, ok := access[key]; ok && t.After(m.Meta.LastAccess) {
+			if !strings.HasPrefix(m.Meta.Key, prefix) {
+				return nil // a fallback stem of a key outside prefix
+			}
+			if t, ok := access[n.stem]; ok && t.After(m.Meta.LastAccess) {
 				m.Meta.LastAccess = t
 			}
 			metas[i], found[i] = m.Meta, true
@@ -172,7 +193,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 // dataObj is one data object of a key.
 type dataObj struct {
 	id       string
-	size     int64
+	treeSize int64 // as recorded in id
 	modified time.Time
 }
 
@@ -193,11 +214,12 @@ type keyState struct {
 }
 
 // Prune evicts entries, least recently accessed first, until the store
-// satisfies l, with sizes counted as data object bytes and last access as
-// the later of the access marker's and the manifest's LastModified. It
-// also collects garbage older than OrphanGrace: data objects no manifest
-// names (left by interrupted or superseded puts), access markers of
-// missing entries and manifests whose data is gone.
+// satisfies l, with sizes counted as tree bytes (remote.Meta.Size, which
+// every data object's name records) and last access as the later of the
+// access marker's and the manifest's LastModified. It also collects
+// garbage older than OrphanGrace: data objects no manifest names (left by
+// interrupted or superseded puts), access markers of missing entries and
+// manifests whose data is gone.
 //
 // It needs three listings (data objects, then manifests and markers),
 // DeleteObjects batches of up to 1000 names, and a manifest read only for
@@ -205,6 +227,10 @@ type keyState struct {
 // stays cheap with 100k entries. An evicted entry's manifest is deleted
 // before its data and marker, in a first round for all victims, so
 // readers see a miss rather than a broken entry.
+//
+// Entries are told apart by their stems, not their keys: the key of a
+// fallback stem is not in its name, and the stem identifies it as well.
+// So ties in last access are broken by stem order.
 //
 // An entry re-put while Prune evicts it may be lost (a miss, never a torn
 // entry). If ctx ends midway, the evictions done so far stay done and
@@ -226,7 +252,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	}
 
 	var items []policy.Item
-	for key, ks := range keys {
+	for stem, ks := range keys {
 		if ks.manifest == nil || ks.gone {
 			continue
 		}
@@ -234,7 +260,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		if ks.marker != nil && ks.marker.modified.After(last) {
 			last = ks.marker.modified
 		}
-		items = append(items, policy.Item{Key: key, Size: ks.archiveBytes(), LastAccess: last})
+		items = append(items, policy.Item{Key: stem, Size: ks.treeBytes(), LastAccess: last})
 	}
 	victims, err := policy.Victims(items, l)
 	if err != nil {
@@ -251,10 +277,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	var round1, round2 []string
 	victimObjs := make(map[string][]string, len(victims)) // manifest name -> data and marker names
 	for _, v := range victims {
-		n, err := s.namesFor(v.Key)
-		if err != nil {
-			continue
-		}
+		n := s.namesOf(v.Key)
 		ks := keys[v.Key]
 		round1 = append(round1, n.manifest)
 		var objs []string
@@ -270,14 +293,11 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		}
 		victimObjs[n.manifest] = objs
 	}
-	for key, ks := range keys {
-		if isVictim[key] {
+	for stem, ks := range keys {
+		if isVictim[stem] {
 			continue
 		}
-		n, err := s.namesFor(key)
-		if err != nil {
-			continue
-		}
+		n := s.namesOf(stem)
 		live := ks.manifest != nil && !ks.gone
 		if live && !ks.corrupt && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
 			// Committed long ago and no data left: unreadable.
@@ -315,15 +335,19 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	return evicted, nil
 }
 
-// archiveBytes is the size counted against the byte limit: the data
-// object the manifest names, or all the key's data when that is unknown.
-func (ks *keyState) archiveBytes() int64 {
+// treeBytes is the size counted against the byte limit: the tree size
+// recorded in the name of the data object the manifest names (0 if that
+// object is missing: the entry is unreadable, and its size should not
+// push healthy entries out), or of all the key's data when which one it
+// names is unknown (only for a corrupt manifest; an unread manifest has
+// one data object).
+func (ks *keyState) treeBytes() int64 {
 	var sum int64
 	for _, d := range ks.data {
 		if ks.refKnown && d.id == ks.ref {
-			return d.size
+			return d.treeSize
 		}
-		sum += d.size
+		sum += d.treeSize
 	}
 	if ks.refKnown {
 		return 0 // the named object is missing
@@ -355,10 +379,11 @@ func (ks *keyState) orphan(id string) bool {
 	}
 }
 
-// survey lists data objects first, then manifests and markers. The order
-// matters: a Put completes its data object before it writes the manifest,
-// so data listed is either committed by the time manifests are listed or
-// belongs to a Put still running (young) or dead (an orphan).
+// survey lists data objects first, then manifests and markers, and groups
+// them by stem. The order matters: a Put completes its data object before
+// it writes the manifest, so data listed is either committed by the time
+// manifests are listed or belongs to a Put still running (young) or dead
+// (an orphan).
 func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, error) {
 	data, now, err := s.listAll(ctx, s.prefix+dataDir, "data objects")
 	if err != nil {
@@ -378,29 +403,29 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 		return nil, time.Time{}, err
 	}
 	keys := make(map[string]*keyState)
-	state := func(key string) *keyState {
-		ks := keys[key]
+	state := func(stem string) *keyState {
+		ks := keys[stem]
 		if ks == nil {
 			ks = &keyState{}
-			keys[key] = ks
+			keys[stem] = ks
 		}
 		return ks
 	}
 	for _, o := range data {
-		if key, id, ok := s.dataKeyOf(o.name); ok {
-			ks := state(key)
-			ks.data = append(ks.data, dataObj{id: id, size: o.size, modified: o.modified})
+		if stem, id, treeSize, ok := s.dataStemOf(o.name); ok {
+			ks := state(stem)
+			ks.data = append(ks.data, dataObj{id: id, treeSize: treeSize, modified: o.modified})
 		}
 	}
 	for i := range manifests {
-		if key, ok := keyOf(manifests[i].name, s.prefix+manifestsDir, manifestSuffix); ok {
-			state(key).manifest = &manifests[i]
+		if stem, ok := stemOf(manifests[i].name, s.prefix+manifestsDir, manifestSuffix); ok {
+			state(stem).manifest = &manifests[i]
 		}
 	}
 	for i := range markers {
 		// Markers are empty; anything else under access/ is not ours.
-		if key, ok := keyOf(markers[i].name, s.prefix+accessDir, ""); ok && markers[i].size == 0 {
-			state(key).marker = &markers[i]
+		if stem, ok := stemOf(markers[i].name, s.prefix+accessDir, ""); ok && markers[i].size == 0 {
+			state(stem).marker = &markers[i]
 		}
 	}
 	return keys, now, nil
@@ -413,7 +438,7 @@ func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cuto
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
-	for key, ks := range keys {
+	for stem, ks := range keys {
 		need := ks.manifest != nil && len(ks.data) > 1
 		if ks.manifest == nil {
 			for _, d := range ks.data {
@@ -424,10 +449,7 @@ func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cuto
 			continue
 		}
 		g.Go(func() error {
-			n, err := s.namesFor(key)
-			if err != nil {
-				return nil
-			}
+			n, _ := s.namesForStem(stem) // every stem in keys parsed
 			m, err := s.readManifest(gctx, n)
 			mu.Lock()
 			defer mu.Unlock()

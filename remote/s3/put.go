@@ -49,7 +49,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if r == nil || meta.Size < 0 || meta.Files < 0 {
 		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q: nil reader or negative size or file count", tiercache.ErrInvalidArgument, meta.Key)
 	}
-	id := newDataID()
+	id := newDataID(meta.Size)
 	dataName := n.data(id)
 	size, sum, err := s.upload(ctx, n, dataName, r)
 	if err != nil {

@@ -7,9 +7,9 @@
 // Every Put uploads the archive to a new, uniquely named data object and
 // then writes a small JSON manifest, the commit point, naming it:
 //
-//	<prefix>manifests/<enc key>.json
-//	<prefix>data/<enc key>/<id>.tar.zst
-//	<prefix>access/<enc key>
+//	<prefix>manifests/<stem>.json
+//	<prefix>data/<stem>/<time>-<random>-<tree size>.tar.zst
+//	<prefix>access/<stem>
 //
 // Readers read the manifest, then the data object it names, so they see a
 // complete old version, a complete new one or nothing, whatever concurrent
@@ -17,16 +17,22 @@
 // the new manifest commits; data left by writers that died or raced is
 // collected by Prune once older than Config.OrphanGrace. The data object
 // is a plain .tar.zst: `zstd -d | tar -x` restores it without tiercache.
-// The key encoding (see encodeKey) is injective, cannot produce "." or
-// ".." segments, and preserves prefixes, so List(prefix) is one listing.
+//
+// The stem is the key's encoding (see encodeKey), which is injective,
+// cannot produce "." or ".." segments, and preserves prefixes, so
+// List(prefix) is one listing. Every valid key fits: a key whose encoding
+// is too long for S3 (512 escaped bytes) gets a stem made of the encoding
+// of its leading part and the SHA-256 of the whole key (see stemFor); the
+// manifest records the full key, which readers check.
 //
 // # LRU
 //
 // Touch writes the zero-byte access marker, whose LastModified is the
 // last access, at most once per Config.TouchInterval per key and process.
-// Prune works from three listings only (data objects give sizes, markers
-// and manifests give last accesses); it reads a manifest only for the rare
-// key with several data objects or data but no manifest.
+// Prune works from three listings only (data object names give tree
+// sizes, markers and manifests give last accesses); it reads a manifest
+// only for the rare key with several data objects or data but no
+// manifest.
 //
 // # Requests
 //
@@ -90,14 +96,17 @@ type Config struct {
 	// Bucket is the bucket holding the cache. Required; it must exist.
 	Bucket string
 	// Prefix is prepended to every object name, e.g. "ci/"; a missing
-	// trailing "/" is added. Empty means the bucket root. The prefix (or
+	// trailing "/" is added. Empty means the bucket root. At most 256
+	// bytes (with the "/"), so every key's names fit S3's limit. The prefix (or
 	// bucket) should be dedicated to tiercache: objects under its
 	// manifests/, data/ and access/ that are named like tiercache's own
 	// are treated as such by Prune.
 	Prefix string
 	// Region is the bucket's region. Empty means the standard AWS chain
-	// (AWS_REGION, profiles); if that is empty too and Endpoint is set,
-	// "us-east-1", which S3-compatible servers accept.
+	// (AWS_REGION, profiles); if that is empty too and a custom endpoint
+	// is configured (Endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or a
+	// profile's endpoint_url), "us-east-1", which S3-compatible servers
+	// accept.
 	Region string
 	// Endpoint is a custom endpoint URL for S3-compatible servers, e.g.
 	// "http://127.0.0.1:9000". Empty means AWS (or AWS_ENDPOINT_URL_S3).
@@ -246,15 +255,16 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		// The SDK's message names files and profiles, never secrets.
 		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
 	}
-	if awsCfg.Region == "" {
-		if cfg.Endpoint == "" {
-			return nil, fmt.Errorf("%w: s3: no region configured (set the region or AWS_REGION)", tiercache.ErrInvalidArgument)
-		}
-		awsCfg.Region = "us-east-1"
-	}
 	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		// By now o.BaseEndpoint also holds an endpoint configured outside
+		// cfg (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, a profile's
+		// endpoint_url), as the SDK resolved it: any custom endpoint is an
+		// S3-compatible server, which accepts us-east-1.
+		if o.Region == "" && o.BaseEndpoint != nil {
+			o.Region = "us-east-1"
 		}
 		o.UsePathStyle = cfg.PathStyle
 		if cfg.HTTPClient != nil {
@@ -267,6 +277,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
+	if s.client.Options().Region == "" {
+		return nil, fmt.Errorf("%w: s3: no region configured (set the region or AWS_REGION)", tiercache.ErrInvalidArgument)
+	}
 	return s, nil
 }
 
@@ -286,38 +299,59 @@ const manifestVersion = 1
 // one is a few hundred bytes.
 const maxManifestSize = 64 << 10
 
-// readManifest fetches and checks the manifest of n.key. A missing one
-// wraps tiercache.ErrNotFound, a malformed one tiercache.ErrIntegrity.
+// errOtherKey marks a manifest that is stored under the requested key's
+// fallback name but records another key with the same name: a SHA-256
+// collision (see stemFor). It always comes wrapped with
+// tiercache.ErrIntegrity.
+var errOtherKey = errors.New("s3: the manifest belongs to another key with the same object name")
+
+// readManifest fetches and checks the manifest named by n. A missing one
+// wraps tiercache.ErrNotFound, a malformed one, or one recording a key
+// that does not belong under that name, tiercache.ErrIntegrity.
 func (s *Store) readManifest(ctx context.Context, n names) (manifest, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &n.manifest})
 	if err != nil {
-		return manifest{}, mapError(err, s.bucket, "get manifest of", n.key)
+		return manifest{}, mapError(err, s.bucket, "get manifest of", n.label)
 	}
 	defer out.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(out.Body, maxManifestSize+1))
 	if err != nil {
-		return manifest{}, mapError(err, s.bucket, "read manifest of", n.key)
+		return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
 	}
-	return parseManifest(b, n.key)
+	return parseManifest(b, n)
 }
 
-func parseManifest(b []byte, key string) (manifest, error) {
+// parseManifest parses and checks the manifest stored under n's name. The
+// key it records must map to that name (so a listing can trust it for a
+// fallback name, whose key it cannot decode) and, when n's key is known,
+// be that key: a mismatch is reported as tiercache.ErrIntegrity, never
+// served as the wrong entry. A key whose name holds another key's
+// manifest (which takes a SHA-256 collision) gets an error that also
+// wraps errOtherKey, so Delete can leave that entry alone.
+func parseManifest(b []byte, n names) (manifest, error) {
 	var m manifest
+	label := n.label
 	if len(b) > maxManifestSize {
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q is larger than %d bytes", tiercache.ErrIntegrity, key, maxManifestSize)
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q is larger than %d bytes", tiercache.ErrIntegrity, label, maxManifestSize)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, key, err)
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, label, err)
 	}
+	treeSize, idOK := parseDataID(m.Data)
 	switch {
 	case m.Version != manifestVersion:
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want %d", tiercache.ErrIntegrity, key, m.Version, manifestVersion)
-	case m.Meta.Key != key:
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q", tiercache.ErrIntegrity, key, m.Meta.Key)
-	case !validDataID(m.Data):
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names data object %q", tiercache.ErrIntegrity, key, m.Data)
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want %d", tiercache.ErrIntegrity, label, m.Version, manifestVersion)
+	case tiercache.ValidateKey(m.Meta.Key) != nil || stemFor(m.Meta.Key) != n.stem:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q", tiercache.ErrIntegrity, label, m.Meta.Key)
+	case n.key != "" && m.Meta.Key != n.key:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q: %w", tiercache.ErrIntegrity, label, m.Meta.Key, errOtherKey)
+	case !idOK:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names data object %q", tiercache.ErrIntegrity, label, m.Data)
+	case treeSize != m.Meta.Size:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q records %d tree bytes, its data object %q says %d",
+			tiercache.ErrIntegrity, label, m.Meta.Size, m.Data, treeSize)
 	case m.Meta.ArchiveSize < 0 || !validSHA256(m.Meta.SHA256):
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size or SHA-256", tiercache.ErrIntegrity, key)
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size or SHA-256", tiercache.ErrIntegrity, label)
 	}
 	if m.Meta.LastAccess.Before(m.Meta.Created) {
 		m.Meta.LastAccess = m.Meta.Created
@@ -325,17 +359,7 @@ func parseManifest(b []byte, key string) (manifest, error) {
 	return m, nil
 }
 
-func validSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func validSHA256(s string) bool { return len(s) == hashHexLen && isLowerHex(s) }
 
 // Stat returns the Meta of the entry under key, with LastAccess from its
 // access marker, or an error wrapping tiercache.ErrNotFound.
@@ -365,7 +389,8 @@ func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
 
 // Delete removes the entry under key: the manifest first, so readers see
 // a miss at once, then its data object and access marker. Deleting a
-// missing key is a no-op. Data objects of uncommitted or superseded puts
+// missing key is a no-op. A manifest that cannot be parsed is deleted
+// too (its data, if any, is left to Prune). Data objects of uncommitted or superseded puts
 // are left to Prune, because they may belong to a Put in flight.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if s.readOnly {
@@ -377,7 +402,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	m, err := s.readManifest(ctx, n)
 	switch {
-	case errors.Is(err, tiercache.ErrNotFound):
+	case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, errOtherKey):
+		// Nothing of key's is stored: the name holds nothing, or
+		// another key's entry (a SHA-256 collision), which stays.
 		return nil
 	case errors.Is(err, tiercache.ErrIntegrity):
 		// A corrupt manifest is deleted all the same; its data, if any,

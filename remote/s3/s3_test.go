@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -333,10 +334,10 @@ func TestListPrefix(t *testing.T) {
 			t.Errorf("Open(%q) = %q, %v", k, back, err)
 		}
 	}
-	// A key too long once encoded is refused before any request.
+	// An invalid key is refused before any request.
 	e.rec.reset()
-	if _, err := s.Put(bg, remote.Meta{Key: strings.Repeat("/", 400)}, strings.NewReader("x")); !errors.Is(err, tiercache.ErrInvalidKey) {
-		t.Errorf("Put of an over-long encoded key: %v", err)
+	if _, err := s.Put(bg, remote.Meta{Key: strings.Repeat("/", 513)}, strings.NewReader("x")); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Errorf("Put of an over-long key: %v", err)
 	}
 	if n := len(e.rec.requests(nil)); n != 0 {
 		t.Errorf("%d requests for an invalid key", n)
@@ -427,9 +428,11 @@ func TestTouchThrottle(t *testing.T) {
 func TestPruneLRU(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
+	// Tree sizes; the archives are sized the other way round (k1 the
+	// largest), so counting archive bytes would evict differently.
 	sizes := map[string]int{"k1": 100, "k2": 200, "k3": 300, "k4": 400}
 	for _, k := range []string{"k1", "k2", "k3", "k4"} {
-		if _, err := s.Put(bg, remote.Meta{Key: k}, bytes.NewReader(randBytes(1, sizes[k]))); err != nil {
+		if _, err := s.Put(bg, remote.Meta{Key: k, Size: int64(sizes[k])}, bytes.NewReader(randBytes(1, 500-sizes[k]))); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond) // distinct LastModified (ms resolution)
@@ -454,7 +457,8 @@ func TestPruneLRU(t *testing.T) {
 	}
 	assertKeys(t, s, "k1", "k2", "k4")
 
-	// Bytes: k1+k2+k4 = 700; a 350-byte budget keeps the recent k1, k2.
+	// Tree bytes: k1+k2+k4 = 700; a 350-byte budget keeps the recent k1,
+	// k2 (their archives alone, 400+300 bytes, would not fit).
 	n, err = s.Prune(bg, policy.Limits{MaxBytes: 350})
 	if err != nil || n != 1 {
 		t.Fatalf("Prune(350 bytes) = %d, %v", n, err)
@@ -493,20 +497,30 @@ func TestPruneOrphans(t *testing.T) {
 	if _, err := s.Put(bg, remote.Meta{Key: "live"}, bytes.NewReader(committed)); err != nil {
 		t.Fatal(err)
 	}
-	const id = "0000000000000001-0000000000000001.tar.zst"
+	const id = "0000000000000001-0000000000000001-0000000000000005.tar.zst"
+	long := stemFor(strings.Repeat("/", 512)) // a fallback stem
 	strays := []string{
-		"ci/data/live/" + id,   // superseded data of a live key
-		"ci/data/nokey/" + id,  // an interrupted put of a new key
-		"ci/access/gone",       // an access marker of a missing key
-		"ci/manifests/x.json~", // not ours: never touched
-		"ci/access/foreign",    // not ours (not empty)
-		"ci/data/x/y.tar.zst",  // not ours (not a data id)
-		"other/data/x/" + id,   // outside the prefix
+		"ci/data/live/" + id,         // superseded data of a live key
+		"ci/data/nokey/" + id,        // an interrupted put of a new key
+		"ci/access/gone",             // an access marker of a missing key
+		"ci/data/" + long + "/" + id, // an interrupted put of a long key
+		"ci/access/" + long,          // an access marker of a missing long key
+		"ci/manifests/x.json~",       // not ours: never touched
+		"ci/access/foreign",          // not ours (not empty)
+		"ci/data/x/y.tar.zst",        // not ours (not a data id)
+		"ci/data/x/0000000000000001-0000000000000001.tar.zst", // not ours (no tree size)
+		"ci/data/" + long[:len(long)-1] + "/" + id,            // not ours (not a stem)
+		"ci/access/" + long + "0",                             // not ours (not a stem)
+		"other/data/x/" + id,                                  // outside the prefix
 	}
+	const ours = 5
 	for _, name := range strays {
 		body := []byte("stray")
-		if name == "ci/access/gone" {
+		if strings.HasPrefix(name, "ci/access/") {
 			body = nil
+		}
+		if name == "ci/access/foreign" {
+			body = []byte("stray")
 		}
 		e.putRaw(t, name, body)
 	}
@@ -522,12 +536,12 @@ func TestPruneOrphans(t *testing.T) {
 		t.Fatalf("Prune = %d, %v", n, err)
 	}
 	left := e.objects(t, "")
-	for _, name := range strays[:3] {
+	for _, name := range strays[:ours] {
 		if slices.Contains(left, name) {
 			t.Errorf("orphan %q not collected", name)
 		}
 	}
-	for _, name := range strays[3:] {
+	for _, name := range strays[ours:] {
 		if !slices.Contains(left, name) {
 			t.Errorf("foreign object %q deleted", name)
 		}
@@ -782,12 +796,19 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-func TestNewValidates(t *testing.T) {
-	// No region from the environment or a profile.
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_PROFILE", "")
+// clearAWSEnv leaves no region or endpoint in the environment or a
+// profile for the rest of the test.
+func clearAWSEnv(t *testing.T) {
+	for _, name := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"} {
+		t.Setenv(name, "") // restores the old value after the test
+		os.Unsetenv(name)
+	}
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+}
+
+func TestNewValidates(t *testing.T) {
+	clearAWSEnv(t)
 	creds := credentials.NewStaticCredentialsProvider("AKID", "SECRET-VALUE", "")
 	base := Config{Bucket: "b", Endpoint: "http://127.0.0.1:1", Credentials: creds}
 	for name, edit := range map[string]func(*Config){
