@@ -523,7 +523,7 @@ func (s *suite) testConcurrentSameKey(t *testing.T) {
 		putWG.Go(func() {
 			for range rounds {
 				if _, err := b.Put(ctx, "shared", srcs[i], tags[i]); err != nil {
-					failure(fmt.Errorf("Put: %w", err))
+					failure(fmt.Errorf("put: %w", err))
 					return
 				}
 			}
@@ -534,7 +534,7 @@ func (s *suite) testConcurrentSameKey(t *testing.T) {
 			for !done.Load() {
 				p, ok, err := b.Get(ctx, "shared")
 				if err != nil {
-					failure(fmt.Errorf("Get: %w", err))
+					failure(fmt.Errorf("get: %w", err))
 					return
 				}
 				if !ok {
@@ -546,7 +546,7 @@ func (s *suite) testConcurrentSameKey(t *testing.T) {
 					return
 				}
 				if !slices.Contains(tags, tag) {
-					failure(fmt.Errorf("Get returned a tree tagged %q, which nobody put", tag))
+					failure(fmt.Errorf("get returned a tree tagged %q, which nobody put", tag))
 					return
 				}
 				hits.Add(1)

@@ -153,18 +153,16 @@ func start(bin string) (*Server, error) {
 	return s, nil
 }
 
-// waitLive polls the liveness endpoint until it answers 200, the process
-// exits or startTimeout passes.
+// waitLive polls the health endpoints until the server is live and its
+// cluster check passes (liveness alone comes before the object layer is
+// initialised, when requests still fail with XMinioServerNotInitialized),
+// the process exits or startTimeout passes.
 func (s *Server) waitLive() error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for {
-		resp, err := client.Get(s.Endpoint + "/minio/health/live")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if s.healthy(client, "/minio/health/live") && s.healthy(client, "/minio/health/cluster") {
+			return nil
 		}
 		select {
 		case <-s.done:
@@ -175,6 +173,15 @@ func (s *Server) waitLive() error {
 			return fmt.Errorf("miniotest: minio not live after %v: %s", startTimeout, s.output.String())
 		}
 	}
+}
+
+func (s *Server) healthy(client *http.Client, path string) bool {
+	resp, err := client.Get(s.Endpoint + path)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Stop kills the server, waits for it to exit and removes its data
