@@ -7,9 +7,9 @@ MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION          := v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION := v0.8.2
 # How long each fuzz target runs inside `make test`.
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 # Fuzz targets run by `make test`: package:Target.
-FUZZ_TARGETS := ./archive:FuzzExtract
+FUZZ_TARGETS := ./archive:FuzzExtract ./archive:FuzzTarStream ./remote/s3:FuzzKeyEncoding
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
 

@@ -394,7 +394,9 @@ func TestTieredConcurrentPutsOneKey(t *testing.T) {
 		t.Fatalf("ListTiers: %d local, %d remote, %v; want one each", len(ls), len(rs), err)
 	}
 	// Losers' archives are garbage: prune collects them (grace is tiny
-	// here), leaving the one data object the manifest names.
+	// here), leaving the one data object the manifest names. Prune ages
+	// objects by the server's clock, whose Date header has whole seconds.
+	time.Sleep(1100 * time.Millisecond)
 	if _, err := m.cache.PruneTiers(t.Context(), policy.Limits{}, policy.Limits{MaxEntries: 10}); err != nil {
 		t.Fatal(err)
 	}

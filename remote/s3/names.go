@@ -57,7 +57,8 @@ const (
 //
 // Every choice depends only on the bytes before it, so the encoding is
 // prefix-preserving: enc(p) is a prefix of enc(k) whenever p is a prefix of
-// k. List(prefix) is therefore one ListObjectsV2 with Prefix = enc(prefix).
+// k. List(prefix) is therefore one ListObjectsV2 with Prefix = enc(prefix)
+// (or its leading part, for long keys: see Stems).
 //
 // segMax leaves room for the "~" and the ".json" suffix within 255 bytes.
 const segMax = 199
@@ -72,9 +73,10 @@ const maxPrefixLen = 256
 // Stems.
 //
 // A key's stem is enc(key) when that fits in maxStem bytes (the full
-// form), which holds for every key of plain characters. A 512-byte key of
-// escaped characters ("/" x 512 encodes to over 1536 bytes) does not fit
-// in an S3 object name, so its stem takes the fallback form
+// form): every key of up to 230 bytes, and 512-byte keys with few escaped
+// characters. A 512-byte key of escaped characters ("/" x 512 encodes to
+// over 1536 bytes) does not fit in an S3 object name, so its stem takes
+// the fallback form
 //
 //	enc(c) + "~~/" + hex(SHA-256(key))
 //
@@ -85,9 +87,8 @@ const maxPrefixLen = 256
 // Injectivity: a full stem never holds "~~" (its raw '~'s are all followed
 // by '/'), and every fallback stem does, so the two forms never collide.
 // Full stems are injective because enc is. A fallback stem ends with the
-// whole key's SHA-256 at a fixed offset from its end, so two fallback stems
-// are equal only for keys with equal SHA-256: the same key, or a SHA-256
-// collision. As a defence against the latter (and against manifests
+// SHA-256 of the whole key, so two fallback stems are equal only for keys
+// with equal SHA-256: the same key, or a SHA-256 collision. As a defence against the latter (and against manifests
 // planted under a fallback name), the manifest records the full key and
 // readers compare it with the key asked for (see parseManifest).
 //

@@ -821,6 +821,7 @@ func TestNewValidates(t *testing.T) {
 		"backoff":        func(c *Config) { c.MaxBackoff = -1 },
 		"prefix":         func(c *Config) { c.Prefix = "../x" },
 		"absolute":       func(c *Config) { c.Prefix = "/x" },
+		"huge prefix":    func(c *Config) { c.Prefix = strings.Repeat("p/", 129) }, // no room left for long keys
 		"no region, AWS": func(c *Config) { c.Endpoint = "" },
 	} {
 		cfg := base
