@@ -660,3 +660,14 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("Open of an unknown layout: %v", err)
 	}
 }
+
+func TestFreeBytes(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "cache"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.FreeBytes()
+	if err != nil || n <= 0 {
+		t.Fatalf("FreeBytes = %d, %v; want a positive size", n, err)
+	}
+}

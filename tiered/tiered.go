@@ -162,13 +162,23 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return Hit{}, false, fmt.Errorf("remote get %q: %w", key, err)
 	}
 	defer rc.Close()
+	if free, err := c.local.FreeBytes(); err == nil && meta.Size > free {
+		return Hit{}, false, fmt.Errorf("%w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, key, meta.Size, free, c.local.Root())
+	}
+	// The manifest says what the archive must hold, and verify insists on
+	// it exactly; extracting no more than that stops a decompression bomb
+	// at the first byte past the recorded size instead of after it has
+	// filled the disk. (Zero means "default" to archive, hence the 1.)
+	xopts := c.opts.Extract
+	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
+	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
 	var got archive.Result
 	fill := func(ctx context.Context, dir string) error {
 		r := io.Reader(rc)
 		if c.opts.Progress != nil {
 			r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
 		}
-		res, err := archive.Extract(ctx, r, dir, c.opts.Extract)
+		res, err := archive.Extract(ctx, r, dir, xopts)
 		if err != nil {
 			if errors.Is(err, tiercache.ErrNotFound) {
 				return err
@@ -201,6 +211,16 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return Hit{}, false, err
 	}
 	return Hit{Path: p, Key: key, Tier: TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+}
+
+// capLimit returns the configured limit (0 = archive's default) lowered
+// to the recorded amount, never below 1.
+func capLimit(configured, recorded int64) int64 {
+	recorded = max(recorded, 1)
+	if configured == 0 || configured > recorded {
+		return recorded
+	}
+	return configured
 }
 
 // verify checks what was extracted against what the manifest recorded.

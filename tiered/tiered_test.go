@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -340,5 +341,49 @@ func TestPerTierPruneAndStats(t *testing.T) {
 	locals, remotes, err := c.ListTiers(t.Context())
 	if err != nil || len(locals) != 1 || len(remotes) != 2 || locals[0].Tier != TierLocal || remotes[0].Tier != TierRemote {
 		t.Fatalf("ListTiers: %v %v %v", locals, remotes, err)
+	}
+}
+
+// A manifest recording a small tree over an archive that holds a big one
+// (a decompression bomb) stops at the recorded size, not at the default
+// extraction limits.
+func TestBombStopsAtRecordedSize(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "zeros"), make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "k", big, ""); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	e := store.entries["k"]
+	e.meta.Size = 1000
+	store.entries["k"] = e
+	store.mu.Unlock()
+	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
+	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) {
+		t.Fatalf("bomb: ok=%v err=%v, want ErrLimitExceeded", ok, err)
+	}
+}
+
+func TestTreeLargerThanFreeSpace(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	e := store.entries["k"]
+	e.meta.Size = 1 << 62
+	store.entries["k"] = e
+	store.mu.Unlock()
+	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
+	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) || !strings.Contains(err.Error(), "free") {
+		t.Fatalf("huge tree: ok=%v err=%v, want a free-space ErrLimitExceeded", ok, err)
 	}
 }
