@@ -936,3 +936,24 @@ func (c *Cache) evict(ctx context.Context, name, version string) error {
 	}
 	return c.unpoint(name, version)
 }
+
+// EntryAt returns the metadata of the version whose tree is at path, as
+// returned by Get, Put or PutFunc, whether or not that version is still
+// current. Unlike Lookup it cannot be confused by a concurrent writer of
+// the same key: it describes exactly the tree at path.
+func (c *Cache) EntryAt(path string) (tiercache.Entry, error) {
+	verDir, tree := filepath.Split(filepath.Clean(path))
+	verDir = filepath.Clean(verDir)
+	dataDir, version := filepath.Split(verDir)
+	if tree != treeDir || filepath.Clean(dataDir) != c.dataDir {
+		return tiercache.Entry{}, fmt.Errorf("%w: %s is not a tree of the cache at %s", tiercache.ErrInvalidArgument, path, c.root)
+	}
+	if _, ok := versionName(version); !ok {
+		return tiercache.Entry{}, fmt.Errorf("%w: %s is not a tree of the cache at %s", tiercache.ErrInvalidArgument, path, c.root)
+	}
+	m, err := readMeta(filepath.Join(verDir, metaFile))
+	if err != nil {
+		return tiercache.Entry{}, fmt.Errorf("%w: version %s: %w", tiercache.ErrIntegrity, version, err)
+	}
+	return c.entry(version, m), nil
+}

@@ -671,3 +671,33 @@ func TestFreeBytes(t *testing.T) {
 		t.Fatalf("FreeBytes = %d, %v; want a positive size", n, err)
 	}
 }
+
+func TestEntryAtDescribesThatVersion(t *testing.T) {
+	c, err := Open(filepath.Join(t.TempDir(), "cache"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func(n int) func(context.Context, string) error {
+		return func(_ context.Context, dir string) error {
+			return os.WriteFile(filepath.Join(dir, "f"), make([]byte, n), 0o644)
+		}
+	}
+	p1, err := c.PutFunc(t.Context(), "k", "one", fill(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutFunc(t.Context(), "k", "two", fill(20)); err != nil {
+		t.Fatal(err)
+	}
+	// The replaced version is still described as itself, not as the
+	// current one.
+	e, err := c.EntryAt(p1)
+	if err != nil || e.Size != 10 || e.Description != "one" || e.Key != "k" {
+		t.Fatalf("EntryAt(replaced) = %+v, %v", e, err)
+	}
+	for _, bad := range []string{t.TempDir(), filepath.Join(c.Root(), "data"), filepath.Dir(p1)} {
+		if _, err := c.EntryAt(bad); !errors.Is(err, tiercache.ErrInvalidArgument) {
+			t.Errorf("EntryAt(%s) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+}

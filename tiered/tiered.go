@@ -101,7 +101,7 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 	if err != nil || !ok {
 		return Hit{}, false, err
 	}
-	e, _, err := c.local.Lookup(ctx, key)
+	e, err := c.local.EntryAt(p)
 	if err != nil {
 		return Hit{}, false, err
 	}
@@ -191,7 +191,8 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		got = res
 		return nil
 	}
-	if _, err := c.local.PutFunc(ctx, key, meta.Description, fill); err != nil {
+	p, err := c.local.PutFunc(ctx, key, meta.Description, fill)
+	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
 		if errors.Is(err, tiercache.ErrNotFound) {
@@ -202,11 +203,10 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	if !c.opts.ReadOnly {
 		_ = c.remote.Touch(ctx, key)
 	}
-	p, ok, err := c.local.Get(ctx, key)
-	if err != nil || !ok {
-		return Hit{}, false, err
-	}
-	e, _, err := c.local.Lookup(ctx, key)
+	// Describe the version this call committed: a concurrent writer of
+	// the key may already have replaced it, and p stays readable for the
+	// local tier's grace period either way.
+	e, err := c.local.EntryAt(p)
 	if err != nil {
 		return Hit{}, false, err
 	}
@@ -331,7 +331,10 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	if err != nil {
 		return PutResult{}, err
 	}
-	e, _, err := c.local.Lookup(ctx, key)
+	// The metadata of the version just stored, not of whatever is current
+	// now: another process may have replaced or removed the key already,
+	// and the upload must describe the tree it sends.
+	e, err := c.local.EntryAt(p)
 	if err != nil {
 		return PutResult{}, err
 	}

@@ -200,8 +200,8 @@ func checkAcceptedManifest(t *testing.T, m manifest, n names) {
 	if !validSHA256(meta.SHA256) {
 		t.Fatalf("accepted SHA-256 %q", meta.SHA256)
 	}
-	if meta.Size < 0 || meta.ArchiveSize < 0 {
-		t.Fatalf("accepted negative sizes: tree %d, archive %d", meta.Size, meta.ArchiveSize)
+	if meta.Size < 0 || meta.ArchiveSize < 0 || meta.Files < 0 {
+		t.Fatalf("accepted negative sizes: tree %d, archive %d, files %d", meta.Size, meta.ArchiveSize, meta.Files)
 	}
 	treeSize, ok := parseDataID(m.Data)
 	if !ok || treeSize != meta.Size {

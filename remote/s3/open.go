@@ -33,10 +33,11 @@ var errClosed = errors.New("s3: read from a closed archive stream")
 // The object is fetched as ranges of PartSize bytes, up to Concurrency
 // ranges ahead of the reader, reassembled in order into the returned
 // stream, so decompression overlaps the download; the stream holds at most
-// PartSize × (Concurrency+1) bytes of buffers. A body that fails mid-transfer is
-// re-requested from the byte where it stopped, at most MaxAttempts times
-// per range, with If-Match on the object's ETag so a resumed read cannot
-// splice two versions (data objects are also never rewritten).
+// PartSize × (Concurrency+1) bytes of buffers. A body that fails mid-transfer
+// (reset, cut short, or silent for IdleTimeout) is re-requested from the
+// byte where it stopped, at most MaxAttempts times per range, with
+// If-Match on the object's ETag so a resumed read cannot splice two
+// versions (data objects are also never rewritten).
 //
 // The stream is bound to ctx: cancelling ctx makes Read fail (this is the
 // way to interrupt a blocked Read; Read and Close must not run

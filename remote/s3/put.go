@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
@@ -172,9 +173,14 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 	})
 	if err != nil {
 		s.putBuf(first)
+		// An attempt may have created an upload whose answer was lost.
+		s.abortStrays(ctx, dataName, "")
 		return 0, mapError(err, s.bucket, "start upload of", n.key)
 	}
 	uploadID := created.UploadId
+	if a, ok := retry.GetAttemptResults(created.ResultMetadata); ok && len(a.Results) > 1 {
+		s.abortStrays(ctx, dataName, aws.ToString(uploadID))
+	}
 	defer func() {
 		if err != nil {
 			// Parts left behind cost storage forever (unless a bucket
@@ -284,7 +290,42 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
+		if code, _ := errorCode(err); code == "NoSuchUpload" && s.completedAnyway(ctx, dataName, size) {
+			return size, nil
+		}
 		return 0, mapError(err, s.bucket, "complete upload of", n.key)
 	}
 	return size, nil
+}
+
+// completedAnyway reports whether the object dataName exists with size
+// bytes after CompleteMultipartUpload reported NoSuchUpload: an attempt
+// whose answer was lost completed the upload, and the SDK's retry then
+// found it gone. dataName is unique to one Put, so the object is ours.
+func (s *Store) completedAnyway(ctx context.Context, dataName string, size int64) bool {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &dataName})
+	return err == nil && aws.ToInt64(out.ContentLength) == size
+}
+
+// abortStrays aborts the multipart uploads of dataName other than keep.
+// A CreateMultipartUpload retried after its answer was lost leaves an
+// upload nobody knows the id of, whose parts would be billed forever
+// (unless a lifecycle rule expires them). dataName is unique to one Put,
+// so every upload under it is this Put's. Best effort, on a detached
+// context: a failure leaves the strays to a lifecycle rule.
+func (s *Store) abortStrays(ctx context.Context, dataName, keep string) {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	out, err := s.client.ListMultipartUploads(dctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &dataName})
+	if err != nil {
+		return
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != dataName || aws.ToString(u.UploadId) == keep {
+			continue
+		}
+		_, _ = s.client.AbortMultipartUpload(dctx, &s3.AbortMultipartUploadInput{
+			Bucket: &s.bucket, Key: &dataName, UploadId: u.UploadId,
+		})
+	}
 }

@@ -40,7 +40,12 @@
 // parallel ranged GETs reassembled into one stream, and a body cut
 // mid-transfer is resumed from the byte where it stopped. Requests are
 // retried by the SDK's standard retryer (exponential backoff with jitter)
-// for transient faults only. Request checksums are computed, and response
+// for transient faults only. Every attempt is bounded: one that makes no
+// progress for Config.IdleTimeout (a stalled server) or is not done after
+// Config.RequestTimeout is cut off and retried like a reset, so a fault
+// ends in success or in an error naming the key, never in a hang. A
+// multipart upload whose creation was retried aborts the uploads the
+// lost answers created. Request checksums are computed, and response
 // checksums validated, only when an operation requires it, because many
 // S3-compatible servers reject the newer checksum headers.
 package s3
@@ -59,6 +64,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/remote"
@@ -79,7 +85,14 @@ const (
 	DefaultOrphanGrace   = time.Hour
 	DefaultMaxAttempts   = 5
 	DefaultMaxBackoff    = 20 * time.Second
+	DefaultIdleTimeout   = 60 * time.Second
+	// DefaultRequestTimeout is the least default Config.RequestTimeout.
+	DefaultRequestTimeout = 10 * time.Minute
 )
+
+// minRate is the slowest transfer of one part (or range) the default
+// RequestTimeout allows: a large PartSize gets a longer default.
+const minRate = 64 << 10 // bytes per second
 
 // maxParts is S3's limit on the parts of one multipart upload.
 const maxParts = 10000
@@ -135,7 +148,8 @@ type Config struct {
 	// Stat and List send only GET and HEAD requests.
 	ReadOnly bool
 	// HTTPClient, if set, sends every S3 request, as is (AWS_CA_BUNDLE
-	// does not apply to it); tests use it to count or fault requests.
+	// does not apply to it; IdleTimeout and RequestTimeout do); tests
+	// use it to count or fault requests.
 	// Default: the SDK's client. Credential providers always use the
 	// SDK's client.
 	HTTPClient aws.HTTPClient
@@ -149,6 +163,21 @@ type Config struct {
 	MaxAttempts int
 	// MaxBackoff caps the delay between attempts. Default 20s.
 	MaxBackoff time.Duration
+	// IdleTimeout is the longest one request may go without progress:
+	// the wait for the response headers (from the start, or from the
+	// last request-body bytes sent) and each wait for response-body
+	// bytes. A stalled request is abandoned and retried like a reset
+	// connection (a download resumes where it stopped), up to
+	// MaxAttempts; the error then says "stalled". Default 60s.
+	IdleTimeout time.Duration
+	// RequestTimeout is the longest one attempt of one request may take
+	// from start to the end of its response body, so a server trickling
+	// bytes cannot hold a transfer either; an attempt that times out is
+	// retried like a stall. Default 10 minutes, or the time to move one
+	// PartSize at 64 KiB/s if that is longer. With the retries, one
+	// request is bounded by about MaxAttempts × (RequestTimeout +
+	// MaxBackoff), and a download range resumed MaxAttempts times.
+	RequestTimeout time.Duration
 }
 
 // Store is a remote.Store in an S3 bucket. It is safe for concurrent use.
@@ -163,6 +192,8 @@ type Store struct {
 	readOnly      bool
 	maxAttempts   int
 	maxBackoff    time.Duration
+	idleTimeout   time.Duration
+	reqTimeout    time.Duration
 	deleteBatch   int   // maxDeleteBatch but in tests
 	pageSize      int32 // maxListPage but in tests
 
@@ -187,6 +218,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		readOnly:      cfg.ReadOnly,
 		maxAttempts:   cfg.MaxAttempts,
 		maxBackoff:    cfg.MaxBackoff,
+		idleTimeout:   cfg.IdleTimeout,
+		reqTimeout:    cfg.RequestTimeout,
 		touched:       make(map[string]time.Time),
 		deleteBatch:   maxDeleteBatch,
 		pageSize:      maxListPage,
@@ -231,6 +264,18 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	case s.maxBackoff < 0:
 		return nil, fmt.Errorf("%w: s3: max backoff %v is negative", tiercache.ErrInvalidArgument, s.maxBackoff)
 	}
+	switch {
+	case s.idleTimeout == 0:
+		s.idleTimeout = DefaultIdleTimeout
+	case s.idleTimeout < 0:
+		return nil, fmt.Errorf("%w: s3: idle timeout %v is negative", tiercache.ErrInvalidArgument, s.idleTimeout)
+	}
+	switch {
+	case s.reqTimeout == 0:
+		s.reqTimeout = max(DefaultRequestTimeout, time.Duration(s.partSize/minRate)*time.Second)
+	case s.reqTimeout < 0:
+		return nil, fmt.Errorf("%w: s3: request timeout %v is negative", tiercache.ErrInvalidArgument, s.reqTimeout)
+	}
 	partSize := int(s.partSize)
 	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
 
@@ -273,6 +318,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			// providers keep the SDK's client.
 			o.HTTPClient = cfg.HTTPClient
 		}
+		// Outermost, so the limits hold whichever client sends.
+		o.HTTPClient = &timeoutClient{next: o.HTTPClient, idle: s.idleTimeout, request: s.reqTimeout}
+		// The SDK's default logger prints warnings on stderr (say, about
+		// a body it failed to drain after a reset); a library must not,
+		// and every failure that matters reaches the caller as an error.
+		o.Logger = logging.Nop{}
 		// Set on the client too: a client option must not undo it.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
@@ -308,17 +359,31 @@ var errOtherKey = errors.New("s3: the manifest belongs to another key with the s
 // readManifest fetches and checks the manifest named by n. A missing one
 // wraps tiercache.ErrNotFound, a malformed one, or one recording a key
 // that does not belong under that name, tiercache.ErrIntegrity.
+//
+// The SDK retries a request only until its response headers arrive, so a
+// body cut or stalled mid-transfer is re-requested here, up to
+// MaxAttempts reads in all.
 func (s *Store) readManifest(ctx context.Context, n names) (manifest, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &n.manifest})
-	if err != nil {
-		return manifest{}, mapError(err, s.bucket, "get manifest of", n.label)
+	for attempt := 1; ; attempt++ {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &n.manifest})
+		if err != nil {
+			return manifest{}, mapError(err, s.bucket, "get manifest of", n.label)
+		}
+		b, err := io.ReadAll(io.LimitReader(out.Body, maxManifestSize+1))
+		_ = out.Body.Close()
+		if err == nil {
+			return parseManifest(b, n)
+		}
+		if ctx.Err() != nil {
+			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
+		}
+		if attempt >= s.maxAttempts {
+			return manifest{}, mapError(fmt.Errorf("gave up after %d interrupted reads: %w", attempt, err), s.bucket, "read manifest of", n.label)
+		}
+		if err := sleepBackoff(ctx, attempt, s.maxBackoff); err != nil {
+			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
+		}
 	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, maxManifestSize+1))
-	if err != nil {
-		return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
-	}
-	return parseManifest(b, n)
 }
 
 // parseManifest parses and checks the manifest stored under n's name. The
@@ -350,8 +415,8 @@ func parseManifest(b []byte, n names) (manifest, error) {
 	case treeSize != m.Meta.Size:
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q records %d tree bytes, its data object %q says %d",
 			tiercache.ErrIntegrity, label, m.Meta.Size, m.Data, treeSize)
-	case m.Meta.ArchiveSize < 0 || !validSHA256(m.Meta.SHA256):
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size or SHA-256", tiercache.ErrIntegrity, label)
+	case m.Meta.ArchiveSize < 0 || m.Meta.Files < 0 || !validSHA256(m.Meta.SHA256):
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size, file count or SHA-256", tiercache.ErrIntegrity, label)
 	}
 	if m.Meta.LastAccess.Before(m.Meta.Created) {
 		m.Meta.LastAccess = m.Meta.Created

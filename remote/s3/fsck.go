@@ -1,0 +1,556 @@
+package s3
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+var _ remote.Checker = (*Store)(nil)
+
+// deepConcurrency bounds the archives a deep Check downloads at once.
+// Each download already fetches Concurrency ranges in parallel and holds
+// PartSize × (Concurrency+1) bytes of buffers, so two keep the link busy
+// without multiplying that memory.
+const deepConcurrency = 2
+
+// Check implements remote.Checker. It works from the same three listings
+// as Prune (data objects first, then manifests and access markers) plus
+// one of the multipart uploads in flight, and reads every manifest (up to
+// 16 at once); Deep then downloads every sound entry's archive, two at a
+// time. An entry is reported only after a second
+// look confirms it: a manifest naming a data object missing from the
+// listing is rechecked with a HEAD and a fresh read of the manifest, so
+// a Put or Delete running meanwhile is not mistaken for damage.
+//
+// Repair deletes the manifests of broken entries first, then their data
+// objects and access markers, orphaned data objects and stray markers
+// (in batches), and aborts stale uploads. Like Prune, it may turn an
+// entry re-put at the very moment it is repaired into a miss, never into
+// a torn entry.
+func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+	if opts.Repair && s.readOnly {
+		return remote.CheckReport{}, fmt.Errorf("%w: s3: check with repair", tiercache.ErrReadOnly)
+	}
+	if opts.Grace < 0 {
+		return remote.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
+	}
+	stems, now, err := s.checkSurvey(ctx)
+	if err != nil {
+		return remote.CheckReport{}, err
+	}
+	ck := &checker{s: s, opts: opts, now: now, cutoff: now.Add(-cmp.Or(opts.Grace, s.grace))}
+	if err := ck.readManifests(ctx, stems); err != nil {
+		return remote.CheckReport{}, err
+	}
+	ck.leftovers(stems)
+	if opts.Deep {
+		if err := ck.deep(ctx, stems); err != nil {
+			return remote.CheckReport{}, err
+		}
+	}
+	if err := ck.uploads(ctx); err != nil {
+		return remote.CheckReport{}, err
+	}
+	var rerr error
+	if opts.Repair {
+		rerr = ck.repair(ctx)
+	}
+	report := remote.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []remote.Problem{}}
+	for _, f := range ck.findings {
+		report.Problems = append(report.Problems, f.p)
+	}
+	return report, rerr
+}
+
+// ckData is one data object of a stem, as listed.
+type ckData struct {
+	id       string
+	size     int64
+	modified time.Time
+}
+
+// Manifest states, once read.
+const (
+	manifestUnread  = iota // not read: nothing old enough to need it
+	manifestOK             // read and valid
+	manifestMissing        // no manifest (or deleted since the listing)
+	manifestCorrupt        // present but does not parse
+)
+
+// ckStem is what Check knows of one stem.
+type ckStem struct {
+	n        names
+	manifest *object // as listed
+	marker   *object
+	data     []ckData
+
+	state   int
+	m       manifest // when state is manifestOK
+	corrupt error    // when state is manifestCorrupt
+	// broken: the entry is reported and, with Repair, deleted.
+	broken bool
+	// unsettled: the entry changed while it was checked (a concurrent
+	// Put or Delete); nothing of it is reported.
+	unsettled bool
+}
+
+// key returns the stem's key, or "" when only a fallback stem is known.
+func (st *ckStem) key() string {
+	if st.state == manifestOK {
+		return st.m.Meta.Key
+	}
+	return st.n.key
+}
+
+// checkSurvey lists data objects, then manifests and markers, and groups
+// them by stem, keeping object sizes (which Prune's survey does not need).
+func (s *Store) checkSurvey(ctx context.Context) (map[string]*ckStem, time.Time, error) {
+	data, now, err := s.listAll(ctx, s.prefix+dataDir, "data objects")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var manifests, markers []object
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		manifests, _, err = s.listAll(gctx, s.prefix+manifestsDir, "manifests")
+		return err
+	})
+	g.Go(func() (err error) {
+		markers, _, err = s.listAll(gctx, s.prefix+accessDir, "access markers")
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, time.Time{}, err
+	}
+	stems := make(map[string]*ckStem)
+	state := func(stem string) *ckStem {
+		st := stems[stem]
+		if st == nil {
+			n, _ := s.namesForStem(stem) // callers pass parsed stems only
+			st = &ckStem{n: n}
+			stems[stem] = st
+		}
+		return st
+	}
+	for _, o := range data {
+		if stem, id, _, ok := s.dataStemOf(o.name); ok {
+			st := state(stem)
+			st.data = append(st.data, ckData{id: id, size: o.size, modified: o.modified})
+		}
+	}
+	for i := range manifests {
+		if stem, ok := stemOf(manifests[i].name, s.prefix+manifestsDir, manifestSuffix); ok {
+			state(stem).manifest = &manifests[i]
+		}
+	}
+	for i := range markers {
+		if stem, ok := stemOf(markers[i].name, s.prefix+accessDir, ""); ok && markers[i].size == 0 {
+			state(stem).marker = &markers[i]
+		}
+	}
+	return stems, now, nil
+}
+
+// finding is a problem with what repairing it takes.
+type finding struct {
+	p remote.Problem
+	// first is deleted before then: the manifest of a broken entry, so
+	// readers never find a manifest whose data is gone.
+	first string
+	then  []string
+	// upload, if set, is aborted.
+	upload *uploadRef
+}
+
+type uploadRef struct{ name, id string }
+
+// checker is the state of one Check.
+type checker struct {
+	s      *Store
+	opts   remote.CheckOptions
+	now    time.Time // the server's clock at the first listing
+	cutoff time.Time // leftovers modified before it are reported
+
+	mu       sync.Mutex
+	entries  int
+	verified int
+	findings []finding
+}
+
+func (ck *checker) add(f finding) {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	ck.findings = append(ck.findings, f)
+}
+
+// old reports whether t is before the cutoff.
+func (ck *checker) old(t time.Time) bool { return t.Before(ck.cutoff) }
+
+// age describes how long before the first listing t was.
+func (ck *checker) age(t time.Time) string {
+	return ck.now.Sub(t).Round(time.Second).String()
+}
+
+// readManifests reads the manifest of every listed entry, and of every
+// stem with leftovers old enough to report (a manifest may have been
+// committed since the listing), and checks each entry's data object.
+func (ck *checker) readManifests(ctx context.Context, stems map[string]*ckStem) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for _, st := range stems {
+		need := st.manifest != nil || (st.marker != nil && ck.old(st.marker.modified))
+		for _, d := range st.data {
+			need = need || ck.old(d.modified)
+		}
+		if need {
+			g.Go(func() error { return ck.checkEntry(gctx, st) })
+		}
+	}
+	return g.Wait()
+}
+
+// checkEntry reads st's manifest and checks that the data object it
+// names exists with the recorded size.
+func (ck *checker) checkEntry(ctx context.Context, st *ckStem) error {
+	s := ck.s
+	m, err := s.readManifest(ctx, st.n)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		st.state = manifestMissing
+		return nil
+	case errors.Is(err, tiercache.ErrIntegrity):
+		st.state, st.corrupt = manifestCorrupt, err
+		ck.countEntry()
+		return ck.corruptManifest(ctx, st)
+	case err != nil:
+		return err
+	}
+	st.state, st.m = manifestOK, m
+	ck.countEntry()
+	dataName := st.n.data(m.Data)
+	size := int64(-1) // missing
+	for _, d := range st.data {
+		if d.id == m.Data {
+			size = d.size
+		}
+	}
+	if size == m.Meta.ArchiveSize {
+		return nil
+	}
+	// The listing may predate the Put that committed this manifest:
+	// look at the object itself.
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &dataName})
+	switch err := mapError(err, s.bucket, "check data of", st.n.label); {
+	case err == nil:
+		size = aws.ToInt64(out.ContentLength)
+	case errors.Is(err, tiercache.ErrNotFound):
+		size = -1
+	default:
+		return err
+	}
+	if size == m.Meta.ArchiveSize {
+		return nil
+	}
+	if settled, err := ck.stillNames(ctx, st, m.Data); err != nil || !settled {
+		return err
+	}
+	f := finding{
+		p:     remote.Problem{Key: m.Meta.Key, Object: st.n.manifest},
+		first: st.n.manifest,
+		then:  []string{st.n.marker},
+	}
+	if size < 0 {
+		f.p.Kind = remote.ProblemMissingData
+		f.p.Detail = fmt.Sprintf("its archive %s does not exist", dataName)
+	} else {
+		f.p.Kind = remote.ProblemSizeMismatch
+		f.p.Detail = fmt.Sprintf("its archive %s is %d bytes, the manifest records %d", dataName, size, m.Meta.ArchiveSize)
+		f.then = append(f.then, dataName)
+	}
+	st.broken = true
+	ck.add(f)
+	return nil
+}
+
+func (ck *checker) countEntry() {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	ck.entries++
+}
+
+// stillNames rereads st's manifest and reports whether it still names
+// data object id, marking st unsettled if not (replaced or deleted since
+// it was first read).
+func (ck *checker) stillNames(ctx context.Context, st *ckStem, id string) (bool, error) {
+	m, err := ck.s.readManifest(ctx, st.n)
+	switch {
+	case err == nil && m.Data == id:
+		return true, nil
+	case err == nil, errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
+		st.unsettled = true
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// corruptManifest reports a manifest that does not parse, once a second
+// read confirms it.
+func (ck *checker) corruptManifest(ctx context.Context, st *ckStem) error {
+	_, err := ck.s.readManifest(ctx, st.n)
+	switch {
+	case errors.Is(err, tiercache.ErrIntegrity):
+	case err == nil, errors.Is(err, tiercache.ErrNotFound):
+		st.unsettled = true // replaced or deleted meanwhile
+		return nil
+	default:
+		return err
+	}
+	st.broken = true
+	ck.add(finding{
+		p:     remote.Problem{Kind: remote.ProblemCorruptManifest, Key: st.n.key, Object: st.n.manifest, Detail: st.corrupt.Error()},
+		first: st.n.manifest,
+		then:  []string{st.n.marker},
+	})
+	return nil
+}
+
+// leftovers reports the data objects no valid manifest names and the
+// access markers of keys without an entry, when older than the grace.
+func (ck *checker) leftovers(stems map[string]*ckStem) {
+	for _, st := range stems {
+		if st.unsettled || st.state == manifestUnread {
+			continue // nothing old enough, or changing under us
+		}
+		for _, d := range st.data {
+			if !ck.old(d.modified) || (st.state == manifestOK && d.id == st.m.Data) {
+				continue
+			}
+			name := st.n.data(d.id)
+			ck.add(finding{
+				p: remote.Problem{
+					Kind: remote.ProblemOrphanData, Key: st.key(), Object: name,
+					Detail: fmt.Sprintf("no manifest names it; uploaded %s ago", ck.age(d.modified)),
+				},
+				then: []string{name},
+			})
+		}
+		if st.state == manifestMissing && st.marker != nil && ck.old(st.marker.modified) {
+			ck.add(finding{
+				p: remote.Problem{
+					Kind: remote.ProblemStrayMarker, Key: st.key(), Object: st.n.marker,
+					Detail: fmt.Sprintf("access record of a key with no entry, written %s ago", ck.age(st.marker.modified)),
+				},
+				then: []string{st.n.marker},
+			})
+		}
+	}
+}
+
+// deep downloads the archive of every entry found sound so far and
+// verifies its size and SHA-256.
+func (ck *checker) deep(ctx context.Context, stems map[string]*ckStem) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deepConcurrency)
+	for _, st := range stems {
+		if st.state != manifestOK || st.broken || st.unsettled {
+			continue
+		}
+		g.Go(func() error { return ck.verifyArchive(gctx, st) })
+	}
+	return g.Wait()
+}
+
+// verifyArchive reads st's archive through Open (so ranged, resumed,
+// parallel reads are exercised as a pull would) and compares it with the
+// Meta Open returned, which is that of the manifest naming what it read,
+// then lets CheckOptions.Inspect judge its content.
+func (ck *checker) verifyArchive(ctx context.Context, st *ckStem) error {
+	key := st.m.Meta.Key
+	dg, err := ck.readArchive(ctx, key)
+	meta := dg.meta
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return nil // replaced or deleted meanwhile
+	case errors.Is(err, tiercache.ErrIntegrity):
+		meta = st.m.Meta // Open's checks failed: the object is not as recorded
+	case err != nil:
+		return err
+	case dg.size == meta.ArchiveSize && dg.sha256 == meta.SHA256 && dg.inspect == nil:
+		ck.mu.Lock()
+		ck.verified++
+		ck.mu.Unlock()
+		return nil
+	case dg.size == meta.ArchiveSize && dg.sha256 == meta.SHA256 && !errors.Is(dg.inspect, tiercache.ErrIntegrity):
+		return dg.inspect
+	}
+	// Which data object was that? The manifest read now tells, if it
+	// is still the version Open read.
+	m, rerr := ck.s.readManifest(ctx, st.n)
+	switch {
+	case rerr == nil && m.Meta.SHA256 == meta.SHA256 && m.Meta.Created.Equal(meta.Created):
+	case rerr == nil, errors.Is(rerr, tiercache.ErrNotFound), errors.Is(rerr, tiercache.ErrIntegrity):
+		st.unsettled = true
+		return nil
+	default:
+		return rerr
+	}
+	dataName := st.n.data(m.Data)
+	p := remote.Problem{Kind: remote.ProblemChecksumMismatch, Key: key, Object: st.n.manifest}
+	switch {
+	case err != nil:
+		p.Detail = fmt.Sprintf("its archive %s cannot be read as recorded: %v", dataName, err)
+	case dg.size != meta.ArchiveSize || dg.sha256 != meta.SHA256:
+		p.Detail = fmt.Sprintf("its archive %s is %d bytes with SHA-256 %s, the manifest records %d bytes with SHA-256 %s",
+			dataName, dg.size, dg.sha256, meta.ArchiveSize, meta.SHA256)
+	default:
+		p.Kind = remote.ProblemContentMismatch
+		p.Detail = fmt.Sprintf("its archive %s is intact but does not match the manifest: %v", dataName, dg.inspect)
+	}
+	st.broken = true
+	ck.add(finding{p: p, first: st.n.manifest, then: []string{dataName, st.n.marker}})
+	return nil
+}
+
+// digest is what readArchive found: the archive's size and SHA-256, the
+// Meta of the manifest Open read, and what Inspect said.
+type digest struct {
+	size    int64
+	sha256  string
+	meta    remote.Meta
+	inspect error
+}
+
+// readArchive streams key's archive through CheckOptions.Inspect, if set,
+// and a SHA-256. A failure of the stream itself is the error; Inspect's
+// verdict is in the digest.
+func (ck *checker) readArchive(ctx context.Context, key string) (digest, error) {
+	rc, meta, err := ck.s.Open(ctx, key)
+	if err != nil {
+		return digest{}, err
+	}
+	defer rc.Close()
+	h := &countingHash{Hash: sha256.New()}
+	dg := digest{meta: meta}
+	if ck.opts.Inspect != nil {
+		dg.inspect = ck.opts.Inspect(ctx, meta, io.TeeReader(rc, h))
+	}
+	// The rest, if Inspect stopped early. The stream's errors are
+	// sticky, so one that Inspect saw shows here too.
+	if _, err := io.Copy(h, rc); err != nil {
+		return digest{}, err
+	}
+	dg.size, dg.sha256 = h.n, hex.EncodeToString(h.Sum(nil))
+	return dg, nil
+}
+
+// countingHash is a hash that counts the bytes written to it.
+type countingHash struct {
+	hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.Hash.Write(p)
+}
+
+// uploads reports the multipart uploads of data objects started before
+// the cutoff: a Put that died (or whose abort failed) left them.
+//
+// The listing covers the whole bucket and is filtered here: MinIO takes
+// a Prefix as an exact object name, so listing by prefix would find
+// nothing there. A bucket has few uploads in flight, so this costs
+// little.
+func (ck *checker) uploads(ctx context.Context) error {
+	s := ck.s
+	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &s.bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return mapError(err, s.bucket, "list multipart uploads under", s.prefix+dataDir)
+		}
+		for _, u := range page.Uploads {
+			name, id := aws.ToString(u.Key), aws.ToString(u.UploadId)
+			stem, _, _, ok := s.dataStemOf(name)
+			if !ok || u.Initiated == nil || !ck.old(*u.Initiated) {
+				continue
+			}
+			n, _ := s.namesForStem(stem)
+			ck.add(finding{
+				p: remote.Problem{
+					Kind: remote.ProblemStaleUpload, Key: n.key, Object: name + " (upload " + id + ")",
+					Detail: fmt.Sprintf("multipart upload started %s ago and never completed", ck.age(*u.Initiated)),
+				},
+				upload: &uploadRef{name: name, id: id},
+			})
+		}
+	}
+	return nil
+}
+
+// repair removes what the findings name: the manifests of broken entries
+// first, then data objects and markers, then aborts stale uploads. A
+// finding is marked repaired when all of its removals succeeded.
+func (ck *checker) repair(ctx context.Context) error {
+	s := ck.s
+	var round1, round2 []string
+	for _, f := range ck.findings {
+		if f.first != "" {
+			round1 = append(round1, f.first)
+		}
+	}
+	failed1, err1 := s.deleteObjects(ctx, round1)
+	for _, f := range ck.findings {
+		if f.first == "" || !failed1[f.first] {
+			round2 = append(round2, f.then...)
+		}
+	}
+	var failed2 map[string]bool
+	var err2 error
+	if err1 == nil {
+		failed2, err2 = s.deleteObjects(ctx, round2)
+	}
+	var errs []error
+	for i := range ck.findings {
+		f := &ck.findings[i]
+		if f.upload != nil {
+			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: &s.bucket, Key: &f.upload.name, UploadId: &f.upload.id,
+			})
+			if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" {
+				f.p.Repaired = true
+			} else {
+				errs = append(errs, mapError(err, s.bucket, "abort upload of", f.upload.name))
+			}
+			continue
+		}
+		ok := err1 == nil && err2 == nil && !failed1[f.first]
+		for _, name := range f.then {
+			ok = ok && !failed2[name]
+		}
+		f.p.Repaired = ok
+	}
+	switch {
+	case err1 != nil || err2 != nil:
+		errs = append(errs, err1, err2)
+	case len(failed1)+len(failed2) > 0:
+		errs = append(errs, fmt.Errorf("s3: fsck: the server refused to delete %d objects", len(failed1)+len(failed2)))
+	}
+	return errors.Join(errs...)
+}

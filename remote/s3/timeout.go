@@ -1,0 +1,189 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// timeoutClient bounds every request a Store sends, whatever HTTP client
+// carries it. The SDK's client has a dial and a TLS handshake timeout but
+// none on a server that accepts a request and then goes silent, which
+// would hang a pull or a push forever. Two limits apply to each attempt:
+//
+//   - idle: no progress for this long fails the attempt. Progress is the
+//     transport taking request-body bytes, the response headers arriving,
+//     or a read of the response body returning; the clock runs only while
+//     we wait on the server (before the headers, and inside a body Read),
+//     so a slow consumer of a body is never mistaken for a stall.
+//   - request: the attempt must be over (body read or closed) this long
+//     after it started, so a server trickling bytes cannot hold it either.
+//
+// Expiry cancels the request's context with a *timeoutError, which the
+// transport turns into the error of the pending call. The SDK retries that
+// error before the headers; after them the Store resumes or re-reads.
+type timeoutClient struct {
+	next    aws.HTTPClient
+	idle    time.Duration
+	request time.Duration
+}
+
+// timeoutError reports an attempt cut off by timeoutClient. It is
+// transient: it says Timeout and RetryableError, which the SDK's retryer
+// and net/http's callers understand.
+type timeoutError struct {
+	method string
+	idle   bool
+	limit  time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	if e.idle {
+		return fmt.Sprintf("s3: %s request stalled: no progress for %v (idle timeout)", e.method, e.limit)
+	}
+	return fmt.Sprintf("s3: %s request timed out: not done after %v (request timeout)", e.method, e.limit)
+}
+
+// Timeout reports true: the error is a timeout.
+func (e *timeoutError) Timeout() bool { return true }
+
+// RetryableError reports true, so the SDK's retryer retries it.
+func (e *timeoutError) RetryableError() bool { return true }
+
+// Do sends req under the idle and request limits.
+func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	w := &watch{ctx: ctx, cancel: cancel, idleLimit: c.idle, sending: true}
+	method := req.Method
+	// The idle clock runs from the start: dialing and waiting for the
+	// headers are waits on the server too.
+	w.idle = time.AfterFunc(c.idle, func() {
+		cancel(&timeoutError{method: method, idle: true, limit: c.idle})
+	})
+	w.total = time.AfterFunc(c.request, func() {
+		cancel(&timeoutError{method: method, limit: c.request})
+	})
+	req = req.WithContext(ctx)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &requestBody{ReadCloser: req.Body, w: w}
+		if getBody := req.GetBody; getBody != nil {
+			req.GetBody = func() (io.ReadCloser, error) {
+				b, err := getBody()
+				if err != nil || b == nil || b == http.NoBody {
+					return b, err
+				}
+				return &requestBody{ReadCloser: b, w: w}, nil
+			}
+		}
+	}
+	resp, err := c.next.Do(req)
+	w.responded()
+	if err != nil {
+		w.finish()
+		return nil, w.explain(err)
+	}
+	resp.Body = &responseBody{body: resp.Body, w: w}
+	return resp, nil
+}
+
+// watch holds the clocks of one attempt.
+type watch struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	idle      *time.Timer
+	idleLimit time.Duration
+	total     *time.Timer
+
+	mu sync.Mutex
+	// sending is true until the response headers arrive: until then,
+	// request-body reads are progress. The transport may still read the
+	// body after a server answered early; that must not rearm the clock.
+	sending bool
+}
+
+// sent records progress sending the request.
+func (w *watch) sent() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sending {
+		w.idle.Reset(w.idleLimit)
+	}
+}
+
+// responded ends the sending phase: from now on only response-body
+// reads run the idle clock.
+func (w *watch) responded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sending = false
+	w.idle.Stop()
+}
+
+// finish stops the clocks and releases the attempt's context.
+func (w *watch) finish() {
+	w.idle.Stop()
+	w.total.Stop()
+	w.cancel(nil)
+}
+
+// explain returns err, made to wrap the timeoutError that caused it if a
+// clock expired and the transport reported something vaguer (a custom
+// client may report only "context canceled").
+func (w *watch) explain(err error) error {
+	var te *timeoutError
+	if !errors.As(context.Cause(w.ctx), &te) || errors.Is(err, te) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", te, err)
+}
+
+// requestBody counts the transport's reads of a request body as progress.
+type requestBody struct {
+	io.ReadCloser
+	w *watch
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.w.sent()
+	return n, err
+}
+
+// responseBody runs the idle clock during each Read and ends the attempt
+// at EOF or Close. Like any response body, Close may be called while a
+// Read is blocked (net/http then makes the Read fail).
+type responseBody struct {
+	body io.ReadCloser
+	w    *watch
+	eof  bool
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return b.body.Read(p)
+	}
+	b.w.idle.Reset(b.w.idleLimit)
+	n, err := b.body.Read(p)
+	b.w.idle.Stop()
+	switch {
+	case err == io.EOF:
+		// Done: stop the clocks now, as a caller may be slow to Close.
+		b.eof = true
+		b.w.total.Stop()
+	case err != nil:
+		err = b.w.explain(err)
+	}
+	return n, err
+}
+
+func (b *responseBody) Close() error {
+	err := b.body.Close()
+	b.w.finish()
+	return err
+}

@@ -1,0 +1,410 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// bound is how long any faulted call below may take: generous, because
+// the point is that it ends, not how fast.
+const bound = 60 * time.Second
+
+// hooked is an http.RoundTripper in front of the env's recorder that
+// lets a test stall, lose or slow a request: hook decides, and may call
+// next itself.
+type hooked struct {
+	next http.RoundTripper
+	hook atomic.Pointer[func(req *http.Request, next http.RoundTripper) (*http.Response, error)]
+}
+
+func (h *hooked) RoundTrip(req *http.Request) (*http.Response, error) {
+	if f := h.hook.Load(); f != nil {
+		return (*f)(req, h.next)
+	}
+	return h.next.RoundTrip(req)
+}
+
+func (h *hooked) set(f func(req *http.Request, next http.RoundTripper) (*http.Response, error)) {
+	if f == nil {
+		h.hook.Store(nil)
+		return
+	}
+	h.hook.Store(&f)
+}
+
+// timeoutStore returns a store of e whose requests go through a hooked
+// transport, with short timeouts and three attempts.
+func timeoutStore(t *testing.T, e *env, edit func(*Config)) (*Store, *hooked) {
+	t.Helper()
+	h := &hooked{next: e.rec}
+	s := e.store(t, func(c *Config) {
+		c.HTTPClient = &http.Client{Transport: h}
+		c.MaxAttempts = 3
+		c.IdleTimeout = time.Second
+		c.RequestTimeout = 20 * time.Second
+		if edit != nil {
+			edit(c)
+		}
+	})
+	return s, h
+}
+
+// waitDone blocks until req's context ends, as a server that accepted the
+// request and went silent, and returns what the transport would.
+func waitDone(req *http.Request) error {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	<-req.Context().Done()
+	return context.Cause(req.Context())
+}
+
+// stallBody yields n bytes of its body, then blocks until ctx ends.
+type stallBody struct {
+	io.ReadCloser
+	ctx context.Context
+	n   int
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		<-b.ctx.Done()
+		return 0, context.Cause(b.ctx)
+	}
+	if len(p) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.n -= n
+	return n, err
+}
+
+// trickleBody yields one small read every 20ms, forever making progress
+// and never finishing in time.
+type trickleBody struct {
+	io.ReadCloser
+	ctx context.Context
+}
+
+func (b *trickleBody) Read(p []byte) (int, error) {
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-b.ctx.Done():
+		return 0, context.Cause(b.ctx)
+	}
+	return b.ReadCloser.Read(p[:min(len(p), 512)])
+}
+
+// isDataGet reports whether req reads a data object.
+func isDataGet(req *http.Request) bool {
+	return req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/"+dataDir)
+}
+
+func isPart(req *http.Request) bool {
+	return req.Method == http.MethodPut && strings.Contains(req.URL.RawQuery, "partNumber=")
+}
+
+// checkTimeoutErr fails t unless err names key and says what happened.
+func checkTimeoutErr(t *testing.T, err error, key, word string, took time.Duration) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) || !strings.Contains(err.Error(), word) {
+		t.Errorf("error %q does not name key %q and say %q", err, key, word)
+	}
+	var te *timeoutError
+	if !errors.As(err, &te) {
+		t.Errorf("error %q does not wrap a timeoutError", err)
+	}
+	if took > bound {
+		t.Errorf("took %v, want well under %v", took, bound)
+	}
+}
+
+func TestTimeoutConfig(t *testing.T) {
+	clearAWSEnv(t)
+	base := Config{Bucket: "b", Endpoint: "http://127.0.0.1:1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+	for name, edit := range map[string]func(*Config){
+		"idle":    func(c *Config) { c.IdleTimeout = -time.Second },
+		"request": func(c *Config) { c.RequestTimeout = -time.Second },
+	} {
+		cfg := base
+		edit(&cfg)
+		if _, err := New(bg, cfg); !errors.Is(err, tiercache.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	s, err := New(bg, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.idleTimeout != DefaultIdleTimeout || s.reqTimeout != DefaultRequestTimeout {
+		t.Errorf("defaults: idle %v, request %v", s.idleTimeout, s.reqTimeout)
+	}
+	if _, ok := s.client.Options().HTTPClient.(*timeoutClient); !ok {
+		t.Errorf("client %T does not enforce the timeouts", s.client.Options().HTTPClient)
+	}
+	// Faults make the SDK warn (about bodies it cannot drain): a library
+	// must not print.
+	if _, ok := s.client.Options().Logger.(logging.Nop); !ok {
+		t.Errorf("the SDK logs with %T, want logging.Nop", s.client.Options().Logger)
+	}
+	// Big parts get time to move at the minimum rate.
+	cfg := base
+	cfg.PartSize = 1 << 30
+	if s, err = New(bg, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if want := (1 << 30) / minRate * time.Second; s.reqTimeout != want {
+		t.Errorf("request timeout for 1 GiB parts: %v, want %v", s.reqTimeout, want)
+	}
+}
+
+// TestStalledHeaders: a server that accepts a request and never answers
+// costs IdleTimeout per attempt; the SDK retries it, and the error names
+// the key and the stall.
+func TestStalledHeaders(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, nil)
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("tree")); err != nil {
+		t.Fatal(err)
+	}
+	var stalled atomic.Int64
+	stallManifest := func(times int64) func(*http.Request, http.RoundTripper) (*http.Response, error) {
+		return func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/"+manifestsDir) && stalled.Add(1) <= times {
+				return nil, waitDone(req)
+			}
+			return next.RoundTrip(req)
+		}
+	}
+
+	h.set(stallManifest(1))
+	if b, err := readAll(t, s, "k"); err != nil || string(b) != "tree" {
+		t.Fatalf("one stall: %q, %v", b, err)
+	}
+
+	stalled.Store(0)
+	h.set(stallManifest(1 << 30))
+	start := time.Now()
+	_, err := s.Stat(bg, "k")
+	checkTimeoutErr(t, err, "k", "stalled", time.Since(start))
+	if n := stalled.Load(); n != 3 {
+		t.Errorf("%d attempts, want MaxAttempts (3)", n)
+	}
+}
+
+// TestStalledBody: a body that stops mid-transfer is abandoned after
+// IdleTimeout and resumed where it stopped; one that always stops fails.
+func TestStalledBody(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, nil)
+	data := randBytes(11, MinPartSize+12345)
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	const cut = 100 << 10
+	var gets atomic.Int64
+	stallData := func(times int64) func(*http.Request, http.RoundTripper) (*http.Response, error) {
+		return func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+			resp, err := next.RoundTrip(req)
+			if err == nil && isDataGet(req) && gets.Add(1) <= times {
+				resp.Body = &stallBody{ReadCloser: resp.Body, ctx: req.Context(), n: cut}
+			}
+			return resp, err
+		}
+	}
+
+	h.set(stallData(1))
+	e.rec.reset()
+	back, err := readAll(t, s, "k")
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("one stalled body: %d bytes, %v", len(back), err)
+	}
+	resumed := e.rec.requests(func(r request) bool {
+		return r.method == "GET" && r.isData() && strings.HasPrefix(r.header.Get("Range"), fmt.Sprintf("bytes=%d-", cut))
+	})
+	if len(resumed) != 1 {
+		t.Errorf("%d GETs resumed at byte %d, want 1", len(resumed), cut)
+	}
+
+	gets.Store(0)
+	h.set(stallData(1 << 30))
+	start := time.Now()
+	_, err = readAll(t, s, "k")
+	checkTimeoutErr(t, err, "k", "stalled", time.Since(start))
+}
+
+// TestStalledUpload: a part the server never answers is retried; a part
+// it never answers at all fails the Put, and the upload is aborted.
+func TestStalledUpload(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, func(c *Config) { c.Concurrency = 2 })
+	data := randBytes(12, 2*MinPartSize+99)
+	var parts atomic.Int64
+	stallPart2 := func(times int64) func(*http.Request, http.RoundTripper) (*http.Response, error) {
+		return func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+			if isPart(req) && strings.Contains(req.URL.RawQuery, "partNumber=2") && parts.Add(1) <= times {
+				// Take the whole body, then say nothing.
+				_, _ = io.Copy(io.Discard, req.Body)
+				return nil, waitDone(req)
+			}
+			return next.RoundTrip(req)
+		}
+	}
+
+	h.set(stallPart2(1))
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatalf("one stalled part: %v", err)
+	}
+	h.set(nil)
+	if back, err := readAll(t, s, "k"); err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("read back: %d bytes, %v", len(back), err)
+	}
+
+	parts.Store(0)
+	h.set(stallPart2(1 << 30))
+	start := time.Now()
+	_, err := s.Put(bg, remote.Meta{Key: "k2"}, bytes.NewReader(data))
+	checkTimeoutErr(t, err, "k2", "stalled", time.Since(start))
+	if n := parts.Load(); n != 3 {
+		t.Errorf("part 2 sent %d times, want MaxAttempts (3)", n)
+	}
+	h.set(nil)
+	assertNoUploads(t, e)
+	if _, err := s.Stat(bg, "k2"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Errorf("k2 after the failed Put: %v, want not found", err)
+	}
+}
+
+// TestRequestTimeout: a server that trickles bytes never trips the idle
+// timeout, so the request timeout cuts the attempt, and the range resumes.
+func TestRequestTimeout(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, func(c *Config) {
+		c.IdleTimeout = 10 * time.Second
+		c.RequestTimeout = 500 * time.Millisecond
+	})
+	data := randBytes(13, 300<<10)
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	var gets atomic.Int64
+	trickle := func(times int64) func(*http.Request, http.RoundTripper) (*http.Response, error) {
+		return func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+			resp, err := next.RoundTrip(req)
+			if err == nil && isDataGet(req) && gets.Add(1) <= times {
+				resp.Body = &trickleBody{ReadCloser: resp.Body, ctx: req.Context()}
+			}
+			return resp, err
+		}
+	}
+	h.set(trickle(1))
+	if back, err := readAll(t, s, "k"); err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("one trickling body: %d bytes, %v", len(back), err)
+	}
+	if n := gets.Load(); n < 2 {
+		t.Errorf("%d data GETs, want a resumed one", n)
+	}
+
+	gets.Store(0)
+	h.set(trickle(1 << 30))
+	start := time.Now()
+	_, err := readAll(t, s, "k")
+	checkTimeoutErr(t, err, "k", "timed out", time.Since(start))
+}
+
+// lose forwards req, then drops the answer as a connection reset would.
+func lose(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+	resp, err := next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return nil, fmt.Errorf("read tcp: %w", errConnReset)
+}
+
+// TestLostAnswers: requests that took effect but whose answers were lost
+// are retried without leaving stray uploads or failing the Put.
+func TestLostAnswers(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, nil)
+	data := randBytes(14, MinPartSize+1)
+	for _, tc := range []struct {
+		name  string
+		match func(*http.Request) bool
+	}{
+		{"create", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploads") }},
+		{"complete", func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Query().Has("uploadId") }},
+	} {
+		var once sync.Once
+		h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+			lost := false
+			if tc.match(req) {
+				once.Do(func() { lost = true })
+			}
+			if lost {
+				return lose(req, next)
+			}
+			return next.RoundTrip(req)
+		})
+		key := "lost-" + tc.name
+		if _, err := s.Put(bg, remote.Meta{Key: key}, bytes.NewReader(data)); err != nil {
+			t.Errorf("%s answer lost: Put: %v", tc.name, err)
+			continue
+		}
+		h.set(nil)
+		if back, err := readAll(t, s, key); err != nil || !bytes.Equal(back, data) {
+			t.Errorf("%s answer lost: read back %d bytes, %v", tc.name, len(back), err)
+		}
+		assertNoUploads(t, e)
+	}
+
+	// A manifest body cut short is read again.
+	var cuts atomic.Int64
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/"+manifestsDir) && cuts.Add(1) == 1 {
+			resp.Body = &cutBody{ReadCloser: resp.Body, n: 10}
+		}
+		return resp, err
+	})
+	if _, err := s.Stat(bg, "lost-create"); err != nil {
+		t.Errorf("Stat with a cut manifest body: %v", err)
+	}
+	if n := cuts.Load(); n != 2 {
+		t.Errorf("%d manifest GETs, want 2", n)
+	}
+}
+
+// assertNoUploads fails t if the env's bucket holds unfinished multipart
+// uploads.
+func assertNoUploads(t *testing.T, e *env) {
+	t.Helper()
+	ups, err := e.raw.ListMultipartUploads(bg, &s3.ListMultipartUploadsInput{Bucket: &e.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left", len(ups.Uploads))
+	}
+}
