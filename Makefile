@@ -64,5 +64,14 @@ $(BIN)/staticcheck:
 demo: build minio
 	./scripts/demo.sh
 
+# Flags for `make bench`, e.g. BENCH_FLAGS="--size 100MB --skip-100k"
+# (`go run ./bench -h` lists them).
+BENCH_FLAGS ?=
+
+## bench: tiercache against tar | zstd | mc and cp -a, on a generated 400 MB
+## module-cache-like tree and MinIO on loopback (about 10 minutes); see BENCHMARKS.md.
+bench: build mc minio
+	$(GO) run ./bench $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -55,11 +55,13 @@ type globalFlags struct {
 	endpoint  string
 	pathStyle bool
 	region    string
-	readOnly  bool
-	noSync    bool
-	json      bool
-	quiet     bool
-	verbose   bool
+	// idleTimeout is s3.Config.IdleTimeout; 0 means its default.
+	idleTimeout time.Duration
+	readOnly    bool
+	noSync      bool
+	json        bool
+	quiet       bool
+	verbose     bool
 }
 
 // envFlags binds each global flag to its environment variable. Flags win,
@@ -71,6 +73,7 @@ var envFlags = []struct{ flag, env string }{
 	{"endpoint", "TIERCACHE_S3_ENDPOINT"},
 	{"path-style", "TIERCACHE_S3_PATH_STYLE"},
 	{"region", "TIERCACHE_REGION"},
+	{"idle-timeout", "TIERCACHE_S3_IDLE_TIMEOUT"},
 	{"read-only", "TIERCACHE_READ_ONLY"},
 	{"no-sync", "TIERCACHE_NO_SYNC"},
 	{"json", "TIERCACHE_JSON"},
@@ -116,6 +119,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint URL for S3-compatible stores (env TIERCACHE_S3_ENDPOINT, then AWS_ENDPOINT_URL_S3)")
 	fs.BoolVar(&f.pathStyle, "path-style", false, "address buckets as endpoint/bucket, as MinIO and Ceph need (env TIERCACHE_S3_PATH_STYLE)")
 	fs.StringVar(&f.region, "region", "", "S3 region (env TIERCACHE_REGION, then AWS_REGION and the AWS config)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "retry an S3 request that makes no progress for this long, e.g. 30s (env TIERCACHE_S3_IDLE_TIMEOUT; default 60s)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm and prune fail (env TIERCACHE_READ_ONLY)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
@@ -210,13 +214,17 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 			return s3.Config{}, false, usageErrorf("%s must not hold credentials; they come from the AWS credential chain", a.origin(cmd.Flags(), "endpoint"))
 		}
 	}
+	if a.flags.idleTimeout < 0 {
+		return s3.Config{}, false, usageErrorf("%s must not be negative", a.origin(cmd.Flags(), "idle-timeout"))
+	}
 	return s3.Config{
-		Bucket:    r.bucket,
-		Prefix:    r.prefix,
-		Region:    a.flags.region,
-		Endpoint:  a.flags.endpoint,
-		PathStyle: a.flags.pathStyle,
-		ReadOnly:  a.flags.readOnly,
+		Bucket:      r.bucket,
+		Prefix:      r.prefix,
+		Region:      a.flags.region,
+		Endpoint:    a.flags.endpoint,
+		PathStyle:   a.flags.pathStyle,
+		ReadOnly:    a.flags.readOnly,
+		IdleTimeout: a.flags.idleTimeout,
 	}, true, nil
 }
 

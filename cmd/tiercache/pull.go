@@ -170,7 +170,8 @@ func copyOut(a *app, cmd *cobra.Command, prog *progress, hit tiered.Hit, dir str
 	})
 	prog.finish()
 	if err != nil {
-		return err
+		// treecopy names paths relative to DIR; say which DIR.
+		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
 		dir, formatDuration(time.Since(start)), res.Files, res.Cloned, res.Linked, res.Dirs, res.Symlinks, res.Hardlinks)

@@ -21,6 +21,7 @@ Environment:
   TIERCACHE_S3_ENDPOINT    --endpoint (AWS_ENDPOINT_URL_S3 applies when neither is set)
   TIERCACHE_S3_PATH_STYLE  --path-style
   TIERCACHE_REGION         --region (AWS_REGION applies when neither is set)
+  TIERCACHE_S3_IDLE_TIMEOUT --idle-timeout
   TIERCACHE_READ_ONLY      --read-only
   TIERCACHE_NO_SYNC        --no-sync
   TIERCACHE_JSON           --json
@@ -71,6 +72,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newLsCommand(a),
 		newRmCommand(a),
 		newPruneCommand(a),
+		newFsckCommand(a),
 		newStatsCommand(a),
 		newVersionCommand(a),
 	)

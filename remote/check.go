@@ -1,0 +1,118 @@
+package remote
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Checker is implemented by stores that can check their own consistency
+// (`tiercache fsck`). It is separate from Store, which stays the small
+// interface the tiered cache needs for its daily work; callers detect it
+// with a type assertion.
+type Checker interface {
+	// Check examines every entry of the store and the leftovers of
+	// interrupted writes, and reports the problems it finds, one per
+	// entry or object. With CheckOptions.Repair it also removes what it
+	// reports: an entry whose archive is missing, has the wrong size or
+	// (with Deep) the wrong SHA-256 is deleted, so readers get a miss
+	// instead of an error; orphaned data and stray access records are
+	// deleted; abandoned uploads are aborted.
+	//
+	// Leftovers younger than the grace are never reported: they may belong
+	// to a write still running. A read-only store returns an error
+	// wrapping tiercache.ErrReadOnly before any request when Repair is
+	// set. Failing to examine the store (a listing that fails, say) is an
+	// error; what is wrong with single entries goes into the report.
+	Check(ctx context.Context, opts CheckOptions) (CheckReport, error)
+}
+
+// CheckOptions configure Checker.Check. The zero value checks metadata
+// only and changes nothing.
+type CheckOptions struct {
+	// Repair removes what the check reports.
+	Repair bool
+	// Deep downloads every archive and verifies its size and SHA-256
+	// against the entry's metadata.
+	Deep bool
+	// Grace is how old orphaned data, stray access records and
+	// abandoned uploads must be before they are reported (and, with
+	// Repair, removed). Zero means the store's own grace (for S3,
+	// Config.OrphanGrace); negative is an error. A tiny value such as
+	// time.Nanosecond counts every leftover whatever its age: use it only
+	// when no other process is writing to the store, or it will remove
+	// the data of uploads still running.
+	Grace time.Duration
+	// Inspect, if set, is called by a deep check with each archive as it
+	// is downloaded, and the entry's Meta; it need not read the archive
+	// to its end. An error wrapping tiercache.ErrIntegrity reports the
+	// entry as ProblemContentMismatch; another error fails the check.
+	// The store only knows the archive as bytes: the tiered cache uses
+	// this to compare its members with Meta.Size and Meta.Files, which
+	// every pull checks.
+	Inspect func(ctx context.Context, m Meta, archive io.Reader) error
+}
+
+// Problem kinds a Checker reports.
+const (
+	// ProblemCorruptManifest is an entry whose metadata does not parse.
+	ProblemCorruptManifest = "corrupt-manifest"
+	// ProblemMissingData is an entry whose archive does not exist.
+	ProblemMissingData = "missing-data"
+	// ProblemSizeMismatch is an entry whose archive's size differs from
+	// the size its metadata records.
+	ProblemSizeMismatch = "size-mismatch"
+	// ProblemChecksumMismatch (Deep only) is an entry whose archive's
+	// SHA-256 differs from the one its metadata records.
+	ProblemChecksumMismatch = "checksum-mismatch"
+	// ProblemContentMismatch (Deep with CheckOptions.Inspect) is an entry
+	// whose archive is intact but does not hold what its metadata says
+	// (the tree's size or file count), so every pull of it fails.
+	ProblemContentMismatch = "content-mismatch"
+	// ProblemOrphanData is an archive no entry names, older than the
+	// grace: left by an interrupted or superseded write.
+	ProblemOrphanData = "orphan-data"
+	// ProblemStrayMarker is an access record of a key with no entry,
+	// older than the grace.
+	ProblemStrayMarker = "stray-marker"
+	// ProblemStaleUpload is an unfinished multipart upload older than the
+	// grace: its parts cost storage until it is aborted.
+	ProblemStaleUpload = "stale-upload"
+)
+
+// Problem is one thing Check found wrong.
+type Problem struct {
+	// Kind is one of the Problem* constants.
+	Kind string `json:"kind"`
+	// Key is the entry's key when it is known (a leftover's name does not
+	// always tell it).
+	Key string `json:"key,omitempty"`
+	// Object names what is wrong: an object name, or for an upload the
+	// object name and the upload id.
+	Object string `json:"object"`
+	// Detail says what is wrong with it.
+	Detail string `json:"detail"`
+	// Repaired is true when Check removed it.
+	Repaired bool `json:"repaired"`
+}
+
+// CheckReport is what Check found.
+type CheckReport struct {
+	// Entries is the number of entries examined.
+	Entries int `json:"entries"`
+	// Verified is the number of archives downloaded and verified (Deep).
+	Verified int `json:"verified"`
+	// Problems lists what was found, repaired or not.
+	Problems []Problem `json:"problems"`
+}
+
+// Unrepaired returns how many problems remain.
+func (r CheckReport) Unrepaired() int {
+	n := 0
+	for _, p := range r.Problems {
+		if !p.Repaired {
+			n++
+		}
+	}
+	return n
+}
