@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 # How long each fuzz target runs inside `make test`.
 FUZZTIME ?= 8s
 # Fuzz targets run by `make test`: package:Target.
-FUZZ_TARGETS := ./archive:FuzzExtract ./archive:FuzzTarStream ./remote/s3:FuzzKeyEncoding
+FUZZ_TARGETS := ./archive:FuzzExtract ./archive:FuzzTarStream ./remote/s3:FuzzKeyEncoding ./remote/s3:FuzzParseManifest
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
 
