@@ -1,0 +1,198 @@
+// Command bench measures tiercache against the hand-rolled pipeline it
+// replaces, on this machine, in one run:
+//
+//	push       tiercache push K DIR (empty local tier)
+//	           vs  tar --format=posix -cf - DIR | zstd -T0 -3 | mc pipe ALIAS/BUCKET/OBJ
+//	cold pull  tiercache pull K DEST (empty local tier)
+//	           vs  mc cat ALIAS/BUCKET/OBJ | zstd -d -T0 | tar -xf - -C DEST
+//	warm pull  tiercache pull K DEST (local hit)
+//	           vs  cp -a of the same cached tree on the same file system
+//
+// against a MinIO server it starts on loopback, plus the compressed sizes,
+// local Get hit latency at 10, 10k and 100k entries, and local and remote
+// prune times at 10k entries. Each pair runs interleaved (A B A B ...) for
+// --rounds rounds and reports medians, their ratio and each command's peak
+// RSS. Every restored tree is compared with the source, outside the timed
+// region; the run fails if a command fails or a tree differs, never because
+// of a time.
+//
+// Every round writes into a fresh directory, and nothing is deleted while
+// anything is timed: used trees are renamed into a trash directory, which
+// is deleted at the end of the run, or between pairs (followed by sync and
+// --pause) when the disk cannot hold it all. Deleting a large tree can slow
+// the creation of files for minutes afterwards (see slowAfterDelete).
+//
+// Run it from the repository root, after `make build mc minio`, or simply
+// with `make bench BENCH_FLAGS="..."`:
+//
+//	go run ./bench                      # the default 400 MB module-cache-like tree
+//	go run ./bench --size 100MB         # a quicker run
+//	go run ./bench --tree ~/go/pkg/mod  # any real directory
+//	go run ./bench --profile prof       # also CPU profiles and a phase breakdown
+//
+// The Markdown report goes to stdout, progress to stderr, and every sample
+// to the JSON file named by --json-out.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the command-line flags.
+type config struct {
+	size       int64
+	sizeText   string
+	seed       uint64
+	tree       string
+	rounds     int
+	pause      time.Duration // negative: decide from the file system (see slowAfterDelete)
+	pauseText  string
+	jsonOut    string
+	noSync     bool
+	level      int
+	skip100k   bool
+	skipMicro  bool
+	profileDir string
+	workDir    string
+	keep       bool
+	tiercache  string
+	mc         string
+	getSamples int
+	waitIdle   bool
+	// deleteBetween deletes the trash between pairs even when the disk
+	// could keep it all.
+	deleteBetween bool
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tiercache push, cold pull and warm pull against tar | zstd | mc and cp -a.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.sizeText, "size", "400MB", "size of the generated tree (KB, MB, GB are powers of 10; KiB, MiB, GiB of 2)")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the generated tree")
+	fs.StringVar(&c.tree, "tree", "", "measure this existing directory instead of a generated tree (never modified)")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds of each pair (A B A B ...); medians are reported")
+	fs.BoolVar(&c.deleteBetween, "delete-between-pairs", false, "delete the restored trees between pairs (default: only when the disk cannot hold them all until the end)")
+	fs.StringVar(&c.pauseText, "pause", "auto", "pause after deleting trees between pairs and syncing, as a duration or \"auto\": 65s on ext4 without a journal, which makes file creation slow for minutes after a big delete, else 5s")
+	fs.StringVar(&c.jsonOut, "json-out", "bench-results.json", "file to write every sample to, as JSON")
+	fs.BoolVar(&c.noSync, "no-sync", false, "run tiercache with --no-sync (no fsync in the local tier), like the baselines, which never sync")
+	fs.IntVar(&c.level, "level", 3, "zstd level of the baseline (tiercache uses its default, 3)")
+	fs.BoolVar(&c.skip100k, "skip-100k", false, "measure local Get hits at 10 and 10k entries only (building 100k takes minutes)")
+	fs.BoolVar(&c.skipMicro, "skip-micro", false, "skip the local Get and prune measurements")
+	fs.StringVar(&c.profileDir, "profile", "", "write CPU profiles of an in-process push and cold pull, their `go tool pprof -top` and a phase breakdown to this directory")
+	fs.StringVar(&c.workDir, "work-dir", "", "scratch directory (default: a new one under $TMPDIR); everything measured is written there")
+	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory")
+	fs.StringVar(&c.tiercache, "tiercache", "", "tiercache binary (default: bin/tiercache of the repository, built by `make build`)")
+	fs.StringVar(&c.mc, "mc", "", "MinIO client binary (default: bin/mc of the repository, installed by `make mc`)")
+	fs.BoolVar(&c.waitIdle, "wait-idle", false, "before each timed command, wait (up to 5 minutes) until other processes use under 20% of the CPU")
+	fs.IntVar(&c.getSamples, "get-samples", 5000, "local Get calls timed at each entry count")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	size, err := parseSize(c.sizeText)
+	if err != nil {
+		return c, fmt.Errorf("--size: %w", err)
+	}
+	c.size = size
+	c.pause = -1
+	if c.pauseText != "auto" {
+		if c.pause, err = time.ParseDuration(c.pauseText); err != nil || c.pause < 0 {
+			return c, fmt.Errorf("--pause %q is neither a duration nor \"auto\"", c.pauseText)
+		}
+	}
+	switch {
+	case c.size < 1<<20:
+		return c, errors.New("--size must be at least 1MiB")
+	case c.rounds < 1:
+		return c, errors.New("--rounds must be at least 1")
+	case c.level < 1 || c.level > 19:
+		return c, errors.New("--level must be within 1..19")
+	case c.getSamples < 10:
+		return c, errors.New("--get-samples must be at least 10")
+	}
+	return c, nil
+}
+
+// parseSize parses 400MB, 1.5GiB, 2000000 and the like.
+func parseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	// Longer suffixes first, so "mib" is not taken for "b".
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9},
+		{"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"b", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return int64(v * mult), nil
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+// logf prints a progress line on stderr, so stdout holds only the report.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: %s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// repoRoot is the nearest directory at or above the working directory
+// that holds go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the repository (no go.mod found above the working directory)")
+		}
+		dir = parent
+	}
+}

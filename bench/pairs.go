@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/miniotest"
+	"github.com/tiercache/tiercache/local"
+)
+
+// pair is one comparison: tiercache (A) against a baseline (B).
+type pair struct {
+	Name      string   `json:"name"`
+	CommandA  string   `json:"command_a"`
+	CommandB  string   `json:"command_b"`
+	A         []sample `json:"a"`
+	B         []sample `json:"b"`
+	MedianA   float64  `json:"median_seconds_a"`
+	MedianB   float64  `json:"median_seconds_b"`
+	Ratio     float64  `json:"ratio"` // MedianA / MedianB
+	CPUA      float64  `json:"median_cpu_seconds_a"`
+	CPUB      float64  `json:"median_cpu_seconds_b"`
+	PeakRSSA  int64    `json:"peak_rss_bytes_a"`
+	PeakRSSB  int64    `json:"peak_rss_bytes_b"`
+	Verified  bool     `json:"verified"`
+	VerifyLog string   `json:"verify,omitempty"`
+}
+
+func (p *pair) summarize() {
+	med := func(ss []sample, f func(sample) float64) float64 {
+		v := make([]float64, len(ss))
+		for i, s := range ss {
+			v[i] = f(s)
+		}
+		return median(v)
+	}
+	wall := func(s sample) float64 { return s.Seconds }
+	cpu := func(s sample) float64 { return s.UserSeconds + s.SysSeconds }
+	p.MedianA, p.MedianB = med(p.A, wall), med(p.B, wall)
+	p.CPUA, p.CPUB = med(p.A, cpu), med(p.B, cpu)
+	if p.MedianB > 0 {
+		p.Ratio = p.MedianA / p.MedianB
+	}
+	for _, s := range p.A {
+		p.PeakRSSA = max(p.PeakRSSA, s.MaxRSSBytes)
+	}
+	for _, s := range p.B {
+		p.PeakRSSB = max(p.PeakRSSB, s.MaxRSSBytes)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// pushKey is the tiercache key of push round r; cold and warm pulls read
+// round 1's.
+func pushKey(r int) string { return fmt.Sprintf("bench-r%d", r) }
+
+// baseObject is the mc target of baseline push round r.
+func baseObject(r int) string {
+	return fmt.Sprintf("%s/%s/base/r%d.tar.zst", mcAlias, bucket, r)
+}
+
+// run is the whole benchmark.
+func run(ctx context.Context, cfg config) error {
+	b := &bench{cfg: cfg, res: &results{Started: time.Now()}}
+	var err error
+	if b.root, err = repoRoot(); err != nil {
+		return err
+	}
+	if err := b.checkTools(); err != nil {
+		return err
+	}
+	if cfg.workDir != "" {
+		if err := os.MkdirAll(cfg.workDir, 0o755); err != nil {
+			return err
+		}
+	}
+	if b.work, err = os.MkdirTemp(cfg.workDir, "tiercache-bench-"); err != nil {
+		return err
+	}
+	if cfg.keep {
+		logf("scratch directory %s (kept)", b.work)
+	} else {
+		defer func() {
+			start := time.Now()
+			if err := fsutil.RemoveAll(b.work); err != nil {
+				logf("removing %s: %v", b.work, err)
+				return
+			}
+			markCleanup()
+			logf("removed the scratch directory in %s", time.Since(start).Round(time.Millisecond))
+			if b.slowAfterDelete {
+				logf("note: creating files on this file system is slow for several minutes after this deletion; wait before benchmarking again")
+			}
+		}()
+	}
+	pauseWhy := "--pause"
+	var slowWhy string
+	b.slowAfterDelete, slowWhy = slowAfterDelete(b.work)
+	if cfg.pause < 0 {
+		b.cfg.pause, pauseWhy = 5*time.Second, slowWhy
+		if b.slowAfterDelete {
+			b.cfg.pause = 65 * time.Second
+		}
+	}
+	if since, ok := sinceLastCleanup(); ok && b.slowAfterDelete && since < 6*time.Minute {
+		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("a previous benchmark run deleted its scratch directory %s before this one started; on %s, file creation stays slow for minutes after a large deletion, so early rounds may be slow", since.Round(time.Second), slowWhy))
+		logf("warning: %s", b.res.Warnings[len(b.res.Warnings)-1])
+	}
+	b.trashDir = b.path("trash")
+	if err := os.Mkdir(b.trashDir, 0o700); err != nil {
+		return err
+	}
+
+	logf("starting MinIO on loopback")
+	b.srv, err = miniotest.Start()
+	if err != nil {
+		return fmt.Errorf("%w (run `make minio`)", err)
+	}
+	defer func() { _ = b.srv.Stop() }()
+	b.setEnv()
+	if _, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "mb", "-q", mcAlias+"/"+bucket)); err != nil {
+		return err
+	}
+	b.res.Machine = machineInfo(ctx, b)
+	b.res.Config = b.cfg.toJSON()
+	b.res.Config.PauseWhy = pauseWhy
+
+	if err := b.prepareTree(ctx); err != nil {
+		return err
+	}
+	b.chooseTrashPolicy()
+	for _, f := range []func(context.Context) error{b.pushPair, b.coldPullPair, b.warmPullPair} {
+		if err := f(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.profileDir != "" {
+		if err := b.profile(ctx); err != nil {
+			return err
+		}
+	}
+	if !cfg.skipMicro {
+		if err := b.localMicro(ctx); err != nil {
+			return err
+		}
+		if err := b.remotePrune(ctx); err != nil {
+			return err
+		}
+	}
+	b.res.Seconds = time.Since(b.res.Started).Seconds()
+	b.res.Targets = b.res.evaluate()
+	if err := b.res.writeJSON(cfg.jsonOut); err != nil {
+		return err
+	}
+	b.res.markdown(os.Stdout)
+	logf("results written to %s; total %s", cfg.jsonOut, time.Since(b.res.Started).Round(time.Second))
+	return nil
+}
+
+// prepareTree generates the tree, or takes --tree, and records its shape.
+func (b *bench) prepareTree(ctx context.Context) error {
+	if b.cfg.tree != "" {
+		src, err := filepath.Abs(b.cfg.tree)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--tree %s is not a directory", b.cfg.tree)
+		}
+		b.src = src
+		b.res.Tree.Source = "directory given with --tree"
+	} else {
+		b.src = b.path("src")
+		start := time.Now()
+		plan := planTree(b.cfg.size, b.cfg.seed)
+		logf("generating a %s module-cache-like tree (%d files, seed %d)", formatBytes(plan.bytes), len(plan.files), b.cfg.seed)
+		if err := plan.generate(b.src, b.cfg.seed); err != nil {
+			return fmt.Errorf("generating the tree: %w", err)
+		}
+		b.res.Tree.Source = fmt.Sprintf("generated, module-cache-like, --size %s --seed %d", b.cfg.sizeText, b.cfg.seed)
+		b.res.Tree.GenerateSeconds = time.Since(start).Seconds()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := filepath.WalkDir(b.src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			b.res.Tree.Dirs++
+		case d.Type()&fs.ModeSymlink != 0:
+			b.res.Tree.Symlinks++
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			b.res.Tree.Files++
+			b.res.Tree.Bytes += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walking the tree: %w", err)
+	}
+	logf("tree: %s in %d files, %d dirs, %d symlinks", formatBytes(b.res.Tree.Bytes), b.res.Tree.Files, b.res.Tree.Dirs, b.res.Tree.Symlinks)
+	return nil
+}
+
+// pushJSON and pullJSON are the parts of the CLI's --json output used here.
+type pushJSON struct {
+	Uploaded     bool  `json:"uploaded"`
+	ArchiveBytes int64 `json:"archive_bytes"`
+}
+
+type pullJSON struct {
+	Hit             bool   `json:"hit"`
+	Tier            string `json:"tier"`
+	DownloadedBytes int64  `json:"downloaded_bytes"`
+}
+
+func (b *bench) pushPair(ctx context.Context) error {
+	p := &pair{
+		Name:     "push",
+		CommandA: "tiercache push K DIR (empty local tier)",
+		CommandB: fmt.Sprintf("tar --format=posix -cf - -C DIR . | zstd -T0 -%d | mc pipe ALIAS/BUCKET/OBJ", b.cfg.level),
+	}
+	for r := 1; r <= b.cfg.rounds; r++ {
+		tier := b.path("push-tier-%d", r)
+		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "push", pushKey(r), b.src), r)
+		if err != nil {
+			return err
+		}
+		var pj pushJSON
+		if err := parseJSON(out, &pj, "tiercache push"); err != nil {
+			return err
+		}
+		if !pj.Uploaded {
+			return fmt.Errorf("tiercache push %s did not upload: %s", pushKey(r), out)
+		}
+		if r == 1 {
+			b.res.Compressed.TiercacheBytes = pj.ArchiveBytes
+		}
+		p.A = append(p.A, s)
+		logf("push %d/%d tiercache: %s", r, b.cfg.rounds, s)
+		if err := b.trash(tier); err != nil {
+			return err
+		}
+
+		s, _, err = b.timed(ctx, b.shellCmd(ctx, fmt.Sprintf("tar --format=posix -cf - -C %s . | zstd -T0 -%d -q | %s pipe -q %s",
+			quote(b.src), b.cfg.level, quote(b.mc), quote(baseObject(r)))), r)
+		if err != nil {
+			return err
+		}
+		p.B = append(p.B, s)
+		logf("push %d/%d baseline:  %s", r, b.cfg.rounds, s)
+	}
+	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "stat", "--json", baseObject(1)))
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Size int64 `json:"size"`
+	}
+	if err := parseJSON(out, &st, "mc stat"); err != nil {
+		return err
+	}
+	b.res.Compressed.BaselineBytes = st.Size
+	b.res.Compressed.TreeBytes = b.res.Tree.Bytes
+	b.res.Compressed.Level = b.cfg.level
+	p.Verified, p.VerifyLog = true, "uploads only; the cold pulls verify what they restore"
+	p.summarize()
+	b.res.Pairs = append(b.res.Pairs, p)
+	return b.emptyTrash(ctx)
+}
+
+func (b *bench) coldPullPair(ctx context.Context) error {
+	p := &pair{
+		Name:     "cold pull",
+		CommandA: "tiercache pull K DEST (empty local tier)",
+		CommandB: "mc cat ALIAS/BUCKET/OBJ | zstd -d -T0 | tar -xf - -C DEST",
+	}
+	for r := 1; r <= b.cfg.rounds; r++ {
+		tier, dest := b.path("cold-tier-%d", r), b.path("cold-tc-%d", r)
+		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest), r)
+		if err != nil {
+			return err
+		}
+		var pj pullJSON
+		if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
+			return err
+		}
+		if !pj.Hit || pj.Tier != "remote" {
+			return fmt.Errorf("cold tiercache pull was not a remote hit: %s", out)
+		}
+		p.A = append(p.A, s)
+		logf("cold pull %d/%d tiercache: %s", r, b.cfg.rounds, s)
+		if err := b.verify(dest, "tiercache cold pull"); err != nil {
+			return err
+		}
+		if err := errors.Join(b.trash(tier), b.trash(dest)); err != nil {
+			return err
+		}
+
+		dest = b.path("cold-base-%d", r)
+		if err := os.Mkdir(dest, 0o755); err != nil {
+			return err
+		}
+		s, _, err = b.timed(ctx, b.shellCmd(ctx, fmt.Sprintf("%s cat %s | zstd -d -T0 -q | tar -xf - -C %s",
+			quote(b.mc), quote(baseObject(1)), quote(dest))), r)
+		if err != nil {
+			return err
+		}
+		p.B = append(p.B, s)
+		logf("cold pull %d/%d baseline:  %s", r, b.cfg.rounds, s)
+		if err := b.verify(dest, "baseline cold pull"); err != nil {
+			return err
+		}
+		if err := b.trash(dest); err != nil {
+			return err
+		}
+	}
+	if err := b.interop(ctx); err != nil {
+		return err
+	}
+	p.Verified = true
+	p.VerifyLog = "every restored tree equals the source (treetest.Diff); tiercache's object also restores with mc cat | zstd -d | tar -x"
+	p.summarize()
+	b.res.Pairs = append(b.res.Pairs, p)
+	return b.emptyTrash(ctx)
+}
+
+// interop restores tiercache's own data object with the baseline pipeline
+// (untimed) and checks the result: a tiercache pull and a tar -x of the same
+// object must give the same tree.
+func (b *bench) interop(ctx context.Context) error {
+	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "ls", "--json", "--recursive", fmt.Sprintf("%s/%s/%s/data/%s/", mcAlias, bucket, tcPrefix, pushKey(1))))
+	if err != nil {
+		return err
+	}
+	var objects []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var e struct {
+			Key string `json:"key"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && strings.HasSuffix(e.Key, ".tar.zst") {
+			objects = append(objects, e.Key)
+		}
+	}
+	if len(objects) != 1 {
+		return fmt.Errorf("expected one data object for %s, found %q", pushKey(1), objects)
+	}
+	dest := b.path("interop")
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		return err
+	}
+	obj := fmt.Sprintf("%s/%s/%s/data/%s/%s", mcAlias, bucket, tcPrefix, pushKey(1), objects[0])
+	if _, err := b.exec(ctx, b.shellCmd(ctx, fmt.Sprintf("%s cat %s | zstd -d -q | tar -xf - -C %s", quote(b.mc), quote(obj), quote(dest)))); err != nil {
+		return err
+	}
+	if err := b.verify(dest, "tar -x of tiercache's object"); err != nil {
+		return err
+	}
+	return b.trash(dest)
+}
+
+func (b *bench) warmPullPair(ctx context.Context) error {
+	p := &pair{
+		Name:     "warm pull",
+		CommandA: "tiercache pull K DEST (local hit)",
+		CommandB: "cp -a CACHED DEST (the local tier's copy of the tree, same file system)",
+	}
+	tier, setup := b.path("warm-tier"), b.path("warm-setup")
+	out, err := b.exec(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), setup))
+	if err != nil {
+		return err
+	}
+	var pj pullJSON
+	if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
+		return err
+	}
+	if !pj.Hit || pj.Tier != "remote" {
+		return fmt.Errorf("filling the warm local tier: not a remote hit: %s", out)
+	}
+	// cp -a copies the very tree tiercache copies from, so both read the
+	// same inodes from the same page cache.
+	l, err := local.Open(tier, local.Options{NoSync: b.cfg.noSync})
+	if err != nil {
+		return err
+	}
+	cached, ok, err := l.Get(ctx, pushKey(1))
+	if err != nil || !ok {
+		return fmt.Errorf("finding the cached tree in %s: hit %v, %v", tier, ok, err)
+	}
+	// Deleted with the rest after the pair: a deletion now would need a
+	// pause (see slowAfterDelete).
+	if err := b.trash(setup); err != nil {
+		return err
+	}
+	for r := 1; r <= b.cfg.rounds; r++ {
+		dest := b.path("warm-tc-%d", r)
+		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest), r)
+		if err != nil {
+			return err
+		}
+		var pj pullJSON
+		if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
+			return err
+		}
+		if !pj.Hit || pj.Tier != "local" {
+			return fmt.Errorf("warm tiercache pull was not a local hit: %s", out)
+		}
+		p.A = append(p.A, s)
+		logf("warm pull %d/%d tiercache: %s", r, b.cfg.rounds, s)
+		if err := b.verify(dest, "tiercache warm pull"); err != nil {
+			return err
+		}
+		if err := b.trash(dest); err != nil {
+			return err
+		}
+
+		dest = b.path("warm-cp-%d", r)
+		s, _, err = b.timed(ctx, b.plainCmd(ctx, "cp", "-a", cached, dest), r)
+		if err != nil {
+			return err
+		}
+		p.B = append(p.B, s)
+		logf("warm pull %d/%d cp -a:      %s", r, b.cfg.rounds, s)
+		if err := b.verify(dest, "cp -a"); err != nil {
+			return err
+		}
+		if err := b.trash(dest); err != nil {
+			return err
+		}
+	}
+	p.Verified, p.VerifyLog = true, "every copy equals the source (treetest.Diff)"
+	p.summarize()
+	b.res.Pairs = append(b.res.Pairs, p)
+	if err := b.trash(tier); err != nil {
+		return err
+	}
+	return b.emptyTrash(ctx)
+}
+
+func (s sample) String() string {
+	return fmt.Sprintf("%.2fs wall, %.2fs CPU, peak RSS %s", s.Seconds, s.UserSeconds+s.SysSeconds, formatBytes(s.MaxRSSBytes))
+}

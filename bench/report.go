@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/buildinfo"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// results is everything a run measured; it is written as JSON and rendered
+// as Markdown.
+type results struct {
+	Started     time.Time     `json:"started"`
+	Seconds     float64       `json:"total_seconds"`
+	Machine     machine       `json:"machine"`
+	Config      configJSON    `json:"config"`
+	Tree        treeInfo      `json:"tree"`
+	Pairs       []*pair       `json:"pairs"`
+	Compressed  compressed    `json:"compressed"`
+	GetHits     []getHit      `json:"local_get_hit,omitempty"`
+	LocalPrune  []pruneResult `json:"local_prune,omitempty"`
+	RemotePrune []pruneResult `json:"remote_prune,omitempty"`
+	Profile     *profileInfo  `json:"profile,omitempty"`
+	Targets     []target      `json:"targets"`
+	Warnings    []string      `json:"warnings,omitempty"`
+}
+
+type machine struct {
+	CPU        string `json:"cpu"`
+	Cores      int    `json:"cores"`
+	MemBytes   int64  `json:"mem_bytes"`
+	Kernel     string `json:"kernel"`
+	FileSystem string `json:"file_system"`
+	Go         string `json:"go"`
+	Tar        string `json:"tar"`
+	Zstd       string `json:"zstd"`
+	MC         string `json:"mc"`
+	Tiercache  string `json:"tiercache"`
+}
+
+type configJSON struct {
+	Size     int64   `json:"size"`
+	Seed     uint64  `json:"seed"`
+	Tree     string  `json:"tree,omitempty"`
+	Rounds   int     `json:"rounds"`
+	PauseSec float64 `json:"pause_seconds"`
+	PauseWhy string  `json:"pause_reason"`
+	// TrashPolicy says when restored trees were deleted.
+	TrashPolicy string `json:"trash_policy"`
+	NoSync      bool   `json:"no_sync"`
+	Level       int    `json:"baseline_level"`
+}
+
+func (c config) toJSON() configJSON {
+	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, Level: c.level}
+}
+
+type treeInfo struct {
+	Source          string  `json:"source"`
+	Files           int64   `json:"files"`
+	Dirs            int64   `json:"dirs"`
+	Symlinks        int64   `json:"symlinks"`
+	Bytes           int64   `json:"bytes"`
+	GenerateSeconds float64 `json:"generate_seconds,omitempty"`
+}
+
+type compressed struct {
+	TreeBytes      int64 `json:"tree_bytes"`
+	TiercacheBytes int64 `json:"tiercache_bytes"`
+	BaselineBytes  int64 `json:"baseline_bytes"`
+	Level          int   `json:"baseline_level"`
+}
+
+// target is one goal of the issue and whether this run met it.
+type target struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+	Skipped  bool   `json:"skipped,omitempty"`
+}
+
+func (r *results) pair(name string) *pair {
+	for _, p := range r.Pairs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// evaluate checks the issue's targets. They are reported, never enforced.
+func (r *results) evaluate() []target {
+	var ts []target
+	ratio := func(name, goal string, limit float64) {
+		p := r.pair(name)
+		if p == nil {
+			ts = append(ts, target{Goal: goal, Skipped: true})
+			return
+		}
+		ts = append(ts, target{Goal: goal, Measured: fmt.Sprintf("%.2f× (%.2f s vs %.2f s)", p.Ratio, p.MedianA, p.MedianB), Met: p.Ratio <= limit})
+	}
+	ratio("cold pull", "cold pull ≤ 0.6× baseline", 0.6)
+	ratio("push", "push ≤ 0.8× baseline", 0.8)
+	ratio("warm pull", "warm pull ≤ 0.5× cp -a", 0.5)
+	if c := r.Compressed; c.BaselineBytes > 0 {
+		q := float64(c.TiercacheBytes) / float64(c.BaselineBytes)
+		ts = append(ts, target{
+			Goal:     fmt.Sprintf("compressed size within 3%% of zstd -%d", c.Level),
+			Measured: fmt.Sprintf("%s vs %s (%+.1f%%)", formatBytes(c.TiercacheBytes), formatBytes(c.BaselineBytes), (q-1)*100),
+			Met:      q <= 1.03,
+		})
+	}
+	var rss []string
+	rssMet := true
+	for _, name := range []string{"push", "cold pull", "warm pull"} {
+		if p := r.pair(name); p != nil {
+			rss = append(rss, fmt.Sprintf("%s %s", name, formatBytes(p.PeakRSSA)))
+			rssMet = rssMet && p.PeakRSSA <= 256<<20
+		}
+	}
+	ts = append(ts, target{Goal: "peak RSS ≤ 256 MiB for push and pull", Measured: strings.Join(rss, ", "), Met: rssMet})
+	if len(r.GetHits) == 0 {
+		ts = append(ts, target{Goal: "local Get hit < 1 ms median, flat 10 → 100k entries", Skipped: true})
+	} else {
+		lo, hi := math.Inf(1), 0.0
+		var ms []string
+		for _, g := range r.GetHits {
+			lo, hi = min(lo, g.MedianMicros), max(hi, g.MedianMicros)
+			ms = append(ms, fmt.Sprintf("%d: %.0f µs", g.Entries, g.MedianMicros))
+		}
+		// "Flat" is read as: the slowest median within twice the fastest.
+		ts = append(ts, target{
+			Goal:     "local Get hit < 1 ms median, flat 10 → 100k entries",
+			Measured: strings.Join(ms, ", ") + fmt.Sprintf(" (max/min %.2f)", hi/lo),
+			Met:      hi < 1000 && hi <= 2*lo,
+		})
+	}
+	var evict *pruneResult
+	for i := range r.LocalPrune {
+		if r.LocalPrune[i].Evicted > 0 {
+			evict = &r.LocalPrune[i]
+		}
+	}
+	if evict == nil {
+		ts = append(ts, target{Goal: "local prune at 10k entries < 2 s", Skipped: true})
+	} else {
+		ts = append(ts, target{Goal: "local prune at 10k entries < 2 s", Measured: fmt.Sprintf("%.2f s (%s)", evict.Seconds, evict.Operation), Met: evict.Seconds < 2})
+	}
+	return ts
+}
+
+func (r *results) writeJSON(name string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, append(b, '\n'), 0o644)
+}
+
+// markdown renders the report.
+func (r *results) markdown(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "## tiercache benchmark, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- Machine: %s, %d cores, %s RAM, Linux %s, %s\n", m.CPU, m.Cores, formatBytes(m.MemBytes), m.Kernel, m.FileSystem)
+	fmt.Fprintf(w, "- Tools: %s; %s; %s; %s; harness %s\n", m.Tiercache, m.Tar, m.Zstd, m.MC, m.Go)
+	fmt.Fprintf(w, "- Tree: %s: %s in %d files, %d dirs, %d symlinks\n", r.Tree.Source, formatBytes(r.Tree.Bytes), r.Tree.Files, r.Tree.Dirs, r.Tree.Symlinks)
+	sync := "on (honest: the local tier fsyncs before publishing; the baselines never sync)"
+	if r.Config.NoSync {
+		sync = "off (--no-sync, like the baselines)"
+	}
+	rounds := fmt.Sprintf("%d rounds per pair, interleaved A B A B; medians", r.Config.Rounds)
+	if r.Config.Rounds == 1 {
+		rounds = "1 round per pair (no medians: use --rounds 3 or more)"
+	}
+	fmt.Fprintf(w, "- %s; `sync` before every timed command; restored trees %s; page cache not dropped. tiercache fsync: %s\n\n", rounds, r.Config.TrashPolicy, sync)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "**Warning: %s.**\n\n", warn)
+	}
+
+	busiest := 0.0
+	for _, p := range r.Pairs {
+		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
+			busiest = max(busiest, s.BusyBefore)
+		}
+	}
+	if busiest >= 0.2 {
+		fmt.Fprintf(w, "**Warning: the machine was busy with other work (up to %.0f%% of its CPU just before a timed command); these timings are noisy. Rerun on a quiet machine, or with --wait-idle.**\n\n", busiest*100)
+	}
+	fmt.Fprintln(w, "| pair | tiercache (A) | baseline (B) | A/B | CPU A | CPU B | peak RSS A | peak RSS B |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, p := range r.Pairs {
+		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | **%.2f×** | %.2f s | %.2f s | %s | %s |\n",
+			p.Name, p.MedianA, p.MedianB, p.Ratio, p.CPUA, p.CPUB, formatBytes(p.PeakRSSA), formatBytes(p.PeakRSSB))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| pair | A rounds (s) | B rounds (s) | machine busy before, max |")
+	fmt.Fprintln(w, "|---|---|---|---:|")
+	for _, p := range r.Pairs {
+		busy := 0.0
+		secs := func(ss []sample) string {
+			var v []string
+			for _, s := range ss {
+				v = append(v, fmt.Sprintf("%.2f", s.Seconds))
+				busy = max(busy, s.BusyBefore)
+			}
+			return strings.Join(v, ", ")
+		}
+		a, b := secs(p.A), secs(p.B) // before busy is read
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% |\n", p.Name, a, b, busy*100)
+	}
+	fmt.Fprintln(w)
+	for _, p := range r.Pairs {
+		fmt.Fprintf(w, "- %s: A = `%s`; B = `%s`\n", p.Name, p.CommandA, p.CommandB)
+	}
+	fmt.Fprintln(w, "- CPU is user + system time of the process (of the whole pipeline for B); peak RSS of the process (of the largest pipeline process for B), from GNU time. MinIO's own CPU and memory are not counted on either side.")
+	for _, p := range r.Pairs {
+		if len(p.A) > 0 && !p.A[0].RSSExact {
+			fmt.Fprintln(w, "- **GNU time was not installed: the peak RSS figures are upper bounds that include the harness's own peak.**")
+			break
+		}
+	}
+	fmt.Fprintln(w)
+
+	if c := r.Compressed; c.BaselineBytes > 0 {
+		fmt.Fprintln(w, "| compressed size | bytes | of the tree |")
+		fmt.Fprintln(w, "|---|---:|---:|")
+		fmt.Fprintf(w, "| tiercache archive (level 3) | %s | %.1f%% |\n", formatBytes(c.TiercacheBytes), 100*float64(c.TiercacheBytes)/float64(c.TreeBytes))
+		fmt.Fprintf(w, "| tar --format=posix \\| zstd -T0 -%d | %s | %.1f%% |\n", c.Level, formatBytes(c.BaselineBytes), 100*float64(c.BaselineBytes)/float64(c.TreeBytes))
+		fmt.Fprintln(w)
+	}
+	if len(r.GetHits) > 0 {
+		fmt.Fprintln(w, "| local Get hit | median | p90 | p99 | setup (fill) |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		for _, g := range r.GetHits {
+			fmt.Fprintf(w, "| %d entries | %.0f µs | %.0f µs | %.0f µs | %.1f s |\n", g.Entries, g.MedianMicros, g.P90Micros, g.P99Micros, g.SetupSeconds)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.LocalPrune)+len(r.RemotePrune) > 0 {
+		fmt.Fprintln(w, "| prune at 10k entries | time | evicted | setup (fill) |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|")
+		for _, p := range append(append([]pruneResult(nil), r.LocalPrune...), r.RemotePrune...) {
+			fmt.Fprintf(w, "| %s: %s | %.3f s | %d | %.1f s |\n", p.Tier, p.Operation, p.Seconds, p.Evicted, p.SetupSeconds)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Profile != nil {
+		fmt.Fprintf(w, "Profiles and `go tool pprof -top` output in %s.\n\n", r.Profile.Dir)
+		fmt.Fprintln(w, "| in-process phase | wall | CPU | cores busy | peak Go heap |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		for _, ph := range r.Profile.Phases {
+			fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f | %s |\n", ph.Name, ph.Seconds, ph.CPUSeconds, ph.CPUSeconds/ph.Seconds, formatBytes(ph.PeakHeapBytes))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "| target | measured | met |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, t := range r.Targets {
+		met := "no"
+		switch {
+		case t.Skipped:
+			met, t.Measured = "not measured", "—"
+		case t.Met:
+			met = "yes"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", t.Goal, t.Measured, met)
+	}
+	fmt.Fprintf(w, "\nTotal run time %s.\n", (time.Duration(r.Seconds * float64(time.Second))).Round(time.Second))
+}
+
+// machineInfo describes the machine and the tools measured.
+func machineInfo(ctx context.Context, b *bench) machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown CPU", FileSystem: "unknown file system"}
+	if f, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(f))
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if f, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(f), "MemTotal: %d kB", &kb); err == nil {
+			m.MemBytes = kb << 10
+		}
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(b.work, &st) == nil {
+		m.FileSystem = fsName(int64(st.Type))
+	}
+	first := func(name string, args ...string) string {
+		out, err := b.exec(ctx, b.plainCmd(ctx, name, args...))
+		if err != nil {
+			return "unknown"
+		}
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return strings.TrimSpace(line)
+	}
+	m.Tar = first("tar", "--version")
+	m.Zstd = first("zstd", "--version")
+	if f := strings.Fields(m.Zstd); len(f) > 0 && strings.HasPrefix(m.Zstd, "***") {
+		// "*** Zstandard CLI (64-bit) v1.5.4, by Yann Collet ***"
+		for _, w := range f {
+			if strings.HasPrefix(w, "v") {
+				m.Zstd = "zstd " + strings.TrimSuffix(w, ",")
+			}
+		}
+	}
+	m.MC = "unknown"
+	if bi, err := buildinfo.ReadFile(b.mc); err == nil {
+		m.MC = bi.Main.Path + "@" + bi.Main.Version
+	}
+	m.Tiercache = "tiercache " + strings.TrimPrefix(first(b.tiercache, "version"), "tiercache ")
+	return m
+}
+
+func fsName(magic int64) string {
+	switch magic {
+	case 0xEF53:
+		return "ext4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x01021994:
+		return "tmpfs"
+	case 0x794c7630:
+		return "overlayfs"
+	case 0x2fc12fc1:
+		return "zfs"
+	}
+	return fmt.Sprintf("file system 0x%x", magic)
+}
+
+// formatBytes renders n in binary units.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

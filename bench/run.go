@@ -1,0 +1,492 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/miniotest"
+	"github.com/tiercache/tiercache/internal/treetest"
+)
+
+const (
+	// bucket holds everything the benchmark uploads.
+	bucket = "bench"
+	// mcAlias is the mc alias of the MinIO server, defined through
+	// MC_HOST_<alias> so no mc configuration file holds the credentials.
+	mcAlias = "bench"
+	// tcPrefix is the remote prefix of the tiercache CLI runs.
+	tcPrefix = "tc"
+)
+
+// bench is the state of one run.
+type bench struct {
+	cfg      config
+	root     string // repository root
+	work     string // scratch directory
+	trashDir string
+	trashSeq int
+	// trashDeleted is trashSeq when the trash was last emptied.
+	trashDeleted int
+	// deleteBetween: the trash is deleted between pairs, not at the end.
+	deleteBetween bool
+	// slowAfterDelete: file creation is slow for minutes after a deletion.
+	slowAfterDelete bool
+	tiercache       string
+	mc              string
+	bash            string
+	timeBin         string // GNU time, if installed
+	srv             *miniotest.Server
+	baseEnv         []string
+	src             string // the tree measured
+	res             *results
+}
+
+// sample is one timed command.
+type sample struct {
+	Round       int     `json:"round"`
+	Seconds     float64 `json:"seconds"`
+	UserSeconds float64 `json:"user_seconds"`
+	SysSeconds  float64 `json:"sys_seconds"`
+	// MaxRSSBytes is the peak resident set of the process, or of the
+	// largest process of a shell pipeline (wait4 reports the maximum over
+	// the shell and the children it waited for).
+	MaxRSSBytes int64 `json:"max_rss_bytes"`
+	// BusyBefore is the share of the machine's CPU time spent busy (by
+	// anything) in the half second before the command started: other
+	// work competing with the measurement.
+	BusyBefore float64 `json:"busy_before"`
+	// RSSExact is false when GNU time was missing and MaxRSSBytes is
+	// only an upper bound (see timed).
+	RSSExact bool `json:"rss_exact"`
+}
+
+func (b *bench) path(format string, args ...any) string {
+	return filepath.Join(b.work, fmt.Sprintf(format, args...))
+}
+
+// checkTools finds every program the run needs and says how to get the
+// missing ones.
+func (b *bench) checkTools() error {
+	var missing []string
+	exe := func(p string) bool {
+		fi, err := os.Stat(p)
+		return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+	}
+	b.tiercache = b.cfg.tiercache
+	if b.tiercache == "" {
+		b.tiercache = filepath.Join(b.root, "bin", "tiercache")
+	}
+	if !exe(b.tiercache) {
+		missing = append(missing, fmt.Sprintf("tiercache binary %s (run `make build`)", b.tiercache))
+	}
+	b.mc = b.cfg.mc
+	if b.mc == "" {
+		b.mc = filepath.Join(b.root, "bin", "mc")
+	}
+	if !exe(b.mc) {
+		missing = append(missing, fmt.Sprintf("MinIO client %s (run `make mc`)", b.mc))
+	}
+	for _, t := range []struct{ name, hint string }{
+		{"tar", "GNU tar (Debian/Ubuntu: apt-get install tar)"},
+		{"zstd", "the zstd command (Debian/Ubuntu: apt-get install zstd; macOS: brew install zstd)"},
+		{"bash", "bash, which runs the baseline pipelines"},
+		{"cp", "cp (coreutils)"},
+	} {
+		p, err := exec.LookPath(t.name)
+		if err != nil {
+			missing = append(missing, t.hint)
+			continue
+		}
+		if t.name == "bash" {
+			b.bash = p
+		}
+	}
+	// Only GNU time has -f and -o; BSD time is no use here.
+	if p, err := exec.LookPath("time"); err == nil {
+		if out, err := exec.Command(p, "--version").CombinedOutput(); err == nil && strings.Contains(string(out), "GNU") {
+			b.timeBin = p
+		}
+	}
+	if b.timeBin == "" {
+		logf("GNU time not found (Debian/Ubuntu: apt-get install time): peak RSS is reported as an upper bound")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing tools:\n  %s", strings.Join(missing, "\n  "))
+	}
+	var err error
+	if b.tiercache, err = filepath.Abs(b.tiercache); err != nil {
+		return err
+	}
+	b.mc, err = filepath.Abs(b.mc)
+	return err
+}
+
+// setEnv builds the environment every command runs with: the caller's,
+// minus anything that could point tiercache, the AWS SDK or mc elsewhere.
+func (b *bench) setEnv() {
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "TIERCACHE_") || strings.HasPrefix(name, "MC_") {
+			continue
+		}
+		b.baseEnv = append(b.baseEnv, kv)
+	}
+	none := b.path("no-such-aws-config")
+	b.baseEnv = append(b.baseEnv,
+		"AWS_CONFIG_FILE="+none,
+		"AWS_SHARED_CREDENTIALS_FILE="+none,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"MC_CONFIG_DIR="+b.path("mc-config"),
+		"MC_HOST_"+mcAlias+"="+strings.Replace(b.srv.Endpoint, "://", "://"+b.srv.AccessKey+":"+b.srv.SecretKey+"@", 1),
+	)
+}
+
+// tiercacheCmd runs the tiercache CLI with its local tier at tierDir and
+// the benchmark's remote.
+func (b *bench) tiercacheCmd(ctx context.Context, tierDir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.tiercache, append([]string{"--json", "--quiet"}, args...)...)
+	cmd.Env = append(append([]string(nil), b.baseEnv...),
+		"TIERCACHE_DIR="+tierDir,
+		"TIERCACHE_REMOTE=s3://"+bucket+"/"+tcPrefix,
+		"TIERCACHE_S3_ENDPOINT="+b.srv.Endpoint,
+		"TIERCACHE_S3_PATH_STYLE=true",
+		"TIERCACHE_NO_SYNC="+fmt.Sprint(b.cfg.noSync),
+		"AWS_ACCESS_KEY_ID="+b.srv.AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+b.srv.SecretKey,
+		"AWS_REGION="+b.srv.Region,
+	)
+	return cmd
+}
+
+// shellCmd runs a pipeline under bash with pipefail, so any stage failing
+// fails the command.
+func (b *bench) shellCmd(ctx context.Context, script string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.bash, "-c", "set -o pipefail; "+script)
+	cmd.Env = b.baseEnv
+	return cmd
+}
+
+func (b *bench) plainCmd(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = b.baseEnv
+	return cmd
+}
+
+// quote quotes s for bash.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// exec runs cmd untimed and returns its stdout.
+func (b *bench) exec(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	_, out, err := b.runCmd(ctx, cmd, 0, false)
+	return out, err
+}
+
+// timed runs a measured command: see runCmd.
+func (b *bench) timed(ctx context.Context, cmd *exec.Cmd, round int) (sample, []byte, error) {
+	return b.runCmd(ctx, cmd, round, true)
+}
+
+// runCmd runs cmd after a sync, so writeback left by earlier work is not
+// charged to it, and measures its wall time, CPU time and peak RSS.
+//
+// The peak RSS comes from GNU time when installed. The wait4 rusage Go
+// reports is no good for it: Go starts children with vfork semantics, and
+// Linux's execve records the old address space's high-water mark, which is
+// the harness's own, as the child's peak. GNU time forks a small process of
+// its own first, so its report is the command's alone (for a pipeline, the
+// largest process of it: bash waits for every stage). Without GNU time the
+// wait4 value is kept and flagged as an upper bound.
+func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured bool) (sample, []byte, error) {
+	what := describe(cmd)
+	var rssFile string
+	if b.timeBin != "" {
+		f, err := os.CreateTemp(b.work, "time-*.txt")
+		if err != nil {
+			return sample{}, nil, err
+		}
+		rssFile = f.Name()
+		_ = f.Close()
+		defer os.Remove(rssFile)
+		cmd.Args = append([]string{b.timeBin, "-f", "%M %U %S", "-o", rssFile, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path = b.timeBin
+	}
+	var stdout bytes.Buffer
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	// Its own process group, so cancelling kills a whole pipeline.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	syscall.Sync()
+	var busy float64
+	if measured {
+		var err error
+		if busy, err = b.waitQuiet(ctx); err != nil {
+			return sample{}, nil, err
+		}
+	}
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return sample{}, nil, fmt.Errorf("%s: %w\n%s", what, err, strings.TrimSpace(stderr.String()))
+	}
+	s := sample{
+		BusyBefore:  busy,
+		Round:       round,
+		Seconds:     wall.Seconds(),
+		UserSeconds: cmd.ProcessState.UserTime().Seconds(),
+		SysSeconds:  cmd.ProcessState.SystemTime().Seconds(),
+	}
+	if rssFile != "" {
+		out, err := os.ReadFile(rssFile)
+		if err != nil {
+			return sample{}, nil, err
+		}
+		// The last line; GNU time may put a status line before it.
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var kb int64
+		if _, err := fmt.Sscanf(lines[len(lines)-1], "%d %f %f", &kb, &s.UserSeconds, &s.SysSeconds); err != nil {
+			return sample{}, nil, fmt.Errorf("%s: reading GNU time's report %q: %w", what, out, err)
+		}
+		s.MaxRSSBytes = kb << 10
+		s.RSSExact = true
+	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.MaxRSSBytes = int64(ru.Maxrss)
+		if runtime.GOOS != "darwin" { // kilobytes everywhere but macOS
+			s.MaxRSSBytes *= 1024
+		}
+	}
+	return s, stdout.Bytes(), nil
+}
+
+// describe renders a command for an error message, without its environment
+// (which holds credentials).
+func describe(cmd *exec.Cmd) string {
+	args := cmd.Args
+	if len(args) == 3 && args[1] == "-c" {
+		return "bash -c " + quote(args[2])
+	}
+	return strings.Join(args, " ")
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.buf) }
+
+// trash moves a tree out of the way at once; it is deleted by emptyTrash
+// between pairs, never while anything is timed.
+func (b *bench) trash(p string) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	// Moving a directory to another parent rewrites its "..", which needs
+	// write permission on it (a restored read-only tree root has none).
+	_ = os.Chmod(p, 0o700)
+	b.trashSeq++
+	return os.Rename(p, filepath.Join(b.trashDir, fmt.Sprint(b.trashSeq)))
+}
+
+// emptyTrash deletes the trash between pairs, syncs and pauses, when the
+// run cannot keep every tree until its end (see chooseTrashPolicy).
+// Otherwise it does nothing: on some file systems a large deletion slows
+// the creation of files for minutes (see slowAfterDelete), which would
+// fake the next results, so the fewer deletions before the end the better.
+func (b *bench) emptyTrash(ctx context.Context) error {
+	if !b.deleteBetween || b.trashSeq == b.trashDeleted {
+		return nil
+	}
+	start := time.Now()
+	if err := fsutil.RemoveAll(b.trashDir); err != nil {
+		return err
+	}
+	if err := os.Mkdir(b.trashDir, 0o700); err != nil {
+		return err
+	}
+	b.trashDeleted = b.trashSeq
+	syscall.Sync()
+	logf("deleted the trash in %s; pausing %s", time.Since(start).Round(time.Millisecond), b.cfg.pause)
+	return sleep(ctx, b.cfg.pause)
+}
+
+// chooseTrashPolicy decides whether the trash is deleted between pairs:
+// only when keeping every tree until the end (about 30 times the tree,
+// MinIO's objects included) would take more than half the free space, or
+// when --delete-between-pairs asks for it.
+func (b *bench) chooseTrashPolicy() {
+	need := 30 * b.res.Tree.Bytes
+	var st unix.Statfs_t
+	free := int64(-1)
+	if unix.Statfs(b.work, &st) == nil {
+		free = int64(st.Bavail) * st.Bsize
+	}
+	b.deleteBetween = b.cfg.deleteBetween || (free >= 0 && need > free/2)
+	switch {
+	case b.deleteBetween:
+		b.res.Config.TrashPolicy = fmt.Sprintf("deleted between pairs, then sync and a %s pause", b.cfg.pause)
+	default:
+		b.res.Config.TrashPolicy = "kept until the end of the run (no deletion before any measurement)"
+	}
+	logf("trash %s (the run needs about %s, %s free)", b.res.Config.TrashPolicy, formatBytes(need), formatBytes(free))
+}
+
+// slowAfterDelete reports whether the file system holding dir is ext4
+// without a journal, as on some CI and VM disks. There the kernel will not
+// reuse an inode for 60 seconds after it was freed (6 minutes while its
+// inode table block is dirty, which allocating next to it makes it), and
+// every file creation scans past such inodes one by one: on the machine
+// this harness was written on, creating 7000 files took 0.18 s normally,
+// 6 s right after deleting 7000 others, and still 2 s four minutes later.
+func slowAfterDelete(dir string) (bool, string) {
+	var fs unix.Statfs_t
+	var st unix.Stat_t
+	if unix.Statfs(dir, &fs) != nil || fs.Type != unix.EXT4_SUPER_MAGIC || unix.Stat(dir, &st) != nil {
+		return false, "not ext4"
+	}
+	link, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return true, "ext4, journal unknown"
+	}
+	dev := filepath.Base(link)
+	if m, _ := filepath.Glob("/proc/fs/jbd2/" + dev + "-*"); len(m) > 0 {
+		return false, "ext4 with a journal"
+	}
+	return true, "ext4 without a journal"
+}
+
+// cleanupMarker is touched when a run deletes its scratch directory, so the
+// next run can tell it starts on a file system still slowed by it.
+func cleanupMarker() string { return filepath.Join(os.TempDir(), "tiercache-bench-cleanup") }
+
+func markCleanup() {
+	_ = os.WriteFile(cleanupMarker(), nil, 0o644)
+	now := time.Now()
+	_ = os.Chtimes(cleanupMarker(), now, now)
+}
+
+func sinceLastCleanup() (time.Duration, bool) {
+	fi, err := os.Stat(cleanupMarker())
+	if err != nil {
+		return 0, false
+	}
+	return time.Since(fi.ModTime()), true
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// verify fails unless the tree at got equals the source.
+func (b *bench) verify(got, what string) error {
+	start := time.Now()
+	diffs, err := treetest.Diff(b.src, got)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", what, err)
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%s differs from the source in %d ways, first: %s", what, len(diffs), strings.Join(diffs[:min(len(diffs), 10)], "; "))
+	}
+	logf("verified %s equals the source (%s)", what, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// parseJSON decodes a command's JSON output into v.
+func parseJSON(out []byte, v any, what string) error {
+	if err := json.Unmarshal(bytes.TrimSpace(out), v); err != nil {
+		return fmt.Errorf("%s: parsing its JSON output %q: %w", what, out, err)
+	}
+	return nil
+}
+
+// cpuBusy returns the share of CPU time the whole machine spent busy over
+// d, from /proc/stat, or -1 where that is not available.
+func cpuBusy(ctx context.Context, d time.Duration) (float64, error) {
+	read := func() (busy, total uint64, ok bool) {
+		f, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		line, _, _ := strings.Cut(string(f), "\n")
+		fields := strings.Fields(line)
+		if len(fields) < 5 || fields[0] != "cpu" {
+			return 0, 0, false
+		}
+		for i, v := range fields[1:] {
+			var n uint64
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				return 0, 0, false
+			}
+			total += n
+			if i != 3 && i != 4 { // idle, iowait
+				busy += n
+			}
+		}
+		return busy, total, true
+	}
+	b0, t0, ok := read()
+	if !ok {
+		return -1, nil
+	}
+	if err := sleep(ctx, d); err != nil {
+		return 0, err
+	}
+	b1, t1, ok := read()
+	if !ok || t1 == t0 {
+		return -1, nil
+	}
+	return float64(b1-b0) / float64(t1-t0), nil
+}
+
+// waitQuiet measures how busy the machine is right before a timed command
+// and, with --wait-idle, waits (up to maxIdleWait) until other work uses
+// under a fifth of the CPU.
+func (b *bench) waitQuiet(ctx context.Context) (float64, error) {
+	deadline := time.Now().Add(maxIdleWait)
+	for {
+		busy, err := cpuBusy(ctx, 500*time.Millisecond)
+		if err != nil || !b.cfg.waitIdle || busy < 0.2 || time.Now().After(deadline) {
+			return busy, err
+		}
+		logf("machine busy (%.0f%% CPU used by other processes); waiting", busy*100)
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// maxIdleWait bounds how long --wait-idle waits before each command.
+const maxIdleWait = 5 * time.Minute
