@@ -97,7 +97,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory")
 	fs.StringVar(&c.tiercache, "tiercache", "", "tiercache binary (default: bin/tiercache of the repository, built by `make build`)")
 	fs.StringVar(&c.mc, "mc", "", "MinIO client binary (default: bin/mc of the repository, installed by `make mc`)")
-	fs.BoolVar(&c.waitIdle, "wait-idle", false, "before each timed command, wait (up to 5 minutes) until other processes use under 20% of the CPU")
+	fs.BoolVar(&c.waitIdle, "wait-idle", false, "before each timed command, wait (up to 5 minutes) until other processes use under 20% of the CPU and file creation is fast again")
 	fs.IntVar(&c.getSamples, "get-samples", 5000, "local Get calls timed at each entry count")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -123,7 +123,12 @@ func run(ctx context.Context, cfg config) error {
 			b.cfg.pause = 65 * time.Second
 		}
 	}
-	if since, ok := sinceLastCleanup(); ok && b.slowAfterDelete && since < 6*time.Minute {
+	if since, ok := sinceLastCleanup(); ok && b.slowAfterDelete && since < 6*time.Minute && cfg.waitIdle {
+		logf("waiting %s: a previous benchmark run deleted its scratch directory %s ago (see slowAfterDelete)", (6*time.Minute - since).Round(time.Second), since.Round(time.Second))
+		if err := sleep(ctx, 6*time.Minute-since); err != nil {
+			return err
+		}
+	} else if ok && b.slowAfterDelete && since < 6*time.Minute {
 		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("a previous benchmark run deleted its scratch directory %s before this one started; on %s, file creation stays slow for minutes after a large deletion, so early rounds may be slow", since.Round(time.Second), slowWhy))
 		logf("warning: %s", b.res.Warnings[len(b.res.Warnings)-1])
 	}

@@ -43,6 +43,8 @@ type phase struct {
 	// step, the harness's own small heap included: what the Go part of
 	// tiercache's RSS is made of.
 	PeakHeapBytes int64 `json:"peak_heap_bytes"`
+	// CreateMicros: see sample.CreateMicros.
+	CreateMicros float64 `json:"create_us_before"`
 }
 
 // profile runs push and cold pull through the library, the way the CLI
@@ -90,8 +92,8 @@ func (b *bench) profile(ctx context.Context) error {
 			}
 			defer f.Close()
 		}
-		syscall.Sync()
-		if _, err := b.waitQuiet(ctx); err != nil {
+		_, create, err := b.waitQuiet(ctx)
+		if err != nil {
 			return err
 		}
 		// Twice, so sync.Pool victims of earlier steps are gone too.
@@ -105,11 +107,11 @@ func (b *bench) profile(ctx context.Context) error {
 				return err
 			}
 		}
-		err := fn()
+		err = fn()
 		if f != nil {
 			pprof.StopCPUProfile()
 		}
-		ph := phase{Name: name, Seconds: time.Since(start).Seconds(), CPUSeconds: (processCPU() - cpu0).Seconds(), Profile: prof}
+		ph := phase{Name: name, Seconds: time.Since(start).Seconds(), CPUSeconds: (processCPU() - cpu0).Seconds(), Profile: prof, CreateMicros: create}
 		var heapProf []byte
 		ph.PeakHeapBytes, heapProf = stopHeap()
 		if err != nil {

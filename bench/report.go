@@ -193,6 +193,15 @@ func (r *results) markdown(w io.Writer) {
 			busiest = max(busiest, s.BusyBefore)
 		}
 	}
+	fastest, slowest := math.Inf(1), 0.0
+	for _, p := range r.Pairs {
+		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
+			fastest, slowest = min(fastest, s.CreateMicros), max(slowest, s.CreateMicros)
+		}
+	}
+	if slowest > max(50, 3*fastest) {
+		fmt.Fprintf(w, "**Warning: creating a file took up to %.0f µs just before some timed commands, against %.0f µs at best (see the rounds table): the file system was slowed, probably by recent deletions; rounds that followed it are slow for reasons that have nothing to do with the commands. Rerun with --wait-idle.**\n\n", slowest, fastest)
+	}
 	if busiest >= 0.2 {
 		fmt.Fprintf(w, "**Warning: the machine was busy with other work (up to %.0f%% of its CPU just before a timed command); these timings are noisy. Rerun on a quiet machine, or with --wait-idle.**\n\n", busiest*100)
 	}
@@ -203,20 +212,22 @@ func (r *results) markdown(w io.Writer) {
 			p.Name, p.MedianA, p.MedianB, p.Ratio, p.CPUA, p.CPUB, formatBytes(p.PeakRSSA), formatBytes(p.PeakRSSB))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| pair | A rounds (s) | B rounds (s) | machine busy before, max |")
-	fmt.Fprintln(w, "|---|---|---|---:|")
+	fmt.Fprintln(w, "| pair | A rounds (s) | B rounds (s) | machine busy before, max | file creation before, µs (A; B) |")
+	fmt.Fprintln(w, "|---|---|---|---:|---|")
 	for _, p := range r.Pairs {
 		busy := 0.0
-		secs := func(ss []sample) string {
-			var v []string
+		secs := func(ss []sample) (string, string) {
+			var v, c []string
 			for _, s := range ss {
 				v = append(v, fmt.Sprintf("%.2f", s.Seconds))
+				c = append(c, fmt.Sprintf("%.0f", s.CreateMicros))
 				busy = max(busy, s.BusyBefore)
 			}
-			return strings.Join(v, ", ")
+			return strings.Join(v, ", "), strings.Join(c, ", ")
 		}
-		a, b := secs(p.A), secs(p.B) // before busy is read
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% |\n", p.Name, a, b, busy*100)
+		a, ca := secs(p.A)
+		b, cb := secs(p.B) // both before busy is read
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %s; %s |\n", p.Name, a, b, busy*100, ca, cb)
 	}
 	fmt.Fprintln(w)
 	for _, p := range r.Pairs {
@@ -256,10 +267,10 @@ func (r *results) markdown(w io.Writer) {
 	}
 	if r.Profile != nil {
 		fmt.Fprintf(w, "Profiles and `go tool pprof -top` output in %s.\n\n", r.Profile.Dir)
-		fmt.Fprintln(w, "| in-process phase | wall | CPU | cores busy | peak Go heap |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| in-process phase | wall | CPU | cores busy | peak Go heap | file creation before |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 		for _, ph := range r.Profile.Phases {
-			fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f | %s |\n", ph.Name, ph.Seconds, ph.CPUSeconds, ph.CPUSeconds/ph.Seconds, formatBytes(ph.PeakHeapBytes))
+			fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f | %s | %.0f µs |\n", ph.Name, ph.Seconds, ph.CPUSeconds, ph.CPUSeconds/ph.Seconds, formatBytes(ph.PeakHeapBytes), ph.CreateMicros)
 		}
 		fmt.Fprintln(w)
 	}

@@ -39,6 +39,9 @@ type bench struct {
 	work     string // scratch directory
 	trashDir string
 	trashSeq int
+	probeSeq int
+	// bestCreate is the fastest file creation probeCreate measured, in µs.
+	bestCreate float64
 	// trashDeleted is trashSeq when the trash was last emptied.
 	trashDeleted int
 	// deleteBetween: the trash is deleted between pairs, not at the end.
@@ -62,15 +65,17 @@ type sample struct {
 	UserSeconds float64 `json:"user_seconds"`
 	SysSeconds  float64 `json:"sys_seconds"`
 	// MaxRSSBytes is the peak resident set of the process, or of the
-	// largest process of a shell pipeline (wait4 reports the maximum over
-	// the shell and the children it waited for).
+	// largest process of a shell pipeline (see runCmd).
 	MaxRSSBytes int64 `json:"max_rss_bytes"`
 	// BusyBefore is the share of the machine's CPU time spent busy (by
 	// anything) in the half second before the command started: other
 	// work competing with the measurement.
 	BusyBefore float64 `json:"busy_before"`
+	// CreateMicros is the time one file creation took right before the
+	// command (see probeCreate): how slow the file system was then.
+	CreateMicros float64 `json:"create_us_before"`
 	// RSSExact is false when GNU time was missing and MaxRSSBytes is
-	// only an upper bound (see timed).
+	// only an upper bound (see runCmd).
 	RSSExact bool `json:"rss_exact"`
 }
 
@@ -220,9 +225,10 @@ func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured b
 		if err != nil {
 			return sample{}, nil, err
 		}
+		// Kept until the scratch directory goes: even small deletions
+		// are avoided during the run (see slowAfterDelete).
 		rssFile = f.Name()
 		_ = f.Close()
-		defer os.Remove(rssFile)
 		cmd.Args = append([]string{b.timeBin, "-f", "%M %U %S", "-o", rssFile, cmd.Path}, cmd.Args[1:]...)
 		cmd.Path = b.timeBin
 	}
@@ -233,10 +239,10 @@ func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured b
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	syscall.Sync()
-	var busy float64
+	var busy, create float64
 	if measured {
 		var err error
-		if busy, err = b.waitQuiet(ctx); err != nil {
+		if busy, create, err = b.waitQuiet(ctx); err != nil {
 			return sample{}, nil, err
 		}
 	}
@@ -247,11 +253,12 @@ func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured b
 		return sample{}, nil, fmt.Errorf("%s: %w\n%s", what, err, strings.TrimSpace(stderr.String()))
 	}
 	s := sample{
-		BusyBefore:  busy,
-		Round:       round,
-		Seconds:     wall.Seconds(),
-		UserSeconds: cmd.ProcessState.UserTime().Seconds(),
-		SysSeconds:  cmd.ProcessState.SystemTime().Seconds(),
+		BusyBefore:   busy,
+		CreateMicros: create,
+		Round:        round,
+		Seconds:      wall.Seconds(),
+		UserSeconds:  cmd.ProcessState.UserTime().Seconds(),
+		SysSeconds:   cmd.ProcessState.SystemTime().Seconds(),
 	}
 	if rssFile != "" {
 		out, err := os.ReadFile(rssFile)
@@ -300,6 +307,35 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return string(t.buf) }
+
+// probeCreate creates probeFiles empty files in a new directory next to
+// where the commands write, and returns the mean time per file in
+// microseconds. It tells how slow file creation is at that moment: on ext4
+// without a journal, inodes freed by anyone in the last minutes make it
+// many times slower (see slowAfterDelete), and the commands measured create
+// tens of thousands of files. The files go to the trash, like every tree.
+func (b *bench) probeCreate() (float64, error) {
+	b.probeSeq++
+	dir := b.path("probe-%d", b.probeSeq)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for i := range probeFiles {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprint(i)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return 0, err
+		}
+		if err := f.Close(); err != nil {
+			return 0, err
+		}
+	}
+	us := float64(time.Since(start).Microseconds()) / probeFiles
+	return us, b.trash(dir)
+}
+
+// probeFiles is how many files probeCreate creates.
+const probeFiles = 500
 
 // trash moves a tree out of the way at once; it is deleted by emptyTrash
 // between pairs, never while anything is timed.
@@ -471,19 +507,31 @@ func cpuBusy(ctx context.Context, d time.Duration) (float64, error) {
 	return float64(b1-b0) / float64(t1-t0), nil
 }
 
-// waitQuiet measures how busy the machine is right before a timed command
-// and, with --wait-idle, waits (up to maxIdleWait) until other work uses
-// under a fifth of the CPU.
-func (b *bench) waitQuiet(ctx context.Context) (float64, error) {
+// waitQuiet measures how busy the machine is and how fast files are
+// created right before a timed command, after a sync. With --wait-idle it
+// waits (up to maxIdleWait) until other work uses under a fifth of the CPU
+// and creating a file takes at most twice the fastest time seen in this
+// run (and under 50 µs counts as fast whatever was seen).
+func (b *bench) waitQuiet(ctx context.Context) (busy, create float64, err error) {
 	deadline := time.Now().Add(maxIdleWait)
 	for {
-		busy, err := cpuBusy(ctx, 500*time.Millisecond)
-		if err != nil || !b.cfg.waitIdle || busy < 0.2 || time.Now().After(deadline) {
-			return busy, err
+		if create, err = b.probeCreate(); err != nil {
+			return 0, 0, err
 		}
-		logf("machine busy (%.0f%% CPU used by other processes); waiting", busy*100)
-		if err := sleep(ctx, 5*time.Second); err != nil {
-			return 0, err
+		if b.bestCreate == 0 || create < b.bestCreate {
+			b.bestCreate = create
+		}
+		syscall.Sync()
+		if busy, err = cpuBusy(ctx, 500*time.Millisecond); err != nil {
+			return 0, 0, err
+		}
+		slowCreate := create > max(50, 2*b.bestCreate)
+		if !b.cfg.waitIdle || (busy < 0.2 && !slowCreate) || time.Now().After(deadline) {
+			return busy, create, nil
+		}
+		logf("waiting: other processes use %.0f%% of the CPU, creating a file takes %.0f µs", busy*100, create)
+		if err := sleep(ctx, 10*time.Second); err != nil {
+			return 0, 0, err
 		}
 	}
 }
