@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/flock"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/miniotest"
 	"github.com/tiercache/tiercache/local"
@@ -90,6 +91,19 @@ func run(ctx context.Context, cfg config) error {
 	if err := b.checkTools(); err != nil {
 		return err
 	}
+	// Two benchmarks at once would falsify each other, and so would one
+	// still deleting its trees: the lock is held until the very end.
+	lock, ok, err := flock.TryLock(filepath.Join(os.TempDir(), "tiercache-bench.lock"))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		logf("another benchmark is running on this machine; waiting for it to finish")
+		if lock, err = flock.Lock(ctx, filepath.Join(os.TempDir(), "tiercache-bench.lock")); err != nil {
+			return err
+		}
+	}
+	defer lock.Unlock()
 	if cfg.workDir != "" {
 		if err := os.MkdirAll(cfg.workDir, 0o755); err != nil {
 			return err
@@ -200,7 +214,7 @@ func (b *bench) prepareTree(ctx context.Context) error {
 		start := time.Now()
 		plan := planTree(b.cfg.size, b.cfg.seed)
 		logf("generating a %s module-cache-like tree (%d files, seed %d)", formatBytes(plan.bytes), len(plan.files), b.cfg.seed)
-		if err := plan.generate(b.src, b.cfg.seed); err != nil {
+		if err := plan.generate(ctx, b.src, b.cfg.seed); err != nil {
 			return fmt.Errorf("generating the tree: %w", err)
 		}
 		b.res.Tree.Source = fmt.Sprintf("generated, module-cache-like, --size %s --seed %d", b.cfg.sizeText, b.cfg.seed)

@@ -58,11 +58,12 @@ type configJSON struct {
 	// TrashPolicy says when restored trees were deleted.
 	TrashPolicy string `json:"trash_policy"`
 	NoSync      bool   `json:"no_sync"`
+	WaitIdle    bool   `json:"wait_idle"`
 	Level       int    `json:"baseline_level"`
 }
 
 func (c config) toJSON() configJSON {
-	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, Level: c.level}
+	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, Level: c.level}
 }
 
 type treeInfo struct {
@@ -182,6 +183,9 @@ func (r *results) markdown(w io.Writer) {
 	if r.Config.Rounds == 1 {
 		rounds = "1 round per pair (no medians: use --rounds 3 or more)"
 	}
+	if r.Config.WaitIdle {
+		rounds += "; --wait-idle: each timed command waited for an idle CPU and fast file creation"
+	}
 	fmt.Fprintf(w, "- %s; `sync` before every timed command; restored trees %s; page cache not dropped. tiercache fsync: %s\n\n", rounds, r.Config.TrashPolicy, sync)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "**Warning: %s.**\n\n", warn)
@@ -199,11 +203,15 @@ func (r *results) markdown(w io.Writer) {
 			fastest, slowest = min(fastest, s.CreateMicros), max(slowest, s.CreateMicros)
 		}
 	}
+	rerun := " Rerun with --wait-idle."
+	if r.Config.WaitIdle {
+		rerun = " --wait-idle gave up waiting at least once."
+	}
 	if slowest > max(50, 3*fastest) {
-		fmt.Fprintf(w, "**Warning: creating a file took up to %.0f µs just before some timed commands, against %.0f µs at best (see the rounds table): the file system was slowed, probably by recent deletions; rounds that followed it are slow for reasons that have nothing to do with the commands. Rerun with --wait-idle.**\n\n", slowest, fastest)
+		fmt.Fprintf(w, "**Warning: creating a file took up to %.0f µs just before some timed commands, against %.0f µs at best (see the rounds table): the file system was slowed, probably by recent deletions; rounds that followed it are slow for reasons that have nothing to do with the commands.%s**\n\n", slowest, fastest, rerun)
 	}
 	if busiest >= 0.2 {
-		fmt.Fprintf(w, "**Warning: the machine was busy with other work (up to %.0f%% of its CPU just before a timed command); these timings are noisy. Rerun on a quiet machine, or with --wait-idle.**\n\n", busiest*100)
+		fmt.Fprintf(w, "**Warning: the machine was busy with other work (up to %.0f%% of its CPU just before a timed command); these timings are noisy.%s**\n\n", busiest*100, rerun)
 	}
 	fmt.Fprintln(w, "| pair | tiercache (A) | baseline (B) | A/B | CPU A | CPU B | peak RSS A | peak RSS B |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")

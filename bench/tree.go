@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -279,7 +280,7 @@ func planTree(size int64, seed uint64) *treePlan {
 // generate writes the plan under dir, which must not exist. Files are
 // written by a few goroutines, each file from its own seed, so the result
 // does not depend on scheduling.
-func (p *treePlan) generate(dir string, seed uint64) error {
+func (p *treePlan) generate(ctx context.Context, dir string, seed uint64) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
@@ -315,10 +316,16 @@ func (p *treePlan) generate(dir string, seed uint64) error {
 		})
 	}
 	for i := range p.files {
+		if ctx.Err() != nil {
+			break
+		}
 		jobs <- &p.files[i]
 	}
 	close(jobs)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case err := <-errs:
 		return err

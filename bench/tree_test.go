@@ -92,7 +92,7 @@ func TestGenerateDeterministic(t *testing.T) {
 		}
 	})
 	for _, d := range []string{a, b} {
-		if err := planTree(3e6, 7).generate(d, 7); err != nil {
+		if err := planTree(3e6, 7).generate(t.Context(), d, 7); err != nil {
 			t.Fatal(err)
 		}
 	}
