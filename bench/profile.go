@@ -104,6 +104,7 @@ func (b *bench) profile(ctx context.Context) error {
 		start := time.Now()
 		if f != nil {
 			if err := pprof.StartCPUProfile(f); err != nil {
+				stopHeap()
 				return err
 			}
 		}

@@ -33,7 +33,8 @@ import (
 //   - text, 49% of the bytes: .go sources with Go-like tokens, plus
 //     go.mod, README.md, LICENSE, testdata .json/.txt and .s files. Sizes
 //     are log-normal around a 3.5 KB median, so about 60 files per MB.
-//     zstd -3 shrinks it about as much as real Go code;
+//     zstd -3 shrinks the .go text to about a quarter (real Go code: a
+//     fifth);
 //   - medium testdata files, 10%: 16 KB to 1 MB, from half to fully random;
 //   - a few large binary-ish files, 18%: 4 to 40 MB, 35-60% random blocks,
 //     the rest zero runs, small-integer tables and symbol text;
