@@ -138,6 +138,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		links: map[string]string{},
 		buf:   make([]byte, copyChunk),
 	}
+	defer x.closeDirs()
 	if err := x.run(); err != nil {
 		return Result{}, err
 	}
@@ -224,6 +225,14 @@ type extractor struct {
 	links    map[string]string // symlink name -> target, for StrictSymlinks
 	rootSeen bool
 	lastDir  string // parent directory most recently verified
+
+	// dirRoots caches Roots opened on directories this extraction
+	// created, most recently used last: os.Root resolves a name one
+	// component at a time (an openat and a close each), so creating a
+	// file relative to its parent's Root costs one system call instead of
+	// two per directory level. Members of a directory come together in a
+	// tar stream, so a few handles suffice.
+	dirRoots []dirRoot
 
 	entries      int64
 	bytes        int64
@@ -354,6 +363,60 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
+// dirRoot is an open Root on a directory of the tree, by its name.
+type dirRoot struct {
+	name string
+	root *os.Root
+}
+
+// maxDirRoots bounds the directory handles kept open.
+const maxDirRoots = 16
+
+// parentRoot returns a Root on the parent directory of name and name's
+// last component. Only call it once parents(name) has succeeded: the
+// parent is then a directory this extraction created, never a symlink.
+func (x *extractor) parentRoot(name string) (*os.Root, string, error) {
+	dir, base := path.Split(name)
+	if dir == "" {
+		return x.root, base, nil
+	}
+	r, err := x.dirRoot(strings.TrimSuffix(dir, "/"))
+	return r, base, err
+}
+
+func (x *extractor) dirRoot(dir string) (*os.Root, error) {
+	for i := len(x.dirRoots) - 1; i >= 0; i-- {
+		if d := x.dirRoots[i]; d.name == dir {
+			if i != len(x.dirRoots)-1 {
+				x.dirRoots = append(append(x.dirRoots[:i:i], x.dirRoots[i+1:]...), d)
+			}
+			return d.root, nil
+		}
+	}
+	// Opened through the parent's handle: one component to resolve.
+	parent, base, err := x.parentRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parent.OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	if len(x.dirRoots) == maxDirRoots {
+		x.dirRoots[0].root.Close()
+		x.dirRoots = append(x.dirRoots[:0], x.dirRoots[1:]...)
+	}
+	x.dirRoots = append(x.dirRoots, dirRoot{dir, r})
+	return r, nil
+}
+
+func (x *extractor) closeDirs() {
+	for _, d := range x.dirRoots {
+		d.root.Close()
+	}
+	x.dirRoots = nil
+}
+
 // member extracts one archive member.
 func (x *extractor) member(hdr *tar.Header) error {
 	if isSparse(hdr) {
@@ -400,7 +463,7 @@ func (x *extractor) parents(raw, name string) error {
 		k, ok := x.seen[p]
 		switch {
 		case !ok:
-			if err := x.root.Mkdir(p, 0o700); err != nil {
+			if err := x.mkdir(p); err != nil {
 				return x.createErr(raw, p, err)
 			}
 			x.seen[p] = kindImplicitDir
@@ -449,9 +512,13 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
+	parent, base, err := x.parentRoot(name)
+	if err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
 	// Created writable and exclusive: never an existing file, never
 	// through a symlink. The real mode comes after the data.
-	f, err := x.root.OpenFile(name, createFlags, 0o600)
+	f, err := parent.OpenFile(base, createFlags, 0o600)
 	if err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
@@ -467,10 +534,20 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
-	if err := x.root.Chtimes(name, time.Time{}, hdr.ModTime); err != nil {
+	if err := parent.Chtimes(base, time.Time{}, hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	return nil
+}
+
+// mkdir creates the directory name (whose parents exist) owner-only
+// writable; its real mode comes at the end.
+func (x *extractor) mkdir(name string) error {
+	parent, base, err := x.parentRoot(name)
+	if err != nil {
+		return err
+	}
+	return parent.Mkdir(base, 0o700)
 }
 
 // copy streams the current member's data into f, checking ctx and the byte
@@ -527,7 +604,7 @@ func (x *extractor) dir(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
-	if err := x.root.Mkdir(name, 0o700); err != nil {
+	if err := x.mkdir(name); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
 	x.seen[name] = kindDir
@@ -557,16 +634,20 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
+	parent, base, err := x.parentRoot(name)
+	if err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
 	// The target is stored as is and never followed by this extraction:
 	// nothing is ever created below a name recorded as a symlink.
-	if err := x.root.Symlink(target, name); err != nil {
+	if err := parent.Symlink(target, base); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
 	x.seen[name] = kindSymlink
 	if x.opts.StrictSymlinks {
 		x.links[name] = target
 	}
-	if err := lchtimes(x.root, name, hdr.ModTime); err != nil {
+	if err := lchtimes(parent, base, hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	return nil
@@ -622,11 +703,15 @@ func (x *extractor) applyDirMeta() error {
 			return fmt.Errorf("archive: extract: %w", err)
 		}
 		meta := x.dirs[name]
-		if err := x.root.Chmod(name, meta.mode); err != nil {
+		parent, base, err := x.parentRoot(name)
+		if err != nil {
+			return fmt.Errorf("archive: extract %q: %w", name, err)
+		}
+		if err := parent.Chmod(base, meta.mode); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", name, err)
 		}
 		if meta.explicit {
-			if err := x.root.Chtimes(name, time.Time{}, meta.mtime); err != nil {
+			if err := parent.Chtimes(base, time.Time{}, meta.mtime); err != nil {
 				return fmt.Errorf("archive: extract %q: %w", name, err)
 			}
 		}

@@ -133,6 +133,35 @@ func TestWriteDeterministic(t *testing.T) {
 	}
 }
 
+// TestWriteSameBytesAnyConcurrency: the "identical upload skipped" check
+// compares digests made on different machines, so the archive of a tree
+// must not depend on how many cores wrote it.
+func TestWriteSameBytesAnyConcurrency(t *testing.T) {
+	src := t.TempDir()
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
+	// Larger than the encoder's parallel job (4 windows of 8 MiB at level
+	// 3), which is where concurrent encoding used to change the bytes;
+	// some blocks compressible, some not.
+	big := append(noise(4<<20), bytes.Repeat([]byte("package main // some text\n"), 1_300_000)...)
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var first []byte
+	for _, c := range []int{1, 2, 3, 8} {
+		var buf bytes.Buffer
+		if _, err := Write(t.Context(), &buf, src, WriteOptions{Concurrency: c}); err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = buf.Bytes()
+			continue
+		}
+		if !bytes.Equal(first, buf.Bytes()) {
+			t.Errorf("Concurrency %d: archive differs from Concurrency 1 (%d vs %d bytes)", c, buf.Len(), len(first))
+		}
+	}
+}
+
 func TestWriteLevelsRoundTrip(t *testing.T) {
 	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})

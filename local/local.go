@@ -469,6 +469,49 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 	})
 }
 
+// PutChecked is Put with a last word before the commit: check receives the
+// Size and Files of the copied tree, and an error from it aborts the put
+// (nothing is committed; the error is returned, wrapped). It lets a caller
+// that reads sourceDir a second time concurrently (the tiered cache
+// archives it for the upload while this copies it) refuse to store two
+// different snapshots of a tree that changed meanwhile.
+func (c *Cache) PutChecked(ctx context.Context, key, sourceDir, description string, check func(size, files int64) error) (string, error) {
+	if err := checkPut(key, description); err != nil {
+		return "", err
+	}
+	if sourceDir == "" {
+		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	if check == nil {
+		return "", fmt.Errorf("%w: nil check for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
+		st, err := copyTree(ctx, sourceDir, dir)
+		if err != nil {
+			return treeStats{}, err
+		}
+		if err := check(st.size, st.files); err != nil {
+			return treeStats{}, err
+		}
+		return st, nil
+	})
+}
+
+// Measure returns what an entry of the tree at dir would record as its
+// Size and Files (see tiercache.Entry), refusing the special files Put
+// refuses, without copying anything.
+func Measure(ctx context.Context, dir string) (size, files int64, err error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
+	}
+	if !fi.IsDir() {
+		return 0, 0, fmt.Errorf("%w: %s is not a directory", tiercache.ErrInvalidArgument, dir)
+	}
+	st, err := statTree(ctx, dir)
+	return st.size, st.files, err
+}
+
 // PutFunc is Put with the tree produced by fill: fill writes the tree into
 // dir, an empty directory inside the cache root (so on the same file
 // system: fill may rename files into it), and the entry is committed

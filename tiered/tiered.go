@@ -317,8 +317,16 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 	return r.Path, err
 }
 
-// PutResult stores sourceDir under key locally, then uploads it unless the
+// PutResult stores sourceDir under key locally and uploads it, unless the
 // remote already holds an identical archive under key.
+//
+// With a remote, the local copy and the archive (streamed to the upload,
+// or hashed when the remote holds a tree of the same shape) are made at
+// the same time, both from sourceDir: a push costs about the longer of
+// the two rather than their sum. sourceDir is measured first, and each
+// side commits only if both saw a tree of that size and file count, so a
+// tree that changes during the push fails it instead of leaving the tiers
+// with different snapshots.
 func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
@@ -327,48 +335,179 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
 	}
-	p, err := c.local.Put(ctx, key, sourceDir, description)
-	if err != nil {
-		return PutResult{}, err
+	var res PutResult
+	var err error
+	if c.remote == nil {
+		res.Path, err = c.local.Put(ctx, key, sourceDir, description)
+	} else {
+		err = c.putBoth(ctx, key, sourceDir, description, &res)
 	}
-	// The metadata of the version just stored, not of whatever is current
-	// now: another process may have replaced or removed the key already,
-	// and the upload must describe the tree it sends.
-	e, err := c.local.EntryAt(p)
-	if err != nil {
-		return PutResult{}, err
-	}
-	res := PutResult{Path: p, Entry: e}
-	if c.remote != nil {
-		if err := c.upload(ctx, key, p, e, &res); err != nil {
-			return res, err
+	if res.Path != "" {
+		// The metadata of the version just stored, not of whatever is
+		// current now: another process may have replaced or removed the
+		// key already.
+		e, eerr := c.local.EntryAt(res.Path)
+		if eerr != nil && err == nil {
+			err = eerr
 		}
+		res.Entry = e
+	}
+	if err != nil {
+		return res, err
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
 
-func (c *Cache) upload(ctx context.Context, key, dir string, e tiercache.Entry, res *PutResult) error {
+// treeShape is what an entry records about its tree.
+type treeShape struct{ size, files int64 }
+
+func (s treeShape) String() string { return fmt.Sprintf("%d files of %d bytes", s.files, s.size) }
+
+// testHookMeasured, if set, runs after putBoth measured the source tree.
+var testHookMeasured func()
+
+// errOtherSide stops one side of putBoth because the other failed; the
+// other side's error is the one reported.
+var errOtherSide = errors.New("the other half of the push failed")
+
+func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
+	size, files, err := local.Measure(ctx, src)
+	if err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	want := treeShape{size, files}
+	if testHookMeasured != nil {
+		testHookMeasured()
+	}
 	old, err := c.remote.Stat(ctx, key)
 	switch {
 	case errors.Is(err, tiercache.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("remote stat %q: %w", key, err)
-	case old.Size == e.Size && old.Files == e.Files:
+	case old.Size == size && old.Files == files:
 		// Same shape: archives are deterministic, so hashing a fresh one
 		// tells whether the remote already holds this exact tree, which
 		// saves the upload (the common case of a re-run job).
 		h := sha256.New()
-		r, err := archive.Write(ctx, h, dir, c.opts.Write)
+		p, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, h, nil)
+		res.Path = p
 		if err != nil {
-			return fmt.Errorf("archive %q: %w", key, err)
+			return err
 		}
-		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && r.ArchiveSize == old.ArchiveSize {
+		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
 			res.UploadSkipped = true
 			res.ArchiveSize = old.ArchiveSize
 			return nil
 		}
+		// Rare: same shape, other bytes. Upload the version just stored.
+		return c.upload(ctx, key, p, remote.Meta{Key: key, Description: description, Size: size, Files: files}, res)
 	}
+	pr, pw := io.Pipe()
+	type putOut struct {
+		m   remote.Meta
+		err error
+	}
+	up := make(chan putOut, 1)
+	go func() {
+		var r io.Reader = pr
+		if c.opts.Progress != nil {
+			r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
+		}
+		m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: description, Size: size, Files: files}, r)
+		// Unblock the archive writer if Put stopped reading early.
+		pr.CloseWithError(errors.New("upload ended"))
+		up <- putOut{m, err}
+	}()
+	p, _, err := c.copyWhileArchiving(ctx, key, src, description, want, pw, pw.CloseWithError)
+	res.Path = p
+	u := <-up
+	if err != nil {
+		return err
+	}
+	if u.err != nil {
+		return fmt.Errorf("upload %q: %w", key, u.err)
+	}
+	res.Uploaded = true
+	res.ArchiveSize = u.m.ArchiveSize
+	return nil
+}
+
+// copyWhileArchiving copies src into the local tier while it writes an
+// archive of src to w, then calls done (if set) with nil when both saw a
+// tree of shape want, or with the error that spoiled it; the local copy
+// is committed only in the first case. It returns the local path (empty
+// if nothing was committed) and the archive's result.
+func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want treeShape, w io.Writer, done func(error) error) (string, archive.Result, error) {
+	type archOut struct {
+		r   archive.Result
+		err error
+	}
+	archived := make(chan archOut, 1) // the archive's result, for the local check
+	copied := make(chan treeShape, 1) // the copy's shape, for the archive side
+	localEnded := make(chan struct{})
+	final := make(chan error, 1) // what the archive side finally decided
+	var ar archive.Result        // read only after final has been received
+	go func() {
+		r, err := archive.Write(ctx, w, src, c.opts.Write)
+		ar = r
+		if err != nil {
+			err = fmt.Errorf("archive %q: %w", key, err)
+		} else if got := (treeShape{r.Size, r.Files}); got != want {
+			err = changedErr(key, src, "the archive", got, want)
+		}
+		archived <- archOut{r, err}
+		if err == nil {
+			// The upload must not commit unless the local copy matches.
+			select {
+			case got := <-copied:
+				if got != want {
+					err = changedErr(key, src, "the local copy", got, want)
+				}
+			case <-localEnded:
+				err = errOtherSide
+			}
+		}
+		if done != nil {
+			_ = done(err)
+		}
+		final <- err
+	}()
+	p, lerr := c.local.PutChecked(ctx, key, src, description, func(size, files int64) error {
+		got := treeShape{size, files}
+		copied <- got
+		a := <-archived
+		switch {
+		case a.err != nil:
+			return errOtherSide
+		case got != want:
+			return changedErr(key, src, "the local copy", got, want)
+		}
+		return nil
+	})
+	close(localEnded)
+	aerr := <-final
+	switch {
+	case lerr != nil && !errors.Is(lerr, errOtherSide):
+		return "", ar, lerr
+	case aerr != nil && !errors.Is(aerr, errOtherSide):
+		return p, ar, aerr
+	case lerr != nil:
+		return "", ar, lerr
+	case aerr != nil:
+		return p, ar, aerr
+	}
+	return p, ar, nil
+}
+
+// changedErr reports a source tree that changed while a push read it.
+func changedErr(key, src, what string, got, want treeShape) error {
+	return fmt.Errorf("put %q: %s changed while it was being stored: %s holds %s, it had %s when the push began; push again once nothing writes to it", key, src, what, got, want)
+}
+
+// upload streams an archive of dir (a stored version of key) to the
+// remote.
+func (c *Cache) upload(ctx context.Context, key, dir string, meta remote.Meta, res *PutResult) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -380,7 +519,7 @@ func (c *Cache) upload(ctx context.Context, key, dir string, e tiercache.Entry, 
 	if c.opts.Progress != nil {
 		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
 	}
-	m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: e.Description, Size: e.Size, Files: e.Files}, r)
+	m, err := c.remote.Put(ctx, meta, r)
 	// Unblock the writer if Put stopped reading early, then wait for it
 	// so no goroutine outlives the call.
 	pr.CloseWithError(errors.New("upload ended"))

@@ -387,3 +387,77 @@ func TestTreeLargerThanFreeSpace(t *testing.T) {
 		t.Fatalf("huge tree: ok=%v err=%v, want a free-space ErrLimitExceeded", ok, err)
 	}
 }
+
+// TestPutTreeChangingDuringPush: the local copy and the upload read the
+// source at the same time, so a source that changes under a push must fail
+// it on both sides rather than leave two different snapshots.
+func TestPutTreeChangingDuringPush(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		seeded bool // the remote already holds a tree of the new shape
+	}{{"new key", false}, {"replacing", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore()
+			c := newTiered(t, store, Options{})
+			src := smallTree(t, "v1")
+			if tc.seeded {
+				if _, err := c.Put(t.Context(), "k", src, ""); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Local().Invalidate(t.Context(), "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, _ := store.Stat(t.Context(), "k")
+			testHookMeasured = func() {
+				if err := os.WriteFile(filepath.Join(src, "late.txt"), []byte("written during the push"), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+			t.Cleanup(func() { testHookMeasured = nil })
+			_, err := c.PutResult(t.Context(), "k", src, "")
+			if err == nil || !strings.Contains(err.Error(), "changed while it was being stored") {
+				t.Fatalf("push of a changing tree: err = %v, want a 'changed' error", err)
+			}
+			if _, ok, err := c.Local().Lookup(t.Context(), "k"); err != nil || ok {
+				t.Errorf("local tier holds the key after the failed push (ok=%v, err=%v)", ok, err)
+			}
+			after, _ := store.Stat(t.Context(), "k")
+			if after != before {
+				t.Errorf("remote entry changed by the failed push: %+v, was %+v", after, before)
+			}
+		})
+	}
+}
+
+// TestPutStoresSameTreeInBothTiers: the tree committed locally and the one
+// uploaded are the same, bytes and metadata.
+func TestPutStoresSameTreeInBothTiers(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 200})
+	res, err := c.PutResult(t.Context(), "k", src, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded {
+		t.Fatalf("not uploaded: %+v", res)
+	}
+	treetest.AssertEqual(t, src, res.Path)
+	m, err := store.Stat(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Size != res.Entry.Size || m.Files != res.Entry.Files || m.ArchiveSize != res.ArchiveSize {
+		t.Errorf("remote %+v and local %+v describe different trees", m, res)
+	}
+	h, ok, err := dropLocal(t, c).get(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("hydrate: ok=%v err=%v", ok, err)
+	}
+	treetest.AssertEqual(t, src, h.Path)
+}

@@ -5,31 +5,37 @@
 //
 // Speed matters on a local hit, so each regular file is first cloned with a
 // reflink (FICLONE, instant on btrfs, XFS and bcachefs), then copied with
-// copy_file_range (in-kernel, which io.Copy between two *os.File uses), and
-// several files are copied at once. With Options.Link, files are hardlinked
-// from the source instead, which is fastest but shares inodes with it.
+// copy_file_range (in-kernel), and several files are copied at once. With
+// Options.Link, files are hardlinked from the source instead, which is
+// fastest but shares inodes with it.
 //
-// Every write into the destination goes through an os.Root opened on it, and
-// whatever the destination already holds at a path the tree uses is removed
-// first rather than written through: a symlink planted in the destination
-// is replaced, never followed, so a copy cannot write outside it, and a file
-// that is a hardlink to something else (say, to a cache entry after an
-// earlier Link copy) is unlinked, never overwritten in place.
+// Every write into the destination is made relative to a descriptor of a
+// destination directory, with a single-component name. Copy opens each
+// directory's descriptor itself, through its parent's and without following
+// symlinks, right after creating or checking it, so a descriptor always
+// refers to a real directory inside the destination. Whatever the
+// destination already holds at a path the tree uses is removed first rather
+// than written through: a symlink planted in the destination is replaced,
+// never followed, so a copy cannot write outside it, and a file that is a
+// hardlink to something else (say, to a cache entry after an earlier Link
+// copy) is unlinked, never overwritten in place. A regular file thus costs
+// a handful of system calls: open, create, copy, fchmod, futimens, closes.
 package treecopy
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -87,8 +93,10 @@ type Result struct {
 // directories copy fine. Owners are not copied, and setuid/setgid bits are
 // dropped.
 //
-// src is read without following symlinks. Copy fails on file types a cache
-// tree never holds (devices, FIFOs, sockets) with an error wrapping
+// src is read without following symlinks; a regular file is copied as the
+// size it had when its directory was listed (cache trees do not change
+// while they are copied). Copy fails on file types a cache tree never holds
+// (devices, FIFOs, sockets) with an error wrapping
 // tiercache.ErrInvalidArgument. On error or cancellation, what was already
 // copied stays in dst.
 func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
@@ -108,20 +116,48 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return Result{}, fmt.Errorf("copy tree: %w", err)
 	}
-	root, err := os.OpenRoot(dst)
+	// dst itself may be reached through symlinks (a home directory that is
+	// a link, say); only what is below it is never followed.
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
 	if err != nil {
-		return Result{}, fmt.Errorf("copy tree: %w", err)
+		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: dst, Err: err})
 	}
-	defer root.Close()
-	c := &copier{src: src, dst: dst, root: root, opts: opts, inodes: map[inode]string{}}
-	return c.run(ctx)
+	root := &dirHandle{fd: fd}
+	root.refs.Store(1)
+	defer root.release()
+	if err := ensureWritable(fd); err != nil {
+		return Result{}, fmt.Errorf("copy tree: make %s writable: %w", dst, err)
+	}
+	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}}
+	return c.run(ctx, fi)
 }
 
 type inode struct{ dev, ino uint64 }
 
+// dirHandle is an open descriptor of a destination directory, shared by
+// the walker and the workers creating entries in it. It is closed when the
+// last of them releases it, so at most the walker's current path plus the
+// directories of queued files are open at once.
+type dirHandle struct {
+	fd   int
+	refs atomic.Int32
+}
+
+func (h *dirHandle) acquire() { h.refs.Add(1) }
+
+func (h *dirHandle) release() {
+	if h.refs.Add(-1) == 0 {
+		_ = unix.Close(h.fd) // read-only descriptor: nothing to flush
+	}
+}
+
 // fileJob is one regular file to copy or link.
 type fileJob struct {
-	rel  string // slash-separated path relative to both roots
+	dir  *dirHandle // the destination directory, held for the job
+	base string     // the file's name in dir
+	rel  string     // slash-separated path relative to both roots
 	info fs.FileInfo
 }
 
@@ -135,26 +171,29 @@ type dirMeta struct {
 }
 
 type copier struct {
-	src, dst string
-	root     *os.Root
-	opts     Options
-	inodes   map[inode]string // first name seen of each multiply-linked file
-	res      Result
+	src    string
+	root   *dirHandle
+	opts   Options
+	inodes map[inode]string // first name seen of each multiply-linked file
+	dirs   []dirMeta        // in walk order: parents before children
+	links  []linkJob
+	res    Result
+	jobs   chan fileJob
 	// Written by the workers.
 	files, bytes, cloned, linked atomic.Int64
+	// noClone is set once the file systems turn out unable to clone, so
+	// that each later file does not pay a failing ioctl.
+	noClone atomic.Bool
 }
 
-func (c *copier) run(ctx context.Context) (Result, error) {
-	var (
-		dirs  []dirMeta
-		links []linkJob
-	)
-	jobs := make(chan fileJob, 64)
+func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) {
+	c.jobs = make(chan fileJob, 64)
 	g, gctx := errgroup.WithContext(ctx)
 	for range c.opts.Workers {
 		g.Go(func() error {
-			for j := range jobs {
+			for j := range c.jobs {
 				if err := gctx.Err(); err != nil {
+					j.dir.release()
 					return err
 				}
 				if err := c.copyFile(j); err != nil {
@@ -164,77 +203,34 @@ func (c *copier) run(ctx context.Context) (Result, error) {
 			return nil
 		})
 	}
-	walkErr := filepath.WalkDir(c.src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("copy tree: %w", err)
-		}
-		if err := gctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(c.src, p)
-		if err != nil {
-			return fmt.Errorf("copy tree: %w", err)
-		}
-		rel = filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return fmt.Errorf("copy tree: %w", err)
-		}
-		switch t := info.Mode().Type(); {
-		case t == fs.ModeDir:
-			if err := c.mkdir(rel); err != nil {
-				return err
-			}
-			dirs = append(dirs, dirMeta{rel, info})
-			c.res.Dirs++
-		case t == fs.ModeSymlink:
-			if err := c.symlink(rel, info); err != nil {
-				return err
-			}
-			c.res.Symlinks++
-		case t.IsRegular():
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				id := inode{uint64(st.Dev), uint64(st.Ino)}
-				if first, seen := c.inodes[id]; seen {
-					links = append(links, linkJob{first, rel})
-					return nil
-				}
-				c.inodes[id] = rel
-			}
-			select {
-			case jobs <- fileJob{rel, info}:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		default:
-			return fmt.Errorf("%w: copy tree: %s is a %v, not a file, directory or symlink", tiercache.ErrInvalidArgument, p, t)
-		}
-		return nil
-	})
-	close(jobs)
-	if err := g.Wait(); err != nil {
+	c.dirs = append(c.dirs, dirMeta{".", rootInfo})
+	c.res.Dirs++
+	walkErr := c.walk(gctx, ".", c.root)
+	close(c.jobs)
+	err := g.Wait()
+	// Workers that stopped early left jobs behind; their handles are
+	// still held.
+	for j := range c.jobs {
+		j.dir.release()
+	}
+	if err != nil {
 		return c.result(), err
 	}
 	if walkErr != nil {
 		return c.result(), walkErr
 	}
 	// Extra names last: their first name is complete by now.
-	for _, l := range links {
+	for _, l := range c.links {
 		if err := ctx.Err(); err != nil {
 			return c.result(), err
 		}
-		if err := c.replace(l.rel, func() error { return c.root.Link(l.first, l.rel) }); err != nil {
+		if err := c.hardlink(l); err != nil {
 			return c.result(), fmt.Errorf("copy tree: hardlink %s: %w", l.rel, err)
 		}
 		c.res.Hardlinks++
 	}
-	// Deepest first, so that making a directory read-only or setting its
-	// mtime comes after everything inside it has been written.
-	slices.Reverse(dirs)
-	for _, d := range dirs {
-		if err := c.setMeta(d.rel, d.info); err != nil {
-			return c.result(), err
-		}
+	if err := c.setDirMeta(); err != nil {
+		return c.result(), err
 	}
 	return c.result(), nil
 }
@@ -248,121 +244,213 @@ func (c *copier) result() Result {
 	return r
 }
 
-// name is rel as an os.Root file name.
-func name(rel string) string { return filepath.FromSlash(rel) }
+// srcPath is rel's path in the source.
+func (c *copier) srcPath(rel string) string { return filepath.Join(c.src, filepath.FromSlash(rel)) }
 
-// mkdir makes rel a writable directory, replacing a non-directory there.
-func (c *copier) mkdir(rel string) error {
-	if rel == "." {
-		return c.ensureWritableDir(".")
-	}
-	err := c.root.Mkdir(name(rel), 0o700)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
-	}
-	fi, err := c.root.Lstat(name(rel))
+// walk copies the entries of the source directory rel into dir, whose
+// handle the caller holds: directories and symlinks here, regular files by
+// queueing them for the workers. Entries are visited in lexical order, so
+// the first name of a hardlinked file is the same from run to run.
+func (c *copier) walk(ctx context.Context, rel string, dir *dirHandle) error {
+	ents, err := os.ReadDir(c.srcPath(rel))
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", err)
 	}
-	if fi.IsDir() {
-		return c.ensureWritableDir(rel)
-	}
-	if err := c.root.Remove(name(rel)); err != nil {
-		return fmt.Errorf("copy tree: replace %s: %w", rel, err)
-	}
-	if err := c.root.Mkdir(name(rel), 0o700); err != nil {
-		return fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		base := e.Name()
+		crel := path.Join(rel, base)
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("copy tree: %w", err)
+		}
+		switch t := info.Mode().Type(); {
+		case t == fs.ModeDir:
+			child, err := c.mkdir(dir, base, crel)
+			if err != nil {
+				return err
+			}
+			c.dirs = append(c.dirs, dirMeta{crel, info})
+			c.res.Dirs++
+			err = c.walk(ctx, crel, child)
+			child.release()
+			if err != nil {
+				return err
+			}
+		case t == fs.ModeSymlink:
+			if err := c.symlink(dir, base, crel, info); err != nil {
+				return err
+			}
+			c.res.Symlinks++
+		case t.IsRegular():
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				id := inode{uint64(st.Dev), uint64(st.Ino)}
+				if first, seen := c.inodes[id]; seen {
+					c.links = append(c.links, linkJob{first, crel})
+					continue
+				}
+				c.inodes[id] = crel
+			}
+			dir.acquire()
+			select {
+			case c.jobs <- fileJob{dir, base, crel, info}:
+			case <-ctx.Done():
+				dir.release()
+				return ctx.Err()
+			}
+		default:
+			return fmt.Errorf("%w: copy tree: %s is a %v, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(crel), t)
+		}
 	}
 	return nil
 }
 
-// ensureWritableDir lets us create entries in an existing directory (an
-// earlier pull of a read-only tree leaves 0555 directories); its final mode
-// is set after its contents.
-func (c *copier) ensureWritableDir(rel string) error {
-	fi, err := c.root.Lstat(name(rel))
+// mkdir makes base in parent a writable directory, replacing a
+// non-directory there, and returns a handle on it (one reference, the
+// caller's).
+func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) {
+	created := true
+	err := unix.Mkdirat(parent.fd, base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		created, err = false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("copy tree: %w", err)
+		return nil, fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
 	}
-	if fi.Mode().Perm()&0o700 == 0o700 {
-		return nil
+	fd, err := openDirAt(parent.fd, base)
+	if !created && (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
+		// A symlink or a file is in the way: replace it, never enter it.
+		if err := removeAt(parent.fd, base); err != nil {
+			return nil, fmt.Errorf("copy tree: replace %s: %w", rel, err)
+		}
+		if err := unix.Mkdirat(parent.fd, base, 0o700); err != nil {
+			return nil, fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
+		}
+		created = true
+		fd, err = openDirAt(parent.fd, base)
 	}
-	if err := c.root.Chmod(name(rel), fi.Mode().Perm()|0o700); err != nil {
-		return fmt.Errorf("copy tree: chmod %s: %w", rel, err)
+	if err != nil {
+		return nil, fmt.Errorf("copy tree: open %s: %w", rel, err)
 	}
-	return nil
+	if !created {
+		// An earlier pull of a read-only tree leaves 0555 directories;
+		// the final mode is set after the contents.
+		if err := ensureWritable(fd); err != nil {
+			_ = unix.Close(fd)
+			return nil, fmt.Errorf("copy tree: chmod %s: %w", rel, err)
+		}
+	}
+	h := &dirHandle{fd: fd}
+	h.refs.Store(1)
+	return h, nil
 }
 
-// replace runs create, and if something already exists at rel, removes it
-// and runs create again. Trying first keeps the common case (an empty
-// destination) at one system call.
-func (c *copier) replace(rel string, create func() error) error {
-	err := create()
-	if !errors.Is(err, fs.ErrExist) {
+// openDirAt opens the directory name in dirfd for reading, failing with
+// ELOOP or ENOTDIR rather than following a symlink. A directory its owner
+// cannot read (mode 0300, say) is first made readable.
+func openDirAt(dirfd int, name string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
+	if !errors.Is(err, unix.EACCES) {
+		return fd, err
+	}
+	// An O_PATH descriptor needs no permission on the directory itself.
+	pfd, err := ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags|unix.O_PATH, 0) })
+	if err != nil {
+		return -1, err
+	}
+	err = chmodPath(pfd, 0o700)
+	_ = unix.Close(pfd)
+	if err != nil {
+		return -1, err
+	}
+	return ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
+}
+
+// chmodPath adds mode bits to the file an O_PATH descriptor refers to.
+// fchmod refuses O_PATH descriptors; the descriptor's /proc link names
+// exactly that inode, whatever happens to its name meanwhile.
+func chmodPath(pfd int, add uint32) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
 		return err
 	}
-	if err := c.removeExisting(rel); err != nil {
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(pfd), st.Mode&0o7777|add)
+}
+
+// ensureWritable gives the directory fd its owner's rwx bits, so that
+// entries can be created and removed in it.
+func ensureWritable(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&0o700 == 0o700 {
+		return nil
+	}
+	return unix.Fchmod(fd, st.Mode&0o7777|0o700)
+}
+
+// removeAt removes whatever dirfd holds under name, a whole directory
+// included, without following symlinks. Read-only directories are made
+// writable first so that their entries can go.
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) { // what Linux answers for a directory
+		return err
+	}
+	fd, err := openDirAt(dirfd, name)
+	if err != nil {
+		return err
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	if err := ensureWritable(fd); err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := removeAt(fd, n); err != nil {
+			return err
+		}
+	}
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+}
+
+// replaceAt runs create, and if something already exists at name in
+// dirfd, removes it and runs create again. Trying first keeps the common
+// case (an empty destination) at one system call.
+func replaceAt(dirfd int, name string, create func() error) error {
+	err := create()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := removeAt(dirfd, name); err != nil {
 		return err
 	}
 	return create()
 }
 
-// removeExisting removes whatever is at rel, a whole directory included.
-func (c *copier) removeExisting(rel string) error {
-	fi, err := c.root.Lstat(name(rel))
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return c.root.Remove(name(rel))
-	}
-	err = c.root.RemoveAll(name(rel))
-	if err == nil || !errors.Is(err, fs.ErrPermission) {
-		return err
-	}
-	// Read-only directories: their entries cannot be unlinked until they
-	// are writable. Errors surface in the second RemoveAll.
-	_ = fs.WalkDir(c.root.FS(), rel, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = c.root.Chmod(name(p), 0o700)
-		}
-		return nil
-	})
-	return c.root.RemoveAll(name(rel))
-}
-
-func (c *copier) symlink(rel string, info fs.FileInfo) error {
-	target, err := os.Readlink(filepath.Join(c.src, name(rel)))
+func (c *copier) symlink(dir *dirHandle, base, rel string, info fs.FileInfo) error {
+	target, err := os.Readlink(c.srcPath(rel))
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", err)
 	}
-	if err := c.replace(rel, func() error { return c.root.Symlink(target, name(rel)) }); err != nil {
+	if err := replaceAt(dir.fd, base, func() error { return unix.Symlinkat(target, dir.fd, base) }); err != nil {
 		return fmt.Errorf("copy tree: symlink %s: %w", rel, err)
 	}
-	return c.lutimes(rel, info.ModTime())
-}
-
-// lutimes sets a symlink's own mtime. os.Root has no Lchtimes, so it goes
-// through a descriptor of the parent directory opened via the root and a
-// single-component name with AT_SYMLINK_NOFOLLOW: confined and not
-// following the link.
-func (c *copier) lutimes(rel string, mtime time.Time) error {
-	dir, base := path.Split(rel)
-	if dir == "" {
-		dir = "."
+	ts, err := times(info)
+	if err == nil {
+		err = unix.UtimesNanoAt(dir.fd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 	}
-	d, err := c.root.Open(name(path.Clean(dir)))
-	if err != nil {
-		return fmt.Errorf("copy tree: %w", err)
-	}
-	defer d.Close()
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	err = withFd(d, func(fd int) error {
-		return unix.UtimesNanoAt(fd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
-	})
 	if err != nil {
 		return fmt.Errorf("copy tree: set mtime of symlink %s: %w", rel, err)
 	}
@@ -370,9 +458,10 @@ func (c *copier) lutimes(rel string, mtime time.Time) error {
 }
 
 func (c *copier) copyFile(j fileJob) error {
-	srcPath := filepath.Join(c.src, name(j.rel))
+	defer j.dir.release()
+	srcPath := c.srcPath(j.rel)
 	if c.opts.Link {
-		linked, err := c.link(srcPath, j.rel)
+		linked, err := c.link(srcPath, j)
 		if err != nil {
 			return fmt.Errorf("copy tree: link %s: %w", j.rel, err)
 		}
@@ -382,34 +471,46 @@ func (c *copier) copyFile(j fileJob) error {
 			return nil
 		}
 	}
-	in, err := os.OpenFile(srcPath, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	in, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(srcPath, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
 	if err != nil {
-		return fmt.Errorf("copy tree: %w", err)
+		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: srcPath, Err: err})
 	}
-	defer in.Close()
-	var out *os.File
-	err = c.replace(j.rel, func() error {
+	defer unix.Close(in)
+	// O_EXCL|O_NOFOLLOW: anything at the name, a symlink or a hardlinked
+	// file included, makes the create fail instead of being written to.
+	var out int
+	err = replaceAt(j.dir.fd, j.base, func() error {
 		var err error
-		out, err = c.root.OpenFile(name(j.rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		out, err = ignoringEINTR(func() (int, error) {
+			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("copy tree: create %s: %w", j.rel, err)
 	}
-	if err := c.fill(out, in); err != nil {
-		out.Close()
+	if err := c.fill(out, in, j.info.Size()); err != nil {
+		_ = unix.Close(out)
 		return fmt.Errorf("copy tree: copy %s: %w", j.rel, err)
 	}
-	// fchmod on the descriptor we created: no path, nothing to follow.
-	if err := out.Chmod(fileMode(j.info.Mode())); err != nil {
-		out.Close()
+	// Mode and times through the descriptor we created: no path, nothing
+	// to follow. Times last, since writing moves the mtime.
+	if err := unix.Fchmod(out, uint32(fileMode(j.info.Mode()))); err != nil {
+		_ = unix.Close(out)
 		return fmt.Errorf("copy tree: chmod %s: %w", j.rel, err)
 	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("copy tree: write %s: %w", j.rel, err)
+	ts, err := times(j.info)
+	if err == nil {
+		err = futimens(out, &ts)
 	}
-	if err := c.root.Chtimes(name(j.rel), atime(j.info), j.info.ModTime()); err != nil {
+	if err != nil {
+		_ = unix.Close(out)
 		return fmt.Errorf("copy tree: set mtime of %s: %w", j.rel, err)
+	}
+	if err := unix.Close(out); err != nil {
+		return fmt.Errorf("copy tree: write %s: %w", j.rel, err)
 	}
 	c.done(j.info.Size())
 	return nil
@@ -423,28 +524,13 @@ func (c *copier) done(size int64) {
 	}
 }
 
-// link hardlinks srcPath at rel. linkat into a directory descriptor opened
-// through the root, with a single-component name, is confined like the
-// root's own calls. It reports false (and no error) when the two are on
-// different file systems, so the caller copies instead.
-func (c *copier) link(srcPath, rel string) (bool, error) {
-	dir, base := path.Split(rel)
-	if dir == "" {
-		dir = "."
-	}
-	d, err := c.root.Open(name(path.Clean(dir)))
-	if err != nil {
-		return false, err
-	}
-	defer d.Close()
-	err = c.replace(rel, func() error {
-		return withFd(d, func(fd int) error {
-			err := unix.Linkat(unix.AT_FDCWD, srcPath, fd, base, 0)
-			if errors.Is(err, unix.EEXIST) {
-				return fs.ErrExist
-			}
-			return err
-		})
+// link hardlinks srcPath as the job's name. It reports false (and no
+// error) when the two are on different file systems, so the caller copies
+// instead.
+func (c *copier) link(srcPath string, j fileJob) (bool, error) {
+	err := replaceAt(j.dir.fd, j.base, func() error {
+		// Flags 0: a symlink at srcPath would be linked, not followed.
+		return unix.Linkat(unix.AT_FDCWD, srcPath, j.dir.fd, j.base, 0)
 	})
 	if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) {
 		// EPERM: hardlinks refused (protected_hardlinks for a file
@@ -454,53 +540,196 @@ func (c *copier) link(srcPath, rel string) (bool, error) {
 	return err == nil, err
 }
 
-// fill clones in into out, or copies it when the file system cannot clone.
-func (c *copier) fill(out, in *os.File) error {
-	err := withFd(out, func(ofd int) error {
-		return withFd(in, func(ifd int) error { return unix.IoctlFileClone(ofd, ifd) })
-	})
-	if err == nil {
-		c.cloned.Add(1)
+// fill clones in into out, or copies size bytes when the file systems
+// cannot clone.
+func (c *copier) fill(out, in int, size int64) error {
+	if size == 0 {
 		return nil
 	}
-	// io.Copy between two *os.File uses copy_file_range where it can.
-	_, err = io.Copy(out, in)
-	return err
-}
-
-// setMeta applies a directory's mode and times.
-func (c *copier) setMeta(rel string, info fs.FileInfo) error {
-	if err := c.root.Chmod(name(rel), fileMode(info.Mode())); err != nil {
-		return fmt.Errorf("copy tree: chmod %s: %w", rel, err)
+	if !c.noClone.Load() {
+		err := unix.IoctlFileClone(out, in)
+		if err == nil {
+			c.cloned.Add(1)
+			return nil
+		}
+		// Only "this file system cannot": other failures may be about
+		// this one file, and the next may clone fine.
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.ENOSYS) {
+			c.noClone.Store(true)
+		}
 	}
-	if err := c.root.Chtimes(name(rel), atime(info), info.ModTime()); err != nil {
-		return fmt.Errorf("copy tree: set mtime of %s: %w", rel, err)
+	// Stopping at the known size saves the call that would read EOF.
+	var copied int64
+	for copied < size {
+		n, err := unix.CopyFileRange(in, nil, out, nil, int(min(size-copied, 1<<30)), 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			// Unsupported here (an old kernel, two file systems), or
+			// the source shrank: plain reads and writes until EOF, on
+			// from the offsets copy_file_range advanced.
+			return readWrite(out, in)
+		}
+		copied += int64(n)
 	}
 	return nil
 }
 
-// fileMode keeps the permission bits and the sticky bit; setuid and
-// setgid are dropped like every tier drops them.
-func fileMode(m fs.FileMode) fs.FileMode { return m.Perm() | m&fs.ModeSticky }
-
-// atime returns the source's access time, so a copy does not look
-// freshly read to tools that care; mtime where the platform hides it.
-func atime(info fs.FileInfo) time.Time {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Atim.Unix())
+// readWrite copies in to out from their current offsets to in's end.
+func readWrite(out, in int) error {
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := ignoringEINTR(func() (int, error) { return unix.Read(in, buf) })
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		for w := buf[:n]; len(w) > 0; {
+			m, err := ignoringEINTR(func() (int, error) { return unix.Write(out, w) })
+			if err != nil {
+				return err
+			}
+			w = w[m:]
+		}
 	}
-	return info.ModTime()
 }
 
-// withFd runs fn with f's descriptor without the side effects of f.Fd().
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
+// hardlink gives a file copied earlier its extra name. Hardlinks are rare,
+// so the two directories are opened afresh.
+func (c *copier) hardlink(l linkJob) error {
+	fromDir, fromBase := path.Split(l.first)
+	toDir, toBase := path.Split(l.rel)
+	from, err := c.openDir(fromDir)
 	if err != nil {
 		return err
 	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+	defer unix.Close(from)
+	to, err := c.openDir(toDir)
+	if err != nil {
 		return err
 	}
-	return ferr
+	defer unix.Close(to)
+	return replaceAt(to, toBase, func() error { return unix.Linkat(from, fromBase, to, toBase, 0) })
+}
+
+// openDir opens the destination directory rel one component at a time
+// from the root, never following a symlink.
+func (c *copier) openDir(rel string) (int, error) {
+	fd, err := unix.Dup(c.root.fd)
+	if err != nil {
+		return -1, err
+	}
+	for _, comp := range strings.Split(strings.Trim(rel, "/"), "/") {
+		if comp == "" || comp == "." {
+			continue
+		}
+		next, err := openDirAt(fd, comp)
+		_ = unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// setDirMeta applies every directory's mode and times, deepest first, so
+// that making a directory read-only or setting its mtime comes after
+// everything inside it has been written. Reverse walk order visits all of
+// a directory's subtree right before the directory itself, so a stack of
+// descriptors along the current path opens each directory once.
+func (c *copier) setDirMeta() error {
+	type open struct {
+		rel string
+		fd  int
+	}
+	stack := []open{{".", c.root.fd}} // the root's handle is closed by Copy
+	defer func() {
+		for _, o := range stack[1:] {
+			_ = unix.Close(o.fd)
+		}
+	}()
+	for _, d := range slices.Backward(c.dirs) {
+		for top := stack[len(stack)-1]; !within(d.rel, top.rel); top = stack[len(stack)-1] {
+			_ = unix.Close(top.fd)
+			stack = stack[:len(stack)-1]
+		}
+		for top := stack[len(stack)-1]; top.rel != d.rel; top = stack[len(stack)-1] {
+			rest := d.rel
+			if top.rel != "." {
+				rest = d.rel[len(top.rel)+1:]
+			}
+			comp, _, _ := strings.Cut(rest, "/")
+			fd, err := openDirAt(top.fd, comp)
+			if err != nil {
+				return fmt.Errorf("copy tree: open %s: %w", d.rel, err)
+			}
+			stack = append(stack, open{path.Join(top.rel, comp), fd})
+		}
+		fd := stack[len(stack)-1].fd
+		if err := unix.Fchmod(fd, uint32(fileMode(d.info.Mode()))); err != nil {
+			return fmt.Errorf("copy tree: chmod %s: %w", d.rel, err)
+		}
+		ts, err := times(d.info)
+		if err == nil {
+			err = futimens(fd, &ts)
+		}
+		if err != nil {
+			return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
+		}
+	}
+	return nil
+}
+
+// within reports whether rel is dir or inside it.
+func within(rel, dir string) bool {
+	return dir == "." || rel == dir || strings.HasPrefix(rel, dir+"/")
+}
+
+// fileMode keeps the permission bits and the sticky bit; setuid and
+// setgid are dropped like every tier drops them.
+func fileMode(m fs.FileMode) uint32 {
+	mode := uint32(m.Perm())
+	if m&fs.ModeSticky != 0 {
+		mode |= unix.S_ISVTX
+	}
+	return mode
+}
+
+// times returns the source's access and modification times, so a copy
+// does not look freshly read to tools that care either.
+func times(info fs.FileInfo) ([2]unix.Timespec, error) {
+	mtime, err := unix.TimeToTimespec(info.ModTime())
+	if err != nil {
+		return [2]unix.Timespec{}, err
+	}
+	atime := mtime
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		atime = unix.Timespec(st.Atim)
+	}
+	return [2]unix.Timespec{atime, mtime}, nil
+}
+
+// futimens sets the times of the file open as fd. x/sys/unix has no
+// wrapper: utimensat with a nil path is the system call behind it.
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// ignoringEINTR retries fn while it is interrupted by a signal, as the os
+// package does (Go's own preemption signals can interrupt slow calls).
+func ignoringEINTR[T any](fn func() (T, error)) (T, error) {
+	for {
+		v, err := fn()
+		if !errors.Is(err, unix.EINTR) {
+			return v, err
+		}
+	}
 }

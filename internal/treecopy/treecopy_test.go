@@ -436,3 +436,180 @@ func makeWritable(root string) {
 		return nil
 	})
 }
+
+// TestCopyNeverEntersSymlinkedDirectories plants symlinks where the tree
+// has directories, at several depths, pointing outside the destination
+// and inside it, and proves the copy replaces them with real directories:
+// nothing is created through them, and what they point to is unchanged.
+func TestCopyNeverEntersSymlinkedDirectories(t *testing.T) {
+	outside := t.TempDir()
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "top", "f"), "payload", 0o644)
+	write(t, filepath.Join(src, "a", "b", "c", "f"), "payload", 0o644)
+	write(t, filepath.Join(src, "a", "b", "c", "d", "g"), "payload", 0o644)
+	write(t, filepath.Join(src, "a", "b2", "f"), "payload", 0o644)
+	if err := os.Symlink("f", filepath.Join(src, "a", "b", "c", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(src, "top", "f"), filepath.Join(src, "a", "b2", "hard")); err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot(t, src)
+
+	dst := filepath.Join(t.TempDir(), "dst")
+	write(t, filepath.Join(dst, "inside", "keep"), "keep", 0o644)
+	if err := os.MkdirAll(filepath.Join(dst, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plant := map[string]string{
+		"top":      outside,                        // at the top
+		"a/b/c":    outside,                        // deep, under real directories
+		"a/b2":     filepath.Join(dst, "inside"),   // into the destination itself
+		"dangling": filepath.Join(outside, "nope"), // not in the tree: left alone
+	}
+	for name, target := range plant {
+		if err := os.Symlink(target, filepath.Join(dst, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, workers := range []int{1, 4} {
+		if _, err := Copy(context.Background(), src, dst, Options{Workers: workers}); err != nil {
+			t.Fatal(err)
+		}
+		if ents, err := os.ReadDir(outside); err != nil || len(ents) != 0 {
+			t.Errorf("outside directory got %d entries (%v)", len(ents), err)
+		}
+		if ents, err := os.ReadDir(filepath.Join(dst, "inside")); err != nil || len(ents) != 1 {
+			t.Errorf("dst/inside got %d entries (%v), want only keep", len(ents), err)
+		}
+		got := snapshot(t, dst)
+		for _, extra := range []string{"inside", "inside/keep", "dangling"} {
+			delete(got, extra)
+		}
+		compare(t, want, got)
+	}
+}
+
+// TestCopyDirectoryMetadataDeepTree checks modes and mtimes of nested,
+// interleaved and read-only directories, which are applied last, deepest
+// first, through descriptors opened along the way.
+func TestCopyDirectoryMetadataDeepTree(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for _, p := range []string{"a/b/c/d/e/f", "a/b/c2/f", "a/b2/f", "a2/x/y/f", "a3/f"} {
+		write(t, filepath.Join(src, filepath.FromSlash(p)), p, 0o444)
+	}
+	for _, p := range []string{"a/b/c/d/e/empty", "a2/x/empty"} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.FromSlash(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dirs []string
+	if err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ns := time.Date(2019, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()
+	modes := []fs.FileMode{0o555, 0o750, 0o511, 0o700, 0o1777}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		ns += 1_000_000_007
+		setMtime(t, dirs[i], ns)
+		if err := os.Chmod(dirs[i], modes[i%len(modes)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { makeWritable(src) })
+	want := snapshot(t, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	if _, err := Copy(context.Background(), src, dst, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { makeWritable(dst) })
+	compare(t, want, snapshot(t, dst))
+}
+
+// openFds counts this process's open descriptors.
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestCopyClosesDirectoryHandles checks that no directory descriptor
+// outlives Copy, whether it succeeds, fails midway with files still
+// queued, or is cancelled.
+func TestCopyClosesDirectoryHandles(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for d := range 20 {
+		for f := range 10 {
+			write(t, filepath.Join(src, fmt.Sprintf("d%02d", d), "sub", fmt.Sprint("f", f)), "x", 0o644)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.CopyFS(bad, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(bad, "d10", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A first copy lets the runtime open what it keeps (the poller).
+	if _, err := Copy(context.Background(), src, filepath.Join(t.TempDir(), "warm"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	before := openFds(t)
+
+	if _, err := Copy(context.Background(), src, filepath.Join(t.TempDir(), "ok"), Options{Workers: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if n := openFds(t); n != before {
+		t.Errorf("after a successful copy: %d descriptors open, want %d", n, before)
+	}
+	if _, err := Copy(context.Background(), bad, filepath.Join(t.TempDir(), "bad"), Options{Workers: 1}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("err = %v, want ErrInvalidArgument", err)
+	}
+	if n := openFds(t); n != before {
+		t.Errorf("after a failed copy: %d descriptors open, want %d", n, before)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int64
+	_, err := Copy(ctx, src, filepath.Join(t.TempDir(), "cancelled"), Options{Workers: 2, Progress: func(int64) {
+		if calls.Add(1) == 30 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if n := openFds(t); n != before {
+		t.Errorf("after a cancelled copy: %d descriptors open, want %d", n, before)
+	}
+}
+
+// TestChmodPath checks the fallback that makes a directory its owner
+// cannot read (as a non-root user) readable through an O_PATH descriptor.
+func TestChmodPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locked")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o311); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := chmodPath(fd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("mode %v (%v), want 0711", fi.Mode().Perm(), err)
+	}
+}
