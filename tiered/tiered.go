@@ -459,13 +459,20 @@ func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description st
 		archived <- archOut{r, err}
 		if err == nil {
 			// The upload must not commit unless the local copy matches.
+			var got treeShape
 			select {
-			case got := <-copied:
-				if got != want {
-					err = changedErr(key, src, "the local copy", got, want)
-				}
+			case got = <-copied:
 			case <-localEnded:
-				err = errOtherSide
+				// The local side may have sent its shape and finished
+				// since; only without one did it fail before its check.
+				select {
+				case got = <-copied:
+				default:
+					err = errOtherSide
+				}
+			}
+			if err == nil && got != want {
+				err = changedErr(key, src, "the local copy", got, want)
 			}
 		}
 		if done != nil {
