@@ -36,7 +36,9 @@
 // Put and PutFunc build the new version in a staging directory inside the
 // root (same file system, so publishing is a rename), write meta.json, set
 // the version directory's mtime, and make it all durable (one syncfs on
-// Linux, an fsync per file elsewhere; see Options.NoSync). Then, holding
+// Linux, an fsync per file elsewhere), or on Linux by default record the
+// boot ID instead of waiting for the flush (see Options.SyncData and
+// NoSync). Then, holding
 // the key's stripe lock, they rename the version into data/, fsync data/,
 // record the version they replace in retired/, and swap the pointer by
 // renaming a fresh symlink over index/<name>, then fsync index/. Concurrent
@@ -149,6 +151,16 @@ type Options struct {
 	// a published entry with missing data. For tests, benchmarks and
 	// caches on throwaway machines.
 	NoSync bool
+
+	// SyncData makes every Put flush its tree to disk (syncfs) before
+	// publishing it. By default, where the system has a boot ID (Linux),
+	// a Put publishes without waiting for its data and records the boot
+	// it was written in; only an OS crash or power loss can lose data
+	// the kernel accepted, and either means a new boot, after which such
+	// an entry counts as missing (Prune removes it) instead of being
+	// trusted. Waiting for the flush costs seconds per large tree, more
+	// than the copy itself on some disks. Ignored with NoSync.
+	SyncData bool
 }
 
 // Cache is the local tier: a Backend over a directory. It is safe for
@@ -165,6 +177,9 @@ type Cache struct {
 	keyLocks   string
 	grace      time.Duration
 	noSync     bool
+	// boot is this boot's ID when puts defer their data flush to the
+	// kernel (see Options.SyncData), else "".
+	boot string
 
 	// lastSweep is when this Cache last swept after a Put (UnixNano).
 	lastSweep atomic.Int64
@@ -222,6 +237,9 @@ func Open(root string, opts Options) (*Cache, error) {
 		keyLocks:   filepath.Join(abs, "locks", "keys"),
 		grace:      opts.Grace,
 		noSync:     opts.NoSync,
+	}
+	if !opts.NoSync && !opts.SyncData {
+		c.boot = bootID()
 	}
 	if c.grace == 0 {
 		c.grace = DefaultGrace
@@ -320,7 +338,14 @@ type meta struct {
 	Size        int64     `json:"size"`
 	Files       int64     `json:"files"`
 	Created     time.Time `json:"created"`
+	// UnsyncedBoot is the boot ID of the system that wrote the entry
+	// without flushing its data first; empty when it was flushed.
+	UnsyncedBoot string `json:"unsynced_boot,omitempty"`
 }
+
+// lost reports whether the entry was published unflushed in an earlier
+// boot: an OS crash or power loss may have dropped its data since.
+func lost(m meta) bool { return m.UnsyncedBoot != "" && m.UnsyncedBoot != bootID() }
 
 func readMeta(path string) (meta, error) {
 	f, err := os.Open(path)
@@ -388,7 +413,7 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 		if err != nil {
 			return "", meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
 		}
-		if m.Key != key {
+		if m.Key != key || lost(m) {
 			return "", meta{}, false, nil
 		}
 		return version, m, true, nil
@@ -571,16 +596,17 @@ func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx 
 	}
 	created := time.Now().UTC()
 	if err := writeVersionFiles(ver, meta{
-		Format:      metaFormat,
-		Key:         key,
-		Description: description,
-		Size:        stats.size,
-		Files:       stats.files,
-		Created:     created,
+		Format:       metaFormat,
+		Key:          key,
+		Description:  description,
+		Size:         stats.size,
+		Files:        stats.files,
+		Created:      created,
+		UnsyncedBoot: c.boot,
 	}); err != nil {
 		return "", fmt.Errorf("put %q: %w", key, err)
 	}
-	if !c.noSync {
+	if !c.noSync && c.boot == "" {
 		if err := syncTree(ver); err != nil {
 			return "", fmt.Errorf("put %q: %w", key, err)
 		}
@@ -861,7 +887,7 @@ func (c *Cache) scan(ctx context.Context) ([]record, error) {
 				continue
 			}
 			m, merr := readMeta(filepath.Join(c.dataDir, version, metaFile))
-			if merr != nil {
+			if merr != nil || lost(m) {
 				r.broken = true
 			} else {
 				r.entry = c.entry(version, m)

@@ -3,6 +3,8 @@ package local
 import (
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,3 +24,13 @@ func syncTree(dir string) error {
 	}
 	return nil
 }
+
+// bootID identifies the running boot of the system (a random UUID the
+// kernel draws at boot), or "" if it cannot be read.
+var bootID = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+})

@@ -24,6 +24,7 @@ Environment:
   TIERCACHE_S3_IDLE_TIMEOUT --idle-timeout
   TIERCACHE_READ_ONLY      --read-only
   TIERCACHE_NO_SYNC        --no-sync
+  TIERCACHE_SYNC_DATA      --sync-data
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose
