@@ -58,6 +58,9 @@ type ExtractOptions struct {
 	// StrictSymlinks refuses symlinks whose target is absolute or resolves
 	// (through the archive's own symlinks) outside the destination.
 	StrictSymlinks bool
+	// Writers is how many goroutines create small files while the stream
+	// is decoded. Default DefaultWriters; 1 writes every file in turn.
+	Writers int
 }
 
 func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
@@ -75,6 +78,12 @@ func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 	}
 	if o.MaxDecoderMemory < zstd.MinWindowSize {
 		return o, fmt.Errorf("archive: MaxDecoderMemory %d below the zstd minimum window of %d bytes: %w", o.MaxDecoderMemory, zstd.MinWindowSize, tiercache.ErrInvalidArgument)
+	}
+	if o.Writers < 0 {
+		return o, fmt.Errorf("archive: negative Writers %d: %w", o.Writers, tiercache.ErrInvalidArgument)
+	}
+	if o.Writers == 0 {
+		o.Writers = DefaultWriters
 	}
 	return o, nil
 }
@@ -138,8 +147,21 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		links: map[string]string{},
 		buf:   make([]byte, copyChunk),
 	}
+	x.top = newDirHandle(".", root)
+	x.top.acquire() // Extract's own reference: root is closed by the defer above
 	defer x.closeDirs()
+	if opts.Writers > 1 {
+		x.pool = newWriterPool(opts.Writers, x.createErr)
+		// Deferred last, so it runs first: writers finish before any
+		// handle they use is closed and before Extract returns.
+		defer x.pool.stop()
+	}
 	if err := x.run(); err != nil {
+		if x.pool != nil {
+			// Queued files were vetted: finish them, so that, as with
+			// one writer, exactly the members before the failure are in.
+			_ = x.pool.flush()
+		}
 		return Result{}, err
 	}
 	n, sum := hr.result()
@@ -232,7 +254,9 @@ type extractor struct {
 	// file relative to its parent's Root costs one system call instead of
 	// two per directory level. Members of a directory come together in a
 	// tar stream, so a few handles suffice.
-	dirRoots []dirRoot
+	dirRoots []*dirHandle
+	top      *dirHandle  // the destination itself; never closed by release
+	pool     *writerPool // nil when Writers is 1
 
 	entries      int64
 	bytes        int64
@@ -277,9 +301,20 @@ func (x *extractor) run() error {
 		if err := x.member(hdr); err != nil {
 			return err
 		}
+		if x.pool != nil {
+			if err := x.pool.err(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := x.finishStream(); err != nil {
 		return err
+	}
+	if x.pool != nil {
+		// Every file in place before directories turn read-only.
+		if err := x.pool.flush(); err != nil {
+			return err
+		}
 	}
 	if x.opts.StrictSymlinks {
 		names := make([]string, 0, len(x.links))
@@ -363,34 +398,29 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
-// dirRoot is an open Root on a directory of the tree, by its name.
-type dirRoot struct {
-	name string
-	root *os.Root
-}
-
-// maxDirRoots bounds the directory handles kept open.
+// maxDirRoots bounds the directory handles kept open by the cache.
 const maxDirRoots = 16
 
-// parentRoot returns a Root on the parent directory of name and name's
-// last component. Only call it once parents(name) has succeeded: the
-// parent is then a directory this extraction created, never a symlink.
-func (x *extractor) parentRoot(name string) (*os.Root, string, error) {
+// parentRoot returns a handle on the parent directory of name (without a
+// new reference) and name's last component. Only call it once
+// parents(name) has succeeded: the parent is then a directory this
+// extraction created, never a symlink.
+func (x *extractor) parentRoot(name string) (*dirHandle, string, error) {
 	dir, base := path.Split(name)
 	if dir == "" {
-		return x.root, base, nil
+		return x.top, base, nil
 	}
-	r, err := x.dirRoot(strings.TrimSuffix(dir, "/"))
-	return r, base, err
+	h, err := x.dirRoot(strings.TrimSuffix(dir, "/"))
+	return h, base, err
 }
 
-func (x *extractor) dirRoot(dir string) (*os.Root, error) {
+func (x *extractor) dirRoot(dir string) (*dirHandle, error) {
 	for i := len(x.dirRoots) - 1; i >= 0; i-- {
-		if d := x.dirRoots[i]; d.name == dir {
+		if h := x.dirRoots[i]; h.name == dir {
 			if i != len(x.dirRoots)-1 {
-				x.dirRoots = append(append(x.dirRoots[:i:i], x.dirRoots[i+1:]...), d)
+				x.dirRoots = append(append(x.dirRoots[:i:i], x.dirRoots[i+1:]...), h)
 			}
-			return d.root, nil
+			return h, nil
 		}
 	}
 	// Opened through the parent's handle: one component to resolve.
@@ -398,21 +428,22 @@ func (x *extractor) dirRoot(dir string) (*os.Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := parent.OpenRoot(base)
+	r, err := parent.root.OpenRoot(base)
 	if err != nil {
 		return nil, err
 	}
 	if len(x.dirRoots) == maxDirRoots {
-		x.dirRoots[0].root.Close()
+		x.dirRoots[0].release() // closed now, or by the last job using it
 		x.dirRoots = append(x.dirRoots[:0], x.dirRoots[1:]...)
 	}
-	x.dirRoots = append(x.dirRoots, dirRoot{dir, r})
-	return r, nil
+	h := newDirHandle(dir, r)
+	x.dirRoots = append(x.dirRoots, h)
+	return h, nil
 }
 
 func (x *extractor) closeDirs() {
-	for _, d := range x.dirRoots {
-		d.root.Close()
+	for _, h := range x.dirRoots {
+		h.release()
 	}
 	x.dirRoots = nil
 }
@@ -516,9 +547,19 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
+	if x.pool != nil && hdr.Size <= pooledFileMax {
+		data, err := x.readSmall(hdr)
+		if err != nil {
+			return err
+		}
+		parent.acquire() // released by the writer
+		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, data: data, mode: perm(hdr.Mode), mtime: hdr.ModTime})
+		x.seen[name] = kindFile
+		return nil
+	}
 	// Created writable and exclusive: never an existing file, never
 	// through a symlink. The real mode comes after the data.
-	f, err := parent.OpenFile(base, createFlags, 0o600)
+	f, err := parent.root.OpenFile(base, createFlags, 0o600)
 	if err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
@@ -534,10 +575,33 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
-	if err := parent.Chtimes(base, time.Time{}, hdr.ModTime); err != nil {
+	if err := parent.root.Chtimes(base, time.Time{}, hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	return nil
+}
+
+// readSmall reads the current member's data (at most pooledFileMax
+// bytes, as declared) whole, with the same limit accounting as copy.
+func (x *extractor) readSmall(hdr *tar.Header) ([]byte, error) {
+	if err := x.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	}
+	data := make([]byte, hdr.Size)
+	n, err := io.ReadFull(x.tr, data)
+	x.bytes += int64(n)
+	if x.bytes > x.opts.MaxBytes {
+		return nil, limitEntry(hdr.Name, "regular files exceed %d bytes", x.opts.MaxBytes)
+	}
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// As in copy: a member cut short is reported by the next read
+		// of the stream, which fails.
+		return data[:n], nil
+	case err != nil:
+		return nil, x.streamErr(err)
+	}
+	return data, nil
 }
 
 // mkdir creates the directory name (whose parents exist) owner-only
@@ -547,7 +611,7 @@ func (x *extractor) mkdir(name string) error {
 	if err != nil {
 		return err
 	}
-	return parent.Mkdir(base, 0o700)
+	return parent.root.Mkdir(base, 0o700)
 }
 
 // copy streams the current member's data into f, checking ctx and the byte
@@ -640,14 +704,14 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	}
 	// The target is stored as is and never followed by this extraction:
 	// nothing is ever created below a name recorded as a symlink.
-	if err := parent.Symlink(target, base); err != nil {
+	if err := parent.root.Symlink(target, base); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
 	x.seen[name] = kindSymlink
 	if x.opts.StrictSymlinks {
 		x.links[name] = target
 	}
-	if err := lchtimes(parent, base, hdr.ModTime); err != nil {
+	if err := lchtimes(parent.root, base, hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	return nil
@@ -676,6 +740,12 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 	}
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
+	}
+	if x.pool != nil {
+		// The target may still be queued for a writer.
+		if err := x.pool.flush(); err != nil {
+			return err
+		}
 	}
 	if err := x.root.Link(target, name); err != nil {
 		return x.createErr(hdr.Name, name, err)
@@ -707,11 +777,11 @@ func (x *extractor) applyDirMeta() error {
 		if err != nil {
 			return fmt.Errorf("archive: extract %q: %w", name, err)
 		}
-		if err := parent.Chmod(base, meta.mode); err != nil {
+		if err := parent.root.Chmod(base, meta.mode); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", name, err)
 		}
 		if meta.explicit {
-			if err := parent.Chtimes(base, time.Time{}, meta.mtime); err != nil {
+			if err := parent.root.Chtimes(base, time.Time{}, meta.mtime); err != nil {
 				return fmt.Errorf("archive: extract %q: %w", name, err)
 			}
 		}

@@ -3,6 +3,7 @@
 package archive
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -59,4 +60,196 @@ func lchtimes(root *os.Root, name string, mtime time.Time) error {
 		return &fs.PathError{Op: "lchtimes", Path: name, Err: opErr}
 	}
 	return nil
+}
+
+// dirBufSize is the size of the buffer directory entries are read into:
+// a few dozen entries per getdents-style call.
+const dirBufSize = 32 << 10
+
+// srcDir is a directory of the tree being archived, held open by a raw
+// descriptor. Raw descriptors rather than *os.File: an os.File costs
+// extra fcntl and epoll calls per open, which add up over tens of
+// thousands of files.
+type srcDir struct {
+	fd   int
+	tree *srcTree
+	top  bool
+}
+
+// srcTree is what the directories of one walk share.
+type srcTree struct {
+	dir  string
+	root *os.Root // opened on dir for the first symlink, see readlink
+}
+
+// openSourceDir opens the root of the tree to archive (following a
+// symlink there, like os.OpenRoot).
+func openSourceDir(dir string) (srcDir, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return srcDir{}, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return srcDir{fd: fd, tree: &srcTree{dir: dir}, top: true}, nil
+}
+
+// close releases d (and, for the top, what the walk shared); a read-only
+// descriptor has nothing to flush.
+func (d srcDir) close() {
+	_ = unix.Close(d.fd)
+	if d.top && d.tree.root != nil {
+		d.tree.root.Close()
+	}
+}
+
+// names lists d's entries (without "." and ".."), unsorted. rel names d in
+// errors; buf is scratch space.
+func (d srcDir) names(rel string, buf []byte) ([]string, error) {
+	var names []string
+	for {
+		n, err := ignoringEINTR(func() (int, error) { return unix.ReadDirent(d.fd, buf) })
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdirent", Path: rel, Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		for b := buf[:n]; len(b) > 0; {
+			used, _, more := unix.ParseDirent(b, -1, names)
+			names = more
+			if used == 0 {
+				break // a truncated record: cannot happen with whole reads
+			}
+			b = b[used:]
+		}
+	}
+}
+
+// lstat describes the entry name of d without following a symlink.
+func (d srcDir) lstat(name, rel string) (srcInfo, error) {
+	var st unix.Stat_t
+	if _, err := ignoringEINTR(func() (int, error) {
+		return 0, unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		return srcInfo{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
+	}
+	return srcInfo{
+		mode:  unixMode(uint32(st.Mode)),
+		mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
+		size:  int64(st.Size),
+		id:    fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)},
+		nlink: uint64(st.Nlink),
+	}, nil
+}
+
+// unixMode converts a st_mode to an fs.FileMode as package os does, except
+// that an unknown file type is irregular rather than regular.
+func unixMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	default:
+		mode |= fs.ModeIrregular
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// readlink returns the target of the symlink name in d, at rel in the
+// tree. It goes through an os.Root on the tree, resolving rel one
+// component at a time: readlinkat is missing from golang.org/x/sys/unix on
+// some Unixes (Solaris, illumos, AIX, DragonFly), and module caches hold
+// few symlinks.
+func (d srcDir) readlink(_, rel string) (string, error) {
+	if d.tree.root == nil {
+		root, err := os.OpenRoot(d.tree.dir)
+		if err != nil {
+			return "", err
+		}
+		d.tree.root = root
+	}
+	return d.tree.root.Readlink(rel)
+}
+
+// openDir opens the subdirectory name of d. O_NOFOLLOW|O_DIRECTORY: a
+// directory swapped for a symlink since it was listed makes the open fail
+// instead of leading the walk out of the tree.
+func (d srcDir) openDir(name, rel string) (srcDir, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return srcDir{}, &fs.PathError{Op: "openat", Path: rel, Err: err}
+	}
+	return srcDir{fd: fd, tree: d.tree}, nil
+}
+
+// openFile opens the regular file name of d for reading. O_NOFOLLOW: a
+// file swapped for a symlink since its lstat makes the open fail rather
+// than be followed. O_NONBLOCK: one swapped for a FIFO cannot hang the
+// open (it reads as a file that shrank); regular files ignore the flag.
+func (d srcDir) openFile(name, rel string) (io.ReadCloser, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "openat", Path: rel, Err: err}
+	}
+	return &rawFile{fd: fd, rel: rel}, nil
+}
+
+// rawFile reads a file through a raw descriptor.
+type rawFile struct {
+	fd  int
+	rel string
+}
+
+// Read reads into p, returning io.EOF at the end of the file.
+func (f *rawFile) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := ignoringEINTR(func() (int, error) { return unix.Read(f.fd, p) })
+	if err != nil {
+		return 0, &fs.PathError{Op: "read", Path: f.rel, Err: err}
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Close closes the descriptor; it was opened read-only, so no error can
+// mean lost data.
+func (f *rawFile) Close() error { return unix.Close(f.fd) }
+
+// ignoringEINTR retries fn while it is interrupted by a signal.
+func ignoringEINTR(fn func() (int, error)) (int, error) {
+	for {
+		n, err := fn()
+		if err != unix.EINTR { // a bare Errno: no wrapping to look through
+			return n, err
+		}
+	}
 }

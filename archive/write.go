@@ -11,10 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -96,11 +96,11 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if !info.IsDir() {
 		return Result{}, fmt.Errorf("archive: source %s is not a directory: %w", dir, tiercache.ErrInvalidArgument)
 	}
-	root, err := os.OpenRoot(dir)
+	top, err := openSourceDir(dir)
 	if err != nil {
 		return Result{}, fmt.Errorf("archive: source %s: %w", dir, err)
 	}
-	defer root.Close()
+	defer top.close()
 
 	hw := &hashWriter{w: w, h: sha256.New()}
 	// Not WithConcurrentBlocks: its parallel jobs made the bytes depend on
@@ -115,13 +115,13 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
 	}
 	aw := &archiveWriter{
-		ctx:   ctx,
-		root:  root,
-		tw:    tar.NewWriter(enc),
-		links: map[fileID]string{},
-		buf:   make([]byte, copyChunk),
+		ctx:    ctx,
+		tw:     tar.NewWriter(enc),
+		links:  map[fileID]string{},
+		buf:    make([]byte, copyChunk),
+		dirBuf: make([]byte, dirBufSize),
 	}
-	err = aw.walk(".")
+	err = aw.walk(top, ".")
 	if err == nil {
 		err = aw.tw.Close()
 	}
@@ -141,25 +141,38 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 }
 
 // archiveWriter holds the state of one Write.
+//
+// The walk goes through directory handles (srcDir, per platform): each
+// directory is opened once, relative to its parent's handle, and its
+// members are looked up by their single-component names relative to it.
+// Resolving full relative paths through an os.Root instead costs an open
+// and a close per path component for every member. Only the directories
+// on the path being walked are open at any time, so descriptors are
+// bounded by the tree's depth.
 type archiveWriter struct {
-	ctx   context.Context
-	root  *os.Root
-	tw    *tar.Writer
-	links map[fileID]string // first name of each multiply-linked inode
-	buf   []byte
-	files int64
-	size  int64
+	ctx    context.Context
+	tw     *tar.Writer
+	links  map[fileID]string // first name of each multiply-linked inode
+	buf    []byte
+	dirBuf []byte // scratch for reading directory entries, where the platform needs it
+	files  int64
+	size   int64
 }
 
-// walk writes the members below rel (a directory, "." for the root) in
-// sorted depth-first order.
-func (aw *archiveWriter) walk(rel string) error {
-	d, err := aw.root.Open(rel)
-	if err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+// srcInfo is what the walk needs to know about one member, as lstat
+// reports it (symlinks not followed).
+type srcInfo struct {
+	mode  fs.FileMode
+	mtime time.Time
+	size  int64
+	id    fileID
+	nlink uint64 // 0 when the platform has no inode identity
+}
+
+// walk writes the members of d, the directory at rel ("." for the root),
+// in sorted depth-first order.
+func (aw *archiveWriter) walk(d srcDir, rel string) error {
+	names, err := d.names(rel, aw.dirBuf)
 	if err != nil {
 		return fmt.Errorf("archive: read directory %q: %w", rel, err)
 	}
@@ -168,27 +181,31 @@ func (aw *archiveWriter) walk(rel string) error {
 		if err := aw.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: write: %w", err)
 		}
-		child := path.Join(rel, name)
-		if err := aw.member(child); err != nil {
+		child := name
+		if rel != "." {
+			child = rel + "/" + name
+		}
+		if err := aw.member(d, name, child); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// member writes one path (and, for a directory, everything below it).
-func (aw *archiveWriter) member(rel string) error {
-	info, err := aw.root.Lstat(rel)
+// member writes the entry name of d, whose path in the tree is rel (and,
+// for a directory, everything below it).
+func (aw *archiveWriter) member(d srcDir, name, rel string) error {
+	info, err := d.lstat(name, rel)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	hdr := &tar.Header{
 		Format:  tar.FormatPAX,
 		Name:    rel,
-		Mode:    int64(info.Mode().Perm()),
-		ModTime: info.ModTime(),
+		Mode:    int64(info.mode.Perm()),
+		ModTime: info.mtime,
 	}
-	mode := info.Mode()
+	mode := info.mode
 	switch {
 	case mode.IsDir():
 		hdr.Typeflag = tar.TypeDir
@@ -196,25 +213,31 @@ func (aw *archiveWriter) member(rel string) error {
 		if err := aw.header(hdr); err != nil {
 			return err
 		}
-		return aw.walk(rel)
+		sub, err := d.openDir(name, rel)
+		if err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		err = aw.walk(sub, rel)
+		sub.close()
+		return err
 	case mode&fs.ModeSymlink != 0:
 		hdr.Typeflag = tar.TypeSymlink
-		if hdr.Linkname, err = aw.root.Readlink(rel); err != nil {
+		if hdr.Linkname, err = d.readlink(name, rel); err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}
 		return aw.header(hdr)
 	case mode.IsRegular():
-		if id, nlink, ok := identity(info); ok && nlink > 1 {
-			if first, seen := aw.links[id]; seen {
+		if info.nlink > 1 {
+			if first, seen := aw.links[info.id]; seen {
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = first
 				return aw.header(hdr)
 			}
-			aw.links[id] = rel
+			aw.links[info.id] = rel
 		}
 		hdr.Typeflag = tar.TypeReg
-		hdr.Size = info.Size()
-		return aw.file(rel, hdr)
+		hdr.Size = info.size
+		return aw.file(d, name, rel, hdr)
 	case mode&fs.ModeSocket != 0:
 		return nil // like GNU tar: a socket cannot be archived meaningfully
 	default:
@@ -242,8 +265,8 @@ func (aw *archiveWriter) header(hdr *tar.Header) error {
 }
 
 // file writes a regular file's header and exactly hdr.Size bytes of it.
-func (aw *archiveWriter) file(rel string, hdr *tar.Header) error {
-	f, err := aw.root.Open(rel)
+func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error {
+	f, err := d.openFile(name, rel)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
@@ -256,13 +279,18 @@ func (aw *archiveWriter) file(rel string, hdr *tar.Header) error {
 		if err := aw.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: write %q: %w", rel, err)
 		}
-		n, err := io.CopyBuffer(aw.tw, io.LimitReader(f, min(copyChunk, hdr.Size-copied)), aw.buf)
-		copied += n
+		n, err := f.Read(aw.buf[:min(int64(len(aw.buf)), hdr.Size-copied)])
+		if n > 0 {
+			if _, werr := aw.tw.Write(aw.buf[:n]); werr != nil {
+				return fmt.Errorf("archive: %q: %w", rel, werr)
+			}
+			copied += int64(n)
+		}
+		if err == io.EOF || (n == 0 && err == nil) {
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("archive: %q: %w", rel, err)
-		}
-		if n == 0 {
-			break
 		}
 	}
 	if copied != hdr.Size {

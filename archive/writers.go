@@ -1,0 +1,156 @@
+package archive
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Extraction spends most of its time in the kernel creating files, not in
+// decompression, so small files are handed to a few writer goroutines
+// while the stream goes on being decoded: the reader keeps every check
+// (names, claims, limits) and the writers only create, fill, chmod and
+// stamp a file the reader already vetted.
+const (
+	// DefaultWriters is the number of writer goroutines when
+	// ExtractOptions.Writers is zero.
+	DefaultWriters = 4
+	// pooledFileMax is the largest file handed to a writer; larger ones
+	// are streamed by the reader itself so memory stays bounded.
+	pooledFileMax = 1 << 20
+	// pendingJobs bounds the files read but not yet written, so at most
+	// (pendingJobs + writers) × pooledFileMax bytes wait in memory.
+	pendingJobs = 16
+)
+
+// dirHandle is a Root on a directory of the tree, shared by the handle
+// cache and the writer jobs in that directory: the last to let go closes
+// it.
+type dirHandle struct {
+	name string
+	root *os.Root
+	refs atomic.Int32
+}
+
+func newDirHandle(name string, root *os.Root) *dirHandle {
+	h := &dirHandle{name: name, root: root}
+	h.refs.Store(1)
+	return h
+}
+
+func (h *dirHandle) acquire() { h.refs.Add(1) }
+
+func (h *dirHandle) release() {
+	if h.refs.Add(-1) == 0 {
+		h.root.Close()
+	}
+}
+
+// fileJob is one small file, read whole, for a writer to create.
+type fileJob struct {
+	dir   *dirHandle // holds a reference for the job
+	base  string     // name inside dir
+	raw   string     // the member's name as archived, for errors
+	name  string     // cleaned name, for errors
+	data  []byte
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+// writerPool runs fileJobs. After the first failure the remaining jobs are
+// dropped; the reader learns of it through err and stops.
+type writerPool struct {
+	jobs    chan *fileJob
+	pending sync.WaitGroup // jobs submitted and not finished
+	workers sync.WaitGroup
+	mu      sync.Mutex
+	first   error
+	failed  atomic.Bool
+	create  func(raw, name string, err error) error // extractor.createErr
+}
+
+func newWriterPool(n int, create func(raw, name string, err error) error) *writerPool {
+	p := &writerPool{jobs: make(chan *fileJob, pendingJobs), create: create}
+	for range n {
+		p.workers.Add(1)
+		go p.work()
+	}
+	return p
+}
+
+func (p *writerPool) work() {
+	defer p.workers.Done()
+	for j := range p.jobs {
+		if !p.failed.Load() {
+			if err := p.write(j); err != nil {
+				p.fail(err)
+			}
+		}
+		j.dir.release()
+		p.pending.Done()
+	}
+}
+
+// write creates the file exactly as the reader does for large ones.
+func (p *writerPool) write(j *fileJob) error {
+	f, err := j.dir.root.OpenFile(j.base, createFlags, 0o600)
+	if err != nil {
+		return p.create(j.raw, j.name, err)
+	}
+	if _, err := f.Write(j.data); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	}
+	if err := f.Chmod(j.mode); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	}
+	if err := j.dir.root.Chtimes(j.base, time.Time{}, j.mtime); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	}
+	return nil
+}
+
+func (p *writerPool) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.first == nil {
+		p.first = err
+		p.failed.Store(true)
+	}
+}
+
+// err returns the first failure so far.
+func (p *writerPool) err() error {
+	if !p.failed.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.first
+}
+
+func (p *writerPool) submit(j *fileJob) {
+	p.pending.Add(1)
+	p.jobs <- j
+}
+
+// flush waits until every submitted file is written (or dropped) and
+// returns the first failure.
+func (p *writerPool) flush() error {
+	p.pending.Wait()
+	return p.err()
+}
+
+// stop ends the writers once the queue is drained. Extract returns only
+// after it, so no file is written into dir after Extract returned.
+func (p *writerPool) stop() {
+	close(p.jobs)
+	p.workers.Wait()
+}
