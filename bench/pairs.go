@@ -76,6 +76,9 @@ func median(v []float64) float64 {
 // round 1's.
 func pushKey(r int) string { return fmt.Sprintf("bench-r%d", r) }
 
+// noLocalKey is the key of push --no-local round r.
+func noLocalKey(r int) string { return fmt.Sprintf("bench-nolocal-r%d", r) }
+
 // baseObject is the mc target of baseline push round r.
 func baseObject(r int) string {
 	return fmt.Sprintf("%s/%s/base/r%d.tar.zst", mcAlias, bucket, r)
@@ -169,7 +172,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	b.chooseTrashPolicy()
-	for _, f := range []func(context.Context) error{b.pushPair, b.coldPullPair, b.warmPullPair} {
+	for _, f := range []func(context.Context) error{
+		b.pushPair, b.coldPullPair, b.warmPullPair,
+		b.pushPairNoLocal, b.coldPullPairNoLocal,
+	} {
 		if err := f(ctx); err != nil {
 			return err
 		}
@@ -262,14 +268,24 @@ type pullJSON struct {
 }
 
 func (b *bench) pushPair(ctx context.Context) error {
+	return b.pushPairOf(ctx, "push", "tiercache push K DIR (empty local tier)", nil, pushKey)
+}
+
+// pushPairNoLocal measures push --no-local, which keeps no local copy,
+// against the same baseline.
+func (b *bench) pushPairNoLocal(ctx context.Context) error {
+	return b.pushPairOf(ctx, "push --no-local", "tiercache push --no-local K DIR", []string{"--no-local"}, noLocalKey)
+}
+
+func (b *bench) pushPairOf(ctx context.Context, name, commandA string, flags []string, key func(int) string) error {
 	p := &pair{
-		Name:     "push",
-		CommandA: "tiercache push K DIR (empty local tier)",
+		Name:     name,
+		CommandA: commandA,
 		CommandB: fmt.Sprintf("tar --format=posix -cf - -C DIR . | zstd -T0 -%d | mc pipe ALIAS/BUCKET/OBJ", b.cfg.level),
 	}
 	for r := 1; r <= b.cfg.rounds; r++ {
-		tier := b.path("push-tier-%d", r)
-		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "push", pushKey(r), b.src), r)
+		tier := b.path("%s-tier-%d", strings.ReplaceAll(name, " ", ""), r)
+		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, append(append([]string{"push"}, flags...), key(r), b.src)...), r)
 		if err != nil {
 			return err
 		}
@@ -278,13 +294,13 @@ func (b *bench) pushPair(ctx context.Context) error {
 			return err
 		}
 		if !pj.Uploaded {
-			return fmt.Errorf("tiercache push %s did not upload: %s", pushKey(r), out)
+			return fmt.Errorf("tiercache push %s did not upload: %s", key(r), out)
 		}
-		if r == 1 {
+		if r == 1 && flags == nil {
 			b.res.Compressed.TiercacheBytes = pj.ArchiveBytes
 		}
 		p.A = append(p.A, s)
-		logf("push %d/%d tiercache: %s", r, b.cfg.rounds, s)
+		logf("%s %d/%d tiercache: %s", name, r, b.cfg.rounds, s)
 		if err := b.trash(tier); err != nil {
 			return err
 		}
@@ -295,7 +311,7 @@ func (b *bench) pushPair(ctx context.Context) error {
 			return err
 		}
 		p.B = append(p.B, s)
-		logf("push %d/%d baseline:  %s", r, b.cfg.rounds, s)
+		logf("%s %d/%d baseline:  %s", name, r, b.cfg.rounds, s)
 	}
 	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "stat", "--json", baseObject(1)))
 	if err != nil {
@@ -317,14 +333,25 @@ func (b *bench) pushPair(ctx context.Context) error {
 }
 
 func (b *bench) coldPullPair(ctx context.Context) error {
+	return b.coldPullPairOf(ctx, "cold pull", "tiercache pull K DEST (empty local tier)", nil)
+}
+
+// coldPullPairNoLocal measures pull --no-local, which extracts straight
+// into DEST, against the same baseline.
+func (b *bench) coldPullPairNoLocal(ctx context.Context) error {
+	return b.coldPullPairOf(ctx, "cold pull --no-local", "tiercache pull --no-local K DEST", []string{"--no-local"})
+}
+
+func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags []string) error {
 	p := &pair{
-		Name:     "cold pull",
-		CommandA: "tiercache pull K DEST (empty local tier)",
+		Name:     name,
+		CommandA: commandA,
 		CommandB: "mc cat ALIAS/BUCKET/OBJ | zstd -d -T0 | tar -xf - -C DEST",
 	}
+	tag := strings.ReplaceAll(name, " ", "")
 	for r := 1; r <= b.cfg.rounds; r++ {
-		tier, dest := b.path("cold-tier-%d", r), b.path("cold-tc-%d", r)
-		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest), r)
+		tier, dest := b.path("%s-tier-%d", tag, r), b.path("%s-tc-%d", tag, r)
+		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, append(append([]string{"pull"}, flags...), pushKey(1), dest)...), r)
 		if err != nil {
 			return err
 		}
@@ -336,15 +363,15 @@ func (b *bench) coldPullPair(ctx context.Context) error {
 			return fmt.Errorf("cold tiercache pull was not a remote hit: %s", out)
 		}
 		p.A = append(p.A, s)
-		logf("cold pull %d/%d tiercache: %s", r, b.cfg.rounds, s)
-		if err := b.verify(dest, "tiercache cold pull"); err != nil {
+		logf("%s %d/%d tiercache: %s", name, r, b.cfg.rounds, s)
+		if err := b.verify(dest, "tiercache "+name); err != nil {
 			return err
 		}
 		if err := errors.Join(b.trash(tier), b.trash(dest)); err != nil {
 			return err
 		}
 
-		dest = b.path("cold-base-%d", r)
+		dest = b.path("%s-base-%d", tag, r)
 		if err := os.Mkdir(dest, 0o755); err != nil {
 			return err
 		}
@@ -354,7 +381,7 @@ func (b *bench) coldPullPair(ctx context.Context) error {
 			return err
 		}
 		p.B = append(p.B, s)
-		logf("cold pull %d/%d baseline:  %s", r, b.cfg.rounds, s)
+		logf("%s %d/%d baseline:  %s", name, r, b.cfg.rounds, s)
 		if err := b.verify(dest, "baseline cold pull"); err != nil {
 			return err
 		}
@@ -362,8 +389,10 @@ func (b *bench) coldPullPair(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := b.interop(ctx); err != nil {
-		return err
+	if flags == nil {
+		if err := b.interop(ctx); err != nil {
+			return err
+		}
 	}
 	p.Verified = true
 	p.VerifyLog = "every restored tree equals the source (treetest.Diff); tiercache's object also restores with mc cat | zstd -d | tar -x"

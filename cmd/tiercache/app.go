@@ -60,6 +60,7 @@ type globalFlags struct {
 	readOnly    bool
 	noSync      bool
 	syncData    bool
+	noLocal     bool
 	json        bool
 	quiet       bool
 	verbose     bool
@@ -78,6 +79,7 @@ var envFlags = []struct{ flag, env string }{
 	{"read-only", "TIERCACHE_READ_ONLY"},
 	{"no-sync", "TIERCACHE_NO_SYNC"},
 	{"sync-data", "TIERCACHE_SYNC_DATA"},
+	{"no-local", "TIERCACHE_NO_LOCAL"},
 	{"json", "TIERCACHE_JSON"},
 	{"quiet", "TIERCACHE_QUIET"},
 	{"verbose", "TIERCACHE_VERBOSE"},
@@ -124,6 +126,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "retry an S3 request that makes no progress for this long, e.g. 30s (env TIERCACHE_S3_IDLE_TIMEOUT; default 60s)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm and prune fail (env TIERCACHE_READ_ONLY)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
+	fs.BoolVar(&f.noLocal, "no-local", false, "push and pull straight between DIR and the remote, keeping no local copy: fastest on machines that live for one job (env TIERCACHE_NO_LOCAL)")
 	fs.BoolVar(&f.syncData, "sync-data", false, "flush each stored tree to disk before publishing it, instead of marking it with the boot ID so it is dropped after a crash (env TIERCACHE_SYNC_DATA)")
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but errors (env TIERCACHE_QUIET)")
@@ -250,6 +253,12 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 	}
 	if a.flags.readOnly {
 		a.verbosef(cmd, "read-only: no write request will be sent")
+	}
+	if a.flags.noLocal {
+		if !hasRemote {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("--no-local needs a remote tier (--remote or TIERCACHE_REMOTE)")}
+		}
+		a.verbosef(cmd, "no-local: push and pull go straight between DIR and the remote")
 	}
 	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData})
 	if err != nil {

@@ -43,6 +43,10 @@ The copy keeps permission bits, mtimes, symlinks and hardlinks; on file
 systems that support it (btrfs, XFS) each file is a reflink clone of the
 cached one, which costs no extra disk space.
 
+With --no-local (for machines that live for one job), the tree is
+downloaded straight into DIR, verified in a directory beside it and then
+moved in, and nothing is kept in the local tier.
+
 --link hardlinks the files from the local tier instead of copying them: the
 fastest way, but DIR's files then share their inodes with the cache, so
 changing a file in place (rather than replacing it) corrupts the cache
@@ -120,7 +124,13 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	}
 	ctx := cmd.Context()
 	start := time.Now()
-	hit, ok, err := c.Restore(ctx, key, o.restoreKeys)
+	var hit tiered.Hit
+	var ok bool
+	if a.flags.noLocal {
+		hit, ok, err = c.PullRemote(ctx, key, o.restoreKeys, dir)
+	} else {
+		hit, ok, err = c.Restore(ctx, key, o.restoreKeys)
+	}
 	prog.finish()
 	if err != nil {
 		return fail(err)
@@ -130,8 +140,10 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
 		out.DownloadedBytes = hit.Downloaded
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)))
-		if err := copyOut(a, cmd, prog, hit, dir, o.link); err != nil {
-			return fail(err)
+		if !a.flags.noLocal { // PullRemote restored into dir itself
+			if err := copyOut(a, cmd, prog, hit, dir, o.link); err != nil {
+				return fail(err)
+			}
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {

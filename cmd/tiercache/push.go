@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/tiered"
 )
 
 type pushOptions struct {
@@ -31,6 +32,9 @@ one, never a mix. When the remote already holds an identical tree under KEY
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
 kept and setuid/setgid bits are dropped.
+
+With --no-local (for machines that live for one job), the archive streams
+from DIR straight to the remote and no local copy is made.
 
 KEY may also be given with --key, DIR then being the only argument.`,
 		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
@@ -114,7 +118,12 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 		return fail(err)
 	}
 	start := time.Now()
-	res, err := c.PutResult(cmd.Context(), key, dir, o.description)
+	var res tiered.PutResult
+	if a.flags.noLocal {
+		res, err = c.PushRemote(cmd.Context(), key, dir, o.description)
+	} else {
+		res, err = c.PutResult(cmd.Context(), key, dir, o.description)
+	}
 	prog.finish()
 	if err != nil {
 		return fail(err)
@@ -129,6 +138,10 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	switch {
 	case !c.HasRemote():
 		where = "local only (no remote configured)"
+	case a.flags.noLocal && res.UploadSkipped:
+		where = "remote only; it already holds this tree, nothing uploaded"
+	case a.flags.noLocal:
+		where = fmt.Sprintf("remote only, uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
 	case res.UploadSkipped:
 		where = "remote already holds this tree, nothing uploaded"
 	default:

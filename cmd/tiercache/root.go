@@ -25,6 +25,7 @@ Environment:
   TIERCACHE_READ_ONLY      --read-only
   TIERCACHE_NO_SYNC        --no-sync
   TIERCACHE_SYNC_DATA      --sync-data
+  TIERCACHE_NO_LOCAL       --no-local
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose

@@ -1,0 +1,250 @@
+package tiered
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/treecopy"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// The methods here skip the local tier, for machines that live for one
+// job: a local copy there is never read again, and making it (one more
+// write of every file) is most of what a push or a cold pull costs beyond
+// the transfer itself.
+
+// PushRemote stores sourceDir under key in the remote tier only, streaming
+// the archive from sourceDir to the upload; nothing is written locally.
+// As with PutResult, the upload is skipped when the remote already holds
+// an identical archive, and a sourceDir that changes size or file count
+// while it is read commits nothing.
+func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
+	start := time.Now()
+	if err := tiercache.ValidateKey(key); err != nil {
+		return PutResult{}, err
+	}
+	if c.opts.ReadOnly {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
+	}
+	if c.remote == nil {
+		return PutResult{}, fmt.Errorf("put %q: %w: no remote tier to push to", key, tiercache.ErrInvalidArgument)
+	}
+	size, files, err := local.Measure(ctx, sourceDir)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
+	}
+	want := treeShape{size, files}
+	if testHookMeasured != nil {
+		testHookMeasured()
+	}
+	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: size, Files: files, Tier: TierRemote}}
+	old, err := c.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+	case err != nil:
+		return res, fmt.Errorf("remote stat %q: %w", key, err)
+	case old.Size == size && old.Files == files:
+		h := sha256.New()
+		ar, err := c.archiveChecked(ctx, key, sourceDir, want, h)
+		if err != nil {
+			return res, err
+		}
+		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
+			res.UploadSkipped = true
+			res.ArchiveSize = old.ArchiveSize
+			res.Elapsed = time.Since(start)
+			return res, nil
+		}
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.archiveChecked(ctx, key, sourceDir, want, pw)
+		pw.CloseWithError(err) // nil closes with EOF, which lets Put commit
+		done <- err
+	}()
+	var r io.Reader = pr
+	if c.opts.Progress != nil {
+		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
+	}
+	m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: description, Size: size, Files: files}, r)
+	pr.CloseWithError(errors.New("upload ended"))
+	werr := <-done
+	switch {
+	case werr != nil:
+		return res, werr
+	case err != nil:
+		return res, fmt.Errorf("upload %q: %w", key, err)
+	}
+	res.Uploaded = true
+	res.ArchiveSize = m.ArchiveSize
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// archiveChecked writes an archive of src to w and fails if the tree
+// archived is not of shape want.
+func (c *Cache) archiveChecked(ctx context.Context, key, src string, want treeShape, w io.Writer) (archive.Result, error) {
+	r, err := archive.Write(ctx, w, src, c.opts.Write)
+	if err != nil {
+		return r, fmt.Errorf("archive %q: %w", key, err)
+	}
+	if got := (treeShape{r.Size, r.Files}); got != want {
+		return r, changedErr(key, src, "the archive", got, want)
+	}
+	return r, nil
+}
+
+// PullRemote restores key, or else the newest remote entry under each
+// restore prefix in turn, from the remote tier straight into dir; nothing
+// is written to the local tier. The archive is extracted into a new
+// directory beside dir and verified against its manifest first, so a
+// corrupt or truncated object leaves dir as it was. Then, if dir is absent
+// or empty, the extracted tree is renamed into place; otherwise its files
+// are moved in by hardlinks, replacing what dir holds at the same paths as
+// tar -x does, and leaving the rest alone.
+//
+// A miss is (Hit{}, false, nil) and leaves dir as it was. Hit.Path is dir.
+func (c *Cache) PullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return Hit{}, false, err
+	}
+	for _, p := range prefixes {
+		if err := tiercache.ValidateKey(p); err != nil {
+			return Hit{}, false, fmt.Errorf("restore key: %w", err)
+		}
+	}
+	if c.remote == nil {
+		return Hit{}, false, fmt.Errorf("get %q: %w: no remote tier to pull from", key, tiercache.ErrInvalidArgument)
+	}
+	if h, ok, err := c.pullInto(ctx, key, dir); err != nil || ok {
+		return h, ok, err
+	}
+	tried := map[string]bool{key: true}
+	for _, p := range prefixes {
+		metas, err := c.remote.List(ctx, p)
+		if err != nil {
+			return Hit{}, false, fmt.Errorf("remote list %q: %w", p, err)
+		}
+		slices.SortFunc(metas, func(a, b remote.Meta) int {
+			if c := b.Created.Compare(a.Created); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Key, b.Key)
+		})
+		for _, m := range metas {
+			if tried[m.Key] {
+				continue
+			}
+			tried[m.Key] = true
+			if h, ok, err := c.pullInto(ctx, m.Key, dir); err != nil || ok {
+				return h, ok, err
+			}
+		}
+	}
+	return Hit{}, false, nil
+}
+
+func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error) {
+	rc, meta, err := c.remote.Open(ctx, key)
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return Hit{}, false, nil
+	}
+	if err != nil {
+		return Hit{}, false, fmt.Errorf("remote get %q: %w", key, err)
+	}
+	defer rc.Close()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Hit{}, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	// Beside dir, so the tree can be renamed into place.
+	stage, err := os.MkdirTemp(filepath.Dir(abs), ".tiercache-pull-")
+	if err != nil {
+		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	staged := true
+	defer func() {
+		if staged {
+			_ = fsutil.RemoveAll(stage)
+		}
+	}()
+	xopts := c.opts.Extract
+	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
+	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
+	var r io.Reader = rc
+	if c.opts.Progress != nil {
+		r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
+	}
+	res, err := archive.Extract(ctx, r, stage, xopts)
+	if err != nil {
+		if errors.Is(err, tiercache.ErrNotFound) {
+			return Hit{}, false, nil // replaced under us: a miss
+		}
+		return Hit{}, false, fmt.Errorf("extract %q: %w", key, err)
+	}
+	if err := verify(key, meta, res); err != nil {
+		return Hit{}, false, err
+	}
+	moved, err := moveInto(ctx, stage, abs)
+	if err != nil {
+		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	staged = !moved
+	if !c.opts.ReadOnly {
+		_ = c.remote.Touch(ctx, key)
+	}
+	e := tiercache.Entry{Key: key, Description: meta.Description, Size: meta.Size, Files: meta.Files,
+		Created: meta.Created, LastAccess: meta.LastAccess, Tier: TierRemote}
+	return Hit{Path: dir, Key: key, Tier: TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
+}
+
+// moveInto puts the tree at stage into dir: by renaming stage when dir is
+// absent or an empty directory (moved is then true), else by hardlinking
+// its files into dir, after which stage still exists and only its names
+// are left to remove.
+func moveInto(ctx context.Context, stage, dir string) (moved bool, err error) {
+	fi, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// The tree's root takes the mode a new directory would get.
+		if err := os.Chmod(stage, 0o755); err != nil {
+			return false, err
+		}
+		return true, os.Rename(stage, dir)
+	case err != nil:
+		return false, err
+	case fi.IsDir():
+		if err := os.Remove(dir); err == nil {
+			// It was empty: it is replaced by the tree, keeping its mode.
+			if err := os.Chmod(stage, fi.Mode().Perm()); err != nil {
+				return false, err
+			}
+			if err := os.Rename(stage, dir); err != nil {
+				_ = os.Mkdir(dir, fi.Mode().Perm()) // put the empty dir back
+				return false, err
+			}
+			return true, nil
+		}
+	}
+	// Not empty (or not a directory, which treecopy reports): merge.
+	_, err = treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true})
+	return false, err
+}

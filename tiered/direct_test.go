@@ -1,0 +1,147 @@
+package tiered
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
+)
+
+func TestPushRemoteWritesNothingLocally(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
+	res, err := c.PushRemote(t.Context(), "k", src, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded || res.Path != "" {
+		t.Fatalf("PushRemote = %+v, want an upload and no local path", res)
+	}
+	if es, err := c.Local().List(t.Context()); err != nil || len(es) != 0 {
+		t.Fatalf("local tier after PushRemote: %v, %v; want empty", es, err)
+	}
+	again, err := c.PushRemote(t.Context(), "k", src, "d")
+	if err != nil || !again.UploadSkipped {
+		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
+	}
+	// A normal hydration restores it.
+	h, ok, err := c.get(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("get: %v, %v", ok, err)
+	}
+	treetest.AssertEqual(t, src, h.Path)
+}
+
+func TestPushRemoteTreeChanging(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := smallTree(t, "v1")
+	testHookMeasured = func() {
+		if err := os.WriteFile(filepath.Join(src, "late"), []byte("late"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookMeasured = nil })
+	if _, err := c.PushRemote(t.Context(), "k", src, ""); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Fatalf("PushRemote of a changing tree: %v, want a 'changed' error", err)
+	}
+	if _, err := store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Fatalf("remote holds the key after the failed push: %v", err)
+	}
+}
+
+func TestPullRemote(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
+	if _, err := c.PushRemote(t.Context(), "deps-1", src, ""); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+
+	t.Run("absent dir", func(t *testing.T) {
+		dir := filepath.Join(base, "a", "b")
+		h, ok, err := c.PullRemote(t.Context(), "deps-1", nil, dir)
+		if err != nil || !ok || h.Key != "deps-1" || h.Downloaded == 0 {
+			t.Fatalf("PullRemote = %+v, %v, %v", h, ok, err)
+		}
+		treetest.AssertEqual(t, src, dir)
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("restored root mode %v (%v), want 0755", fi.Mode(), err)
+		}
+	})
+	t.Run("empty dir keeps its mode", func(t *testing.T) {
+		dir := filepath.Join(base, "empty")
+		if err := os.Mkdir(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := c.PullRemote(t.Context(), "other", []string{"deps-"}, dir); err != nil || !ok {
+			t.Fatalf("restore key: ok=%v err=%v", ok, err)
+		}
+		treetest.AssertEqual(t, src, dir)
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o750 {
+			t.Errorf("root mode %v (%v), want 0750 kept", fi.Mode(), err)
+		}
+	})
+	t.Run("non-empty dir is merged", func(t *testing.T) {
+		dir := filepath.Join(base, "full")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := c.PullRemote(t.Context(), "deps-1", nil, dir); err != nil || !ok {
+			t.Fatalf("ok=%v err=%v", ok, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "mine.txt")); err != nil || string(b) != "mine" {
+			t.Errorf("a file of DIR not in the tree was disturbed: %q, %v", b, err)
+		}
+		if err := os.Remove(filepath.Join(dir, "mine.txt")); err != nil {
+			t.Fatal(err)
+		}
+		treetest.AssertEqual(t, src, dir)
+	})
+	t.Run("miss", func(t *testing.T) {
+		dir := filepath.Join(base, "miss")
+		if _, ok, err := c.PullRemote(t.Context(), "nope", []string{"nothing-"}, dir); err != nil || ok {
+			t.Fatalf("ok=%v err=%v, want a miss", ok, err)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a miss created DIR: %v", err)
+		}
+	})
+	t.Run("corrupt object leaves dir alone", func(t *testing.T) {
+		store.corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+		dir := filepath.Join(base, "corrupt")
+		_, _, err := c.PullRemote(t.Context(), "deps-1", nil, dir)
+		if !errors.Is(err, tiercache.ErrIntegrity) {
+			t.Fatalf("err = %v, want ErrIntegrity", err)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a failed pull created DIR: %v", err)
+		}
+	})
+	if es, err := c.Local().List(t.Context()); err != nil || len(es) != 0 {
+		t.Errorf("local tier after PullRemote: %v, %v; want empty", es, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(base, ".tiercache-pull-*")); len(left) != 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
+}
