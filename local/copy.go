@@ -69,7 +69,9 @@ func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
 	}
 	res, err := treecopy.Copy(ctx, src, dst, treecopy.Options{})
 	if err != nil {
-		return treeStats{}, err
+		// treecopy names paths relative to the trees; say which trees,
+		// so a full disk names the cache that is full.
+		return treeStats{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	if err := finishDir(dst, fi); err != nil {
 		return treeStats{}, err
