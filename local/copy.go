@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -104,38 +105,98 @@ func lchtimes(path string, mtime time.Time) error {
 
 // statTree measures a tree written by a PutFunc fill, the way copyTree
 // measures the trees it writes, and refuses the same special files.
+// Directories are listed by a few goroutines at once: on a large tree the
+// walk is a visible share of a push, which measures DIR before streaming.
 func statTree(ctx context.Context, root string) (treeStats, error) {
-	var st treeStats
-	seen := make(map[inode]bool)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	const walkers = 4
+	var (
+		mu    sync.Mutex
+		st    treeStats
+		seen  = make(map[inode]bool)
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
 		}
-		if p == root {
-			return nil
+		mu.Unlock()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	// Directories found but not yet listed; pending counts them so the
+	// walkers know when the tree is exhausted.
+	queue := make(chan string, 1024)
+	var pending sync.WaitGroup
+	var visit func(dir string)
+	visit = func(dir string) {
+		defer pending.Done()
+		if failed() {
+			return
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			fail(err)
+			return
 		}
-		st.files++
-		switch t := d.Type(); {
-		case t.IsDir(), t&fs.ModeSymlink != 0:
-		case t.IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			if id, multi := inodeOf(fi); multi {
-				if seen[id] {
-					return nil
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			fail(err)
+			return
+		}
+		var local treeStats
+		for _, d := range entries {
+			p := filepath.Join(dir, d.Name())
+			local.files++
+			switch t := d.Type(); {
+			case t.IsDir():
+				pending.Add(1)
+				select {
+				case queue <- p:
+				default:
+					visit(p) // queue full: walk it here rather than block
 				}
-				seen[id] = true
+			case t&fs.ModeSymlink != 0:
+			case t.IsRegular():
+				fi, err := d.Info()
+				if err != nil {
+					fail(err)
+					return
+				}
+				if id, multi := inodeOf(fi); multi {
+					mu.Lock()
+					dup := seen[id]
+					seen[id] = true
+					mu.Unlock()
+					if dup {
+						continue
+					}
+				}
+				local.size += fi.Size()
+			default:
+				fail(fmt.Errorf("%w: %s is a special file (%v), which the cache does not store", tiercache.ErrInvalidArgument, p, t))
+				return
 			}
-			st.size += fi.Size()
-		default:
-			return fmt.Errorf("%w: %s is a special file (%v), which the cache does not store", tiercache.ErrInvalidArgument, p, t)
 		}
-		return nil
-	})
-	return st, err
+		mu.Lock()
+		st.files += local.files
+		st.size += local.size
+		mu.Unlock()
+	}
+	var workers sync.WaitGroup
+	for range walkers {
+		workers.Go(func() {
+			for dir := range queue {
+				visit(dir)
+			}
+		})
+	}
+	pending.Add(1)
+	queue <- root
+	pending.Wait()
+	close(queue)
+	workers.Wait()
+	return st, first
 }

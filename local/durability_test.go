@@ -1,11 +1,15 @@
 package local
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/tiercache/tiercache"
 )
 
 // setBoot rewrites the boot ID recorded in the meta.json of the version
@@ -95,6 +99,34 @@ func TestSyncDataRecordsNoBoot(t *testing.T) {
 		}
 		if got := recordedBoot(t, p); got != "" {
 			t.Errorf("%+v: recorded boot %q, want none", opts, got)
+		}
+	}
+}
+
+func TestPutMeasuredRecordsGivenCounts(t *testing.T) {
+	c := open(t, Options{NoSync: true})
+	p, err := c.PutMeasured(t.Context(), "k", "d", func(_ context.Context, dir string) (int64, int64, error) {
+		return 5, 1, os.WriteFile(filepath.Join(dir, "f"), []byte("hello"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.EntryAt(p)
+	if err != nil || e.Size != 5 || e.Files != 1 {
+		t.Fatalf("EntryAt = %+v, %v; want 1 file of 5 bytes", e, err)
+	}
+	_, err = c.PutMeasured(t.Context(), "bad", "", func(context.Context, string) (int64, int64, error) { return -1, 0, nil })
+	if !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("negative size: err = %v, want ErrInvalidArgument", err)
+	}
+	boom := errors.New("boom")
+	_, err = c.PutMeasured(t.Context(), "failed", "", func(context.Context, string) (int64, int64, error) { return 0, 0, boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("failing fill: err = %v", err)
+	}
+	for _, k := range []string{"bad", "failed"} {
+		if _, ok, _ := c.Lookup(t.Context(), k); ok {
+			t.Errorf("%q was committed", k)
 		}
 	}
 }

@@ -559,6 +559,28 @@ func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(
 	})
 }
 
+// PutMeasured is PutFunc for a fill that knows what it wrote: it returns
+// the tree's Size and Files (see tiercache.Entry), which are recorded as
+// given instead of walking the tree again. The tiered cache uses it after
+// an extraction whose counts were just verified against the remote's
+// manifest; walking a large tree a second time costs a sizeable share of
+// a cold pull.
+func (c *Cache) PutMeasured(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (size, files int64, err error)) (string, error) {
+	if err := checkPut(key, description); err != nil {
+		return "", err
+	}
+	if fill == nil {
+		return "", fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
+		size, files, err := fill(ctx, dir)
+		if err == nil && (size < 0 || files < 0) {
+			err = fmt.Errorf("%w: fill reported %d files of %d bytes", tiercache.ErrInvalidArgument, files, size)
+		}
+		return treeStats{size: size, files: files}, err
+	})
+}
+
 func checkPut(key, description string) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err

@@ -189,18 +189,11 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 	xopts := c.opts.Extract
 	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
 	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
-	var r io.Reader = rc
-	if c.opts.Progress != nil {
-		r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
-	}
-	res, err := archive.Extract(ctx, r, stage, xopts)
-	if err != nil {
+	var res archive.Result
+	if err := c.fillFrom(ctx, key, rc, meta, xopts, stage, &res); err != nil {
 		if errors.Is(err, tiercache.ErrNotFound) {
 			return Hit{}, false, nil // replaced under us: a miss
 		}
-		return Hit{}, false, fmt.Errorf("extract %q: %w", key, err)
-	}
-	if err := verify(key, meta, res); err != nil {
 		return Hit{}, false, err
 	}
 	moved, err := moveInto(ctx, stage, abs)

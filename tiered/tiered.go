@@ -173,25 +173,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
 	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
 	var got archive.Result
-	fill := func(ctx context.Context, dir string) error {
-		r := io.Reader(rc)
-		if c.opts.Progress != nil {
-			r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
-		}
-		res, err := archive.Extract(ctx, r, dir, xopts)
-		if err != nil {
-			if errors.Is(err, tiercache.ErrNotFound) {
-				return err
-			}
-			return fmt.Errorf("extract %q: %w", key, err)
-		}
-		if err := verify(key, meta, res); err != nil {
-			return err
-		}
-		got = res
-		return nil
+	fill := func(ctx context.Context, dir string) (int64, int64, error) {
+		err := c.fillFrom(ctx, key, rc, meta, xopts, dir, &got)
+		return got.Size, got.Files, err
 	}
-	p, err := c.local.PutFunc(ctx, key, meta.Description, fill)
+	p, err := c.local.PutMeasured(ctx, key, meta.Description, fill)
 	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
@@ -211,6 +197,27 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return Hit{}, false, err
 	}
 	return Hit{Path: p, Key: key, Tier: TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+}
+
+// fillFrom extracts the archive read from rc into dir and verifies it
+// against meta; on success *got holds the extraction's result.
+func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, xopts archive.ExtractOptions, dir string, got *archive.Result) error {
+	r := rc
+	if c.opts.Progress != nil {
+		r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
+	}
+	res, err := archive.Extract(ctx, r, dir, xopts)
+	if err != nil {
+		if errors.Is(err, tiercache.ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("extract %q: %w", key, err)
+	}
+	if err := verify(key, meta, res); err != nil {
+		return err
+	}
+	*got = res
+	return nil
 }
 
 // capLimit returns the configured limit (0 = archive's default) lowered
