@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
@@ -143,5 +144,26 @@ func TestPullRemote(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(base, ".tiercache-pull-*")); len(left) != 0 {
 		t.Errorf("staging left behind: %v", left)
+	}
+}
+
+// TestLocalHitTouchesRemoteInBackground: a local hit records the access
+// remotely without making the caller wait, and Wait waits for it.
+func TestLocalHitTouchesRemoteInBackground(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "v"), ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	before, _ := store.Stat(t.Context(), "k")
+	time.Sleep(10 * time.Millisecond) // so a new access time differs
+	if _, ok, err := c.Get(t.Context(), "k"); err != nil || !ok {
+		t.Fatalf("local hit: %v, %v", ok, err)
+	}
+	c.Wait()
+	after, _ := store.Stat(t.Context(), "k")
+	if !after.LastAccess.After(before.LastAccess) {
+		t.Fatalf("remote access time %v not moved past %v by the local hit", after.LastAccess, before.LastAccess)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -58,6 +59,8 @@ type Cache struct {
 	remote remote.Store
 	opts   Options
 	group  singleflight.Group
+	// touches are access records being sent in the background.
+	touches sync.WaitGroup
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -111,13 +114,28 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 
 // touchRemote records the access remotely so the shared tier's LRU sees
 // keys that persistent machines keep hitting locally. It is best effort:
-// a failed touch must not fail a read. Stores throttle it per key.
+// a failed touch must not fail a read. It runs in the background, so a
+// local hit does not wait for a round trip to the remote (see Wait);
+// stores throttle it per key.
 func (c *Cache) touchRemote(ctx context.Context, key string) {
 	if c.remote == nil || c.opts.ReadOnly {
 		return
 	}
-	_ = c.remote.Touch(ctx, key)
+	c.touches.Go(func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
+		defer cancel()
+		_ = c.remote.Touch(tctx, key)
+	})
 }
+
+// touchTimeout bounds a background access record.
+const touchTimeout = 30 * time.Second
+
+// Wait waits until the access records that local hits send to the remote
+// in the background are done (or have failed: they are best effort). A
+// process should call it before exiting, or the remote tier's LRU may
+// miss its last hits.
+func (c *Cache) Wait() { c.touches.Wait() }
 
 type flight struct {
 	hit Hit

@@ -149,6 +149,7 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
+	c.Wait() // the access record of a local hit, sent during the copy
 	elapsed := time.Since(start)
 	out.Seconds = elapsed.Seconds()
 	if err := writeGitHubOutput(a.getenv("GITHUB_OUTPUT"), out); err != nil {
