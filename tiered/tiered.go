@@ -59,8 +59,10 @@ type Cache struct {
 	remote remote.Store
 	opts   Options
 	group  singleflight.Group
-	// touches are access records being sent in the background.
-	touches sync.WaitGroup
+	// touches are access records being sent in the background; touching
+	// holds a slot for each, up to maxTouches.
+	touches  sync.WaitGroup
+	touching chan struct{}
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -70,7 +72,7 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 	if l == nil {
 		return nil, fmt.Errorf("%w: nil local tier", tiercache.ErrInvalidArgument)
 	}
-	return &Cache{local: l, remote: opts.Remote, opts: opts}, nil
+	return &Cache{local: l, remote: opts.Remote, opts: opts, touching: make(chan struct{}, maxTouches)}, nil
 }
 
 // Local returns the local tier.
@@ -121,7 +123,15 @@ func (c *Cache) touchRemote(ctx context.Context, key string) {
 	if c.remote == nil || c.opts.ReadOnly {
 		return
 	}
+	select {
+	case c.touching <- struct{}{}:
+	default:
+		// Enough records in flight: a burst of hits must not become a
+		// burst of requests, and the LRU needs recency, not every hit.
+		return
+	}
 	c.touches.Go(func() {
+		defer func() { <-c.touching }()
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
 		defer cancel()
 		_ = c.remote.Touch(tctx, key)
@@ -130,6 +140,9 @@ func (c *Cache) touchRemote(ctx context.Context, key string) {
 
 // touchTimeout bounds a background access record.
 const touchTimeout = 30 * time.Second
+
+// maxTouches bounds the access records in flight at once.
+const maxTouches = 2
 
 // Wait waits until the access records that local hits send to the remote
 // in the background are done (or have failed: they are best effort). A

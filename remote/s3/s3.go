@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -286,6 +287,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = s.maxAttempts
 				o.MaxBackoff = s.maxBackoff
+				// No client-side retry quota: its token bucket, shared
+				// by every request of the client, ran dry when a busy
+				// server throttled a burst of parallel requests, and
+				// then failed requests that still had attempts left
+				// ("retry quota exceeded"). MaxAttempts and the backoff
+				// bound the retries.
+				o.RateLimiter = ratelimit.None
 			})
 		}),
 	}
