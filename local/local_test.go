@@ -463,13 +463,25 @@ func TestStagingOfDeadAndLiveProcesses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Without a lock file: a creator that died before locking (old), and
+	// one that is about to lock (young), which a sweep must leave alone.
+	if err := os.Chtimes(noLock, time.Time{}, time.Now().Add(-2*DefaultGrace)); err != nil {
+		t.Fatal(err)
+	}
+	young := filepath.Join(c.stagingDir, "1111111111111111")
+	if err := os.Mkdir(young, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	held, ok, err := flock.TryLock(filepath.Join(live, stagingLock))
 	if err != nil || !ok {
 		t.Fatalf("lock live staging: %v %v", ok, err)
 	}
 	reopen(t, c, Options{})
-	if got := names(t, c.stagingDir); !slices.Equal(got, []string{filepath.Base(live)}) {
-		t.Fatalf("staging after Open = %q, want only the live one", got)
+	if got := names(t, c.stagingDir); !slices.Equal(got, []string{filepath.Base(young), filepath.Base(live)}) {
+		t.Fatalf("staging after Open = %q, want only the live one and the young unlocked one", got)
+	}
+	if err := os.Remove(young); err != nil {
+		t.Fatal(err)
 	}
 	if n := names(t, c.trashDir); len(n) != 0 {
 		t.Fatalf("trash not emptied: %q", n)

@@ -107,10 +107,23 @@ func forEachName(dir string, stop func() error, fn func(name string) error) erro
 func (c *Cache) sweepStaging(stop func() error) error {
 	return forEachName(c.stagingDir, stop, func(name string) error {
 		dir := filepath.Join(c.stagingDir, name)
-		lock, ok, err := flock.TryLock(filepath.Join(dir, stagingLock))
+		// Never created here: a staging directory is made first and
+		// locked an instant later, and a sweeper that created and took
+		// the lock in between used to move a live Put's staging away.
+		lock, ok, err := flock.TryLockExisting(filepath.Join(dir, stagingLock))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil // gone meanwhile
+				// Gone meanwhile, or not locked yet: only a creator
+				// that died in that instant leaves it so, and then it
+				// is old.
+				fi, serr := os.Lstat(dir)
+				if serr != nil || time.Since(fi.ModTime()) < c.grace {
+					return ignoreNotExist(serr)
+				}
+				if !fi.IsDir() {
+					return os.Remove(dir)
+				}
+				return c.toTrash(dir, "staging-"+name)
 			}
 			if errors.Is(err, syscall.ENOTDIR) {
 				return os.Remove(dir) // a stray file, not a staging directory

@@ -80,11 +80,23 @@ func Lock(ctx context.Context, path string) (*Handle, error) {
 // it is missing, without waiting. It returns ok == false and no error when
 // another open file description holds the lock.
 func TryLock(path string) (l *Handle, ok bool, err error) {
+	return tryLock(path, os.O_RDWR|os.O_CREATE)
+}
+
+// TryLockExisting is TryLock for a lock file that must already exist: a
+// missing one is an error wrapping fs.ErrNotExist, and nothing is created.
+// A sweeper uses it so that it never takes the lock of a directory whose
+// creator has not locked it yet.
+func TryLockExisting(path string) (l *Handle, ok bool, err error) {
+	return tryLock(path, os.O_RDWR)
+}
+
+func tryLock(path string, flags int) (l *Handle, ok bool, err error) {
 	// A lock file can be removed by its holder between our open and our
 	// flock; a few rounds settle that, and more than a few means something
 	// keeps replacing the file, which is worth an error.
 	for range 8 {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+		f, err := os.OpenFile(path, flags, 0o666)
 		if err != nil {
 			return nil, false, fmt.Errorf("open lock file: %w", err)
 		}
