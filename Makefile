@@ -13,7 +13,7 @@ FUZZ_TARGETS := ./archive:FuzzExtract ./archive:FuzzTarStream ./remote/s3:FuzzKe
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
 
-.PHONY: all build test unit lint fmt-check vet staticcheck fuzz minio mc demo bench clean
+.PHONY: all build test unit lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
 
 all: build
 
@@ -70,7 +70,19 @@ BENCH_FLAGS ?=
 
 ## bench: tiercache against tar | zstd | mc and cp -a, on a generated 400 MB
 ## module-cache-like tree and MinIO on loopback (about 10 minutes); see BENCHMARKS.md.
-bench: build mc minio
+# The baselines' zstd, and GNU time for exact peak RSS, from the
+# distribution when missing (Debian/Ubuntu; as root, or through sudo).
+bench-tools:
+	@if ! command -v zstd >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+			$$sudo apt-get update -qq && $$sudo apt-get install -y -qq zstd time; \
+		else \
+			echo "make bench needs zstd and GNU time: install them with your package manager" >&2; exit 1; \
+		fi; \
+	fi
+
+bench: build mc minio bench-tools
 	$(GO) run ./bench $(BENCH_FLAGS)
 
 clean:
