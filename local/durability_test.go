@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 )
@@ -128,5 +129,33 @@ func TestPutMeasuredRecordsGivenCounts(t *testing.T) {
 		if _, ok, _ := c.Lookup(t.Context(), k); ok {
 			t.Errorf("%q was committed", k)
 		}
+	}
+}
+
+// TestKeepTrash: with KeepTrash, sweeps move what they remove to trash
+// and stop there; EmptyTrash deletes it.
+func TestKeepTrash(t *testing.T) {
+	c := open(t, Options{NoSync: true, KeepTrash: true, Grace: time.Millisecond})
+	ctx := t.Context()
+	for _, tag := range []string{"a", "b"} {
+		if _, err := c.Put(ctx, "k", smallSrc(t, tag), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // past the grace of the replaced version
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasTrash() {
+		t.Fatalf("trash empty after a KeepTrash sweep of a replaced version: %q", names(t, c.trashDir))
+	}
+	if err := c.EmptyTrash(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.HasTrash() {
+		t.Fatalf("trash after EmptyTrash: %q", names(t, c.trashDir))
+	}
+	if _, ok, err := c.Get(ctx, "k"); err != nil || !ok {
+		t.Fatalf("the current version: %v, %v", ok, err)
 	}
 }

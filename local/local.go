@@ -161,6 +161,15 @@ type Options struct {
 	// trusted. Waiting for the flush costs seconds per large tree, more
 	// than the copy itself on some disks. Ignored with NoSync.
 	SyncData bool
+
+	// KeepTrash makes sweeps stop short of deleting: what they remove
+	// (expired versions, dead staging) is moved into trash/ as usual, a
+	// rename, but trash/ is emptied only by EmptyTrash or by a Cache
+	// without KeepTrash. Deleting a large tree takes seconds, and on
+	// some file systems slows file creation for minutes after; a caller
+	// on a job's critical path (the CLI's push and pull) leaves it to a
+	// detached process instead.
+	KeepTrash bool
 }
 
 // Cache is the local tier: a Backend over a directory. It is safe for
@@ -179,7 +188,8 @@ type Cache struct {
 	noSync     bool
 	// boot is this boot's ID when puts defer their data flush to the
 	// kernel (see Options.SyncData), else "".
-	boot string
+	boot      string
+	keepTrash bool
 
 	// lastSweep is when this Cache last swept after a Put (UnixNano).
 	lastSweep atomic.Int64
@@ -241,6 +251,7 @@ func Open(root string, opts Options) (*Cache, error) {
 	if !opts.NoSync && !opts.SyncData {
 		c.boot = bootID()
 	}
+	c.keepTrash = opts.KeepTrash
 	if c.grace == 0 {
 		c.grace = DefaultGrace
 	}

@@ -70,8 +70,36 @@ func (c *Cache) sweep(stop func() error, full bool) error {
 		}
 		errs = append(errs, ferr)
 	}
-	errs = append(errs, c.emptyTrash(stop))
+	if !c.keepTrash {
+		errs = append(errs, c.emptyTrash(stop))
+	}
 	return errors.Join(errs...)
+}
+
+// EmptyTrash deletes what sweeps have moved to trash/ (see
+// Options.KeepTrash). If another goroutine or process is sweeping the
+// same root, it returns nil at once: that sweep empties it.
+func (c *Cache) EmptyTrash(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
+	if err != nil || !ok {
+		return err
+	}
+	defer lock.Unlock()
+	return c.emptyTrash(ctx.Err)
+}
+
+// HasTrash reports whether trash/ holds anything to delete.
+func (c *Cache) HasTrash() bool {
+	d, err := os.Open(c.trashDir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) > 0
 }
 
 // forEachName calls fn for every name in dir, in batches so huge

@@ -46,6 +46,20 @@ type app struct {
 	// started is set once flags and arguments are valid and a command
 	// starts running: errors before that are usage errors.
 	started bool
+	// keepTrash is set by the commands on a job's critical path (push,
+	// pull): their local tier leaves deleting trash to a detached
+	// process, whose cache dir is then recorded in trashDir.
+	keepTrash bool
+	trashDir  string
+	local     *local.Cache
+}
+
+// noteTrash records the local tier's directory for a detached deletion if
+// the command left trash in it (see keepTrash).
+func (a *app) noteTrash() {
+	if a.keepTrash && a.local != nil && a.local.HasTrash() {
+		a.trashDir = a.local.Root()
+	}
 }
 
 // globalFlags are the persistent flags of every command.
@@ -260,10 +274,11 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		}
 		a.verbosef(cmd, "no-local: push and pull go straight between DIR and the remote")
 	}
-	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData})
+	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
 	if err != nil {
 		return nil, fmt.Errorf("local tier: %w", err)
 	}
+	a.local = l
 	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)

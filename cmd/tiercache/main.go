@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
@@ -37,15 +38,41 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code, trash := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
+	if trash != "" {
+		emptyTrashDetached(trash)
+	}
 	os.Exit(code)
+}
+
+// emptyTrashDetached starts `tiercache empty-trash` on dir in a session of
+// its own and does not wait for it: deleting what a push or pull retired
+// can take seconds, which the job should not wait for. If the process is
+// killed (say, with the job), the next run finishes the deletion.
+func emptyTrashDetached(dir string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(exe, "empty-trash", "--cache-dir", dir, "--quiet")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err == nil {
+		_ = cmd.Process.Release()
+	}
 }
 
 // run executes one CLI invocation and returns its exit code. It is main
 // without the process: tests call it with their own streams and
 // environment.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	code, _ := runMain(ctx, args, stdout, stderr, getenv)
+	return code
+}
+
+// runMain is run that also returns the cache directory whose trash the
+// command left for a detached deletion ("" for none).
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (int, string) {
 	secrets := secretValues(getenv)
 	stdout = &redactWriter{w: stdout, secrets: secrets}
 	stderr = &redactWriter{w: stderr, secrets: secrets}
@@ -62,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 	}
-	return code
+	return code, a.trashDir
 }
 
 // secretEnv lists the variables whose values are secrets. The CLI never

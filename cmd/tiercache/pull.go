@@ -118,6 +118,8 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	}
 	fail := func(err error) error { return fmt.Errorf("pull %q: %w", key, err) }
 	prog := a.newProgress(cmd.ErrOrStderr())
+	a.keepTrash = true
+	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
 	if err != nil {
 		return fail(err)

@@ -113,6 +113,8 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 		return fail(fmt.Errorf("%w (--read-only or TIERCACHE_READ_ONLY is set)", tiercache.ErrReadOnly))
 	}
 	prog := a.newProgress(cmd.ErrOrStderr())
+	a.keepTrash = true
+	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
 	if err != nil {
 		return fail(err)

@@ -77,6 +77,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newFsckCommand(a),
 		newStatsCommand(a),
 		newVersionCommand(a),
+		newEmptyTrashCommand(a),
 	)
 	return root
 }
