@@ -811,8 +811,18 @@ func (c *Cache) newStaging() (*staging, error) {
 // release removes what is left of the staging directory (all of it after a
 // failure, only the lock file after a commit) and then its lock.
 func (s *staging) release() {
-	// Errors leave a directory whose lock is free: the next sweep retries.
-	_ = fsutil.RemoveAll(s.dir)
+	// The lock file goes last: sweepers take over a staging directory
+	// only through it, so a kill while a large tree is being removed
+	// leaves it to the next sweep instead of to the grace period. Errors
+	// leave a directory whose lock is free: the next sweep retries.
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if e.Name() != stagingLock {
+			_ = fsutil.RemoveAll(filepath.Join(s.dir, e.Name()))
+		}
+	}
+	_ = os.Remove(filepath.Join(s.dir, stagingLock))
+	_ = os.Remove(s.dir)
 	_ = s.lock.Unlock()
 }
 
