@@ -17,7 +17,12 @@ import (
 )
 
 const (
-	sweepLock     = "sweep"
+	sweepLock = "sweep"
+	// trashLock is held while trash/ is being emptied. It is not the
+	// sweep lock, so that a long deletion (by a detached process, see
+	// Options.KeepTrash) never keeps other processes from sweeping the
+	// staging of killed runs.
+	trashLock     = "trash"
 	fullSweepMark = "full-sweep"
 	// putSweepEvery bounds how often Puts of one Cache sweep, so a burst
 	// of Puts does not list retired/ and trash/ every time.
@@ -77,17 +82,12 @@ func (c *Cache) sweep(stop func() error, full bool) error {
 }
 
 // EmptyTrash deletes what sweeps have moved to trash/ (see
-// Options.KeepTrash). If another goroutine or process is sweeping the
-// same root, it returns nil at once: that sweep empties it.
+// Options.KeepTrash). If another goroutine or process is emptying it
+// already, it returns nil at once.
 func (c *Cache) EmptyTrash(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
-	if err != nil || !ok {
-		return err
-	}
-	defer lock.Unlock()
 	return c.emptyTrash(ctx.Err)
 }
 
@@ -273,7 +273,29 @@ func (c *Cache) sweepKeyLocks(stop func() error) error {
 }
 
 // emptyTrash deletes everything in trash/, read-only trees included.
+// Whoever holds the trash lock is doing it; this returns nil at once then.
 func (c *Cache) emptyTrash(stop func() error) error {
+	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, trashLock))
+	if err != nil || !ok {
+		return err
+	}
+	defer lock.Unlock()
+	return c.emptyTrashLocked(stop)
+}
+
+// emptyTrashWait is emptyTrash that waits for a deletion in progress
+// elsewhere to end instead of leaving the rest to it, for callers that
+// promise an empty trash when they return (Verify with Repair).
+func (c *Cache) emptyTrashWait(ctx context.Context) error {
+	lock, err := flock.Lock(ctx, filepath.Join(c.locksDir, trashLock))
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return c.emptyTrashLocked(ctx.Err)
+}
+
+func (c *Cache) emptyTrashLocked(stop func() error) error {
 	return forEachName(c.trashDir, stop, func(name string) error {
 		return fsutil.RemoveAll(filepath.Join(c.trashDir, name))
 	})

@@ -135,7 +135,7 @@ func (c *Cache) Verify(ctx context.Context, opts VerifyOptions) (Report, error) 
 		}
 	}
 	if opts.Repair {
-		if err := c.emptyTrash(ctx.Err); err != nil {
+		if err := c.emptyTrashWait(ctx); err != nil {
 			return v.report, fmt.Errorf("verify %s: emptying trash: %w", c.root, err)
 		}
 	}

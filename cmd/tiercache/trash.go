@@ -22,8 +22,10 @@ func newEmptyTrashCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Open sweeps, and without KeepTrash that empties the trash.
-			l, err := local.Open(dir, local.Options{})
+			// KeepTrash: Open's sweep stays quick, and the deletion
+			// below holds only the trash lock, never the sweep lock
+			// other processes need to clean up after killed runs.
+			l, err := local.Open(dir, local.Options{KeepTrash: true})
 			if err != nil {
 				return fmt.Errorf("local tier: %w", err)
 			}
