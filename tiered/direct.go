@@ -3,7 +3,6 @@ package tiered
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -43,57 +41,30 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 	if c.remote == nil {
 		return PutResult{}, fmt.Errorf("put %q: %w: no remote tier to push to", key, tiercache.ErrInvalidArgument)
 	}
-	size, files, err := local.Measure(ctx, sourceDir)
+	want, meta, old, same, err := c.planPush(ctx, key, sourceDir, description)
 	if err != nil {
-		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
+		return PutResult{}, err
 	}
-	want := treeShape{size, files}
-	if testHookMeasured != nil {
-		testHookMeasured()
-	}
-	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: size, Files: files, Tier: TierRemote}}
-	old, err := c.remote.Stat(ctx, key)
-	switch {
-	case errors.Is(err, tiercache.ErrNotFound):
-	case err != nil:
-		return res, fmt.Errorf("remote stat %q: %w", key, err)
-	case old.Size == size && old.Files == files:
+	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: meta.Size, Files: meta.Files, Tier: TierRemote}}
+	if same {
 		h := sha256.New()
 		ar, err := c.archiveChecked(ctx, key, sourceDir, want, h)
 		if err != nil {
 			return res, err
 		}
-		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
+		if identical(h, ar, old) {
 			res.UploadSkipped = true
 			res.ArchiveSize = old.ArchiveSize
 			res.Elapsed = time.Since(start)
 			return res, nil
 		}
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.archiveChecked(ctx, key, sourceDir, want, pw)
-		pw.CloseWithError(err) // nil closes with EOF, which lets Put commit
-		done <- err
-	}()
-	var r io.Reader = pr
-	if c.opts.Progress != nil {
-		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
-	}
-	m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: description, Size: size, Files: files}, r)
-	pr.CloseWithError(errors.New("upload ended"))
-	werr := <-done
-	switch {
-	case werr != nil:
-		return res, werr
-	case err != nil:
-		return res, fmt.Errorf("upload %q: %w", key, err)
-	}
-	res.Uploaded = true
-	res.ArchiveSize = m.ArchiveSize
+	err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
+		_, err := c.archiveChecked(ctx, key, sourceDir, want, w)
+		return err
+	}, &res)
 	res.Elapsed = time.Since(start)
-	return res, nil
+	return res, err
 }
 
 // archiveChecked writes an archive of src to w and fails if the tree

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -402,147 +403,112 @@ type treeShape struct{ size, files int64 }
 
 func (s treeShape) String() string { return fmt.Sprintf("%d files of %d bytes", s.files, s.size) }
 
-// testHookMeasured, if set, runs after putBoth measured the source tree.
+// testHookMeasured, if set, runs after a push measured the source tree.
 var testHookMeasured func()
 
-// errOtherSide stops one side of putBoth because the other failed; the
-// other side's error is the one reported.
+// errOtherSide stops the local side of a push because the archive side
+// failed; the archive's error is the one reported.
 var errOtherSide = errors.New("the other half of the push failed")
 
 func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
-	size, files, err := local.Measure(ctx, src)
+	want, meta, old, same, err := c.planPush(ctx, key, src, description)
 	if err != nil {
-		return fmt.Errorf("put %q: %w", key, err)
+		return err
 	}
-	want := treeShape{size, files}
-	if testHookMeasured != nil {
-		testHookMeasured()
-	}
-	old, err := c.remote.Stat(ctx, key)
-	switch {
-	case errors.Is(err, tiercache.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("remote stat %q: %w", key, err)
-	case old.Size == size && old.Files == files:
+	if same {
 		// Same shape: archives are deterministic, so hashing a fresh one
 		// tells whether the remote already holds this exact tree, which
 		// saves the upload (the common case of a re-run job).
 		h := sha256.New()
-		p, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, h, nil)
+		p, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, h)
 		res.Path = p
 		if err != nil {
 			return err
 		}
-		if hex.EncodeToString(h.Sum(nil)) == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
+		if identical(h, ar, old) {
 			res.UploadSkipped = true
 			res.ArchiveSize = old.ArchiveSize
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the version just stored.
-		return c.upload(ctx, key, p, remote.Meta{Key: key, Description: description, Size: size, Files: files}, res)
+		return c.uploadFrom(ctx, meta, func(w io.Writer) error {
+			_, err := c.archiveChecked(ctx, key, p, want, w)
+			return err
+		}, res)
 	}
-	pr, pw := io.Pipe()
-	type putOut struct {
-		m   remote.Meta
-		err error
-	}
-	up := make(chan putOut, 1)
-	go func() {
-		var r io.Reader = pr
-		if c.opts.Progress != nil {
-			r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
-		}
-		m, err := c.remote.Put(ctx, remote.Meta{Key: key, Description: description, Size: size, Files: files}, r)
-		// Unblock the archive writer if Put stopped reading early.
-		pr.CloseWithError(errors.New("upload ended"))
-		up <- putOut{m, err}
-	}()
-	p, _, err := c.copyWhileArchiving(ctx, key, src, description, want, pw, pw.CloseWithError)
-	res.Path = p
-	u := <-up
-	if err != nil {
+	// The stream ends (and the upload may commit) only once both sides
+	// saw the same tree and the local copy is committed.
+	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
+		var err error
+		res.Path, _, err = c.copyWhileArchiving(ctx, key, src, description, want, w)
 		return err
+	}, res)
+}
+
+// planPush measures src and looks up key remotely. same reports that the
+// remote holds a tree of the same shape, which may be identical.
+func (c *Cache) planPush(ctx context.Context, key, src, description string) (want treeShape, meta, old remote.Meta, same bool, err error) {
+	size, files, err := local.Measure(ctx, src)
+	if err != nil {
+		return want, meta, old, false, fmt.Errorf("put %q: %w", key, err)
 	}
-	if u.err != nil {
-		return fmt.Errorf("upload %q: %w", key, u.err)
+	want = treeShape{size, files}
+	meta = remote.Meta{Key: key, Description: description, Size: size, Files: files}
+	if testHookMeasured != nil {
+		testHookMeasured()
 	}
-	res.Uploaded = true
-	res.ArchiveSize = u.m.ArchiveSize
-	return nil
+	old, err = c.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return want, meta, old, false, nil
+	case err != nil:
+		return want, meta, old, false, fmt.Errorf("remote stat %q: %w", key, err)
+	}
+	return want, meta, old, old.Size == size && old.Files == files, nil
+}
+
+// identical reports whether the archive hashed into h, described by r, is
+// the one old records.
+func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
+	return hex.EncodeToString(h.Sum(nil)) == old.SHA256 && r.ArchiveSize == old.ArchiveSize
 }
 
 // copyWhileArchiving copies src into the local tier while it writes an
-// archive of src to w, then calls done (if set) with nil when both saw a
-// tree of shape want, or with the error that spoiled it; the local copy
-// is committed only in the first case. It returns the local path (empty
-// if nothing was committed) and the archive's result.
-func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want treeShape, w io.Writer, done func(error) error) (string, archive.Result, error) {
+// archive of src to w. The local copy is committed only if both saw a
+// tree of shape want; the error says which did not. It returns the local
+// path (empty if nothing was committed) and the archive's result.
+func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want treeShape, w io.Writer) (string, archive.Result, error) {
 	type archOut struct {
 		r   archive.Result
 		err error
 	}
-	archived := make(chan archOut, 1) // the archive's result, for the local check
-	copied := make(chan treeShape, 1) // the copy's shape, for the archive side
-	localEnded := make(chan struct{})
-	final := make(chan error, 1) // what the archive side finally decided
-	var ar archive.Result        // read only after final has been received
+	archived := make(chan archOut, 1)
 	go func() {
-		r, err := archive.Write(ctx, w, src, c.opts.Write)
-		ar = r
-		if err != nil {
-			err = fmt.Errorf("archive %q: %w", key, err)
-		} else if got := (treeShape{r.Size, r.Files}); got != want {
-			err = changedErr(key, src, "the archive", got, want)
-		}
+		r, err := c.archiveChecked(ctx, key, src, want, w)
 		archived <- archOut{r, err}
-		if err == nil {
-			// The upload must not commit unless the local copy matches.
-			var got treeShape
-			select {
-			case got = <-copied:
-			case <-localEnded:
-				// The local side may have sent its shape and finished
-				// since; only without one did it fail before its check.
-				select {
-				case got = <-copied:
-				default:
-					err = errOtherSide
-				}
-			}
-			if err == nil && got != want {
-				err = changedErr(key, src, "the local copy", got, want)
-			}
-		}
-		if done != nil {
-			_ = done(err)
-		}
-		final <- err
 	}()
+	var a archOut
+	received := false
 	p, lerr := c.local.PutChecked(ctx, key, src, description, func(size, files int64) error {
-		got := treeShape{size, files}
-		copied <- got
-		a := <-archived
-		switch {
-		case a.err != nil:
+		a, received = <-archived, true
+		if a.err != nil {
 			return errOtherSide
-		case got != want:
+		}
+		if got := (treeShape{size, files}); got != want {
 			return changedErr(key, src, "the local copy", got, want)
 		}
 		return nil
 	})
-	close(localEnded)
-	aerr := <-final
+	if !received {
+		a = <-archived
+	}
 	switch {
 	case lerr != nil && !errors.Is(lerr, errOtherSide):
-		return "", ar, lerr
-	case aerr != nil && !errors.Is(aerr, errOtherSide):
-		return p, ar, aerr
-	case lerr != nil:
-		return "", ar, lerr
-	case aerr != nil:
-		return p, ar, aerr
+		return "", a.r, lerr
+	case a.err != nil:
+		return "", a.r, a.err
 	}
-	return p, ar, nil
+	return p, a.r, nil
 }
 
 // changedErr reports a source tree that changed while a push read it.
@@ -550,30 +516,37 @@ func changedErr(key, src, what string, got, want treeShape) error {
 	return fmt.Errorf("put %q: %s changed while it was being stored: %s holds %s, it had %s when the push began; push again once nothing writes to it", key, src, what, got, want)
 }
 
-// upload streams an archive of dir (a stored version of key) to the
-// remote.
-func (c *Cache) upload(ctx context.Context, key, dir string, meta remote.Meta, res *PutResult) error {
+// errUploadEnded is what a producer's writes fail with once the upload
+// has stopped reading.
+var errUploadEnded = errors.New("upload ended")
+
+// uploadFrom uploads under meta what produce writes, produce running in a
+// goroutine of its own. The stream ends when produce returns: with nil,
+// the upload may commit; with an error, it fails with that error.
+func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, produce func(w io.Writer) error, res *PutResult) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := archive.Write(ctx, pw, dir, c.opts.Write)
+		err := produce(pw)
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
 	var r io.Reader = pr
 	if c.opts.Progress != nil {
-		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: key, Total: -1}, fn: c.opts.Progress}
+		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: meta.Key, Total: -1}, fn: c.opts.Progress}
 	}
 	m, err := c.remote.Put(ctx, meta, r)
-	// Unblock the writer if Put stopped reading early, then wait for it
-	// so no goroutine outlives the call.
-	pr.CloseWithError(errors.New("upload ended"))
+	// Unblock the producer if Put stopped reading early, then wait for
+	// it so no goroutine outlives the call.
+	pr.CloseWithError(errUploadEnded)
 	werr := <-done
-	if err != nil {
-		return fmt.Errorf("upload %q: %w", key, err)
-	}
-	if werr != nil {
-		return fmt.Errorf("archive %q: %w", key, werr)
+	switch {
+	case werr != nil && !errors.Is(werr, errUploadEnded):
+		return werr // what spoiled the stream also failed the upload
+	case err != nil:
+		return fmt.Errorf("upload %q: %w", meta.Key, err)
+	case werr != nil:
+		return werr
 	}
 	res.Uploaded = true
 	res.ArchiveSize = m.ArchiveSize
