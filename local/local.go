@@ -88,7 +88,9 @@
 //
 //   - staging directories whose lock it can take: flock locks die with
 //     their process, so those belong to dead processes; a live Put holds
-//     its lock from before it writes anything until it is done;
+//     its lock from before it writes anything until it is done. This step
+//     runs even while another process holds locks/sweep, so the command
+//     after a killed one always cleans up its staging;
 //   - with the full sweep (Sweep, or at most once per Grace otherwise):
 //     orphan versions, which no pointer names and no retired record
 //     covers (a crash between publishing a version and swapping the

@@ -495,6 +495,33 @@ func TestStagingOfDeadAndLiveProcesses(t *testing.T) {
 	}
 }
 
+// TestStagingSweptWhileAnotherSweeps plants the staging of a dead process
+// while another process holds the sweep lock (as a detached trash deletion
+// does when it opens the cache): opening the cache must still clean it,
+// so the command after a killed one always does.
+func TestStagingSweptWhileAnotherSweeps(t *testing.T) {
+	c := open(t, Options{})
+	other, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
+	if err != nil || !ok {
+		t.Fatalf("take the sweep lock: %v %v", ok, err)
+	}
+	defer other.Unlock()
+	dead := filepath.Join(c.stagingDir, "0123456789abcdef")
+	if err := os.MkdirAll(filepath.Join(dead, stagingVer, treeDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reopen(t, c, Options{KeepTrash: true})
+	if got := names(t, c.stagingDir); len(got) != 0 {
+		t.Fatalf("staging after Open while another process sweeps = %q, want none", got)
+	}
+	if got := names(t, c.trashDir); len(got) != 1 {
+		t.Fatalf("trash = %q, want the dead staging", got)
+	}
+}
+
 // TestOrphanVersions plants versions no pointer names, as a crash between
 // publishing a version and swapping the pointer leaves them: the full
 // sweep removes the ones older than the grace, and never a current one.

@@ -61,8 +61,15 @@ func (c *Cache) maybeSweep(stop func() error) {
 // when the last full sweep is older than the grace.
 func (c *Cache) sweep(stop func() error, full bool) error {
 	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
-	if err != nil || !ok {
+	if err != nil {
 		return err
+	}
+	if !ok {
+		// Another process is sweeping, and may have listed staging/
+		// before a run was killed. Staging is safe to sweep at once
+		// (each directory's own lock decides), so the next command
+		// always cleans up after a killed one.
+		return c.sweepStaging(stop)
 	}
 	defer lock.Unlock()
 	var errs []error
