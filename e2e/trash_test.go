@@ -24,7 +24,7 @@ func TestCLIDeletesTrashInBackground(t *testing.T) {
 	dead := filepath.Join(cache, "staging", "00000000deadbeef")
 	must(t, os.MkdirAll(filepath.Join(dead, "ver", "tree"), 0o755))
 	treetest.Small(t, filepath.Join(dead, "ver", "tree"), 200, "dead")
-	must(t, os.WriteFile(filepath.Join(dead, "lock"), nil, 0o644)) // unlocked: its owner died
+	must(t, os.WriteFile(dead+".lock", nil, 0o644)) // unlocked: its owner died
 
 	mustRun(t, e, "push", "second", src)
 	if _, err := os.Lstat(dead); err == nil {

@@ -15,8 +15,10 @@
 //	    meta.json           key, description, size, files, created
 //	  retired/<version>     empty file: <version> stopped being current at
 //	                        this file's mtime
-//	  staging/<unique>/     a Put in progress:
-//	    lock                flock-held by the owner for its whole life
+//	  staging/<unique>.lock flock-held by a Put in progress for its whole
+//	                        life; created before the directory beside it
+//	                        and removed after it
+//	  staging/<unique>/     that Put's private directory:
 //	    ver/                the version being built (tree/, meta.json, ...)
 //	  trash/<version>/      versions past their grace, being deleted
 //	  locks/stripe-NN       internal locks; a key uses stripe hash(name)%64
@@ -56,8 +58,8 @@
 // key has its old version, its new one or none, never a partial tree. What
 // a crash (kill -9, power loss) can leave behind, and who removes it:
 //
-//   - during staging: a staging directory whose lock died with its owner;
-//     the next sweep removes it;
+//   - during staging: a staging directory (or only its lock file) whose
+//     lock died with its owner; the next sweep removes it;
 //   - after publishing into data/, before the swap: an orphan version no
 //     pointer names; the full sweep removes it once older than Grace;
 //   - after recording the replaced version, before the swap: a retired
@@ -208,15 +210,15 @@ const (
 		"# This file is a cache directory tag created by tiercache.\n" +
 		"# For information about cache directory tags see https://bford.info/cachedir/\n"
 
-	stripes      = 64
-	treeDir      = "tree"
-	metaFile     = "meta.json"
-	stagingLock  = "lock"
-	stagingVer   = "ver"
-	tmpPrefix    = ".tmp-"
-	uniqueLen    = 16
-	maxMetaBytes = 1 << 20
-	metaFormat   = 1
+	stripes        = 64
+	treeDir        = "tree"
+	metaFile       = "meta.json"
+	stagingLockExt = ".lock" // a staging directory's lock file is <dir>.lock
+	stagingVer     = "ver"
+	tmpPrefix      = ".tmp-"
+	uniqueLen      = 16
+	maxMetaBytes   = 1 << 20
+	metaFormat     = 1
 )
 
 // layoutDirs are the subdirectories of the root, in creation order.
@@ -785,24 +787,26 @@ type staging struct {
 	lock *flock.Handle
 }
 
-// newStaging creates a staging directory and locks it. The lock is taken
-// before anything is written into the directory; a sweeper that takes it
-// first deletes the directory, and we start again with another.
+// newStaging locks a fresh staging name, then creates its directory. The
+// lock file exists before the directory and goes after it (see release),
+// so a sweeper tells a dead Put's staging from a live one's by the lock
+// alone, at any instant, without waiting for it to age.
 func (c *Cache) newStaging() (*staging, error) {
 	var lastErr error
 	for range 4 {
 		dir := filepath.Join(c.stagingDir, unique())
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			lastErr = fmt.Errorf("create staging: %w", err)
-			continue
-		}
-		lock, ok, err := flock.TryLock(filepath.Join(dir, stagingLock))
+		lock, ok, err := flock.TryLock(dir + stagingLockExt)
 		if err != nil {
 			lastErr = fmt.Errorf("lock staging: %w", err)
 			continue
 		}
 		if !ok {
-			lastErr = fmt.Errorf("lock staging %s: taken by a sweeper", dir)
+			lastErr = fmt.Errorf("lock staging %s: held by another process", dir)
+			continue
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			_ = lock.Remove()
+			lastErr = fmt.Errorf("create staging: %w", err)
 			continue
 		}
 		return &staging{dir: dir, lock: lock}, nil
@@ -811,21 +815,15 @@ func (c *Cache) newStaging() (*staging, error) {
 }
 
 // release removes what is left of the staging directory (all of it after a
-// failure, only the lock file after a commit) and then its lock.
+// failure, an empty directory after a commit), then its lock file.
 func (s *staging) release() {
-	// The lock file goes last: sweepers take over a staging directory
-	// only through it, so a kill while a large tree is being removed
-	// leaves it to the next sweep instead of to the grace period. Errors
-	// leave a directory whose lock is free: the next sweep retries.
-	entries, _ := os.ReadDir(s.dir)
-	for _, e := range entries {
-		if e.Name() != stagingLock {
-			_ = fsutil.RemoveAll(filepath.Join(s.dir, e.Name()))
-		}
+	if err := fsutil.RemoveAll(s.dir); err != nil {
+		// Keep the lock file: the next sweep takes the free lock and
+		// retries.
+		_ = s.lock.Unlock()
+		return
 	}
-	_ = os.Remove(filepath.Join(s.dir, stagingLock))
-	_ = os.Remove(s.dir)
-	_ = s.lock.Unlock()
+	_ = s.lock.Remove()
 }
 
 // Lock takes the per-key lock of key, shared by every goroutine and every

@@ -440,9 +440,12 @@ func TestReadOnlyTreesEvictedAndSwept(t *testing.T) {
 	}
 }
 
-// TestStagingOfDeadAndLiveProcesses plants the staging of a dead process
-// (its lock is free) and of a live one (its lock is held), then opens the
-// cache: the first is cleaned, the second left alone.
+// TestStagingOfDeadAndLiveProcesses plants the staging a dead process
+// leaves at each point of its life (its lock free; its lock file without
+// the directory; the directory without its lock file), and that of a live
+// one (its lock held), then opens the cache: the dead ones are cleaned at
+// once, however young, and the live one is left alone until its owner
+// dies.
 func TestStagingOfDeadAndLiveProcesses(t *testing.T) {
 	c := open(t, Options{})
 	dead := filepath.Join(c.stagingDir, "0123456789abcdef")
@@ -460,28 +463,19 @@ func TestStagingOfDeadAndLiveProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644); err != nil {
-		t.Fatal(err)
+	lockOnly := filepath.Join(c.stagingDir, "1111111111111111"+stagingLockExt)
+	for _, f := range []string{dead + stagingLockExt, lockOnly} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Without a lock file: a creator that died before locking (old), and
-	// one that is about to lock (young), which a sweep must leave alone.
-	if err := os.Chtimes(noLock, time.Time{}, time.Now().Add(-2*DefaultGrace)); err != nil {
-		t.Fatal(err)
-	}
-	young := filepath.Join(c.stagingDir, "1111111111111111")
-	if err := os.Mkdir(young, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	held, ok, err := flock.TryLock(filepath.Join(live, stagingLock))
+	held, ok, err := flock.TryLock(live + stagingLockExt)
 	if err != nil || !ok {
 		t.Fatalf("lock live staging: %v %v", ok, err)
 	}
 	reopen(t, c, Options{})
-	if got := names(t, c.stagingDir); !slices.Equal(got, []string{filepath.Base(young), filepath.Base(live)}) {
-		t.Fatalf("staging after Open = %q, want only the live one and the young unlocked one", got)
-	}
-	if err := os.Remove(young); err != nil {
-		t.Fatal(err)
+	if got := names(t, c.stagingDir); !slices.Equal(got, []string{filepath.Base(live), filepath.Base(live + stagingLockExt)}) {
+		t.Fatalf("staging after Open = %q, want only the live one", got)
 	}
 	if n := names(t, c.trashDir); len(n) != 0 {
 		t.Fatalf("trash not emptied: %q", n)
@@ -510,7 +504,7 @@ func TestStagingSweptWhileAnotherSweeps(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dead, stagingVer, treeDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644); err != nil {
+	if err := os.WriteFile(dead+stagingLockExt, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reopen(t, c, Options{KeepTrash: true})

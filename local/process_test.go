@@ -230,14 +230,14 @@ func TestCrashDuringFill(t *testing.T) {
 	if err != nil || line != "filling\n" {
 		t.Fatalf("child said %q, %v; stderr: %s", line, err, stderr.String())
 	}
-	if n := names(t, c.stagingDir); len(n) != 1 {
-		t.Fatalf("staging = %q, want the child's", n)
+	if n := names(t, c.stagingDir); len(n) != 2 {
+		t.Fatalf("staging = %q, want the child's directory and lock file", n)
 	}
 	reopen(t, c, Options{})
 	if err := c.Sweep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := names(t, c.stagingDir); len(n) != 1 {
+	if n := names(t, c.stagingDir); len(n) != 2 {
 		t.Fatalf("a sweep removed a live process's staging: %q", n)
 	}
 	cmd.Process.Kill()

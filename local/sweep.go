@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/flock"
@@ -137,39 +136,67 @@ func forEachName(dir string, stop func() error, fn func(name string) error) erro
 	}
 }
 
-// sweepStaging moves staging directories whose lock is free to trash: their
-// owners are dead, since a live Put holds its lock before it writes.
+// sweepStaging moves the staging of dead Puts to trash.
 func (c *Cache) sweepStaging(stop func() error) error {
+	return c.forEachDeadStaging(stop, 0, func(_, _ string, remove func() error) error { return remove() })
+}
+
+// forEachDeadStaging calls fn for every leftover in staging/ that has no
+// live owner, with why it is there and a function that removes it. fn
+// runs while this holds the leftover's lock, so no Put can take it
+// meanwhile. The verdict is exact: a Put locks staging/<id>.lock before
+// it creates staging/<id>/ and removes that file only after the
+// directory, so a lock that can be taken, or a directory without a lock
+// file, has no live owner. The lock file is never created here.
+//
+// One instant is ambiguous: a lock file just created, not yet locked by
+// its creator. Taking it then is harmless (the creator fails to lock and
+// picks another name, and removing the file leaves nothing behind), but
+// a check that only reports would report a live Put; lock files without
+// a directory younger than settle are therefore skipped.
+func (c *Cache) forEachDeadStaging(stop func() error, settle time.Duration, fn func(path, why string, remove func() error) error) error {
+	const died = "the staging directory of a put whose process died"
 	return forEachName(c.stagingDir, stop, func(name string) error {
-		dir := filepath.Join(c.stagingDir, name)
-		// Never created here: a staging directory is made first and
-		// locked an instant later, and a sweeper that created and took
-		// the lock in between used to move a live Put's staging away.
-		lock, ok, err := flock.TryLockExisting(filepath.Join(dir, stagingLock))
+		path := filepath.Join(c.stagingDir, name)
+		if id, isLock := strings.CutSuffix(name, stagingLockExt); isLock {
+			dir := filepath.Join(c.stagingDir, id)
+			shown, why := dir, died
+			if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+				shown, why = path, "the lock file of a put whose process died"
+				if fi, err := os.Lstat(path); err != nil || time.Since(fi.ModTime()) < settle {
+					return ignoreNotExist(err)
+				}
+			}
+			lock, ok, err := flock.TryLockExisting(path)
+			if err != nil || !ok {
+				return ignoreNotExist(err) // gone meanwhile, or a live Put
+			}
+			removed := false
+			defer func() {
+				if !removed {
+					lock.Unlock()
+				}
+			}()
+			return fn(shown, why, func() error {
+				// As in release: the directory first, the lock file last.
+				if err := c.toTrash(dir, "staging-"+id); err != nil {
+					return err
+				}
+				removed = true
+				return lock.Remove()
+			})
+		}
+		if _, err := os.Lstat(path + stagingLockExt); !errors.Is(err, fs.ErrNotExist) {
+			return nil // its lock file decides
+		}
+		fi, err := os.Lstat(path)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// Gone meanwhile, or not locked yet: only a creator
-				// that died in that instant leaves it so, and then it
-				// is old.
-				fi, serr := os.Lstat(dir)
-				if serr != nil || time.Since(fi.ModTime()) < c.grace {
-					return ignoreNotExist(serr)
-				}
-				if !fi.IsDir() {
-					return os.Remove(dir)
-				}
-				return c.toTrash(dir, "staging-"+name)
-			}
-			if errors.Is(err, syscall.ENOTDIR) {
-				return os.Remove(dir) // a stray file, not a staging directory
-			}
-			return err
+			return ignoreNotExist(err)
 		}
-		if !ok {
-			return nil // a live Put
+		if !fi.IsDir() {
+			return fn(path, "a stray file in the staging directory", func() error { return ignoreNotExist(os.Remove(path)) })
 		}
-		defer lock.Unlock()
-		return c.toTrash(dir, "staging-"+name)
+		return fn(path, died, func() error { return c.toTrash(path, "staging-"+name) })
 	})
 }
 

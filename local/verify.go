@@ -258,64 +258,17 @@ func (v *verifier) trash(ctx context.Context) error {
 	})
 }
 
-// stagingSettle is how old a staging directory must be before Verify
-// reports it: a young one may belong to a Put between creating it and
-// locking it, or removing it after its commit (removing the lock file
-// moves the directory's mtime). Verify uses the grace instead if shorter.
+// stagingSettle is how old a staging lock file without its directory
+// must be before Verify reports it (see forEachDeadStaging). Verify uses
+// the grace instead if shorter.
 const stagingSettle = time.Minute
 
-// staging reports the staging directories of dead processes: those whose
-// lock nobody holds (a live Put takes it before writing anything), once
-// they have settled. It never creates a lock file where there is none.
+// staging reports the staging of dead Puts (see forEachDeadStaging).
 func (v *verifier) staging(ctx context.Context) error {
-	c := v.c
-	settle := min(v.grace, stagingSettle)
-	return forEachName(c.stagingDir, ctx.Err, func(name string) error {
-		dir := filepath.Join(c.stagingDir, name)
-		fi, err := os.Lstat(dir)
-		switch {
-		case err != nil:
-			return ignoreNotExist(err)
-		case time.Since(fi.ModTime()) < settle:
-			return nil
-		case !fi.IsDir():
-			v.add(Problem{Kind: ProblemStaleStaging, Path: dir, Detail: "a stray file in the staging directory"},
-				func() error { return ignoreNotExist(os.Remove(dir)) })
-			return nil
-		}
-		lockPath := filepath.Join(dir, stagingLock)
-		if _, err := os.Lstat(lockPath); errors.Is(err, fs.ErrNotExist) {
-			// Settled without a lock: its Put died before taking it.
-			v.add(Problem{Kind: ProblemStaleStaging, Path: dir, Detail: "the staging directory of a put whose process died"},
-				func() error { return v.trashStaging(dir, name) })
-			return nil
-		}
-		lock, ok, err := flock.TryLock(lockPath)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil // removed meanwhile
-		case err != nil:
-			return err
-		case !ok:
-			return nil // a live Put
-		}
-		defer lock.Unlock()
-		v.add(Problem{Kind: ProblemStaleStaging, Path: dir, Detail: "the staging directory of a put whose process died"},
-			func() error { return c.toTrash(dir, "staging-"+name) })
+	return v.c.forEachDeadStaging(ctx.Err, min(v.grace, stagingSettle), func(path, why string, remove func() error) error {
+		v.add(Problem{Kind: ProblemStaleStaging, Path: path, Detail: why}, remove)
 		return nil
 	})
-}
-
-// trashStaging moves a staging directory to trash once it holds its lock,
-// as the sweep does, so a Put that would lock it now fails to and starts
-// over elsewhere.
-func (v *verifier) trashStaging(dir, name string) error {
-	lock, ok, err := flock.TryLock(filepath.Join(dir, stagingLock))
-	if err != nil || !ok {
-		return cmp.Or(ignoreNotExist(err), errors.New("its lock is held"))
-	}
-	defer lock.Unlock()
-	return v.c.toTrash(dir, "staging-"+name)
 }
 
 // orphans reports versions that no pointer names and no retired record

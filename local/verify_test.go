@@ -84,15 +84,20 @@ func TestVerify(t *testing.T) {
 	for _, d := range []string{dead, live} {
 		must(t, os.MkdirAll(filepath.Join(d, stagingVer, treeDir), 0o755))
 	}
-	must(t, os.WriteFile(filepath.Join(dead, stagingLock), nil, 0o644))
-	lockless := filepath.Join(c.stagingDir, "00000000000000d2") // died before locking
+	must(t, os.WriteFile(dead+stagingLockExt, nil, 0o644))
+	// A directory without its lock file (died while removing it) is dead
+	// however young; a lock file without its directory (died before
+	// creating it) once settled, since a young one may be a Put's that is
+	// about to lock it.
+	lockless := filepath.Join(c.stagingDir, "00000000000000d2")
 	must(t, os.MkdirAll(filepath.Join(lockless, stagingVer), 0o755))
-	young := filepath.Join(c.stagingDir, "00000000000000d3") // may be a Put about to lock it
-	must(t, os.MkdirAll(young, 0o755))
-	for _, d := range []string{dead, lockless} {
-		must(t, os.Chtimes(d, long, long))
+	lockOnly := filepath.Join(c.stagingDir, "00000000000000d3"+stagingLockExt)
+	youngLock := filepath.Join(c.stagingDir, "00000000000000d4"+stagingLockExt)
+	for _, f := range []string{lockOnly, youngLock} {
+		must(t, os.WriteFile(f, nil, 0o644))
 	}
-	held, ok, err := flock.TryLock(filepath.Join(live, stagingLock))
+	must(t, os.Chtimes(lockOnly, long, long))
+	held, ok, err := flock.TryLock(live + stagingLockExt)
 	if err != nil || !ok {
 		t.Fatalf("lock live staging: %v %v", ok, err)
 	}
@@ -121,6 +126,7 @@ func TestVerify(t *testing.T) {
 		"orphan-version " + filepath.Base(oldOrphan),
 		"stale-staging " + filepath.Base(dead),
 		"stale-staging " + filepath.Base(lockless),
+		"stale-staging " + filepath.Base(lockOnly),
 		"temp-pointer " + filepath.Base(tmp),
 		"trash half-deleted",
 	}
@@ -141,7 +147,7 @@ func TestVerify(t *testing.T) {
 	if r.Verified != 2 { // sound, replaced
 		t.Errorf("%d trees verified, want 2", r.Verified)
 	}
-	for _, p := range []string{dead, oldOrphan, trashed, tmp, filepath.Join(c.indexDir, "evil")} {
+	for _, p := range []string{dead, lockless, lockOnly, oldOrphan, trashed, tmp, filepath.Join(c.indexDir, "evil")} {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("a check without repair removed %s: %v", p, err)
 		}
@@ -168,7 +174,7 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("Get(sound) after repair: %v %v", ok, err)
 	}
 	checkTag(t, p, "sound")
-	for _, d := range []string{live, youngOrphan, young} {
+	for _, d := range []string{live, live + stagingLockExt, youngOrphan, youngLock} {
 		if _, err := os.Lstat(d); err != nil {
 			t.Errorf("repair removed %s, which is live or young: %v", d, err)
 		}
@@ -180,12 +186,12 @@ func TestVerify(t *testing.T) {
 	// A shorter grace counts the young leftovers too (the versions the
 	// repair retired among them), but never what a live Put holds.
 	r = mustVerify(t, c, VerifyOptions{Grace: time.Nanosecond, Repair: true})
-	want := slices.Concat(brokenVersions, []string{"orphan-version " + filepath.Base(youngOrphan), "stale-staging " + filepath.Base(young)})
+	want := slices.Concat(brokenVersions, []string{"orphan-version " + filepath.Base(youngOrphan), "stale-staging " + filepath.Base(youngLock)})
 	slices.Sort(want)
 	if got := kinds(r); !slices.Equal(got, want) || r.Unrepaired() != 0 {
 		t.Fatalf("no-grace repair: %q (%d unrepaired), want %q removed", got, r.Unrepaired(), want)
 	}
-	for _, d := range []string{youngOrphan, young} {
+	for _, d := range []string{youngOrphan, youngLock, dead, dead + stagingLockExt, lockless, lockOnly} {
 		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s still there: %v", d, err)
 		}
