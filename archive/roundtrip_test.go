@@ -139,9 +139,8 @@ func TestWriteDeterministic(t *testing.T) {
 func TestWriteSameBytesAnyConcurrency(t *testing.T) {
 	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
-	// Larger than the encoder's parallel job (4 windows of 8 MiB at level
-	// 3), which is where concurrent encoding used to change the bytes;
-	// some blocks compressible, some not.
+	// Several frames (compressed in parallel, which must not change the
+	// bytes); some compressible, some not.
 	big := append(noise(4<<20), bytes.Repeat([]byte("package main // some text\n"), 1_300_000)...)
 	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)

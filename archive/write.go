@@ -38,11 +38,10 @@ type WriteOptions struct {
 	// the closest level the encoder implements (1-2 fastest, 3-5 default,
 	// 6-9 better, 10 and above best). 0 means DefaultLevel.
 	Level int
-	// Concurrency is how many goroutines the encoder may use (block
-	// encoding overlapped with output); 0 means GOMAXPROCS. The bytes
-	// written depend on the level and the tree only, never on
-	// Concurrency, so machines with different core counts produce the
-	// same archive of the same tree.
+	// Concurrency is how many zstd frames may be compressed at once (at
+	// most 8); 0 means GOMAXPROCS. The bytes written depend on the level
+	// and the tree only, never on Concurrency, so machines with
+	// different core counts produce the same archive of the same tree.
 	Concurrency int
 }
 
@@ -103,20 +102,18 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	defer top.close()
 
 	hw := &hashWriter{w: w, h: sha256.New()}
-	// Not WithConcurrentBlocks: its parallel jobs made the bytes depend on
-	// the concurrency and held 300+ MiB of job buffers at level 3, while
-	// the streaming encoder costs less CPU per byte and about 30 MiB, and
-	// a push has other work (copying, uploading) for the second core.
-	enc, err := zstd.NewWriter(hw,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(conc),
-	)
+	// Independent frames compressed in parallel, not one streaming
+	// encoder: the streaming encoder overlaps one block's encoding with
+	// the caller but compresses on one core, the bottleneck of a push;
+	// its WithConcurrentBlocks mode made the bytes depend on the
+	// concurrency and held 300+ MiB of job buffers.
+	fw, err := newFrameWriter(hw, zstd.EncoderLevelFromZstd(level), conc)
 	if err != nil {
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
 	}
 	aw := &archiveWriter{
 		ctx:    ctx,
-		tw:     tar.NewWriter(enc),
+		tw:     tar.NewWriter(fw),
 		links:  map[fileID]string{},
 		buf:    make([]byte, copyChunk),
 		dirBuf: make([]byte, dirBufSize),
@@ -125,9 +122,12 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if err == nil {
 		err = aw.tw.Close()
 	}
-	// Close the encoder even after an error: it owns goroutines.
-	if cerr := enc.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("archive: zstd: %w", cerr)
+	if err == nil {
+		if err = fw.Close(); err != nil {
+			err = fmt.Errorf("archive: writing the compressed stream: %w", err)
+		}
+	} else {
+		fw.Abort()
 	}
 	if err != nil {
 		return Result{}, err

@@ -50,9 +50,9 @@ func TestWriteDescriptorsBoundedByDepth(t *testing.T) {
 			t.Fatal(err)
 		}
 		for f := range 8 {
-			// Incompressible, so compressed output reaches the sampler
-			// throughout the walk rather than only at the end.
-			data := noiseSeed(32<<10, byte(d*8+f))
+			// Incompressible and 50 MiB in all, so a dozen frames of
+			// compressed output reach the sampler during the walk.
+			data := noiseSeed(160<<10, byte(d*8+f))
 			if err := os.WriteFile(filepath.Join(sub, fmt.Sprint(f)), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
