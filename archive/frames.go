@@ -44,10 +44,13 @@ type frameJob struct {
 // workers goroutines (at least 1, at most maxFrameWorkers).
 func newFrameWriter(w io.Writer, level zstd.EncoderLevel, workers int) (*frameWriter, error) {
 	workers = min(max(workers, 1), maxFrameWorkers)
-	// EncodeAll waits for one of the encoder's workers encoders.
+	// EncodeAll waits for one of the encoder's workers encoders. No match
+	// reaches outside a frame, so a window of one frame loses nothing and
+	// halves each encoder's history buffer (16 MiB at the default 8 MiB).
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(workers),
+		zstd.WithWindowSize(frameSize),
 	)
 	if err != nil {
 		return nil, err

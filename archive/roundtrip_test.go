@@ -372,3 +372,25 @@ func TestExtractMetadata(t *testing.T) {
 		t.Errorf("backslash name not extracted literally: %v", info.Mode())
 	}
 }
+
+// TestWriteSkipDigest: SkipDigest changes nothing but the empty digest.
+func TestWriteSkipDigest(t *testing.T) {
+	src := t.TempDir()
+	treetest.Small(t, src, 30, "x")
+	var with, without bytes.Buffer
+	rw, err := Write(t.Context(), &with, src, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Write(t.Context(), &without, src, WriteOptions{SkipDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.SHA256 != "" || rw.SHA256 == "" {
+		t.Errorf("SHA256 %q with SkipDigest, %q without; want empty, then set", rs.SHA256, rw.SHA256)
+	}
+	rs.SHA256 = rw.SHA256
+	if rs != rw || !bytes.Equal(with.Bytes(), without.Bytes()) {
+		t.Errorf("SkipDigest changed the archive: %+v vs %+v", rs, rw)
+	}
+}

@@ -43,6 +43,10 @@ type WriteOptions struct {
 	// and the tree only, never on Concurrency, so machines with
 	// different core counts produce the same archive of the same tree.
 	Concurrency int
+	// SkipDigest leaves Result.SHA256 empty, saving a pass over the
+	// compressed bytes, for a caller whose consumer hashes them anyway
+	// (an upload that records the digest).
+	SkipDigest bool
 }
 
 // Result describes an archive written or extracted.
@@ -101,7 +105,10 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	}
 	defer top.close()
 
-	hw := &hashWriter{w: w, h: sha256.New()}
+	hw := &hashWriter{w: w}
+	if !opts.SkipDigest {
+		hw.h = sha256.New()
+	}
 	// Independent frames compressed in parallel, not one streaming
 	// encoder: the streaming encoder overlaps one block's encoding with
 	// the caller but compresses on one core, the bottleneck of a push;
@@ -132,12 +139,11 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{
-		ArchiveSize: hw.n,
-		SHA256:      hex.EncodeToString(hw.h.Sum(nil)),
-		Files:       aw.files,
-		Size:        aw.size,
-	}, nil
+	res := Result{ArchiveSize: hw.n, Files: aw.files, Size: aw.size}
+	if hw.h != nil {
+		res.SHA256 = hex.EncodeToString(hw.h.Sum(nil))
+	}
+	return res, nil
 }
 
 // archiveWriter holds the state of one Write.
@@ -300,7 +306,7 @@ func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error
 	return nil
 }
 
-// hashWriter counts and hashes what passes through it.
+// hashWriter counts and, unless h is nil, hashes what passes through it.
 type hashWriter struct {
 	w io.Writer
 	h hash.Hash
@@ -309,7 +315,9 @@ type hashWriter struct {
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
-	hw.h.Write(p[:n])
+	if hw.h != nil {
+		hw.h.Write(p[:n])
+	}
 	hw.n += int64(n)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite

@@ -70,7 +70,9 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 // archiveChecked writes an archive of src to w and fails if the tree
 // archived is not of shape want.
 func (c *Cache) archiveChecked(ctx context.Context, key, src string, want treeShape, w io.Writer) (archive.Result, error) {
-	r, err := archive.Write(ctx, w, src, c.opts.Write)
+	opts := c.opts.Write
+	opts.SkipDigest = true // the remote store hashes what it uploads
+	r, err := archive.Write(ctx, w, src, opts)
 	if err != nil {
 		return r, fmt.Errorf("archive %q: %w", key, err)
 	}
