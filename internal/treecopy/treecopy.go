@@ -130,7 +130,7 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if err := ensureWritable(fd); err != nil {
 		return Result{}, fmt.Errorf("copy tree: make %s writable: %w", dst, err)
 	}
-	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}}
+	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}, umask: processUmask()}
 	return c.run(ctx, fi)
 }
 
@@ -184,6 +184,8 @@ type copier struct {
 	// noClone is set once the file systems turn out unable to clone, so
 	// that each later file does not pay a failing ioctl.
 	noClone atomic.Bool
+	// umask is the process's umask, or -1 if unknown (see copyFile).
+	umask int
 }
 
 func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) {
@@ -478,13 +480,21 @@ func (c *copier) copyFile(j fileJob) error {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: srcPath, Err: err})
 	}
 	defer unix.Close(in)
+	// Created with its final mode where the umask leaves that intact (a
+	// read-only mode too: the descriptor that creates a file may write
+	// it), which saves an fchmod per file; otherwise private, then chmod.
+	mode := fileMode(j.info.Mode())
+	create, chmod := uint32(0o600), true
+	if um := c.umask; um >= 0 && mode&^0o777 == 0 && mode&uint32(um) == 0 {
+		create, chmod = mode, false
+	}
 	// O_EXCL|O_NOFOLLOW: anything at the name, a symlink or a hardlinked
 	// file included, makes the create fail instead of being written to.
 	var out int
 	err = replaceAt(j.dir.fd, j.base, func() error {
 		var err error
 		out, err = ignoringEINTR(func() (int, error) {
-			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, create)
 		})
 		return err
 	})
@@ -497,9 +507,11 @@ func (c *copier) copyFile(j fileJob) error {
 	}
 	// Mode and times through the descriptor we created: no path, nothing
 	// to follow. Times last, since writing moves the mtime.
-	if err := unix.Fchmod(out, uint32(fileMode(j.info.Mode()))); err != nil {
-		_ = unix.Close(out)
-		return fmt.Errorf("copy tree: chmod %s: %w", j.rel, err)
+	if chmod {
+		if err := unix.Fchmod(out, mode); err != nil {
+			_ = unix.Close(out)
+			return fmt.Errorf("copy tree: chmod %s: %w", j.rel, err)
+		}
 	}
 	ts, err := times(j.info)
 	if err == nil {
@@ -691,6 +703,25 @@ func within(rel, dir string) bool {
 
 // fileMode keeps the permission bits and the sticky bit; setuid and
 // setgid are dropped like every tier drops them.
+// processUmask returns the process's umask as the kernel reports it
+// (Linux 4.7 and later), or -1 if it cannot tell. Reading it is the only
+// way: umask(2) sets it, for every thread at once. It is read once per
+// Copy, since a program may change it between two.
+func processUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if um, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(um)
+			}
+		}
+	}
+	return -1
+}
+
 func fileMode(m fs.FileMode) uint32 {
 	mode := uint32(m.Perm())
 	if m&fs.ModeSticky != 0 {

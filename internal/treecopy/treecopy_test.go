@@ -613,3 +613,45 @@ func TestChmodPath(t *testing.T) {
 		t.Errorf("mode %v (%v), want 0711", fi.Mode().Perm(), err)
 	}
 }
+
+// TestCopyModesUnderAnyUmask: files keep their exact modes whatever the
+// umask, both where they are created with their final mode (the umask
+// leaves it intact) and where they need a chmod after.
+func TestCopyModesUnderAnyUmask(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	modes := []fs.FileMode{0o644, 0o444, 0o755, 0o555, 0o600, 0o640, 0o664, 0o666, 0o777, 0o000, 0o644 | fs.ModeSticky}
+	for i, m := range modes {
+		p := filepath.Join(src, fmt.Sprint("f", i))
+		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, um := range []int{0o022, 0o077, 0o002, 0o000} {
+		t.Run(fmt.Sprintf("umask=%03o", um), func(t *testing.T) {
+			old := syscall.Umask(um)
+			defer syscall.Umask(old)
+			if got := processUmask(); got != um {
+				t.Fatalf("processUmask() = %03o, want %03o", got, um)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			if _, err := Copy(t.Context(), src, dst, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range modes {
+				fi, err := os.Lstat(filepath.Join(dst, fmt.Sprint("f", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode() & (fs.ModePerm | fs.ModeSticky); got != m {
+					t.Errorf("f%d: mode %v, want %v", i, got, m)
+				}
+			}
+		})
+	}
+}
