@@ -16,6 +16,12 @@
 // stored, so nothing machine-specific leaks into the bytes. Sockets are
 // skipped; device nodes and FIFOs make Write fail.
 //
+// The zstd stream is a sequence of independent frames, each holding 4 MiB
+// of the tar stream (the last one what is left), which Write compresses
+// several at a time; any zstd decoder reads them as one stream. Frame
+// boundaries depend on nothing else, so the bytes are the same on every
+// machine whatever its core count.
+//
 // Write and Extract both report the size and SHA-256 of the compressed
 // bytes they produced or consumed. The caller records them at put and
 // compares them at get: that, not the zstd frame checksum, is what proves an
