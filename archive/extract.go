@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // Defaults for the zero fields of ExtractOptions.
@@ -146,6 +147,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		dirs:  map[string]*dirMeta{},
 		links: map[string]string{},
 		buf:   make([]byte, copyChunk),
+		umask: fsutil.Umask(),
 	}
 	x.top = newDirHandle(".", root)
 	x.top.acquire() // Extract's own reference: root is closed by the defer above
@@ -244,6 +246,7 @@ type extractor struct {
 	// found here as a directory is a real one, never a symlink.
 	seen     map[string]kind
 	dirs     map[string]*dirMeta
+	umask    int               // the process's (fsutil.Umask), for creating files
 	links    map[string]string // symlink name -> target, for StrictSymlinks
 	rootSeen bool
 	lastDir  string // parent directory most recently verified
@@ -553,13 +556,16 @@ func (x *extractor) file(hdr *tar.Header) error {
 			return err
 		}
 		parent.acquire() // released by the writer
-		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, data: data, mode: perm(hdr.Mode), mtime: hdr.ModTime})
+		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, data: data, mode: perm(hdr.Mode), umask: x.umask, mtime: hdr.ModTime})
 		x.seen[name] = kindFile
 		return nil
 	}
-	// Created writable and exclusive: never an existing file, never
-	// through a symlink. The real mode comes after the data.
-	f, err := parent.root.OpenFile(base, createFlags, 0o600)
+	// Created exclusive: never an existing file, never through a
+	// symlink; writable through this descriptor whatever its mode. With
+	// its final mode where the umask leaves that intact (saving a chmod),
+	// else private and chmodded after the data.
+	create, chmod := fsutil.CreateMode(perm(hdr.Mode), x.umask)
+	f, err := parent.root.OpenFile(base, createFlags, create)
 	if err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
@@ -568,9 +574,11 @@ func (x *extractor) file(hdr *tar.Header) error {
 		f.Close()
 		return err
 	}
-	if err := f.Chmod(perm(hdr.Mode)); err != nil {
-		f.Close()
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	if chmod {
+		if err := f.Chmod(perm(hdr.Mode)); err != nil {
+			f.Close()
+			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // Extraction spends most of its time in the kernel creating files, not in
@@ -57,6 +59,7 @@ type fileJob struct {
 	name  string     // cleaned name, for errors
 	data  []byte
 	mode  fs.FileMode
+	umask int // the process's, read at the start of the extraction
 	mtime time.Time
 }
 
@@ -96,7 +99,8 @@ func (p *writerPool) work() {
 
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
-	f, err := j.dir.root.OpenFile(j.base, createFlags, 0o600)
+	create, chmod := fsutil.CreateMode(j.mode, j.umask)
+	f, err := j.dir.root.OpenFile(j.base, createFlags, create)
 	if err != nil {
 		return p.create(j.raw, j.name, err)
 	}
@@ -104,9 +108,11 @@ func (p *writerPool) write(j *fileJob) error {
 		f.Close()
 		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 	}
-	if err := f.Chmod(j.mode); err != nil {
-		f.Close()
-		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	if chmod {
+		if err := f.Chmod(j.mode); err != nil {
+			f.Close()
+			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)

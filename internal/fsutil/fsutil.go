@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // RemoveAll removes path and everything below it, like os.RemoveAll, but
@@ -27,4 +29,35 @@ func RemoveAll(path string) error {
 		return nil
 	})
 	return os.RemoveAll(path)
+}
+
+// Umask returns the process's umask as the kernel reports it (Linux 4.7
+// and later), or -1 if it cannot tell. Reading it is the only safe way:
+// umask(2) sets it, for every thread at once. Callers read it once per
+// operation, since a program may change it between two.
+func Umask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if um, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(um)
+			}
+		}
+	}
+	return -1
+}
+
+// CreateMode returns the mode to create a file with so that it ends up
+// with perm (permission bits only) under umask (from Umask), and whether
+// a chmod is still needed after: creating with perm itself saves that
+// system call when the umask leaves perm intact. Otherwise the file is
+// created private (0600) and must be chmodded.
+func CreateMode(perm fs.FileMode, umask int) (create fs.FileMode, chmod bool) {
+	if umask >= 0 && perm&^fs.ModePerm == 0 && uint32(perm)&uint32(umask) == 0 {
+		return perm, false
+	}
+	return 0o600, true
 }

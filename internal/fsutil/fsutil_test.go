@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,5 +29,28 @@ func TestRemoveAllReadOnly(t *testing.T) {
 	}
 	if err := RemoveAll(root); err != nil {
 		t.Fatalf("missing path: %v", err)
+	}
+}
+
+func TestCreateMode(t *testing.T) {
+	for _, c := range []struct {
+		perm   fs.FileMode
+		umask  int
+		create fs.FileMode
+		chmod  bool
+	}{
+		{0o644, 0o022, 0o644, false},
+		{0o444, 0o022, 0o444, false},
+		{0o755, 0o022, 0o755, false},
+		{0o664, 0o022, 0o600, true}, // the umask would drop g+w
+		{0o644, 0o077, 0o600, true},
+		{0o777, 0o000, 0o777, false},
+		{0o644, -1, 0o600, true}, // umask unknown
+		{0o1644, 0o022, 0o600, true},
+	} {
+		create, chmod := CreateMode(c.perm, c.umask)
+		if create != c.create || chmod != c.chmod {
+			t.Errorf("CreateMode(%o, %03o) = %o, %v; want %o, %v", c.perm, c.umask, create, chmod, c.create, c.chmod)
+		}
 	}
 }

@@ -41,6 +41,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // DefaultWorkers is the number of files copied concurrently when
@@ -130,7 +131,7 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if err := ensureWritable(fd); err != nil {
 		return Result{}, fmt.Errorf("copy tree: make %s writable: %w", dst, err)
 	}
-	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}, umask: processUmask()}
+	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
 	return c.run(ctx, fi)
 }
 
@@ -484,17 +485,14 @@ func (c *copier) copyFile(j fileJob) error {
 	// read-only mode too: the descriptor that creates a file may write
 	// it), which saves an fchmod per file; otherwise private, then chmod.
 	mode := fileMode(j.info.Mode())
-	create, chmod := uint32(0o600), true
-	if um := c.umask; um >= 0 && mode&^0o777 == 0 && mode&uint32(um) == 0 {
-		create, chmod = mode, false
-	}
+	create, chmod := fsutil.CreateMode(fs.FileMode(mode), c.umask)
 	// O_EXCL|O_NOFOLLOW: anything at the name, a symlink or a hardlinked
 	// file included, makes the create fail instead of being written to.
 	var out int
 	err = replaceAt(j.dir.fd, j.base, func() error {
 		var err error
 		out, err = ignoringEINTR(func() (int, error) {
-			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, create)
+			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(create))
 		})
 		return err
 	})
@@ -703,25 +701,6 @@ func within(rel, dir string) bool {
 
 // fileMode keeps the permission bits and the sticky bit; setuid and
 // setgid are dropped like every tier drops them.
-// processUmask returns the process's umask as the kernel reports it
-// (Linux 4.7 and later), or -1 if it cannot tell. Reading it is the only
-// way: umask(2) sets it, for every thread at once. It is read once per
-// Copy, since a program may change it between two.
-func processUmask() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			if um, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-				return int(um)
-			}
-		}
-	}
-	return -1
-}
-
 func fileMode(m fs.FileMode) uint32 {
 	mode := uint32(m.Perm())
 	if m&fs.ModeSticky != 0 {

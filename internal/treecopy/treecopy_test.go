@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -636,8 +637,8 @@ func TestCopyModesUnderAnyUmask(t *testing.T) {
 		t.Run(fmt.Sprintf("umask=%03o", um), func(t *testing.T) {
 			old := syscall.Umask(um)
 			defer syscall.Umask(old)
-			if got := processUmask(); got != um {
-				t.Fatalf("processUmask() = %03o, want %03o", got, um)
+			if got := fsutil.Umask(); got != um {
+				t.Fatalf("fsutil.Umask() = %03o, want %03o", got, um)
 			}
 			dst := filepath.Join(t.TempDir(), "dst")
 			if _, err := Copy(t.Context(), src, dst, Options{}); err != nil {
