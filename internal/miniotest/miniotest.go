@@ -10,10 +10,17 @@ package miniotest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -45,7 +52,8 @@ const dirPattern = "tiercache-minio-"
 
 // Server is a running MinIO server. Its fields are read-only.
 type Server struct {
-	// Endpoint is the server's base URL, http://127.0.0.1:PORT.
+	// Endpoint is the server's base URL, http://127.0.0.1:PORT, or
+	// https:// for a server from StartTLS.
 	Endpoint string
 	// AccessKey and SecretKey are the server's random root credentials.
 	AccessKey, SecretKey string
@@ -54,7 +62,8 @@ type Server struct {
 	// DataDir is the directory the server stores objects in.
 	DataDir string
 
-	root     string // temporary directory holding DataDir and the certs dir
+	root     string         // temporary directory holding DataDir and the certs dir
+	roots    *x509.CertPool // the certificate a TLS server presents; nil for plain HTTP
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the process has exited
 	output   *limitedBuffer
@@ -67,7 +76,23 @@ type Server struct {
 // returns it. The caller must call Stop. If the test binary dies without
 // calling Stop, the kernel kills the server (Linux) and the next Start
 // removes the directory left behind.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return startRetrying(false) }
+
+// StartTLS is Start for a server that speaks HTTPS only, with a fresh
+// self-signed certificate for 127.0.0.1 that Transport trusts.
+func StartTLS() (*Server, error) { return startRetrying(true) }
+
+// Transport returns a new HTTP transport that trusts the server's
+// certificate (any transport will do for a plain HTTP server).
+func (s *Server) Transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if s.roots != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12}
+	}
+	return t
+}
+
+func startRetrying(useTLS bool) (*Server, error) {
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
@@ -78,7 +103,7 @@ func Start() (*Server, error) {
 	// retried on a new port.
 	var lastErr error
 	for range 3 {
-		s, err := start(bin)
+		s, err := start(bin, useTLS)
 		if err == nil {
 			return s, nil
 		}
@@ -87,7 +112,7 @@ func Start() (*Server, error) {
 	return nil, lastErr
 }
 
-func start(bin string) (*Server, error) {
+func start(bin string, useTLS bool) (*Server, error) {
 	root, err := os.MkdirTemp("", dirPattern+"*")
 	if err != nil {
 		return nil, fmt.Errorf("miniotest: %w", err)
@@ -111,8 +136,18 @@ func start(bin string) (*Server, error) {
 		_ = fsutil.RemoveAll(root)
 		return nil, err
 	}
+	scheme := "http"
+	var roots *x509.CertPool
+	if useTLS {
+		scheme = "https"
+		if roots, err = writeCert(certsDir); err != nil {
+			_ = fsutil.RemoveAll(root)
+			return nil, err
+		}
+	}
 	s := &Server{
-		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+		Endpoint:  scheme + "://127.0.0.1:" + strconv.Itoa(ports[0]),
+		roots:     roots,
 		AccessKey: "test" + randomHex(8),
 		SecretKey: randomHex(20),
 		Region:    Region,
@@ -158,7 +193,7 @@ func start(bin string) (*Server, error) {
 // initialised, when requests still fail with XMinioServerNotInitialized),
 // the process exits or startTimeout passes.
 func (s *Server) waitLive() error {
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: s.Transport()}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if s.healthy(client, "/minio/health/live") && s.healthy(client, "/minio/health/cluster") {
@@ -197,6 +232,46 @@ func (s *Server) Stop() error {
 		s.stopErr = fsutil.RemoveAll(s.root)
 	})
 	return s.stopErr
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key
+// where MinIO's --certs-dir expects them, and returns a pool trusting it.
+func writeCert(dir string) (*x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "miniotest"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := os.WriteFile(filepath.Join(dir, "public.crt"), certPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "private.key"), keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	return roots, nil
 }
 
 // Output returns what the server printed so far (bounded), for debugging

@@ -154,17 +154,23 @@ var bucketSeq atomic.Int64
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
-	srv := miniotest.Require(tb)
+	return newEnvOn(tb, miniotest.Require(tb))
+}
+
+// newEnvOn is newEnv on a server of the test's own.
+func newEnvOn(tb testing.TB, srv *miniotest.Server) *env {
+	tb.Helper()
 	e := &env{
 		srv:    srv,
 		bucket: fmt.Sprintf("t%d-%x", bucketSeq.Add(1), rand.Uint32()),
-		rec:    &recorder{base: http.DefaultTransport.(*http.Transport).Clone()},
+		rec:    &recorder{base: srv.Transport()},
 	}
 	e.raw = s3.New(s3.Options{
 		Region:       srv.Region,
 		BaseEndpoint: aws.String(srv.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		HTTPClient:   &http.Client{Transport: srv.Transport()},
 	})
 	if _, err := e.raw.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &e.bucket}); err != nil {
 		tb.Fatalf("CreateBucket: %v", err)
