@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -149,7 +150,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		buf:   make([]byte, copyChunk),
 		umask: fsutil.Umask(),
 	}
-	x.top = newDirHandle(".", root)
+	x.top = newDirHandle(".", dir, root)
 	x.top.acquire() // Extract's own reference: root is closed by the defer above
 	defer x.closeDirs()
 	if opts.Writers > 1 {
@@ -439,7 +440,7 @@ func (x *extractor) dirRoot(dir string) (*dirHandle, error) {
 		x.dirRoots[0].release() // closed now, or by the last job using it
 		x.dirRoots = append(x.dirRoots[:0], x.dirRoots[1:]...)
 	}
-	h := newDirHandle(dir, r)
+	h := newDirHandle(dir, filepath.Join(parent.path, base), r)
 	x.dirRoots = append(x.dirRoots, h)
 	return h, nil
 }
@@ -565,25 +566,22 @@ func (x *extractor) file(hdr *tar.Header) error {
 	// its final mode where the umask leaves that intact (saving a chmod),
 	// else private and chmodded after the data.
 	create, chmod := fsutil.CreateMode(perm(hdr.Mode), x.umask)
-	f, err := parent.root.OpenFile(base, createFlags, create)
+	f, err := createFile(parent, base, create)
 	if err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
 	x.seen[name] = kindFile
 	if err := x.copy(f, hdr); err != nil {
-		f.Close()
+		f.Abort()
 		return err
 	}
 	if chmod {
 		if err := f.Chmod(perm(hdr.Mode)); err != nil {
-			f.Close()
+			f.Abort()
 			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
-	}
-	if err := parent.root.Chtimes(base, time.Time{}, hdr.ModTime); err != nil {
+	if err := f.Finish(hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	return nil
@@ -624,7 +622,7 @@ func (x *extractor) mkdir(name string) error {
 
 // copy streams the current member's data into f, checking ctx and the byte
 // limit as it goes.
-func (x *extractor) copy(f *os.File, hdr *tar.Header) error {
+func (x *extractor) copy(f io.Writer, hdr *tar.Header) error {
 	for {
 		if err := x.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)

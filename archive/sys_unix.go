@@ -25,10 +25,6 @@ func identity(info fs.FileInfo) (id fileID, nlink uint64, ok bool) {
 	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, uint64(st.Nlink), true
 }
 
-// createFlags are the flags for creating an extracted file: never open an
-// existing file, and never follow a symlink in the final component.
-const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
-
 // lchtimes sets the mtime of the symlink name inside root without following
 // it: os.Root has no Lchtimes, so it opens the parent directory through the
 // root and calls utimensat relative to it with AT_SYMLINK_NOFOLLOW.

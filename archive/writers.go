@@ -32,13 +32,31 @@ const (
 // cache and the writer jobs in that directory: the last to let go closes
 // it.
 type dirHandle struct {
-	name string
+	name string // relative to the destination
+	path string // the destination joined with name, for errors
 	root *os.Root
 	refs atomic.Int32
+
+	// The directory's descriptor, for creating files (see createFile),
+	// opened once on first use.
+	dirOnce sync.Once
+	dir     *os.File
+	dirFD   int
+	dirErr  error
 }
 
-func newDirHandle(name string, root *os.Root) *dirHandle {
-	h := &dirHandle{name: name, root: root}
+// fd returns the directory's descriptor. It stays valid until release.
+func (h *dirHandle) fd() (int, error) {
+	h.dirOnce.Do(func() {
+		if h.dir, h.dirErr = dirFile(h.root); h.dirErr == nil {
+			h.dirFD = int(h.dir.Fd())
+		}
+	})
+	return h.dirFD, h.dirErr
+}
+
+func newDirHandle(name, path string, root *os.Root) *dirHandle {
+	h := &dirHandle{name: name, path: path, root: root}
 	h.refs.Store(1)
 	return h
 }
@@ -47,6 +65,9 @@ func (h *dirHandle) acquire() { h.refs.Add(1) }
 
 func (h *dirHandle) release() {
 	if h.refs.Add(-1) == 0 {
+		if h.dir != nil {
+			h.dir.Close()
+		}
 		h.root.Close()
 	}
 }
@@ -100,24 +121,21 @@ func (p *writerPool) work() {
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
 	create, chmod := fsutil.CreateMode(j.mode, j.umask)
-	f, err := j.dir.root.OpenFile(j.base, createFlags, create)
+	f, err := createFile(j.dir, j.base, create)
 	if err != nil {
 		return p.create(j.raw, j.name, err)
 	}
 	if _, err := f.Write(j.data); err != nil {
-		f.Close()
+		f.Abort()
 		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 	}
 	if chmod {
 		if err := f.Chmod(j.mode); err != nil {
-			f.Close()
+			f.Abort()
 			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
-	}
-	if err := j.dir.root.Chtimes(j.base, time.Time{}, j.mtime); err != nil {
+	if err := f.Finish(j.mtime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 	}
 	return nil

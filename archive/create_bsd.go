@@ -1,0 +1,12 @@
+//go:build unix && !linux
+
+package archive
+
+import (
+	"os"
+	"syscall"
+)
+
+// createFlags are the flags for creating an extracted file: never open an
+// existing file, and never follow a symlink in the final component.
+const createFlags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
