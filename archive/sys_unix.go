@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // fileID identifies an inode, to find hardlinks.
@@ -102,24 +104,11 @@ func (d srcDir) close() {
 // names lists d's entries (without "." and ".."), unsorted. rel names d in
 // errors; buf is scratch space.
 func (d srcDir) names(rel string, buf []byte) ([]string, error) {
-	var names []string
-	for {
-		n, err := ignoringEINTR(func() (int, error) { return unix.ReadDirent(d.fd, buf) })
-		if err != nil {
-			return nil, &fs.PathError{Op: "readdirent", Path: rel, Err: err}
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		for b := buf[:n]; len(b) > 0; {
-			used, _, more := unix.ParseDirent(b, -1, names)
-			names = more
-			if used == 0 {
-				break // a truncated record: cannot happen with whole reads
-			}
-			b = b[used:]
-		}
+	names, err := fsutil.DirNames(d.fd, buf)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdirent", Path: rel, Err: err}
 	}
+	return names, nil
 }
 
 // lstat describes the entry name of d without following a symlink.
@@ -131,45 +120,12 @@ func (d srcDir) lstat(name, rel string) (srcInfo, error) {
 		return srcInfo{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
 	}
 	return srcInfo{
-		mode:  unixMode(uint32(st.Mode)),
+		mode:  fsutil.UnixMode(uint32(st.Mode)),
 		mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
 		size:  int64(st.Size),
 		id:    fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)},
 		nlink: uint64(st.Nlink),
 	}, nil
-}
-
-// unixMode converts a st_mode to an fs.FileMode as package os does, except
-// that an unknown file type is irregular rather than regular.
-func unixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFREG:
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	default:
-		mode |= fs.ModeIrregular
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // readlink returns the target of the symlink name in d, at rel in the

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sync/errgroup"
@@ -131,16 +132,27 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if err := ensureWritable(fd); err != nil {
 		return Result{}, fmt.Errorf("copy tree: make %s writable: %w", dst, err)
 	}
-	c := &copier{src: src, root: root, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
+	sfd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: src, Err: err})
+	}
+	srcRoot := &dirHandle{fd: sfd}
+	srcRoot.refs.Store(1)
+	defer srcRoot.release()
+	c := &copier{src: src, root: root, srcRoot: srcRoot, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
 	return c.run(ctx, fi)
 }
 
 type inode struct{ dev, ino uint64 }
 
-// dirHandle is an open descriptor of a destination directory, shared by
-// the walker and the workers creating entries in it. It is closed when the
-// last of them releases it, so at most the walker's current path plus the
-// directories of queued files are open at once.
+// dirHandle is an open descriptor of a directory, of the destination or
+// of the source, shared by the walker and the workers creating (or
+// reading) entries in it. It is closed when the last of them releases it,
+// so at most the walker's current path plus the directories of queued
+// files are open at once. Entries are reached relative to it, one name at
+// a time: no path is resolved again for each file.
 type dirHandle struct {
 	fd   int
 	refs atomic.Int32
@@ -157,7 +169,8 @@ func (h *dirHandle) release() {
 // fileJob is one regular file to copy or link.
 type fileJob struct {
 	dir  *dirHandle // the destination directory, held for the job
-	base string     // the file's name in dir
+	src  *dirHandle // the source directory, held for the job
+	base string     // the file's name in dir and in src
 	rel  string     // slash-separated path relative to both roots
 	info fs.FileInfo
 }
@@ -187,6 +200,10 @@ type copier struct {
 	noClone atomic.Bool
 	// umask is the process's umask, or -1 if unknown (see copyFile).
 	umask int
+	// srcRoot is the source's descriptor; dirBuf the walker's scratch
+	// space for reading directories.
+	srcRoot *dirHandle
+	dirBuf  []byte
 }
 
 func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) {
@@ -197,6 +214,7 @@ func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) 
 			for j := range c.jobs {
 				if err := gctx.Err(); err != nil {
 					j.dir.release()
+					j.src.release()
 					return err
 				}
 				if err := c.copyFile(j); err != nil {
@@ -208,13 +226,15 @@ func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) 
 	}
 	c.dirs = append(c.dirs, dirMeta{".", rootInfo})
 	c.res.Dirs++
-	walkErr := c.walk(gctx, ".", c.root)
+	c.dirBuf = make([]byte, 32<<10)
+	walkErr := c.walk(gctx, ".", c.root, c.srcRoot)
 	close(c.jobs)
 	err := g.Wait()
 	// Workers that stopped early left jobs behind; their handles are
 	// still held.
 	for j := range c.jobs {
 		j.dir.release()
+		j.src.release()
 	}
 	if err != nil {
 		return c.result(), err
@@ -250,45 +270,58 @@ func (c *copier) result() Result {
 // srcPath is rel's path in the source.
 func (c *copier) srcPath(rel string) string { return filepath.Join(c.src, filepath.FromSlash(rel)) }
 
-// walk copies the entries of the source directory rel into dir, whose
-// handle the caller holds: directories and symlinks here, regular files by
-// queueing them for the workers. Entries are visited in lexical order, so
-// the first name of a hardlinked file is the same from run to run.
-func (c *copier) walk(ctx context.Context, rel string, dir *dirHandle) error {
-	ents, err := os.ReadDir(c.srcPath(rel))
+// walk copies the entries of the source directory rel, open as sdir, into
+// dir, whose handles the caller holds: directories and symlinks here,
+// regular files by queueing them for the workers. Entries are visited in
+// lexical order, so the first name of a hardlinked file is the same from
+// run to run.
+func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) error {
+	names, err := fsutil.DirNames(sdir.fd, c.dirBuf)
 	if err != nil {
-		return fmt.Errorf("copy tree: %w", err)
+		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "readdirent", Path: c.srcPath(rel), Err: err})
 	}
-	for _, e := range ents {
+	slices.Sort(names)
+	for _, base := range names {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		base := e.Name()
 		crel := path.Join(rel, base)
-		info, err := e.Info()
+		info, err := lstatAt(sdir.fd, base)
 		if err != nil {
-			return fmt.Errorf("copy tree: %w", err)
+			return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "lstat", Path: c.srcPath(crel), Err: err})
 		}
 		switch t := info.Mode().Type(); {
 		case t == fs.ModeDir:
+			// O_NOFOLLOW: a directory swapped for a symlink since its
+			// lstat makes the open fail instead of leading the walk out.
+			sfd, err := ignoringEINTR(func() (int, error) {
+				return unix.Openat(sdir.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			})
+			if err != nil {
+				return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(crel), Err: err})
+			}
+			schild := &dirHandle{fd: sfd}
+			schild.refs.Store(1)
 			child, err := c.mkdir(dir, base, crel)
 			if err != nil {
+				schild.release()
 				return err
 			}
 			c.dirs = append(c.dirs, dirMeta{crel, info})
 			c.res.Dirs++
-			err = c.walk(ctx, crel, child)
+			err = c.walk(ctx, crel, child, schild)
 			child.release()
+			schild.release()
 			if err != nil {
 				return err
 			}
 		case t == fs.ModeSymlink:
-			if err := c.symlink(dir, base, crel, info); err != nil {
+			if err := c.symlink(dir, sdir, base, crel, info); err != nil {
 				return err
 			}
 			c.res.Symlinks++
 		case t.IsRegular():
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if st := &info.st; st.Nlink > 1 {
 				id := inode{uint64(st.Dev), uint64(st.Ino)}
 				if first, seen := c.inodes[id]; seen {
 					c.links = append(c.links, linkJob{first, crel})
@@ -297,10 +330,12 @@ func (c *copier) walk(ctx context.Context, rel string, dir *dirHandle) error {
 				c.inodes[id] = crel
 			}
 			dir.acquire()
+			sdir.acquire()
 			select {
-			case c.jobs <- fileJob{dir, base, crel, info}:
+			case c.jobs <- fileJob{dir, sdir, base, crel, info}:
 			case <-ctx.Done():
 				dir.release()
+				sdir.release()
 				return ctx.Err()
 			}
 		default:
@@ -309,6 +344,47 @@ func (c *copier) walk(ctx context.Context, rel string, dir *dirHandle) error {
 	}
 	return nil
 }
+
+// readlinkAt returns the target of the symlink name in the directory dirfd.
+func readlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := ignoringEINTR(func() (int, error) { return unix.Readlinkat(dirfd, name, buf) })
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// statInfo is an fs.FileInfo from an fstatat; its Sys is the
+// *unix.Stat_t.
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+// lstatAt describes the entry name of the directory dirfd without
+// following a symlink.
+func lstatAt(dirfd int, name string) (*statInfo, error) {
+	i := &statInfo{name: name}
+	_, err := ignoringEINTR(func() (struct{}, error) {
+		return struct{}{}, unix.Fstatat(dirfd, name, &i.st, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+func (i *statInfo) Name() string       { return i.name }
+func (i *statInfo) Size() int64        { return i.st.Size }
+func (i *statInfo) Mode() fs.FileMode  { return fsutil.UnixMode(i.st.Mode) }
+func (i *statInfo) ModTime() time.Time { return time.Unix(i.st.Mtim.Sec, i.st.Mtim.Nsec) }
+func (i *statInfo) IsDir() bool        { return i.Mode().IsDir() }
+func (i *statInfo) Sys() any           { return &i.st }
 
 // mkdir makes base in parent a writable directory, replacing a
 // non-directory there, and returns a handle on it (one reference, the
@@ -442,10 +518,10 @@ func replaceAt(dirfd int, name string, create func() error) error {
 	return create()
 }
 
-func (c *copier) symlink(dir *dirHandle, base, rel string, info fs.FileInfo) error {
-	target, err := os.Readlink(c.srcPath(rel))
+func (c *copier) symlink(dir, sdir *dirHandle, base, rel string, info fs.FileInfo) error {
+	target, err := readlinkAt(sdir.fd, base)
 	if err != nil {
-		return fmt.Errorf("copy tree: %w", err)
+		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "readlink", Path: c.srcPath(rel), Err: err})
 	}
 	if err := replaceAt(dir.fd, base, func() error { return unix.Symlinkat(target, dir.fd, base) }); err != nil {
 		return fmt.Errorf("copy tree: symlink %s: %w", rel, err)
@@ -462,9 +538,10 @@ func (c *copier) symlink(dir *dirHandle, base, rel string, info fs.FileInfo) err
 
 func (c *copier) copyFile(j fileJob) error {
 	defer j.dir.release()
+	defer j.src.release()
 	srcPath := c.srcPath(j.rel)
 	if c.opts.Link {
-		linked, err := c.link(srcPath, j)
+		linked, err := c.link(j)
 		if err != nil {
 			return fmt.Errorf("copy tree: link %s: %w", j.rel, err)
 		}
@@ -475,7 +552,7 @@ func (c *copier) copyFile(j fileJob) error {
 		}
 	}
 	in, err := ignoringEINTR(func() (int, error) {
-		return unix.Open(srcPath, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return unix.Openat(j.src.fd, j.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: srcPath, Err: err})
@@ -534,13 +611,13 @@ func (c *copier) done(size int64) {
 	}
 }
 
-// link hardlinks srcPath as the job's name. It reports false (and no
-// error) when the two are on different file systems, so the caller copies
-// instead.
-func (c *copier) link(srcPath string, j fileJob) (bool, error) {
+// link hardlinks the job's source file as its name. It reports false (and
+// no error) when the two are on different file systems, so the caller
+// copies instead.
+func (c *copier) link(j fileJob) (bool, error) {
 	err := replaceAt(j.dir.fd, j.base, func() error {
-		// Flags 0: a symlink at srcPath would be linked, not followed.
-		return unix.Linkat(unix.AT_FDCWD, srcPath, j.dir.fd, j.base, 0)
+		// Flags 0: a symlink in the source would be linked, not followed.
+		return unix.Linkat(j.src.fd, j.base, j.dir.fd, j.base, 0)
 	})
 	if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) {
 		// EPERM: hardlinks refused (protected_hardlinks for a file
@@ -717,7 +794,10 @@ func times(info fs.FileInfo) ([2]unix.Timespec, error) {
 		return [2]unix.Timespec{}, err
 	}
 	atime := mtime
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+	switch st := info.Sys().(type) {
+	case *unix.Stat_t: // statInfo
+		atime = st.Atim
+	case *syscall.Stat_t: // os.Lstat's, for the root
 		atime = unix.Timespec(st.Atim)
 	}
 	return [2]unix.Timespec{atime, mtime}, nil
