@@ -76,12 +76,18 @@ func TestGNUTarExtractsOurArchives(t *testing.T) {
 	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 200})
 	name, _ := writeFile(t, src, WriteOptions{Level: 19})
+	treetest.AssertEqual(t, src, gnuExtract(t, zstdBin, tarBin, name))
+}
+
+// gnuExtract restores the archive file name with `zstd -d | tar -x` into
+// a new directory and returns it.
+func gnuExtract(t *testing.T, zstdBin, tarBin, name string) string {
+	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-
 	dest := filepath.Join(t.TempDir(), "gnu")
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func TestGNUTarExtractsOurArchives(t *testing.T) {
 	t.Cleanup(func() { _ = fsutil.RemoveAll(dest) })
 	// -p keeps exact modes for a non-root user too (root gets it by default).
 	pipe(t, f, io.Discard, exec.Command(zstdBin, "-d", "-c"), exec.Command(tarBin, "-x", "-p", "-f", "-", "-C", dest))
-	treetest.AssertEqual(t, src, dest)
+	return dest
 }
 
 // TestExtractReadsGNUTarArchives checks the other direction: an archive

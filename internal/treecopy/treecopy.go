@@ -118,31 +118,38 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return Result{}, fmt.Errorf("copy tree: %w", err)
 	}
-	// dst itself may be reached through symlinks (a home directory that is
-	// a link, say); only what is below it is never followed.
-	fd, err := ignoringEINTR(func() (int, error) {
-		return unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	})
+	// dst and src themselves may be reached through symlinks (a home
+	// directory that is a link, say); only what is below them is never
+	// followed.
+	root, err := openTop(dst)
 	if err != nil {
-		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: dst, Err: err})
+		return Result{}, err
 	}
-	root := &dirHandle{fd: fd}
-	root.refs.Store(1)
 	defer root.release()
-	if err := ensureWritable(fd); err != nil {
+	if err := ensureWritable(root.fd); err != nil {
 		return Result{}, fmt.Errorf("copy tree: make %s writable: %w", dst, err)
 	}
-	sfd, err := ignoringEINTR(func() (int, error) {
-		return unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	})
+	srcRoot, err := openTop(src)
 	if err != nil {
-		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: src, Err: err})
+		return Result{}, err
 	}
-	srcRoot := &dirHandle{fd: sfd}
-	srcRoot.refs.Store(1)
 	defer srcRoot.release()
 	c := &copier{src: src, root: root, srcRoot: srcRoot, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
 	return c.run(ctx, fi)
+}
+
+// openTop opens the directory dir (following symlinks) as a handle with
+// one reference, the caller's.
+func openTop(dir string) (*dirHandle, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: dir, Err: err})
+	}
+	h := &dirHandle{fd: fd}
+	h.refs.Store(1)
+	return h, nil
 }
 
 type inode struct{ dev, ino uint64 }
