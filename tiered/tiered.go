@@ -448,7 +448,19 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 // planPush measures src and looks up key remotely. same reports that the
 // remote holds a tree of the same shape, which may be identical.
 func (c *Cache) planPush(ctx context.Context, key, src, description string) (want treeShape, meta, old remote.Meta, same bool, err error) {
+	// The lookup is a round trip to the remote: it runs while the tree
+	// is measured, which takes about as long on a large tree.
+	type statOut struct {
+		m   remote.Meta
+		err error
+	}
+	stat := make(chan statOut, 1)
+	go func() {
+		m, err := c.remote.Stat(ctx, key)
+		stat <- statOut{m, err}
+	}()
 	size, files, err := local.Measure(ctx, src)
+	st := <-stat
 	if err != nil {
 		return want, meta, old, false, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -457,7 +469,7 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 	if testHookMeasured != nil {
 		testHookMeasured()
 	}
-	old, err = c.remote.Stat(ctx, key)
+	old, err = st.m, st.err
 	switch {
 	case errors.Is(err, tiercache.ErrNotFound):
 		return want, meta, old, false, nil
