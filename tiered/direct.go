@@ -9,15 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
-	"github.com/tiercache/tiercache/remote"
 )
 
 // The methods here skip the local tier, for machines that live for one
@@ -93,52 +90,18 @@ func (c *Cache) archiveChecked(ctx context.Context, key, src string, want treeSh
 //
 // A miss is (Hit{}, false, nil) and leaves dir as it was. Hit.Path is dir.
 func (c *Cache) PullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
-	if err := tiercache.ValidateKey(key); err != nil {
-		return Hit{}, false, err
-	}
-	for _, p := range prefixes {
-		if err := tiercache.ValidateKey(p); err != nil {
-			return Hit{}, false, fmt.Errorf("restore key: %w", err)
-		}
-	}
 	if c.remote == nil {
 		return Hit{}, false, fmt.Errorf("get %q: %w: no remote tier to pull from", key, tiercache.ErrInvalidArgument)
 	}
-	if h, ok, err := c.pullInto(ctx, key, dir); err != nil || ok {
-		return h, ok, err
-	}
-	tried := map[string]bool{key: true}
-	for _, p := range prefixes {
-		metas, err := c.remote.List(ctx, p)
-		if err != nil {
-			return Hit{}, false, fmt.Errorf("remote list %q: %w", p, err)
-		}
-		slices.SortFunc(metas, func(a, b remote.Meta) int {
-			if c := b.Created.Compare(a.Created); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Key, b.Key)
-		})
-		for _, m := range metas {
-			if tried[m.Key] {
-				continue
-			}
-			tried[m.Key] = true
-			if h, ok, err := c.pullInto(ctx, m.Key, dir); err != nil || ok {
-				return h, ok, err
-			}
-		}
-	}
-	return Hit{}, false, nil
+	return c.restore(ctx, key, prefixes, false, func(ctx context.Context, k string) (Hit, bool, error) {
+		return c.pullInto(ctx, k, dir)
+	})
 }
 
 func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error) {
-	rc, meta, err := c.remote.Open(ctx, key)
-	if errors.Is(err, tiercache.ErrNotFound) {
-		return Hit{}, false, nil
-	}
-	if err != nil {
-		return Hit{}, false, fmt.Errorf("remote get %q: %w", key, err)
+	rc, meta, ok, err := c.openRemote(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
 	}
 	defer rc.Close()
 	abs, err := filepath.Abs(dir)
@@ -159,11 +122,8 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 			_ = fsutil.RemoveAll(stage)
 		}
 	}()
-	xopts := c.opts.Extract
-	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
-	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
-	var res archive.Result
-	if err := c.fillFrom(ctx, key, rc, meta, xopts, stage, &res); err != nil {
+	res, err := c.fillFrom(ctx, key, rc, meta, stage)
+	if err != nil {
 		if errors.Is(err, tiercache.ErrNotFound) {
 			return Hit{}, false, nil // replaced under us: a miss
 		}

@@ -15,11 +15,7 @@ import (
 func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
+	src := fidelityTree(t, 100)
 	res, err := c.PushRemote(t.Context(), "k", src, "d")
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +59,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 func TestPullRemote(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 100})
+	src := fidelityTree(t, 100)
 	if _, err := c.PushRemote(t.Context(), "deps-1", src, ""); err != nil {
 		t.Fatal(err)
 	}

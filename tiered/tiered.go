@@ -186,27 +186,18 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	if h, ok, err := c.localHit(ctx, key); err != nil || ok {
 		return h, ok, err
 	}
-	rc, meta, err := c.remote.Open(ctx, key)
-	if errors.Is(err, tiercache.ErrNotFound) {
-		return Hit{}, false, nil
-	}
-	if err != nil {
-		return Hit{}, false, fmt.Errorf("remote get %q: %w", key, err)
+	rc, meta, ok, err := c.openRemote(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
 	}
 	defer rc.Close()
 	if free, err := c.local.FreeBytes(); err == nil && meta.Size > free {
 		return Hit{}, false, fmt.Errorf("%w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, key, meta.Size, free, c.local.Root())
 	}
-	// The manifest says what the archive must hold, and verify insists on
-	// it exactly; extracting no more than that stops a decompression bomb
-	// at the first byte past the recorded size instead of after it has
-	// filled the disk. (Zero means "default" to archive, hence the 1.)
-	xopts := c.opts.Extract
-	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
-	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
 	var got archive.Result
 	fill := func(ctx context.Context, dir string) (int64, int64, error) {
-		err := c.fillFrom(ctx, key, rc, meta, xopts, dir, &got)
+		var err error
+		got, err = c.fillFrom(ctx, key, rc, meta, dir)
 		return got.Size, got.Files, err
 	}
 	p, err := c.local.PutMeasured(ctx, key, meta.Description, fill)
@@ -232,24 +223,40 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 }
 
 // fillFrom extracts the archive read from rc into dir and verifies it
-// against meta; on success *got holds the extraction's result.
-func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, xopts archive.ExtractOptions, dir string, got *archive.Result) error {
+// against meta.
+func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string) (archive.Result, error) {
 	r := rc
 	if c.opts.Progress != nil {
 		r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
 	}
+	// The manifest says what the archive must hold, and verify insists on
+	// it exactly; extracting no more than that stops a decompression bomb
+	// at the first byte past the recorded size instead of after it has
+	// filled the disk. (Zero means "default" to archive, hence the 1.)
+	xopts := c.opts.Extract
+	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
+	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
 	res, err := archive.Extract(ctx, r, dir, xopts)
 	if err != nil {
 		if errors.Is(err, tiercache.ErrNotFound) {
-			return err
+			return res, err
 		}
-		return fmt.Errorf("extract %q: %w", key, err)
+		return res, fmt.Errorf("extract %q: %w", key, err)
 	}
-	if err := verify(key, meta, res); err != nil {
-		return err
+	return res, verify(key, meta, res)
+}
+
+// openRemote opens key's archive in the remote tier; a missing key is
+// (nil, Meta{}, false, nil).
+func (c *Cache) openRemote(ctx context.Context, key string) (io.ReadCloser, remote.Meta, bool, error) {
+	rc, meta, err := c.remote.Open(ctx, key)
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return nil, remote.Meta{}, false, nil
 	}
-	*got = res
-	return nil
+	if err != nil {
+		return nil, remote.Meta{}, false, fmt.Errorf("remote get %q: %w", key, err)
+	}
+	return rc, meta, true, nil
 }
 
 // capLimit returns the configured limit (0 = archive's default) lowered
@@ -281,6 +288,13 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 // first hit. For a prefix, the newest entry (by creation time) whose key
 // starts with it wins, across both tiers. A miss is (Hit{}, false, nil).
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
+	return c.restore(ctx, key, prefixes, true, c.get)
+}
+
+// restore tries key, then the candidates of each prefix in turn (see
+// candidates; the local tier's too if withLocal), each key once, with
+// get, and returns the first hit.
+func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal bool, get func(ctx context.Context, key string) (Hit, bool, error)) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
 	}
@@ -289,43 +303,46 @@ func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit
 			return Hit{}, false, fmt.Errorf("restore key: %w", err)
 		}
 	}
-	if h, ok, err := c.get(ctx, key); err != nil || ok {
+	if h, ok, err := get(ctx, key); err != nil || ok {
 		return h, ok, err
 	}
+	tried := map[string]bool{key: true}
 	for _, p := range prefixes {
-		cands, err := c.candidates(ctx, p)
+		cands, err := c.candidates(ctx, p, withLocal)
 		if err != nil {
 			return Hit{}, false, err
 		}
 		for _, k := range cands {
-			h, ok, err := c.get(ctx, k)
-			if err != nil {
-				return Hit{}, false, err
+			if tried[k] {
+				continue
 			}
-			if ok {
-				return h, true, nil
+			tried[k] = true
+			if h, ok, err := get(ctx, k); err != nil || ok {
+				return h, ok, err
 			}
 		}
 	}
 	return Hit{}, false, nil
 }
 
-// candidates returns the keys starting with prefix in both tiers, newest
-// first.
-func (c *Cache) candidates(ctx context.Context, prefix string) ([]string, error) {
+// candidates returns the keys starting with prefix in the remote tier and,
+// if withLocal, the local one, newest first.
+func (c *Cache) candidates(ctx context.Context, prefix string, withLocal bool) ([]string, error) {
 	newest := map[string]time.Time{}
 	add := func(k string, t time.Time) {
 		if old, ok := newest[k]; !ok || t.After(old) {
 			newest[k] = t
 		}
 	}
-	locals, err := c.local.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range locals {
-		if strings.HasPrefix(e.Key, prefix) {
-			add(e.Key, e.Created)
+	if withLocal {
+		locals, err := c.local.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range locals {
+			if strings.HasPrefix(e.Key, prefix) {
+				add(e.Key, e.Created)
+			}
 		}
 	}
 	if c.remote != nil {

@@ -48,6 +48,18 @@ func smallTree(t *testing.T, tag string) string {
 	return dir
 }
 
+// fidelityTree writes the shared fidelity tree with smallFiles small files
+// into a new directory and returns it.
+func fidelityTree(t *testing.T, smallFiles int) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: smallFiles})
+	return src
+}
+
 func TestConformanceLocalOnly(t *testing.T) {
 	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return newTiered(t, nil, Options{}) })
 }
@@ -70,11 +82,7 @@ func dropLocal(t *testing.T, c *Cache) *Cache {
 func TestHydrateAfterDroppingLocal(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 200})
+	src := fidelityTree(t, 200)
 	res, err := c.PutResult(t.Context(), "fid", src, "fidelity")
 	if err != nil {
 		t.Fatal(err)
@@ -435,11 +443,7 @@ func TestPutTreeChangingDuringPush(t *testing.T) {
 func TestPutStoresSameTreeInBothTiers(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 200})
+	src := fidelityTree(t, 200)
 	res, err := c.PutResult(t.Context(), "k", src, "d")
 	if err != nil {
 		t.Fatal(err)
