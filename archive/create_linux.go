@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // outFile is an extracted regular file being written, through a raw
@@ -30,7 +31,7 @@ func createFile(h *dirHandle, base string, perm fs.FileMode) (*outFile, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: h.path, Err: err}
 	}
-	fd, err := ignoringEINTR(func() (int, error) {
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
 	})
 	if err != nil {
@@ -43,7 +44,7 @@ func createFile(h *dirHandle, base string, perm fs.FileMode) (*outFile, error) {
 func (f *outFile) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		m, err := ignoringEINTR(func() (int, error) { return unix.Write(f.fd, p[n:]) })
+		m, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Write(f.fd, p[n:]) })
 		if err != nil {
 			return n, &fs.PathError{Op: "write", Path: f.path, Err: err}
 		}
@@ -65,11 +66,7 @@ func (f *outFile) Chmod(perm fs.FileMode) error {
 func (f *outFile) Finish(mtime time.Time) error {
 	mt, err := unix.TimeToTimespec(mtime)
 	if err == nil {
-		ts := [2]unix.Timespec{mt, mt}
-		// utimensat with a NULL path is futimens.
-		if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(f.fd), 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0); errno != 0 {
-			err = errno
-		}
+		err = fsutil.Futimens(f.fd, &[2]unix.Timespec{mt, mt})
 	}
 	if err != nil {
 		_ = unix.Close(f.fd)

@@ -83,7 +83,7 @@ type srcTree struct {
 // openSourceDir opens the root of the tree to archive (following a
 // symlink there, like os.OpenRoot).
 func openSourceDir(dir string) (srcDir, error) {
-	fd, err := ignoringEINTR(func() (int, error) {
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
@@ -114,7 +114,7 @@ func (d srcDir) names(rel string, buf []byte) ([]string, error) {
 // lstat describes the entry name of d without following a symlink.
 func (d srcDir) lstat(name, rel string) (srcInfo, error) {
 	var st unix.Stat_t
-	if _, err := ignoringEINTR(func() (int, error) {
+	if _, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return 0, unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	}); err != nil {
 		return srcInfo{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
@@ -148,7 +148,7 @@ func (d srcDir) readlink(_, rel string) (string, error) {
 // directory swapped for a symlink since it was listed makes the open fail
 // instead of leading the walk out of the tree.
 func (d srcDir) openDir(name, rel string) (srcDir, error) {
-	fd, err := ignoringEINTR(func() (int, error) {
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
@@ -162,7 +162,7 @@ func (d srcDir) openDir(name, rel string) (srcDir, error) {
 // than be followed. O_NONBLOCK: one swapped for a FIFO cannot hang the
 // open (it reads as a file that shrank); regular files ignore the flag.
 func (d srcDir) openFile(name, rel string) (io.ReadCloser, error) {
-	fd, err := ignoringEINTR(func() (int, error) {
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
@@ -182,7 +182,7 @@ func (f *rawFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := ignoringEINTR(func() (int, error) { return unix.Read(f.fd, p) })
+	n, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Read(f.fd, p) })
 	if err != nil {
 		return 0, &fs.PathError{Op: "read", Path: f.rel, Err: err}
 	}
@@ -195,13 +195,3 @@ func (f *rawFile) Read(p []byte) (int, error) {
 // Close closes the descriptor; it was opened read-only, so no error can
 // mean lost data.
 func (f *rawFile) Close() error { return unix.Close(f.fd) }
-
-// ignoringEINTR retries fn while it is interrupted by a signal.
-func ignoringEINTR(fn func() (int, error)) (int, error) {
-	for {
-		n, err := fn()
-		if err != unix.EINTR { // a bare Errno: no wrapping to look through
-			return n, err
-		}
-	}
-}

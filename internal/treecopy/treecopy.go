@@ -36,7 +36,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -141,7 +140,7 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 // openTop opens the directory dir (following symlinks) as a handle with
 // one reference, the caller's.
 func openTop(dir string) (*dirHandle, error) {
-	fd, err := ignoringEINTR(func() (int, error) {
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
@@ -301,7 +300,7 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 		case t == fs.ModeDir:
 			// O_NOFOLLOW: a directory swapped for a symlink since its
 			// lstat makes the open fail instead of leading the walk out.
-			sfd, err := ignoringEINTR(func() (int, error) {
+			sfd, err := fsutil.IgnoringEINTR(func() (int, error) {
 				return unix.Openat(sdir.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			})
 			if err != nil {
@@ -356,7 +355,7 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 func readlinkAt(dirfd int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := ignoringEINTR(func() (int, error) { return unix.Readlinkat(dirfd, name, buf) })
+		n, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Readlinkat(dirfd, name, buf) })
 		if err != nil {
 			return "", err
 		}
@@ -377,7 +376,7 @@ type statInfo struct {
 // following a symlink.
 func lstatAt(dirfd int, name string) (*statInfo, error) {
 	i := &statInfo{name: name}
-	_, err := ignoringEINTR(func() (struct{}, error) {
+	_, err := fsutil.IgnoringEINTR(func() (struct{}, error) {
 		return struct{}{}, unix.Fstatat(dirfd, name, &i.st, unix.AT_SYMLINK_NOFOLLOW)
 	})
 	if err != nil {
@@ -438,12 +437,12 @@ func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) 
 // cannot read (mode 0300, say) is first made readable.
 func openDirAt(dirfd int, name string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
+	fd, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
 	if !errors.Is(err, unix.EACCES) {
 		return fd, err
 	}
 	// An O_PATH descriptor needs no permission on the directory itself.
-	pfd, err := ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags|unix.O_PATH, 0) })
+	pfd, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags|unix.O_PATH, 0) })
 	if err != nil {
 		return -1, err
 	}
@@ -452,7 +451,7 @@ func openDirAt(dirfd int, name string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	return ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
+	return fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
 }
 
 // chmodPath adds mode bits to the file an O_PATH descriptor refers to.
@@ -558,7 +557,7 @@ func (c *copier) copyFile(j fileJob) error {
 			return nil
 		}
 	}
-	in, err := ignoringEINTR(func() (int, error) {
+	in, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Openat(j.src.fd, j.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
@@ -575,7 +574,7 @@ func (c *copier) copyFile(j fileJob) error {
 	var out int
 	err = replaceAt(j.dir.fd, j.base, func() error {
 		var err error
-		out, err = ignoringEINTR(func() (int, error) {
+		out, err = fsutil.IgnoringEINTR(func() (int, error) {
 			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(create))
 		})
 		return err
@@ -597,7 +596,7 @@ func (c *copier) copyFile(j fileJob) error {
 	}
 	ts, err := times(j.info)
 	if err == nil {
-		err = futimens(out, &ts)
+		err = fsutil.Futimens(out, &ts)
 	}
 	if err != nil {
 		_ = unix.Close(out)
@@ -674,7 +673,7 @@ func (c *copier) fill(out, in int, size int64) error {
 func readWrite(out, in int) error {
 	buf := make([]byte, 256<<10)
 	for {
-		n, err := ignoringEINTR(func() (int, error) { return unix.Read(in, buf) })
+		n, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Read(in, buf) })
 		if err != nil {
 			return err
 		}
@@ -682,7 +681,7 @@ func readWrite(out, in int) error {
 			return nil
 		}
 		for w := buf[:n]; len(w) > 0; {
-			m, err := ignoringEINTR(func() (int, error) { return unix.Write(out, w) })
+			m, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Write(out, w) })
 			if err != nil {
 				return err
 			}
@@ -769,7 +768,7 @@ func (c *copier) setDirMeta() error {
 		}
 		ts, err := times(d.info)
 		if err == nil {
-			err = futimens(fd, &ts)
+			err = fsutil.Futimens(fd, &ts)
 		}
 		if err != nil {
 			return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
@@ -808,25 +807,4 @@ func times(info fs.FileInfo) ([2]unix.Timespec, error) {
 		atime = unix.Timespec(st.Atim)
 	}
 	return [2]unix.Timespec{atime, mtime}, nil
-}
-
-// futimens sets the times of the file open as fd. x/sys/unix has no
-// wrapper: utimensat with a nil path is the system call behind it.
-func futimens(fd int, ts *[2]unix.Timespec) error {
-	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
-// ignoringEINTR retries fn while it is interrupted by a signal, as the os
-// package does (Go's own preemption signals can interrupt slow calls).
-func ignoringEINTR[T any](fn func() (T, error)) (T, error) {
-	for {
-		v, err := fn()
-		if !errors.Is(err, unix.EINTR) {
-			return v, err
-		}
-	}
 }
