@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treecopy"
@@ -40,15 +37,9 @@ func inodeOf(fi fs.FileInfo) (inode, bool) {
 	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }
 
-// modeOf is the mode an entry is stored with: its permission bits and the
-// sticky bit; setuid and setgid are dropped, as the cache must not hand out
-// privilege-raising files.
-func modeOf(fi fs.FileInfo) fs.FileMode {
-	return fi.Mode().Perm() | fi.Mode()&fs.ModeSticky
-}
-
 // copyTree copies the tree at src into dst, an existing empty directory,
-// and finally gives dst the mode and mtime of src. Regular files keep their
+// and finally gives dst the mode and mtime of src (treecopy does all of
+// it). Regular files keep their
 // bytes, permission bits and mtimes; directories, including empty ones,
 // get their mode and mtime after their contents are written, so read-only
 // trees copy fine; symlinks are copied as links, never followed, whatever
@@ -74,33 +65,10 @@ func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
 		// so a full disk names the cache that is full.
 		return treeStats{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	if err := finishDir(dst, fi); err != nil {
-		return treeStats{}, err
-	}
 	return treeStats{
 		size:  res.Bytes,
 		files: res.Files + res.Hardlinks + res.Symlinks + res.Dirs - 1, // Dirs counts dst itself
 	}, nil
-}
-
-// finishDir applies a directory's metadata once its contents are in place:
-// a read-only mode would forbid filling it, and adding entries would move
-// its mtime.
-func finishDir(d string, fi fs.FileInfo) error {
-	if err := os.Chmod(d, modeOf(fi)); err != nil {
-		return err
-	}
-	return os.Chtimes(d, time.Time{}, fi.ModTime())
-}
-
-// lchtimes sets the mtime of a symlink itself (os.Chtimes would follow it).
-// The access time is set to the same instant.
-func lchtimes(path string, mtime time.Time) error {
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &fs.PathError{Op: "lchtimes", Path: path, Err: err}
-	}
-	return nil
 }
 
 // statTree measures a tree written by a PutFunc fill, the way copyTree

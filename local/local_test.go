@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/flock"
 	"github.com/tiercache/tiercache/internal/fsutil"
@@ -735,4 +737,14 @@ func TestEntryAtDescribesThatVersion(t *testing.T) {
 			t.Errorf("EntryAt(%s) = %v, want ErrInvalidArgument", bad, err)
 		}
 	}
+}
+
+// lchtimes sets the mtime of a symlink itself (os.Chtimes would follow it).
+// The access time is set to the same instant.
+func lchtimes(path string, mtime time.Time) error {
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "lchtimes", Path: path, Err: err}
+	}
+	return nil
 }
