@@ -498,15 +498,7 @@ func (c *Cache) entry(version string, m meta) tiercache.Entry {
 // directories, symlinks (as links, whatever their target) and hardlinks
 // within the tree; other file types are refused with ErrInvalidArgument.
 func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (string, error) {
-	if err := checkPut(key, description); err != nil {
-		return "", err
-	}
-	if sourceDir == "" {
-		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
-	}
-	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
-		return copyTree(ctx, sourceDir, dir)
-	})
+	return c.putCopy(ctx, key, sourceDir, description, nil)
 }
 
 // PutChecked is Put with a last word before the commit: check receives the
@@ -516,24 +508,26 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 // archives it for the upload while this copies it) refuse to store two
 // different snapshots of a tree that changed meanwhile.
 func (c *Cache) PutChecked(ctx context.Context, key, sourceDir, description string, check func(size, files int64) error) (string, error) {
+	if check == nil {
+		return "", fmt.Errorf("%w: nil check for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	return c.putCopy(ctx, key, sourceDir, description, check)
+}
+
+// putCopy is Put, and PutChecked when check is not nil.
+func (c *Cache) putCopy(ctx context.Context, key, sourceDir, description string, check func(size, files int64) error) (string, error) {
 	if err := checkPut(key, description); err != nil {
 		return "", err
 	}
 	if sourceDir == "" {
 		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
 	}
-	if check == nil {
-		return "", fmt.Errorf("%w: nil check for key %q", tiercache.ErrInvalidArgument, key)
-	}
 	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
 		st, err := copyTree(ctx, sourceDir, dir)
-		if err != nil {
-			return treeStats{}, err
+		if err == nil && check != nil {
+			err = check(st.size, st.files)
 		}
-		if err := check(st.size, st.files); err != nil {
-			return treeStats{}, err
-		}
-		return st, nil
+		return st, err
 	})
 }
 
