@@ -561,30 +561,14 @@ func (x *extractor) file(hdr *tar.Header) error {
 		x.seen[name] = kindFile
 		return nil
 	}
-	// Created exclusive: never an existing file, never through a
-	// symlink; writable through this descriptor whatever its mode. With
-	// its final mode where the umask leaves that intact (saving a chmod),
-	// else private and chmodded after the data.
-	create, chmod := fsutil.CreateMode(perm(hdr.Mode), x.umask)
-	f, err := createFile(parent, base, create)
-	if err != nil {
-		return x.createErr(hdr.Name, name, err)
+	cerr, err := createMember(parent, base, hdr.Name, perm(hdr.Mode), x.umask, hdr.ModTime, func(w io.Writer) error {
+		return x.copy(w, hdr)
+	})
+	if cerr != nil {
+		return x.createErr(hdr.Name, name, cerr)
 	}
 	x.seen[name] = kindFile
-	if err := x.copy(f, hdr); err != nil {
-		f.Abort()
-		return err
-	}
-	if chmod {
-		if err := f.Chmod(perm(hdr.Mode)); err != nil {
-			f.Abort()
-			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
-		}
-	}
-	if err := f.Finish(hdr.ModTime); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
-	}
-	return nil
+	return err
 }
 
 // readSmall reads the current member's data (at most pooledFileMax

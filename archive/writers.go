@@ -2,6 +2,7 @@ package archive
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -120,25 +121,45 @@ func (p *writerPool) work() {
 
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
-	create, chmod := fsutil.CreateMode(j.mode, j.umask)
-	f, err := createFile(j.dir, j.base, create)
-	if err != nil {
-		return p.create(j.raw, j.name, err)
-	}
-	if _, err := f.Write(j.data); err != nil {
-		f.Abort()
-		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
-	}
-	if chmod {
-		if err := f.Chmod(j.mode); err != nil {
-			f.Abort()
+	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, j.umask, j.mtime, func(w io.Writer) error {
+		if _, err := w.Write(j.data); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 		}
+		return nil
+	})
+	if cerr != nil {
+		return p.create(j.raw, j.name, cerr)
 	}
-	if err := f.Finish(j.mtime); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+	return err
+}
+
+// createMember creates base in dir, the member raw (for errors), fills it
+// and gives it mode and mtime. The file is created exclusive (never an
+// existing file, never through a symlink) and writable through its
+// descriptor whatever its mode: with its final mode where the umask
+// leaves that intact (saving a chmod), else private and chmodded after
+// the data. A failed create is returned as createErr, for the caller to
+// judge; fill's errors come back as they are.
+func createMember(dir *dirHandle, base, raw string, mode fs.FileMode, umask int, mtime time.Time, fill func(io.Writer) error) (createErr, err error) {
+	create, chmod := fsutil.CreateMode(mode, umask)
+	f, err := createFile(dir, base, create)
+	if err != nil {
+		return err, nil
 	}
-	return nil
+	if err := fill(f); err != nil {
+		f.Abort()
+		return nil, err
+	}
+	if chmod {
+		if err := f.Chmod(mode); err != nil {
+			f.Abort()
+			return nil, fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+		}
+	}
+	if err := f.Finish(mtime); err != nil {
+		return nil, fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+	}
+	return nil, nil
 }
 
 func (p *writerPool) fail(err error) {
