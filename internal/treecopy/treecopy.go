@@ -162,32 +162,114 @@ type inode struct{ dev, ino uint64 }
 type dirHandle struct {
 	fd   int
 	refs atomic.Int32
+	// meta, set on a destination directory's handle, is applied through
+	// fd when the last reference goes, if the directory is complete by
+	// then (see dirMeta.finish).
+	meta *dirMeta
 }
 
 func (h *dirHandle) acquire() { h.refs.Add(1) }
 
 func (h *dirHandle) release() {
 	if h.refs.Add(-1) == 0 {
+		if h.meta != nil {
+			h.meta.finish(h.fd)
+		}
 		_ = unix.Close(h.fd) // read-only descriptor: nothing to flush
 	}
 }
 
 // fileJob is one regular file to copy or link.
 type fileJob struct {
-	dir  *dirHandle // the destination directory, held for the job
-	src  *dirHandle // the source directory, held for the job
+	dir  *dirHandle // the destination directory
+	src  *dirHandle // the source directory
 	base string     // the file's name in dir and in src
 	rel  string     // slash-separated path relative to both roots
 	info fs.FileInfo
 }
 
+// batch is some regular files of one directory, copied one after the
+// other by one worker. Creating a file locks its directory, so workers
+// that each fill a different directory do not wait on one another, as
+// they did (several percent of a copy's CPU went to spinning on that lock)
+// when consecutive files of one directory went to different workers.
+type batch struct {
+	dir, src *dirHandle // held once for the whole batch
+	files    []fileJob
+	bytes    int64
+}
+
+// A batch is handed to the workers once it holds this many files or
+// bytes, so that a large directory is still spread over several workers.
+const (
+	batchFiles = 64
+	batchBytes = 8 << 20
+)
+
+// release drops the batch's hold on its directories.
+func (b *batch) release() {
+	b.dir.release()
+	b.src.release()
+}
+
 // linkJob gives an extra name to a file copied earlier.
 type linkJob struct{ first, rel string }
 
-// dirMeta is applied to a directory once its contents are in place.
+// dirMeta is applied to a directory once its contents are in place: by
+// whoever releases the directory's handle last, while the copy goes on
+// (that spreads the work over the workers and saves reopening each
+// directory), or else by setDirMeta at the end.
+//
+// The fields other than rel and info are written by the walker before it
+// lets go of the handle and read by the goroutine that lets go last; the
+// handle's atomic reference count orders the two.
 type dirMeta struct {
 	rel  string
 	info fs.FileInfo
+	// walked is set once every entry of the directory was created or
+	// queued without error.
+	walked bool
+	// pinned is set when an extra name of a hardlinked file is to go in
+	// the directory: those are made after the workers finish, so it must
+	// stay writable until then.
+	pinned bool
+	// stop reports that the copy failed: an incomplete directory keeps
+	// its temporary mode, as after any failure.
+	stop func() bool
+	// done is set once finish applied the metadata; err if it failed.
+	done bool
+	err  error
+}
+
+// early reports whether a directory of mode m can get its final mode while
+// the copy goes on. The hardlinks made at the end, and setDirMeta, open
+// directories through their parents, so a parent must stay readable and
+// searchable by its owner.
+func early(m fs.FileMode) bool { return m.Perm()&0o500 == 0o500 }
+
+// finish applies d through fd, the directory's descriptor, if the
+// directory is complete.
+func (d *dirMeta) finish(fd int) {
+	if !d.walked || d.pinned || d.stop() {
+		return
+	}
+	d.err = d.apply(fd)
+	d.done = d.err == nil
+}
+
+// apply gives the directory open as fd its mode and times.
+func (d *dirMeta) apply(fd int) error {
+	if err := unix.Fchmod(fd, uint32(fileMode(d.info.Mode()))); err != nil {
+		return fmt.Errorf("copy tree: chmod %s: %w", d.rel, err)
+	}
+	ts, err := times(d.info)
+	if err == nil {
+		err = fsutil.Futimens(fd, &ts)
+	}
+	if err != nil {
+		return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
+	}
+	return nil
 }
 
 type copier struct {
@@ -195,10 +277,10 @@ type copier struct {
 	root   *dirHandle
 	opts   Options
 	inodes map[inode]string // first name seen of each multiply-linked file
-	dirs   []dirMeta        // in walk order: parents before children
+	dirs   []*dirMeta       // in walk order: parents before children
 	links  []linkJob
 	res    Result
-	jobs   chan fileJob
+	jobs   chan *batch
 	// Written by the workers.
 	files, bytes, cloned, linked atomic.Int64
 	// noClone is set once the file systems turn out unable to clone, so
@@ -210,27 +292,31 @@ type copier struct {
 	// space for reading directories.
 	srcRoot *dirHandle
 	dirBuf  []byte
+	// ctx is the copy's, cancelled when a worker fails.
+	ctx context.Context
 }
 
+// stop reports whether the copy is failing or cancelled.
+func (c *copier) stop() bool { return c.ctx.Err() != nil }
+
 func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) {
-	c.jobs = make(chan fileJob, 64)
+	c.jobs = make(chan *batch, 16)
 	g, gctx := errgroup.WithContext(ctx)
+	c.ctx = gctx
 	for range c.opts.Workers {
 		g.Go(func() error {
-			for j := range c.jobs {
-				if err := gctx.Err(); err != nil {
-					j.dir.release()
-					j.src.release()
-					return err
-				}
-				if err := c.copyFile(j); err != nil {
+			for b := range c.jobs {
+				err := c.copyBatch(gctx, b)
+				b.release()
+				if err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 	}
-	c.dirs = append(c.dirs, dirMeta{".", rootInfo})
+	// The root's metadata is applied at the end: its handle is Copy's.
+	c.dirs = append(c.dirs, &dirMeta{rel: ".", info: rootInfo})
 	c.res.Dirs++
 	c.dirBuf = make([]byte, 32<<10)
 	walkErr := c.walk(gctx, ".", c.root, c.srcRoot)
@@ -238,9 +324,8 @@ func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) 
 	err := g.Wait()
 	// Workers that stopped early left jobs behind; their handles are
 	// still held.
-	for j := range c.jobs {
-		j.dir.release()
-		j.src.release()
+	for b := range c.jobs {
+		b.release()
 	}
 	if err != nil {
 		return c.result(), err
@@ -277,75 +362,141 @@ func (c *copier) result() Result {
 func (c *copier) srcPath(rel string) string { return filepath.Join(c.src, filepath.FromSlash(rel)) }
 
 // walk copies the entries of the source directory rel, open as sdir, into
-// dir, whose handles the caller holds: directories and symlinks here,
-// regular files by queueing them for the workers. Entries are visited in
-// lexical order, so the first name of a hardlinked file is the same from
-// run to run.
+// dir, whose handles the caller holds: symlinks here, regular files by
+// queueing them for the workers in batches, then each subdirectory in
+// turn. Entries are visited in lexical order, files before subdirectories,
+// so the first name of a hardlinked file is the same from run to run.
 func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) error {
 	names, err := fsutil.DirNames(sdir.fd, c.dirBuf)
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "readdirent", Path: c.srcPath(rel), Err: err})
 	}
 	slices.Sort(names)
+	var subdirs []*dirMeta
+	var b *batch
 	for _, base := range names {
 		if err := ctx.Err(); err != nil {
+			if b != nil {
+				b.release()
+			}
 			return err
 		}
 		crel := path.Join(rel, base)
 		info, err := lstatAt(sdir.fd, base)
-		if err != nil {
-			return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "lstat", Path: c.srcPath(crel), Err: err})
+		if err == nil {
+			err = c.entry(dir, sdir, base, crel, info, &subdirs, &b)
+		} else {
+			err = fmt.Errorf("copy tree: %w", &fs.PathError{Op: "lstat", Path: c.srcPath(crel), Err: err})
 		}
-		switch t := info.Mode().Type(); {
-		case t == fs.ModeDir:
-			// O_NOFOLLOW: a directory swapped for a symlink since its
-			// lstat makes the open fail instead of leading the walk out.
-			sfd, err := fsutil.IgnoringEINTR(func() (int, error) {
-				return unix.Openat(sdir.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			})
-			if err != nil {
-				return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(crel), Err: err})
+		if err == nil && b != nil && (len(b.files) >= batchFiles || b.bytes >= batchBytes) {
+			err = c.send(ctx, b)
+			b = nil
+		}
+		if err != nil {
+			if b != nil {
+				b.release()
 			}
-			schild := &dirHandle{fd: sfd}
-			schild.refs.Store(1)
-			child, err := c.mkdir(dir, base, crel)
-			if err != nil {
-				schild.release()
-				return err
-			}
-			c.dirs = append(c.dirs, dirMeta{crel, info})
-			c.res.Dirs++
-			err = c.walk(ctx, crel, child, schild)
-			child.release()
-			schild.release()
-			if err != nil {
-				return err
-			}
-		case t == fs.ModeSymlink:
-			if err := c.symlink(dir, sdir, base, crel, info); err != nil {
-				return err
-			}
-			c.res.Symlinks++
-		case t.IsRegular():
-			if st := &info.st; st.Nlink > 1 {
-				id := inode{uint64(st.Dev), uint64(st.Ino)}
-				if first, seen := c.inodes[id]; seen {
-					c.links = append(c.links, linkJob{first, crel})
-					continue
+			return err
+		}
+	}
+	if b != nil {
+		if err := c.send(ctx, b); err != nil {
+			return err
+		}
+	}
+	for _, d := range subdirs {
+		if err := c.subdir(ctx, dir, sdir, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry handles one entry of a directory being walked: a subdirectory is
+// added to subdirs for later, a symlink is made at once, and a regular
+// file joins the batch *b (started here if nil).
+func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo, subdirs *[]*dirMeta, b **batch) error {
+	switch t := info.Mode().Type(); {
+	case t == fs.ModeDir:
+		*subdirs = append(*subdirs, &dirMeta{rel: rel, info: info, stop: c.stop})
+	case t == fs.ModeSymlink:
+		if err := c.symlink(dir, sdir, base, rel, info); err != nil {
+			return err
+		}
+		c.res.Symlinks++
+	case t.IsRegular():
+		if st := &info.st; st.Nlink > 1 {
+			id := inode{uint64(st.Dev), uint64(st.Ino)}
+			if first, seen := c.inodes[id]; seen {
+				c.links = append(c.links, linkJob{first, rel})
+				if dir.meta != nil {
+					dir.meta.pinned = true
 				}
-				c.inodes[id] = crel
+				return nil
 			}
+			c.inodes[id] = rel
+		}
+		if *b == nil {
 			dir.acquire()
 			sdir.acquire()
-			select {
-			case c.jobs <- fileJob{dir, sdir, base, crel, info}:
-			case <-ctx.Done():
-				dir.release()
-				sdir.release()
-				return ctx.Err()
-			}
-		default:
-			return fmt.Errorf("%w: copy tree: %s is a %v, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(crel), t)
+			*b = &batch{dir: dir, src: sdir}
+		}
+		(*b).files = append((*b).files, fileJob{dir, sdir, base, rel, info})
+		(*b).bytes += info.Size()
+	default:
+		return fmt.Errorf("%w: copy tree: %s is a %v, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(rel), t)
+	}
+	return nil
+}
+
+// send queues b for the workers; on cancellation it releases b instead.
+func (c *copier) send(ctx context.Context, b *batch) error {
+	select {
+	case c.jobs <- b:
+		return nil
+	case <-ctx.Done():
+		b.release()
+		return ctx.Err()
+	}
+}
+
+// subdir creates the subdirectory d of dir and copies its tree into it.
+func (c *copier) subdir(ctx context.Context, dir, sdir *dirHandle, d *dirMeta) error {
+	base := path.Base(d.rel)
+	// O_NOFOLLOW: a directory swapped for a symlink since its lstat
+	// makes the open fail instead of leading the walk out.
+	sfd, err := fsutil.IgnoringEINTR(func() (int, error) {
+		return unix.Openat(sdir.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(d.rel), Err: err})
+	}
+	schild := &dirHandle{fd: sfd}
+	schild.refs.Store(1)
+	defer schild.release()
+	child, err := c.mkdir(dir, base, d.rel)
+	if err != nil {
+		return err
+	}
+	if early(d.info.Mode()) {
+		child.meta = d
+	}
+	c.dirs = append(c.dirs, d)
+	c.res.Dirs++
+	err = c.walk(ctx, d.rel, child, schild)
+	d.walked = err == nil
+	child.release()
+	return err
+}
+
+// copyBatch copies the files of b one after the other.
+func (c *copier) copyBatch(ctx context.Context, b *batch) error {
+	for _, j := range b.files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.copyFile(j); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -543,9 +694,6 @@ func (c *copier) symlink(dir, sdir *dirHandle, base, rel string, info fs.FileInf
 }
 
 func (c *copier) copyFile(j fileJob) error {
-	defer j.dir.release()
-	defer j.src.release()
-	srcPath := c.srcPath(j.rel)
 	if c.opts.Link {
 		linked, err := c.link(j)
 		if err != nil {
@@ -561,7 +709,7 @@ func (c *copier) copyFile(j fileJob) error {
 		return unix.Openat(j.src.fd, j.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: srcPath, Err: err})
+		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(j.rel), Err: err})
 	}
 	defer unix.Close(in)
 	// Created with its final mode where the umask leaves that intact (a
@@ -729,11 +877,13 @@ func (c *copier) openDir(rel string) (int, error) {
 	return fd, nil
 }
 
-// setDirMeta applies every directory's mode and times, deepest first, so
-// that making a directory read-only or setting its mtime comes after
-// everything inside it has been written. Reverse walk order visits all of
-// a directory's subtree right before the directory itself, so a stack of
-// descriptors along the current path opens each directory once.
+// setDirMeta applies the mode and times of every directory that did not
+// get them while the copy went on (the root, pinned directories, modes
+// that early refuses), deepest first, so that making a directory
+// read-only or setting its mtime comes after everything inside it has
+// been written. Reverse walk order visits all of a directory's subtree
+// right before the directory itself, so a stack of descriptors along the
+// current path opens each directory once.
 func (c *copier) setDirMeta() error {
 	type open struct {
 		rel string
@@ -746,6 +896,12 @@ func (c *copier) setDirMeta() error {
 		}
 	}()
 	for _, d := range slices.Backward(c.dirs) {
+		if d.err != nil {
+			return d.err
+		}
+		if d.done {
+			continue
+		}
 		for top := stack[len(stack)-1]; !within(d.rel, top.rel); top = stack[len(stack)-1] {
 			_ = unix.Close(top.fd)
 			stack = stack[:len(stack)-1]
@@ -762,16 +918,8 @@ func (c *copier) setDirMeta() error {
 			}
 			stack = append(stack, open{path.Join(top.rel, comp), fd})
 		}
-		fd := stack[len(stack)-1].fd
-		if err := unix.Fchmod(fd, uint32(fileMode(d.info.Mode()))); err != nil {
-			return fmt.Errorf("copy tree: chmod %s: %w", d.rel, err)
-		}
-		ts, err := times(d.info)
-		if err == nil {
-			err = fsutil.Futimens(fd, &ts)
-		}
-		if err != nil {
-			return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
+		if err := d.apply(stack[len(stack)-1].fd); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -532,6 +532,45 @@ func TestCopyDirectoryMetadataDeepTree(t *testing.T) {
 	compare(t, want, snapshot(t, dst))
 }
 
+// TestCopyHardlinksIntoReadOnlyDirectories checks directories that get
+// an extra name of a hardlinked file, which is made after the workers
+// finish: they, and the read-only directories around them, must end with
+// their own modes and mtimes, which a directory finished too early (and
+// then written into, or unwritable) would not have.
+func TestCopyHardlinksIntoReadOnlyDirectories(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "a", "f"), "shared", 0o444)
+	write(t, filepath.Join(src, "b", "c", "d", "h"), "other", 0o444)
+	for _, l := range []string{"b/c/g", "b/c/d/g2", "b/g3"} {
+		if err := os.Link(filepath.Join(src, "a", "f"), filepath.Join(src, filepath.FromSlash(l))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := time.Date(2020, 5, 6, 7, 8, 9, 10, time.UTC).UnixNano()
+	for _, d := range []string{"b/c/d", "b/c", "b", "a", "."} {
+		ns += 1_000_000_007
+		p := filepath.Join(src, filepath.FromSlash(d))
+		setMtime(t, p, ns)
+		if d != "." {
+			if err := os.Chmod(p, 0o555); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() { makeWritable(src) })
+	want := snapshot(t, src)
+	for _, link := range []bool{false, true} {
+		for _, workers := range []int{1, 4} {
+			dst := filepath.Join(t.TempDir(), "dst")
+			if _, err := Copy(context.Background(), src, dst, Options{Link: link, Workers: workers}); err != nil {
+				t.Fatalf("link=%v workers=%d: %v", link, workers, err)
+			}
+			t.Cleanup(func() { makeWritable(dst) })
+			compare(t, want, snapshot(t, dst))
+		}
+	}
+}
+
 // openFds counts this process's open descriptors.
 func openFds(t *testing.T) int {
 	t.Helper()
@@ -571,11 +610,24 @@ func TestCopyClosesDirectoryHandles(t *testing.T) {
 	if n := openFds(t); n != before {
 		t.Errorf("after a successful copy: %d descriptors open, want %d", n, before)
 	}
-	if _, err := Copy(context.Background(), bad, filepath.Join(t.TempDir(), "bad"), Options{Workers: 1}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+	badDst := filepath.Join(t.TempDir(), "bad")
+	if _, err := Copy(context.Background(), bad, badDst, Options{Workers: 1}); !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Fatalf("err = %v, want ErrInvalidArgument", err)
 	}
 	if n := openFds(t); n != before {
 		t.Errorf("after a failed copy: %d descriptors open, want %d", n, before)
+	}
+	// The directory whose walk failed is not given its final mode
+	// (0755): it keeps the private one it was created with, while the
+	// directories finished before it have theirs.
+	for dir, want := range map[string]fs.FileMode{"d10": 0o700, "d09": 0o755, "d09/sub": 0o755} {
+		fi, err := os.Stat(filepath.Join(badDst, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("failed copy: %s has mode %v, want %v", dir, fi.Mode().Perm(), want)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls atomic.Int64
