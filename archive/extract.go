@@ -552,12 +552,12 @@ func (x *extractor) file(hdr *tar.Header) error {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
 	if x.pool != nil && hdr.Size <= pooledFileMax {
-		data, err := x.readSmall(hdr)
+		buf, err := x.readSmall(hdr)
 		if err != nil {
 			return err
 		}
 		parent.acquire() // released by the writer
-		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, data: data, mode: perm(hdr.Mode), umask: x.umask, mtime: hdr.ModTime})
+		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, buf: buf, mode: perm(hdr.Mode), umask: x.umask, mtime: hdr.ModTime})
 		x.seen[name] = kindFile
 		return nil
 	}
@@ -572,26 +572,29 @@ func (x *extractor) file(hdr *tar.Header) error {
 }
 
 // readSmall reads the current member's data (at most pooledFileMax
-// bytes, as declared) whole, with the same limit accounting as copy.
-func (x *extractor) readSmall(hdr *tar.Header) ([]byte, error) {
+// bytes, as declared) whole into a pooled buffer, with the same limit
+// accounting as copy. The caller owns the buffer (see putBuf).
+func (x *extractor) readSmall(hdr *tar.Header) (*[]byte, error) {
 	if err := x.ctx.Err(); err != nil {
 		return nil, fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
 	}
-	data := make([]byte, hdr.Size)
-	n, err := io.ReadFull(x.tr, data)
+	buf := getBuf(int(hdr.Size))
+	n, err := io.ReadFull(x.tr, *buf)
 	x.bytes += int64(n)
 	if x.bytes > x.opts.MaxBytes {
+		putBuf(buf)
 		return nil, limitEntry(hdr.Name, "regular files exceed %d bytes", x.opts.MaxBytes)
 	}
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// As in copy: a member cut short is reported by the next read
 		// of the stream, which fails.
-		return data[:n], nil
+		*buf = (*buf)[:n]
 	case err != nil:
+		putBuf(buf)
 		return nil, x.streamErr(err)
 	}
-	return data, nil
+	return buf, nil
 }
 
 // mkdir creates the directory name (whose parents exist) owner-only

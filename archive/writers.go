@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -23,11 +24,47 @@ const (
 	DefaultWriters = 4
 	// pooledFileMax is the largest file handed to a writer; larger ones
 	// are streamed by the reader itself so memory stays bounded.
-	pooledFileMax = 1 << 20
+	pooledFileMax = 1 << maxBufShift
 	// pendingJobs bounds the files read but not yet written, so at most
 	// (pendingJobs + writers) × pooledFileMax bytes wait in memory.
 	pendingJobs = 16
 )
+
+// Small files are read into buffers recycled through pools, one per
+// power-of-two size from minBuf to pooledFileMax: allocating each afresh
+// made 400 MB of garbage per 400 MB tree, and the collector ran about 45
+// times in a one-second extraction.
+const (
+	minBufShift = 12 // 4 KiB
+	maxBufShift = 20 // pooledFileMax
+	bufClasses  = maxBufShift - minBufShift + 1
+)
+
+var bufPools [bufClasses]sync.Pool
+
+// bufClass is the index of the smallest pool whose buffers hold n bytes.
+func bufClass(n int) int {
+	if n <= 1<<minBufShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minBufShift
+}
+
+// getBuf returns a buffer of length n (at most pooledFileMax).
+func getBuf(n int) *[]byte {
+	c := bufClass(n)
+	if b, ok := bufPools[c].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<(c+minBufShift))
+	return &b
+}
+
+// putBuf gives a buffer from getBuf back for reuse.
+func putBuf(b *[]byte) {
+	bufPools[bufClass(cap(*b))].Put(b)
+}
 
 // dirHandle is a Root on a directory of the tree, shared by the handle
 // cache and the writer jobs in that directory: the last to let go closes
@@ -79,7 +116,7 @@ type fileJob struct {
 	base  string     // name inside dir
 	raw   string     // the member's name as archived, for errors
 	name  string     // cleaned name, for errors
-	data  []byte
+	buf   *[]byte    // the data, in a pooled buffer (see getBuf)
 	mode  fs.FileMode
 	umask int // the process's, read at the start of the extraction
 	mtime time.Time
@@ -115,6 +152,7 @@ func (p *writerPool) work() {
 			}
 		}
 		j.dir.release()
+		putBuf(j.buf)
 		p.pending.Done()
 	}
 }
@@ -122,7 +160,7 @@ func (p *writerPool) work() {
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
 	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, j.umask, j.mtime, func(w io.Writer) error {
-		if _, err := w.Write(j.data); err != nil {
+		if _, err := w.Write(*j.buf); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 		}
 		return nil

@@ -73,3 +73,24 @@ func TestExtractWriterFailureStopsExtraction(t *testing.T) {
 		t.Errorf("the last file was still written after the failure")
 	}
 }
+
+// TestBufPools checks the size classes small files are read into: each
+// buffer has the length asked for and a power-of-two capacity that is the
+// smallest of the classes holding it, so a reused buffer always fits.
+func TestBufPools(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 65536, 65537, pooledFileMax - 1, pooledFileMax} {
+		b := getBuf(n)
+		c := cap(*b)
+		if len(*b) != n || c < n || c&(c-1) != 0 || c < 1<<minBufShift || c > pooledFileMax {
+			t.Errorf("getBuf(%d): len %d cap %d", n, len(*b), c)
+		}
+		if n > 1<<minBufShift && c/2 >= n {
+			t.Errorf("getBuf(%d): cap %d, want the smallest class", n, c)
+		}
+		*b = (*b)[:n/2] // as for a member cut short
+		putBuf(b)
+		if again := getBuf(n); len(*again) != n || cap(*again) != c {
+			t.Errorf("getBuf(%d) after putBuf: len %d cap %d, want %d, %d", n, len(*again), cap(*again), n, c)
+		}
+	}
+}
