@@ -164,6 +164,14 @@ func run(ctx context.Context, cfg config) error {
 	if _, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "mb", "-q", mcAlias+"/"+bucket)); err != nil {
 		return err
 	}
+	if cfg.dropCaches {
+		// Fail now, not after the tree is generated.
+		f, err := os.OpenFile(dropCachesFile, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("--drop-caches needs root: %w", err)
+		}
+		_ = f.Close()
+	}
 	b.res.Machine = machineInfo(ctx, b)
 	b.res.Config = b.cfg.toJSON()
 	b.res.Config.PauseWhy = pauseWhy
@@ -283,6 +291,7 @@ func (b *bench) pushPairOf(ctx context.Context, name, commandA string, flags []s
 		CommandA: commandA,
 		CommandB: fmt.Sprintf("tar --format=posix -cf - -C DIR . | zstd -T0 -%d | mc pipe ALIAS/BUCKET/OBJ", b.cfg.level),
 	}
+	b.inputs = []string{b.src}
 	for r := 1; r <= b.cfg.rounds; r++ {
 		tier := b.path("%s-tier-%d", strings.ReplaceAll(name, " ", ""), r)
 		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, append(append([]string{"push"}, flags...), key(r), b.src)...), r)
@@ -347,6 +356,12 @@ func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags
 		Name:     name,
 		CommandA: commandA,
 		CommandB: "mc cat ALIAS/BUCKET/OBJ | zstd -d -T0 | tar -xf - -C DEST",
+	}
+	// MinIO keeps each object in a directory of the same name: these
+	// hold the two objects the pulls read.
+	b.inputs = []string{
+		filepath.Join(b.srv.DataDir, bucket, tcPrefix, "data", pushKey(1)),
+		filepath.Join(b.srv.DataDir, strings.TrimPrefix(baseObject(1), mcAlias+"/")),
 	}
 	tag := strings.ReplaceAll(name, " ", "")
 	for r := 1; r <= b.cfg.rounds; r++ {
@@ -469,6 +484,7 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 	if err := b.trash(setup); err != nil {
 		return err
 	}
+	b.inputs = []string{cached}
 	for r := 1; r <= b.cfg.rounds; r++ {
 		dest := b.path("warm-tc-%d", r)
 		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest), r)

@@ -59,11 +59,12 @@ type configJSON struct {
 	TrashPolicy string `json:"trash_policy"`
 	NoSync      bool   `json:"no_sync"`
 	WaitIdle    bool   `json:"wait_idle"`
+	DropCaches  bool   `json:"drop_caches"`
 	Level       int    `json:"baseline_level"`
 }
 
 func (c config) toJSON() configJSON {
-	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, Level: c.level}
+	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, DropCaches: c.dropCaches, Level: c.level}
 }
 
 type treeInfo struct {
@@ -188,7 +189,11 @@ func (r *results) markdown(w io.Writer) {
 	if r.Config.WaitIdle {
 		rounds += "; --wait-idle: each timed command waited for an idle CPU and fast file creation"
 	}
-	fmt.Fprintf(w, "- %s; `sync` before every timed command; restored trees %s; page cache not dropped. tiercache fsync: %s\n\n", rounds, r.Config.TrashPolicy, sync)
+	caches := "page cache not dropped"
+	if r.Config.DropCaches {
+		caches = "--drop-caches: before every timed command the page cache was dropped and the command's inputs (the tree, the object, the cached copy) read back in"
+	}
+	fmt.Fprintf(w, "- %s; `sync` before every timed command; restored trees %s; %s. tiercache fsync: %s\n\n", rounds, r.Config.TrashPolicy, caches, sync)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "**Warning: %s.**\n\n", warn)
 	}
@@ -212,6 +217,19 @@ func (r *results) markdown(w io.Writer) {
 	if slowest > max(50, 3*fastest) {
 		fmt.Fprintf(w, "**Warning: creating a file took up to %.0f µs just before some timed commands, against %.0f µs at best (see the rounds table): the file system was slowed, probably by recent deletions; rounds that followed it are slow for reasons that have nothing to do with the commands.%s**\n\n", slowest, fastest, rerun)
 	}
+	var stalls int64
+	for _, p := range r.Pairs {
+		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
+			stalls = max(stalls, s.MemStalls)
+		}
+	}
+	if stalls >= memStallsWarn {
+		rerun := " Rerun with --drop-caches (as root)."
+		if r.Config.DropCaches {
+			rerun = ""
+		}
+		fmt.Fprintf(w, "**Warning: during some timed commands, allocations had to wait for memory to be reclaimed or compacted up to %d times (see the rounds table): the page cache was full, and those commands paid for emptying it.%s**\n\n", stalls, rerun)
+	}
 	if busiest >= 0.2 {
 		fmt.Fprintf(w, "**Warning: the machine was busy with other work (up to %.0f%% of its CPU just before a timed command); these timings are noisy.%s**\n\n", busiest*100, rerun)
 	}
@@ -222,22 +240,27 @@ func (r *results) markdown(w io.Writer) {
 			p.Name, p.MedianA, p.MedianB, p.Ratio, p.CPUA, p.CPUB, formatBytes(p.PeakRSSA), formatBytes(p.PeakRSSB))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| pair | A rounds (s) | B rounds (s) | machine busy before, max | file creation before, µs (A; B) |")
-	fmt.Fprintln(w, "|---|---|---|---:|---|")
+	fmt.Fprintln(w, "| pair | A rounds (s) | B rounds (s) | machine busy before, max | file creation before, µs (A; B) | memory stalls during (A; B) |")
+	fmt.Fprintln(w, "|---|---|---|---:|---|---|")
 	for _, p := range r.Pairs {
 		busy := 0.0
-		secs := func(ss []sample) (string, string) {
-			var v, c []string
+		secs := func(ss []sample) (string, string, string) {
+			var v, c, m []string
 			for _, s := range ss {
 				v = append(v, fmt.Sprintf("%.2f", s.Seconds))
 				c = append(c, fmt.Sprintf("%.0f", s.CreateMicros))
+				if s.MemStalls < 0 {
+					m = append(m, "?")
+				} else {
+					m = append(m, fmt.Sprint(s.MemStalls))
+				}
 				busy = max(busy, s.BusyBefore)
 			}
-			return strings.Join(v, ", "), strings.Join(c, ", ")
+			return strings.Join(v, ", "), strings.Join(c, ", "), strings.Join(m, ", ")
 		}
-		a, ca := secs(p.A)
-		b, cb := secs(p.B) // both before busy is read
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %s; %s |\n", p.Name, a, b, busy*100, ca, cb)
+		a, ca, ma := secs(p.A)
+		b, cb, mb := secs(p.B) // both before busy is read
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %s; %s | %s; %s |\n", p.Name, a, b, busy*100, ca, cb, ma, mb)
 	}
 	fmt.Fprintln(w)
 	for _, p := range r.Pairs {
@@ -382,3 +405,8 @@ func formatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// memStallsWarn is the number of memory stalls during one timed command
+// from which the report warns: a few happen on any busy machine, while a
+// full page cache causes dozens per command.
+const memStallsWarn = 20

@@ -6,16 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache/internal/fsutil"
@@ -59,6 +62,9 @@ type bench struct {
 	baseEnv         []string
 	src             string // the tree measured
 	res             *results
+	// inputs are what the timed commands of the current pair read, read
+	// back in after the page cache is dropped (--drop-caches).
+	inputs []string
 }
 
 // sample is one timed command.
@@ -80,6 +86,12 @@ type sample struct {
 	// RSSExact is false when GNU time was missing and MaxRSSBytes is
 	// only an upper bound (see runCmd).
 	RSSExact bool `json:"rss_exact"`
+	// MemStalls counts the times, during the command, that anything on
+	// the machine had to stop and reclaim or compact memory before it
+	// could allocate (allocstall and compact_stall of /proc/vmstat), or
+	// is -1 where that is not known. With the page cache full of earlier
+	// rounds' trees, these stalls can double a command's system time.
+	MemStalls int64 `json:"mem_stalls"`
 }
 
 func (b *bench) path(format string, args ...any) string {
@@ -244,14 +256,25 @@ func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured b
 	syscall.Sync()
 	var busy, create float64
 	if measured {
+		if b.cfg.dropCaches {
+			if err := b.dropCaches(); err != nil {
+				return sample{}, nil, err
+			}
+		}
 		var err error
 		if busy, create, err = b.waitQuiet(ctx); err != nil {
 			return sample{}, nil, err
 		}
 	}
+	stalls := memStalls()
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
+	if after := memStalls(); stalls >= 0 && after >= 0 {
+		stalls = after - stalls
+	} else {
+		stalls = -1
+	}
 	if err != nil {
 		return sample{}, nil, fmt.Errorf("%s: %w\n%s", what, err, strings.TrimSpace(stderr.String()))
 	}
@@ -262,6 +285,7 @@ func (b *bench) runCmd(ctx context.Context, cmd *exec.Cmd, round int, measured b
 		Seconds:      wall.Seconds(),
 		UserSeconds:  cmd.ProcessState.UserTime().Seconds(),
 		SysSeconds:   cmd.ProcessState.SystemTime().Seconds(),
+		MemStalls:    stalls,
 	}
 	if rssFile != "" {
 		out, err := os.ReadFile(rssFile)
@@ -561,3 +585,66 @@ const defaultCreateFloor = 100
 
 // maxIdleWait bounds how long --wait-idle waits before each command.
 const maxIdleWait = 5 * time.Minute
+
+// dropCachesFile is where root tells Linux to drop clean caches.
+const dropCachesFile = "/proc/sys/vm/drop_caches"
+
+// dropCaches writes back and drops the page cache, then reads b.inputs
+// back in: the command starts with its inputs cached, as without
+// --drop-caches, and with the memory that earlier rounds' trees filled
+// free again, as on a fresh CI machine. Dentries and inodes are kept.
+func (b *bench) dropCaches() error {
+	syscall.Sync()
+	if err := os.WriteFile(dropCachesFile, []byte("1\n"), 0); err != nil {
+		return fmt.Errorf("--drop-caches: %w", err)
+	}
+	for _, in := range b.inputs {
+		if err := readTree(in); err != nil {
+			return fmt.Errorf("--drop-caches: reading %s back in: %w", in, err)
+		}
+	}
+	return nil
+}
+
+// readTree reads every regular file under root, four at a time.
+func readTree(root string) error {
+	var g errgroup.Group
+	g.SetLimit(4)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		g.Go(func() error {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(io.Discard, f)
+			return err
+		})
+		return nil
+	})
+	return errors.Join(err, g.Wait())
+}
+
+// memStalls returns the machine's count so far of allocations that had
+// to wait for memory to be reclaimed or compacted, or -1 if unknown.
+func memStalls() int64 {
+	data, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, line := range strings.Split(string(data), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if ok && (strings.HasPrefix(name, "allocstall_") || name == "compact_stall") {
+			v, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return -1
+			}
+			n += v
+		}
+	}
+	return n
+}
