@@ -92,6 +92,11 @@ func (b *bench) profile(ctx context.Context) error {
 			}
 			defer f.Close()
 		}
+		if b.cfg.dropCaches {
+			if err := b.dropCaches(); err != nil {
+				return err
+			}
+		}
 		_, create, err := b.waitQuiet(ctx)
 		if err != nil {
 			return err
@@ -136,6 +141,9 @@ func (b *bench) profile(ctx context.Context) error {
 		return b.pprofTop(ctx, heap, "-sample_index=inuse_space")
 	}
 	const key = "profile"
+	archivePath := b.path("profile.tar.zst")
+	// What the steps read (those not written yet are skipped).
+	b.inputs = []string{b.src, b.path("prof-put-tier"), b.path("prof-pull-tier"), archivePath, filepath.Join(b.srv.DataDir, bucket, "profile")}
 
 	// Push: whole, then its parts.
 	c, err := newCache("prof-push-tier")
@@ -165,7 +173,6 @@ func (b *bench) profile(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	archivePath := b.path("profile.tar.zst")
 	af, err := os.Create(archivePath)
 	if err != nil {
 		return err

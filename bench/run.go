@@ -606,8 +606,12 @@ func (b *bench) dropCaches() error {
 	return nil
 }
 
-// readTree reads every regular file under root, four at a time.
+// readTree reads every regular file under root, four at a time. A root
+// that does not exist (yet) has nothing to read.
 func readTree(root string) error {
+	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	var g errgroup.Group
 	g.SetLimit(4)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
