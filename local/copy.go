@@ -72,7 +72,8 @@ func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
 }
 
 // statTree measures a tree written by a PutFunc fill, the way copyTree
-// measures the trees it writes, and refuses the same special files.
+// measures the trees it writes: sockets are left out, as copyTree and
+// archives leave them out, and the other special files refused.
 // Directories are listed by a few goroutines at once: on a large tree the
 // walk is a visible share of a push, which measures DIR before streaming.
 func statTree(ctx context.Context, root string) (treeStats, error) {
@@ -127,6 +128,8 @@ func statTree(ctx context.Context, root string) (treeStats, error) {
 					visit(p) // queue full: walk it here rather than block
 				}
 			case t&fs.ModeSymlink != 0:
+			case t&fs.ModeSocket != 0:
+				local.files-- // not stored, so not counted
 			case t.IsRegular():
 				fi, err := d.Info()
 				if err != nil {

@@ -496,7 +496,8 @@ func (c *Cache) entry(version string, m meta) tiercache.Entry {
 // tiercache.Backend) and returns the path of the copy. The copy keeps file
 // bytes, permission bits (without setuid/setgid), nanosecond mtimes, empty
 // directories, symlinks (as links, whatever their target) and hardlinks
-// within the tree; other file types are refused with ErrInvalidArgument.
+// within the tree. Sockets are left out, as tar leaves them out; devices
+// and FIFOs are refused with ErrInvalidArgument.
 func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (string, error) {
 	return c.putCopy(ctx, key, sourceDir, description, nil)
 }
@@ -532,8 +533,8 @@ func (c *Cache) putCopy(ctx context.Context, key, sourceDir, description string,
 }
 
 // Measure returns what an entry of the tree at dir would record as its
-// Size and Files (see tiercache.Entry), refusing the special files Put
-// refuses, without copying anything.
+// Size and Files (see tiercache.Entry), leaving out the sockets and
+// refusing the special files Put refuses, without copying anything.
 func Measure(ctx context.Context, dir string) (size, files int64, err error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -551,8 +552,8 @@ func Measure(ctx context.Context, dir string) (size, files int64, err error) {
 // system: fill may rename files into it), and the entry is committed
 // atomically after fill returns nil. If fill fails or ctx is cancelled,
 // nothing is committed and dir is removed. Size and Files are measured by
-// walking the tree fill wrote; special files (devices, FIFOs, sockets) are
-// refused with ErrInvalidArgument.
+// walking the tree fill wrote, sockets left uncounted; devices and FIFOs
+// are refused with ErrInvalidArgument.
 func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) error) (string, error) {
 	if err := checkPut(key, description); err != nil {
 		return "", err

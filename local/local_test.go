@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,6 +150,43 @@ func TestSetuidDroppedAndSpecialFilesRefused(t *testing.T) {
 	}
 	if n := names(t, c.stagingDir); len(n) != 0 {
 		t.Fatalf("refused Put left staging %q", n)
+	}
+}
+
+// TestPutLeavesOutSockets: Put and Measure leave a socket out alike, so
+// a push of a tree holding one (a daemon's, in a cache directory) works.
+func TestPutLeavesOutSockets(t *testing.T) {
+	c := open(t, Options{})
+	src := smallSrc(t, "s")
+	size0, files0, err := Measure(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(src, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	size, files, err := Measure(t.Context(), src)
+	if err != nil {
+		t.Fatalf("Measure: %v", err)
+	}
+	if size != size0 || files != files0 {
+		t.Errorf("Measure with a socket: %d bytes in %d entries, without: %d in %d", size, files, size0, files0)
+	}
+	p, err := c.Put(t.Context(), "k", src, "")
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(p, "s.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the socket was stored: %v", err)
+	}
+	e, ok, err := c.Lookup(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("Lookup: %v %v", ok, err)
+	}
+	if e.Size != size0 || e.Files != files0 {
+		t.Errorf("entry records %d bytes in %d entries, want %d in %d", e.Size, e.Files, size0, files0)
 	}
 }
 

@@ -3,6 +3,7 @@ package tiered
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -464,4 +465,57 @@ func TestPutStoresSameTreeInBothTiers(t *testing.T) {
 		t.Fatalf("hydrate: ok=%v err=%v", ok, err)
 	}
 	treetest.AssertEqual(t, src, h.Path)
+}
+
+// TestPushLeavesOutSockets: a socket in the pushed tree (a daemon's, in a
+// cache directory) is left out by the measure, the local copy and the
+// archive alike, so the push succeeds and both tiers hold the tree
+// without it, with the same counts.
+func TestPushLeavesOutSockets(t *testing.T) {
+	store := newMemStore()
+	c := newTiered(t, store, Options{})
+	src := smallTree(t, "sock")
+	ln, err := net.Listen("unix", filepath.Join(src, "agent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	keys := []string{"both-tiers", "remote-only"}
+	local0, err := c.PutResult(t.Context(), keys[0], src, "")
+	if err != nil {
+		t.Fatalf("push of a tree holding a socket: %v", err)
+	}
+	if _, err := c.PushRemote(t.Context(), keys[1], src, ""); err != nil {
+		t.Fatalf("push --no-local of a tree holding a socket: %v", err)
+	}
+	// The reference: src without its socket, and with the mtime its
+	// root had when pushed.
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	_ = os.Remove(filepath.Join(src, "agent.sock"))
+	if err := os.Chtimes(src, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	size, files, err := local.Measure(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	treetest.AssertEqual(t, src, local0.Path)
+	for _, key := range keys {
+		m, err := store.Stat(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Size != size || m.Files != files {
+			t.Errorf("%s: remote records %d bytes in %d entries, want %d in %d (the tree without its socket)", key, m.Size, m.Files, size, files)
+		}
+		h, ok, err := dropLocal(t, c).get(t.Context(), key)
+		if err != nil || !ok {
+			t.Fatalf("%s: hydrate: ok=%v err=%v", key, ok, err)
+		}
+		treetest.AssertEqual(t, src, h.Path)
+	}
 }

@@ -31,7 +31,9 @@ one, never a mix. When the remote already holds an identical tree under KEY
 
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
-kept and setuid/setgid bits are dropped.
+kept and setuid/setgid bits are dropped. Sockets are left out, as tar leaves
+them out (a daemon's socket in a cache directory means nothing to another
+machine); a device node or FIFO in DIR makes push fail, naming it.
 
 With --no-local (for machines that live for one job), the archive streams
 from DIR straight to the remote and no local copy is made.

@@ -85,6 +85,9 @@ type Result struct {
 	Cloned int64
 	// Linked is how many of Files were hardlinked from the source (Link).
 	Linked int64
+	// Sockets is the number of sockets left out: a socket cannot be
+	// copied meaningfully (tar leaves them out too).
+	Sockets int64
 }
 
 // Copy copies the tree at src into dst, creating dst (and its parents) if
@@ -96,9 +99,9 @@ type Result struct {
 //
 // src is read without following symlinks; a regular file is copied as the
 // size it had when its directory was listed (cache trees do not change
-// while they are copied). Copy fails on file types a cache tree never holds
-// (devices, FIFOs, sockets) with an error wrapping
-// tiercache.ErrInvalidArgument. On error or cancellation, what was already
+// while they are copied). Sockets are left out (see Result.Sockets); Copy
+// fails on the other file types a cache tree never holds (devices, FIFOs)
+// with an error wrapping tiercache.ErrInvalidArgument. On error or cancellation, what was already
 // copied stays in dst.
 func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if opts.Workers < 0 {
@@ -424,6 +427,8 @@ func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo, s
 			return err
 		}
 		c.res.Symlinks++
+	case t == fs.ModeSocket:
+		c.res.Sockets++
 	case t.IsRegular():
 		if st := &info.st; st.Nlink > 1 {
 			id := inode{uint64(st.Dev), uint64(st.Ino)}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -360,6 +361,28 @@ func TestCopyDoesNotWriteIntoHardlinkedFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "new" {
 		t.Errorf("dst/f = %q, want new", b)
+	}
+}
+
+// TestCopyLeavesOutSockets: a socket is left out and counted, not an error.
+func TestCopyLeavesOutSockets(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	write(t, filepath.Join(src, "a"), "a", 0o644)
+	ln, err := net.Listen("unix", filepath.Join(src, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dst := filepath.Join(t.TempDir(), "dst")
+	res, err := Copy(context.Background(), src, dst, Options{})
+	if err != nil {
+		t.Fatalf("copy of a tree holding a socket: %v", err)
+	}
+	if res.Sockets != 1 || res.Files != 1 {
+		t.Errorf("result %+v: want 1 file and 1 socket left out", res)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "s.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the socket was copied: %v", err)
 	}
 }
 
