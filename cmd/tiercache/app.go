@@ -237,6 +237,16 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 	if a.flags.idleTimeout < 0 {
 		return s3.Config{}, false, usageErrorf("%s must not be negative", a.origin(cmd.Flags(), "idle-timeout"))
 	}
+	// The AWS SDKs' own variable for retries: the store sets its retryer
+	// itself, so the SDK would not read it.
+	var attempts int
+	if v := a.getenv("AWS_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxAttempts {
+			return s3.Config{}, false, usageErrorf("AWS_MAX_ATTEMPTS=%q must be a whole number from 1 to %d", v, maxAttempts)
+		}
+		attempts = n
+	}
 	return s3.Config{
 		Bucket:      r.bucket,
 		Prefix:      r.prefix,
@@ -245,8 +255,13 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 		PathStyle:   a.flags.pathStyle,
 		ReadOnly:    a.flags.readOnly,
 		IdleTimeout: a.flags.idleTimeout,
+		MaxAttempts: attempts,
 	}, true, nil
 }
+
+// maxAttempts bounds AWS_MAX_ATTEMPTS: with backoffs capped at 20 s, a
+// hundred attempts already retry one request for over half an hour.
+const maxAttempts = 100
 
 // openCache builds the tiered cache the global flags describe. progress,
 // if not nil, receives transfer progress.

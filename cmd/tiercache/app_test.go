@@ -146,6 +146,9 @@ func TestS3Config(t *testing.T) {
 		{"credentials in URL", env{}, []string{"--remote", "s3://AKIA:sekrit@b/p"}, "", "--remote must not hold credentials"},
 		{"bad endpoint", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_ENDPOINT": "127.0.0.1:9000"}, nil, "", "TIERCACHE_S3_ENDPOINT must be an http:// or https:// URL"},
 		{"endpoint credentials", env{"TIERCACHE_REMOTE": "s3://b"}, []string{"--endpoint", "http://u:sekrit@127.0.0.1"}, "", "--endpoint must not hold credentials"},
+		{"AWS_MAX_ATTEMPTS", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "12"}, nil, "b    false false attempts=12", ""},
+		{"AWS_MAX_ATTEMPTS zero", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "0"}, nil, "", `AWS_MAX_ATTEMPTS="0" must be a whole number from 1 to 100`},
+		{"AWS_MAX_ATTEMPTS junk", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "lots"}, nil, "", `AWS_MAX_ATTEMPTS="lots" must be`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -166,7 +169,11 @@ func TestS3Config(t *testing.T) {
 				if err != nil || !ok {
 					return "local-only", err
 				}
-				return fmt.Sprintf("%s %s %s %s %t %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.PathStyle, cfg.ReadOnly), nil
+				s := fmt.Sprintf("%s %s %s %s %t %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.PathStyle, cfg.ReadOnly)
+				if cfg.MaxAttempts != 0 {
+					s += fmt.Sprintf(" attempts=%d", cfg.MaxAttempts)
+				}
+				return s, nil
 			}()
 			if c.err != "" {
 				var ee *exitError
