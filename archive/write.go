@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // DefaultLevel is the zstd level Write uses when WriteOptions.Level is 0.
@@ -247,18 +248,7 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 	case mode&fs.ModeSocket != 0:
 		return nil // like GNU tar: a socket cannot be archived meaningfully
 	default:
-		return fmt.Errorf("archive: %q is a %s, which cannot be archived: %w", rel, typeString(mode), tiercache.ErrInvalidArgument)
-	}
-}
-
-func typeString(mode fs.FileMode) string {
-	switch {
-	case mode&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case mode&fs.ModeDevice != 0:
-		return "device node"
-	default:
-		return "special file (" + mode.Type().String() + ")"
+		return fmt.Errorf("archive: %q is a %s, which cannot be archived: %w", rel, fsutil.TypeName(mode), tiercache.ErrInvalidArgument)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
 )
 
@@ -147,7 +148,7 @@ func statTree(ctx context.Context, root string) (treeStats, error) {
 				}
 				local.size += fi.Size()
 			default:
-				fail(fmt.Errorf("%w: %s is a special file (%v), which the cache does not store", tiercache.ErrInvalidArgument, p, t))
+				fail(fmt.Errorf("%w: %s is a %s, which the cache does not store", tiercache.ErrInvalidArgument, p, fsutil.TypeName(t)))
 				return
 			}
 		}

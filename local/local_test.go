@@ -142,8 +142,8 @@ func TestSetuidDroppedAndSpecialFilesRefused(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Put(t.Context(), "fifo", src, ""); !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "fifo") {
-		t.Fatalf("Put of a tree with a FIFO: %v, want ErrInvalidArgument naming it", err)
+	if _, err := c.Put(t.Context(), "fifo", src, ""); !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "fifo is a FIFO") {
+		t.Fatalf("Put of a tree with a FIFO: %v, want ErrInvalidArgument naming it and its type", err)
 	}
 	if _, ok, _ := c.Get(t.Context(), "fifo"); ok {
 		t.Fatal("refused Put left an entry")

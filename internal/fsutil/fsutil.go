@@ -61,3 +61,19 @@ func CreateMode(perm fs.FileMode, umask int) (create fs.FileMode, chmod bool) {
 	}
 	return 0o600, true
 }
+
+// TypeName names the type of a file that is neither regular, nor a
+// directory, nor a symlink, for error messages: "FIFO", "device node",
+// "socket", else "special file" with the mode's type letters.
+func TypeName(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case mode&fs.ModeDevice != 0:
+		return "device node"
+	case mode&fs.ModeSocket != 0:
+		return "socket"
+	default:
+		return "special file (" + mode.Type().String() + ")"
+	}
+}

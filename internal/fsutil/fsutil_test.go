@@ -54,3 +54,17 @@ func TestCreateMode(t *testing.T) {
 		}
 	}
 }
+
+func TestTypeName(t *testing.T) {
+	for mode, want := range map[fs.FileMode]string{
+		fs.ModeNamedPipe:                  "FIFO",
+		fs.ModeDevice:                     "device node",
+		fs.ModeDevice | fs.ModeCharDevice: "device node",
+		fs.ModeSocket:                     "socket",
+		fs.ModeIrregular:                  "special file (?---------)",
+	} {
+		if got := TypeName(mode); got != want {
+			t.Errorf("TypeName(%v) = %q, want %q", mode, got, want)
+		}
+	}
+}

@@ -449,7 +449,7 @@ func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo, s
 		(*b).files = append((*b).files, fileJob{dir, sdir, base, rel, info})
 		(*b).bytes += info.Size()
 	default:
-		return fmt.Errorf("%w: copy tree: %s is a %v, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(rel), t)
+		return fmt.Errorf("%w: copy tree: %s is a %s, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(rel), fsutil.TypeName(t))
 	}
 	return nil
 }

@@ -396,8 +396,8 @@ func TestCopyRejectsSpecialFiles(t *testing.T) {
 	if !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Fatalf("err = %v, want ErrInvalidArgument", err)
 	}
-	if !bytes.Contains([]byte(err.Error()), []byte("fifo")) {
-		t.Errorf("error %q does not name the entry", err)
+	if !bytes.Contains([]byte(err.Error()), []byte("fifo is a FIFO")) {
+		t.Errorf("error %q does not name the entry and its type", err)
 	}
 }
 
