@@ -101,8 +101,9 @@ type Result struct {
 // size it had when its directory was listed (cache trees do not change
 // while they are copied). Sockets are left out (see Result.Sockets); Copy
 // fails on the other file types a cache tree never holds (devices, FIFOs)
-// with an error wrapping tiercache.ErrInvalidArgument. On error or cancellation, what was already
-// copied stays in dst.
+// with an error wrapping tiercache.ErrInvalidArgument. On error or
+// cancellation, what was already copied stays in dst: directories whose
+// walk finished with their final modes, the others private (0700).
 func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if opts.Workers < 0 {
 		return Result{}, fmt.Errorf("%w: treecopy workers %d is negative", tiercache.ErrInvalidArgument, opts.Workers)
