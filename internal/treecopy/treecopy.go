@@ -385,7 +385,10 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 			}
 			return err
 		}
-		crel := path.Join(rel, base)
+		crel := base // names from the directory are single components
+		if rel != "." {
+			crel = rel + "/" + base
+		}
 		info, err := lstatAt(sdir.fd, base)
 		if err == nil {
 			err = c.entry(dir, sdir, base, crel, info, &subdirs, &b)
