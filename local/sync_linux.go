@@ -2,9 +2,12 @@ package local
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,3 +37,16 @@ var bootID = sync.OnceValue(func() string {
 	}
 	return strings.TrimSpace(string(b))
 })
+
+// changedAt is the later of fi's modification and status-change times. A
+// rename sets the latter, so for something moved into trash/ it tells
+// when it was moved there.
+func changedAt(fi fs.FileInfo) time.Time {
+	t := fi.ModTime()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if c := time.Unix(st.Ctim.Unix()); c.After(t) {
+			t = c
+		}
+	}
+	return t
+}

@@ -5,6 +5,7 @@ package local
 import (
 	"io/fs"
 	"path/filepath"
+	"time"
 )
 
 // syncTree makes the tree at dir durable by fsyncing every regular file
@@ -24,3 +25,7 @@ func syncTree(dir string) error {
 // bootID is "" where the system exposes no boot ID: puts then flush their
 // data before publishing.
 func bootID() string { return "" }
+
+// changedAt is fi's modification time; on Linux, the later of it and the
+// status-change time (see sync_linux.go).
+func changedAt(fi fs.FileInfo) time.Time { return fi.ModTime() }

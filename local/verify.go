@@ -248,10 +248,17 @@ func (v *verifier) entry(ctx context.Context, name string) (*Problem, string, er
 	return p, version, nil
 }
 
-// trash reports (and deletes) what is left in trash/.
+// trash reports (and deletes) what is left in trash/ past the grace.
+// Anything younger is a deletion under way or about to start: a sweep
+// that found the sweep lock held (by a detached empty-trash, say) moves
+// dead staging here and leaves the deleting to the lock's holder or the
+// next command.
 func (v *verifier) trash(ctx context.Context) error {
 	return forEachName(v.c.trashDir, ctx.Err, func(name string) error {
 		path := filepath.Join(v.c.trashDir, name)
+		if fi, err := os.Lstat(path); err == nil && !v.old(changedAt(fi)) {
+			return nil
+		}
 		v.add(Problem{Kind: ProblemTrash, Path: path, Detail: "left by an interrupted deletion"},
 			func() error { return fsutil.RemoveAll(path) })
 		return nil
