@@ -34,10 +34,11 @@
 // directory, which must exist and be empty, and every file-system call goes
 // through an os.Root opened on it (on Linux, regular files are created
 // with openat on a directory descriptor opened through that os.Root, one
-// checked name component at a time, with O_EXCL|O_NOFOLLOW), so even a bug
-// in the checks below cannot reach outside. On top of that, each member is checked before anything is
-// created, and refused with an error wrapping tiercache.ErrUnsafeArchive
-// that names the member when it has:
+// checked name component at a time, with O_EXCL|O_NOFOLLOW), so even a
+// bug in the checks below cannot reach outside. On top of that, each
+// member is checked before anything is created, and refused with an
+// error wrapping tiercache.ErrUnsafeArchive that names the member when it
+// has:
 //
 //   - an absolute name, a ".." component, a NUL byte, or a name that
 //     filepath.IsLocal rejects after cleaning;

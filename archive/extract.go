@@ -154,7 +154,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 	x.top.acquire() // Extract's own reference: root is closed by the defer above
 	defer x.closeDirs()
 	if opts.Writers > 1 {
-		x.pool = newWriterPool(opts.Writers, x.createErr)
+		x.pool = newWriterPool(opts.Writers, x.umask, x.createErr)
 		// Deferred last, so it runs first: writers finish before any
 		// handle they use is closed and before Extract returns.
 		defer x.pool.stop()
@@ -557,7 +557,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 			return err
 		}
 		parent.acquire() // released by the writer
-		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, buf: buf, mode: perm(hdr.Mode), umask: x.umask, mtime: hdr.ModTime})
+		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, buf: buf, mode: perm(hdr.Mode), mtime: hdr.ModTime})
 		x.seen[name] = kindFile
 		return nil
 	}

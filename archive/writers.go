@@ -118,7 +118,6 @@ type fileJob struct {
 	name  string     // cleaned name, for errors
 	buf   *[]byte    // the data, in a pooled buffer (see getBuf)
 	mode  fs.FileMode
-	umask int // the process's, read at the start of the extraction
 	mtime time.Time
 }
 
@@ -132,10 +131,11 @@ type writerPool struct {
 	first   error
 	failed  atomic.Bool
 	create  func(raw, name string, err error) error // extractor.createErr
+	umask   int                                     // the extraction's (see createMember)
 }
 
-func newWriterPool(n int, create func(raw, name string, err error) error) *writerPool {
-	p := &writerPool{jobs: make(chan *fileJob, pendingJobs), create: create}
+func newWriterPool(n, umask int, create func(raw, name string, err error) error) *writerPool {
+	p := &writerPool{jobs: make(chan *fileJob, pendingJobs), create: create, umask: umask}
 	for range n {
 		p.workers.Add(1)
 		go p.work()
@@ -159,7 +159,7 @@ func (p *writerPool) work() {
 
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
-	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, j.umask, j.mtime, func(w io.Writer) error {
+	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, p.umask, j.mtime, func(w io.Writer) error {
 		if _, err := w.Write(*j.buf); err != nil {
 			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
 		}

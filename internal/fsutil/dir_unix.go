@@ -17,10 +17,7 @@ import (
 func DirNames(fd int, buf []byte) ([]string, error) {
 	var names []string
 	for {
-		n, err := unix.ReadDirent(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := IgnoringEINTR(func() (int, error) { return unix.ReadDirent(fd, buf) })
 		if err != nil {
 			return nil, err
 		}
