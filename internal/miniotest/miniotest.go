@@ -295,13 +295,31 @@ var shared struct {
 func Require(tb testing.TB) *Server {
 	tb.Helper()
 	shared.once.Do(func() { shared.srv, shared.err = Start() })
-	if shared.err != nil {
-		if errors.Is(shared.err, ErrNoMinIO) && os.Getenv("CI") == "" {
-			tb.Skip("MinIO is not installed; run `make minio` to run this test (set CI to make this a failure)")
-		}
-		tb.Fatalf("starting MinIO: %v", shared.err)
-	}
+	requireStarted(tb, shared.err)
 	return shared.srv
+}
+
+// RequireTLS starts a server of tb's own with StartTLS, stopped when tb
+// ends; a missing binary skips or fails tb as with Require.
+func RequireTLS(tb testing.TB) *Server {
+	tb.Helper()
+	srv, err := StartTLS()
+	requireStarted(tb, err)
+	tb.Cleanup(func() { _ = srv.Stop() })
+	return srv
+}
+
+// requireStarted skips tb when the MinIO binary is missing, unless CI is
+// set, and fails it on any other start error.
+func requireStarted(tb testing.TB, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, ErrNoMinIO) && os.Getenv("CI") == "" {
+		tb.Skip("MinIO is not installed; run `make minio` to run this test (set CI to make this a failure)")
+	}
+	tb.Fatalf("starting MinIO: %v", err)
 }
 
 // Run runs the package's tests and then stops the server Require shared,

@@ -3,8 +3,6 @@ package s3
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,14 +20,7 @@ var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // unsigned (UNSIGNED-PAYLOAD, TLS protecting them), while over plain HTTP
 // it signs them, at the cost of a SHA-256 pass over every byte uploaded.
 func TestUploadsOverTLS(t *testing.T) {
-	srv, err := miniotest.StartTLS()
-	if errors.Is(err, miniotest.ErrNoMinIO) && os.Getenv("CI") == "" {
-		t.Skip("MinIO is not installed; run `make minio` to run this test")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	srv := miniotest.RequireTLS(t)
 	for _, c := range []struct {
 		name     string
 		e        *env
