@@ -183,12 +183,11 @@ func (h *dirHandle) release() {
 	}
 }
 
-// fileJob is one regular file to copy or link.
+// fileJob is one regular file to copy or link, in its batch's
+// directories.
 type fileJob struct {
-	dir  *dirHandle // the destination directory
-	src  *dirHandle // the source directory
-	base string     // the file's name in dir and in src
-	rel  string     // slash-separated path relative to both roots
+	base string // the file's name in both directories
+	rel  string // slash-separated path relative to both roots
 	info fs.FileInfo
 }
 
@@ -377,12 +376,14 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 	}
 	slices.Sort(names)
 	var subdirs []*dirMeta
-	var b *batch
+	var b *batch // files not yet handed to the workers
+	defer func() {
+		if b != nil {
+			b.release()
+		}
+	}()
 	for _, base := range names {
 		if err := ctx.Err(); err != nil {
-			if b != nil {
-				b.release()
-			}
 			return err
 		}
 		crel := base // names from the directory are single components
@@ -390,24 +391,34 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 			crel = rel + "/" + base
 		}
 		info, err := lstatAt(sdir.fd, base)
-		if err == nil {
-			err = c.entry(dir, sdir, base, crel, info, &subdirs, &b)
-		} else {
-			err = fmt.Errorf("copy tree: %w", &fs.PathError{Op: "lstat", Path: c.srcPath(crel), Err: err})
-		}
-		if err == nil && b != nil && (len(b.files) >= batchFiles || b.bytes >= batchBytes) {
-			err = c.send(ctx, b)
-			b = nil
-		}
 		if err != nil {
-			if b != nil {
-				b.release()
-			}
+			return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "lstat", Path: c.srcPath(crel), Err: err})
+		}
+		sub, file, err := c.entry(dir, sdir, base, crel, info)
+		switch {
+		case err != nil:
 			return err
+		case sub != nil:
+			subdirs = append(subdirs, sub)
+		case file:
+			if b == nil {
+				dir.acquire()
+				sdir.acquire()
+				b = &batch{dir: dir, src: sdir}
+			}
+			b.files = append(b.files, fileJob{base, crel, info})
+			b.bytes += info.Size()
+			if len(b.files) >= batchFiles || b.bytes >= batchBytes {
+				err, b = c.send(ctx, b), nil
+				if err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if b != nil {
-		if err := c.send(ctx, b); err != nil {
+		err, b = c.send(ctx, b), nil
+		if err != nil {
 			return err
 		}
 	}
@@ -419,16 +430,18 @@ func (c *copier) walk(ctx context.Context, rel string, dir, sdir *dirHandle) err
 	return nil
 }
 
-// entry handles one entry of a directory being walked: a subdirectory is
-// added to subdirs for later, a symlink is made at once, and a regular
-// file joins the batch *b (started here if nil).
-func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo, subdirs *[]*dirMeta, b **batch) error {
+// entry handles one entry of a directory being walked, dir in the
+// destination and sdir in the source: a symlink is made at once, a socket
+// left out, an extra name of a hardlinked file kept for the end. It
+// returns a subdirectory for the walk to enter after this directory's
+// files, or reports a regular file to copy.
+func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo) (sub *dirMeta, file bool, err error) {
 	switch t := info.Mode().Type(); {
 	case t == fs.ModeDir:
-		*subdirs = append(*subdirs, &dirMeta{rel: rel, info: info, stop: c.stop})
+		return &dirMeta{rel: rel, info: info, stop: c.stop}, false, nil
 	case t == fs.ModeSymlink:
 		if err := c.symlink(dir, sdir, base, rel, info); err != nil {
-			return err
+			return nil, false, err
 		}
 		c.res.Symlinks++
 	case t == fs.ModeSocket:
@@ -441,21 +454,15 @@ func (c *copier) entry(dir, sdir *dirHandle, base, rel string, info *statInfo, s
 				if dir.meta != nil {
 					dir.meta.pinned = true
 				}
-				return nil
+				return nil, false, nil
 			}
 			c.inodes[id] = rel
 		}
-		if *b == nil {
-			dir.acquire()
-			sdir.acquire()
-			*b = &batch{dir: dir, src: sdir}
-		}
-		(*b).files = append((*b).files, fileJob{dir, sdir, base, rel, info})
-		(*b).bytes += info.Size()
+		return nil, true, nil
 	default:
-		return fmt.Errorf("%w: copy tree: %s is a %s, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(rel), fsutil.TypeName(t))
+		return nil, false, fmt.Errorf("%w: copy tree: %s is a %s, not a file, directory or symlink", tiercache.ErrInvalidArgument, c.srcPath(rel), fsutil.TypeName(t))
 	}
-	return nil
+	return nil, false, nil
 }
 
 // send queues b for the workers; on cancellation it releases b instead.
@@ -504,7 +511,7 @@ func (c *copier) copyBatch(ctx context.Context, b *batch) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := c.copyFile(j); err != nil {
+		if err := c.copyFile(b.dir, b.src, j); err != nil {
 			return err
 		}
 	}
@@ -702,9 +709,10 @@ func (c *copier) symlink(dir, sdir *dirHandle, base, rel string, info fs.FileInf
 	return nil
 }
 
-func (c *copier) copyFile(j fileJob) error {
+// copyFile copies (or links) j from the source directory src into dir.
+func (c *copier) copyFile(dir, src *dirHandle, j fileJob) error {
 	if c.opts.Link {
-		linked, err := c.link(j)
+		linked, err := c.link(dir, src, j)
 		if err != nil {
 			return fmt.Errorf("copy tree: link %s: %w", j.rel, err)
 		}
@@ -715,7 +723,7 @@ func (c *copier) copyFile(j fileJob) error {
 		}
 	}
 	in, err := fsutil.IgnoringEINTR(func() (int, error) {
-		return unix.Openat(j.src.fd, j.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return unix.Openat(src.fd, j.base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(j.rel), Err: err})
@@ -729,10 +737,10 @@ func (c *copier) copyFile(j fileJob) error {
 	// O_EXCL|O_NOFOLLOW: anything at the name, a symlink or a hardlinked
 	// file included, makes the create fail instead of being written to.
 	var out int
-	err = replaceAt(j.dir.fd, j.base, func() error {
+	err = replaceAt(dir.fd, j.base, func() error {
 		var err error
 		out, err = fsutil.IgnoringEINTR(func() (int, error) {
-			return unix.Openat(j.dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(create))
+			return unix.Openat(dir.fd, j.base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(create))
 		})
 		return err
 	})
@@ -777,10 +785,10 @@ func (c *copier) done(size int64) {
 // link hardlinks the job's source file as its name. It reports false (and
 // no error) when the two are on different file systems, so the caller
 // copies instead.
-func (c *copier) link(j fileJob) (bool, error) {
-	err := replaceAt(j.dir.fd, j.base, func() error {
+func (c *copier) link(dir, src *dirHandle, j fileJob) (bool, error) {
+	err := replaceAt(dir.fd, j.base, func() error {
 		// Flags 0: a symlink in the source would be linked, not followed.
-		return unix.Linkat(j.src.fd, j.base, j.dir.fd, j.base, 0)
+		return unix.Linkat(src.fd, j.base, dir.fd, j.base, 0)
 	})
 	if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) {
 		// EPERM: hardlinks refused (protected_hardlinks for a file
