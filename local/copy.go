@@ -38,14 +38,15 @@ func inodeOf(fi fs.FileInfo) (inode, bool) {
 	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }
 
-// copyTree copies the tree at src into dst, an existing empty directory,
-// and finally gives dst the mode and mtime of src (treecopy does all of
-// it). Regular files keep their
+// copyTree copies the tree at src (which may be reached through a
+// symlink) into dst, an existing empty directory, with treecopy, which
+// finally gives dst the mode and mtime of src. Regular files keep their
 // bytes, permission bits and mtimes; directories, including empty ones,
 // get their mode and mtime after their contents are written, so read-only
 // trees copy fine; symlinks are copied as links, never followed, whatever
 // their target; files hardlinked to each other within src are hardlinked
-// in dst. Other file types are refused with ErrInvalidArgument.
+// in dst. Sockets are left out; devices and FIFOs are refused with
+// ErrInvalidArgument.
 func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -53,12 +54,6 @@ func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
 	}
 	if !fi.IsDir() {
 		return treeStats{}, fmt.Errorf("%w: source %s is not a directory", tiercache.ErrInvalidArgument, src)
-	}
-	// treecopy copies several files at once through directory handles,
-	// several times faster than a plain walk; it takes the source root
-	// as given, so a symlink naming the tree is resolved here.
-	if src, err = filepath.EvalSymlinks(src); err != nil {
-		return treeStats{}, fmt.Errorf("%w: source %w", tiercache.ErrInvalidArgument, err)
 	}
 	res, err := treecopy.Copy(ctx, src, dst, treecopy.Options{})
 	if err != nil {

@@ -111,7 +111,7 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
 	}
-	fi, err := os.Lstat(src)
+	fi, err := os.Stat(src) // src itself may be a symlink (see openTop)
 	if err != nil {
 		return Result{}, fmt.Errorf("copy tree: %w", err)
 	}

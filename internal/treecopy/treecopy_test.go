@@ -413,6 +413,22 @@ func TestCopyArguments(t *testing.T) {
 	if _, err := Copy(context.Background(), filepath.Join(t.TempDir(), "missing"), t.TempDir(), Options{}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing source: err = %v, want ErrNotExist", err)
 	}
+	// A source reached through a symlink (a home directory that is one,
+	// say) is the directory it names; only what is below is never
+	// followed.
+	real := filepath.Join(t.TempDir(), "real")
+	write(t, filepath.Join(real, "f"), "x", 0o644)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	if res, err := Copy(context.Background(), link, dst, Options{}); err != nil || res.Files != 1 {
+		t.Fatalf("source through a symlink: %+v, %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "x" {
+		t.Errorf("dst/f = %q, %v", b, err)
+	}
 }
 
 func TestCopyCancelled(t *testing.T) {
