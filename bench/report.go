@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -198,16 +199,13 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "**Warning: %s.**\n\n", warn)
 	}
 
-	busiest := 0.0
+	// The noise of every timed command, for the warnings below.
+	busiest, fastest, slowest, stalls := 0.0, math.Inf(1), 0.0, int64(0)
 	for _, p := range r.Pairs {
-		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
+		for _, s := range slices.Concat(p.A, p.B) {
 			busiest = max(busiest, s.BusyBefore)
-		}
-	}
-	fastest, slowest := math.Inf(1), 0.0
-	for _, p := range r.Pairs {
-		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
 			fastest, slowest = min(fastest, s.CreateMicros), max(slowest, s.CreateMicros)
+			stalls = max(stalls, s.MemStalls)
 		}
 	}
 	rerun := " Rerun with --wait-idle."
@@ -216,12 +214,6 @@ func (r *results) markdown(w io.Writer) {
 	}
 	if slowest > max(50, 3*fastest) {
 		fmt.Fprintf(w, "**Warning: creating a file took up to %.0f µs just before some timed commands, against %.0f µs at best (see the rounds table): the file system was slowed, probably by recent deletions; rounds that followed it are slow for reasons that have nothing to do with the commands.%s**\n\n", slowest, fastest, rerun)
-	}
-	var stalls int64
-	for _, p := range r.Pairs {
-		for _, s := range append(append([]sample(nil), p.A...), p.B...) {
-			stalls = max(stalls, s.MemStalls)
-		}
 	}
 	if stalls >= memStallsWarn {
 		rerun := " Rerun with --drop-caches (as root)."
