@@ -101,7 +101,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.tiercache, "tiercache", "", "tiercache `binary` (default: bin/tiercache of the repository, built by make build)")
 	fs.StringVar(&c.mc, "mc", "", "MinIO client `binary` (default: bin/mc of the repository, installed by make mc)")
 	fs.BoolVar(&c.waitIdle, "wait-idle", false, "before each timed command, wait (up to 5 minutes) until other processes use under 20% of the CPU and file creation is fast again")
-	fs.BoolVar(&c.dropCaches, "drop-caches", false, "before each timed command, drop the page cache (needs root) and read the command's inputs back in, so no command pays for reclaiming the memory that earlier rounds filled")
+	fs.BoolVar(&c.dropCaches, "drop-caches", false, "before each timed command, drop the page cache (needs root) and read the command's inputs and programs back in, so no command pays for reclaiming the memory that earlier rounds filled")
 	fs.IntVar(&c.getSamples, "get-samples", 5000, "local Get calls timed at each entry count")
 	if err := fs.Parse(args); err != nil {
 		return c, err

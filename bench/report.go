@@ -192,7 +192,7 @@ func (r *results) markdown(w io.Writer) {
 	}
 	caches := "page cache not dropped"
 	if r.Config.DropCaches {
-		caches = "--drop-caches: before every timed command the page cache was dropped and the command's inputs (the tree, the object, the cached copy) read back in"
+		caches = "--drop-caches: before every timed command the page cache was dropped and the command's inputs (the tree, the object, the cached copy) and programs read back in"
 	}
 	fmt.Fprintf(w, "- %s; `sync` before every timed command; restored trees %s; %s. tiercache fsync: %s\n\n", rounds, r.Config.TrashPolicy, caches, sync)
 	for _, warn := range r.Warnings {
