@@ -116,7 +116,7 @@ func newMachine(t testing.TB, bucket string, o machineOpts) *machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := tiered.New(l, tiered.Options{Remote: newStore(t, bucket, tr, o), ReadOnly: o.readOnly})
+	c, err := tiered.New(l, tiered.Options{Remote: newStore(t, bucket, tr, o), ReadOnly: o.readOnly, TouchInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

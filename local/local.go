@@ -7,7 +7,9 @@
 //	<root>/
 //	  tiercache-local       marker: this directory is a cache, layout 1
 //	  CACHEDIR.TAG          tells backup tools to skip the cache
-//	  index/<name>          per-key pointer: a symlink to ../data/<version>
+//	  index/<name>          per-key pointer: a symlink to ../data/<version>;
+//	                        its mtime is when the remote tier was last told
+//	                        of an access to the key (see RemoteAccess)
 //	  data/<version>/       one immutable version of an entry, where
 //	                        <version> is <name>-<16 hex digits>; its
 //	                        mtime is the entry's last access
@@ -124,6 +126,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/flock"
@@ -456,6 +460,44 @@ func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 	// (a read-only mount, say) must not turn a hit into an error.
 	_ = os.Chtimes(filepath.Join(c.dataDir, version), now, now)
 	return filepath.Join(c.dataDir, version, treeDir), true, nil
+}
+
+// RemoteAccess returns when the remote tier was last told of an access to
+// key, as far as this local tier knows: the time given to the last
+// SetRemoteAccess, or else when the current version was stored (a version
+// is stored by a push or a download, which the remote records itself).
+// ok is false when key has no pointer. It lets every process on the
+// machine share one throttle for the access records a local hit sends.
+//
+// The time is the mtime of the key's pointer, which nothing else uses: a
+// pointer is replaced by a fresh symlink, never rewritten, so each version
+// starts from the time it was stored.
+func (c *Cache) RemoteAccess(key string) (time.Time, bool) {
+	if tiercache.ValidateKey(key) != nil {
+		return time.Time{}, false
+	}
+	fi, err := os.Lstat(filepath.Join(c.indexDir, nameOf(key)))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return fi.ModTime(), true
+}
+
+// SetRemoteAccess records that the remote tier was told of an access to
+// key at t (see RemoteAccess). A key with no entry is left alone.
+func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(t.UnixNano())}
+	err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(c.indexDir, nameOf(key)), ts, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("local tier: record remote access of %q: %w", key, err)
+	}
+	return nil
 }
 
 // Lookup returns the metadata of the entry stored under key without

@@ -336,6 +336,49 @@ func TestLookupDoesNotTouchAccess(t *testing.T) {
 	}
 }
 
+// TestRemoteAccess: the record of the last access told to the remote
+// starts at the version's store time, survives hits and other processes,
+// and restarts with each new version.
+func TestRemoteAccess(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	if _, ok := c.RemoteAccess("k"); ok {
+		t.Fatal("RemoteAccess of a missing key reports a record")
+	}
+	if err := c.SetRemoteAccess("k", time.Now()); err != nil {
+		t.Fatalf("SetRemoteAccess of a missing key: %v", err)
+	}
+	if _, ok := c.RemoteAccess("k"); ok {
+		t.Fatal("SetRemoteAccess of a missing key created a record")
+	}
+	before := time.Now().Add(-time.Second) // coarse file system clocks
+	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := c.RemoteAccess("k"); !ok || at.Before(before) {
+		t.Fatalf("RemoteAccess after Put = %v, %v; want the store time (after %v)", at, ok, before)
+	}
+	past := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := c.SetRemoteAccess("k", past); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Get(ctx, "k"); err != nil || !ok {
+		t.Fatalf("Get after SetRemoteAccess: %v, %v", ok, err)
+	}
+	if at, ok := reopen(t, c, Options{}).RemoteAccess("k"); !ok || !at.Equal(past) {
+		t.Fatalf("RemoteAccess in another process = %v, %v; want %v, kept by Get", at, ok, past)
+	}
+	if _, err := c.Put(ctx, "k", smallSrc(t, "y"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := c.RemoteAccess("k"); at.Before(before) {
+		t.Fatalf("RemoteAccess after a new version = %v; want its store time", at)
+	}
+	if err := c.SetRemoteAccess("", past); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Fatalf("SetRemoteAccess of an invalid key: %v", err)
+	}
+}
+
 // TestStoredKeyChecked plays a hash collision: the entry found under a
 // key's name records another key. It must be a miss, and Invalidate of the
 // key must leave the other key's entry alone.

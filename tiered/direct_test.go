@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/local"
 )
 
 func TestPushRemoteWritesNothingLocally(t *testing.T) {
@@ -26,9 +27,14 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	if es, err := c.Local().List(t.Context()); err != nil || len(es) != 0 {
 		t.Fatalf("local tier after PushRemote: %v, %v; want empty", es, err)
 	}
+	before, _ := store.Stat(t.Context(), "k")
+	time.Sleep(10 * time.Millisecond) // so a new access time differs
 	again, err := c.PushRemote(t.Context(), "k", src, "d")
 	if err != nil || !again.UploadSkipped {
 		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
+	}
+	if after, _ := store.Stat(t.Context(), "k"); !after.LastAccess.After(before.LastAccess) {
+		t.Fatalf("skipped upload left the remote access time at %v", after.LastAccess)
 	}
 	// A normal hydration restores it.
 	h, ok, err := c.get(t.Context(), "k")
@@ -143,7 +149,7 @@ func TestPullRemote(t *testing.T) {
 // remotely without making the caller wait, and Wait waits for it.
 func TestLocalHitTouchesRemoteInBackground(t *testing.T) {
 	store := newMemStore()
-	c := newTiered(t, store, Options{})
+	c := newTiered(t, store, Options{TouchInterval: -1})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v"), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +163,81 @@ func TestLocalHitTouchesRemoteInBackground(t *testing.T) {
 	after, _ := store.Stat(t.Context(), "k")
 	if !after.LastAccess.After(before.LastAccess) {
 		t.Fatalf("remote access time %v not moved past %v by the local hit", after.LastAccess, before.LastAccess)
+	}
+}
+
+// TestLocalHitsShareTouchThrottle: local hits send the remote at most one
+// access record per TouchInterval and key, counted across every process
+// of the machine (here two Caches over one local tier), and a push or a
+// download counts as one.
+func TestLocalHitsShareTouchThrottle(t *testing.T) {
+	store := newMemStore()
+	c1 := newTiered(t, store, Options{})
+	l2, err := local.Open(c1.Local().Root(), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := New(l2, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit := func(c *Cache) {
+		t.Helper()
+		if _, ok, err := c.Get(t.Context(), "k"); err != nil || !ok {
+			t.Fatalf("local hit: %v, %v", ok, err)
+		}
+		c.Wait()
+	}
+	if _, err := c1.Put(t.Context(), "k", smallTree(t, "v"), ""); err != nil {
+		t.Fatal(err)
+	}
+	writes := store.writes.Load()
+	hit(c1)
+	hit(c2)
+	if n := store.writes.Load() - writes; n != 0 {
+		t.Fatalf("local hits right after the push sent %d access records, want 0", n)
+	}
+
+	// An hour later, the first hit of any process records the access,
+	// and the others on the machine then leave it at that.
+	if err := c1.Local().SetRemoteAccess("k", time.Now().Add(-DefaultTouchInterval-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := store.Stat(t.Context(), "k")
+	time.Sleep(10 * time.Millisecond) // so a new access time differs
+	hit(c2)
+	hit(c1)
+	hit(c2)
+	if n := store.writes.Load() - writes; n != 1 {
+		t.Fatalf("three local hits an hour after the last record sent %d access records, want 1", n)
+	}
+	if after, _ := store.Stat(t.Context(), "k"); !after.LastAccess.After(before.LastAccess) {
+		t.Fatalf("remote access time %v not moved past %v", after.LastAccess, before.LastAccess)
+	}
+	if at, _ := l2.RemoteAccess("k"); time.Since(at) > time.Minute {
+		t.Fatalf("the access record was not noted locally: last at %v", at)
+	}
+
+	// A record dated in the future (the clock went back) is stale.
+	if err := c1.Local().SetRemoteAccess("k", time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	writes = store.writes.Load()
+	hit(c1)
+	if n := store.writes.Load() - writes; n != 1 {
+		t.Fatalf("a local hit after a record dated tomorrow sent %d access records, want 1", n)
+	}
+
+	// Downloading counts as an access too.
+	if err := c1.Local().Invalidate(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok, err := c2.Restore(t.Context(), "k", nil); err != nil || !ok || h.Tier != TierRemote {
+		t.Fatalf("hydration: %+v, %v, %v", h, ok, err)
+	}
+	writes = store.writes.Load()
+	hit(c1)
+	if n := store.writes.Load() - writes; n != 0 {
+		t.Fatalf("a local hit right after a download sent %d access records, want 0", n)
 	}
 }

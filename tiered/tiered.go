@@ -51,7 +51,19 @@ type Options struct {
 	// goroutine doing the transfer. It must be quick and safe for
 	// concurrent use.
 	Progress func(Progress)
+	// TouchInterval is the least time between two access records that
+	// local hits of one key send the remote, counted across every
+	// process using the same local tier (see local.Cache.RemoteAccess).
+	// Zero means DefaultTouchInterval; negative sends one on every local
+	// hit.
+	TouchInterval time.Duration
 }
+
+// DefaultTouchInterval is the default Options.TouchInterval. Remote
+// pruning needs to know which keys are in use, not each use: an hour
+// keeps a busy persistent runner's local hits off the network while
+// leaving eviction order right to within the hour.
+const DefaultTouchInterval = time.Hour
 
 // Cache is local over remote. It implements tiercache.Backend; the extra
 // methods (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
@@ -118,10 +130,20 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 // touchRemote records the access remotely so the shared tier's LRU sees
 // keys that persistent machines keep hitting locally. It is best effort:
 // a failed touch must not fail a read. It runs in the background, so a
-// local hit does not wait for a round trip to the remote (see Wait);
-// stores throttle it per key.
+// local hit does not wait for a round trip to the remote (see Wait). It
+// is skipped while the local tier says the remote heard of an access to
+// key less than TouchInterval ago, so most local hits need no network.
 func (c *Cache) touchRemote(ctx context.Context, key string) {
 	if c.remote == nil || c.opts.ReadOnly {
+		return
+	}
+	now := time.Now()
+	interval := c.opts.TouchInterval
+	if interval == 0 {
+		interval = DefaultTouchInterval
+	}
+	// A record in the future (the clock went back) counts as stale.
+	if last, ok := c.local.RemoteAccess(key); ok && interval > 0 && !last.After(now) && now.Sub(last) < interval {
 		return
 	}
 	select {
@@ -135,7 +157,9 @@ func (c *Cache) touchRemote(ctx context.Context, key string) {
 		defer func() { <-c.touching }()
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
 		defer cancel()
-		_ = c.remote.Touch(tctx, key)
+		if c.remote.Touch(tctx, key) == nil {
+			_ = c.local.SetRemoteAccess(key, now)
+		}
 	})
 }
 
@@ -445,6 +469,8 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 		if identical(h, ar, old) {
 			res.UploadSkipped = true
 			res.ArchiveSize = old.ArchiveSize
+			// Still a use of the key, which the remote's LRU must see.
+			_ = c.remote.Touch(ctx, key)
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the version just stored.

@@ -24,6 +24,10 @@ compressed archives. A limit left out (or 0) is no limit; at least one must
 be given. The remote prune also removes data left behind by interrupted
 pushes.
 
+In the remote tier, a use is a push, a download or a local hit on any
+machine; local hits are recorded there at most once an hour per key and
+machine.
+
 Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
 (= 1.5GB), or a plain number of bytes.`,
 		Example: `  # Keep this machine's cache under 20 GiB.
