@@ -20,7 +20,9 @@ func newPruneCommand(a *app) *cobra.Command {
 		Long: `Prune evicts entries, least recently used first, until the local tier holds
 at most --max-entries entries and --max-bytes bytes of trees, and the remote
 tier at most --remote-max-entries entries and --remote-max-bytes bytes of
-compressed archives. A limit left out (or 0) is no limit; at least one must
+trees. Both tiers count a tree's uncompressed size, as ls and stats show it,
+so one limit means the same in both; the remote's compressed archives take
+less room than that. A limit left out (or 0) is no limit; at least one must
 be given. The remote prune also removes data left behind by interrupted
 pushes.
 
@@ -42,7 +44,7 @@ Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
 	f.IntVar(&o.local.MaxEntries, "max-entries", 0, "most entries the local tier keeps")
 	f.Var(sizeValue{&o.local.MaxBytes}, "max-bytes", "most tree bytes the local tier keeps (e.g. 20GiB)")
 	f.IntVar(&o.remote.MaxEntries, "remote-max-entries", 0, "most entries the remote tier keeps")
-	f.Var(sizeValue{&o.remote.MaxBytes}, "remote-max-bytes", "most archive bytes the remote tier keeps (e.g. 500GB)")
+	f.Var(sizeValue{&o.remote.MaxBytes}, "remote-max-bytes", "most tree bytes (uncompressed) the remote tier keeps (e.g. 500GB)")
 	return cmd
 }
 
