@@ -27,5 +27,5 @@ func syncTree(dir string) error {
 func bootID() string { return "" }
 
 // changedAt is fi's modification time; on Linux, the later of it and the
-// status-change time (see sync_linux.go).
+// status-change time (see os_linux.go).
 func changedAt(fi fs.FileInfo) time.Time { return fi.ModTime() }
