@@ -50,9 +50,7 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 			return res, err
 		}
 		if identical(h, ar, old) {
-			res.UploadSkipped = true
-			res.ArchiveSize = old.ArchiveSize
-			_ = c.remote.Touch(ctx, key) // a use of the key all the same
+			c.skipUpload(ctx, key, old, &res)
 			res.Elapsed = time.Since(start)
 			return res, nil
 		}

@@ -142,9 +142,11 @@ func (c *Cache) touchRemote(ctx context.Context, key string) {
 	if interval == 0 {
 		interval = DefaultTouchInterval
 	}
-	// A record in the future (the clock went back) counts as stale.
-	if last, ok := c.local.RemoteAccess(key); ok && interval > 0 && !last.After(now) && now.Sub(last) < interval {
-		return
+	if interval > 0 {
+		// A record in the future (the clock went back) counts as stale.
+		if last, ok := c.local.RemoteAccess(key); ok && !last.After(now) && now.Sub(last) < interval {
+			return
+		}
 	}
 	select {
 	case c.touching <- struct{}{}:
@@ -467,10 +469,7 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 			return err
 		}
 		if identical(h, ar, old) {
-			res.UploadSkipped = true
-			res.ArchiveSize = old.ArchiveSize
-			// Still a use of the key, which the remote's LRU must see.
-			_ = c.remote.Touch(ctx, key)
+			c.skipUpload(ctx, key, old, res)
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the version just stored.
@@ -520,6 +519,16 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 		return want, meta, old, false, fmt.Errorf("remote stat %q: %w", key, err)
 	}
 	return want, meta, old, old.Size == size && old.Files == files, nil
+}
+
+// skipUpload records in res that the remote already holds the pushed tree
+// as old, and records the push remotely as a use of key all the same, so
+// remote pruning does not take a key in use for an unused one. The record
+// is best effort, like every access record.
+func (c *Cache) skipUpload(ctx context.Context, key string, old remote.Meta, res *PutResult) {
+	res.UploadSkipped = true
+	res.ArchiveSize = old.ArchiveSize
+	_ = c.remote.Touch(ctx, key)
 }
 
 // identical reports whether the archive hashed into h, described by r, is
