@@ -75,9 +75,12 @@ type globalFlags struct {
 	noSync      bool
 	syncData    bool
 	noLocal     bool
-	json        bool
-	quiet       bool
-	verbose     bool
+	// strict makes remote and integrity failures errors (exit 1)
+	// instead of warnings (see soft.go).
+	strict  bool
+	json    bool
+	quiet   bool
+	verbose bool
 }
 
 // envFlags binds each global flag to its environment variable. Flags win,
@@ -94,6 +97,7 @@ var envFlags = []struct{ flag, env string }{
 	{"no-sync", "TIERCACHE_NO_SYNC"},
 	{"sync-data", "TIERCACHE_SYNC_DATA"},
 	{"no-local", "TIERCACHE_NO_LOCAL"},
+	{"strict", "TIERCACHE_STRICT"},
 	{"json", "TIERCACHE_JSON"},
 	{"quiet", "TIERCACHE_QUIET"},
 	{"verbose", "TIERCACHE_VERBOSE"},
@@ -142,6 +146,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
 	fs.BoolVar(&f.noLocal, "no-local", false, "push and pull straight between DIR and the remote, keeping no local copy: fastest on machines that live for one job (env TIERCACHE_NO_LOCAL)")
 	fs.BoolVar(&f.syncData, "sync-data", false, "flush each stored tree to disk before publishing it, instead of marking it with the boot ID so it is dropped after a crash (env TIERCACHE_SYNC_DATA)")
+	fs.BoolVar(&f.strict, "strict", false, "fail (exit 1) when the remote or an archive fails, instead of warning and going on as a miss or a local-only save (env TIERCACHE_STRICT)")
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but errors (env TIERCACHE_QUIET)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
@@ -383,7 +388,7 @@ func (a *app) exitCode(err error) int {
 
 // errorLine renders err as the single line printed on stderr.
 func errorLine(err error) string {
-	msg := strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
+	msg := singleLine(err.Error())
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg
 	}
