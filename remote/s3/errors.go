@@ -22,6 +22,13 @@ var (
 	ErrAccessDenied = errors.New("s3: access denied")
 	// ErrNoSuchBucket reports that the configured bucket does not exist.
 	ErrNoSuchBucket = errors.New("s3: bucket does not exist")
+	// ErrNotS3 reports an endpoint that answers HTTP but not as S3 does
+	// (a web page, a 404 or 501 without an S3 error body): a wrong
+	// --endpoint, never a cache miss.
+	ErrNotS3 = errors.New("s3: not an S3 endpoint")
+	// ErrNoCredentials reports that the AWS credential chain found no
+	// credentials anywhere it looked.
+	ErrNoCredentials = errors.New("s3: no AWS credentials found")
 )
 
 // mapError is the one place that interprets S3 error codes. It turns err,
