@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"errors"
 	"time"
 
 	"github.com/tiercache/tiercache"
@@ -38,6 +39,10 @@ type Hit struct {
 	Entry tiercache.Entry
 	// Downloaded is the number of archive bytes downloaded (0 on a local hit).
 	Downloaded int64
+	// RemoteErr, when set, is a remote failure (a *RemoteError) that
+	// Restore survived by going on with the local tier alone, where it
+	// then found this hit.
+	RemoteErr error
 }
 
 // PutResult describes what Put did in each tier.
@@ -55,6 +60,37 @@ type PutResult struct {
 	ArchiveSize int64
 	// Elapsed is the wall time of the whole put.
 	Elapsed time.Duration
+	// RemoteErr, when set, is why nothing was saved remotely by a put
+	// that still stored the tree locally (a *RemoteError): PutResult
+	// then returns a nil error, since the cache holds the tree.
+	RemoteErr error
+}
+
+// RemoteError reports a failure that lies with the remote tier or with the
+// object it served: the store unreachable, refusing or misconfigured, a
+// missing bucket, a download cut short, or an archive that fails
+// verification or extraction's safety checks. Neither the local tier nor
+// the caller's directory was changed by it, so a caller may carry on
+// without the remote: a cache outage should make a slow build, not a
+// failed one. Failures of the local tier or of the caller's directory are
+// never RemoteErrors.
+type RemoteError struct{ Err error }
+
+func (e *RemoteError) Error() string { return e.Err.Error() }
+func (e *RemoteError) Unwrap() error { return e.Err }
+
+// IsRemote reports whether err is, or wraps, a *RemoteError.
+func IsRemote(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re)
+}
+
+// remoteErr wraps err, if not nil, as a *RemoteError.
+func remoteErr(err error) error {
+	if err == nil || IsRemote(err) {
+		return err
+	}
+	return &RemoteError{Err: err}
 }
 
 // TierStats holds per-tier aggregates; Remote is nil when no remote is

@@ -115,6 +115,15 @@ func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
 }
 
 func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
+	h, ok, err := c.localEntry(ctx, key)
+	if ok {
+		c.touchRemote(ctx, key)
+	}
+	return h, ok, err
+}
+
+// localEntry is a local hit that tells the remote nothing.
+func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	p, ok, err := c.local.Get(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
@@ -123,7 +132,6 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 	if err != nil {
 		return Hit{}, false, err
 	}
-	c.touchRemote(ctx, key)
 	return Hit{Path: p, Key: key, Tier: TierLocal, Entry: e}, true, nil
 }
 
@@ -251,9 +259,10 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 // fillFrom extracts the archive read from rc into dir and verifies it
 // against meta.
 func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string) (archive.Result, error) {
-	r := rc
+	src := &sourceReader{r: rc}
+	var r io.Reader = src
 	if c.opts.Progress != nil {
-		r = &progressReader{r: rc, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
+		r = &progressReader{r: src, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
 	}
 	// The manifest says what the archive must hold, and verify insists on
 	// it exactly; extracting no more than that stops a decompression bomb
@@ -263,13 +272,36 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
 	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
 	res, err := archive.Extract(ctx, r, dir, xopts)
-	if err != nil {
-		if errors.Is(err, tiercache.ErrNotFound) {
-			return res, err
-		}
+	switch {
+	case err == nil:
+		return res, remoteErr(verify(key, meta, res))
+	case errors.Is(err, tiercache.ErrNotFound):
+		return res, err
+	case src.err != nil:
+		// The download failed, not the disk.
+		return res, remoteErr(fmt.Errorf("extract %q: %w", key, err))
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return res, fmt.Errorf("extract %q: %w", key, err)
+	case errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded):
+		// The object is corrupt or hostile.
+		return res, remoteErr(fmt.Errorf("extract %q: %w", key, err))
 	}
-	return res, verify(key, meta, res)
+	return res, fmt.Errorf("extract %q: %w", key, err)
+}
+
+// sourceReader remembers the first error of the stream it reads, so a
+// failed extraction can tell a failed download from a failed write.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // openRemote opens key's archive in the remote tier; a missing key is
@@ -280,7 +312,7 @@ func (c *Cache) openRemote(ctx context.Context, key string) (io.ReadCloser, remo
 		return nil, remote.Meta{}, false, nil
 	}
 	if err != nil {
-		return nil, remote.Meta{}, false, fmt.Errorf("remote get %q: %w", key, err)
+		return nil, remote.Meta{}, false, remoteErr(fmt.Errorf("remote get %q: %w", key, err))
 	}
 	return rc, meta, true, nil
 }
@@ -329,12 +361,40 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 			return Hit{}, false, fmt.Errorf("restore key: %w", err)
 		}
 	}
-	if h, ok, err := get(ctx, key); err != nil || ok {
+	// After the remote's first failure, only the local tier is asked
+	// (if withLocal): one outage costs one round of retries, not one
+	// per candidate, and what the local tier holds is still restored.
+	var down error
+	try := func(k string) (Hit, bool, error) {
+		if down != nil {
+			if !withLocal {
+				return Hit{}, false, nil
+			}
+			return c.localEntry(ctx, k)
+		}
+		h, ok, err := get(ctx, k)
+		if IsRemote(err) && ctx.Err() == nil {
+			down = err
+			return Hit{}, false, nil
+		}
 		return h, ok, err
+	}
+	found := func(h Hit, ok bool, err error) (Hit, bool, error) {
+		if ok {
+			h.RemoteErr = down
+		}
+		return h, ok, err
+	}
+	if h, ok, err := try(key); err != nil || ok {
+		return found(h, ok, err)
 	}
 	tried := map[string]bool{key: true}
 	for _, p := range prefixes {
-		cands, err := c.candidates(ctx, p, withLocal)
+		cands, err := c.candidates(ctx, p, withLocal, down == nil)
+		if IsRemote(err) && ctx.Err() == nil {
+			down = err
+			cands, err = c.candidates(ctx, p, withLocal, false)
+		}
 		if err != nil {
 			return Hit{}, false, err
 		}
@@ -343,17 +403,18 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 				continue
 			}
 			tried[k] = true
-			if h, ok, err := get(ctx, k); err != nil || ok {
-				return h, ok, err
+			if h, ok, err := try(k); err != nil || ok {
+				return found(h, ok, err)
 			}
 		}
 	}
-	return Hit{}, false, nil
+	// A miss because the remote failed is reported as its failure.
+	return Hit{}, false, down
 }
 
-// candidates returns the keys starting with prefix in the remote tier and,
-// if withLocal, the local one, newest first.
-func (c *Cache) candidates(ctx context.Context, prefix string, withLocal bool) ([]string, error) {
+// candidates returns the keys starting with prefix in the remote tier (if
+// withRemote) and, if withLocal, the local one, newest first.
+func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRemote bool) ([]string, error) {
 	newest := map[string]time.Time{}
 	add := func(k string, t time.Time) {
 		if old, ok := newest[k]; !ok || t.After(old) {
@@ -371,10 +432,10 @@ func (c *Cache) candidates(ctx context.Context, prefix string, withLocal bool) (
 			}
 		}
 	}
-	if c.remote != nil {
+	if c.remote != nil && withRemote {
 		metas, err := c.remote.List(ctx, prefix)
 		if err != nil {
-			return nil, fmt.Errorf("remote list %q: %w", prefix, err)
+			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
 		}
 		for _, m := range metas {
 			add(m.Key, m.Created)
@@ -409,6 +470,10 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 // side commits only if both saw a tree of that size and file count, so a
 // tree that changes during the push fails it instead of leaving the tiers
 // with different snapshots.
+//
+// A failure of the remote alone (see RemoteError) does not fail the put:
+// the tree is still stored locally, and PutResult returns with
+// RemoteErr set and a nil error.
 func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
@@ -455,9 +520,27 @@ var errOtherSide = errors.New("the other half of the push failed")
 
 func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
 	want, meta, old, same, err := c.planPush(ctx, key, src, description)
+	if IsRemote(err) && ctx.Err() == nil {
+		// The remote cannot even say what it holds: store locally only.
+		res.RemoteErr = err
+		res.Path, err = c.local.Put(ctx, key, src, description)
+		return err
+	}
 	if err != nil {
 		return err
 	}
+	err = c.putBothPlanned(ctx, key, src, description, want, meta, old, same, res)
+	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
+		res.RemoteErr, res.Uploaded = err, false
+		return nil
+	}
+	return err
+}
+
+// putBothPlanned is putBoth once the push is planned. A failed upload
+// does not stop the local copy (see survivingWriter), so a remote failure
+// returns with res.Path set.
+func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want treeShape, meta, old remote.Meta, same bool, res *PutResult) error {
 	if same {
 		// Same shape: archives are deterministic, so hashing a fresh one
 		// tells whether the remote already holds this exact tree, which
@@ -482,9 +565,30 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 	// saw the same tree and the local copy is committed.
 	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
 		var err error
-		res.Path, _, err = c.copyWhileArchiving(ctx, key, src, description, want, w)
+		res.Path, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
 		return err
 	}, res)
+}
+
+// survivingWriter passes writes on until the upload reading them ends,
+// then discards them: the archive still runs to its end, so the local
+// copy made beside it (which waits for the archive's verdict on the
+// tree's shape) commits even when the remote fails.
+type survivingWriter struct {
+	w     io.Writer
+	ended bool
+}
+
+func (s *survivingWriter) Write(p []byte) (int, error) {
+	if s.ended {
+		return len(p), nil
+	}
+	n, err := s.w.Write(p)
+	if errors.Is(err, errUploadEnded) {
+		s.ended = true
+		return len(p), nil
+	}
+	return n, err
 }
 
 // planPush measures src and looks up key remotely. same reports that the
@@ -516,7 +620,7 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 	case errors.Is(err, tiercache.ErrNotFound):
 		return want, meta, old, false, nil
 	case err != nil:
-		return want, meta, old, false, fmt.Errorf("remote stat %q: %w", key, err)
+		return want, meta, old, false, remoteErr(fmt.Errorf("remote stat %q: %w", key, err))
 	}
 	return want, meta, old, old.Size == size && old.Files == files, nil
 }
@@ -608,7 +712,7 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, produce func(w
 	case werr != nil && !errors.Is(werr, errUploadEnded):
 		return werr // what spoiled the stream also failed the upload
 	case err != nil:
-		return fmt.Errorf("upload %q: %w", meta.Key, err)
+		return remoteErr(fmt.Errorf("upload %q: %w", meta.Key, err))
 	case werr != nil:
 		return werr
 	}

@@ -198,8 +198,8 @@ func TestIntegrityFailureLeavesNoEntry(t *testing.T) {
 			if ok || err == nil {
 				t.Fatalf("corrupt archive accepted: ok=%v err=%v", ok, err)
 			}
-			if !errors.Is(err, tiercache.ErrIntegrity) {
-				t.Fatalf("err = %v, want ErrIntegrity", err)
+			if !errors.Is(err, tiercache.ErrIntegrity) || !IsRemote(err) {
+				t.Fatalf("err = %v, want ErrIntegrity from the remote", err)
 			}
 			es, err := fresh.Local().List(t.Context())
 			if err != nil || len(es) != 0 {
@@ -402,6 +402,10 @@ func TestTreeLargerThanFreeSpace(t *testing.T) {
 	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
 	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) || !strings.Contains(err.Error(), "free") {
 		t.Fatalf("huge tree: ok=%v err=%v, want a free-space ErrLimitExceeded", ok, err)
+	}
+	// The machine lacks room: the local tier's problem, not the remote's.
+	if IsRemote(err) {
+		t.Errorf("a full local disk reported as a remote failure: %v", err)
 	}
 }
 

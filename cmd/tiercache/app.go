@@ -52,6 +52,11 @@ type app struct {
 	keepTrash bool
 	trashDir  string
 	local     *local.Cache
+	// softRemote is set by the commands that survive a remote failure
+	// (push, pull): an S3 client that cannot be built then leaves the
+	// cache local-only, with the failure in remoteErr, unless --strict.
+	softRemote bool
+	remoteErr  error
 }
 
 // noteTrash records the local tier's directory for a detached deletion if
@@ -302,10 +307,14 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)
-		if err != nil {
+		switch {
+		case err == nil:
+			opts.Remote = store
+		case a.softRemote && !a.flags.strict && cmd.Context().Err() == nil:
+			a.remoteErr = &tiered.RemoteError{Err: fmt.Errorf("remote: %w", err)}
+		default:
 			return nil, fmt.Errorf("remote: %w", err)
 		}
-		opts.Remote = store
 	}
 	return tiered.New(l, opts)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -34,6 +35,14 @@ When KEY is not stored, each --restore-key PREFIX is tried in the order
 given: the newest entry whose key starts with PREFIX, in either tier, is
 restored. A miss is not an error: pull exits 0 and leaves DIR empty or as it
 was, unless --fail-on-miss is given (exit 3).
+
+A cache outage must not fail the build: when the remote fails (unreachable,
+timing out, refusing the credentials, no such bucket, not an S3 endpoint)
+or serves an entry that fails verification, pull prints a one-line warning
+naming the cause, goes on with the local tier alone, and if that has
+nothing, exits 0 as a miss with DIR exactly as it was. With --strict such
+failures exit 1. A failure to write DIR, or the local tier's disk being
+full, always fails the pull.
 
 DIR is created if absent. Entries of the tree replace what DIR holds at the
 same paths, as 'tar -x' does; other files in DIR are left alone. A file,
@@ -105,6 +114,9 @@ type pullJSON struct {
 	// DownloadedBytes is the compressed size downloaded (0 on a local hit).
 	DownloadedBytes int64   `json:"downloaded_bytes"`
 	Seconds         float64 `json:"seconds"`
+	// Error is the remote or integrity failure that made the pull a miss
+	// (or, on a hit from the local tier, that it went on without).
+	Error string `json:"error,omitempty"`
 }
 
 func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
@@ -119,6 +131,7 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	fail := func(err error) error { return fmt.Errorf("pull %q: %w", key, err) }
 	prog := a.newProgress(cmd.ErrOrStderr())
 	a.keepTrash = true
+	a.softRemote = true
 	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
 	if err != nil {
@@ -128,16 +141,31 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	start := time.Now()
 	var hit tiered.Hit
 	var ok bool
-	if a.flags.noLocal {
+	switch {
+	case a.remoteErr != nil && a.flags.noLocal:
+		err = a.remoteErr // nothing else to pull from
+	case a.flags.noLocal:
 		hit, ok, err = c.PullRemote(ctx, key, o.restoreKeys, dir)
-	} else {
+	default:
 		hit, ok, err = c.Restore(ctx, key, o.restoreKeys)
 	}
 	prog.finish()
-	if err != nil {
+	out := pullJSON{RequestedKey: key, Dir: dir}
+	// A remote that failed, before the lookup or during it: the pull
+	// goes on as a miss (or with what the local tier held), DIR as it
+	// was.
+	survived := cmp.Or(err, hit.RemoteErr, a.remoteErr)
+	if err != nil && !a.survive(cmd, err) {
 		return fail(err)
 	}
-	out := pullJSON{RequestedKey: key, Dir: dir}
+	if survived != nil {
+		out.Error = singleLine(survived.Error())
+		what := "treated as a miss, DIR left as it was"
+		if ok {
+			what = "restoring from the local tier only"
+		}
+		a.warnf(cmd, "pull %q: %s: %s", key, what, withHint(survived))
+	}
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
 		out.DownloadedBytes = hit.Downloaded
@@ -148,8 +176,11 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 			}
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(err)
+	} else if err == nil {
+		// A plain miss leaves DIR ready for the build to fill.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(err)
+		}
 	}
 	c.Wait() // the access record of a local hit, sent during the copy
 	elapsed := time.Since(start)
@@ -157,10 +188,14 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if err := writeGitHubOutput(a.getenv("GITHUB_OUTPUT"), out); err != nil {
 		return fail(err)
 	}
+	var only string
+	if !c.HasRemote() && a.remoteErr == nil {
+		only = " (local only: no remote configured)"
+	}
 	if ok {
-		a.infof(cmd, "%s", hitSummary(out, o.restoreKeys, elapsed))
+		a.infof(cmd, "%s%s", hitSummary(out, o.restoreKeys, elapsed), only)
 	} else {
-		a.infof(cmd, "%s", missSummary(key, o.restoreKeys))
+		a.infof(cmd, "%s%s", missSummary(key, o.restoreKeys, survived != nil), only)
 	}
 	if a.flags.json {
 		if err := writeJSON(cmd, out); err != nil {
@@ -214,7 +249,12 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 	return b.String()
 }
 
-func missSummary(key string, restoreKeys []string) string {
+// missSummary describes a miss; failed tells that the remote failed, so
+// whether it holds the key is not known.
+func missSummary(key string, restoreKeys []string, failed bool) string {
+	if failed {
+		return fmt.Sprintf("miss: %q not restored, the remote failed (see the warning above)", key)
+	}
 	if len(restoreKeys) == 0 {
 		return fmt.Sprintf("miss: nothing stored under %q", key)
 	}

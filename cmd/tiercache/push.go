@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,6 +38,13 @@ machine); a device node or FIFO in DIR makes push fail, naming it.
 
 With --no-local (for machines that live for one job), the archive streams
 from DIR straight to the remote and no local copy is made.
+
+A cache outage must not fail the build: when the remote fails (unreachable,
+timing out, refusing the credentials, no such bucket), push prints a
+one-line warning saying that nothing was saved remotely, keeps the local
+copy (none with --no-local), and exits 0. With --strict it exits 1. A DIR
+that cannot be read or changes during the push, or a full local disk,
+always fails the push.
 
 KEY may also be given with --key, DIR then being the only argument.`,
 		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
@@ -94,6 +102,9 @@ type pushJSON struct {
 	UploadSkipped bool    `json:"upload_skipped"`
 	ArchiveBytes  int64   `json:"archive_bytes"`
 	Seconds       float64 `json:"seconds"`
+	// Error is the remote failure that kept the tree out of the remote
+	// (the push then saved it locally only, or with --no-local nowhere).
+	Error string `json:"error,omitempty"`
 }
 
 func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
@@ -116,6 +127,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	}
 	prog := a.newProgress(cmd.ErrOrStderr())
 	a.keepTrash = true
+	a.softRemote = true
 	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
 	if err != nil {
@@ -123,23 +135,39 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	}
 	start := time.Now()
 	var res tiered.PutResult
-	if a.flags.noLocal {
+	switch {
+	case a.remoteErr != nil && a.flags.noLocal:
+		err = a.remoteErr // nowhere to push to
+	case a.flags.noLocal:
 		res, err = c.PushRemote(cmd.Context(), key, dir, o.description)
-	} else {
+	default:
 		res, err = c.PutResult(cmd.Context(), key, dir, o.description)
 	}
 	prog.finish()
-	if err != nil {
+	if err != nil && !a.survive(cmd, err) {
 		return fail(err)
 	}
 	elapsed := time.Since(start)
 	out := pushJSON{
 		Key: key, Dir: dir, Bytes: res.Entry.Size, Files: res.Entry.Files,
-		Remote: c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
+		Remote: c.HasRemote() || a.remoteErr != nil, Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
+	}
+	// A remote failure the push survived: the tree is saved locally
+	// only, or with --no-local nowhere.
+	failed := cmp.Or(err, res.RemoteErr, a.remoteErr)
+	if failed != nil {
+		out.Error = singleLine(failed.Error())
+		out.Uploaded, out.UploadSkipped, out.ArchiveBytes = false, false, 0
+		a.warnf(cmd, "push %q: nothing was saved remotely: %s", key, withHint(failed))
 	}
 	var where string
 	switch {
+	case failed != nil && a.flags.noLocal:
+		a.infof(cmd, "push %q: nothing saved: the remote failed (see the warning above), and --no-local keeps no local copy", key)
+		return a.printPush(cmd, out)
+	case failed != nil:
+		where = "saved locally only, NOT in the remote (see the warning above)"
 	case !c.HasRemote():
 		where = "local only (no remote configured)"
 	case a.flags.noLocal && res.UploadSkipped:
@@ -152,6 +180,10 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 		where = fmt.Sprintf("uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
 	}
 	a.infof(cmd, "pushed %q: %s in %d files, %s, in %s", key, formatBytes(out.Bytes), out.Files, where, formatDuration(elapsed))
+	return a.printPush(cmd, out)
+}
+
+func (a *app) printPush(cmd *cobra.Command, out pushJSON) error {
 	if a.flags.json {
 		return writeJSON(cmd, out)
 	}

@@ -27,16 +27,25 @@ Environment:
   TIERCACHE_NO_SYNC        --no-sync
   TIERCACHE_SYNC_DATA      --sync-data
   TIERCACHE_NO_LOCAL       --no-local
+  TIERCACHE_STRICT         --strict
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose
   GITHUB_OUTPUT            pull appends cache-hit and cache-matched-key to it
 
+A cache outage never fails the build: when the remote fails or serves an
+entry that fails verification, pull warns and goes on as a miss (DIR left
+as it was) and push warns that nothing was saved remotely, both exiting 0.
+--strict makes these failures exit 1. Under GitHub Actions
+(GITHUB_ACTIONS=true) warnings are also printed as ::warning:: annotations.
+
 Exit codes:
-  0  success (a pull that misses succeeds too)
-  1  failure
+  0  success: a pull that misses, and a pull or push that survived a
+     remote failure with a warning, succeed too
+  1  failure: DIR or the local tier could not be read or written, the
+     command was interrupted, or (with --strict) the remote failed
   2  usage error: unknown command or flag, wrong arguments, invalid key
-  3  pull --fail-on-miss found nothing`
+  3  pull --fail-on-miss found nothing (a pull whose remote failed counts)`
 
 const rootExample = `  # In a CI job: restore the Go module cache, build, save it.
   export TIERCACHE_REMOTE=s3://ci-cache/myproject

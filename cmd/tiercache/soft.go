@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote/s3"
+	"github.com/tiercache/tiercache/tiered"
 )
 
 // A cache never breaks the build: by default, a remote or integrity
@@ -34,4 +41,46 @@ func singleLine(s string) string {
 // expects, so a '%' in a key cannot be read as an escape.
 func escapeAnnotation(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+// survive reports whether err, which failed a push or a pull, is one the
+// command goes on from with a warning: a failure of the remote or of the
+// object it served (tiered.RemoteError), unless --strict or the command
+// was interrupted. Failures of the local tier, of DIR or of the
+// command's own arguments always fail it.
+func (a *app) survive(cmd *cobra.Command, err error) bool {
+	return err != nil && !a.flags.strict && tiered.IsRemote(err) && cmd.Context().Err() == nil
+}
+
+// withHint appends to err's message what to do about it, when the cause
+// is one a user can fix.
+func withHint(err error) string {
+	msg := err.Error()
+	if h := hint(err); h != "" {
+		msg += "; " + h
+	}
+	return msg
+}
+
+func hint(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, s3.ErrNoCredentials):
+		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
+	case errors.Is(err, s3.ErrAccessDenied):
+		return "the README lists the permissions tiercache needs"
+	case errors.Is(err, s3.ErrNoSuchBucket):
+		return "create the bucket (aws s3 mb, mc mb) or correct --remote (TIERCACHE_REMOTE)"
+	case errors.Is(err, s3.ErrNotS3):
+		return "correct --endpoint (TIERCACHE_S3_ENDPOINT or AWS_ENDPOINT_URL_S3)"
+	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):
+		return "the stored entry was refused and nothing of it was used; the next push replaces it, or 'tiercache rm KEY' removes it"
+	case errors.As(err, &dnsErr), errors.As(err, &opErr):
+		return "check that the endpoint is up and reachable (--endpoint, TIERCACHE_S3_ENDPOINT)"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "the remote did not answer in time; --idle-timeout sets how long a stalled request may wait"
+	}
+	return ""
 }

@@ -1,0 +1,163 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// errDown stands for any failure of the remote: unreachable, refusing.
+var errDown = errors.New("connection refused")
+
+// faultyStore wraps a memStore: while down, every call fails; failPut
+// makes Put fail after reading part of the archive, as a connection
+// reset mid-upload would.
+type faultyStore struct {
+	*memStore
+	down    atomic.Bool
+	failPut atomic.Bool
+	calls   atomic.Int64
+}
+
+func (f *faultyStore) fault() error {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return errDown
+	}
+	return nil
+}
+
+func (f *faultyStore) Open(ctx context.Context, key string) (io.ReadCloser, remote.Meta, error) {
+	if err := f.fault(); err != nil {
+		return nil, remote.Meta{}, err
+	}
+	return f.memStore.Open(ctx, key)
+}
+
+func (f *faultyStore) Stat(ctx context.Context, key string) (remote.Meta, error) {
+	if err := f.fault(); err != nil {
+		return remote.Meta{}, err
+	}
+	return f.memStore.Stat(ctx, key)
+}
+
+func (f *faultyStore) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.Meta, error) {
+	if err := f.fault(); err != nil {
+		return remote.Meta{}, err
+	}
+	if f.failPut.Load() {
+		_, _ = io.CopyN(io.Discard, r, 100)
+		return remote.Meta{}, errDown
+	}
+	return f.memStore.Put(ctx, meta, r)
+}
+
+func (f *faultyStore) List(ctx context.Context, prefix string) ([]remote.Meta, error) {
+	if err := f.fault(); err != nil {
+		return nil, err
+	}
+	return f.memStore.List(ctx, prefix)
+}
+
+func (f *faultyStore) Touch(ctx context.Context, key string) error {
+	if err := f.fault(); err != nil {
+		return err
+	}
+	return f.memStore.Touch(ctx, key)
+}
+
+func newFaulty(t *testing.T) (*faultyStore, *Cache) {
+	t.Helper()
+	f := &faultyStore{memStore: newMemStore()}
+	c, err := New(newLocal(t), Options{Remote: f, TouchInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, c
+}
+
+// TestPutSurvivesRemoteFailure: a remote that is down, or that fails
+// mid-upload, leaves the tree stored locally, with the failure in
+// RemoteErr and no error.
+func TestPutSurvivesRemoteFailure(t *testing.T) {
+	for name, breakIt := range map[string]func(*faultyStore){
+		"down":             func(f *faultyStore) { f.down.Store(true) },
+		"fails mid-upload": func(f *faultyStore) { f.failPut.Store(true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, c := newFaulty(t)
+			breakIt(f)
+			src := smallTree(t, "v1")
+			res, err := c.PutResult(t.Context(), "k", src, "")
+			if err != nil {
+				t.Fatalf("PutResult: %v, want the remote's failure in RemoteErr only", err)
+			}
+			if !IsRemote(res.RemoteErr) || !errors.Is(res.RemoteErr, errDown) || res.Uploaded {
+				t.Fatalf("RemoteErr = %v, Uploaded = %v; want the remote's failure and no upload", res.RemoteErr, res.Uploaded)
+			}
+			if _, err := f.memStore.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+				t.Errorf("the remote holds the key after a failed upload: %v", err)
+			}
+			p, ok, err := c.Local().Get(t.Context(), "k")
+			if err != nil || !ok {
+				t.Fatalf("local Get after the put: %v %v", ok, err)
+			}
+			treetest.AssertEqual(t, src, p)
+		})
+	}
+}
+
+// TestPutLocalFailureIsNotRemote: a source that is not there fails the
+// put whatever the remote does, and is not a remote failure.
+func TestPutLocalFailureIsNotRemote(t *testing.T) {
+	_, c := newFaulty(t)
+	_, err := c.PutResult(t.Context(), "k", t.TempDir()+"/missing", "")
+	if err == nil || IsRemote(err) {
+		t.Fatalf("PutResult of a missing dir: %v, want a local error", err)
+	}
+}
+
+// TestRestoreRemoteDown: a remote that fails makes the exact key a miss
+// reported as the remote's failure after one attempt, and restore keys
+// are still found in the local tier, with the failure attached.
+func TestRestoreRemoteDown(t *testing.T) {
+	f, c := newFaulty(t)
+	src := smallTree(t, "v1")
+	if _, err := c.Put(t.Context(), "deps-1", src, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.down.Store(true)
+	f.calls.Store(0)
+	_, ok, err := c.Restore(t.Context(), "other", []string{"nothing-", "more-"})
+	if ok || !IsRemote(err) || !errors.Is(err, errDown) {
+		t.Fatalf("Restore with the remote down: ok=%v err=%v, want a miss with the remote's failure", ok, err)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("%d remote calls after the remote failed once, want 1", n)
+	}
+	h, ok, err := c.Restore(t.Context(), "other", []string{"deps-"})
+	if err != nil || !ok || h.Key != "deps-1" || h.Tier != TierLocal {
+		t.Fatalf("Restore of a local restore key with the remote down = %+v, %v, %v", h, ok, err)
+	}
+	if !IsRemote(h.RemoteErr) {
+		t.Errorf("Hit.RemoteErr = %v, want the remote's failure", h.RemoteErr)
+	}
+	treetest.AssertEqual(t, src, h.Path)
+
+	// Straight from the remote: nothing else to try.
+	_, ok, err = c.PullRemote(t.Context(), "deps-1", []string{"deps-"}, t.TempDir()+"/d")
+	if ok || !IsRemote(err) {
+		t.Fatalf("PullRemote with the remote down: ok=%v err=%v", ok, err)
+	}
+	_, err = c.PushRemote(t.Context(), "deps-2", src, "")
+	if !IsRemote(err) || !strings.Contains(err.Error(), errDown.Error()) {
+		t.Fatalf("PushRemote with the remote down: %v", err)
+	}
+}
