@@ -328,10 +328,20 @@ func TestFaultsPush(t *testing.T) {
 
 			rs := tc.install(p)
 			start := time.Now()
-			_, err := m.PutResult(t.Context(), key, src, "faulted push")
+			res, err := m.PutResult(t.Context(), key, src, "faulted push")
+			if err == nil && res.RemoteErr != nil {
+				// The push survived the remote: it is the failure to check.
+				err = res.RemoteErr
+			}
 			tc.checkOutcome(t, p, rs, key, err, time.Since(start))
 			p.clear()
 
+			if tc.fail && !tiered.IsRemote(err) {
+				t.Errorf("the upload's failure is not a RemoteError: %v", err)
+			}
+			if _, ok, err := m.Local().Get(t.Context(), key); tc.fail && (err != nil || !ok) {
+				t.Errorf("a push whose upload failed kept no local copy: %v %v", ok, err)
+			}
 			faultCheckLocal(t, m.Local(), key, src)
 			faultCheckUploads(t, b)
 			if tc.fail {
@@ -497,6 +507,9 @@ func faultCLIEnv(e env, p *faultProxy) env {
 	return e.with(
 		"TIERCACHE_S3_ENDPOINT", p.URL,
 		"TIERCACHE_S3_IDLE_TIMEOUT", faultIdle.String(),
+		// Failures exit 1 instead of warning, so each is checked
+		// like the library's error; the soft default has its own tests.
+		"TIERCACHE_STRICT", "true",
 	)
 }
 

@@ -450,14 +450,22 @@ func checkErrorLine(t testing.TB, op, key, stderr string, want ...string) {
 	}
 }
 
-// pullRefused pulls key into the box's DEST and checks the refusal: exit
-// 1, one error line naming the key and holding want, nothing written
-// outside the local tier, no local entry left.
+// pullRefused pulls key into the box's DEST and checks the refusal: by
+// default a miss with one warning holding want; with --strict, exit 1 and
+// one error line naming the key and holding want. Either way nothing is
+// written outside the local tier and no local entry is left.
 func (x *hostileBox) pullRefused(t testing.TB, key string, want ...string) {
 	t.Helper()
-	stdout, stderr, code := runCLI(t, x.env, "pull", key, x.dest)
+	stdout, stderr, code := runCLI(t, x.env, "-q", "pull", key, x.dest)
+	if code != 0 {
+		t.Errorf("pull %q: exit %d, want 0 (a miss with a warning)\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
+	}
+	checkErrorLine(t, "warning: pull", key, stderr, want...)
+	x.checkUntouched(t)
+	x.checkNoEntry(t)
+	stdout, stderr, code = runCLI(t, x.env, "--strict", "pull", key, x.dest)
 	if code != 1 {
-		t.Errorf("pull %q: exit %d, want 1\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
+		t.Errorf("pull --strict %q: exit %d, want 1\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
 	}
 	checkErrorLine(t, "pull", key, stderr, want...)
 	x.checkUntouched(t)
@@ -730,7 +738,7 @@ func TestHostileDecompressionBomb(t *testing.T) {
 			r.putManifest(m)
 
 			x := newHostileBox(t, e)
-			stdout, stderr, code := runCLIFileLimit(t, x.env, bombFileLimit, "pull", key, x.dest)
+			stdout, stderr, code := runCLIFileLimit(t, x.env, bombFileLimit, "--strict", "pull", key, x.dest)
 			if code != 1 {
 				t.Errorf("pull: exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 			}

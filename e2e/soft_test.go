@@ -85,7 +85,8 @@ func softDir(t *testing.T) (dir string, snap func() map[string]string) {
 	if err := os.WriteFile(filepath.Join(dir, "sub", "keep.txt"), []byte("kept\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir, func() map[string]string { return hostileSnapshot(t, parent, "") }
+	// DIR itself: a --no-local pull stages beside it, in its parent.
+	return dir, func() map[string]string { return hostileSnapshot(t, dir, "") }
 }
 
 // warnings returns the warning lines of stderr.

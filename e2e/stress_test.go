@@ -225,7 +225,7 @@ func TestStressFsckFindsLyingManifest(t *testing.T) {
 	if _, err := store.Put(t.Context(), remote.Meta{Key: "lying"}, &buf); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := runCLI(t, e.freshMachine(t), "pull", "lying", filepath.Join(t.TempDir(), "d")); code != 1 {
+	if _, stderr, code := runCLI(t, e.freshMachine(t), "--strict", "pull", "lying", filepath.Join(t.TempDir(), "d")); code != 1 {
 		t.Fatalf("pull of the lying entry: exit %d, want 1 (%s)", code, stderr)
 	}
 	mustFsck(t, e) // the metadata alone is consistent

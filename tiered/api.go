@@ -66,6 +66,11 @@ type PutResult struct {
 	RemoteErr error
 }
 
+// ErrNoRoom reports an entry larger than the local tier's free space. It
+// comes wrapped in a RemoteError, since nothing was written: the entry is
+// skipped as one that fails its checks would be.
+var ErrNoRoom = errors.New("no room in the local tier")
+
 // RemoteError reports a failure that lies with the remote tier or with the
 // object it served: the store unreachable, refusing or misconfigured, a
 // missing bucket, a download cut short, or an archive that fails

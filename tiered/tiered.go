@@ -226,7 +226,9 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	}
 	defer rc.Close()
 	if free, err := c.local.FreeBytes(); err == nil && meta.Size > free {
-		return Hit{}, false, fmt.Errorf("%w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, key, meta.Size, free, c.local.Root())
+		// Nothing is written: the entry is skipped like one that fails
+		// its checks, so a machine short of room builds without it.
+		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, meta.Size, free, c.local.Root()))
 	}
 	var got archive.Result
 	fill := func(ctx context.Context, dir string) (int64, int64, error) {

@@ -403,9 +403,9 @@ func TestTreeLargerThanFreeSpace(t *testing.T) {
 	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) || !strings.Contains(err.Error(), "free") {
 		t.Fatalf("huge tree: ok=%v err=%v, want a free-space ErrLimitExceeded", ok, err)
 	}
-	// The machine lacks room: the local tier's problem, not the remote's.
-	if IsRemote(err) {
-		t.Errorf("a full local disk reported as a remote failure: %v", err)
+	// Nothing was written: the entry is skipped as a miss would be.
+	if !IsRemote(err) {
+		t.Errorf("a tree too large for the local tier is not skipped like a refused entry: %v", err)
 	}
 }
 

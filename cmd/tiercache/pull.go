@@ -155,8 +155,8 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	// goes on as a miss (or with what the local tier held), DIR as it
 	// was.
 	survived := cmp.Or(err, hit.RemoteErr, a.remoteErr)
-	if err != nil && !a.survive(cmd, err) {
-		return fail(err)
+	if survived != nil && !a.survive(cmd, survived) {
+		return fail(survived)
 	}
 	if survived != nil {
 		out.Error = singleLine(survived.Error())
@@ -176,8 +176,9 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 			}
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
-	} else if err == nil {
-		// A plain miss leaves DIR ready for the build to fill.
+	} else if survived == nil {
+		// A plain miss leaves DIR ready for the build to fill; a
+		// failed pull leaves it exactly as it was.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fail(err)
 		}
@@ -253,7 +254,7 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 // whether it holds the key is not known.
 func missSummary(key string, restoreKeys []string, failed bool) string {
 	if failed {
-		return fmt.Sprintf("miss: %q not restored, the remote failed (see the warning above)", key)
+		return fmt.Sprintf("miss: %q not restored (see the warning above)", key)
 	}
 	if len(restoreKeys) == 0 {
 		return fmt.Sprintf("miss: nothing stored under %q", key)

@@ -156,6 +156,9 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	// A remote failure the push survived: the tree is saved locally
 	// only, or with --no-local nowhere.
 	failed := cmp.Or(err, res.RemoteErr, a.remoteErr)
+	if failed != nil && !a.survive(cmd, failed) {
+		return fail(failed) // --strict
+	}
 	if failed != nil {
 		out.Error = singleLine(failed.Error())
 		out.Uploaded, out.UploadSkipped, out.ArchiveBytes = false, false, 0

@@ -75,6 +75,8 @@ func hint(err error) string {
 		return "create the bucket (aws s3 mb, mc mb) or correct --remote (TIERCACHE_REMOTE)"
 	case errors.Is(err, s3.ErrNotS3):
 		return "correct --endpoint (TIERCACHE_S3_ENDPOINT or AWS_ENDPOINT_URL_S3)"
+	case errors.Is(err, tiered.ErrNoRoom):
+		return "free space where --cache-dir (TIERCACHE_DIR) is, or 'tiercache prune' the local tier"
 	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):
 		return "the stored entry was refused and nothing of it was used; the next push replaces it, or 'tiercache rm KEY' removes it"
 	case errors.As(err, &dnsErr), errors.As(err, &opErr):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/remote/s3"
+	"github.com/tiercache/tiercache/tiered"
 )
 
 func TestEscapeAnnotation(t *testing.T) {
@@ -33,6 +34,7 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("extract: %w", tiercache.ErrIntegrity), "tiercache rm KEY"},
 		{fmt.Errorf("extract: %w", tiercache.ErrUnsafeArchive), "tiercache rm KEY"},
 		{fmt.Errorf("remote get: %w", refused), "reachable"},
+		{fmt.Errorf("%w: %w", tiercache.ErrLimitExceeded, tiered.ErrNoRoom), "prune"},
 		{errors.New("something else"), ""},
 	} {
 		got := hint(c.err)
