@@ -54,7 +54,7 @@ func newRootCommand(a *app) *cobra.Command {
 		Short:   "Two-tier (local + S3) cache of directory trees for CI",
 		Long:    rootLong,
 		Example: rootExample,
-		Version: buildVersion(),
+		Version: versionDetail(),
 		// Errors are printed once, as one line, by run.
 		SilenceErrors: true,
 		SilenceUsage:  true,
