@@ -30,7 +30,8 @@ Environment:
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose
-  GITHUB_OUTPUT            pull appends cache-hit and cache-matched-key to it
+  GITHUB_OUTPUT            pull appends cache-hit, cache-matched-key and
+                           cache-primary-key to it
 
 Exit codes:
   0  success (a pull that misses succeeds too)
