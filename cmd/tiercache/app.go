@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/s3"
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -52,6 +53,9 @@ type app struct {
 	keepTrash bool
 	trashDir  string
 	local     *local.Cache
+	// remote is the remote tier openCache opened, nil without one: rm
+	// asks it whether a key was stored.
+	remote remote.Store
 }
 
 // noteTrash records the local tier's directory for a detached deletion if
@@ -306,6 +310,7 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 			return nil, fmt.Errorf("remote: %w", err)
 		}
 		opts.Remote = store
+		a.remote = store
 	}
 	return tiered.New(l, opts)
 }
