@@ -79,7 +79,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.key, "key", "", "the key (instead of the first argument)")
-	f.StringArrayVarP(&o.restoreKeys, "restore-key", "r", nil, "key prefix to fall back on when KEY misses; repeatable, tried in order")
+	addRestoreKeyFlags(f, &o.restoreKeys)
 	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	return cmd
