@@ -75,8 +75,9 @@ type Backend interface {
 type Entry struct {
 	// Key is the key the entry is stored under.
 	Key string `json:"key"`
-	// Description is the free text given at Put.
-	Description string `json:"description,omitempty"`
+	// Description is the free text given at Put. It is always in the
+	// JSON form, empty or not, so scripts can rely on the field.
+	Description string `json:"description"`
 	// Size is the total size in bytes of the regular files in the tree.
 	Size int64 `json:"size"`
 	// Files is the number of regular files, directories, symlinks and

@@ -59,6 +59,9 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 	if opts.Repair && c.opts.ReadOnly {
 		return FsckReport{}, fmt.Errorf("fsck --repair: %w", tiercache.ErrReadOnly)
 	}
+	if err := c.needLocal("fsck"); err != nil {
+		return FsckReport{}, err
+	}
 	var checker remote.Checker
 	if c.remote != nil {
 		var ok bool

@@ -21,6 +21,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,14 +82,27 @@ type Cache struct {
 var _ tiercache.Backend = (*Cache)(nil)
 
 // New returns a Cache over the given local tier.
+//
+// l may be nil when opts.Remote is set: the Cache is then remote-only, for
+// machines that live for one job and must not even create a local tier.
+// Such a Cache serves PushRemote and PullRemote; every method that needs
+// the local tier fails with an error wrapping tiercache.ErrInvalidArgument.
 func New(l *local.Cache, opts Options) (*Cache, error) {
-	if l == nil {
-		return nil, fmt.Errorf("%w: nil local tier", tiercache.ErrInvalidArgument)
+	if l == nil && opts.Remote == nil {
+		return nil, fmt.Errorf("%w: nil local tier and no remote", tiercache.ErrInvalidArgument)
 	}
 	return &Cache{local: l, remote: opts.Remote, opts: opts, touching: make(chan struct{}, maxTouches)}, nil
 }
 
-// Local returns the local tier.
+// needLocal fails the methods a remote-only Cache (see New) cannot serve.
+func (c *Cache) needLocal(op string) error {
+	if c.local == nil {
+		return fmt.Errorf("%s: %w: no local tier (a remote-only cache serves PushRemote and PullRemote only)", op, tiercache.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Local returns the local tier, nil for a remote-only Cache.
 func (c *Cache) Local() *local.Cache { return c.local }
 
 // HasRemote reports whether a remote tier is configured.
@@ -124,6 +138,9 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 
 // localEntry is a local hit that tells the remote nothing.
 func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
+	if err := c.needLocal("get " + strconv.Quote(key)); err != nil {
+		return Hit{}, false, err
+	}
 	p, ok, err := c.local.Get(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
@@ -484,6 +501,9 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
 	}
+	if err := c.needLocal("put " + strconv.Quote(key)); err != nil {
+		return PutResult{}, err
+	}
 	var res PutResult
 	var err error
 	if c.remote == nil {
@@ -732,6 +752,9 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if c.opts.ReadOnly {
 		return fmt.Errorf("invalidate %q: %w", key, tiercache.ErrReadOnly)
 	}
+	if err := c.needLocal("invalidate " + strconv.Quote(key)); err != nil {
+		return err
+	}
 	if c.remote != nil {
 		if err := c.remote.Delete(ctx, key); err != nil {
 			return fmt.Errorf("remote delete %q: %w", key, err)
@@ -793,6 +816,9 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	if c.opts.ReadOnly {
 		return res, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
 	}
+	if err := c.needLocal("prune"); err != nil {
+		return res, err
+	}
 	n, err := c.local.Prune(ctx, lim.MaxEntries, lim.MaxBytes)
 	res.Local = n
 	if err != nil {
@@ -832,6 +858,9 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 
 // ListTiers returns the entries of each tier, with Tier set.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
+	if err := c.needLocal("list"); err != nil {
+		return nil, nil, err
+	}
 	locals, err = c.local.List(ctx)
 	if err != nil {
 		return nil, nil, err

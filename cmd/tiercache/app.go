@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/s3"
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -57,6 +58,9 @@ type app struct {
 	// cache local-only, with the failure in remoteErr, unless --strict.
 	softRemote bool
 	remoteErr  error
+	// remote is the remote tier openCache opened, nil without one: rm
+	// asks it whether a key was stored.
+	remote remote.Store
 }
 
 // noteTrash records the local tier's directory for a detached deletion if
@@ -275,16 +279,28 @@ const maxAttempts = 100
 
 // openCache builds the tiered cache the global flags describe. progress,
 // if not nil, receives transfer progress.
+//
+// With --no-local, push and pull get a remote-only cache: the local tier
+// is not opened, so its directory is neither created nor touched (a job
+// on a throwaway machine may point it anywhere, or nowhere writable).
 func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*tiered.Cache, error) {
-	dir, err := a.cacheDir()
-	if err != nil {
-		return nil, err
+	remoteOnly := a.flags.noLocal && noLocalCommands[cmd.Name()]
+	var dir string
+	if !remoteOnly {
+		var err error
+		if dir, err = a.cacheDir(); err != nil {
+			return nil, err
+		}
 	}
 	cfg, hasRemote, err := a.s3Config(cmd)
 	if err != nil {
 		return nil, err
 	}
-	a.verbosef(cmd, "local tier: %s", dir)
+	if remoteOnly {
+		a.verbosef(cmd, "local tier: none (--no-local)")
+	} else {
+		a.verbosef(cmd, "local tier: %s", dir)
+	}
 	if hasRemote {
 		a.verbosef(cmd, "remote tier: %s", describeRemote(cfg))
 	} else {
@@ -299,25 +315,38 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		}
 		a.verbosef(cmd, "no-local: push and pull go straight between DIR and the remote")
 	}
-	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
-	if err != nil {
-		return nil, fmt.Errorf("local tier: %w", err)
+	var l *local.Cache
+	if !remoteOnly {
+		l, err = local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
+		if err != nil {
+			return nil, fmt.Errorf("local tier: %w", err)
+		}
+		a.local = l
 	}
-	a.local = l
 	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)
 		switch {
 		case err == nil:
 			opts.Remote = store
+			a.remote = store
 		case a.softRemote && !a.flags.strict && cmd.Context().Err() == nil:
 			a.remoteErr = &tiered.RemoteError{Err: fmt.Errorf("remote: %w", err)}
 		default:
 			return nil, fmt.Errorf("remote: %w", err)
 		}
 	}
+	if l == nil && opts.Remote == nil {
+		// --no-local and a remote that cannot be used: no cache at
+		// all, which the command reports as the remote's failure.
+		return nil, a.remoteErr
+	}
 	return tiered.New(l, opts)
 }
+
+// noLocalCommands are the commands --no-local applies to; the others
+// (ls, rm, prune, stats, fsck) still see the local tier.
+var noLocalCommands = map[string]bool{"push": true, "pull": true}
 
 // describeRemote is the verbose description of the remote: where, never
 // with what credentials.

@@ -67,7 +67,7 @@ func TestLsRmStats(t *testing.T) {
 
 	var rm rmJSON
 	decode(t, mustCLI(t, e, "rm", "--json", "alpha-1", "never-stored"), &rm)
-	if len(rm.Removed) != 2 {
+	if len(rm.Removed) != 1 || rm.Removed[0] != "alpha-1" || len(rm.NotStored) != 1 || rm.NotStored[0] != "never-stored" {
 		t.Errorf("rm --json: %+v", rm)
 	}
 	decode(t, mustCLI(t, e, "ls", "--json"), &entries)

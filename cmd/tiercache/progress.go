@@ -15,20 +15,32 @@ import (
 // ETA on a terminal, or one plain line every interval in a CI log (a bar
 // redrawn with carriage returns makes a log unreadable). Transfers shorter
 // than the interval print nothing in a log. It is safe for concurrent use.
+//
+// Rates and ETAs are computed here, from now, rather than by the bar
+// library: its first readings divide the bytes of the first read by a few
+// microseconds (hundreds of GiB/s, ETAs of days). Neither is shown until
+// minRateWindow of the transfer has passed.
 type progress struct {
 	w        io.Writer
 	tty      bool
 	interval time.Duration
 	now      func() time.Time
+	// barThrottle is the least time between two redraws of the bar.
+	barThrottle time.Duration
 
-	mu        sync.Mutex
-	op, key   string
-	done      int64
-	total     int64
-	start     time.Time
-	lastPrint time.Time
-	bar       *progressbar.ProgressBar
+	mu           sync.Mutex
+	op, key      string
+	done         int64
+	total        int64
+	start        time.Time
+	lastPrint    time.Time
+	lastDescribe time.Time
+	bar          *progressbar.ProgressBar
 }
+
+// minRateWindow is how much of a transfer must have passed before its rate
+// and ETA mean anything: the first reads fill buffers at memory speed.
+const minRateWindow = time.Second
 
 // newProgress returns the reporter for a, or nil with --quiet. A nil
 // *progress ignores every call.
@@ -36,7 +48,7 @@ func (a *app) newProgress(w io.Writer) *progress {
 	if a.flags.quiet {
 		return nil
 	}
-	return &progress{w: w, tty: a.isTerminal(w), interval: a.progressInterval, now: time.Now}
+	return &progress{w: w, tty: a.isTerminal(w), interval: a.progressInterval, now: time.Now, barThrottle: 100 * time.Millisecond}
 }
 
 // transfer adapts p to tiered.Options.Progress.
@@ -60,19 +72,22 @@ func (p *progress) set(op, key string, done, total int64) {
 	p.done, p.total = done, total
 	if p.tty {
 		if p.bar == nil {
+			// No byte counts, rate or ETA from the library (see the
+			// type's comment): the description carries ours.
 			p.bar = progressbar.NewOptions64(total,
 				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionSetDescription(fmt.Sprintf("%s %q", op, key)),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowTotalBytes(true),
-				progressbar.OptionShowCount(),
-				progressbar.OptionUseIECUnits(true),
-				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetDescription(p.statusLocked(now, false)),
+				progressbar.OptionSetPredictTime(false),
+				progressbar.OptionSetElapsedTime(false),
 				progressbar.OptionSetWidth(20),
-				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionThrottle(p.barThrottle),
 				progressbar.OptionClearOnFinish(),
 				progressbar.OptionSpinnerType(14),
 			)
+			p.lastDescribe = now
+		} else if now.Sub(p.lastDescribe) >= p.barThrottle {
+			p.lastDescribe = now
+			p.bar.Describe(p.statusLocked(now, false))
 		}
 		if total > 0 && p.bar.GetMax64() != total {
 			p.bar.ChangeMax64(total)
@@ -82,19 +97,27 @@ func (p *progress) set(op, key string, done, total int64) {
 	}
 	if now.Sub(p.lastPrint) >= p.interval {
 		p.lastPrint = now
-		fmt.Fprintln(p.w, p.lineLocked(now))
+		fmt.Fprintln(p.w, "tiercache: "+p.statusLocked(now, true))
 	}
 }
 
-// lineLocked is the plain progress line.
-func (p *progress) lineLocked(now time.Time) string {
+// statusLocked describes the transfer: bytes done, of how many (with the
+// percentage if percent), and the rate and ETA once minRateWindow has
+// passed.
+func (p *progress) statusLocked(now time.Time, percent bool) string {
 	elapsed := now.Sub(p.start)
-	s := fmt.Sprintf("tiercache: %s %q: %s", p.op, p.key, formatBytes(p.done))
+	s := fmt.Sprintf("%s %q: %s", p.op, p.key, formatBytes(p.done))
 	if p.total > 0 {
-		s += fmt.Sprintf(" of %s (%d%%)", formatBytes(p.total), p.done*100/p.total)
+		s += " of " + formatBytes(p.total)
+		if percent {
+			s += fmt.Sprintf(" (%d%%)", p.done*100/p.total)
+		}
+	}
+	if elapsed < minRateWindow || p.done <= 0 {
+		return s
 	}
 	s += ", " + formatRate(p.done, elapsed)
-	if p.total > 0 && p.done > 0 && p.done < p.total {
+	if p.total > 0 && p.done < p.total {
 		eta := time.Duration(float64(elapsed) * float64(p.total-p.done) / float64(p.done))
 		s += ", ETA " + eta.Round(time.Second).String()
 	}

@@ -48,17 +48,47 @@ func TestProgressPlainLines(t *testing.T) {
 
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
-	a := newApp(func(string) string { return "" })
-	a.isTerminal = func(io.Writer) bool { return true }
-	p := a.newProgress(&buf)
+	clock := &fakeClock{t: time.Unix(1e9, 0), step: 500 * time.Millisecond}
+	p := &progress{w: &buf, tty: true, interval: 5 * time.Second, now: clock.now}
 	for i := int64(1); i <= 4; i++ {
-		p.transfer(tiered.Progress{Op: "download", Key: "bar-key", Done: i << 20, Total: 4 << 20})
-		time.Sleep(120 * time.Millisecond) // past the bar's redraw throttle
+		p.transfer(tiered.Progress{Op: "download", Key: "bar-key", Done: i << 20, Total: 8 << 20})
 	}
 	p.finish()
 	out := buf.String()
-	if !strings.Contains(out, `download "bar-key"`) || !strings.Contains(out, "MiB") || !strings.Contains(out, "\r") {
+	if !strings.Contains(out, `download "bar-key": 4.00 MiB of 8.00 MiB, 2.67 MiB/s, ETA 2s`) || !strings.Contains(out, "\r") {
 		t.Errorf("bar output: %q", out)
+	}
+}
+
+// TestProgressNoRateAtFirst: neither the bar nor the plain lines show a
+// rate or an ETA before a second of the transfer has passed, however
+// much the first reads delivered; both do afterwards.
+func TestProgressNoRateAtFirst(t *testing.T) {
+	for _, tty := range []bool{true, false} {
+		var buf bytes.Buffer
+		clock := &fakeClock{t: time.Unix(1e9, 0), step: 100 * time.Millisecond}
+		// interval 0: a plain line at every update, to see each reading.
+		p := &progress{w: &buf, tty: tty, interval: 0, now: clock.now}
+		// 9 updates, 0.8 s: a burst of 512 MiB, as when the first reads
+		// come from a buffer.
+		for i := int64(1); i <= 9; i++ {
+			p.transfer(tiered.Progress{Op: "download", Key: "k", Done: i << 26, Total: 4 << 30})
+		}
+		early := buf.String()
+		if !strings.Contains(early, "MiB of 4.00 GiB") {
+			t.Errorf("tty %v: no byte counts in the first second: %q", tty, early)
+		}
+		if strings.Contains(early, "/s") || strings.Contains(early, "ETA") {
+			t.Errorf("tty %v: a rate or ETA in the first second: %q", tty, early)
+		}
+		buf.Reset()
+		for i := int64(10); i <= 13; i++ {
+			p.transfer(tiered.Progress{Op: "download", Key: "k", Done: i << 26, Total: 4 << 30})
+		}
+		p.finish()
+		if late := buf.String(); !strings.Contains(late, "/s") || !strings.Contains(late, "ETA") {
+			t.Errorf("tty %v: no rate or ETA after a second: %q", tty, late)
+		}
 	}
 }
 

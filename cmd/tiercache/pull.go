@@ -88,7 +88,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.key, "key", "", "the key (instead of the first argument)")
-	f.StringArrayVarP(&o.restoreKeys, "restore-key", "r", nil, "key prefix to fall back on when KEY misses; repeatable, tried in order")
+	addRestoreKeyFlags(f, &o.restoreKeys)
 	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	return cmd
@@ -134,7 +134,7 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	a.softRemote = true
 	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
-	if err != nil {
+	if err != nil && (a.remoteErr == nil || err != a.remoteErr) {
 		return fail(err)
 	}
 	ctx := cmd.Context()
@@ -183,14 +183,16 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 			return fail(err)
 		}
 	}
-	c.Wait() // the access record of a local hit, sent during the copy
+	if c != nil {
+		c.Wait() // the access record of a local hit, sent during the copy
+	}
 	elapsed := time.Since(start)
 	out.Seconds = elapsed.Seconds()
 	if err := writeGitHubOutput(a.getenv("GITHUB_OUTPUT"), out); err != nil {
 		return fail(err)
 	}
 	var only string
-	if !c.HasRemote() && a.remoteErr == nil {
+	if a.remoteErr == nil && !c.HasRemote() {
 		only = " (local only: no remote configured)"
 	}
 	if ok {

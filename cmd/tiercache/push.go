@@ -130,7 +130,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	a.softRemote = true
 	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
-	if err != nil {
+	if err != nil && (a.remoteErr == nil || err != a.remoteErr) {
 		return fail(err)
 	}
 	start := time.Now()
@@ -150,7 +150,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	elapsed := time.Since(start)
 	out := pushJSON{
 		Key: key, Dir: dir, Bytes: res.Entry.Size, Files: res.Entry.Files,
-		Remote: c.HasRemote() || a.remoteErr != nil, Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
+		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
 	}
 	// A remote failure the push survived: the tree is saved locally

@@ -1,19 +1,26 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tiercache/tiercache"
 )
 
 func newRmCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm KEY...",
 		Short: "Remove KEY from both tiers",
-		Long: `Rm removes each KEY from the remote tier, then from the local one. Removing a
+		Long: `Rm removes each KEY from the remote tier, then from the local one, and says
+for each whether it was removed or was not stored in either tier. Removing a
 key that is not stored is not an error. A job still copying the tree out of
 the local tier finishes unharmed: the local tier deletes it only after a
-grace period.`,
+grace period.
+
+With --json, prints {"removed": [...], "not_stored": [...]}.`,
 		Example: `  tiercache rm gomod-0123456789abcdef
   tiercache rm build-old-1 build-old-2 --json`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -32,7 +39,10 @@ grace period.`,
 
 // rmJSON is the --json output of rm.
 type rmJSON struct {
+	// Removed lists the keys that were stored in a tier and are gone.
 	Removed []string `json:"removed"`
+	// NotStored lists the keys neither tier held.
+	NotStored []string `json:"not_stored"`
 }
 
 func runRm(a *app, cmd *cobra.Command, keys []string) error {
@@ -41,20 +51,60 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 			return err
 		}
 	}
+	if a.flags.readOnly {
+		// Checked here too so a refused rm sends no lookup either.
+		return fmt.Errorf("rm %q: %w (--read-only or TIERCACHE_READ_ONLY is set)", keys[0], tiercache.ErrReadOnly)
+	}
 	c, err := a.openCache(cmd, nil)
 	if err != nil {
 		return fmt.Errorf("rm %q: %w", keys[0], err)
 	}
-	out := rmJSON{Removed: []string{}}
+	ctx := cmd.Context()
+	out := rmJSON{Removed: []string{}, NotStored: []string{}}
 	for _, k := range keys {
-		if err := c.Invalidate(cmd.Context(), k); err != nil {
+		stored, err := a.isStored(ctx, k)
+		if err != nil {
 			return fmt.Errorf("rm %q: %w", k, err)
 		}
-		out.Removed = append(out.Removed, k)
-		a.infof(cmd, "removed %q", k)
+		// Removed even when neither tier reports it: the removal is
+		// idempotent, and it also settles a key stored since the look.
+		if err := c.Invalidate(ctx, k); err != nil {
+			return fmt.Errorf("rm %q: %w", k, err)
+		}
+		if stored {
+			out.Removed = append(out.Removed, k)
+			a.infof(cmd, "removed %q", k)
+		} else {
+			out.NotStored = append(out.NotStored, k)
+			a.infof(cmd, "%q: not stored", k)
+		}
 	}
 	if a.flags.json {
 		return writeJSON(cmd, out)
 	}
 	return nil
+}
+
+// isStored reports whether either tier of the cache openCache opened
+// holds key. The Backend contract's Invalidate does not say whether it
+// removed anything, so rm looks first.
+func (a *app) isStored(ctx context.Context, key string) (bool, error) {
+	if a.local != nil {
+		if _, ok, err := a.local.Lookup(ctx, key); err != nil {
+			return false, fmt.Errorf("local lookup: %w", err)
+		} else if ok {
+			return true, nil
+		}
+	}
+	if a.remote == nil {
+		return false, nil
+	}
+	_, err := a.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("remote stat: %w", err)
+	}
+	return true, nil
 }

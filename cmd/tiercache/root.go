@@ -31,7 +31,8 @@ Environment:
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose
-  GITHUB_OUTPUT            pull appends cache-hit and cache-matched-key to it
+  GITHUB_OUTPUT            pull appends cache-hit, cache-matched-key and
+                           cache-primary-key to it
 
 A cache outage never fails the build: when the remote fails or serves an
 entry that fails verification, pull warns and goes on as a miss (DIR left
@@ -63,7 +64,7 @@ func newRootCommand(a *app) *cobra.Command {
 		Short:   "Two-tier (local + S3) cache of directory trees for CI",
 		Long:    rootLong,
 		Example: rootExample,
-		Version: buildVersion(),
+		Version: versionDetail(),
 		// Errors are printed once, as one line, by run.
 		SilenceErrors: true,
 		SilenceUsage:  true,

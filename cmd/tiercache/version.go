@@ -74,12 +74,23 @@ type versionJSON struct {
 	Arch    string `json:"arch"`
 }
 
+func currentVersion() versionJSON {
+	return versionJSON{Version: buildVersion(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+}
+
+// versionDetail is what `tiercache version` and `tiercache --version` both
+// print after "tiercache ": one text, so a bug report quotes the same
+// thing whichever the user typed.
+func versionDetail() string {
+	v := currentVersion()
+	return fmt.Sprintf("%s (%s %s/%s)", v.Version, v.Go, v.OS, v.Arch)
+}
+
 func runVersion(a *app, cmd *cobra.Command) error {
-	v := versionJSON{Version: buildVersion(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	if a.flags.json {
-		return writeJSON(cmd, v)
+		return writeJSON(cmd, currentVersion())
 	}
-	_, err := fmt.Fprintf(cmd.OutOrStdout(), "tiercache %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "tiercache %s\n", versionDetail())
 	return err
 }
 

@@ -38,7 +38,24 @@ func TestVersionCommand(t *testing.T) {
 	if v.Version != "v9.8.7-test" || v.Go != runtime.Version() {
 		t.Errorf("version --json: %+v", v)
 	}
-	if r := mustCLI(t, e, "--version"); r.stdout != "tiercache v9.8.7-test\n" {
-		t.Errorf("--version: %q", r.stdout)
+	if r2 := mustCLI(t, e, "--version"); r2.stdout != r.stdout {
+		t.Errorf("--version printed %q, version %q: want the same text", r2.stdout, r.stdout)
+	}
+}
+
+// TestVersionFlagMatchesCommand: without a version set at link time, both
+// forms print the one the build information gives.
+func TestVersionFlagMatchesCommand(t *testing.T) {
+	old := version
+	version = ""
+	t.Cleanup(func() { version = old })
+	e := newEnv(t)
+	cmd := mustCLI(t, e, "version").stdout
+	flag := mustCLI(t, e, "--version").stdout
+	if cmd != flag {
+		t.Errorf("version printed %q, --version %q: want the same text", cmd, flag)
+	}
+	if want := "tiercache " + buildVersion() + " (" + runtime.Version(); !strings.HasPrefix(cmd, want) {
+		t.Errorf("version: %q, want it to start with %q", cmd, want)
 	}
 }
