@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // lastResortCredentials wraps the default chain when the SDK resolved it
@@ -42,13 +41,11 @@ func (c *lastResortCredentials) ProviderSources() []aws.CredentialSource {
 
 // wrapLastResort returns awsCfg's credentials, wrapped in a
 // lastResortCredentials if the chain came down to the instance role.
-func wrapLastResort(awsCfg aws.Config, profile string) aws.CredentialsProvider {
+func wrapLastResort(awsCfg aws.Config) aws.CredentialsProvider {
 	ps, ok := awsCfg.Credentials.(aws.CredentialProviderSource)
 	if !ok || !slices.Equal(ps.ProviderSources(), []aws.CredentialSource{aws.CredentialSourceIMDS}) {
 		return awsCfg.Credentials
 	}
-	if profile == "" {
-		profile = config.DefaultSharedConfigProfile
-	}
+	profile, _ := sharedProfile(awsCfg)
 	return &lastResortCredentials{next: awsCfg.Credentials, profile: profile}
 }

@@ -91,8 +91,32 @@ func isAWSHost(host string) bool {
 // A profile or file that is absent or unreadable, or a setting that is
 // missing or auto, gives AddressingAuto; a value other than path, virtual
 // or auto is an error, so a typo does not silently pick an addressing.
-func profileAddressing(awsCfg aws.Config) (Addressing, string, error) {
-	profile, file := config.DefaultSharedConfigProfile, config.DefaultSharedConfigFilename()
+func profileAddressing(awsCfg aws.Config) (Addressing, error) {
+	profile, file := sharedProfile(awsCfg)
+	f, err := os.Open(file)
+	if err != nil {
+		return AddressingAuto, nil
+	}
+	defer f.Close()
+	v, found := nestedSetting(f, profile, "s3", "addressing_style")
+	if !found {
+		return AddressingAuto, nil
+	}
+	switch strings.ToLower(v) {
+	case "auto", "":
+		return AddressingAuto, nil
+	case "path":
+		return AddressingPath, nil
+	case "virtual":
+		return AddressingVirtual, nil
+	}
+	return AddressingAuto, fmt.Errorf("s3: addressing_style %q in the s3 section of AWS profile %q (%s) must be path, virtual or auto", v, profile, file)
+}
+
+// sharedProfile returns the name of the AWS profile the SDK loaded for
+// awsCfg, and the shared config file it read it from.
+func sharedProfile(awsCfg aws.Config) (profile, file string) {
+	profile, file = config.DefaultSharedConfigProfile, config.DefaultSharedConfigFilename()
 	for _, src := range awsCfg.ConfigSources {
 		switch c := src.(type) {
 		case config.EnvConfig:
@@ -108,24 +132,7 @@ func profileAddressing(awsCfg aws.Config) (Addressing, string, error) {
 			}
 		}
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		return AddressingAuto, profile, nil
-	}
-	defer f.Close()
-	v, found := nestedSetting(f, profile, "s3", "addressing_style")
-	if !found {
-		return AddressingAuto, profile, nil
-	}
-	switch strings.ToLower(v) {
-	case "auto", "":
-		return AddressingAuto, profile, nil
-	case "path":
-		return AddressingPath, profile, nil
-	case "virtual":
-		return AddressingVirtual, profile, nil
-	}
-	return AddressingAuto, profile, fmt.Errorf("s3: addressing_style %q in the s3 section of AWS profile %q (%s) must be path, virtual or auto", v, profile, file)
+	return profile, file
 }
 
 // nestedSetting finds key in the nested section (lines indented under

@@ -124,19 +124,19 @@ func hasS3Headers(h http.Header) bool {
 // (see hasS3Headers) cannot come from an S3 server. body is the start of
 // the body of an error answer to a request other than HEAD.
 //
-//   - An HTML page, whatever the status: S3 answers in XML or with the
-//     object's bytes, and our objects are never HTML.
+//   - An HTML page: S3 answers in XML or with the object's bytes, and
+//     our objects are never HTML.
 //   - 400, 403, 404, 405 or 501 to anything but HEAD without an S3 error
 //     document (<Error><Code>...): every S3-compatible server (R2 and
 //     GCS, which lack the headers, too) explains its errors in one. The
 //     SDK would otherwise read a web server's 404 as a missing key.
 //
-// Other 5xx answers stay what they are, transient faults to retry: a
-// proxy's "502 Bad Gateway" page in front of a real server that is down
-// is an outage, not a wrong endpoint. A HEAD answer has no body to tell
+// 5xx answers but 501, and 429, stay what they are, transient faults to
+// retry: a proxy's "502 Bad Gateway" page in front of a real server that
+// is down is an outage, not a wrong endpoint. A HEAD answer has no body to tell
 // by, so a bare 404 to HEAD stays a miss.
 func notS3Answer(method string, status int, h http.Header, body []byte) bool {
-	if hasS3Headers(h) {
+	if hasS3Headers(h) || (status >= 500 && status != http.StatusNotImplemented) || status == http.StatusTooManyRequests {
 		return false
 	}
 	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {

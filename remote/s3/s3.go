@@ -326,12 +326,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		// The SDK's message names files and profiles, never secrets.
 		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
 	}
-	profileAddr, profile, err := profileAddressing(awsCfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
+	profileAddr := AddressingAuto
+	if addressing == AddressingAuto {
+		if profileAddr, err = profileAddressing(awsCfg); err != nil {
+			return nil, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
+		}
 	}
 	if cfg.Credentials == nil {
-		awsCfg.Credentials = wrapLastResort(awsCfg, profile)
+		awsCfg.Credentials = wrapLastResort(awsCfg)
 	}
 	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
