@@ -215,7 +215,7 @@ func parseRemote(s, origin string) (remoteURL, error) {
 	if err != nil || u.Scheme != "s3" || u.Host == "" || u.Opaque != "" {
 		msg := fmt.Sprintf("%s must look like s3://bucket/prefix, got %q", origin, redactURL(s))
 		if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-			msg += "; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT); --remote is s3://bucket/prefix"
+			msg += "; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT), the bucket in s3://bucket/prefix"
 		}
 		return remoteURL{}, usageErrorf("%s", msg)
 	}

@@ -147,7 +147,7 @@ func TestS3Config(t *testing.T) {
 		{"path style junk", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "sekrit"}, nil, "", "TIERCACHE_S3_PATH_STYLE is not a boolean"},
 		{"bad scheme", env{}, []string{"--remote", "gs://b"}, "", `--remote must look like s3://bucket/prefix, got "gs://b"`},
 		{"endpoint as remote", env{"TIERCACHE_REMOTE": "http://127.0.0.1:9000/b"}, nil, "",
-			`TIERCACHE_REMOTE must look like s3://bucket/prefix, got "http://127.0.0.1:9000/b"; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT); --remote is s3://bucket/prefix`},
+			`TIERCACHE_REMOTE must look like s3://bucket/prefix, got "http://127.0.0.1:9000/b"; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT), the bucket in s3://bucket/prefix`},
 		{"endpoint with credentials as remote", env{}, []string{"--remote", "https://AKIA:sekrit@s3.example.com/b?X-Amz-Signature=sekrit"}, "",
 			`--remote must look like s3://bucket/prefix, got "https://[REDACTED]@s3.example.com/b?[REDACTED]"; the endpoint goes in --endpoint`},
 		{"bucket only, no scheme", env{}, []string{"--remote", "my-bucket/ci"}, "", `--remote must look like s3://bucket/prefix, got "my-bucket/ci"`},
