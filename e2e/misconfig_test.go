@@ -60,7 +60,9 @@ func TestCLINoCredentials(t *testing.T) {
 		{"push", "--strict", "k", smallTree(t, "nocred")},
 		{"pull", "k", dst},
 	} {
-		_, stderr, code := runCLI(t, e, args...)
+		// A fresh local tier each time: a soft-failed push still saves
+		// locally, and a local hit would hide the remote.
+		_, stderr, code := runCLI(t, e.freshMachine(t), args...)
 		for _, want := range []string{"no AWS credentials found", "AWS_ACCESS_KEY_ID", `profile "default" (AWS_PROFILE)`,
 			"AWS_WEB_IDENTITY_TOKEN_FILE", "instance role"} {
 			if !strings.Contains(stderr, want) {
@@ -121,7 +123,7 @@ func TestCLINotS3Endpoint(t *testing.T) {
 				{"push", "--strict", "k", smallTree(t, "nots3")},
 				{"pull", "k", dst},
 			} {
-				stdout, stderr, code := runCLI(t, e, args...)
+				stdout, stderr, code := runCLI(t, e.freshMachine(t), args...)
 				if !strings.Contains(stderr, host+" is not an S3 endpoint") || !strings.Contains(stderr, "check --endpoint") {
 					t.Errorf("%v: stderr does not name the endpoint: %q", args, stderr)
 				}
