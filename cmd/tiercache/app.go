@@ -76,7 +76,7 @@ type globalFlags struct {
 	cacheDir  string
 	remote    string
 	endpoint  string
-	pathStyle bool
+	pathStyle optionalBool // unset means automatic addressing
 	region    string
 	// idleTimeout is s3.Config.IdleTimeout; 0 means its default.
 	idleTimeout time.Duration
@@ -148,7 +148,8 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "local tier directory (env TIERCACHE_DIR; default: tiercache under the user cache dir)")
 	fs.StringVar(&f.remote, "remote", "", "remote tier as s3://bucket/prefix; none means local-only (env TIERCACHE_REMOTE)")
 	fs.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint URL for S3-compatible stores (env TIERCACHE_S3_ENDPOINT, then AWS_ENDPOINT_URL_S3)")
-	fs.BoolVar(&f.pathStyle, "path-style", false, "address buckets as endpoint/bucket, as MinIO and Ceph need (env TIERCACHE_S3_PATH_STYLE)")
+	fs.Var(&f.pathStyle, "path-style", "address buckets as endpoint/bucket (true) or as bucket.endpoint (false); default: the AWS profile's s3 addressing_style, else path style for any endpoint that is not AWS's (env TIERCACHE_S3_PATH_STYLE)")
+	fs.Lookup("path-style").NoOptDefVal = "true"
 	fs.StringVar(&f.region, "region", "", "S3 region (env TIERCACHE_REGION, then AWS_REGION and the AWS config)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "retry an S3 request that makes no progress for this long, e.g. 30s (env TIERCACHE_S3_IDLE_TIMEOUT; default 60s)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm and prune fail (env TIERCACHE_READ_ONLY)")
@@ -189,23 +190,73 @@ func (a *app) applyEnv(fs *pflag.FlagSet) error {
 	return nil
 }
 
+// optionalBool is a boolean flag that also knows whether it was set.
+type optionalBool struct{ set, val bool }
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.set, b.val = true, v
+	return nil
+}
+
+func (b *optionalBool) String() string {
+	if !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.val)
+}
+
+// Type is "bool", so help shows no value placeholder and applyEnv checks
+// the variable as a boolean.
+func (b *optionalBool) Type() string { return "bool" }
+
 // remoteURL is a parsed --remote.
 type remoteURL struct{ bucket, prefix string }
 
-// parseRemote parses s3://bucket[/prefix]. The messages never repeat the
-// value, which could hold credentials someone put there by mistake.
+// parseRemote parses s3://bucket[/prefix]. The messages quote the value
+// with its user info and query redacted (see redactURL): that is where
+// someone would put credentials by mistake.
 func parseRemote(s, origin string) (remoteURL, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "s3" || u.Host == "" || u.Opaque != "" {
-		return remoteURL{}, usageErrorf("%s must look like s3://bucket/prefix", origin)
+		msg := fmt.Sprintf("%s must look like s3://bucket/prefix, got %q", origin, redactURL(s))
+		if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+			msg += "; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT), the bucket in s3://bucket/prefix"
+		}
+		return remoteURL{}, usageErrorf("%s", msg)
 	}
 	if u.User != nil {
-		return remoteURL{}, usageErrorf("%s must not hold credentials; they come from the AWS credential chain", origin)
+		return remoteURL{}, usageErrorf("%s must not hold credentials (got %q); they come from the AWS credential chain", origin, redactURL(s))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return remoteURL{}, usageErrorf("%s must not have a query or fragment", origin)
+		return remoteURL{}, usageErrorf("%s must not have a query or fragment, got %q", origin, redactURL(s))
 	}
 	return remoteURL{bucket: u.Host, prefix: strings.TrimPrefix(u.Path, "/")}, nil
+}
+
+// redactURL returns s for an error message with the parts that may hold
+// secrets replaced: the user info (user:password@) and everything from a
+// '?' or '#' on. It works on the text, so a value that does not parse as
+// a URL is redacted too.
+func redactURL(s string) string {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i+1] + "[REDACTED]"
+	}
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	end := len(s)
+	if i := strings.IndexByte(s[start:], '/'); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndexByte(s[start:end], '@'); at >= 0 {
+		s = s[:start] + "[REDACTED]" + s[start+at:]
+	}
+	return s
 }
 
 // origin names where a flag's value came from, for error messages.
@@ -261,12 +312,18 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 		}
 		attempts = n
 	}
+	addressing := s3.AddressingAuto
+	if ps := a.flags.pathStyle; ps.set && ps.val {
+		addressing = s3.AddressingPath
+	} else if ps.set {
+		addressing = s3.AddressingVirtual
+	}
 	return s3.Config{
 		Bucket:      r.bucket,
 		Prefix:      r.prefix,
 		Region:      a.flags.region,
 		Endpoint:    a.flags.endpoint,
-		PathStyle:   a.flags.pathStyle,
+		Addressing:  addressing,
 		ReadOnly:    a.flags.readOnly,
 		IdleTimeout: a.flags.idleTimeout,
 		MaxAttempts: attempts,
@@ -363,8 +420,13 @@ func describeRemote(cfg s3.Config) string {
 	if cfg.Region != "" {
 		fmt.Fprintf(&b, ", region %s", cfg.Region)
 	}
-	if cfg.PathStyle {
+	switch {
+	case cfg.PathStyle || cfg.Addressing == s3.AddressingPath:
 		b.WriteString(", path-style")
+	case cfg.Addressing == s3.AddressingVirtual:
+		b.WriteString(", virtual-host style")
+	default:
+		b.WriteString(", addressing from the AWS profile or the endpoint")
 	}
 	return b.String()
 }

@@ -128,25 +128,35 @@ func TestS3Config(t *testing.T) {
 		name string
 		env  env
 		args []string
-		want string // Bucket Prefix Region Endpoint PathStyle ReadOnly
+		want string // Bucket Prefix Region Endpoint Addressing ReadOnly
 		err  string
 	}{
 		{"none", env{}, nil, "local-only", ""},
 		{"env", env{"TIERCACHE_REMOTE": "s3://b/p/q", "TIERCACHE_S3_ENDPOINT": "http://127.0.0.1:9000", "TIERCACHE_S3_PATH_STYLE": "1", "TIERCACHE_REGION": "eu-west-1", "TIERCACHE_READ_ONLY": "yes"},
 			nil, "", "TIERCACHE_READ_ONLY is not a boolean"},
 		{"env all", env{"TIERCACHE_REMOTE": "s3://b/p/q", "TIERCACHE_S3_ENDPOINT": "http://127.0.0.1:9000", "TIERCACHE_S3_PATH_STYLE": "1", "TIERCACHE_REGION": "eu-west-1", "TIERCACHE_READ_ONLY": "true"},
-			nil, "b p/q eu-west-1 http://127.0.0.1:9000 true true", ""},
+			nil, "b p/q eu-west-1 http://127.0.0.1:9000 path true", ""},
 		{"flags win", env{"TIERCACHE_REMOTE": "s3://b/p", "TIERCACHE_S3_ENDPOINT": "http://127.0.0.1:9000", "TIERCACHE_S3_PATH_STYLE": "true", "TIERCACHE_REGION": "eu-west-1"},
 			[]string{"--remote", "s3://other", "--endpoint", "https://s3.example.com", "--path-style=false", "--region", "us-west-2"},
-			"other  us-west-2 https://s3.example.com false false", ""},
+			"other  us-west-2 https://s3.example.com virtual false", ""},
 		{"AWS vars are the SDK's", env{"TIERCACHE_REMOTE": "s3://b", "AWS_REGION": "ap-south-1", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"},
-			nil, "b    false false", ""},
-		{"bad scheme", env{}, []string{"--remote", "gs://b"}, "", "--remote must look like s3://bucket/prefix"},
+			nil, "b    auto false", ""},
+		{"path style flag alone", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "false"}, []string{"--path-style"}, "b    path false", ""},
+		{"path style false from env", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "false"}, nil, "b    virtual false", ""},
+		{"path style unset is auto", env{"TIERCACHE_REMOTE": "s3://b"}, []string{"--endpoint", "http://minio.internal:9000"}, "b   http://minio.internal:9000 auto false", ""},
+		{"path style junk", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "sekrit"}, nil, "", "TIERCACHE_S3_PATH_STYLE is not a boolean"},
+		{"bad scheme", env{}, []string{"--remote", "gs://b"}, "", `--remote must look like s3://bucket/prefix, got "gs://b"`},
+		{"endpoint as remote", env{"TIERCACHE_REMOTE": "http://127.0.0.1:9000/b"}, nil, "",
+			`TIERCACHE_REMOTE must look like s3://bucket/prefix, got "http://127.0.0.1:9000/b"; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT), the bucket in s3://bucket/prefix`},
+		{"endpoint with credentials as remote", env{}, []string{"--remote", "https://AKIA:sekrit@s3.example.com/b?X-Amz-Signature=sekrit"}, "",
+			`--remote must look like s3://bucket/prefix, got "https://[REDACTED]@s3.example.com/b?[REDACTED]"; the endpoint goes in --endpoint`},
+		{"bucket only, no scheme", env{}, []string{"--remote", "my-bucket/ci"}, "", `--remote must look like s3://bucket/prefix, got "my-bucket/ci"`},
 		{"no bucket", env{}, []string{"--remote", "s3:///p"}, "", "--remote must look like s3://bucket/prefix"},
-		{"credentials in URL", env{}, []string{"--remote", "s3://AKIA:sekrit@b/p"}, "", "--remote must not hold credentials"},
+		{"credentials in URL", env{}, []string{"--remote", "s3://AKIA:sekrit@b/p"}, "", `--remote must not hold credentials (got "s3://[REDACTED]@b/p")`},
+		{"query", env{}, []string{"--remote", "s3://b/p?token=sekrit"}, "", `--remote must not have a query or fragment, got "s3://b/p?[REDACTED]"`},
 		{"bad endpoint", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_ENDPOINT": "127.0.0.1:9000"}, nil, "", "TIERCACHE_S3_ENDPOINT must be an http:// or https:// URL"},
 		{"endpoint credentials", env{"TIERCACHE_REMOTE": "s3://b"}, []string{"--endpoint", "http://u:sekrit@127.0.0.1"}, "", "--endpoint must not hold credentials"},
-		{"AWS_MAX_ATTEMPTS", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "12"}, nil, "b    false false attempts=12", ""},
+		{"AWS_MAX_ATTEMPTS", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "12"}, nil, "b    auto false attempts=12", ""},
 		{"AWS_MAX_ATTEMPTS zero", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "0"}, nil, "", `AWS_MAX_ATTEMPTS="0" must be a whole number from 1 to 100`},
 		{"AWS_MAX_ATTEMPTS junk", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "lots"}, nil, "", `AWS_MAX_ATTEMPTS="lots" must be`},
 	}
@@ -169,7 +179,7 @@ func TestS3Config(t *testing.T) {
 				if err != nil || !ok {
 					return "local-only", err
 				}
-				s := fmt.Sprintf("%s %s %s %s %t %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.PathStyle, cfg.ReadOnly)
+				s := fmt.Sprintf("%s %s %s %s %v %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.Addressing, cfg.ReadOnly)
 				if cfg.MaxAttempts != 0 {
 					s += fmt.Sprintf(" attempts=%d", cfg.MaxAttempts)
 				}
@@ -180,7 +190,7 @@ func TestS3Config(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.As(err, &ee) || ee.code != exitUsage {
 					t.Fatalf("err = %v, want a usage error containing %q", err, c.err)
 				}
-				if strings.Contains(err.Error(), "sekrit") {
+				if strings.Contains(err.Error(), "sekrit") || strings.Contains(err.Error(), "AKIA") {
 					t.Errorf("error echoes the value: %v", err)
 				}
 				return

@@ -19,7 +19,7 @@ Environment:
   TIERCACHE_DIR            --cache-dir
   TIERCACHE_REMOTE         --remote
   TIERCACHE_S3_ENDPOINT    --endpoint (AWS_ENDPOINT_URL_S3 applies when neither is set)
-  TIERCACHE_S3_PATH_STYLE  --path-style
+  TIERCACHE_S3_PATH_STYLE  --path-style (unset: the profile's s3 addressing_style, else automatic)
   TIERCACHE_REGION         --region (AWS_REGION applies when neither is set)
   TIERCACHE_S3_IDLE_TIMEOUT --idle-timeout
   AWS_MAX_ATTEMPTS         attempts per S3 request, retries included (default 5)
@@ -55,8 +55,9 @@ const rootExample = `  # In a CI job: restore the Go module cache, build, save i
   go build ./...
   tiercache push "$key" "$HOME/go/pkg/mod"
 
-  # Against MinIO or another S3-compatible store.
-  tiercache --remote s3://cache --endpoint http://127.0.0.1:9000 --path-style ls`
+  # Against MinIO or another S3-compatible store (path-style addressing is
+  # automatic for an endpoint that is not AWS's).
+  tiercache --remote s3://cache --endpoint http://127.0.0.1:9000 ls`
 
 func newRootCommand(a *app) *cobra.Command {
 	root := &cobra.Command{

@@ -1,10 +1,13 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
+	"strings"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -44,10 +47,25 @@ var (
 //	PreconditionFailed (412),
 //	InvalidRange (416)                   -> tiercache.ErrIntegrity
 //	EntityTooLarge                       -> tiercache.ErrLimitExceeded
+//	an answer no S3 server gives         -> ErrNotS3
+//	no credentials anywhere in the chain -> ErrNoCredentials
 //	context cancellation                 -> kept as is (errors.Is works)
+//
+// The last two do not keep err: what the SDK says then is about the
+// instance metadata service or HTTP, not what the user must fix.
 func mapError(err error, bucket, op, key string) error {
 	if err == nil {
 		return nil
+	}
+	var ns *notS3Error
+	if errors.As(err, &ns) {
+		return fmt.Errorf("s3: %s key %q: %w; check --endpoint", op, key, ns)
+	}
+	// Before the cancellation check: the failed metadata lookup that
+	// ends the chain often ends in a deadline of its own.
+	var nc *noCredentialsError
+	if errors.As(err, &nc) {
+		return fmt.Errorf("%w (%s key %q)", nc, op, key)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3: %s key %q: %w", op, key, err)
@@ -95,3 +113,82 @@ func errorCode(err error) (code string, status int) {
 	}
 	return code, status
 }
+
+// hasS3Headers reports whether h carries the request ID headers that AWS,
+// MinIO and Ceph RGW put on every answer.
+func hasS3Headers(h http.Header) bool {
+	return h.Get("X-Amz-Request-Id") != "" || h.Get("X-Amz-Id-2") != ""
+}
+
+// notS3Answer reports whether an answer without S3's request ID headers
+// (see hasS3Headers) cannot come from an S3 server. body is the start of
+// the body of an error answer to a request other than HEAD.
+//
+//   - An HTML page: S3 answers in XML or with the object's bytes, and
+//     our objects are never HTML.
+//   - 400, 403, 404, 405 or 501 to anything but HEAD without an S3 error
+//     document (<Error><Code>...): every S3-compatible server (R2 and
+//     GCS, which lack the headers, too) explains its errors in one. The
+//     SDK would otherwise read a web server's 404 as a missing key.
+//
+// 5xx answers but 501, and 429, stay what they are, transient faults to
+// retry: a proxy's "502 Bad Gateway" page in front of a real server that
+// is down is an outage, not a wrong endpoint. A HEAD answer has no body to tell
+// by, so a bare 404 to HEAD stays a miss.
+func notS3Answer(method string, status int, h http.Header, body []byte) bool {
+	if hasS3Headers(h) || (status >= 500 && status != http.StatusNotImplemented) || status == http.StatusTooManyRequests {
+		return false
+	}
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
+		return true
+	}
+	switch status {
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
+		http.StatusMethodNotAllowed, http.StatusNotImplemented:
+	default:
+		return false
+	}
+	if method == http.MethodHead {
+		return false
+	}
+	return !(bytes.Contains(body, []byte("<Error")) && bytes.Contains(body, []byte("<Code>")))
+}
+
+// notS3Error is what answerCheck reports for an answer no S3 server
+// gives. It wraps ErrNotS3.
+type notS3Error struct {
+	host        string
+	status      int
+	contentType string
+}
+
+func (e *notS3Error) Error() string {
+	what := fmt.Sprintf("HTTP %d", e.status)
+	if mt, _, err := mime.ParseMediaType(e.contentType); err == nil {
+		what += " " + mt
+	}
+	return fmt.Sprintf("%s is not an S3 endpoint (it answered %s, not as S3 does)", e.host, what)
+}
+
+// Is makes errors.Is(err, ErrNotS3) hold.
+func (e *notS3Error) Is(target error) bool { return target == ErrNotS3 }
+
+// RetryableError reports false: asking the wrong server again is futile.
+func (e *notS3Error) RetryableError() bool { return false }
+
+// noCredentialsError reports that the default AWS credential chain found
+// nothing. It wraps ErrNoCredentials and names where the chain looked,
+// instead of the instance metadata error the SDK ends with.
+type noCredentialsError struct{ profile string }
+
+func (e *noCredentialsError) Error() string {
+	return strings.Join([]string{
+		"s3: no AWS credentials found; looked in: the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+		fmt.Sprintf("the shared config and credentials files, profile %q (AWS_PROFILE)", e.profile),
+		"web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)",
+		"a container or EC2 instance role",
+	}, ", ")
+}
+
+// Unwrap returns ErrNoCredentials.
+func (e *noCredentialsError) Unwrap() error { return ErrNoCredentials }

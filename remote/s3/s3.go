@@ -120,13 +120,17 @@ type Config struct {
 	// (AWS_REGION, profiles); if that is empty too and a custom endpoint
 	// is configured (Endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or a
 	// profile's endpoint_url), "us-east-1", which S3-compatible servers
-	// accept.
+	// accept. With neither, New fails.
 	Region string
 	// Endpoint is a custom endpoint URL for S3-compatible servers, e.g.
 	// "http://127.0.0.1:9000". Empty means AWS (or AWS_ENDPOINT_URL_S3).
 	Endpoint string
-	// PathStyle addresses buckets as endpoint/bucket/key instead of
-	// bucket.endpoint/key; most S3-compatible servers need it.
+	// Addressing is how requests name the bucket. The zero value,
+	// AddressingAuto, follows the AWS profile's s3 addressing_style, or
+	// else uses path style for any custom endpoint that is not an AWS
+	// host and virtual-host style for AWS.
+	Addressing Addressing
+	// PathStyle, if true, is Addressing: AddressingPath.
 	PathStyle bool
 	// PartSize is the multipart part size for uploads and the range size
 	// for downloads. Default 16 MiB; at least 5 MiB, at most 5 GiB. An
@@ -208,7 +212,8 @@ var _ remote.Store = (*Store)(nil)
 
 // New returns a Store for cfg. It validates cfg and resolves credentials
 // lazily: it sends no request, so a wrong bucket or credentials show up
-// at the first call.
+// at the first call, as errors wrapping ErrNoSuchBucket, ErrAccessDenied,
+// ErrNoCredentials or, for an endpoint that is not S3, ErrNotS3.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		bucket:        cfg.Bucket,
@@ -231,6 +236,15 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	var err error
 	if s.prefix, err = validatePrefix(cfg.Prefix); err != nil {
 		return nil, err
+	}
+	addressing := cfg.Addressing
+	switch {
+	case addressing < AddressingAuto || addressing > AddressingVirtual:
+		return nil, fmt.Errorf("%w: s3: unknown addressing %v", tiercache.ErrInvalidArgument, addressing)
+	case cfg.PathStyle && addressing == AddressingVirtual:
+		return nil, fmt.Errorf("%w: s3: PathStyle contradicts virtual-host addressing", tiercache.ErrInvalidArgument)
+	case cfg.PathStyle:
+		addressing = AddressingPath
 	}
 	switch {
 	case s.partSize == 0:
@@ -281,6 +295,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
 
 	opts := []func(*config.LoadOptions) error{
+		// The SDK's default logger prints on stderr, from credential
+		// providers too ("falling back to IMDSv1"); a library must not,
+		// and every failure that matters reaches the caller as an error.
+		config.WithLogger(logging.Nop{}),
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithRetryer(func() aws.Retryer {
@@ -308,6 +326,15 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		// The SDK's message names files and profiles, never secrets.
 		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
 	}
+	profileAddr := AddressingAuto
+	if addressing == AddressingAuto {
+		if profileAddr, err = profileAddressing(awsCfg); err != nil {
+			return nil, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
+		}
+	}
+	if cfg.Credentials == nil {
+		awsCfg.Credentials = wrapLastResort(awsCfg)
+	}
 	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -319,25 +346,25 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if o.Region == "" && o.BaseEndpoint != nil {
 			o.Region = "us-east-1"
 		}
-		o.UsePathStyle = cfg.PathStyle
+		o.UsePathStyle = usePathStyle(addressing, profileAddr, o.BaseEndpoint)
 		if cfg.HTTPClient != nil {
 			// Only here, not in LoadDefaultConfig: that one refuses a
 			// plain client when AWS_CA_BUNDLE is set, and credential
 			// providers keep the SDK's client.
 			o.HTTPClient = cfg.HTTPClient
 		}
-		// Outermost, so the limits hold whichever client sends.
-		o.HTTPClient = &timeoutClient{next: o.HTTPClient, idle: s.idleTimeout, request: s.reqTimeout}
-		// The SDK's default logger prints warnings on stderr (say, about
-		// a body it failed to drain after a reset); a library must not,
-		// and every failure that matters reaches the caller as an error.
+		// Outermost, so the limits hold whichever client sends (and
+		// bound the look at an error answer's body too).
+		o.HTTPClient = &timeoutClient{next: &answerCheck{next: o.HTTPClient}, idle: s.idleTimeout, request: s.reqTimeout}
+		// Set on the client too (see WithLogger above): say, a warning
+		// about a body it failed to drain after a reset.
 		o.Logger = logging.Nop{}
 		// Set on the client too: a client option must not undo it.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	if s.client.Options().Region == "" {
-		return nil, fmt.Errorf("%w: s3: no region configured (set the region or AWS_REGION)", tiercache.ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: s3: no region configured: set --region, TIERCACHE_REGION or AWS_REGION (or region in the AWS profile)", tiercache.ErrInvalidArgument)
 	}
 	return s, nil
 }

@@ -1,0 +1,503 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// isolateAWS gives the test an AWS environment of its own: no
+// credentials, region, endpoint or profile from the machine, an empty
+// HOME, and the shared config file at the path it returns (absent until
+// the test writes it).
+func isolateAWS(t *testing.T) (configFile string) {
+	t.Helper()
+	home := t.TempDir()
+	for _, k := range []string{
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+	} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "credentials"))
+	configFile = filepath.Join(home, "config")
+	t.Setenv("AWS_CONFIG_FILE", configFile)
+	return configFile
+}
+
+// clientFunc is an aws.HTTPClient made of a function.
+type clientFunc func(*http.Request) (*http.Response, error)
+
+func (f clientFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// s3Miss is the answer of an S3 server to a GET of a missing object.
+func s3Miss(r *http.Request) *http.Response {
+	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`
+	return &http.Response{
+		StatusCode: http.StatusNotFound,
+		Header:     http.Header{"Content-Type": {"application/xml"}, "X-Amz-Request-Id": {"1"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+		Request:    r,
+	}
+}
+
+func TestAddressing(t *testing.T) {
+	const custom, aws = "http://minio.internal:9000", "https://s3.eu-west-1.amazonaws.com"
+	cases := []struct {
+		name       string
+		profile    string // AWS_PROFILE
+		config     string // the shared config file
+		endpoint   string
+		addressing Addressing
+		pathStyle  bool
+		wantPath   bool
+	}{
+		{name: "auto, custom endpoint", endpoint: custom, wantPath: true},
+		{name: "auto, custom endpoint by IP", endpoint: "http://127.0.0.1:9000", wantPath: true},
+		{name: "auto, AWS endpoint", endpoint: aws},
+		{name: "auto, China AWS endpoint", endpoint: "https://s3.cn-north-1.amazonaws.com.cn"},
+		{name: "auto, no endpoint"},
+		{name: "auto, look-alike host", endpoint: "https://s3.notamazonaws.com", wantPath: true},
+		{name: "virtual forced on a custom endpoint", endpoint: custom, addressing: AddressingVirtual},
+		{name: "path forced on AWS", endpoint: aws, addressing: AddressingPath, wantPath: true},
+		{name: "PathStyle", endpoint: aws, pathStyle: true, wantPath: true},
+		{name: "profile path on AWS", endpoint: aws, wantPath: true,
+			config: "[default]\nregion = eu-west-1\ns3 =\n  addressing_style = path\n"},
+		{name: "profile virtual on a custom endpoint", endpoint: custom,
+			config: "[default]\ns3 =\n    max_concurrent_requests = 20\n    addressing_style = virtual\nregion = eu-west-1\n"},
+		{name: "profile auto", endpoint: custom, wantPath: true,
+			config: "[default]\ns3 =\n  addressing_style = auto\n"},
+		{name: "explicit beats profile", endpoint: custom, addressing: AddressingPath, wantPath: true,
+			config: "[default]\ns3 =\n  addressing_style = virtual\n"},
+		{name: "AWS_PROFILE's section", profile: "ci", endpoint: custom,
+			config: "[default]\ns3 =\n  addressing_style = path\n\n[profile ci]\n# comment\ns3 =\n\taddressing_style = virtual\n"},
+		{name: "other profile's section", endpoint: custom, wantPath: true,
+			config: "[default]\nregion = eu-west-1\n[profile other]\ns3 =\n  addressing_style = virtual\n"},
+		{name: "not nested", endpoint: custom, wantPath: true,
+			config: "[default]\naddressing_style = virtual\n"},
+		{name: "other nested section", endpoint: custom, wantPath: true,
+			config: "[default]\ns3api =\n  addressing_style = virtual\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := isolateAWS(t)
+			if c.config != "" {
+				if err := os.WriteFile(file, []byte(c.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.profile != "" {
+				t.Setenv("AWS_PROFILE", c.profile)
+			}
+			var host, path string
+			s, err := New(context.Background(), Config{
+				Bucket:      "bkt",
+				Region:      "eu-west-1",
+				Endpoint:    c.endpoint,
+				Addressing:  c.addressing,
+				PathStyle:   c.pathStyle,
+				Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+				HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+					host, path = r.URL.Host, r.URL.Path
+					return s3Miss(r), nil
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Stat(context.Background(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+				t.Fatalf("Stat: %v, want a miss", err)
+			}
+			gotPath := strings.HasPrefix(path, "/bkt/")
+			if gotPath != c.wantPath || gotPath == strings.HasPrefix(host, "bkt.") {
+				t.Errorf("request to host %q path %q, want path style %t", host, path, c.wantPath)
+			}
+		})
+	}
+}
+
+func TestAddressingErrors(t *testing.T) {
+	file := isolateAWS(t)
+	cfg := Config{Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+
+	bad := cfg
+	bad.PathStyle, bad.Addressing = true, AddressingVirtual
+	if _, err := New(context.Background(), bad); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("PathStyle with AddressingVirtual: %v", err)
+	}
+	bad = cfg
+	bad.Addressing = AddressingVirtual + 1
+	if _, err := New(context.Background(), bad); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("unknown addressing: %v", err)
+	}
+
+	// A typo in the profile is an error, not a silent default.
+	if err := os.WriteFile(file, []byte("[default]\ns3 =\n  addressing_style = pth\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(context.Background(), cfg)
+	if !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), `addressing_style "pth"`) ||
+		!strings.Contains(err.Error(), `profile "default"`) {
+		t.Errorf("bad addressing_style: %v", err)
+	}
+	// An explicit choice does not need the profile's.
+	good := cfg
+	good.Addressing = AddressingPath
+	if _, err := New(context.Background(), good); err != nil {
+		t.Errorf("explicit addressing with a bad profile setting: %v", err)
+	}
+}
+
+func TestNoRegion(t *testing.T) {
+	isolateAWS(t)
+	_, err := New(context.Background(), Config{Bucket: "b",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+	if !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("New without a region: %v", err)
+	}
+	for _, want := range []string{"no region", "--region", "TIERCACHE_REGION", "AWS_REGION"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+// captureStderr runs f with os.Stderr redirected and returns what was
+// written there: the SDK's default logger writes to os.Stderr.
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := os.Stderr
+	os.Stderr = w
+	var out strings.Builder
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = io.Copy(&out, r) })
+	defer func() {
+		os.Stderr = orig
+		_ = w.Close()
+		wg.Wait()
+		_ = r.Close()
+	}()
+	f()
+	os.Stderr = orig
+	_ = w.Close()
+	wg.Wait()
+	return out.String()
+}
+
+func TestNoCredentials(t *testing.T) {
+	for _, profile := range []string{"", "ci"} {
+		t.Run("profile "+profile, func(t *testing.T) {
+			file := isolateAWS(t)
+			wantProfile := "default"
+			if profile != "" {
+				// A profile that exists but holds no credentials.
+				if err := os.WriteFile(file, []byte("[profile ci]\nregion = us-east-1\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				t.Setenv("AWS_PROFILE", profile)
+				wantProfile = profile
+			}
+			// A metadata service that knows no role and refuses tokens
+			// with 404, which makes the SDK log "falling back to IMDSv1".
+			var imdsReqs atomic.Int64
+			imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				imdsReqs.Add(1)
+				http.NotFound(w, nil)
+			}))
+			defer imds.Close()
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+			var s3Reqs atomic.Int64
+			var statErr error
+			stderr := captureStderr(t, func() {
+				s, err := New(context.Background(), Config{
+					Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000", MaxBackoff: time.Millisecond,
+					HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+						s3Reqs.Add(1)
+						return s3Miss(r), nil
+					}),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, statErr = s.Stat(context.Background(), "k")
+			})
+			if !errors.Is(statErr, ErrNoCredentials) || errors.Is(statErr, tiercache.ErrNotFound) || errors.Is(statErr, context.DeadlineExceeded) {
+				t.Fatalf("Stat without credentials: %v", statErr)
+			}
+			msg := statErr.Error()
+			for _, want := range []string{
+				"no AWS credentials found", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+				fmt.Sprintf("profile %q (AWS_PROFILE)", wantProfile), "AWS_WEB_IDENTITY_TOKEN_FILE", "instance role",
+				`key "k"`,
+			} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "IMDS") || strings.Contains(msg, "ec2imds") {
+				t.Errorf("error talks about the metadata service: %q", msg)
+			}
+			if imdsReqs.Load() == 0 {
+				t.Error("the chain never asked the metadata service: the test does not test the last resort")
+			}
+			if n := s3Reqs.Load(); n != 0 {
+				t.Errorf("%d S3 requests sent without credentials", n)
+			}
+			if stderr != "" {
+				t.Errorf("the SDK wrote on stderr: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestCredentialsFoundAreNotWrapped(t *testing.T) {
+	isolateAWS(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKID")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "SECRET")
+	var auth string
+	s, err := New(context.Background(), Config{
+		Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000",
+		HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+			auth = r.Header.Get("Authorization")
+			return s3Miss(r), nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(context.Background(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Fatalf("Stat: %v", err)
+	}
+	if !strings.Contains(auth, "Credential=AKID/") {
+		t.Errorf("request signed with %q, want the environment's key", auth)
+	}
+}
+
+// notS3Server is a web server that is not S3, answering every request
+// as answer does, and counting them.
+func notS3Server(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) (endpoint string, reqs *atomic.Int64) {
+	t.Helper()
+	reqs = new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqs.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		answer(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, reqs
+}
+
+func TestNotS3Endpoint(t *testing.T) {
+	html := func(status int) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(status)
+			fmt.Fprint(w, "<!doctype html><html><body><h1>Welcome</h1></body></html>")
+		}
+	}
+	answers := map[string]func(http.ResponseWriter, *http.Request){
+		"404 HTML": html(http.StatusNotFound),
+		"200 HTML": html(http.StatusOK),
+		"403 HTML": html(http.StatusForbidden),
+		"501 text": func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not implemented", http.StatusNotImplemented)
+		},
+		"404 empty": func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) },
+		"405 JSON": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			fmt.Fprint(w, `{"error":"method not allowed"}`)
+		},
+	}
+	ops := map[string]func(s *Store) error{
+		"Stat": func(s *Store) error { _, err := s.Stat(context.Background(), "k"); return err },
+		"Open": func(s *Store) error {
+			rc, _, err := s.Open(context.Background(), "k")
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		"List": func(s *Store) error { _, err := s.List(context.Background(), ""); return err },
+		"Put": func(s *Store) error {
+			_, err := s.Put(context.Background(), remote.Meta{Key: "k", Size: 5, Files: 1}, strings.NewReader("hello"))
+			return err
+		},
+		"Delete": func(s *Store) error { return s.Delete(context.Background(), "k") },
+	}
+	for name, answer := range answers {
+		for opName, op := range ops {
+			t.Run(name+"/"+opName, func(t *testing.T) {
+				endpoint, reqs := notS3Server(t, answer)
+				s, err := New(context.Background(), Config{
+					Bucket: "b", Region: "us-east-1", Endpoint: endpoint, MaxBackoff: time.Millisecond,
+					Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = op(s)
+				if !errors.Is(err, ErrNotS3) || errors.Is(err, tiercache.ErrNotFound) || errors.Is(err, tiercache.ErrIntegrity) {
+					t.Fatalf("%s: %v, want ErrNotS3", opName, err)
+				}
+				host := strings.TrimPrefix(endpoint, "http://")
+				for _, want := range []string{host + " is not an S3 endpoint", "check --endpoint"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				if strings.Contains(err.Error(), "SECRET") {
+					t.Errorf("error holds the secret: %q", err)
+				}
+				// A wrong endpoint is not retried (List sends its two
+				// listings at once).
+				want := int64(1)
+				if opName == "List" {
+					want = 2
+				}
+				if n := reqs.Load(); n < 1 || n > want {
+					t.Errorf("%d requests, want 1 to %d", n, want)
+				}
+			})
+		}
+	}
+}
+
+// TestS3AnswersWithoutHeaders checks that answers of S3-compatible
+// servers that send no x-amz-request-id (R2, GCS) are not taken for a
+// wrong endpoint.
+func TestS3AnswersWithoutHeaders(t *testing.T) {
+	cases := map[string]struct {
+		answer func(http.ResponseWriter, *http.Request)
+		want   error
+	}{
+		"GET 404 with an S3 error document": {func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/xml; charset=UTF-8")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code><Message>No such object.</Message></Error>`)
+		}, tiercache.ErrNotFound},
+		"GET 403 with an S3 error document": {func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+		}, ErrAccessDenied},
+		"GET 404 with NoSuchBucket": {func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>`)
+		}, ErrNoSuchBucket},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			endpoint, _ := notS3Server(t, c.answer)
+			s, err := New(context.Background(), Config{
+				Bucket: "b", Region: "us-east-1", Endpoint: endpoint, MaxBackoff: time.Millisecond,
+				Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Stat(context.Background(), "k")
+			if !errors.Is(err, c.want) || errors.Is(err, ErrNotS3) {
+				t.Errorf("Stat: %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestNotS3Answer(t *testing.T) {
+	xmlErr := []byte(`<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>`)
+	h := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	cases := []struct {
+		method string
+		status int
+		header http.Header
+		body   []byte
+		want   bool
+	}{
+		{"GET", 404, h("Content-Type", "text/html"), nil, true},
+		{"GET", 404, h("Content-Type", "text/html", "X-Amz-Request-Id", "1"), nil, false},
+		{"GET", 404, h("X-Amz-Id-2", "x"), nil, false},
+		{"GET", 404, h("Content-Type", "application/xml"), xmlErr, false},
+		{"GET", 404, h(), nil, true},
+		{"PUT", 501, h("Content-Type", "text/plain"), []byte("nope"), true},
+		{"HEAD", 404, h(), nil, false},
+		{"HEAD", 404, h("Content-Type", "text/html"), nil, true},
+		{"GET", 200, h("Content-Type", "text/html; charset=utf-8"), nil, true},
+		{"GET", 200, h("Content-Type", "application/json"), nil, false},
+		{"GET", 206, h("Content-Type", "application/zstd"), nil, false},
+		// Outages behind a proxy stay transient faults.
+		{"GET", 502, h("Content-Type", "text/plain"), []byte("bad gateway"), false},
+		{"GET", 503, h(), nil, false},
+		{"GET", 429, h(), nil, false},
+		{"GET", 502, h("Content-Type", "text/html"), nil, false},
+		{"PUT", 301, h("Content-Type", "text/html"), nil, true},
+	}
+	for _, c := range cases {
+		if got := notS3Answer(c.method, c.status, c.header, c.body); got != c.want {
+			t.Errorf("notS3Answer(%s, %d, %v, %q) = %t, want %t", c.method, c.status, c.header, c.body, got, c.want)
+		}
+	}
+}
+
+func TestNestedSetting(t *testing.T) {
+	const file = `# comment
+[default]
+s3 =
+  addressing_style = path
+[profile ci]
+region = eu-west-1
+s3 =
+  ; comment
+  addressing_style = virtual
+  addressing_style = auto
+[sso-session ci]
+s3 =
+  addressing_style = path
+[profile default]
+s3 =
+  addressing_style = virtual
+`
+	cases := []struct {
+		profile, want string
+		found         bool
+	}{
+		{"default", "virtual", true}, // [profile default] comes last
+		{"ci", "auto", true},
+		{"other", "", false},
+	}
+	for _, c := range cases {
+		got, found := nestedSetting(strings.NewReader(file), c.profile, "s3", "addressing_style")
+		if got != c.want || found != c.found {
+			t.Errorf("profile %q: %q, %t, want %q, %t", c.profile, got, found, c.want, c.found)
+		}
+	}
+}
