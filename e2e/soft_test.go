@@ -68,7 +68,7 @@ func softCases(t *testing.T, e env, b string) []softCase {
 		{name: "endpoint down", env: fast.with("TIERCACHE_S3_ENDPOINT", deadEndpoint(t)), cause: "connection refused"},
 		{name: "access denied", env: fast.with("AWS_SECRET_ACCESS_KEY", "WRONGsecret"+strings.Repeat("z", 29)), cause: "access denied"},
 		{name: "missing bucket", env: fast.with("TIERCACHE_REMOTE", "s3://"+b+"-missing/"+remotePrefix), cause: "bucket does not exist"},
-		{name: "not S3", env: fast.with("TIERCACHE_S3_ENDPOINT", web.URL), cause: "not an S3 endpoint"},
+		{name: "not S3", env: fast.with("TIERCACHE_S3_ENDPOINT", web.URL), cause: "not an s3 endpoint"},
 		{name: "server errors", env: fast.with("TIERCACHE_S3_ENDPOINT", broken.URL), cause: "500"},
 	}
 }

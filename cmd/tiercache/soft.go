@@ -74,7 +74,7 @@ func hint(err error) string {
 	case errors.Is(err, s3.ErrNoSuchBucket):
 		return "create the bucket (aws s3 mb, mc mb) or correct --remote (TIERCACHE_REMOTE)"
 	case errors.Is(err, s3.ErrNotS3):
-		return "correct --endpoint (TIERCACHE_S3_ENDPOINT or AWS_ENDPOINT_URL_S3)"
+		return "" // its message says to check --endpoint
 	case errors.Is(err, tiered.ErrNoRoom):
 		return "free space where --cache-dir (TIERCACHE_DIR) is, or 'tiercache prune' the local tier"
 	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):

@@ -28,7 +28,7 @@ func TestHint(t *testing.T) {
 		want string
 	}{
 		{fmt.Errorf("remote get: %w", s3.ErrNoSuchBucket), "aws s3 mb"},
-		{fmt.Errorf("remote get: %w", s3.ErrNotS3), "--endpoint"},
+		{fmt.Errorf("remote get: %w", s3.ErrNotS3), ""},
 		{fmt.Errorf("remote get: %w", s3.ErrAccessDenied), "permissions"},
 		{fmt.Errorf("remote: %w", s3.ErrNoCredentials), "credentials"},
 		{fmt.Errorf("extract: %w", tiercache.ErrIntegrity), "tiercache rm KEY"},
