@@ -343,8 +343,9 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 }
 
 // Restore looks up key, then each restore prefix in order, and returns the
-// first hit. For a prefix, the newest entry (by creation time) whose key
-// starts with it wins, across both tiers. A miss is (Hit{}, false, nil).
+// first hit. For a prefix, the newest entry (by creation time, the
+// remote's for keys it holds: see candidates) whose key starts with it
+// wins, across both tiers. A miss is (Hit{}, false, nil).
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	return c.restore(ctx, key, prefixes, true, c.get)
 }
@@ -414,11 +415,25 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 
 // candidates returns the keys starting with prefix in the remote tier (if
 // withRemote) and, if withLocal, the local one, newest first.
+//
+// Every machine must rank the same keys the same way, or a restore key
+// picks one entry on the machine that pushed and another on a fresh one.
+// So a key the remote holds is dated by the remote's creation time, which
+// all machines see, and the local time counts only for keys the remote
+// lacks (or when it is not asked). Local times are this machine's own: a
+// push whose upload is skipped, or a hydration, dates the local entry
+// now while the remote keeps its first upload's date. Refreshing the
+// remote's date on a skipped push instead would cost a write per re-run
+// job and still leave hydrations skewed.
 func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRemote bool) ([]string, error) {
 	newest := map[string]time.Time{}
-	add := func(k string, t time.Time) {
-		if old, ok := newest[k]; !ok || t.After(old) {
-			newest[k] = t
+	if c.remote != nil && withRemote {
+		metas, err := c.remote.List(ctx, prefix)
+		if err != nil {
+			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
+		}
+		for _, m := range metas {
+			newest[m.Key] = m.Created
 		}
 	}
 	if withLocal {
@@ -427,18 +442,9 @@ func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRe
 			return nil, err
 		}
 		for _, e := range locals {
-			if strings.HasPrefix(e.Key, prefix) {
-				add(e.Key, e.Created)
+			if _, inRemote := newest[e.Key]; !inRemote && strings.HasPrefix(e.Key, prefix) {
+				newest[e.Key] = e.Created
 			}
-		}
-	}
-	if c.remote != nil && withRemote {
-		metas, err := c.remote.List(ctx, prefix)
-		if err != nil {
-			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
-		}
-		for _, m := range metas {
-			add(m.Key, m.Created)
 		}
 	}
 	keys := make([]string, 0, len(newest))
