@@ -834,7 +834,9 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 	return out, nil
 }
 
-// ListTiers returns the entries of each tier, with Tier set.
+// ListTiers returns the entries of each tier, with Tier set. The local
+// tier never needs the remote: when only the remote fails, ListTiers
+// returns the local entries with that failure as a *RemoteError.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
 	locals, err = c.local.List(ctx)
 	if err != nil {
@@ -848,7 +850,7 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 	}
 	metas, err := c.remote.List(ctx, "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("remote list: %w", err)
+		return locals, nil, remoteErr(fmt.Errorf("remote list: %w", err))
 	}
 	for _, m := range metas {
 		remotes = append(remotes, tiercache.Entry{
@@ -864,14 +866,19 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 	return tiercache.StatsOf(c.List(ctx))
 }
 
-// TierStats returns aggregates per tier.
+// TierStats returns aggregates per tier. When only the remote fails, it
+// returns the local tier's (Remote nil) with that failure as a
+// *RemoteError, as ListTiers does.
 func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
 	locals, remotes, err := c.ListTiers(ctx)
-	if err != nil {
+	if err != nil && !IsRemote(err) {
 		return TierStats{}, err
 	}
 	ls, _ := tiercache.StatsOf(locals, nil)
 	ts := TierStats{Local: ls}
+	if err != nil {
+		return ts, err
+	}
 	if c.remote != nil {
 		rs, _ := tiercache.StatsOf(remotes, nil)
 		ts.Remote = &rs
