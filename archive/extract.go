@@ -168,7 +168,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		return Result{}, err
 	}
 	n, sum := hr.result()
-	return Result{ArchiveSize: n, SHA256: sum, Files: x.entries, Size: x.bytes}, nil
+	return Result{ArchiveSize: n, SHA256: sum, Files: x.entries, Size: x.bytes, Root: x.rootMeta}, nil
 }
 
 // openEmptyDir opens dir as a Root after checking it is an empty directory.
@@ -251,6 +251,9 @@ type extractor struct {
 	links    map[string]string // symlink name -> target, for StrictSymlinks
 	rootSeen bool
 	lastDir  string // parent directory most recently verified
+
+	// rootMeta is the "./" member's metadata, if the archive has one.
+	rootMeta *RootMeta
 
 	// dirRoots caches Roots opened on directories this extraction
 	// created, most recently used last: os.Root resolves a name one
@@ -645,6 +648,7 @@ func (x *extractor) dir(hdr *tar.Header) error {
 			return unsafeEntry(hdr.Name, "duplicate name: the destination directory appears twice")
 		}
 		x.rootSeen = true
+		x.rootMeta = &RootMeta{Mode: perm(hdr.Mode), ModTime: hdr.ModTime}
 		return nil
 	}
 	if err := x.parents(hdr.Name, name); err != nil {

@@ -61,6 +61,19 @@ type Result struct {
 	Files int64
 	// Size is the total size of the regular files, each inode counted once.
 	Size int64
+	// Root is set by Extract when the archive has a member for the
+	// destination itself ("./", which GNU tar writes and Write never
+	// does). Extract leaves the destination's own metadata to the caller,
+	// who may apply this.
+	Root *RootMeta
+}
+
+// RootMeta is what an archive says about its root directory.
+type RootMeta struct {
+	// Mode holds the permission bits (setuid, setgid and sticky dropped).
+	Mode fs.FileMode
+	// ModTime is the recorded mtime.
+	ModTime time.Time
 }
 
 // Write streams the tree rooted at dir to w as a zstd-compressed PAX tar

@@ -128,7 +128,7 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 		}
 		return Hit{}, false, err
 	}
-	moved, err := moveInto(ctx, stage, abs)
+	moved, err := moveInto(ctx, stage, abs, res.Root)
 	if err != nil {
 		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
 	}
@@ -145,12 +145,23 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 // absent or an empty directory (moved is then true), else by hardlinking
 // its files into dir, after which stage still exists and only its names
 // are left to remove.
-func moveInto(ctx context.Context, stage, dir string) (moved bool, err error) {
+//
+// dir's own mode and mtime end up as the archive's root member says
+// (root, which archives made by Write never have), or else as dir had
+// them, or as a new directory gets them when dir was absent: never
+// stage's, which MkdirTemp made private (0700) and extraction touched.
+// tar -x keeps an existing directory's metadata the same way.
+func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (moved bool, err error) {
 	fi, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		// The tree's root takes the mode a new directory would get.
-		if err := os.Chmod(stage, 0o755); err != nil {
+		mode := fs.FileMode(0o755)
+		if um := fsutil.Umask(); um >= 0 {
+			mode = 0o777 &^ fs.FileMode(um)
+		}
+		// A new directory: its mtime is the extraction's, as mkdir's
+		// would be.
+		if err := setRootMeta(stage, root, mode, time.Time{}); err != nil {
 			return false, err
 		}
 		return true, os.Rename(stage, dir)
@@ -158,8 +169,8 @@ func moveInto(ctx context.Context, stage, dir string) (moved bool, err error) {
 		return false, err
 	case fi.IsDir():
 		if err := os.Remove(dir); err == nil {
-			// It was empty: it is replaced by the tree, keeping its mode.
-			if err := os.Chmod(stage, fi.Mode().Perm()); err != nil {
+			// It was empty: it is replaced by the tree.
+			if err := setRootMeta(stage, root, fi.Mode().Perm(), fi.ModTime()); err != nil {
 				return false, err
 			}
 			if err := os.Rename(stage, dir); err != nil {
@@ -170,6 +181,29 @@ func moveInto(ctx context.Context, stage, dir string) (moved bool, err error) {
 		}
 	}
 	// Not empty (or not a directory, which treecopy reports): merge.
+	// treecopy gives dir the metadata of stage's root, so stage takes
+	// what dir must end with. dir may be a symlink to a directory, which
+	// treecopy follows: the metadata is its target's.
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		if err := setRootMeta(stage, root, fi.Mode().Perm(), fi.ModTime()); err != nil {
+			return false, err
+		}
+	}
 	_, err = treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true})
 	return false, err
+}
+
+// setRootMeta gives dir root's mode and mtime if root is set, else mode
+// and, unless it is zero, mtime.
+func setRootMeta(dir string, root *archive.RootMeta, mode fs.FileMode, mtime time.Time) error {
+	if root != nil {
+		mode, mtime = root.Mode, root.ModTime
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	if mtime.IsZero() {
+		return nil
+	}
+	return os.Chtimes(dir, time.Time{}, mtime)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/local"
 )
@@ -78,8 +79,12 @@ func TestPullRemote(t *testing.T) {
 			t.Fatalf("PullRemote = %+v, %v, %v", h, ok, err)
 		}
 		treetest.AssertEqual(t, src, dir)
-		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
-			t.Errorf("restored root mode %v (%v), want 0755", fi.Mode(), err)
+		want := os.FileMode(0o755)
+		if um := fsutil.Umask(); um >= 0 {
+			want = 0o777 &^ os.FileMode(um)
+		}
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("restored root mode %v (%v), want %v as for a new directory", fi.Mode(), err, want)
 		}
 	})
 	t.Run("empty dir keeps its mode", func(t *testing.T) {

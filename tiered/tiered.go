@@ -362,8 +362,9 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 }
 
 // Restore looks up key, then each restore prefix in order, and returns the
-// first hit. For a prefix, the newest entry (by creation time) whose key
-// starts with it wins, across both tiers. A miss is (Hit{}, false, nil).
+// first hit. For a prefix, the newest entry (by creation time, the
+// remote's for keys it holds: see candidates) whose key starts with it
+// wins, across both tiers. A miss is (Hit{}, false, nil).
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	return c.restore(ctx, key, prefixes, true, c.get)
 }
@@ -433,11 +434,25 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 
 // candidates returns the keys starting with prefix in the remote tier (if
 // withRemote) and, if withLocal, the local one, newest first.
+//
+// Every machine must rank the same keys the same way, or a restore key
+// picks one entry on the machine that pushed and another on a fresh one.
+// So a key the remote holds is dated by the remote's creation time, which
+// all machines see, and the local time counts only for keys the remote
+// lacks (or when it is not asked). Local times are this machine's own: a
+// push whose upload is skipped, or a hydration, dates the local entry
+// now while the remote keeps its first upload's date. Refreshing the
+// remote's date on a skipped push instead would cost a write per re-run
+// job and still leave hydrations skewed.
 func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRemote bool) ([]string, error) {
 	newest := map[string]time.Time{}
-	add := func(k string, t time.Time) {
-		if old, ok := newest[k]; !ok || t.After(old) {
-			newest[k] = t
+	if c.remote != nil && withRemote {
+		metas, err := c.remote.List(ctx, prefix)
+		if err != nil {
+			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
+		}
+		for _, m := range metas {
+			newest[m.Key] = m.Created
 		}
 	}
 	if withLocal {
@@ -446,18 +461,9 @@ func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRe
 			return nil, err
 		}
 		for _, e := range locals {
-			if strings.HasPrefix(e.Key, prefix) {
-				add(e.Key, e.Created)
+			if _, inRemote := newest[e.Key]; !inRemote && strings.HasPrefix(e.Key, prefix) {
+				newest[e.Key] = e.Created
 			}
-		}
-	}
-	if c.remote != nil && withRemote {
-		metas, err := c.remote.List(ctx, prefix)
-		if err != nil {
-			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
-		}
-		for _, m := range metas {
-			add(m.Key, m.Created)
 		}
 	}
 	keys := make([]string, 0, len(newest))
@@ -856,7 +862,9 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 	return out, nil
 }
 
-// ListTiers returns the entries of each tier, with Tier set.
+// ListTiers returns the entries of each tier, with Tier set. The local
+// tier never needs the remote: when only the remote fails, ListTiers
+// returns the local entries with that failure as a *RemoteError.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
 	if err := c.needLocal("list"); err != nil {
 		return nil, nil, err
@@ -873,7 +881,7 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 	}
 	metas, err := c.remote.List(ctx, "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("remote list: %w", err)
+		return locals, nil, remoteErr(fmt.Errorf("remote list: %w", err))
 	}
 	for _, m := range metas {
 		remotes = append(remotes, tiercache.Entry{
@@ -889,14 +897,19 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 	return tiercache.StatsOf(c.List(ctx))
 }
 
-// TierStats returns aggregates per tier.
+// TierStats returns aggregates per tier. When only the remote fails, it
+// returns the local tier's (Remote nil) with that failure as a
+// *RemoteError, as ListTiers does.
 func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
 	locals, remotes, err := c.ListTiers(ctx)
-	if err != nil {
+	if err != nil && !IsRemote(err) {
 		return TierStats{}, err
 	}
 	ls, _ := tiercache.StatsOf(locals, nil)
 	ts := TierStats{Local: ls}
+	if err != nil {
+		return ts, err
+	}
 	if c.remote != nil {
 		rs, _ := tiercache.StatsOf(remotes, nil)
 		ts.Remote = &rs

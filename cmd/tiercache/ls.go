@@ -34,6 +34,11 @@ SIZE and FILES describe the tree (not the compressed archive). LAST ACCESS
 is when a pull last used the entry, the order prune evicts in; in the remote
 tier it is recorded at most every so often per key.
 
+The local tier never needs the remote: with --tier local, the remote is not
+contacted at all. Without --tier, a remote that fails is reported as a
+warning and the local entries are listed (with --strict, it fails the
+command); with --tier remote, it fails the command.
+
 With --json, prints an array of entries: key, description, size, files,
 created, last_access, tier.`,
 		Example: `  tiercache ls
@@ -62,11 +67,27 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	if o.tier != "" && o.tier != tiered.TierLocal && o.tier != tiered.TierRemote {
 		return usageErrorf("--tier must be %q or %q", tiered.TierLocal, tiered.TierRemote)
 	}
-	c, err := a.openCache(cmd, nil)
+	var c *tiered.Cache
+	var err error
+	if o.tier == tiered.TierLocal {
+		c, err = openLocalTier(a, cmd)
+	} else {
+		// Listing both tiers survives a remote failure (the local tier's
+		// entries are still listed); listing the remote alone does not.
+		a.softRemote = o.tier == ""
+		c, err = a.openCache(cmd, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)
 	}
 	locals, remotes, err := c.ListTiers(cmd.Context())
+	if err == nil {
+		err = a.remoteErr
+	}
+	if o.tier == "" && a.survive(cmd, err) {
+		a.warnf(cmd, "ls: only the local tier is listed, the remote failed: %s", withHint(err))
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)
 	}
@@ -93,6 +114,27 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60))
 	}
 	return tw.Flush()
+}
+
+// openLocalTier opens the local tier alone, as a local-only cache: the
+// local tier must never need the remote, so no S3 client is made and
+// nothing goes over the network. The remote's settings are still checked,
+// so a mistake in them shows here as anywhere.
+func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
+	dir, err := a.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := a.s3Config(cmd); err != nil {
+		return nil, err
+	}
+	a.verbosef(cmd, "local tier: %s (the remote is not contacted)", dir)
+	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData})
+	if err != nil {
+		return nil, fmt.Errorf("local tier: %w", err)
+	}
+	a.local = l
+	return tiered.New(l, tiered.Options{})
 }
 
 func tierRank(t string) int {

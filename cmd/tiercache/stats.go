@@ -18,7 +18,12 @@ func newStatsCommand(a *app) *cobra.Command {
 size and file count, and the creation times of the oldest and newest.
 
 With --json, prints {"local": {...}, "remote": {...}} with the fields
-entries, bytes, files, oldest, newest; "remote" is absent without a remote.`,
+entries, bytes, files, oldest, newest; "remote" is absent without a remote.
+
+The local tier never needs the remote: a remote that fails is reported as
+a warning, the local tier's line is still printed, and with --json
+"remote" gives way to "remote_error", the failure's message. With
+--strict, a remote failure fails the command.`,
 		Example: `  tiercache stats
   tiercache stats --json | jq .remote.bytes`,
 		Args: exactArgs(0, "no arguments"),
@@ -26,17 +31,35 @@ entries, bytes, files, oldest, newest; "remote" is absent without a remote.`,
 	}
 }
 
+// statsJSON is what stats --json prints.
+type statsJSON struct {
+	tiered.TierStats
+	// RemoteError is why the remote tier's aggregates are missing, when
+	// the command survived its failure.
+	RemoteError string `json:"remote_error,omitempty"`
+}
+
 func runStats(a *app, cmd *cobra.Command) error {
+	a.softRemote = true
 	c, err := a.openCache(cmd, nil)
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
 	st, err := c.TierStats(cmd.Context())
+	if err == nil {
+		err = a.remoteErr
+	}
+	out := statsJSON{TierStats: st}
+	if a.survive(cmd, err) {
+		a.warnf(cmd, "stats: the remote tier is left out, it failed: %s", withHint(err))
+		out.RemoteError = singleLine(err.Error())
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
 	if a.flags.json {
-		return writeJSON(cmd, st)
+		return writeJSON(cmd, out)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tFILES\tOLDEST\tNEWEST")
