@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache/internal/treetest"
 )
@@ -29,9 +30,6 @@ type softCase struct {
 	env env
 	// cause is what the warning must say about it.
 	cause string
-	// key is stored (and pushable) in the failing setup; "" means the
-	// pull's key is "soft-k".
-	key string
 }
 
 // deadEndpoint returns a loopback URL nothing listens on.
@@ -281,5 +279,37 @@ func assertTag(t *testing.T, dir, tag string) {
 	t.Helper()
 	if got, err := treetest.CheckSmall(dir); err != nil || got != tag {
 		t.Errorf("%s: tree %q, %v; want %q", dir, got, err, tag)
+	}
+}
+
+// TestPullKeepsDirMeta: a pull into an existing DIR, from the remote or
+// from the local tier, leaves DIR's own mode and mtime as they were (the
+// archive has no root member to say otherwise), as tar -x does.
+func TestPullKeepsDirMeta(t *testing.T) {
+	b := bucket(t)
+	e := newEnv(t, b)
+	mustRun(t, e, "push", "-q", "meta", smallTree(t, "meta"))
+	m := e.freshMachine(t)
+	for _, round := range []string{"from the remote", "from the local tier"} {
+		dir := filepath.Join(t.TempDir(), "dir")
+		if err := os.Mkdir(dir, 0o751); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o751); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		old := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+		if err := os.Chtimes(dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, m, "pull", "--fail-on-miss", "meta", dir)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o751 || !fi.ModTime().Equal(old) {
+			t.Errorf("%s: DIR is %v, mtime %v; want 0751 and %v as before", round, fi.Mode().Perm(), fi.ModTime(), old)
+		}
+		assertTag(t, dir, "meta")
 	}
 }

@@ -214,6 +214,9 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 // copyOut copies the cached tree into dir, reporting progress.
 func copyOut(a *app, cmd *cobra.Command, prog *progress, hit tiered.Hit, dir string, link bool) error {
 	start := time.Now()
+	// An existing DIR keeps its own mode and mtime, as tar -x keeps an
+	// existing directory's; treecopy would give it the cached root's.
+	before, statErr := os.Stat(dir)
 	var copied atomic.Int64
 	res, err := treecopy.Copy(cmd.Context(), hit.Path, dir, treecopy.Options{
 		Link: link,
@@ -225,6 +228,14 @@ func copyOut(a *app, cmd *cobra.Command, prog *progress, hit tiered.Hit, dir str
 	if err != nil {
 		// treecopy names paths relative to DIR; say which DIR.
 		return fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	if statErr == nil && before.IsDir() {
+		if err := os.Chmod(dir, before.Mode().Perm()); err != nil {
+			return fmt.Errorf("restoring into %s: %w", dir, err)
+		}
+		if err := os.Chtimes(dir, time.Time{}, before.ModTime()); err != nil {
+			return fmt.Errorf("restoring into %s: %w", dir, err)
+		}
 	}
 	a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
 		dir, formatDuration(time.Since(start)), res.Files, res.Cloned, res.Linked, res.Dirs, res.Symlinks, res.Hardlinks)
