@@ -6,7 +6,7 @@
 //
 // Besides the Store methods it has a few knobs tests need: counts of
 // Open and write calls, a delay before Open answers (so concurrent callers
-// overlap), damaging a stored archive, and a read-only view.
+// overlap), damaging a stored archive or its Meta, and a read-only view.
 package memstore
 
 import (
@@ -84,6 +84,20 @@ func (s *Store) Corrupt(key string, f func([]byte) []byte) {
 		return
 	}
 	e.data = f(bytes.Clone(e.data))
+	s.entries[key] = e
+}
+
+// CorruptMeta replaces the stored Meta of key by f applied to it, leaving
+// the archive as it is, as a manifest that lies about its archive would.
+// It does nothing if key is missing.
+func (s *Store) CorruptMeta(key string, f func(remote.Meta) remote.Meta) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[key]
+	if !ok {
+		return
+	}
+	e.meta = f(e.meta)
 	s.entries[key] = e
 }
 

@@ -60,8 +60,13 @@ func TestKnobs(t *testing.T) {
 	if string(back) != "hello!" || m.ArchiveSize != 5 {
 		t.Errorf("corrupted entry reads %q with archive size %d, want \"hello!\" and the committed 5", back, m.ArchiveSize)
 	}
+	s.CorruptMeta("k", func(m remote.Meta) remote.Meta { m.Size = 42; return m })
+	s.CorruptMeta("missing", func(m remote.Meta) remote.Meta { return m })
+	if m, err := ro.Stat(ctx, "k"); err != nil || m.Size != 42 || m.ArchiveSize != 5 {
+		t.Errorf("after CorruptMeta: %+v, %v; want size 42, archive size 5", m, err)
+	}
 	if _, err := s.Stat(ctx, "missing"); !errors.Is(err, tiercache.ErrNotFound) {
-		t.Errorf("Corrupt of a missing key made an entry: %v", err)
+		t.Errorf("Corrupt or CorruptMeta of a missing key made an entry: %v", err)
 	}
 
 	// A delayed Open gives up when its context ends.
