@@ -12,10 +12,11 @@ import (
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 func TestPushRemoteWritesNothingLocally(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
 	res, err := c.PushRemote(t.Context(), "k", src, "d")
@@ -46,7 +47,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 }
 
 func TestPushRemoteTreeChanging(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := smallTree(t, "v1")
 	testHookMeasured = func() {
@@ -64,7 +65,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 }
 
 func TestPullRemote(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
 	if _, err := c.PushRemote(t.Context(), "deps-1", src, ""); err != nil {
@@ -132,7 +133,7 @@ func TestPullRemote(t *testing.T) {
 		}
 	})
 	t.Run("corrupt object leaves dir alone", func(t *testing.T) {
-		store.corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+		store.Corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		dir := filepath.Join(base, "corrupt")
 		_, _, err := c.PullRemote(t.Context(), "deps-1", nil, dir)
 		if !errors.Is(err, tiercache.ErrIntegrity) {
@@ -153,7 +154,7 @@ func TestPullRemote(t *testing.T) {
 // TestLocalHitTouchesRemoteInBackground: a local hit records the access
 // remotely without making the caller wait, and Wait waits for it.
 func TestLocalHitTouchesRemoteInBackground(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{TouchInterval: -1})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v"), ""); err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func TestLocalHitTouchesRemoteInBackground(t *testing.T) {
 // of the machine (here two Caches over one local tier), and a push or a
 // download counts as one.
 func TestLocalHitsShareTouchThrottle(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c1 := newTiered(t, store, Options{})
 	l2, err := local.Open(c1.Local().Root(), local.Options{})
 	if err != nil {
@@ -196,10 +197,10 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	if _, err := c1.Put(t.Context(), "k", smallTree(t, "v"), ""); err != nil {
 		t.Fatal(err)
 	}
-	writes := store.writes.Load()
+	writes := store.Writes()
 	hit(c1)
 	hit(c2)
-	if n := store.writes.Load() - writes; n != 0 {
+	if n := store.Writes() - writes; n != 0 {
 		t.Fatalf("local hits right after the push sent %d access records, want 0", n)
 	}
 
@@ -213,7 +214,7 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	hit(c2)
 	hit(c1)
 	hit(c2)
-	if n := store.writes.Load() - writes; n != 1 {
+	if n := store.Writes() - writes; n != 1 {
 		t.Fatalf("three local hits an hour after the last record sent %d access records, want 1", n)
 	}
 	if after, _ := store.Stat(t.Context(), "k"); !after.LastAccess.After(before.LastAccess) {
@@ -227,9 +228,9 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	if err := c1.Local().SetRemoteAccess("k", time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	writes = store.writes.Load()
+	writes = store.Writes()
 	hit(c1)
-	if n := store.writes.Load() - writes; n != 1 {
+	if n := store.Writes() - writes; n != 1 {
 		t.Fatalf("a local hit after a record dated tomorrow sent %d access records, want 1", n)
 	}
 
@@ -240,9 +241,9 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	if h, ok, err := c2.Restore(t.Context(), "k", nil); err != nil || !ok || h.Tier != TierRemote {
 		t.Fatalf("hydration: %+v, %v, %v", h, ok, err)
 	}
-	writes = store.writes.Load()
+	writes = store.Writes()
 	hit(c1)
-	if n := store.writes.Load() - writes; n != 0 {
+	if n := store.Writes() - writes; n != 0 {
 		t.Fatalf("a local hit right after a download sent %d access records, want 0", n)
 	}
 }

@@ -15,22 +15,27 @@ import (
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
-// checkingStore is a memStore that can check itself: it records the
+// checkingStore is a memstore.Store that can check itself: it records the
 // options of each Check and reports one canned problem.
 type checkingStore struct {
-	*memStore
+	*memstore.Store
 	mu    sync.Mutex
 	calls []remote.CheckOptions
 }
 
-func (s *checkingStore) Check(_ context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+func (s *checkingStore) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+	entries, err := s.List(ctx, "")
+	if err != nil {
+		return remote.CheckReport{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, opts)
 	return remote.CheckReport{
-		Entries:  len(s.entries),
+		Entries:  len(entries),
 		Problems: []remote.Problem{{Kind: remote.ProblemOrphanData, Object: "data/x", Repaired: opts.Repair}},
 	}, nil
 }
@@ -48,7 +53,7 @@ func breakEntry(t *testing.T, c *Cache, key string) {
 }
 
 func TestFsck(t *testing.T) {
-	store := &checkingStore{memStore: newMemStore()}
+	store := &checkingStore{Store: memstore.New()}
 	c, err := New(newLocal(t), Options{Remote: store})
 	if err != nil {
 		t.Fatal(err)
@@ -105,13 +110,13 @@ func TestFsckLocalOnlyAndRefusals(t *testing.T) {
 	}
 
 	// A remote that cannot check itself.
-	if _, err := newTiered(t, newMemStore(), Options{}).Fsck(ctx, FsckOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+	if _, err := newTiered(t, memstore.New(), Options{}).Fsck(ctx, FsckOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Errorf("fsck over an unchecking remote: %v, want ErrInvalidArgument", err)
 	}
 
 	// Read-only: a check runs, a repair is refused before touching
 	// either tier.
-	store := &checkingStore{memStore: newMemStore()}
+	store := &checkingStore{Store: memstore.New()}
 	ro, err := New(c.local, Options{Remote: store, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

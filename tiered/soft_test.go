@@ -11,16 +11,17 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // errDown stands for any failure of the remote: unreachable, refusing.
 var errDown = errors.New("connection refused")
 
-// faultyStore wraps a memStore: while down, every call fails; failPut
+// faultyStore wraps a memstore.Store: while down, every call fails; failPut
 // makes Put fail after reading part of the archive, as a connection
 // reset mid-upload would.
 type faultyStore struct {
-	*memStore
+	*memstore.Store
 	down    atomic.Bool
 	failPut atomic.Bool
 	calls   atomic.Int64
@@ -38,14 +39,14 @@ func (f *faultyStore) Open(ctx context.Context, key string) (io.ReadCloser, remo
 	if err := f.fault(); err != nil {
 		return nil, remote.Meta{}, err
 	}
-	return f.memStore.Open(ctx, key)
+	return f.Store.Open(ctx, key)
 }
 
 func (f *faultyStore) Stat(ctx context.Context, key string) (remote.Meta, error) {
 	if err := f.fault(); err != nil {
 		return remote.Meta{}, err
 	}
-	return f.memStore.Stat(ctx, key)
+	return f.Store.Stat(ctx, key)
 }
 
 func (f *faultyStore) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.Meta, error) {
@@ -56,26 +57,26 @@ func (f *faultyStore) Put(ctx context.Context, meta remote.Meta, r io.Reader) (r
 		_, _ = io.CopyN(io.Discard, r, 100)
 		return remote.Meta{}, errDown
 	}
-	return f.memStore.Put(ctx, meta, r)
+	return f.Store.Put(ctx, meta, r)
 }
 
 func (f *faultyStore) List(ctx context.Context, prefix string) ([]remote.Meta, error) {
 	if err := f.fault(); err != nil {
 		return nil, err
 	}
-	return f.memStore.List(ctx, prefix)
+	return f.Store.List(ctx, prefix)
 }
 
 func (f *faultyStore) Touch(ctx context.Context, key string) error {
 	if err := f.fault(); err != nil {
 		return err
 	}
-	return f.memStore.Touch(ctx, key)
+	return f.Store.Touch(ctx, key)
 }
 
 func newFaulty(t *testing.T) (*faultyStore, *Cache) {
 	t.Helper()
-	f := &faultyStore{memStore: newMemStore()}
+	f := &faultyStore{Store: memstore.New()}
 	c, err := New(newLocal(t), Options{Remote: f, TouchInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestPutSurvivesRemoteFailure(t *testing.T) {
 			if !IsRemote(res.RemoteErr) || !errors.Is(res.RemoteErr, errDown) || res.Uploaded {
 				t.Fatalf("RemoteErr = %v, Uploaded = %v; want the remote's failure and no upload", res.RemoteErr, res.Uploaded)
 			}
-			if _, err := f.memStore.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+			if _, err := f.Store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
 				t.Errorf("the remote holds the key after a failed upload: %v", err)
 			}
 			p, ok, err := c.Local().Get(t.Context(), "k")

@@ -15,6 +15,8 @@ import (
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/remote/memstore"
 	"github.com/tiercache/tiercache/tiertest"
 )
 
@@ -27,7 +29,7 @@ func newLocal(t *testing.T) *local.Cache {
 	return l
 }
 
-func newTiered(t *testing.T, store *memStore, opts Options) *Cache {
+func newTiered(t *testing.T, store *memstore.Store, opts Options) *Cache {
 	t.Helper()
 	if store != nil {
 		opts.Remote = store
@@ -68,7 +70,7 @@ func TestConformanceLocalOnly(t *testing.T) {
 func TestConformanceOverMemRemote(t *testing.T) {
 	// Every local hit recorded remotely: the suite checks LRU order by
 	// hits a few milliseconds apart.
-	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return newTiered(t, newMemStore(), Options{TouchInterval: -1}) })
+	tiertest.Run(t, func(t *testing.T) tiercache.Backend { return newTiered(t, memstore.New(), Options{TouchInterval: -1}) })
 }
 
 // dropLocal returns a fresh Cache over a new, empty local tier sharing
@@ -83,7 +85,7 @@ func dropLocal(t *testing.T, c *Cache) *Cache {
 }
 
 func TestHydrateAfterDroppingLocal(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 200)
 	res, err := c.PutResult(t.Context(), "fid", src, "fidelity")
@@ -109,13 +111,13 @@ func TestHydrateAfterDroppingLocal(t *testing.T) {
 }
 
 func TestOneHydrationForManyGoroutines(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 		t.Fatal(err)
 	}
-	store.opens.Store(0)
-	store.openDelay = 50 * time.Millisecond
+	opens := store.Opens()
+	store.SetOpenDelay(50 * time.Millisecond)
 	fresh := dropLocal(t, c)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -142,18 +144,18 @@ func TestOneHydrationForManyGoroutines(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if n := store.opens.Load(); n != 1 {
+	if n := store.Opens() - opens; n != 1 {
 		t.Fatalf("%d remote opens, want 1", n)
 	}
 }
 
 func TestWaiterCancellationDoesNotFailOthers(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 		t.Fatal(err)
 	}
-	store.openDelay = 200 * time.Millisecond
+	store.SetOpenDelay(200 * time.Millisecond)
 	fresh := dropLocal(t, c)
 	ctx, cancel := context.WithCancel(t.Context())
 	first := make(chan error, 1)
@@ -187,12 +189,12 @@ func TestIntegrityFailureLeavesNoEntry(t *testing.T) {
 	}
 	for name, f := range cases {
 		t.Run(name, func(t *testing.T) {
-			store := newMemStore()
+			store := memstore.New()
 			c := newTiered(t, store, Options{})
 			if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 				t.Fatal(err)
 			}
-			store.corrupt("k", f)
+			store.Corrupt("k", f)
 			fresh := dropLocal(t, c)
 			_, ok, err := fresh.Get(t.Context(), "k")
 			if ok || err == nil {
@@ -210,16 +212,12 @@ func TestIntegrityFailureLeavesNoEntry(t *testing.T) {
 }
 
 func TestLyingManifest(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 		t.Fatal(err)
 	}
-	store.mu.Lock()
-	e := store.entries["k"]
-	e.meta.Size++
-	store.entries["k"] = e
-	store.mu.Unlock()
+	store.CorruptMeta("k", func(m remote.Meta) remote.Meta { m.Size++; return m })
 	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
 	if ok || !errors.Is(err, tiercache.ErrIntegrity) {
 		t.Fatalf("lying size accepted: ok=%v err=%v", ok, err)
@@ -227,14 +225,14 @@ func TestLyingManifest(t *testing.T) {
 }
 
 func TestReadOnly(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	rw := newTiered(t, store, Options{})
 	if _, err := rw.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 		t.Fatal(err)
 	}
 	ro := dropLocal(t, rw)
 	ro.opts.ReadOnly = true
-	store.writes.Store(0)
+	writes := store.Writes()
 	if _, ok, err := ro.Get(t.Context(), "k"); err != nil || !ok {
 		t.Fatalf("read-only get: ok=%v err=%v", ok, err)
 	}
@@ -250,13 +248,13 @@ func TestReadOnly(t *testing.T) {
 	if _, err := ro.PruneTiers(t.Context(), policy.Limits{MaxEntries: 1}, policy.Limits{MaxEntries: 1}); !errors.Is(err, tiercache.ErrReadOnly) {
 		t.Fatalf("prune: %v", err)
 	}
-	if n := store.writes.Load(); n != 0 {
+	if n := store.Writes() - writes; n != 0 {
 		t.Fatalf("%d write calls reached the remote in read-only mode", n)
 	}
 }
 
 func TestUploadSkippedWhenIdentical(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := smallTree(t, "v1")
 	if _, err := c.Put(t.Context(), "k", src, ""); err != nil {
@@ -285,7 +283,7 @@ func TestUploadSkippedWhenIdentical(t *testing.T) {
 }
 
 func TestRestoreKeys(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	put := func(c *Cache, key, tag string) {
 		t.Helper()
@@ -334,7 +332,7 @@ func TestRestoreKeys(t *testing.T) {
 }
 
 func TestPerTierPruneAndStats(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	for _, k := range []string{"a", "b", "c"} {
 		if _, err := c.Put(t.Context(), k, smallTree(t, k), ""); err != nil {
@@ -365,7 +363,7 @@ func TestPerTierPruneAndStats(t *testing.T) {
 // (a decompression bomb) stops at the recorded size, not at the default
 // extraction limits.
 func TestBombStopsAtRecordedSize(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	big := filepath.Join(t.TempDir(), "big")
 	if err := os.Mkdir(big, 0o755); err != nil {
@@ -377,11 +375,7 @@ func TestBombStopsAtRecordedSize(t *testing.T) {
 	if _, err := c.Put(t.Context(), "k", big, ""); err != nil {
 		t.Fatal(err)
 	}
-	store.mu.Lock()
-	e := store.entries["k"]
-	e.meta.Size = 1000
-	store.entries["k"] = e
-	store.mu.Unlock()
+	store.CorruptMeta("k", func(m remote.Meta) remote.Meta { m.Size = 1000; return m })
 	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
 	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) {
 		t.Fatalf("bomb: ok=%v err=%v, want ErrLimitExceeded", ok, err)
@@ -389,16 +383,12 @@ func TestBombStopsAtRecordedSize(t *testing.T) {
 }
 
 func TestTreeLargerThanFreeSpace(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	if _, err := c.Put(t.Context(), "k", smallTree(t, "v1"), ""); err != nil {
 		t.Fatal(err)
 	}
-	store.mu.Lock()
-	e := store.entries["k"]
-	e.meta.Size = 1 << 62
-	store.entries["k"] = e
-	store.mu.Unlock()
+	store.CorruptMeta("k", func(m remote.Meta) remote.Meta { m.Size = 1 << 62; return m })
 	_, ok, err := dropLocal(t, c).Get(t.Context(), "k")
 	if ok || !errors.Is(err, tiercache.ErrLimitExceeded) || !strings.Contains(err.Error(), "free") {
 		t.Fatalf("huge tree: ok=%v err=%v, want a free-space ErrLimitExceeded", ok, err)
@@ -418,7 +408,7 @@ func TestPutTreeChangingDuringPush(t *testing.T) {
 		seeded bool // the remote already holds a tree of the new shape
 	}{{"new key", false}, {"replacing", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			store := newMemStore()
+			store := memstore.New()
 			c := newTiered(t, store, Options{})
 			src := smallTree(t, "v1")
 			if tc.seeded {
@@ -454,7 +444,7 @@ func TestPutTreeChangingDuringPush(t *testing.T) {
 // TestPutStoresSameTreeInBothTiers: the tree committed locally and the one
 // uploaded are the same, bytes and metadata.
 func TestPutStoresSameTreeInBothTiers(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 200)
 	res, err := c.PutResult(t.Context(), "k", src, "d")
@@ -484,7 +474,7 @@ func TestPutStoresSameTreeInBothTiers(t *testing.T) {
 // archive alike, so the push succeeds and both tiers hold the tree
 // without it, with the same counts.
 func TestPushLeavesOutSockets(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := smallTree(t, "sock")
 	ln, err := net.Listen("unix", filepath.Join(src, "agent.sock"))

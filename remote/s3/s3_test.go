@@ -175,7 +175,10 @@ func TestPutOpenSmall(t *testing.T) {
 	}
 }
 
-func TestMissing(t *testing.T) {
+// TestMissIsOneRequest: NoSuchKey is not retried, and Open of a missing
+// key never asks for data. (Misses themselves are in the conformance
+// suite.)
+func TestMissIsOneRequest(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
 	if _, _, err := s.Open(bg, "nope"); !errors.Is(err, tiercache.ErrNotFound) {
@@ -184,15 +187,8 @@ func TestMissing(t *testing.T) {
 	if _, err := s.Stat(bg, "nope"); !errors.Is(err, tiercache.ErrNotFound) {
 		t.Errorf("Stat missing: %v", err)
 	}
-	// A miss is one request each: NoSuchKey is not retried, and Open
-	// never asks for data.
 	if n := len(e.rec.requests(nil)); n != 2 {
 		t.Errorf("%d requests for two misses, want 2: %v", n, e.rec.requests(nil))
-	}
-	for _, bad := range []string{"", "a\nb"} {
-		if _, _, err := s.Open(bg, bad); !errors.Is(err, tiercache.ErrInvalidKey) {
-			t.Errorf("Open(%q): %v", bad, err)
-		}
 	}
 }
 
@@ -232,33 +228,28 @@ func TestCorruptManifest(t *testing.T) {
 	}
 }
 
-func TestReplace(t *testing.T) {
+// TestReplaceDeletesOldData: a replace leaves one data object, the new
+// version's.
+func TestReplaceDeletesOldData(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
-	v1, v2 := randBytes(1, 6<<20), []byte("version two")
-	if _, err := s.Put(bg, remote.Meta{Key: "k", Description: "one"}, bytes.NewReader(v1)); err != nil {
-		t.Fatal(err)
+	for _, v := range [][]byte{randBytes(1, 6<<20), []byte("version two")} {
+		if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	m2, err := s.Put(bg, remote.Meta{Key: "k", Description: "two"}, bytes.NewReader(v2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, meta, err := s.Open(bg, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, _ := io.ReadAll(rc)
-	_ = rc.Close()
-	if !bytes.Equal(back, v2) || meta.Description != "two" || meta.SHA256 != m2.SHA256 {
-		t.Fatalf("after replace: %q, %+v", back, meta)
-	}
-	// The replaced data object is gone.
 	if objs := e.objects(t, "ci/data/"); len(objs) != 1 {
 		t.Errorf("data objects after replace: %q", objs)
 	}
+	if back, err := readAll(t, s, "k"); err != nil || string(back) != "version two" {
+		t.Errorf("after replace: %q, %v", back, err)
+	}
 }
 
-func TestDelete(t *testing.T) {
+// TestDeleteRemovesEveryObject: Delete removes the manifest, the data
+// object and the access marker, and a Delete of a missing key writes
+// nothing.
+func TestDeleteRemovesEveryObject(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
 	if _, err := s.Put(bg, remote.Meta{Key: "a/b"}, strings.NewReader("x")); err != nil {
@@ -273,9 +264,6 @@ func TestDelete(t *testing.T) {
 	if err := s.Delete(bg, "a/b"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Stat(bg, "a/b"); !errors.Is(err, tiercache.ErrNotFound) {
-		t.Errorf("Stat after Delete: %v", err)
-	}
 	if objs := e.objects(t, ""); len(objs) != 0 {
 		t.Errorf("left after Delete: %q", objs)
 	}
@@ -288,72 +276,32 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func TestListPrefix(t *testing.T) {
+// TestInvalidKeySendsNothing: an invalid key is refused before any
+// request. (Awkward keys and listing by prefix are in the conformance
+// suite.)
+func TestInvalidKeySendsNothing(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
-	keys := []string{
-		"a/b", "a%2Fb", "a", "ab", "a/b/c", "../x", "..", ".", "./a", "a\\b", "a~b",
-		"ключ/日本語", "ключ", "a b", "😀", strings.Repeat("a", 512), strings.Repeat("a", 250) + "/x",
-		strings.Repeat("é", 256), "b", "%", "\ufffe",
-	}
-	var wg sync.WaitGroup
-	for i, k := range keys {
-		wg.Go(func() {
-			if _, err := s.Put(bg, remote.Meta{Key: k, Files: int64(i)}, strings.NewReader(k)); err != nil {
-				t.Errorf("Put %q: %v", k, err)
-			}
-		})
-	}
-	wg.Wait()
-	for _, prefix := range []string{"", "a", "a/", "a/b", "a%", ".", "..", "ключ", "ключ/", "é", "\xd0", "%", strings.Repeat("a", 200), "zzz", "😀", "\ufffe"} {
-		metas, err := s.List(bg, prefix)
-		if err != nil {
-			t.Fatalf("List(%q): %v", prefix, err)
-		}
-		var got, want []string
-		for _, m := range metas {
-			got = append(got, m.Key)
-			if m.Files != int64(slices.Index(keys, m.Key)) || m.ArchiveSize != int64(len(m.Key)) {
-				t.Errorf("List(%q): meta of %q is %+v", prefix, m.Key, m)
-			}
-		}
-		for _, k := range keys {
-			if strings.HasPrefix(k, prefix) {
-				want = append(want, k)
-			}
-		}
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("List(%q) = %q, want %q", prefix, got, want)
-		}
-	}
-	// Each key reads back its own bytes.
-	for _, k := range keys {
-		if back, err := readAll(t, s, k); err != nil || string(back) != k {
-			t.Errorf("Open(%q) = %q, %v", k, back, err)
-		}
-	}
-	// An invalid key is refused before any request.
-	e.rec.reset()
 	if _, err := s.Put(bg, remote.Meta{Key: strings.Repeat("/", 513)}, strings.NewReader("x")); !errors.Is(err, tiercache.ErrInvalidKey) {
 		t.Errorf("Put of an over-long key: %v", err)
 	}
+	if _, _, err := s.Open(bg, "a\nb"); !errors.Is(err, tiercache.ErrInvalidKey) {
+		t.Errorf("Open of a key with a newline: %v", err)
+	}
 	if n := len(e.rec.requests(nil)); n != 0 {
-		t.Errorf("%d requests for an invalid key", n)
+		t.Errorf("%d requests for invalid keys", n)
 	}
 }
 
-func TestConcurrentPutsOneKey(t *testing.T) {
+// TestConcurrentPutsLeaveOneDataObject: the losers of concurrent
+// multipart puts of one key may leave data objects, which Prune collects.
+// (That one complete version wins is in the conformance suite.)
+func TestConcurrentPutsLeaveOneDataObject(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, func(c *Config) { c.OrphanGrace = time.Nanosecond })
-	versions := make(map[string][]byte)
+	var wg sync.WaitGroup
 	for i := range 4 {
 		d := randBytes(uint64(10+i), 6<<20+i) // two parts each
-		versions[sha(d)] = d
-	}
-	var wg sync.WaitGroup
-	for _, d := range versions {
 		wg.Go(func() {
 			if _, err := s.Put(bg, remote.Meta{Key: "shared"}, onlyReader{bytes.NewReader(d)}); err != nil {
 				t.Errorf("Put: %v", err)
@@ -365,14 +313,6 @@ func TestConcurrentPutsOneKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := s.Stat(bg, "shared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want, ok := versions[sha(back)]; !ok || !bytes.Equal(want, back) || meta.SHA256 != sha(back) {
-		t.Fatalf("read %d bytes that are none of the versions put (or disagree with Meta)", len(back))
-	}
-	// Losers' data objects may remain until Prune collects them.
 	time.Sleep(1100 * time.Millisecond) // the server clock has 1 s resolution
 	if n, err := s.Prune(bg, policy.Limits{}); err != nil || n != 0 {
 		t.Fatalf("Prune = %d, %v", n, err)
@@ -425,51 +365,33 @@ func TestTouchThrottle(t *testing.T) {
 	}
 }
 
-func TestPruneLRU(t *testing.T) {
+// TestPruneRequests: Prune works from listings and batch deletes, with no
+// per-entry reads, and an evicted entry leaves no object behind. (LRU
+// order and limits are in the conformance suite.)
+func TestPruneRequests(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
-	// Tree sizes; the archives are sized the other way round (k1 the
-	// largest), so counting archive bytes would evict differently.
-	sizes := map[string]int{"k1": 100, "k2": 200, "k3": 300, "k4": 400}
-	for _, k := range []string{"k1", "k2", "k3", "k4"} {
-		if _, err := s.Put(bg, remote.Meta{Key: k, Size: int64(sizes[k])}, bytes.NewReader(randBytes(1, 500-sizes[k]))); err != nil {
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, err := s.Put(bg, remote.Meta{Key: k, Size: 100}, strings.NewReader(k)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond) // distinct LastModified (ms resolution)
-	}
-	// k1 and k2 become the most recently used.
-	for _, k := range []string{"k2", "k1"} {
-		time.Sleep(20 * time.Millisecond)
 		if err := s.Touch(bg, k); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.rec.reset()
-	n, err := s.Prune(bg, policy.Limits{MaxEntries: 3})
-	if err != nil || n != 1 {
-		t.Fatalf("Prune(3 entries) = %d, %v", n, err)
+	n, err := s.Prune(bg, policy.Limits{MaxEntries: 1})
+	if err != nil || n != 2 {
+		t.Fatalf("Prune(1 entry) = %d, %v", n, err)
 	}
-	// Prune used listings and one batch delete, no per-entry reads.
 	for _, r := range e.rec.requests(nil) {
 		if !(r.method == "GET" && r.isList()) && !(r.method == "POST" && strings.Contains(r.query, "delete")) {
 			t.Errorf("Prune sent %s %s?%s", r.method, r.path, r.query)
 		}
 	}
-	assertKeys(t, s, "k1", "k2", "k4")
-
-	// Tree bytes: k1+k2+k4 = 700; a 350-byte budget keeps the recent k1,
-	// k2 (their archives alone, 400+300 bytes, would not fit).
-	n, err = s.Prune(bg, policy.Limits{MaxBytes: 350})
-	if err != nil || n != 1 {
-		t.Fatalf("Prune(350 bytes) = %d, %v", n, err)
-	}
-	assertKeys(t, s, "k1", "k2")
-	// The evicted entries left nothing behind.
-	if n := len(e.objects(t, "ci/")); n != 2*2+2 {
-		t.Errorf("%d objects for 2 touched entries, want 6: %q", n, e.objects(t, "ci/"))
-	}
-	if _, err := s.Prune(bg, policy.Limits{MaxEntries: -1}); !errors.Is(err, tiercache.ErrInvalidArgument) {
-		t.Errorf("negative limit: %v", err)
+	// The one entry left: its manifest, data object and access marker.
+	if objs := e.objects(t, "ci/"); len(objs) != 3 {
+		t.Errorf("%d objects for one touched entry, want 3: %q", len(objs), objs)
 	}
 }
 
@@ -609,7 +531,10 @@ func (g gateReader) Read([]byte) (int, error) {
 	return 0, g.fail()
 }
 
-func TestReadOnly(t *testing.T) {
+// TestReadOnlySendsNoWrites: a read-only store refuses writes before any
+// request, and reads with GET and HEAD only. (What a read-only store
+// refuses and serves is in the conformance suite.)
+func TestReadOnlySendsNoWrites(t *testing.T) {
 	e := newEnv(t)
 	rw := e.store(t, nil)
 	if _, err := rw.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("data")); err != nil {
@@ -617,18 +542,10 @@ func TestReadOnly(t *testing.T) {
 	}
 	ro := e.store(t, func(c *Config) { c.ReadOnly = true })
 	e.rec.reset()
-	if _, err := ro.Put(bg, remote.Meta{Key: "k2"}, strings.NewReader("x")); !errors.Is(err, tiercache.ErrReadOnly) {
-		t.Errorf("Put: %v", err)
-	}
-	if err := ro.Delete(bg, "k"); !errors.Is(err, tiercache.ErrReadOnly) {
-		t.Errorf("Delete: %v", err)
-	}
-	if err := ro.Touch(bg, "k"); !errors.Is(err, tiercache.ErrReadOnly) {
-		t.Errorf("Touch: %v", err)
-	}
-	if _, err := ro.Prune(bg, policy.Limits{MaxEntries: 1}); !errors.Is(err, tiercache.ErrReadOnly) {
-		t.Errorf("Prune: %v", err)
-	}
+	_, _ = ro.Put(bg, remote.Meta{Key: "k2"}, strings.NewReader("x"))
+	_ = ro.Delete(bg, "k")
+	_ = ro.Touch(bg, "k")
+	_, _ = ro.Prune(bg, policy.Limits{MaxEntries: 1})
 	if n := len(e.rec.requests(nil)); n != 0 {
 		t.Errorf("refused writes sent %d requests", n)
 	}
@@ -638,10 +555,14 @@ func TestReadOnly(t *testing.T) {
 	if _, err := ro.Stat(bg, "k"); err != nil {
 		t.Error(err)
 	}
-	if metas, err := ro.List(bg, ""); err != nil || len(metas) != 1 {
-		t.Errorf("List: %v, %v", metas, err)
+	if _, err := ro.List(bg, ""); err != nil {
+		t.Error(err)
 	}
-	for _, r := range e.rec.requests(nil) {
+	reads := e.rec.requests(nil)
+	if len(reads) == 0 {
+		t.Error("no requests recorded for the reads")
+	}
+	for _, r := range reads {
 		if r.method != "GET" && r.method != "HEAD" {
 			t.Errorf("read-only store sent %s %s", r.method, r.path)
 		}
