@@ -14,12 +14,14 @@ import (
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/remote"
+
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // putRootArchive stores under key an archive as GNU tar makes them, with a
 // "./" member for the root (which archive.Write never emits) of the given
 // mode and mtime, holding the file f and the directory sub.
-func putRootArchive(t *testing.T, store *memStore, key string, mode fs.FileMode, mtime time.Time) {
+func putRootArchive(t *testing.T, store *memstore.Store, key string, mode fs.FileMode, mtime time.Time) {
 	t.Helper()
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -53,12 +55,9 @@ func putRootArchive(t *testing.T, store *memStore, key string, mode fs.FileMode,
 	if res.Root == nil {
 		t.Fatal("the hand-made archive has no root member")
 	}
-	store.mu.Lock()
-	defer store.mu.Unlock()
-	store.entries[key] = memEntry{data: data, meta: remote.Meta{
-		Key: key, Size: res.Size, Files: res.Files, ArchiveSize: res.ArchiveSize, SHA256: res.SHA256,
-		Created: time.Now(), LastAccess: time.Now(),
-	}}
+	if _, err := store.Put(t.Context(), remote.Meta{Key: key, Size: res.Size, Files: res.Files}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPullRemoteRootMetadata: DIR's own mode and mtime after a pull
@@ -66,7 +65,7 @@ func putRootArchive(t *testing.T, store *memStore, key string, mode fs.FileMode,
 // one, else DIR's own as they were (or a new directory's when DIR was
 // absent): never those of the private staging directory.
 func TestPullRemoteRootMetadata(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	if _, err := c.PushRemote(t.Context(), "plain", smallTree(t, "plain"), ""); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/policy"
+
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // TestRemoteOnly: a Cache made with no local tier pushes and pulls
@@ -17,7 +19,7 @@ func TestRemoteOnly(t *testing.T) {
 	if _, err := New(nil, Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Fatalf("New with neither tier: %v, want ErrInvalidArgument", err)
 	}
-	store := newMemStore()
+	store := memstore.New()
 	c, err := New(nil, Options{Remote: store})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/internal/treetest"
+
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // TestRestoreKeyOrderSameOnEveryMachine: two machines (two local tiers
@@ -11,7 +13,7 @@ import (
 // whose upload was skipped and after a hydration, both of which date the
 // local entry later than the remote one.
 func TestRestoreKeyOrderSameOnEveryMachine(t *testing.T) {
-	store := newMemStore()
+	store := memstore.New()
 	pusher := newTiered(t, store, Options{})
 	fresh := newTiered(t, store, Options{})
 	srcA, srcB := smallTree(t, "a"), smallTree(t, "b")
