@@ -239,6 +239,7 @@ func TestReplace(t *testing.T) {
 	if _, err := s.Put(bg, remote.Meta{Key: "k", Description: "one"}, bytes.NewReader(v1)); err != nil {
 		t.Fatal(err)
 	}
+	id1 := readManifestOf(t, s, "k").Data
 	m2, err := s.Put(bg, remote.Meta{Key: "k", Description: "two"}, bytes.NewReader(v2))
 	if err != nil {
 		t.Fatal(err)
@@ -252,9 +253,13 @@ func TestReplace(t *testing.T) {
 	if !bytes.Equal(back, v2) || meta.Description != "two" || meta.SHA256 != m2.SHA256 {
 		t.Fatalf("after replace: %q, %+v", back, meta)
 	}
-	// The replaced data object is gone.
-	if objs := e.objects(t, "ci/data/"); len(objs) != 1 {
+	// The replaced data object stays for its readers, and the manifest
+	// says since when.
+	if objs := e.objects(t, "ci/data/"); len(objs) != 2 {
 		t.Errorf("data objects after replace: %q", objs)
+	}
+	if m := readManifestOf(t, s, "k"); len(m.Replaced) != 1 || m.Replaced[0].Data != id1 || !m.Replaced[0].At.Equal(m2.Created) {
+		t.Errorf("history after replace: %+v, want %s replaced at %v", m.Replaced, id1, m2.Created)
 	}
 }
 
