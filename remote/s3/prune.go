@@ -446,8 +446,8 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 
 // resolveRefs reads the manifests Prune cannot do without: keys with
 // several data objects (which one is committed, and since when were the
-// others replaced?) and keys with data old
-// enough to collect but no listed manifest (committed since the listing?).
+// others replaced?) and keys with data old enough to collect but no
+// listed manifest (committed since the listing?).
 func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cutoff time.Time) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)

@@ -78,6 +78,9 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if oldErr == nil {
 		history, expired = nextHistory(old, id, now, now.Add(-s.grace))
 	}
+	// Otherwise there is no version to keep, or one whose manifest could
+	// not be read: its data, if any, is left to Prune's judgement by
+	// upload time.
 	m := manifest{
 		Version: manifestVersion,
 		Meta: remote.Meta{
@@ -120,11 +123,11 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 //
 // The time of a replacement must be recorded because nothing else tells
 // it: a data object's name and LastModified give its upload, and an old
-// version's object is old the moment it is replaced; the current
-// manifest's own time only bounds it for the object it replaced last,
-// which on a key pushed more often than the grace is always recent.
-// At is the replacing writer's clock, like Meta.Created; the grace
-// covers clock differences.
+// version's object is old the moment it is replaced. The current
+// manifest's time bounds every replacement from above, but on a key
+// pushed more often than the grace it is always recent, so nothing would
+// ever be collected. At is the replacing writer's clock, like
+// Meta.Created; the grace covers clock differences.
 type replacedData struct {
 	Data string    `json:"data"`
 	At   time.Time `json:"at"`
