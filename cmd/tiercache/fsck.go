@@ -44,7 +44,8 @@ directory counts once its owner is dead and it is a minute old):
   local   orphan-version     a tree stored but never made current (killed mid-commit)
   local   expired-version    a replaced tree kept past the grace given to its readers
   local   temp-pointer, trash  debris of interrupted commits and deletions
-  remote  orphan-data        an archive no manifest names (a killed or superseded push)
+  remote  orphan-data        an archive no manifest names (a killed push, or a version
+                             replaced longer than the grace ago)
   remote  stray-marker       an access record of a key with no entry
   remote  stale-upload       a multipart upload never completed (its parts cost storage)
 Every command already removes the staging of dead processes and trees past

@@ -331,7 +331,9 @@ func (ck *checker) corruptManifest(ctx context.Context, st *ckStem) error {
 }
 
 // leftovers reports the data objects no valid manifest names and the
-// access markers of keys without an entry, when older than the grace.
+// access markers of keys without an entry, when older than the grace. A
+// data object the manifest's history says was replaced counts from its
+// replacement, not its upload: until then readers may still be on it.
 func (ck *checker) leftovers(stems map[string]*ckStem) {
 	for _, st := range stems {
 		if st.unsettled || st.state == manifestUnread {
@@ -341,11 +343,20 @@ func (ck *checker) leftovers(stems map[string]*ckStem) {
 			if !ck.old(d.modified) || (st.state == manifestOK && d.id == st.m.Data) {
 				continue
 			}
+			detail := fmt.Sprintf("no manifest names it; uploaded %s ago", ck.age(d.modified))
+			if st.state == manifestOK {
+				if at, ok := st.m.replacedAt(d.id); ok {
+					if !ck.old(at) {
+						continue
+					}
+					detail = fmt.Sprintf("no manifest names it; replaced %s ago", ck.age(at))
+				}
+			}
 			name := st.n.data(d.id)
 			ck.add(finding{
 				p: remote.Problem{
 					Kind: remote.ProblemOrphanData, Key: st.key(), Object: name,
-					Detail: fmt.Sprintf("no manifest names it; uploaded %s ago", ck.age(d.modified)),
+					Detail: detail,
 				},
 				then: []string{name},
 			})

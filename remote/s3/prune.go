@@ -207,6 +207,9 @@ type keyState struct {
 	// name it.
 	ref      string
 	refKnown bool
+	// replaced is the manifest's history, when read: data objects it
+	// replaced and when, kept for their readers until past the grace.
+	replaced map[string]time.Time
 	// gone: the manifest was listed but had been deleted when read.
 	gone bool
 	// corrupt: the manifest could not be parsed.
@@ -218,8 +221,10 @@ type keyState struct {
 // every data object's name records) and last access as the later of the
 // access marker's and the manifest's LastModified. It also collects
 // garbage older than OrphanGrace: data objects no manifest names (left by
-// interrupted or superseded puts), access markers of missing entries and
-// manifests whose data is gone.
+// interrupted puts, or replaced by a Put: those once replaced for longer
+// than OrphanGrace, by the manifest's history, since a reader may still
+// be on them), access markers of missing entries and manifests whose data
+// is gone.
 //
 // It needs three listings (data objects, then manifests and markers),
 // DeleteObjects batches of up to 1000 names, and a manifest read only for
@@ -305,7 +310,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 			live = false
 		}
 		for _, d := range ks.data {
-			if d.modified.Before(cutoff) && ks.orphan(d.id) {
+			if d.modified.Before(cutoff) && ks.orphan(d.id) && !ks.inGrace(d.id, cutoff) {
 				round2 = append(round2, n.data(d.id))
 			}
 		}
@@ -379,6 +384,14 @@ func (ks *keyState) orphan(id string) bool {
 	}
 }
 
+// inGrace reports whether the manifest's history says data object id was
+// replaced at or after cutoff: readers that started on it may still be
+// reading it. Its upload time says nothing of that.
+func (ks *keyState) inGrace(id string, cutoff time.Time) bool {
+	at, ok := ks.replaced[id]
+	return ok && !at.Before(cutoff)
+}
+
 // survey lists data objects first, then manifests and markers, and groups
 // them by stem. The order matters: a Put completes its data object before
 // it writes the manifest, so data listed is either committed by the time
@@ -432,8 +445,9 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 }
 
 // resolveRefs reads the manifests Prune cannot do without: keys with
-// several data objects (which one is committed?) and keys with data old
-// enough to collect but no listed manifest (committed since the listing?).
+// several data objects (which one is committed, and since when were the
+// others replaced?) and keys with data old enough to collect but no
+// listed manifest (committed since the listing?).
 func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cutoff time.Time) error {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -456,6 +470,12 @@ func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cuto
 			switch {
 			case err == nil:
 				ks.ref, ks.refKnown = m.Data, true
+				for _, r := range m.Replaced {
+					if ks.replaced == nil {
+						ks.replaced = make(map[string]time.Time, len(m.Replaced))
+					}
+					ks.replaced[r.Data] = r.At
+				}
 			case errors.Is(err, tiercache.ErrNotFound):
 				ks.gone = ks.manifest != nil
 			case errors.Is(err, tiercache.ErrIntegrity):

@@ -26,8 +26,14 @@ import (
 )
 
 // Put uploads the archive read from r to a new data object, then commits
-// it by writing the key's manifest, and finally deletes the data object of
-// the version it replaced (best effort: Prune collects what is left).
+// it by writing the key's manifest.
+//
+// The data object of the version it replaced stays readable for
+// OrphanGrace, so a reader that had read the old manifest finishes with
+// the complete old tree: the new manifest records it, with the time of
+// the replacement, in its history (see replacedData). Put then deletes
+// the versions the history drops once past the grace (see collect);
+// Prune and Check judge a replaced data object by the same history.
 //
 // Archives smaller than one part go up in a single PutObject; larger ones
 // as a multipart upload with up to Concurrency parts in flight while r is
@@ -58,10 +64,8 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	}
 
 	// Learn which data object the current version uses, as late as
-	// possible so that a concurrent writer's commit is rarely missed.
-	// Only a manifest this Put has seen is ever cleaned up after it: a
-	// data object another writer has uploaded but not yet committed is
-	// never touched.
+	// possible so that a concurrent writer's commit is rarely missed:
+	// the new manifest's history starts with it.
 	old, oldErr := s.readManifest(ctx, n)
 	if ctx.Err() != nil {
 		s.deleteUncommitted(ctx, n, id)
@@ -69,6 +73,14 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	}
 
 	now := time.Now().UTC()
+	var history []replacedData
+	var expired []string
+	if oldErr == nil {
+		history, expired = nextHistory(old, id, now, now.Add(-s.grace))
+	}
+	// Otherwise there is no version to keep, or one whose manifest could
+	// not be read: its data, if any, is left to Prune's judgement by
+	// upload time.
 	m := manifest{
 		Version: manifestVersion,
 		Meta: remote.Meta{
@@ -81,7 +93,8 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 			Created:     now,
 			LastAccess:  now,
 		},
-		Data: id,
+		Data:     id,
+		Replaced: history,
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -99,13 +112,96 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		s.deleteUncommitted(ctx, n, id)
 		return remote.Meta{}, mapError(err, s.bucket, "commit manifest of", meta.Key)
 	}
-	if oldErr == nil && old.Data != id {
-		oldName := n.data(old.Data)
-		// Best effort: an error leaves an orphan for Prune, and the
-		// commit has succeeded either way.
-		_, _ = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &oldName})
-	}
+	s.collect(ctx, n, expired)
 	return m.Meta, nil
+}
+
+// replacedData is an entry of a manifest's history: a data object of the
+// key that a Put replaced, and when. Readers that read the manifest
+// naming it before the replacement may still be downloading it, so it
+// is kept until At is older than OrphanGrace.
+//
+// The time of a replacement must be recorded because nothing else tells
+// it: a data object's name and LastModified give its upload, and an old
+// version's object is old the moment it is replaced. The current
+// manifest's time bounds every replacement from above, but on a key
+// pushed more often than the grace it is always recent, so nothing would
+// ever be collected. At is the replacing writer's clock, like
+// Meta.Created; the grace covers clock differences.
+type replacedData struct {
+	Data string    `json:"data"`
+	At   time.Time `json:"at"`
+}
+
+// maxReplaced bounds a manifest's history (about 100 bytes an entry): a
+// key replaced more often than that within the grace deletes its oldest
+// versions early.
+const maxReplaced = 64
+
+// replacedAt returns when m's history says data object id was replaced.
+func (m *manifest) replacedAt(id string) (time.Time, bool) {
+	for _, r := range m.Replaced {
+		if r.Data == id {
+			return r.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// nextHistory returns the history of the manifest that replaces old with
+// data object id at now: old's data object, replaced now, and old's
+// history still within the grace (At not before cutoff), newest first,
+// at most maxReplaced entries. It also returns the ids of old's history
+// that it leaves out (past the grace, or beyond maxReplaced), which the
+// Put deletes once it has committed. Entries that do not name a data
+// object are dropped.
+func nextHistory(old manifest, id string, now, cutoff time.Time) (keep []replacedData, expired []string) {
+	keep = []replacedData{{Data: old.Data, At: now}}
+	seen := map[string]bool{old.Data: true, id: true}
+	for _, r := range old.Replaced {
+		if _, ok := parseDataID(r.Data); !ok || seen[r.Data] {
+			continue
+		}
+		seen[r.Data] = true
+		if r.At.Before(cutoff) {
+			expired = append(expired, r.Data)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	slices.SortStableFunc(keep[1:], func(a, b replacedData) int { return b.At.Compare(a.At) })
+	if len(keep) > maxReplaced {
+		// Replaced more than maxReplaced versions ago, within the
+		// grace: a reader that old is all but impossible, and an
+		// untracked object would outlive the grace.
+		for _, r := range keep[maxReplaced:] {
+			expired = append(expired, r.Data)
+		}
+		keep = keep[:maxReplaced]
+	}
+	return keep, expired
+}
+
+// collect deletes, after a commit, the data objects the old manifest's
+// history held that the new one no longer does: replaced before the
+// grace, or the oldest beyond maxReplaced. So a key pushed often keeps
+// the versions of one grace even in a bucket that is never pruned, with
+// no request but the delete. Best effort: what fails to go is no longer
+// tracked, and Prune collects it by its upload time.
+//
+// Put touches nothing else. Objects no history tracks (killed uploads,
+// the commits of racing writers) are Prune's, as before: a young one may
+// be another writer's upload about to commit, and telling which takes
+// the listings and second looks Prune does.
+func (s *Store) collect(ctx context.Context, n names, expired []string) {
+	if len(expired) == 0 || ctx.Err() != nil {
+		return
+	}
+	doomed := make([]string, len(expired))
+	for i, id := range expired {
+		doomed[i] = n.data(id)
+	}
+	_, _ = s.deleteObjects(ctx, doomed)
 }
 
 // deleteUncommitted removes the data object id of a Put that failed after

@@ -13,10 +13,15 @@
 //
 // Readers read the manifest, then the data object it names, so they see a
 // complete old version, a complete new one or nothing, whatever concurrent
-// writers do or however they die. A replaced data object is deleted after
-// the new manifest commits; data left by writers that died or raced is
-// collected by Prune once older than Config.OrphanGrace. The data object
-// is a plain .tar.zst: `zstd -d | tar -x` restores it without tiercache.
+// writers do or however they die. A replaced data object stays readable
+// for Config.OrphanGrace after the new manifest commits, so a reader that
+// read the old manifest finishes with the old version: the new manifest
+// lists it with the time it was replaced (its upload time says nothing of
+// that), and a later Put, Prune or Check with Repair deletes it once that
+// time is past the grace. Data left by writers that died or raced is
+// collected by Prune once uploaded longer than Config.OrphanGrace ago.
+// The data object is a plain .tar.zst: `zstd -d | tar -x` restores it
+// without tiercache.
 //
 // The stem is the key's encoding (see encodeKey), which is injective,
 // cannot produce "." or ".." segments, and preserves prefixes, so
@@ -144,9 +149,11 @@ type Config struct {
 	// key by this process. Default 1h; negative records every Touch.
 	TouchInterval time.Duration
 	// OrphanGrace is how old unreferenced data objects and stray access
-	// markers must be before Prune deletes them. It must exceed the
-	// longest upload plus clock differences (on AWS, a multipart object's
-	// LastModified can be its upload's start). Default 1h.
+	// markers must be before Prune deletes them, and how long a data
+	// object replaced by a Put stays readable for readers that started
+	// on it. It must exceed the longest upload, and the longest download,
+	// plus clock differences (on AWS, a multipart object's LastModified
+	// can be its upload's start). Default 1h.
 	OrphanGrace time.Duration
 	// ReadOnly makes Put, Delete, Touch and Prune fail with an error
 	// wrapping tiercache.ErrReadOnly before any request is sent; Open,
@@ -377,6 +384,9 @@ type manifest struct {
 	Meta remote.Meta `json:"meta"`
 	// Data is the id of the data object under the key's data prefix.
 	Data string `json:"data"`
+	// Replaced lists the key's earlier data objects still within their
+	// grace, with when each was replaced (see Put). Readers ignore it.
+	Replaced []replacedData `json:"replaced,omitempty"`
 }
 
 const manifestVersion = 1

@@ -228,21 +228,27 @@ func TestCorruptManifest(t *testing.T) {
 	}
 }
 
-// TestReplaceDeletesOldData: a replace leaves one data object, the new
-// version's.
-func TestReplaceDeletesOldData(t *testing.T) {
+// TestReplaceKeepsOldDataForReaders: a replace leaves the old data
+// object for its readers, and the manifest says since when.
+func TestReplaceKeepsOldDataForReaders(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
-	for _, v := range [][]byte{randBytes(1, 6<<20), []byte("version two")} {
-		if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(v)); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(randBytes(1, 6<<20))); err != nil {
+		t.Fatal(err)
 	}
-	if objs := e.objects(t, "ci/data/"); len(objs) != 1 {
-		t.Errorf("data objects after replace: %q", objs)
+	id1 := readManifestOf(t, s, "k").Data
+	m2, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader([]byte("version two")))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if back, err := readAll(t, s, "k"); err != nil || string(back) != "version two" {
 		t.Errorf("after replace: %q, %v", back, err)
+	}
+	if objs := e.objects(t, "ci/data/"); len(objs) != 2 {
+		t.Errorf("data objects after replace: %q", objs)
+	}
+	if m := readManifestOf(t, s, "k"); len(m.Replaced) != 1 || m.Replaced[0].Data != id1 || !m.Replaced[0].At.Equal(m2.Created) {
+		t.Errorf("history after replace: %+v, want %s replaced at %v", m.Replaced, id1, m2.Created)
 	}
 }
 
