@@ -24,6 +24,7 @@ import (
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/s3"
 	"github.com/tiercache/tiercache/tiered"
 	"github.com/tiercache/tiercache/tiertest"
@@ -87,17 +88,15 @@ func newStore(t testing.TB, bucket string, tr *transport, o machineOpts) *s3.Sto
 	t.Helper()
 	srv := server(t)
 	store, err := s3.New(t.Context(), s3.Config{
-		Bucket:        bucket,
-		Prefix:        remotePrefix,
-		Region:        srv.Region,
-		Endpoint:      srv.Endpoint,
-		PathStyle:     true,
-		PartSize:      o.partSize,
-		TouchInterval: -1, // record every access: tests order LRU by them
-		OrphanGrace:   time.Millisecond,
-		ReadOnly:      o.readOnly,
-		HTTPClient:    &http.Client{Transport: tr},
-		Credentials:   credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		Bucket:      bucket,
+		Prefix:      remotePrefix,
+		Region:      srv.Region,
+		Endpoint:    srv.Endpoint,
+		PathStyle:   true,
+		PartSize:    o.partSize,
+		OrphanGrace: time.Millisecond,
+		HTTPClient:  &http.Client{Transport: tr},
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +115,11 @@ func newMachine(t testing.TB, bucket string, o machineOpts) *machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := tiered.New(l, tiered.Options{Remote: newStore(t, bucket, tr, o), ReadOnly: o.readOnly, TouchInterval: -1})
+	var store remote.Store = newStore(t, bucket, tr, o)
+	if o.readOnly {
+		store = remote.ReadOnly(store)
+	}
+	c, err := tiered.New(l, tiered.Options{Remote: store, ReadOnly: o.readOnly, TouchInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

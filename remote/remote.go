@@ -4,7 +4,8 @@
 //
 // An entry in a remote store is one archive (a zstd-compressed tar stream,
 // as written by package archive) plus its Meta. Implementations live in
-// subpackages (remote/s3).
+// subpackages (remote/s3, remote/memstore); ReadOnly wraps any of them
+// for untrusted jobs.
 package remote
 
 import (
@@ -32,7 +33,8 @@ type Meta struct {
 	// Created is when the entry was committed.
 	Created time.Time `json:"created"`
 	// LastAccess is the last recorded access (Created if none), as coarse
-	// as the store's access-recording interval.
+	// as its callers' Touch calls (the tiered cache sends at most one per
+	// key and interval).
 	LastAccess time.Time `json:"last_access"`
 }
 
@@ -73,8 +75,8 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]Meta, error)
 
 	// Touch records an access to key for LRU pruning, without rewriting
-	// the archive. Implementations may skip the write when the last
-	// recorded access is more recent than their configured interval.
+	// the archive. Every call writes: how often to record is the
+	// caller's choice.
 	Touch(ctx context.Context, key string) error
 
 	// Prune evicts entries, least recently accessed first, until the

@@ -324,7 +324,6 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 		Region:      a.flags.region,
 		Endpoint:    a.flags.endpoint,
 		Addressing:  addressing,
-		ReadOnly:    a.flags.readOnly,
 		IdleTimeout: a.flags.idleTimeout,
 		MaxAttempts: attempts,
 	}, true, nil
@@ -386,7 +385,11 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		switch {
 		case err == nil:
 			opts.Remote = store
-			a.remote = store
+			if a.flags.readOnly {
+				// No write request can leave through the wrapper.
+				opts.Remote = remote.ReadOnly(store)
+			}
+			a.remote = opts.Remote
 		case a.softRemote && !a.flags.strict && cmd.Context().Err() == nil:
 			a.remoteErr = &tiered.RemoteError{Err: fmt.Errorf("remote: %w", err)}
 		default:

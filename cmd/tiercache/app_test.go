@@ -179,7 +179,7 @@ func TestS3Config(t *testing.T) {
 				if err != nil || !ok {
 					return "local-only", err
 				}
-				s := fmt.Sprintf("%s %s %s %s %v %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.Addressing, cfg.ReadOnly)
+				s := fmt.Sprintf("%s %s %s %s %v %t", cfg.Bucket, cfg.Prefix, cfg.Region, cfg.Endpoint, cfg.Addressing, a.flags.readOnly)
 				if cfg.MaxAttempts != 0 {
 					s += fmt.Sprintf(" attempts=%d", cfg.MaxAttempts)
 				}

@@ -43,9 +43,6 @@ const deepConcurrency = 2
 // entry re-put at the very moment it is repaired into a miss, never into
 // a torn entry.
 func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
-	if opts.Repair && s.readOnly {
-		return remote.CheckReport{}, fmt.Errorf("%w: s3: check with repair", tiercache.ErrReadOnly)
-	}
 	if opts.Grace < 0 {
 		return remote.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
 	}
@@ -53,7 +50,7 @@ func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (remote.Che
 	if err != nil {
 		return remote.CheckReport{}, err
 	}
-	ck := &checker{s: s, opts: opts, now: now, cutoff: now.Add(-cmp.Or(opts.Grace, s.grace))}
+	ck := &checker{s: s, opts: opts, now: now, cutoff: now.Add(-cmp.Or(opts.Grace, s.cfg.OrphanGrace))}
 	if err := ck.readManifests(ctx, stems); err != nil {
 		return remote.CheckReport{}, err
 	}

@@ -193,7 +193,7 @@ func TestCheckReadOnlyAndOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.putRaw(t, "ci/data/dead/0000000000000001-0000000000000001-0000000000000005.tar.zst", []byte("x"))
-	ro := e.store(t, func(c *Config) { c.ReadOnly = true })
+	ro := remote.ReadOnly(e.store(t, nil)).(remote.Checker)
 	e.rec.reset()
 	if _, err := ro.Check(bg, remote.CheckOptions{Repair: true}); !errors.Is(err, tiercache.ErrReadOnly) {
 		t.Fatalf("read-only repair: %v, want ErrReadOnly", err)

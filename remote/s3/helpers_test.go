@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tiercache/tiercache/internal/miniotest"
+	"github.com/tiercache/tiercache/remote"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Run(m)) }
@@ -256,7 +257,7 @@ type onlyReader struct{ r io.Reader }
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 // readAll opens key and returns its bytes and Meta.
-func readAll(tb testing.TB, s *Store, key string) ([]byte, error) {
+func readAll(tb testing.TB, s remote.Store, key string) ([]byte, error) {
 	tb.Helper()
 	rc, _, err := s.Open(context.Background(), key)
 	if err != nil {

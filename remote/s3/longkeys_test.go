@@ -36,7 +36,7 @@ var longKeys = []string{
 
 func TestLongKeys(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
+	s := e.store(t, nil)
 	for i, k := range longKeys {
 		// Tree sizes are distinct, so Prune by bytes can be checked.
 		if _, err := s.Put(bg, remote.Meta{Key: k, Size: int64(1000 * (i + 1)), Description: "long"}, strings.NewReader(k)); err != nil {

@@ -22,28 +22,15 @@ import (
 // errClosed is returned by Read after Close.
 var errClosed = errors.New("s3: read from a closed archive stream")
 
-// Open reads the manifest of key, then streams the data object it names.
-//
-// A missing manifest returns an error wrapping tiercache.ErrNotFound at
-// once. So does a data object missing while its manifest exists: a
-// concurrent Put or Delete removed it between the two reads, and the
-// caller should treat it as a miss. Both are reported by Open itself,
-// before any data is read, because Open issues the first ranged GET.
-//
-// The object is fetched as ranges of PartSize bytes, up to Concurrency
-// ranges ahead of the reader, reassembled in order into the returned
-// stream, so decompression overlaps the download; the stream holds at most
-// PartSize × (Concurrency+1) bytes of buffers. A body that fails mid-transfer
-// (reset, cut short, or silent for IdleTimeout) is re-requested from the
-// byte where it stopped, at most MaxAttempts times per range, with
-// If-Match on the object's ETag so a resumed read cannot splice two
-// versions (data objects are also never rewritten).
-//
-// The stream is bound to ctx: cancelling ctx makes Read fail (this is the
-// way to interrupt a blocked Read; Read and Close must not run
-// concurrently). Close stops every background request and waits for them;
-// it must always be called. The returned Meta's LastAccess is as
-// committed (Stat and List report recorded accesses).
+// Open reads the manifest of key, then streams the data object it names
+// as ranged GETs (see Requests in the package doc), up to Concurrency
+// ranges ahead of the reader. A data object missing while its manifest
+// exists (a concurrent Put or Delete removed it between the two reads) is
+// a miss too, reported by Open itself, which sends the first GET. A
+// resumed range carries If-Match on the object's ETag, so it cannot
+// splice two versions. Read and Close must not run concurrently. The
+// returned Meta's LastAccess is as committed (Stat and List report
+// recorded accesses).
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Meta, error) {
 	n, err := s.namesFor(key)
 	if err != nil {
@@ -59,8 +46,8 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Met
 		key:      key,
 		name:     n.data(m.Data),
 		size:     size,
-		chunk:    s.partSize,
-		attempts: s.maxAttempts,
+		chunk:    s.cfg.PartSize,
+		attempts: s.cfg.MaxAttempts,
 	}
 	if size == 0 {
 		// No range of an empty object exists; still check it does.
@@ -174,7 +161,7 @@ func (d *download) fetch(ctx context.Context, buf []byte, off int64, body io.Rea
 			return fmt.Errorf("s3: get data of key %q: bytes from %d: gave up after %d interrupted reads: %w",
 				d.key, off+int64(got), resumes, err)
 		}
-		if err := sleepBackoff(ctx, resumes, d.s.maxBackoff); err != nil {
+		if err := sleepBackoff(ctx, resumes, d.s.cfg.MaxBackoff); err != nil {
 			return mapError(err, d.s.bucket, "get data of", d.key)
 		}
 	}
@@ -227,7 +214,7 @@ func (d *download) start(ctx context.Context, first io.ReadCloser) *stream {
 		d:       d,
 		ctx:     ctx,
 		cancel:  cancel,
-		queue:   make(chan *chunk, d.s.concurrency),
+		queue:   make(chan *chunk, d.s.cfg.Concurrency),
 		nchunks: int((d.size + d.chunk - 1) / d.chunk),
 	}
 	st.wg.Add(1)

@@ -241,9 +241,6 @@ type keyState struct {
 // entry). If ctx ends midway, the evictions done so far stay done and
 // their count is returned with the error.
 func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
-	if s.readOnly {
-		return 0, fmt.Errorf("%w: s3: prune", tiercache.ErrReadOnly)
-	}
 	if err := l.Validate(); err != nil {
 		return 0, err
 	}
@@ -251,7 +248,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cutoff := now.Add(-s.grace)
+	cutoff := now.Add(-s.cfg.OrphanGrace)
 	if err := s.resolveRefs(ctx, keys, cutoff); err != nil {
 		return 0, err
 	}

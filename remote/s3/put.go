@@ -26,29 +26,20 @@ import (
 )
 
 // Put uploads the archive read from r to a new data object, then commits
-// it by writing the key's manifest.
-//
-// The data object of the version it replaced stays readable for
-// OrphanGrace, so a reader that had read the old manifest finishes with
-// the complete old tree: the new manifest records it, with the time of
-// the replacement, in its history (see replacedData). Put then deletes
-// the versions the history drops once past the grace (see collect);
-// Prune and Check judge a replaced data object by the same history.
+// it by writing the key's manifest, whose history keeps the replaced
+// version readable for the grace (see the package doc and replacedData);
+// it then deletes the versions the history drops (see collect).
 //
 // Archives smaller than one part go up in a single PutObject; larger ones
 // as a multipart upload with up to Concurrency parts in flight while r is
-// read, so the producer of r (a compressor) overlaps the upload. If r
-// fails, ctx ends or a request fails for good, the multipart upload is
-// aborted on a detached, time-bounded context and nothing is committed.
+// read. On any failure the upload is aborted on a detached, time-bounded
+// context and nothing is committed.
 //
 // In the rare case where the manifest write fails ambiguously (the
 // request may have reached the server), Put checks which data object the
 // manifest names and deletes its own only if it is not committed, so a
 // reader never finds a manifest without its data because of this Put.
 func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.Meta, error) {
-	if s.readOnly {
-		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q", tiercache.ErrReadOnly, meta.Key)
-	}
 	n, err := s.namesFor(meta.Key)
 	if err != nil {
 		return remote.Meta{}, err
@@ -76,7 +67,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	var history []replacedData
 	var expired []string
 	if oldErr == nil {
-		history, expired = nextHistory(old, id, now, now.Add(-s.grace))
+		history, expired = nextHistory(old, id, now, now.Add(-s.cfg.OrphanGrace))
 	}
 	// Otherwise there is no version to keep, or one whose manifest could
 	// not be read: its data, if any, is left to Prune's judgement by
@@ -292,12 +283,12 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 
 	pctx, cancelParts := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(pctx)
-	g.SetLimit(s.concurrency)
+	g.SetLimit(s.cfg.Concurrency)
 	// free holds buffers returned by finished parts. Buffers are
 	// allocated lazily up to Concurrency+1: with SetLimit, once g.Go
 	// returns at most Concurrency parts hold one, so one is always free
 	// or allocatable for reading the next part.
-	free := make(chan *[]byte, s.concurrency+1)
+	free := make(chan *[]byte, s.cfg.Concurrency+1)
 	allocated := 1
 	var (
 		mu    sync.Mutex
@@ -339,7 +330,7 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 			break
 		}
 		var next *[]byte
-		if allocated < s.concurrency+1 {
+		if allocated < s.cfg.Concurrency+1 {
 			next = s.getBuf()
 			allocated++
 		} else {
@@ -368,7 +359,7 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 		if partNum >= maxParts {
 			free <- next
 			return 0, fmt.Errorf("%w: s3: put key %q: the archive needs more than %d parts of %d bytes; raise the part size",
-				tiercache.ErrLimitExceeded, n.key, maxParts, s.partSize)
+				tiercache.ErrLimitExceeded, n.key, maxParts, s.cfg.PartSize)
 		}
 		buf, filled = next, nr
 	}

@@ -33,8 +33,7 @@
 // # LRU
 //
 // Touch writes the zero-byte access marker, whose LastModified is the
-// last access, at most once per Config.TouchInterval per key and process.
-// Prune works from three listings only (data object names give tree
+// last access; how often is the caller's choice. Prune works from three listings only (data object names give tree
 // sizes, markers and manifests give last accesses); it reads a manifest
 // only for the rare key with several data objects or data but no
 // manifest.
@@ -57,6 +56,7 @@ package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,13 +85,12 @@ const (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultPartSize      = 16 << 20
-	DefaultConcurrency   = 4
-	DefaultTouchInterval = time.Hour
-	DefaultOrphanGrace   = time.Hour
-	DefaultMaxAttempts   = 5
-	DefaultMaxBackoff    = 20 * time.Second
-	DefaultIdleTimeout   = 60 * time.Second
+	DefaultPartSize    = 16 << 20
+	DefaultConcurrency = 4
+	DefaultOrphanGrace = time.Hour
+	DefaultMaxAttempts = 5
+	DefaultMaxBackoff  = 20 * time.Second
+	DefaultIdleTimeout = 60 * time.Second
 	// DefaultRequestTimeout is the least default Config.RequestTimeout.
 	DefaultRequestTimeout = 10 * time.Minute
 )
@@ -110,7 +109,8 @@ const listConcurrency = 16
 // uncommitted data object) that run after the caller's context ended.
 const detachedTimeout = 30 * time.Second
 
-// Config configures a Store. Zero values mean the documented defaults.
+// Config configures a Store. Zero values mean the documented defaults;
+// negative ones are errors.
 type Config struct {
 	// Bucket is the bucket holding the cache. Required; it must exist.
 	Bucket string
@@ -145,9 +145,6 @@ type Config struct {
 	// at once by one Put or Open. Default 4. Each Put or open stream
 	// holds at most PartSize × (Concurrency+1) bytes of buffers.
 	Concurrency int
-	// TouchInterval is the least time between two access records of one
-	// key by this process. Default 1h; negative records every Touch.
-	TouchInterval time.Duration
 	// OrphanGrace is how old unreferenced data objects and stray access
 	// markers must be before Prune deletes them, and how long a data
 	// object replaced by a Put stays readable for readers that started
@@ -155,10 +152,6 @@ type Config struct {
 	// plus clock differences (on AWS, a multipart object's LastModified
 	// can be its upload's start). Default 1h.
 	OrphanGrace time.Duration
-	// ReadOnly makes Put, Delete, Touch and Prune fail with an error
-	// wrapping tiercache.ErrReadOnly before any request is sent; Open,
-	// Stat and List send only GET and HEAD requests.
-	ReadOnly bool
 	// HTTPClient, if set, sends every S3 request, as is (AWS_CA_BUNDLE
 	// does not apply to it; IdleTimeout and RequestTimeout do); tests
 	// use it to count or fault requests.
@@ -192,27 +185,66 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
+// withDefaults returns c with every zero knob set to its default, the
+// prefix normalized and PathStyle folded into Addressing, or an error
+// naming the first setting out of range.
+func (c Config) withDefaults() (Config, error) {
+	var err error
+	if c.Bucket == "" {
+		return c, fmt.Errorf("%w: s3: no bucket configured", tiercache.ErrInvalidArgument)
+	}
+	if c.Prefix, err = validatePrefix(c.Prefix); err != nil {
+		return c, err
+	}
+	switch {
+	case c.Addressing < AddressingAuto || c.Addressing > AddressingVirtual:
+		return c, fmt.Errorf("%w: s3: unknown addressing %v", tiercache.ErrInvalidArgument, c.Addressing)
+	case c.PathStyle && c.Addressing == AddressingVirtual:
+		return c, fmt.Errorf("%w: s3: PathStyle contradicts virtual-host addressing", tiercache.ErrInvalidArgument)
+	case c.PathStyle:
+		c.Addressing = AddressingPath
+	}
+	switch {
+	case c.PartSize == 0:
+		c.PartSize = DefaultPartSize
+	case c.PartSize < MinPartSize || c.PartSize > MaxPartSize:
+		return c, fmt.Errorf("%w: s3: part size %d is outside [%d, %d]", tiercache.ErrInvalidArgument, c.PartSize, MinPartSize, int64(MaxPartSize))
+	}
+	// After PartSize: a large part gets a longer default.
+	reqTimeout := max(DefaultRequestTimeout, time.Duration(c.PartSize/minRate)*time.Second)
+	err = cmp.Or(
+		orDefault("concurrency", &c.Concurrency, DefaultConcurrency),
+		orDefault("orphan grace", &c.OrphanGrace, DefaultOrphanGrace),
+		orDefault("max attempts", &c.MaxAttempts, DefaultMaxAttempts),
+		orDefault("max backoff", &c.MaxBackoff, DefaultMaxBackoff),
+		orDefault("idle timeout", &c.IdleTimeout, DefaultIdleTimeout),
+		orDefault("request timeout", &c.RequestTimeout, reqTimeout),
+	)
+	return c, err
+}
+
+// orDefault sets a zero *v to def; a negative one is an error.
+func orDefault[T int | time.Duration](name string, v *T, def T) error {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		return fmt.Errorf("%w: s3: %s %v is negative", tiercache.ErrInvalidArgument, name, *v)
+	}
+	return nil
+}
+
 // Store is a remote.Store in an S3 bucket. It is safe for concurrent use.
 type Store struct {
-	client        *s3.Client
-	bucket        string
-	prefix        string
-	partSize      int64
-	concurrency   int
-	touchInterval time.Duration
-	grace         time.Duration
-	readOnly      bool
-	maxAttempts   int
-	maxBackoff    time.Duration
-	idleTimeout   time.Duration
-	reqTimeout    time.Duration
-	deleteBatch   int   // maxDeleteBatch but in tests
-	pageSize      int32 // maxListPage but in tests
+	client *s3.Client
+	cfg    Config // withDefaults applied
+	// bucket and prefix are cfg's, named here because every request
+	// names them.
+	bucket, prefix string
+	deleteBatch    int   // maxDeleteBatch but in tests
+	pageSize       int32 // maxListPage but in tests
 
-	bufs sync.Pool // *[]byte of len partSize
-
-	touchMu sync.Mutex
-	touched map[string]time.Time // when this process last recorded an access
+	bufs sync.Pool // *[]byte of len cfg.PartSize
 }
 
 var _ remote.Store = (*Store)(nil)
@@ -220,87 +252,24 @@ var _ remote.Store = (*Store)(nil)
 // New returns a Store for cfg. It validates cfg and resolves credentials
 // lazily: it sends no request, so a wrong bucket or credentials show up
 // at the first call, as errors wrapping ErrNoSuchBucket, ErrAccessDenied,
-// ErrNoCredentials or, for an endpoint that is not S3, ErrNotS3.
+// ErrNoCredentials or, for an endpoint that is not S3, ErrNotS3. For a
+// read-only store, wrap it with remote.ReadOnly.
 func New(ctx context.Context, cfg Config) (*Store, error) {
-	s := &Store{
-		bucket:        cfg.Bucket,
-		partSize:      cfg.PartSize,
-		concurrency:   cfg.Concurrency,
-		touchInterval: cfg.TouchInterval,
-		grace:         cfg.OrphanGrace,
-		readOnly:      cfg.ReadOnly,
-		maxAttempts:   cfg.MaxAttempts,
-		maxBackoff:    cfg.MaxBackoff,
-		idleTimeout:   cfg.IdleTimeout,
-		reqTimeout:    cfg.RequestTimeout,
-		touched:       make(map[string]time.Time),
-		deleteBatch:   maxDeleteBatch,
-		pageSize:      maxListPage,
-	}
-	if cfg.Bucket == "" {
-		return nil, fmt.Errorf("%w: s3: no bucket configured", tiercache.ErrInvalidArgument)
-	}
-	var err error
-	if s.prefix, err = validatePrefix(cfg.Prefix); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
-	addressing := cfg.Addressing
-	switch {
-	case addressing < AddressingAuto || addressing > AddressingVirtual:
-		return nil, fmt.Errorf("%w: s3: unknown addressing %v", tiercache.ErrInvalidArgument, addressing)
-	case cfg.PathStyle && addressing == AddressingVirtual:
-		return nil, fmt.Errorf("%w: s3: PathStyle contradicts virtual-host addressing", tiercache.ErrInvalidArgument)
-	case cfg.PathStyle:
-		addressing = AddressingPath
+	client, err := newClient(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case s.partSize == 0:
-		s.partSize = DefaultPartSize
-	case s.partSize < MinPartSize || s.partSize > MaxPartSize:
-		return nil, fmt.Errorf("%w: s3: part size %d is outside [%d, %d]", tiercache.ErrInvalidArgument, s.partSize, MinPartSize, int64(MaxPartSize))
-	}
-	switch {
-	case s.concurrency == 0:
-		s.concurrency = DefaultConcurrency
-	case s.concurrency < 0:
-		return nil, fmt.Errorf("%w: s3: concurrency %d is negative", tiercache.ErrInvalidArgument, s.concurrency)
-	}
-	if s.touchInterval == 0 {
-		s.touchInterval = DefaultTouchInterval
-	}
-	switch {
-	case s.grace == 0:
-		s.grace = DefaultOrphanGrace
-	case s.grace < 0:
-		return nil, fmt.Errorf("%w: s3: orphan grace %v is negative", tiercache.ErrInvalidArgument, s.grace)
-	}
-	switch {
-	case s.maxAttempts == 0:
-		s.maxAttempts = DefaultMaxAttempts
-	case s.maxAttempts < 0:
-		return nil, fmt.Errorf("%w: s3: max attempts %d is negative", tiercache.ErrInvalidArgument, s.maxAttempts)
-	}
-	switch {
-	case s.maxBackoff == 0:
-		s.maxBackoff = DefaultMaxBackoff
-	case s.maxBackoff < 0:
-		return nil, fmt.Errorf("%w: s3: max backoff %v is negative", tiercache.ErrInvalidArgument, s.maxBackoff)
-	}
-	switch {
-	case s.idleTimeout == 0:
-		s.idleTimeout = DefaultIdleTimeout
-	case s.idleTimeout < 0:
-		return nil, fmt.Errorf("%w: s3: idle timeout %v is negative", tiercache.ErrInvalidArgument, s.idleTimeout)
-	}
-	switch {
-	case s.reqTimeout == 0:
-		s.reqTimeout = max(DefaultRequestTimeout, time.Duration(s.partSize/minRate)*time.Second)
-	case s.reqTimeout < 0:
-		return nil, fmt.Errorf("%w: s3: request timeout %v is negative", tiercache.ErrInvalidArgument, s.reqTimeout)
-	}
-	partSize := int(s.partSize)
-	s.bufs.New = func() any { b := make([]byte, partSize); return &b }
+	s := &Store{client: client, cfg: cfg, bucket: cfg.Bucket, prefix: cfg.Prefix, deleteBatch: maxDeleteBatch, pageSize: maxListPage}
+	s.bufs.New = func() any { b := make([]byte, cfg.PartSize); return &b }
+	return s, nil
+}
 
+// newClient returns the SDK client for cfg (withDefaults applied).
+func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 	opts := []func(*config.LoadOptions) error{
 		// The SDK's default logger prints on stderr, from credential
 		// providers too ("falling back to IMDSv1"); a library must not,
@@ -310,8 +279,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = s.maxAttempts
-				o.MaxBackoff = s.maxBackoff
+				o.MaxAttempts = cfg.MaxAttempts
+				o.MaxBackoff = cfg.MaxBackoff
 				// No client-side retry quota: its token bucket, shared
 				// by every request of the client, ran dry when a busy
 				// server throttled a burst of parallel requests, and
@@ -334,7 +303,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
 	}
 	profileAddr := AddressingAuto
-	if addressing == AddressingAuto {
+	if cfg.Addressing == AddressingAuto {
 		if profileAddr, err = profileAddressing(awsCfg); err != nil {
 			return nil, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
 		}
@@ -342,7 +311,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Credentials == nil {
 		awsCfg.Credentials = wrapLastResort(awsCfg)
 	}
-	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
@@ -353,7 +322,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if o.Region == "" && o.BaseEndpoint != nil {
 			o.Region = "us-east-1"
 		}
-		o.UsePathStyle = usePathStyle(addressing, profileAddr, o.BaseEndpoint)
+		o.UsePathStyle = usePathStyle(cfg.Addressing, profileAddr, o.BaseEndpoint)
 		if cfg.HTTPClient != nil {
 			// Only here, not in LoadDefaultConfig: that one refuses a
 			// plain client when AWS_CA_BUNDLE is set, and credential
@@ -362,7 +331,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		// Outermost, so the limits hold whichever client sends (and
 		// bound the look at an error answer's body too).
-		o.HTTPClient = &timeoutClient{next: &answerCheck{next: o.HTTPClient}, idle: s.idleTimeout, request: s.reqTimeout}
+		o.HTTPClient = &timeoutClient{next: &answerCheck{next: o.HTTPClient}, idle: cfg.IdleTimeout, request: cfg.RequestTimeout}
 		// Set on the client too (see WithLogger above): say, a warning
 		// about a body it failed to drain after a reset.
 		o.Logger = logging.Nop{}
@@ -370,10 +339,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	if s.client.Options().Region == "" {
+	if client.Options().Region == "" {
 		return nil, fmt.Errorf("%w: s3: no region configured: set --region, TIERCACHE_REGION or AWS_REGION (or region in the AWS profile)", tiercache.ErrInvalidArgument)
 	}
-	return s, nil
+	return client, nil
 }
 
 // manifest is the JSON commit record of an entry.
@@ -422,10 +391,10 @@ func (s *Store) readManifest(ctx context.Context, n names) (manifest, error) {
 		if ctx.Err() != nil {
 			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
 		}
-		if attempt >= s.maxAttempts {
+		if attempt >= s.cfg.MaxAttempts {
 			return manifest{}, mapError(fmt.Errorf("gave up after %d interrupted reads: %w", attempt, err), s.bucket, "read manifest of", n.label)
 		}
-		if err := sleepBackoff(ctx, attempt, s.maxBackoff); err != nil {
+		if err := sleepBackoff(ctx, attempt, s.cfg.MaxBackoff); err != nil {
 			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
 		}
 	}
@@ -503,9 +472,6 @@ func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
 // too (its data, if any, is left to Prune). Data objects of uncommitted or superseded puts
 // are left to Prune, because they may belong to a Put in flight.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if s.readOnly {
-		return fmt.Errorf("%w: s3: delete key %q", tiercache.ErrReadOnly, key)
-	}
 	n, err := s.namesFor(key)
 	if err != nil {
 		return err
@@ -525,7 +491,6 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &n.manifest}); err != nil {
 		return mapError(err, s.bucket, "delete manifest of", key)
 	}
-	s.forgetTouch(key)
 	if m.Data != "" {
 		dataName := n.data(m.Data)
 		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName}); err != nil {
@@ -538,21 +503,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Touch records an access to key by writing its zero-byte access marker,
-// unless this process recorded one less than TouchInterval ago. It does
-// not check that the entry exists; Prune removes markers of missing
-// entries once older than OrphanGrace.
+// Touch records an access to key by writing its zero-byte access marker.
+// It does not check that the entry exists; Prune removes markers of
+// missing entries once older than OrphanGrace.
 func (s *Store) Touch(ctx context.Context, key string) error {
-	if s.readOnly {
-		return fmt.Errorf("%w: s3: touch key %q", tiercache.ErrReadOnly, key)
-	}
 	n, err := s.namesFor(key)
 	if err != nil {
 		return err
-	}
-	now := time.Now()
-	if !s.claimTouch(key, now) {
-		return nil
 	}
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.bucket,
@@ -560,52 +517,7 @@ func (s *Store) Touch(ctx context.Context, key string) error {
 		Body:          bytes.NewReader(nil),
 		ContentLength: aws.Int64(0),
 	})
-	if err != nil {
-		s.releaseTouch(key, now)
-		return mapError(err, s.bucket, "record access to", key)
-	}
-	return nil
-}
-
-// touchMapLimit is the size beyond which claimTouch drops expired records,
-// so a long-lived process touching many keys stays bounded.
-const touchMapLimit = 10000
-
-// claimTouch reports whether a Touch of key at now should be sent, and if
-// so records it first, so concurrent Touches of one key send one request.
-func (s *Store) claimTouch(key string, now time.Time) bool {
-	if s.touchInterval < 0 {
-		return true
-	}
-	s.touchMu.Lock()
-	defer s.touchMu.Unlock()
-	if last, ok := s.touched[key]; ok && now.Sub(last) < s.touchInterval {
-		return false
-	}
-	if len(s.touched) >= touchMapLimit {
-		for k, t := range s.touched {
-			if now.Sub(t) >= s.touchInterval {
-				delete(s.touched, k)
-			}
-		}
-	}
-	s.touched[key] = now
-	return true
-}
-
-// releaseTouch undoes the claim of a Touch that failed.
-func (s *Store) releaseTouch(key string, at time.Time) {
-	s.touchMu.Lock()
-	defer s.touchMu.Unlock()
-	if s.touched[key].Equal(at) {
-		delete(s.touched, key)
-	}
-}
-
-func (s *Store) forgetTouch(key string) {
-	s.touchMu.Lock()
-	defer s.touchMu.Unlock()
-	delete(s.touched, key)
+	return mapError(err, s.bucket, "record access to", key)
 }
 
 // getBuf returns a buffer of len partSize from the pool.
@@ -615,7 +527,7 @@ func (s *Store) getBuf() *[]byte { return s.bufs.Get().(*[]byte) }
 // one, or for a small n a fresh one of exactly n bytes, so that reading a
 // small archive does not cost a whole part.
 func (s *Store) getBufFor(n int) *[]byte {
-	if int64(n) >= s.partSize/4 {
+	if int64(n) >= s.cfg.PartSize/4 {
 		return s.getBuf()
 	}
 	b := make([]byte, n)
@@ -624,7 +536,7 @@ func (s *Store) getBufFor(n int) *[]byte {
 
 // putBuf returns a buffer to the pool if it came from there.
 func (s *Store) putBuf(b *[]byte) {
-	if int64(len(*b)) == s.partSize {
+	if int64(len(*b)) == s.cfg.PartSize {
 		s.bufs.Put(b)
 	}
 }

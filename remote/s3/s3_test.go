@@ -257,7 +257,7 @@ func TestReplaceKeepsOldDataForReaders(t *testing.T) {
 // nothing.
 func TestDeleteRemovesEveryObject(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
+	s := e.store(t, nil)
 	if _, err := s.Put(bg, remote.Meta{Key: "a/b"}, strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -331,10 +331,13 @@ func TestConcurrentPutsLeaveOneDataObject(t *testing.T) {
 	}
 }
 
-func TestTouchThrottle(t *testing.T) {
+// TestTouchWritesMarker: every Touch writes the access marker (how often
+// is the caller's choice), and nothing else.
+func TestTouchWritesMarker(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, nil) // default interval: 1h
-	if _, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("x")); err != nil {
+	s := e.store(t, nil)
+	created, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("x"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.rec.reset()
@@ -343,31 +346,11 @@ func TestTouchThrottle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(e.rec.requests(nil)); n != 1 {
-		t.Errorf("3 touches within the interval sent %d requests, want 1", n)
+	if all, puts := e.rec.requests(nil), e.rec.requests(func(r request) bool { return r.method == "PUT" && strings.Contains(r.path, "/access/") }); len(puts) != 3 || len(all) != 3 {
+		t.Errorf("3 touches sent %d marker writes of %d requests, want 3 of 3", len(puts), len(all))
 	}
-	before, err := s.Stat(bg, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before.LastAccess.Before(before.Created.Truncate(time.Second)) {
-		t.Errorf("LastAccess %v before Created %v", before.LastAccess, before.Created)
-	}
-
-	always := e.store(t, func(c *Config) { c.TouchInterval = -1 })
-	e.rec.reset()
-	for range 2 {
-		if err := always.Touch(bg, "k"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	puts := e.rec.requests(func(r request) bool { return r.method == "PUT" && strings.Contains(r.path, "/access/") })
-	if len(puts) != 2 {
-		t.Errorf("negative interval: %d marker writes, want 2", len(puts))
-	}
-	// Touch never rewrites the archive.
-	if n := len(e.rec.requests(func(r request) bool { return r.isData() || strings.Contains(r.path, "/manifests/") })); n != 0 {
-		t.Errorf("Touch sent %d data or manifest requests", n)
+	if st, err := s.Stat(bg, "k"); err != nil || st.LastAccess.Before(created.Created.Truncate(time.Second)) {
+		t.Errorf("Stat after touches: %+v, %v; want LastAccess from %v on", st, err, created.Created)
 	}
 }
 
@@ -376,7 +359,7 @@ func TestTouchThrottle(t *testing.T) {
 // order and limits are in the conformance suite.)
 func TestPruneRequests(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
+	s := e.store(t, nil)
 	for _, k := range []string{"k1", "k2", "k3"} {
 		if _, err := s.Put(bg, remote.Meta{Key: k, Size: 100}, strings.NewReader(k)); err != nil {
 			t.Fatal(err)
@@ -537,16 +520,16 @@ func (g gateReader) Read([]byte) (int, error) {
 	return 0, g.fail()
 }
 
-// TestReadOnlySendsNoWrites: a read-only store refuses writes before any
-// request, and reads with GET and HEAD only. (What a read-only store
-// refuses and serves is in the conformance suite.)
+// TestReadOnlySendsNoWrites: a store wrapped with remote.ReadOnly
+// refuses writes before any request, and reads with GET and HEAD only.
+// (What it refuses and serves is in the conformance suite.)
 func TestReadOnlySendsNoWrites(t *testing.T) {
 	e := newEnv(t)
 	rw := e.store(t, nil)
 	if _, err := rw.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("data")); err != nil {
 		t.Fatal(err)
 	}
-	ro := e.store(t, func(c *Config) { c.ReadOnly = true })
+	ro := remote.ReadOnly(e.store(t, nil))
 	e.rec.reset()
 	_, _ = ro.Put(bg, remote.Meta{Key: "k2"}, strings.NewReader("x"))
 	_ = ro.Delete(bg, "k")
@@ -764,8 +747,8 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.partSize != DefaultPartSize || s.concurrency != DefaultConcurrency || s.touchInterval != DefaultTouchInterval ||
-		s.grace != DefaultOrphanGrace || s.maxAttempts != DefaultMaxAttempts || s.prefix != "" {
+	if c := s.cfg; c.PartSize != DefaultPartSize || c.Concurrency != DefaultConcurrency || c.OrphanGrace != DefaultOrphanGrace ||
+		c.MaxAttempts != DefaultMaxAttempts || c.MaxBackoff != DefaultMaxBackoff || s.prefix != "" {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 	o := s.client.Options()
@@ -912,7 +895,7 @@ func TestTruncatedDataIsIntegrityError(t *testing.T) {
 
 func TestLastAccess(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, func(c *Config) { c.TouchInterval = -1 })
+	s := e.store(t, nil)
 	created, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)

@@ -156,8 +156,8 @@ func TestTimeoutConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.idleTimeout != DefaultIdleTimeout || s.reqTimeout != DefaultRequestTimeout {
-		t.Errorf("defaults: idle %v, request %v", s.idleTimeout, s.reqTimeout)
+	if s.cfg.IdleTimeout != DefaultIdleTimeout || s.cfg.RequestTimeout != DefaultRequestTimeout {
+		t.Errorf("defaults: idle %v, request %v", s.cfg.IdleTimeout, s.cfg.RequestTimeout)
 	}
 	if _, ok := s.client.Options().HTTPClient.(*timeoutClient); !ok {
 		t.Errorf("client %T does not enforce the timeouts", s.client.Options().HTTPClient)
@@ -173,8 +173,8 @@ func TestTimeoutConfig(t *testing.T) {
 	if s, err = New(bg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if want := (1 << 30) / minRate * time.Second; s.reqTimeout != want {
-		t.Errorf("request timeout for 1 GiB parts: %v, want %v", s.reqTimeout, want)
+	if want := (1 << 30) / minRate * time.Second; s.cfg.RequestTimeout != want {
+		t.Errorf("request timeout for 1 GiB parts: %v, want %v", s.cfg.RequestTimeout, want)
 	}
 }
 

@@ -4,13 +4,10 @@
 // in package remote, and code tested over the in-memory store can trust it.
 //
 // A store's test calls Run with a function that returns a fresh, empty,
-// writable store for each subtest, and one that returns a read-only view
-// of a given store's entries:
+// writable store for each subtest:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t,
-//			func(t *testing.T) remote.Store { return memstore.New() },
-//			func(t *testing.T, rw remote.Store) remote.Store { return rw.(*memstore.Store).ReadOnly() })
+//		storetest.Run(t, func(t *testing.T) remote.Store { return memstore.New() })
 //	}
 //
 // The suite checks: misses; round trips of empty to multi-megabyte
@@ -18,7 +15,8 @@
 // replace; delete; listing by prefix over a table of awkward keys;
 // concurrent puts of one key with readers never seeing a torn version;
 // LRU prune order and limits, counting tree bytes; cancellation leaving no
-// entry; and read-only views refusing every write.
+// entry; and the store read through remote.ReadOnly, which refuses every
+// write.
 //
 // Timestamps are compared only for order, with pauses of 20ms between the
 // operations whose order matters, so a store's clock needs millisecond
@@ -51,19 +49,12 @@ import (
 // registers any cleanup with t.
 type Harness func(t *testing.T) remote.Store
 
-// ReadOnlyView returns a store that reads rw's entries and refuses every
-// write with an error wrapping tiercache.ErrReadOnly, as the store
-// configured read-only would.
-type ReadOnlyView func(t *testing.T, rw remote.Store) remote.Store
-
-// Run runs the conformance suite on stores made by newStore; the
-// read-only subtest reads them through views made by readOnly. Both are
-// required.
-func Run(t *testing.T, newStore Harness, readOnly ReadOnlyView) {
-	if newStore == nil || readOnly == nil {
-		t.Fatal("storetest: Run needs both a Harness and a ReadOnlyView")
+// Run runs the conformance suite on stores made by newStore.
+func Run(t *testing.T, newStore Harness) {
+	if newStore == nil {
+		t.Fatal("storetest: Run needs a Harness")
 	}
-	s := &suite{newStore: newStore, readOnly: readOnly}
+	s := &suite{newStore: newStore}
 	t.Run("Missing", s.testMissing)
 	t.Run("PutOpen", s.testPutOpen)
 	t.Run("InvalidArguments", s.testInvalidArguments)
@@ -78,7 +69,6 @@ func Run(t *testing.T, newStore Harness, readOnly ReadOnlyView) {
 
 type suite struct {
 	newStore Harness
-	readOnly ReadOnlyView
 }
 
 // step separates operations whose order the store must record.
@@ -586,7 +576,7 @@ func (s *suite) testReadOnly(t *testing.T) {
 	rw := s.newStore(t)
 	ctx := t.Context()
 	want := mustPut(t, rw, remote.Meta{Key: "k", Description: "d"}, []byte("data"))
-	ro := s.readOnly(t, rw)
+	ro := remote.ReadOnly(rw)
 	for _, k := range []string{"k", "k2"} {
 		if _, err := ro.Put(ctx, remote.Meta{Key: k}, strings.NewReader("x")); !errors.Is(err, tiercache.ErrReadOnly) {
 			t.Errorf("read-only Put(%q): %v, want ErrReadOnly", k, err)

@@ -1,0 +1,60 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/policy"
+)
+
+// ReadOnly returns a Store that reads through s and refuses every write
+// (Put, Delete, Touch, Prune, and Check with Repair) with an error
+// wrapping tiercache.ErrReadOnly, without calling s: no write request can
+// leave the process through it. It is a Checker if s is one. Wrapping a
+// read-only Store again returns it as is.
+func ReadOnly(s Store) Store {
+	switch c := s.(type) {
+	case readOnly, readOnlyChecker:
+		return s
+	case Checker:
+		return readOnlyChecker{readOnly{s}, c}
+	}
+	return readOnly{s}
+}
+
+type readOnly struct{ Store }
+
+var _ Store = readOnly{}
+
+func refused(op, key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: %s", tiercache.ErrReadOnly, op)
+	}
+	return fmt.Errorf("%w: %s key %q", tiercache.ErrReadOnly, op, key)
+}
+
+func (readOnly) Put(_ context.Context, m Meta, _ io.Reader) (Meta, error) {
+	return Meta{}, refused("put", m.Key)
+}
+
+func (readOnly) Delete(_ context.Context, key string) error { return refused("delete", key) }
+
+func (readOnly) Touch(_ context.Context, key string) error { return refused("record access to", key) }
+
+func (readOnly) Prune(context.Context, policy.Limits) (int, error) { return 0, refused("prune", "") }
+
+type readOnlyChecker struct {
+	readOnly
+	c Checker
+}
+
+var _ Checker = readOnlyChecker{}
+
+func (r readOnlyChecker) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	if opts.Repair {
+		return CheckReport{}, refused("check with repair", "")
+	}
+	return r.c.Check(ctx, opts)
+}
