@@ -16,17 +16,8 @@ import (
 	"github.com/tiercache/tiercache"
 )
 
-// Object layout under the configured prefix P:
-//
-//	P manifests/<stem>.json          the commit point: Meta + data object id
-//	P data/<stem>/<id>.tar.zst       immutable archive, one per Put
-//	P access/<stem>                  zero-byte marker; LastModified = last access
-//
-// where <stem> names the key (see stemFor). A Put uploads a new, uniquely
-// named data object and then overwrites the manifest, so readers (manifest
-// first, then the object it names) see a complete old or new version.
-// Keeping the three kinds under separate top-level prefixes lets one LIST
-// each serve List and Prune.
+// The object layout (see the package doc). Keeping the three kinds under
+// separate top-level prefixes lets one LIST each serve List and Prune.
 const (
 	manifestsDir   = "manifests/"
 	dataDir        = "data/"
