@@ -18,7 +18,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	res, err := c.PushRemote(t.Context(), "k", src, "d")
+	res, err := c.pushRemote(t.Context(), "k", src, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	}
 	before, _ := store.Stat(t.Context(), "k")
 	time.Sleep(10 * time.Millisecond) // so a new access time differs
-	again, err := c.PushRemote(t.Context(), "k", src, "d")
+	again, err := c.pushRemote(t.Context(), "k", src, "d")
 	if err != nil || !again.UploadSkipped {
 		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
 	}
@@ -55,7 +55,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookMeasured = nil })
-	if _, err := c.PushRemote(t.Context(), "k", src, ""); err == nil || !strings.Contains(err.Error(), "changed while") {
+	if _, err := c.pushRemote(t.Context(), "k", src, ""); err == nil || !strings.Contains(err.Error(), "changed while") {
 		t.Fatalf("PushRemote of a changing tree: %v, want a 'changed' error", err)
 	}
 	if _, err := store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
@@ -67,14 +67,14 @@ func TestPullRemote(t *testing.T) {
 	store := newMemStore()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	if _, err := c.PushRemote(t.Context(), "deps-1", src, ""); err != nil {
+	if _, err := c.pushRemote(t.Context(), "deps-1", src, ""); err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
 
 	t.Run("absent dir", func(t *testing.T) {
 		dir := filepath.Join(base, "a", "b")
-		h, ok, err := c.PullRemote(t.Context(), "deps-1", nil, dir)
+		h, ok, err := c.pullRemote(t.Context(), "deps-1", nil, dir)
 		if err != nil || !ok || h.Key != "deps-1" || h.Downloaded == 0 {
 			t.Fatalf("PullRemote = %+v, %v, %v", h, ok, err)
 		}
@@ -95,7 +95,7 @@ func TestPullRemote(t *testing.T) {
 		if err := os.Chmod(dir, 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := c.PullRemote(t.Context(), "other", []string{"deps-"}, dir); err != nil || !ok {
+		if _, ok, err := c.pullRemote(t.Context(), "other", []string{"deps-"}, dir); err != nil || !ok {
 			t.Fatalf("restore key: ok=%v err=%v", ok, err)
 		}
 		treetest.AssertEqual(t, src, dir)
@@ -111,7 +111,7 @@ func TestPullRemote(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("mine"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := c.PullRemote(t.Context(), "deps-1", nil, dir); err != nil || !ok {
+		if _, ok, err := c.pullRemote(t.Context(), "deps-1", nil, dir); err != nil || !ok {
 			t.Fatalf("ok=%v err=%v", ok, err)
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "mine.txt")); err != nil || string(b) != "mine" {
@@ -124,7 +124,7 @@ func TestPullRemote(t *testing.T) {
 	})
 	t.Run("miss", func(t *testing.T) {
 		dir := filepath.Join(base, "miss")
-		if _, ok, err := c.PullRemote(t.Context(), "nope", []string{"nothing-"}, dir); err != nil || ok {
+		if _, ok, err := c.pullRemote(t.Context(), "nope", []string{"nothing-"}, dir); err != nil || ok {
 			t.Fatalf("ok=%v err=%v, want a miss", ok, err)
 		}
 		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -134,7 +134,7 @@ func TestPullRemote(t *testing.T) {
 	t.Run("corrupt object leaves dir alone", func(t *testing.T) {
 		store.corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		dir := filepath.Join(base, "corrupt")
-		_, _, err := c.PullRemote(t.Context(), "deps-1", nil, dir)
+		_, _, err := c.pullRemote(t.Context(), "deps-1", nil, dir)
 		if !errors.Is(err, tiercache.ErrIntegrity) {
 			t.Fatalf("err = %v, want ErrIntegrity", err)
 		}
@@ -237,7 +237,7 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	if err := c1.Local().Invalidate(t.Context(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	if h, ok, err := c2.Restore(t.Context(), "k", nil); err != nil || !ok || h.Tier != TierRemote {
+	if h, ok, err := c2.Restore(t.Context(), "k", nil); err != nil || !ok || h.Tier != tiercache.TierRemote {
 		t.Fatalf("hydration: %+v, %v, %v", h, ok, err)
 	}
 	writes = store.writes.Load()
