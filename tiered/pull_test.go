@@ -28,8 +28,11 @@ func TestPullIntoDir(t *testing.T) {
 			copyTotal = p.Total
 		}
 	}
-	store := newMemStore()
-	c := newTiered(t, store, Options{Progress: progress})
+	f, _ := newFaulty(t) // a working remote until told otherwise
+	c, err := New(newLocal(t), Options{Remote: f, Progress: progress})
+	if err != nil {
+		t.Fatal(err)
+	}
 	src := smallTree(t, "p")
 	res, err := c.Push(t.Context(), "deps-1", src, PushOptions{Description: "d"})
 	if err != nil || !res.Uploaded || res.Path == "" || res.Entry.Description != "d" {
