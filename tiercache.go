@@ -9,6 +9,7 @@ package tiercache
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -88,10 +89,33 @@ type Entry struct {
 	// LastAccess is when the entry was last returned by Get (or Created,
 	// if never). It may be recorded with a coarse resolution.
 	LastAccess time.Time `json:"last_access"`
-	// Tier names the tier holding the entry ("local" or "remote"), when
-	// the Backend reports several tiers; empty otherwise.
-	Tier string `json:"tier,omitempty"`
+	// Tier names the tier holding the entry, when the Backend reports
+	// several tiers; empty otherwise.
+	Tier Tier `json:"tier,omitempty"`
 }
+
+// Tier names a tier of a cache that has several.
+type Tier string
+
+// The tiers of a tiered cache.
+const (
+	TierLocal  Tier = "local"
+	TierRemote Tier = "remote"
+)
+
+// Shape is what an entry records about its tree, and what every writer
+// or reader of a tree measures: a tree that changed while it was read
+// shows as a different Shape.
+type Shape struct {
+	// Size is the total size in bytes of the regular files, each inode
+	// counted once (a hardlink adds no bytes).
+	Size int64 `json:"size"`
+	// Files counts every member below the root: regular files,
+	// directories, symlinks and hardlinks.
+	Files int64 `json:"files"`
+}
+
+func (s Shape) String() string { return fmt.Sprintf("%d files of %d bytes", s.Files, s.Size) }
 
 // Stats aggregates the entries of one tier.
 type Stats struct {

@@ -168,7 +168,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		return Result{}, err
 	}
 	n, sum := hr.result()
-	return Result{ArchiveSize: n, SHA256: sum, Files: x.entries, Size: x.bytes, Root: x.rootMeta}, nil
+	return Result{ArchiveSize: n, SHA256: sum, Shape: tiercache.Shape{Size: x.bytes, Files: x.entries}, Root: x.rootMeta}, nil
 }
 
 // openEmptyDir opens dir as a Root after checking it is an empty directory.

@@ -56,11 +56,9 @@ type Result struct {
 	ArchiveSize int64
 	// SHA256 is the lowercase hex SHA-256 of those compressed bytes.
 	SHA256 string
-	// Files is the number of archive members: regular files, directories,
-	// symlinks and hardlinks.
-	Files int64
-	// Size is the total size of the regular files, each inode counted once.
-	Size int64
+	// Shape is the tree's: Files counts the archive members, Size the
+	// bytes of their regular files.
+	tiercache.Shape
 	// Root is set by Extract when the archive has a member for the
 	// destination itself ("./", which GNU tar writes and Write never
 	// does). Extract leaves the destination's own metadata to the caller,
@@ -153,7 +151,7 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{ArchiveSize: hw.n, Files: aw.files, Size: aw.size}
+	res := Result{ArchiveSize: hw.n, Shape: tiercache.Shape{Size: aw.size, Files: aw.files}}
 	if hw.h != nil {
 		res.SHA256 = hex.EncodeToString(hw.h.Sum(nil))
 	}

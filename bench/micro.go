@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
@@ -80,8 +81,8 @@ func (b *bench) localMicro(ctx context.Context) error {
 	fill := func(from, to int) error {
 		start := time.Now()
 		err := parallel(ctx, 4, from, to, func(ctx context.Context, i int) error {
-			_, err := c.PutFunc(ctx, microKey(i), "", func(ctx context.Context, dir string) error {
-				return os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+			_, err := c.PutFunc(ctx, microKey(i), "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
+				return tiercache.Shape{Size: 1, Files: 1}, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
 			})
 			return err
 		})

@@ -162,7 +162,7 @@ func TestTieredFidelityThroughRemote(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("get after dropping the local tier: ok=%v err=%v", ok, err)
 	}
-	if h.Tier != tiered.TierRemote || h.Downloaded != res.ArchiveSize {
+	if h.Tier != tiercache.TierRemote || h.Downloaded != res.ArchiveSize {
 		t.Fatalf("hit %+v, want a remote hit of %d bytes", h, res.ArchiveSize)
 	}
 	treetest.AssertEqual(t, src, h.Path)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/tiercache/tiercache"
 )
 
 // fillEntries adds entries "entry-<i>" for i in [from, to) as cheaply as
@@ -21,8 +23,8 @@ func fillEntries(b *testing.B, c *Cache, from, to int) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := from + w; i < to; i += workers {
-				_, err := c.PutFunc(ctx, fmt.Sprintf("entry-%d", i), "", func(ctx context.Context, dir string) error {
-					return os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+				_, err := c.PutFunc(ctx, fmt.Sprintf("entry-%d", i), "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
+					return tiercache.Shape{Size: 1, Files: 1}, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
 				})
 				if err != nil {
 					errs <- err

@@ -14,17 +14,6 @@ import (
 	"github.com/tiercache/tiercache/internal/treecopy"
 )
 
-// treeStats is what an Entry records about a tree.
-type treeStats struct {
-	// size is the bytes of regular files, each hardlinked inode counted
-	// once (a hardlink member of an archive carries no data).
-	size int64
-	// files counts every entry below the root: regular files,
-	// directories, symlinks and hardlinks (the archive members other than
-	// the root itself).
-	files int64
-}
-
 // inode identifies a file for hardlink detection.
 type inode struct {
 	dev, ino uint64
@@ -38,45 +27,45 @@ func inodeOf(fi fs.FileInfo) (inode, bool) {
 	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }
 
-// copyTree copies the tree at src (which may be reached through a
-// symlink) into dst, an existing empty directory, with treecopy, which
-// finally gives dst the mode and mtime of src. Regular files keep their
-// bytes, permission bits and mtimes; directories, including empty ones,
+// Copy copies the tree at src (which may be reached through a symlink)
+// into dst, an existing empty directory, gives dst the mode and mtime of
+// src, and returns the tree's Shape. Regular files keep their bytes,
+// permission bits (without setuid/setgid) and mtimes; directories, including empty ones,
 // get their mode and mtime after their contents are written, so read-only
 // trees copy fine; symlinks are copied as links, never followed, whatever
 // their target; files hardlinked to each other within src are hardlinked
 // in dst. Sockets are left out; devices and FIFOs are refused with
 // ErrInvalidArgument.
-func copyTree(ctx context.Context, src, dst string) (treeStats, error) {
+func Copy(ctx context.Context, src, dst string) (tiercache.Shape, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
-		return treeStats{}, fmt.Errorf("%w: source %w", tiercache.ErrInvalidArgument, err)
+		return tiercache.Shape{}, fmt.Errorf("%w: source %w", tiercache.ErrInvalidArgument, err)
 	}
 	if !fi.IsDir() {
-		return treeStats{}, fmt.Errorf("%w: source %s is not a directory", tiercache.ErrInvalidArgument, src)
+		return tiercache.Shape{}, fmt.Errorf("%w: source %s is not a directory", tiercache.ErrInvalidArgument, src)
 	}
 	res, err := treecopy.Copy(ctx, src, dst, treecopy.Options{})
 	if err != nil {
 		// treecopy names paths relative to the trees; say which trees,
 		// so a full disk names the cache that is full.
-		return treeStats{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return tiercache.Shape{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	return treeStats{
-		size:  res.Bytes,
-		files: res.Files + res.Hardlinks + res.Symlinks + res.Dirs - 1, // Dirs counts dst itself
+	return tiercache.Shape{
+		Size:  res.Bytes,
+		Files: res.Files + res.Hardlinks + res.Symlinks + res.Dirs - 1, // Dirs counts dst itself
 	}, nil
 }
 
-// statTree measures a tree written by a PutFunc fill, the way copyTree
-// measures the trees it writes: sockets are left out, as copyTree and
-// archives leave them out, and the other special files refused.
+// statTree measures a tree the way Copy measures the trees it writes:
+// sockets are left out, as Copy and archives leave them out, and the
+// other special files refused.
 // Directories are listed by a few goroutines at once: on a large tree the
 // walk is a visible share of a push, which measures DIR before streaming.
-func statTree(ctx context.Context, root string) (treeStats, error) {
+func statTree(ctx context.Context, root string) (tiercache.Shape, error) {
 	const walkers = 4
 	var (
 		mu    sync.Mutex
-		st    treeStats
+		st    tiercache.Shape
 		seen  = make(map[inode]bool)
 		first error
 	)
@@ -111,10 +100,10 @@ func statTree(ctx context.Context, root string) (treeStats, error) {
 			fail(err)
 			return
 		}
-		var local treeStats
+		var local tiercache.Shape
 		for _, d := range entries {
 			p := filepath.Join(dir, d.Name())
-			local.files++
+			local.Files++
 			switch t := d.Type(); {
 			case t.IsDir():
 				pending.Add(1)
@@ -125,7 +114,7 @@ func statTree(ctx context.Context, root string) (treeStats, error) {
 				}
 			case t&fs.ModeSymlink != 0:
 			case t&fs.ModeSocket != 0:
-				local.files-- // not stored, so not counted
+				local.Files-- // not stored, so not counted
 			case t.IsRegular():
 				fi, err := d.Info()
 				if err != nil {
@@ -141,15 +130,15 @@ func statTree(ctx context.Context, root string) (treeStats, error) {
 						continue
 					}
 				}
-				local.size += fi.Size()
+				local.Size += fi.Size()
 			default:
 				fail(fmt.Errorf("%w: %s is a %s, which the cache does not store", tiercache.ErrInvalidArgument, p, fsutil.TypeName(t)))
 				return
 			}
 		}
 		mu.Lock()
-		st.files += local.files
-		st.size += local.size
+		st.Files += local.Files
+		st.Size += local.Size
 		mu.Unlock()
 	}
 	var workers sync.WaitGroup

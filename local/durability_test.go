@@ -104,10 +104,10 @@ func TestSyncDataRecordsNoBoot(t *testing.T) {
 	}
 }
 
-func TestPutMeasuredRecordsGivenCounts(t *testing.T) {
+func TestPutFuncRecordsGivenShape(t *testing.T) {
 	c := open(t, Options{NoSync: true})
-	p, err := c.PutMeasured(t.Context(), "k", "d", func(_ context.Context, dir string) (int64, int64, error) {
-		return 5, 1, os.WriteFile(filepath.Join(dir, "f"), []byte("hello"), 0o644)
+	p, err := c.PutFunc(t.Context(), "k", "d", func(_ context.Context, dir string) (tiercache.Shape, error) {
+		return tiercache.Shape{Size: 5, Files: 1}, os.WriteFile(filepath.Join(dir, "f"), []byte("hello"), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,17 +116,17 @@ func TestPutMeasuredRecordsGivenCounts(t *testing.T) {
 	if err != nil || e.Size != 5 || e.Files != 1 {
 		t.Fatalf("EntryAt = %+v, %v; want 1 file of 5 bytes", e, err)
 	}
-	_, err = c.PutMeasured(t.Context(), "bad", "", func(context.Context, string) (int64, int64, error) { return -1, 0, nil })
+	_, err = c.PutFunc(t.Context(), "bad", "", func(context.Context, string) (tiercache.Shape, error) { return tiercache.Shape{Size: -1}, nil })
 	if !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Errorf("negative size: err = %v, want ErrInvalidArgument", err)
 	}
 	boom := errors.New("boom")
-	_, err = c.PutMeasured(t.Context(), "failed", "", func(context.Context, string) (int64, int64, error) { return 0, 0, boom })
+	_, err = c.PutFunc(t.Context(), "failed", "", func(context.Context, string) (tiercache.Shape, error) { return tiercache.Shape{}, boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("failing fill: err = %v", err)
 	}
 	for _, k := range []string{"bad", "failed"} {
-		if _, ok, _ := c.Lookup(t.Context(), k); ok {
+		if _, ok := lookup(t, c, k); ok {
 			t.Errorf("%q was committed", k)
 		}
 	}

@@ -500,22 +500,6 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 	return nil
 }
 
-// Lookup returns the metadata of the entry stored under key without
-// recording an access. A miss is (Entry{}, false, nil).
-func (c *Cache) Lookup(ctx context.Context, key string) (tiercache.Entry, bool, error) {
-	if err := tiercache.ValidateKey(key); err != nil {
-		return tiercache.Entry{}, false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return tiercache.Entry{}, false, err
-	}
-	version, m, ok, err := c.resolve(key)
-	if !ok || err != nil {
-		return tiercache.Entry{}, false, err
-	}
-	return c.entry(version, m), true, nil
-}
-
 // entry builds the Entry of a version from its metadata and mtime.
 func (c *Cache) entry(version string, m meta) tiercache.Entry {
 	e := tiercache.Entry{
@@ -535,101 +519,50 @@ func (c *Cache) entry(version string, m meta) tiercache.Entry {
 }
 
 // Put stores a copy of the tree at sourceDir under key (see
-// tiercache.Backend) and returns the path of the copy. The copy keeps file
-// bytes, permission bits (without setuid/setgid), nanosecond mtimes, empty
-// directories, symlinks (as links, whatever their target) and hardlinks
-// within the tree. Sockets are left out, as tar leaves them out; devices
-// and FIFOs are refused with ErrInvalidArgument.
+// tiercache.Backend) and returns the path of the copy, made by Copy.
 func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (string, error) {
-	return c.putCopy(ctx, key, sourceDir, description, nil)
-}
-
-// PutChecked is Put with a last word before the commit: check receives the
-// Size and Files of the copied tree, and an error from it aborts the put
-// (nothing is committed; the error is returned, wrapped). It lets a caller
-// that reads sourceDir a second time concurrently (the tiered cache
-// archives it for the upload while this copies it) refuse to store two
-// different snapshots of a tree that changed meanwhile.
-func (c *Cache) PutChecked(ctx context.Context, key, sourceDir, description string, check func(size, files int64) error) (string, error) {
-	if check == nil {
-		return "", fmt.Errorf("%w: nil check for key %q", tiercache.ErrInvalidArgument, key)
-	}
-	return c.putCopy(ctx, key, sourceDir, description, check)
-}
-
-// putCopy is Put, and PutChecked when check is not nil.
-func (c *Cache) putCopy(ctx context.Context, key, sourceDir, description string, check func(size, files int64) error) (string, error) {
-	if err := checkPut(key, description); err != nil {
-		return "", err
-	}
 	if sourceDir == "" {
 		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
 	}
-	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
-		st, err := copyTree(ctx, sourceDir, dir)
-		if err == nil && check != nil {
-			err = check(st.size, st.files)
-		}
-		return st, err
+	return c.PutFunc(ctx, key, description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
+		return Copy(ctx, sourceDir, dir)
 	})
 }
 
-// Measure returns what an entry of the tree at dir would record as its
-// Size and Files (see tiercache.Entry), leaving out the sockets and
-// refusing the special files Put refuses, without copying anything.
-func Measure(ctx context.Context, dir string) (size, files int64, err error) {
+// Measure returns the Shape an entry of the tree at dir would record,
+// leaving out the sockets and refusing the special files Put refuses,
+// without copying anything.
+func Measure(ctx context.Context, dir string) (tiercache.Shape, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
+		return tiercache.Shape{}, fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
 	}
 	if !fi.IsDir() {
-		return 0, 0, fmt.Errorf("%w: %s is not a directory", tiercache.ErrInvalidArgument, dir)
+		return tiercache.Shape{}, fmt.Errorf("%w: %s is not a directory", tiercache.ErrInvalidArgument, dir)
 	}
-	st, err := statTree(ctx, dir)
-	return st.size, st.files, err
+	return statTree(ctx, dir)
 }
 
 // PutFunc is Put with the tree produced by fill: fill writes the tree into
 // dir, an empty directory inside the cache root (so on the same file
-// system: fill may rename files into it), and the entry is committed
-// atomically after fill returns nil. If fill fails or ctx is cancelled,
-// nothing is committed and dir is removed. Size and Files are measured by
-// walking the tree fill wrote, sockets left uncounted; devices and FIFOs
-// are refused with ErrInvalidArgument.
-func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) error) (string, error) {
+// system: fill may rename files into it), and returns its Shape, which is
+// recorded as given (Copy and Measure compute it; an extraction knows it).
+// The entry is committed atomically after fill returns nil, so fill has
+// the last word: it may wait for a check of its own before returning. If
+// fill fails or ctx is cancelled, nothing is committed and dir is removed.
+func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (tiercache.Shape, error)) (string, error) {
 	if err := checkPut(key, description); err != nil {
 		return "", err
 	}
 	if fill == nil {
 		return "", fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
 	}
-	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
-		if err := fill(ctx, dir); err != nil {
-			return treeStats{}, err
+	return c.put(ctx, key, description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
+		sh, err := fill(ctx, dir)
+		if err == nil && (sh.Size < 0 || sh.Files < 0) {
+			err = fmt.Errorf("%w: fill reported %s", tiercache.ErrInvalidArgument, sh)
 		}
-		return statTree(ctx, dir)
-	})
-}
-
-// PutMeasured is PutFunc for a fill that knows what it wrote: it returns
-// the tree's Size and Files (see tiercache.Entry), which are recorded as
-// given instead of walking the tree again. The tiered cache uses it after
-// an extraction whose counts were just verified against the remote's
-// manifest; walking a large tree a second time costs a sizeable share of
-// a cold pull.
-func (c *Cache) PutMeasured(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (size, files int64, err error)) (string, error) {
-	if err := checkPut(key, description); err != nil {
-		return "", err
-	}
-	if fill == nil {
-		return "", fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
-	}
-	return c.put(ctx, key, description, func(ctx context.Context, dir string) (treeStats, error) {
-		size, files, err := fill(ctx, dir)
-		if err == nil && (size < 0 || files < 0) {
-			err = fmt.Errorf("%w: fill reported %d files of %d bytes", tiercache.ErrInvalidArgument, files, size)
-		}
-		return treeStats{size: size, files: files}, err
+		return sh, err
 	})
 }
 
@@ -644,7 +577,7 @@ func checkPut(key, description string) error {
 }
 
 // put stages a version with fill, then commits it.
-func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (treeStats, error)) (string, error) {
+func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (tiercache.Shape, error)) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("put %q: %w", key, err)
 	}
@@ -673,8 +606,8 @@ func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx 
 		Format:       metaFormat,
 		Key:          key,
 		Description:  description,
-		Size:         stats.size,
-		Files:        stats.files,
+		Size:         stats.Size,
+		Files:        stats.Files,
 		Created:      created,
 		UnsyncedBoot: c.boot,
 	}); err != nil {
@@ -1088,8 +1021,8 @@ func (c *Cache) evict(ctx context.Context, name, version string) error {
 
 // EntryAt returns the metadata of the version whose tree is at path, as
 // returned by Get, Put or PutFunc, whether or not that version is still
-// current. Unlike Lookup it cannot be confused by a concurrent writer of
-// the same key: it describes exactly the tree at path.
+// current. A concurrent writer of the same key cannot confuse it: it
+// describes exactly the tree at path.
 func (c *Cache) EntryAt(path string) (tiercache.Entry, error) {
 	verDir, tree := filepath.Split(filepath.Clean(path))
 	verDir = filepath.Clean(verDir)

@@ -95,25 +95,24 @@ func TestFidelity(t *testing.T) {
 	}
 	treetest.AssertEqual(t, src, g)
 
-	// PutFunc measures what fill wrote the way Put measures what it
+	// Measure measures what a fill wrote the way Put measures what it
 	// copies (hardlinks counted once, root not a member).
-	e, ok, err := c.Lookup(t.Context(), "fidelity")
-	if err != nil || !ok {
-		t.Fatalf("Lookup: %v %v", ok, err)
+	e, ok := lookup(t, c, "fidelity")
+	if !ok {
+		t.Fatal("Put's entry is not listed")
 	}
-	_, err = c.PutFunc(t.Context(), "fidelity2", "", func(ctx context.Context, dir string) error {
-		_, err := copyTree(ctx, src, dir)
-		return err
+	_, err = c.PutFunc(t.Context(), "fidelity2", "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
+		if _, err := Copy(ctx, src, dir); err != nil {
+			return tiercache.Shape{}, err
+		}
+		return Measure(ctx, dir)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, _, err := c.Lookup(t.Context(), "fidelity2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e2, _ := lookup(t, c, "fidelity2")
 	if e.Size != e2.Size || e.Files != e2.Files || e.Size < 2*treetest.BigFileSize {
-		t.Fatalf("Put measured size %d files %d, PutFunc size %d files %d", e.Size, e.Files, e2.Size, e2.Files)
+		t.Fatalf("Put measured size %d files %d, Measure size %d files %d", e.Size, e.Files, e2.Size, e2.Files)
 	}
 }
 
@@ -158,7 +157,7 @@ func TestSetuidDroppedAndSpecialFilesRefused(t *testing.T) {
 func TestPutLeavesOutSockets(t *testing.T) {
 	c := open(t, Options{})
 	src := smallSrc(t, "s")
-	size0, files0, err := Measure(t.Context(), src)
+	sh0, err := Measure(t.Context(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +166,12 @@ func TestPutLeavesOutSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	size, files, err := Measure(t.Context(), src)
+	sh, err := Measure(t.Context(), src)
 	if err != nil {
 		t.Fatalf("Measure: %v", err)
 	}
-	if size != size0 || files != files0 {
-		t.Errorf("Measure with a socket: %d bytes in %d entries, without: %d in %d", size, files, size0, files0)
+	if sh != sh0 {
+		t.Errorf("Measure with a socket: %s, without: %s", sh, sh0)
 	}
 	p, err := c.Put(t.Context(), "k", src, "")
 	if err != nil {
@@ -181,32 +180,35 @@ func TestPutLeavesOutSockets(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(p, "s.sock")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the socket was stored: %v", err)
 	}
-	e, ok, err := c.Lookup(t.Context(), "k")
-	if err != nil || !ok {
-		t.Fatalf("Lookup: %v %v", ok, err)
+	e, ok := lookup(t, c, "k")
+	if !ok {
+		t.Fatal("Put's entry is not listed")
 	}
-	if e.Size != size0 || e.Files != files0 {
-		t.Errorf("entry records %d bytes in %d entries, want %d in %d", e.Size, e.Files, size0, files0)
+	if e.Size != sh0.Size || e.Files != sh0.Files {
+		t.Errorf("entry records %d bytes in %d entries, want %s", e.Size, e.Files, sh0)
 	}
 }
 
 func TestPutFunc(t *testing.T) {
 	c := open(t, Options{})
 	ctx := t.Context()
-	p, err := c.PutFunc(ctx, "k", "made by fill", func(ctx context.Context, dir string) error {
+	p, err := c.PutFunc(ctx, "k", "made by fill", func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		if !strings.HasPrefix(dir, c.Root()+string(filepath.Separator)) {
-			return fmt.Errorf("fill dir %s is outside the root", dir)
+			return tiercache.Shape{}, fmt.Errorf("fill dir %s is outside the root", dir)
 		}
 		if n := names(t, dir); len(n) != 0 {
-			return fmt.Errorf("fill dir not empty: %q", n)
+			return tiercache.Shape{}, fmt.Errorf("fill dir not empty: %q", n)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "a"), []byte("12345"), 0o644); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
 		if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
-		return os.Mkdir(filepath.Join(dir, "empty"), 0o555)
+		if err := os.Mkdir(filepath.Join(dir, "empty"), 0o555); err != nil {
+			return tiercache.Shape{}, err
+		}
+		return Measure(ctx, dir)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -214,34 +216,34 @@ func TestPutFunc(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(p, "b")); err != nil || string(b) != "12345" {
 		t.Fatalf("stored file: %q %v", b, err)
 	}
-	e, ok, err := c.Lookup(ctx, "k")
-	if err != nil || !ok || e.Size != 5 || e.Files != 3 || e.Description != "made by fill" {
-		t.Fatalf("Lookup = %+v %v %v; want size 5 (hardlink counted once), files 3", e, ok, err)
+	e, ok := lookup(t, c, "k")
+	if !ok || e.Size != 5 || e.Files != 3 || e.Description != "made by fill" {
+		t.Fatalf("entry = %+v %v; want size 5 (hardlink counted once), files 3", e, ok)
 	}
 
 	// A failing fill commits nothing and removes its staging, read-only
 	// parts included.
 	boom := errors.New("boom")
-	_, err = c.PutFunc(ctx, "k", "", func(ctx context.Context, dir string) error {
+	_, err = c.PutFunc(ctx, "k", "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		if err := os.Mkdir(filepath.Join(dir, "ro"), 0o755); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
 		if err := os.WriteFile(filepath.Join(dir, "ro", "f"), nil, 0o444); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
 		if err := os.Chmod(filepath.Join(dir, "ro"), 0o555); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
-		return boom
+		return tiercache.Shape{}, boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("PutFunc with failing fill: %v, want boom", err)
 	}
 	// A fill that outlives its context commits nothing either.
 	cctx, cancel := context.WithCancel(ctx)
-	_, err = c.PutFunc(cctx, "k", "", func(ctx context.Context, dir string) error {
+	_, err = c.PutFunc(cctx, "k", "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		cancel()
-		return os.WriteFile(filepath.Join(dir, "late"), nil, 0o644)
+		return tiercache.Shape{Files: 1}, os.WriteFile(filepath.Join(dir, "late"), nil, 0o644)
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("PutFunc cancelled during fill: %v, want Canceled", err)
@@ -306,33 +308,42 @@ func checkTag(t *testing.T, p, want string) {
 	}
 }
 
-func TestLookupDoesNotTouchAccess(t *testing.T) {
+// lookup returns key's entry as List reports it, which records no access.
+func lookup(t *testing.T, c *Cache, key string) (tiercache.Entry, bool) {
+	t.Helper()
+	es, err := c.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Key == key {
+			return e, true
+		}
+	}
+	return tiercache.Entry{}, false
+}
+
+func TestListDoesNotTouchAccess(t *testing.T) {
 	c := open(t, Options{})
 	ctx := t.Context()
 	if _, err := c.Put(ctx, "k", smallSrc(t, "x"), "d"); err != nil {
 		t.Fatal(err)
 	}
-	e1, ok, err := c.Lookup(ctx, "k")
-	if err != nil || !ok || e1.LastAccess != e1.Created {
-		t.Fatalf("Lookup after Put = %+v %v %v; want LastAccess == Created", e1, ok, err)
+	e1, ok := lookup(t, c, "k")
+	if !ok || e1.LastAccess != e1.Created {
+		t.Fatalf("entry after Put = %+v %v; want LastAccess == Created", e1, ok)
 	}
 	time.Sleep(5 * time.Millisecond)
-	e2, _, _ := c.Lookup(ctx, "k")
+	e2, _ := lookup(t, c, "k")
 	if !e2.LastAccess.Equal(e1.LastAccess) {
-		t.Fatalf("Lookup moved LastAccess from %v to %v", e1.LastAccess, e2.LastAccess)
+		t.Fatalf("List moved LastAccess from %v to %v", e1.LastAccess, e2.LastAccess)
 	}
 	if _, _, err := c.Get(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	e3, _, _ := c.Lookup(ctx, "k")
+	e3, _ := lookup(t, c, "k")
 	if !e3.LastAccess.After(e1.LastAccess) {
 		t.Fatalf("Get did not move LastAccess (%v -> %v)", e1.LastAccess, e3.LastAccess)
-	}
-	if _, ok, err := c.Lookup(ctx, "absent"); ok || err != nil {
-		t.Fatalf("Lookup of a missing key: %v %v", ok, err)
-	}
-	if _, _, err := c.Lookup(ctx, ""); !errors.Is(err, tiercache.ErrInvalidKey) {
-		t.Fatalf("Lookup of an invalid key: %v", err)
 	}
 }
 
@@ -405,8 +416,8 @@ func TestStoredKeyChecked(t *testing.T) {
 	if p, ok, err := c.Get(ctx, "k"); ok || err != nil {
 		t.Fatalf("Get of a key whose entry records another key = %q %v %v, want a miss", p, ok, err)
 	}
-	if _, ok, _ := c.Lookup(ctx, "k"); ok {
-		t.Fatal("Lookup found an entry recording another key")
+	if _, ok := lookup(t, c, "k"); ok {
+		t.Fatal("List found an entry recording another key")
 	}
 	if err := c.Invalidate(ctx, "k"); err != nil {
 		t.Fatal(err)
@@ -795,9 +806,9 @@ func TestEntryAtDescribesThatVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fill := func(n int) func(context.Context, string) error {
-		return func(_ context.Context, dir string) error {
-			return os.WriteFile(filepath.Join(dir, "f"), make([]byte, n), 0o644)
+	fill := func(n int) func(context.Context, string) (tiercache.Shape, error) {
+		return func(_ context.Context, dir string) (tiercache.Shape, error) {
+			return tiercache.Shape{Size: int64(n), Files: 1}, os.WriteFile(filepath.Join(dir, "f"), make([]byte, n), 0o644)
 		}
 	}
 	p1, err := c.PutFunc(t.Context(), "k", "one", fill(10))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -99,13 +100,13 @@ func childCrashInFill() error {
 	if err != nil {
 		return err
 	}
-	_, err = c.PutFunc(context.Background(), "crashed", "", func(ctx context.Context, dir string) error {
+	_, err = c.PutFunc(context.Background(), "crashed", "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		if err := os.WriteFile(filepath.Join(dir, "partial"), []byte("half"), 0o644); err != nil {
-			return err
+			return tiercache.Shape{}, err
 		}
 		fmt.Println("filling")
 		time.Sleep(time.Minute)
-		return nil
+		return tiercache.Shape{Size: 4, Files: 1}, nil
 	})
 	if err != nil {
 		return err

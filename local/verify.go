@@ -226,9 +226,9 @@ func (v *verifier) entry(ctx context.Context, name string) (*Problem, string, er
 				return nil, "", ctx.Err()
 			case err != nil:
 				p.Kind, p.Path, p.Detail = ProblemTreeMismatch, tree, err.Error()
-			case st.files != m.Files || st.size != m.Size:
+			case st.Files != m.Files || st.Size != m.Size:
 				p.Kind, p.Path = ProblemTreeMismatch, tree
-				p.Detail = fmt.Sprintf("the tree holds %d files of %d bytes, the metadata records %d files of %d bytes", st.files, st.size, m.Files, m.Size)
+				p.Detail = fmt.Sprintf("the tree holds %d files of %d bytes, the metadata records %d files of %d bytes", st.Files, st.Size, m.Files, m.Size)
 			default:
 				p = nil
 				v.report.Verified++

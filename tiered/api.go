@@ -5,36 +5,34 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
-)
-
-// Tier names used in Entry.Tier, Hit.Tier and TierStats.
-const (
-	TierLocal  = "local"
-	TierRemote = "remote"
+	"github.com/tiercache/tiercache/internal/treecopy"
 )
 
 // Progress reports the advance of one transfer. Total is -1 when unknown
 // (an upload's compressed size is known only at its end).
 type Progress struct {
-	// Op is "upload" or "download".
+	// Op is "upload", "download" or "copy" (Pull's copy into its dir).
 	Op string
 	// Key is the key being transferred.
 	Key string
-	// Done is the number of archive bytes transferred so far.
+	// Done is the number of archive bytes transferred so far (of tree
+	// bytes, for a copy).
 	Done int64
-	// Total is the archive size, or -1 if not known yet.
+	// Total is the archive size (the tree's, for a copy), or -1 if not
+	// known yet.
 	Total int64
 }
 
-// Hit describes where a Restore found its tree.
+// Hit describes where a Restore or a Pull found its tree.
 type Hit struct {
-	// Path is the cached tree's directory (read-only for the caller).
+	// Path is the cached tree's directory (read-only for the caller);
+	// for a Pull, the directory pulled into.
 	Path string
 	// Key is the key that matched: the exact key or a restore-prefix match.
 	Key string
 	// Tier is TierLocal when the tree was already local, TierRemote when
-	// it was hydrated from the remote by this call.
-	Tier string
+	// it was downloaded by this call.
+	Tier tiercache.Tier
 	// Entry is the local entry's metadata after the hit.
 	Entry tiercache.Entry
 	// Downloaded is the number of archive bytes downloaded (0 on a local hit).
@@ -43,9 +41,13 @@ type Hit struct {
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.
 	RemoteErr error
+	// Copy describes Pull's copy from the local tier into its dir, and
+	// CopyTime how long it took; zero when nothing was copied.
+	Copy     treecopy.Result
+	CopyTime time.Duration
 }
 
-// PutResult describes what Put did in each tier.
+// PutResult describes what a put did in each tier.
 type PutResult struct {
 	// Path is the local cached copy.
 	Path string

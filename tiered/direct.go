@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/tiercache/tiercache"
@@ -17,17 +18,81 @@ import (
 	"github.com/tiercache/tiercache/internal/treecopy"
 )
 
-// The methods here skip the local tier, for machines that live for one
-// job: a local copy there is never read again, and making it (one more
-// write of every file) is most of what a push or a cold pull costs beyond
-// the transfer itself.
+// PullOptions configure Pull. The zero value copies the tree into dir.
+type PullOptions struct {
+	// Link hardlinks dir's files to the local tier's instead of copying
+	// them: the fastest way, but a file changed in place in dir then
+	// changes the cache entry too. For trees that are only read.
+	Link bool
+	// Strict fails a pull that would go on with the local tier alone
+	// after the remote failed (see Hit.RemoteErr) with that failure, dir
+	// as it was.
+	Strict bool
+}
 
-// PushRemote stores sourceDir under key in the remote tier only, streaming
-// the archive from sourceDir to the upload; nothing is written locally.
-// As with PutResult, the upload is skipped when the remote already holds
-// an identical archive, and a sourceDir that changes size or file count
-// while it is read commits nothing.
-func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
+// PushOptions configure Push.
+type PushOptions struct {
+	// Description is free text kept with the entry.
+	Description string
+}
+
+// Pull restores key, or else the newest entry under each restore prefix
+// in turn (see Restore), into dir, which is created if absent. Entries of
+// the tree replace what dir holds at the same paths, as tar -x does, and
+// the rest is left alone; an existing dir keeps its own mode and mtime.
+// A miss (Hit{}, false, nil), or a failure of the remote, leaves dir as it
+// was. Hit.Path is dir.
+//
+// The tree comes from the local tier (hydrated first if need be), copied
+// (or hardlinked, see PullOptions.Link) with progress reported as Op
+// "copy". With Options.NoLocal, it is downloaded into a directory beside
+// dir, verified, then moved in, and nothing is written locally.
+func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir string, opts PullOptions) (Hit, bool, error) {
+	if c.opts.NoLocal {
+		return c.pullRemote(ctx, key, prefixes, dir)
+	}
+	h, ok, err := c.Restore(ctx, key, prefixes)
+	switch {
+	case err != nil || !ok:
+		return h, ok, err
+	case opts.Strict && h.RemoteErr != nil:
+		return Hit{}, false, h.RemoteErr
+	}
+	start := time.Now()
+	// An existing dir keeps its own mode and mtime, as tar -x keeps an
+	// existing directory's; treecopy would give it the cached root's.
+	before, statErr := os.Stat(dir)
+	var progress func(int64)
+	if fn := c.opts.Progress; fn != nil {
+		var copied atomic.Int64
+		progress = func(n int64) { fn(Progress{Op: "copy", Key: h.Key, Done: copied.Add(n), Total: h.Entry.Size}) }
+	}
+	h.Copy, err = treecopy.Copy(ctx, h.Path, dir, treecopy.Options{Link: opts.Link, Progress: progress})
+	if err == nil && statErr == nil && before.IsDir() {
+		err = setRootMeta(dir, nil, before.Mode().Perm(), before.ModTime())
+	}
+	if err != nil {
+		// treecopy names paths relative to dir; say which dir.
+		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	h.Path, h.CopyTime = dir, time.Since(start)
+	return h, true, nil
+}
+
+// Push stores the tree at dir under key: in both tiers, as PutResult
+// does, or with Options.NoLocal in the remote only, the archive streaming
+// from dir to the upload. Either way the upload is skipped when the
+// remote already holds an identical archive, and a dir that changes size
+// or file count while it is read commits nothing.
+func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (PutResult, error) {
+	if c.opts.NoLocal {
+		return c.pushRemote(ctx, key, dir, opts.Description)
+	}
+	return c.PutResult(ctx, key, dir, opts.Description)
+}
+
+// pushRemote is Push with NoLocal.
+func (c *Cache) pushRemote(ctx context.Context, key, dir, description string) (PutResult, error) {
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
 		return PutResult{}, err
@@ -35,17 +100,14 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
 	}
-	if c.remote == nil {
-		return PutResult{}, fmt.Errorf("put %q: %w: no remote tier to push to", key, tiercache.ErrInvalidArgument)
-	}
-	want, meta, old, same, err := c.planPush(ctx, key, sourceDir, description)
+	want, meta, old, same, err := c.planPush(ctx, key, dir, description)
 	if err != nil {
 		return PutResult{}, err
 	}
-	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: meta.Size, Files: meta.Files, Tier: TierRemote}}
+	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: want.Size, Files: want.Files, Tier: tiercache.TierRemote}}
 	if same {
 		h := sha256.New()
-		ar, err := c.archiveChecked(ctx, key, sourceDir, want, h)
+		ar, err := c.archiveChecked(ctx, key, dir, want, h)
 		if err != nil {
 			return res, err
 		}
@@ -56,7 +118,7 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 		}
 	}
 	err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
-		_, err := c.archiveChecked(ctx, key, sourceDir, want, w)
+		_, err := c.archiveChecked(ctx, key, dir, want, w)
 		return err
 	}, &res)
 	res.Elapsed = time.Since(start)
@@ -65,38 +127,29 @@ func (c *Cache) PushRemote(ctx context.Context, key, sourceDir, description stri
 
 // archiveChecked writes an archive of src to w and fails if the tree
 // archived is not of shape want.
-func (c *Cache) archiveChecked(ctx context.Context, key, src string, want treeShape, w io.Writer) (archive.Result, error) {
+func (c *Cache) archiveChecked(ctx context.Context, key, src string, want tiercache.Shape, w io.Writer) (archive.Result, error) {
 	opts := c.opts.Write
 	opts.SkipDigest = true // the remote store hashes what it uploads
 	r, err := archive.Write(ctx, w, src, opts)
 	if err != nil {
 		return r, fmt.Errorf("archive %q: %w", key, err)
 	}
-	if got := (treeShape{r.Size, r.Files}); got != want {
-		return r, changedErr(key, src, "the archive", got, want)
+	if r.Shape != want {
+		return r, changedErr(src, "the archive", r.Shape, want)
 	}
 	return r, nil
 }
 
-// PullRemote restores key, or else the newest remote entry under each
-// restore prefix in turn, from the remote tier straight into dir; nothing
-// is written to the local tier. The archive is extracted into a new
-// directory beside dir and verified against its manifest first, so a
-// corrupt or truncated object leaves dir as it was. Then, if dir is absent
-// or empty, the extracted tree is renamed into place; otherwise its files
-// are moved in by hardlinks, replacing what dir holds at the same paths as
-// tar -x does, and leaving the rest alone.
-//
-// A miss is (Hit{}, false, nil) and leaves dir as it was. Hit.Path is dir.
-func (c *Cache) PullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
-	if c.remote == nil {
-		return Hit{}, false, fmt.Errorf("get %q: %w: no remote tier to pull from", key, tiercache.ErrInvalidArgument)
-	}
+// pullRemote is Pull with NoLocal.
+func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
 	return c.restore(ctx, key, prefixes, false, func(ctx context.Context, k string) (Hit, bool, error) {
 		return c.pullInto(ctx, k, dir)
 	})
 }
 
+// pullInto is pullRemote for one key: the archive is extracted beside
+// dir and verified against its manifest first, so a corrupt or truncated
+// object leaves dir as it was; then the tree is moved in (see moveInto).
 func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error) {
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
@@ -137,8 +190,8 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 		_ = c.remote.Touch(ctx, key)
 	}
 	e := tiercache.Entry{Key: key, Description: meta.Description, Size: meta.Size, Files: meta.Files,
-		Created: meta.Created, LastAccess: meta.LastAccess, Tier: TierRemote}
-	return Hit{Path: dir, Key: key, Tier: TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
+		Created: meta.Created, LastAccess: meta.LastAccess, Tier: tiercache.TierRemote}
+	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
 }
 
 // moveInto puts the tree at stage into dir: by renaming stage when dir is

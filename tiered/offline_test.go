@@ -3,6 +3,8 @@ package tiered
 import (
 	"errors"
 	"testing"
+
+	"github.com/tiercache/tiercache"
 )
 
 // TestListAndStatsRemoteDown: the local tier never needs the remote.
@@ -23,7 +25,7 @@ func TestListAndStatsRemoteDown(t *testing.T) {
 	if !IsRemote(err) || !errors.Is(err, errDown) {
 		t.Fatalf("ListTiers with the remote down: err = %v, want the remote's failure as a RemoteError", err)
 	}
-	if len(locals) != 2 || locals[0].Tier != TierLocal || remotes != nil {
+	if len(locals) != 2 || locals[0].Tier != tiercache.TierLocal || remotes != nil {
 		t.Fatalf("ListTiers with the remote down: locals %v, remotes %v; want the 2 local entries only", locals, remotes)
 	}
 

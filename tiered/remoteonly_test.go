@@ -28,13 +28,13 @@ func TestRemoteOnly(t *testing.T) {
 		t.Fatalf("remote-only cache: Local %v, HasRemote %v", c.Local(), c.HasRemote())
 	}
 	src := smallTree(t, "ro1")
-	if res, err := c.PushRemote(t.Context(), "deps-1", src, ""); err != nil || !res.Uploaded {
-		t.Fatalf("PushRemote = %+v, %v", res, err)
+	if res, err := c.Push(t.Context(), "deps-1", src, PushOptions{}); err != nil || !res.Uploaded || res.Path != "" {
+		t.Fatalf("Push = %+v, %v", res, err)
 	}
 	dir := filepath.Join(t.TempDir(), "dst")
-	h, ok, err := c.PullRemote(t.Context(), "deps-2", []string{"deps-"}, dir)
-	if err != nil || !ok || h.Key != "deps-1" {
-		t.Fatalf("PullRemote = %+v, %v, %v", h, ok, err)
+	h, ok, err := c.Pull(t.Context(), "deps-2", []string{"deps-"}, dir, PullOptions{})
+	if err != nil || !ok || h.Key != "deps-1" || h.Path != dir || h.Tier != tiercache.TierRemote {
+		t.Fatalf("Pull = %+v, %v, %v", h, ok, err)
 	}
 	treetest.AssertEqual(t, src, dir)
 	c.Wait()

@@ -144,7 +144,7 @@ func TestRestoreRemoteDown(t *testing.T) {
 		t.Errorf("%d remote calls after the remote failed once, want 1", n)
 	}
 	h, ok, err := c.Restore(t.Context(), "other", []string{"deps-"})
-	if err != nil || !ok || h.Key != "deps-1" || h.Tier != TierLocal {
+	if err != nil || !ok || h.Key != "deps-1" || h.Tier != tiercache.TierLocal {
 		t.Fatalf("Restore of a local restore key with the remote down = %+v, %v, %v", h, ok, err)
 	}
 	if !IsRemote(h.RemoteErr) {
@@ -153,11 +153,11 @@ func TestRestoreRemoteDown(t *testing.T) {
 	treetest.AssertEqual(t, src, h.Path)
 
 	// Straight from the remote: nothing else to try.
-	_, ok, err = c.PullRemote(t.Context(), "deps-1", []string{"deps-"}, t.TempDir()+"/d")
+	_, ok, err = c.pullRemote(t.Context(), "deps-1", []string{"deps-"}, t.TempDir()+"/d")
 	if ok || !IsRemote(err) {
 		t.Fatalf("PullRemote with the remote down: ok=%v err=%v", ok, err)
 	}
-	_, err = c.PushRemote(t.Context(), "deps-2", src, "")
+	_, err = c.pushRemote(t.Context(), "deps-2", src, "")
 	if !IsRemote(err) || !strings.Contains(err.Error(), errDown.Error()) {
 		t.Fatalf("PushRemote with the remote down: %v", err)
 	}

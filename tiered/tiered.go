@@ -10,6 +10,10 @@
 // The shared download runs under context.WithoutCancel so that one caller
 // giving up does not fail the others; each caller still returns as soon as
 // its own context is done.
+//
+// Pull and Push are the whole of a CI job's restore and save, between a
+// directory and the cache, through the local tier or, with
+// Options.NoLocal, straight to and from the remote.
 package tiered
 
 import (
@@ -26,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tiercache/tiercache"
@@ -39,6 +44,12 @@ import (
 type Options struct {
 	// Remote is the shared remote tier; nil means local-only.
 	Remote remote.Store
+	// NoLocal makes Pull and Push go straight between a directory and
+	// the remote, for machines that live for one job: a local copy there
+	// is never read again, and making it (one more write of every file)
+	// is most of what a push or a cold pull costs beyond the transfer.
+	// It needs Remote, and is implied by a nil local tier (see New).
+	NoLocal bool
 	// ReadOnly makes the cache safe for untrusted jobs: Get and Restore
 	// hydrate from the remote, while Put, Invalidate and Prune fail with
 	// tiercache.ErrReadOnly before any write request leaves the process,
@@ -66,8 +77,9 @@ type Options struct {
 // leaving eviction order right to within the hour.
 const DefaultTouchInterval = time.Hour
 
-// Cache is local over remote. It implements tiercache.Backend; the extra
-// methods (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
+// Cache is local over remote. It implements tiercache.Backend; Pull and
+// Push restore into and store from a directory, and the other methods
+// (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
 type Cache struct {
 	local  *local.Cache
 	remote remote.Store
@@ -83,13 +95,14 @@ var _ tiercache.Backend = (*Cache)(nil)
 
 // New returns a Cache over the given local tier.
 //
-// l may be nil when opts.Remote is set: the Cache is then remote-only, for
-// machines that live for one job and must not even create a local tier.
-// Such a Cache serves PushRemote and PullRemote; every method that needs
-// the local tier fails with an error wrapping tiercache.ErrInvalidArgument.
+// l may be nil when opts.Remote is set: the Cache is then remote-only
+// (NoLocal), for machines that must not even create a local tier. It
+// serves Pull and Push; every method that needs the local tier fails with
+// an error wrapping tiercache.ErrInvalidArgument.
 func New(l *local.Cache, opts Options) (*Cache, error) {
-	if l == nil && opts.Remote == nil {
-		return nil, fmt.Errorf("%w: nil local tier and no remote", tiercache.ErrInvalidArgument)
+	opts.NoLocal = opts.NoLocal || l == nil
+	if opts.NoLocal && opts.Remote == nil {
+		return nil, fmt.Errorf("%w: no local tier (or NoLocal) and no remote", tiercache.ErrInvalidArgument)
 	}
 	return &Cache{local: l, remote: opts.Remote, opts: opts, touching: make(chan struct{}, maxTouches)}, nil
 }
@@ -97,7 +110,7 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 // needLocal fails the methods a remote-only Cache (see New) cannot serve.
 func (c *Cache) needLocal(op string) error {
 	if c.local == nil {
-		return fmt.Errorf("%s: %w: no local tier (a remote-only cache serves PushRemote and PullRemote only)", op, tiercache.ErrInvalidArgument)
+		return fmt.Errorf("%s: %w: no local tier (a remote-only cache serves Pull and Push only)", op, tiercache.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -149,7 +162,7 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	if err != nil {
 		return Hit{}, false, err
 	}
-	return Hit{Path: p, Key: key, Tier: TierLocal, Entry: e}, true, nil
+	return Hit{Path: p, Key: key, Tier: tiercache.TierLocal, Entry: e}, true, nil
 }
 
 // touchRemote records the access remotely so the shared tier's LRU sees
@@ -207,8 +220,7 @@ type flight struct {
 	ok  bool
 }
 
-// hydrate downloads key into the local tier once per key across
-// goroutines (singleflight) and processes (the local per-key lock).
+// hydrate downloads key into the local tier (see the package doc).
 func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
 	ch := c.group.DoChan(key, func() (any, error) {
 		fctx := context.WithoutCancel(ctx)
@@ -247,13 +259,15 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		// its checks, so a machine short of room builds without it.
 		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, meta.Size, free, c.local.Root()))
 	}
+	// The extraction's Shape, just verified against the manifest, is
+	// recorded as is: walking a large tree again costs a sizeable share
+	// of a cold pull.
 	var got archive.Result
-	fill := func(ctx context.Context, dir string) (int64, int64, error) {
+	p, err := c.local.PutFunc(ctx, key, meta.Description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		var err error
 		got, err = c.fillFrom(ctx, key, rc, meta, dir)
-		return got.Size, got.Files, err
-	}
-	p, err := c.local.PutMeasured(ctx, key, meta.Description, fill)
+		return got.Shape, err
+	})
 	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
@@ -272,7 +286,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	if err != nil {
 		return Hit{}, false, err
 	}
-	return Hit{Path: p, Key: key, Tier: TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+	return Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
 }
 
 // fillFrom extracts the archive read from rc into dir and verifies it
@@ -534,17 +548,8 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	return res, nil
 }
 
-// treeShape is what an entry records about its tree.
-type treeShape struct{ size, files int64 }
-
-func (s treeShape) String() string { return fmt.Sprintf("%d files of %d bytes", s.files, s.size) }
-
 // testHookMeasured, if set, runs after a push measured the source tree.
 var testHookMeasured func()
-
-// errOtherSide stops the local side of a push because the archive side
-// failed; the archive's error is the one reported.
-var errOtherSide = errors.New("the other half of the push failed")
 
 func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
 	want, meta, old, same, err := c.planPush(ctx, key, src, description)
@@ -568,7 +573,7 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 // putBothPlanned is putBoth once the push is planned. A failed upload
 // does not stop the local copy (see survivingWriter), so a remote failure
 // returns with res.Path set.
-func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want treeShape, meta, old remote.Meta, same bool, res *PutResult) error {
+func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want tiercache.Shape, meta, old remote.Meta, same bool, res *PutResult) error {
 	if same {
 		// Same shape: archives are deterministic, so hashing a fresh one
 		// tells whether the remote already holds this exact tree, which
@@ -600,8 +605,7 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 
 // survivingWriter passes writes on until the upload reading them ends,
 // then discards them: the archive still runs to its end, so the local
-// copy made beside it (which waits for the archive's verdict on the
-// tree's shape) commits even when the remote fails.
+// copy made beside it commits even when the remote fails.
 type survivingWriter struct {
 	w     io.Writer
 	ended bool
@@ -621,7 +625,7 @@ func (s *survivingWriter) Write(p []byte) (int, error) {
 
 // planPush measures src and looks up key remotely. same reports that the
 // remote holds a tree of the same shape, which may be identical.
-func (c *Cache) planPush(ctx context.Context, key, src, description string) (want treeShape, meta, old remote.Meta, same bool, err error) {
+func (c *Cache) planPush(ctx context.Context, key, src, description string) (want tiercache.Shape, meta, old remote.Meta, same bool, err error) {
 	// The lookup is a round trip to the remote: it runs while the tree
 	// is measured, which takes about as long on a large tree.
 	type statOut struct {
@@ -633,13 +637,12 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 		m, err := c.remote.Stat(ctx, key)
 		stat <- statOut{m, err}
 	}()
-	size, files, err := local.Measure(ctx, src)
+	want, err = local.Measure(ctx, src)
 	st := <-stat
 	if err != nil {
 		return want, meta, old, false, fmt.Errorf("put %q: %w", key, err)
 	}
-	want = treeShape{size, files}
-	meta = remote.Meta{Key: key, Description: description, Size: size, Files: files}
+	meta = remote.Meta{Key: key, Description: description, Size: want.Size, Files: want.Files}
 	if testHookMeasured != nil {
 		testHookMeasured()
 	}
@@ -650,7 +653,7 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 	case err != nil:
 		return want, meta, old, false, remoteErr(fmt.Errorf("remote stat %q: %w", key, err))
 	}
-	return want, meta, old, old.Size == size && old.Files == files, nil
+	return want, meta, old, old.Size == want.Size && old.Files == want.Files, nil
 }
 
 // skipUpload records in res that the remote already holds the pushed tree
@@ -670,46 +673,33 @@ func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
 }
 
 // copyWhileArchiving copies src into the local tier while it writes an
-// archive of src to w. The local copy is committed only if both saw a
-// tree of shape want; the error says which did not. It returns the local
-// path (empty if nothing was committed) and the archive's result.
-func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want treeShape, w io.Writer) (string, archive.Result, error) {
-	type archOut struct {
-		r   archive.Result
-		err error
-	}
-	archived := make(chan archOut, 1)
-	go func() {
-		r, err := c.archiveChecked(ctx, key, src, want, w)
-		archived <- archOut{r, err}
-	}()
-	var a archOut
-	received := false
-	p, lerr := c.local.PutChecked(ctx, key, src, description, func(size, files int64) error {
-		a, received = <-archived, true
-		if a.err != nil {
-			return errOtherSide
-		}
-		if got := (treeShape{size, files}); got != want {
-			return changedErr(key, src, "the local copy", got, want)
-		}
-		return nil
+// archive of src to w, both in one fill: the local copy commits only if
+// both sides saw a tree of shape want, and a side that fails stops the
+// other. It returns the local path (empty if nothing was committed) and
+// the archive's result.
+func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, archive.Result, error) {
+	var ar archive.Result
+	p, err := c.local.PutFunc(ctx, key, description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() (err error) {
+			ar, err = c.archiveChecked(gctx, key, src, want, w)
+			return err
+		})
+		g.Go(func() error {
+			got, err := local.Copy(gctx, src, dir)
+			if err == nil && got != want {
+				err = changedErr(src, "the local copy", got, want)
+			}
+			return err
+		})
+		return want, g.Wait()
 	})
-	if !received {
-		a = <-archived
-	}
-	switch {
-	case lerr != nil && !errors.Is(lerr, errOtherSide):
-		return "", a.r, lerr
-	case a.err != nil:
-		return "", a.r, a.err
-	}
-	return p, a.r, nil
+	return p, ar, err
 }
 
 // changedErr reports a source tree that changed while a push read it.
-func changedErr(key, src, what string, got, want treeShape) error {
-	return fmt.Errorf("put %q: %s changed while it was being stored: %s holds %s, it had %s when the push began; push again once nothing writes to it", key, src, what, got, want)
+func changedErr(src, what string, got, want tiercache.Shape) error {
+	return fmt.Errorf("%s changed while it was being stored: %s holds %s, it had %s when the push began; push again once nothing writes to it", src, what, got, want)
 }
 
 // errUploadEnded is what a producer's writes fail with once the upload
@@ -770,8 +760,8 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 }
 
 // Prune implements tiercache.Backend by applying the same limits to each
-// tier (local sizes count tree bytes, remote sizes stored archive bytes).
-// It returns how many keys List no longer reports afterwards: a key evicted
+// tier (both count tree bytes, so a limit means the same in each). It
+// returns how many keys List no longer reports afterwards: a key evicted
 // from one tier but still held by the other is still an entry.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
 	l := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
@@ -874,7 +864,7 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 		return nil, nil, err
 	}
 	for i := range locals {
-		locals[i].Tier = TierLocal
+		locals[i].Tier = tiercache.TierLocal
 	}
 	if c.remote == nil {
 		return locals, nil, nil
@@ -886,7 +876,7 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 	for _, m := range metas {
 		remotes = append(remotes, tiercache.Entry{
 			Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files,
-			Created: m.Created, LastAccess: m.LastAccess, Tier: TierRemote,
+			Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote,
 		})
 	}
 	return locals, remotes, nil

@@ -100,12 +100,12 @@ func TestHydrateAfterDroppingLocal(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("restore: ok=%v err=%v", ok, err)
 	}
-	if h.Tier != TierRemote || h.Downloaded != res.ArchiveSize || h.Key != "fid" {
+	if h.Tier != tiercache.TierRemote || h.Downloaded != res.ArchiveSize || h.Key != "fid" {
 		t.Fatalf("hit %+v: want a remote hit of %d bytes", h, res.ArchiveSize)
 	}
 	treetest.AssertEqual(t, src, h.Path)
 	h2, ok, err := fresh.Restore(t.Context(), "fid", nil)
-	if err != nil || !ok || h2.Tier != TierLocal || h2.Downloaded != 0 {
+	if err != nil || !ok || h2.Tier != tiercache.TierLocal || h2.Downloaded != 0 {
 		t.Fatalf("second restore: %+v ok=%v err=%v, want a local hit", h2, ok, err)
 	}
 }
@@ -299,7 +299,7 @@ func TestRestoreKeys(t *testing.T) {
 	put(other, "gomod-newest", "newest")
 	put(c, "npm-1", "npm")
 
-	check := func(key string, prefixes []string, wantKey, wantTier string) {
+	check := func(key string, prefixes []string, wantKey string, wantTier tiercache.Tier) {
 		t.Helper()
 		h, ok, err := c.Restore(t.Context(), key, prefixes)
 		if err != nil {
@@ -322,9 +322,9 @@ func TestRestoreKeys(t *testing.T) {
 			t.Fatalf("tree tag %q, want %q", tag, want)
 		}
 	}
-	check("gomod-old", []string{"npm-"}, "gomod-old", TierLocal)
-	check("gomod-zzz", []string{"nothing-", "gomod-"}, "gomod-newest", TierRemote)
-	check("gomod-zzz", []string{"npm-", "gomod-"}, "npm-1", TierLocal)
+	check("gomod-old", []string{"npm-"}, "gomod-old", tiercache.TierLocal)
+	check("gomod-zzz", []string{"nothing-", "gomod-"}, "gomod-newest", tiercache.TierRemote)
+	check("gomod-zzz", []string{"npm-", "gomod-"}, "npm-1", tiercache.TierLocal)
 	check("cargo-1", []string{"cargo-"}, "", "")
 	if _, _, err := c.Restore(t.Context(), "k", []string{""}); !errors.Is(err, tiercache.ErrInvalidKey) {
 		t.Fatalf("empty restore prefix: %v", err)
@@ -354,7 +354,7 @@ func TestPerTierPruneAndStats(t *testing.T) {
 		t.Fatalf("tier stats %+v", ts)
 	}
 	locals, remotes, err := c.ListTiers(t.Context())
-	if err != nil || len(locals) != 1 || len(remotes) != 2 || locals[0].Tier != TierLocal || remotes[0].Tier != TierRemote {
+	if err != nil || len(locals) != 1 || len(remotes) != 2 || locals[0].Tier != tiercache.TierLocal || remotes[0].Tier != tiercache.TierRemote {
 		t.Fatalf("ListTiers: %v %v %v", locals, remotes, err)
 	}
 }
@@ -430,7 +430,7 @@ func TestPutTreeChangingDuringPush(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "changed while it was being stored") {
 				t.Fatalf("push of a changing tree: err = %v, want a 'changed' error", err)
 			}
-			if _, ok, err := c.Local().Lookup(t.Context(), "k"); err != nil || ok {
+			if _, ok, err := c.Local().Get(t.Context(), "k"); err != nil || ok {
 				t.Errorf("local tier holds the key after the failed push (ok=%v, err=%v)", ok, err)
 			}
 			after, _ := store.Stat(t.Context(), "k")
@@ -487,7 +487,7 @@ func TestPushLeavesOutSockets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push of a tree holding a socket: %v", err)
 	}
-	if _, err := c.PushRemote(t.Context(), keys[1], src, ""); err != nil {
+	if _, err := c.pushRemote(t.Context(), keys[1], src, ""); err != nil {
 		t.Fatalf("push --no-local of a tree holding a socket: %v", err)
 	}
 	// The reference: src without its socket, and with the mtime its
@@ -501,7 +501,7 @@ func TestPushLeavesOutSockets(t *testing.T) {
 	if err := os.Chtimes(src, fi.ModTime(), fi.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	size, files, err := local.Measure(t.Context(), src)
+	want, err := local.Measure(t.Context(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,8 +511,8 @@ func TestPushLeavesOutSockets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Size != size || m.Files != files {
-			t.Errorf("%s: remote records %d bytes in %d entries, want %d in %d (the tree without its socket)", key, m.Size, m.Files, size, files)
+		if m.Size != want.Size || m.Files != want.Files {
+			t.Errorf("%s: remote records %d bytes in %d entries, want %s (the tree without its socket)", key, m.Size, m.Files, want)
 		}
 		h, ok, err := dropLocal(t, c).get(t.Context(), key)
 		if err != nil || !ok {

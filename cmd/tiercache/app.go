@@ -379,7 +379,7 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		}
 		a.local = l
 	}
-	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress}
+	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress, NoLocal: remoteOnly}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)
 		switch {

@@ -144,7 +144,7 @@ const maxDetail = 2000
 
 // printProblems prints one line per problem: tier, kind, what, detail.
 func printProblems(w io.Writer, rep tiered.FsckReport) {
-	line := func(tier, kind, key, what, detail string, repaired bool) {
+	line := func(tier tiercache.Tier, kind, key, what, detail string, repaired bool) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s: %s: %s", tier, kind, what)
 		if key != "" {
@@ -158,18 +158,18 @@ func printProblems(w io.Writer, rep tiered.FsckReport) {
 		fmt.Fprintln(w, b.String())
 	}
 	for _, p := range rep.Local.Problems {
-		line(tiered.TierLocal, p.Kind, p.Key, p.Path, p.Detail, p.Repaired)
+		line(tiercache.TierLocal, p.Kind, p.Key, p.Path, p.Detail, p.Repaired)
 	}
 	if rep.Remote != nil {
 		for _, p := range rep.Remote.Problems {
-			line(tiered.TierRemote, p.Kind, p.Key, p.Object, p.Detail, p.Repaired)
+			line(tiercache.TierRemote, p.Kind, p.Key, p.Object, p.Detail, p.Repaired)
 		}
 	}
 }
 
 // fsckSummary describes each tier's result in one line.
 func fsckSummary(rep tiered.FsckReport, deep bool) string {
-	tier := func(name string, entries, verified, found, unrepaired int) string {
+	tier := func(name tiercache.Tier, entries, verified, found, unrepaired int) string {
 		s := fmt.Sprintf("%s tier: %d entries", name, entries)
 		if deep {
 			s += fmt.Sprintf(" (%d verified)", verified)
@@ -184,9 +184,9 @@ func fsckSummary(rep tiered.FsckReport, deep bool) string {
 		}
 		return s
 	}
-	s := tier(tiered.TierLocal, rep.Local.Entries, rep.Local.Verified, len(rep.Local.Problems), rep.Local.Unrepaired())
+	s := tier(tiercache.TierLocal, rep.Local.Entries, rep.Local.Verified, len(rep.Local.Problems), rep.Local.Unrepaired())
 	if r := rep.Remote; r != nil {
-		s += "; " + tier(tiered.TierRemote, r.Entries, r.Verified, len(r.Problems), r.Unrepaired())
+		s += "; " + tier(tiercache.TierRemote, r.Entries, r.Verified, len(r.Problems), r.Unrepaired())
 	} else {
 		s += "; no remote tier"
 	}

@@ -59,17 +59,18 @@ created, last_access, tier.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.tier, "tier", "", "list only this tier: local or remote")
-	_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{tiered.TierLocal, tiered.TierRemote}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{string(tiercache.TierLocal), string(tiercache.TierRemote)}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
-	if o.tier != "" && o.tier != tiered.TierLocal && o.tier != tiered.TierRemote {
-		return usageErrorf("--tier must be %q or %q", tiered.TierLocal, tiered.TierRemote)
+	tier := tiercache.Tier(o.tier)
+	if tier != "" && tier != tiercache.TierLocal && tier != tiercache.TierRemote {
+		return usageErrorf("--tier must be %q or %q", tiercache.TierLocal, tiercache.TierRemote)
 	}
 	var c *tiered.Cache
 	var err error
-	if o.tier == tiered.TierLocal {
+	if tier == tiercache.TierLocal {
 		c, err = openLocalTier(a, cmd)
 	} else {
 		// Listing both tiers survives a remote failure (the local tier's
@@ -93,7 +94,7 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	}
 	entries := make([]tiercache.Entry, 0, len(locals)+len(remotes))
 	for _, e := range slices.Concat(locals, remotes) {
-		if strings.HasPrefix(e.Key, prefix) && (o.tier == "" || e.Tier == o.tier) {
+		if strings.HasPrefix(e.Key, prefix) && (tier == "" || e.Tier == tier) {
 			entries = append(entries, e)
 		}
 	}
@@ -137,8 +138,8 @@ func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
 	return tiered.New(l, tiered.Options{})
 }
 
-func tierRank(t string) int {
-	if t == tiered.TierLocal {
+func tierRank(t tiercache.Tier) int {
+	if t == tiercache.TierLocal {
 		return 0
 	}
 	return 1

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/treecopy"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -106,8 +104,8 @@ type pullJSON struct {
 	Exact        bool   `json:"exact"`
 	// Tier is "local" when the tree was in the local tier, "remote" when
 	// it was downloaded; empty on a miss.
-	Tier string `json:"tier"`
-	Dir  string `json:"dir"`
+	Tier tiercache.Tier `json:"tier"`
+	Dir  string         `json:"dir"`
 	// Bytes and Files describe the restored tree.
 	Bytes int64 `json:"bytes"`
 	Files int64 `json:"files"`
@@ -141,13 +139,10 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	start := time.Now()
 	var hit tiered.Hit
 	var ok bool
-	switch {
-	case a.remoteErr != nil && a.flags.noLocal:
-		err = a.remoteErr // nothing else to pull from
-	case a.flags.noLocal:
-		hit, ok, err = c.PullRemote(ctx, key, o.restoreKeys, dir)
-	default:
-		hit, ok, err = c.Restore(ctx, key, o.restoreKeys)
+	if c == nil {
+		err = a.remoteErr // --no-local: nothing else to pull from
+	} else {
+		hit, ok, err = c.Pull(ctx, key, o.restoreKeys, dir, tiered.PullOptions{Link: o.link, Strict: a.flags.strict})
 	}
 	prog.finish()
 	out := pullJSON{RequestedKey: key, Dir: dir}
@@ -169,11 +164,10 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
 		out.DownloadedBytes = hit.Downloaded
-		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)))
-		if !a.flags.noLocal { // PullRemote restored into dir itself
-			if err := copyOut(a, cmd, prog, hit, dir, o.link); err != nil {
-				return fail(err)
-			}
+		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
+		if r := hit.Copy; !a.flags.noLocal {
+			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
+				dir, formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
 	} else if survived == nil {
@@ -211,37 +205,6 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	return nil
 }
 
-// copyOut copies the cached tree into dir, reporting progress.
-func copyOut(a *app, cmd *cobra.Command, prog *progress, hit tiered.Hit, dir string, link bool) error {
-	start := time.Now()
-	// An existing DIR keeps its own mode and mtime, as tar -x keeps an
-	// existing directory's; treecopy would give it the cached root's.
-	before, statErr := os.Stat(dir)
-	var copied atomic.Int64
-	res, err := treecopy.Copy(cmd.Context(), hit.Path, dir, treecopy.Options{
-		Link: link,
-		Progress: func(n int64) {
-			prog.set("copy", hit.Key, copied.Add(n), hit.Entry.Size)
-		},
-	})
-	prog.finish()
-	if err != nil {
-		// treecopy names paths relative to DIR; say which DIR.
-		return fmt.Errorf("restoring into %s: %w", dir, err)
-	}
-	if statErr == nil && before.IsDir() {
-		if err := os.Chmod(dir, before.Mode().Perm()); err != nil {
-			return fmt.Errorf("restoring into %s: %w", dir, err)
-		}
-		if err := os.Chtimes(dir, time.Time{}, before.ModTime()); err != nil {
-			return fmt.Errorf("restoring into %s: %w", dir, err)
-		}
-	}
-	a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
-		dir, formatDuration(time.Since(start)), res.Files, res.Cloned, res.Linked, res.Dirs, res.Symlinks, res.Hardlinks)
-	return nil
-}
-
 func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hit %q", out.Key)
@@ -253,7 +216,7 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 			}
 		}
 	}
-	if out.Tier == tiered.TierRemote {
+	if out.Tier == tiercache.TierRemote {
 		fmt.Fprintf(&b, " from the remote tier (%s downloaded)", formatBytes(out.DownloadedBytes))
 	} else {
 		fmt.Fprintf(&b, " from the local tier")

@@ -29,8 +29,12 @@ func TestPushPullRoundTrip(t *testing.T) {
 	r = mustCLI(t, e, "pull", "fid-1", dst)
 	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dst, treetest.FidelityReadOnlyDir), 0o755) })
 	treetest.AssertEqual(t, src, dst)
-	if !strings.Contains(r.stderr, `hit "fid-1" from the local tier`) {
+	if !strings.Contains(r.stderr, `hit "fid-1" from the local tier`) || !strings.Contains(r.stderr, "local only: no remote configured") {
 		t.Errorf("pull summary: %q", r.stderr)
+	}
+	// A miss says so too, so nobody wonders why the remote was not asked.
+	if r := mustCLI(t, e, "pull", "fid-none", filepath.Join(t.TempDir(), "d")); !strings.Contains(r.stderr, "local only: no remote configured") {
+		t.Errorf("miss summary: %q", r.stderr)
 	}
 	if r.stdout != "" {
 		t.Errorf("pull printed on stdout without --json: %q", r.stdout)

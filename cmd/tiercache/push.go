@@ -135,13 +135,10 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	}
 	start := time.Now()
 	var res tiered.PutResult
-	switch {
-	case a.remoteErr != nil && a.flags.noLocal:
-		err = a.remoteErr // nowhere to push to
-	case a.flags.noLocal:
-		res, err = c.PushRemote(cmd.Context(), key, dir, o.description)
-	default:
-		res, err = c.PutResult(cmd.Context(), key, dir, o.description)
+	if c == nil {
+		err = a.remoteErr // --no-local: nowhere to push to
+	} else {
+		res, err = c.Push(cmd.Context(), key, dir, tiered.PushOptions{Description: o.description})
 	}
 	prog.finish()
 	if err != nil && !a.survive(cmd, err) {

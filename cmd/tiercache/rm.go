@@ -90,7 +90,7 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 // removed anything, so rm looks first.
 func (a *app) isStored(ctx context.Context, key string) (bool, error) {
 	if a.local != nil {
-		if _, ok, err := a.local.Lookup(ctx, key); err != nil {
+		if _, ok, err := a.local.Get(ctx, key); err != nil {
 			return false, fmt.Errorf("local lookup: %w", err)
 		} else if ok {
 			return true, nil

@@ -63,12 +63,12 @@ func runStats(a *app, cmd *cobra.Command) error {
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tFILES\tOLDEST\tNEWEST")
-	row := func(name string, s tiercache.Stats) {
+	row := func(name tiercache.Tier, s tiercache.Stats) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), s.Files, formatTime(s.Oldest), formatTime(s.Newest))
 	}
-	row(tiered.TierLocal, st.Local)
+	row(tiercache.TierLocal, st.Local)
 	if st.Remote != nil {
-		row(tiered.TierRemote, *st.Remote)
+		row(tiercache.TierRemote, *st.Remote)
 	}
 	return tw.Flush()
 }
