@@ -26,17 +26,17 @@ type checkingStore struct {
 	calls []remote.CheckOptions
 }
 
-func (s *checkingStore) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+func (s *checkingStore) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	entries, err := s.List(ctx, "")
 	if err != nil {
-		return remote.CheckReport{}, err
+		return tiercache.CheckReport{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, opts)
-	return remote.CheckReport{
+	return tiercache.CheckReport{
 		Entries:  len(entries),
-		Problems: []remote.Problem{{Kind: remote.ProblemOrphanData, Object: "data/x", Repaired: opts.Repair}},
+		Problems: []tiercache.Problem{{Kind: remote.ProblemOrphanData, Object: "data/x", Repaired: opts.Repair}},
 	}, nil
 }
 
