@@ -228,18 +228,14 @@ type keyState struct {
 // satisfies l, with sizes counted as tree bytes (remote.Meta.Size, which
 // every data object's name records) and last access as the later of the
 // access marker's and the manifest's LastModified. It also collects
-// garbage older than OrphanGrace: data objects no manifest names (left by
-// interrupted puts, or replaced by a Put: those once replaced for longer
-// than OrphanGrace, by the manifest's history, since a reader may still
-// be on them), access markers of missing entries and manifests whose data
-// is gone.
+// garbage older than OrphanGrace (see the package doc): data objects no
+// manifest names, access markers of missing entries and manifests whose
+// data is gone.
 //
-// It needs three listings (data objects, then manifests and markers),
-// DeleteObjects batches of up to 1000 names, and a manifest read only for
-// keys with several data objects or with data but no manifest, so it
-// stays cheap with 100k entries. An evicted entry's manifest is deleted
-// before its data and marker, in a first round for all victims, so
-// readers see a miss rather than a broken entry.
+// It works from the survey it shares with Check, and deletes in
+// DeleteObjects batches of up to 1000 names. An evicted entry's manifest
+// is deleted before its data and marker, in a first round for all
+// victims, so readers see a miss rather than a broken entry.
 //
 // Entries are told apart by their stems, not their keys: the key of a
 // fallback stem is not in its name, and the stem identifies it as well.
