@@ -23,7 +23,8 @@
 // machine whatever its core count.
 //
 // Write and Extract both report the size and SHA-256 of the compressed
-// bytes they produced or consumed. The caller records them at put and
+// bytes they produced or consumed (as does Inspect, which reads an
+// archive with Extract's checks but writes nothing). The caller records them at put and
 // compares them at get: that, not the zstd frame checksum, is what proves an
 // archive whole, because a tar stream cut at a 512-byte boundary still reads
 // as a complete archive.

@@ -124,7 +124,25 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		return Result{}, err
 	}
 	defer root.Close()
+	return decode(ctx, r, opts, root, dir)
+}
 
+// Inspect reads an archive from r as Extract does, with the same checks,
+// limits and errors, but writes nothing: it returns what Extract would
+// (the input's size and SHA-256, reading it to EOF; the member count and
+// the regular-file bytes). Only what needs a file system is not checked:
+// a name that collides on disk with another.
+func Inspect(ctx context.Context, r io.Reader, opts ExtractOptions) (Result, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	return decode(ctx, r, opts, nil, "")
+}
+
+// decode runs an extraction into root, opened on dir, or with root nil
+// an inspection.
+func decode(ctx context.Context, r io.Reader, opts ExtractOptions, root *os.Root, dir string) (Result, error) {
 	hr := &hashReader{r: r, h: sha256.New()}
 	dec, err := zstd.NewReader(hr,
 		zstd.WithDecoderMaxMemory(opts.MaxDecoderMemory),
@@ -150,10 +168,12 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		buf:   make([]byte, copyChunk),
 		umask: fsutil.Umask(),
 	}
-	x.top = newDirHandle(".", dir, root)
-	x.top.acquire() // Extract's own reference: root is closed by the defer above
-	defer x.closeDirs()
-	if opts.Writers > 1 {
+	if root != nil {
+		x.top = newDirHandle(".", dir, root)
+		x.top.acquire() // Extract's own reference: root is closed by Extract
+		defer x.closeDirs()
+	}
+	if root != nil && opts.Writers > 1 {
 		x.pool = newWriterPool(opts.Writers, x.umask, x.createErr)
 		// Deferred last, so it runs first: writers finish before any
 		// handle they use is closed and before Extract returns.
@@ -232,12 +252,12 @@ type dirMeta struct {
 	explicit bool // false: created as a parent only; gets 0755, keeps its mtime
 }
 
-// extractor holds the state of one Extract. It is not safe for concurrent
-// use.
+// extractor holds the state of one Extract or Inspect. It is not safe
+// for concurrent use.
 type extractor struct {
 	ctx  context.Context
 	opts ExtractOptions
-	root *os.Root
+	root *os.Root // nil for Inspect: every check runs, nothing is written
 	hr   *hashReader
 	m    *meter
 	tr   *tar.Reader
@@ -550,6 +570,10 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
+	if x.root == nil {
+		x.seen[name] = kindFile
+		return x.copy(io.Discard, hdr)
+	}
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
@@ -603,6 +627,9 @@ func (x *extractor) readSmall(hdr *tar.Header) (*[]byte, error) {
 // mkdir creates the directory name (whose parents exist) owner-only
 // writable; its real mode comes at the end.
 func (x *extractor) mkdir(name string) error {
+	if x.root == nil {
+		return nil
+	}
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
 		return err
@@ -695,6 +722,13 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
+	x.seen[name] = kindSymlink
+	if x.opts.StrictSymlinks {
+		x.links[name] = target
+	}
+	if x.root == nil {
+		return nil
+	}
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
@@ -703,10 +737,6 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	// nothing is ever created below a name recorded as a symlink.
 	if err := parent.root.Symlink(target, base); err != nil {
 		return x.createErr(hdr.Name, name, err)
-	}
-	x.seen[name] = kindSymlink
-	if x.opts.StrictSymlinks {
-		x.links[name] = target
 	}
 	if err := lchtimes(parent.root, base, hdr.ModTime); err != nil {
 		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
@@ -738,6 +768,10 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
+	x.seen[name] = kindFile
+	if x.root == nil {
+		return nil
+	}
 	if x.pool != nil {
 		// The target may still be queued for a writer.
 		if err := x.pool.flush(); err != nil {
@@ -747,7 +781,6 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 	if err := x.root.Link(target, name); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
-	x.seen[name] = kindFile
 	return nil
 }
 
@@ -755,6 +788,9 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 // deepest first, so a read-only directory is never written into and no
 // later step disturbs an mtime.
 func (x *extractor) applyDirMeta() error {
+	if x.root == nil {
+		return nil
+	}
 	names := make([]string, 0, len(x.dirs))
 	for name := range x.dirs {
 		names = append(names, name)

@@ -26,7 +26,8 @@ func seedArchives(f *testing.F) [][]byte {
 
 // fuzzOne extracts data into the sandbox's destination and checks the
 // invariants that hold for every input: success or an error wrapping one
-// of the documented sentinels, and nothing outside the destination touched.
+// of the documented sentinels, nothing outside the destination touched,
+// and Inspect accepting what Extract accepts with the same Result.
 // It then empties the destination for the next input. One sandbox serves a
 // whole fuzzing process, because a fresh one per input would make each
 // execution several times slower.
@@ -34,9 +35,16 @@ func fuzzOne(t *testing.T, s *sandbox, data []byte) {
 	opts := fuzzLimits
 	// Let the input pick the symlink mode, so both are explored.
 	opts.StrictSymlinks = len(data) > 0 && data[0]&1 == 1
-	_, err := Extract(t.Context(), bytes.NewReader(data), s.dest, opts)
+	res, err := Extract(t.Context(), bytes.NewReader(data), s.dest, opts)
 	if err != nil && !isSentinel(err) {
 		t.Fatalf("error wraps no sentinel: %v", err)
+	}
+	ires, ierr := Inspect(t.Context(), bytes.NewReader(data), opts)
+	switch {
+	case ierr != nil && !isSentinel(ierr):
+		t.Fatalf("Inspect: error wraps no sentinel: %v", ierr)
+	case err == nil && (ierr != nil || ires.ArchiveSize != res.ArchiveSize || ires.SHA256 != res.SHA256 || ires.Files != res.Files || ires.Size != res.Size):
+		t.Fatalf("Extract gave %+v, Inspect %+v, %v", res, ires, ierr)
 	}
 	s.checkOutside(t)
 	if err := fsutil.RemoveAll(s.dest); err != nil {

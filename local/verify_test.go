@@ -15,7 +15,7 @@ import (
 )
 
 // kinds renders a report's problems as "kind key-or-base-name", sorted.
-func kinds(r Report) []string {
+func kinds(r tiercache.CheckReport) []string {
 	var out []string
 	for _, p := range r.Problems {
 		who := p.Key
@@ -28,7 +28,7 @@ func kinds(r Report) []string {
 	return out
 }
 
-func mustVerify(t *testing.T, c *Cache, opts VerifyOptions) Report {
+func mustVerify(t *testing.T, c *Cache, opts VerifyOptions) tiercache.CheckReport {
 	t.Helper()
 	r, err := c.Verify(t.Context(), opts)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/tiercache/tiercache"
 )
 
 // Checker is implemented by stores that can check their own consistency
@@ -24,7 +26,7 @@ type Checker interface {
 	// wrapping tiercache.ErrReadOnly before any request when Repair is
 	// set. Failing to examine the store (a listing that fails, say) is an
 	// error; what is wrong with single entries goes into the report.
-	Check(ctx context.Context, opts CheckOptions) (CheckReport, error)
+	Check(ctx context.Context, opts CheckOptions) (tiercache.CheckReport, error)
 }
 
 // CheckOptions configure Checker.Check. The zero value checks metadata
@@ -48,12 +50,11 @@ type CheckOptions struct {
 	// to its end. An error wrapping tiercache.ErrIntegrity reports the
 	// entry as ProblemContentMismatch; another error fails the check.
 	// The store only knows the archive as bytes: the tiered cache uses
-	// this to compare its members with Meta.Size and Meta.Files, which
-	// every pull checks.
+	// this to read its members as a pull would (archive.Inspect).
 	Inspect func(ctx context.Context, m Meta, archive io.Reader) error
 }
 
-// Problem kinds a Checker reports.
+// Problem kinds a Checker reports (tiercache.Problem.Kind).
 const (
 	// ProblemCorruptManifest is an entry whose metadata does not parse.
 	ProblemCorruptManifest = "corrupt-manifest"
@@ -67,7 +68,8 @@ const (
 	ProblemChecksumMismatch = "checksum-mismatch"
 	// ProblemContentMismatch (Deep with CheckOptions.Inspect) is an entry
 	// whose archive is intact but does not hold what its metadata says
-	// (the tree's size or file count), so every pull of it fails.
+	// (the tree's size or file count), or holds members extraction
+	// refuses, so every pull of it fails.
 	ProblemContentMismatch = "content-mismatch"
 	// ProblemOrphanData is an archive no entry names, older than the
 	// grace: left by an interrupted or superseded write.
@@ -79,40 +81,3 @@ const (
 	// grace: its parts cost storage until it is aborted.
 	ProblemStaleUpload = "stale-upload"
 )
-
-// Problem is one thing Check found wrong.
-type Problem struct {
-	// Kind is one of the Problem* constants.
-	Kind string `json:"kind"`
-	// Key is the entry's key when it is known (a leftover's name does not
-	// always tell it).
-	Key string `json:"key,omitempty"`
-	// Object names what is wrong: an object name, or for an upload the
-	// object name and the upload id.
-	Object string `json:"object"`
-	// Detail says what is wrong with it.
-	Detail string `json:"detail"`
-	// Repaired is true when Check removed it.
-	Repaired bool `json:"repaired"`
-}
-
-// CheckReport is what Check found.
-type CheckReport struct {
-	// Entries is the number of entries examined.
-	Entries int `json:"entries"`
-	// Verified is the number of archives downloaded and verified (Deep).
-	Verified int `json:"verified"`
-	// Problems lists what was found, repaired or not.
-	Problems []Problem `json:"problems"`
-}
-
-// Unrepaired returns how many problems remain.
-func (r CheckReport) Unrepaired() int {
-	n := 0
-	for _, p := range r.Problems {
-		if !p.Repaired {
-			n++
-		}
-	}
-	return n
-}

@@ -52,9 +52,9 @@ type readOnlyChecker struct {
 
 var _ Checker = readOnlyChecker{}
 
-func (r readOnlyChecker) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+func (r readOnlyChecker) Check(ctx context.Context, opts CheckOptions) (tiercache.CheckReport, error) {
 	if opts.Repair {
-		return CheckReport{}, refused("check with repair", "")
+		return tiercache.CheckReport{}, refused("check with repair", "")
 	}
 	return r.c.Check(ctx, opts)
 }

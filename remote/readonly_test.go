@@ -19,9 +19,9 @@ type checkingStore struct {
 	checks []remote.CheckOptions
 }
 
-func (c *checkingStore) Check(_ context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+func (c *checkingStore) Check(_ context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	c.checks = append(c.checks, opts)
-	return remote.CheckReport{Entries: 1}, nil
+	return tiercache.CheckReport{Entries: 1}, nil
 }
 
 // TestReadOnly: every write through the wrapper is refused without

@@ -1,14 +1,11 @@
 package tiered
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
@@ -32,9 +29,9 @@ type FsckOptions struct {
 
 // FsckReport is what Fsck found in each tier.
 type FsckReport struct {
-	Local local.Report `json:"local"`
+	Local tiercache.CheckReport `json:"local"`
 	// Remote is nil when no remote tier is configured.
-	Remote *remote.CheckReport `json:"remote,omitempty"`
+	Remote *tiercache.CheckReport `json:"remote,omitempty"`
 }
 
 // Unrepaired returns how many problems remain in both tiers.
@@ -48,12 +45,12 @@ func (r FsckReport) Unrepaired() int {
 
 // Fsck checks the local tier (local.Cache.Verify), then the remote one
 // (remote.Checker), and with opts.Repair removes what is broken or
-// left over in each. A deep check of the remote also reads the members
-// of every archive and compares their count and bytes with the entry's
-// metadata, as a pull would after extracting them. A remote store that cannot check itself is an error
-// wrapping tiercache.ErrInvalidArgument, and a repair in read-only mode
-// one wrapping tiercache.ErrReadOnly, both before anything is examined.
-// If the remote check fails, what was found so far is returned with the
+// left over in each. A deep check of the remote also reads every
+// archive's members (archive.Inspect) and fails those a pull would
+// refuse. A remote store that cannot check itself is an error wrapping
+// tiercache.ErrInvalidArgument, and a repair in read-only mode one
+// wrapping tiercache.ErrReadOnly, both before anything is examined. If
+// the remote check fails, what was found so far is returned with the
 // error.
 func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) {
 	if opts.Repair && c.opts.ReadOnly {
@@ -89,50 +86,22 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 	return rep, nil
 }
 
-// inspectArchive reads the tar members of a zstd archive, without
-// writing anything, and checks their number and regular-file bytes
-// against m, the way verify does after an extraction: an archive whose
-// manifest records another tree would fail every pull. It stops at the
-// first member past what m records.
+// inspectArchive reads an archive as a pull would, without writing
+// anything: its members pass extraction's checks within what m records,
+// and hold the tree m records. (The store checks the archive's size and
+// SHA-256 itself.) Anything that would fail every pull is an integrity
+// error.
 func (c *Cache) inspectArchive(ctx context.Context, m remote.Meta, r io.Reader) error {
-	maxMem := c.opts.Extract.MaxDecoderMemory
-	if maxMem == 0 {
-		maxMem = archive.DefaultMaxDecoderMemory
+	xopts := c.opts.Extract
+	xopts.MaxBytes = capLimit(xopts.MaxBytes, m.Size)
+	xopts.MaxEntries = capLimit(xopts.MaxEntries, m.Files)
+	res, err := archive.Inspect(ctx, r, xopts)
+	switch {
+	case err == nil && (res.Files != m.Files || res.Size != m.Size):
+		return fmt.Errorf("%w: key %q: the archive holds %d members of %d bytes, the manifest records %d of %d bytes",
+			tiercache.ErrIntegrity, m.Key, res.Files, res.Size, m.Files, m.Size)
+	case errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded):
+		return fmt.Errorf("%w: key %q: %w", tiercache.ErrIntegrity, m.Key, err)
 	}
-	// One decoder goroutine at most: it must not read r after we return.
-	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxMem))
-	if err != nil {
-		return fmt.Errorf("key %q: %w", m.Key, err)
-	}
-	defer dec.Close()
-	tr := tar.NewReader(dec)
-	var files, size int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%w: key %q: the archive does not decode: %w", tiercache.ErrIntegrity, m.Key, err)
-		}
-		files++
-		if hdr.Typeflag == tar.TypeReg {
-			size += hdr.Size
-		}
-		if files > m.Files || size > m.Size {
-			break
-		}
-	}
-	if files != m.Files || size != m.Size {
-		what := "holds"
-		if files > m.Files || size > m.Size {
-			what = "holds at least"
-		}
-		return fmt.Errorf("%w: key %q: the archive %s %d members of %d bytes, the manifest records %d of %d bytes",
-			tiercache.ErrIntegrity, m.Key, what, files, size, m.Files, m.Size)
-	}
-	return nil
+	return err
 }

@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
@@ -26,17 +29,17 @@ type checkingStore struct {
 	calls []remote.CheckOptions
 }
 
-func (s *checkingStore) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+func (s *checkingStore) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	entries, err := s.List(ctx, "")
 	if err != nil {
-		return remote.CheckReport{}, err
+		return tiercache.CheckReport{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, opts)
-	return remote.CheckReport{
+	return tiercache.CheckReport{
 		Entries:  len(entries),
-		Problems: []remote.Problem{{Kind: remote.ProblemOrphanData, Object: "data/x", Repaired: opts.Repair}},
+		Problems: []tiercache.Problem{{Kind: remote.ProblemOrphanData, Object: "data/x", Repaired: opts.Repair}},
 	}, nil
 }
 
@@ -135,8 +138,9 @@ func TestFsckLocalOnlyAndRefusals(t *testing.T) {
 }
 
 // TestInspectArchive checks the deep remote check's reading of archive
-// members: a true manifest passes; one that records another tree, and an
-// archive that does not decode, are integrity problems.
+// members: a true manifest passes; one that records another tree, an
+// archive that does not decode and one whose member a pull refuses are
+// integrity problems.
 func TestInspectArchive(t *testing.T) {
 	c := newTiered(t, nil, Options{})
 	var buf bytes.Buffer
@@ -148,6 +152,18 @@ func TestInspectArchive(t *testing.T) {
 	if err := c.inspectArchive(t.Context(), good, bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatalf("a true manifest: %v", err)
 	}
+	// The counts match, but extraction refuses the name.
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	if err := tw.WriteHeader(&tar.Header{Name: "../escape", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	var unsafe bytes.Buffer
+	zw, _ := zstd.NewWriter(&unsafe)
+	_, _ = zw.Write(tarBuf.Bytes())
+	_ = zw.Close()
 	for name, tc := range map[string]struct {
 		m    remote.Meta
 		data []byte
@@ -157,6 +173,7 @@ func TestInspectArchive(t *testing.T) {
 		"more bytes":     {remote.Meta{Key: "k", Size: res.Size + 1, Files: res.Files}, buf.Bytes()},
 		"not an archive": {good, []byte("this is not zstd")},
 		"cut short":      {good, buf.Bytes()[:buf.Len()/2]},
+		"unsafe member":  {remote.Meta{Key: "k", Size: 1, Files: 1}, unsafe.Bytes()},
 	} {
 		err := c.inspectArchive(t.Context(), tc.m, bytes.NewReader(tc.data))
 		if !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), `"k"`) {

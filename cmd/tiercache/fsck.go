@@ -37,6 +37,7 @@ error:
   remote  missing-data       the archive the manifest names does not exist
   remote  size-mismatch      the archive's size differs from the manifest's
   remote  checksum-mismatch  (--deep) the archive's SHA-256 differs from the manifest's
+  remote  content-mismatch   (--deep) the archive is intact but a pull would refuse it
 and what interrupted pushes and pulls left behind, once older than the
 grace (younger leftovers may belong to a push still running; a staging
 directory counts once its owner is dead and it is a minute old):
@@ -61,7 +62,8 @@ cache directory or the bucket. With --read-only, fsck checks but --repair is
 refused before anything is written.
 
 --deep also reads everything: it walks every local tree and downloads every
-remote archive to verify its size and SHA-256. It costs the size of the
+remote archive to verify its size and SHA-256, and its members with the
+checks a pull makes (without writing them). It costs the size of the
 remote tier in downloads.
 
 With --json, prints {"local": {...}, "remote": {...}, "problems": N,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,144 +29,60 @@ var _ remote.Checker = (*Store)(nil)
 // without multiplying that memory.
 const deepConcurrency = 2
 
-// Check implements remote.Checker. It works from the same three listings
-// as Prune (data objects first, then manifests and access markers) plus
-// one of the multipart uploads in flight, and reads every manifest (up to
-// 16 at once); Deep then downloads every sound entry's archive, two at a
-// time. An entry is reported only after a second
-// look confirms it: a manifest naming a data object missing from the
-// listing is rechecked with a HEAD and a fresh read of the manifest, so
-// a Put or Delete running meanwhile is not mistaken for damage.
+// Check implements remote.Checker. It works from Prune's survey plus a
+// listing of the multipart uploads in flight, and reads every manifest
+// (up to 16 at once); Deep then downloads every sound entry's archive,
+// two at a time. An entry is reported only after a second look confirms
+// it: a manifest naming a data object missing from the listing is
+// rechecked with a HEAD and a fresh read of the manifest, so a Put or
+// Delete running meanwhile is not mistaken for damage.
 //
 // Repair deletes the manifests of broken entries first, then their data
 // objects and access markers, orphaned data objects and stray markers
 // (in batches), and aborts stale uploads. Like Prune, it may turn an
 // entry re-put at the very moment it is repaired into a miss, never into
 // a torn entry.
-func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (remote.CheckReport, error) {
+func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	if opts.Grace < 0 {
-		return remote.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
+		return tiercache.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
 	}
-	stems, now, err := s.checkSurvey(ctx)
+	stems, now, err := s.survey(ctx)
 	if err != nil {
-		return remote.CheckReport{}, err
+		return tiercache.CheckReport{}, err
 	}
 	ck := &checker{s: s, opts: opts, now: now, cutoff: now.Add(-cmp.Or(opts.Grace, s.cfg.OrphanGrace))}
-	if err := ck.readManifests(ctx, stems); err != nil {
-		return remote.CheckReport{}, err
+	// Every listed entry, and every stem with leftovers old enough to
+	// report (a manifest may have been committed since the listing).
+	need := func(ks *keyState) bool {
+		return ks.manifest != nil || (ks.marker != nil && ck.old(ks.marker.modified)) ||
+			slices.ContainsFunc(ks.data, func(d dataObj) bool { return ck.old(d.modified) })
+	}
+	if err := s.readManifests(ctx, stems, need, ck.checkEntry); err != nil {
+		return tiercache.CheckReport{}, err
 	}
 	ck.leftovers(stems)
 	if opts.Deep {
 		if err := ck.deep(ctx, stems); err != nil {
-			return remote.CheckReport{}, err
+			return tiercache.CheckReport{}, err
 		}
 	}
 	if err := ck.uploads(ctx); err != nil {
-		return remote.CheckReport{}, err
+		return tiercache.CheckReport{}, err
 	}
 	var rerr error
 	if opts.Repair {
 		rerr = ck.repair(ctx)
 	}
-	report := remote.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []remote.Problem{}}
+	report := tiercache.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []tiercache.Problem{}}
 	for _, f := range ck.findings {
 		report.Problems = append(report.Problems, f.p)
 	}
 	return report, rerr
 }
 
-// ckData is one data object of a stem, as listed.
-type ckData struct {
-	id       string
-	size     int64
-	modified time.Time
-}
-
-// Manifest states, once read.
-const (
-	manifestUnread  = iota // not read: nothing old enough to need it
-	manifestOK             // read and valid
-	manifestMissing        // no manifest (or deleted since the listing)
-	manifestCorrupt        // present but does not parse
-)
-
-// ckStem is what Check knows of one stem.
-type ckStem struct {
-	n        names
-	manifest *object // as listed
-	marker   *object
-	data     []ckData
-
-	state   int
-	m       manifest // when state is manifestOK
-	corrupt error    // when state is manifestCorrupt
-	// broken: the entry is reported and, with Repair, deleted.
-	broken bool
-	// unsettled: the entry changed while it was checked (a concurrent
-	// Put or Delete); nothing of it is reported.
-	unsettled bool
-}
-
-// key returns the stem's key, or "" when only a fallback stem is known.
-func (st *ckStem) key() string {
-	if st.state == manifestOK {
-		return st.m.Meta.Key
-	}
-	return st.n.key
-}
-
-// checkSurvey lists data objects, then manifests and markers, and groups
-// them by stem, keeping object sizes (which Prune's survey does not need).
-func (s *Store) checkSurvey(ctx context.Context) (map[string]*ckStem, time.Time, error) {
-	data, now, err := s.listAll(ctx, s.prefix+dataDir, "data objects")
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	var manifests, markers []object
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
-		manifests, _, err = s.listAll(gctx, s.prefix+manifestsDir, "manifests")
-		return err
-	})
-	g.Go(func() (err error) {
-		markers, _, err = s.listAll(gctx, s.prefix+accessDir, "access markers")
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		return nil, time.Time{}, err
-	}
-	stems := make(map[string]*ckStem)
-	state := func(stem string) *ckStem {
-		st := stems[stem]
-		if st == nil {
-			n, _ := s.namesForStem(stem) // callers pass parsed stems only
-			st = &ckStem{n: n}
-			stems[stem] = st
-		}
-		return st
-	}
-	for _, o := range data {
-		if stem, id, _, ok := s.dataStemOf(o.name); ok {
-			st := state(stem)
-			st.data = append(st.data, ckData{id: id, size: o.size, modified: o.modified})
-		}
-	}
-	for i := range manifests {
-		if stem, ok := stemOf(manifests[i].name, s.prefix+manifestsDir, manifestSuffix); ok {
-			state(stem).manifest = &manifests[i]
-		}
-	}
-	for i := range markers {
-		if stem, ok := stemOf(markers[i].name, s.prefix+accessDir, ""); ok && markers[i].size == 0 {
-			state(stem).marker = &markers[i]
-		}
-	}
-	return stems, now, nil
-}
-
 // finding is a problem with what repairing it takes.
 type finding struct {
-	p remote.Problem
+	p tiercache.Problem
 	// first is deleted before then: the manifest of a broken entry, so
 	// readers never find a manifest whose data is gone.
 	first string
@@ -203,41 +120,18 @@ func (ck *checker) age(t time.Time) string {
 	return ck.now.Sub(t).Round(time.Second).String()
 }
 
-// readManifests reads the manifest of every listed entry, and of every
-// stem with leftovers old enough to report (a manifest may have been
-// committed since the listing), and checks each entry's data object.
-func (ck *checker) readManifests(ctx context.Context, stems map[string]*ckStem) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listConcurrency)
-	for _, st := range stems {
-		need := st.manifest != nil || (st.marker != nil && ck.old(st.marker.modified))
-		for _, d := range st.data {
-			need = need || ck.old(d.modified)
-		}
-		if need {
-			g.Go(func() error { return ck.checkEntry(gctx, st) })
-		}
-	}
-	return g.Wait()
-}
-
-// checkEntry reads st's manifest and checks that the data object it
+// checkEntry checks, once st's manifest is read, that the data object it
 // names exists with the recorded size.
-func (ck *checker) checkEntry(ctx context.Context, st *ckStem) error {
+func (ck *checker) checkEntry(ctx context.Context, st *keyState) error {
 	s := ck.s
-	m, err := s.readManifest(ctx, st.n)
-	switch {
-	case errors.Is(err, tiercache.ErrNotFound):
-		st.state = manifestMissing
+	switch st.state {
+	case manifestMissing:
 		return nil
-	case errors.Is(err, tiercache.ErrIntegrity):
-		st.state, st.corrupt = manifestCorrupt, err
+	case manifestCorrupt:
 		ck.countEntry()
 		return ck.corruptManifest(ctx, st)
-	case err != nil:
-		return err
 	}
-	st.state, st.m = manifestOK, m
+	m := st.m
 	ck.countEntry()
 	dataName := st.n.data(m.Data)
 	size := int64(-1) // missing
@@ -267,7 +161,7 @@ func (ck *checker) checkEntry(ctx context.Context, st *ckStem) error {
 		return err
 	}
 	f := finding{
-		p:     remote.Problem{Key: m.Meta.Key, Object: st.n.manifest},
+		p:     tiercache.Problem{Key: m.Meta.Key, Object: st.n.manifest},
 		first: st.n.manifest,
 		then:  []string{st.n.marker},
 	}
@@ -293,7 +187,7 @@ func (ck *checker) countEntry() {
 // stillNames rereads st's manifest and reports whether it still names
 // data object id, marking st unsettled if not (replaced or deleted since
 // it was first read).
-func (ck *checker) stillNames(ctx context.Context, st *ckStem, id string) (bool, error) {
+func (ck *checker) stillNames(ctx context.Context, st *keyState, id string) (bool, error) {
 	m, err := ck.s.readManifest(ctx, st.n)
 	switch {
 	case err == nil && m.Data == id:
@@ -308,7 +202,7 @@ func (ck *checker) stillNames(ctx context.Context, st *ckStem, id string) (bool,
 
 // corruptManifest reports a manifest that does not parse, once a second
 // read confirms it.
-func (ck *checker) corruptManifest(ctx context.Context, st *ckStem) error {
+func (ck *checker) corruptManifest(ctx context.Context, st *keyState) error {
 	_, err := ck.s.readManifest(ctx, st.n)
 	switch {
 	case errors.Is(err, tiercache.ErrIntegrity):
@@ -320,7 +214,7 @@ func (ck *checker) corruptManifest(ctx context.Context, st *ckStem) error {
 	}
 	st.broken = true
 	ck.add(finding{
-		p:     remote.Problem{Kind: remote.ProblemCorruptManifest, Key: st.n.key, Object: st.n.manifest, Detail: st.corrupt.Error()},
+		p:     tiercache.Problem{Kind: remote.ProblemCorruptManifest, Key: st.n.key, Object: st.n.manifest, Detail: st.corrupt.Error()},
 		first: st.n.manifest,
 		then:  []string{st.n.marker},
 	})
@@ -331,7 +225,7 @@ func (ck *checker) corruptManifest(ctx context.Context, st *ckStem) error {
 // access markers of keys without an entry, when older than the grace. A
 // data object the manifest's history says was replaced counts from its
 // replacement, not its upload: until then readers may still be on it.
-func (ck *checker) leftovers(stems map[string]*ckStem) {
+func (ck *checker) leftovers(stems map[string]*keyState) {
 	for _, st := range stems {
 		if st.unsettled || st.state == manifestUnread {
 			continue // nothing old enough, or changing under us
@@ -351,7 +245,7 @@ func (ck *checker) leftovers(stems map[string]*ckStem) {
 			}
 			name := st.n.data(d.id)
 			ck.add(finding{
-				p: remote.Problem{
+				p: tiercache.Problem{
 					Kind: remote.ProblemOrphanData, Key: st.key(), Object: name,
 					Detail: detail,
 				},
@@ -360,7 +254,7 @@ func (ck *checker) leftovers(stems map[string]*ckStem) {
 		}
 		if st.state == manifestMissing && st.marker != nil && ck.old(st.marker.modified) {
 			ck.add(finding{
-				p: remote.Problem{
+				p: tiercache.Problem{
 					Kind: remote.ProblemStrayMarker, Key: st.key(), Object: st.n.marker,
 					Detail: fmt.Sprintf("access record of a key with no entry, written %s ago", ck.age(st.marker.modified)),
 				},
@@ -372,7 +266,7 @@ func (ck *checker) leftovers(stems map[string]*ckStem) {
 
 // deep downloads the archive of every entry found sound so far and
 // verifies its size and SHA-256.
-func (ck *checker) deep(ctx context.Context, stems map[string]*ckStem) error {
+func (ck *checker) deep(ctx context.Context, stems map[string]*keyState) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deepConcurrency)
 	for _, st := range stems {
@@ -388,7 +282,7 @@ func (ck *checker) deep(ctx context.Context, stems map[string]*ckStem) error {
 // parallel reads are exercised as a pull would) and compares it with the
 // Meta Open returned, which is that of the manifest naming what it read,
 // then lets CheckOptions.Inspect judge its content.
-func (ck *checker) verifyArchive(ctx context.Context, st *ckStem) error {
+func (ck *checker) verifyArchive(ctx context.Context, st *keyState) error {
 	key := st.m.Meta.Key
 	dg, err := ck.readArchive(ctx, key)
 	meta := dg.meta
@@ -419,7 +313,7 @@ func (ck *checker) verifyArchive(ctx context.Context, st *ckStem) error {
 		return rerr
 	}
 	dataName := st.n.data(m.Data)
-	p := remote.Problem{Kind: remote.ProblemChecksumMismatch, Key: key, Object: st.n.manifest}
+	p := tiercache.Problem{Kind: remote.ProblemChecksumMismatch, Key: key, Object: st.n.manifest}
 	switch {
 	case err != nil:
 		p.Detail = fmt.Sprintf("its archive %s cannot be read as recorded: %v", dataName, err)
@@ -501,7 +395,7 @@ func (ck *checker) uploads(ctx context.Context) error {
 			}
 			n, _ := s.namesForStem(stem)
 			ck.add(finding{
-				p: remote.Problem{
+				p: tiercache.Problem{
 					Kind: remote.ProblemStaleUpload, Key: n.key, Object: name + " (upload " + id + ")",
 					Detail: fmt.Sprintf("multipart upload started %s ago and never completed", ck.age(*u.Initiated)),
 				},

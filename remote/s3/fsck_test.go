@@ -19,7 +19,7 @@ import (
 )
 
 // problemSet renders a report's problems as "kind key" strings, sorted.
-func problemSet(r remote.CheckReport) []string {
+func problemSet(r tiercache.CheckReport) []string {
 	var out []string
 	for _, p := range r.Problems {
 		out = append(out, p.Kind+" "+p.Key)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -190,48 +190,52 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 	return out, nil
 }
 
-// dataObj is one data object of a key.
+// dataObj is one data object of a key, as listed.
 type dataObj struct {
 	id       string
 	treeSize int64 // as recorded in id
+	size     int64 // the object's
 	modified time.Time
 }
 
-// keyState is what Prune knows of one key.
+// Manifest states, once read.
+const (
+	manifestUnread  = iota // not read: nothing needed it
+	manifestOK             // read and valid
+	manifestMissing        // no manifest (or deleted since the listing)
+	manifestCorrupt        // present but does not parse
+)
+
+// keyState is what a survey found of one stem, and what Prune or Check
+// learned of it since.
 type keyState struct {
+	n        names
 	manifest *object // as listed; nil if none
 	marker   *object
 	data     []dataObj
-	// ref is the data id the manifest names, when Prune had to read it
-	// (refKnown); otherwise a manifest with one data object is taken to
-	// name it.
-	ref      string
-	refKnown bool
-	// replaced is the manifest's history, when read: data objects it
-	// replaced and when, kept for their readers until past the grace.
-	replaced map[string]time.Time
-	// gone: the manifest was listed but had been deleted when read.
-	gone bool
-	// corrupt: the manifest could not be parsed.
-	corrupt bool
+
+	state   int
+	m       manifest // when state is manifestOK
+	corrupt error    // when state is manifestCorrupt
+
+	// Check's verdicts. broken: the entry is reported and, with Repair,
+	// deleted. unsettled: the entry changed while it was checked (a
+	// concurrent Put or Delete), so nothing of it is reported.
+	broken, unsettled bool
 }
 
 // Prune evicts entries, least recently accessed first, until the store
 // satisfies l, with sizes counted as tree bytes (remote.Meta.Size, which
 // every data object's name records) and last access as the later of the
 // access marker's and the manifest's LastModified. It also collects
-// garbage older than OrphanGrace: data objects no manifest names (left by
-// interrupted puts, or replaced by a Put: those once replaced for longer
-// than OrphanGrace, by the manifest's history, since a reader may still
-// be on them), access markers of missing entries and manifests whose data
-// is gone.
+// garbage older than OrphanGrace (see the package doc): data objects no
+// manifest names, access markers of missing entries and manifests whose
+// data is gone.
 //
-// It needs three listings (data objects, then manifests and markers),
-// DeleteObjects batches of up to 1000 names, and a manifest read only for
-// keys with several data objects or with data but no manifest, so it
-// stays cheap with 100k entries. An evicted entry's manifest is deleted
-// before its data and marker, in a first round for all victims, so
-// readers see a miss rather than a broken entry.
+// It works from the survey it shares with Check, and deletes in
+// DeleteObjects batches of up to 1000 names. An evicted entry's manifest
+// is deleted before its data and marker, in a first round for all
+// victims, so readers see a miss rather than a broken entry.
 //
 // Entries are told apart by their stems, not their keys: the key of a
 // fallback stem is not in its name, and the stem identifies it as well.
@@ -249,13 +253,23 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		return 0, err
 	}
 	cutoff := now.Add(-s.cfg.OrphanGrace)
-	if err := s.resolveRefs(ctx, keys, cutoff); err != nil {
+	// The manifests Prune cannot do without: of keys with several data
+	// objects (which one is committed, and since when were the others
+	// replaced?) and of keys with data old enough to collect but no
+	// listed manifest (committed since the listing?).
+	need := func(ks *keyState) bool {
+		if ks.manifest != nil {
+			return len(ks.data) > 1
+		}
+		return slices.ContainsFunc(ks.data, func(d dataObj) bool { return d.modified.Before(cutoff) })
+	}
+	if err := s.readManifests(ctx, keys, need, nil); err != nil {
 		return 0, err
 	}
 
 	var items []policy.Item
 	for stem, ks := range keys {
-		if ks.manifest == nil || ks.gone {
+		if ks.manifest == nil || ks.gone() {
 			continue
 		}
 		last := ks.manifest.modified
@@ -300,8 +314,8 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 			continue
 		}
 		n := s.namesOf(stem)
-		live := ks.manifest != nil && !ks.gone
-		if live && !ks.corrupt && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
+		live := ks.manifest != nil && !ks.gone()
+		if live && ks.state != manifestCorrupt && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
 			// Committed long ago and no data left: unreadable.
 			round1 = append(round1, n.manifest)
 			live = false
@@ -311,7 +325,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 				round2 = append(round2, n.data(d.id))
 			}
 		}
-		if !live && ks.marker != nil && ks.marker.modified.Before(cutoff) && !ks.refKnown {
+		if !live && ks.marker != nil && ks.marker.modified.Before(cutoff) && ks.state != manifestOK {
 			round2 = append(round2, n.marker)
 		}
 	}
@@ -346,23 +360,28 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 func (ks *keyState) treeBytes() int64 {
 	var sum int64
 	for _, d := range ks.data {
-		if ks.refKnown && d.id == ks.ref {
+		if ks.state == manifestOK && d.id == ks.m.Data {
 			return d.treeSize
 		}
 		sum += d.treeSize
 	}
-	if ks.refKnown {
+	if ks.state == manifestOK {
 		return 0 // the named object is missing
 	}
 	return sum
 }
 
-// names reports whether the manifest (as far as Prune knows) names id.
+// gone reports whether the manifest was listed but deleted when read.
+func (ks *keyState) gone() bool { return ks.manifest != nil && ks.state == manifestMissing }
+
+// names reports whether the manifest (as far as Prune knows) names id:
+// Prune reads it only when it must, and a manifest with one data object
+// is taken to name it.
 func (ks *keyState) names(id string) bool {
-	if ks.refKnown {
-		return id == ks.ref
+	if ks.state == manifestOK {
+		return id == ks.m.Data
 	}
-	return ks.manifest != nil && !ks.gone && len(ks.data) == 1
+	return ks.manifest != nil && !ks.gone() && len(ks.data) == 1
 }
 
 // orphan reports whether data object id is garbage once old enough:
@@ -370,14 +389,12 @@ func (ks *keyState) names(id string) bool {
 // or could not be, nothing is an orphan.
 func (ks *keyState) orphan(id string) bool {
 	switch {
-	case ks.refKnown:
-		return id != ks.ref
-	case ks.corrupt:
+	case ks.state == manifestOK:
+		return id != ks.m.Data
+	case ks.state == manifestCorrupt:
 		return false
-	case ks.manifest == nil || ks.gone:
-		return true
 	default:
-		return false
+		return ks.manifest == nil || ks.gone()
 	}
 }
 
@@ -385,15 +402,24 @@ func (ks *keyState) orphan(id string) bool {
 // replaced at or after cutoff: readers that started on it may still be
 // reading it. Its upload time says nothing of that.
 func (ks *keyState) inGrace(id string, cutoff time.Time) bool {
-	at, ok := ks.replaced[id]
+	at, ok := ks.m.replacedAt(id)
 	return ok && !at.Before(cutoff)
 }
 
+// key returns the stem's key, or "" when only a fallback stem is known.
+func (ks *keyState) key() string {
+	if ks.state == manifestOK {
+		return ks.m.Meta.Key
+	}
+	return ks.n.key
+}
+
 // survey lists data objects first, then manifests and markers, and groups
-// them by stem. The order matters: a Put completes its data object before
-// it writes the manifest, so data listed is either committed by the time
-// manifests are listed or belongs to a Put still running (young) or dead
-// (an orphan).
+// them by stem, for Prune and Check. The order matters: a Put completes
+// its data object before it writes the manifest, so data listed is either
+// committed by the time manifests are listed or belongs to a Put still
+// running (young) or dead (an orphan). It also returns the server's clock
+// at the first listing.
 func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, error) {
 	data, now, err := s.listAll(ctx, s.prefix+dataDir, "data objects")
 	if err != nil {
@@ -416,7 +442,8 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 	state := func(stem string) *keyState {
 		ks := keys[stem]
 		if ks == nil {
-			ks = &keyState{}
+			n, _ := s.namesForStem(stem) // callers pass parsed stems only
+			ks = &keyState{n: n}
 			keys[stem] = ks
 		}
 		return ks
@@ -424,7 +451,7 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 	for _, o := range data {
 		if stem, id, treeSize, ok := s.dataStemOf(o.name); ok {
 			ks := state(stem)
-			ks.data = append(ks.data, dataObj{id: id, treeSize: treeSize, modified: o.modified})
+			ks.data = append(ks.data, dataObj{id: id, treeSize: treeSize, size: o.size, modified: o.modified})
 		}
 	}
 	for i := range manifests {
@@ -441,46 +468,33 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 	return keys, now, nil
 }
 
-// resolveRefs reads the manifests Prune cannot do without: keys with
-// several data objects (which one is committed, and since when were the
-// others replaced?) and keys with data old enough to collect but no
-// listed manifest (committed since the listing?).
-func (s *Store) resolveRefs(ctx context.Context, keys map[string]*keyState, cutoff time.Time) error {
-	var mu sync.Mutex
+// readManifests reads, up to listConcurrency at once, the manifest of
+// every stem need picks and records its state, then hands the stem to
+// then, if set. Only a failure to read a manifest is an error: a missing
+// or corrupt one is a state.
+func (s *Store) readManifests(ctx context.Context, keys map[string]*keyState, need func(*keyState) bool, then func(context.Context, *keyState) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
-	for stem, ks := range keys {
-		need := ks.manifest != nil && len(ks.data) > 1
-		if ks.manifest == nil {
-			for _, d := range ks.data {
-				need = need || d.modified.Before(cutoff)
-			}
-		}
-		if !need {
+	for _, ks := range keys {
+		if !need(ks) {
 			continue
 		}
 		g.Go(func() error {
-			n, _ := s.namesForStem(stem) // every stem in keys parsed
-			m, err := s.readManifest(gctx, n)
-			mu.Lock()
-			defer mu.Unlock()
+			m, err := s.readManifest(gctx, ks.n)
 			switch {
 			case err == nil:
-				ks.ref, ks.refKnown = m.Data, true
-				for _, r := range m.Replaced {
-					if ks.replaced == nil {
-						ks.replaced = make(map[string]time.Time, len(m.Replaced))
-					}
-					ks.replaced[r.Data] = r.At
-				}
+				ks.state, ks.m = manifestOK, m
 			case errors.Is(err, tiercache.ErrNotFound):
-				ks.gone = ks.manifest != nil
+				ks.state = manifestMissing
 			case errors.Is(err, tiercache.ErrIntegrity):
-				ks.corrupt = true
+				ks.state, ks.corrupt = manifestCorrupt, err
 			default:
 				return err
 			}
-			return nil
+			if then == nil {
+				return nil
+			}
+			return then(gctx, ks)
 		})
 	}
 	return g.Wait()
