@@ -19,9 +19,9 @@ import (
 
 // A cache never breaks the build: these tests run the binary against
 // remotes that fail in each way a CI job meets (down, refusing, missing
-// bucket, not S3, failing every request, serving a corrupt entry), and
-// check that pull is a miss with a warning and push a local-only save,
-// both exiting 0, and that --strict makes each a failure.
+// bucket, not S3, failing every request, never answering, serving a
+// corrupt entry), and check that pull is a miss with a warning and push a
+// local-only save, both exiting 0, and that --strict makes each a failure.
 
 // softCase is a remote that fails in one way.
 type softCase struct {
@@ -59,6 +59,10 @@ func softCases(t *testing.T, e env, b string) []softCase {
 	broken := newFaultProxy(t)
 	broken.add(faultRule{times: -1, fault: faultInternal()})
 
+	// Every request is accepted and never answered.
+	stalled := newFaultProxy(t)
+	stalled.add(faultRule{times: -1, fault: faultSpec{kind: fStall}})
+
 	// Few attempts keep the failing cases fast; the retries themselves
 	// are proved by the fault tests.
 	fast := e.with("AWS_MAX_ATTEMPTS", "2")
@@ -68,6 +72,7 @@ func softCases(t *testing.T, e env, b string) []softCase {
 		{name: "missing bucket", env: fast.with("TIERCACHE_REMOTE", "s3://"+b+"-missing/"+remotePrefix), cause: "bucket does not exist"},
 		{name: "not S3", env: fast.with("TIERCACHE_S3_ENDPOINT", web.URL), cause: "not an s3 endpoint"},
 		{name: "server errors", env: fast.with("TIERCACHE_S3_ENDPOINT", broken.URL), cause: "500"},
+		{name: "timeout", env: fast.with("TIERCACHE_S3_ENDPOINT", stalled.URL, "TIERCACHE_S3_IDLE_TIMEOUT", "1s"), cause: "idle timeout"},
 	}
 }
 
