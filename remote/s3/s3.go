@@ -33,10 +33,10 @@
 // # LRU
 //
 // Touch writes the zero-byte access marker, whose LastModified is the
-// last access; how often is the caller's choice. Prune works from three listings only (data object names give tree
-// sizes, markers and manifests give last accesses); it reads a manifest
-// only for the rare key with several data objects or data but no
-// manifest.
+// last access; how often is the caller's choice. Prune and Check share
+// one survey of three listings (data object names give tree sizes,
+// markers and manifests give last accesses); it reads a manifest only
+// for the rare key with several data objects or data but no manifest.
 //
 // # Requests
 //
