@@ -84,6 +84,10 @@ type Entry struct {
 	// Files is the number of regular files, directories, symlinks and
 	// hardlinks in the tree (every archive member).
 	Files int64 `json:"files"`
+	// Stored is how many bytes the entry takes in its tier, when the
+	// tier knows: the archive, plus the expanded tree where the tier
+	// keeps one. Zero when unknown.
+	Stored int64 `json:"stored,omitempty"`
 	// Created is when the entry was stored.
 	Created time.Time `json:"created"`
 	// LastAccess is when the entry was last returned by Get (or Created,
@@ -125,6 +129,8 @@ type Stats struct {
 	Bytes int64 `json:"bytes"`
 	// Files is the sum of the entries' Files.
 	Files int64 `json:"files"`
+	// Stored is the sum of the entries' Stored.
+	Stored int64 `json:"stored,omitempty"`
 	// Oldest and Newest are the earliest and latest Created times; zero
 	// when there are no entries.
 	Oldest time.Time `json:"oldest,omitzero"`
@@ -143,6 +149,7 @@ func StatsOf(entries []Entry, err error) (Stats, error) {
 		s.Entries++
 		s.Bytes += e.Size
 		s.Files += e.Files
+		s.Stored += e.Stored
 		if s.Oldest.IsZero() || e.Created.Before(s.Oldest) {
 			s.Oldest = e.Created
 		}

@@ -5,7 +5,7 @@
 // # On-disk layout
 //
 //	<root>/
-//	  tiercache-local       marker: this directory is a cache, layout 1
+//	  tiercache-local       marker: this directory is a cache, layout 2
 //	  CACHEDIR.TAG          tells backup tools to skip the cache
 //	  index/<name>          per-key pointer: a symlink to ../data/<version>;
 //	                        its mtime is when the remote tier was last told
@@ -13,8 +13,12 @@
 //	  data/<version>/       one immutable version of an entry, where
 //	                        <version> is <name>-<16 hex digits>; its
 //	                        mtime is the entry's last access
-//	    tree/               the stored tree (what Get and Put return)
-//	    meta.json           key, description, size, files, created
+//	    archive.tar.zst     the entry's archive, the remote object's bytes
+//	                        (absent in a version stored as a tree alone)
+//	    tree/               the expanded tree (what Get and Put return);
+//	                        beside an archive, only once Get asked for it
+//	    meta.json           key, description, size, files, created, and
+//	                        the archive's size and SHA-256
 //	  retired/<version>     empty file: <version> stopped being current at
 //	                        this file's mtime
 //	  staging/<unique>.lock flock-held by a Put in progress for its whole
@@ -207,7 +211,13 @@ var _ tiercache.Backend = (*Cache)(nil)
 
 const (
 	markerName    = "tiercache-local"
-	markerContent = "tiercache local cache, layout 1\n"
+	markerContent = "tiercache local cache, layout 2\n"
+	// markerLayout1 marks a cache whose versions all hold trees. Layout 2
+	// adds versions kept as archives, which a tiercache that knows only
+	// layout 1 would take for broken; so the marker changes on the first
+	// Open by this one, and older ones refuse the cache from then on
+	// instead of misreading it.
+	markerLayout1 = "tiercache local cache, layout 1\n"
 	markerTmp     = ".tiercache-local.tmp-"
 	cacheDirTag   = "CACHEDIR.TAG"
 	tagContent    = "Signature: 8a477f597d28d172789f06886806bc55\n" +
@@ -279,6 +289,10 @@ func (c *Cache) initRoot() error {
 	marker := filepath.Join(c.root, markerName)
 	b, err := os.ReadFile(marker)
 	switch {
+	case err == nil && string(b) == markerLayout1:
+		if err := replaceFile(marker, markerContent); err != nil {
+			return err
+		}
 	case err == nil:
 		if string(b) != markerContent {
 			return fmt.Errorf("%w: %s: unsupported cache layout %q", tiercache.ErrInvalidArgument, marker, strings.TrimSpace(string(b)))
@@ -325,6 +339,11 @@ func writeFileOnce(path, content string) error {
 	if _, err := os.Lstat(path); err == nil {
 		return nil
 	}
+	return replaceFile(path, content)
+}
+
+// replaceFile writes a small file atomically.
+func replaceFile(path, content string) error {
 	tmp := filepath.Join(filepath.Dir(path), markerTmp+unique())
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
@@ -360,6 +379,9 @@ type meta struct {
 	// UnsyncedBoot is the boot ID of the system that wrote the entry
 	// without flushing its data first; empty when it was flushed.
 	UnsyncedBoot string `json:"unsynced_boot,omitempty"`
+	// Archive describes the version's archive.tar.zst; nil for a
+	// version stored as a tree alone.
+	Archive *archiveMeta `json:"archive,omitempty"`
 }
 
 // lost reports whether the entry was published unflushed in an earlier
@@ -443,7 +465,14 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 // Get returns the path of the tree stored under key (see
 // tiercache.Backend). A hit reads two small files and sets one mtime; it
 // never looks at other entries. The path stays readable for the grace
-// period after the entry is replaced or removed.
+// period after the entry is replaced or removed, and, for an entry kept as
+// an archive, for the grace period after the last Get that returned it
+// (see Prune).
+//
+// An entry kept as an archive alone has its tree extracted beside the
+// archive the first time Get asks for it (once, however many processes
+// ask), which then stays until Prune needs the room. An archive that
+// fails its recorded SHA-256 or shape is dropped, and Get reports a miss.
 func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return "", false, err
@@ -451,15 +480,29 @@ func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return "", false, err
 	}
-	version, _, ok, err := c.resolve(key)
-	if !ok || err != nil {
-		return "", false, err
+	for range 3 {
+		s, ok, err := c.Lookup(ctx, key)
+		if !ok || err != nil {
+			return "", false, err
+		}
+		if s.Tree != "" {
+			return s.Tree, true, nil
+		}
+		p, err := c.materialize(ctx, s)
+		switch {
+		case errors.Is(err, errGone):
+			continue // replaced and past its grace meanwhile: look again
+		case errors.Is(err, tiercache.ErrIntegrity):
+			// A damaged archive is dropped, so the caller builds (or
+			// the tiered cache downloads) a fresh copy.
+			_ = c.Drop(ctx, s)
+			return "", false, nil
+		case err != nil:
+			return "", false, err
+		}
+		return p, true, nil
 	}
-	now := time.Now()
-	// The access time only steers LRU eviction: failing to record it
-	// (a read-only mount, say) must not turn a hit into an error.
-	_ = os.Chtimes(filepath.Join(c.dataDir, version), now, now)
-	return filepath.Join(c.dataDir, version, treeDir), true, nil
+	return "", false, nil
 }
 
 // RemoteAccess returns when the remote tier was last told of an access to
@@ -502,17 +545,25 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 
 // entry builds the Entry of a version from its metadata and mtime.
 func (c *Cache) entry(version string, m meta) tiercache.Entry {
+	vdir := filepath.Join(c.dataDir, version)
 	e := tiercache.Entry{
 		Key:         m.Key,
 		Description: m.Description,
 		Size:        m.Size,
 		Files:       m.Files,
+		Stored:      m.Size,
 		Created:     m.Created,
 		LastAccess:  m.Created,
 	}
+	if m.Archive != nil {
+		e.Stored = m.Archive.Size
+		if hasTree(vdir) {
+			e.Stored += m.Size
+		}
+	}
 	// A file system with coarse timestamps may store the creation time
 	// rounded down; an access is never before the creation.
-	if fi, err := os.Stat(filepath.Join(c.dataDir, version)); err == nil && fi.ModTime().After(e.LastAccess) {
+	if fi, err := os.Stat(vdir); err == nil && fi.ModTime().After(e.LastAccess) {
 		e.LastAccess = fi.ModTime().UTC()
 	}
 	return e
@@ -576,60 +627,75 @@ func checkPut(key, description string) error {
 	return nil
 }
 
-// put stages a version with fill, then commits it.
+// put stages a version of a tree with fill, then commits it.
 func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (tiercache.Shape, error)) (string, error) {
+	version, _, err := c.putVersion(ctx, key, description, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
+		tree := filepath.Join(ver, treeDir)
+		if err := os.Mkdir(tree, 0o755); err != nil {
+			return tiercache.Shape{}, nil, err
+		}
+		sh, err := fill(ctx, tree)
+		return sh, nil, err
+	})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(c.dataDir, version, treeDir), nil
+}
+
+// putVersion stages a version with fill, which writes the version's
+// content into the empty directory ver and returns what meta.json is to
+// record, then commits it and returns its version name and metadata.
+func (c *Cache) putVersion(ctx context.Context, key, description string, fill func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error)) (string, meta, error) {
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	st, err := c.newStaging()
 	if err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	defer st.release()
 	ver := filepath.Join(st.dir, stagingVer)
-	tree := filepath.Join(ver, treeDir)
 	if err := os.Mkdir(ver, 0o755); err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	if err := os.Mkdir(tree, 0o755); err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
-	}
-	stats, err := fill(ctx, tree)
+	stats, am, err := fill(ctx, ver)
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	created := time.Now().UTC()
-	if err := writeVersionFiles(ver, meta{
+	m := meta{
 		Format:       metaFormat,
 		Key:          key,
 		Description:  description,
 		Size:         stats.Size,
 		Files:        stats.Files,
-		Created:      created,
+		Created:      time.Now().UTC(),
 		UnsyncedBoot: c.boot,
-	}); err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		Archive:      am,
+	}
+	if err := writeVersionFiles(ver, m); err != nil {
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	if !c.noSync && c.boot == "" {
 		if err := syncTree(ver); err != nil {
-			return "", fmt.Errorf("put %q: %w", key, err)
+			return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 		}
 	}
 	// Last look at ctx: past this point the commit is a handful of
 	// metadata operations, and interrupting them would only leave more for
 	// the sweeper.
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	version, err := c.commit(ctx, nameOf(key), ver)
 	if err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	c.maybeSweep(ctx.Err)
-	return filepath.Join(c.dataDir, version, treeDir), nil
+	return version, m, nil
 }
 
 // writeVersionFiles writes meta.json of a staged version and sets the
@@ -870,6 +936,8 @@ type record struct {
 	version string
 	entry   tiercache.Entry
 	broken  bool // the pointer or its metadata is unusable
+	archive bool // the version is kept as an archive
+	tree    bool // the version has a tree (for an archive: one Get made)
 }
 
 // scan reads every pointer with its version's metadata and access time.
@@ -904,6 +972,8 @@ func (c *Cache) scan(ctx context.Context) ([]record, error) {
 				r.broken = true
 			} else {
 				r.entry = c.entry(version, m)
+				r.archive = m.Archive != nil
+				r.tree = !r.archive || hasTree(filepath.Join(c.dataDir, version))
 			}
 			recs = append(recs, r)
 		}
@@ -941,7 +1011,11 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 }
 
 // Prune evicts least recently accessed entries until at most maxEntries
-// entries and maxBytes bytes remain (see tiercache.Backend). An eviction
+// entries and maxBytes bytes remain (see tiercache.Backend). Bytes are
+// counted as the entries take them on disk (Entry.Stored: an archive, plus
+// the tree Get made beside it). Trees made beside archives are removed
+// first, least recently used first, as long as the bytes are over the
+// limit, but none used within the grace period. An eviction
 // removes the pointer and retires the version; its tree is deleted by a
 // later sweep once the grace period has passed. Broken pointers (see List)
 // are removed too, without being counted. An entry replaced by a
@@ -969,7 +1043,19 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 			changed = true
 			continue
 		}
-		items = append(items, policy.Item{Key: r.entry.Key, Size: r.entry.Size, LastAccess: r.entry.LastAccess})
+	}
+	if limits.MaxBytes > 0 {
+		// Trees made beside archives go first: the archive restores
+		// them, so dropping one loses nothing a pull needs.
+		if err := c.dropTrees(ctx, recs, limits.MaxBytes); err != nil {
+			return 0, fmt.Errorf("prune: %w", err)
+		}
+	}
+	for _, r := range recs {
+		if r.broken {
+			continue
+		}
+		items = append(items, policy.Item{Key: r.entry.Key, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
 		byKey[r.entry.Key] = r
 	}
 	victims, err := policy.Victims(items, limits)

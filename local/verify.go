@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/flock"
 )
 
@@ -28,6 +29,12 @@ const (
 	// wrote into it (a caller that changed files of a `pull --link`
 	// copy in place, say). Repair removes it like a broken entry.
 	ProblemTreeMismatch = "tree-mismatch"
+	// ProblemArchiveMismatch is an entry kept as an archive whose file
+	// no longer has its recorded size or (Deep only) SHA-256, or does not
+	// read back as the tree the entry records: the file was damaged on
+	// disk. A pull drops such an entry and fetches the key again; Repair
+	// removes it like a broken entry.
+	ProblemArchiveMismatch = "archive-mismatch"
 	// ProblemStaleStaging is the staging directory of a Put whose process
 	// died. Repair deletes it.
 	ProblemStaleStaging = "stale-staging"
@@ -52,7 +59,8 @@ type VerifyOptions struct {
 	// Repair removes what Verify reports.
 	Repair bool
 	// Deep walks every entry's tree and compares its file count and size
-	// with the entry's metadata.
+	// with the entry's metadata, and reads every archive back with a
+	// pull's checks, comparing its SHA-256 and shape with the metadata.
 	Deep bool
 	// Grace is how old orphan versions, versions retired from being
 	// current and temporary pointers must be before they are reported
@@ -187,6 +195,13 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 		p.Path, p.Detail = vdir, err.Error()
 	case nameOf(m.Key) != name:
 		p.Path, p.Detail = vdir, fmt.Sprintf("its metadata names key %q, which is not stored under this name", m.Key)
+	case m.Archive != nil:
+		p.Key = m.Key
+		s := Stored{Entry: tiercache.Entry{Key: m.Key}, Archive: filepath.Join(vdir, archiveFile), version: version, meta: m}
+		p = v.archive(ctx, p, s)
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
 	default:
 		p.Key = m.Key
 		tree := filepath.Join(vdir, treeDir)
@@ -219,4 +234,54 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 		return nil, "", nil
 	}
 	return p, version, nil
+}
+
+// archive checks the archive of an entry kept as one (s): that it has its
+// recorded size and, with Deep, that it reads back as what the entry
+// records (digest and shape) with a pull's checks, and that a tree made
+// beside it still holds what the entry records. It returns p filled in,
+// or nil if all is well.
+func (v *verifier) archive(ctx context.Context, p *tiercache.Problem, s Stored) *tiercache.Problem {
+	m := s.meta
+	fi, err := os.Stat(s.Archive)
+	switch {
+	case err != nil:
+		p.Path, p.Detail = s.Archive, "the archive is missing or unreadable: "+err.Error()
+		return p
+	case fi.Size() != m.Archive.Size:
+		p.Kind, p.Path = ProblemArchiveMismatch, s.Archive
+		p.Detail = fmt.Sprintf("the archive is %d bytes, the metadata records %d", fi.Size(), m.Archive.Size)
+		return p
+	case !v.opts.Deep:
+		return nil
+	}
+	f, err := os.Open(s.Archive)
+	if err != nil {
+		p.Path, p.Detail = s.Archive, err.Error()
+		return p
+	}
+	res, err := archive.Inspect(ctx, f, s.ExtractLimits(archive.ExtractOptions{}))
+	f.Close()
+	if err == nil {
+		err = s.CheckArchive(res)
+	}
+	if err != nil {
+		p.Kind, p.Path, p.Detail = ProblemArchiveMismatch, s.Archive, err.Error()
+		return p
+	}
+	tree := filepath.Join(filepath.Dir(s.Archive), treeDir)
+	if fi, err := os.Lstat(tree); err == nil && fi.IsDir() {
+		st, err := statTree(ctx, tree)
+		switch {
+		case err != nil:
+			p.Kind, p.Path, p.Detail = ProblemTreeMismatch, tree, err.Error()
+			return p
+		case st.Files != m.Files || st.Size != m.Size:
+			p.Kind, p.Path = ProblemTreeMismatch, tree
+			p.Detail = fmt.Sprintf("the tree holds %d files of %d bytes, the metadata records %d files of %d bytes", st.Files, st.Size, m.Files, m.Size)
+			return p
+		}
+	}
+	v.report.Verified++
+	return nil
 }

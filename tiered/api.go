@@ -41,8 +41,14 @@ type Hit struct {
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.
 	RemoteErr error
-	// Copy describes Pull's copy from the local tier into its dir, and
-	// CopyTime how long it took; zero when nothing was copied.
+	// Dropped, when set, is why a local copy of the key was found
+	// damaged (it failed its recorded SHA-256 or shape): Pull dropped it
+	// and fetched the key again, or went on to the next candidate.
+	Dropped error
+	// Copy describes Pull's copy from the local tier's tree into its
+	// dir, and CopyTime how long restoring into dir took (the copy, or
+	// the extraction from a local archive); zero when nothing was
+	// copied.
 	Copy     treecopy.Result
 	CopyTime time.Duration
 }

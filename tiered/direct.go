@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
+	"github.com/tiercache/tiercache/local"
 )
 
 // PullOptions configure Pull. The zero value copies the tree into dir.
@@ -43,20 +45,100 @@ type PushOptions struct {
 // A miss (Hit{}, false, nil), or a failure of the remote, leaves dir as it
 // was. Hit.Path is dir.
 //
-// The tree comes from the local tier (hydrated first if need be), copied
-// (or hardlinked, see PullOptions.Link) with progress reported as Op
-// "copy". With Options.NoLocal, it is downloaded into a directory beside
-// dir, verified, then moved in, and nothing is written locally.
+// Every file is written once. A local entry kept as an archive is
+// extracted into a directory beside dir, checked against its recorded
+// SHA-256, then moved in; a damaged one is dropped (Hit.Dropped) and the
+// key fetched again. A download is extracted the same way while its bytes
+// are also written to the local tier as the key's archive, committed only
+// once verified. A local entry kept as a tree is copied (progress Op
+// "copy"), and PullOptions.Link hardlinks from the tree, made from the
+// archive first if need be. With Options.NoLocal, nothing is written
+// locally.
 func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir string, opts PullOptions) (Hit, bool, error) {
 	if c.opts.NoLocal {
 		return c.pullRemote(ctx, key, prefixes, dir)
 	}
-	h, ok, err := c.Restore(ctx, key, prefixes)
-	switch {
-	case err != nil || !ok:
+	if err := c.needLocal("pull " + strconv.Quote(key)); err != nil {
+		return Hit{}, false, err
+	}
+	var dropped error
+	pullLocal := func(ctx context.Context, k string) (Hit, bool, error) {
+		h, ok, err := c.pullLocal(ctx, k, dir, opts)
+		if h.Dropped != nil {
+			dropped = h.Dropped
+		}
 		return h, ok, err
-	case opts.Strict && h.RemoteErr != nil:
-		return Hit{}, false, h.RemoteErr
+	}
+	get := func(ctx context.Context, k string) (Hit, bool, error) {
+		if h, ok, err := pullLocal(ctx, k); err != nil || ok {
+			return h, ok, err
+		}
+		if c.remote == nil {
+			return Hit{}, false, nil
+		}
+		return c.pullHydrate(ctx, k, dir, opts)
+	}
+	// Strict: once the remote failed, go on with nothing else, so the
+	// failure is reported and dir left as it was.
+	fallback := pullLocal
+	if opts.Strict {
+		fallback = nil
+	}
+	h, ok, err := c.restore(ctx, key, prefixes, true, get, fallback)
+	if ok && h.Dropped == nil {
+		h.Dropped = dropped
+	}
+	return h, ok, err
+}
+
+// pullLocal restores key from the local tier into dir, if it holds key.
+// A damaged local archive is dropped and reported as a miss, with
+// Hit.Dropped saying why.
+func (c *Cache) pullLocal(ctx context.Context, key, dir string, opts PullOptions) (Hit, bool, error) {
+	s, ok, err := c.local.Lookup(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
+	}
+	c.touchRemote(ctx, key)
+	h, err := c.restoreStored(ctx, s, dir, opts)
+	if local.IsCorrupt(err) && ctx.Err() == nil {
+		_ = c.local.Drop(ctx, s)
+		return Hit{Dropped: err}, false, nil
+	}
+	if err != nil {
+		return Hit{}, false, err
+	}
+	h.Tier = tiercache.TierLocal
+	return h, true, nil
+}
+
+// restoreStored restores the local version s into dir: from its tree if
+// it has one (or, for Link, once it has one), else from its archive.
+func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, opts PullOptions) (Hit, error) {
+	h := Hit{Path: dir, Key: s.Entry.Key, Entry: s.Entry}
+	h.Entry.Tier = tiercache.TierLocal
+	if s.Tree == "" && !opts.Link {
+		start := time.Now()
+		err := c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+			f, err := os.Open(s.Archive)
+			if err != nil {
+				return archive.Result{}, err
+			}
+			defer f.Close()
+			res, err := archive.Extract(ctx, f, stage, s.ExtractLimits(c.opts.Extract))
+			if err == nil {
+				err = s.CheckArchive(res)
+			} else if local.IsCorrupt(err) {
+				err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+			}
+			return res, err
+		})
+		h.CopyTime = time.Since(start)
+		return h, err
+	}
+	tree, err := c.local.Tree(ctx, s)
+	if err != nil {
+		return Hit{}, err
 	}
 	start := time.Now()
 	// An existing dir keeps its own mode and mtime, as tar -x keeps an
@@ -67,15 +149,95 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 		var copied atomic.Int64
 		progress = func(n int64) { fn(Progress{Op: "copy", Key: h.Key, Done: copied.Add(n), Total: h.Entry.Size}) }
 	}
-	h.Copy, err = treecopy.Copy(ctx, h.Path, dir, treecopy.Options{Link: opts.Link, Progress: progress})
+	h.Copy, err = treecopy.Copy(ctx, tree, dir, treecopy.Options{Link: opts.Link, Progress: progress})
 	if err == nil && statErr == nil && before.IsDir() {
 		err = setRootMeta(dir, nil, before.Mode().Perm(), before.ModTime())
 	}
 	if err != nil {
 		// treecopy names paths relative to dir; say which dir.
-		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+		return Hit{}, fmt.Errorf("restoring into %s: %w", dir, err)
 	}
-	h.Path, h.CopyTime = dir, time.Since(start)
+	h.CopyTime = time.Since(start)
+	return h, nil
+}
+
+// pullHydrate downloads key into dir and, as the same bytes arrive, into
+// the local tier as its archive (and its tree too, for Link), once
+// however many processes ask: the others wait for the local tier's key
+// lock and then restore from what the first one stored.
+func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptions) (Hit, bool, error) {
+	unlock, err := c.local.Lock(ctx, key)
+	if err != nil {
+		return Hit{}, false, err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
+	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
+		if err != nil {
+			return Hit{}, false, err
+		}
+		// Stored by another process while we waited (Tree, for Link,
+		// takes the same lock).
+		unlock()
+		locked = false
+		return c.pullLocal(ctx, key, dir, opts)
+	}
+	rc, meta, ok, err := c.openRemote(ctx, key)
+	if err != nil || !ok {
+		return Hit{}, false, err
+	}
+	defer rc.Close()
+	need := meta.ArchiveSize
+	if opts.Link {
+		need += meta.Size
+	}
+	if free, err := c.local.FreeBytes(); err == nil && need > free {
+		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: it needs %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, need, free, c.local.Root()))
+	}
+	var s local.Stored
+	var got archive.Result
+	store := func(extractTo string) error {
+		var err error
+		s, err = c.local.PutArchive(ctx, key, meta.Description, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+			if tree == "" {
+				tree = extractTo
+			}
+			got, err = c.fillFrom(ctx, key, rc, meta, tree, w)
+			return got, err
+		})
+		return err
+	}
+	var h Hit
+	if opts.Link {
+		err = store("")
+		if err == nil {
+			unlock()
+			locked = false
+			h, err = c.restoreStored(ctx, s, dir, opts)
+		}
+	} else {
+		start := time.Now()
+		err = c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+			err := store(stage)
+			return got, err
+		})
+		h = Hit{Path: dir, Key: key, Entry: s.Entry, CopyTime: time.Since(start)}
+		h.Entry.Tier = tiercache.TierLocal
+	}
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return Hit{}, false, nil // replaced under us: a miss
+	}
+	if err != nil {
+		return Hit{}, false, err
+	}
+	if !c.opts.ReadOnly {
+		_ = c.remote.Touch(ctx, key)
+	}
+	h.Tier, h.Downloaded = tiercache.TierRemote, got.ArchiveSize
 	return h, true, nil
 }
 
@@ -84,11 +246,107 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 // from dir to the upload. Either way the upload is skipped when the
 // remote already holds an identical archive, and a dir that changes size
 // or file count while it is read commits nothing.
+//
+// The local tier keeps the archive, not the tree: the bytes streamed to
+// the upload are written to it as they are made, one sequential write
+// instead of a copy of every file. PutResult.Path is that archive.
 func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (PutResult, error) {
 	if c.opts.NoLocal {
 		return c.pushRemote(ctx, key, dir, opts.Description)
 	}
-	return c.PutResult(ctx, key, dir, opts.Description)
+	start := time.Now()
+	if err := tiercache.ValidateKey(key); err != nil {
+		return PutResult{}, err
+	}
+	if c.opts.ReadOnly {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
+	}
+	if err := c.needLocal("push " + strconv.Quote(key)); err != nil {
+		return PutResult{}, err
+	}
+	var res PutResult
+	var err error
+	if c.remote == nil {
+		var want tiercache.Shape
+		want, err = local.Measure(ctx, dir)
+		if err == nil {
+			_, err = c.storeArchive(ctx, key, dir, opts.Description, want, nil, &res)
+		} else {
+			err = fmt.Errorf("put %q: %w", key, err)
+		}
+	} else {
+		err = c.pushBoth(ctx, key, dir, opts.Description, &res)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// pushBoth is Push with a local tier and a remote.
+func (c *Cache) pushBoth(ctx context.Context, key, src, description string, res *PutResult) error {
+	want, meta, old, same, err := c.planPush(ctx, key, src, description)
+	if IsRemote(err) && ctx.Err() == nil {
+		// The remote cannot even say what it holds: store locally only.
+		res.RemoteErr = err
+		want, err = local.Measure(ctx, src)
+		if err != nil {
+			return fmt.Errorf("put %q: %w", key, err)
+		}
+		_, err = c.storeArchive(ctx, key, src, description, want, nil, res)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if same {
+		// Same shape: archives are deterministic, so the digest of the
+		// archive stored locally tells whether the remote already holds
+		// this exact tree, which saves the upload (a re-run job).
+		s, err := c.storeArchive(ctx, key, src, description, want, nil, res)
+		if err != nil {
+			return err
+		}
+		if s.SHA256 == old.SHA256 && s.ArchiveSize == old.ArchiveSize {
+			c.skipUpload(ctx, key, old, res)
+			return nil
+		}
+		// Rare: same shape, other bytes. Upload the archive just stored.
+		err = c.uploadFile(ctx, meta, s.Archive, res)
+	} else {
+		// The stream ends (and the upload may commit) only once the
+		// archive is checked and committed locally. A failed upload does
+		// not stop the local side (see survivingWriter).
+		err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
+			_, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, res)
+			return err
+		}, res)
+	}
+	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
+		res.RemoteErr, res.Uploaded = err, false
+		return nil
+	}
+	return err
+}
+
+// storeArchive writes an archive of src into the local tier under key,
+// and to upload as well if it is set, failing if the tree archived is not
+// of shape want. It fills res.Path and res.Entry.
+func (c *Cache) storeArchive(ctx context.Context, key, src, description string, want tiercache.Shape, upload io.Writer, res *PutResult) (local.Stored, error) {
+	s, err := c.local.PutArchive(ctx, key, description, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+		if upload != nil {
+			w = io.MultiWriter(w, upload)
+		}
+		return c.archiveChecked(ctx, key, src, want, w, true)
+	})
+	if err != nil {
+		return s, err
+	}
+	e := s.Entry
+	e.Tier = tiercache.TierLocal
+	res.Path, res.Entry = s.Archive, e
+	return s, nil
 }
 
 // pushRemote is Push with NoLocal.
@@ -107,7 +365,7 @@ func (c *Cache) pushRemote(ctx context.Context, key, dir, description string) (P
 	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: want.Size, Files: want.Files, Tier: tiercache.TierRemote}}
 	if same {
 		h := sha256.New()
-		ar, err := c.archiveChecked(ctx, key, dir, want, h)
+		ar, err := c.archiveChecked(ctx, key, dir, want, h, false)
 		if err != nil {
 			return res, err
 		}
@@ -118,7 +376,7 @@ func (c *Cache) pushRemote(ctx context.Context, key, dir, description string) (P
 		}
 	}
 	err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
-		_, err := c.archiveChecked(ctx, key, dir, want, w)
+		_, err := c.archiveChecked(ctx, key, dir, want, w, false)
 		return err
 	}, &res)
 	res.Elapsed = time.Since(start)
@@ -126,10 +384,12 @@ func (c *Cache) pushRemote(ctx context.Context, key, dir, description string) (P
 }
 
 // archiveChecked writes an archive of src to w and fails if the tree
-// archived is not of shape want.
-func (c *Cache) archiveChecked(ctx context.Context, key, src string, want tiercache.Shape, w io.Writer) (archive.Result, error) {
+// archived is not of shape want. The result has a digest only if digest.
+func (c *Cache) archiveChecked(ctx context.Context, key, src string, want tiercache.Shape, w io.Writer, digest bool) (archive.Result, error) {
 	opts := c.opts.Write
-	opts.SkipDigest = true // the remote store hashes what it uploads
+	// Without digest, only the remote store reads the bytes, and it
+	// hashes what it uploads.
+	opts.SkipDigest = !digest
 	r, err := archive.Write(ctx, w, src, opts)
 	if err != nil {
 		return r, fmt.Errorf("archive %q: %w", key, err)
@@ -144,29 +404,53 @@ func (c *Cache) archiveChecked(ctx context.Context, key, src string, want tierca
 func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
 	return c.restore(ctx, key, prefixes, false, func(ctx context.Context, k string) (Hit, bool, error) {
 		return c.pullInto(ctx, k, dir)
-	})
+	}, nil)
 }
 
 // pullInto is pullRemote for one key: the archive is extracted beside
-// dir and verified against its manifest first, so a corrupt or truncated
-// object leaves dir as it was; then the tree is moved in (see moveInto).
+// dir and verified against its manifest (see extractInto).
 func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error) {
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
 	}
 	defer rc.Close()
-	abs, err := filepath.Abs(dir)
+	var res archive.Result
+	err = c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+		var err error
+		res, err = c.fillFrom(ctx, key, rc, meta, stage, nil)
+		return res, err
+	})
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return Hit{}, false, nil // replaced under us: a miss
+	}
 	if err != nil {
 		return Hit{}, false, err
 	}
+	if !c.opts.ReadOnly {
+		_ = c.remote.Touch(ctx, key)
+	}
+	e := tiercache.Entry{Key: key, Description: meta.Description, Size: meta.Size, Files: meta.Files,
+		Stored: meta.ArchiveSize, Created: meta.Created, LastAccess: meta.LastAccess, Tier: tiercache.TierRemote}
+	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
+}
+
+// extractInto has extract fill a fresh directory beside dir, then moves
+// the tree in (see moveInto): whatever extract fails on (a corrupt or
+// truncated archive) leaves dir as it was. Errors about dir itself name
+// it.
+func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage string) (archive.Result, error)) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	// Beside dir, so the tree can be renamed into place.
 	stage, err := os.MkdirTemp(filepath.Dir(abs), ".tiercache-pull-")
 	if err != nil {
-		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	staged := true
 	defer func() {
@@ -174,24 +458,16 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 			_ = fsutil.RemoveAll(stage)
 		}
 	}()
-	res, err := c.fillFrom(ctx, key, rc, meta, stage)
+	res, err := extract(stage)
 	if err != nil {
-		if errors.Is(err, tiercache.ErrNotFound) {
-			return Hit{}, false, nil // replaced under us: a miss
-		}
-		return Hit{}, false, err
+		return err
 	}
 	moved, err := moveInto(ctx, stage, abs, res.Root)
 	if err != nil {
-		return Hit{}, false, fmt.Errorf("restoring into %s: %w", dir, err)
+		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	staged = !moved
-	if !c.opts.ReadOnly {
-		_ = c.remote.Touch(ctx, key)
-	}
-	e := tiercache.Entry{Key: key, Description: meta.Description, Size: meta.Size, Files: meta.Files,
-		Created: meta.Created, LastAccess: meta.LastAccess, Tier: tiercache.TierRemote}
-	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
+	return nil
 }
 
 // moveInto puts the tree at stage into dir: by renaming stage when dir is

@@ -13,44 +13,57 @@ import (
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
-// TestPullIntoDir: Pull through the local tier hydrates, copies into DIR
-// with progress reported as "copy", keeps an existing DIR's own mode and
-// mtime, and with Link shares the cached files' inodes.
+// TestPullIntoDir: a cold Pull through the local tier extracts the
+// download into DIR while keeping its bytes as the local archive (every
+// file written once, no copy); a warm one extracts that archive without
+// asking the remote; an existing DIR keeps its own mode and mtime; and
+// Link makes the tree beside the archive once and shares its inodes.
 func TestPullIntoDir(t *testing.T) {
 	var mu sync.Mutex
-	copied := map[string]int64{} // key -> the highest Done of its copy
-	var copyTotal int64
-	progress := func(p Progress) {
+	progress := map[string]int64{} // op -> the highest Done
+	fn := func(p Progress) {
 		mu.Lock()
 		defer mu.Unlock()
-		if p.Op == "copy" {
-			copied[p.Key] = max(copied[p.Key], p.Done)
-			copyTotal = p.Total
-		}
+		progress[p.Op] = max(progress[p.Op], p.Done)
 	}
 	f, _ := newFaulty(t) // a working remote until told otherwise
-	c, err := New(newLocal(t), Options{Remote: f, Progress: progress})
+	c, err := New(newLocal(t), Options{Remote: f, Progress: fn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := smallTree(t, "p")
 	res, err := c.Push(t.Context(), "deps-1", src, PushOptions{Description: "d"})
-	if err != nil || !res.Uploaded || res.Path == "" || res.Entry.Description != "d" {
-		t.Fatalf("Push = %+v, %v; want an upload and a local copy", res, err)
+	if err != nil || !res.Uploaded || filepath.Base(res.Path) != "archive.tar.zst" || res.Entry.Description != "d" || res.Entry.Stored != res.ArchiveSize {
+		t.Fatalf("Push = %+v, %v; want an upload and the archive kept locally", res, err)
 	}
 	other := dropLocal(t, c)
 
 	dir := filepath.Join(t.TempDir(), "a", "dst")
 	h, ok, err := other.Pull(t.Context(), "deps-2", []string{"deps-"}, dir, PullOptions{})
-	if err != nil || !ok || h.Key != "deps-1" || h.Tier != tiercache.TierRemote || h.Path != dir || h.Copy.Files == 0 {
-		t.Fatalf("Pull = %+v, %v, %v", h, ok, err)
+	if err != nil || !ok || h.Key != "deps-1" || h.Tier != tiercache.TierRemote || h.Path != dir || h.Downloaded != res.ArchiveSize || h.Copy.Files != 0 {
+		t.Fatalf("cold Pull = %+v, %v, %v", h, ok, err)
 	}
 	treetest.AssertEqual(t, src, dir)
 	mu.Lock()
-	if copied["deps-1"] != h.Entry.Size || copyTotal != h.Entry.Size {
-		t.Errorf("copy progress reached %d of %d, want %d of %d", copied["deps-1"], copyTotal, h.Entry.Size, h.Entry.Size)
+	if progress["download"] != res.ArchiveSize || progress["copy"] != 0 {
+		t.Errorf("progress %v, want a download of %d bytes and no copy", progress, res.ArchiveSize)
 	}
 	mu.Unlock()
+	s, ok, err := other.Local().Lookup(t.Context(), "deps-1")
+	if err != nil || !ok || s.Tree != "" || s.ArchiveSize != res.ArchiveSize || s.SHA256 == "" {
+		t.Fatalf("local entry after a cold pull = %+v, %v, %v; want the archive alone", s, ok, err)
+	}
+
+	gets := f.opens.Load()
+	warm := filepath.Join(t.TempDir(), "warm")
+	h, ok, err = other.Pull(t.Context(), "deps-1", nil, warm, PullOptions{})
+	if err != nil || !ok || h.Tier != tiercache.TierLocal || h.Downloaded != 0 || h.Copy.Files != 0 {
+		t.Fatalf("warm Pull = %+v, %v, %v", h, ok, err)
+	}
+	if n := f.opens.Load() - gets; n != 0 {
+		t.Errorf("a warm pull opened %d remote objects, want 0", n)
+	}
+	treetest.AssertEqual(t, src, warm)
 
 	t.Run("existing dir keeps its mode and mtime", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "dst")
@@ -78,13 +91,14 @@ func TestPullIntoDir(t *testing.T) {
 	t.Run("link", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "dst")
 		h, ok, err := other.Pull(t.Context(), "deps-1", nil, dir, PullOptions{Link: true})
-		if err != nil || !ok || h.Tier != tiercache.TierLocal {
+		if err != nil || !ok || h.Tier != tiercache.TierLocal || h.Copy.Linked == 0 {
 			t.Fatalf("Pull --link = %+v, %v, %v", h, ok, err)
 		}
-		cached, _, err := other.Local().Get(t.Context(), "deps-1")
-		if err != nil {
-			t.Fatal(err)
+		s, ok, err := other.Local().Lookup(t.Context(), "deps-1")
+		if err != nil || !ok || s.Tree == "" || s.Entry.Stored != s.ArchiveSize+s.Entry.Size {
+			t.Fatalf("local entry after a linked pull = %+v, %v, %v; want the tree made beside the archive", s, ok, err)
 		}
+		cached := s.Tree
 		linked := 0
 		err = filepath.WalkDir(cached, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() {

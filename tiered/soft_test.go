@@ -25,6 +25,7 @@ type faultyStore struct {
 	down    atomic.Bool
 	failPut atomic.Bool
 	calls   atomic.Int64
+	opens   atomic.Int64 // Open calls, failed or not
 }
 
 func (f *faultyStore) fault() error {
@@ -36,6 +37,7 @@ func (f *faultyStore) fault() error {
 }
 
 func (f *faultyStore) Open(ctx context.Context, key string) (io.ReadCloser, remote.Meta, error) {
+	f.opens.Add(1)
 	if err := f.fault(); err != nil {
 		return nil, remote.Meta{}, err
 	}

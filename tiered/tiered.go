@@ -18,12 +18,12 @@ package tiered
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -244,30 +244,43 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	if err != nil {
 		return Hit{}, false, err
 	}
-	defer unlock()
-	// Another process may have hydrated the key while we waited.
-	if h, ok, err := c.localHit(ctx, key); err != nil || ok {
-		return h, ok, err
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
+	// Another process may have hydrated the key while we waited. Its
+	// tree, if it must be made, is made under the lock we hold.
+	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
+		if err != nil {
+			return Hit{}, false, err
+		}
+		unlock()
+		locked = false
+		return c.localHit(ctx, key)
 	}
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
 	}
 	defer rc.Close()
-	if free, err := c.local.FreeBytes(); err == nil && meta.Size > free {
+	if free, err := c.local.FreeBytes(); err == nil && meta.Size+meta.ArchiveSize > free {
 		// Nothing is written: the entry is skipped like one that fails
 		// its checks, so a machine short of room builds without it.
-		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, meta.Size, free, c.local.Root()))
+		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: it needs %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, meta.Size+meta.ArchiveSize, free, c.local.Root()))
 	}
-	// The extraction's Shape, just verified against the manifest, is
-	// recorded as is: walking a large tree again costs a sizeable share
-	// of a cold pull.
+	// The caller wants a tree: the download is extracted into it while
+	// its bytes are kept as the entry's archive. The extraction's Shape,
+	// just verified against the manifest, is recorded as is: walking a
+	// large tree again costs a sizeable share of a cold pull.
 	var got archive.Result
-	p, err := c.local.PutFunc(ctx, key, meta.Description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
+	s, err := c.local.PutArchive(ctx, key, meta.Description, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
-		got, err = c.fillFrom(ctx, key, rc, meta, dir)
-		return got.Shape, err
+		got, err = c.fillFrom(ctx, key, rc, meta, dir, w)
+		return got, err
 	})
+	p := s.Tree
 	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
@@ -290,12 +303,17 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 }
 
 // fillFrom extracts the archive read from rc into dir and verifies it
-// against meta.
-func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string) (archive.Result, error) {
+// against meta, writing every byte it reads to tee as well if tee is set.
+func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string, tee io.Writer) (archive.Result, error) {
 	src := &sourceReader{r: rc}
 	var r io.Reader = src
+	if tee != nil {
+		// Outside src: a failed write to tee is the local tier's
+		// failure, not the download's.
+		r = io.TeeReader(r, tee)
+	}
 	if c.opts.Progress != nil {
-		r = &progressReader{r: src, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
+		r = &progressReader{r: r, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
 	}
 	// The manifest says what the archive must hold, and verify insists on
 	// it exactly; extracting no more than that stops a decompression bomb
@@ -380,13 +398,15 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 // remote's for keys it holds: see candidates) whose key starts with it
 // wins, across both tiers. A miss is (Hit{}, false, nil).
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
-	return c.restore(ctx, key, prefixes, true, c.get)
+	return c.restore(ctx, key, prefixes, true, c.get, c.localEntry)
 }
 
 // restore tries key, then the candidates of each prefix in turn (see
 // candidates; the local tier's too if withLocal), each key once, with
-// get, and returns the first hit.
-func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal bool, get func(ctx context.Context, key string) (Hit, bool, error)) (Hit, bool, error) {
+// get, and returns the first hit. Once the remote has failed, it tries
+// the rest with fallback, which must not ask the remote, or with nothing
+// if fallback is nil.
+func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal bool, get, fallback func(ctx context.Context, key string) (Hit, bool, error)) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
 	}
@@ -396,15 +416,15 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 		}
 	}
 	// After the remote's first failure, only the local tier is asked
-	// (if withLocal): one outage costs one round of retries, not one
-	// per candidate, and what the local tier holds is still restored.
+	// (by fallback): one outage costs one round of retries, not one per
+	// candidate, and what the local tier holds is still restored.
 	var down error
 	try := func(k string) (Hit, bool, error) {
 		if down != nil {
-			if !withLocal {
+			if fallback == nil {
 				return Hit{}, false, nil
 			}
-			return c.localEntry(ctx, k)
+			return fallback(ctx, k)
 		}
 		h, ok, err := get(ctx, k)
 		if IsRemote(err) && ctx.Err() == nil {
@@ -575,30 +595,39 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 // returns with res.Path set.
 func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want tiercache.Shape, meta, old remote.Meta, same bool, res *PutResult) error {
 	if same {
-		// Same shape: archives are deterministic, so hashing a fresh one
-		// tells whether the remote already holds this exact tree, which
-		// saves the upload (the common case of a re-run job).
-		h := sha256.New()
-		p, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, h)
+		// Same shape: archives are deterministic, so the digest of a
+		// fresh one tells whether the remote already holds this exact
+		// tree, which saves the upload (the common case of a re-run job).
+		p, s, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, io.Discard)
 		res.Path = p
 		if err != nil {
 			return err
 		}
-		if identical(h, ar, old) {
+		if ar.SHA256 == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
 			c.skipUpload(ctx, key, old, res)
 			return nil
 		}
-		// Rare: same shape, other bytes. Upload the version just stored.
-		return c.uploadFrom(ctx, meta, func(w io.Writer) error {
-			_, err := c.archiveChecked(ctx, key, p, want, w)
-			return err
-		}, res)
+		// Rare: same shape, other bytes. Upload the archive just stored.
+		return c.uploadFile(ctx, meta, s.Archive, res)
 	}
 	// The stream ends (and the upload may commit) only once both sides
 	// saw the same tree and the local copy is committed.
 	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
 		var err error
-		res.Path, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
+		res.Path, _, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
+		return err
+	}, res)
+}
+
+// uploadFile uploads under meta the archive stored at path.
+func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, path string, res *PutResult) error {
+	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
 		return err
 	}, res)
 }
@@ -673,16 +702,17 @@ func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
 }
 
 // copyWhileArchiving copies src into the local tier while it writes an
-// archive of src to w, both in one fill: the local copy commits only if
-// both sides saw a tree of shape want, and a side that fails stops the
-// other. It returns the local path (empty if nothing was committed) and
-// the archive's result.
-func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, archive.Result, error) {
+// archive of src both to the local tier, beside the copy, and to w, all
+// in one fill: the entry commits only if both sides saw a tree of shape
+// want, and a side that fails stops the other. It returns the local tree
+// (empty if nothing was committed), the stored version and the archive's
+// result.
+func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, local.Stored, archive.Result, error) {
 	var ar archive.Result
-	p, err := c.local.PutFunc(ctx, key, description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
+	s, err := c.local.PutArchive(ctx, key, description, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {
-			ar, err = c.archiveChecked(gctx, key, src, want, w)
+			ar, err = c.archiveChecked(gctx, key, src, want, io.MultiWriter(lw, w), true)
 			return err
 		})
 		g.Go(func() error {
@@ -692,9 +722,10 @@ func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description st
 			}
 			return err
 		})
-		return want, g.Wait()
+		err := g.Wait()
+		return ar, err
 	})
-	return p, ar, err
+	return s.Tree, s, ar, err
 }
 
 // changedErr reports a source tree that changed while a push read it.

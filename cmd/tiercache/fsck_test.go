@@ -56,10 +56,10 @@ func TestFsck(t *testing.T) {
 	if err := writeString(filepath.Join(badMeta, "meta.json"), "{"); err != nil {
 		t.Fatal(err)
 	}
-	grownTree := filepath.Join(versionDir(t, e, "grown"), "tree")
-	if err := writeString(filepath.Join(grownTree, "extra"), "x"); err != nil {
-		t.Fatal(err)
-	}
+	// One byte flipped in the local archive: same size, so only a deep
+	// check reads it.
+	grownArchive := filepath.Join(versionDir(t, e, "grown"), "archive.tar.zst")
+	flipByte(t, grownArchive, 40)
 
 	r = cli(t, e, "fsck")
 	if r.code != exitFailure {
@@ -73,7 +73,7 @@ func TestFsck(t *testing.T) {
 	}
 
 	r = cli(t, e, "fsck", "--deep")
-	want := `local: tree-mismatch: ` + grownTree + ` (key "grown"): the tree holds 27 files of 655 bytes, the metadata records 26 files of 654 bytes`
+	want := `local: archive-mismatch: ` + grownArchive + ` (key "grown"): `
 	if got := lines(r.stdout); r.code != exitFailure || len(got) != 2 || !strings.HasPrefix(got[1], want) {
 		t.Errorf("fsck --deep: exit %d, lines %q; want the second to start with %q", r.code, got, want)
 	}
@@ -128,5 +128,29 @@ func TestFsckGrace(t *testing.T) {
 	}
 	if r := cli(t, e, "fsck", "extra"); r.code != exitUsage {
 		t.Errorf("an argument: exit %d, want %d", r.code, exitUsage)
+	}
+}
+
+// flipByte inverts the byte at offset off of the file at path, which may
+// be read-only.
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[off] ^= 0xff
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,398 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
+)
+
+// archiveFile is the name of a version's archive, beside meta.json.
+const archiveFile = "archive.tar.zst"
+
+// archiveMeta is what meta.json records of a version's archive: the same
+// size and digest the remote tier's manifest records for the same bytes.
+type archiveMeta struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// errGone reports a version that vanished (replaced, then swept past its
+// grace) between finding it and reading it.
+var errGone = errors.New("version gone")
+
+// Stored is one version of a local entry, as Lookup and PutArchive
+// return it. Its paths stay readable for the grace period after the
+// version stops being current.
+type Stored struct {
+	// Entry is the version's metadata, Tier unset.
+	Entry tiercache.Entry
+	// Tree is the path of the expanded tree, or "" when the version is
+	// kept as an archive alone (see Cache.Get, which makes the tree).
+	Tree string
+	// Archive is the path of the version's .tar.zst, the same bytes as
+	// the remote tier's object, or "" for a version kept as a tree alone
+	// (stored by Put, or by a tiercache that kept only trees).
+	Archive string
+	// ArchiveSize and SHA256 are the archive's recorded size and
+	// lower-case hex digest; a reader must check them, since the file
+	// could have been damaged on disk since.
+	ArchiveSize int64
+	SHA256      string
+
+	version string
+	meta    meta
+}
+
+// Lookup finds the current version of key and records the access, as Get
+// does, but never makes a tree: a version kept as an archive has Tree
+// "" unless a Get made one. It is what a caller that reads the archive
+// itself (a restore into a directory of its own) needs.
+func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return Stored{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Stored{}, false, err
+	}
+	version, m, ok, err := c.resolve(key)
+	if !ok || err != nil {
+		return Stored{}, false, err
+	}
+	vdir := filepath.Join(c.dataDir, version)
+	s := Stored{version: version, meta: m}
+	if m.Archive == nil {
+		touchAccess(vdir)
+		s.Tree = filepath.Join(vdir, treeDir)
+	} else {
+		s.Archive = filepath.Join(vdir, archiveFile)
+		s.ArchiveSize, s.SHA256 = m.Archive.Size, m.Archive.SHA256
+		// The access is recorded and the tree looked for under the
+		// stripe lock Prune holds to remove a tree (see dropTree): a
+		// tree found here was just marked used, so it stays for the
+		// grace period.
+		lock, err := c.lockStripe(ctx, nameOf(key))
+		if err != nil {
+			return Stored{}, false, fmt.Errorf("lookup %q: %w", key, err)
+		}
+		touchAccess(vdir)
+		if hasTree(vdir) {
+			s.Tree = filepath.Join(vdir, treeDir)
+		}
+		_ = lock.Unlock()
+	}
+	s.Entry = c.entry(version, m)
+	return s, true, nil
+}
+
+// touchAccess records an access to a version. It only steers LRU
+// eviction: failing (a read-only mount, say) must not fail a hit.
+func touchAccess(vdir string) {
+	now := time.Now()
+	_ = os.Chtimes(vdir, now, now)
+}
+
+// hasTree reports whether the version directory vdir holds a tree.
+func hasTree(vdir string) bool {
+	fi, err := os.Lstat(filepath.Join(vdir, treeDir))
+	return err == nil && fi.IsDir()
+}
+
+// PutArchive stores under key an entry kept as an archive: the bytes fill
+// writes to w, which must be a .tar.zst that archive.Extract accepts.
+// fill returns the archive.Result of what it wrote (archive.Write and
+// archive.Extract compute it anyway): its Shape and SHA-256 are recorded
+// as given, and its ArchiveSize must be the number of bytes written to w.
+// With withTree, fill also writes the expanded tree into the directory it
+// is given (else that argument is ""), which is kept beside the archive
+// as if Get had made it.
+//
+// One sequential write of the compressed bytes is all a push or a
+// download costs the local tier, instead of a write of every file. The
+// entry is committed atomically after fill returns nil; if fill fails or
+// ctx is cancelled, nothing is committed.
+func (c *Cache) PutArchive(ctx context.Context, key, description string, withTree bool, fill func(ctx context.Context, w io.Writer, tree string) (archive.Result, error)) (Stored, error) {
+	if err := checkPut(key, description); err != nil {
+		return Stored{}, err
+	}
+	if fill == nil {
+		return Stored{}, fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
+	}
+	version, m, err := c.putVersion(ctx, key, description, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
+		tree := ""
+		if withTree {
+			tree = filepath.Join(ver, treeDir)
+			if err := os.Mkdir(tree, 0o755); err != nil {
+				return tiercache.Shape{}, nil, err
+			}
+		}
+		f, err := os.OpenFile(filepath.Join(ver, archiveFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			return tiercache.Shape{}, nil, err
+		}
+		cw := &countingWriter{w: bufio.NewWriterSize(f, 1<<20)}
+		res, err := fill(ctx, cw, tree)
+		if err == nil {
+			err = cw.w.(*bufio.Writer).Flush()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		sh := res.Shape
+		switch {
+		case err != nil:
+			return sh, nil, err
+		case sh.Size < 0 || sh.Files < 0:
+			return sh, nil, fmt.Errorf("%w: fill reported %s", tiercache.ErrInvalidArgument, sh)
+		case !isHexDigest(res.SHA256):
+			return sh, nil, fmt.Errorf("%w: fill reported SHA-256 %q", tiercache.ErrInvalidArgument, res.SHA256)
+		case res.ArchiveSize != cw.n:
+			return sh, nil, fmt.Errorf("%w: fill reported an archive of %d bytes and wrote %d", tiercache.ErrInvalidArgument, res.ArchiveSize, cw.n)
+		}
+		return sh, &archiveMeta{Size: cw.n, SHA256: strings.ToLower(res.SHA256)}, nil
+	})
+	if err != nil {
+		return Stored{}, err
+	}
+	vdir := filepath.Join(c.dataDir, version)
+	s := Stored{Entry: c.entry(version, m), Archive: filepath.Join(vdir, archiveFile),
+		ArchiveSize: m.Archive.Size, SHA256: m.Archive.SHA256, version: version, meta: m}
+	if withTree {
+		s.Tree = filepath.Join(vdir, treeDir)
+	}
+	return s, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
+
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range strings.ToLower(s) {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckArchive compares what an extraction or inspection of s's archive
+// read with what the version records, and reports any difference as
+// tiercache.ErrIntegrity: the local file was damaged since it was
+// stored.
+func (s Stored) CheckArchive(r archive.Result) error {
+	m := s.meta
+	switch {
+	case m.Archive == nil:
+		return fmt.Errorf("%w: key %q: the local entry has no archive", tiercache.ErrInvalidArgument, s.Entry.Key)
+	case r.ArchiveSize != m.Archive.Size || !strings.EqualFold(r.SHA256, m.Archive.SHA256):
+		return fmt.Errorf("%w: key %q: the local archive %s is %d bytes with SHA-256 %s, it was stored as %d bytes with %s", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, r.ArchiveSize, r.SHA256, m.Archive.Size, m.Archive.SHA256)
+	case r.Size != m.Size || r.Files != m.Files:
+		return fmt.Errorf("%w: key %q: the local archive %s holds %d files of %d bytes, the entry records %d files of %d bytes", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, r.Files, r.Size, m.Files, m.Size)
+	}
+	return nil
+}
+
+// ExtractLimits returns archive extraction limits for s's archive: the
+// configured ones (zero fields: archive's defaults) lowered to what the
+// entry records, so damage that inflates the archive stops at the first
+// byte past it.
+func (s Stored) ExtractLimits(o archive.ExtractOptions) archive.ExtractOptions {
+	o.MaxBytes = capLimit(o.MaxBytes, s.meta.Size)
+	o.MaxEntries = capLimit(o.MaxEntries, s.meta.Files)
+	return o
+}
+
+// capLimit returns the configured limit (0 = archive's default) lowered to
+// the recorded amount, never below 1 (0 would mean the default).
+func capLimit(configured, recorded int64) int64 {
+	recorded = max(recorded, 1)
+	if configured == 0 || configured > recorded {
+		return recorded
+	}
+	return configured
+}
+
+// IsCorrupt reports whether err, from reading a local archive, means the
+// file is damaged (rather than the reader failing to write or being
+// cancelled): the archive then fails its checks, and Drop should remove
+// the entry.
+func IsCorrupt(err error) bool {
+	return errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded)
+}
+
+// Drop removes s's version from the cache if it is still current: for an
+// entry found damaged, so that the next reader fetches a fresh copy
+// instead of failing on it again. A newer version is left alone.
+func (c *Cache) Drop(ctx context.Context, s Stored) error {
+	if s.version == "" {
+		return nil
+	}
+	name := nameOf(s.Entry.Key)
+	if err := c.evict(ctx, name, s.version); err != nil && !errors.Is(err, errReplaced) {
+		return fmt.Errorf("drop %q: %w", s.Entry.Key, err)
+	}
+	if !c.noSync {
+		return syncPath(c.indexDir)
+	}
+	return nil
+}
+
+// materialize extracts s's archive into the tree beside it, once however
+// many processes ask: under the key's lock (see Lock), which the tiered
+// cache's hydration also holds, so a caller holding it must not call Get.
+// It fails with errGone if the version vanished, and with an error
+// wrapping tiercache.ErrIntegrity if the archive fails its checks.
+func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
+	unlock, err := c.Lock(ctx, s.Entry.Key)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	vdir := filepath.Join(c.dataDir, s.version)
+	tree := filepath.Join(vdir, treeDir)
+	if hasTree(vdir) {
+		return tree, nil // made while we waited
+	}
+	f, err := os.Open(s.Archive)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errGone
+	}
+	if err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	defer f.Close()
+	st, err := c.newStaging()
+	if err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	defer st.release()
+	dst := filepath.Join(st.dir, treeDir)
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	res, err := archive.Extract(ctx, f, dst, s.ExtractLimits(archive.ExtractOptions{}))
+	if err == nil {
+		err = s.CheckArchive(res)
+	} else if IsCorrupt(err) {
+		err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	if !c.noSync && c.boot == "" {
+		if err := syncTree(dst); err != nil {
+			return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+		}
+	}
+	if err := os.Rename(dst, tree); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", errGone
+		}
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	if !c.noSync {
+		if err := syncPath(vdir); err != nil {
+			return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+		}
+	}
+	touchAccess(vdir)
+	return tree, nil
+}
+
+// Tree returns the path of s's expanded tree, extracting it from the
+// archive first if need be, as Get does. Like Get, it drops a damaged
+// archive, and then fails with an error wrapping tiercache.ErrIntegrity.
+// A caller holding key's Lock must not call it.
+func (c *Cache) Tree(ctx context.Context, s Stored) (string, error) {
+	if s.Tree != "" {
+		return s.Tree, nil
+	}
+	p, err := c.materialize(ctx, s)
+	if errors.Is(err, errGone) {
+		return "", fmt.Errorf("get %q: %w: the version was replaced and removed meanwhile", s.Entry.Key, tiercache.ErrNotFound)
+	}
+	if errors.Is(err, tiercache.ErrIntegrity) {
+		_ = c.Drop(ctx, s)
+	}
+	return p, err
+}
+
+// dropTree removes the tree made beside an archive in version of name,
+// unless it was used within the grace period: a reader given its path by
+// Get may still be reading it. It reports whether it removed it.
+func (c *Cache) dropTree(ctx context.Context, name, version string) (bool, error) {
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	defer lock.Unlock()
+	vdir := filepath.Join(c.dataDir, version)
+	fi, err := os.Stat(vdir)
+	if err != nil {
+		return false, ignoreNotExist(err)
+	}
+	if time.Since(fi.ModTime()) < c.grace || !hasTree(vdir) {
+		return false, nil
+	}
+	if err := c.toTrash(filepath.Join(vdir, treeDir), version+".tree"); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// dropTrees removes trees made beside archives, least recently used
+// first, until the entries' bytes on disk fit maxBytes, and returns how
+// much each record's Stored shrank by. Trees used within the grace period
+// stay.
+func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64) error {
+	var total int64
+	var trees []int
+	for i, r := range recs {
+		if r.broken {
+			continue
+		}
+		total += r.entry.Stored
+		if r.archive && r.tree {
+			trees = append(trees, i)
+		}
+	}
+	slices.SortFunc(trees, func(a, b int) int { return recs[a].entry.LastAccess.Compare(recs[b].entry.LastAccess) })
+	for _, i := range trees {
+		if total <= maxBytes {
+			break
+		}
+		r := &recs[i]
+		ok, err := c.dropTree(ctx, r.name, r.version)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.tree = false
+			r.entry.Stored -= r.entry.Size
+			total -= r.entry.Size
+		}
+	}
+	return nil
+}
