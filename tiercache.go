@@ -56,8 +56,9 @@ type Backend interface {
 	Invalidate(ctx context.Context, key string) error
 
 	// Prune evicts entries, least recently accessed first, until the cache
-	// holds at most maxEntries entries and at most maxBytes bytes of tree
-	// data. A zero limit means unlimited; a negative one is an error
+	// holds at most maxEntries entries and at most maxBytes bytes: the
+	// entries' Stored where the backend reports it (what they take on
+	// its disk), else their Size. A zero limit means unlimited; a negative one is an error
 	// wrapping ErrInvalidArgument. It returns how many entries it evicted.
 	// If ctx is cancelled midway, the entries already evicted stay
 	// evicted and the count so far is returned with the error.

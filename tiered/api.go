@@ -11,7 +11,9 @@ import (
 // Progress reports the advance of one transfer. Total is -1 when unknown
 // (an upload's compressed size is known only at its end).
 type Progress struct {
-	// Op is "upload", "download" or "copy" (Pull's copy into its dir).
+	// Op is "upload", "download", "extract" (Pull's extraction of a
+	// local archive into its dir) or "copy" (Pull's copy from a local
+	// tree into its dir).
 	Op string
 	// Key is the key being transferred.
 	Key string

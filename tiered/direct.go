@@ -125,7 +125,11 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, o
 				return archive.Result{}, err
 			}
 			defer f.Close()
-			res, err := archive.Extract(ctx, f, stage, s.ExtractLimits(c.opts.Extract))
+			var r io.Reader = f
+			if c.opts.Progress != nil {
+				r = &progressReader{r: f, p: Progress{Op: "extract", Key: s.Entry.Key, Total: s.ArchiveSize}, fn: c.opts.Progress}
+			}
+			res, err := archive.Extract(ctx, r, stage, s.ExtractLimits(c.opts.Extract))
 			if err == nil {
 				err = s.CheckArchive(res)
 			} else if local.IsCorrupt(err) {

@@ -17,6 +17,7 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -790,42 +791,39 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	return c.local.Invalidate(ctx, key)
 }
 
-// Prune implements tiercache.Backend by applying the same limits to each
-// tier (both count tree bytes, so a limit means the same in each). It
-// returns how many keys List no longer reports afterwards: a key evicted
-// from one tier but still held by the other is still an entry.
+// Prune implements tiercache.Backend over the view List gives: the least
+// recently used keys are evicted from both tiers until List fits the
+// limits, bytes counted as List reports them (Entry.Stored where set).
+// PruneTiers gives each tier limits of its own. In read-only mode it
+// fails with tiercache.ErrReadOnly.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
 	l := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
-	before, err := c.keys(ctx)
+	if err := l.Validate(); err != nil {
+		return 0, err
+	}
+	if c.opts.ReadOnly {
+		return 0, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
+	}
+	es, err := c.List(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := c.PruneTiers(ctx, l, l); err != nil {
-		return 0, err
+	items := make([]policy.Item, 0, len(es))
+	for _, e := range es {
+		items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
 	}
-	after, err := c.keys(ctx)
+	victims, err := policy.Victims(items, l)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for k := range before {
-		if !after[k] {
-			n++
+	for _, v := range victims {
+		if err := c.Invalidate(ctx, v.Key); err != nil {
+			return n, fmt.Errorf("prune: %w", err)
 		}
+		n++
 	}
 	return n, nil
-}
-
-func (c *Cache) keys(ctx context.Context) (map[string]bool, error) {
-	es, err := c.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string]bool, len(es))
-	for _, e := range es {
-		m[e.Key] = true
-	}
-	return m, nil
 }
 
 // PruneTiers prunes the local tier to lim and the remote tier to rem. A
@@ -906,7 +904,7 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 	}
 	for _, m := range metas {
 		remotes = append(remotes, tiercache.Entry{
-			Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files,
+			Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files, Stored: m.ArchiveSize,
 			Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote,
 		})
 	}

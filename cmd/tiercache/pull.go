@@ -25,9 +25,16 @@ func newPullCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull KEY DIR",
 		Short: "Restore the tree stored under KEY into DIR",
-		Long: `Pull looks KEY up in the local tier, then in the remote (downloading the
-tree into the local tier, verified, once however many jobs ask at once), and
-copies the tree into DIR.
+		Long: `Pull looks KEY up in the local tier, then in the remote, and restores the
+tree into DIR, writing every file once.
+
+The local tier keeps each entry as its compressed archive, the same bytes
+as the remote object. A local hit extracts that archive into DIR, checking
+it against its recorded SHA-256 as a download is checked; a damaged local
+copy is dropped, with a warning, and fetched again. A download (once
+however many jobs on the machine ask at once) is extracted into DIR while
+its bytes are kept as the local archive, which is committed only once
+verified.
 
 When KEY is not stored, each --restore-key PREFIX is tried in the order
 given: the newest entry whose key starts with PREFIX, in either tier, is
@@ -46,19 +53,20 @@ DIR is created if absent. Entries of the tree replace what DIR holds at the
 same paths, as 'tar -x' does; other files in DIR are left alone. A file,
 directory or symlink in DIR that is in the way of an entry is removed first,
 and symlinks in DIR are never followed, so a pull never writes outside DIR.
-The copy keeps permission bits, mtimes, symlinks and hardlinks; on file
-systems that support it (btrfs, XFS) each file is a reflink clone of the
-cached one, which costs no extra disk space.
+The tree is extracted into a directory beside DIR and moved in once
+verified, so a corrupt or truncated archive leaves DIR as it was. It keeps
+permission bits, mtimes, symlinks and hardlinks.
 
-With --no-local (for machines that live for one job), the tree is
-downloaded straight into DIR, verified in a directory beside it and then
-moved in, and nothing is kept in the local tier.
+With --no-local (for machines that live for one job), nothing is kept in
+the local tier.
 
---link hardlinks the files from the local tier instead of copying them: the
-fastest way, but DIR's files then share their inodes with the cache, so
-changing a file in place (rather than replacing it) corrupts the cache
-entry. Use it only for trees that are read, not written, such as Go's
-read-only module cache.
+--link hardlinks DIR's files from an expanded tree kept in the local tier
+(made from the archive the first time, once however many jobs ask)
+instead of writing them: the fastest warm pull, but DIR's files then share
+their inodes with the cache, so changing a file in place (rather than
+replacing it) corrupts the cache entry. Use it only for trees that are
+read, not written, such as Go's read-only module cache. Expanded trees
+count against the local limits, and prune removes them before archives.
 
 With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
   cache-hit=true|false       true only when KEY itself matched, as in actions/cache
@@ -161,13 +169,20 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 		}
 		a.warnf(cmd, "pull %q: %s: %s", key, what, withHint(survived))
 	}
+	if hit.Dropped != nil {
+		// Not a failure: the damaged copy is gone and the pull went on
+		// without it. Saying so points at a failing disk.
+		a.warnf(cmd, "pull %q: the local tier's copy was damaged and has been dropped: %s", key, singleLine(hit.Dropped.Error()))
+	}
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
 		out.DownloadedBytes = hit.Downloaded
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
-		if r := hit.Copy; !a.flags.noLocal {
+		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
 			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
 				dir, formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
+		} else if hit.Tier == tiercache.TierLocal && !a.flags.noLocal {
+			a.verbosef(cmd, "extracted the local archive into %s in %s", dir, formatDuration(hit.CopyTime))
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
 	} else if survived == nil {

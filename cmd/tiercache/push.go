@@ -24,11 +24,14 @@ func newPushCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "push KEY DIR",
 		Short: "Store DIR under KEY, locally and in the remote",
-		Long: `Push stores a copy of the tree at DIR under KEY in the local tier, then
-uploads it to the remote as one zstd-compressed tar stream. An entry already
+		Long: `Push archives the tree at DIR as one zstd-compressed tar stream, uploads it
+to the remote and, as the bytes are made, keeps the same archive in the
+local tier under KEY: one sequential write, not a copy of every file. An
+entry already
 stored under KEY is replaced atomically: readers see the old tree or the new
 one, never a mix. When the remote already holds an identical tree under KEY
-(a re-run job), nothing is uploaded.
+(a re-run job), nothing is uploaded. The upload commits only once the
+local archive has.
 
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
