@@ -179,9 +179,15 @@ func TestDiskFull(t *testing.T) {
 		}
 		m := e.freshMachine(t)
 		dst := filepath.Join(mnt, "dst")
-		diskFails(t, m, diskOpts{}, []string{`pull "big"`, dst, "no space left on device"}, "pull", "big", dst)
-		// The hydration itself had room: its entry is complete.
-		diskClean(t, m)
+		// Too big to fit beside DIR: refused before the download (by
+		// default a warning and a miss).
+		diskFails(t, m, diskOpts{}, []string{`pull "big"`, dst, "free"}, "--strict", "pull", "big", dst)
+		diskNoEntry(t, m, "big")
+		// Small enough by its size, too many files for the space: the
+		// extraction into DIR runs out of room, and the download kept
+		// beside it is not committed either.
+		diskFails(t, m, diskOpts{}, []string{`pull "many"`, dst, "no space left on device"}, "pull", "many", dst)
+		diskNoEntry(t, m, "many")
 		diskGrow(t, mnt, 16<<20)
 		mustRun(t, m, "pull", "big", dst)
 		treetest.AssertEqual(t, big, dst)
@@ -200,10 +206,14 @@ func TestDiskFull(t *testing.T) {
 		// machine cannot take.)
 		diskFails(t, m, diskOpts{}, []string{`pull "big"`, m["TIERCACHE_DIR"], "free"}, "--strict", "pull", "big", dst)
 		diskNoEntry(t, m, "big")
-		// Small enough by its size, too many files for the space:
-		// the extraction runs out of room.
-		diskFails(t, m, diskOpts{}, []string{`pull "many"`, m["TIERCACHE_DIR"], "no space left on device"}, "pull", "many", dst)
-		diskNoEntry(t, m, "many")
+		// Small enough by its size, too many files for the space: the
+		// local tier keeps only the archive, which fits, so the pull
+		// works; a tree made beside it for --link runs out of room, and
+		// the archive stays.
+		mustRun(t, m, "pull", "--fail-on-miss", "many", dst)
+		treetest.AssertEqual(t, many, dst)
+		diskFails(t, m, diskOpts{}, []string{`pull "many"`, m["TIERCACHE_DIR"], "no space left on device"}, "pull", "--link", "many", filepath.Join(t.TempDir(), "linked"))
+		diskClean(t, m)
 		diskGrow(t, mnt, 16<<20)
 		for key, src := range map[string]string{"big": big, "many": many} {
 			d := filepath.Join(t.TempDir(), key)
@@ -219,16 +229,18 @@ func TestDiskFull(t *testing.T) {
 			return
 		}
 		m := e.with("TIERCACHE_DIR", filepath.Join(mnt, "cache"))
-		diskFails(t, m, diskOpts{}, []string{`push "new"`, m["TIERCACHE_DIR"], "no space left on device"}, "push", "new", many)
+		// The local tier keeps the archive: 6 MiB of random data does
+		// not fit.
+		diskFails(t, m, diskOpts{}, []string{`push "new"`, m["TIERCACHE_DIR"], "no space left on device"}, "push", "new", big)
 		diskNoEntry(t, m, "new")
 		if manifests, data := manifestsAndData(t, b); len(manifests) != 2 || len(data) != 2 {
 			t.Errorf("a push that failed locally wrote to the remote: %q %q", manifests, data)
 		}
 		diskGrow(t, mnt, 16<<20)
-		mustRun(t, m, "push", "new", many)
+		mustRun(t, m, "push", "new", big)
 		d := filepath.Join(t.TempDir(), "d")
 		mustRun(t, e.freshMachine(t), "pull", "--fail-on-miss", "new", d)
-		treetest.AssertEqual(t, many, d)
+		treetest.AssertEqual(t, big, d)
 	})
 }
 
@@ -251,7 +263,7 @@ func TestDiskFileTooLarge(t *testing.T) {
 func diskFullDestByLimit(t *testing.T, e env, big string) {
 	m := e.freshMachine(t)
 	// Hydrate first, unlimited: the limited run is then a local hit
-	// whose only writes are the copy into the destination.
+	// whose only writes are the extraction into the destination.
 	mustRun(t, m, "pull", "big", filepath.Join(t.TempDir(), "first"))
 	dst := filepath.Join(t.TempDir(), "dst")
 	diskFails(t, m, diskOpts{fsize: diskLimit}, []string{`pull "big"`, dst, "file too large"}, "pull", "big", dst)

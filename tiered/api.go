@@ -76,7 +76,9 @@ type PutResult struct {
 	RemoteErr error
 }
 
-// ErrNoRoom reports an entry larger than the local tier's free space. It
+// ErrNoRoom reports an entry larger than the local tier's free space, or
+// a tree larger than the free space beside the directory a Pull restores
+// into. It
 // comes wrapped in a RemoteError, since nothing was written: the entry is
 // skipped as one that fails its checks would be.
 var ErrNoRoom = errors.New("no room in the local tier")

@@ -130,10 +130,13 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, o
 				r = &progressReader{r: f, p: Progress{Op: "extract", Key: s.Entry.Key, Total: s.ArchiveSize}, fn: c.opts.Progress}
 			}
 			res, err := archive.Extract(ctx, r, stage, s.ExtractLimits(c.opts.Extract))
-			if err == nil {
+			switch {
+			case err == nil:
 				err = s.CheckArchive(res)
-			} else if local.IsCorrupt(err) {
+			case local.IsCorrupt(err):
 				err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+			default:
+				err = fmt.Errorf("restoring into %s: %w", dir, err)
 			}
 			return res, err
 		})
@@ -202,15 +205,27 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 	if free, err := c.local.FreeBytes(); err == nil && need > free {
 		return Hit{}, false, remoteErr(fmt.Errorf("%w: %w: key %q: it needs %d bytes, only %d are free in the local tier at %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, need, free, c.local.Root()))
 	}
+	if !opts.Link {
+		if err := roomBeside(key, dir, meta.Size); err != nil {
+			return Hit{}, false, err
+		}
+	}
 	var s local.Stored
 	var got archive.Result
 	store := func(extractTo string) error {
 		var err error
 		s, err = c.local.PutArchive(ctx, key, meta.Description, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
-			if tree == "" {
+			intoDir := tree == ""
+			if intoDir {
 				tree = extractTo
 			}
-			got, err = c.fillFrom(ctx, key, rc, meta, tree, w)
+			got, err = c.fillFrom(ctx, key, rc, meta, tree, localTierWriter{w})
+			var lte *localTierError
+			if err != nil && intoDir && !IsRemote(err) && !errors.As(err, &lte) && !errors.Is(err, tiercache.ErrNotFound) {
+				// Writing the tree failed: DIR's disk, not the
+				// local tier's.
+				err = fmt.Errorf("restoring into %s: %w", dir, err)
+			}
 			return got, err
 		})
 		return err
@@ -419,6 +434,9 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 		return Hit{}, false, err
 	}
 	defer rc.Close()
+	if err := roomBeside(key, dir, meta.Size); err != nil {
+		return Hit{}, false, err
+	}
 	var res archive.Result
 	err = c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
 		var err error
@@ -539,4 +557,37 @@ func setRootMeta(dir string, root *archive.RootMeta, mode fs.FileMode, mtime tim
 		return nil
 	}
 	return os.Chtimes(dir, time.Time{}, mtime)
+}
+
+// localTierError is a failed write of a download's bytes into the local
+// tier, told apart from a failed write of the tree into DIR.
+type localTierError struct{ err error }
+
+func (e *localTierError) Error() string { return "local tier: " + e.err.Error() }
+func (e *localTierError) Unwrap() error { return e.err }
+
+// localTierWriter marks its writer's errors as the local tier's.
+type localTierWriter struct{ w io.Writer }
+
+func (l localTierWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		err = &localTierError{err}
+	}
+	return n, err
+}
+
+// roomBeside refuses, before anything is downloaded, a tree of size bytes
+// that cannot fit beside dir, where it is extracted: like an entry the
+// local tier has no room for, it is skipped (a RemoteError wrapping
+// ErrNoRoom), so the job builds without it.
+func roomBeside(key, dir string, size int64) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil // extractInto reports it
+	}
+	if free, err := fsutil.FreeBytes(filepath.Dir(abs)); err == nil && size > free {
+		return remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free beside %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, size, free, dir))
+	}
+	return nil
 }
