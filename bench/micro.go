@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,7 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
@@ -69,11 +71,25 @@ func parallel(ctx context.Context, workers, from, to int, fn func(ctx context.Co
 func microKey(i int) string { return fmt.Sprintf("entry-%d", i) }
 
 // localMicro measures Get hits at 10, 10k and 100k entries and Prune at
-// 10k, on one local tier grown step by step. Entries are one-file trees
-// made with PutFunc and NoSync, the cheapest way through the public API:
-// file creation, not CPU, bounds the fill on a slow disk.
+// 10k, on one local tier grown step by step. Entries are what a pull
+// --link leaves: a one-file archive with its tree beside it, made with
+// PutArchive and NoSync, the cheapest way through the public API (file
+// creation, not CPU, bounds the fill on a slow disk). A Get of such an
+// entry is the costliest hit: it also takes the key's stripe lock.
 func (b *bench) localMicro(ctx context.Context) error {
 	c, err := local.Open(b.path("micro-local"), local.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	one := b.path("micro-one")
+	if err := os.MkdirAll(one, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(one, "f"), []byte("x"), 0o644); err != nil {
+		return err
+	}
+	var arch bytes.Buffer
+	res, err := archive.Write(ctx, &arch, one, archive.WriteOptions{})
 	if err != nil {
 		return err
 	}
@@ -81,8 +97,11 @@ func (b *bench) localMicro(ctx context.Context) error {
 	fill := func(from, to int) error {
 		start := time.Now()
 		err := parallel(ctx, 4, from, to, func(ctx context.Context, i int) error {
-			_, err := c.PutFunc(ctx, microKey(i), "", func(ctx context.Context, dir string) (tiercache.Shape, error) {
-				return tiercache.Shape{Size: 1, Files: 1}, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+			_, err := c.PutArchive(ctx, microKey(i), "", true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
+				if _, err := w.Write(arch.Bytes()); err != nil {
+					return res, err
+				}
+				return res, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
 			})
 			return err
 		})

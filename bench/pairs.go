@@ -455,7 +455,7 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 	p := &pair{
 		Name:     "warm pull",
 		CommandA: "tiercache pull K DEST (local hit)",
-		CommandB: "cp -a CACHED DEST (the local tier's copy of the tree, same file system)",
+		CommandB: "cp -a TREE DEST (a copy of the tree on the same file system)",
 	}
 	tier, setup := b.path("warm-tier"), b.path("warm-setup")
 	out, err := b.exec(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), setup))
@@ -469,21 +469,18 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 	if !pj.Hit || pj.Tier != "remote" {
 		return fmt.Errorf("filling the warm local tier: not a remote hit: %s", out)
 	}
-	// cp -a copies the very tree tiercache copies from, so both read the
-	// same inodes from the same page cache.
+	// The local tier keeps the archive: tiercache extracts it, and cp -a
+	// copies the tree the first pull restored, on the same file system.
+	// (Asking the local tier for a tree would make one beside the archive,
+	// which the pulls would then copy instead.)
 	l, err := local.Open(tier, local.Options{NoSync: b.cfg.noSync})
 	if err != nil {
 		return err
 	}
-	cached, ok, err := l.Get(ctx, pushKey(1))
-	if err != nil || !ok {
-		return fmt.Errorf("finding the cached tree in %s: hit %v, %v", tier, ok, err)
+	if s, ok, err := l.Lookup(ctx, pushKey(1)); err != nil || !ok || s.Archive == "" || s.Tree != "" {
+		return fmt.Errorf("the warm local tier at %s holds %+v (hit %v, %v), want the archive alone", tier, s, ok, err)
 	}
-	// Deleted with the rest after the pair: a deletion now would need a
-	// pause (see slowAfterDelete).
-	if err := b.trash(setup); err != nil {
-		return err
-	}
+	cached := setup
 	b.inputs = []string{cached}
 	for r := 1; r <= b.cfg.rounds; r++ {
 		dest := b.path("warm-tc-%d", r)
@@ -524,6 +521,11 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 	p.Verified, p.VerifyLog = true, "every copy equals the source (treetest.Diff)"
 	p.summarize()
 	b.res.Pairs = append(b.res.Pairs, p)
+	// Deleted with the rest after the pair: a deletion earlier would
+	// need a pause (see slowAfterDelete).
+	if err := b.trash(setup); err != nil {
+		return err
+	}
 	if err := b.trash(tier); err != nil {
 		return err
 	}

@@ -150,8 +150,8 @@ func (b *bench) profile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := step("push, whole (tiered.PutResult)", "push.pprof", func() error {
-		_, err := c.PutResult(ctx, key, b.src, "")
+	if err := step("push, whole (tiered.Push)", "push.pprof", func() error {
+		_, err := c.Push(ctx, key, b.src, tiered.PushOptions{})
 		return err
 	}); err != nil {
 		return err
@@ -200,17 +200,11 @@ func (b *bench) profile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var hit tiered.Hit
-	if err := step("cold pull, whole (tiered.Restore + treecopy.Copy)", "pull.pprof", func() error {
-		var ok bool
-		hit, ok, err = c2.Restore(ctx, key, nil)
+	if err := step("cold pull, whole (tiered.Pull)", "pull.pprof", func() error {
+		_, ok, err := c2.Pull(ctx, key, nil, b.path("prof-pull-dest"), tiered.PullOptions{})
 		if err == nil && !ok {
 			err = fmt.Errorf("miss")
 		}
-		if err != nil {
-			return err
-		}
-		_, err = treecopy.Copy(ctx, hit.Path, b.path("prof-pull-dest"), treecopy.Options{})
 		return err
 	}); err != nil {
 		return err
@@ -260,8 +254,8 @@ func (b *bench) profile(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := step("pull part: treecopy.Copy out of the local tier (= warm pull)", "", func() error {
-		_, err := treecopy.Copy(ctx, hit.Path, b.path("prof-copy-dest"), treecopy.Options{})
+	if err := step("pull part: treecopy.Copy of the restored tree (a warm pull from a tree)", "", func() error {
+		_, err := treecopy.Copy(ctx, b.path("prof-pull-dest"), b.path("prof-copy-dest"), treecopy.Options{})
 		return err
 	}); err != nil {
 		return err
@@ -269,7 +263,7 @@ func (b *bench) profile(ctx context.Context) error {
 	// The same copy with one worker: whether the parallel file creation
 	// pays off on this disk, or contends for directory locks.
 	if err := step("pull part: treecopy.Copy with Workers: 1", "", func() error {
-		_, err := treecopy.Copy(ctx, hit.Path, b.path("prof-copy1-dest"), treecopy.Options{Workers: 1})
+		_, err := treecopy.Copy(ctx, b.path("prof-pull-dest"), b.path("prof-copy1-dest"), treecopy.Options{Workers: 1})
 		return err
 	}); err != nil {
 		return err

@@ -1,6 +1,10 @@
-// Package local is the local directory tier of tiercache: trees stored as
-// plain directories under one root, shared safely by every goroutine and
-// every process that opens the same root.
+// Package local is the local directory tier of tiercache: entries stored
+// under one root, shared safely by every goroutine and every process that
+// opens the same root. An entry is kept as its archive (PutArchive: the
+// .tar.zst the remote tier stores, written once as it streams), with its
+// expanded tree made beside it only when a caller asks for a path (Get),
+// or as a tree alone (Put, PutFunc, and every entry of a cache made before
+// archives were kept).
 //
 // # On-disk layout
 //
@@ -78,11 +82,23 @@
 //
 // # Reads
 //
-// Get reads the pointer (readlink), reads the version's small meta.json to
-// check the stored key, and records the access by setting the mtime of the
-// version directory (nothing else writes into it once it is published, so
-// that mtime is free to mean "last access"). It touches no other entry,
-// so a hit costs the same with ten entries or a hundred thousand.
+// Get and Lookup read the pointer (readlink), read the version's small
+// meta.json to check the stored key, and record the access by setting the
+// mtime of the version directory (nothing writes into it once it is
+// published but the tree Get makes, so that mtime is free to mean "last
+// access"). They touch no other entry, so a hit costs the same with ten
+// entries or a hundred thousand.
+//
+// Get on a version kept as an archive alone extracts the archive, with
+// archive.Extract's checks and against the recorded SHA-256 and shape,
+// into staging, then renames the tree into the version directory: under
+// the key's lock (see Lock), so one process makes it however many ask,
+// and atomically, so a reader sees the whole tree or none. An archive that
+// fails its checks was damaged on disk: Get drops the entry and misses.
+// Prune removes such trees first when over its byte limit, but only those
+// not used within the grace period, under the key's stripe lock, which
+// Lookup also takes to find the tree: a path Get returned stays readable
+// for the grace period after the last Get.
 //
 // # Grace and sweeping
 //

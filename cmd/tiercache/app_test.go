@@ -51,8 +51,12 @@ func TestVerbose(t *testing.T) {
 		t.Errorf("verbose push stderr: %q", r.stderr)
 	}
 	r = mustCLI(t, e, "pull", "-v", "v", filepath.Join(t.TempDir(), "d"))
-	if !strings.Contains(r.stderr, "copied into") {
+	if !strings.Contains(r.stderr, "extracted the local archive into") {
 		t.Errorf("verbose pull stderr: %q", r.stderr)
+	}
+	r = mustCLI(t, e, "pull", "-v", "--link", "v", filepath.Join(t.TempDir(), "l"))
+	if !strings.Contains(r.stderr, "copied into") || !strings.Contains(r.stderr, "22 hardlinked from the cache") {
+		t.Errorf("verbose pull --link stderr: %q", r.stderr)
 	}
 	r = cli(t, e, "ls", "-q", "-v")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--quiet and --verbose") {

@@ -30,7 +30,9 @@ func newLsCommand(a *app) *cobra.Command {
 entry and tier, so a key held by both tiers shows twice. With PREFIX, only
 keys starting with it are listed.
 
-SIZE and FILES describe the tree (not the compressed archive). LAST ACCESS
+SIZE and FILES describe the tree (not the compressed archive); STORED is
+what the entry takes in its tier: the archive, plus, locally, the expanded
+tree kept for --link and the library's Get. LAST ACCESS
 is when a pull last used the entry, the order prune evicts in; in the remote
 tier it is recorded at most every so often per key.
 
@@ -109,9 +111,9 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION")
+	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tSTORED\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), e.Files,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), formatBytes(e.Stored), e.Files,
 			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60))
 	}
 	return tw.Flush()

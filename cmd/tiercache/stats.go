@@ -15,10 +15,13 @@ func newStatsCommand(a *app) *cobra.Command {
 		Use:   "stats",
 		Short: "Print entries and bytes per tier",
 		Long: `Stats prints, for each tier, how many entries it holds, their total tree
-size and file count, and the creation times of the oldest and newest.
+size and file count, the bytes they take in the tier (STORED: archives,
+plus the expanded trees the local tier keeps for --link and the library's
+Get), and the creation times of the oldest and newest.
 
 With --json, prints {"local": {...}, "remote": {...}} with the fields
-entries, bytes, files, oldest, newest; "remote" is absent without a remote.
+entries, bytes, files, stored, oldest, newest; "remote" is absent without a
+remote.
 
 The local tier never needs the remote: a remote that fails is reported as
 a warning, the local tier's line is still printed, and with --json
@@ -62,9 +65,9 @@ func runStats(a *app, cmd *cobra.Command) error {
 		return writeJSON(cmd, out)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tFILES\tOLDEST\tNEWEST")
+	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tSTORED\tFILES\tOLDEST\tNEWEST")
 	row := func(name tiercache.Tier, s tiercache.Stats) {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), s.Files, formatTime(s.Oldest), formatTime(s.Newest))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), formatBytes(s.Stored), s.Files, formatTime(s.Oldest), formatTime(s.Newest))
 	}
 	row(tiercache.TierLocal, st.Local)
 	if st.Remote != nil {
