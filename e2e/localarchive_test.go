@@ -69,7 +69,7 @@ func exists(path string) bool {
 func TestLocalTierKeepsArchives(t *testing.T) {
 	endpoint, log := recordingProxy(t)
 	e := newEnv(t, bucket(t)).with("TIERCACHE_S3_ENDPOINT", endpoint)
-	src := filepath.Join(t.TempDir(), "src")
+	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{SmallFiles: 300})
 
 	mustRun(t, e, "push", "k", src)
