@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -327,7 +328,7 @@ func (c *Cache) pushBoth(ctx context.Context, key, src, description string, res 
 		if err != nil {
 			return err
 		}
-		if s.SHA256 == old.SHA256 && s.ArchiveSize == old.ArchiveSize {
+		if strings.EqualFold(s.SHA256, old.SHA256) && s.ArchiveSize == old.ArchiveSize {
 			c.skipUpload(ctx, key, old, res)
 			return nil
 		}

@@ -604,7 +604,7 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 		if err != nil {
 			return err
 		}
-		if ar.SHA256 == old.SHA256 && ar.ArchiveSize == old.ArchiveSize {
+		if strings.EqualFold(ar.SHA256, old.SHA256) && ar.ArchiveSize == old.ArchiveSize {
 			c.skipUpload(ctx, key, old, res)
 			return nil
 		}
