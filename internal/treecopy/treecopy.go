@@ -580,7 +580,7 @@ func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) 
 		return nil, fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
 	}
 	fd, err := openDirAt(parent.fd, base)
-	if !created && (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
+	if !created && notDir(err) {
 		// A symlink or a file is in the way: replace it, never enter it.
 		if err := removeAt(parent.fd, base); err != nil {
 			return nil, fmt.Errorf("copy tree: replace %s: %w", rel, err)
@@ -607,8 +607,8 @@ func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) 
 	return h, nil
 }
 
-// openDirAt opens the directory name in dirfd for reading, failing with
-// ELOOP or ENOTDIR rather than following a symlink. A directory its owner
+// openDirAt opens the directory name in dirfd for reading, failing (see
+// notDir) rather than following a symlink. A directory its owner
 // cannot read (mode 0300, say) is first made readable.
 func openDirAt(dirfd int, name string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -620,6 +620,12 @@ func openDirAt(dirfd int, name string) (int, error) {
 		return -1, err
 	}
 	return fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
+}
+
+// notDir reports whether err, from openDirAt, says that the name is not a
+// directory: ENOTDIR, or for a symlink ELOOP (EMLINK on FreeBSD).
+func notDir(err error) bool {
+	return errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EMLINK)
 }
 
 // ensureWritable gives the directory fd its owner's rwx bits, so that
@@ -649,7 +655,7 @@ func removeAt(dirfd int, name string) error {
 		return err
 	}
 	fd, openErr := openDirAt(dirfd, name)
-	if errors.Is(openErr, unix.ENOTDIR) || errors.Is(openErr, unix.ELOOP) {
+	if notDir(openErr) {
 		return err // not a directory after all: unlinkat's answer stands
 	}
 	if openErr != nil {
