@@ -17,18 +17,42 @@ FUZZTIME ?=
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
 
-.PHONY: all build test unit lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
+# What `make cross` builds the CLI for and vets every package on, as
+# GOOS/GOARCH. Windows (windows/amd64 windows/arm64) joins the list once
+# it builds.
+CROSS_PLATFORMS := darwin/arm64 darwin/amd64 freebsd/amd64
+
+# The packages whose code the tiercache_portable tag changes (fsutil,
+# treecopy, archive, local) and the two that drive them. The e2e tests
+# build their own binary, without the tag; the other packages do not see it.
+PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiered ./cmd/tiercache
+
+.PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/tiercache ./cmd/tiercache
 
-## test: everything CI runs: lint, unit + conformance + e2e tests against a real MinIO, bounded fuzzing.
-test: lint minio unit fuzz
+## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e tests against a real MinIO, bounded fuzzing.
+test: lint cross portable minio unit fuzz
 
 unit: minio
 	$(GO) test -count=1 -timeout 20m ./...
+
+## cross: build the CLI for, and vet every package on, each of CROSS_PLATFORMS.
+cross:
+	@set -e; for p in $(CROSS_PLATFORMS); do \
+		echo "cross $$p: build ./cmd/tiercache, vet ./..."; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o /dev/null ./cmd/tiercache; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./...; \
+	done
+
+## portable: vet, staticcheck and run the unit tests of the code macOS and FreeBSD use, forced on Linux by the tiercache_portable tag.
+portable: $(BIN)/staticcheck
+	$(GO) vet -tags tiercache_portable ./...
+	$(BIN)/staticcheck -tags tiercache_portable ./...
+	$(GO) test -count=1 -timeout 20m -tags tiercache_portable $(PORTABLE_PKGS)
 
 lint: fmt-check vet staticcheck
 

@@ -1,9 +1,12 @@
+//go:build !tiercache_portable
+
 package archive
 
 import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -81,5 +84,29 @@ func (f *outFile) Finish(mtime time.Time) error {
 // Abort closes the file after a failure.
 func (f *outFile) Abort() { _ = unix.Close(f.fd) }
 
-// dirFile opens root's directory for its descriptor.
-func dirFile(root *os.Root) (*os.File, error) { return root.Open(".") }
+// dirDesc is a dirHandle's descriptor of its directory, opened through
+// its os.Root on first use.
+type dirDesc struct {
+	dirOnce sync.Once
+	dir     *os.File
+	dirFD   int
+	dirErr  error
+}
+
+// fd returns the descriptor of h's directory. It stays valid until h's
+// release.
+func (h *dirHandle) fd() (int, error) {
+	h.dirOnce.Do(func() {
+		if h.dir, h.dirErr = h.root.Open("."); h.dirErr == nil {
+			h.dirFD = int(h.dir.Fd())
+		}
+	})
+	return h.dirFD, h.dirErr
+}
+
+// close closes the descriptor, if it was opened.
+func (d *dirDesc) close() {
+	if d.dir != nil {
+		d.dir.Close()
+	}
+}

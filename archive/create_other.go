@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || tiercache_portable
 
 package archive
 
@@ -43,5 +43,8 @@ func (f *outFile) Finish(mtime time.Time) error {
 // Abort closes the file after a failure.
 func (f *outFile) Abort() { _ = f.f.Close() }
 
-// dirFile is not needed where files are created through os.Root.
-func dirFile(*os.Root) (*os.File, error) { return nil, nil }
+// dirDesc is empty: files are created through os.Root, not a
+// descriptor of their directory.
+type dirDesc struct{}
+
+func (dirDesc) close() {}

@@ -74,23 +74,9 @@ type dirHandle struct {
 	path string // the destination joined with name, for errors
 	root *os.Root
 	refs atomic.Int32
-
-	// The directory's descriptor, for creating files (see createFile),
-	// opened once on first use.
-	dirOnce sync.Once
-	dir     *os.File
-	dirFD   int
-	dirErr  error
-}
-
-// fd returns the directory's descriptor. It stays valid until release.
-func (h *dirHandle) fd() (int, error) {
-	h.dirOnce.Do(func() {
-		if h.dir, h.dirErr = dirFile(h.root); h.dirErr == nil {
-			h.dirFD = int(h.dir.Fd())
-		}
-	})
-	return h.dirFD, h.dirErr
+	// The directory's descriptor, where files are created through one
+	// (see createFile).
+	dirDesc
 }
 
 func newDirHandle(name, path string, root *os.Root) *dirHandle {
@@ -103,9 +89,7 @@ func (h *dirHandle) acquire() { h.refs.Add(1) }
 
 func (h *dirHandle) release() {
 	if h.refs.Add(-1) == 0 {
-		if h.dir != nil {
-			h.dir.Close()
-		}
+		h.dirDesc.close()
 		h.root.Close()
 	}
 }

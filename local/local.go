@@ -548,7 +548,7 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(t.UnixNano())}
+	ts := []unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(t.UnixNano())}
 	err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(c.indexDir, nameOf(key)), ts, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
 		return nil

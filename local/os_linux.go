@@ -1,3 +1,5 @@
+//go:build !tiercache_portable
+
 package local
 
 import (

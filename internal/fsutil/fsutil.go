@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 )
 
 // RemoveAll removes path and everything below it, like os.RemoveAll, but
@@ -29,25 +27,6 @@ func RemoveAll(path string) error {
 		return nil
 	})
 	return os.RemoveAll(path)
-}
-
-// Umask returns the process's umask as the kernel reports it (Linux 4.7
-// and later), or -1 if it cannot tell. Reading it is the only safe way:
-// umask(2) sets it, for every thread at once. Callers read it once per
-// operation, since a program may change it between two.
-func Umask() int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			if um, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-				return int(um)
-			}
-		}
-	}
-	return -1
 }
 
 // CreateMode returns the mode to create a file with so that it ends up

@@ -3,9 +3,12 @@
 // as links, hardlinks as hardlinks, empty directories), the way the CLI
 // turns a cached tree into the directory a job asked for.
 //
-// Speed matters on a local hit, so each regular file is first cloned with a
-// reflink (FICLONE, instant on btrfs, XFS and bcachefs), then copied with
-// copy_file_range (in-kernel), and several files are copied at once. With
+// Speed matters on a local hit, so each regular file is cloned where the
+// file system can share data blocks, and several files are copied at once.
+// On Linux a file is first cloned with a reflink (FICLONE, instant on
+// btrfs, XFS and bcachefs), then copied with copy_file_range (in-kernel).
+// On macOS it is first cloned with clonefile (instant on APFS). Elsewhere,
+// and where cloning fails, it is copied with reads and writes. With
 // Options.Link, files are hardlinked from the source instead, which is
 // fastest but shares inodes with it.
 //
@@ -20,6 +23,12 @@
 // hardlink to something else (say, to a cache entry after an earlier Link
 // copy) is unlinked, never overwritten in place. A regular file thus costs
 // a handful of system calls: open, create, copy, fchmod, futimens, closes.
+//
+// The Linux code (copy_linux.go) uses Linux-only calls; the code every
+// other Unix uses (copy_portable.go) does without them (times set by name
+// relative to the directory, no O_PATH). Building with the tag
+// tiercache_portable selects the latter on Linux too, so that its tests
+// run where macOS and FreeBSD are not at hand.
 package treecopy
 
 import (
@@ -31,10 +40,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -137,8 +144,15 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer srcRoot.release()
+	// The root's metadata from its descriptor, like every other entry's:
+	// a unix.Stat_t names its time fields alike on every Unix, the
+	// syscall.Stat_t of os.Stat does not.
+	rootInfo := &statInfo{name: fi.Name()}
+	if _, err := fsutil.IgnoringEINTR(func() (struct{}, error) { return struct{}{}, unix.Fstat(srcRoot.fd, &rootInfo.st) }); err != nil {
+		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "fstat", Path: src, Err: err})
+	}
 	c := &copier{src: src, root: root, srcRoot: srcRoot, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
-	return c.run(ctx, fi)
+	return c.run(ctx, rootInfo)
 }
 
 // openTop opens the directory dir (following symlinks) as a handle with
@@ -262,17 +276,11 @@ func (d *dirMeta) finish(fd int) {
 
 // apply gives the directory open as fd its mode and times.
 func (d *dirMeta) apply(fd int) error {
-	if err := unix.Fchmod(fd, uint32(fileMode(d.info.Mode()))); err != nil {
-		return fmt.Errorf("copy tree: chmod %s: %w", d.rel, err)
-	}
 	ts, err := times(d.info)
-	if err == nil {
-		err = fsutil.Futimens(fd, &ts)
-	}
 	if err != nil {
 		return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
 	}
-	return nil
+	return applyDirMeta(fd, fileMode(d.info.Mode()), &ts, d.rel)
 }
 
 type copier struct {
@@ -287,7 +295,7 @@ type copier struct {
 	// Written by the workers.
 	files, bytes, cloned, linked atomic.Int64
 	// noClone is set once the file systems turn out unable to clone, so
-	// that each later file does not pay a failing ioctl.
+	// that each later file does not pay a failing clone.
 	noClone atomic.Bool
 	// umask is the process's umask, or -1 if unknown (see copyFile).
 	umask int
@@ -554,7 +562,7 @@ func lstatAt(dirfd int, name string) (*statInfo, error) {
 
 func (i *statInfo) Name() string       { return i.name }
 func (i *statInfo) Size() int64        { return i.st.Size }
-func (i *statInfo) Mode() fs.FileMode  { return fsutil.UnixMode(i.st.Mode) }
+func (i *statInfo) Mode() fs.FileMode  { return fsutil.UnixMode(uint32(i.st.Mode)) }
 func (i *statInfo) ModTime() time.Time { return time.Unix(i.st.Mtim.Sec, i.st.Mtim.Nsec) }
 func (i *statInfo) IsDir() bool        { return i.Mode().IsDir() }
 func (i *statInfo) Sys() any           { return &i.st }
@@ -572,7 +580,7 @@ func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) 
 		return nil, fmt.Errorf("copy tree: mkdir %s: %w", rel, err)
 	}
 	fd, err := openDirAt(parent.fd, base)
-	if !created && (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
+	if !created && notDir(err) {
 		// A symlink or a file is in the way: replace it, never enter it.
 		if err := removeAt(parent.fd, base); err != nil {
 			return nil, fmt.Errorf("copy tree: replace %s: %w", rel, err)
@@ -599,8 +607,8 @@ func (c *copier) mkdir(parent *dirHandle, base, rel string) (*dirHandle, error) 
 	return h, nil
 }
 
-// openDirAt opens the directory name in dirfd for reading, failing with
-// ELOOP or ENOTDIR rather than following a symlink. A directory its owner
+// openDirAt opens the directory name in dirfd for reading, failing (see
+// notDir) rather than following a symlink. A directory its owner
 // cannot read (mode 0300, say) is first made readable.
 func openDirAt(dirfd int, name string) (int, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -608,28 +616,16 @@ func openDirAt(dirfd int, name string) (int, error) {
 	if !errors.Is(err, unix.EACCES) {
 		return fd, err
 	}
-	// An O_PATH descriptor needs no permission on the directory itself.
-	pfd, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags|unix.O_PATH, 0) })
-	if err != nil {
-		return -1, err
-	}
-	err = chmodPath(pfd, 0o700)
-	_ = unix.Close(pfd)
-	if err != nil {
+	if err := chmodDirAt(dirfd, name, 0o700); err != nil {
 		return -1, err
 	}
 	return fsutil.IgnoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, flags, 0) })
 }
 
-// chmodPath adds mode bits to the file an O_PATH descriptor refers to.
-// fchmod refuses O_PATH descriptors; the descriptor's /proc link names
-// exactly that inode, whatever happens to its name meanwhile.
-func chmodPath(pfd int, add uint32) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(pfd, &st); err != nil {
-		return err
-	}
-	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(pfd), st.Mode&0o7777|add)
+// notDir reports whether err, from openDirAt, says that the name is not a
+// directory: ENOTDIR, or for a symlink ELOOP (EMLINK on FreeBSD).
+func notDir(err error) bool {
+	return errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EMLINK)
 }
 
 // ensureWritable gives the directory fd its owner's rwx bits, so that
@@ -642,7 +638,7 @@ func ensureWritable(fd int) error {
 	if st.Mode&0o700 == 0o700 {
 		return nil
 	}
-	return unix.Fchmod(fd, st.Mode&0o7777|0o700)
+	return unix.Fchmod(fd, uint32(st.Mode)&0o7777|0o700)
 }
 
 // removeAt removes whatever dirfd holds under name, a whole directory
@@ -653,12 +649,17 @@ func removeAt(dirfd int, name string) error {
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
-	if !errors.Is(err, unix.EISDIR) { // what Linux answers for a directory
+	// Linux answers EISDIR for a directory; macOS and the BSDs EPERM,
+	// which may also mean a file that may not go.
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
 		return err
 	}
-	fd, err := openDirAt(dirfd, name)
-	if err != nil {
-		return err
+	fd, openErr := openDirAt(dirfd, name)
+	if notDir(openErr) {
+		return err // not a directory after all: unlinkat's answer stands
+	}
+	if openErr != nil {
+		return openErr
 	}
 	d := os.NewFile(uintptr(fd), name)
 	defer d.Close()
@@ -729,10 +730,22 @@ func (c *copier) copyFile(dir, src *dirHandle, j fileJob) error {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(j.rel), Err: err})
 	}
 	defer unix.Close(in)
+	mode := fileMode(j.info.Mode())
+	ts, err := times(j.info)
+	if err != nil {
+		return fmt.Errorf("copy tree: set mtime of %s: %w", j.rel, err)
+	}
+	cloned, err := c.cloneNew(dir, in, j, mode, &ts)
+	if err != nil {
+		return err
+	}
+	if cloned {
+		c.done(j.info.Size())
+		return nil
+	}
 	// Created with its final mode where the umask leaves that intact (a
 	// read-only mode too: the descriptor that creates a file may write
 	// it), which saves an fchmod per file; otherwise private, then chmod.
-	mode := fileMode(j.info.Mode())
 	create, chmod := fsutil.CreateMode(fs.FileMode(mode), c.umask)
 	// O_EXCL|O_NOFOLLOW: anything at the name, a symlink or a hardlinked
 	// file included, makes the create fail instead of being written to.
@@ -751,19 +764,15 @@ func (c *copier) copyFile(dir, src *dirHandle, j fileJob) error {
 		_ = unix.Close(out)
 		return fmt.Errorf("copy tree: copy %s: %w", j.rel, err)
 	}
-	// Mode and times through the descriptor we created: no path, nothing
-	// to follow. Times last, since writing moves the mtime.
+	// The mode through the descriptor we created: no path, nothing to
+	// follow. Times last, since writing moves the mtime.
 	if chmod {
 		if err := unix.Fchmod(out, mode); err != nil {
 			_ = unix.Close(out)
 			return fmt.Errorf("copy tree: chmod %s: %w", j.rel, err)
 		}
 	}
-	ts, err := times(j.info)
-	if err == nil {
-		err = fsutil.Futimens(out, &ts)
-	}
-	if err != nil {
+	if err := setFileTimes(out, dir.fd, j.base, &ts); err != nil {
 		_ = unix.Close(out)
 		return fmt.Errorf("copy tree: set mtime of %s: %w", j.rel, err)
 	}
@@ -798,45 +807,9 @@ func (c *copier) link(dir, src *dirHandle, j fileJob) (bool, error) {
 	return err == nil, err
 }
 
-// fill clones in into out, or copies size bytes when the file systems
-// cannot clone.
-func (c *copier) fill(out, in int, size int64) error {
-	if size == 0 {
-		return nil
-	}
-	if !c.noClone.Load() {
-		err := unix.IoctlFileClone(out, in)
-		if err == nil {
-			c.cloned.Add(1)
-			return nil
-		}
-		// Only "this file system cannot": other failures may be about
-		// this one file, and the next may clone fine.
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.ENOSYS) {
-			c.noClone.Store(true)
-		}
-	}
-	// Stopping at the known size saves the call that would read EOF.
-	var copied int64
-	for copied < size {
-		n, err := unix.CopyFileRange(in, nil, out, nil, int(min(size-copied, 1<<30)), 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil || n == 0 {
-			// Unsupported here (an old kernel, two file systems), or
-			// the source shrank: plain reads and writes until EOF, on
-			// from the offsets copy_file_range advanced.
-			return readWrite(out, in)
-		}
-		copied += int64(n)
-	}
-	return nil
-}
-
-// readWrite copies in to out from their current offsets to in's end.
-func readWrite(out, in int) error {
-	buf := make([]byte, 256<<10)
+// readWrite copies in to out from their current offsets to in's end,
+// through buf.
+func readWrite(out, in int, buf []byte) error {
 	for {
 		n, err := fsutil.IgnoringEINTR(func() (int, error) { return unix.Read(in, buf) })
 		if err != nil {
@@ -965,11 +938,8 @@ func times(info fs.FileInfo) ([2]unix.Timespec, error) {
 		return [2]unix.Timespec{}, err
 	}
 	atime := mtime
-	switch st := info.Sys().(type) {
-	case *unix.Stat_t: // statInfo
+	if st, ok := info.Sys().(*unix.Stat_t); ok { // statInfo's
 		atime = st.Atim
-	case *syscall.Stat_t: // os.Lstat's, for the root
-		atime = unix.Timespec(st.Atim)
 	}
 	return [2]unix.Timespec{atime, mtime}, nil
 }
