@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -28,7 +30,22 @@ const (
 	childSrc     = "LOCAL_TEST_SRC"
 	childTags    = "LOCAL_TEST_TAGS"
 	childSeconds = "LOCAL_TEST_SECONDS"
+	// childArchives, set to "1", makes a child store archives (as pushes
+	// and downloads do) instead of trees; its Gets then make the trees.
+	childArchives = "LOCAL_TEST_ARCHIVES"
 )
+
+// childPut stores src under key the way the child was told to.
+func childPut(ctx context.Context, c *Cache, key, src string) error {
+	if os.Getenv(childArchives) == "1" {
+		_, err := c.PutArchive(ctx, key, "child", false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+			return archive.Write(ctx, w, src, archive.WriteOptions{})
+		})
+		return err
+	}
+	_, err := c.Put(ctx, key, src, "child")
+	return err
+}
 
 func TestMain(m *testing.M) {
 	switch role := os.Getenv(childEnv); role {
@@ -67,7 +84,7 @@ func childPutGet() error {
 	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
 	puts, hits := 0, 0
 	for time.Now().Before(deadline) {
-		if _, err := c.Put(ctx, "shared", os.Getenv(childSrc), "child"); err != nil {
+		if err := childPut(ctx, c, "shared", os.Getenv(childSrc)); err != nil {
 			return err
 		}
 		puts++
@@ -122,7 +139,7 @@ func childPutLoop() error {
 	}
 	fmt.Println("started")
 	for {
-		if _, err := c.Put(context.Background(), "shared", os.Getenv(childSrc), ""); err != nil {
+		if err := childPut(context.Background(), c, "shared", os.Getenv(childSrc)); err != nil {
 			return err
 		}
 	}
@@ -137,8 +154,15 @@ func child(t *testing.T, role string, env ...string) *exec.Cmd {
 
 // TestProcessesPutAndGetOneKey has two processes put their own trees under
 // one key and get it, over and over, while the parent gets it too: no
-// reader ever sees a torn tree.
+// reader ever sees a torn tree, whether entries are stored as trees or as
+// archives whose trees the Gets make.
 func TestProcessesPutAndGetOneKey(t *testing.T) {
+	for _, mode := range []string{"trees", "archives"} {
+		t.Run(mode, func(t *testing.T) { processesPutAndGet(t, mode == "archives") })
+	}
+}
+
+func processesPutAndGet(t *testing.T, archives bool) {
 	c := open(t, Options{})
 	tags := []string{"proc-a", "proc-b"}
 	var cmds []*exec.Cmd
@@ -148,7 +172,8 @@ func TestProcessesPutAndGetOneKey(t *testing.T) {
 			childRoot+"="+c.Root(),
 			childSrc+"="+smallSrc(t, tag),
 			childTags+"="+strings.Join(tags, ","),
-			childSeconds+"=1.5")
+			childSeconds+"=1.5",
+			childArchives+"="+boolEnv(archives))
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -254,15 +279,30 @@ func TestCrashDuringFill(t *testing.T) {
 }
 
 // TestKillDuringPuts kills processes at random instants of a stream of
-// Puts: afterwards the key holds a complete tree (or nothing), and a sweep
-// leaves no staging, trash, orphan or stale record behind.
+// Puts (of trees, or of archives): afterwards the key holds a complete
+// entry (or nothing), and a sweep leaves no staging, trash, orphan or
+// stale record behind.
 func TestKillDuringPuts(t *testing.T) {
+	for _, mode := range []string{"trees", "archives"} {
+		t.Run(mode, func(t *testing.T) { killDuringPuts(t, mode == "archives") })
+	}
+}
+
+// boolEnv is an environment value for b.
+func boolEnv(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func killDuringPuts(t *testing.T, archives bool) {
 	c := open(t, Options{Grace: time.Millisecond})
 	tags := []string{"k0", "k1"}
 	srcs := []string{smallSrc(t, tags[0]), smallSrc(t, tags[1])}
 	r := rand.New(rand.NewPCG(7, 8))
 	for i := range 6 {
-		cmd := child(t, "put-loop", childRoot+"="+c.Root(), childSrc+"="+srcs[i%2])
+		cmd := child(t, "put-loop", childRoot+"="+c.Root(), childSrc+"="+srcs[i%2], childArchives+"="+boolEnv(archives))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
