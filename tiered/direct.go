@@ -324,7 +324,8 @@ func (c *Cache) pushBoth(ctx context.Context, key, src, description string, res 
 		// Same shape: archives are deterministic, so the digest of the
 		// archive stored locally tells whether the remote already holds
 		// this exact tree, which saves the upload (a re-run job).
-		s, err := c.storeArchive(ctx, key, src, description, want, nil, res)
+		var s local.Stored
+		s, err = c.storeArchive(ctx, key, src, description, want, nil, res)
 		if err != nil {
 			return err
 		}

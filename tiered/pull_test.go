@@ -145,3 +145,44 @@ func TestPullStrict(t *testing.T) {
 	}
 	treetest.AssertEqual(t, src, dir)
 }
+
+// TestPushSameShapeOtherBytes: a push of a tree with the size and file
+// count of the remote's but other bytes uploads the archive it just kept
+// locally; a push of the identical tree uploads nothing; and a failed
+// upload of the changed tree still keeps it locally, saying why.
+func TestPushSameShapeOtherBytes(t *testing.T) {
+	f, c := newFaulty(t)
+	src := smallTree(t, "aa")
+	if res, err := c.Push(t.Context(), "k", src, PushOptions{}); err != nil || !res.Uploaded {
+		t.Fatalf("first Push = %+v, %v", res, err)
+	}
+	if res, err := c.Push(t.Context(), "k", src, PushOptions{}); err != nil || res.Uploaded || !res.UploadSkipped {
+		t.Fatalf("Push of the same tree = %+v, %v; want the upload skipped", res, err)
+	}
+	// Same tag length: the same sizes, other bytes.
+	other := smallTree(t, "bb")
+	res, err := c.Push(t.Context(), "k", other, PushOptions{})
+	if err != nil || !res.Uploaded || res.UploadSkipped {
+		t.Fatalf("Push of other bytes = %+v, %v; want an upload", res, err)
+	}
+	dir := filepath.Join(t.TempDir(), "d")
+	if _, ok, err := dropLocal(t, c).Pull(t.Context(), "k", nil, dir, PullOptions{}); err != nil || !ok {
+		t.Fatalf("Pull on a fresh machine: %v, %v", ok, err)
+	}
+	treetest.AssertEqual(t, other, dir)
+
+	f.failPut.Store(true)
+	res, err = c.Push(t.Context(), "k", src, PushOptions{})
+	if err != nil || res.Uploaded || !IsRemote(res.RemoteErr) {
+		t.Fatalf("Push with a failing upload = %+v, %v; want a local-only save with RemoteErr", res, err)
+	}
+	s, ok, err := c.Local().Lookup(t.Context(), "k")
+	if err != nil || !ok || s.Archive == "" {
+		t.Fatalf("local entry = %+v, %v, %v", s, ok, err)
+	}
+	local := filepath.Join(t.TempDir(), "l")
+	if _, ok, err := c.Pull(t.Context(), "k", nil, local, PullOptions{}); err != nil || !ok {
+		t.Fatalf("local Pull: %v, %v", ok, err)
+	}
+	treetest.AssertEqual(t, src, local)
+}
