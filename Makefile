@@ -18,6 +18,7 @@ FUZZTIME ?=
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
 
 .PHONY: all build test unit lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
+.PHONY: wine-setup test-windows
 
 all: build
 
@@ -89,6 +90,18 @@ bench-tools:
 
 bench: build mc minio bench-tools
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# Packages whose tests run for Windows under Wine (the rest do not build
+# for Windows yet).
+WINDOWS_PKGS ?= . ./policy ./internal/flock
+
+## wine-setup: install Wine and MinGW-w64 when missing (Debian), and prepare a Wine prefix in ./bin/wine.
+wine-setup:
+	GO=$(GO) ./scripts/wine/setup.sh
+
+## test-windows: run WINDOWS_PKGS' tests as Windows binaries under Wine.
+test-windows: wine-setup
+	GO=$(GO) ./scripts/wine/gotest.sh -count=1 $(WINDOWS_PKGS)
 
 clean:
 	rm -rf $(BIN)
