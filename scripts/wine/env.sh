@@ -3,7 +3,9 @@
 # PATH.
 
 wine_repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
-wine_dir=$wine_repo/bin/wine
+# The leading _ keeps the prefix, and whatever tests leave in it, out of
+# the go tool's ./... patterns: bin/ is inside the module.
+wine_dir=$wine_repo/bin/_wine
 export WINEPREFIX=$wine_dir/prefix
 export WINEDEBUG=${WINEDEBUG:--all}
 # No Mono or Gecko: the tests need neither, and a prefix without them

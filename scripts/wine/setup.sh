@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares what `make test-windows` needs to run Windows test binaries under
-# Wine, in ./bin/wine. Safe to run again: each step is skipped when done.
+# Wine, in ./bin/_wine. Safe to run again: each step is skipped when done.
 #
 #  1. Debian's wine64 and the MinGW-w64 C compiler, installed only when
 #     missing (as root, or through sudo).
