@@ -25,8 +25,13 @@ all: build
 build:
 	$(GO) build -o $(BIN)/tiercache ./cmd/tiercache
 
-## test: everything CI runs: lint, unit + conformance + e2e tests against a real MinIO, bounded fuzzing.
-test: lint minio unit fuzz
+# make test runs the Windows tests where Wine can be had: on Linux (from
+# Debian's packages, see scripts/wine/setup.sh).
+TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
+
+## test: everything CI runs: lint, unit + conformance + e2e tests against a real MinIO, bounded fuzzing,
+## and on Linux the Windows tests under Wine.
+test: lint minio unit fuzz $(TEST_WINDOWS)
 
 unit: minio
 	$(GO) test -count=1 -timeout 20m ./...
