@@ -28,14 +28,20 @@ CROSS_PLATFORMS := darwin/arm64 darwin/amd64 freebsd/amd64
 PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiered ./cmd/tiercache
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
+.PHONY: wine-setup test-windows
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/tiercache ./cmd/tiercache
 
-## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e tests against a real MinIO, bounded fuzzing.
-test: lint cross portable minio unit fuzz
+# make test runs the Windows tests where Wine can be had: on Linux (from
+# Debian's packages, see scripts/wine/setup.sh).
+TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
+
+## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e
+## tests against a real MinIO, bounded fuzzing, and on Linux the Windows tests under Wine.
+test: lint cross portable minio unit fuzz $(TEST_WINDOWS)
 
 unit: minio
 	$(GO) test -count=1 -timeout 20m ./...
@@ -113,6 +119,19 @@ bench-tools:
 
 bench: build mc minio bench-tools
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# Packages whose tests run for Windows under Wine. The rest do not build
+# for Windows yet, or need MinIO, which the tests cannot start from inside
+# Wine.
+WINDOWS_PKGS ?= . ./policy ./internal/flock ./remote ./remote/memstore ./tiertest
+
+## wine-setup: install Wine and MinGW-w64 when missing (Debian), and prepare a Wine prefix in ./bin/_wine.
+wine-setup:
+	GO=$(GO) ./scripts/wine/setup.sh
+
+## test-windows: run WINDOWS_PKGS' tests as Windows binaries under Wine.
+test-windows: wine-setup
+	GO=$(GO) ./scripts/wine/gotest.sh -count=1 $(WINDOWS_PKGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,10 +1,11 @@
-//go:build unix
+//go:build unix || windows
 
 // Package flock provides exclusive advisory locks on files that hold across
-// processes and, because flock(2) locks belong to an open file description
-// rather than to a process, across goroutines of one process too: every
-// Lock call opens the file anew, so two calls on one path exclude each
-// other wherever they come from.
+// processes and, because a lock belongs to an open file (an open file
+// description for flock(2), a handle for LockFileEx) rather than to a
+// process, across goroutines of one process too: every Lock call opens the
+// file anew, so two calls on one path exclude each other wherever they
+// come from.
 //
 // A lock dies with its holder: the kernel releases it when the process
 // exits or is killed, so a lock that can be taken proves its previous
@@ -16,6 +17,11 @@
 // names the file they locked and start over if it does not, so a caller
 // never ends up holding a lock on an unlinked file while someone else
 // locks its replacement.
+//
+// On Windows the lock is a LockFileEx lock on the whole file, and lock
+// files are opened with FILE_SHARE_DELETE so that a holder can delete one
+// that others have open. Windows locks are mandatory for the bytes they
+// cover: a lock file is for locking only, not for data.
 package flock
 
 import (
@@ -24,14 +30,12 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-// Polling bounds for Lock. flock(2) cannot be interrupted by a context, so
-// Lock polls with LOCK_NB, backing off from minPoll to maxPoll: a lock held
-// briefly is picked up within about a millisecond, and a long wait costs a
-// few syscalls per second.
+// Polling bounds for Lock. Neither flock(2) nor LockFileEx can be
+// interrupted by a context, so Lock polls without blocking, backing off
+// from minPoll to maxPoll: a lock held briefly is picked up within about a
+// millisecond, and a long wait costs a few syscalls per second.
 const (
 	minPoll = 500 * time.Microsecond
 	maxPoll = 25 * time.Millisecond
@@ -80,7 +84,7 @@ func Lock(ctx context.Context, path string) (*Handle, error) {
 // it is missing, without waiting. It returns ok == false and no error when
 // another open file description holds the lock.
 func TryLock(path string) (l *Handle, ok bool, err error) {
-	return tryLock(path, os.O_RDWR|os.O_CREATE)
+	return tryLock(path, true)
 }
 
 // TryLockExisting is TryLock for a lock file that must already exist: a
@@ -88,29 +92,41 @@ func TryLock(path string) (l *Handle, ok bool, err error) {
 // A sweeper uses it so that it never takes the lock of a directory whose
 // creator has not locked it yet.
 func TryLockExisting(path string) (l *Handle, ok bool, err error) {
-	return tryLock(path, os.O_RDWR)
+	return tryLock(path, false)
 }
 
-func tryLock(path string, flags int) (l *Handle, ok bool, err error) {
+// errBeingDeleted is what openFile returns for a lock file that a holder
+// has deleted while others still have it open, where the file system keeps
+// the name until the last of them closes it (Windows without POSIX delete
+// semantics). Unix unlinks the name at once and never returns it.
+var errBeingDeleted = errors.New("lock file is being deleted")
+
+func tryLock(path string, create bool) (l *Handle, ok bool, err error) {
 	// A lock file can be removed by its holder between our open and our
-	// flock; a few rounds settle that, and more than a few means something
+	// lock; a few rounds settle that, and more than a few means something
 	// keeps replacing the file, which is worth an error.
 	for range 8 {
-		f, err := os.OpenFile(path, flags, 0o666)
+		f, err := openFile(path, create)
+		if errors.Is(err, errBeingDeleted) {
+			// Only a holder deletes, and it has not finished: as busy
+			// as a held lock.
+			return nil, false, nil
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("open lock file: %w", err)
 		}
-		err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, false, nil
-		}
+		locked, err := tryLockFile(f)
 		if err != nil {
 			f.Close()
 			return nil, false, fmt.Errorf("lock %s: %w", path, err)
 		}
+		if !locked {
+			f.Close()
+			return nil, false, nil
+		}
 		same, err := stillLinked(f, path)
 		if err != nil {
+			unlockFile(f)
 			f.Close()
 			return nil, false, err
 		}
@@ -118,23 +134,17 @@ func tryLock(path string, flags int) (l *Handle, ok bool, err error) {
 			return &Handle{f: f, path: path}, true, nil
 		}
 		// We locked a file its previous holder had already unlinked.
+		unlockFile(f)
 		f.Close()
 	}
 	return nil, false, fmt.Errorf("lock %s: lock file keeps being replaced", path)
 }
 
-// flock retries on EINTR, which Go's runtime signals can cause.
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
 // stillLinked reports whether path still names the open file f.
 func stillLinked(f *os.File, path string) (bool, error) {
+	if gone, err := deletePending(f); err != nil || gone {
+		return false, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("stat lock file %s: %w", path, err)
@@ -157,8 +167,13 @@ func (l *Handle) Unlock() error {
 	}
 	f := l.f
 	l.f = nil
+	// Released explicitly first where closing alone may release it late.
+	unErr := unlockFile(f)
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("unlock %s: %w", l.path, err)
+	}
+	if unErr != nil {
+		return fmt.Errorf("unlock %s: %w", l.path, unErr)
 	}
 	return nil
 }

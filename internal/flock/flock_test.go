@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,6 +176,29 @@ func TestMissingDirectory(t *testing.T) {
 	}
 }
 
+// TestLongPath locks a file whose path is longer than Windows' classic
+// 260-character limit, as a deep cache directory can make it.
+func TestLongPath(t *testing.T) {
+	dir := t.TempDir()
+	for len(dir) < 300 {
+		dir = filepath.Join(dir, strings.Repeat("d", 50))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "l")
+	l, ok, err := TryLock(path)
+	if err != nil || !ok {
+		t.Fatalf("TryLock: ok=%v err=%v", ok, err)
+	}
+	if _, ok, err := TryLock(path); err != nil || ok {
+		t.Fatalf("second TryLock while held: ok=%v err=%v, want false, nil", ok, err)
+	}
+	if err := l.Remove(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 const childEnv = "FLOCK_TEST_CHILD_LOCK"
 
 // TestHelperHolder is not a test: the cross-process test runs the test
@@ -228,10 +252,12 @@ func TestCrossProcess(t *testing.T) {
 
 // TestStillLinked covers the check that makes deleting lock files safe: a
 // lock taken on a file whose path was removed, or now names another file,
-// must not count.
+// must not count. The files are opened as the package opens lock files,
+// which on Windows is what lets them be removed or renamed while open.
 func TestStillLinked(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "l")
-	f, err := os.Create(path)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "l")
+	f, err := openFile(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +268,45 @@ func TestStillLinked(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := stillLinked(f, path); err != nil || ok {
-		t.Fatalf("removed file: %v %v, want false", ok, err)
-	}
-	if err := os.WriteFile(path, nil, 0o644); err != nil {
+	ok, err := stillLinked(f, path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := stillLinked(f, path); err != nil || ok {
+	if ok {
+		// Right only where a removed file keeps its name until its last
+		// handle closes and nothing says it is going (Wine does this):
+		// every opener then gets this same file, so locks still exclude,
+		// and the file must go with the last handle.
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pi, err := os.Stat(path); err != nil || !os.SameFile(fi, pi) {
+			t.Fatalf("removed file: stillLinked true, but the path names another file (%v)", err)
+		}
+		f.Close()
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("removed file still there after its last handle closed: %v", err)
+		}
+		t.Log("this file system keeps a removed file's name while it is open")
+	}
+
+	// A removed file's name may stay taken while it is open (Windows
+	// without POSIX delete semantics), so the replaced case moves the
+	// open file away instead.
+	path2 := filepath.Join(dir, "l2")
+	f2, err := openFile(path2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	if err := os.Rename(path2, path2+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path2, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := stillLinked(f2, path2); err != nil || ok {
 		t.Fatalf("replaced file: %v %v, want false", ok, err)
 	}
 }
