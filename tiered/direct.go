@@ -174,26 +174,14 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, o
 // however many processes ask: the others wait for the local tier's key
 // lock and then restore from what the first one stored.
 func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptions) (Hit, bool, error) {
-	unlock, err := c.local.Lock(ctx, key)
-	if err != nil {
+	unlock, stored, err := c.lockToDownload(ctx, key)
+	switch {
+	case err != nil:
 		return Hit{}, false, err
-	}
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
-	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
-		if err != nil {
-			return Hit{}, false, err
-		}
-		// Stored by another process while we waited (Tree, for Link,
-		// takes the same lock).
-		unlock()
-		locked = false
+	case stored:
 		return c.pullLocal(ctx, key, dir, opts)
 	}
+	defer unlock()
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
@@ -235,8 +223,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 	if opts.Link {
 		err = store("")
 		if err == nil {
-			unlock()
-			locked = false
+			unlock() // Tree, which restoreStored may call, takes it
 			h, err = c.restoreStored(ctx, s, dir, opts)
 		}
 	} else {

@@ -241,26 +241,14 @@ func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
 }
 
 func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error) {
-	unlock, err := c.local.Lock(ctx, key)
-	if err != nil {
+	unlock, stored, err := c.lockToDownload(ctx, key)
+	switch {
+	case err != nil:
 		return Hit{}, false, err
-	}
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
-	// Another process may have hydrated the key while we waited. Its
-	// tree, if it must be made, is made under the lock we hold.
-	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
-		if err != nil {
-			return Hit{}, false, err
-		}
-		unlock()
-		locked = false
+	case stored:
 		return c.localHit(ctx, key)
 	}
+	defer unlock()
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
@@ -301,6 +289,25 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return Hit{}, false, err
 	}
 	return Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+}
+
+// lockToDownload takes the local tier's lock on key for a download, so
+// that one process downloads it however many ask. If the local tier holds
+// key by then (stored by another process while we waited), it releases
+// the lock at once and reports stored: the caller reads the local entry
+// instead, and making its tree takes the same lock. unlock may be called
+// more than once.
+func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), stored bool, err error) {
+	release, err := c.local.Lock(ctx, key)
+	if err != nil {
+		return nil, false, err
+	}
+	unlock = sync.OnceFunc(release)
+	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
+		unlock()
+		return nil, ok, err
+	}
+	return unlock, false, nil
 }
 
 // fillFrom extracts the archive read from rc into dir and verifies it
