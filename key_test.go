@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -33,7 +34,15 @@ func TestStatsOf(t *testing.T) {
 		t.Fatalf("error not passed through: %v", err)
 	}
 	s, err := StatsOf(nil, nil)
-	if err != nil || s.Entries != 0 || !s.Oldest.IsZero() {
+	if err != nil || s.Entries != 0 || !s.Oldest.IsZero() || !s.OldestAccess.IsZero() {
 		t.Fatalf("empty stats = %+v, %v", s, err)
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	s, _ = StatsOf([]Entry{
+		{Key: "a", Size: 1, Created: t0, LastAccess: t0.Add(3 * time.Hour)},
+		{Key: "b", Size: 2, Created: t0.Add(time.Hour), LastAccess: t0.Add(2 * time.Hour)},
+	}, nil)
+	if !s.Oldest.Equal(t0) || !s.Newest.Equal(t0.Add(time.Hour)) || !s.OldestAccess.Equal(t0.Add(2*time.Hour)) || s.Bytes != 3 {
+		t.Fatalf("stats = %+v", s)
 	}
 }

@@ -136,6 +136,10 @@ type Stats struct {
 	// when there are no entries.
 	Oldest time.Time `json:"oldest,omitzero"`
 	Newest time.Time `json:"newest,omitzero"`
+	// OldestAccess is the earliest LastAccess: when the least recently
+	// used entry was last used, which an age limit on pruning goes by.
+	// Zero when there are no entries.
+	OldestAccess time.Time `json:"oldest_access,omitzero"`
 }
 
 // StatsOf derives Stats from a List result, the way the seed interface's
@@ -156,6 +160,9 @@ func StatsOf(entries []Entry, err error) (Stats, error) {
 		}
 		if e.Created.After(s.Newest) {
 			s.Newest = e.Created
+		}
+		if s.OldestAccess.IsZero() || e.LastAccess.Before(s.OldestAccess) {
+			s.OldestAccess = e.LastAccess
 		}
 	}
 	return s, nil

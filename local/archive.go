@@ -95,6 +95,25 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	return s, true, nil
 }
 
+// Peek returns the entry of key's current version, as Lookup finds it,
+// but records no access and takes no lock: for a caller that only asks
+// whether key is stored (a lookup that restores nothing, a push skipped
+// when the key is there), which is not a use of the entry. A miss is
+// (Entry{}, false, nil).
+func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	version, m, ok, err := c.resolve(key)
+	if !ok || err != nil {
+		return tiercache.Entry{}, false, err
+	}
+	return c.entry(version, m), true, nil
+}
+
 // touchAccess records an access to a version. It only steers LRU
 // eviction: failing (a read-only mount, say) must not fail a hit.
 func touchAccess(vdir string) {

@@ -1037,7 +1037,13 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 // are removed too, without being counted. An entry replaced by a
 // concurrent Put while Prune runs is not evicted.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
-	limits := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
+	return c.PruneLimits(ctx, policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes})
+}
+
+// PruneLimits is Prune with every limit policy.Limits has: with MaxAge,
+// the entries last accessed (Entry.LastAccess, the version directory's
+// mtime) more than MaxAge ago are evicted too, by this machine's clock.
+func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, error) {
 	if err := limits.Validate(); err != nil {
 		return 0, err
 	}
@@ -1074,7 +1080,7 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 		items = append(items, policy.Item{Key: r.entry.Key, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
 		byKey[r.entry.Key] = r
 	}
-	victims, err := policy.Victims(items, limits)
+	victims, err := policy.Victims(items, limits, time.Now())
 	if err != nil {
 		return 0, err
 	}

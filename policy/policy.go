@@ -1,6 +1,7 @@
 // Package policy holds the LRU limits every tier prunes to and the pure
-// victim selection they share. It does no I/O and takes no locks: callers
-// gather their entries, ask Victims which to evict, and evict them.
+// victim selection they share. It does no I/O, takes no locks and reads
+// no clock: callers gather their entries, ask Victims which to evict as of
+// a time they choose (a remote tier's own clock, say), and evict them.
 package policy
 
 import (
@@ -11,16 +12,21 @@ import (
 	"github.com/tiercache/tiercache"
 )
 
-// Limits bounds one tier. A zero field means unlimited.
+// Limits bounds one tier. A zero field means unlimited. An entry is
+// evicted if any limit says so.
 type Limits struct {
 	// MaxEntries is the most entries the tier may hold.
 	MaxEntries int `json:"max_entries"`
 	// MaxBytes is the most bytes of tree data the tier may hold.
 	MaxBytes int64 `json:"max_bytes"`
+	// MaxAge is the longest an entry may stay unused: one whose last
+	// access is more than MaxAge before the time victims are chosen at
+	// goes, however much room is left.
+	MaxAge time.Duration `json:"max_age,omitempty"`
 }
 
 // Unlimited reports whether l imposes no limit at all.
-func (l Limits) Unlimited() bool { return l.MaxEntries == 0 && l.MaxBytes == 0 }
+func (l Limits) Unlimited() bool { return l.MaxEntries == 0 && l.MaxBytes == 0 && l.MaxAge == 0 }
 
 // Validate rejects negative limits with an error wrapping
 // tiercache.ErrInvalidArgument.
@@ -30,6 +36,9 @@ func (l Limits) Validate() error {
 	}
 	if l.MaxBytes < 0 {
 		return fmt.Errorf("%w: max bytes %d is negative", tiercache.ErrInvalidArgument, l.MaxBytes)
+	}
+	if l.MaxAge < 0 {
+		return fmt.Errorf("%w: max age %s is negative", tiercache.ErrInvalidArgument, l.MaxAge)
 	}
 	return nil
 }
@@ -45,10 +54,13 @@ type Item struct {
 	LastAccess time.Time
 }
 
-// Victims returns the items to evict so that the rest satisfy l: the least
-// recently accessed first, as few as possible in that order. It does not
-// modify items. Invalid limits return an error.
-func Victims(items []Item, l Limits) ([]Item, error) {
+// Victims returns the items to evict so that the rest satisfy l at time
+// now: the least recently accessed first, as few as possible in that
+// order. With MaxAge, every item last accessed more than MaxAge before
+// now is a victim; an access after now (a clock that differs from the
+// one that recorded it) counts as recent. It does not modify items.
+// Invalid limits return an error.
+func Victims(items []Item, l Limits, now time.Time) ([]Item, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,10 +68,12 @@ func Victims(items []Item, l Limits) ([]Item, error) {
 		return nil, nil
 	}
 	var total int64
+	var stale bool
 	for _, it := range items {
 		total += it.Size
+		stale = stale || tooOld(it, l, now)
 	}
-	if fits(len(items), total, l) {
+	if !stale && fits(len(items), total, l) {
 		return nil, nil
 	}
 	order := slices.Clone(items)
@@ -77,8 +91,10 @@ func Victims(items []Item, l Limits) ([]Item, error) {
 	})
 	n := len(order)
 	var victims []Item
+	// The stale items come first in this order, so one pass evicts
+	// them and then as many more as the other limits need.
 	for _, it := range order {
-		if fits(n, total, l) {
+		if !tooOld(it, l, now) && fits(n, total, l) {
 			break
 		}
 		victims = append(victims, it)
@@ -90,4 +106,9 @@ func Victims(items []Item, l Limits) ([]Item, error) {
 
 func fits(n int, total int64, l Limits) bool {
 	return (l.MaxEntries == 0 || n <= l.MaxEntries) && (l.MaxBytes == 0 || total <= l.MaxBytes)
+}
+
+// tooOld reports whether l's MaxAge evicts it at now.
+func tooOld(it Item, l Limits, now time.Time) bool {
+	return l.MaxAge > 0 && now.Sub(it.LastAccess) > l.MaxAge
 }

@@ -9,8 +9,14 @@ import (
 	"github.com/tiercache/tiercache"
 )
 
+// base is when items(...)[0] was last accessed.
+var base = time.Unix(1_700_000_000, 0)
+
+// testNow is a "now" at which no item of items(...) is stale for any
+// MaxAge the tests use, unless they ask for one.
+var testNow = base.Add(time.Hour)
+
 func items(sizes ...int64) []Item {
-	base := time.Unix(1_700_000_000, 0)
 	var out []Item
 	for i, s := range sizes {
 		// Item i was accessed i minutes after base: item 0 is the LRU.
@@ -45,7 +51,7 @@ func TestVictims(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v, err := Victims(c.items, c.l)
+			v, err := Victims(c.items, c.l, testNow)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,10 +62,60 @@ func TestVictims(t *testing.T) {
 	}
 }
 
+// TestVictimsMaxAge: the items unused for longer than MaxAge go, and the
+// other limits then evict from the rest as before; an item is evicted if
+// any limit says so.
+func TestVictimsMaxAge(t *testing.T) {
+	// Item i was last accessed i minutes after base; at now, item 0 is
+	// 10 minutes old and item 4 six.
+	now := base.Add(10 * time.Minute)
+	cases := []struct {
+		name string
+		l    Limits
+		now  time.Time
+		want string
+	}{
+		{"none old enough", Limits{MaxAge: time.Hour}, now, ""},
+		{"two stale", Limits{MaxAge: 8*time.Minute + 30*time.Second}, now, "k0 k1 "},
+		{"exactly MaxAge old stays", Limits{MaxAge: 8 * time.Minute}, now, "k0 k1 "},
+		{"all stale", Limits{MaxAge: time.Minute}, now, "k0 k1 k2 k3 k4 "},
+		{"age binding", Limits{MaxAge: 8*time.Minute + 30*time.Second, MaxEntries: 4}, now, "k0 k1 "},
+		{"entries binding", Limits{MaxAge: 9*time.Minute + 30*time.Second, MaxEntries: 2}, now, "k0 k1 k2 "},
+		{"bytes binding", Limits{MaxAge: 9*time.Minute + 30*time.Second, MaxBytes: 25}, now, "k0 k1 k2 "},
+		{"accessed after now", Limits{MaxAge: time.Second}, base.Add(-time.Hour), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := Victims(items(10, 10, 10, 10, 10), c.l, c.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keys(v); got != c.want {
+				t.Fatalf("victims = %q, want %q", got, c.want)
+			}
+		})
+	}
+	// Whatever the input order.
+	in := items(1, 1, 1)
+	v, _ := Victims([]Item{in[2], in[0], in[1]}, Limits{MaxAge: 8*time.Minute + 30*time.Second}, now)
+	if keys(v) != "k0 k1 " {
+		t.Fatalf("shuffled: victims = %q", keys(v))
+	}
+}
+
+func TestLimitsUnlimited(t *testing.T) {
+	if !(Limits{}).Unlimited() {
+		t.Error("zero Limits is not unlimited")
+	}
+	if (Limits{MaxAge: time.Hour}).Unlimited() {
+		t.Error("a MaxAge alone counts as unlimited")
+	}
+}
+
 func TestVictimsOrderIndependentOfInput(t *testing.T) {
 	in := items(1, 1, 1, 1)
 	rev := []Item{in[3], in[1], in[0], in[2]}
-	v, err := Victims(rev, Limits{MaxEntries: 2})
+	v, err := Victims(rev, Limits{MaxEntries: 2}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,15 +130,15 @@ func TestVictimsOrderIndependentOfInput(t *testing.T) {
 func TestVictimsTieBreakByKey(t *testing.T) {
 	now := time.Now()
 	in := []Item{{Key: "b", LastAccess: now}, {Key: "a", LastAccess: now}}
-	v, _ := Victims(in, Limits{MaxEntries: 1})
+	v, _ := Victims(in, Limits{MaxEntries: 1}, now)
 	if keys(v) != "a " {
 		t.Fatalf("victims = %q", keys(v))
 	}
 }
 
 func TestNegativeLimits(t *testing.T) {
-	for _, l := range []Limits{{MaxEntries: -1}, {MaxBytes: -1}} {
-		if _, err := Victims(items(1), l); !errors.Is(err, tiercache.ErrInvalidArgument) {
+	for _, l := range []Limits{{MaxEntries: -1}, {MaxBytes: -1}, {MaxAge: -time.Second}} {
+		if _, err := Victims(items(1), l, testNow); !errors.Is(err, tiercache.ErrInvalidArgument) {
 			t.Errorf("%+v: err = %v", l, err)
 		}
 	}
@@ -90,12 +146,11 @@ func TestNegativeLimits(t *testing.T) {
 
 func BenchmarkVictims100k(b *testing.B) {
 	in := make([]Item, 100_000)
-	base := time.Now()
 	for i := range in {
 		in[i] = Item{Key: fmt.Sprint(i), Size: 1000, LastAccess: base.Add(time.Duration((i*7919)%100_000) * time.Second)}
 	}
 	for b.Loop() {
-		if _, err := Victims(in, Limits{MaxEntries: 50_000}); err != nil {
+		if _, err := Victims(in, Limits{MaxEntries: 50_000, MaxAge: 24 * time.Hour}, base); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -74,6 +74,10 @@ type PutResult struct {
 	// that still stored the tree locally (a *RemoteError): PutResult
 	// then returns a nil error, since the cache holds the tree.
 	RemoteErr error
+	// AlreadyIn is set by a Push with PushOptions.IfAbsent that found
+	// key stored: the tier it was found in. Nothing was stored then,
+	// and Path and Entry are empty.
+	AlreadyIn tiercache.Tier
 }
 
 // ErrNoRoom reports an entry larger than the local tier's free space, or

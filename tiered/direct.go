@@ -19,6 +19,7 @@ import (
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
 )
 
 // PullOptions configure Pull. The zero value copies the tree into dir.
@@ -31,12 +32,31 @@ type PullOptions struct {
 	// after the remote failed (see Hit.RemoteErr) with that failure, dir
 	// as it was.
 	Strict bool
+	// LookupOnly makes Pull find what it would restore, and restore
+	// nothing: key and the restore prefixes are resolved as a pull
+	// resolves them (the same tiers, candidates and order, the same
+	// soft remote failures), but nothing is downloaded and dir is not
+	// touched, not even created. The remote is asked for manifests and
+	// listings only, never an archive. No access is recorded in either
+	// tier, since nothing is used. Hit.Path is then "", Hit.Entry
+	// describes the entry found (the local one where the local tier
+	// holds the key, else the remote's), and a local archive is not
+	// checked against its digest, so a damaged one still counts.
+	LookupOnly bool
 }
 
 // PushOptions configure Push.
 type PushOptions struct {
 	// Description is free text kept with the entry.
 	Description string
+	// IfAbsent makes Push do nothing when key is already stored: in the
+	// remote when there is one (a manifest read), else in the local
+	// tier. PutResult.AlreadyIn then names that tier; nothing is
+	// uploaded or written, and no access is recorded. A remote that
+	// fails that check is a remote failure like any other (see
+	// PutResult.RemoteErr): the local tier is asked instead, and the
+	// tree stored there alone if it lacks key.
+	IfAbsent bool
 }
 
 // Pull restores key, or else the newest entry under each restore prefix
@@ -55,7 +75,12 @@ type PushOptions struct {
 // "copy"), and PullOptions.Link hardlinks from the tree, made from the
 // archive first if need be. With Options.NoLocal, nothing is written
 // locally.
+//
+// With PullOptions.LookupOnly, Pull only finds what it would restore.
 func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir string, opts PullOptions) (Hit, bool, error) {
+	if opts.LookupOnly {
+		return c.lookup(ctx, key, prefixes, opts.Strict)
+	}
 	if c.opts.NoLocal {
 		return c.pullRemote(ctx, key, prefixes, dir)
 	}
@@ -90,6 +115,55 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 		h.Dropped = dropped
 	}
 	return h, ok, err
+}
+
+// lookup is Pull with LookupOnly: restore with the same tiers, order and
+// fallbacks as Pull and pullRemote, over lookups that read metadata only.
+func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, strict bool) (Hit, bool, error) {
+	withLocal := !c.opts.NoLocal
+	if withLocal {
+		if err := c.needLocal("pull " + strconv.Quote(key)); err != nil {
+			return Hit{}, false, err
+		}
+	}
+	peek := func(ctx context.Context, k string) (Hit, bool, error) {
+		if !withLocal {
+			return Hit{}, false, nil
+		}
+		e, ok, err := c.local.Peek(ctx, k)
+		if err != nil || !ok {
+			return Hit{}, false, err
+		}
+		e.Tier = tiercache.TierLocal
+		return Hit{Key: k, Tier: tiercache.TierLocal, Entry: e}, true, nil
+	}
+	get := func(ctx context.Context, k string) (Hit, bool, error) {
+		if h, ok, err := peek(ctx, k); err != nil || ok {
+			return h, ok, err
+		}
+		if c.remote == nil {
+			return Hit{}, false, nil
+		}
+		m, err := c.remote.Stat(ctx, k)
+		switch {
+		case errors.Is(err, tiercache.ErrNotFound):
+			return Hit{}, false, nil
+		case err != nil:
+			return Hit{}, false, remoteErr(fmt.Errorf("remote stat %q: %w", k, err))
+		}
+		return Hit{Key: k, Tier: tiercache.TierRemote, Entry: remoteEntry(m)}, true, nil
+	}
+	fallback := peek
+	if strict || !withLocal {
+		fallback = nil
+	}
+	return c.restore(ctx, key, prefixes, withLocal, get, fallback)
+}
+
+// remoteEntry describes the remote entry m.
+func remoteEntry(m remote.Meta) tiercache.Entry {
+	return tiercache.Entry{Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files,
+		Stored: m.ArchiveSize, Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote}
 }
 
 // pullLocal restores key from the local tier into dir, if it holds key.
@@ -257,10 +331,10 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 // The local tier keeps the archive, not the tree: the bytes streamed to
 // the upload are written to it as they are made, one sequential write
 // instead of a copy of every file. PutResult.Path is that archive.
+//
+// With PushOptions.IfAbsent, Push first asks whether key is stored, and
+// does nothing if it is.
 func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (PutResult, error) {
-	if c.opts.NoLocal {
-		return c.pushRemote(ctx, key, dir, opts.Description)
-	}
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
 		return PutResult{}, err
@@ -268,21 +342,44 @@ func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (Pu
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
 	}
-	if err := c.needLocal("push " + strconv.Quote(key)); err != nil {
-		return PutResult{}, err
+	if !c.opts.NoLocal {
+		if err := c.needLocal("push " + strconv.Quote(key)); err != nil {
+			return PutResult{}, err
+		}
 	}
+	// absent: the remote was just seen to lack key, which the push need
+	// not ask again.
 	var res PutResult
+	absent := false
+	if opts.IfAbsent {
+		in, rerr, err := c.storedIn(ctx, key)
+		if err != nil {
+			return PutResult{}, err
+		}
+		res.RemoteErr = rerr
+		switch {
+		case in != "":
+			res.AlreadyIn, res.Elapsed = in, time.Since(start)
+			return res, nil
+		case rerr != nil && c.opts.NoLocal:
+			return PutResult{}, rerr // nowhere to store it
+		case rerr != nil:
+			if err := c.pushLocal(ctx, key, dir, opts.Description, &res); err != nil {
+				return res, err
+			}
+			res.Elapsed = time.Since(start)
+			return res, nil
+		}
+		absent = c.remote != nil
+	}
+	if c.opts.NoLocal {
+		return c.pushRemote(ctx, key, dir, opts.Description, absent)
+	}
 	var err error
 	if c.remote == nil {
-		var want tiercache.Shape
-		want, err = local.Measure(ctx, dir)
-		if err == nil {
-			_, err = c.storeArchive(ctx, key, dir, opts.Description, want, nil, &res)
-		} else {
-			err = fmt.Errorf("put %q: %w", key, err)
-		}
+		err = c.pushLocal(ctx, key, dir, opts.Description, &res)
 	} else {
-		err = c.pushBoth(ctx, key, dir, opts.Description, &res)
+		err = c.pushBoth(ctx, key, dir, opts.Description, absent, &res)
 	}
 	if err != nil {
 		return res, err
@@ -291,18 +388,51 @@ func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (Pu
 	return res, nil
 }
 
-// pushBoth is Push with a local tier and a remote.
-func (c *Cache) pushBoth(ctx context.Context, key, src, description string, res *PutResult) error {
-	want, meta, old, same, err := c.planPush(ctx, key, src, description)
+// storedIn reports the tier that holds key, for PushOptions.IfAbsent: the
+// remote if there is one, else the local tier; "" if neither does. A
+// remote that fails to answer comes back as rerr (a *RemoteError), the
+// local tier answering in its place unless NoLocal.
+func (c *Cache) storedIn(ctx context.Context, key string) (in tiercache.Tier, rerr, err error) {
+	if c.remote != nil {
+		_, err := c.remote.Stat(ctx, key)
+		switch {
+		case err == nil:
+			return tiercache.TierRemote, nil, nil
+		case errors.Is(err, tiercache.ErrNotFound):
+			return "", nil, nil
+		case ctx.Err() != nil:
+			return "", nil, ctx.Err()
+		}
+		rerr = remoteErr(fmt.Errorf("remote stat %q: %w", key, err))
+		if c.opts.NoLocal {
+			return "", rerr, nil
+		}
+	}
+	_, ok, err := c.local.Peek(ctx, key)
+	if err != nil || !ok {
+		return "", rerr, err
+	}
+	return tiercache.TierLocal, rerr, nil
+}
+
+// pushLocal stores the archive of src in the local tier alone.
+func (c *Cache) pushLocal(ctx context.Context, key, src, description string, res *PutResult) error {
+	want, err := local.Measure(ctx, src)
+	if err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	_, err = c.storeArchive(ctx, key, src, description, want, nil, res)
+	return err
+}
+
+// pushBoth is Push with a local tier and a remote; absent tells that the
+// remote was just seen to lack key.
+func (c *Cache) pushBoth(ctx context.Context, key, src, description string, absent bool, res *PutResult) error {
+	want, meta, old, same, err := c.planPush(ctx, key, src, description, absent)
 	if IsRemote(err) && ctx.Err() == nil {
 		// The remote cannot even say what it holds: store locally only.
 		res.RemoteErr = err
-		want, err = local.Measure(ctx, src)
-		if err != nil {
-			return fmt.Errorf("put %q: %w", key, err)
-		}
-		_, err = c.storeArchive(ctx, key, src, description, want, nil, res)
-		return err
+		return c.pushLocal(ctx, key, src, description, res)
 	}
 	if err != nil {
 		return err
@@ -357,16 +487,10 @@ func (c *Cache) storeArchive(ctx context.Context, key, src, description string, 
 	return s, nil
 }
 
-// pushRemote is Push with NoLocal.
-func (c *Cache) pushRemote(ctx context.Context, key, dir, description string) (PutResult, error) {
+// pushRemote is Push with NoLocal, once the key and the mode are checked.
+func (c *Cache) pushRemote(ctx context.Context, key, dir, description string, absent bool) (PutResult, error) {
 	start := time.Now()
-	if err := tiercache.ValidateKey(key); err != nil {
-		return PutResult{}, err
-	}
-	if c.opts.ReadOnly {
-		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
-	}
-	want, meta, old, same, err := c.planPush(ctx, key, dir, description)
+	want, meta, old, same, err := c.planPush(ctx, key, dir, description, absent)
 	if err != nil {
 		return PutResult{}, err
 	}
@@ -441,9 +565,7 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 	if !c.opts.ReadOnly {
 		_ = c.remote.Touch(ctx, key)
 	}
-	e := tiercache.Entry{Key: key, Description: meta.Description, Size: meta.Size, Files: meta.Files,
-		Stored: meta.ArchiveSize, Created: meta.Created, LastAccess: meta.LastAccess, Tier: tiercache.TierRemote}
-	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: res.ArchiveSize}, true, nil
+	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: remoteEntry(meta), Downloaded: res.ArchiveSize}, true, nil
 }
 
 // extractInto has extract fill a fresh directory beside dir, then moves

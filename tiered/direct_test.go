@@ -19,7 +19,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	res, err := c.pushRemote(t.Context(), "k", src, "d")
+	res, err := c.pushRemote(t.Context(), "k", src, "d", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	}
 	before, _ := store.Stat(t.Context(), "k")
 	time.Sleep(10 * time.Millisecond) // so a new access time differs
-	again, err := c.pushRemote(t.Context(), "k", src, "d")
+	again, err := c.pushRemote(t.Context(), "k", src, "d", false)
 	if err != nil || !again.UploadSkipped {
 		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
 	}
@@ -56,7 +56,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookMeasured = nil })
-	if _, err := c.pushRemote(t.Context(), "k", src, ""); err == nil || !strings.Contains(err.Error(), "changed while") {
+	if _, err := c.pushRemote(t.Context(), "k", src, "", false); err == nil || !strings.Contains(err.Error(), "changed while") {
 		t.Fatalf("PushRemote of a changing tree: %v, want a 'changed' error", err)
 	}
 	if _, err := store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
@@ -68,7 +68,7 @@ func TestPullRemote(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	if _, err := c.pushRemote(t.Context(), "deps-1", src, ""); err != nil {
+	if _, err := c.pushRemote(t.Context(), "deps-1", src, "", false); err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()

@@ -580,7 +580,7 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 var testHookMeasured func()
 
 func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
-	want, meta, old, same, err := c.planPush(ctx, key, src, description)
+	want, meta, old, same, err := c.planPush(ctx, key, src, description, false)
 	if IsRemote(err) && ctx.Err() == nil {
 		// The remote cannot even say what it holds: store locally only.
 		res.RemoteErr = err
@@ -660,9 +660,10 @@ func (s *survivingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// planPush measures src and looks up key remotely. same reports that the
-// remote holds a tree of the same shape, which may be identical.
-func (c *Cache) planPush(ctx context.Context, key, src, description string) (want tiercache.Shape, meta, old remote.Meta, same bool, err error) {
+// planPush measures src and looks up key remotely, unless absent says
+// the remote was just seen to lack it. same reports that the remote holds
+// a tree of the same shape, which may be identical.
+func (c *Cache) planPush(ctx context.Context, key, src, description string, absent bool) (want tiercache.Shape, meta, old remote.Meta, same bool, err error) {
 	// The lookup is a round trip to the remote: it runs while the tree
 	// is measured, which takes about as long on a large tree.
 	type statOut struct {
@@ -670,10 +671,14 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string) (wan
 		err error
 	}
 	stat := make(chan statOut, 1)
-	go func() {
-		m, err := c.remote.Stat(ctx, key)
-		stat <- statOut{m, err}
-	}()
+	if absent {
+		stat <- statOut{err: tiercache.ErrNotFound}
+	} else {
+		go func() {
+			m, err := c.remote.Stat(ctx, key)
+			stat <- statOut{m, err}
+		}()
+	}
 	want, err = local.Measure(ctx, src)
 	st := <-stat
 	if err != nil {
@@ -819,7 +824,7 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 	for _, e := range es {
 		items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
 	}
-	victims, err := policy.Victims(items, l)
+	victims, err := policy.Victims(items, l, time.Now())
 	if err != nil {
 		return 0, err
 	}
@@ -833,7 +838,9 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 	return n, nil
 }
 
-// PruneTiers prunes the local tier to lim and the remote tier to rem. A
+// PruneTiers prunes the local tier to lim and the remote tier to rem,
+// every limit of each (MaxAge too: see local.Cache.PruneLimits and
+// remote.Store.Prune for whose clock measures it). A
 // remote prune is a write: in read-only mode it fails with
 // tiercache.ErrReadOnly, and so does a local one, so an untrusted job
 // cannot evict what trusted ones rely on.
@@ -851,7 +858,7 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	if err := c.needLocal("prune"); err != nil {
 		return res, err
 	}
-	n, err := c.local.Prune(ctx, lim.MaxEntries, lim.MaxBytes)
+	n, err := c.local.PruneLimits(ctx, lim)
 	res.Local = n
 	if err != nil {
 		return res, fmt.Errorf("local prune: %w", err)

@@ -383,7 +383,7 @@ func (s *suite) testListStats(t *testing.T) {
 
 func statsEqual(a, b tiercache.Stats) bool {
 	return a.Entries == b.Entries && a.Bytes == b.Bytes && a.Files == b.Files &&
-		a.Oldest.Equal(b.Oldest) && a.Newest.Equal(b.Newest)
+		a.Oldest.Equal(b.Oldest) && a.Newest.Equal(b.Newest) && a.OldestAccess.Equal(b.OldestAccess)
 }
 
 // WeirdKeys returns keys that stress the mapping of keys onto names: path

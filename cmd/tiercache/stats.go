@@ -17,11 +17,13 @@ func newStatsCommand(a *app) *cobra.Command {
 		Long: `Stats prints, for each tier, how many entries it holds, their total tree
 size and file count, the bytes they take in the tier (STORED: archives,
 plus the expanded trees the local tier keeps for --link and the library's
-Get), and the creation times of the oldest and newest.
+Get), the creation times of the oldest and newest, and the last access of
+the least recently used (OLDEST ACCESS: what prune --max-age and
+--remote-max-age go by).
 
 With --json, prints {"local": {...}, "remote": {...}} with the fields
-entries, bytes, files, stored, oldest, newest; "remote" is absent without a
-remote.
+entries, bytes, files, stored, oldest, newest, oldest_access; "remote" is
+absent without a remote, and the times are absent for an empty tier.
 
 The local tier never needs the remote: a remote that fails is reported as
 a warning, the local tier's line is still printed, and with --json
@@ -65,9 +67,9 @@ func runStats(a *app, cmd *cobra.Command) error {
 		return writeJSON(cmd, out)
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tSTORED\tFILES\tOLDEST\tNEWEST")
+	fmt.Fprintln(tw, "TIER\tENTRIES\tSIZE\tSTORED\tFILES\tOLDEST\tNEWEST\tOLDEST ACCESS")
 	row := func(name tiercache.Tier, s tiercache.Stats) {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), formatBytes(s.Stored), s.Files, formatTime(s.Oldest), formatTime(s.Newest))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", name, s.Entries, formatBytes(s.Bytes), formatBytes(s.Stored), s.Files, formatTime(s.Oldest), formatTime(s.Newest), formatTime(s.OldestAccess))
 	}
 	row(tiercache.TierLocal, st.Local)
 	if st.Remote != nil {

@@ -279,7 +279,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	for k, e := range s.entries {
 		items = append(items, policy.Item{Key: k, Size: e.meta.Size, LastAccess: e.meta.LastAccess})
 	}
-	victims, err := policy.Victims(items, l)
+	victims, err := policy.Victims(items, l, time.Now())
 	if err != nil {
 		return 0, err
 	}

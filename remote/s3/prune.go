@@ -227,7 +227,9 @@ type keyState struct {
 // Prune evicts entries, least recently accessed first, until the store
 // satisfies l, with sizes counted as tree bytes (remote.Meta.Size, which
 // every data object's name records) and last access as the later of the
-// access marker's and the manifest's LastModified. It also collects
+// access marker's and the manifest's LastModified. l.MaxAge is measured
+// by the server's clock (the Date of its first listing's answer), which
+// set those times, so a runner's clock that is off changes nothing. It also collects
 // garbage older than OrphanGrace (see the package doc): data objects no
 // manifest names, access markers of missing entries and manifests whose
 // data is gone.
@@ -278,7 +280,8 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		}
 		items = append(items, policy.Item{Key: stem, Size: ks.treeBytes(), LastAccess: last})
 	}
-	victims, err := policy.Victims(items, l)
+	// The server's clock, as the access times are its own.
+	victims, err := policy.Victims(items, l, now)
 	if err != nil {
 		return 0, err
 	}
