@@ -14,13 +14,15 @@
 // archives with the Meta the store computes; invalid keys and arguments;
 // replace; delete; listing by prefix over a table of awkward keys;
 // concurrent puts of one key with readers never seeing a torn version;
-// LRU prune order and limits, counting tree bytes; cancellation leaving no
-// entry; and the store read through remote.ReadOnly, which refuses every
-// write.
+// LRU prune order and limits, counting tree bytes; pruning by age;
+// cancellation leaving no entry; and the store read through
+// remote.ReadOnly, which refuses every write.
 //
 // Timestamps are compared only for order, with pauses of 20ms between the
 // operations whose order matters, so a store's clock needs millisecond
-// resolution.
+// resolution. Pruning by age pauses for seconds instead, since a store
+// may tell the time it measures ages at to the second only (S3's Date
+// header).
 package storetest
 
 import (
@@ -63,6 +65,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("ListPrefix", s.testListPrefix)
 	t.Run("ConcurrentPutsOneKey", s.testConcurrentPutsOneKey)
 	t.Run("PruneLRU", s.testPruneLRU)
+	t.Run("PruneMaxAge", s.testPruneMaxAge)
 	t.Run("Cancelled", s.testCancelled)
 	t.Run("ReadOnly", s.testReadOnly)
 }
@@ -268,7 +271,7 @@ func (s *suite) testInvalidArguments(t *testing.T) {
 	if _, err := st.Put(ctx, remote.Meta{Key: "k"}, nil); !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Errorf("Put with a nil reader: %v, want ErrInvalidArgument", err)
 	}
-	for _, l := range []policy.Limits{{MaxEntries: -1}, {MaxBytes: -1}} {
+	for _, l := range []policy.Limits{{MaxEntries: -1}, {MaxBytes: -1}, {MaxAge: -time.Second}} {
 		if _, err := st.Prune(ctx, l); !errors.Is(err, tiercache.ErrInvalidArgument) {
 			t.Errorf("Prune(%+v): %v, want ErrInvalidArgument", l, err)
 		}
@@ -506,6 +509,44 @@ func (s *suite) testPruneLRU(t *testing.T) {
 	assertKeys(t, st)
 }
 
+// agePause and maxAge time testPruneMaxAge: an entry left alone for
+// agePause is older than maxAge even when the store's "now" is cut to the
+// second, and one used just before the prune is younger on a slow
+// machine too.
+const (
+	agePause = 3500 * time.Millisecond
+	maxAge   = 2 * time.Second
+)
+
+func (s *suite) testPruneMaxAge(t *testing.T) {
+	st := s.newStore(t)
+	ctx := t.Context()
+	for i, k := range []string{"stale", "touched", "replaced"} {
+		mustPut(t, st, remote.Meta{Key: k, Size: 10}, randBytes(uint64(i), 10))
+	}
+	time.Sleep(agePause)
+	// A use, by an access record or a new version, makes an entry young.
+	if err := st.Touch(ctx, "touched"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(step) // "touched" is the least recently used of the rest
+	mustPut(t, st, remote.Meta{Key: "replaced", Size: 10}, randBytes(9, 10))
+	mustPut(t, st, remote.Meta{Key: "new", Size: 10}, randBytes(10, 10))
+	if n, err := st.Prune(ctx, policy.Limits{MaxAge: time.Hour}); err != nil || n != 0 {
+		t.Fatalf("Prune(1h) = %d, %v; want 0", n, err)
+	}
+	if n, err := st.Prune(ctx, policy.Limits{MaxAge: maxAge}); err != nil || n != 1 {
+		t.Fatalf("Prune(%s) = %d, %v; want 1", maxAge, n, err)
+	}
+	assertKeys(t, st, "new", "replaced", "touched")
+	mustMiss(t, st, "stale")
+	// With a count limit too: an entry goes if either limit says so.
+	if n, err := st.Prune(ctx, policy.Limits{MaxAge: maxAge, MaxEntries: 2}); err != nil || n != 1 {
+		t.Fatalf("Prune(%s, 2 entries) = %d, %v; want 1", maxAge, n, err)
+	}
+	assertKeys(t, st, "new", "replaced")
+}
+
 // cancellingReader yields n bytes, then cancels the Put's context and
 // fails with its error, as a compressor stopped by cancellation would.
 type cancellingReader struct {
@@ -588,7 +629,7 @@ func (s *suite) testReadOnly(t *testing.T) {
 	if err := ro.Touch(ctx, "k"); !errors.Is(err, tiercache.ErrReadOnly) {
 		t.Errorf("read-only Touch: %v, want ErrReadOnly", err)
 	}
-	for _, l := range []policy.Limits{{}, {MaxEntries: 1}, {MaxBytes: 1}} {
+	for _, l := range []policy.Limits{{}, {MaxEntries: 1}, {MaxBytes: 1}, {MaxAge: time.Hour}} {
 		if _, err := ro.Prune(ctx, l); !errors.Is(err, tiercache.ErrReadOnly) {
 			t.Errorf("read-only Prune(%+v): %v, want ErrReadOnly", l, err)
 		}
