@@ -22,21 +22,32 @@ at most --max-entries entries and --max-bytes bytes of trees, and the remote
 tier at most --remote-max-entries entries and --remote-max-bytes bytes of
 trees. Both tiers count a tree's uncompressed size, as ls and stats show it,
 so one limit means the same in both; the remote's compressed archives take
-less room than that. A limit left out (or 0) is no limit; at least one must
+less room than that. --max-age and --remote-max-age evict every entry whose
+last use is older than that, however much room is left. An entry goes if
+any limit says so. A limit left out (or 0) is no limit; at least one must
 be given. The remote prune also removes data left behind by interrupted
 pushes.
 
-In the remote tier, a use is a push, a download or a local hit on any
-machine; local hits are recorded there at most once an hour per key and
-machine.
+A use is a push or a pull of the entry (neither pull --lookup-only nor a
+push --if-absent that finds the key counts as one). In the local tier, it
+is this machine's. In the remote tier, it is a push, a download or a
+local hit on any machine; local hits are recorded there at most once an
+hour per key and machine. ls shows each entry's LAST ACCESS, stats each
+tier's oldest. Remote ages are measured by the S3 server's clock, which
+recorded the uses.
 
 Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
-(= 1.5GB), or a plain number of bytes.`,
+(= 1.5GB), or a plain number of bytes. Ages are Go durations (36h, 90m)
+or days with a d (7d, 1.5d, 1d12h).`,
 		Example: `  # Keep this machine's cache under 20 GiB.
   tiercache prune --max-bytes 20GiB
 
-  # Nightly job: bound the shared bucket too.
-  tiercache prune --max-entries 50 --remote-max-bytes 500GB --remote-max-entries 2000`,
+  # Nightly job: bound the shared bucket too, and drop what nobody used
+  # for two weeks.
+  tiercache prune --max-entries 50 --remote-max-bytes 500GB --remote-max-entries 2000 --remote-max-age 14d
+
+  # Drop the local entries this machine has not used for a week.
+  tiercache prune --max-age 7d`,
 		Args: exactArgs(0, "no arguments (limits are flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
 	}
@@ -45,6 +56,8 @@ Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
 	f.Var(sizeValue{&o.local.MaxBytes}, "max-bytes", "most tree bytes the local tier keeps (e.g. 20GiB)")
 	f.IntVar(&o.remote.MaxEntries, "remote-max-entries", 0, "most entries the remote tier keeps")
 	f.Var(sizeValue{&o.remote.MaxBytes}, "remote-max-bytes", "most tree bytes (uncompressed) the remote tier keeps (e.g. 500GB)")
+	f.Var(ageValue{&o.local.MaxAge}, "max-age", "evict local entries not used for longer than this (e.g. 7d, 36h)")
+	f.Var(ageValue{&o.remote.MaxAge}, "remote-max-age", "evict remote entries not used for longer than this (e.g. 14d)")
 	return cmd
 }
 
@@ -56,7 +69,7 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 		return asUsage(fmt.Errorf("prune: remote limits: %w", err))
 	}
 	if o.local.Unlimited() && o.remote.Unlimited() {
-		return usageErrorf("prune needs at least one limit: --max-entries, --max-bytes, --remote-max-entries or --remote-max-bytes")
+		return usageErrorf("prune needs at least one limit: --max-entries, --max-bytes, --max-age, --remote-max-entries, --remote-max-bytes or --remote-max-age")
 	}
 	c, err := a.openCache(cmd, nil)
 	if err != nil {

@@ -18,6 +18,7 @@ type pullOptions struct {
 	restoreKeys []string
 	failOnMiss  bool
 	link        bool
+	lookupOnly  bool
 }
 
 func newPullCommand(a *app) *cobra.Command {
@@ -68,6 +69,16 @@ replacing it) corrupts the cache entry. Use it only for trees that are
 read, not written, such as Go's read-only module cache. Expanded trees
 count against the local limits, and prune removes them before archives.
 
+--lookup-only finds what pull would restore and restores nothing, like
+actions/cache's lookup-only: KEY and the restore keys are looked up as a
+pull looks them up (the local tier, then the remote, in the same order),
+and the outputs, --json, the summary and the exit codes (--fail-on-miss
+included) are a pull's, but nothing is downloaded, DIR is not created,
+and no access is recorded. Only manifests are read from the remote,
+never an archive, so it costs a few small requests; a local archive is
+not checked against its digest. Use it to skip a job whose cache is
+already stored.
+
 With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
   cache-hit=true|false       true only when KEY itself matched, as in actions/cache
   cache-matched-key=KEY      the key restored (empty on a miss)
@@ -79,7 +90,10 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
   tiercache pull deps-linux-$HASH --restore-key deps-linux- --restore-key deps- ./deps
 
   # Fail (exit 3) when nothing matches; machine-readable result.
-  tiercache pull build-$SHA ./out --fail-on-miss --json`,
+  tiercache pull build-$SHA ./out --fail-on-miss --json
+
+  # Is it stored? Download nothing; exit 3 if not.
+  tiercache pull build-$SHA ./out --lookup-only --fail-on-miss`,
 		Args: keyDirArgs(&o.key),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 && o.key == "" {
@@ -97,6 +111,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	addRestoreKeyFlags(f, &o.restoreKeys)
 	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
+	f.BoolVar(&o.lookupOnly, "lookup-only", false, "only find what would be restored: download nothing, leave DIR alone")
 	return cmd
 }
 
@@ -123,6 +138,9 @@ type pullJSON struct {
 	// Error is the remote or integrity failure that made the pull a miss
 	// (or, on a hit from the local tier, that it went on without).
 	Error string `json:"error,omitempty"`
+	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
+	// Bytes and Files describe the entry found.
+	LookupOnly bool `json:"lookup_only,omitempty"`
 }
 
 func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
@@ -150,10 +168,10 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if c == nil {
 		err = a.remoteErr // --no-local: nothing else to pull from
 	} else {
-		hit, ok, err = c.Pull(ctx, key, o.restoreKeys, dir, tiered.PullOptions{Link: o.link, Strict: a.flags.strict})
+		hit, ok, err = c.Pull(ctx, key, o.restoreKeys, dir, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly})
 	}
 	prog.finish()
-	out := pullJSON{RequestedKey: key, Dir: dir}
+	out := pullJSON{RequestedKey: key, Dir: dir, LookupOnly: o.lookupOnly}
 	// A remote that failed, before the lookup or during it: the pull
 	// goes on as a miss (or with what the local tier held), DIR as it
 	// was.
@@ -164,8 +182,13 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if survived != nil {
 		out.Error = singleLine(survived.Error())
 		what := "treated as a miss, DIR left as it was"
-		if ok {
+		switch {
+		case ok && o.lookupOnly:
+			what = "looked up in the local tier only"
+		case ok:
 			what = "restoring from the local tier only"
+		case o.lookupOnly:
+			what = "treated as a miss"
 		}
 		a.warnf(cmd, "pull %q: %s: %s", key, what, withHint(survived))
 	}
@@ -181,11 +204,11 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
 			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
 				dir, formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
-		} else if hit.Tier == tiercache.TierLocal && !a.flags.noLocal {
+		} else if hit.Tier == tiercache.TierLocal && !a.flags.noLocal && !o.lookupOnly {
 			a.verbosef(cmd, "extracted the local archive into %s in %s", dir, formatDuration(hit.CopyTime))
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
-	} else if survived == nil {
+	} else if survived == nil && !o.lookupOnly {
 		// A plain miss leaves DIR ready for the build to fill; a
 		// failed pull leaves it exactly as it was.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -207,7 +230,11 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if ok {
 		a.infof(cmd, "%s%s", hitSummary(out, o.restoreKeys, elapsed), only)
 	} else {
-		a.infof(cmd, "%s%s", missSummary(key, o.restoreKeys, survived != nil), only)
+		miss := missSummary(key, o.restoreKeys, survived != nil)
+		if o.lookupOnly {
+			miss += " (lookup only)"
+		}
+		a.infof(cmd, "%s%s", miss, only)
 	}
 	if a.flags.json {
 		if err := writeJSON(cmd, out); err != nil {
@@ -230,6 +257,11 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 				break
 			}
 		}
+	}
+	if out.LookupOnly {
+		fmt.Fprintf(&b, " in the %s tier: %s in %d files, found in %s (lookup only, nothing restored)",
+			out.Tier, formatBytes(out.Bytes), out.Files, formatDuration(elapsed))
+		return b.String()
 	}
 	if out.Tier == tiercache.TierRemote {
 		fmt.Fprintf(&b, " from the remote tier (%s downloaded)", formatBytes(out.DownloadedBytes))

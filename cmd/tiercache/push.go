@@ -17,6 +17,7 @@ import (
 type pushOptions struct {
 	key         string
 	description string
+	ifAbsent    bool
 }
 
 func newPushCommand(a *app) *cobra.Command {
@@ -42,6 +43,14 @@ machine); a device node or FIFO in DIR makes push fail, naming it.
 With --no-local (for machines that live for one job), the archive streams
 from DIR straight to the remote and no local copy is made.
 
+--if-absent does nothing when KEY is already stored: in the remote (one
+manifest read, before DIR is read), or, with no remote configured, in the
+local tier. Nothing is uploaded or written then, and push exits 0 saying
+so, with "already_stored": true in --json. It keeps the first tree stored
+under a key, as actions/cache does, where a push would replace it. If the
+remote fails that check, the local tier answers instead: the tree is
+saved there alone, with the usual warning, unless it holds KEY already.
+
 A cache outage must not fail the build: when the remote fails (unreachable,
 timing out, refusing the credentials, no such bucket), push prints a
 one-line warning saying that nothing was saved remotely, keeps the local
@@ -52,7 +61,10 @@ always fails the push.
 KEY may also be given with --key, DIR then being the only argument.`,
 		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
   tiercache push --key node-modules-abc123 ./node_modules --description "main@$GITHUB_SHA"
-  tiercache push build-cache ./out --json`,
+  tiercache push build-cache ./out --json
+
+  # Save only if no job saved this key before.
+  tiercache push --if-absent "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"`,
 		Args: keyDirArgs(&o.key),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, dir := splitKeyDir(o.key, args)
@@ -61,6 +73,7 @@ KEY may also be given with --key, DIR then being the only argument.`,
 	}
 	cmd.Flags().StringVar(&o.key, "key", "", "the key (instead of the first argument)")
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "free text stored with the entry (shown by ls)")
+	cmd.Flags().BoolVar(&o.ifAbsent, "if-absent", false, "do nothing if KEY is already stored (in the remote, else locally)")
 	return cmd
 }
 
@@ -108,6 +121,10 @@ type pushJSON struct {
 	// Error is the remote failure that kept the tree out of the remote
 	// (the push then saved it locally only, or with --no-local nowhere).
 	Error string `json:"error,omitempty"`
+	// AlreadyStored is true when --if-absent found KEY stored, in the
+	// tier AlreadyIn, and the push did nothing.
+	AlreadyStored bool           `json:"already_stored"`
+	AlreadyIn     tiercache.Tier `json:"already_in,omitempty"`
 }
 
 func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
@@ -141,7 +158,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	if c == nil {
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
-		res, err = c.Push(cmd.Context(), key, dir, tiered.PushOptions{Description: o.description})
+		res, err = c.Push(cmd.Context(), key, dir, tiered.PushOptions{Description: o.description, IfAbsent: o.ifAbsent})
 	}
 	prog.finish()
 	if err != nil && !a.survive(cmd, err) {
@@ -152,6 +169,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 		Key: key, Dir: dir, Bytes: res.Entry.Size, Files: res.Entry.Files,
 		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
+		AlreadyStored: res.AlreadyIn != "", AlreadyIn: res.AlreadyIn,
 	}
 	// A remote failure the push survived: the tree is saved locally
 	// only, or with --no-local nowhere.
@@ -163,6 +181,14 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 		out.Error = singleLine(failed.Error())
 		out.Uploaded, out.UploadSkipped, out.ArchiveBytes = false, false, 0
 		a.warnf(cmd, "push %q: nothing was saved remotely: %s", key, withHint(failed))
+	}
+	if out.AlreadyStored {
+		var why string
+		if failed != nil {
+			why = "; the remote could not be asked (see the warning above)"
+		}
+		a.infof(cmd, "push %q: already stored in the %s tier, nothing done (--if-absent%s) in %s", key, out.AlreadyIn, why, formatDuration(elapsed))
+		return a.printPush(cmd, out)
 	}
 	var where string
 	switch {
