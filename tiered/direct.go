@@ -22,7 +22,7 @@ import (
 	"github.com/tiercache/tiercache/remote"
 )
 
-// PullOptions configure Pull. The zero value copies the tree into dir.
+// PullOptions configure Pull. The zero value writes the tree into dir.
 type PullOptions struct {
 	// Link hardlinks dir's files to the local tier's instead of copying
 	// them: the fastest way, but a file changed in place in dir then

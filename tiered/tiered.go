@@ -2,11 +2,15 @@
 // reads go through the local tier and hydrate from the remote on a miss,
 // writes go to both, and each tier prunes to its own limits.
 //
-// Hydration happens once per key however many goroutines ask (a
+// The local tier keeps each entry as its archive, the remote object's
+// bytes: Push writes the stream it uploads into it, and a download is
+// kept as it is extracted, so every file is written once (see Pull and
+// Push). Hydration happens once per key however many goroutines ask (a
 // singleflight group) and however many processes share the local root (the
 // local tier's per-key lock): the first caller downloads, verifies the
-// archive's recorded size and SHA-256 while extracting into the local
-// tier's staging, and commits atomically; the others find the new entry.
+// archive's recorded size and SHA-256 while extracting it (into the local
+// tier's staging for Get, beside the directory for Pull) and keeping its
+// bytes, and commits atomically; the others find the new entry.
 // The shared download runs under context.WithoutCancel so that one caller
 // giving up does not fail the others; each caller still returns as soon as
 // its own context is done.
@@ -46,9 +50,9 @@ type Options struct {
 	// Remote is the shared remote tier; nil means local-only.
 	Remote remote.Store
 	// NoLocal makes Pull and Push go straight between a directory and
-	// the remote, for machines that live for one job: a local copy there
-	// is never read again, and making it (one more write of every file)
-	// is most of what a push or a cold pull costs beyond the transfer.
+	// the remote, for machines that live for one job: a local archive
+	// there is never read again, and writing it is one sequential write
+	// of the compressed bytes the job can skip.
 	// It needs Remote, and is implied by a nil local tier (see New).
 	NoLocal bool
 	// ReadOnly makes the cache safe for untrusted jobs: Get and Restore
