@@ -147,8 +147,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/flock"
 	"github.com/tiercache/tiercache/internal/fsutil"
@@ -438,7 +436,7 @@ func versionName(version string) (string, bool) {
 
 // current returns the version index/<name> points at, or "" if none.
 func (c *Cache) current(name string) (string, error) {
-	target, err := os.Readlink(filepath.Join(c.indexDir, name))
+	target, err := readPointer(filepath.Join(c.indexDir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -548,12 +546,7 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	ts := []unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(t.UnixNano())}
-	err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(c.indexDir, nameOf(key)), ts, unix.AT_SYMLINK_NOFOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
+	if err := setPointerTime(filepath.Join(c.indexDir, nameOf(key)), t); err != nil {
 		return fmt.Errorf("local tier: record remote access of %q: %w", key, err)
 	}
 	return nil
@@ -772,10 +765,10 @@ func (c *Cache) swap(name, version string) error {
 		}
 	}
 	tmp := filepath.Join(c.indexDir, tmpPrefix+unique())
-	if err := os.Symlink("../data/"+version, tmp); err != nil {
+	if err := writePointer(tmp, "../data/"+version, !c.noSync); err != nil {
 		return fmt.Errorf("swap pointer: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(c.indexDir, name)); err != nil {
+	if err := movePointer(tmp, filepath.Join(c.indexDir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("swap pointer: %w", err)
 	}
@@ -803,19 +796,6 @@ func (c *Cache) retire(version string) error {
 	}
 	// No fsync: the record only protects readers of this version in other
 	// processes, and after a power loss there are none.
-	return nil
-}
-
-// syncPath fsyncs one file or directory.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
 	return nil
 }
 
@@ -939,7 +919,7 @@ func (c *Cache) unpoint(name, version string) error {
 			return err
 		}
 	}
-	err := os.Remove(filepath.Join(c.indexDir, name))
+	err := removePointer(filepath.Join(c.indexDir, name))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
