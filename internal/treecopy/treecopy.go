@@ -118,4 +118,3 @@ func Copy(ctx context.Context, src, dst string, opts Options) (Result, error) {
 	}
 	return copyTree(ctx, src, dst, fi, opts)
 }
-
