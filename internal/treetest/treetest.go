@@ -211,6 +211,24 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	b.finish()
 }
 
+// Symlink creates a symlink at link naming target, for a test that plants
+// one, and fails t if it cannot. Under Wine, which has no symlinks, it
+// skips t instead: Wine's CreateSymbolicLink even reports success without
+// making one, so the link is looked for after.
+func Symlink(t testing.TB, target, link string) {
+	t.Helper()
+	err := os.Symlink(target, link)
+	if err == nil {
+		_, err = os.Lstat(link)
+	}
+	if err != nil && UnderWine() {
+		t.Skipf("Wine cannot create symlinks, which this test needs: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("treetest: %v", err)
+	}
+}
+
 // nextTime returns a distinct time with a nanosecond part that is never a
 // whole number of microseconds, so a tier truncating to µs is caught.
 func (b *fidelityBuilder) nextTime() time.Time {
