@@ -28,7 +28,17 @@
 // other Unix uses (copy_portable.go) does without them (times set by name
 // relative to the directory, no O_PATH). Building with the tag
 // tiercache_portable selects the latter on Linux too, so that its tests
-// run where macOS and FreeBSD are not at hand.
+// run where macOS and FreeBSD are not at hand. Both share the walk in
+// copy_unix.go.
+//
+// Windows (copy_windows.go) has a walk of its own: a plain read/write
+// copy through two os.Roots (one per tree), with the same rule that
+// whatever is in the way is replaced and never followed. It keeps what
+// Windows keeps of a file: bytes, the write bit (as the read-only
+// attribute) and mtimes (to 100 ns). Hardlinks within the source are
+// copied as separate files, and symlinks keep the time they were created
+// (see copy_windows.go); creating them needs a privilege on Windows, and
+// Copy says so when it lacks it.
 package treecopy
 
 import (
