@@ -13,11 +13,6 @@ import (
 	"github.com/tiercache/tiercache/internal/treecopy"
 )
 
-// inode identifies a file for hardlink detection.
-type inode struct {
-	dev, ino uint64
-}
-
 // Copy copies the tree at src (which may be reached through a symlink)
 // into dst, an existing empty directory, gives dst the mode and mtime of
 // src, and returns the tree's Shape. Regular files keep their bytes,

@@ -13,6 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// inode identifies a file for hardlink detection.
+type inode struct {
+	dev, ino uint64
+}
+
 // inodeOf identifies a file with other names, for hardlink detection.
 func inodeOf(fi fs.FileInfo) (inode, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

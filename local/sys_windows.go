@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
+// inode would identify a file for hardlink detection; see inodeOf.
+type inode struct{}
+
 // inodeOf reports no identity: Windows has a file index only through an
 // open handle, so hardlinked files are measured as separate files, as the
 // Windows tree copy and archive writer store them.
