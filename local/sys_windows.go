@@ -32,8 +32,9 @@ func inodeOf(fs.FileInfo) (inode, bool) { return inode{}, false }
 // microseconds, so each retries such a refusal for a while (as the go
 // command's own file operations do on Windows) rather than report it.
 
-// maxPointer bounds what readPointer reads: a pointer is "../data/",
-// a name of at most 266 bytes, '-' and 16 hex digits.
+// maxPointer bounds what readPointer reads: a pointer is "../data/" and
+// a version name (a key's name of at most maxNameLen bytes, '-' and 16
+// hex digits).
 const maxPointer = 512
 
 // writePointer creates the pointer tmp naming target, flushed to disk

@@ -47,9 +47,10 @@ func main() {
 }
 
 // emptyTrashDetached starts `tiercache empty-trash` on dir detached from
-// this process (see detached) and does not wait for it: deleting what a push or pull retired
-// can take seconds, which the job should not wait for. If the process is
-// killed (say, with the job), the next run finishes the deletion.
+// this process (see detached) and does not wait for it: deleting what a
+// push or pull retired can take seconds, which the job should not wait
+// for. If the process is killed (say, with the job), the next run
+// finishes the deletion.
 func emptyTrashDetached(dir string) {
 	exe, err := os.Executable()
 	if err != nil {
