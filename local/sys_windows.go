@@ -67,10 +67,10 @@ func readPointer(path string) (string, error) {
 		}
 		defer f.Close()
 		b = make([]byte, maxPointer+1)
-		n, err := f.Read(b)
+		n, err := io.ReadFull(f, b)
 		b = b[:n]
-		if errors.Is(err, io.EOF) {
-			err = nil
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil // shorter than the buffer, as every valid pointer is
 		}
 		return err
 	})
