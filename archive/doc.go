@@ -16,6 +16,11 @@
 // stored, so nothing machine-specific leaks into the bytes. Sockets are
 // skipped; device nodes and FIFOs make Write fail.
 //
+// On Windows, which keeps only a read-only attribute and has no file
+// identity without opening each file, Write stores 0644 files and 0755
+// directories (0444 and 0555 when read-only), symlink targets with
+// slashes, and each name of a hardlinked file as a file of its own.
+//
 // The zstd stream is a sequence of independent frames, each holding 4 MiB
 // of the tar stream (the last one what is left), which Write compresses
 // several at a time; any zstd decoder reads them as one stream. Frame
@@ -54,13 +59,20 @@
 //
 // Backslashes are ordinary bytes in Unix file names and are kept literally
 // there, as GNU tar does; on Windows, where they separate path components, a
-// name containing one is refused.
+// name containing one is refused. So, on Windows only, is a name Windows
+// would reinterpret rather than hold: a component that is a device name
+// (CON, PRN, AUX, NUL, COM1-9, LPT1-9, CONIN$, CONOUT$) with or without an
+// extension, one ending in a dot or a space, and one holding <>:"|?* or a
+// control character (a colon would name an alternate data stream).
 //
 // Symlinks are created with their stored target, whatever it is (like GNU
 // tar), and never followed during extraction. With
 // ExtractOptions.StrictSymlinks, a symlink whose target is absolute or
 // resolves, through the archive's other symlinks, to a place outside the
-// tree is refused.
+// tree is refused. On Windows a target is created with backslashes and,
+// for StrictSymlinks, a backslash in it counts as a separator; a process
+// without the privilege to create symlinks fails on the first one, with
+// an error naming the member and saying so.
 //
 // Owners are never restored and setuid/setgid/sticky bits are dropped.
 // Files get their mode and mtime once written; directories get theirs at

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -706,6 +707,12 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 		return err
 	}
 	target := hdr.Linkname
+	// What the target means here: on Windows a backslash separates too,
+	// so the checks below see it as a slash.
+	slashed := target
+	if runtime.GOOS == "windows" {
+		slashed = strings.ReplaceAll(target, `\`, "/")
+	}
 	switch {
 	case target == "":
 		return unsafeEntry(hdr.Name, "symlink with an empty target")
@@ -713,7 +720,7 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 		return limitEntry(hdr.Name, "symlink target longer than %d bytes", MaxNameLength)
 	case strings.IndexByte(target, 0) >= 0:
 		return unsafeEntry(hdr.Name, "NUL byte in symlink target")
-	case x.opts.StrictSymlinks && escapesLexically(name, target):
+	case x.opts.StrictSymlinks && escapesLexically(name, slashed):
 		return unsafeEntry(hdr.Name, "symlink target %q points outside the destination (StrictSymlinks)", target)
 	}
 	if err := x.parents(hdr.Name, name); err != nil {
@@ -724,7 +731,7 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	}
 	x.seen[name] = kindSymlink
 	if x.opts.StrictSymlinks {
-		x.links[name] = target
+		x.links[name] = slashed
 	}
 	if x.root == nil {
 		return nil
@@ -735,7 +742,12 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	}
 	// The target is stored as is and never followed by this extraction:
 	// nothing is ever created below a name recorded as a symlink.
-	if err := parent.root.Symlink(target, base); err != nil {
+	// FromSlash: Windows resolves a symlink's target only with its own
+	// separator; elsewhere it changes nothing.
+	if err := parent.root.Symlink(filepath.FromSlash(target), base); err != nil {
+		if hint := fsutil.SymlinkHint(err); hint != "" {
+			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(hdr.Name), hint, err)
+		}
 		return x.createErr(hdr.Name, name, err)
 	}
 	if err := lchtimes(parent.root, base, hdr.ModTime); err != nil {

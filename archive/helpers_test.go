@@ -18,7 +18,22 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/treetest"
 )
+
+// wineNoSymlink reports whether err is Wine refusing to create a symlink
+// (Wine 8 has none), which tests that need one take as a reason to skip.
+func wineNoSymlink(err error) bool {
+	return treetest.UnderWine() && errors.Is(err, errors.ErrUnsupported)
+}
+
+// skipWineNoSymlink skips t when err is Wine refusing to create a symlink.
+func skipWineNoSymlink(t testing.TB, err error) {
+	t.Helper()
+	if wineNoSymlink(err) {
+		t.Skipf("Wine cannot create symlinks, which this test needs: %v", err)
+	}
+}
 
 // member is one entry of a hand-made archive.
 type member struct {

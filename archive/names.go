@@ -88,6 +88,11 @@ func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
 		if len(comp) > maxComponent {
 			return "", fmt.Sprintf("name component longer than %d bytes", maxComponent), true
 		}
+		if runtime.GOOS == "windows" {
+			if why := windowsNameProblem(comp); why != "" {
+				return "", why, false
+			}
+		}
 	}
 	clean = path.Clean(s)
 	if clean == "." {
@@ -170,4 +175,53 @@ func resolvesOutside(link string, targets map[string]string) bool {
 		pending = append(strings.Split(t, "/"), pending...)
 	}
 	return false
+}
+
+// windowsNameProblem says why Windows cannot hold comp, a component of a
+// member name other than "", "." and "..", under that name; "" when it
+// can. Windows would otherwise reinterpret such a name rather than refuse
+// it: a reserved device name opens the device, trailing dots and spaces
+// are stripped (so "a." would land on "a"), and a colon names an
+// alternate data stream of another file.
+func windowsNameProblem(comp string) string {
+	if comp == "" || comp == "." {
+		return ""
+	}
+	for _, r := range comp {
+		switch {
+		case r < 0x20:
+			return fmt.Sprintf("control character %q in name, which Windows does not allow", r)
+		case strings.ContainsRune(`<>:"|?*\`, r):
+			return fmt.Sprintf("character %q in name, which Windows does not allow", r)
+		}
+	}
+	if last := comp[len(comp)-1]; last == '.' || last == ' ' {
+		return "name component ends in a dot or a space, which Windows strips"
+	}
+	// A reserved name is reserved with any extension, and Windows
+	// ignores spaces before the extension too ("NUL .txt").
+	stem, _, _ := strings.Cut(comp, ".")
+	stem = strings.TrimRight(stem, " ")
+	if isReservedWindowsName(stem) {
+		return fmt.Sprintf("%q is a reserved device name on Windows", comp)
+	}
+	return ""
+}
+
+// isReservedWindowsName reports whether stem, a name without extension,
+// names a device on Windows: CON, PRN, AUX, NUL, COM1-9 and LPT1-9 (with
+// the superscript digits ¹²³ too), CONIN$ and CONOUT$, in any case. With
+// an extension they are devices too, except on Windows 11; a tree must
+// restore on every Windows, so they are refused there as well.
+func isReservedWindowsName(stem string) bool {
+	u := strings.ToUpper(stem)
+	switch u {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if len(u) < 4 || u[:3] != "COM" && u[:3] != "LPT" {
+		return false
+	}
+	n := u[3:]
+	return len(n) == 1 && n[0] >= '1' && n[0] <= '9' || n == "¹" || n == "²" || n == "³"
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -75,12 +77,27 @@ func (d srcDir) lstat(name, _ string) (srcInfo, error) {
 		return srcInfo{}, err
 	}
 	id, nlink, _ := identity(info)
-	return srcInfo{mode: info.Mode(), mtime: info.ModTime(), size: info.Size(), id: id, nlink: nlink}, nil
+	return srcInfo{mode: storedMode(info.Mode()), mtime: info.ModTime(), size: info.Size(), id: id, nlink: nlink}, nil
 }
 
-// readlink returns the target of the symlink name in d.
+// storedMode is the mode an archive records for m. Windows keeps no
+// permission bits but the read-only attribute, which Go reports as 0666
+// or 0444 for a file and 0777 or 0555 for a directory; without group and
+// other write, a tree pushed from Windows gets the modes a Unix umask of
+// 022 would give it (0644 files, 0755 directories). No file is executable:
+// Windows does not record that.
+func storedMode(m fs.FileMode) fs.FileMode {
+	if runtime.GOOS == "windows" {
+		return m &^ 0o022
+	}
+	return m
+}
+
+// readlink returns the target of the symlink name in d, slash-separated
+// as archives store it.
 func (d srcDir) readlink(name, _ string) (string, error) {
-	return d.root.Readlink(d.child(name))
+	target, err := d.root.Readlink(d.child(name))
+	return filepath.ToSlash(target), err
 }
 
 // openDir returns the subdirectory name of d; it is opened when listed.

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command bench measures tiercache against the hand-rolled pipeline it
 // replaces, on this machine, in one run:
 //
@@ -32,6 +34,9 @@
 //
 // The Markdown report goes to stdout, progress to stderr, and every sample
 // to the JSON file named by --json-out.
+//
+// It builds on Unix only: its baselines are Unix tools (tar, cp -a), and
+// it measures with Unix calls (getrusage, statfs, process groups).
 package main
 
 import (

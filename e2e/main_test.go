@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package e2e runs the real tiercache binary against a real MinIO server on
 // loopback, with real files.
 //
@@ -7,6 +9,10 @@
 // minio`, or fail when the CI environment variable is set. The helpers
 // here (server, minioClient, bucket, newEnv, runCLI, recordingProxy) are
 // shared by every test file of the package.
+//
+// The package builds on Unix only: MinIO and the fault-injection helpers
+// (other users' credentials, signals, tmpfs) need it, and the Windows
+// tests run under Wine, where MinIO cannot start.
 package e2e
 
 import (

@@ -1,3 +1,5 @@
+//go:build unix
+
 package e2e
 
 // Misconfigurations a new user makes, with the real binary: each must get

@@ -7,25 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treecopy"
 )
-
-// inode identifies a file for hardlink detection.
-type inode struct {
-	dev, ino uint64
-}
-
-func inodeOf(fi fs.FileInfo) (inode, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Nlink < 2 {
-		return inode{}, false
-	}
-	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
-}
 
 // Copy copies the tree at src (which may be reached through a symlink)
 // into dst, an existing empty directory, gives dst the mode and mtime of

@@ -11,7 +11,8 @@
 //	<root>/
 //	  tiercache-local       marker: this directory is a cache, layout 2
 //	  CACHEDIR.TAG          tells backup tools to skip the cache
-//	  index/<name>          per-key pointer: a symlink to ../data/<version>;
+//	  index/<name>          per-key pointer: a symlink to ../data/<version>
+//	                        (on Windows a small file holding that path);
 //	                        its mtime is when the remote tier was last told
 //	                        of an access to the key (see RemoteAccess)
 //	  data/<version>/       one immutable version of an entry, where
@@ -53,7 +54,7 @@
 // NoSync). Then, holding
 // the key's stripe lock, they rename the version into data/, fsync data/,
 // record the version they replace in retired/, and swap the pointer by
-// renaming a fresh symlink over index/<name>, then fsync index/. Concurrent
+// renaming a fresh pointer over index/<name>, then fsync index/. Concurrent
 // Puts of one key serialise on the stripe lock only for that short swap;
 // each knows exactly which version it replaced, and the last swap wins.
 //
@@ -75,19 +76,19 @@
 //   - after recording the replaced version, before the swap: a retired
 //     record naming the current version; the sweep sees it is current
 //     and drops the record, not the version;
-//   - a temporary symlink in index/ (names starting with '.' are never
+//   - a temporary pointer in index/ (names starting with '.' are never
 //     entries); the full sweep removes it;
 //   - while emptying trash/: a half-deleted tree in trash/, which the next
 //     sweep finishes.
 //
 // # Reads
 //
-// Get and Lookup read the pointer (readlink), read the version's small
-// meta.json to check the stored key, and record the access by setting the
-// mtime of the version directory (nothing writes into it once it is
-// published but the tree Get makes, so that mtime is free to mean "last
-// access"). They touch no other entry, so a hit costs the same with ten
-// entries or a hundred thousand.
+// Get and Lookup read the pointer (readlink, or on Windows the small
+// file), read the version's small meta.json to check the stored key, and
+// record the access by setting the mtime of the version directory
+// (nothing writes into it once it is published but the tree Get makes, so
+// that mtime is free to mean "last access"). They touch no other entry,
+// so a hit costs the same with ten entries or a hundred thousand.
 //
 // Get on a version kept as an archive alone extracts the archive, with
 // archive.Extract's checks and against the recorded SHA-256 and shape,
@@ -124,11 +125,21 @@
 //
 // # Locks
 //
-// All locks are flock(2) locks, which the kernel drops when their holder
-// dies, so no crash leaves a lock held. They are per open file description,
+// All locks are flock(2) locks (LockFileEx on Windows, see
+// internal/flock), which the kernel drops when their holder dies, so no
+// crash leaves a lock held. They belong to an open file, not a process,
 // so they exclude goroutines of one process as well as processes.
 //
-// This package needs flock(2) and therefore a Unix system.
+// # Windows
+//
+// Creating symlinks needs a privilege there that ordinary processes lack,
+// so a pointer is a small file holding the path a Unix pointer's symlink
+// names, written whole and renamed over the old one (MoveFileEx replaces
+// it in one step). Windows refuses to replace or delete a file another
+// process holds open, so pointer operations retry briefly when a reader
+// is in the way. Directories are not fsynced (Windows documents no way
+// to), files are, one by one, since there is no boot ID. Key names also
+// escape what Windows cannot hold in a file name (see nameOf).
 package local
 
 import (
@@ -146,8 +157,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/flock"
@@ -438,7 +447,7 @@ func versionName(version string) (string, bool) {
 
 // current returns the version index/<name> points at, or "" if none.
 func (c *Cache) current(name string) (string, error) {
-	target, err := os.Readlink(filepath.Join(c.indexDir, name))
+	target, err := readPointer(filepath.Join(c.indexDir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -548,12 +557,7 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	ts := []unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(t.UnixNano())}
-	err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(c.indexDir, nameOf(key)), ts, unix.AT_SYMLINK_NOFOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
+	if err := setPointerTime(filepath.Join(c.indexDir, nameOf(key)), t); err != nil {
 		return fmt.Errorf("local tier: record remote access of %q: %w", key, err)
 	}
 	return nil
@@ -772,10 +776,10 @@ func (c *Cache) swap(name, version string) error {
 		}
 	}
 	tmp := filepath.Join(c.indexDir, tmpPrefix+unique())
-	if err := os.Symlink("../data/"+version, tmp); err != nil {
+	if err := writePointer(tmp, "../data/"+version, !c.noSync); err != nil {
 		return fmt.Errorf("swap pointer: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(c.indexDir, name)); err != nil {
+	if err := movePointer(tmp, filepath.Join(c.indexDir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("swap pointer: %w", err)
 	}
@@ -803,19 +807,6 @@ func (c *Cache) retire(version string) error {
 	}
 	// No fsync: the record only protects readers of this version in other
 	// processes, and after a power loss there are none.
-	return nil
-}
-
-// syncPath fsyncs one file or directory.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
 	return nil
 }
 
@@ -939,7 +930,7 @@ func (c *Cache) unpoint(name, version string) error {
 			return err
 		}
 	}
-	err := os.Remove(filepath.Join(c.indexDir, name))
+	err := removePointer(filepath.Join(c.indexDir, name))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

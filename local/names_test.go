@@ -2,6 +2,7 @@ package local
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +86,15 @@ func TestNameOfInjectiveAndConfined(t *testing.T) {
 				t.Fatalf("key %q maps to %q, which holds %q", k, name, c)
 			}
 		}
+		if runtime.GOOS == "windows" {
+			// Nor may the name, or what the layout makes of it, be one
+			// Windows strips or takes for a device.
+			for _, n := range []string{name, name + ".lock", name + "-0123456789abcdef"} {
+				if strings.HasSuffix(n, ".") || deviceStem(n) {
+					t.Fatalf("key %q maps to %q, which Windows cannot hold", k, n)
+				}
+			}
+		}
 		if strings.IndexByte(name, hashSep) >= 0 {
 			if len(name) != maxNameLen {
 				t.Fatalf("hashed name %q is %d bytes", name, len(name))
@@ -108,6 +118,29 @@ func TestNameOfInjectiveAndConfined(t *testing.T) {
 	for _, k := range []string{"gomod-0123abcd", "node-modules-linux-x64"} {
 		if nameOf(k) != k {
 			t.Errorf("the common key %q maps to %q, not to itself", k, nameOf(k))
+		}
+	}
+}
+
+// TestNameOfWindows: on Windows, keys that would name a device or end in
+// a dot get one more byte escaped; elsewhere they stand for themselves.
+func TestNameOfWindows(t *testing.T) {
+	for key, onWindows := range map[string]string{
+		"nul":       "_6eul",
+		"com1.txt":  "_63om1.txt",
+		"lpt9.a.b":  "_6cpt9.a.b",
+		"a.":        "a_2e",
+		"a..":       "a._2e",
+		"aux-cache": "aux-cache",
+		"com10":     "com10",
+		"conx.y":    "conx.y",
+	} {
+		want := key
+		if runtime.GOOS == "windows" {
+			want = onWindows
+		}
+		if got := nameOf(key); got != want {
+			t.Errorf("nameOf(%q) = %q, want %q", key, got, want)
 		}
 	}
 }

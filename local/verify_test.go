@@ -73,8 +73,8 @@ func TestVerify(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(ver("bad-meta"), metaFile), []byte("{not json"), 0o644))
 	must(t, os.WriteFile(filepath.Join(ver("grown"), treeDir, "extra"), []byte("x"), 0o644))
 	must(t, os.RemoveAll(filepath.Join(ver("no-tree"), treeDir)))
-	must(t, os.Symlink("../../etc", filepath.Join(c.indexDir, "evil")))
-	must(t, os.Symlink("../data/vanished-0123456789abcdef", filepath.Join(c.indexDir, "vanished")))
+	must(t, writePointer(filepath.Join(c.indexDir, "evil"), "../../etc", false))
+	must(t, writePointer(filepath.Join(c.indexDir, "vanished"), "../data/vanished-0123456789abcdef", false))
 
 	// Leftovers: old ones of each kind, and young or live ones that must
 	// be left alone.
@@ -114,8 +114,8 @@ func TestVerify(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(trashed, "ro", "f"), []byte("x"), 0o444))
 	must(t, os.Chmod(filepath.Join(trashed, "ro"), 0o555))
 	tmp := filepath.Join(c.indexDir, tmpPrefix+"0000000000000001")
-	must(t, os.Symlink("../data/x", tmp))
-	must(t, lchtimes(tmp, long))
+	must(t, writePointer(tmp, "../data/x", false))
+	must(t, setPointerTime(tmp, long))
 
 	metadata := []string{
 		"broken-entry evil",

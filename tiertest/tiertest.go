@@ -327,8 +327,18 @@ func (s *suite) testListStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink("x", filepath.Join(src, "link")); err != nil {
+	members := int64(5)
+	link := filepath.Join(src, "link")
+	if err := os.Symlink("x", link); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Lstat(link); err != nil {
+		if !treetest.UnderWine() {
+			t.Fatal(err)
+		}
+		// Wine's CreateSymbolicLink reports success without making one.
+		t.Log("the tree has no symlink: Wine cannot create one")
+		members--
 	}
 	mustPut(t, b, "one", src, "first entry")
 	time.Sleep(s.step)
@@ -346,8 +356,8 @@ func (s *suite) testListStats(t *testing.T) {
 	}
 	slices.SortFunc(entries, func(x, y tiercache.Entry) int { return strings.Compare(x.Key, y.Key) })
 	one, two := entries[0], entries[1]
-	if one.Key != "one" || one.Description != "first entry" || one.Size != 9 || one.Files != 5 {
-		t.Errorf("entry one = %+v; want key one, description \"first entry\", size 9, files 5", one)
+	if one.Key != "one" || one.Description != "first entry" || one.Size != 9 || one.Files != members {
+		t.Errorf("entry one = %+v; want key one, description \"first entry\", size 9, files %d", one, members)
 	}
 	if two.Key != "two" || two.Description != "second entry" || two.Size != 1000 || two.Files != 1 {
 		t.Errorf("entry two = %+v; want key two, description \"second entry\", size 1000, files 1", two)
@@ -376,8 +386,8 @@ func (s *suite) testListStats(t *testing.T) {
 	if !statsEqual(st, want) {
 		t.Errorf("Stats = %+v, want StatsOf(List) = %+v", st, want)
 	}
-	if st.Entries != 2 || st.Bytes != 1009 || st.Files != 6 {
-		t.Errorf("Stats = %+v; want 2 entries, 1009 bytes, 6 files", st)
+	if st.Entries != 2 || st.Bytes != 1009 || st.Files != members+1 {
+		t.Errorf("Stats = %+v; want 2 entries, 1009 bytes, %d files", st, members+1)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,16 @@ import (
 // versionDir returns the local version directory key's entry points at.
 func versionDir(t *testing.T, e env, name string) string {
 	t.Helper()
-	target, err := os.Readlink(filepath.Join(e["TIERCACHE_DIR"], "index", name))
+	pointer := filepath.Join(e["TIERCACHE_DIR"], "index", name)
+	readPointer := os.Readlink
+	if runtime.GOOS == "windows" {
+		// There a pointer is a file holding the target (see package local).
+		readPointer = func(p string) (string, error) {
+			b, err := os.ReadFile(p)
+			return string(b), err
+		}
+	}
+	target, err := readPointer(pointer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,17 +46,18 @@ func main() {
 	os.Exit(code)
 }
 
-// emptyTrashDetached starts `tiercache empty-trash` on dir in a session of
-// its own and does not wait for it: deleting what a push or pull retired
-// can take seconds, which the job should not wait for. If the process is
-// killed (say, with the job), the next run finishes the deletion.
+// emptyTrashDetached starts `tiercache empty-trash` on dir detached from
+// this process (see detached) and does not wait for it: deleting what a
+// push or pull retired can take seconds, which the job should not wait
+// for. If the process is killed (say, with the job), the next run
+// finishes the deletion.
 func emptyTrashDetached(dir string) {
 	exe, err := os.Executable()
 	if err != nil {
 		return
 	}
 	cmd := exec.Command(exe, "empty-trash", "--cache-dir", dir, "--quiet")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = detached()
 	if err := cmd.Start(); err == nil {
 		_ = cmd.Process.Release()
 	}

@@ -68,3 +68,13 @@ func TestTypeName(t *testing.T) {
 		}
 	}
 }
+
+func TestFreeBytes(t *testing.T) {
+	n, err := FreeBytes(t.TempDir())
+	if err != nil || n <= 0 {
+		t.Fatalf("FreeBytes = %d, %v; want some bytes", n, err)
+	}
+	if _, err := FreeBytes(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("FreeBytes of a missing path: no error")
+	}
+}

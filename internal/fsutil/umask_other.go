@@ -1,4 +1,4 @@
-//go:build !linux || tiercache_portable
+//go:build !windows && (!linux || tiercache_portable)
 
 package fsutil
 

@@ -8,7 +8,8 @@
 // concurrency tests can detect a torn tree (one mixing two versions).
 //
 // It is nobody's public API: only tests import it. It targets Unix (inode
-// numbers, nanosecond symlink mtimes).
+// numbers, nanosecond symlink mtimes); on Windows, Fidelity builds the part
+// of its tree Windows can hold.
 package treetest
 
 import (
@@ -21,12 +22,23 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
+
+// onWindows selects the Windows shape of the Fidelity tree.
+const onWindows = runtime.GOOS == "windows"
+
+// windowsName reports whether Windows can hold name as it is.
+func windowsName(name string) bool {
+	return utf8.ValidString(name) && !strings.ContainsAny(name, "\t\"\\<>:|?*") &&
+		!strings.HasSuffix(name, " ") && !strings.HasSuffix(name, ".")
+}
 
 // FidelityOptions shrinks the Fidelity tree for tests that need speed more
 // than coverage.
@@ -77,6 +89,13 @@ type fidelityBuilder struct {
 //
 // It registers a cleanup that makes the tree writable again, so the
 // caller's t.TempDir can be removed by a non-root user.
+//
+// On Windows the tree leaves out what Windows cannot hold: the names with
+// a tab, a quote, a backslash, a trailing space or bytes that are not
+// UTF-8, and the symlinks, which need a privilege there (and which Wine
+// cannot make at all); modes are what Windows keeps of them (the write
+// bit) and mtimes what it keeps of them (100 ns). The tests of symlinks
+// on Windows build their own.
 func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	t.Helper()
 	mustBeEmptyDir(t, dir)
@@ -99,6 +118,9 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 		"-leading-dash",
 		".hidden",
 	} {
+		if onWindows && !windowsName(name) {
+			continue
+		}
 		b.file("unicode/"+name, 0o644, []byte("name: "+name+"\n"))
 	}
 
@@ -146,13 +168,15 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	// Symlinks of every kind.
 	b.dir("links", 0o755)
 	b.file("links/target.txt", 0o644, []byte("link target\n"))
-	b.symlink("links/rel", "target.txt")
-	b.symlink("links/up", "../unicode/héllo wörld.txt")
-	b.symlink("links/abs", "/nonexistent/tiercache/absolute-target")
-	b.symlink("links/dangling", "does-not-exist")
-	b.symlink("links/dirlink", "../empty")
-	b.symlink("links/chain", "rel")
-	b.symlink("links/dot", ".")
+	if !onWindows {
+		b.symlink("links/rel", "target.txt")
+		b.symlink("links/up", "../unicode/héllo wörld.txt")
+		b.symlink("links/abs", "/nonexistent/tiercache/absolute-target")
+		b.symlink("links/dangling", "does-not-exist")
+		b.symlink("links/dirlink", "../empty")
+		b.symlink("links/chain", "rel")
+		b.symlink("links/dot", ".")
+	}
 
 	// Hardlinks: a group of three across directories, and a read-only pair.
 	b.dir("hard", 0o755)
@@ -185,6 +209,24 @@ func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	}
 
 	b.finish()
+}
+
+// Symlink creates a symlink at link naming target, for a test that plants
+// one, and fails t if it cannot. Under Wine, which has no symlinks, it
+// skips t instead: Wine's CreateSymbolicLink even reports success without
+// making one, so the link is looked for after.
+func Symlink(t testing.TB, target, link string) {
+	t.Helper()
+	err := os.Symlink(target, link)
+	if err == nil {
+		_, err = os.Lstat(link)
+	}
+	if err != nil && UnderWine() {
+		t.Skipf("Wine cannot create symlinks, which this test needs: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("treetest: %v", err)
+	}
 }
 
 // nextTime returns a distinct time with a nanosecond part that is never a

@@ -1,3 +1,8 @@
+//go:build unix
+
+// These tests check the Unix shape of the trees (symlinks, inode groups,
+// every permission bit, nanosecond mtimes); Windows keeps less of each.
+
 package treetest
 
 import (
