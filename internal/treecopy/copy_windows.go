@@ -216,7 +216,16 @@ func (c *winCopier) replace(rel string, create func() error) error {
 	if err := c.droot.RemoveAll(rel); err != nil {
 		return err
 	}
-	return create()
+	// A name deleted while another handle has the file open (a virus
+	// scanner, an indexer; under Wine, another name of a hardlinked
+	// file) may linger until that handle closes: wait briefly for it.
+	for i := range 20 {
+		if err = create(); !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
+	}
+	return err
 }
 
 func (c *winCopier) symlink(rel string) error {
