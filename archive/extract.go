@@ -66,6 +66,24 @@ type ExtractOptions struct {
 	Writers int
 }
 
+// Within returns o with MaxBytes and MaxEntries lowered to what an entry
+// records (size bytes in files members): extracting no more than that
+// stops a damaged or hostile archive at the first byte past it instead of
+// after it has filled the disk. A zero limit (the default) is replaced by
+// the recorded amount; never below 1, since 0 would mean the default.
+func (o ExtractOptions) Within(size, files int64) ExtractOptions {
+	capTo := func(configured, recorded int64) int64 {
+		recorded = max(recorded, 1)
+		if configured == 0 || configured > recorded {
+			return recorded
+		}
+		return configured
+	}
+	o.MaxBytes = capTo(o.MaxBytes, size)
+	o.MaxEntries = capTo(o.MaxEntries, files)
+	return o
+}
+
 func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 	if o.MaxBytes < 0 || o.MaxEntries < 0 {
 		return o, fmt.Errorf("archive: negative extraction limit (MaxBytes %d, MaxEntries %d): %w", o.MaxBytes, o.MaxEntries, tiercache.ErrInvalidArgument)

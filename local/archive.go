@@ -233,24 +233,10 @@ func (s Stored) CheckArchive(r archive.Result) error {
 	return nil
 }
 
-// ExtractLimits returns archive extraction limits for s's archive: the
-// configured ones (zero fields: archive's defaults) lowered to what the
-// entry records, so damage that inflates the archive stops at the first
-// byte past it.
+// ExtractLimits returns o lowered to what the entry records (see
+// archive.ExtractOptions.Within).
 func (s Stored) ExtractLimits(o archive.ExtractOptions) archive.ExtractOptions {
-	o.MaxBytes = capLimit(o.MaxBytes, s.meta.Size)
-	o.MaxEntries = capLimit(o.MaxEntries, s.meta.Files)
-	return o
-}
-
-// capLimit returns the configured limit (0 = archive's default) lowered to
-// the recorded amount, never below 1 (0 would mean the default).
-func capLimit(configured, recorded int64) int64 {
-	recorded = max(recorded, 1)
-	if configured == 0 || configured > recorded {
-		return recorded
-	}
-	return configured
+	return o.Within(s.meta.Size, s.meta.Files)
 }
 
 // IsCorrupt reports whether err, from reading a local archive, means the

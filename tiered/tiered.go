@@ -330,11 +330,8 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	// The manifest says what the archive must hold, and verify insists on
 	// it exactly; extracting no more than that stops a decompression bomb
 	// at the first byte past the recorded size instead of after it has
-	// filled the disk. (Zero means "default" to archive, hence the 1.)
-	xopts := c.opts.Extract
-	xopts.MaxBytes = capLimit(xopts.MaxBytes, meta.Size)
-	xopts.MaxEntries = capLimit(xopts.MaxEntries, meta.Files)
-	res, err := archive.Extract(ctx, r, dir, xopts)
+	// filled the disk.
+	res, err := archive.Extract(ctx, r, dir, c.opts.Extract.Within(meta.Size, meta.Files))
 	switch {
 	case err == nil:
 		return res, remoteErr(verify(key, meta, res))
@@ -378,16 +375,6 @@ func (c *Cache) openRemote(ctx context.Context, key string) (io.ReadCloser, remo
 		return nil, remote.Meta{}, false, remoteErr(fmt.Errorf("remote get %q: %w", key, err))
 	}
 	return rc, meta, true, nil
-}
-
-// capLimit returns the configured limit (0 = archive's default) lowered
-// to the recorded amount, never below 1.
-func capLimit(configured, recorded int64) int64 {
-	recorded = max(recorded, 1)
-	if configured == 0 || configured > recorded {
-		return recorded
-	}
-	return configured
 }
 
 // verify checks what was extracted against what the manifest recorded.
