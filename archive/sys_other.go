@@ -100,6 +100,10 @@ func (d srcDir) readlink(name, _ string) (string, error) {
 	return filepath.ToSlash(target), err
 }
 
+// storeAs is a no-op here: every lookup is relative to the root by
+// name, never by the member's name.
+func (srcDir) storeAs(_, _ string) {}
+
 // openDir returns the subdirectory name of d; it is opened when listed.
 func (d srcDir) openDir(name, _ string) (srcDir, error) {
 	return srcDir{root: d.root, rel: d.child(name)}, nil

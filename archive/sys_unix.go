@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,6 +79,9 @@ type srcDir struct {
 type srcTree struct {
 	dir  string
 	root *os.Root // opened on dir for the first symlink, see readlink
+	// from and to map a member's name to its path below dir, when the
+	// members of dir/to are stored under from (see WriteSource's Paths).
+	from, to string
 }
 
 // openSourceDir opens the root of the tree to archive (following a
@@ -141,8 +145,12 @@ func (d srcDir) readlink(_, rel string) (string, error) {
 		}
 		d.tree.root = root
 	}
-	return d.tree.root.Readlink(rel)
+	return d.tree.root.Readlink(d.tree.to + strings.TrimPrefix(rel, d.tree.from))
 }
+
+// storeAs makes the walk of d, opened on dir's parent, name the members
+// below dir/base as below as (only readlink needs to know).
+func (d srcDir) storeAs(base, as string) { d.tree.from, d.tree.to = as, base }
 
 // openDir opens the subdirectory name of d. O_NOFOLLOW|O_DIRECTORY: a
 // directory swapped for a symlink since it was listed makes the open fail

@@ -11,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +92,38 @@ type RootMeta struct {
 // wrapping tiercache.ErrInvalidArgument, as does a device node or FIFO in
 // the tree (sockets are skipped).
 func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Result, error) {
+	return WriteSource(ctx, w, Source{Dir: dir}, opts)
+}
+
+// Source is what WriteSource archives: one directory's tree, or several
+// paths in one archive.
+type Source struct {
+	// Dir is a directory whose tree Write archives, the root not being a
+	// member. Set Dir or Paths, not both.
+	Dir string
+	// Paths are files and directories archived each under its position:
+	// path i is the member named i in decimal ("0", "1", ...), and a
+	// directory's tree is below it ("0/a/b"), so one plain tar stream
+	// holds them all. A path that is a symlink is followed, as the
+	// destination of the files it names.
+	Paths []string
+	// Exclude leaves out the members it matches, matched relative to Dir
+	// or to each directory of Paths.
+	Exclude *Exclude
+}
+
+// String names the source in errors.
+func (s Source) String() string {
+	if s.Dir != "" || len(s.Paths) == 0 {
+		return s.Dir
+	}
+	return strings.Join(s.Paths, ", ")
+}
+
+// WriteSource is Write for any Source. Paths that are neither regular
+// files nor directories return an error wrapping
+// tiercache.ErrInvalidArgument naming them.
+func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions) (Result, error) {
 	level := opts.Level
 	if level == 0 {
 		level = DefaultLevel
@@ -104,19 +138,9 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if conc == 0 {
 		conc = runtime.GOMAXPROCS(0)
 	}
-	info, err := os.Stat(dir)
-	if err != nil {
-		return Result{}, fmt.Errorf("archive: source %s: %w: %w", dir, tiercache.ErrInvalidArgument, err)
+	if err := src.check(); err != nil {
+		return Result{}, err
 	}
-	if !info.IsDir() {
-		return Result{}, fmt.Errorf("archive: source %s is not a directory: %w", dir, tiercache.ErrInvalidArgument)
-	}
-	top, err := openSourceDir(dir)
-	if err != nil {
-		return Result{}, fmt.Errorf("archive: source %s: %w", dir, err)
-	}
-	defer top.close()
-
 	hw := &hashWriter{w: w}
 	if !opts.SkipDigest {
 		hw.h = sha256.New()
@@ -130,14 +154,9 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	if err != nil {
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
 	}
-	aw := &archiveWriter{
-		ctx:    ctx,
-		tw:     tar.NewWriter(fw),
-		links:  map[fileID]string{},
-		buf:    make([]byte, copyChunk),
-		dirBuf: make([]byte, dirBufSize),
-	}
-	err = aw.walk(top, ".")
+	aw := newArchiveWriter(ctx, src.Exclude)
+	aw.tw = tar.NewWriter(fw)
+	err = aw.source(src)
 	if err == nil {
 		err = aw.tw.Close()
 	}
@@ -158,6 +177,102 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 	return res, nil
 }
 
+// Measure returns the Shape WriteSource would record for src, walking it
+// as WriteSource does but reading no file's contents.
+func Measure(ctx context.Context, src Source) (tiercache.Shape, error) {
+	if err := src.check(); err != nil {
+		return tiercache.Shape{}, err
+	}
+	aw := newArchiveWriter(ctx, src.Exclude)
+	if err := aw.source(src); err != nil {
+		return tiercache.Shape{}, err
+	}
+	return tiercache.Shape{Size: aw.size, Files: aw.files}, nil
+}
+
+func newArchiveWriter(ctx context.Context, ex *Exclude) *archiveWriter {
+	return &archiveWriter{
+		ctx:     ctx,
+		exclude: ex,
+		links:   map[fileID]string{},
+		buf:     make([]byte, copyChunk),
+		dirBuf:  make([]byte, dirBufSize),
+	}
+}
+
+// check refuses a Source that is not one directory or a list of files
+// and directories.
+func (s Source) check() error {
+	switch {
+	case s.Dir != "" && len(s.Paths) > 0:
+		return fmt.Errorf("archive: a source with both a directory and paths: %w", tiercache.ErrInvalidArgument)
+	case s.Dir != "":
+		info, err := os.Stat(s.Dir)
+		if err != nil {
+			return fmt.Errorf("archive: source %s: %w: %w", s.Dir, tiercache.ErrInvalidArgument, err)
+		}
+		if !info.IsDir() {
+			return fmt.Errorf("archive: source %s is not a directory: %w", s.Dir, tiercache.ErrInvalidArgument)
+		}
+		return nil
+	case len(s.Paths) == 0:
+		return fmt.Errorf("archive: an empty source: %w", tiercache.ErrInvalidArgument)
+	}
+	for _, p := range s.Paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("archive: source %s: %w: %w", p, tiercache.ErrInvalidArgument, err)
+		}
+		if !info.IsDir() && !info.Mode().IsRegular() {
+			return fmt.Errorf("archive: source %s is a %s, not a file or a directory: %w", p, fsutil.TypeName(info.Mode()), tiercache.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// source writes the members of src.
+func (aw *archiveWriter) source(src Source) error {
+	if src.Dir != "" {
+		top, err := openSourceDir(src.Dir)
+		if err != nil {
+			return fmt.Errorf("archive: source %s: %w", src.Dir, err)
+		}
+		defer top.close()
+		return aw.walk(top, ".")
+	}
+	for i, p := range src.Paths {
+		if err := aw.path(strconv.Itoa(i), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// path writes the file or directory p as the member as, through a handle
+// on p's parent so that p itself is looked at as every member is.
+func (aw *archiveWriter) path(as, p string) error {
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return fmt.Errorf("archive: source %s: %w", p, err)
+	}
+	parent, base := filepath.Dir(real), filepath.Base(real)
+	d, err := openSourceDir(parent)
+	if err != nil {
+		return fmt.Errorf("archive: source %s: %w", p, err)
+	}
+	defer d.close()
+	d.storeAs(base, as)
+	aw.prefix = as + "/"
+	defer func() { aw.prefix = "" }()
+	if err := aw.member(d, base, as); err != nil {
+		return fmt.Errorf("%w (in %s)", err, p)
+	}
+	return nil
+}
+
 // archiveWriter holds the state of one Write.
 //
 // The walk goes through directory handles (srcDir, per platform): each
@@ -168,13 +283,15 @@ func Write(ctx context.Context, w io.Writer, dir string, opts WriteOptions) (Res
 // on the path being walked are open at any time, so descriptors are
 // bounded by the tree's depth.
 type archiveWriter struct {
-	ctx    context.Context
-	tw     *tar.Writer
-	links  map[fileID]string // first name of each multiply-linked inode
-	buf    []byte
-	dirBuf []byte // scratch for reading directory entries, where the platform needs it
-	files  int64
-	size   int64
+	ctx     context.Context
+	tw      *tar.Writer // nil for Measure, which writes nothing
+	exclude *Exclude
+	prefix  string            // what members' names start with beyond their tree's ("0/" for Paths[0])
+	links   map[fileID]string // first name of each multiply-linked inode
+	buf     []byte
+	dirBuf  []byte // scratch for reading directory entries, where the platform needs it
+	files   int64
+	size    int64
 }
 
 // srcInfo is what the walk needs to know about one member, as lstat
@@ -216,6 +333,10 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 	info, err := d.lstat(name, rel)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
+	}
+	// Patterns match below each tree's root, never the root itself.
+	if aw.exclude != nil && rel+"/" != aw.prefix && aw.exclude.Match(strings.TrimPrefix(rel, aw.prefix), info.mode.IsDir()) {
+		return nil
 	}
 	hdr := &tar.Header{
 		Format:  tar.FormatPAX,
@@ -264,6 +385,10 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 }
 
 func (aw *archiveWriter) header(hdr *tar.Header) error {
+	if aw.tw == nil {
+		aw.files++
+		return nil
+	}
 	if err := aw.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archive: %q: %w", strings.TrimSuffix(hdr.Name, "/"), err)
 	}
@@ -273,6 +398,11 @@ func (aw *archiveWriter) header(hdr *tar.Header) error {
 
 // file writes a regular file's header and exactly hdr.Size bytes of it.
 func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error {
+	if aw.tw == nil {
+		aw.files++
+		aw.size += hdr.Size
+		return nil
+	}
 	f, err := d.openFile(name, rel)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
