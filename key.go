@@ -2,6 +2,7 @@ package tiercache
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -28,6 +29,34 @@ func ValidateKey(key string) error {
 	for i, r := range key {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
 			return fmt.Errorf("%w: key %q has control character %U at byte %d", ErrInvalidKey, key, r, i)
+		}
+	}
+	return nil
+}
+
+// MaxPaths is the most paths one entry may record (see Entry.Paths), and
+// MaxPathLen the longest of them, in bytes: they are kept with the
+// entry's metadata, which is read whole.
+const (
+	MaxPaths   = 64
+	MaxPathLen = 4096
+)
+
+// ValidatePaths checks the paths an entry records (see Entry.Paths): at
+// most MaxPaths, each 1 to MaxPathLen bytes without a NUL byte. A
+// violation returns an error wrapping ErrInvalidArgument.
+func ValidatePaths(paths []string) error {
+	if len(paths) > MaxPaths {
+		return fmt.Errorf("%w: %d paths, the limit is %d", ErrInvalidArgument, len(paths), MaxPaths)
+	}
+	for _, p := range paths {
+		switch {
+		case p == "":
+			return fmt.Errorf("%w: an empty path", ErrInvalidArgument)
+		case len(p) > MaxPathLen:
+			return fmt.Errorf("%w: path %.40q... is %d bytes, the limit is %d", ErrInvalidArgument, p, len(p), MaxPathLen)
+		case strings.IndexByte(p, 0) >= 0:
+			return fmt.Errorf("%w: path %q holds a NUL byte", ErrInvalidArgument, p)
 		}
 	}
 	return nil

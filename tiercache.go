@@ -85,6 +85,13 @@ type Entry struct {
 	// Files is the number of regular files, directories, symlinks and
 	// hardlinks in the tree (every archive member).
 	Files int64 `json:"files"`
+	// Paths, when set, are the paths the entry was pushed from, as they
+	// were given: a push of several paths, or of a single file, stores
+	// path i as the archive member named i (see archive.Source), and a
+	// pull restores them by position, its i-th path getting path i. Empty
+	// for a tree pushed from one directory, whose archive root is that
+	// directory.
+	Paths []string `json:"paths,omitempty"`
 	// Stored is how many bytes the entry takes in its tier, when the
 	// tier knows: the archive, plus the expanded tree where the tier
 	// keeps one. Zero when unknown.

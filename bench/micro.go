@@ -99,7 +99,7 @@ func (b *bench) localMicro(ctx context.Context) error {
 	fill := func(from, to int) error {
 		start := time.Now()
 		err := parallel(ctx, 4, from, to, func(ctx context.Context, i int) error {
-			_, err := c.PutArchive(ctx, microKey(i), "", true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
+			_, err := c.PutArchive(ctx, microKey(i), local.Info{}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 				if _, err := w.Write(arch.Bytes()); err != nil {
 					return res, err
 				}

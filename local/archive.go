@@ -127,7 +127,8 @@ func hasTree(vdir string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// PutArchive stores under key an entry kept as an archive: the bytes fill
+// PutArchive stores under key, with info, an entry kept as an archive:
+// the bytes fill
 // writes to w, which must be a .tar.zst that archive.Extract accepts.
 // fill returns the archive.Result of what it wrote (archive.Write and
 // archive.Extract compute it anyway): its Shape and SHA-256 are recorded
@@ -140,14 +141,14 @@ func hasTree(vdir string) bool {
 // download costs the local tier, instead of a write of every file. The
 // entry is committed atomically after fill returns nil; if fill fails or
 // ctx is cancelled, nothing is committed.
-func (c *Cache) PutArchive(ctx context.Context, key, description string, withTree bool, fill func(ctx context.Context, w io.Writer, tree string) (archive.Result, error)) (Stored, error) {
-	if err := checkPut(key, description); err != nil {
+func (c *Cache) PutArchive(ctx context.Context, key string, info Info, withTree bool, fill func(ctx context.Context, w io.Writer, tree string) (archive.Result, error)) (Stored, error) {
+	if err := checkPut(key, info); err != nil {
 		return Stored{}, err
 	}
 	if fill == nil {
 		return Stored{}, fmt.Errorf("%w: nil fill for key %q", tiercache.ErrInvalidArgument, key)
 	}
-	version, m, err := c.putVersion(ctx, key, description, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
+	version, m, err := c.putVersion(ctx, key, info, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
 		tree := ""
 		if withTree {
 			tree = filepath.Join(ver, treeDir)

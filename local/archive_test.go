@@ -20,7 +20,7 @@ import (
 // a push does.
 func putArchive(t *testing.T, c *Cache, key, src string) Stored {
 	t.Helper()
-	s, err := c.PutArchive(t.Context(), key, "d", false, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+	s, err := c.PutArchive(t.Context(), key, Info{Description: "d"}, false, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
 		if tree != "" {
 			t.Errorf("fill got tree %q without withTree", tree)
 		}
@@ -40,7 +40,7 @@ func (b archiveBackend) Put(ctx context.Context, key, src, description string) (
 	if src == "" {
 		return "", tiercache.ErrInvalidArgument
 	}
-	s, err := b.PutArchive(ctx, key, description, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+	s, err := b.PutArchive(ctx, key, Info{Description: description}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		return archive.Write(ctx, w, src, archive.WriteOptions{})
 	})
 	if err != nil {
@@ -98,7 +98,7 @@ func TestPutArchiveChecksFill(t *testing.T) {
 		"shape":  func(r archive.Result) archive.Result { r.Files = -1; return r },
 	}
 	for name, spoil := range cases {
-		_, err := c.PutArchive(t.Context(), "k", "", false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+		_, err := c.PutArchive(t.Context(), "k", Info{}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 			r, err := archive.Write(ctx, w, src, archive.WriteOptions{})
 			return spoil(r), err
 		})

@@ -398,6 +398,7 @@ type meta struct {
 	Format      int       `json:"format"`
 	Key         string    `json:"key"`
 	Description string    `json:"description,omitempty"`
+	Paths       []string  `json:"paths,omitempty"`
 	Size        int64     `json:"size"`
 	Files       int64     `json:"files"`
 	Created     time.Time `json:"created"`
@@ -569,6 +570,7 @@ func (c *Cache) entry(version string, m meta) tiercache.Entry {
 	e := tiercache.Entry{
 		Key:         m.Key,
 		Description: m.Description,
+		Paths:       m.Paths,
 		Size:        m.Size,
 		Files:       m.Files,
 		Stored:      m.Size,
@@ -622,7 +624,7 @@ func Measure(ctx context.Context, dir string) (tiercache.Shape, error) {
 // the last word: it may wait for a check of its own before returning. If
 // fill fails or ctx is cancelled, nothing is committed and dir is removed.
 func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (tiercache.Shape, error)) (string, error) {
-	if err := checkPut(key, description); err != nil {
+	if err := checkPut(key, Info{Description: description}); err != nil {
 		return "", err
 	}
 	if fill == nil {
@@ -637,19 +639,29 @@ func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(
 	})
 }
 
-func checkPut(key, description string) error {
+func checkPut(key string, info Info) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	if len(description) > MaxDescriptionLen {
-		return fmt.Errorf("%w: description of key %q is %d bytes, the limit is %d", tiercache.ErrInvalidArgument, key, len(description), MaxDescriptionLen)
+	if len(info.Description) > MaxDescriptionLen {
+		return fmt.Errorf("%w: description of key %q is %d bytes, the limit is %d", tiercache.ErrInvalidArgument, key, len(info.Description), MaxDescriptionLen)
+	}
+	if err := tiercache.ValidatePaths(info.Paths); err != nil {
+		return fmt.Errorf("key %q: %w", key, err)
 	}
 	return nil
 }
 
+// Info is what a version records besides its content: see
+// tiercache.Entry's fields of the same names.
+type Info struct {
+	Description string
+	Paths       []string
+}
+
 // put stages a version of a tree with fill, then commits it.
 func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx context.Context, dir string) (tiercache.Shape, error)) (string, error) {
-	version, _, err := c.putVersion(ctx, key, description, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
+	version, _, err := c.putVersion(ctx, key, Info{Description: description}, func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error) {
 		tree := filepath.Join(ver, treeDir)
 		if err := os.Mkdir(tree, 0o755); err != nil {
 			return tiercache.Shape{}, nil, err
@@ -666,7 +678,7 @@ func (c *Cache) put(ctx context.Context, key, description string, fill func(ctx 
 // putVersion stages a version with fill, which writes the version's
 // content into the empty directory ver and returns what meta.json is to
 // record, then commits it and returns its version name and metadata.
-func (c *Cache) putVersion(ctx context.Context, key, description string, fill func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error)) (string, meta, error) {
+func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func(ctx context.Context, ver string) (tiercache.Shape, *archiveMeta, error)) (string, meta, error) {
 	if err := ctx.Err(); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -689,7 +701,8 @@ func (c *Cache) putVersion(ctx context.Context, key, description string, fill fu
 	m := meta{
 		Format:       metaFormat,
 		Key:          key,
-		Description:  description,
+		Description:  info.Description,
+		Paths:        info.Paths,
 		Size:         stats.Size,
 		Files:        stats.Files,
 		Created:      time.Now().UTC(),

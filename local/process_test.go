@@ -38,7 +38,7 @@ const (
 // childPut stores src under key the way the child was told to.
 func childPut(ctx context.Context, c *Cache, key, src string) error {
 	if os.Getenv(childArchives) == "1" {
-		_, err := c.PutArchive(ctx, key, "child", false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+		_, err := c.PutArchive(ctx, key, Info{Description: "child"}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 			return archive.Write(ctx, w, src, archive.WriteOptions{})
 		})
 		return err

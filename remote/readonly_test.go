@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -56,10 +57,10 @@ func TestReadOnly(t *testing.T) {
 	}
 	back, _ := io.ReadAll(rc)
 	_ = rc.Close()
-	if string(back) != "data" || m != want {
+	if string(back) != "data" || !reflect.DeepEqual(m, want) {
 		t.Errorf("Open: %q, %+v", back, m)
 	}
-	if m, err := ro.Stat(ctx, "k"); err != nil || m != want {
+	if m, err := ro.Stat(ctx, "k"); err != nil || !reflect.DeepEqual(m, want) {
 		t.Errorf("Stat: %+v, %v", m, err)
 	}
 	if l, err := ro.List(ctx, ""); err != nil || len(l) != 1 {

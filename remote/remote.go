@@ -22,6 +22,9 @@ type Meta struct {
 	Key string `json:"key"`
 	// Description is the free text given at put.
 	Description string `json:"description,omitempty"`
+	// Paths are the paths the entry was pushed from (see
+	// tiercache.Entry.Paths); empty for one directory's tree.
+	Paths []string `json:"paths,omitempty"`
 	// Size is the total size of the regular files in the tree, in bytes.
 	Size int64 `json:"size"`
 	// Files is the number of archive members.
@@ -59,7 +62,7 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Meta, error)
 
 	// Put uploads the archive read from r until EOF and commits it under
-	// key with meta's Key, Description, Size and Files, replacing any
+	// key with meta's Key, Description, Paths, Size and Files, replacing any
 	// previous version atomically. The store computes ArchiveSize and
 	// SHA256 itself from the bytes it uploads and returns the committed
 	// Meta. If r returns an error, the upload is aborted and nothing is

@@ -277,7 +277,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 	var got archive.Result
 	store := func(extractTo string) error {
 		var err error
-		s, err = c.local.PutArchive(ctx, key, meta.Description, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
 			intoDir := tree == ""
 			if intoDir {
 				tree = extractTo
@@ -472,7 +472,7 @@ func (c *Cache) pushBoth(ctx context.Context, key, src, description string, abse
 // and to upload as well if it is set, failing if the tree archived is not
 // of shape want. It fills res.Path and res.Entry.
 func (c *Cache) storeArchive(ctx context.Context, key, src, description string, want tiercache.Shape, upload io.Writer, res *PutResult) (local.Stored, error) {
-	s, err := c.local.PutArchive(ctx, key, description, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}

@@ -268,7 +268,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	// just verified against the manifest, is recorded as is: walking a
 	// large tree again costs a sizeable share of a cold pull.
 	var got archive.Result
-	s, err := c.local.PutArchive(ctx, key, meta.Description, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
 		got, err = c.fillFrom(ctx, key, rc, meta, dir, w)
 		return got, err
@@ -713,7 +713,7 @@ func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
 // result.
 func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, local.Stored, archive.Result, error) {
 	var ar archive.Result
-	s, err := c.local.PutArchive(ctx, key, description, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {
 			ar, err = c.archiveChecked(gctx, key, src, want, io.MultiWriter(lw, w), true)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -434,7 +435,7 @@ func TestPutTreeChangingDuringPush(t *testing.T) {
 				t.Errorf("local tier holds the key after the failed push (ok=%v, err=%v)", ok, err)
 			}
 			after, _ := store.Stat(t.Context(), "k")
-			if after != before {
+			if !reflect.DeepEqual(after, before) {
 				t.Errorf("remote entry changed by the failed push: %+v, was %+v", after, before)
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,9 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if r == nil || meta.Size < 0 || meta.Files < 0 {
 		return remote.Meta{}, fmt.Errorf("%w: memstore: put key %q: nil reader or negative size or file count", tiercache.ErrInvalidArgument, meta.Key)
 	}
+	if err := tiercache.ValidatePaths(meta.Paths); err != nil {
+		return remote.Meta{}, fmt.Errorf("memstore: put key %q: %w", meta.Key, err)
+	}
 	data, err := io.ReadAll(ctxReader{ctx, r})
 	if err == nil {
 		// The reader may have finished just as ctx ended: a cancelled
@@ -187,6 +191,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	m := remote.Meta{
 		Key:         meta.Key,
 		Description: meta.Description,
+		Paths:       slices.Clone(meta.Paths),
 		Size:        meta.Size,
 		Files:       meta.Files,
 		ArchiveSize: int64(len(data)),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -222,6 +223,6 @@ func sameManifest(a, b manifest) bool {
 	ta, tb := a, b
 	ta.Meta.Created, ta.Meta.LastAccess = time.Time{}, time.Time{}
 	tb.Meta.Created, tb.Meta.LastAccess = time.Time{}, time.Time{}
-	return ta.Version == tb.Version && ta.Meta == tb.Meta && ta.Data == tb.Data && a.Meta.Created.Equal(b.Meta.Created) && a.Meta.LastAccess.Equal(b.Meta.LastAccess) &&
+	return ta.Version == tb.Version && reflect.DeepEqual(ta.Meta, tb.Meta) && ta.Data == tb.Data && a.Meta.Created.Equal(b.Meta.Created) && a.Meta.LastAccess.Equal(b.Meta.LastAccess) &&
 		slices.EqualFunc(a.Replaced, b.Replaced, func(x, y replacedData) bool { return x.Data == y.Data && x.At.Equal(y.At) })
 }

@@ -47,6 +47,9 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if r == nil || meta.Size < 0 || meta.Files < 0 {
 		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q: nil reader or negative size or file count", tiercache.ErrInvalidArgument, meta.Key)
 	}
+	if err := tiercache.ValidatePaths(meta.Paths); err != nil {
+		return remote.Meta{}, fmt.Errorf("s3: put key %q: %w", meta.Key, err)
+	}
 	id := newDataID(meta.Size)
 	dataName := n.data(id)
 	size, sum, err := s.upload(ctx, n, dataName, r)
@@ -77,6 +80,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		Meta: remote.Meta{
 			Key:         meta.Key,
 			Description: meta.Description,
+			Paths:       slices.Clone(meta.Paths),
 			Size:        meta.Size,
 			Files:       meta.Files,
 			ArchiveSize: size,

@@ -169,7 +169,7 @@ func assertKeys(t *testing.T, s remote.Store, want ...string) {
 
 // sameMeta reports whether a and b describe the same committed version.
 func sameMeta(a, b remote.Meta) bool {
-	return a.Key == b.Key && a.Description == b.Description && a.Size == b.Size && a.Files == b.Files &&
+	return a.Key == b.Key && a.Description == b.Description && slices.Equal(a.Paths, b.Paths) && a.Size == b.Size && a.Files == b.Files &&
 		a.ArchiveSize == b.ArchiveSize && a.SHA256 == b.SHA256 && a.Created.Equal(b.Created)
 }
 
@@ -201,12 +201,16 @@ func (s *suite) testPutOpen(t *testing.T) {
 	for i, n := range []int{0, 1, 1000, bigSize} {
 		data := randBytes(uint64(i), n)
 		in := remote.Meta{Key: fmt.Sprintf("size/%d", n), Description: "tree " + fmt.Sprint(n), Size: int64(3*n + 1), Files: int64(i + 2)}
+		if i%2 == 1 {
+			// An entry of several paths records them, as given.
+			in.Paths = []string{"~/go/pkg/mod", fmt.Sprintf("./out-%d", i), "C:\\Users\\runner\\cache"}
+		}
 		// Fields the store computes are ignored on input.
 		lying := in
 		lying.ArchiveSize, lying.SHA256, lying.Created = 1, sha(nil), time.Unix(1, 0)
 		got := mustPut(t, st, lying, data)
-		if got.Key != in.Key || got.Description != in.Description || got.Size != in.Size || got.Files != in.Files {
-			t.Errorf("%s: Put returned %+v, want the caller's key, description, size and files %+v", in.Key, got, in)
+		if got.Key != in.Key || got.Description != in.Description || !slices.Equal(got.Paths, in.Paths) || got.Size != in.Size || got.Files != in.Files {
+			t.Errorf("%s: Put returned %+v, want the caller's key, description, paths, size and files %+v", in.Key, got, in)
 		}
 		if got.ArchiveSize != int64(n) || got.SHA256 != sha(data) {
 			t.Errorf("%s: Put returned archive size %d and SHA-256 %s, want %d and %s", in.Key, got.ArchiveSize, got.SHA256, n, sha(data))
@@ -263,6 +267,8 @@ func (s *suite) testInvalidArguments(t *testing.T) {
 	for name, m := range map[string]remote.Meta{
 		"negative size":  {Key: "k", Size: -1},
 		"negative files": {Key: "k", Files: -1},
+		"an empty path":  {Key: "k", Paths: []string{"a", ""}},
+		"too many paths": {Key: "k", Paths: make([]string, tiercache.MaxPaths+1)},
 	} {
 		if _, err := st.Put(ctx, m, strings.NewReader("x")); !errors.Is(err, tiercache.ErrInvalidArgument) {
 			t.Errorf("Put with %s: %v, want ErrInvalidArgument", name, err)
