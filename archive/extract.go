@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,14 @@ type ExtractOptions struct {
 	// Writers is how many goroutines create small files while the stream
 	// is decoded. Default DefaultWriters; 1 writes every file in turn.
 	Writers int
+	// Paths, when above zero, says the archive holds that many paths
+	// (see Source.Paths): every member must be one of "0" to Paths-1,
+	// each a directory or a regular file, or below one of those
+	// directories, else it is refused with tiercache.ErrUnsafeArchive;
+	// and each must be there, else Extract fails with
+	// tiercache.ErrIntegrity. So whatever the archive holds, the caller
+	// finds exactly the paths it expects, none of them a symlink.
+	Paths int
 }
 
 // Within returns o with MaxBytes and MaxEntries lowered to what an entry
@@ -99,6 +108,9 @@ func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 	}
 	if o.MaxDecoderMemory < zstd.MinWindowSize {
 		return o, fmt.Errorf("archive: MaxDecoderMemory %d below the zstd minimum window of %d bytes: %w", o.MaxDecoderMemory, zstd.MinWindowSize, tiercache.ErrInvalidArgument)
+	}
+	if o.Paths < 0 {
+		return o, fmt.Errorf("archive: negative Paths %d: %w", o.Paths, tiercache.ErrInvalidArgument)
 	}
 	if o.Writers < 0 {
 		return o, fmt.Errorf("archive: negative Writers %d: %w", o.Writers, tiercache.ErrInvalidArgument)
@@ -290,6 +302,7 @@ type extractor struct {
 	links    map[string]string // symlink name -> target, for StrictSymlinks
 	rootSeen bool
 	lastDir  string // parent directory most recently verified
+	paths    []bool // for ExtractOptions.Paths: which paths have members
 
 	// rootMeta is the "./" member's metadata, if the archive has one.
 	rootMeta *RootMeta
@@ -355,6 +368,11 @@ func (x *extractor) run() error {
 	}
 	if err := x.finishStream(); err != nil {
 		return err
+	}
+	for i := range x.opts.Paths {
+		if x.paths == nil || !x.paths[i] {
+			return fmt.Errorf("archive: the archive holds nothing for path %d of the entry's %d: %w", i, x.opts.Paths, tiercache.ErrIntegrity)
+		}
 	}
 	if x.pool != nil {
 		// Every file in place before directories turn read-only.
@@ -499,6 +517,11 @@ func (x *extractor) member(hdr *tar.Header) error {
 	if isSparse(hdr) {
 		return unsafeEntry(hdr.Name, "sparse file")
 	}
+	if x.opts.Paths > 0 {
+		if err := x.underPath(hdr); err != nil {
+			return err
+		}
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		return x.file(hdr)
@@ -517,6 +540,28 @@ func (x *extractor) member(hdr *tar.Header) error {
 	default:
 		return unsafeEntry(hdr.Name, "unsupported member type %q", hdr.Typeflag)
 	}
+}
+
+// underPath checks, for ExtractOptions.Paths, that hdr names one of the
+// paths (a directory or a regular file) or a member below one.
+func (x *extractor) underPath(hdr *tar.Header) error {
+	name, err := checkName(hdr.Name, hdr.Typeflag == tar.TypeDir)
+	if err != nil || name == "." {
+		return err // checked again, and reported, by the member's own code
+	}
+	top, below, _ := strings.Cut(name, "/")
+	i, err := strconv.Atoi(top)
+	if err != nil || i < 0 || i >= x.opts.Paths || strconv.Itoa(i) != top {
+		return unsafeEntry(hdr.Name, "not below one of the entry's %d paths (members 0 to %d)", x.opts.Paths, x.opts.Paths-1)
+	}
+	if below == "" && hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeReg {
+		return unsafeEntry(hdr.Name, "path %d must be a directory or a regular file", i)
+	}
+	if x.paths == nil {
+		x.paths = make([]bool, x.opts.Paths)
+	}
+	x.paths[i] = true
+	return nil
 }
 
 // perm keeps the permission bits of a tar mode: setuid, setgid and sticky

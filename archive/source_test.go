@@ -169,16 +169,19 @@ func TestWriteSourceHardlinkAcrossPaths(t *testing.T) {
 	if err := os.Link(filepath.Join(base, "p", "f"), filepath.Join(base, "q", "g")); err != nil {
 		t.Fatal(err)
 	}
+	// The third path is the file itself: a path is always stored as a
+	// file of its own, never as a hardlink, which ExtractOptions.Paths
+	// refuses there.
 	var buf bytes.Buffer
-	res, err := WriteSource(t.Context(), &buf, Source{Paths: []string{filepath.Join(base, "p"), filepath.Join(base, "q")}}, WriteOptions{})
+	res, err := WriteSource(t.Context(), &buf, Source{Paths: []string{filepath.Join(base, "p"), filepath.Join(base, "q"), filepath.Join(base, "q", "g")}}, WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Size != int64(len("shared")) {
-		t.Errorf("Size = %d, want the shared file counted once", res.Size)
+	if res.Size != 2*int64(len("shared")) {
+		t.Errorf("Size = %d, want the shared file counted once in the trees and once as path 2", res.Size)
 	}
 	dest := t.TempDir()
-	if _, err := Extract(t.Context(), &buf, dest, ExtractOptions{}); err != nil {
+	if _, err := Extract(t.Context(), &buf, dest, ExtractOptions{Paths: 3}); err != nil {
 		t.Fatal(err)
 	}
 	a, err1 := os.Stat(filepath.Join(dest, "0", "f"))
@@ -234,5 +237,39 @@ func TestWriteExcludeDir(t *testing.T) {
 	}
 	if res.Files != 3 || res.Size != 2 {
 		t.Errorf("wrote %s, want 3 members (keep.txt, sub, sub/keep) of 2 bytes", res.Shape)
+	}
+}
+
+// TestExtractPaths: with ExtractOptions.Paths, only the members 0 to
+// Paths-1 (directories or files) and what is below them get in, and each
+// must be there.
+func TestExtractPaths(t *testing.T) {
+	good := archiveOf(t, dirM("0/"), reg("0/a", "x"), reg("1", "file"))
+	if _, err := Extract(t.Context(), bytes.NewReader(good), t.TempDir(), ExtractOptions{Paths: 2}); err != nil {
+		t.Fatalf("a two-path archive: %v", err)
+	}
+	refused := map[string][]member{
+		"a member beyond the paths": {dirM("0/"), reg("1", "f"), reg("2", "extra")},
+		"a name outside the paths":  {dirM("0/"), reg("1", "f"), reg("etc/passwd", "x")},
+		"a leading zero":            {dirM("0/"), reg("1", "f"), reg("01/x", "x")},
+		"a symlink as a path":       {symlinkM("0", "/etc"), reg("1", "f")},
+		"a hardlink as a path":      {reg("0", "f"), hardlinkM("1", "0")},
+		"a negative path":           {dirM("0/"), reg("1", "f"), reg("-1", "x")},
+	}
+	for name, members := range refused {
+		s := newSandbox(t)
+		_, err := Extract(t.Context(), bytes.NewReader(archiveOf(t, members...)), s.dest, ExtractOptions{Paths: 2})
+		if !errors.Is(err, tiercache.ErrUnsafeArchive) {
+			t.Errorf("%s: err = %v, want ErrUnsafeArchive", name, err)
+		}
+		s.checkOutside(t)
+	}
+	missing := archiveOf(t, dirM("0/"), reg("0/a", "x"))
+	_, err := Extract(t.Context(), bytes.NewReader(missing), t.TempDir(), ExtractOptions{Paths: 2})
+	if !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), "path 1") {
+		t.Errorf("an archive lacking path 1: err = %v, want ErrIntegrity naming path 1", err)
+	}
+	if _, err := Inspect(t.Context(), bytes.NewReader(missing), ExtractOptions{Paths: 2}); !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Errorf("Inspect of an archive lacking path 1: err = %v, want ErrIntegrity", err)
 	}
 }

@@ -366,7 +366,9 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 		}
 		return aw.header(hdr)
 	case mode.IsRegular():
-		if info.nlink > 1 {
+		// A path of Source.Paths is always a file of its own: Extract's
+		// Paths check takes no hardlink there.
+		if info.nlink > 1 && rel+"/" != aw.prefix {
 			if first, seen := aw.links[info.id]; seen {
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = first
