@@ -235,9 +235,11 @@ func (s Stored) CheckArchive(r archive.Result) error {
 }
 
 // ExtractLimits returns o lowered to what the entry records (see
-// archive.ExtractOptions.Within).
+// archive.ExtractOptions.Within), and expecting the entry's paths.
 func (s Stored) ExtractLimits(o archive.ExtractOptions) archive.ExtractOptions {
-	return o.Within(s.meta.Size, s.meta.Files)
+	o = o.Within(s.meta.Size, s.meta.Files)
+	o.Paths = len(s.meta.Paths)
+	return o
 }
 
 // IsCorrupt reports whether err, from reading a local archive, means the

@@ -43,6 +43,10 @@ type Hit struct {
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.
 	RemoteErr error
+	// Skipped lists the restore-key candidates a PullPaths left out
+	// because they hold another number of paths than it names, with
+	// why; on a miss too.
+	Skipped []string
 	// Dropped, when set, is why a local copy of the key was found
 	// damaged (it failed its recorded SHA-256 or shape): Pull dropped it
 	// and fetched the key again, or went on to the next candidate.

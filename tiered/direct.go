@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,14 @@ type PullOptions struct {
 type PushOptions struct {
 	// Description is free text kept with the entry.
 	Description string
+	// Exclude holds gitignore-like patterns (see archive.Exclude) naming
+	// files and directories to leave out, matched below each path.
+	Exclude []string
+	// Names are the paths PushPaths records for an entry of several
+	// paths (see tiercache.Entry.Paths), as the user gave them (before
+	// expanding "~", say); nil records the paths it was given. One per
+	// path.
+	Names []string
 	// IfAbsent makes Push do nothing when key is already stored: in the
 	// remote when there is one (a manifest read), else in the local
 	// tier. PutResult.AlreadyIn then names that tier; nothing is
@@ -78,18 +87,44 @@ type PushOptions struct {
 //
 // With PullOptions.LookupOnly, Pull only finds what it would restore.
 func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir string, opts PullOptions) (Hit, bool, error) {
+	return c.PullPaths(ctx, key, prefixes, []string{dir}, opts)
+}
+
+// PullPaths is Pull into several paths, for an entry PushPaths stored:
+// its path i is restored into paths[i] (a file replacing a file, a
+// directory merged into a directory, as Pull merges), so positions, not
+// spellings, must match, and home directories may differ between the
+// machines. An entry of one directory's tree is restored into paths[0],
+// the only path then. An entry recording another number of paths cannot
+// be restored: for key itself, PullPaths fails with an error wrapping
+// ErrPathCount and tiercache.ErrInvalidArgument that names both; a
+// restore prefix's candidate is skipped, Hit.Skipped saying so (on a
+// miss too). The paths are restored one after the other, each as Pull
+// restores its dir, from one extraction beside the first: a pull cut
+// short may have restored some of them.
+func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, paths []string, opts PullOptions) (Hit, bool, error) {
+	if len(paths) == 0 {
+		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
+	}
+	dst := &target{paths: paths, key: key}
+	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
+	h.Skipped = dst.skipped
+	return h, ok, err
+}
+
+func (c *Cache) pullPaths(ctx context.Context, key string, prefixes []string, dst *target, opts PullOptions) (Hit, bool, error) {
 	if opts.LookupOnly {
-		return c.lookup(ctx, key, prefixes, opts.Strict)
+		return c.lookup(ctx, key, prefixes, dst, opts.Strict)
 	}
 	if c.opts.NoLocal {
-		return c.pullRemote(ctx, key, prefixes, dir)
+		return c.pullRemote(ctx, key, prefixes, dst)
 	}
 	if err := c.needLocal("pull " + strconv.Quote(key)); err != nil {
 		return Hit{}, false, err
 	}
 	var dropped error
 	pullLocal := func(ctx context.Context, k string) (Hit, bool, error) {
-		h, ok, err := c.pullLocal(ctx, k, dir, opts)
+		h, ok, err := c.pullLocal(ctx, k, dst, opts)
 		if h.Dropped != nil {
 			dropped = h.Dropped
 		}
@@ -102,7 +137,7 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 		if c.remote == nil {
 			return Hit{}, false, nil
 		}
-		return c.pullHydrate(ctx, k, dir, opts)
+		return c.pullHydrate(ctx, k, dst, opts)
 	}
 	// Strict: once the remote failed, go on with nothing else, so the
 	// failure is reported and dir left as it was.
@@ -119,7 +154,7 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 
 // lookup is Pull with LookupOnly: restore with the same tiers, order and
 // fallbacks as Pull and pullRemote, over lookups that read metadata only.
-func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, strict bool) (Hit, bool, error) {
+func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *target, strict bool) (Hit, bool, error) {
 	withLocal := !c.opts.NoLocal
 	if withLocal {
 		if err := c.needLocal("pull " + strconv.Quote(key)); err != nil {
@@ -132,6 +167,9 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, stric
 		}
 		e, ok, err := c.local.Peek(ctx, k)
 		if err != nil || !ok {
+			return Hit{}, false, err
+		}
+		if ok, err := dst.fits(k, e.Paths); !ok {
 			return Hit{}, false, err
 		}
 		e.Tier = tiercache.TierLocal
@@ -151,6 +189,9 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, stric
 		case err != nil:
 			return Hit{}, false, remoteErr(fmt.Errorf("remote stat %q: %w", k, err))
 		}
+		if ok, err := dst.fits(k, m.Paths); !ok {
+			return Hit{}, false, err
+		}
 		return Hit{Key: k, Tier: tiercache.TierRemote, Entry: remoteEntry(m)}, true, nil
 	}
 	fallback := peek
@@ -162,20 +203,23 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, stric
 
 // remoteEntry describes the remote entry m.
 func remoteEntry(m remote.Meta) tiercache.Entry {
-	return tiercache.Entry{Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files,
+	return tiercache.Entry{Key: m.Key, Description: m.Description, Paths: m.Paths, Size: m.Size, Files: m.Files,
 		Stored: m.ArchiveSize, Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote}
 }
 
 // pullLocal restores key from the local tier into dir, if it holds key.
 // A damaged local archive is dropped and reported as a miss, with
 // Hit.Dropped saying why.
-func (c *Cache) pullLocal(ctx context.Context, key, dir string, opts PullOptions) (Hit, bool, error) {
+func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
 	s, ok, err := c.local.Lookup(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
 	}
+	if ok, err := dst.fits(key, s.Entry.Paths); !ok {
+		return Hit{}, false, err
+	}
 	c.touchRemote(ctx, key)
-	h, err := c.restoreStored(ctx, s, dir, opts)
+	h, err := c.restoreStored(ctx, s, dst, opts)
 	if local.IsCorrupt(err) && ctx.Err() == nil {
 		_ = c.local.Drop(ctx, s)
 		return Hit{Dropped: err}, false, nil
@@ -189,12 +233,13 @@ func (c *Cache) pullLocal(ctx context.Context, key, dir string, opts PullOptions
 
 // restoreStored restores the local version s into dir: from its tree if
 // it has one (or, for Link, once it has one), else from its archive.
-func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, opts PullOptions) (Hit, error) {
+func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, opts PullOptions) (Hit, error) {
+	dir := dst.paths[0]
 	h := Hit{Path: dir, Key: s.Entry.Key, Entry: s.Entry}
 	h.Entry.Tier = tiercache.TierLocal
 	if s.Tree == "" && !opts.Link {
 		start := time.Now()
-		err := c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+		err := c.extractTo(ctx, dst, len(s.Entry.Paths) > 0, func(stage string) (archive.Result, error) {
 			f, err := os.Open(s.Archive)
 			if err != nil {
 				return archive.Result{}, err
@@ -223,6 +268,15 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, o
 		return Hit{}, err
 	}
 	start := time.Now()
+	if len(s.Entry.Paths) > 0 {
+		how := placeCopy
+		if opts.Link {
+			how = placeLink
+		}
+		h.Copy, err = placeAll(ctx, tree, dst.paths, how)
+		h.CopyTime = time.Since(start)
+		return h, err
+	}
 	// An existing dir keeps its own mode and mtime, as tar -x keeps an
 	// existing directory's; treecopy would give it the cached root's.
 	before, statErr := os.Stat(dir)
@@ -247,13 +301,13 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dir string, o
 // the local tier as its archive (and its tree too, for Link), once
 // however many processes ask: the others wait for the local tier's key
 // lock and then restore from what the first one stored.
-func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptions) (Hit, bool, error) {
+func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
 	unlock, stored, err := c.lockToDownload(ctx, key)
 	switch {
 	case err != nil:
 		return Hit{}, false, err
 	case stored:
-		return c.pullLocal(ctx, key, dir, opts)
+		return c.pullLocal(ctx, key, dst, opts)
 	}
 	defer unlock()
 	rc, meta, ok, err := c.openRemote(ctx, key)
@@ -261,6 +315,10 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 		return Hit{}, false, err
 	}
 	defer rc.Close()
+	if ok, err := dst.fits(key, meta.Paths); !ok {
+		return Hit{}, false, err
+	}
+	dir := dst.paths[0]
 	need := meta.ArchiveSize
 	if opts.Link {
 		need += meta.Size
@@ -298,11 +356,11 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 		err = store("")
 		if err == nil {
 			unlock() // Tree, which restoreStored may call, takes it
-			h, err = c.restoreStored(ctx, s, dir, opts)
+			h, err = c.restoreStored(ctx, s, dst, opts)
 		}
 	} else {
 		start := time.Now()
-		err = c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+		err = c.extractTo(ctx, dst, len(meta.Paths) > 0, func(stage string) (archive.Result, error) {
 			err := store(stage)
 			return got, err
 		})
@@ -335,9 +393,24 @@ func (c *Cache) pullHydrate(ctx context.Context, key, dir string, opts PullOptio
 // With PushOptions.IfAbsent, Push first asks whether key is stored, and
 // does nothing if it is.
 func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (PutResult, error) {
+	return c.PushPaths(ctx, key, []string{dir}, opts)
+}
+
+// PushPaths is Push for one entry holding several paths, each a file or
+// a directory, as actions/cache's multi-line path: a Go job's module and
+// build caches under one key, say. One directory is pushed as Push
+// pushes it, its tree the archive's root. Anything else is stored path
+// by path, path i as the archive member named i (see
+// archive.Source.Paths), and the entry records the paths (see
+// PushOptions.Names), which PullPaths restores by position.
+func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts PushOptions) (PutResult, error) {
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
 		return PutResult{}, err
+	}
+	dir, err := newSource(paths, opts)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
@@ -375,7 +448,6 @@ func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (Pu
 	if c.opts.NoLocal {
 		return c.pushRemote(ctx, key, dir, opts.Description, absent)
 	}
-	var err error
 	if c.remote == nil {
 		err = c.pushLocal(ctx, key, dir, opts.Description, &res)
 	} else {
@@ -416,8 +488,8 @@ func (c *Cache) storedIn(ctx context.Context, key string) (in tiercache.Tier, re
 }
 
 // pushLocal stores the archive of src in the local tier alone.
-func (c *Cache) pushLocal(ctx context.Context, key, src, description string, res *PutResult) error {
-	want, err := local.Measure(ctx, src)
+func (c *Cache) pushLocal(ctx context.Context, key string, src source, description string, res *PutResult) error {
+	want, err := src.measure(ctx)
 	if err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
@@ -427,7 +499,7 @@ func (c *Cache) pushLocal(ctx context.Context, key, src, description string, res
 
 // pushBoth is Push with a local tier and a remote; absent tells that the
 // remote was just seen to lack key.
-func (c *Cache) pushBoth(ctx context.Context, key, src, description string, absent bool, res *PutResult) error {
+func (c *Cache) pushBoth(ctx context.Context, key string, src source, description string, absent bool, res *PutResult) error {
 	want, meta, old, same, err := c.planPush(ctx, key, src, description, absent)
 	if IsRemote(err) && ctx.Err() == nil {
 		// The remote cannot even say what it holds: store locally only.
@@ -471,8 +543,8 @@ func (c *Cache) pushBoth(ctx context.Context, key, src, description string, abse
 // storeArchive writes an archive of src into the local tier under key,
 // and to upload as well if it is set, failing if the tree archived is not
 // of shape want. It fills res.Path and res.Entry.
-func (c *Cache) storeArchive(ctx context.Context, key, src, description string, want tiercache.Shape, upload io.Writer, res *PutResult) (local.Stored, error) {
-	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, res *PutResult) (local.Stored, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description, Paths: src.names}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}
@@ -488,13 +560,13 @@ func (c *Cache) storeArchive(ctx context.Context, key, src, description string, 
 }
 
 // pushRemote is Push with NoLocal, once the key and the mode are checked.
-func (c *Cache) pushRemote(ctx context.Context, key, dir, description string, absent bool) (PutResult, error) {
+func (c *Cache) pushRemote(ctx context.Context, key string, dir source, description string, absent bool) (PutResult, error) {
 	start := time.Now()
 	want, meta, old, same, err := c.planPush(ctx, key, dir, description, absent)
 	if err != nil {
 		return PutResult{}, err
 	}
-	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Size: want.Size, Files: want.Files, Tier: tiercache.TierRemote}}
+	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Paths: dir.names, Size: want.Size, Files: want.Files, Tier: tiercache.TierRemote}}
 	if same {
 		h := sha256.New()
 		ar, err := c.archiveChecked(ctx, key, dir, want, h, false)
@@ -517,41 +589,45 @@ func (c *Cache) pushRemote(ctx context.Context, key, dir, description string, ab
 
 // archiveChecked writes an archive of src to w and fails if the tree
 // archived is not of shape want. The result has a digest only if digest.
-func (c *Cache) archiveChecked(ctx context.Context, key, src string, want tiercache.Shape, w io.Writer, digest bool) (archive.Result, error) {
+func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want tiercache.Shape, w io.Writer, digest bool) (archive.Result, error) {
 	opts := c.opts.Write
 	// Without digest, only the remote store reads the bytes, and it
 	// hashes what it uploads.
 	opts.SkipDigest = !digest
-	r, err := archive.Write(ctx, w, src, opts)
+	r, err := archive.WriteSource(ctx, w, src.Source, opts)
 	if err != nil {
 		return r, fmt.Errorf("archive %q: %w", key, err)
 	}
 	if r.Shape != want {
-		return r, changedErr(src, "the archive", r.Shape, want)
+		return r, changedErr(src.String(), "the archive", r.Shape, want)
 	}
 	return r, nil
 }
 
 // pullRemote is Pull with NoLocal.
-func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
+func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dst *target) (Hit, bool, error) {
 	return c.restore(ctx, key, prefixes, false, func(ctx context.Context, k string) (Hit, bool, error) {
-		return c.pullInto(ctx, k, dir)
+		return c.pullInto(ctx, k, dst)
 	}, nil)
 }
 
 // pullInto is pullRemote for one key: the archive is extracted beside
 // dir and verified against its manifest (see extractInto).
-func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error) {
+func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, bool, error) {
 	rc, meta, ok, err := c.openRemote(ctx, key)
 	if err != nil || !ok {
 		return Hit{}, false, err
 	}
 	defer rc.Close()
+	if ok, err := dst.fits(key, meta.Paths); !ok {
+		return Hit{}, false, err
+	}
+	dir := dst.paths[0]
 	if err := roomBeside(key, dir, meta.Size); err != nil {
 		return Hit{}, false, err
 	}
 	var res archive.Result
-	err = c.extractInto(ctx, dir, func(stage string) (archive.Result, error) {
+	err = c.extractTo(ctx, dst, len(meta.Paths) > 0, func(stage string) (archive.Result, error) {
 		var err error
 		res, err = c.fillFrom(ctx, key, rc, meta, stage, nil)
 		return res, err
@@ -566,6 +642,32 @@ func (c *Cache) pullInto(ctx context.Context, key, dir string) (Hit, bool, error
 		_ = c.remote.Touch(ctx, key)
 	}
 	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: remoteEntry(meta), Downloaded: res.ArchiveSize}, true, nil
+}
+
+// extractTo is extractInto for a pull into dst: for an entry of several
+// paths (indexed), the stage is beside the first path and each path is
+// put into place in turn (see placeAll).
+func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extract func(stage string) (archive.Result, error)) error {
+	if !indexed {
+		return c.extractInto(ctx, dst.paths[0], extract)
+	}
+	first, err := filepath.Abs(dst.paths[0])
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(first), 0o755); err != nil {
+		return fmt.Errorf("restoring into %s: %w", dst.paths[0], err)
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(first), ".tiercache-pull-")
+	if err != nil {
+		return fmt.Errorf("restoring into %s: %w", dst.paths[0], err)
+	}
+	defer func() { _ = fsutil.RemoveAll(stage) }()
+	if _, err := extract(stage); err != nil {
+		return err
+	}
+	_, err = placeAll(ctx, stage, dst.paths, placeMove)
+	return err
 }
 
 // extractInto has extract fill a fresh directory beside dir, then moves
@@ -701,4 +803,212 @@ func roomBeside(key, dir string, size int64) error {
 		return remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free beside %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, size, free, dir))
 	}
 	return nil
+}
+
+// source is what a push archives, and the paths its entry records: none
+// for one directory's tree (archived as the root), else one per path.
+type source struct {
+	archive.Source
+	names []string
+}
+
+// dirSource is the source of one directory's tree.
+func dirSource(dir string) source { return source{Source: archive.Source{Dir: dir}} }
+
+// newSource makes the source of a push of paths with opts' excludes and
+// names. One path that is a directory is one directory's tree, as it
+// was before entries could hold several paths, so its entry stays as a
+// pull of one DIR, and an older tiercache, expects it.
+func newSource(paths []string, opts PushOptions) (source, error) {
+	if len(paths) == 0 {
+		return source{}, fmt.Errorf("%w: no path to push", tiercache.ErrInvalidArgument)
+	}
+	ex, err := archive.NewExclude(opts.Exclude)
+	if err != nil {
+		return source{}, err
+	}
+	if len(paths) == 1 {
+		// A missing path is reported by the measure, as Push always has.
+		if fi, err := os.Stat(paths[0]); err != nil || fi.IsDir() {
+			return source{Source: archive.Source{Dir: paths[0], Exclude: ex}}, nil
+		}
+	}
+	names := opts.Names
+	if names == nil {
+		names = paths
+	}
+	if len(names) != len(paths) {
+		return source{}, fmt.Errorf("%w: %d names for %d paths", tiercache.ErrInvalidArgument, len(names), len(paths))
+	}
+	if err := tiercache.ValidatePaths(names); err != nil {
+		return source{}, err
+	}
+	return source{Source: archive.Source{Paths: paths, Exclude: ex}, names: slices.Clone(names)}, nil
+}
+
+// measure returns the Shape an archive of s will have.
+func (s source) measure(ctx context.Context) (tiercache.Shape, error) {
+	if s.Dir != "" && s.Exclude == nil {
+		// The fast path: a parallel walk.
+		return local.Measure(ctx, s.Dir)
+	}
+	return archive.Measure(ctx, s.Source)
+}
+
+// ErrPathCount reports a pull naming another number of paths than the
+// entry it restores holds (see PullPaths). It comes with
+// tiercache.ErrInvalidArgument: the command line is wrong, not the
+// cache.
+var ErrPathCount = errors.New("the pull names another number of paths than the entry holds")
+
+// target is where a pull restores, and what it skipped on the way.
+type target struct {
+	paths   []string // as given
+	key     string   // the key asked for
+	skipped []string // restore-key candidates left out (see fits)
+}
+
+// fits reports whether the entry k, which records paths, can be restored
+// into t: an entry of one directory's tree into one path, an entry of
+// several paths into as many. A misfit of the key asked for is an
+// ErrPathCount; a restore-key candidate that does not fit is skipped, as
+// one made for another set of paths (actions/cache, which folds the
+// paths into its key, would not see it at all).
+func (t *target) fits(k string, paths []string) (bool, error) {
+	if max(len(paths), 1) == len(t.paths) {
+		return true, nil
+	}
+	holds := "one directory's tree"
+	if len(paths) > 0 {
+		holds = countPaths(paths)
+	}
+	msg := fmt.Sprintf("key %q holds %s; the pull names %s", k, holds, countPaths(t.paths))
+	if k == t.key {
+		return false, fmt.Errorf("%w: %w: %s", ErrPathCount, tiercache.ErrInvalidArgument, msg)
+	}
+	t.skipped = append(t.skipped, msg)
+	return false, nil
+}
+
+// countPaths says "1 path: a" or "2 paths: a, b".
+func countPaths(paths []string) string {
+	if len(paths) == 1 {
+		return "1 path: " + paths[0]
+	}
+	return fmt.Sprintf("%d paths: %s", len(paths), strings.Join(paths, ", "))
+}
+
+// How place puts a tree's member into place.
+const (
+	placeMove = iota // rename it from a stage, which it empties
+	placeLink        // hardlink its files from the local tier's tree
+	placeCopy        // copy its files from the local tier's tree
+)
+
+// placeAll puts member i of the tree at from into paths[i] (see place).
+func placeAll(ctx context.Context, from string, paths []string, how int) (treecopy.Result, error) {
+	var sum treecopy.Result
+	for i, p := range paths {
+		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how)
+		if err != nil {
+			return sum, fmt.Errorf("restoring into %s: %w", p, err)
+		}
+		sum.Files += r.Files
+		sum.Bytes += r.Bytes
+		sum.Linked += r.Linked
+	}
+	return sum, nil
+}
+
+// place puts the file or directory src at dst, as a pull of one
+// directory restores into it: a directory's entries replace what dst
+// holds at the same names, the rest being left alone, and an existing
+// dst keeps its own mode and mtime (a new one gets the recorded ones).
+// A file replaces a file or symlink at dst, never a directory.
+func place(ctx context.Context, src, dst string, how int) (treecopy.Result, error) {
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return treecopy.Result{}, err
+	}
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return treecopy.Result{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return treecopy.Result{}, err
+	}
+	before, statErr := os.Stat(abs)
+	if fi.IsDir() {
+		if how == placeMove {
+			var root *archive.RootMeta
+			if errors.Is(statErr, fs.ErrNotExist) {
+				root = &archive.RootMeta{Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
+			}
+			_, err := moveInto(ctx, src, abs, root)
+			var le *os.LinkError
+			if err == nil || !errors.As(err, &le) || le.Op != "rename" {
+				return treecopy.Result{}, err
+			}
+			// Not on the stage's file system (an entry's paths may be
+			// on several): copy, hardlinking where treecopy can.
+		}
+		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy})
+		if err == nil && statErr == nil && before.IsDir() {
+			err = setRootMeta(abs, nil, before.Mode().Perm(), before.ModTime())
+		}
+		return r, err
+	}
+	if statErr == nil && before.IsDir() {
+		return treecopy.Result{}, fmt.Errorf("%s is a directory; the entry holds a file there", dst)
+	}
+	r := treecopy.Result{Files: 1, Bytes: fi.Size()}
+	if how == placeMove {
+		if err := os.Rename(src, abs); err == nil {
+			return r, nil
+		}
+	}
+	// A new name beside dst, renamed over it: dst is the old file or
+	// the new one, never half of it.
+	tmp, err := os.CreateTemp(filepath.Dir(abs), ".tiercache-pull-*")
+	if err != nil {
+		return r, err
+	}
+	tmp.Close()
+	_ = os.Remove(tmp.Name())
+	defer os.Remove(tmp.Name())
+	if how == placeLink {
+		if err := os.Link(src, tmp.Name()); err == nil {
+			r.Linked = 1
+			return r, os.Rename(tmp.Name(), abs)
+		}
+	}
+	if err := copyFile(src, tmp.Name(), fi); err != nil {
+		return r, err
+	}
+	return r, os.Rename(tmp.Name(), abs)
+}
+
+// copyFile copies the regular file src, described by fi, to a new file
+// dst with its mode and mtime.
+func copyFile(src, dst string, fi fs.FileInfo) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(dst, fi.Mode().Perm())
+	}
+	if err == nil {
+		err = os.Chtimes(dst, time.Time{}, fi.ModTime())
+	}
+	return err
 }

@@ -67,7 +67,7 @@ func putRootArchive(t *testing.T, store *memstore.Store, key string, mode fs.Fil
 func TestPullRemoteRootMetadata(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
-	if _, err := c.pushRemote(t.Context(), "plain", smallTree(t, "plain"), "", false); err != nil {
+	if _, err := c.pushRemote(t.Context(), "plain", dirSource(smallTree(t, "plain")), "", false); err != nil {
 		t.Fatal(err)
 	}
 	rootMode, rootTime := fs.FileMode(0o705), time.Date(2011, 2, 3, 4, 5, 6, 7, time.UTC)
@@ -100,7 +100,7 @@ func TestPullRemoteRootMetadata(t *testing.T) {
 			}
 			_, err := os.Lstat(filepath.Join(dir, "mine"))
 			hadMine := err == nil
-			if _, ok, err := c.pullRemote(t.Context(), tc.key, nil, dir); err != nil || !ok {
+			if _, ok, err := c.pullRemoteDir(t.Context(), tc.key, nil, dir); err != nil || !ok {
 				t.Fatalf("PullRemote: ok=%v err=%v", ok, err)
 			}
 			// The tree did arrive.

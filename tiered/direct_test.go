@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	res, err := c.pushRemote(t.Context(), "k", src, "d", false)
+	res, err := c.pushRemote(t.Context(), "k", dirSource(src), "d", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	}
 	before, _ := store.Stat(t.Context(), "k")
 	time.Sleep(10 * time.Millisecond) // so a new access time differs
-	again, err := c.pushRemote(t.Context(), "k", src, "d", false)
+	again, err := c.pushRemote(t.Context(), "k", dirSource(src), "d", false)
 	if err != nil || !again.UploadSkipped {
 		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
 	}
@@ -56,7 +57,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookMeasured = nil })
-	if _, err := c.pushRemote(t.Context(), "k", src, "", false); err == nil || !strings.Contains(err.Error(), "changed while") {
+	if _, err := c.pushRemote(t.Context(), "k", dirSource(src), "", false); err == nil || !strings.Contains(err.Error(), "changed while") {
 		t.Fatalf("PushRemote of a changing tree: %v, want a 'changed' error", err)
 	}
 	if _, err := store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
@@ -68,14 +69,14 @@ func TestPullRemote(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	if _, err := c.pushRemote(t.Context(), "deps-1", src, "", false); err != nil {
+	if _, err := c.pushRemote(t.Context(), "deps-1", dirSource(src), "", false); err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
 
 	t.Run("absent dir", func(t *testing.T) {
 		dir := filepath.Join(base, "a", "b")
-		h, ok, err := c.pullRemote(t.Context(), "deps-1", nil, dir)
+		h, ok, err := c.pullRemoteDir(t.Context(), "deps-1", nil, dir)
 		if err != nil || !ok || h.Key != "deps-1" || h.Downloaded == 0 {
 			t.Fatalf("PullRemote = %+v, %v, %v", h, ok, err)
 		}
@@ -96,7 +97,7 @@ func TestPullRemote(t *testing.T) {
 		if err := os.Chmod(dir, 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := c.pullRemote(t.Context(), "other", []string{"deps-"}, dir); err != nil || !ok {
+		if _, ok, err := c.pullRemoteDir(t.Context(), "other", []string{"deps-"}, dir); err != nil || !ok {
 			t.Fatalf("restore key: ok=%v err=%v", ok, err)
 		}
 		treetest.AssertEqual(t, src, dir)
@@ -112,7 +113,7 @@ func TestPullRemote(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("mine"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := c.pullRemote(t.Context(), "deps-1", nil, dir); err != nil || !ok {
+		if _, ok, err := c.pullRemoteDir(t.Context(), "deps-1", nil, dir); err != nil || !ok {
 			t.Fatalf("ok=%v err=%v", ok, err)
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "mine.txt")); err != nil || string(b) != "mine" {
@@ -125,7 +126,7 @@ func TestPullRemote(t *testing.T) {
 	})
 	t.Run("miss", func(t *testing.T) {
 		dir := filepath.Join(base, "miss")
-		if _, ok, err := c.pullRemote(t.Context(), "nope", []string{"nothing-"}, dir); err != nil || ok {
+		if _, ok, err := c.pullRemoteDir(t.Context(), "nope", []string{"nothing-"}, dir); err != nil || ok {
 			t.Fatalf("ok=%v err=%v, want a miss", ok, err)
 		}
 		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -135,7 +136,7 @@ func TestPullRemote(t *testing.T) {
 	t.Run("corrupt object leaves dir alone", func(t *testing.T) {
 		store.Corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		dir := filepath.Join(base, "corrupt")
-		_, _, err := c.pullRemote(t.Context(), "deps-1", nil, dir)
+		_, _, err := c.pullRemoteDir(t.Context(), "deps-1", nil, dir)
 		if !errors.Is(err, tiercache.ErrIntegrity) {
 			t.Fatalf("err = %v, want ErrIntegrity", err)
 		}
@@ -246,4 +247,9 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 	if n := store.Writes() - writes; n != 0 {
 		t.Fatalf("a local hit right after a download sent %d access records, want 0", n)
 	}
+}
+
+// pullRemoteDir is pullRemote into one directory.
+func (c *Cache) pullRemoteDir(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
+	return c.pullRemote(ctx, key, prefixes, &target{paths: []string{dir}, key: key})
 }

@@ -92,7 +92,7 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 // SHA-256 itself.) Anything that would fail every pull is an integrity
 // error.
 func (c *Cache) inspectArchive(ctx context.Context, m remote.Meta, r io.Reader) error {
-	res, err := archive.Inspect(ctx, r, c.opts.Extract.Within(m.Size, m.Files))
+	res, err := archive.Inspect(ctx, r, extractOptions(c.opts.Extract, m))
 	switch {
 	case err == nil && (res.Files != m.Files || res.Size != m.Size):
 		return fmt.Errorf("%w: key %q: the archive holds %d members of %d bytes, the manifest records %d of %d bytes",

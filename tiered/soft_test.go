@@ -155,11 +155,11 @@ func TestRestoreRemoteDown(t *testing.T) {
 	treetest.AssertEqual(t, src, h.Path)
 
 	// Straight from the remote: nothing else to try.
-	_, ok, err = c.pullRemote(t.Context(), "deps-1", []string{"deps-"}, t.TempDir()+"/d")
+	_, ok, err = c.pullRemoteDir(t.Context(), "deps-1", []string{"deps-"}, t.TempDir()+"/d")
 	if ok || !IsRemote(err) {
 		t.Fatalf("PullRemote with the remote down: ok=%v err=%v", ok, err)
 	}
-	_, err = c.pushRemote(t.Context(), "deps-2", src, "", false)
+	_, err = c.pushRemote(t.Context(), "deps-2", dirSource(src), "", false)
 	if !IsRemote(err) || !strings.Contains(err.Error(), errDown.Error()) {
 		t.Fatalf("PushRemote with the remote down: %v", err)
 	}

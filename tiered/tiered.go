@@ -331,7 +331,7 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	// it exactly; extracting no more than that stops a decompression bomb
 	// at the first byte past the recorded size instead of after it has
 	// filled the disk.
-	res, err := archive.Extract(ctx, r, dir, c.opts.Extract.Within(meta.Size, meta.Files))
+	res, err := archive.Extract(ctx, r, dir, extractOptions(c.opts.Extract, meta))
 	switch {
 	case err == nil:
 		return res, remoteErr(verify(key, meta, res))
@@ -347,6 +347,14 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 		return res, remoteErr(fmt.Errorf("extract %q: %w", key, err))
 	}
 	return res, fmt.Errorf("extract %q: %w", key, err)
+}
+
+// extractOptions are o for the entry m: limited to what m records (see
+// archive.ExtractOptions.Within), and expecting its paths.
+func extractOptions(o archive.ExtractOptions, m remote.Meta) archive.ExtractOptions {
+	o = o.Within(m.Size, m.Files)
+	o.Paths = len(m.Paths)
+	return o
 }
 
 // sourceReader remembers the first error of the stream it reads, so a
@@ -571,7 +579,7 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 var testHookMeasured func()
 
 func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *PutResult) error {
-	want, meta, old, same, err := c.planPush(ctx, key, src, description, false)
+	want, meta, old, same, err := c.planPush(ctx, key, dirSource(src), description, false)
 	if IsRemote(err) && ctx.Err() == nil {
 		// The remote cannot even say what it holds: store locally only.
 		res.RemoteErr = err
@@ -654,7 +662,7 @@ func (s *survivingWriter) Write(p []byte) (int, error) {
 // planPush measures src and looks up key remotely, unless absent says
 // the remote was just seen to lack it. same reports that the remote holds
 // a tree of the same shape, which may be identical.
-func (c *Cache) planPush(ctx context.Context, key, src, description string, absent bool) (want tiercache.Shape, meta, old remote.Meta, same bool, err error) {
+func (c *Cache) planPush(ctx context.Context, key string, src source, description string, absent bool) (want tiercache.Shape, meta, old remote.Meta, same bool, err error) {
 	// The lookup is a round trip to the remote: it runs while the tree
 	// is measured, which takes about as long on a large tree.
 	type statOut struct {
@@ -670,12 +678,12 @@ func (c *Cache) planPush(ctx context.Context, key, src, description string, abse
 			stat <- statOut{m, err}
 		}()
 	}
-	want, err = local.Measure(ctx, src)
+	want, err = src.measure(ctx)
 	st := <-stat
 	if err != nil {
 		return want, meta, old, false, fmt.Errorf("put %q: %w", key, err)
 	}
-	meta = remote.Meta{Key: key, Description: description, Size: want.Size, Files: want.Files}
+	meta = remote.Meta{Key: key, Description: description, Paths: src.names, Size: want.Size, Files: want.Files}
 	if testHookMeasured != nil {
 		testHookMeasured()
 	}
@@ -716,7 +724,7 @@ func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description st
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {
-			ar, err = c.archiveChecked(gctx, key, src, want, io.MultiWriter(lw, w), true)
+			ar, err = c.archiveChecked(gctx, key, dirSource(src), want, io.MultiWriter(lw, w), true)
 			return err
 		})
 		g.Go(func() error {
