@@ -886,7 +886,9 @@ func (t *target) fits(k string, paths []string) (bool, error) {
 	if k == t.key {
 		return false, fmt.Errorf("%w: %w: %s", ErrPathCount, tiercache.ErrInvalidArgument, msg)
 	}
-	t.skipped = append(t.skipped, msg)
+	if !slices.Contains(t.skipped, msg) { // both tiers may have k
+		t.skipped = append(t.skipped, msg)
+	}
 	return false, nil
 }
 

@@ -1,0 +1,232 @@
+package tiered
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote/memstore"
+)
+
+// pathsSource makes a directory (with files an exclude drops) and a
+// file, as a Go job's module cache and a lone config file.
+func pathsSource(t *testing.T) (dir, file string) {
+	t.Helper()
+	base := t.TempDir()
+	dir = filepath.Join(base, "mod")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	treetest.Small(t, dir, 10, "mod")
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tmp", "scratch.log"), []byte("excluded"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(base, "conf.json")
+	if err := os.WriteFile(file, []byte(`{"a": 1}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return dir, file
+}
+
+// checkPulled asserts that dir holds mod's tree but for tmp/, and file
+// conf.json's bytes.
+func checkPulled(t *testing.T, srcDir, srcFile, dir, file string) {
+	t.Helper()
+	if tag, err := treetest.CheckSmall(dir); err != nil || tag != "mod" {
+		t.Errorf("%s: tag %q, %v", dir, tag, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the excluded tmp/ was restored: %v", err)
+	}
+	want, _ := os.ReadFile(srcFile)
+	got, err := os.ReadFile(file)
+	if err != nil || string(got) != string(want) {
+		t.Errorf("%s = %q, %v; want %q", file, got, err, want)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("%s mode: %v, %v; want 0640", file, fi, err)
+	}
+}
+
+// TestPushPullPaths: an entry of a directory and a file, pushed with an
+// exclude, restores by position into other paths: downloaded (cold),
+// from the local archive (warm), hardlinked (--link), and straight from
+// the remote (NoLocal), each one identical.
+func TestPushPullPaths(t *testing.T) {
+	store := memstore.New()
+	srcDir, srcFile := pathsSource(t)
+	pusher := newTiered(t, store, Options{})
+	names := []string{"~/go/pkg/mod", "./conf.json"}
+	res, err := pusher.PushPaths(t.Context(), "k", []string{srcDir, srcFile}, PushOptions{Exclude: []string{"tmp/"}, Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Uploaded || !slices.Equal(res.Entry.Paths, names) {
+		t.Fatalf("push: uploaded %v, paths %q; want an upload recording %q", res.Uploaded, res.Entry.Paths, names)
+	}
+	m, err := store.Stat(t.Context(), "k")
+	if err != nil || !slices.Equal(m.Paths, names) {
+		t.Fatalf("remote paths %q, %v; want %q", m.Paths, err, names)
+	}
+
+	cases := []struct {
+		name string
+		opts Options
+		pull PullOptions
+		tier tiercache.Tier
+	}{
+		{"cold", Options{}, PullOptions{}, tiercache.TierRemote},
+		{"link", Options{}, PullOptions{Link: true}, tiercache.TierRemote},
+		{"no-local", Options{NoLocal: true}, PullOptions{}, tiercache.TierRemote},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTiered(t, store, tc.opts)
+			base := t.TempDir()
+			dir, file := filepath.Join(base, "home", "go", "mod"), filepath.Join(base, "etc", "conf.json")
+			h, ok, err := c.PullPaths(t.Context(), "k", nil, []string{dir, file}, tc.pull)
+			if err != nil || !ok || h.Tier != tc.tier {
+				t.Fatalf("pull: ok %v, tier %q, %v", ok, h.Tier, err)
+			}
+			checkPulled(t, srcDir, srcFile, dir, file)
+			if tc.opts.NoLocal {
+				return
+			}
+			// Warm: from the local tier, into paths that already hold
+			// older files, which are replaced. (Replaced, not written in
+			// place: with --link, the file is the cache's.)
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h, ok, err = c.PullPaths(t.Context(), "k", nil, []string{dir, file}, tc.pull)
+			if err != nil || !ok || h.Tier != tiercache.TierLocal {
+				t.Fatalf("warm pull: ok %v, tier %q, %v", ok, h.Tier, err)
+			}
+			checkPulled(t, srcDir, srcFile, dir, file)
+			if tc.pull.Link {
+				a, _ := os.Stat(file)
+				if h.Copy.Linked == 0 || a == nil {
+					t.Errorf("--link restored nothing by hardlink: %+v", h.Copy)
+				}
+			}
+		})
+	}
+}
+
+// TestPullPathsCountMismatch: KEY holding another number of paths than
+// the pull names is a usage error naming both; a restore-key candidate
+// that does is skipped for the next one, and reported.
+func TestPullPathsCountMismatch(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	srcDir, srcFile := pathsSource(t)
+	if _, err := c.PushPaths(t.Context(), "deps-two", []string{srcDir, srcFile}, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(t.Context(), "deps-one", srcDir, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	one := []string{filepath.Join(base, "a")}
+	three := []string{filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")}
+	for _, lookup := range []bool{false, true} {
+		for _, nl := range []bool{false, true} {
+			cc := c
+			if nl {
+				cc = newTiered(t, store, Options{NoLocal: true})
+			}
+			_, _, err := cc.PullPaths(t.Context(), "deps-two", nil, one, PullOptions{LookupOnly: lookup})
+			if !errors.Is(err, ErrPathCount) || !errors.Is(err, tiercache.ErrInvalidArgument) ||
+				!strings.Contains(err.Error(), "2 paths: "+srcDir+", "+srcFile) || !strings.Contains(err.Error(), "1 path: "+one[0]) {
+				t.Errorf("lookup %v, no-local %v: two paths into one: %v, want ErrPathCount naming both lists", lookup, nl, err)
+			}
+			_, _, err = cc.PullPaths(t.Context(), "deps-one", nil, three, PullOptions{LookupOnly: lookup})
+			if !errors.Is(err, ErrPathCount) || !strings.Contains(err.Error(), "one directory's tree") {
+				t.Errorf("lookup %v, no-local %v: a tree into three paths: %v, want ErrPathCount", lookup, nl, err)
+			}
+		}
+	}
+	if _, err := os.Stat(one[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused pull created its path: %v", err)
+	}
+	// deps-two-b is the newest deps- entry, but holds two paths: the
+	// pull of one goes on to deps-one.
+	if _, err := c.PushPaths(t.Context(), "deps-two-b", []string{srcDir, srcFile}, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := c.PullPaths(t.Context(), "deps-none", []string{"deps-"}, one, PullOptions{})
+	if err != nil || !ok || h.Key != "deps-one" {
+		t.Fatalf("restore key: hit %q, ok %v, %v; want deps-one", h.Key, ok, err)
+	}
+	if len(h.Skipped) != 1 || !strings.Contains(h.Skipped[0], `"deps-two-b" holds 2 paths`) {
+		t.Errorf("Skipped = %q, want deps-two-b reported once", h.Skipped)
+	}
+	h, ok, err = c.PullPaths(t.Context(), "deps-none", []string{"deps-two"}, three, PullOptions{})
+	if err != nil || ok || len(h.Skipped) != 2 { // deps-two and deps-two-b
+		t.Errorf("a miss after skipping: ok %v, skipped %q, %v; want a miss reporting the skip", ok, h.Skipped, err)
+	}
+}
+
+// TestPullPathsFileOverDirectory: the entry's file is not put where a
+// directory is, which stays as it was.
+func TestPullPathsFileOverDirectory(t *testing.T) {
+	c := newTiered(t, memstore.New(), Options{})
+	srcDir, srcFile := pathsSource(t)
+	if _, err := c.PushPaths(t.Context(), "k", []string{srcDir, srcFile}, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	dir, file := filepath.Join(base, "d"), filepath.Join(base, "f")
+	if err := os.MkdirAll(filepath.Join(file, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.PullPaths(t.Context(), "k", nil, []string{dir, file}, PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), file+" is a directory") {
+		t.Fatalf("pull of a file over a directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(file, "keep")); err != nil {
+		t.Errorf("the directory in the way changed: %v", err)
+	}
+}
+
+// TestPushPathsSingleFile: one file is an entry of one path, restored as
+// a file; one directory stays one directory's tree, recording no paths.
+func TestPushPathsSingleFile(t *testing.T) {
+	c := newTiered(t, memstore.New(), Options{})
+	srcDir, srcFile := pathsSource(t)
+	res, err := c.PushPaths(t.Context(), "file", []string{srcFile}, PushOptions{})
+	if err != nil || !slices.Equal(res.Entry.Paths, []string{srcFile}) {
+		t.Fatalf("push of a file: paths %q, %v", res.Entry.Paths, err)
+	}
+	res, err = c.PushPaths(t.Context(), "dir", []string{srcDir}, PushOptions{})
+	if err != nil || res.Entry.Paths != nil {
+		t.Fatalf("push of a directory: paths %q, %v; want none", res.Entry.Paths, err)
+	}
+	dst := filepath.Join(t.TempDir(), "x.json")
+	if _, ok, err := c.PullPaths(t.Context(), "file", nil, []string{dst}, PullOptions{}); err != nil || !ok {
+		t.Fatalf("pull of a file: %v, %v", ok, err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != `{"a": 1}` {
+		t.Errorf("%s = %q, %v", dst, b, err)
+	}
+	if _, err := c.PushPaths(t.Context(), "k", nil, PushOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("push of no path: %v", err)
+	}
+	if _, err := c.PushPaths(t.Context(), "k", []string{srcDir, filepath.Join(srcDir, "missing")}, PushOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("push of a missing path: %v", err)
+	}
+	if _, err := c.PushPaths(t.Context(), "k", []string{srcDir}, PushOptions{Exclude: []string{"a//b"}}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("push with a bad exclude: %v", err)
+	}
+}
