@@ -218,9 +218,9 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"push", "--no-such-flag", "k", dir}, "unknown flag: --no-such-flag"},
-		{[]string{"push", "k"}, "push takes KEY and DIR, got 1 argument(s)"},
-		{[]string{"push", "--key", "k", "k", dir}, "push takes DIR (KEY is given with --key), got 2 argument(s)"},
-		{[]string{"pull", "a", "b", "c"}, "pull takes KEY and DIR, got 3 argument(s)"},
+		{[]string{"push", "k"}, "push takes KEY and at least one PATH, got 1 argument(s)"},
+		{[]string{"pull", "--key", "k"}, "pull takes at least one PATH (KEY is given with --key), got 0 argument(s)"},
+		{[]string{"push", "--exclude", "a//b", "k", dir}, `exclude pattern "a//b"`},
 		{[]string{"rm"}, "rm takes at least one KEY"},
 		{[]string{"ls", "a", "b"}, "ls takes at most one argument"},
 		{[]string{"ls", "--tier", "cloud"}, `--tier must be "local" or "remote"`},
@@ -258,9 +258,9 @@ func TestFailures(t *testing.T) {
 	if err := writeString(file, "x"); err != nil {
 		t.Fatal(err)
 	}
-	r = cli(t, e, "push", "k", file)
-	if r.code != exitFailure || !strings.Contains(r.stderr, "is not a directory") {
-		t.Errorf("file DIR: exit %d, stderr %q", r.code, r.stderr)
+	r = cli(t, e, "push", "k", file, missing)
+	if r.code != exitFailure || r.stderr != fmt.Sprintf("tiercache: push %q: path %s does not exist\n", "k", missing) {
+		t.Errorf("missing PATH: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// A cache dir that is not a cache is refused, naming the tier.
 	notCache := t.TempDir()

@@ -30,6 +30,10 @@ func newLsCommand(a *app) *cobra.Command {
 entry and tier, so a key held by both tiers shows twice. With PREFIX, only
 keys starting with it are listed.
 
+PATHS are the paths an entry of several paths (or of one file) was pushed
+from, as they were given; a pull restores them by position. It is empty
+for an entry pushed from one directory.
+
 SIZE and FILES describe the tree (not the compressed archive); STORED is
 what the entry takes in its tier: the archive, plus, locally, the expanded
 tree kept for --link and the library's Get. LAST ACCESS
@@ -41,8 +45,8 @@ contacted at all. Without --tier, a remote that fails is reported as a
 warning and the local entries are listed (with --strict, it fails the
 command); with --tier remote, it fails the command.
 
-With --json, prints an array of entries: key, description, size, files,
-created, last_access, tier.`,
+With --json, prints an array of entries: key, description, paths (when
+set), size, stored, files, created, last_access, tier.`,
 		Example: `  tiercache ls
   tiercache ls gomod- --tier remote
   tiercache ls --json | jq -r '.[] | select(.tier == "remote") | .key'`,
@@ -111,10 +115,10 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tSTORED\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION")
+	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tSTORED\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION\tPATHS")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), formatBytes(e.Stored), e.Files,
-			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), formatBytes(e.Stored), e.Files,
+			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60), oneLine(strings.Join(e.Paths, " "), 100))
 	}
 	return tw.Flush()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -24,8 +25,8 @@ type pullOptions struct {
 func newPullCommand(a *app) *cobra.Command {
 	var o pullOptions
 	cmd := &cobra.Command{
-		Use:   "pull KEY DIR",
-		Short: "Restore the tree stored under KEY into DIR",
+		Use:   "pull KEY PATH...",
+		Short: "Restore the tree stored under KEY into PATH (a directory, or several paths)",
 		Long: `Pull looks KEY up in the local tier, then in the remote, and restores the
 tree into DIR, writing every file once.
 
@@ -57,6 +58,16 @@ and symlinks in DIR are never followed, so a pull never writes outside DIR.
 The tree is extracted into a directory beside DIR and moved in once
 verified, so a corrupt or truncated archive leaves DIR as it was. It keeps
 permission bits, mtimes, symlinks and hardlinks.
+
+PATH is usually one directory (DIR above). An entry pushed from several
+paths (or from one file) is restored by position: name as many PATHs as
+the push did, in the same order; the first gets the entry's first path,
+and so on, whatever they are called here (ls shows the entry's paths). A
+directory is restored as DIR is, a file replaces a file. A pull naming
+another number of paths than KEY's entry holds is a usage error (exit 2)
+that lists both; an entry of a restore key that holds another number is
+skipped, with a note. A "~" the shell did not expand is expanded. On a
+miss, only a single DIR is created.
 
 With --no-local (for machines that live for one job), nothing is kept in
 the local tier.
@@ -92,9 +103,12 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
   # Fail (exit 3) when nothing matches; machine-readable result.
   tiercache pull build-$SHA ./out --fail-on-miss --json
 
+  # An entry of two paths, pushed as 'tiercache push KEY ~/go/pkg/mod ~/.cache/go-build'.
+  tiercache pull "go-$(sha256sum go.sum | cut -c1-16)" --restore-key go- ~/go/pkg/mod ~/.cache/go-build
+
   # Is it stored? Download nothing; exit 3 if not.
   tiercache pull build-$SHA ./out --lookup-only --fail-on-miss`,
-		Args: keyDirArgs(&o.key),
+		Args: keyPathsArgs(&o.key),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 && o.key == "" {
 				return completeKeys(a, cmd)
@@ -102,8 +116,8 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 			return nil, cobra.ShellCompDirectiveDefault
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, dir := splitKeyDir(o.key, args)
-			return runPull(a, cmd, key, dir, o)
+			key, paths := splitKeyPaths(o.key, args)
+			return runPull(a, cmd, key, paths, o)
 		},
 	}
 	f := cmd.Flags()
@@ -128,7 +142,9 @@ type pullJSON struct {
 	// Tier is "local" when the tree was in the local tier, "remote" when
 	// it was downloaded; empty on a miss.
 	Tier tiercache.Tier `json:"tier"`
-	Dir  string         `json:"dir"`
+	// Dir is the first PATH, Paths all of them, as given.
+	Dir   string   `json:"dir"`
+	Paths []string `json:"paths"`
 	// Bytes and Files describe the restored tree.
 	Bytes int64 `json:"bytes"`
 	Files int64 `json:"files"`
@@ -138,15 +154,23 @@ type pullJSON struct {
 	// Error is the remote or integrity failure that made the pull a miss
 	// (or, on a hit from the local tier, that it went on without).
 	Error string `json:"error,omitempty"`
+	// Skipped lists the restore-key candidates left out for holding
+	// another number of paths, with why.
+	Skipped []string `json:"skipped,omitempty"`
 	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
 	// Bytes and Files describe the entry found.
 	LookupOnly bool `json:"lookup_only,omitempty"`
 }
 
-func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
+func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptions) error {
 	if err := checkKey("pull", key); err != nil {
 		return err
 	}
+	paths, err := a.expandPaths(given)
+	if err != nil {
+		return fmt.Errorf("pull %q: %w", key, err)
+	}
+	dir := given[0]
 	for _, p := range o.restoreKeys {
 		if err := tiercache.ValidateKey(p); err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("pull %q: restore key %q: %w", key, p, err)}
@@ -168,10 +192,16 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 	if c == nil {
 		err = a.remoteErr // --no-local: nothing else to pull from
 	} else {
-		hit, ok, err = c.Pull(ctx, key, o.restoreKeys, dir, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly})
+		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly})
 	}
 	prog.finish()
-	out := pullJSON{RequestedKey: key, Dir: dir, LookupOnly: o.lookupOnly}
+	if errors.Is(err, tiered.ErrPathCount) {
+		return asUsage(fail(err))
+	}
+	out := pullJSON{RequestedKey: key, Dir: dir, Paths: given, LookupOnly: o.lookupOnly, Skipped: hit.Skipped}
+	for _, s := range hit.Skipped {
+		a.infof(cmd, "pull %q: skipped %s", key, s)
+	}
 	// A remote that failed, before the lookup or during it: the pull
 	// goes on as a miss (or with what the local tier held), DIR as it
 	// was.
@@ -203,15 +233,16 @@ func runPull(a *app, cmd *cobra.Command, key, dir string, o pullOptions) error {
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
 		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
 			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
-				dir, formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
+				strings.Join(given, ", "), formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
 		} else if hit.Tier == tiercache.TierLocal && !a.flags.noLocal && !o.lookupOnly {
-			a.verbosef(cmd, "extracted the local archive into %s in %s", dir, formatDuration(hit.CopyTime))
+			a.verbosef(cmd, "extracted the local archive into %s in %s", strings.Join(given, ", "), formatDuration(hit.CopyTime))
 		}
 		out.Bytes, out.Files = hit.Entry.Size, hit.Entry.Files
-	} else if survived == nil && !o.lookupOnly {
+	} else if survived == nil && !o.lookupOnly && len(paths) == 1 {
 		// A plain miss leaves DIR ready for the build to fill; a
-		// failed pull leaves it exactly as it was.
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// failed pull leaves it exactly as it was. (Of several paths,
+		// which are directories is not known.)
+		if err := os.MkdirAll(paths[0], 0o755); err != nil {
 			return fail(err)
 		}
 	}
@@ -269,7 +300,7 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 		fmt.Fprintf(&b, " from the local tier")
 	}
 	fmt.Fprintf(&b, ": %s in %d files restored to %s in %s, %s",
-		formatBytes(out.Bytes), out.Files, out.Dir, formatDuration(elapsed), formatRate(out.Bytes, elapsed))
+		formatBytes(out.Bytes), out.Files, strings.Join(out.Paths, ", "), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
 	return b.String()
 }
 

@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -18,13 +23,14 @@ type pushOptions struct {
 	key         string
 	description string
 	ifAbsent    bool
+	exclude     []string
 }
 
 func newPushCommand(a *app) *cobra.Command {
 	var o pushOptions
 	cmd := &cobra.Command{
-		Use:   "push KEY DIR",
-		Short: "Store DIR under KEY, locally and in the remote",
+		Use:   "push KEY PATH...",
+		Short: "Store PATH (a directory, or several paths) under KEY, locally and in the remote",
 		Long: `Push archives the tree at DIR as one zstd-compressed tar stream, uploads it
 to the remote and, as the bytes are made, keeps the same archive in the
 local tier under KEY: one sequential write, not a copy of every file. An
@@ -33,6 +39,21 @@ stored under KEY is replaced atomically: readers see the old tree or the new
 one, never a mix. When the remote already holds an identical tree under KEY
 (a re-run job), nothing is uploaded. The upload commits only once the
 local archive has.
+
+PATH is usually one directory (DIR below). Several paths, each a
+directory or a file, make one entry, as actions/cache's multi-line path
+does: a Go job's ~/go/pkg/mod and ~/.cache/go-build under one key, say.
+The entry records the paths as given, for ls and for error messages, and
+a pull restores them by position: the pull's first PATH gets the first
+path, and so on, so home directories may differ between machines. A "~"
+the shell did not expand (a quoted '~/x') is expanded. The remote object
+stays one plain .tar.zst, path i under the member named i ("0/", "1", ...).
+
+--exclude PATTERN (repeatable) leaves out what the gitignore-like PATTERN
+matches below each PATH: "*.log" or "tmp/" at any depth (a trailing "/"
+for directories only), "build/out" or "/out" from the PATH's root, "**"
+for any number of directories ("a/**/b"). A matched directory is left out
+whole.
 
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
@@ -58,40 +79,71 @@ copy (none with --no-local), and exits 0. With --strict it exits 1. A DIR
 that cannot be read or changes during the push, or a full local disk,
 always fails the push.
 
-KEY may also be given with --key, DIR then being the only argument.`,
+KEY may also be given with --key, the PATHs then being the only
+arguments.`,
 		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
   tiercache push --key node-modules-abc123 ./node_modules --description "main@$GITHUB_SHA"
   tiercache push build-cache ./out --json
 
+  # A Go job's two caches, less the test cache, in one entry.
+  tiercache push "go-$(sha256sum go.sum | cut -c1-16)" ~/go/pkg/mod ~/.cache/go-build --exclude 'testexpire.txt'
+
   # Save only if no job saved this key before.
   tiercache push --if-absent "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"`,
-		Args: keyDirArgs(&o.key),
+		Args: keyPathsArgs(&o.key),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, dir := splitKeyDir(o.key, args)
-			return runPush(a, cmd, key, dir, o)
+			key, paths := splitKeyPaths(o.key, args)
+			return runPush(a, cmd, key, paths, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.key, "key", "", "the key (instead of the first argument)")
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "free text stored with the entry (shown by ls)")
 	cmd.Flags().BoolVar(&o.ifAbsent, "if-absent", false, "do nothing if KEY is already stored (in the remote, else locally)")
+	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "leave out what the gitignore-like `PATTERN` matches below each PATH; repeatable")
 	return cmd
 }
 
-// keyDirArgs accepts KEY DIR, or DIR alone when --key is given.
-func keyDirArgs(key *string) cobra.PositionalArgs {
+// keyPathsArgs accepts KEY PATH..., or PATH... alone when --key is given.
+func keyPathsArgs(key *string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
+		min, what := 2, "KEY and at least one PATH"
 		if *key != "" {
-			return exactArgs(1, "DIR (KEY is given with --key)")(cmd, args)
+			min, what = 1, "at least one PATH (KEY is given with --key)"
 		}
-		return exactArgs(2, "KEY and DIR")(cmd, args)
+		if len(args) < min {
+			return usageErrorf("%s takes %s, got %d argument(s)", cmd.Name(), what, len(args))
+		}
+		if n := len(args) - min + 1; n > tiercache.MaxPaths {
+			return usageErrorf("%s takes at most %d paths, got %d", cmd.Name(), tiercache.MaxPaths, n)
+		}
+		return nil
 	}
 }
 
-func splitKeyDir(keyFlag string, args []string) (key, dir string) {
+func splitKeyPaths(keyFlag string, args []string) (key string, paths []string) {
 	if keyFlag != "" {
-		return keyFlag, args[0]
+		return keyFlag, args
 	}
-	return args[0], args[1]
+	return args[0], args[1:]
+}
+
+// expandPaths expands a leading "~" (alone, or before a separator) to
+// the home directory, for a path the shell left unexpanded (quoted, or
+// from a YAML list), as actions/cache does.
+func (a *app) expandPaths(paths []string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+		if p != "~" && !strings.HasPrefix(p, "~/") && !(filepath.Separator != '/' && strings.HasPrefix(p, "~"+string(filepath.Separator))) {
+			continue
+		}
+		home, err := a.homeDir()
+		if err != nil {
+			return nil, fmt.Errorf("expanding %s: %w", p, err)
+		}
+		out[i] = filepath.Join(home, p[1:])
+	}
+	return out, nil
 }
 
 // checkKey validates a key given on the command line: a bad one is a
@@ -106,7 +158,9 @@ func checkKey(op, key string) error {
 // pushJSON is the --json output of push.
 type pushJSON struct {
 	Key string `json:"key"`
-	Dir string `json:"dir"`
+	// Dir is the first PATH, Paths all of them, as given.
+	Dir   string   `json:"dir"`
+	Paths []string `json:"paths"`
 	// Bytes and Files describe the stored tree.
 	Bytes int64 `json:"bytes"`
 	Files int64 `json:"files"`
@@ -127,20 +181,35 @@ type pushJSON struct {
 	AlreadyIn     tiercache.Tier `json:"already_in,omitempty"`
 }
 
-func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
+func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptions) error {
 	if err := checkKey("push", key); err != nil {
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("push %q: %w", key, err) }
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fail(fmt.Errorf("directory %s does not exist", dir))
-	case err != nil:
-		return fail(err)
-	case !fi.IsDir():
-		return fail(fmt.Errorf("%s is not a directory", dir))
+	if _, err := archive.NewExclude(o.exclude); err != nil {
+		return asUsage(fail(err))
 	}
+	if err := tiercache.ValidatePaths(given); err != nil {
+		return asUsage(fail(err))
+	}
+	paths, err := a.expandPaths(given)
+	if err != nil {
+		return fail(err)
+	}
+	for i, p := range paths {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && len(paths) == 1:
+			return fail(fmt.Errorf("directory %s does not exist", given[i]))
+		case errors.Is(err, fs.ErrNotExist):
+			return fail(fmt.Errorf("path %s does not exist", given[i]))
+		case err != nil:
+			return fail(err)
+		case !fi.IsDir() && !fi.Mode().IsRegular():
+			return fail(fmt.Errorf("%s is a %s, not a directory or a file", given[i], fsutil.TypeName(fi.Mode())))
+		}
+	}
+	dir := given[0]
 	if a.flags.readOnly {
 		// Checked here too so no tier is even opened for a refused push.
 		return fail(fmt.Errorf("%w (--read-only or TIERCACHE_READ_ONLY is set)", tiercache.ErrReadOnly))
@@ -158,7 +227,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	if c == nil {
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
-		res, err = c.Push(cmd.Context(), key, dir, tiered.PushOptions{Description: o.description, IfAbsent: o.ifAbsent})
+		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given})
 	}
 	prog.finish()
 	if err != nil && !a.survive(cmd, err) {
@@ -166,7 +235,7 @@ func runPush(a *app, cmd *cobra.Command, key, dir string, o pushOptions) error {
 	}
 	elapsed := time.Since(start)
 	out := pushJSON{
-		Key: key, Dir: dir, Bytes: res.Entry.Size, Files: res.Entry.Files,
+		Key: key, Dir: dir, Paths: given, Bytes: res.Entry.Size, Files: res.Entry.Files,
 		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
 		AlreadyStored: res.AlreadyIn != "", AlreadyIn: res.AlreadyIn,
@@ -217,4 +286,17 @@ func (a *app) printPush(cmd *cobra.Command, out pushJSON) error {
 		return writeJSON(cmd, out)
 	}
 	return nil
+}
+
+// homeDir is the user's home directory, from the environment the CLI was
+// given (HOME, or USERPROFILE on Windows), as a shell would expand "~".
+func (a *app) homeDir() (string, error) {
+	name := "HOME"
+	if runtime.GOOS == "windows" {
+		name = "USERPROFILE"
+	}
+	if h := a.getenv(name); h != "" {
+		return h, nil
+	}
+	return os.UserHomeDir()
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPushPullPathsCLI: push KEY PATH... with --exclude and a quoted "~",
+// ls showing the paths, a pull by position into other paths, and a pull
+// naming another number of paths failing as a usage error that lists
+// both.
+func TestPushPullPathsCLI(t *testing.T) {
+	home := t.TempDir()
+	e := newEnv(t).with("HOME", home, "USERPROFILE", home)
+	mod := filepath.Join(home, "go", "pkg", "mod")
+	if err := os.MkdirAll(filepath.Join(mod, "cache", "download"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"a.go": "package a\n", "cache/download/x.zip": "zip", "cache/lock": "excluded"} {
+		if err := os.WriteFile(filepath.Join(mod, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(t.TempDir(), "settings.json")
+	if err := os.WriteFile(conf, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCLI(t, e, "push", "--json", "--exclude", "lock", "k", "~/go/pkg/mod", conf)
+	var pushed pushJSON
+	if err := json.Unmarshal([]byte(r.stdout), &pushed); err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Files != 6 || strings.Join(pushed.Paths, " ") != "~/go/pkg/mod "+conf {
+		t.Errorf("push: %d files, paths %q; want 6 (0/, a.go, cache/, download/, x.zip, and 1), the paths as given", pushed.Files, pushed.Paths)
+	}
+	r = mustCLI(t, e, "ls")
+	if !strings.Contains(r.stdout, "PATHS") || !strings.Contains(r.stdout, "~/go/pkg/mod "+conf) {
+		t.Errorf("ls does not show the paths:\n%s", r.stdout)
+	}
+	other := t.TempDir()
+	dst := []string{filepath.Join(other, "mod"), filepath.Join(other, "conf", "s.json")}
+	mustCLI(t, e, "pull", "k", dst[0], dst[1])
+	if b, err := os.ReadFile(filepath.Join(dst[0], "cache", "download", "x.zip")); err != nil || string(b) != "zip" {
+		t.Errorf("pulled x.zip: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst[0], "cache", "lock")); !os.IsNotExist(err) {
+		t.Errorf("the excluded lock was restored: %v", err)
+	}
+	if b, err := os.ReadFile(dst[1]); err != nil || string(b) != "{}" {
+		t.Errorf("pulled file: %q, %v", b, err)
+	}
+	r = cli(t, e, "pull", "k", filepath.Join(other, "one"))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "holds 2 paths: ~/go/pkg/mod, "+conf) || !strings.Contains(r.stderr, "the pull names 1 path: "+filepath.Join(other, "one")) {
+		t.Errorf("pull of two paths into one: exit %d, stderr %q; want a usage error listing both", r.code, r.stderr)
+	}
+	// "~" expanded for the pull too.
+	if err := os.RemoveAll(mod); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, e, "pull", "k", "~/go/pkg/mod", conf)
+	if b, err := os.ReadFile(filepath.Join(mod, "a.go")); err != nil || string(b) != "package a\n" {
+		t.Errorf("pull into ~/go/pkg/mod: %q, %v", b, err)
+	}
+}
