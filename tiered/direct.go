@@ -910,6 +910,17 @@ const (
 // placeAll puts member i of the tree at from into paths[i] (see place).
 func placeAll(ctx context.Context, from string, paths []string, how int) (treecopy.Result, error) {
 	var sum treecopy.Result
+	// A file that cannot go where a directory is fails the pull before
+	// any path is touched.
+	for i, p := range paths {
+		src, err := os.Lstat(filepath.Join(from, strconv.Itoa(i)))
+		if err != nil {
+			return sum, err
+		}
+		if dst, err := os.Stat(p); err == nil && dst.IsDir() && !src.IsDir() {
+			return sum, fmt.Errorf("restoring into %s: %s is a directory; the entry holds a file there", p, p)
+		}
+	}
 	for i, p := range paths {
 		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how)
 		if err != nil {

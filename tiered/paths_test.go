@@ -179,7 +179,7 @@ func TestPullPathsCountMismatch(t *testing.T) {
 }
 
 // TestPullPathsFileOverDirectory: the entry's file is not put where a
-// directory is, which stays as it was.
+// directory is, which stays as it was, and no other path is touched.
 func TestPullPathsFileOverDirectory(t *testing.T) {
 	c := newTiered(t, memstore.New(), Options{})
 	srcDir, srcFile := pathsSource(t)
@@ -197,6 +197,9 @@ func TestPullPathsFileOverDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(file, "keep")); err != nil {
 		t.Errorf("the directory in the way changed: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the first path was restored before the second was refused: %v", err)
 	}
 }
 
