@@ -27,7 +27,7 @@ CROSS_PLATFORMS := darwin/arm64 darwin/amd64 freebsd/amd64 windows/amd64 windows
 PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiered ./cmd/tiercache
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
-.PHONY: wine-setup test-windows
+.PHONY: wine-setup test-windows test-action
 
 all: build
 
@@ -40,10 +40,18 @@ TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
 
 ## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e
 ## tests against a real MinIO, bounded fuzzing, and on Linux the Windows tests under Wine.
-test: lint cross portable minio unit fuzz $(TEST_WINDOWS)
+test: lint cross portable minio unit test-action fuzz $(TEST_WINDOWS)
 
 unit: minio
 	$(GO) test -count=1 -timeout 20m ./...
+
+NODE ?= node
+
+## test-action: the GitHub Action's tests (Node's built-in runner): its main and post steps
+## run against a real MinIO and the CLI built here, and the release download checked
+## against a local release host.
+test-action: build minio
+	TIERCACHE_TEST_BIN=$(BIN)/tiercache $(NODE) --test action/test/*.test.js
 
 ## cross: build the CLI for, and vet every package on, each of CROSS_PLATFORMS.
 cross:

@@ -1,0 +1,117 @@
+'use strict';
+// The two halves of the action: restore (tiercache pull) and save
+// (tiercache push). main.js and post.js run them as one action with a
+// post step, as actions/cache does; restore.js and save.js run each
+// alone, as actions/cache/restore and actions/cache/save do.
+
+const fs = require('node:fs');
+
+const lib = require('./lib');
+const { install } = require('./install');
+
+// The names under which main.js hands its work to post.js.
+const State = {
+  key: 'key',
+  paths: 'paths',
+  excludes: 'excludes',
+  bin: 'bin',
+  exactHit: 'exact-hit',
+};
+
+// readKeyAndPaths reads the key and path inputs.
+function readKeyAndPaths() {
+  const key = lib.getInput('key', { required: true });
+  const { paths, excludes } = lib.parsePaths(lib.getMultilineInput('path', { required: true }));
+  return { key, paths, excludes };
+}
+
+// restore pulls key (or a restore key's match) into the paths. The CLI
+// writes the step outputs (cache-hit, cache-matched-key,
+// cache-primary-key) to GITHUB_OUTPUT itself. With withState, it records
+// for post.js what to push and whether the key itself was hit.
+async function restore({ withState }) {
+  const { key, paths, excludes } = readKeyAndPaths();
+  const restoreKeys = lib.getMultilineInput('restore-keys');
+  const failOnMiss = lib.getBooleanInput('fail-on-cache-miss');
+  const lookupOnly = lib.getBooleanInput('lookup-only');
+  const global = lib.globalArgs();
+  if (withState) {
+    if (lib.getBooleanInput('save-always')) {
+      // Read by action.yml's post-if, which cannot read inputs.
+      lib.exportVariable('TIERCACHE_SAVE_ALWAYS', 'true');
+    }
+    lib.saveState(State.key, key);
+    lib.saveState(State.paths, JSON.stringify(paths));
+    lib.saveState(State.excludes, JSON.stringify(excludes));
+  }
+  const bin = await install();
+  if (withState) lib.saveState(State.bin, bin);
+
+  const args = ['pull', ...global, '--json'];
+  for (const k of restoreKeys) args.push(`--restore-key=${k}`);
+  if (failOnMiss) args.push('--fail-on-miss');
+  if (lookupOnly) args.push('--lookup-only');
+  args.push(...lib.pathArgs(key, paths, excludes));
+  const { code, stdout } = await lib.runTiercache(bin, args, { capture: true });
+  const out = lib.parseJSONOutput(stdout);
+  if (code === 3) {
+    lib.setFailed(`no cache entry for key "${key}"${restoreKeys.length ? ' or its restore keys' : ''}, and fail-on-cache-miss is set`);
+    return;
+  }
+  if (code !== 0) {
+    lib.setFailed(`tiercache pull failed (exit code ${code}); see its message above`);
+    return;
+  }
+  const exact = Boolean(out && out.hit && out.exact);
+  if (withState) lib.saveState(State.exactHit, String(exact));
+  if (!out) {
+    lib.info('tiercache pull printed no result');
+  } else if (!out.hit) {
+    lib.info(`Cache not found for key "${key}"${restoreKeys.length ? ' or its restore keys' : ''}`);
+  } else {
+    lib.info(`Cache ${lookupOnly ? 'found' : 'restored'} from key "${out.key}"${exact ? '' : ` (a restore key; "${key}" missed)`}`);
+  }
+}
+
+// push stores the paths under key. A remote failure the CLI survives is
+// a warning it prints; the step still succeeds unless strict is set.
+async function push({ key, paths, excludes, bin }) {
+  if (lib.readOnly()) {
+    lib.info(`Not saving "${key}": read-only is set`);
+    return;
+  }
+  const global = lib.globalArgs();
+  const args = ['push', ...global, ...lib.pathArgs(key, paths, excludes)];
+  const { code } = await lib.runTiercache(bin || (await install()), args);
+  if (code !== 0) {
+    lib.setFailed(`tiercache push failed (exit code ${code}); see its message above`);
+  }
+}
+
+// postSave is the post step: push what main.js restored into, unless
+// the key itself was hit (its entry is already what the key names, as in
+// actions/cache) or the main step did not get far enough to say what.
+async function postSave() {
+  const key = lib.getState(State.key);
+  if (!key) {
+    lib.info('Not saving: the main step did not run');
+    return;
+  }
+  if (lib.getState(State.exactHit) === 'true') {
+    lib.info(`Cache hit on the primary key "${key}": not saving`);
+    return;
+  }
+  const paths = JSON.parse(lib.getState(State.paths) || '[]');
+  const excludes = JSON.parse(lib.getState(State.excludes) || '[]');
+  let bin = lib.getState(State.bin);
+  if (bin && !fs.existsSync(bin)) bin = '';
+  await push({ key, paths, excludes, bin });
+}
+
+// saveOnly is save/action.yml: push key and path from the inputs.
+async function saveOnly() {
+  const { key, paths, excludes } = readKeyAndPaths();
+  await push({ key, paths, excludes, bin: '' });
+}
+
+module.exports = { restore, postSave, saveOnly, State };

@@ -1,0 +1,271 @@
+'use strict';
+// Finds the tiercache binary the action runs, in this order:
+//
+//  1. TIERCACHE_BIN, a binary already on the machine, used as it is.
+//  2. The release matching the action's own ref (GITHUB_ACTION_REF, a
+//     version tag such as v1.2.3) in the action's repository: the archive
+//     for this OS and architecture is downloaded with the release's
+//     checksums file, its SHA-256 checked against the line naming it, and
+//     only then is the binary taken out of it. A mismatch or a missing
+//     line is an error naming the asset and the digests; an unverified
+//     download is never run. The binary is kept in the runner's tool
+//     cache (RUNNER_TOOL_CACHE), so the post step, and later jobs on a
+//     self-hosted runner, reuse it.
+//  3. Where there is no release (the ref is a branch, a commit or a
+//     major tag such as v1, the action is used from a local path, or the
+//     release host answers 404), the binary is built from the action's
+//     own checkout with the runner's Go toolchain, into RUNNER_TEMP.
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const https = require('node:https');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const lib = require('./lib');
+const { fileFromTarGz, fileFromZip } = require('./unpack');
+
+// The repository this file belongs to: the action's checkout.
+const SOURCE_ROOT = path.resolve(__dirname, '..');
+
+// A download gives up after this long without progress.
+const IDLE_TIMEOUT_MS = 60 * 1000;
+
+class NotFoundError extends Error {}
+
+// IntegrityError is a download that failed verification: never retried,
+// never fallen back from.
+class IntegrityError extends Error {}
+
+// releaseVersion maps a ref to a release version: v1.2.3 → 1.2.3 (with a
+// pre-release or build suffix kept). Refs that are not full version tags
+// (branches, commit SHAs, v1, v1.2) give null: no release matches them.
+function releaseVersion(ref) {
+  const m = /^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$/.exec(ref || '');
+  return m ? m[1] : null;
+}
+
+// platform maps Node's names onto GoReleaser's; null where no release
+// is built.
+function platform(nodePlatform = process.platform, nodeArch = process.arch) {
+  const goos = { linux: 'linux', darwin: 'darwin', win32: 'windows' }[nodePlatform];
+  const goarch = { x64: 'amd64', arm64: 'arm64' }[nodeArch];
+  if (!goos || !goarch) return null;
+  return { os: goos, arch: goarch, ext: goos === 'windows' ? 'zip' : 'tar.gz', exe: goos === 'windows' ? 'tiercache.exe' : 'tiercache' };
+}
+
+function assetNames(version, p) {
+  return {
+    asset: `tiercache_${version}_${p.os}_${p.arch}.${p.ext}`,
+    checksums: `tiercache_${version}_checksums.txt`,
+  };
+}
+
+// checksumFor finds the digest of asset in a checksums file (lines
+// "<sha256hex>  <name>", as sha256sum writes them).
+function checksumFor(text, asset) {
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^([0-9a-fA-F]{64}) [ *]?(.+)$/.exec(line.trim());
+    if (m && m[2].trim() === asset) return m[1].toLowerCase();
+  }
+  return null;
+}
+
+function sha256(buf) {
+  return crypto.createHash('sha256').update(buf).digest('hex');
+}
+
+// download fetches url into memory, following redirects (release assets
+// redirect to a storage host), never from https down to http.
+function download(url, redirects = 10) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const get = u.protocol === 'https:' ? https.get : u.protocol === 'http:' ? http.get : null;
+    if (!get) {
+      reject(new Error(`cannot download ${url}: not an http(s) URL`));
+      return;
+    }
+    const req = get(u, { headers: { 'User-Agent': 'tiercache-action', Accept: 'application/octet-stream' } }, (res) => {
+      const status = res.statusCode;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (redirects === 0) {
+          reject(new Error(`downloading ${url}: too many redirects`));
+          return;
+        }
+        const next = new URL(res.headers.location, u);
+        if (u.protocol === 'https:' && next.protocol !== 'https:') {
+          reject(new Error(`downloading ${url}: refusing a redirect from https to ${next.protocol}`));
+          return;
+        }
+        resolve(download(next.href, redirects - 1));
+        return;
+      }
+      if (status === 404) {
+        res.resume();
+        reject(new NotFoundError(`${url}: 404 Not Found`));
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        reject(new Error(`downloading ${url}: HTTP ${status}`));
+        return;
+      }
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(new Error(`downloading ${url}: connection closed early`))));
+      res.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
+    });
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000}s`)));
+    req.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
+  });
+}
+
+// writeFileAtomic writes data to file through a temporary name beside it.
+function writeFileAtomic(file, data, mode) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.chmodSync(tmp, mode); // whatever the umask
+  fs.renameSync(tmp, file);
+}
+
+// toolCacheDir is where a release's binary is kept, in the tool cache's
+// layout: <cache>/tiercache/<version>/<arch>, with <arch>.complete beside
+// it once the binary is in place (it holds the binary's SHA-256).
+function toolCacheDir(env, version, p) {
+  const root = env.RUNNER_TOOL_CACHE || env.RUNNER_TEMP || os.tmpdir();
+  return path.join(root, 'tiercache', version, p.arch);
+}
+
+// cachedBinary returns the tool cache's binary if it is complete and
+// still matches the digest recorded when it was verified.
+function cachedBinary(dir, p) {
+  const bin = path.join(dir, p.exe);
+  let want;
+  try {
+    want = fs.readFileSync(`${dir}.complete`, 'utf8').trim();
+    return sha256(fs.readFileSync(bin)) === want ? bin : null;
+  } catch {
+    return null;
+  }
+}
+
+// installRelease downloads, verifies and installs the release binary.
+// It throws NotFoundError when the release or its asset does not exist.
+async function installRelease({ env, version, p, log }) {
+  const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+  const base = `${server}/${env.GITHUB_ACTION_REPOSITORY}/releases/download/${encodeURIComponent(env.GITHUB_ACTION_REF)}`;
+  const { asset, checksums } = assetNames(version, p);
+  const dir = toolCacheDir(env, version, p);
+  const cached = cachedBinary(dir, p);
+  if (cached) {
+    log(`tiercache ${version} found in the tool cache: ${cached}`);
+    return cached;
+  }
+  log(`downloading ${base}/${asset}`);
+  const sums = (await download(`${base}/${checksums}`)).toString('utf8');
+  const want = checksumFor(sums, asset);
+  if (!want) {
+    throw new IntegrityError(`${checksums} has no line for ${asset}: refusing to install an unverified binary`);
+  }
+  const archive = await download(`${base}/${asset}`);
+  const got = sha256(archive);
+  if (got !== want) {
+    throw new IntegrityError(
+      `checksum mismatch for ${asset}: ${checksums} says sha256 ${want}, the download has sha256 ${got}; refusing to run it`,
+    );
+  }
+  log(`verified ${asset}: sha256 ${got}`);
+  const binary = p.ext === 'zip' ? fileFromZip(archive, p.exe) : fileFromTarGz(archive, p.exe);
+  const bin = path.join(dir, p.exe);
+  writeFileAtomic(bin, binary, 0o755);
+  writeFileAtomic(`${dir}.complete`, sha256(binary), 0o644);
+  return bin;
+}
+
+// buildFromSource builds the CLI from the action's checkout into a fresh
+// directory under RUNNER_TEMP.
+async function buildFromSource({ env, ref, why, log }) {
+  if (!fs.existsSync(path.join(SOURCE_ROOT, 'go.mod')) || !fs.existsSync(path.join(SOURCE_ROOT, 'cmd', 'tiercache'))) {
+    throw new Error(`${why}, and ${SOURCE_ROOT} holds no tiercache source to build; set TIERCACHE_BIN`);
+  }
+  const tmp = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'tiercache-build-'));
+  const bin = path.join(tmp, process.platform === 'win32' ? 'tiercache.exe' : 'tiercache');
+  const args = ['build', '-o', bin];
+  if (ref) args.push(`-ldflags=-X main.version=${ref}`);
+  args.push('./cmd/tiercache');
+  log(`${why}: building tiercache from ${SOURCE_ROOT} with go ${args.join(' ')}`);
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn('go', args, { cwd: SOURCE_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', (err) =>
+      reject(
+        new Error(
+          `${why}, and Go could not be run to build it from the action's source (${err.message}); ` +
+            'use a release tag (uses: tiercache/tiercache@vX.Y.Z), set up Go first (actions/setup-go), or set TIERCACHE_BIN',
+        ),
+      ),
+    );
+    child.on('close', resolve);
+  });
+  if (code !== 0) throw new Error(`${why}, and building it from the action's source failed (go build exited ${code})`);
+  return bin;
+}
+
+// plan decides where the binary comes from: { kind: 'override', bin },
+// { kind: 'release', version, platform }, or { kind: 'build', why }.
+function plan(env = process.env, p = platform()) {
+  const override = (env.TIERCACHE_BIN || '').trim();
+  if (override) return { kind: 'override', bin: override };
+  const ref = env.GITHUB_ACTION_REF || '';
+  const version = releaseVersion(ref);
+  if (!env.GITHUB_ACTION_REPOSITORY || !ref) {
+    return { kind: 'build', why: 'the action is not used from a repository at a ref (a local path?), so there is no release to download' };
+  }
+  if (!version) return { kind: 'build', why: `the action's ref ${ref} is not a version tag (vX.Y.Z), so no release matches it` };
+  if (!p) return { kind: 'build', why: `no release is built for ${process.platform}/${process.arch}` };
+  return { kind: 'release', version, platform: p };
+}
+
+// install returns the path of a tiercache binary to run (see the top of
+// this file).
+async function install({ env = process.env, log = lib.info } = {}) {
+  const pl = plan(env);
+  if (pl.kind === 'override') {
+    let st;
+    try {
+      st = fs.statSync(pl.bin);
+    } catch (err) {
+      throw new Error(`TIERCACHE_BIN=${pl.bin}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    }
+    if (!st.isFile()) throw new Error(`TIERCACHE_BIN=${pl.bin} is not a file`);
+    log(`using TIERCACHE_BIN: ${pl.bin}`);
+    return path.resolve(pl.bin);
+  }
+  const ref = env.GITHUB_ACTION_REF || '';
+  let why = pl.why;
+  if (pl.kind === 'release') {
+    try {
+      return await installRelease({ env, version: pl.version, p: pl.platform, log });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      why = `no release asset for ${ref} (${err.message})`;
+    }
+  }
+  return buildFromSource({ env, ref, why, log });
+}
+
+module.exports = {
+  install,
+  plan,
+  releaseVersion,
+  platform,
+  assetNames,
+  checksumFor,
+  download,
+  NotFoundError,
+  IntegrityError,
+  SOURCE_ROOT,
+};

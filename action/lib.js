@@ -1,0 +1,289 @@
+'use strict';
+// Shared by the action's entry points (main.js, post.js, restore.js,
+// save.js): reading inputs and state, writing the runner's file commands,
+// mapping inputs onto tiercache's flags, and running the CLI. Node's
+// built-in modules only: the action ships as plain files, with no
+// dependencies to install.
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+// --- inputs -----------------------------------------------------------------
+
+// inputEnvName is the variable the runner sets for an input: INPUT_, then
+// the name upper-cased with spaces as underscores (hyphens are kept).
+function inputEnvName(name) {
+  return 'INPUT_' + name.replace(/ /g, '_').toUpperCase();
+}
+
+// getInput returns an input, trimmed; '' when not set. A required input
+// that is empty is an error naming it.
+function getInput(name, { required = false, env = process.env } = {}) {
+  const v = (env[inputEnvName(name)] || '').trim();
+  if (required && v === '') {
+    throw new UsageError(`input "${name}" is required`);
+  }
+  return v;
+}
+
+// getBooleanInput reads true/false (any case); '' gives fallback.
+function getBooleanInput(name, { fallback = false, env = process.env } = {}) {
+  const v = getInput(name, { env });
+  if (v === '') return fallback;
+  return parseBoolean(v, `input "${name}"`);
+}
+
+function parseBoolean(v, what) {
+  switch (v.toLowerCase()) {
+    case 'true': return true;
+    case 'false': return false;
+  }
+  throw new UsageError(`${what} must be true or false, got "${v}"`);
+}
+
+// getMultilineInput splits an input into its lines, each trimmed, empty
+// ones dropped.
+function getMultilineInput(name, { required = false, env = process.env } = {}) {
+  const lines = splitLines(getInput(name, { env }));
+  if (required && lines.length === 0) {
+    throw new UsageError(`input "${name}" is required`);
+  }
+  return lines;
+}
+
+function splitLines(s) {
+  return s.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+}
+
+// parsePaths turns the path input's lines into PATH arguments and
+// --exclude patterns: a line starting with '!' excludes what follows it,
+// as actions/cache's negated patterns do; a leading '~' in a PATH is the
+// home directory. Exclude patterns are passed on as written.
+function parsePaths(lines, home = os.homedir()) {
+  const paths = [];
+  const excludes = [];
+  for (const line of lines) {
+    if (line.startsWith('!')) {
+      const pattern = line.slice(1).trim();
+      if (pattern === '') {
+        throw new UsageError('a "!" line in "path" needs a pattern after it');
+      }
+      excludes.push(pattern);
+    } else {
+      paths.push(expandHome(line, home));
+    }
+  }
+  if (paths.length === 0) {
+    throw new UsageError('input "path" needs at least one path (not only "!" lines)');
+  }
+  return { paths, excludes };
+}
+
+function expandHome(p, home = os.homedir()) {
+  if (p === '~') return home;
+  if (p.startsWith('~/') || (process.platform === 'win32' && p.startsWith('~\\'))) {
+    return path.join(home, p.slice(2));
+  }
+  return p;
+}
+
+// --- the CLI's flags ----------------------------------------------------------
+
+// resolveNoLocal decides --no-local. An explicit input wins. Left empty,
+// a TIERCACHE_NO_LOCAL in the environment decides (the CLI reads it);
+// otherwise it is on for GitHub-hosted runners, which live for one job,
+// and off for self-hosted ones, whose local tier outlives the job. It is
+// never turned on automatically without a remote, which it needs.
+// Returns true, false, or undefined for "pass no flag".
+function resolveNoLocal({ input, env, hasRemote }) {
+  if (input !== '') return parseBoolean(input, 'input "no-local"');
+  if ((env.TIERCACHE_NO_LOCAL || '').trim() !== '') return undefined;
+  if (!hasRemote) return undefined;
+  return env.RUNNER_ENVIRONMENT === 'github-hosted';
+}
+
+// globalArgs maps the inputs shared by pull and push onto the CLI's
+// global flags. Every flag is written --name=value, so a value starting
+// with '-' is never read as a flag. Inputs left empty pass nothing, so
+// the TIERCACHE_* variables a workflow sets still apply.
+function globalArgs(env = process.env) {
+  const args = [];
+  const remote = getInput('remote', { env });
+  if (remote) args.push(`--remote=${remote}`);
+  const endpoint = getInput('endpoint', { env });
+  if (endpoint) args.push(`--endpoint=${endpoint}`);
+  const region = getInput('region', { env });
+  if (region) args.push(`--region=${region}`);
+  const pathStyle = getInput('path-style', { env });
+  if (pathStyle) args.push(`--path-style=${parseBoolean(pathStyle, 'input "path-style"')}`);
+  if (getBooleanInput('read-only', { env })) args.push('--read-only');
+  if (getBooleanInput('strict', { env })) args.push('--strict');
+  const noLocal = resolveNoLocal({
+    input: getInput('no-local', { env }),
+    env,
+    hasRemote: remote !== '' || (env.TIERCACHE_REMOTE || '').trim() !== '',
+  });
+  if (noLocal !== undefined) args.push(`--no-local=${noLocal}`);
+  return args;
+}
+
+// readOnly reports whether pushes are refused: the input, or the
+// variable the CLI reads.
+function readOnly(env = process.env) {
+  if (getBooleanInput('read-only', { env })) return true;
+  const v = (env.TIERCACHE_READ_ONLY || '').trim().toLowerCase();
+  return v === 'true' || v === '1';
+}
+
+// pathArgs ends a command line: the --exclude patterns, then '--' so that
+// neither KEY nor a PATH starting with '-' can be read as a flag.
+function pathArgs(key, paths, excludes) {
+  return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths];
+}
+
+// --- the runner's file commands -----------------------------------------------
+
+// appendFileCommand appends name=value to the file the runner named in
+// envVar (GITHUB_OUTPUT, GITHUB_STATE, GITHUB_ENV), in the multi-line
+// form with a random delimiter, so no value can inject another entry.
+// Without the variable (not under a runner) it does nothing and says so.
+function appendFileCommand(envVar, name, value, env = process.env) {
+  const file = env[envVar];
+  if (!file) {
+    debug(`${envVar} is not set: ${name} not recorded`);
+    return false;
+  }
+  const v = String(value);
+  const delimiter = `tiercache_${crypto.randomUUID()}`;
+  if (name.includes(delimiter) || v.includes(delimiter)) {
+    throw new Error(`${envVar}: value of ${name} holds its delimiter`);
+  }
+  fs.appendFileSync(file, `${name}<<${delimiter}${os.EOL}${v}${os.EOL}${delimiter}${os.EOL}`);
+  return true;
+}
+
+function saveState(name, value) {
+  appendFileCommand('GITHUB_STATE', name, value);
+}
+
+// getState reads what the main step saved: the runner hands it to the
+// post step as STATE_<name>.
+function getState(name, env = process.env) {
+  return env[`STATE_${name}`] || '';
+}
+
+function exportVariable(name, value) {
+  appendFileCommand('GITHUB_ENV', name, value);
+  process.env[name] = String(value);
+}
+
+// --- logging --------------------------------------------------------------------
+
+function escapeData(s) {
+  return String(s).replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+function info(msg) {
+  process.stdout.write(`${msg}${os.EOL}`);
+}
+
+function debug(msg) {
+  process.stdout.write(`::debug::${escapeData(msg)}${os.EOL}`);
+}
+
+function warning(msg) {
+  process.stdout.write(`::warning title=tiercache::${escapeData(msg)}${os.EOL}`);
+}
+
+// setFailed reports an error and makes the step fail once the script ends.
+function setFailed(msg) {
+  process.exitCode = 1;
+  process.stdout.write(`::error title=tiercache::${escapeData(msg)}${os.EOL}`);
+}
+
+function group(name) {
+  process.stdout.write(`::group::${escapeData(name)}${os.EOL}`);
+}
+
+function endGroup() {
+  process.stdout.write(`::endgroup::${os.EOL}`);
+}
+
+// --- running the CLI ------------------------------------------------------------
+
+// runTiercache runs the binary with args, stderr passed through (its
+// warnings and annotations reach the log as they come) and stdout
+// captured when capture is set, otherwise passed through too. It resolves
+// to { code, stdout }; it rejects only when the binary cannot be started.
+function runTiercache(bin, args, { capture = false } = {}) {
+  info(`[command]${bin} ${args.map(quoteForLog).join(' ')}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+    const chunks = [];
+    if (capture) child.stdout.on('data', (c) => chunks.push(c));
+    child.on('error', (err) => reject(new Error(`running ${bin}: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      resolve({ code: code === null ? 128 : code, signal, stdout: Buffer.concat(chunks).toString('utf8') });
+    });
+  });
+}
+
+function quoteForLog(a) {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a);
+}
+
+// parseJSONOutput reads the one JSON object a --json command prints on
+// stdout; null if there is none.
+function parseJSONOutput(stdout) {
+  const s = stdout.trim();
+  if (s === '') return null;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return null;
+  }
+}
+
+// UsageError is a mistake in the workflow (a missing or invalid input).
+class UsageError extends Error {}
+
+// run runs an entry point's body, turning a thrown error into a failed
+// step with its message.
+function run(fn) {
+  Promise.resolve()
+    .then(fn)
+    .catch((err) => setFailed(err instanceof Error ? err.message : String(err)));
+}
+
+module.exports = {
+  inputEnvName,
+  getInput,
+  getBooleanInput,
+  getMultilineInput,
+  parseBoolean,
+  splitLines,
+  parsePaths,
+  expandHome,
+  resolveNoLocal,
+  globalArgs,
+  readOnly,
+  pathArgs,
+  appendFileCommand,
+  saveState,
+  getState,
+  exportVariable,
+  escapeData,
+  info,
+  debug,
+  warning,
+  setFailed,
+  group,
+  endGroup,
+  runTiercache,
+  parseJSONOutput,
+  UsageError,
+  run,
+};

@@ -1,0 +1,76 @@
+'use strict';
+// The input and state plumbing of action/lib.js, and the action.yml files
+// agreeing with what the scripts read.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { test } = require('node:test');
+
+const h = require('./helpers');
+const lib = require('../lib');
+
+test('input names follow the runner: INPUT_, upper case, spaces as underscores, hyphens kept', () => {
+  assert.equal(lib.inputEnvName('restore-keys'), 'INPUT_RESTORE-KEYS');
+  assert.equal(lib.inputEnvName('fail-on-cache-miss'), 'INPUT_FAIL-ON-CACHE-MISS');
+  assert.equal(lib.inputEnvName('a b'), 'INPUT_A_B');
+  const env = { 'INPUT_RESTORE-KEYS': ' a-\r\n\n  b-  \n', 'INPUT_LOOKUP-ONLY': 'True', 'INPUT_STRICT': 'yes' };
+  assert.deepEqual(lib.getMultilineInput('restore-keys', { env }), ['a-', 'b-']);
+  assert.equal(lib.getBooleanInput('lookup-only', { env }), true);
+  assert.equal(lib.getBooleanInput('read-only', { env }), false);
+  assert.throws(() => lib.getBooleanInput('strict', { env }), /input "strict" must be true or false, got "yes"/);
+  assert.throws(() => lib.getInput('key', { required: true, env }), /input "key" is required/);
+});
+
+test('path lines: ~ expanded, ! lines become excludes', () => {
+  assert.deepEqual(lib.parsePaths(['~', '~/go/pkg/mod', 'rel/dir', '/abs', '!*.log', '! tmp/**', 'a~b'], '/home/u'), {
+    paths: ['/home/u', path.join('/home/u', 'go/pkg/mod'), 'rel/dir', '/abs', 'a~b'],
+    excludes: ['*.log', 'tmp/**'],
+  });
+  assert.throws(() => lib.parsePaths(['!'], '/h'), /needs a pattern/);
+  assert.throws(() => lib.parsePaths(['!x'], '/h'), /at least one path/);
+  assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);
+});
+
+test('no-local: the input, else TIERCACHE_NO_LOCAL, else on for GitHub-hosted runners with a remote', () => {
+  const r = (input, env, hasRemote = true) => lib.resolveNoLocal({ input, env, hasRemote });
+  assert.equal(r('', { RUNNER_ENVIRONMENT: 'github-hosted' }), true);
+  assert.equal(r('', { RUNNER_ENVIRONMENT: 'self-hosted' }), false);
+  assert.equal(r('', {}), false);
+  assert.equal(r('', { RUNNER_ENVIRONMENT: 'github-hosted' }, false), undefined, 'no-local without a remote is a usage error');
+  assert.equal(r('', { RUNNER_ENVIRONMENT: 'github-hosted', TIERCACHE_NO_LOCAL: 'false' }), undefined);
+  assert.equal(r('false', { RUNNER_ENVIRONMENT: 'github-hosted' }), false);
+  assert.equal(r('TRUE', { RUNNER_ENVIRONMENT: 'self-hosted' }), true);
+  const env = { RUNNER_ENVIRONMENT: 'github-hosted', TIERCACHE_REMOTE: 's3://b/p', 'INPUT_NO-LOCAL': '' };
+  assert.deepEqual(lib.globalArgs(env), ['--no-local=true']);
+  assert.deepEqual(lib.globalArgs({ ...env, TIERCACHE_REMOTE: '' }), []);
+});
+
+test('file commands: values cannot inject entries', () => {
+  const dir = h.tmpDir();
+  const file = path.join(dir, 'out');
+  const env = { GITHUB_OUTPUT: file };
+  lib.appendFileCommand('GITHUB_OUTPUT', 'a', 'one\nb=two', env);
+  lib.appendFileCommand('GITHUB_OUTPUT', 'c', '', env);
+  assert.deepEqual(h.parseFileCommands(fs.readFileSync(file, 'utf8')), { a: 'one\nb=two', c: '' });
+  assert.equal(lib.appendFileCommand('GITHUB_STATE', 'x', 'y', {}), false);
+});
+
+test('the action.yml files declare what the scripts read', () => {
+  const main = h.actionInputs(path.join(h.REPO, 'action.yml'));
+  const restore = h.actionInputs(path.join(h.REPO, 'restore', 'action.yml'));
+  const save = h.actionInputs(path.join(h.REPO, 'save', 'action.yml'));
+  const shared = ['key', 'path', 'remote', 'endpoint', 'region', 'path-style', 'read-only', 'no-local', 'strict'];
+  assert.deepEqual(Object.keys(main).sort(), [...shared, 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'save-always'].sort());
+  assert.deepEqual(Object.keys(restore).sort(), [...shared, 'restore-keys', 'fail-on-cache-miss', 'lookup-only'].sort());
+  assert.deepEqual(Object.keys(save).sort(), [...shared].sort());
+  assert.equal(main['no-local'].default, '', 'no-local must default to empty (decided by the runner)');
+  for (const [file, script] of [['action.yml', 'main.js'], ['restore/action.yml', 'restore.js'], ['save/action.yml', 'save.js']]) {
+    const yml = fs.readFileSync(path.join(h.REPO, file), 'utf8');
+    assert.match(yml, /^ {2}using: 'node20'$/m, file);
+    const m = /^ {2}main: '(.+)'$/m.exec(yml);
+    assert.ok(m, `${file} has no runs.main`);
+    assert.equal(path.resolve(h.REPO, path.dirname(file), m[1]), path.join(h.ACTION, script), file);
+  }
+  assert.match(fs.readFileSync(path.join(h.REPO, 'action.yml'), 'utf8'), /^ {2}post: 'action\/post\.js'$/m);
+});
