@@ -51,7 +51,7 @@ async function restore({ withState }) {
   for (const k of restoreKeys) args.push(`--restore-key=${k}`);
   if (failOnMiss) args.push('--fail-on-miss');
   if (lookupOnly) args.push('--lookup-only');
-  args.push(...lib.pathArgs(key, paths, excludes));
+  args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
   const { code, stdout } = await lib.runTiercache(bin, args, { capture: true });
   const out = lib.parseJSONOutput(stdout);
   if (code === 3) {

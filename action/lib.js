@@ -61,17 +61,18 @@ function splitLines(s) {
 // parsePaths turns the path input's lines into PATH arguments and
 // --exclude patterns: a line starting with '!' excludes what follows it,
 // as actions/cache's negated patterns do; a leading '~' in a PATH is the
-// home directory. Exclude patterns are passed on as written.
+// home directory. The CLI matches an exclude below each PATH, while
+// actions/cache's negations name paths: see excludePattern.
 function parsePaths(lines, home = os.homedir()) {
   const paths = [];
-  const excludes = [];
+  const negated = [];
   for (const line of lines) {
     if (line.startsWith('!')) {
       const pattern = line.slice(1).trim();
       if (pattern === '') {
         throw new UsageError('a "!" line in "path" needs a pattern after it');
       }
-      excludes.push(pattern);
+      negated.push(pattern);
     } else {
       paths.push(expandHome(line, home));
     }
@@ -79,7 +80,28 @@ function parsePaths(lines, home = os.homedir()) {
   if (paths.length === 0) {
     throw new UsageError('input "path" needs at least one path (not only "!" lines)');
   }
+  const excludes = negated.map((p) => excludePattern(p, paths, home));
   return { paths, excludes };
+}
+
+// excludePattern turns a negated path line into an --exclude pattern. A
+// line naming a place below one of the paths ("!~/.npm/_logs", or
+// "!build/tmp" for the path "build") becomes a pattern anchored at that
+// path's root ("/_logs", "/tmp"); anything else ("!**/*.log", "!*.tmp")
+// is passed on as written, matched below every path.
+function excludePattern(pattern, paths, home = os.homedir()) {
+  const expanded = expandHome(pattern, home);
+  if (/[*?[]/.test(expanded.split(/[\\/]/)[0] || '')) return pattern;
+  const abs = path.resolve(expanded);
+  let best = '';
+  for (const p of paths) {
+    // The deepest path holding it, when they nest.
+    const rel = path.relative(path.resolve(p), abs);
+    if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) && (best === '' || rel.length < best.length)) {
+      best = rel;
+    }
+  }
+  return best === '' ? pattern : '/' + best.split(path.sep).join('/');
 }
 
 function expandHome(p, home = os.homedir()) {
@@ -138,8 +160,9 @@ function readOnly(env = process.env) {
   return v === 'true' || v === '1';
 }
 
-// pathArgs ends a command line: the --exclude patterns, then '--' so that
-// neither KEY nor a PATH starting with '-' can be read as a flag.
+// pathArgs ends a command line: the --exclude patterns (push only), then
+// '--' so that neither KEY nor a PATH starting with '-' can be read as a
+// flag.
 function pathArgs(key, paths, excludes) {
   return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths];
 }

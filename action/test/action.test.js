@@ -178,10 +178,6 @@ test('the split actions: save/ pushes in its step, restore/ restores and records
   h.assertSameTree(path.join(m2.workspace, 'out'), files);
 });
 
-// NEEDS THE MULTI-PATH CLI: `tiercache pull/push [flags] KEY PATH...`
-// with --exclude, being added separately. Until that is merged, this test
-// fails because the CLI takes exactly KEY and one DIR (a usage error,
-// exit 2); nothing in the action needs to change for it to pass.
 test('several path lines and a ! line: every path restored, the excluded one left out', async (t) => {
   const s = await minio(t);
   if (!s) return;

@@ -27,6 +27,9 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
     paths: ['/home/u', path.join('/home/u', 'go/pkg/mod'), 'rel/dir', '/abs', 'a~b'],
     excludes: ['*.log', 'tmp/**'],
   });
+  // A negation naming a place below a path is anchored at that path.
+  assert.deepEqual(lib.parsePaths(['~/.npm', '~', '!~/.npm/_logs', 'build', '!build/tmp', '!**/*.o'], '/home/u').excludes,
+    ['/_logs', '/tmp', '**/*.o']);
   assert.throws(() => lib.parsePaths(['!'], '/h'), /needs a pattern/);
   assert.throws(() => lib.parsePaths(['!x'], '/h'), /at least one path/);
   assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);
