@@ -10,9 +10,12 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/policy"
 )
 
@@ -64,9 +67,9 @@ type Store interface {
 	// Put uploads the archive read from r until EOF and commits it under
 	// key with meta's Key, Description, Paths, Size and Files, replacing any
 	// previous version atomically. The store computes ArchiveSize and
-	// SHA256 itself from the bytes it uploads and returns the committed
-	// Meta. If r returns an error, the upload is aborted and nothing is
-	// committed.
+	// SHA256 itself from the bytes it uploads (SHA256 comes from r
+	// instead when r is a Digester) and returns the committed Meta. If r
+	// returns an error, the upload is aborted and nothing is committed.
 	Put(ctx context.Context, meta Meta, r io.Reader) (Meta, error)
 
 	// Delete removes the entry under key. Deleting a missing key is a
@@ -90,4 +93,32 @@ type Store interface {
 	// l.MaxAge, the entries whose LastAccess is more than MaxAge ago go
 	// too, by the clock that recorded LastAccess.
 	Prune(ctx context.Context, l policy.Limits) (int, error)
+}
+
+// Digester is a reader for Store.Put that hashes what it yields itself:
+// once it has returned io.EOF, SHA256 returns the lowercase hex SHA-256
+// of every byte it yielded, which the store records instead of hashing
+// the bytes a second time (a push that keeps a local copy hashes them
+// for it anyway). A store refuses an empty or malformed digest, failing
+// the Put with nothing committed. The digest is trusted: a wrong one
+// makes every read of the entry fail its verification, never pass a
+// wrong archive.
+type Digester interface {
+	io.Reader
+	SHA256() string
+}
+
+// ReaderDigest returns the digest r claims at its end, if r is a
+// Digester: ok is false if it is not, and err is set if it claims no
+// well-formed digest.
+func ReaderDigest(r io.Reader) (sum string, ok bool, err error) {
+	d, ok := r.(Digester)
+	if !ok {
+		return "", false, nil
+	}
+	sum = d.SHA256()
+	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		return "", true, fmt.Errorf("%w: the reader's SHA-256 %q is not 64 lowercase hex digits", tiercache.ErrInvalidArgument, sum)
+	}
+	return sum, true, nil
 }

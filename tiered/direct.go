@@ -523,14 +523,14 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, descriptio
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the archive just stored.
-		err = c.uploadFile(ctx, meta, s.Archive, res)
+		err = c.uploadFile(ctx, meta, s, res)
 	} else {
 		// The stream ends (and the upload may commit) only once the
 		// archive is checked and committed locally. A failed upload does
 		// not stop the local side (see survivingWriter).
-		err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
-			_, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, res)
-			return err
+		err = c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
+			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, res)
+			return s.SHA256, err
 		}, res)
 	}
 	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
@@ -579,9 +579,9 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, descript
 			return res, nil
 		}
 	}
-	err = c.uploadFrom(ctx, meta, func(w io.Writer) error {
+	err = c.uploadFrom(ctx, meta, false, func(w io.Writer) (string, error) {
 		_, err := c.archiveChecked(ctx, key, dir, want, w, false)
-		return err
+		return "", err
 	}, &res)
 	res.Elapsed = time.Since(start)
 	return res, err

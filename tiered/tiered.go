@@ -615,27 +615,29 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the archive just stored.
-		return c.uploadFile(ctx, meta, s.Archive, res)
+		return c.uploadFile(ctx, meta, s, res)
 	}
 	// The stream ends (and the upload may commit) only once both sides
 	// saw the same tree and the local copy is committed.
-	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
+	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
 		var err error
-		res.Path, _, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
-		return err
+		var s local.Stored
+		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
+		return s.SHA256, err
 	}, res)
 }
 
-// uploadFile uploads under meta the archive stored at path.
-func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, path string, res *PutResult) error {
-	return c.uploadFrom(ctx, meta, func(w io.Writer) error {
-		f, err := os.Open(path)
+// uploadFile uploads under meta the archive of the stored version s, and
+// the digest s recorded when it was written.
+func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored, res *PutResult) error {
+	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
+		f, err := os.Open(s.Archive)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer f.Close()
 		_, err = io.Copy(w, f)
-		return err
+		return s.SHA256, err
 	}, res)
 }
 
@@ -751,18 +753,27 @@ var errUploadEnded = errors.New("upload ended")
 
 // uploadFrom uploads under meta what produce writes, produce running in a
 // goroutine of its own. The stream ends when produce returns: with nil,
-// the upload may commit; with an error, it fails with that error.
-func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, produce func(w io.Writer) error, res *PutResult) error {
+// the upload may commit; with an error, it fails with that error. With
+// digested, produce returns the SHA-256 of what it wrote, which the store
+// records instead of hashing the bytes again (see remote.Digester): a
+// push that keeps the archive locally hashes it for the local tier.
+func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool, produce func(w io.Writer) (string, error), res *PutResult) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	d := &digestReader{}
 	go func() {
-		err := produce(pw)
+		sum, err := produce(pw)
+		d.sum = sum             // before the close, which the reader's EOF follows
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
 	var r io.Reader = pr
 	if c.opts.Progress != nil {
 		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: meta.Key, Total: -1}, fn: c.opts.Progress}
+	}
+	if digested {
+		d.Reader = r
+		r = d
 	}
 	m, err := c.remote.Put(ctx, meta, r)
 	// Unblock the producer if Put stopped reading early, then wait for
@@ -781,6 +792,15 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, produce func(w
 	res.ArchiveSize = m.ArchiveSize
 	return nil
 }
+
+// digestReader is a remote.Digester whose digest is set by the producer
+// of the stream before it ends.
+type digestReader struct {
+	io.Reader
+	sum string
+}
+
+func (d *digestReader) SHA256() string { return d.sum }
 
 // Invalidate removes key from both tiers. In read-only mode it fails
 // with tiercache.ErrReadOnly.

@@ -186,7 +186,14 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if err != nil {
 		return remote.Meta{}, fmt.Errorf("memstore: put key %q: %w", meta.Key, err)
 	}
-	sum := sha256.Sum256(data)
+	digest, claimed, err := remote.ReaderDigest(r)
+	if err != nil {
+		return remote.Meta{}, fmt.Errorf("memstore: put key %q: %w", meta.Key, err)
+	}
+	if !claimed {
+		sum := sha256.Sum256(data)
+		digest = hex.EncodeToString(sum[:])
+	}
 	now := time.Now().UTC()
 	m := remote.Meta{
 		Key:         meta.Key,
@@ -195,7 +202,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		Size:        meta.Size,
 		Files:       meta.Files,
 		ArchiveSize: int64(len(data)),
-		SHA256:      hex.EncodeToString(sum[:]),
+		SHA256:      digest,
 		Created:     now,
 		LastAccess:  now,
 	}

@@ -221,9 +221,20 @@ func (s *Store) deleteUncommitted(ctx context.Context, n names, id string) {
 // upload streams r into the object dataName and returns its size and
 // lowercase hex SHA-256.
 func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reader) (int64, string, error) {
-	h := sha256.New()
+	var h hash.Hash = sha256.New()
+	if _, ok := r.(remote.Digester); ok {
+		h = discardHash{h} // r hashes the bytes itself
+	}
 	first := s.getBuf()
 	nr, err := io.ReadFull(r, *first)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		// At its end already: a reader that claims no digest costs no
+		// request.
+		if _, _, derr := remote.ReaderDigest(r); derr != nil {
+			s.putBuf(first)
+			return 0, "", fmt.Errorf("s3: put key %q: %w", n.key, derr)
+		}
+	}
 	h.Write((*first)[:nr])
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -240,7 +251,8 @@ func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reade
 		if err != nil {
 			return 0, "", mapError(err, s.bucket, "upload archive of", n.key)
 		}
-		return int64(nr), hex.EncodeToString(h.Sum(nil)), nil
+		sum, err := digestOf(r, h)
+		return int64(nr), sum, err
 	case err != nil:
 		s.putBuf(first)
 		return 0, "", fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, err)
@@ -249,8 +261,30 @@ func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reade
 	if err != nil {
 		return 0, "", err
 	}
-	return size, hex.EncodeToString(h.Sum(nil)), nil
+	sum, err := digestOf(r, h)
+	if err != nil {
+		// Uploaded, but not to be committed: no orphan left for Prune.
+		dctx, cancel := detached(ctx)
+		defer cancel()
+		_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName})
+	}
+	return size, sum, err
 }
+
+// digestOf is the SHA-256 of what was read from r: r's own if it is a
+// Digester, else h's.
+func digestOf(r io.Reader, h hash.Hash) (string, error) {
+	sum, claimed, err := remote.ReaderDigest(r)
+	if err != nil || claimed {
+		return sum, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// discardHash stands in for a hash nobody will read.
+type discardHash struct{ hash.Hash }
+
+func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
 
 // uploadMultipart uploads first (a full part) and the rest of r as a
 // multipart upload. At most Concurrency parts are in flight and one more

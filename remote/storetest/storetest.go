@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("Missing", s.testMissing)
 	t.Run("PutOpen", s.testPutOpen)
 	t.Run("InvalidArguments", s.testInvalidArguments)
+	t.Run("Digester", s.testDigester)
 	t.Run("Replace", s.testReplace)
 	t.Run("Delete", s.testDelete)
 	t.Run("ListPrefix", s.testListPrefix)
@@ -650,5 +651,49 @@ func (s *suite) testReadOnly(t *testing.T) {
 		}
 		mustMiss(t, st, "k2")
 		assertKeys(t, st, "k")
+	}
+}
+
+// digester yields data and claims sum as its SHA-256.
+type digester struct {
+	io.Reader
+	sum string
+}
+
+func (d *digester) SHA256() string { return d.sum }
+
+// testDigester: a reader that hashes its bytes itself (remote.Digester)
+// has its digest recorded, for a one-part and a multipart upload; one
+// that claims no well-formed digest commits nothing.
+func (s *suite) testDigester(t *testing.T) {
+	st := s.newStore(t)
+	ctx := t.Context()
+	for i, n := range []int{100, bigSize} {
+		data := randBytes(uint64(40+i), n)
+		key := fmt.Sprintf("digest/%d", n)
+		got, err := st.Put(ctx, remote.Meta{Key: key}, &digester{Reader: bytes.NewReader(data), sum: sha(data)})
+		if err != nil {
+			t.Fatalf("%s: Put: %v", key, err)
+		}
+		if got.SHA256 != sha(data) || got.ArchiveSize != int64(n) {
+			t.Errorf("%s: Put recorded %s, %d bytes; want %s, %d", key, got.SHA256, got.ArchiveSize, sha(data), n)
+		}
+		if back, m := mustRead(t, st, key); !bytes.Equal(back, data) || m.SHA256 != sha(data) {
+			t.Errorf("%s: read back %d bytes, digest %s", key, len(back), m.SHA256)
+		}
+		// The claim is recorded as made, not checked: that is the
+		// hashing it saves (a wrong one fails every read's check).
+		other := sha([]byte("other"))
+		if got, err := st.Put(ctx, remote.Meta{Key: key + "-claimed"}, &digester{Reader: bytes.NewReader(data), sum: other}); err != nil || got.SHA256 != other {
+			t.Errorf("%s: Put with another digest recorded %s, %v; want the claim %s", key, got.SHA256, err, other)
+		}
+		for _, bad := range []string{"", "xyz", strings.ToUpper(sha(data))} {
+			bkey := key + "-bad"
+			_, err := st.Put(ctx, remote.Meta{Key: bkey}, &digester{Reader: bytes.NewReader(data), sum: bad})
+			if !errors.Is(err, tiercache.ErrInvalidArgument) {
+				t.Errorf("%s: Put with digest %q: %v, want ErrInvalidArgument", bkey, bad, err)
+			}
+			mustMiss(t, st, bkey)
+		}
 	}
 }
