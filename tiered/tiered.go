@@ -763,7 +763,7 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	d := &digestReader{}
 	go func() {
 		sum, err := produce(pw)
-		d.sum = sum             // before the close, which the reader's EOF follows
+		d.sum = sum            // before the close, which the reader's EOF follows
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
