@@ -1,11 +1,12 @@
 # tiercache build, test, demo and benchmark entry points.
-# Tools (MinIO, mc, staticcheck) are pinned and installed into ./bin.
+# Tools (MinIO, mc, staticcheck, GoReleaser) are pinned and installed into ./bin.
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
 MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION          := v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION := v0.8.2
+GORELEASER_VERSION  := v2.17.0
 # Fuzz targets run by `make test`: package:Target:executions. The budget is a
 # count, not a duration: Go 1.26's fuzzer can fail a run whose -fuzztime
 # deadline expires while a starved worker is mid-input (go.dev/issue/75804).
@@ -27,6 +28,7 @@ CROSS_PLATFORMS := darwin/arm64 darwin/amd64 freebsd/amd64 windows/amd64 windows
 PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiered ./cmd/tiercache
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
+.PHONY: goreleaser release-snapshot
 .PHONY: wine-setup test-windows test-action
 
 all: build
@@ -39,8 +41,9 @@ build:
 TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
 
 ## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e
-## tests against a real MinIO, bounded fuzzing, and on Linux the Windows tests under Wine.
-test: lint cross portable minio unit test-action fuzz $(TEST_WINDOWS)
+## tests against a real MinIO, the GitHub Action's tests, bounded fuzzing, on Linux the Windows
+## tests under Wine, and a snapshot of the release.
+test: lint cross portable minio unit test-action fuzz $(TEST_WINDOWS) release-snapshot
 
 unit: minio
 	$(GO) test -count=1 -timeout 20m ./...
@@ -53,11 +56,12 @@ NODE ?= node
 test-action: build minio
 	TIERCACHE_TEST_BIN=$(BIN)/tiercache $(NODE) --test action/test/*.test.js
 
-## cross: build the CLI for, and vet every package on, each of CROSS_PLATFORMS.
+## cross: build the CLI for, and vet every package on, each of CROSS_PLATFORMS. The builds
+## use the release's settings (.goreleaser.yaml), so release-snapshot finds them compiled.
 cross:
 	@set -e; for p in $(CROSS_PLATFORMS); do \
 		echo "cross $$p: build ./cmd/tiercache, vet ./..."; \
-		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o /dev/null ./cmd/tiercache; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -o /dev/null ./cmd/tiercache; \
 		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./...; \
 	done
 
@@ -101,6 +105,50 @@ $(BIN)/mc:
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## goreleaser: install the pinned GoReleaser into ./bin (about 10 minutes the first time on 2 cores).
+goreleaser: $(BIN)/goreleaser
+
+$(BIN)/goreleaser:
+	GOBIN=$(BIN) $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+
+# The archives a release must hold, as GOOS_GOARCH (the names the GitHub
+# Action and the README's install lines download).
+RELEASE_TARGETS := linux_amd64 linux_arm64 darwin_amd64 darwin_arm64 windows_amd64 windows_arm64
+
+## release-snapshot: build the release (.goreleaser.yaml) into ./dist without publishing it,
+## then check it: every archive and the checksums file exist, the checksums match, each
+## archive has the binary at its root, and this machine's binary prints the stamped version.
+# The snapshot's version is read back from dist/metadata.json: it is
+# 0.0.1-snapshot+<commit> before the first tag, <next patch>-snapshot+<commit>
+# after one, and +none where git has no remote to describe.
+release-snapshot: $(BIN)/goreleaser
+	$(BIN)/goreleaser release --snapshot --clean
+	@set -e; cd dist; \
+	v=$$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' metadata.json); \
+	if [ -z "$$v" ]; then echo "release-snapshot: no version in dist/metadata.json" >&2; exit 1; fi; \
+	sums=tiercache_$${v}_checksums.txt; \
+	if [ ! -f "$$sums" ]; then echo "release-snapshot: $$sums missing" >&2; exit 1; fi; \
+	for t in $(RELEASE_TARGETS); do \
+		case $$t in windows_*) a=tiercache_$${v}_$$t.zip; b=tiercache.exe;; *) a=tiercache_$${v}_$$t.tar.gz; b=tiercache;; esac; \
+		if [ ! -f "$$a" ]; then echo "release-snapshot: $$a missing" >&2; exit 1; fi; \
+		if ! grep -q "  $$a\$$" "$$sums"; then echo "release-snapshot: $$a not in $$sums" >&2; exit 1; fi; \
+		case $$a in \
+		*.zip) if command -v unzip >/dev/null 2>&1; then unzip -Z1 "$$a" | grep -qx "$$b" || { echo "release-snapshot: $$b not at the root of $$a" >&2; exit 1; }; fi;; \
+		*) tar -tzf "$$a" | grep -qx "$$b" || { echo "release-snapshot: $$b not at the root of $$a" >&2; exit 1; };; \
+		esac; \
+	done; \
+	n=$$(wc -l < "$$sums"); \
+	if [ "$$n" -ne $(words $(RELEASE_TARGETS)) ]; then echo "release-snapshot: $$sums lists $$n files, want $(words $(RELEASE_TARGETS))" >&2; exit 1; fi; \
+	if command -v sha256sum >/dev/null 2>&1; then sha256sum -c "$$sums"; else shasum -a 256 -c "$$sums"; fi; \
+	host=$$($(GO) env GOOS)_$$($(GO) env GOARCH); \
+	case " $(RELEASE_TARGETS) " in *" $$host "*) ;; *) echo "release-snapshot: no archive runs on $$host; not running one"; exit 0;; esac; \
+	case $$host in windows_*) echo "release-snapshot: not running the Windows binary"; exit 0;; esac; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	tar -xzf tiercache_$${v}_$$host.tar.gz -C "$$tmp" tiercache; \
+	out=$$("$$tmp/tiercache" version); echo "$$out"; \
+	case "$$out" in "tiercache v$$v ("*) ;; *) echo "release-snapshot: $$host binary says '$$out', want 'tiercache v$$v (...)'" >&2; exit 1;; esac; \
+	echo "release-snapshot: ok, v$$v, $(words $(RELEASE_TARGETS)) archives in dist/"
 
 ## demo: build, start MinIO on loopback, push, drop the local tier, pull twice, stats, stop.
 demo: build minio
