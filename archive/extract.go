@@ -62,6 +62,11 @@ type ExtractOptions struct {
 	// StrictSymlinks refuses symlinks whose target is absolute or resolves
 	// (through the archive's own symlinks) outside the destination.
 	StrictSymlinks bool
+	// SkipSymlinks skips, rather than failing on, a symlink the system
+	// will not create: on Windows without the privilege (or Developer
+	// Mode), or on a file system that holds none. Result counts them.
+	// Nothing is ever created below a skipped symlink's name.
+	SkipSymlinks bool
 	// Writers is how many goroutines create small files while the stream
 	// is decoded. Default DefaultWriters; 1 writes every file in turn.
 	Writers int
@@ -219,7 +224,7 @@ func decode(ctx context.Context, r io.Reader, opts ExtractOptions, root *os.Root
 		return Result{}, err
 	}
 	n, sum := hr.result()
-	return Result{ArchiveSize: n, SHA256: sum, Shape: tiercache.Shape{Size: x.bytes, Files: x.entries}, Root: x.rootMeta}, nil
+	return Result{ArchiveSize: n, SHA256: sum, Shape: tiercache.Shape{Size: x.bytes, Files: x.entries}, Root: x.rootMeta, SkippedSymlinks: x.skipped, FirstSkipped: x.firstSkipped}, nil
 }
 
 // openEmptyDir opens dir as a Root after checking it is an empty directory.
@@ -303,6 +308,9 @@ type extractor struct {
 	rootSeen bool
 	lastDir  string // parent directory most recently verified
 	paths    []bool // for ExtractOptions.Paths: which paths have members
+
+	skipped      int64  // symlinks skipped (SkipSymlinks)
+	firstSkipped string // the first of them
 
 	// rootMeta is the "./" member's metadata, if the archive has one.
 	rootMeta *RootMeta
@@ -764,6 +772,10 @@ func (x *extractor) dir(hdr *tar.Header) error {
 	return nil
 }
 
+// symlinkAt creates a symlink; tests replace it to play a system that
+// refuses symlinks.
+var symlinkAt = func(root *os.Root, target, name string) error { return root.Symlink(target, name) }
+
 func (x *extractor) symlink(hdr *tar.Header) error {
 	name, err := checkName(hdr.Name, false)
 	if err != nil {
@@ -807,8 +819,16 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	// nothing is ever created below a name recorded as a symlink.
 	// FromSlash: Windows resolves a symlink's target only with its own
 	// separator; elsewhere it changes nothing.
-	if err := parent.root.Symlink(filepath.FromSlash(target), base); err != nil {
-		if hint := fsutil.SymlinkHint(err); hint != "" {
+	if err := symlinkAt(parent.root, filepath.FromSlash(target), base); err != nil {
+		hint := fsutil.SymlinkHint(err)
+		if hint != "" && x.opts.SkipSymlinks {
+			x.skipped++
+			if x.firstSkipped == "" {
+				x.firstSkipped = name
+			}
+			return nil
+		}
+		if hint != "" {
 			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(hdr.Name), hint, err)
 		}
 		return x.createErr(hdr.Name, name, err)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tiercache/tiercache"
@@ -271,5 +272,36 @@ func TestExtractPaths(t *testing.T) {
 	}
 	if _, err := Inspect(t.Context(), bytes.NewReader(missing), ExtractOptions{Paths: 2}); !errors.Is(err, tiercache.ErrIntegrity) {
 		t.Errorf("Inspect of an archive lacking path 1: err = %v, want ErrIntegrity", err)
+	}
+}
+
+// TestExtractSkipSymlinks: where the system refuses symlinks (played
+// here by an EPERM, which symlink(2) returns on a file system without
+// them), extraction fails naming the member, or with SkipSymlinks skips
+// and counts them; a member below a skipped symlink is still refused.
+func TestExtractSkipSymlinks(t *testing.T) {
+	old := symlinkAt
+	refused := syscall.EPERM
+	if runtime.GOOS == "windows" {
+		refused = syscall.Errno(1314) // ERROR_PRIVILEGE_NOT_HELD
+	}
+	symlinkAt = func(*os.Root, string, string) error { return &os.LinkError{Op: "symlinkat", Err: refused} }
+	t.Cleanup(func() { symlinkAt = old })
+	arc := archiveOf(t, dirM("d/"), reg("d/f", "x"), symlinkM("d/l1", "f"), symlinkM("l2", "d"), reg("z", "y"))
+	_, err := Extract(t.Context(), bytes.NewReader(arc), t.TempDir(), ExtractOptions{})
+	if err == nil || !strings.Contains(err.Error(), `"d/l1"`) || !strings.Contains(err.Error(), "cannot create the symlink") {
+		t.Errorf("without SkipSymlinks: %v, want an error naming d/l1 and why", err)
+	}
+	dest := t.TempDir()
+	res, err := Extract(t.Context(), bytes.NewReader(arc), dest, ExtractOptions{SkipSymlinks: true})
+	if err != nil || res.SkippedSymlinks != 2 || res.FirstSkipped != "d/l1" || res.Files != 5 {
+		t.Fatalf("SkipSymlinks: %+v, %v; want 2 skipped, d/l1 first, 5 members read", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "z")); err != nil || string(b) != "y" {
+		t.Errorf("z after the skipped symlinks: %q, %v", b, err)
+	}
+	below := archiveOf(t, symlinkM("l", "elsewhere"), reg("l/x", "x"))
+	if _, err := Extract(t.Context(), bytes.NewReader(below), t.TempDir(), ExtractOptions{SkipSymlinks: true}); !errors.Is(err, tiercache.ErrUnsafeArchive) {
+		t.Errorf("a member below a skipped symlink: %v, want ErrUnsafeArchive", err)
 	}
 }

@@ -61,6 +61,10 @@ type Result struct {
 	// Shape is the tree's: Files counts the archive members, Size the
 	// bytes of their regular files.
 	tiercache.Shape
+	// SkippedSymlinks counts the symlinks Extract skipped
+	// (ExtractOptions.SkipSymlinks), FirstSkipped names the first.
+	SkippedSymlinks int64
+	FirstSkipped    string
 	// Root is set by Extract when the archive has a member for the
 	// destination itself ("./", which GNU tar writes and Write never
 	// does). Extract leaves the destination's own metadata to the caller,

@@ -2,6 +2,18 @@
 
 package fsutil
 
-// SymlinkHint returns "": where symlinks are part of every file system
-// and any process may create them, a failure is about the link itself.
-func SymlinkHint(error) string { return "" }
+import (
+	"errors"
+	"syscall"
+)
+
+// SymlinkHint explains why creating a symlink failed with err when the
+// reason is the file system's rather than the link's: symlink(2) fails
+// with EPERM on a file system that holds no symlinks (FAT, say). It
+// returns "" for any other error.
+func SymlinkHint(err error) string {
+	if errors.Is(err, syscall.EPERM) {
+		return "this file system does not support symlinks"
+	}
+	return ""
+}
