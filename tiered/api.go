@@ -43,6 +43,11 @@ type Hit struct {
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.
 	RemoteErr error
+	// SkippedSymlinks counts the symlinks left out of the paths pulled
+	// into (PullOptions.SkipSymlinks); FirstSkipped names the first, as
+	// a member of the archive.
+	SkippedSymlinks int64
+	FirstSkipped    string
 	// Skipped lists the restore-key candidates a PullPaths left out
 	// because they hold another number of paths than it names, with
 	// why; on a miss too.

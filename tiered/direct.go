@@ -44,6 +44,13 @@ type PullOptions struct {
 	// holds the key, else the remote's), and a local archive is not
 	// checked against its digest, so a damaged one still counts.
 	LookupOnly bool
+	// SkipSymlinks skips, with Hit.SkippedSymlinks counting them, the
+	// symlinks this system will not create in the paths pulled into
+	// (Windows without the privilege or Developer Mode, a file system
+	// without symlinks), where a pull would otherwise fail naming the
+	// first. The local tier's archive keeps them; a tree the local tier
+	// expands for Link needs them, so Link ignores this.
+	SkipSymlinks bool
 }
 
 // PushOptions configure Push.
@@ -106,7 +113,7 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	if len(paths) == 0 {
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
-	dst := &target{paths: paths, key: key}
+	dst := &target{paths: paths, key: key, skipSymlinks: opts.SkipSymlinks}
 	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
 	h.Skipped = dst.skipped
 	return h, ok, err
@@ -249,7 +256,10 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 			if c.opts.Progress != nil {
 				r = &progressReader{r: f, p: Progress{Op: "extract", Key: s.Entry.Key, Total: s.ArchiveSize}, fn: c.opts.Progress}
 			}
-			res, err := archive.Extract(ctx, r, stage, s.ExtractLimits(c.opts.Extract))
+			eo := s.ExtractLimits(c.opts.Extract)
+			eo.SkipSymlinks = dst.skipSymlinks
+			res, err := archive.Extract(ctx, r, stage, eo)
+			h.SkippedSymlinks, h.FirstSkipped = res.SkippedSymlinks, res.FirstSkipped
 			switch {
 			case err == nil:
 				err = s.CheckArchive(res)
@@ -340,7 +350,8 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts P
 			if intoDir {
 				tree = extractTo
 			}
-			got, err = c.fillFrom(ctx, key, rc, meta, tree, localTierWriter{w})
+			// Symlinks may be skipped in DIR, never in the local tier's tree.
+			got, err = c.fillFrom(ctx, key, rc, meta, tree, localTierWriter{w}, intoDir && dst.skipSymlinks)
 			var lte *localTierError
 			if err != nil && intoDir && !IsRemote(err) && !errors.As(err, &lte) && !errors.Is(err, tiercache.ErrNotFound) {
 				// Writing the tree failed: DIR's disk, not the
@@ -364,7 +375,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts P
 			err := store(stage)
 			return got, err
 		})
-		h = Hit{Path: dir, Key: key, Entry: s.Entry, CopyTime: time.Since(start)}
+		h = Hit{Path: dir, Key: key, Entry: s.Entry, CopyTime: time.Since(start), SkippedSymlinks: got.SkippedSymlinks, FirstSkipped: got.FirstSkipped}
 		h.Entry.Tier = tiercache.TierLocal
 	}
 	if errors.Is(err, tiercache.ErrNotFound) {
@@ -629,7 +640,7 @@ func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, boo
 	var res archive.Result
 	err = c.extractTo(ctx, dst, len(meta.Paths) > 0, func(stage string) (archive.Result, error) {
 		var err error
-		res, err = c.fillFrom(ctx, key, rc, meta, stage, nil)
+		res, err = c.fillFrom(ctx, key, rc, meta, stage, nil, dst.skipSymlinks)
 		return res, err
 	})
 	if errors.Is(err, tiercache.ErrNotFound) {
@@ -641,7 +652,8 @@ func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, boo
 	if !c.opts.ReadOnly {
 		_ = c.remote.Touch(ctx, key)
 	}
-	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: remoteEntry(meta), Downloaded: res.ArchiveSize}, true, nil
+	return Hit{Path: dir, Key: key, Tier: tiercache.TierRemote, Entry: remoteEntry(meta), Downloaded: res.ArchiveSize,
+		SkippedSymlinks: res.SkippedSymlinks, FirstSkipped: res.FirstSkipped}, true, nil
 }
 
 // extractTo is extractInto for a pull into dst: for an entry of several
@@ -863,9 +875,10 @@ var ErrPathCount = errors.New("the pull names another number of paths than the e
 
 // target is where a pull restores, and what it skipped on the way.
 type target struct {
-	paths   []string // as given
-	key     string   // the key asked for
-	skipped []string // restore-key candidates left out (see fits)
+	paths        []string // as given
+	key          string   // the key asked for
+	skipSymlinks bool     // PullOptions.SkipSymlinks
+	skipped      []string // restore-key candidates left out (see fits)
 }
 
 // fits reports whether the entry k, which records paths, can be restored

@@ -270,7 +270,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	var got archive.Result
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
-		got, err = c.fillFrom(ctx, key, rc, meta, dir, w)
+		got, err = c.fillFrom(ctx, key, rc, meta, dir, w, false)
 		return got, err
 	})
 	p := s.Tree
@@ -316,7 +316,7 @@ func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), 
 
 // fillFrom extracts the archive read from rc into dir and verifies it
 // against meta, writing every byte it reads to tee as well if tee is set.
-func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string, tee io.Writer) (archive.Result, error) {
+func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta remote.Meta, dir string, tee io.Writer, skipSymlinks bool) (archive.Result, error) {
 	src := &sourceReader{r: rc}
 	var r io.Reader = src
 	if tee != nil {
@@ -331,7 +331,9 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	// it exactly; extracting no more than that stops a decompression bomb
 	// at the first byte past the recorded size instead of after it has
 	// filled the disk.
-	res, err := archive.Extract(ctx, r, dir, extractOptions(c.opts.Extract, meta))
+	opts := extractOptions(c.opts.Extract, meta)
+	opts.SkipSymlinks = skipSymlinks
+	res, err := archive.Extract(ctx, r, dir, opts)
 	switch {
 	case err == nil:
 		return res, remoteErr(verify(key, meta, res))

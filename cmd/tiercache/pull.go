@@ -20,6 +20,7 @@ type pullOptions struct {
 	failOnMiss  bool
 	link        bool
 	lookupOnly  bool
+	skipSymlink bool
 }
 
 func newPullCommand(a *app) *cobra.Command {
@@ -68,6 +69,11 @@ another number of paths than KEY's entry holds is a usage error (exit 2)
 that lists both; an entry of a restore key that holds another number is
 skipped, with a note. A "~" the shell did not expand is expanded. On a
 miss, only a single DIR is created.
+
+Symlinks are restored as symlinks. Where the system will not create them
+(Windows without the privilege or Developer Mode, a file system without
+symlinks), the pull fails naming the first; with --skip-symlinks it skips
+them and warns, saying how many. The local tier keeps them either way.
 
 With --no-local (for machines that live for one job), nothing is kept in
 the local tier.
@@ -126,6 +132,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	f.BoolVar(&o.lookupOnly, "lookup-only", false, "only find what would be restored: download nothing, leave DIR alone")
+	f.BoolVar(&o.skipSymlink, "skip-symlinks", false, "skip, with a warning, the symlinks this system will not create (Windows without Developer Mode) instead of failing")
 	return cmd
 }
 
@@ -192,7 +199,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if c == nil {
 		err = a.remoteErr // --no-local: nothing else to pull from
 	} else {
-		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly})
+		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink})
 	}
 	prog.finish()
 	if errors.Is(err, tiered.ErrPathCount) {
@@ -221,6 +228,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 			what = "treated as a miss"
 		}
 		a.warnf(cmd, "pull %q: %s: %s", key, what, withHint(survived))
+	}
+	if hit.SkippedSymlinks > 0 {
+		a.warnf(cmd, "pull %q: skipped %d symlink(s) this system will not create (--skip-symlinks), the first %q", key, hit.SkippedSymlinks, hit.FirstSkipped)
 	}
 	if hit.Dropped != nil {
 		// Not a failure: the damaged copy is gone and the pull went on
