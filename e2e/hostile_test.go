@@ -833,7 +833,7 @@ func TestKeyRejectedByCLI(t *testing.T) {
 	}
 	// A bad --key "" falls back to the positional form, which then lacks
 	// an argument: still a usage error.
-	if _, stderr, code := runCLI(t, e, "push", "--key", "", src); code != 2 || !strings.Contains(stderr, "KEY and DIR") {
+	if _, stderr, code := runCLI(t, e, "push", "--key", "", src); code != 2 || !strings.Contains(stderr, "KEY and at least one PATH") {
 		t.Errorf(`push --key "": exit %d, stderr %q`, code, stderr)
 	}
 
