@@ -16,10 +16,12 @@
 // stored, so nothing machine-specific leaks into the bytes. Sockets are
 // skipped; device nodes and FIFOs make Write fail.
 //
-// On Windows, which keeps only a read-only attribute and has no file
-// identity without opening each file, Write stores 0644 files and 0755
-// directories (0444 and 0555 when read-only), symlink targets with
-// slashes, and each name of a hardlinked file as a file of its own.
+// On Windows, which keeps only a read-only attribute, Write stores 0644
+// files and 0755 directories (0444 and 0555 when read-only) and symlink
+// targets with slashes. Hardlinks are found there by volume serial number
+// and file index, which Windows reports (with the link count) only
+// through an open handle: Write takes them from the handle it reads each
+// file through.
 //
 // The zstd stream is a sequence of independent frames, each holding 4 MiB
 // of the tar stream (the last one what is left), which Write compresses
@@ -78,8 +80,8 @@
 // Files get their mode and mtime once written; directories get theirs at
 // the end, deepest first, so read-only trees (0444 files in 0555
 // directories, as in Go's module cache) round-trip. Symlink mtimes are set
-// without following the link where the platform allows (Unix); elsewhere
-// they are left as created.
+// without following the link on Unix and Windows; elsewhere they are left
+// as created.
 //
 // Resources are bounded by ExtractOptions: the zstd window (and so the
 // decoder's memory), the total size of regular files as declared by the

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package archive
 
@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 )
 
@@ -80,18 +79,8 @@ func (d srcDir) lstat(name, _ string) (srcInfo, error) {
 	return srcInfo{mode: storedMode(info.Mode()), mtime: info.ModTime(), size: info.Size(), id: id, nlink: nlink}, nil
 }
 
-// storedMode is the mode an archive records for m. Windows keeps no
-// permission bits but the read-only attribute, which Go reports as 0666
-// or 0444 for a file and 0777 or 0555 for a directory; without group and
-// other write, a tree pushed from Windows gets the modes a Unix umask of
-// 022 would give it (0644 files, 0755 directories). No file is executable:
-// Windows does not record that.
-func storedMode(m fs.FileMode) fs.FileMode {
-	if runtime.GOOS == "windows" {
-		return m &^ 0o022
-	}
-	return m
-}
+// storedMode is the mode an archive records for m: as reported.
+func storedMode(m fs.FileMode) fs.FileMode { return m }
 
 // readlink returns the target of the symlink name in d, slash-separated
 // as archives store it.

@@ -107,7 +107,12 @@ func statTree(ctx context.Context, root string) (tiercache.Shape, error) {
 					fail(err)
 					return
 				}
-				if id, multi := inodeOf(fi); multi {
+				id, multi, err := inodeOf(p, fi)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if multi {
 					mu.Lock()
 					dup := seen[id]
 					seen[id] = true

@@ -18,13 +18,14 @@ type inode struct {
 	dev, ino uint64
 }
 
-// inodeOf identifies a file with other names, for hardlink detection.
-func inodeOf(fi fs.FileInfo) (inode, bool) {
+// inodeOf identifies a file with other names, for hardlink detection,
+// from its lstat information fi.
+func inodeOf(_ string, fi fs.FileInfo) (inode, bool, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Nlink < 2 {
-		return inode{}, false
+		return inode{}, false, nil
 	}
-	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
+	return inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true, nil
 }
 
 // A pointer (index/<name>) is a symlink whose target is the version's

@@ -9,15 +9,24 @@ import (
 	"time"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
-// inode would identify a file for hardlink detection; see inodeOf.
-type inode struct{}
+// inode identifies a file for hardlink detection.
+type inode = fsutil.FileID
 
-// inodeOf reports no identity: Windows has a file index only through an
-// open handle, so hardlinked files are measured as separate files, as the
-// Windows tree copy and archive writer store them.
-func inodeOf(fs.FileInfo) (inode, bool) { return inode{}, false }
+// inodeOf identifies the regular file at path if it has other names, for
+// hardlink detection. The link count and file index come only through an
+// open handle on Windows, so measuring a tree costs an open per file
+// there.
+func inodeOf(path string, _ fs.FileInfo) (inode, bool, error) {
+	id, nlink, err := fsutil.Identity(path)
+	if err != nil || nlink < 2 {
+		return inode{}, false, err
+	}
+	return id, true, nil
+}
 
 // A pointer (index/<name>) on Windows is a small file holding the
 // version's path relative to index/, the target a Unix pointer's symlink

@@ -13,7 +13,11 @@ import (
 // 0555): a directory's entries cannot be unlinked until the directory is
 // writable, so it makes directories writable on the way down and retries.
 // A missing path is not an error.
+//
+// A read-only file with other names outside path keeps its read-only
+// attribute there on Windows (see removeSharedReadOnly).
 func RemoveAll(path string) error {
+	removeSharedReadOnly(path)
 	err := os.RemoveAll(path)
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err

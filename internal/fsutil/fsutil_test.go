@@ -78,3 +78,38 @@ func TestFreeBytes(t *testing.T) {
 		t.Fatal("FreeBytes of a missing path: no error")
 	}
 }
+
+// TestRemoveAllKeepsOtherNamesReadOnly: removing a tree that holds one
+// name of a read-only file leaves its other names, outside the tree,
+// read-only. On Windows the attribute belongs to the file, and deleting a
+// read-only name the classic way clears it first.
+func TestRemoveAllKeepsOtherNamesReadOnly(t *testing.T) {
+	base := t.TempDir()
+	kept := filepath.Join(base, "kept")
+	tree := filepath.Join(base, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kept, []byte("shared"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(kept, filepath.Join(tree, "sub", "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveAll(tree); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tree); !os.IsNotExist(err) {
+		t.Fatalf("tree still there: %v", err)
+	}
+	fi, err := os.Lstat(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o200 != 0 {
+		t.Errorf("the other name became writable: %v", fi.Mode())
+	}
+	if b, err := os.ReadFile(kept); err != nil || string(b) != "shared" {
+		t.Errorf("the other name reads %q, %v", b, err)
+	}
+}

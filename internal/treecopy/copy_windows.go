@@ -33,10 +33,12 @@ import (
 // never written through.
 //
 // Windows keeps one permission bit, the write bit, as the read-only
-// attribute; that is what a mode copies as. There is no inode identity
-// without opening each file, so files hardlinked to each other in the
-// source are copied as separate files. Symlink mtimes are left as
-// created: os.Root has no call that sets them without following the link.
+// attribute; that is what a mode copies as. A file's identity (volume and
+// file index) and link count come only through an open handle, which the
+// copy has anyway: the first name of a file with several in the source
+// is copied, the others are hardlinked to that copy once every file is
+// written, as on Unix. Symlink mtimes are left as created: os.Root has no
+// call that sets them without following the link.
 
 // winCopier is one Copy on Windows.
 type winCopier struct {
@@ -49,7 +51,13 @@ type winCopier struct {
 	jobs     chan winJob
 	// Written by the workers.
 	files, bytes, linked atomic.Int64
+	mu                   sync.Mutex
+	firsts               map[fsutil.FileID]string // first name copied of each multiply-linked file
+	links                []winLink                // later names, linked at the end
 }
+
+// winLink gives an extra name to a file copied earlier.
+type winLink struct{ first, rel string }
 
 // winDir is a directory whose mode and times are set once it is full.
 type winDir struct {
@@ -74,7 +82,7 @@ func copyTree(ctx context.Context, src, dst string, fi fs.FileInfo, opts Options
 		return Result{}, fmt.Errorf("copy tree: %w", err)
 	}
 	defer droot.Close()
-	c := &winCopier{opts: opts, src: src, dst: dst, sroot: sroot, droot: droot}
+	c := &winCopier{opts: opts, src: src, dst: dst, sroot: sroot, droot: droot, firsts: map[fsutil.FileID]string{}}
 	return c.run(ctx, fi)
 }
 
@@ -105,6 +113,15 @@ func (c *winCopier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, erro
 	}
 	if err != nil {
 		return c.res, err
+	}
+	for _, l := range c.links {
+		if err := ctx.Err(); err != nil {
+			return c.res, err
+		}
+		if err := c.replace(l.rel, func() error { return c.droot.Link(l.first, l.rel) }); err != nil {
+			return c.res, fmt.Errorf("copy tree: hardlink %s: %w", l.rel, err)
+		}
+		c.res.Hardlinks++
 	}
 	// Deepest first: a directory's times and read-only attribute come
 	// after everything inside it was written.
@@ -263,6 +280,9 @@ func (c *winCopier) copyFile(j winJob) error {
 		return fmt.Errorf("copy tree: %w", err)
 	}
 	defer in.Close()
+	if later, err := c.laterName(j.rel, in); err != nil || later {
+		return err
+	}
 	// Created with its final write bit: a read-only file is still
 	// written through the handle that creates it.
 	var out *os.File
@@ -291,6 +311,28 @@ func (c *winCopier) copyFile(j winJob) error {
 	}
 	c.done(j.info.Size())
 	return nil
+}
+
+// laterName reports whether the file open as in, at rel, is another name
+// of a file already being copied, and if so records rel to be linked to
+// that copy at the end.
+func (c *winCopier) laterName(rel string, in *os.File) (bool, error) {
+	id, nlink, err := fsutil.HandleIdentity(windows.Handle(in.Fd()))
+	if err != nil {
+		return false, fmt.Errorf("copy tree: %s: %w", c.srcPath(rel), err)
+	}
+	if nlink < 2 {
+		return false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first, seen := c.firsts[id]
+	if !seen {
+		c.firsts[id] = rel
+		return false, nil
+	}
+	c.links = append(c.links, winLink{first: first, rel: rel})
+	return true, nil
 }
 
 // onlyWriter hides the destination's ReadFrom, so that io.CopyBuffer

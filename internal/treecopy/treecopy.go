@@ -36,8 +36,8 @@
 // whatever is in the way is replaced and never followed. It keeps what
 // Windows keeps of a file: bytes, the write bit (as the read-only
 // attribute) and mtimes (to 100 ns). Hardlinks within the source are
-// copied as separate files, and symlinks keep the time they were created
-// (see copy_windows.go); creating them needs a privilege on Windows, and
+// hardlinked in the copy, as on Unix, and symlinks keep the time they
+// were created (see copy_windows.go); creating them needs a privilege on Windows, and
 // Copy says so when it lacks it.
 package treecopy
 

@@ -9,7 +9,8 @@
 //
 // It is nobody's public API: only tests import it. It targets Unix (inode
 // numbers, nanosecond symlink mtimes); on Windows, Fidelity builds the part
-// of its tree Windows can hold.
+// of its tree Windows can hold, and Diff finds hardlinks by volume and
+// file index.
 package treetest
 
 import (
@@ -388,7 +389,9 @@ func scan(root string) (tree, error) {
 			return err
 		}
 		n := node{mode: info.Mode(), mtime: info.ModTime(), size: info.Size()}
-		n.id, n.nlink = identity(info)
+		if n.id, n.nlink, err = identity(p, info); err != nil {
+			return err
+		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			if n.target, err = os.Readlink(p); err != nil {
 				return err

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package treetest
 
@@ -11,7 +11,7 @@ import (
 // fileID identifies an inode; without inode numbers every file is alone.
 type fileID struct{}
 
-func identity(fs.FileInfo) (fileID, uint64) { return fileID{}, 1 }
+func identity(string, fs.FileInfo) (fileID, uint64, error) { return fileID{}, 1, nil }
 
 func lchtimes(string, time.Time) error {
 	return errors.New("treetest: symlink mtimes are not supported on this platform")

@@ -13,12 +13,14 @@ import (
 // fileID identifies an inode.
 type fileID struct{ dev, ino uint64 }
 
-func identity(info fs.FileInfo) (fileID, uint64) {
+// identity returns the inode and link count of the file at path, from
+// its lstat information info.
+func identity(_ string, info fs.FileInfo) (fileID, uint64, error) {
 	st, ok := info.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fileID{}, 1
+		return fileID{}, 1, nil
 	}
-	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, uint64(st.Nlink)
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, uint64(st.Nlink), nil
 }
 
 // lchtimes sets the mtime (and atime) of a symlink itself.
