@@ -168,11 +168,11 @@ func (d srcDir) readlink(name, _ string) (string, error) {
 	return filepath.ToSlash(target), err
 }
 
-// openDir returns the subdirectory name of d; it is opened when listed.
 // storeAs is a no-op here: every lookup is relative to the root by
 // name, never by the member's name.
 func (srcDir) storeAs(_, _ string) {}
 
+// openDir returns the subdirectory name of d; it is opened when listed.
 func (d srcDir) openDir(name, _ string) (srcDir, error) {
 	d.held.drop()
 	return srcDir{root: d.root, rel: d.child(name), held: &heldFile{}}, nil
