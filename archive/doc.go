@@ -23,11 +23,28 @@
 // through an open handle: Write takes them from the handle it reads each
 // file through.
 //
-// The zstd stream is a sequence of independent frames, each holding 4 MiB
-// of the tar stream (the last one what is left), which Write compresses
-// several at a time; any zstd decoder reads them as one stream. Frame
-// boundaries depend on nothing else, so the bytes are the same on every
-// machine whatever its core count.
+// The zstd stream is a sequence of independent frames, which Write
+// compresses several at a time; any zstd decoder reads them as one
+// stream. A frame holds at most 4 MiB of the tar stream, and starts at a
+// member's first header block (a PAX header's, if it has one) wherever it
+// can: a full frame ends at the last member boundary in its second half,
+// and only a frame without one there ends at 4 MiB inside a member, as
+// each frame of a larger member does. Every frame but the last thus holds
+// 2 to 4 MiB, and the tar end-of-archive marker is in the last. Frame
+// boundaries depend on the tar stream alone, so the bytes are the same on
+// every machine whatever its core count.
+//
+// After the last data frame, an index ends the archive, in a zstd
+// skippable frame (magic 0x184D2A5B), which zstd decoders skip: per data
+// frame, its compressed and tar offsets and lengths, the SHA-256 of its
+// compressed bytes, and the member it starts with or, for a frame that
+// starts inside a member, continues. Its payload begins with a magic and
+// a version so that it can evolve, and is bounded in size: an archive
+// whose index would not fit (over 2 TiB of tar, or frames mostly starting
+// at names kilobytes long) gets none. Result.Index
+// locates it and holds its SHA-256; ParseIndex and ReadIndex check one
+// strictly before it is used. Extract and Inspect do not use the index,
+// and read archives with or without one (as written before it existed).
 //
 // Write and Extract both report the size and SHA-256 of the compressed
 // bytes they produced or consumed (as does Inspect, which reads an
@@ -91,8 +108,8 @@
 // truncated or trailing-garbage input fails with an error wrapping
 // tiercache.ErrIntegrity; a tar stream that stops without its end-of-archive
 // marker counts as truncated. After the end marker, Extract reads its input
-// to EOF (only zero padding and further zstd frame bytes may follow), so the
-// reported digest covers the whole object.
+// to EOF (only zero padding and further zstd frames, such as the index,
+// may follow), so the reported digest covers the whole object.
 //
 // On error the destination may hold part of the tree; callers extract into
 // a staging directory and remove it on failure. Nothing outside the

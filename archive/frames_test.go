@@ -4,6 +4,7 @@ package archive
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,9 +23,10 @@ func (r *frameRecorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestFramesAreIndependent: the stream is cut every frameSize bytes of
-// input, in order, and each frame decodes on its own, which is what lets
-// frames be compressed (and later decompressed) in parallel.
+// TestFramesAreIndependent: with no member boundaries to cut at, the
+// stream is cut every frameSize bytes of input, in order, and each frame
+// decodes on its own, which is what lets frames be compressed (and later
+// decompressed) in parallel.
 func TestFramesAreIndependent(t *testing.T) {
 	in := append(bytes.Repeat([]byte("some text that compresses well\n"), 3*frameSize/31), noise(frameSize/2)...)
 	for _, workers := range []int{1, 2, 5} {
@@ -109,7 +111,8 @@ func TestFramesWriteErrorStops(t *testing.T) {
 	}
 }
 
-// TestGNUTarExtractsMultiFrameArchives: an archive of several frames is a
+// TestGNUTarExtractsMultiFrameArchives: an archive of several frames,
+// some of them cut inside a member, with its index frame at the end, is a
 // plain .tar.zst to the reference tools.
 func TestGNUTarExtractsMultiFrameArchives(t *testing.T) {
 	zstdBin, tarBin := needTools(t)
@@ -120,8 +123,86 @@ func TestGNUTarExtractsMultiFrameArchives(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, res := writeFile(t, src, WriteOptions{})
-	if res.ArchiveSize < frameSize {
-		t.Fatalf("archive of %d bytes: too small to span frames", res.ArchiveSize)
+	if res.ArchiveSize < frameSize || res.Index.Length == 0 {
+		t.Fatalf("archive of %d bytes, index %+v: too small to span frames, or no index", res.ArchiveSize, res.Index)
 	}
 	treetest.AssertEqual(t, src, gnuExtract(t, zstdBin, tarBin, name))
+}
+
+// TestFrameCuts: a full frame ends at its last member boundary in the
+// second half, at a boundary falling exactly on its end, or else at
+// frameSize inside a member; the bytes after a cut carry over whole.
+func TestFrameCuts(t *testing.T) {
+	type piece struct {
+		member string // "" for bytes of the member being written
+		n      int
+	}
+	type cut struct {
+		tarOff int64
+		member string
+		mid    bool
+	}
+	cases := map[string]struct {
+		pieces []piece
+		want   []cut
+	}{
+		"boundary in the second half": {
+			[]piece{{"a", 3 << 20}, {"b", 2 << 20}},
+			[]cut{{0, "a", false}, {3 << 20, "b", false}},
+		},
+		"boundary in the first half": {
+			[]piece{{"a", 1 << 20}, {"b", 4 << 20}},
+			[]cut{{0, "a", false}, {frameSize, "b", true}},
+		},
+		"last boundary wins": {
+			[]piece{{"a", 2 << 20}, {"b", 1 << 20}, {"c", 1 << 19}, {"d", 2 << 20}},
+			[]cut{{0, "a", false}, {(3 << 20) + (1 << 19), "d", false}},
+		},
+		"boundary at the end": {
+			[]piece{{"a", frameSize}, {"b", 10}},
+			[]cut{{0, "a", false}, {frameSize, "b", false}},
+		},
+		"member of three frames": {
+			[]piece{{"a", 100}, {"big", 3 * frameSize}, {"z", 10}},
+			[]cut{{0, "a", false}, {frameSize, "big", true}, {2 * frameSize, "big", true}, {3 * frameSize, "big", true}},
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			fw, err := newFrameWriter(&out, zstd.SpeedFastest, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in []byte
+			for i, p := range c.pieces {
+				if p.member != "" {
+					fw.memberStart(p.member)
+				}
+				chunk := bytes.Repeat([]byte{byte(i)}, p.n)
+				in = append(in, chunk...)
+				if _, err := fw.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := fw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var got []cut
+			for _, f := range fw.frames {
+				got = append(got, cut{f.TarOffset, f.Member, f.MidMember})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("frames %v, want %v", got, c.want)
+			}
+			dec, err := zstd.NewReader(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			if all, err := dec.DecodeAll(out.Bytes(), nil); err != nil || !bytes.Equal(all, in) {
+				t.Fatalf("the frames decode to %d bytes, %v; want the %d written", len(all), err, len(in))
+			}
+		})
+	}
 }

@@ -2,12 +2,15 @@ package archive
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/internal/treetest"
 )
 
 // fuzzLimits keep each fuzz input cheap.
@@ -87,5 +90,35 @@ func FuzzTarStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		data := compress(t, raw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 		fuzzOne(t, s, data)
+	})
+}
+
+// FuzzParseIndex feeds arbitrary payloads to ParseIndex: it must refuse
+// them with an error wrapping tiercache.ErrIntegrity, or accept them as an
+// index that encodes back to the same bytes (the format has one encoding
+// of each index, so nothing it accepts is ignored). Run it with
+// go test -run=^$ -fuzz=FuzzParseIndex -fuzztime=5s ./archive
+func FuzzParseIndex(f *testing.F) {
+	f.Add(validIndex())
+	src := f.TempDir()
+	treetest.Small(f, src, 40, "valid")
+	var buf bytes.Buffer
+	res, err := Write(f.Context(), &buf, src, WriteOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes()[res.Index.Offset+skippableHeader:])
+	f.Add(validIndex()[:indexHeaderSize])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		idx, err := ParseIndex(b)
+		if err != nil {
+			if !errors.Is(err, tiercache.ErrIntegrity) {
+				t.Fatalf("error wraps no ErrIntegrity: %v", err)
+			}
+			return
+		}
+		if again := appendIndexFrame(nil, idx)[skippableHeader:]; !bytes.Equal(again, b) {
+			t.Fatalf("accepted %d bytes that encode back as %d other bytes", len(b), len(again))
+		}
 	})
 }

@@ -73,6 +73,7 @@ func TestHardlinksRoundTrip(t *testing.T) {
 	s := newSandbox(t)
 	xres, err := Extract(t.Context(), bytes.NewReader(buf.Bytes()), s.dest, ExtractOptions{})
 	must(err)
+	wres.Index = IndexInfo{} // only Write appends an index
 	if xres != wres {
 		t.Errorf("Extract result %+v, Write result %+v", xres, wres)
 	}

@@ -65,6 +65,10 @@ type Result struct {
 	// (ExtractOptions.SkipSymlinks), FirstSkipped names the first.
 	SkippedSymlinks int64
 	FirstSkipped    string
+	// Index locates the index frame Write appended (see the package
+	// documentation); zero from Extract and Inspect, and for an archive
+	// too large to index.
+	Index IndexInfo
 	// Root is set by Extract when the archive has a member for the
 	// destination itself ("./", which GNU tar writes and Write never
 	// does). Extract leaves the destination's own metadata to the caller,
@@ -159,6 +163,7 @@ func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
 	}
 	aw := newArchiveWriter(ctx, src.Exclude)
+	aw.fw = fw
 	aw.tw = tar.NewWriter(fw)
 	err = aw.source(src)
 	if err == nil {
@@ -171,14 +176,34 @@ func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions
 	} else {
 		fw.Abort()
 	}
+	var info IndexInfo
+	if err == nil {
+		info, err = writeIndex(hw, fw)
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{ArchiveSize: hw.n, Shape: tiercache.Shape{Size: aw.size, Files: aw.files}}
+	res := Result{ArchiveSize: hw.n, Shape: tiercache.Shape{Size: aw.size, Files: aw.files}, Index: info}
 	if hw.h != nil {
 		res.SHA256 = hex.EncodeToString(hw.h.Sum(nil))
 	}
 	return res, nil
+}
+
+// writeIndex appends the index of the frames fw wrote to hw, unless it
+// outgrew its bounds, and returns where it is.
+func writeIndex(hw *hashWriter, fw *frameWriter) (IndexInfo, error) {
+	if fw.noIndex {
+		return IndexInfo{}, nil
+	}
+	b := appendIndexFrame(nil, Index{Frames: fw.frames, DataSize: fw.written, TarSize: fw.tarOff})
+	info := IndexInfo{Offset: hw.n, Length: int64(len(b))}
+	if _, err := hw.Write(b); err != nil {
+		return IndexInfo{}, fmt.Errorf("archive: writing the index: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	info.SHA256 = hex.EncodeToString(sum[:])
+	return info, nil
 }
 
 // Measure returns the Shape WriteSource would record for src, walking it
@@ -288,7 +313,8 @@ func (aw *archiveWriter) path(as, p string) error {
 // bounded by the tree's depth.
 type archiveWriter struct {
 	ctx     context.Context
-	tw      *tar.Writer // nil for Measure, which writes nothing
+	tw      *tar.Writer  // nil for Measure, which writes nothing
+	fw      *frameWriter // told where members start; nil for Measure
 	exclude *Exclude
 	prefix  string            // what members' names start with beyond their tree's ("0/" for Paths[0])
 	links   map[fileID]string // first name of each multiply-linked inode
@@ -395,7 +421,17 @@ func (aw *archiveWriter) header(hdr *tar.Header) error {
 		aw.files++
 		return nil
 	}
-	if err := aw.tw.WriteHeader(hdr); err != nil {
+	// WriteHeader would flush the previous member's padding first:
+	// flushed here, the frame writer's offset is where this member's
+	// first block (a PAX header's, if any) starts, a place to cut.
+	err := aw.tw.Flush()
+	if err == nil {
+		if aw.fw != nil {
+			aw.fw.memberStart(hdr.Name)
+		}
+		err = aw.tw.WriteHeader(hdr)
+	}
+	if err != nil {
 		return fmt.Errorf("archive: %q: %w", strings.TrimSuffix(hdr.Name, "/"), err)
 	}
 	aw.files++
