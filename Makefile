@@ -29,7 +29,7 @@ PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiere
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
 .PHONY: goreleaser release-snapshot
-.PHONY: wine-setup test-windows test-action
+.PHONY: wine-setup test-windows test-action crossos-fixtures
 
 all: build
 
@@ -183,6 +183,12 @@ WINDOWS_PKGS ?= . ./policy ./internal/flock ./internal/fsutil ./internal/treecop
 ## wine-setup: install Wine and MinGW-w64 when missing (Debian), and prepare a Wine prefix in ./bin/_wine.
 wine-setup:
 	GO=$(GO) ./scripts/wine/setup.sh
+
+## crossos-fixtures: write archive/testdata/crossos/{linux,windows}.tar.zst again, the archives
+## Linux and Windows (under Wine) make of one tree, which each OS's tests restore.
+crossos-fixtures: wine-setup
+	TIERCACHE_UPDATE_CROSSOS=1 $(GO) test -count=1 -run TestCrossOSFixtures ./archive
+	TIERCACHE_UPDATE_CROSSOS=1 GO=$(GO) ./scripts/wine/gotest.sh -count=1 -run TestCrossOSFixtures ./archive
 
 ## test-windows: run WINDOWS_PKGS' tests as Windows binaries under Wine.
 test-windows: wine-setup

@@ -92,9 +92,13 @@ func TestWriteSourcePaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Symlink("x.go", filepath.Join(mod, "a", "link")); err != nil {
-		skipWineNoSymlink(t, err)
-		t.Fatal(err)
+	// Symlinks off Windows only: under Wine a symlink is created but not
+	// listed.
+	withLink := runtime.GOOS != "windows"
+	if withLink {
+		if err := os.Symlink("x.go", filepath.Join(mod, "a", "link")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The file path is reached through a symlink, which is followed
 	// (not on Windows, where Wine cannot follow a link to an absolute
@@ -143,13 +147,16 @@ func TestWriteSourcePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"0", "0/a", "0/a/link", "0/a/sub", "0/a/sub/y.go", "0/a/x.go", "1"}
+	if !withLink {
+		want = slices.DeleteFunc(want, func(n string) bool { return n == "0/a/link" })
+	}
 	if !slices.Equal(names, want) {
 		t.Errorf("members %q, want %q", names, want)
 	}
 	if b, err := os.ReadFile(filepath.Join(dest, "1")); err != nil || string(b) != files["other/conf.json"] {
 		t.Errorf("member 1 = %q, %v; want the file the symlinked path names", b, err)
 	}
-	if target, err := os.Readlink(filepath.Join(dest, "0", "a", "link")); err != nil || target != "x.go" {
+	if target, err := os.Readlink(filepath.Join(dest, "0", "a", "link")); withLink && (err != nil || target != "x.go") {
 		t.Errorf("0/a/link -> %q, %v; want x.go", target, err)
 	}
 	if res.Files != int64(len(want)) {
