@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,39 @@ func TestCrossOSFixtures(t *testing.T) {
 				t.Errorf("%d members, want %d", res.Files, want)
 			}
 		})
+	}
+}
+
+// TestLongPaths: a tree whose paths run past Windows's old 260-character
+// limit, below a destination whose own path is long too, round-trips
+// (on Windows, under Wine, as elsewhere).
+func TestLongPaths(t *testing.T) {
+	seg := strings.Repeat("d", 60)
+	src := filepath.Join(t.TempDir(), "src")
+	deep := filepath.Join(src, seg, seg, seg, seg, seg)
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(deep, strings.Repeat("f", 80)+".txt")
+	if err := os.WriteFile(file, []byte("deep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(file) <= 300 {
+		t.Fatalf("path of %d characters, want more than 300", len(file))
+	}
+	var buf bytes.Buffer
+	if _, err := Write(t.Context(), &buf, src, WriteOptions{}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	dest := filepath.Join(t.TempDir(), seg, seg)
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Extract(t.Context(), &buf, dest, ExtractOptions{}); err != nil {
+		t.Fatalf("Extract: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dest, seg, seg, seg, seg, seg, strings.Repeat("f", 80)+".txt"))
+	if err != nil || string(got) != "deep" {
+		t.Errorf("the deepest file: %q, %v", got, err)
 	}
 }
