@@ -96,6 +96,19 @@ func (s *scan) staging(fn found) error {
 					lock.Unlock()
 				}
 			}()
+			if shown == dir {
+				// Looked at again under the lock: a Put that released its
+				// staging between our look and our lock has removed the
+				// directory and is removing this file. Where a delete is
+				// not seen as pending (Wine; see flock.stillLinked) we may
+				// hold that very file, and must not call it dead.
+				if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+					shown, why = path, "the lock file of a put whose process died"
+					if fi, err := os.Lstat(path); err != nil || time.Since(fi.ModTime()) < s.settle {
+						return ignoreNotExist(err)
+					}
+				}
+			}
 			return fn(problem(shown, why), func() error {
 				// As in release: the directory first, the lock file last.
 				if err := c.toTrash(dir, "staging-"+id); err != nil {

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -218,12 +217,6 @@ func TestVerify(t *testing.T) {
 // TestVerifyConcurrentPuts checks that entries replaced while Verify runs
 // are never reported: a replacement is not damage.
 func TestVerifyConcurrentPuts(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		// Seen once under Wine: Verify took a live Put's staging for a
-		// dead one's. Whether Windows' lock files tell a live staging
-		// from a dead one as flock does is not settled yet.
-		t.Skip("known open question on Windows: a live staging reported stale (see the README's Windows notes)")
-	}
 	c := open(t, Options{NoSync: true})
 	ctx := t.Context()
 	srcs := []string{smallSrc(t, "a"), smallSrc(t, "b")}
