@@ -70,6 +70,11 @@ type ExtractOptions struct {
 	// Writers is how many goroutines create small files while the stream
 	// is decoded. Default DefaultWriters; 1 writes every file in turn.
 	Writers int
+	// Decoders is how many zstd frames are decoded at once, ahead of the
+	// tar reader, for an archive cut into frames as Write cuts them.
+	// Default min(GOMAXPROCS, 8); 1 decodes the stream in one sequence.
+	// Either way every member passes the same checks, in stream order.
+	Decoders int
 	// Paths, when above zero, says the archive holds that many paths
 	// (see Source.Paths): every member must be one of "0" to Paths-1,
 	// each a directory or a regular file, or below one of those
@@ -122,6 +127,12 @@ func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 	}
 	if o.Writers == 0 {
 		o.Writers = DefaultWriters
+	}
+	if o.Decoders < 0 {
+		return o, fmt.Errorf("archive: negative Decoders %d: %w", o.Decoders, tiercache.ErrInvalidArgument)
+	}
+	if o.Decoders == 0 {
+		o.Decoders = defaultDecoders()
 	}
 	return o, nil
 }
@@ -180,15 +191,26 @@ func Inspect(ctx context.Context, r io.Reader, opts ExtractOptions) (Result, err
 // an inspection.
 func decode(ctx context.Context, r io.Reader, opts ExtractOptions, root *os.Root, dir string) (Result, error) {
 	hr := &hashReader{r: r, h: sha256.New()}
-	dec, err := zstd.NewReader(hr,
-		zstd.WithDecoderMaxMemory(opts.MaxDecoderMemory),
-		zstd.WithDecoderMaxWindow(opts.MaxDecoderMemory),
-	)
-	if err != nil {
-		return Result{}, fmt.Errorf("archive: zstd decoder: %w: %w", tiercache.ErrInvalidArgument, err)
+	var dec io.Reader
+	if opts.Decoders > 1 {
+		pr, err := newParallelReader(ctx, hr, opts.MaxDecoderMemory, opts.Decoders)
+		if err != nil {
+			return Result{}, fmt.Errorf("archive: zstd decoder: %w: %w", tiercache.ErrInvalidArgument, err)
+		}
+		// Closing stops its goroutines, on every path.
+		defer pr.Close()
+		dec = pr
+	} else {
+		zr, err := zstd.NewReader(hr,
+			zstd.WithDecoderMaxMemory(opts.MaxDecoderMemory),
+			zstd.WithDecoderMaxWindow(opts.MaxDecoderMemory),
+		)
+		if err != nil {
+			return Result{}, fmt.Errorf("archive: zstd decoder: %w: %w", tiercache.ErrInvalidArgument, err)
+		}
+		defer zr.Close()
+		dec = zr
 	}
-	// Closing the decoder stops its goroutines, on every path.
-	defer dec.Close()
 
 	m := &meter{r: dec, limit: metaSlack}
 	x := &extractor{

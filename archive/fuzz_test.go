@@ -22,7 +22,12 @@ func seedArchives(f *testing.F) [][]byte {
 	seeds := [][]byte{validArchive(f)}
 	s := newSandbox(f)
 	for _, c := range hostileCases() {
-		seeds = append(seeds, c.archive(f, s))
+		data := c.archive(f, s)
+		seeds = append(seeds, data)
+		// The same cut into frames, for the parallel decoder.
+		if raw, err := decodeStream(data); err == nil {
+			seeds = append(seeds, frameCut(f, raw, 1536))
+		}
 	}
 	return seeds
 }
@@ -88,7 +93,15 @@ func FuzzTarStream(f *testing.F) {
 	}
 	s := newSandbox(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		data := compress(t, raw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		// Odd lengths as one streamed frame (the sequential decoder),
+		// even ones cut into frames that declare their sizes (the
+		// parallel decoder), so both paths meet every mutation.
+		var data []byte
+		if len(raw)%2 == 1 {
+			data = compress(t, raw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		} else {
+			data = frameCut(t, raw, 2048)
+		}
 		fuzzOne(t, s, data)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -193,10 +194,30 @@ func hostileCases() []hostileCase {
 }
 
 func TestExtractRefusesHostileArchives(t *testing.T) {
+	testHostile(t, false)
+}
+
+// TestHostileArchivesInFrames runs the hostile cases again with each
+// archive cut into many small frames that declare their sizes, as Write
+// cuts its own, so that they go through the parallel decoder (see
+// ExtractOptions.Decoders): it must refuse exactly what the streaming
+// decoder's path refuses.
+func TestHostileArchivesInFrames(t *testing.T) {
+	testHostile(t, true)
+}
+
+func testHostile(t *testing.T, framed bool) {
 	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSandbox(t)
 			data := c.archive(t, s)
+			if framed {
+				raw, err := decodeStream(data)
+				if err != nil {
+					t.Skipf("not a zstd stream to cut into frames (the case is about the stream itself): %v", err)
+				}
+				data = frameCut(t, raw, 1536)
+			}
 			_, err := Extract(t.Context(), bytes.NewReader(data), s.dest, c.opts)
 			skipWineNoSymlink(t, err)
 			if !errors.Is(err, c.want) {
@@ -393,4 +414,14 @@ func TestExtractExtremeTimes(t *testing.T) {
 	if want := time.Unix(-1, 999_999_999); !info.ModTime().Equal(want) {
 		t.Errorf("symlink mtime %v, want %v", info.ModTime(), want)
 	}
+}
+
+// decodeStream decompresses data whole, within the default decoder limit.
+func decodeStream(data []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderMaxMemory(DefaultMaxDecoderMemory))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	return io.ReadAll(dec)
 }

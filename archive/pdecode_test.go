@@ -1,0 +1,232 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
+)
+
+// frameCut compresses raw as independent frames of cut bytes each, as
+// EncodeAll makes them (their headers declare their size), with a
+// skippable frame after the first and at the end, as Write puts its
+// index there.
+func frameCut(t testing.TB, raw []byte, cut int) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var out []byte
+	for i := 0; i < len(raw) || i == 0; i += cut {
+		out = enc.EncodeAll(raw[i:min(i+cut, len(raw))], out)
+		if i == 0 {
+			out = skippable(out, []byte("between frames"))
+		}
+	}
+	return skippable(out, []byte("at the end"))
+}
+
+func skippable(b, payload []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, 0x184D2A53)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// readParallel reads all of data through a parallelReader.
+func readParallel(t testing.TB, data []byte, workers int) ([]byte, *parallelReader, error) {
+	t.Helper()
+	p, err := newParallelReader(t.Context(), bytes.NewReader(data), DefaultMaxDecoderMemory, workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(p)
+	p.Close()
+	return got, p, err
+}
+
+// TestParallelReaderMatchesSequential checks that frames decoded several
+// at once come out as the one sequence a streaming decoder gives, for
+// Write's archives, for many small frames with skippable frames among
+// them, and for streams that turn to the streaming decoder at a frame
+// that does not declare its size, at the start or after others.
+func TestParallelReaderMatchesSequential(t *testing.T) {
+	src := t.TempDir()
+	treetest.Fidelity(t, src, treetest.FidelityOptions{BigFiles: true, SmallFiles: 300})
+	name, _ := writeFile(t, src, WriteOptions{})
+	written, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := bytes.Repeat([]byte("a line of text that compresses\n"), 20_000)
+	streamed := compress(t, text) // no declared size: the streaming decoder's
+	cases := []struct {
+		name      string
+		data      []byte
+		inMemory  bool
+		sequenced bool
+	}{
+		{"Write's archive", written, true, false},
+		{"small frames and skippable frames", frameCut(t, text, 1000), true, false},
+		{"frames, then a frame without its size", append(frameCut(t, text, 50_000), streamed...), true, true},
+		{"a frame without its size first", append(bytes.Clone(streamed), frameCut(t, text, 50_000)...), false, true},
+		{"a frame over maxParallelFrame", frameCut(t, make([]byte, maxParallelFrame+1), maxParallelFrame+1), false, true},
+	}
+	for _, c := range cases {
+		want := decompressAll(t, c.data)
+		for _, workers := range []int{1, 2, 8} {
+			got, p, err := readParallel(t, c.data, workers)
+			if err != nil {
+				t.Fatalf("%s, %d workers: %v", c.name, workers, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s, %d workers: %d bytes differ from the %d a streaming decoder gives", c.name, workers, len(got), len(want))
+			}
+			if (p.inMemory > 0) != c.inMemory || p.sequenced != c.sequenced {
+				t.Errorf("%s, %d workers: %d frames in memory, sequential decoder used %v; want in memory %v, sequential %v", c.name, workers, p.inMemory, p.sequenced, c.inMemory, c.sequenced)
+			}
+		}
+	}
+}
+
+func decompressAll(t testing.TB, data []byte) []byte {
+	t.Helper()
+	dec, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderMaxMemory(DefaultMaxDecoderMemory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	b, err := io.ReadAll(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestParallelReaderBadInput checks that a stream cut short anywhere, a
+// flipped byte, a frame lying about its size or garbage after the frames
+// is an error, never a short or altered read.
+func TestParallelReaderBadInput(t *testing.T) {
+	text := bytes.Repeat([]byte("a line of text that compresses\n"), 2_000)
+	good := frameCut(t, text, 9_000)
+	for _, n := range []int{1, 3, 10, 100, len(good) / 3, len(good) / 2, len(good) - 20} {
+		if got, _, err := readParallel(t, good[:n], 2); err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("cut at %d of %d bytes: read %d bytes, err %v; want an error", n, len(good), len(got), err)
+		}
+	}
+	for _, at := range []int{20, len(good) / 2} {
+		bad := bytes.Clone(good)
+		bad[at] ^= 0x40
+		if got, _, err := readParallel(t, bad, 2); err == nil && bytes.Equal(got, text) {
+			t.Errorf("byte %d flipped: read the original, no error", at)
+		} else if err == nil {
+			t.Errorf("byte %d flipped: read %d other bytes without error", at, len(got))
+		}
+	}
+	if _, _, err := readParallel(t, append(bytes.Clone(good), "garbage!"...), 2); err == nil {
+		t.Error("garbage after the frames: no error")
+	}
+
+	// One frame of 1000 bytes whose header declares another size.
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := enc.EncodeAll(text[:1000], nil)
+	enc.Close()
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil || !h.HasFCS || h.DictionaryID != 0 || frame[4]>>6 != 1 {
+		t.Fatalf("test frame not as expected (a 2-byte size field): %+v, %v", h, err)
+	}
+	fcsAt := 5 // after the magic and the descriptor, and the window descriptor if any
+	if !h.SingleSegment {
+		fcsAt++
+	}
+	for _, declared := range []int{900, 1100} {
+		lying := bytes.Clone(frame)
+		binary.LittleEndian.PutUint16(lying[fcsAt:], uint16(declared-256))
+		if got, _, err := readParallel(t, lying, 2); err == nil {
+			t.Errorf("frame of 1000 bytes declaring %d: read %d bytes without error", declared, len(got))
+		}
+		// Extract calls it damage, not a limit reached.
+		if _, err := Extract(t.Context(), bytes.NewReader(lying), t.TempDir(), ExtractOptions{Decoders: 2}); !errors.Is(err, tiercache.ErrIntegrity) {
+			t.Errorf("Extract of a frame of 1000 bytes declaring %d: %v, want ErrIntegrity", declared, err)
+		}
+	}
+}
+
+// TestParallelReaderStops checks that a cancelled context ends a read
+// promptly and that Close leaves no goroutine behind, read to the end or
+// not.
+func TestParallelReaderStops(t *testing.T) {
+	data := frameCut(t, noise(3<<20), 64<<10)
+	before := runtime.NumGoroutine()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	p, err := newParallelReader(ctx, bytes.NewReader(data), DefaultMaxDecoderMemory, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(p, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.ReadAll(p); !errors.Is(err, context.Canceled) {
+		t.Errorf("read after cancel: %v, want context.Canceled", err)
+	}
+	p.Close()
+
+	// Closed unread, with frames in flight and the budget taken.
+	p, err = newParallelReader(t.Context(), bytes.NewReader(data), DefaultMaxDecoderMemory, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+// TestExtractDecodersAgree extracts one archive with every decoder
+// count: the same tree and the same Result each time.
+func TestExtractDecodersAgree(t *testing.T) {
+	src := t.TempDir()
+	treetest.Fidelity(t, src, treetest.FidelityOptions{BigFiles: true, SmallFiles: 500})
+	name, wres := writeFile(t, src, WriteOptions{})
+	wres.Index = IndexInfo{}
+	for _, decoders := range []int{1, 2, 8} {
+		s := newSandbox(t)
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Extract(t.Context(), f, s.dest, ExtractOptions{Decoders: decoders})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%d decoders: %v", decoders, err)
+		}
+		if res != wres {
+			t.Errorf("%d decoders: result %+v, Write's %+v", decoders, res, wres)
+		}
+		treetest.AssertEqual(t, src, s.dest)
+	}
+	if _, err := Extract(t.Context(), bytes.NewReader(nil), t.TempDir(), ExtractOptions{Decoders: -1}); err == nil {
+		t.Error("Decoders -1 accepted")
+	}
+}
