@@ -682,6 +682,20 @@ func (x *extractor) file(hdr *tar.Header) error {
 		x.seen[name] = kindFile
 		return nil
 	}
+	if x.pool != nil {
+		// A large file: a writer creates it and writes its chunks while
+		// the reader reads them, then goes on to the next member.
+		j := &fileJob{dir: parent, base: base, raw: hdr.Name, name: name, mode: perm(hdr.Mode), mtime: hdr.ModTime, chunks: make(chan *[]byte, chunkQueue)}
+		parent.acquire() // released by the writer
+		x.pool.submit(j)
+		x.seen[name] = kindFile
+		err := x.sendChunks(j.chunks, hdr)
+		if err != nil {
+			j.aborted.Store(true) // before the close, which the writer waits for
+		}
+		close(j.chunks)
+		return err
+	}
 	cerr, err := createMember(parent, base, hdr.Name, perm(hdr.Mode), x.umask, hdr.ModTime, func(w io.Writer) error {
 		return x.copy(w, hdr)
 	})
@@ -716,6 +730,40 @@ func (x *extractor) readSmall(hdr *tar.Header) (*[]byte, error) {
 		return nil, x.streamErr(err)
 	}
 	return buf, nil
+}
+
+// sendChunks reads the current member's data into chunks for a writer,
+// with the same checks and accounting as copy, each chunk taking one of
+// the pool's tokens (which the writer gives back) so that memory stays
+// bounded.
+func (x *extractor) sendChunks(chunks chan<- *[]byte, hdr *tar.Header) error {
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		}
+		select {
+		case x.pool.tokens <- struct{}{}:
+		case <-x.ctx.Done():
+			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), x.ctx.Err())
+		}
+		buf := getBuf(pooledFileMax)
+		n, rerr := io.ReadFull(x.tr, *buf)
+		x.bytes += int64(n)
+		if n == 0 || x.bytes > x.opts.MaxBytes {
+			x.pool.done(buf)
+		} else {
+			*buf = (*buf)[:n]
+			chunks <- buf
+		}
+		switch {
+		case x.bytes > x.opts.MaxBytes:
+			return limitEntry(hdr.Name, "regular files exceed %d bytes", x.opts.MaxBytes)
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return nil // as in copy: a member cut short fails the next read
+		case rerr != nil:
+			return x.streamErr(rerr)
+		}
+	}
 }
 
 // mkdir creates the directory name (whose parents exist) owner-only

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -229,4 +230,69 @@ func TestExtractDecodersAgree(t *testing.T) {
 	if _, err := Extract(t.Context(), bytes.NewReader(nil), t.TempDir(), ExtractOptions{Decoders: -1}); err == nil {
 		t.Error("Decoders -1 accepted")
 	}
+}
+
+// TestLargeFilesInChunks checks files over pooledFileMax, which the
+// reader hands to a writer chunk by chunk: they round-trip with any
+// writer count, and a stream cut inside one, or a context cancelled
+// during one, fails cleanly with no goroutine left waiting on a chunk.
+func TestLargeFilesInChunks(t *testing.T) {
+	src := t.TempDir()
+	for name, size := range map[string]int{"a": pooledFileMax + 1, "b/c": 5 << 20, "d": 20 << 20, "e": 100} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, noiseSeed(size, byte(size)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name, _ := writeFile(t, src, WriteOptions{})
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, writers := range []int{1, 4} {
+		s := newSandbox(t)
+		if _, err := Extract(t.Context(), bytes.NewReader(data), s.dest, ExtractOptions{Writers: writers}); err != nil {
+			t.Fatalf("%d writers: %v", writers, err)
+		}
+		treetest.AssertEqual(t, src, s.dest)
+	}
+
+	before := runtime.NumGoroutine()
+	for _, n := range []int{len(data) / 4, len(data) / 2, len(data) * 9 / 10} {
+		_, _, err := extractBytes(t, data[:n], ExtractOptions{Writers: 4})
+		if !errors.Is(err, tiercache.ErrIntegrity) {
+			t.Errorf("cut at %d of %d: err = %v, want ErrIntegrity", n, len(data), err)
+		}
+	}
+	// Cancelled once the reader is inside the 20 MiB file.
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &cancelAfter{r: bytes.NewReader(data), n: int64(len(data) / 2), cancel: cancel}
+	if _, err := Extract(ctx, r, newSandbox(t).dest, ExtractOptions{Writers: 4}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled midway: err = %v, want context.Canceled", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the failed extractions, %d before", n, before)
+	}
+}
+
+// cancelAfter reads r and cancels once n bytes have been read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int64
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= int64(n); c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -94,21 +95,41 @@ func (h *dirHandle) release() {
 	}
 }
 
-// fileJob is one small file, read whole, for a writer to create.
+// fileJob is one file for a writer to create: a small one read whole,
+// or a large one whose data follows in chunks as the reader reads it.
 type fileJob struct {
 	dir   *dirHandle // holds a reference for the job
 	base  string     // name inside dir
 	raw   string     // the member's name as archived, for errors
 	name  string     // cleaned name, for errors
-	buf   *[]byte    // the data, in a pooled buffer (see getBuf)
+	buf   *[]byte    // a small file's data, in a pooled buffer (see getBuf)
 	mode  fs.FileMode
 	mtime time.Time
+
+	// chunks carries a large file's data, in pooled buffers of
+	// pooledFileMax bytes; the reader closes it at the end, after setting
+	// aborted if the member failed (the file is then removed).
+	chunks  chan *[]byte
+	aborted atomic.Bool
 }
+
+// Large files go to the writers in chunks, so that the reader goes on to
+// the next member while one is written: at most chunkTokens chunks (of
+// pooledFileMax bytes) are read and not yet written, across all files.
+const (
+	chunkTokens = 16
+	chunkQueue  = 4 // chunks queued per file
+)
+
+// errChunksAborted ends a large file whose member the reader refused
+// midway; the reader reports the reason itself.
+var errChunksAborted = errors.New("archive: member aborted")
 
 // writerPool runs fileJobs. After the first failure the remaining jobs are
 // dropped; the reader learns of it through err and stops.
 type writerPool struct {
 	jobs    chan *fileJob
+	tokens  chan struct{} // chunks a large file may hold (see chunkTokens)
 	pending sync.WaitGroup // jobs submitted and not finished
 	workers sync.WaitGroup
 	mu      sync.Mutex
@@ -119,7 +140,7 @@ type writerPool struct {
 }
 
 func newWriterPool(n, umask int, create func(raw, name string, err error) error) *writerPool {
-	p := &writerPool{jobs: make(chan *fileJob, pendingJobs), create: create, umask: umask}
+	p := &writerPool{jobs: make(chan *fileJob, pendingJobs), tokens: make(chan struct{}, chunkTokens), create: create, umask: umask}
 	for range n {
 		p.workers.Add(1)
 		go p.work()
@@ -131,21 +152,48 @@ func (p *writerPool) work() {
 	defer p.workers.Done()
 	for j := range p.jobs {
 		if !p.failed.Load() {
-			if err := p.write(j); err != nil {
+			if err := p.write(j); err != nil && !errors.Is(err, errChunksAborted) {
 				p.fail(err)
 			}
 		}
+		if j.chunks != nil {
+			// Whatever was not written: the reader may still be sending.
+			for b := range j.chunks {
+				p.done(b)
+			}
+		}
 		j.dir.release()
-		putBuf(j.buf)
+		if j.buf != nil {
+			putBuf(j.buf)
+		}
 		p.pending.Done()
 	}
+}
+
+// done gives back a written (or dropped) chunk and its token.
+func (p *writerPool) done(b *[]byte) {
+	putBuf(b)
+	<-p.tokens
 }
 
 // write creates the file exactly as the reader does for large ones.
 func (p *writerPool) write(j *fileJob) error {
 	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, p.umask, j.mtime, func(w io.Writer) error {
-		if _, err := w.Write(*j.buf); err != nil {
-			return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+		if j.chunks == nil {
+			if _, err := w.Write(*j.buf); err != nil {
+				return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+			}
+			return nil
+		}
+		for b := range j.chunks {
+			_, err := w.Write(*b)
+			p.done(b)
+			if err != nil {
+				return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+			}
+		}
+		if j.aborted.Load() {
+			return errChunksAborted
 		}
 		return nil
 	})
