@@ -25,6 +25,34 @@ const archiveFile = "archive.tar.zst"
 type archiveMeta struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Index locates the archive's index frame (archive.Result.Index of
+	// the push, or the manifest's of the download); zero, and absent from
+	// the files of older versions, when there is none.
+	Index indexMeta `json:"index,omitzero"`
+}
+
+// indexMeta is archive.IndexInfo as meta.json spells it, field for field
+// so that the two convert.
+type indexMeta struct {
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	SHA256 string `json:"sha256"`
+}
+
+// checkIndex returns an error unless i is no index or one that could end
+// an archive of size bytes: of positive length, inside the archive and
+// ending at its end, with a lowercase hex digest. It does not read the
+// frame (archive.ReadIndex does).
+func checkIndex(i archive.IndexInfo, size int64) error {
+	switch {
+	case i == archive.IndexInfo{}:
+		return nil
+	case i.Length <= 0 || i.Offset < 0 || i.Offset > size || size-i.Offset != i.Length:
+		return fmt.Errorf("index at %d+%d does not end an archive of %d bytes", i.Offset, i.Length, size)
+	case !isHexDigest(i.SHA256) || strings.ToLower(i.SHA256) != i.SHA256:
+		return fmt.Errorf("index SHA-256 %q is not 64 lowercase hex digits", i.SHA256)
+	}
+	return nil
 }
 
 // errGone reports a version that vanished (replaced, then swept past its
@@ -49,6 +77,9 @@ type Stored struct {
 	// could have been damaged on disk since.
 	ArchiveSize int64
 	SHA256      string
+	// Index locates the archive's index frame as recorded (zero if none):
+	// a reader verifies it with archive.ReadIndex before using it.
+	Index archive.IndexInfo
 
 	version string
 	meta    meta
@@ -76,7 +107,7 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 		s.Tree = filepath.Join(vdir, treeDir)
 	} else {
 		s.Archive = filepath.Join(vdir, archiveFile)
-		s.ArchiveSize, s.SHA256 = m.Archive.Size, m.Archive.SHA256
+		s.ArchiveSize, s.SHA256, s.Index = m.Archive.Size, m.Archive.SHA256, archive.IndexInfo(m.Archive.Index)
 		// The access is recorded and the tree looked for under the
 		// stripe lock Prune holds to remove a tree (see dropTree): a
 		// tree found here was just marked used, so it stays for the
@@ -131,8 +162,10 @@ func hasTree(vdir string) bool {
 // the bytes fill
 // writes to w, which must be a .tar.zst that archive.Extract accepts.
 // fill returns the archive.Result of what it wrote (archive.Write and
-// archive.Extract compute it anyway): its Shape and SHA-256 are recorded
-// as given, and its ArchiveSize must be the number of bytes written to w.
+// archive.Extract compute it anyway): its Shape, SHA-256 and Index are
+// recorded as given, its ArchiveSize must be the number of bytes written
+// to w, and its Index, if any, must end the archive (a downloader sets
+// the one the remote manifest records).
 // With withTree, fill also writes the expanded tree into the directory it
 // is given (else that argument is ""), which is kept beside the archive
 // as if Get had made it.
@@ -179,14 +212,17 @@ func (c *Cache) PutArchive(ctx context.Context, key string, info Info, withTree 
 		case res.ArchiveSize != cw.n:
 			return sh, nil, fmt.Errorf("%w: fill reported an archive of %d bytes and wrote %d", tiercache.ErrInvalidArgument, res.ArchiveSize, cw.n)
 		}
-		return sh, &archiveMeta{Size: cw.n, SHA256: strings.ToLower(res.SHA256)}, nil
+		if err := checkIndex(res.Index, cw.n); err != nil {
+			return sh, nil, fmt.Errorf("%w: fill reported an %w", tiercache.ErrInvalidArgument, err)
+		}
+		return sh, &archiveMeta{Size: cw.n, SHA256: strings.ToLower(res.SHA256), Index: indexMeta(res.Index)}, nil
 	})
 	if err != nil {
 		return Stored{}, err
 	}
 	vdir := filepath.Join(c.dataDir, version)
 	s := Stored{Entry: c.entry(version, m), Archive: filepath.Join(vdir, archiveFile),
-		ArchiveSize: m.Archive.Size, SHA256: m.Archive.SHA256, version: version, meta: m}
+		ArchiveSize: m.Archive.Size, SHA256: m.Archive.SHA256, Index: archive.IndexInfo(m.Archive.Index), version: version, meta: m}
 	if withTree {
 		s.Tree = filepath.Join(vdir, treeDir)
 	}

@@ -159,6 +159,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/flock"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/policy"
@@ -433,6 +434,11 @@ func readMeta(path string) (meta, error) {
 	}
 	if m.Format != metaFormat || m.Key == "" {
 		return meta{}, fmt.Errorf("%w: %s: unsupported format %d or missing key", tiercache.ErrIntegrity, path, m.Format)
+	}
+	if m.Archive != nil {
+		if err := checkIndex(archive.IndexInfo(m.Archive.Index), m.Archive.Size); err != nil {
+			return meta{}, fmt.Errorf("%w: %s: %w", tiercache.ErrIntegrity, path, err)
+		}
 	}
 	return m, nil
 }

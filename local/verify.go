@@ -31,8 +31,8 @@ const (
 	ProblemTreeMismatch = "tree-mismatch"
 	// ProblemArchiveMismatch is an entry kept as an archive whose file
 	// no longer has its recorded size or (Deep only) SHA-256, or does not
-	// read back as the tree the entry records: the file was damaged on
-	// disk. A pull drops such an entry and fetches the key again; Repair
+	// read back as the tree the entry records or with the index it
+	// records: the file (or its metadata) was damaged on disk. A pull drops such an entry and fetches the key again; Repair
 	// removes it like a broken entry.
 	ProblemArchiveMismatch = "archive-mismatch"
 	// ProblemStaleStaging is the staging directory of a Put whose process
@@ -238,9 +238,9 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 
 // archive checks the archive of an entry kept as one (s): that it has its
 // recorded size and, with Deep, that it reads back as what the entry
-// records (digest and shape) with a pull's checks, and that a tree made
-// beside it still holds what the entry records. It returns p filled in,
-// or nil if all is well.
+// records (digest, shape and index, if it records one) with a pull's
+// checks, and that a tree made beside it still holds what the entry
+// records. It returns p filled in, or nil if all is well.
 func (v *verifier) archive(ctx context.Context, p *tiercache.Problem, s Stored) *tiercache.Problem {
 	m := s.meta
 	fi, err := os.Stat(s.Archive)
@@ -261,10 +261,15 @@ func (v *verifier) archive(ctx context.Context, p *tiercache.Problem, s Stored) 
 		return p
 	}
 	res, err := archive.Inspect(ctx, f, s.ExtractLimits(archive.ExtractOptions{}))
-	f.Close()
 	if err == nil {
 		err = s.CheckArchive(res)
 	}
+	if idx := archive.IndexInfo(m.Archive.Index); err == nil && idx.Length > 0 {
+		// The archive is intact: an index that does not read back is
+		// one its readers would trust wrongly or refuse.
+		_, err = archive.ReadIndex(f, m.Archive.Size, idx)
+	}
+	f.Close()
 	if err != nil {
 		p.Kind, p.Path, p.Detail = ProblemArchiveMismatch, s.Archive, err.Error()
 		return p

@@ -50,7 +50,8 @@ type CheckOptions struct {
 	// to its end. An error wrapping tiercache.ErrIntegrity reports the
 	// entry as ProblemContentMismatch; another error fails the check.
 	// The store only knows the archive as bytes: the tiered cache uses
-	// this to read its members as a pull would (archive.Inspect).
+	// this to read its members as a pull would (archive.Inspect), and
+	// to verify the index Meta.Index records (archive.ReadIndex).
 	Inspect func(ctx context.Context, m Meta, archive io.Reader) error
 }
 
@@ -68,8 +69,8 @@ const (
 	ProblemChecksumMismatch = "checksum-mismatch"
 	// ProblemContentMismatch (Deep with CheckOptions.Inspect) is an entry
 	// whose archive is intact but does not hold what its metadata says
-	// (the tree's size or file count), or holds members extraction
-	// refuses, so every pull of it fails.
+	// (the tree's size or file count, or the index Meta.Index locates),
+	// or holds members extraction refuses, so every pull of it fails.
 	ProblemContentMismatch = "content-mismatch"
 	// ProblemOrphanData is an archive no entry names, older than the
 	// grace: left by an interrupted or superseded write.

@@ -36,6 +36,10 @@ type Meta struct {
 	ArchiveSize int64 `json:"archive_size"`
 	// SHA256 is the lowercase hex SHA-256 of the stored archive.
 	SHA256 string `json:"sha256"`
+	// Index locates the archive's index frame, as the Indexer that
+	// uploaded it claimed; zero when the archive has none (or was
+	// stored before indexes were recorded).
+	Index IndexInfo `json:"index,omitzero"`
 	// Created is when the entry was committed.
 	Created time.Time `json:"created"`
 	// LastAccess is the last recorded access (Created if none), as coarse
@@ -68,8 +72,10 @@ type Store interface {
 	// key with meta's Key, Description, Paths, Size and Files, replacing any
 	// previous version atomically. The store computes ArchiveSize and
 	// SHA256 itself from the bytes it uploads (SHA256 comes from r
-	// instead when r is a Digester) and returns the committed Meta. If r
-	// returns an error, the upload is aborted and nothing is committed.
+	// instead when r is a Digester), records Index when r is an Indexer
+	// (meta.Index is ignored), and returns the committed Meta. If r
+	// returns an error, or claims a bad digest or index, the upload is
+	// aborted and nothing is committed.
 	Put(ctx context.Context, meta Meta, r io.Reader) (Meta, error)
 
 	// Delete removes the entry under key. Deleting a missing key is a
@@ -108,6 +114,71 @@ type Digester interface {
 	SHA256() string
 }
 
+// IndexInfo locates the index frame that ends an archive: it mirrors
+// archive.IndexInfo field for field, so that the two convert into each
+// other (archive.IndexInfo(m.Index)). A store only checks where the
+// frame lies and stores the record; it never reads the frame, so this
+// package does not import archive, and stores stay free of the archive
+// format and its decoder. (The root package keeps to the contract of
+// every tier, which an archive's layout is not part of.)
+type IndexInfo struct {
+	// Offset and Length locate the frame in the archive; Length 0
+	// means no index.
+	Offset int64 `json:"offset"`
+	Length int64 `json:"length"`
+	// SHA256 is the lowercase hex SHA-256 of the frame's bytes.
+	SHA256 string `json:"sha256"`
+}
+
+// Check returns an error wrapping tiercache.ErrInvalidArgument unless i
+// is no index (the zero value) or one that could end an archive of
+// archiveSize bytes: Length > 0, inside the archive and ending exactly at
+// its end, with a well-formed digest. It does not read the frame.
+func (i IndexInfo) Check(archiveSize int64) error {
+	switch {
+	case i == IndexInfo{}:
+		return nil
+	case i.Length <= 0 || i.Offset < 0 || i.Offset > archiveSize || archiveSize-i.Offset != i.Length:
+		return fmt.Errorf("%w: index at %d+%d does not end an archive of %d bytes", tiercache.ErrInvalidArgument, i.Offset, i.Length, archiveSize)
+	case !isLowerHex64(i.SHA256):
+		return fmt.Errorf("%w: index SHA-256 %q is not 64 lowercase hex digits", tiercache.ErrInvalidArgument, i.SHA256)
+	}
+	return nil
+}
+
+// Indexer is a reader for Store.Put that knows, once it has returned
+// io.EOF, where the index of the archive it yielded lies: what the
+// archive's writer reported (archive.Result.Index), known only when the
+// stream ends. The store checks it against the archive's size (see
+// IndexInfo.Check) and records it in Meta.Index; a bad one fails the Put
+// with nothing committed. Like a Digester's digest it is trusted
+// otherwise: a reader of the entry verifies the frame with
+// archive.ReadIndex before using it.
+type Indexer interface {
+	io.Reader
+	Index() IndexInfo
+}
+
+// ReaderIndex returns the index r claims at its end, if r is an
+// Indexer, checked against the size of the archive r yielded: zero if r
+// is not an Indexer or claims none, and an error wrapping
+// tiercache.ErrInvalidArgument if the claim fails IndexInfo.Check.
+func ReaderIndex(r io.Reader, archiveSize int64) (IndexInfo, error) {
+	x, ok := r.(Indexer)
+	if !ok {
+		return IndexInfo{}, nil
+	}
+	i := x.Index()
+	if err := i.Check(archiveSize); err != nil {
+		return IndexInfo{}, fmt.Errorf("the reader's index: %w", err)
+	}
+	return i, nil
+}
+
+func isLowerHex64(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
+}
+
 // ReaderDigest returns the digest r claims at its end, if r is a
 // Digester: ok is false if it is not, and err is set if it claims no
 // well-formed digest.
@@ -117,7 +188,7 @@ func ReaderDigest(r io.Reader) (sum string, ok bool, err error) {
 		return "", false, nil
 	}
 	sum = d.SHA256()
-	if len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+	if !isLowerHex64(sum) {
 		return "", true, fmt.Errorf("%w: the reader's SHA-256 %q is not 64 lowercase hex digits", tiercache.ErrInvalidArgument, sum)
 	}
 	return sum, true, nil

@@ -539,9 +539,9 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, descriptio
 		// The stream ends (and the upload may commit) only once the
 		// archive is checked and committed locally. A failed upload does
 		// not stop the local side (see survivingWriter).
-		err = c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
+		err = c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
 			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, res)
-			return s.SHA256, err
+			return produced{sum: s.SHA256, index: s.Index}, err
 		}, res)
 	}
 	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
@@ -590,9 +590,9 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, descript
 			return res, nil
 		}
 	}
-	err = c.uploadFrom(ctx, meta, false, func(w io.Writer) (string, error) {
-		_, err := c.archiveChecked(ctx, key, dir, want, w, false)
-		return "", err
+	err = c.uploadFrom(ctx, meta, false, func(w io.Writer) (produced, error) {
+		r, err := c.archiveChecked(ctx, key, dir, want, w, false)
+		return produced{index: r.Index}, err
 	}, &res)
 	res.Elapsed = time.Since(start)
 	return res, err

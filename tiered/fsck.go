@@ -88,11 +88,23 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 
 // inspectArchive reads an archive as a pull would, without writing
 // anything: its members pass extraction's checks within what m records,
-// and hold the tree m records. (The store checks the archive's size and
-// SHA-256 itself.) Anything that would fail every pull is an integrity
-// error.
+// they hold the tree m records, and the index m records, if any, reads
+// back from the archive's end (archive.ReadIndex). (The store checks the
+// archive's size and SHA-256 itself.) Anything that would fail every
+// pull is an integrity error.
 func (c *Cache) inspectArchive(ctx context.Context, m remote.Meta, r io.Reader) error {
+	tail := newIndexTail(archive.IndexInfo(m.Index))
+	if tail != nil {
+		r = io.TeeReader(r, tail)
+	}
 	res, err := archive.Inspect(ctx, r, extractOptions(c.opts.Extract, m))
+	if err == nil && tail != nil {
+		// The rest, past the tar stream's end, holds the index frame.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err // the stream's failure, which the store reports
+		}
+		err = tail.check()
+	}
 	switch {
 	case err == nil && (res.Files != m.Files || res.Size != m.Size):
 		return fmt.Errorf("%w: key %q: the archive holds %d members of %d bytes, the manifest records %d of %d bytes",

@@ -324,6 +324,10 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 		// failure, not the download's.
 		r = io.TeeReader(r, tee)
 	}
+	tail := newIndexTail(archive.IndexInfo(meta.Index))
+	if tail != nil {
+		r = io.TeeReader(r, tail)
+	}
 	if c.opts.Progress != nil {
 		r = &progressReader{r: r, p: Progress{Op: "download", Key: key, Total: meta.ArchiveSize}, fn: c.opts.Progress}
 	}
@@ -336,7 +340,16 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	res, err := archive.Extract(ctx, r, dir, opts)
 	switch {
 	case err == nil:
-		return res, remoteErr(verify(key, meta, res))
+		if err := verify(key, meta, res); err != nil {
+			return res, remoteErr(err)
+		}
+		// The archive is the one the manifest records; so must its
+		// index be, before the local tier records it as the archive's.
+		if err := tail.check(); err != nil {
+			return res, remoteErr(fmt.Errorf("key %q: %w", key, err))
+		}
+		res.Index = archive.IndexInfo(meta.Index)
+		return res, nil
 	case errors.Is(err, tiercache.ErrNotFound):
 		return res, err
 	case src.err != nil:
@@ -357,6 +370,75 @@ func extractOptions(o archive.ExtractOptions, m remote.Meta) archive.ExtractOpti
 	o = o.Within(m.Size, m.Files)
 	o.Paths = len(m.Paths)
 	return o
+}
+
+// maxIndexFrame is the longest index frame indexTail keeps, header
+// included: archive.ReadIndex refuses longer ones before reading them.
+const maxIndexFrame = 8 + 64<<20
+
+// indexTail keeps, of the archive stream written to it, the bytes of the
+// index frame info locates, so that the frame can be checked once the
+// stream has been read, without reading it again. A nil *indexTail (no
+// index recorded) keeps nothing and checks nothing.
+type indexTail struct {
+	info archive.IndexInfo
+	seen int64  // bytes of the stream written so far
+	buf  []byte // the frame's bytes; nil if it is too long to keep
+}
+
+// newIndexTail returns an indexTail for info, or nil if info records no
+// index.
+func newIndexTail(info archive.IndexInfo) *indexTail {
+	if info.Length == 0 {
+		return nil
+	}
+	t := &indexTail{info: info}
+	if info.Length > 0 && info.Length <= maxIndexFrame {
+		t.buf = make([]byte, info.Length)
+	}
+	return t
+}
+
+func (t *indexTail) Write(p []byte) (int, error) {
+	start := t.seen
+	t.seen += int64(len(p))
+	if t.buf == nil {
+		return len(p), nil
+	}
+	lo, hi := max(start, t.info.Offset), min(t.seen, t.info.Offset+int64(len(t.buf)))
+	if lo < hi {
+		copy(t.buf[lo-t.info.Offset:], p[lo-start:hi-start])
+	}
+	return len(p), nil
+}
+
+// ReadAt serves the kept frame to archive.ReadIndex, as far as the
+// stream reached.
+func (t *indexTail) ReadAt(p []byte, off int64) (int, error) {
+	if t.buf == nil || off < t.info.Offset {
+		return 0, fmt.Errorf("%w: the index frame at %d+%d was not kept", tiercache.ErrIntegrity, t.info.Offset, t.info.Length)
+	}
+	kept := min(t.seen, t.info.Offset+int64(len(t.buf))) - t.info.Offset
+	if i := off - t.info.Offset; i < kept {
+		n := copy(p, t.buf[i:kept])
+		if n == len(p) {
+			return n, nil
+		}
+		return n, io.EOF
+	}
+	return 0, io.EOF
+}
+
+// check verifies the kept frame against info with archive.ReadIndex, once
+// the whole stream has been written: a mismatch is an integrity error.
+func (t *indexTail) check() error {
+	if t == nil {
+		return nil
+	}
+	if _, err := archive.ReadIndex(t, t.seen, t.info); err != nil {
+		return fmt.Errorf("%w: the archive's index does not match the one its manifest records: %w", tiercache.ErrIntegrity, err)
+	}
+	return nil
 }
 
 // sourceReader remembers the first error of the stream it reads, so a
@@ -621,25 +703,25 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 	}
 	// The stream ends (and the upload may commit) only once both sides
 	// saw the same tree and the local copy is committed.
-	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
+	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
 		var err error
 		var s local.Stored
 		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
-		return s.SHA256, err
+		return produced{sum: s.SHA256, index: s.Index}, err
 	}, res)
 }
 
 // uploadFile uploads under meta the archive of the stored version s, and
-// the digest s recorded when it was written.
+// the digest and index s recorded when it was written.
 func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored, res *PutResult) error {
-	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (string, error) {
+	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
 		f, err := os.Open(s.Archive)
 		if err != nil {
-			return "", err
+			return produced{}, err
 		}
 		defer f.Close()
 		_, err = io.Copy(w, f)
-		return s.SHA256, err
+		return produced{sum: s.SHA256, index: s.Index}, err
 	}, res)
 }
 
@@ -753,19 +835,34 @@ func changedErr(src, what string, got, want tiercache.Shape) error {
 // has stopped reading.
 var errUploadEnded = errors.New("upload ended")
 
+// produced is what the producer of an upload knows once it has written
+// the whole archive, and the store records.
+type produced struct {
+	// sum is the SHA-256 of the bytes written, if the producer hashed
+	// them.
+	sum string
+	// index is the archive's index (archive.Result.Index), if it has
+	// one.
+	index archive.IndexInfo
+}
+
 // uploadFrom uploads under meta what produce writes, produce running in a
 // goroutine of its own. The stream ends when produce returns: with nil,
-// the upload may commit; with an error, it fails with that error. With
-// digested, produce returns the SHA-256 of what it wrote, which the store
-// records instead of hashing the bytes again (see remote.Digester): a
-// push that keeps the archive locally hashes it for the local tier.
-func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool, produce func(w io.Writer) (string, error), res *PutResult) error {
+// the upload may commit; with an error, it fails with that error. The
+// store records the index produce returns (see remote.Indexer). With
+// digested, produce also returns the SHA-256 of what it wrote, which the
+// store records instead of hashing the bytes again (see
+// remote.Digester): a push that keeps the archive locally hashes it for
+// the local tier.
+func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool, produce func(w io.Writer) (produced, error), res *PutResult) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	d := &digestReader{}
+	x := &indexReader{}
+	d := &digestReader{indexReader: x}
 	go func() {
-		sum, err := produce(pw)
-		d.sum = sum            // before the close, which the reader's EOF follows
+		p, err := produce(pw)
+		// Before the close, which the reader's EOF follows.
+		x.index, d.sum = remote.IndexInfo(p.index), p.sum
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
@@ -773,8 +870,9 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	if c.opts.Progress != nil {
 		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: meta.Key, Total: -1}, fn: c.opts.Progress}
 	}
+	x.Reader = r
+	r = x
 	if digested {
-		d.Reader = r
 		r = d
 	}
 	m, err := c.remote.Put(ctx, meta, r)
@@ -795,10 +893,19 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	return nil
 }
 
-// digestReader is a remote.Digester whose digest is set by the producer
-// of the stream before it ends.
-type digestReader struct {
+// indexReader is a remote.Indexer whose index is set by the producer of
+// the stream before it ends.
+type indexReader struct {
 	io.Reader
+	index remote.IndexInfo
+}
+
+func (x *indexReader) Index() remote.IndexInfo { return x.index }
+
+// digestReader is an indexReader that is a remote.Digester too, its
+// digest set like the index.
+type digestReader struct {
+	*indexReader
 	sum string
 }
 

@@ -194,6 +194,10 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		sum := sha256.Sum256(data)
 		digest = hex.EncodeToString(sum[:])
 	}
+	index, err := remote.ReaderIndex(r, int64(len(data)))
+	if err != nil {
+		return remote.Meta{}, fmt.Errorf("memstore: put key %q: %w", meta.Key, err)
+	}
 	now := time.Now().UTC()
 	m := remote.Meta{
 		Key:         meta.Key,
@@ -203,6 +207,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		Files:       meta.Files,
 		ArchiveSize: int64(len(data)),
 		SHA256:      digest,
+		Index:       index,
 		Created:     now,
 		LastAccess:  now,
 	}

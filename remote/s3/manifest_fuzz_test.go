@@ -99,6 +99,24 @@ func FuzzParseManifest(f *testing.F) {
 		f.Add([]byte(edge), "k", uint8(namesByKey))
 	}
 	f.Add(bytes.Repeat([]byte(" "), maxManifestSize+1), "k", uint8(namesByKey))
+	// Indexes: one that ends the archive, and lying ones.
+	indexed := func(index string) []byte {
+		return []byte(strings.Replace(string(valid), `"created"`, `"index":`+index+`,"created"`, 1))
+	}
+	sum := strings.Repeat("cd", 32)
+	f.Add(indexed(`{"offset":467,"length":100,"sha256":"`+sum+`"}`), "gomod-0123456789abcdef", uint8(namesByKey))
+	for _, bad := range []string{
+		`{"offset":400,"length":100,"sha256":"` + sum + `"}`,
+		`{"offset":467,"length":101,"sha256":"` + sum + `"}`,
+		`{"offset":567,"length":0,"sha256":"` + sum + `"}`,
+		`{"offset":-100,"length":667,"sha256":"` + sum + `"}`,
+		`{"offset":467,"length":100,"sha256":"` + strings.ToUpper(sum) + `"}`,
+		`{"offset":0,"length":0,"sha256":"x"}`,
+		`{"offset":9223372036854775807,"length":9223372036854775807,"sha256":"` + sum + `"}`,
+		`{"offset":"467"}`, `[]`, `1`,
+	} {
+		f.Add(indexed(bad), "gomod-0123456789abcdef", uint8(namesByKey))
+	}
 
 	s := &Store{prefix: "ci/"}
 	f.Fuzz(func(t *testing.T, data []byte, key string, mode uint8) {
@@ -214,6 +232,53 @@ func checkAcceptedManifest(t *testing.T, m manifest, n names) {
 	}
 	if meta.LastAccess.Before(meta.Created) {
 		t.Fatalf("LastAccess %v before Created %v", meta.LastAccess, meta.Created)
+	}
+	if err := meta.Index.Check(meta.ArchiveSize); err != nil {
+		t.Fatalf("accepted index %+v: %v", meta.Index, err)
+	}
+}
+
+// TestManifestIndex: a manifest's index is read back as written, an old
+// manifest without one reads as no index, and one that lies about where
+// the index lies is refused as corrupt, like any other bad field.
+func TestManifestIndex(t *testing.T) {
+	s := &Store{prefix: "ci/"}
+	const key = "gomod-0123456789abcdef"
+	n, err := s.namesFor(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fuzzManifest(t, key, 1234, 567, 89, "")
+	if bytes.Contains(old, []byte(`"index"`)) {
+		t.Fatalf("a manifest without an index writes the field: %s", old)
+	}
+	m, err := parseManifest(old, n)
+	if err != nil || m.Meta.Index != (remote.IndexInfo{}) {
+		t.Fatalf("old manifest: %+v, %v; want no index", m.Meta.Index, err)
+	}
+	sum := strings.Repeat("cd", 32)
+	with := func(index string) []byte {
+		return []byte(strings.Replace(string(old), `"created"`, `"index":`+index+`,"created"`, 1))
+	}
+	m, err = parseManifest(with(`{"offset":467,"length":100,"sha256":"`+sum+`"}`), n)
+	if want := (remote.IndexInfo{Offset: 467, Length: 100, SHA256: sum}); err != nil || m.Meta.Index != want {
+		t.Fatalf("got %+v, %v; want %+v", m.Meta.Index, err, want)
+	}
+	for _, bad := range []string{
+		`{"offset":466,"length":100,"sha256":"` + sum + `"}`,     // ends before the archive does
+		`{"offset":468,"length":100,"sha256":"` + sum + `"}`,     // ends after it
+		`{"offset":567,"length":0,"sha256":"` + sum + `"}`,       // empty
+		`{"offset":-1,"length":568,"sha256":"` + sum + `"}`,      // starts before it
+		`{"offset":467,"length":100,"sha256":"` + sum[1:] + `"}`, // short digest
+		`{"offset":467,"length":100,"sha256":"` + strings.ToUpper(sum) + `"}`,
+		`{"offset":467,"length":100}`,
+		`{"sha256":"` + sum + `"}`,
+		`{"offset":"467","length":100,"sha256":"` + sum + `"}`,
+		`"yes"`,
+	} {
+		if m, err := parseManifest(with(bad), n); !errors.Is(err, tiercache.ErrIntegrity) {
+			t.Errorf("index %s: got %+v, %v; want an integrity error", bad, m.Meta.Index, err)
+		}
 	}
 }
 

@@ -52,7 +52,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	}
 	id := newDataID(meta.Size)
 	dataName := n.data(id)
-	size, sum, err := s.upload(ctx, n, dataName, r)
+	size, sum, index, err := s.upload(ctx, n, dataName, r)
 	if err != nil {
 		return remote.Meta{}, err
 	}
@@ -85,6 +85,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 			Files:       meta.Files,
 			ArchiveSize: size,
 			SHA256:      sum,
+			Index:       index,
 			Created:     now,
 			LastAccess:  now,
 		},
@@ -218,9 +219,9 @@ func (s *Store) deleteUncommitted(ctx context.Context, n names, id string) {
 	_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name})
 }
 
-// upload streams r into the object dataName and returns its size and
-// lowercase hex SHA-256.
-func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reader) (int64, string, error) {
+// upload streams r into the object dataName and returns its size,
+// lowercase hex SHA-256 and the index r claims (see remote.Indexer).
+func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reader) (int64, string, remote.IndexInfo, error) {
 	var h hash.Hash = sha256.New()
 	if _, ok := r.(remote.Digester); ok {
 		h = discardHash{h} // r hashes the bytes itself
@@ -228,11 +229,15 @@ func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reade
 	first := s.getBuf()
 	nr, err := io.ReadFull(r, *first)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		// At its end already: a reader that claims no digest costs no
-		// request.
-		if _, _, derr := remote.ReaderDigest(r); derr != nil {
+		// At its end already: a reader that claims no digest or a bad
+		// index costs no request.
+		_, _, derr := remote.ReaderDigest(r)
+		if derr == nil {
+			_, derr = remote.ReaderIndex(r, int64(nr))
+		}
+		if derr != nil {
 			s.putBuf(first)
-			return 0, "", fmt.Errorf("s3: put key %q: %w", n.key, derr)
+			return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: %w", n.key, derr)
 		}
 	}
 	h.Write((*first)[:nr])
@@ -249,36 +254,45 @@ func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reade
 			ContentType:   aws.String("application/zstd"),
 		})
 		if err != nil {
-			return 0, "", mapError(err, s.bucket, "upload archive of", n.key)
+			return 0, "", remote.IndexInfo{}, mapError(err, s.bucket, "upload archive of", n.key)
 		}
-		sum, err := digestOf(r, h)
-		return int64(nr), sum, err
+		sum, idx, err := endOf(r, h, int64(nr))
+		return int64(nr), sum, idx, err
 	case err != nil:
 		s.putBuf(first)
-		return 0, "", fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, err)
+		return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, err)
 	}
 	size, err := s.uploadMultipart(ctx, n, dataName, first, r, h)
 	if err != nil {
-		return 0, "", err
+		return 0, "", remote.IndexInfo{}, err
 	}
-	sum, err := digestOf(r, h)
+	sum, idx, err := endOf(r, h, size)
 	if err != nil {
 		// Uploaded, but not to be committed: no orphan left for Prune.
 		dctx, cancel := detached(ctx)
 		defer cancel()
 		_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName})
+		return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: %w", n.key, err)
 	}
-	return size, sum, err
+	return size, sum, idx, nil
 }
 
-// digestOf is the SHA-256 of what was read from r: r's own if it is a
-// Digester, else h's.
-func digestOf(r io.Reader, h hash.Hash) (string, error) {
+// endOf is what r claims at its end, checked: the SHA-256 of what was
+// read from r (r's own if it is a Digester, else h's) and r's index if it
+// is an Indexer, for an archive of size bytes.
+func endOf(r io.Reader, h hash.Hash, size int64) (string, remote.IndexInfo, error) {
 	sum, claimed, err := remote.ReaderDigest(r)
-	if err != nil || claimed {
-		return sum, err
+	if err != nil {
+		return "", remote.IndexInfo{}, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if !claimed {
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
+	idx, err := remote.ReaderIndex(r, size)
+	if err != nil {
+		return "", remote.IndexInfo{}, err
+	}
+	return sum, idx, nil
 }
 
 // discardHash stands in for a hash nobody will read.

@@ -432,6 +432,11 @@ func parseManifest(b []byte, n names) (manifest, error) {
 	case m.Meta.ArchiveSize < 0 || m.Meta.Files < 0 || !validSHA256(m.Meta.SHA256):
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size, file count or SHA-256", tiercache.ErrIntegrity, label)
 	}
+	if err := m.Meta.Index.Check(m.Meta.ArchiveSize); err != nil {
+		// Absent in manifests written before indexes were recorded:
+		// the zero value, which passes.
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, label, err)
+	}
 	if m.Meta.LastAccess.Before(m.Meta.Created) {
 		m.Meta.LastAccess = m.Meta.Created
 	}

@@ -15,7 +15,8 @@
 // replace; delete; listing by prefix over a table of awkward keys;
 // concurrent puts of one key with readers never seeing a torn version;
 // LRU prune order and limits, counting tree bytes; pruning by age;
-// cancellation leaving no entry; and the store read through
+// cancellation leaving no entry; digests and indexes claimed by the
+// reader (remote.Digester, remote.Indexer); and the store read through
 // remote.ReadOnly, which refuses every write.
 //
 // Timestamps are compared only for order, with pauses of 20ms between the
@@ -61,6 +62,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("PutOpen", s.testPutOpen)
 	t.Run("InvalidArguments", s.testInvalidArguments)
 	t.Run("Digester", s.testDigester)
+	t.Run("Indexer", s.testIndexer)
 	t.Run("Replace", s.testReplace)
 	t.Run("Delete", s.testDelete)
 	t.Run("ListPrefix", s.testListPrefix)
@@ -171,7 +173,7 @@ func assertKeys(t *testing.T, s remote.Store, want ...string) {
 // sameMeta reports whether a and b describe the same committed version.
 func sameMeta(a, b remote.Meta) bool {
 	return a.Key == b.Key && a.Description == b.Description && slices.Equal(a.Paths, b.Paths) && a.Size == b.Size && a.Files == b.Files &&
-		a.ArchiveSize == b.ArchiveSize && a.SHA256 == b.SHA256 && a.Created.Equal(b.Created)
+		a.ArchiveSize == b.ArchiveSize && a.SHA256 == b.SHA256 && a.Index == b.Index && a.Created.Equal(b.Created)
 }
 
 func (s *suite) testMissing(t *testing.T) {
@@ -694,6 +696,104 @@ func (s *suite) testDigester(t *testing.T) {
 				t.Errorf("%s: Put with digest %q: %v, want ErrInvalidArgument", bkey, bad, err)
 			}
 			mustMiss(t, st, bkey)
+		}
+	}
+}
+
+// indexer yields data and claims index as its index, and sum (if set)
+// as its SHA-256.
+type indexer struct {
+	io.Reader
+	index remote.IndexInfo
+}
+
+func (x *indexer) Index() remote.IndexInfo { return x.index }
+
+type digestIndexer struct {
+	indexer
+	sum string
+}
+
+func (d *digestIndexer) SHA256() string { return d.sum }
+
+// testIndexer: the index a reader claims at its end (remote.Indexer) is
+// recorded and returned by Put, Stat, Open and List, for a one-part and
+// a multipart upload, alone or with a claimed digest; one that does not
+// end the archive exactly, or is malformed, commits nothing and leaves
+// the version before it; an index in Put's Meta argument is ignored.
+func (s *suite) testIndexer(t *testing.T) {
+	st := s.newStore(t)
+	ctx := t.Context()
+	for i, n := range []int{100, bigSize} {
+		data := randBytes(uint64(60+i), n)
+		tail := int64(40)
+		size := int64(n)
+		good := remote.IndexInfo{Offset: size - tail, Length: tail, SHA256: sha(data[n-int(tail):])}
+		key := fmt.Sprintf("index/%d", n)
+		readers := map[string]io.Reader{
+			key:             &indexer{Reader: bytes.NewReader(data), index: good},
+			key + "-digest": &digestIndexer{indexer: indexer{Reader: bytes.NewReader(data), index: good}, sum: sha(data)},
+		}
+		for k, r := range readers {
+			got, err := st.Put(ctx, remote.Meta{Key: k, Size: 7}, r)
+			if err != nil {
+				t.Fatalf("%s: Put: %v", k, err)
+			}
+			if got.Index != good || got.SHA256 != sha(data) || got.ArchiveSize != size {
+				t.Errorf("%s: Put recorded index %+v, %s, %d bytes; want %+v", k, got.Index, got.SHA256, got.ArchiveSize, good)
+			}
+			if m, err := st.Stat(ctx, k); err != nil || m.Index != good || !sameMeta(m, got) {
+				t.Errorf("%s: Stat = %+v, %v; want index %+v", k, m, err, good)
+			}
+			if back, m := mustRead(t, st, k); !bytes.Equal(back, data) || m.Index != good || !sameMeta(m, got) {
+				t.Errorf("%s: Open read %d bytes, %+v; want index %+v", k, len(back), m, good)
+			}
+			ms, err := st.List(ctx, k)
+			if err != nil {
+				t.Fatalf("%s: List: %v", k, err)
+			}
+			for _, m := range ms {
+				if m.Key == k && (m.Index != good || !sameMeta(m, got)) {
+					t.Errorf("%s: List gives %+v; want index %+v", k, m, good)
+				}
+			}
+		}
+
+		// A reader that claims nothing records no index, whatever the
+		// Meta argument says.
+		plain := key + "-plain"
+		if got, err := st.Put(ctx, remote.Meta{Key: plain, Index: good}, onlyReader{bytes.NewReader(data)}); err != nil || got.Index != (remote.IndexInfo{}) {
+			t.Errorf("%s: Put = %+v, %v; want no index", plain, got.Index, err)
+		}
+		if m, err := st.Stat(ctx, plain); err != nil || m.Index != (remote.IndexInfo{}) {
+			t.Errorf("%s: Stat = %+v, %v; want no index", plain, m.Index, err)
+		}
+
+		before, err := st.Stat(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bkey := key + "-bad"
+		for _, bad := range []remote.IndexInfo{
+			{Offset: size - tail - 1, Length: tail, SHA256: good.SHA256}, // ends before the archive
+			{Offset: size - tail + 1, Length: tail, SHA256: good.SHA256}, // ends after it
+			{Offset: size, Length: 0, SHA256: good.SHA256},
+			{Offset: -1, Length: size + 1, SHA256: good.SHA256},
+			{Offset: 0, Length: size + 1, SHA256: good.SHA256},
+			{Offset: size - tail, Length: tail, SHA256: strings.ToUpper(good.SHA256)},
+			{Offset: size - tail, Length: tail, SHA256: good.SHA256[1:]},
+			{Offset: size - tail, Length: tail},
+		} {
+			for _, k := range []string{bkey, key} {
+				_, err := st.Put(ctx, remote.Meta{Key: k}, &indexer{Reader: bytes.NewReader(data), index: bad})
+				if !errors.Is(err, tiercache.ErrInvalidArgument) {
+					t.Errorf("%s: Put with index %+v: %v, want ErrInvalidArgument", k, bad, err)
+				}
+			}
+			mustMiss(t, st, bkey)
+			if m, err := st.Stat(ctx, key); err != nil || !sameMeta(m, before) {
+				t.Errorf("%s: a refused Put left %+v, %v; want the version before it", key, m, err)
+			}
 		}
 	}
 }
