@@ -154,12 +154,13 @@ release-snapshot: $(BIN)/goreleaser
 demo: build minio
 	./scripts/demo.sh
 
-# Flags for `make bench`, e.g. BENCH_FLAGS="--size 100MB --skip-100k"
+# Flags for `make bench`, e.g. BENCH_FLAGS="--trees generated --size 100MB --skip-100k"
 # (`go run ./bench -h` lists them).
 BENCH_FLAGS ?=
 
 ## bench: tiercache against tar | zstd | mc and cp -a, on a generated 400 MB
-## module-cache-like tree and MinIO on loopback (about 10 minutes); see BENCHMARKS.md.
+## module-cache-like tree, then on Go's source tree (go env GOROOT, never modified), with
+## MinIO on loopback, and the restores at GOMAXPROCS=1 beside the default; see BENCHMARKS.md.
 # The baselines' zstd, and GNU time for exact peak RSS, from the
 # distribution when missing (Debian/Ubuntu; as root, or through sudo).
 bench-tools:

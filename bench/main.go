@@ -24,16 +24,35 @@
 // --pause) when the disk cannot hold it all. Deleting a large tree can slow
 // the creation of files for minutes afterwards (see slowAfterDelete).
 //
+// A run measures each tree of --trees in turn, against the same MinIO:
+// by default a generated 400 MB module-cache-like tree, then Go's own
+// source tree (the directory `go env GOROOT` names, read and never
+// modified). The local Get and prune measurements, which do not depend on
+// the tree, run once, after the last tree, and are reported with the
+// first.
+//
+// The cold pull --no-local and the warm pull also run tiercache with
+// GOMAXPROCS=1 in the same rounds (A B C ...), and the report gives the
+// default's median over that one: how the restore scales with cores.
+// These are 2 timed commands per round against the 10 of the pairs;
+// --scaling=false leaves them out.
+//
 // Run it from the repository root, after `make build mc minio`, or simply
 // with `make bench BENCH_FLAGS="..."`:
 //
-//	go run ./bench                      # the default 400 MB module-cache-like tree
-//	go run ./bench --size 100MB         # a quicker run
-//	go run ./bench --tree ~/go/pkg/mod  # any real directory
-//	go run ./bench --profile prof       # also CPU profiles and a phase breakdown
+//	go run ./bench                             # the generated tree, then GOROOT
+//	go run ./bench --trees generated           # the generated tree only
+//	go run ./bench --trees generated --size 100MB  # a quicker run
+//	go run ./bench --tree ~/go/pkg/mod         # any real directory, alone
+//	go run ./bench --trees goroot,$HOME/go/pkg/mod  # several, one after the other
+//	go run ./bench --scaling=false             # without the restores at GOMAXPROCS=1
+//	go run ./bench --profile prof              # also CPU profiles and a phase breakdown
 //
-// The Markdown report goes to stdout, progress to stderr, and every sample
-// to the JSON file named by --json-out.
+// The Markdown report goes to stdout (one per tree, then a summary when
+// there are several), progress to stderr, and every sample to the JSON
+// file named by --json-out; with several trees, one file per tree, the
+// tree's name inserted before the extension (bench-results-generated.json,
+// bench-results-goroot.json).
 //
 // It builds on Unix only: its baselines are Unix tools (tar, cp -a), and
 // it measures with Unix calls (getrusage, statfs, process groups).
@@ -55,10 +74,15 @@ import (
 
 // config holds the command-line flags.
 type config struct {
-	size       int64
-	sizeText   string
-	seed       uint64
-	tree       string
+	size     int64
+	sizeText string
+	seed     uint64
+	// trees are the trees measured, in order (--trees, or --tree alone).
+	trees     []treeSpec
+	treesText string
+	tree      string
+	// scaling adds the restores at GOMAXPROCS=1 (see pair.OneProc).
+	scaling    bool
 	rounds     int
 	pause      time.Duration // negative: decide from the file system (see slowAfterDelete)
 	pauseText  string
@@ -86,16 +110,18 @@ func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tiercache push, cold pull and warm pull against tar | zstd | mc and cp -a.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nMeasures tiercache push, cold pull and warm pull against tar | zstd | mc and cp -a,\non each tree of --trees (by default a generated one, then Go's source tree).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.sizeText, "size", "400MB", "size of the generated tree (KB, MB, GB are powers of 10; KiB, MiB, GiB of 2)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the generated tree")
-	fs.StringVar(&c.tree, "tree", "", "measure this existing directory instead of a generated tree (never modified)")
+	fs.StringVar(&c.treesText, "trees", defaultTrees, "comma-separated `list` of the trees to measure, one after the other: \"generated\" (the generated tree, see --size and --seed), \"goroot\" (Go's source tree, the directory go env GOROOT names) or a directory; one results file each (see --json-out); trees are never modified")
+	fs.StringVar(&c.tree, "tree", "", "measure this existing directory alone (never modified); the same as --trees DIR, for any directory name")
+	fs.BoolVar(&c.scaling, "scaling", true, "also run the cold pull --no-local and the warm pull with GOMAXPROCS=1, in the same rounds, and report the default's time over that; --scaling=false saves these 2 commands per round")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds of each pair (A B A B ...); medians are reported")
 	fs.BoolVar(&c.deleteBetween, "delete-between-pairs", false, "delete the restored trees between pairs (default: only when the disk cannot hold them all until the end)")
 	fs.StringVar(&c.pauseText, "pause", "auto", "pause after deleting trees between pairs and syncing, as a duration or \"auto\": 65s on ext4 without a journal, which makes file creation slow for minutes after a big delete, else 5s")
-	fs.StringVar(&c.jsonOut, "json-out", "bench-results.json", "file to write every sample to, as JSON")
+	fs.StringVar(&c.jsonOut, "json-out", "bench-results.json", "file to write every sample to, as JSON; with several trees, one per tree, the tree's name inserted before the extension")
 	fs.BoolVar(&c.noSync, "no-sync", false, "run tiercache with --no-sync (no fsync in the local tier), like the baselines, which never sync")
 	fs.IntVar(&c.level, "level", 3, "zstd level of the baseline (tiercache uses its default, 3)")
 	fs.BoolVar(&c.skip100k, "skip-100k", false, "measure local Get hits at 10 and 10k entries only (building 100k entries takes 20 s to minutes)")
@@ -113,6 +139,19 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	treesSet := false
+	fs.Visit(func(f *flag.Flag) { treesSet = treesSet || f.Name == "trees" })
+	switch {
+	case c.tree != "" && treesSet:
+		return c, errors.New("--tree and --trees cannot be used together (--tree DIR is --trees DIR)")
+	case c.tree != "":
+		c.trees = []treeSpec{dirTree(c.tree)}
+	default:
+		var err error
+		if c.trees, err = parseTrees(c.treesText); err != nil {
+			return c, fmt.Errorf("--trees: %w", err)
+		}
 	}
 	size, err := parseSize(c.sizeText)
 	if err != nil {
@@ -136,6 +175,99 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("--get-samples must be at least 10")
 	}
 	return c, nil
+}
+
+// defaultTrees is what --trees measures unless told otherwise.
+const defaultTrees = "generated,goroot"
+
+// Kinds of tree (treeSpec.kind), also the words --trees takes for the first two.
+const (
+	treeGenerated = "generated"
+	treeGoroot    = "goroot"
+	treeDir       = "dir"
+)
+
+// treeSpec is one tree a run measures.
+type treeSpec struct {
+	kind string // treeGenerated, treeGoroot or treeDir
+	// dir is the directory measured: as given for treeDir, found by
+	// resolveTrees for treeGoroot, empty for treeGenerated.
+	dir string
+	// name tells the tree apart in the report and the results files'
+	// names; parseTrees makes it unique and safe in a file name.
+	name string
+}
+
+// dirTree is a directory given by the user.
+func dirTree(dir string) treeSpec {
+	return treeSpec{kind: treeDir, dir: dir, name: fileSafe(filepath.Base(filepath.Clean(dir)))}
+}
+
+// parseTrees parses --trees: comma-separated entries, each "generated",
+// "goroot" or a directory (./generated for a directory of that name).
+// Each may be listed once; names are made unique with a -2, -3 suffix.
+func parseTrees(s string) ([]treeSpec, error) {
+	var trees []treeSpec
+	seen := map[string]bool{} // kinds and cleaned directories
+	names := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		var t treeSpec
+		switch f {
+		case "":
+			return nil, fmt.Errorf("%q has an empty entry", s)
+		case treeGenerated, treeGoroot:
+			t = treeSpec{kind: f, name: f}
+		default:
+			t = dirTree(f)
+		}
+		id := t.kind
+		if t.kind == treeDir {
+			id = "dir " + filepath.Clean(t.dir)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("%s is listed twice", f)
+		}
+		seen[id] = true
+		base := t.name
+		for i := 2; names[t.name]; i++ {
+			t.name = fmt.Sprintf("%s-%d", base, i)
+		}
+		names[t.name] = true
+		trees = append(trees, t)
+	}
+	return trees, nil
+}
+
+// fileSafe reduces a directory's base name to lower-case letters, digits,
+// dots, dashes and underscores, for a file name; "tree" if nothing is left.
+func fileSafe(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == '.' && b.Len() > 0:
+			b.WriteRune(r)
+		default:
+			b.WriteRune('_')
+		}
+	}
+	t := strings.Trim(b.String(), "_.")
+	if t == "" {
+		return "tree"
+	}
+	return t
+}
+
+// jsonOutFor is the results file of tree name: base itself when the run
+// measures one tree, else base with "-name" before its extension.
+func jsonOutFor(base, name string, trees int) string {
+	if trees == 1 {
+		return base
+	}
+	ext := filepath.Ext(base)
+	return strings.TrimSuffix(base, ext) + "-" + name + ext
 }
 
 // parseSize parses 400MB, 1.5GiB, 2000000 and the like.

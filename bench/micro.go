@@ -193,7 +193,7 @@ func (b *bench) localMicro(ctx context.Context) error {
 // archives, in-process against the benchmark's MinIO.
 func (b *bench) remotePrune(ctx context.Context) error {
 	store, err := s3.New(ctx, s3.Config{
-		Bucket:      bucket,
+		Bucket:      microBucket,
 		Prefix:      "prune",
 		Endpoint:    b.srv.Endpoint,
 		PathStyle:   true,

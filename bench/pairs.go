@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,6 +39,16 @@ type pair struct {
 	PeakRSSB  int64    `json:"peak_rss_bytes_b"`
 	Verified  bool     `json:"verified"`
 	VerifyLog string   `json:"verify,omitempty"`
+	// CommandOneProc and OneProc, with --scaling: command A again with
+	// GOMAXPROCS=1 in its environment, in the same rounds (A B C A B C
+	// ...), so RatioOneProc, MedianA over MedianOneProc, shows how much
+	// the default gains from every core.
+	CommandOneProc string   `json:"command_gomaxprocs1,omitempty"`
+	OneProc        []sample `json:"gomaxprocs1,omitempty"`
+	MedianOneProc  float64  `json:"median_seconds_gomaxprocs1,omitempty"`
+	CPUOneProc     float64  `json:"median_cpu_seconds_gomaxprocs1,omitempty"`
+	PeakRSSOneProc int64    `json:"peak_rss_bytes_gomaxprocs1,omitempty"`
+	RatioOneProc   float64  `json:"ratio_to_gomaxprocs1,omitempty"`
 }
 
 func (p *pair) summarize() {
@@ -54,6 +65,13 @@ func (p *pair) summarize() {
 	p.CPUA, p.CPUB = med(p.A, cpu), med(p.B, cpu)
 	if p.MedianB > 0 {
 		p.Ratio = p.MedianA / p.MedianB
+	}
+	p.MedianOneProc, p.CPUOneProc = med(p.OneProc, wall), med(p.OneProc, cpu)
+	if p.MedianOneProc > 0 {
+		p.RatioOneProc = p.MedianA / p.MedianOneProc
+	}
+	for _, s := range p.OneProc {
+		p.PeakRSSOneProc = max(p.PeakRSSOneProc, s.MaxRSSBytes)
 	}
 	for _, s := range p.A {
 		p.PeakRSSA = max(p.PeakRSSA, s.MaxRSSBytes)
@@ -82,18 +100,24 @@ func pushKey(r int) string { return fmt.Sprintf("bench-r%d", r) }
 func noLocalKey(r int) string { return fmt.Sprintf("bench-nolocal-r%d", r) }
 
 // baseObject is the mc target of baseline push round r.
-func baseObject(r int) string {
-	return fmt.Sprintf("%s/%s/base/r%d.tar.zst", mcAlias, bucket, r)
+func (b *bench) baseObject(r int) string {
+	return fmt.Sprintf("%s/%s/base/r%d.tar.zst", mcAlias, b.bucket, r)
 }
 
-// run is the whole benchmark.
+// run is the whole benchmark: every tree of cfg.trees in turn, then the
+// micro-benchmarks.
 func run(ctx context.Context, cfg config) error {
-	b := &bench{cfg: cfg, res: &results{Started: time.Now()}}
+	b := &bench{cfg: cfg}
+	started := time.Now()
 	var err error
 	if b.root, err = repoRoot(); err != nil {
 		return err
 	}
 	if err := b.checkTools(); err != nil {
+		return err
+	}
+	// Before anything is measured, so a wrong tree fails at once.
+	if err := b.resolveTrees(ctx); err != nil {
 		return err
 	}
 	// Two benchmarks at once would falsify each other, and so would one
@@ -114,16 +138,19 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 	}
-	if b.work, err = os.MkdirTemp(cfg.workDir, "tiercache-bench-"); err != nil {
+	if b.scratch, err = os.MkdirTemp(cfg.workDir, "tiercache-bench-"); err != nil {
 		return err
 	}
+	b.work = b.scratch
 	if cfg.keep {
-		logf("scratch directory %s (kept)", b.work)
+		logf("scratch directory %s (kept)", b.scratch)
 	} else {
+		// Once, after every tree: deleting one tree's scratch before
+		// measuring the next would slow the next (see slowAfterDelete).
 		defer func() {
 			start := time.Now()
-			if err := fsutil.RemoveAll(b.work); err != nil {
-				logf("removing %s: %v", b.work, err)
+			if err := fsutil.RemoveAll(b.scratch); err != nil {
+				logf("removing %s: %v", b.scratch, err)
 				return
 			}
 			markCleanup()
@@ -135,6 +162,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	pauseWhy := "--pause"
 	var slowWhy string
+	var warnings []string
 	b.slowAfterDelete, slowWhy = slowAfterDelete(b.work)
 	if cfg.pause < 0 {
 		b.cfg.pause, pauseWhy = 5*time.Second, slowWhy
@@ -148,8 +176,8 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 	} else if ok && b.slowAfterDelete && since < 6*time.Minute {
-		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("a previous benchmark run deleted its scratch directory %s before this one started; on %s, file creation stays slow for minutes after a large deletion, so early rounds may be slow", since.Round(time.Second), slowWhy))
-		logf("warning: %s", b.res.Warnings[len(b.res.Warnings)-1])
+		warnings = append(warnings, fmt.Sprintf("a previous benchmark run deleted its scratch directory %s before this one started; on %s, file creation stays slow for minutes after a large deletion, so early rounds may be slow", since.Round(time.Second), slowWhy))
+		logf("warning: %s", warnings[len(warnings)-1])
 	}
 	b.trashDir = b.path("trash")
 	if err := os.Mkdir(b.trashDir, 0o700); err != nil {
@@ -163,7 +191,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer func() { _ = b.srv.Stop() }()
 	b.setEnv()
-	if _, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "mb", "-q", mcAlias+"/"+bucket)); err != nil {
+	if _, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "mb", "-q", mcAlias+"/"+microBucket)); err != nil {
 		return err
 	}
 	if cfg.dropCaches {
@@ -174,10 +202,77 @@ func run(ctx context.Context, cfg config) error {
 		}
 		_ = f.Close()
 	}
-	b.res.Machine = machineInfo(ctx, b)
-	b.res.Config = b.cfg.toJSON()
-	b.res.Config.PauseWhy = pauseWhy
+	m := machineInfo(ctx, b)
 
+	var all []*results
+	for i, t := range b.cfg.trees {
+		res := &results{Started: time.Now(), Machine: m, Config: b.cfg.toJSON(), Warnings: slices.Clone(warnings)}
+		res.Config.Tree = t.dir
+		res.Config.PauseWhy = pauseWhy
+		logf("tree %d/%d: %s", i+1, len(b.cfg.trees), t.name)
+		if err := b.measureTree(ctx, i, t, res); err != nil {
+			return fmt.Errorf("tree %s: %w", t.name, err)
+		}
+		all = append(all, res)
+	}
+	if !cfg.skipMicro {
+		// Once, after every tree: they do not depend on the tree, and
+		// their prunes delete thousands of files, which would slow the
+		// trees measured after them (see slowAfterDelete). Reported
+		// with the first tree.
+		start := time.Now()
+		b.res, b.work = all[0], b.path("micro")
+		if err := os.Mkdir(b.work, 0o755); err != nil {
+			return err
+		}
+		if err := b.localMicro(ctx); err != nil {
+			return err
+		}
+		if err := b.remotePrune(ctx); err != nil {
+			return err
+		}
+		all[0].Seconds += time.Since(start).Seconds()
+		for _, r := range all[1:] {
+			r.MicroWith = all[0].Tree.Name
+		}
+	}
+	var files []string
+	for _, r := range all {
+		r.Targets = r.evaluate()
+		name := jsonOutFor(cfg.jsonOut, r.Tree.Name, len(all))
+		if err := r.writeJSON(name); err != nil {
+			return err
+		}
+		files = append(files, name)
+	}
+	for _, r := range all {
+		r.ofMany = len(all) > 1
+		r.markdown(os.Stdout)
+	}
+	if len(all) > 1 {
+		summary(os.Stdout, all, time.Since(started))
+	}
+	logf("results written to %s; total %s", strings.Join(files, ", "), time.Since(started).Round(time.Second))
+	return nil
+}
+
+// measureTree runs every pair (and --profile) on tree t, the i-th of the
+// run, into res.
+func (b *bench) measureTree(ctx context.Context, i int, t treeSpec, res *results) error {
+	b.tree, b.res = t, res
+	b.res.Tree.Name = t.name
+	b.work = filepath.Join(b.scratch, fmt.Sprintf("tree-%d", i+1))
+	if err := os.Mkdir(b.work, 0o755); err != nil {
+		return err
+	}
+	b.bucket = fmt.Sprintf("%s-%d", microBucket, i+1)
+	if _, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "mb", "-q", mcAlias+"/"+b.bucket)); err != nil {
+		return err
+	}
+	b.profileDir = b.cfg.profileDir
+	if len(b.cfg.trees) > 1 && b.profileDir != "" {
+		b.profileDir = filepath.Join(b.profileDir, t.name)
+	}
 	if err := b.prepareTree(ctx); err != nil {
 		return err
 	}
@@ -190,42 +285,64 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 	}
-	if cfg.profileDir != "" {
+	if b.profileDir != "" {
 		if err := b.profile(ctx); err != nil {
 			return err
 		}
 	}
-	if !cfg.skipMicro {
-		if err := b.localMicro(ctx); err != nil {
-			return err
-		}
-		if err := b.remotePrune(ctx); err != nil {
-			return err
-		}
-	}
 	b.res.Seconds = time.Since(b.res.Started).Seconds()
-	b.res.Targets = b.res.evaluate()
-	if err := b.res.writeJSON(cfg.jsonOut); err != nil {
-		return err
-	}
-	b.res.markdown(os.Stdout)
-	logf("results written to %s; total %s", cfg.jsonOut, time.Since(b.res.Started).Round(time.Second))
 	return nil
 }
 
-// prepareTree generates the tree, or takes --tree, and records its shape.
-func (b *bench) prepareTree(ctx context.Context) error {
-	if b.cfg.tree != "" {
-		src, err := filepath.Abs(b.cfg.tree)
+// resolveTrees finds Go's source tree for "goroot" and checks that every
+// directory exists.
+func (b *bench) resolveTrees(ctx context.Context) error {
+	for i := range b.cfg.trees {
+		t := &b.cfg.trees[i]
+		switch t.kind {
+		case treeGenerated:
+			continue
+		case treeGoroot:
+			// The go command on PATH, from the repository root, so a
+			// toolchain line in go.mod chooses it as for `make bench`.
+			cmd := exec.CommandContext(ctx, "go", "env", "GOROOT")
+			cmd.Dir = b.root
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("--trees goroot: go env GOROOT: %w", err)
+			}
+			t.dir = strings.TrimSpace(string(out))
+			logf("goroot: Go's source tree is %s", t.dir)
+		}
+		dir, err := filepath.Abs(t.dir)
 		if err != nil {
 			return err
 		}
-		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-			return fmt.Errorf("--tree %s is not a directory", b.cfg.tree)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("tree %s: %s is not a directory", t.name, t.dir)
 		}
-		b.src = src
-		b.res.Tree.Source = "directory given with --tree"
-	} else {
+		t.dir = dir
+	}
+	return nil
+}
+
+// prepareTree generates the tree, or takes the directory given, and
+// records its shape.
+func (b *bench) prepareTree(ctx context.Context) error {
+	switch b.tree.kind {
+	case treeDir:
+		b.src = b.tree.dir
+		b.res.Tree.Source = "directory given with --tree or --trees"
+	case treeGoroot:
+		b.src = b.tree.dir
+		b.res.Tree.Source = "Go's source tree (`go env GOROOT`)"
+		// Its VERSION file's first line names the release.
+		if v, err := os.ReadFile(filepath.Join(b.src, "VERSION")); err == nil {
+			if line, _, _ := strings.Cut(string(v), "\n"); strings.HasPrefix(line, "go") {
+				b.res.Tree.Source = fmt.Sprintf("Go's source tree (`go env GOROOT`, %s)", line)
+			}
+		}
+	default:
 		b.src = b.path("src")
 		start := time.Now()
 		plan := planTree(b.cfg.size, b.cfg.seed)
@@ -317,14 +434,14 @@ func (b *bench) pushPairOf(ctx context.Context, name, commandA string, flags []s
 		}
 
 		s, _, err = b.timed(ctx, b.shellCmd(ctx, fmt.Sprintf("tar --format=posix -cf - -C %s . | zstd -T0 -%d -q | %s pipe -q %s",
-			quote(b.src), b.cfg.level, quote(b.mc), quote(baseObject(r)))), r)
+			quote(b.src), b.cfg.level, quote(b.mc), quote(b.baseObject(r)))), r)
 		if err != nil {
 			return err
 		}
 		p.B = append(p.B, s)
 		logf("%s %d/%d baseline:  %s", name, r, b.cfg.rounds, s)
 	}
-	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "stat", "--json", baseObject(1)))
+	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "stat", "--json", b.baseObject(1)))
 	if err != nil {
 		return err
 	}
@@ -344,56 +461,74 @@ func (b *bench) pushPairOf(ctx context.Context, name, commandA string, flags []s
 }
 
 func (b *bench) coldPullPair(ctx context.Context) error {
-	return b.coldPullPairOf(ctx, "cold pull", "tiercache pull K DEST (empty local tier)", nil)
+	return b.coldPullPairOf(ctx, "cold pull", "tiercache pull K DEST (empty local tier)", nil, false)
 }
 
 // coldPullPairNoLocal measures pull --no-local, which extracts straight
 // into DEST, against the same baseline.
 func (b *bench) coldPullPairNoLocal(ctx context.Context) error {
-	return b.coldPullPairOf(ctx, "cold pull --no-local", "tiercache pull --no-local K DEST", []string{"--no-local"})
+	return b.coldPullPairOf(ctx, "cold pull --no-local", "tiercache pull --no-local K DEST", []string{"--no-local"}, b.cfg.scaling)
 }
 
-func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags []string) error {
+// coldPullPairOf measures a cold tiercache pull with flags against the
+// baseline, and with oneProc the same pull at GOMAXPROCS=1 too.
+func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags []string, oneProc bool) error {
 	p := &pair{
 		Name:     name,
 		CommandA: commandA,
 		CommandB: "mc cat ALIAS/BUCKET/OBJ | zstd -d -T0 | tar -xf - -C DEST",
 	}
+	if oneProc {
+		p.CommandOneProc = "GOMAXPROCS=1 " + commandA
+	}
 	// MinIO keeps each object in a directory of the same name: these
 	// hold the two objects the pulls read.
 	b.inputs = []string{
-		filepath.Join(b.srv.DataDir, bucket, tcPrefix, "data", pushKey(1)),
-		filepath.Join(b.srv.DataDir, strings.TrimPrefix(baseObject(1), mcAlias+"/")),
+		filepath.Join(b.srv.DataDir, b.bucket, tcPrefix, "data", pushKey(1)),
+		filepath.Join(b.srv.DataDir, strings.TrimPrefix(b.baseObject(1), mcAlias+"/")),
 	}
 	tag := strings.ReplaceAll(name, " ", "")
-	for r := 1; r <= b.cfg.rounds; r++ {
-		tier, dest := b.path("%s-tier-%d", tag, r), b.path("%s-tc-%d", tag, r)
-		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, append(append([]string{"pull"}, flags...), pushKey(1), dest)...), r)
+	// tiercache runs round r of tiercache pull, at GOMAXPROCS=1 if single.
+	tiercache := func(r int, single bool) (sample, error) {
+		what, suffix := "tiercache:", ""
+		if single {
+			what, suffix = "GOMAXPROCS=1:", "-gomaxprocs1"
+		}
+		tier, dest := b.path("%s-tier%s-%d", tag, suffix, r), b.path("%s-tc%s-%d", tag, suffix, r)
+		cmd := b.tiercacheCmd(ctx, tier, append(append([]string{"pull"}, flags...), pushKey(1), dest)...)
+		if single {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+		}
+		s, out, err := b.timed(ctx, cmd, r)
 		if err != nil {
-			return err
+			return s, err
 		}
 		var pj pullJSON
 		if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
-			return err
+			return s, err
 		}
 		if !pj.Hit || pj.Tier != "remote" {
-			return fmt.Errorf("cold tiercache pull was not a remote hit: %s", out)
+			return s, fmt.Errorf("cold tiercache pull was not a remote hit: %s", out)
+		}
+		logf("%s %d/%d %s %s", name, r, b.cfg.rounds, what, s)
+		if err := b.verify(dest, strings.TrimSuffix(what, ":")+" "+name); err != nil {
+			return s, err
+		}
+		return s, errors.Join(b.trash(tier), b.trash(dest))
+	}
+	for r := 1; r <= b.cfg.rounds; r++ {
+		s, err := tiercache(r, false)
+		if err != nil {
+			return err
 		}
 		p.A = append(p.A, s)
-		logf("%s %d/%d tiercache: %s", name, r, b.cfg.rounds, s)
-		if err := b.verify(dest, "tiercache "+name); err != nil {
-			return err
-		}
-		if err := errors.Join(b.trash(tier), b.trash(dest)); err != nil {
-			return err
-		}
 
-		dest = b.path("%s-base-%d", tag, r)
+		dest := b.path("%s-base-%d", tag, r)
 		if err := os.Mkdir(dest, 0o755); err != nil {
 			return err
 		}
 		s, _, err = b.timed(ctx, b.shellCmd(ctx, fmt.Sprintf("%s cat %s | zstd -d -T0 -q | tar -xf - -C %s",
-			quote(b.mc), quote(baseObject(1)), quote(dest))), r)
+			quote(b.mc), quote(b.baseObject(1)), quote(dest))), r)
 		if err != nil {
 			return err
 		}
@@ -404,6 +539,14 @@ func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags
 		}
 		if err := b.trash(dest); err != nil {
 			return err
+		}
+
+		if oneProc {
+			s, err := tiercache(r, true)
+			if err != nil {
+				return err
+			}
+			p.OneProc = append(p.OneProc, s)
 		}
 	}
 	if flags == nil {
@@ -422,7 +565,7 @@ func (b *bench) coldPullPairOf(ctx context.Context, name, commandA string, flags
 // (untimed) and checks the result: a tiercache pull and a tar -x of the same
 // object must give the same tree.
 func (b *bench) interop(ctx context.Context) error {
-	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "ls", "--json", "--recursive", fmt.Sprintf("%s/%s/%s/data/%s/", mcAlias, bucket, tcPrefix, pushKey(1))))
+	out, err := b.exec(ctx, b.plainCmd(ctx, b.mc, "ls", "--json", "--recursive", fmt.Sprintf("%s/%s/%s/data/%s/", mcAlias, b.bucket, tcPrefix, pushKey(1))))
 	if err != nil {
 		return err
 	}
@@ -443,7 +586,7 @@ func (b *bench) interop(ctx context.Context) error {
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		return err
 	}
-	obj := fmt.Sprintf("%s/%s/%s/data/%s/%s", mcAlias, bucket, tcPrefix, pushKey(1), objects[0])
+	obj := fmt.Sprintf("%s/%s/%s/data/%s/%s", mcAlias, b.bucket, tcPrefix, pushKey(1), objects[0])
 	if _, err := b.exec(ctx, b.shellCmd(ctx, fmt.Sprintf("%s cat %s | zstd -d -q | tar -xf - -C %s", quote(b.mc), quote(obj), quote(dest)))); err != nil {
 		return err
 	}
@@ -458,6 +601,9 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 		Name:     "warm pull",
 		CommandA: "tiercache pull K DEST (local hit)",
 		CommandB: "cp -a TREE DEST (a copy of the tree on the same file system)",
+	}
+	if b.cfg.scaling {
+		p.CommandOneProc = "GOMAXPROCS=1 " + p.CommandA
 	}
 	tier, setup := b.path("warm-tier"), b.path("warm-setup")
 	out, err := b.exec(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), setup))
@@ -484,29 +630,41 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 	}
 	cached := setup
 	b.inputs = []string{cached}
-	for r := 1; r <= b.cfg.rounds; r++ {
-		dest := b.path("warm-tc-%d", r)
-		s, out, err := b.timed(ctx, b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest), r)
+	// tiercache runs round r of the warm tiercache pull, at GOMAXPROCS=1
+	// if single.
+	tiercache := func(r int, single bool) (sample, error) {
+		what, dest := "tiercache:", b.path("warm-tc-%d", r)
+		cmd := b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest)
+		if single {
+			what, dest = "GOMAXPROCS=1:", b.path("warm-tc-gomaxprocs1-%d", r)
+			cmd = b.tiercacheCmd(ctx, tier, "pull", pushKey(1), dest)
+			cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+		}
+		s, out, err := b.timed(ctx, cmd, r)
 		if err != nil {
-			return err
+			return s, err
 		}
 		var pj pullJSON
 		if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
-			return err
+			return s, err
 		}
 		if !pj.Hit || pj.Tier != "local" {
-			return fmt.Errorf("warm tiercache pull was not a local hit: %s", out)
+			return s, fmt.Errorf("warm tiercache pull was not a local hit: %s", out)
+		}
+		logf("warm pull %d/%d %s %s", r, b.cfg.rounds, what, s)
+		if err := b.verify(dest, strings.TrimSuffix(what, ":")+" warm pull"); err != nil {
+			return s, err
+		}
+		return s, b.trash(dest)
+	}
+	for r := 1; r <= b.cfg.rounds; r++ {
+		s, err := tiercache(r, false)
+		if err != nil {
+			return err
 		}
 		p.A = append(p.A, s)
-		logf("warm pull %d/%d tiercache: %s", r, b.cfg.rounds, s)
-		if err := b.verify(dest, "tiercache warm pull"); err != nil {
-			return err
-		}
-		if err := b.trash(dest); err != nil {
-			return err
-		}
 
-		dest = b.path("warm-cp-%d", r)
+		dest := b.path("warm-cp-%d", r)
 		s, _, err = b.timed(ctx, b.plainCmd(ctx, "cp", "-a", cached, dest), r)
 		if err != nil {
 			return err
@@ -518,6 +676,14 @@ func (b *bench) warmPullPair(ctx context.Context) error {
 		}
 		if err := b.trash(dest); err != nil {
 			return err
+		}
+
+		if b.cfg.scaling {
+			s, err := tiercache(r, true)
+			if err != nil {
+				return err
+			}
+			p.OneProc = append(p.OneProc, s)
 		}
 	}
 	p.Verified, p.VerifyLog = true, "every copy equals the source (treetest.Diff)"

@@ -56,7 +56,7 @@ type phase struct {
 // the CPU profile shows where CPU goes, the phases show where the waiting
 // is. The CLI has no profiling hook, hence in-process.
 func (b *bench) profile(ctx context.Context) error {
-	dir, err := filepath.Abs(b.cfg.profileDir)
+	dir, err := filepath.Abs(b.profileDir)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (b *bench) profile(ctx context.Context) error {
 	info := &profileInfo{Dir: dir}
 	b.res.Profile = info
 	store, err := s3.New(ctx, s3.Config{
-		Bucket:      bucket,
+		Bucket:      b.bucket,
 		Prefix:      "profile",
 		Endpoint:    b.srv.Endpoint,
 		PathStyle:   true,
@@ -145,7 +145,7 @@ func (b *bench) profile(ctx context.Context) error {
 	const key = "profile"
 	archivePath := b.path("profile.tar.zst")
 	// What the steps read (those not written yet are skipped).
-	b.inputs = []string{b.src, b.path("prof-put-tier"), b.path("prof-pull-tier"), archivePath, filepath.Join(b.srv.DataDir, bucket, "profile")}
+	b.inputs = []string{b.src, b.path("prof-put-tier"), b.path("prof-pull-tier"), archivePath, filepath.Join(b.srv.DataDir, b.bucket, "profile")}
 
 	// Push: whole, then its parts.
 	c, err := newCache("prof-push-tier")

@@ -36,6 +36,12 @@ type results struct {
 	Profile     *profileInfo  `json:"profile,omitempty"`
 	Targets     []target      `json:"targets"`
 	Warnings    []string      `json:"warnings,omitempty"`
+	// ofMany: the run measured other trees too, so the time at the end
+	// of the report is this tree's, not the run's.
+	ofMany bool
+	// MicroWith names the tree whose results hold the local Get and
+	// prune measurements, when another tree's do: a run takes them once.
+	MicroWith string `json:"micro_with,omitempty"`
 }
 
 type machine struct {
@@ -64,13 +70,17 @@ type configJSON struct {
 	WaitIdle    bool   `json:"wait_idle"`
 	DropCaches  bool   `json:"drop_caches"`
 	Level       int    `json:"baseline_level"`
+	// Scaling: the restores also ran at GOMAXPROCS=1 (--scaling).
+	Scaling bool `json:"scaling"`
 }
 
 func (c config) toJSON() configJSON {
-	return configJSON{Size: c.size, Seed: c.seed, Tree: c.tree, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, DropCaches: c.dropCaches, Level: c.level}
+	return configJSON{Size: c.size, Seed: c.seed, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, DropCaches: c.dropCaches, Level: c.level, Scaling: c.scaling}
 }
 
 type treeInfo struct {
+	// Name tells the tree apart among those of the run (see treeSpec).
+	Name            string  `json:"name"`
 	Source          string  `json:"source"`
 	Files           int64   `json:"files"`
 	Dirs            int64   `json:"dirs"`
@@ -149,6 +159,9 @@ func (r *results) evaluate() []target {
 		}
 	}
 	ts = append(ts, target{Goal: "peak RSS ≤ 256 MiB for push and pull", Measured: strings.Join(rss, ", "), Met: rssMet})
+	if r.MicroWith != "" {
+		return ts // the rest is in the report of r.MicroWith
+	}
 	if len(r.GetHits) == 0 {
 		ts = append(ts, target{Goal: "local Get hit < 1 ms median, flat 10 → 100k entries", Skipped: true})
 	} else {
@@ -190,7 +203,7 @@ func (r *results) writeJSON(name string) error {
 // markdown renders the report.
 func (r *results) markdown(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "## tiercache benchmark, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "## tiercache benchmark, %s tree, %s\n\n", r.Tree.Name, r.Started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- Machine: %s, %d cores, %s RAM, Linux %s, %s\n", m.CPU, m.Cores, formatBytes(m.MemBytes), m.Kernel, m.FileSystem)
 	fmt.Fprintf(w, "- Tools: %s; %s; %s; %s; harness %s\n", m.Tiercache, m.Tar, m.Zstd, m.MC, m.Go)
 	fmt.Fprintf(w, "- Tree: %s: %s in %d files, %d dirs, %d symlinks\n", r.Tree.Source, formatBytes(r.Tree.Bytes), r.Tree.Files, r.Tree.Dirs, r.Tree.Symlinks)
@@ -217,7 +230,7 @@ func (r *results) markdown(w io.Writer) {
 	// The noise of every timed command, for the warnings below.
 	busiest, fastest, slowest, stalls := 0.0, math.Inf(1), 0.0, int64(0)
 	for _, p := range r.Pairs {
-		for _, s := range slices.Concat(p.A, p.B) {
+		for _, s := range slices.Concat(p.A, p.B, p.OneProc) {
 			busiest = max(busiest, s.BusyBefore)
 			fastest, slowest = min(fastest, s.CreateMicros), max(slowest, s.CreateMicros)
 			stalls = max(stalls, s.MemStalls)
@@ -270,8 +283,12 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %s; %s | %s; %s |\n", p.Name, a, b, busy*100, ca, cb, ma, mb)
 	}
 	fmt.Fprintln(w)
+	r.scalingTable(w)
 	for _, p := range r.Pairs {
 		fmt.Fprintf(w, "- %s: A = `%s`; B = `%s`\n", p.Name, p.CommandA, p.CommandB)
+	}
+	if r.Config.Scaling {
+		fmt.Fprintf(w, "- GOMAXPROCS=1: command A with `GOMAXPROCS=1` in its environment, run after A and B in each round; default is Go's own GOMAXPROCS (the usable CPUs: %d here, unless a container limit lowers it; the harness unsets any GOMAXPROCS it was given). Below 1× the default is faster.\n", m.Cores)
 	}
 	fmt.Fprintln(w, "- CPU is user + system time of the process (of the whole pipeline for B); peak RSS of the process (of the largest pipeline process for B), from GNU time. MinIO's own CPU and memory are not counted on either side.")
 	for _, p := range r.Pairs {
@@ -288,6 +305,9 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| tiercache archive (level 3) | %s | %.1f%% |\n", formatBytes(c.TiercacheBytes), 100*float64(c.TiercacheBytes)/float64(c.TreeBytes))
 		fmt.Fprintf(w, "| tar --format=posix \\| zstd -T0 -%d | %s | %.1f%% |\n", c.Level, formatBytes(c.BaselineBytes), 100*float64(c.BaselineBytes)/float64(c.TreeBytes))
 		fmt.Fprintln(w)
+	}
+	if r.MicroWith != "" {
+		fmt.Fprintf(w, "Local Get and prune: measured once per run, see the %s tree's report.\n\n", r.MicroWith)
 	}
 	if len(r.GetHits) > 0 {
 		fmt.Fprintln(w, "| local Get hit | median | p90 | p99 | setup (fill) |")
@@ -326,7 +346,94 @@ func (r *results) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.Goal, t.Measured, met)
 	}
-	fmt.Fprintf(w, "\nTotal run time %s.\n", (time.Duration(r.Seconds * float64(time.Second))).Round(time.Second))
+	took := "Total run time"
+	if r.ofMany {
+		took = "Time on this tree"
+		if r.MicroWith == "" && (len(r.GetHits) > 0 || len(r.LocalPrune) > 0) {
+			took += ", the micro-benchmarks included"
+		}
+	}
+	fmt.Fprintf(w, "\n%s %s.\n\n", took, (time.Duration(r.Seconds * float64(time.Second))).Round(time.Second))
+}
+
+// scalingTable renders, with --scaling, the restores at the default
+// GOMAXPROCS beside GOMAXPROCS=1.
+func (r *results) scalingTable(w io.Writer) {
+	var ps []*pair
+	for _, p := range r.Pairs {
+		if len(p.OneProc) > 0 {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "| restore | default | GOMAXPROCS=1 | default / GOMAXPROCS=1 | CPU default | CPU GOMAXPROCS=1 | peak RSS GOMAXPROCS=1 | GOMAXPROCS=1 rounds (s) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	for _, p := range ps {
+		var v []string
+		for _, s := range p.OneProc {
+			v = append(v, fmt.Sprintf("%.2f", s.Seconds))
+		}
+		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | **%.2f×** | %.2f s | %.2f s | %s | %s |\n",
+			p.Name, p.MedianA, p.MedianOneProc, p.RatioOneProc, p.CPUA, p.CPUOneProc, formatBytes(p.PeakRSSOneProc), strings.Join(v, ", "))
+	}
+	fmt.Fprintln(w)
+}
+
+// summary renders, for a run of several trees, each pair's ratios side by
+// side, one column per tree.
+func summary(w io.Writer, all []*results, total time.Duration) {
+	fmt.Fprintln(w, "## Summary: tiercache / baseline, medians, per tree")
+	fmt.Fprintln(w)
+	head, rule := "| pair |", "|---|"
+	for _, r := range all {
+		head += fmt.Sprintf(" %s (%s) |", r.Tree.Name, formatBytes(r.Tree.Bytes))
+		rule += "---:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	row := func(label string, f func(*pair) (float64, bool)) {
+		line, some := "| "+label+" |", false
+		for _, r := range all {
+			v, ok := 0.0, false
+			if p := r.pair(label); p != nil {
+				v, ok = f(p)
+			}
+			if ok {
+				line += fmt.Sprintf(" %.2f× |", v)
+				some = true
+			} else {
+				line += " — |"
+			}
+		}
+		if some {
+			fmt.Fprintln(w, line)
+		}
+	}
+	var names []string
+	for _, r := range all {
+		for _, p := range r.Pairs {
+			if !slices.Contains(names, p.Name) {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	for _, n := range names {
+		row(n, func(p *pair) (float64, bool) { return p.Ratio, p.MedianB > 0 })
+	}
+	fmt.Fprintln(w)
+	if slices.ContainsFunc(all, func(r *results) bool { return r.Config.Scaling }) {
+		fmt.Fprintln(w, "Default GOMAXPROCS / GOMAXPROCS=1, tiercache's medians:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, rule)
+		for _, n := range names {
+			row(n, func(p *pair) (float64, bool) { return p.RatioOneProc, p.MedianOneProc > 0 })
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "Total run time %s, for %d trees.\n", total.Round(time.Second), len(all))
 }
 
 // machineInfo describes the machine and the tools measured.

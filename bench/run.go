@@ -29,8 +29,10 @@ import (
 )
 
 const (
-	// bucket holds everything the benchmark uploads.
-	bucket = "bench"
+	// microBucket holds what the micro-benchmarks upload; each tree's
+	// pairs upload to a bucket of their own (bench.bucket), so the keys
+	// of one tree never meet another's.
+	microBucket = "bench"
 	// mcAlias is the mc alias of the MinIO server, defined through
 	// MC_HOST_<alias> so no mc configuration file holds the credentials.
 	mcAlias = "bench"
@@ -40,10 +42,13 @@ const (
 
 // bench is the state of one run.
 type bench struct {
-	cfg      config
-	root     string // repository root
-	work     string // scratch directory
-	trashDir string
+	cfg     config
+	root    string // repository root
+	scratch string // scratch directory of the run
+	// work is where the current tree's commands write: a directory of
+	// its own under scratch.
+	work     string
+	trashDir string // under scratch, shared by every tree
 	trashSeq int
 	probeSeq int
 	// bestCreate is the fastest file creation probeCreate measured, in µs.
@@ -63,7 +68,12 @@ type bench struct {
 	srv             *miniotest.Server
 	baseEnv         []string
 	src             string // the tree measured
-	res             *results
+	tree            treeSpec
+	// bucket receives the current tree's uploads.
+	bucket string
+	// profileDir is where --profile writes for the current tree.
+	profileDir string
+	res        *results
 	// inputs are what the timed commands of the current pair read, read
 	// back in after the page cache is dropped (--drop-caches).
 	inputs []string
@@ -168,7 +178,9 @@ func (b *bench) checkTools() error {
 func (b *bench) setEnv() {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "TIERCACHE_") || strings.HasPrefix(name, "MC_") {
+		// GOMAXPROCS too: the default is Go's own, which --scaling
+		// compares with GOMAXPROCS=1.
+		if strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "TIERCACHE_") || strings.HasPrefix(name, "MC_") || name == "GOMAXPROCS" {
 			continue
 		}
 		b.baseEnv = append(b.baseEnv, kv)
@@ -189,7 +201,7 @@ func (b *bench) tiercacheCmd(ctx context.Context, tierDir string, args ...string
 	cmd := exec.CommandContext(ctx, b.tiercache, append([]string{"--json", "--quiet"}, args...)...)
 	cmd.Env = append(append([]string(nil), b.baseEnv...),
 		"TIERCACHE_DIR="+tierDir,
-		"TIERCACHE_REMOTE=s3://"+bucket+"/"+tcPrefix,
+		"TIERCACHE_REMOTE=s3://"+b.bucket+"/"+tcPrefix,
 		"TIERCACHE_S3_ENDPOINT="+b.srv.Endpoint,
 		"TIERCACHE_S3_PATH_STYLE=true",
 		"TIERCACHE_NO_SYNC="+fmt.Sprint(b.cfg.noSync),
@@ -409,10 +421,13 @@ func (b *bench) emptyTrash(ctx context.Context) error {
 
 // chooseTrashPolicy decides whether the trash is deleted between pairs:
 // only when keeping every tree until the end (about 30 times the tree,
-// MinIO's objects included) would take more than half the free space, or
-// when --delete-between-pairs asks for it.
+// MinIO's objects included, 36 with --scaling) would take more than half
+// the free space, or when --delete-between-pairs asks for it.
 func (b *bench) chooseTrashPolicy() {
 	need := 30 * b.res.Tree.Bytes
+	if b.cfg.scaling {
+		need += 6 * b.res.Tree.Bytes // the restores at GOMAXPROCS=1
+	}
 	var st unix.Statfs_t
 	free := int64(-1)
 	if unix.Statfs(b.work, &st) == nil {
