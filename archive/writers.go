@@ -129,7 +129,7 @@ var errChunksAborted = errors.New("archive: member aborted")
 // dropped; the reader learns of it through err and stops.
 type writerPool struct {
 	jobs    chan *fileJob
-	tokens  chan struct{} // chunks a large file may hold (see chunkTokens)
+	tokens  chan struct{}  // chunks a large file may hold (see chunkTokens)
 	pending sync.WaitGroup // jobs submitted and not finished
 	workers sync.WaitGroup
 	mu      sync.Mutex
