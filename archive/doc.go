@@ -46,6 +46,17 @@
 // strictly before it is used. Extract and Inspect do not use the index,
 // and read archives with or without one (as written before it existed).
 //
+// Extract and Inspect decode frames several at once
+// (ExtractOptions.Decoders): one goroutine cuts the input into frames by
+// their block headers, workers decode frames whose headers declare a size
+// of at most 16 MiB, and the tar reader reads the results in order. Every
+// member still passes the one reader's checks in stream order, and the
+// input is hashed whole, so what is accepted does not depend on the
+// decoder count. From the first frame that does not declare its size (a
+// stream from the zstd tool, say), the rest is decoded as one stream.
+// Writers create the files the reader has vetted: small ones read whole,
+// large ones in 1 MiB chunks, at most 16 of them read ahead.
+//
 // Write and Extract both report the size and SHA-256 of the compressed
 // bytes they produced or consumed (as does Inspect, which reads an
 // archive with Extract's checks but writes nothing). The caller records them at put and

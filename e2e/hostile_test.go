@@ -304,6 +304,7 @@ func plantArchive(t testing.TB, e env, b, key string, a hostileArchive) {
 	r.moveData(m, a.data, a.size)
 	meta["size"], meta["files"] = a.size, a.files
 	meta["archive_size"], meta["sha256"] = int64(len(a.data)), a.sum
+	delete(meta, "index") // a hand-made archive has none
 	r.putManifest(m)
 }
 
@@ -648,6 +649,15 @@ func TestHostileIntegrity(t *testing.T) {
 			meta["key"] = "someone-else"
 			r.putManifest(m)
 		}, "someone-else"},
+		{"manifest-lies-about-index", func(r plantedKey, m, meta map[string]any, data []byte) {
+			idx, ok := meta["index"].(map[string]any)
+			if !ok {
+				r.t.Fatalf("manifest records no index: %v", meta)
+			}
+			sum := sha256.Sum256([]byte("another index"))
+			idx["sha256"] = hex.EncodeToString(sum[:])
+			r.putManifest(m)
+		}, "index"},
 		{"manifest-bad-digest-format", func(r plantedKey, m, meta map[string]any, data []byte) {
 			meta["sha256"] = strings.ToUpper(meta["sha256"].(string))
 			r.putManifest(m)
@@ -740,6 +750,7 @@ func TestHostileDecompressionBomb(t *testing.T) {
 			r.moveData(m, bomb.data, size)
 			meta["size"], meta["files"] = size, bomb.files
 			meta["archive_size"], meta["sha256"] = int64(len(bomb.data)), bomb.sum
+			delete(meta, "index")
 			r.putManifest(m)
 
 			x := newHostileBox(t, e)

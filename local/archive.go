@@ -3,6 +3,8 @@ package local
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -284,6 +286,31 @@ func (s Stored) ExtractLimits(o archive.ExtractOptions) archive.ExtractOptions {
 // the entry.
 func IsCorrupt(err error) bool {
 	return errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded)
+}
+
+// Sound reads s's archive whole and reports, as an error wrapping
+// tiercache.ErrIntegrity, whether it differs from the size and SHA-256
+// recorded for it. A caller whose extraction was refused by its own
+// options (lower limits, StrictSymlinks) uses it to tell that refusal,
+// which must not cost the entry, from damage, which Drop should remove.
+func (s Stored) Sound() error {
+	if s.Archive == "" {
+		return fmt.Errorf("%w: key %q: the local entry has no archive", tiercache.ErrInvalidArgument, s.Entry.Key)
+	}
+	f, err := os.Open(s.Archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != s.ArchiveSize || sum != s.SHA256 {
+		return fmt.Errorf("%w: key %q: the local archive %s is %d bytes with SHA-256 %s, it was stored as %d bytes with %s", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, n, sum, s.ArchiveSize, s.SHA256)
+	}
+	return nil
 }
 
 // Drop removes s's version from the cache if it is still current: for an

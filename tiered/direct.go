@@ -227,7 +227,7 @@ func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts Pul
 	}
 	c.touchRemote(ctx, key)
 	h, err := c.restoreStored(ctx, s, dst, opts)
-	if local.IsCorrupt(err) && ctx.Err() == nil {
+	if errors.Is(err, tiercache.ErrIntegrity) && ctx.Err() == nil {
 		_ = c.local.Drop(ctx, s)
 		return Hit{Dropped: err}, false, nil
 	}
@@ -263,6 +263,11 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 			switch {
 			case err == nil:
 				err = s.CheckArchive(res)
+			case local.IsCorrupt(err) && !errors.Is(err, tiercache.ErrIntegrity) && s.Sound() == nil:
+				// Refused by this cache's own options (lower limits,
+				// StrictSymlinks), not damaged: the entry stays for
+				// callers who accept it.
+				err = fmt.Errorf("restoring into %s: %w", dir, err)
 			case local.IsCorrupt(err):
 				err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
 			default:
@@ -995,23 +1000,24 @@ func place(ctx context.Context, src, dst string, how int) (treecopy.Result, erro
 	}
 	// A new name beside dst, renamed over it: dst is the old file or
 	// the new one, never half of it.
-	tmp, err := os.CreateTemp(filepath.Dir(abs), ".tiercache-pull-*")
+	// It is made in a private directory of its own, so no other process
+	// can take or plant the name in between.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(abs), ".tiercache-pull-*")
 	if err != nil {
 		return r, err
 	}
-	tmp.Close()
-	_ = os.Remove(tmp.Name())
-	defer os.Remove(tmp.Name())
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "file")
 	if how == placeLink {
-		if err := os.Link(src, tmp.Name()); err == nil {
+		if err := os.Link(src, tmp); err == nil {
 			r.Linked = 1
-			return r, os.Rename(tmp.Name(), abs)
+			return r, os.Rename(tmp, abs)
 		}
 	}
-	if err := copyFile(src, tmp.Name(), fi); err != nil {
+	if err := copyFile(src, tmp, fi); err != nil {
 		return r, err
 	}
-	return r, os.Rename(tmp.Name(), abs)
+	return r, os.Rename(tmp, abs)
 }
 
 // copyFile copies the regular file src, described by fi, to a new file

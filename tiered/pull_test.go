@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -185,4 +186,42 @@ func TestPushSameShapeOtherBytes(t *testing.T) {
 		t.Fatalf("local Pull: %v, %v", ok, err)
 	}
 	treetest.AssertEqual(t, src, local)
+}
+
+// TestStricterOptionsKeepSoundEntry checks that a local archive refused
+// by this cache's own options (a lower byte limit, StrictSymlinks) is
+// reported as that refusal and kept, since it is not damaged, while a
+// damaged one is still dropped.
+func TestStricterOptionsKeepSoundEntry(t *testing.T) {
+	lc := newLocal(t)
+	c, err := New(lc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := smallTree(t, "s")
+	treetest.Symlink(t, "/etc/hostname", filepath.Join(src, "abs-link"))
+	if _, err := c.Push(t.Context(), "k", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, eo := range map[string]archive.ExtractOptions{
+		"StrictSymlinks":   {StrictSymlinks: true},
+		"a lower MaxBytes": {MaxBytes: 1},
+	} {
+		strict, err := New(lc, Options{Extract: eo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok, err := strict.Pull(t.Context(), "k", nil, filepath.Join(t.TempDir(), "d"), PullOptions{})
+		if ok || err == nil || errors.Is(err, tiercache.ErrIntegrity) || !(errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded)) || h.Dropped != nil {
+			t.Errorf("%s: Pull = %+v, %v, %v; want the refusal as an error, not damage", name, h, ok, err)
+		}
+		if _, ok, err := lc.Peek(t.Context(), "k"); !ok || err != nil {
+			t.Fatalf("%s: the sound entry is gone after the refusal: %v, %v", name, ok, err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "d")
+	if _, ok, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{}); !ok || err != nil {
+		t.Fatalf("Pull with the default options = %v, %v", ok, err)
+	}
+	treetest.AssertEqual(t, src, dir)
 }
