@@ -39,9 +39,20 @@ const maxDecoders = 8
 const maxParallelFrame = maxIndexedFrame
 
 // decodeBudget bounds the compressed and decoded bytes held at once for
-// frames read ahead, so memory stays bounded whatever the archive. It
-// holds at least two of the largest frames, so one is always in progress.
-const decodeBudget = 64 << 20
+// frames read ahead, so memory stays bounded whatever the archive: enough
+// for each worker and two more to hold one of Write's frames, and never
+// less than the largest frame decoded in memory needs.
+func decodeBudget(workers int) int64 {
+	return max(frameCost(maxParallelFrame), int64(workers+2)*frameCost(frameSize))
+}
+
+// frameCost is what a frame declaring size bytes holds of the budget:
+// its compressed bytes at worst, and its decoded ones.
+func frameCost(size uint64) int64 { return int64(size + maxZstdFrame(size)) }
+
+// freeBuffers bounds the buffers kept for reuse. Taking fresh ones for
+// every frame cost about a third more system time in page faults.
+const freeBuffers = 2*maxDecoders + 4
 
 // maxBlockSize is the largest zstd block (the format's Block_Maximum_Size).
 const maxBlockSize = 128 << 10
@@ -56,6 +67,7 @@ type decodeJob struct {
 	size int    // the decoded size its header declares
 	cost int64  // what it holds of decodeBudget
 	out  []byte
+	buf  []byte // out's buffer, whole, for reuse
 	err  error
 	done chan struct{}
 	// seq, when set, decodes everything from this frame on, in sequence.
@@ -74,6 +86,7 @@ type parallelReader struct {
 	budget    *semaphore.Weighted
 	work      chan *decodeJob // to the workers
 	order     chan *decodeJob // to Read, in stream order
+	free      chan []byte     // buffers for reuse (see getBuf)
 	wg        sync.WaitGroup
 
 	cur *decodeJob // what Read serves from
@@ -108,9 +121,10 @@ func newParallelReader(ctx context.Context, r io.Reader, maxWindow uint64, worke
 		src:       bufio.NewReaderSize(r, 1<<20),
 		maxWindow: maxWindow,
 		dec:       dec,
-		budget:    semaphore.NewWeighted(decodeBudget),
+		budget:    semaphore.NewWeighted(decodeBudget(workers)),
 		work:      make(chan *decodeJob, workers),
 		order:     make(chan *decodeJob, 4*maxDecoders),
+		free:      make(chan []byte, freeBuffers),
 	}
 	p.wg.Add(1 + workers)
 	go p.split()
@@ -147,7 +161,7 @@ func (p *parallelReader) split() {
 			p.sequential()
 			return
 		}
-		cost := int64(h.FrameContentSize) + int64(maxZstdFrame(h.FrameContentSize))
+		cost := frameCost(h.FrameContentSize)
 		if err := p.budget.Acquire(p.ctx, cost); err != nil {
 			return // Close, or ctx: Read reports it
 		}
@@ -179,7 +193,7 @@ func (p *parallelReader) decodable(h *zstd.Header) bool {
 // their headers give their sizes) and its checksum.
 func (p *parallelReader) readFrame(h *zstd.Header) ([]byte, error) {
 	limit := int(maxZstdFrame(h.FrameContentSize))
-	in := make([]byte, h.HeaderSize, min(limit, int(h.FrameContentSize)/2+h.HeaderSize+64<<10))
+	in := p.getBuf(limit)[:h.HeaderSize]
 	if _, err := io.ReadFull(p.src, in); err != nil {
 		return nil, truncated(err, "frame header")
 	}
@@ -277,11 +291,42 @@ func (p *parallelReader) sequential() {
 	}
 }
 
+// getBuf returns an empty buffer of capacity n or more, reused if one is
+// free.
+func (p *parallelReader) getBuf(n int) []byte {
+	select {
+	case b := <-p.free:
+		if cap(b) >= n {
+			return b[:0]
+		}
+	default:
+	}
+	// Write's frames all fit one size, so a buffer made for one is
+	// reused for the others.
+	return make([]byte, 0, max(n, int(maxZstdFrame(frameSize))))
+}
+
+// putBuf keeps b for reuse, if there is room.
+func (p *parallelReader) putBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	select {
+	case p.free <- b[:0]:
+	default:
+	}
+}
+
 // decode is a worker.
 func (p *parallelReader) decode() {
 	defer p.wg.Done()
 	for job := range p.work {
-		out, err := p.dec.DecodeAll(job.in, make([]byte, 0, job.size))
+		// The capacity is the declared size: a frame that decodes to
+		// more fails instead of growing the buffer.
+		buf := p.getBuf(job.size)
+		out, err := p.dec.DecodeAll(job.in, buf[:0:job.size])
+		p.putBuf(job.in)
+		job.buf = buf
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 			// The buffer is the declared size: the frame lies about it,
 			// which is damage, not a limit reached.
@@ -335,6 +380,7 @@ func (p *parallelReader) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		p.budget.Release(job.cost)
+		p.putBuf(job.buf)
 		p.cur = nil
 	}
 	return 0, p.err
