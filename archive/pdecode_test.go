@@ -65,11 +65,7 @@ func readParallel(t testing.TB, data []byte, workers int) ([]byte, *parallelRead
 func TestParallelReaderMatchesSequential(t *testing.T) {
 	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{BigFiles: true, SmallFiles: 300})
-	name, _ := writeFile(t, src, WriteOptions{})
-	written, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	written, _ := writeBytes(t, src)
 	text := bytes.Repeat([]byte("a line of text that compresses\n"), 20_000)
 	streamed := compress(t, text) // no declared size: the streaming decoder's
 	cases := []struct {
@@ -209,16 +205,11 @@ func TestParallelReaderStops(t *testing.T) {
 func TestExtractDecodersAgree(t *testing.T) {
 	src := t.TempDir()
 	treetest.Fidelity(t, src, treetest.FidelityOptions{BigFiles: true, SmallFiles: 500})
-	name, wres := writeFile(t, src, WriteOptions{})
+	data, wres := writeBytes(t, src)
 	wres.Index = IndexInfo{}
 	for _, decoders := range []int{1, 2, 8} {
 		s := newSandbox(t)
-		f, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := Extract(t.Context(), f, s.dest, ExtractOptions{Decoders: decoders})
-		f.Close()
+		res, err := Extract(t.Context(), bytes.NewReader(data), s.dest, ExtractOptions{Decoders: decoders})
 		if err != nil {
 			t.Fatalf("%d decoders: %v", decoders, err)
 		}
@@ -247,11 +238,7 @@ func TestLargeFilesInChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	name, _ := writeFile(t, src, WriteOptions{})
-	data, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, _ := writeBytes(t, src)
 	for _, writers := range []int{1, 4} {
 		s := newSandbox(t)
 		if _, err := Extract(t.Context(), bytes.NewReader(data), s.dest, ExtractOptions{Writers: writers}); err != nil {
@@ -295,4 +282,15 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 		c.cancel()
 	}
 	return n, err
+}
+
+// writeBytes archives src in memory with Write's defaults.
+func writeBytes(t testing.TB, src string) ([]byte, Result) {
+	t.Helper()
+	var buf bytes.Buffer
+	res, err := Write(t.Context(), &buf, src, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), res
 }
