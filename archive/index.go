@@ -66,6 +66,11 @@ const (
 	maxIndexedFrame = 4 * frameSize
 )
 
+// MaxIndexLength is the longest index frame, header included, that
+// ReadIndex accepts: a reader may refuse a longer recorded one before
+// reading it.
+const MaxIndexLength = skippableHeader + maxIndexPayload
+
 // IndexInfo locates an archive's index frame; a caller records it with
 // the archive's size and digest, and gives it back to ReadIndex, which
 // trusts the index only if it matches.

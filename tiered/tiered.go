@@ -372,10 +372,6 @@ func extractOptions(o archive.ExtractOptions, m remote.Meta) archive.ExtractOpti
 	return o
 }
 
-// maxIndexFrame is the longest index frame indexTail keeps, header
-// included: archive.ReadIndex refuses longer ones before reading them.
-const maxIndexFrame = 8 + 64<<20
-
 // indexTail keeps, of the archive stream written to it, the bytes of the
 // index frame info locates, so that the frame can be checked once the
 // stream has been read, without reading it again. A nil *indexTail (no
@@ -393,7 +389,7 @@ func newIndexTail(info archive.IndexInfo) *indexTail {
 		return nil
 	}
 	t := &indexTail{info: info}
-	if info.Length > 0 && info.Length <= maxIndexFrame {
+	if info.Length > 0 && info.Length <= archive.MaxIndexLength {
 		t.buf = make([]byte, info.Length)
 	}
 	return t
