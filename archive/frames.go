@@ -2,33 +2,61 @@ package archive
 
 import (
 	"crypto/sha256"
+	"hash/crc32"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// frameSize is the most tar bytes a zstd frame holds. Frames are
-// compressed independently, several at once, and written in order: a
-// multi-frame stream that any zstd decoder reads as one. A full frame ends
-// at the last member boundary in its second half, so that frames start
-// with a member's header wherever they can; a frame with no boundary there
-// ends at frameSize, inside a member. Boundaries thus depend on the tar
-// stream alone, so the bytes never depend on how many frames were
-// compressed at once. Bigger frames compress a little better (a match
-// cannot reach into the previous frame) and cost memory: about
-// 2·(workers+1)+1 frames are held at once.
-const frameSize = 4 << 20
+// Frames are content-defined, so that archives of trees that differ a
+// little share most of their frames byte for byte, and an upload can
+// have the server copy those from an earlier archive. A frame ends at a
+// member boundary chosen by the members before it, not by where the
+// previous frame ended: after each member, a hash of its path and data
+// (not its other header fields, so a touched file moves no cut) decides whether
+// the boundary after it is a candidate, with a chance proportional to the
+// member's size, for candidates about meanFrame bytes apart. Inserting,
+// removing or changing a member moves at most the candidates around it;
+// the frames after the next unchanged candidate come out as before.
+//
+// Measured on Go's source tree (about 140 MB of tar, level 3): frames of
+// 3.4 MiB on average, and an archive 2.6% larger than `zstd -3` of the
+// same tar, against 2.2% for frames cut by size alone; a change to one
+// file changes one or two frames.
+const (
+	// frameSize is the most tar bytes a frame holds. A frame that fills
+	// with no candidate ends at its last member boundary in its last
+	// cutSpan bytes, or else at frameSize inside a member. About
+	// 2·(workers+1)+1 frames are held in memory at once.
+	frameSize = 8 << 20
+	cutSpan   = 3 << 20
+	// meanFrame is the mean distance between candidates, and minGap the
+	// least: a member ending closer to the last candidate is not one, so
+	// runs of small files do not make small frames, which compress worse.
+	meanFrame = 4 << 20
+	minGap    = 1 << 20
+	// bigMember is the size from which a member starts a frame of its
+	// own (the boundary before it is a candidate): its frames then
+	// begin at its header, where a parallel reader can start, and its
+	// cuts inside it sit at the same offsets of it whatever precedes it.
+	bigMember = 4 << 20
+)
 
-// minCutFrame is the fewest tar bytes a frame ending at a member boundary
-// holds (the last frame aside): a member starting earlier in a full frame
-// is cut inside instead, so that small frames do not cost compression.
-// Measured on Go's source tree (137 MB of tar, level 3): half a frame
-// gave 35 frames, none starting inside a member, and an archive 0.55%
-// larger than 4 MiB frames cut anywhere (2.2% larger than `zstd -3` of
-// the same tar); three quarters gave 3 frames starting inside a member
-// for 0.30%. Frames that start with a header are what a parallel reader
-// wants, so the smaller floor won.
-const minCutFrame = frameSize / 2
+// castagnoli is the CRC-32C table for members' hashes (hardware
+// accelerated on common CPUs, so hashing costs little beside zstd).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// candidateAfter reports whether the boundary after a member of n tar
+// bytes whose CRC-32C is h is a candidate, given gap tar bytes since the
+// last candidate: with probability n/(meanFrame-minGap), at least minGap
+// after the last. A member of meanFrame-minGap bytes or more always is.
+func candidateAfter(h uint32, n, gap int64) bool {
+	const span = meanFrame - minGap
+	if n <= 0 || gap < minGap {
+		return false
+	}
+	return n >= span || uint64(h)*span < uint64(n)<<32
+}
 
 // maxFrameWorkers bounds the frames being compressed at once, and so
 // memory, whatever the machine's core count.
@@ -57,6 +85,15 @@ type frameWriter struct {
 	frames  []IndexFrame // written so far, for the index
 	idxSize int          // their encoded size
 	noIndex bool         // the index outgrew its bounds: none is written
+	onFrame func(IndexFrame)
+
+	// For the content-defined cuts: the member being written's hash (of
+	// its name, and its data once hashing), its tar bytes so far, and tar
+	// bytes since the last candidate.
+	crc       uint32
+	hashing   bool
+	inMember  int64
+	sinceCand int64
 }
 
 // frameHead says what a frame's first byte is: the first byte of member
@@ -101,16 +138,21 @@ func newFrameWriter(w io.Writer, level zstd.EncoderLevel, workers int) (*frameWr
 }
 
 // memberStart tells fw that the next byte written is the first of member
-// name's first header block (a PAX header's, if it has one). The caller
-// must have flushed the previous member's padding, so that this is a
-// block boundary of the tar stream.
-func (fw *frameWriter) memberStart(name string) {
-	fw.current = name
-	if len(fw.filling) == frameSize {
-		// A full frame ends here, at the boundary, rather than at the
-		// next byte inside the member.
-		fw.submit(frameSize)
+// name's first header block (a PAX header's, if it has one), of size
+// data bytes. The caller must have flushed the previous member's padding,
+// so that this is a block boundary of the tar stream. The boundary ends
+// the filling frame if it is a candidate (see frameSize), or if the frame
+// is full.
+func (fw *frameWriter) memberStart(name string, size int64) {
+	cand := candidateAfter(fw.crc, fw.inMember, fw.sinceCand) || (size >= bigMember && fw.sinceCand > 0)
+	if cand {
+		fw.sinceCand = 0
 	}
+	fw.crc, fw.hashing, fw.inMember = crc32.Checksum([]byte(name), castagnoli), false, 0
+	if len(fw.filling) > 0 && (cand || len(fw.filling) == frameSize) {
+		fw.submit(len(fw.filling))
+	}
+	fw.current = name
 	if len(fw.filling) == 0 {
 		fw.head = frameHead{name: name}
 		return
@@ -122,9 +164,18 @@ func (fw *frameWriter) memberStart(name string) {
 	fw.marks = append(fw.marks, memberMark{at: len(fw.filling), name: name})
 }
 
+// dataStart tells fw that the member's header is written: what follows
+// is its data (and padding), which its hash covers.
+func (fw *frameWriter) dataStart() { fw.hashing = true }
+
 // Write buffers p, starting a frame's compression each time a full frame
 // has more bytes to follow. It returns the first error of writing to w.
 func (fw *frameWriter) Write(p []byte) (int, error) {
+	if fw.hashing {
+		fw.crc = crc32.Update(fw.crc, castagnoli, p)
+	}
+	fw.inMember += int64(len(p))
+	fw.sinceCand += int64(len(p))
 	n := 0
 	for len(p) > 0 {
 		if fw.err != nil {
@@ -144,11 +195,12 @@ func (fw *frameWriter) Write(p []byte) (int, error) {
 	return n, fw.err
 }
 
-// cut ends the full filling frame at its last member boundary in the
-// second half, or, without one, at its end, inside a member.
+// cut ends the full filling frame, which reached no candidate, at its
+// last member boundary in its last cutSpan bytes, or, without one, at its
+// end, inside a member.
 func (fw *frameWriter) cut() {
 	at := frameSize
-	if k := len(fw.marks); k > 0 && fw.marks[k-1].at >= minCutFrame {
+	if k := len(fw.marks); k > 0 && fw.marks[k-1].at >= frameSize-cutSpan {
 		at = fw.marks[k-1].at
 	}
 	fw.submit(at)
@@ -216,12 +268,7 @@ func (fw *frameWriter) writeOldest() {
 	j := fw.pending[0]
 	fw.pending = fw.pending[1:]
 	<-j.done
-	if fw.err == nil {
-		if _, err := fw.w.Write(j.out); err != nil {
-			fw.err = err
-		}
-	}
-	fw.record(IndexFrame{
+	f := IndexFrame{
 		Offset:    fw.written,
 		Length:    int64(len(j.out)),
 		TarOffset: j.tarOff,
@@ -229,7 +276,16 @@ func (fw *frameWriter) writeOldest() {
 		Member:    j.head.name,
 		MidMember: j.head.mid,
 		SHA256:    j.sum,
-	})
+	}
+	if fw.err == nil {
+		if fw.onFrame != nil {
+			fw.onFrame(f)
+		}
+		if _, err := fw.w.Write(j.out); err != nil {
+			fw.err = err
+		}
+	}
+	fw.record(f)
 	fw.written += int64(len(j.out))
 	fw.free = append(fw.free, j.in[:0], j.out)
 }

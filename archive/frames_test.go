@@ -5,6 +5,7 @@ package archive
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,42 +130,86 @@ func TestGNUTarExtractsMultiFrameArchives(t *testing.T) {
 	treetest.AssertEqual(t, src, gnuExtract(t, zstdBin, tarBin, name))
 }
 
-// TestFrameCuts: a full frame ends at its last member boundary in the
-// second half, at a boundary falling exactly on its end, or else at
-// frameSize inside a member; the bytes after a cut carry over whole.
+// fill returns n bytes of one repeated value that make the boundary
+// after a member named name holding them a candidate (loud) or not,
+// whatever the gap since the last one.
+func fill(name string, n int, loud bool) []byte {
+	for v := range 256 {
+		b := bytes.Repeat([]byte{byte(v)}, n)
+		if candidateAfter(crc32.Update(crc32.Checksum([]byte(name), castagnoli), castagnoli, b), int64(n), minGap) == loud {
+			return b
+		}
+	}
+	panic(fmt.Sprintf("no byte value makes %d bytes loud=%v", n, loud))
+}
+
+// TestCandidateAfter: no candidate closer than minGap to the last; a
+// member of meanFrame-minGap bytes always is one; a smaller one is with a
+// chance in proportion to its size.
+func TestCandidateAfter(t *testing.T) {
+	if candidateAfter(0, 100, minGap-1) || candidateAfter(0, 0, frameSize) {
+		t.Fatal("a candidate within minGap of the last, or after an empty member")
+	}
+	if !candidateAfter(^uint32(0), meanFrame-minGap, minGap) {
+		t.Fatal("a member of meanFrame-minGap bytes is not a candidate")
+	}
+	const tries = 1 << 16
+	for _, n := range []int64{512, 64 << 10, 1 << 20} {
+		hits := 0
+		for i := range tries {
+			if candidateAfter(crc32.Checksum(fmt.Appendf(nil, "member %d", i), castagnoli), n, minGap) {
+				hits++
+			}
+		}
+		want := float64(tries) * float64(n) / (meanFrame - minGap)
+		if f := float64(hits); f < want*0.8-8 || f > want*1.2+8 {
+			t.Errorf("members of %d bytes: %d candidates in %d, want about %.0f", n, hits, tries, want)
+		}
+	}
+}
+
+// TestFrameCuts: a frame ends at a candidate; a big member starts a frame
+// and ends one; a full frame with no candidate ends at its last member
+// boundary in its last cutSpan bytes, or else at frameSize inside a
+// member; the bytes after a cut carry over whole.
 func TestFrameCuts(t *testing.T) {
 	type piece struct {
 		member string // "" for bytes of the member being written
-		n      int
+		data   []byte
 	}
 	type cut struct {
 		tarOff int64
 		member string
 		mid    bool
 	}
+	const mi = 1 << 20
 	cases := map[string]struct {
 		pieces []piece
 		want   []cut
 	}{
-		"boundary in the second half": {
-			[]piece{{"a", 3 << 20}, {"b", 2 << 20}},
-			[]cut{{0, "a", false}, {3 << 20, "b", false}},
+		"candidate": {
+			[]piece{{"a", fill("a", 2*mi, true)}, {"b", fill("b", mi, false)}},
+			[]cut{{0, "a", false}, {2 * mi, "b", false}},
 		},
-		"boundary in the first half": {
-			[]piece{{"a", 1 << 20}, {"b", 4 << 20}},
-			[]cut{{0, "a", false}, {frameSize, "b", true}},
+		"too close to the last candidate": {
+			[]piece{{"a", fill("a", mi/2, true)}, {"b", fill("b", mi, false)}},
+			[]cut{{0, "a", false}},
 		},
-		"last boundary wins": {
-			[]piece{{"a", 2 << 20}, {"b", 1 << 20}, {"c", 1 << 19}, {"d", 2 << 20}},
-			[]cut{{0, "a", false}, {(3 << 20) + (1 << 19), "d", false}},
+		"full frame, boundary in its last cutSpan": {
+			[]piece{{"a", fill("a", 5*mi/2, false)}, {"b", fill("b", 23*mi/8, false)}, {"c", fill("c", 23*mi/8, false)}},
+			[]cut{{0, "a", false}, {43 * mi / 8, "c", false}},
+		},
+		"full frame, boundary before its last cutSpan": {
+			[]piece{{"a", fill("a", 11*mi/4, false)}, {"b", fill("b", 17*mi/8, false)}, {"c", noise(bigMember - 1)}},
+			[]cut{{0, "a", false}, {frameSize, "c", true}},
 		},
 		"boundary at the end": {
-			[]piece{{"a", frameSize}, {"b", 10}},
-			[]cut{{0, "a", false}, {frameSize, "b", false}},
+			[]piece{{"a", fill("a", 11*mi/4, false)}, {"b", fill("b", 11*mi/4, false)}, {"c", fill("c", 5*mi/2, false)}, {"d", fill("d", 10, false)}},
+			[]cut{{0, "a", false}, {frameSize, "d", false}},
 		},
-		"member of three frames": {
-			[]piece{{"a", 100}, {"big", 3 * frameSize}, {"z", 10}},
-			[]cut{{0, "a", false}, {frameSize, "big", true}, {2 * frameSize, "big", true}, {3 * frameSize, "big", true}},
+		"big member": {
+			[]piece{{"a", fill("a", 100, false)}, {"big", noise(2*frameSize + mi)}, {"z", fill("z", 10, false)}},
+			[]cut{{0, "a", false}, {100, "big", false}, {100 + frameSize, "big", true}, {100 + 2*frameSize, "big", true}, {100 + 2*frameSize + mi, "z", false}},
 		},
 	}
 	for name, c := range cases {
@@ -175,13 +220,13 @@ func TestFrameCuts(t *testing.T) {
 				t.Fatal(err)
 			}
 			var in []byte
-			for i, p := range c.pieces {
+			for _, p := range c.pieces {
 				if p.member != "" {
-					fw.memberStart(p.member)
+					fw.memberStart(p.member, int64(len(p.data)))
+					fw.dataStart()
 				}
-				chunk := bytes.Repeat([]byte{byte(i)}, p.n)
-				in = append(in, chunk...)
-				if _, err := fw.Write(chunk); err != nil {
+				in = append(in, p.data...)
+				if _, err := fw.Write(p.data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -204,5 +249,76 @@ func TestFrameCuts(t *testing.T) {
 				t.Fatalf("the frames decode to %d bytes, %v; want the %d written", len(all), err, len(in))
 			}
 		})
+	}
+}
+
+// TestFramesResync: a change to a tree changes only the frames around
+// it; the rest of the archive is the same frames, byte for byte, which is
+// what lets an upload copy them from the earlier archive.
+func TestFramesResync(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "tree")
+	write := func(name string, data []byte) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 300 {
+		size := 1<<10 + (i*7919)%(200<<10)
+		write(fmt.Sprintf("d%02d/f%03d", i%12, i), noiseSeed(size, byte(i)))
+	}
+	write("d05/big", noiseSeed(12<<20, 1))
+	frames := func() map[[32]byte]bool {
+		_, _, idx := archiveIndex(t, src, 2)
+		set := map[[32]byte]bool{}
+		for _, f := range idx.Frames {
+			set[f.SHA256] = true
+		}
+		return set
+	}
+	prev := frames()
+	t.Logf("%d frames", len(prev))
+	if len(prev) < 8 {
+		t.Fatalf("%d frames: too few to show resynchronisation", len(prev))
+	}
+	changes := []struct {
+		name   string
+		change func()
+		most   int // new frames allowed: the change's and its directory's
+	}{
+		{"insert a directory", func() {
+			for i := range 5 {
+				write(fmt.Sprintf("d03/new/n%d", i), noiseSeed(200<<10, byte(100+i)))
+			}
+		}, 3},
+		{"delete a file", func() {
+			if err := os.Remove(filepath.Join(src, "d07", "f151")); err != nil {
+				t.Fatal(err)
+			}
+		}, 3},
+		{"modify a file", func() { write("d09/f189", noiseSeed(50<<10, 200)) }, 2},
+		{"modify a big file", func() {
+			b := noiseSeed(12<<20, 1)
+			b[9<<20] ^= 1
+			write("d05/big", b)
+		}, 3},
+	}
+	for _, c := range changes {
+		c.change()
+		next := frames()
+		fresh := 0
+		for s := range next {
+			if !prev[s] {
+				fresh++
+			}
+		}
+		t.Logf("%s: %d of %d frames new", c.name, fresh, len(next))
+		if fresh > c.most {
+			t.Errorf("%s: %d of %d frames are new, want at most %d", c.name, fresh, len(next), c.most)
+		}
+		prev = next
 	}
 }

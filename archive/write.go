@@ -50,6 +50,11 @@ type WriteOptions struct {
 	// compressed bytes, for a caller whose consumer hashes them anyway
 	// (an upload that records the digest).
 	SkipDigest bool
+	// OnFrame, if set, is called for every data frame, in order, with
+	// its index record, before the frame's bytes are written: a caller
+	// learns which output ranges repeat an earlier archive's frames
+	// before those bytes reach it.
+	OnFrame func(IndexFrame)
 }
 
 // Result describes an archive written or extracted.
@@ -159,6 +164,9 @@ func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions
 	// its WithConcurrentBlocks mode made the bytes depend on the
 	// concurrency and held 300+ MiB of job buffers.
 	fw, err := newFrameWriter(hw, zstd.EncoderLevelFromZstd(level), conc)
+	if fw != nil {
+		fw.onFrame = opts.OnFrame
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)
 	}
@@ -427,12 +435,15 @@ func (aw *archiveWriter) header(hdr *tar.Header) error {
 	err := aw.tw.Flush()
 	if err == nil {
 		if aw.fw != nil {
-			aw.fw.memberStart(hdr.Name)
+			aw.fw.memberStart(hdr.Name, hdr.Size)
 		}
 		err = aw.tw.WriteHeader(hdr)
 	}
 	if err != nil {
 		return fmt.Errorf("archive: %q: %w", strings.TrimSuffix(hdr.Name, "/"), err)
+	}
+	if aw.fw != nil {
+		aw.fw.dataStart()
 	}
 	aw.files++
 	return nil

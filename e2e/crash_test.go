@@ -175,10 +175,18 @@ func writeCrashTree(t testing.TB, dir string, seed uint64, nSmall, nBig, bigSize
 	for i := range nSmall + nBig {
 		rel := filepath.Join(fmt.Sprintf("d%d", i%8), fmt.Sprintf("f%03d", i))
 		var data []byte
-		if i < nBig {
+		switch {
+		case i < nBig*7/10:
+			// The same in every tree, so a push that replaces one
+			// tree by another copies these files' frames from the
+			// version it replaces (server-side), and kills land in
+			// composed uploads too.
+			_, _ = rand.NewChaCha8([32]byte{0xcc, byte(i)}).Read(big)
+			data = big
+		case i < nBig:
 			_, _ = rnd.Read(big)
 			data = big
-		} else {
+		default:
 			data = []byte(strings.Repeat(fmt.Sprintf("seed %d file %d\n", seed, i), 1+i%200))
 		}
 		p := filepath.Join(dir, rel)

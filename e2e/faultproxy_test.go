@@ -42,6 +42,9 @@ const (
 	// fStallBody forwards the request, sends the response headers
 	// and n bytes of the body, then nothing until the client gives up.
 	fStallBody
+	// fEmptyOK answers 200 with an empty body, without forwarding the
+	// request: a gateway that accepts what it cannot do.
+	fEmptyOK
 )
 
 func (k faultKind) String() string {
@@ -60,6 +63,8 @@ func (k faultKind) String() string {
 		return "stall"
 	case fStallBody:
 		return "stall-body"
+	case fEmptyOK:
+		return "empty-ok"
 	}
 	return fmt.Sprintf("fault(%d)", int(k))
 }
@@ -93,6 +98,7 @@ type faultRule struct {
 	method string // exact; "" matches any
 	path   string // substring of the URL path; "" matches any
 	query  string // substring of the raw query; "" matches any
+	header string // a header the request must carry; "" matches any
 	skip   int    // let this many matching requests through first
 	times  int    // fire this many times; -1 is forever
 	fault  faultSpec
@@ -104,7 +110,8 @@ type faultRule struct {
 func (r *faultRule) matches(req *http.Request) bool {
 	return (r.method == "" || req.Method == r.method) &&
 		strings.Contains(req.URL.Path, r.path) &&
-		strings.Contains(req.URL.RawQuery, r.query)
+		strings.Contains(req.URL.RawQuery, r.query) &&
+		(r.header == "" || req.Header.Get(r.header) != "")
 }
 
 // faultRequest is one request the proxy saw.
@@ -139,6 +146,7 @@ type faultProxy struct {
 	mu    sync.Mutex
 	rules []*faultRule
 	log   []faultRequest
+	sent  int64 // request body bytes forwarded to MinIO
 }
 
 // newFaultProxy starts a fault proxy to the shared MinIO, closed when t
@@ -246,6 +254,9 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// than failing to write a body nobody reads.
 		_, _ = io.Copy(io.Discard, req.Body)
 		writeS3Error(w, req, f.status, f.code)
+	case fEmptyOK:
+		_, _ = io.Copy(io.Discard, req.Body)
+		w.WriteHeader(http.StatusOK)
 	case fLatency:
 		select {
 		case <-time.After(f.delay):
@@ -293,8 +304,33 @@ func (p *faultProxy) roundTrip(req *http.Request) (*http.Response, error) {
 	return p.tr.RoundTrip(out)
 }
 
+// bodyBytes returns how many request body bytes the proxy forwarded to
+// MinIO so far: what the clients uploaded, counted at the transport.
+func (p *faultProxy) bodyBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent
+}
+
+// countingBody counts what is read of a request body into its proxy.
+type countingBody struct {
+	io.ReadCloser
+	p *faultProxy
+}
+
+func (b countingBody) Read(q []byte) (int, error) {
+	n, err := b.ReadCloser.Read(q)
+	b.p.mu.Lock()
+	b.p.sent += int64(n)
+	b.p.mu.Unlock()
+	return n, err
+}
+
 // forward proxies req to MinIO unchanged.
 func (p *faultProxy) forward(w http.ResponseWriter, req *http.Request) {
+	if req.Body != nil {
+		req.Body = countingBody{req.Body, p}
+	}
 	resp, err := p.roundTrip(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)

@@ -36,6 +36,8 @@
 //	  locks/keys/<name>.lock  the per-key lock handed out by Cache.Lock
 //	  locks/sweep           held by whoever is sweeping
 //	  locks/full-sweep      its mtime is the last full sweep
+//	  pulls/<32 hex digits> the key last pulled into a set of paths (a
+//	                        hint for the next push's base: see NotePull)
 //
 // <name> is the key mapped injectively onto a safe file name: a-z, 0-9 and
 // '-' as themselves, '.' as itself except first, upper-case letters as '!'
@@ -262,7 +264,7 @@ const (
 )
 
 // layoutDirs are the subdirectories of the root, in creation order.
-var layoutDirs = []string{"index", "data", "retired", "staging", "trash", "locks", filepath.Join("locks", "keys")}
+var layoutDirs = []string{"index", "data", "retired", "staging", "trash", "locks", filepath.Join("locks", "keys"), pullsDir}
 
 // Open opens the cache at root, creating it if needed. root must be
 // missing, empty, or a cache created by Open; anything else is refused with

@@ -193,3 +193,62 @@ func ReaderDigest(r io.Reader) (sum string, ok bool, err error) {
 	}
 	return sum, true, nil
 }
+
+// Base is a stored version of an entry whose archive a Put may repeat
+// byte ranges of: a BaseStore copies them server-side instead of
+// uploading them again (see Reuser). The version's archive never changes
+// under Ref, whatever later puts of its key do; it may disappear (the key
+// deleted or pruned, or the replaced version collected), and then a copy
+// from it fails and the bytes are uploaded instead.
+type Base struct {
+	// Meta is the version's metadata, its Index included.
+	Meta Meta
+	// Ref names the version's archive in the store that returned it
+	// (the data object, for S3); opaque to callers.
+	Ref string
+}
+
+// BaseStore is a Store that can serve as a base for puts that repeat
+// parts of an older archive: it reads a version's byte ranges, and its
+// Put copies the ranges a Reuser reports server-side (S3's
+// UploadPartCopy), falling back to uploading them where the server
+// cannot.
+type BaseStore interface {
+	Store
+	// OpenBase returns the current version of key, or an error wrapping
+	// tiercache.ErrNotFound.
+	OpenBase(ctx context.Context, key string) (Base, error)
+	// ReadBase returns the n bytes of b's archive starting at off (one
+	// ranged read, for its index). A version no longer stored fails
+	// with an error wrapping tiercache.ErrNotFound; a range outside the
+	// archive with one wrapping tiercache.ErrInvalidArgument.
+	ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error)
+}
+
+// Reuser is a reader for Store.Put whose stream repeats byte ranges of
+// one Base's archive. A BaseStore copies those ranges server-side where
+// the runs are long enough to be parts of their own, and uploads the
+// rest; it still reads every byte from the Reuser (and hashes it, unless
+// the reader is a Digester), so the committed Meta describes exactly the
+// bytes read, copied or not. Any other store reads and uploads it as any
+// reader.
+type Reuser interface {
+	io.Reader
+	// Base is the version whose ranges the stream repeats.
+	Base() Base
+	// Reused reports whether the stream's byte at off starts or lies in
+	// a run repeating Base's archive: the stream's [off, off+n) equals
+	// the archive's [baseOff, baseOff+n). n is 0 when it does not. A
+	// reader knows a run before it yields the run's first byte, so the
+	// answer is final for every byte it has yielded; a run may grow
+	// (n increase) as the reader yields more.
+	Reused(off int64) (baseOff, n int64)
+	// Copied is called by the store after each range it copied
+	// server-side, with its length.
+	Copied(n int64)
+	// CopyFailed is called by the store, at most once per Put, when it
+	// stops copying and uploads the remaining bytes instead: the server
+	// does not implement copies, refused one or answered one badly, or
+	// the base is gone. err says which.
+	CopyFailed(err error)
+}

@@ -87,6 +87,17 @@ type PutResult struct {
 	// key stored: the tier it was found in. Nothing was stored then,
 	// and Path and Entry are empty.
 	AlreadyIn tiercache.Tier
+	// Base is the key of the entry whose frames the upload repeated
+	// (see PushOptions.Base), "" if none was used; Copied is how many
+	// of the archive's bytes the remote copied from it server-side
+	// instead of receiving them, and FramesReused how many of its
+	// frames were found in it. ArchiveSize - Copied bytes were sent.
+	Base         string
+	Copied       int64
+	FramesReused int
+	// BaseNote, when set, says why no base was used, or why copying
+	// from it stopped (the rest was uploaded): for verbose output.
+	BaseNote string
 }
 
 // ErrNoRoom reports an entry larger than the local tier's free space, or

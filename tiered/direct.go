@@ -73,6 +73,21 @@ type PushOptions struct {
 	// PutResult.RemoteErr): the local tier is asked instead, and the
 	// tree stored there alone if it lacks key.
 	IfAbsent bool
+	// Base names the entry whose archive the upload may repeat frames
+	// of: where the remote can copy byte ranges of a stored archive
+	// (remote.BaseStore), the frames this archive shares with the
+	// base's are copied server-side instead of uploaded, and the object
+	// is byte for byte the one a full upload makes. Without Base, the
+	// push takes the entry the last Pull restored into the same paths
+	// on this machine, else the newest entry under each of
+	// BasePrefixes in turn, else key's own current version. A base that
+	// is missing or unusable costs nothing but the full upload
+	// (PutResult.BaseNote says why).
+	Base string
+	// BasePrefixes are restore prefixes for choosing a base (see Base).
+	BasePrefixes []string
+	// NoBase uploads every byte, whatever the remote holds.
+	NoBase bool
 }
 
 // Pull restores key, or else the newest entry under each restore prefix
@@ -116,6 +131,11 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	dst := &target{paths: paths, key: key, skipSymlinks: opts.SkipSymlinks}
 	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
 	h.Skipped = dst.skipped
+	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
+		// A hint for the next push of these paths (see
+		// PushOptions.Base): losing it costs a full upload only.
+		_ = c.local.NotePull(paths, h.Key)
+	}
 	return h, ok, err
 }
 
@@ -462,12 +482,12 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 		absent = c.remote != nil
 	}
 	if c.opts.NoLocal {
-		return c.pushRemote(ctx, key, dir, opts.Description, absent)
+		return c.pushRemote(ctx, key, dir, opts, absent)
 	}
 	if c.remote == nil {
 		err = c.pushLocal(ctx, key, dir, opts.Description, &res)
 	} else {
-		err = c.pushBoth(ctx, key, dir, opts.Description, absent, &res)
+		err = c.pushBoth(ctx, key, dir, opts, absent, &res)
 	}
 	if err != nil {
 		return res, err
@@ -509,13 +529,14 @@ func (c *Cache) pushLocal(ctx context.Context, key string, src source, descripti
 	if err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
-	_, err = c.storeArchive(ctx, key, src, description, want, nil, res)
+	_, err = c.storeArchive(ctx, key, src, description, want, nil, nil, res)
 	return err
 }
 
 // pushBoth is Push with a local tier and a remote; absent tells that the
 // remote was just seen to lack key.
-func (c *Cache) pushBoth(ctx context.Context, key string, src source, description string, absent bool, res *PutResult) error {
+func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushOptions, absent bool, res *PutResult) error {
+	description := opts.Description
 	want, meta, old, same, err := c.planPush(ctx, key, src, description, absent)
 	if IsRemote(err) && ctx.Err() == nil {
 		// The remote cannot even say what it holds: store locally only.
@@ -530,7 +551,7 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, descriptio
 		// archive stored locally tells whether the remote already holds
 		// this exact tree, which saves the upload (a re-run job).
 		var s local.Stored
-		s, err = c.storeArchive(ctx, key, src, description, want, nil, res)
+		s, err = c.storeArchive(ctx, key, src, description, want, nil, nil, res)
 		if err != nil {
 			return err
 		}
@@ -538,14 +559,19 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, descriptio
 			c.skipUpload(ctx, key, old, res)
 			return nil
 		}
-		// Rare: same shape, other bytes. Upload the archive just stored.
-		err = c.uploadFile(ctx, meta, s, res)
+		// Same shape, other bytes (a file rewritten in place). Upload
+		// the archive just stored.
+		ru, note := c.pickBase(ctx, key, src, opts, true)
+		res.BaseNote = note
+		err = c.uploadFile(ctx, meta, s, ru, res)
 	} else {
 		// The stream ends (and the upload may commit) only once the
 		// archive is checked and committed locally. A failed upload does
 		// not stop the local side (see survivingWriter).
-		err = c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
-			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, res)
+		ru, note := c.pickBase(ctx, key, src, opts, old.Key != "")
+		res.BaseNote = note
+		err = c.uploadFrom(ctx, meta, true, ru, func(w io.Writer) (produced, error) {
+			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru.hook(), res)
 			return produced{sum: s.SHA256, index: s.Index}, err
 		}, res)
 	}
@@ -559,12 +585,12 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, descriptio
 // storeArchive writes an archive of src into the local tier under key,
 // and to upload as well if it is set, failing if the tree archived is not
 // of shape want. It fills res.Path and res.Entry.
-func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, res *PutResult) (local.Stored, error) {
+func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, onFrame func(archive.IndexFrame), res *PutResult) (local.Stored, error) {
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description, Paths: src.names}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}
-		return c.archiveChecked(ctx, key, src, want, w, true)
+		return c.archiveChecked(ctx, key, src, want, w, true, onFrame)
 	})
 	if err != nil {
 		return s, err
@@ -576,8 +602,9 @@ func (c *Cache) storeArchive(ctx context.Context, key string, src source, descri
 }
 
 // pushRemote is Push with NoLocal, once the key and the mode are checked.
-func (c *Cache) pushRemote(ctx context.Context, key string, dir source, description string, absent bool) (PutResult, error) {
+func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts PushOptions, absent bool) (PutResult, error) {
 	start := time.Now()
+	description := opts.Description
 	want, meta, old, same, err := c.planPush(ctx, key, dir, description, absent)
 	if err != nil {
 		return PutResult{}, err
@@ -585,7 +612,7 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, descript
 	res := PutResult{Entry: tiercache.Entry{Key: key, Description: description, Paths: dir.names, Size: want.Size, Files: want.Files, Tier: tiercache.TierRemote}}
 	if same {
 		h := sha256.New()
-		ar, err := c.archiveChecked(ctx, key, dir, want, h, false)
+		ar, err := c.archiveChecked(ctx, key, dir, want, h, false, nil)
 		if err != nil {
 			return res, err
 		}
@@ -595,8 +622,10 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, descript
 			return res, nil
 		}
 	}
-	err = c.uploadFrom(ctx, meta, false, func(w io.Writer) (produced, error) {
-		r, err := c.archiveChecked(ctx, key, dir, want, w, false)
+	ru, note := c.pickBase(ctx, key, dir, opts, old.Key != "")
+	res.BaseNote = note
+	err = c.uploadFrom(ctx, meta, false, ru, func(w io.Writer) (produced, error) {
+		r, err := c.archiveChecked(ctx, key, dir, want, w, false, ru.hook())
 		return produced{index: r.Index}, err
 	}, &res)
 	res.Elapsed = time.Since(start)
@@ -605,8 +634,9 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, descript
 
 // archiveChecked writes an archive of src to w and fails if the tree
 // archived is not of shape want. The result has a digest only if digest.
-func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want tiercache.Shape, w io.Writer, digest bool) (archive.Result, error) {
+func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want tiercache.Shape, w io.Writer, digest bool, onFrame func(archive.IndexFrame)) (archive.Result, error) {
 	opts := c.opts.Write
+	opts.OnFrame = onFrame
 	// Without digest, only the remote store reads the bytes, and it
 	// hashes what it uploads.
 	opts.SkipDigest = !digest
@@ -861,6 +891,14 @@ func newSource(paths []string, opts PushOptions) (source, error) {
 		return source{}, err
 	}
 	return source{Source: archive.Source{Paths: paths, Exclude: ex}, names: slices.Clone(names)}, nil
+}
+
+// paths are the paths s archives.
+func (s source) paths() []string {
+	if s.Dir != "" {
+		return []string{s.Dir}
+	}
+	return s.Paths
 }
 
 // measure returns the Shape an archive of s will have.

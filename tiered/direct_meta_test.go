@@ -67,7 +67,7 @@ func putRootArchive(t *testing.T, store *memstore.Store, key string, mode fs.Fil
 func TestPullRemoteRootMetadata(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
-	if _, err := c.pushRemote(t.Context(), "plain", dirSource(smallTree(t, "plain")), "", false); err != nil {
+	if _, err := c.pushRemote(t.Context(), "plain", dirSource(smallTree(t, "plain")), PushOptions{}, false); err != nil {
 		t.Fatal(err)
 	}
 	rootMode, rootTime := fs.FileMode(0o705), time.Date(2011, 2, 3, 4, 5, 6, 7, time.UTC)

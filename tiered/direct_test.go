@@ -20,7 +20,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	res, err := c.pushRemote(t.Context(), "k", dirSource(src), "d", false)
+	res, err := c.pushRemote(t.Context(), "k", dirSource(src), PushOptions{Description: "d"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestPushRemoteWritesNothingLocally(t *testing.T) {
 	}
 	before, _ := store.Stat(t.Context(), "k")
 	time.Sleep(10 * time.Millisecond) // so a new access time differs
-	again, err := c.pushRemote(t.Context(), "k", dirSource(src), "d", false)
+	again, err := c.pushRemote(t.Context(), "k", dirSource(src), PushOptions{Description: "d"}, false)
 	if err != nil || !again.UploadSkipped {
 		t.Fatalf("second PushRemote of the same tree = %+v, %v; want the upload skipped", again, err)
 	}
@@ -57,7 +57,7 @@ func TestPushRemoteTreeChanging(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookMeasured = nil })
-	if _, err := c.pushRemote(t.Context(), "k", dirSource(src), "", false); err == nil || !strings.Contains(err.Error(), "changed while") {
+	if _, err := c.pushRemote(t.Context(), "k", dirSource(src), PushOptions{}, false); err == nil || !strings.Contains(err.Error(), "changed while") {
 		t.Fatalf("PushRemote of a changing tree: %v, want a 'changed' error", err)
 	}
 	if _, err := store.Stat(t.Context(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
@@ -69,7 +69,7 @@ func TestPullRemote(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
 	src := fidelityTree(t, 100)
-	if _, err := c.pushRemote(t.Context(), "deps-1", dirSource(src), "", false); err != nil {
+	if _, err := c.pushRemote(t.Context(), "deps-1", dirSource(src), PushOptions{}, false); err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()

@@ -86,7 +86,7 @@ func TestPushRecordsIndex(t *testing.T) {
 	}
 	localIndex(t, c, "push", remoteIndex(t, store, "push"))
 
-	if _, err := c.pushRemote(ctx, "direct", dirSource(src), "", false); err != nil {
+	if _, err := c.pushRemote(ctx, "direct", dirSource(src), PushOptions{}, false); err != nil {
 		t.Fatal(err)
 	}
 	remoteIndex(t, store, "direct")

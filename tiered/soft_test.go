@@ -159,7 +159,7 @@ func TestRestoreRemoteDown(t *testing.T) {
 	if ok || !IsRemote(err) {
 		t.Fatalf("PullRemote with the remote down: ok=%v err=%v", ok, err)
 	}
-	_, err = c.pushRemote(t.Context(), "deps-2", dirSource(src), "", false)
+	_, err = c.pushRemote(t.Context(), "deps-2", dirSource(src), PushOptions{}, false)
 	if !IsRemote(err) || !strings.Contains(err.Error(), errDown.Error()) {
 		t.Fatalf("PushRemote with the remote down: %v", err)
 	}

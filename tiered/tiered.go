@@ -695,11 +695,11 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the archive just stored.
-		return c.uploadFile(ctx, meta, s, res)
+		return c.uploadFile(ctx, meta, s, nil, res)
 	}
 	// The stream ends (and the upload may commit) only once both sides
 	// saw the same tree and the local copy is committed.
-	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
+	return c.uploadFrom(ctx, meta, true, nil, func(w io.Writer) (produced, error) {
 		var err error
 		var s local.Stored
 		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
@@ -708,14 +708,24 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 }
 
 // uploadFile uploads under meta the archive of the stored version s, and
-// the digest and index s recorded when it was written.
-func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored, res *PutResult) error {
-	return c.uploadFrom(ctx, meta, true, func(w io.Writer) (produced, error) {
+// the digest and index s recorded when it was written. With a base (ru),
+// the frames s's index lists are matched against the base's before the
+// first byte goes.
+func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored, ru *reuser, res *PutResult) error {
+	return c.uploadFrom(ctx, meta, true, ru, func(w io.Writer) (produced, error) {
 		f, err := os.Open(s.Archive)
 		if err != nil {
 			return produced{}, err
 		}
 		defer f.Close()
+		if ru != nil && s.Index.Length > 0 {
+			// An index that does not read back only costs the reuse.
+			if idx, err := archive.ReadIndex(f, s.ArchiveSize, s.Index); err == nil {
+				for _, fr := range idx.Frames {
+					ru.onFrame(fr)
+				}
+			}
+		}
 		_, err = io.Copy(w, f)
 		return produced{sum: s.SHA256, index: s.Index}, err
 	}, res)
@@ -806,7 +816,7 @@ func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description st
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {
-			ar, err = c.archiveChecked(gctx, key, dirSource(src), want, io.MultiWriter(lw, w), true)
+			ar, err = c.archiveChecked(gctx, key, dirSource(src), want, io.MultiWriter(lw, w), true, nil)
 			return err
 		})
 		g.Go(func() error {
@@ -850,7 +860,7 @@ type produced struct {
 // store records instead of hashing the bytes again (see
 // remote.Digester): a push that keeps the archive locally hashes it for
 // the local tier.
-func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool, produce func(w io.Writer) (produced, error), res *PutResult) error {
+func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool, ru *reuser, produce func(w io.Writer) (produced, error), res *PutResult) error {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	x := &indexReader{}
@@ -867,9 +877,15 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 		r = &progressReader{r: pr, p: Progress{Op: "upload", Key: meta.Key, Total: -1}, fn: c.opts.Progress}
 	}
 	x.Reader = r
-	r = x
-	if digested {
+	switch {
+	case ru != nil && digested:
+		r = reusingDigestReader{d, ru}
+	case ru != nil:
+		r = reusingReader{x, ru}
+	case digested:
 		r = d
+	default:
+		r = x
 	}
 	m, err := c.remote.Put(ctx, meta, r)
 	// Unblock the producer if Put stopped reading early, then wait for
@@ -886,6 +902,7 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	}
 	res.Uploaded = true
 	res.ArchiveSize = m.ArchiveSize
+	ru.report(res)
 	return nil
 }
 

@@ -491,7 +491,7 @@ func TestPushLeavesOutSockets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push of a tree holding a socket: %v", err)
 	}
-	if _, err := c.pushRemote(t.Context(), keys[1], dirSource(src), "", false); err != nil {
+	if _, err := c.pushRemote(t.Context(), keys[1], dirSource(src), PushOptions{}, false); err != nil {
 		t.Fatalf("push --no-local of a tree holding a socket: %v", err)
 	}
 	// The reference: src without its socket, and with the mtime its

@@ -24,6 +24,9 @@ type pushOptions struct {
 	description string
 	ifAbsent    bool
 	exclude     []string
+	base        string
+	restoreKeys []string
+	noBase      bool
 }
 
 func newPushCommand(a *app) *cobra.Command {
@@ -79,6 +82,20 @@ copy (none with --no-local), and exits 0. With --strict it exits 1. A DIR
 that cannot be read or changes during the push, or a full local disk,
 always fails the push.
 
+Only what changed is uploaded, where the remote can copy (S3's
+UploadPartCopy; MinIO and AWS S3 can). A push looks for a base: --base
+KEY; else the entry the last pull restored into the same PATHs on this
+machine; else the newest entry under each --restore-key PREFIX in turn;
+else KEY's own current version. The archive's frames start at file
+boundaries chosen by content, so a tree that changed a little shares
+most of its frames with the base's archive: the remote copies those
+byte ranges from the base's object, server-side, and only the rest is
+sent. The object stored is still one plain .tar.zst, byte for byte the
+one a full upload makes. A base that is missing, replaced or deleted
+meanwhile, or a server that refuses copies, only means a full upload
+(--verbose says why). Storage is not shared: each entry is a full
+object. --no-base always uploads everything.
+
 KEY may also be given with --key, the PATHs then being the only
 arguments.`,
 		Example: `  tiercache push "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
@@ -87,6 +104,9 @@ arguments.`,
 
   # A Go job's two caches, less the test cache, in one entry.
   tiercache push "go-$(sha256sum go.sum | cut -c1-16)" ~/go/pkg/mod ~/.cache/go-build --exclude 'testexpire.txt'
+
+  # A new lockfile hash: upload only the frames that changed since the newest gomod- entry.
+  tiercache push --restore-key gomod- "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
 
   # Save only if no job saved this key before.
   tiercache push --if-absent "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"`,
@@ -100,6 +120,9 @@ arguments.`,
 	cmd.Flags().StringVarP(&o.description, "description", "d", "", "free text stored with the entry (shown by ls)")
 	cmd.Flags().BoolVar(&o.ifAbsent, "if-absent", false, "do nothing if KEY is already stored (in the remote, else locally)")
 	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "leave out what the gitignore-like `PATTERN` matches below each PATH; repeatable")
+	cmd.Flags().StringVar(&o.base, "base", "", "upload only what differs from the entry under `KEY` (see above)")
+	cmd.Flags().StringArrayVar(&o.restoreKeys, "restore-key", nil, "choose the base among the newest entries under `PREFIX`; repeatable, tried in order")
+	cmd.Flags().BoolVar(&o.noBase, "no-base", false, "upload every byte, reusing nothing the remote holds")
 	return cmd
 }
 
@@ -179,6 +202,14 @@ type pushJSON struct {
 	// tier AlreadyIn, and the push did nothing.
 	AlreadyStored bool           `json:"already_stored"`
 	AlreadyIn     tiercache.Tier `json:"already_in,omitempty"`
+	// Base is the entry whose frames the upload reused ("" if none);
+	// FramesReused counts the archive's frames found in it, CopiedBytes
+	// the archive bytes the remote copied from it server-side, and
+	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes).
+	Base          string `json:"base,omitempty"`
+	FramesReused  int    `json:"frames_reused"`
+	CopiedBytes   int64  `json:"copied_bytes"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
 }
 
 func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptions) error {
@@ -186,6 +217,14 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("push %q: %w", key, err) }
+	if o.base != "" {
+		if err := checkKey("push --base", o.base); err != nil {
+			return err
+		}
+	}
+	if o.noBase && (o.base != "" || len(o.restoreKeys) > 0) {
+		return usageErrorf("push: --no-base contradicts --base and --restore-key")
+	}
 	if _, err := archive.NewExclude(o.exclude); err != nil {
 		return asUsage(fail(err))
 	}
@@ -227,7 +266,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if c == nil {
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
-		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given})
+		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{
+			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given,
+			Base: o.base, BasePrefixes: o.restoreKeys, NoBase: o.noBase,
+		})
 	}
 	prog.finish()
 	if err != nil && !a.survive(cmd, err) {
@@ -239,6 +281,13 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
 		AlreadyStored: res.AlreadyIn != "", AlreadyIn: res.AlreadyIn,
+		Base: res.Base, FramesReused: res.FramesReused, CopiedBytes: res.Copied,
+	}
+	if res.Uploaded {
+		out.UploadedBytes = res.ArchiveSize - res.Copied
+	}
+	if res.BaseNote != "" {
+		a.verbosef(cmd, "push %q: %s", key, res.BaseNote)
 	}
 	// A remote failure the push survived: the tree is saved locally
 	// only, or with --no-local nowhere.
@@ -249,6 +298,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if failed != nil {
 		out.Error = singleLine(failed.Error())
 		out.Uploaded, out.UploadSkipped, out.ArchiveBytes = false, false, 0
+		out.Base, out.FramesReused, out.CopiedBytes, out.UploadedBytes = "", 0, 0, 0
 		a.warnf(cmd, "push %q: nothing was saved remotely: %s", key, withHint(failed))
 	}
 	if out.AlreadyStored {
@@ -270,15 +320,27 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		where = "local only (no remote configured)"
 	case a.flags.noLocal && res.UploadSkipped:
 		where = "remote only; it already holds this tree, nothing uploaded"
-	case a.flags.noLocal:
-		where = fmt.Sprintf("remote only, uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
 	case res.UploadSkipped:
 		where = "remote already holds this tree, nothing uploaded"
 	default:
-		where = fmt.Sprintf("uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
+		where = uploadedWhat(res, elapsed)
+		if a.flags.noLocal {
+			where = "remote only, " + where
+		}
 	}
 	a.infof(cmd, "pushed %q: %s in %d files, %s, in %s", key, formatBytes(out.Bytes), out.Files, where, formatDuration(elapsed))
 	return a.printPush(cmd, out)
+}
+
+// uploadedWhat describes an upload: its size and rate, and what the
+// remote copied from a base instead of receiving it.
+func uploadedWhat(res tiered.PutResult, elapsed time.Duration) string {
+	if res.Copied == 0 {
+		return fmt.Sprintf("uploaded %s compressed, %s", formatBytes(res.ArchiveSize), formatRate(res.ArchiveSize, elapsed))
+	}
+	sent := res.ArchiveSize - res.Copied
+	return fmt.Sprintf("uploaded %s of %s compressed (%s copied server-side from %q), %s",
+		formatBytes(sent), formatBytes(res.ArchiveSize), formatBytes(res.Copied), res.Base, formatRate(sent, elapsed))
 }
 
 func (a *app) printPush(cmd *cobra.Command, out pushJSON) error {

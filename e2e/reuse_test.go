@@ -1,0 +1,310 @@
+//go:build unix
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/tiercache/tiercache/internal/treetest"
+)
+
+// reuseJSON is the subset of `push --json` the reuse tests read.
+type reuseJSON struct {
+	Uploaded      bool   `json:"uploaded"`
+	ArchiveBytes  int64  `json:"archive_bytes"`
+	Base          string `json:"base"`
+	FramesReused  int    `json:"frames_reused"`
+	CopiedBytes   int64  `json:"copied_bytes"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
+}
+
+// reuseTree writes a tree of about 40 MiB of incompressible data, so the
+// archive is about as large and has about ten frames: 160 files of
+// 64-448 KiB in 8 directories, and two files of 6 MiB.
+func reuseTree(t testing.TB, dir string) {
+	t.Helper()
+	rnd := rand.NewChaCha8([32]byte{7})
+	for i := range 162 {
+		size := 64<<10 + (i*97%7)*(64<<10)
+		if i >= 160 {
+			size = 6 << 20
+		}
+		data := make([]byte, size)
+		_, _ = rnd.Read(data)
+		reuseWrite(t, filepath.Join(dir, fmt.Sprintf("d%d", i%8), fmt.Sprintf("f%03d", i)), data)
+	}
+}
+
+func reuseWrite(t testing.TB, p string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reuseManifest reads key's manifest from the bucket.
+func reuseManifest(t testing.TB, b, key string) (sum string, size int64) {
+	t.Helper()
+	obj, err := minioClient(t).GetObject(t.Context(), b, remotePrefix+"manifests/"+key+".json", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	var m struct {
+		SHA256      string `json:"sha256"`
+		ArchiveSize int64  `json:"archive_size"`
+	}
+	if err := json.NewDecoder(obj).Decode(&m); err != nil {
+		t.Fatalf("manifest of %q: %v", key, err)
+	}
+	return m.SHA256, m.ArchiveSize
+}
+
+// reusePush pushes dir under key through p, and returns what push said
+// and how many request body bytes crossed p meanwhile.
+func reusePush(t testing.TB, e env, p *faultProxy, key, dir string, args ...string) (reuseJSON, int64) {
+	t.Helper()
+	before := p.bodyBytes()
+	out, _ := mustRun(t, e, append(append([]string{"push", "--json"}, args...), key, dir)...)
+	var r reuseJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("push --json: %v\n%s", err, out)
+	}
+	return r, p.bodyBytes() - before
+}
+
+// TestReuseUploadsOnlyWhatChanged pushes a tree, then versions of it
+// with a file inserted, deleted or changed, each under a new key with
+// the first as base: each uploads a small part of its archive, counted
+// at the transport; the remote's object is byte for byte a full push's
+// (same SHA-256 as a --no-base push of the same tree); and a fresh
+// machine restores it exactly, with tiercache and with zstd | tar.
+func TestReuseUploadsOnlyWhatChanged(t *testing.T) {
+	b := bucket(t)
+	p := newFaultProxy(t)
+	e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
+	src := filepath.Join(t.TempDir(), "tree")
+	reuseTree(t, src)
+	v1, sent1 := reusePush(t, e, p, "v1", src)
+	if !v1.Uploaded || v1.Base != "" || v1.CopiedBytes != 0 || sent1 < v1.ArchiveBytes {
+		t.Fatalf("first push: %+v, %d bytes sent; want a full upload with no base", v1, sent1)
+	}
+	rnd := rand.NewChaCha8([32]byte{8})
+	changes := []struct {
+		name   string
+		change func(dir string)
+	}{
+		{"insert", func(dir string) {
+			data := make([]byte, 1<<20)
+			_, _ = rnd.Read(data)
+			reuseWrite(t, filepath.Join(dir, "d3", "new", "inserted"), data)
+		}},
+		{"delete", func(dir string) {
+			if err := os.Remove(filepath.Join(dir, "d2", "f050")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"modify", func(dir string) {
+			data := make([]byte, 100<<10)
+			_, _ = rnd.Read(data)
+			reuseWrite(t, filepath.Join(dir, "d5", "f077"), data)
+		}},
+	}
+	for _, ch := range changes {
+		t.Run(ch.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "tree")
+			if err := exec.Command("cp", "-a", src, dir).Run(); err != nil {
+				t.Fatal(err)
+			}
+			ch.change(dir)
+			key := "v2-" + ch.name
+			r, sent := reusePush(t, e, p, key, dir, "--base", "v1")
+			t.Logf("%s: %+v, %d bytes sent", ch.name, r, sent)
+			if r.Base != "v1" || r.CopiedBytes == 0 || r.UploadedBytes+r.CopiedBytes != r.ArchiveBytes {
+				t.Errorf("push with --base v1: %+v; want v1 as base, bytes copied, sent + copied = archive", r)
+			}
+			// Several frames change around the edit at most; the
+			// rest is copied.
+			if limit := r.ArchiveBytes / 3; sent > limit || r.UploadedBytes > limit {
+				t.Errorf("%d bytes crossed the transport, %d reported sent, for a %d-byte archive; want at most %d", sent, r.UploadedBytes, r.ArchiveBytes, limit)
+			}
+			full, _ := reusePush(t, e, p, key+"-full", dir, "--no-base")
+			if full.CopiedBytes != 0 || full.Base != "" {
+				t.Errorf("--no-base push reused: %+v", full)
+			}
+			sum, size := reuseManifest(t, b, key)
+			fullSum, fullSize := reuseManifest(t, b, key+"-full")
+			if sum != fullSum || size != fullSize {
+				t.Errorf("the composed object is %s (%d bytes), a full push's %s (%d bytes)", sum, size, fullSum, fullSize)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			mustRun(t, e.freshMachine(t), "pull", key, dst)
+			treetest.AssertEqual(t, dir, dst)
+			reusePlainRestore(t, b, key, dir)
+		})
+	}
+}
+
+// reusePlainRestore restores key's object with zstd -d | tar -x, where
+// both are installed, and compares it with dir.
+func reusePlainRestore(t *testing.T, b, key, dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("zstd"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("zstd is not installed")
+		}
+		return
+	}
+	var m struct {
+		Data string `json:"data"`
+	}
+	obj, err := minioClient(t).GetObject(t.Context(), b, remotePrefix+"manifests/"+key+".json", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(obj).Decode(&m)
+	obj.Close()
+	if err != nil || m.Data == "" {
+		t.Fatalf("manifest of %q names no data object: %v", key, err)
+	}
+	names := objects(t, b, remotePrefix+"data/")
+	var name string
+	for _, n := range names {
+		if strings.Contains(n, m.Data) {
+			name = n
+		}
+	}
+	if name == "" {
+		t.Fatalf("no data object %q among %q", m.Data, names)
+	}
+	data, err := minioClient(t).GetObject(t.Context(), b, name, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	out := t.TempDir()
+	cmd := exec.Command("sh", "-c", "zstd -dc | tar -xf - -C \"$0\"", out)
+	cmd.Stdin = data
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("zstd -d | tar -x: %v\n%s", err, stderr.String())
+	}
+	treetest.AssertEqual(t, dir, out)
+}
+
+// TestReuseBaseChoice checks where a push finds its base without
+// --base: the entry the last pull restored into the same directory on
+// this machine, else the newest entry under --restore-key; and that a
+// base that is gone costs only a full upload.
+func TestReuseBaseChoice(t *testing.T) {
+	b := bucket(t)
+	p := newFaultProxy(t)
+	e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
+	src := filepath.Join(t.TempDir(), "tree")
+	reuseTree(t, src)
+	reusePush(t, e, p, "deps-1", src)
+	reuseWrite(t, filepath.Join(src, "d0", "f000"), []byte("changed"))
+	reusePush(t, e, p, "deps-2", src)
+
+	// A pull on another machine, then a push of what changed there.
+	m := e.freshMachine(t)
+	dir := filepath.Join(t.TempDir(), "work")
+	mustRun(t, m, "pull", "deps-1", dir)
+	reuseWrite(t, filepath.Join(dir, "d1", "f001"), []byte("changed too"))
+	r, _ := reusePush(t, m, p, "deps-3", dir)
+	if r.Base != "deps-1" || r.CopiedBytes == 0 {
+		t.Errorf("push after a pull of deps-1 into the same directory: %+v; want deps-1 as base", r)
+	}
+
+	// No pull into this directory: --restore-key's newest match.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := exec.Command("cp", "-a", dir, other).Run(); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = reusePush(t, e.freshMachine(t), p, "deps-4", other, "--restore-key", "nope-", "--restore-key", "deps-")
+	if r.Base != "deps-3" || r.CopiedBytes == 0 {
+		t.Errorf("push with --restore-key deps-: %+v; want the newest, deps-3, as base", r)
+	}
+
+	// A base that is not stored: a full upload, and --verbose says why.
+	mustRun(t, e, "rm", "deps-1")
+	out, stderr := mustRun(t, e.freshMachine(t), "push", "--json", "--verbose", "--base", "deps-1", "deps-5", other)
+	r = reuseJSON{}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Base != "" || r.CopiedBytes != 0 || !r.Uploaded || !strings.Contains(stderr, `base "deps-1": not stored`) {
+		t.Errorf("push with a deleted base: %+v\nstderr: %s\nwant a full upload, and why", r, stderr)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustRun(t, e.freshMachine(t), "pull", "deps-5", dst)
+	treetest.AssertEqual(t, other, dst)
+}
+
+// TestReuseCopyRefused covers servers that cannot copy: one answering
+// UploadPartCopy with 501 NotImplemented, one answering a copy with 200
+// and no part, one whose base vanished (404 NoSuchKey) mid-push. Each
+// push falls back to uploading, commits the same object a full push
+// makes, and says why under --verbose.
+func TestReuseCopyRefused(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault faultSpec
+	}{
+		{"not implemented", faultSpec{kind: fStatus, status: http.StatusNotImplemented, code: "NotImplemented"}},
+		{"base gone", faultSpec{kind: fStatus, status: http.StatusNotFound, code: "NoSuchKey"}},
+		{"empty answer", faultSpec{kind: fEmptyOK}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bucket(t)
+			p := newFaultProxy(t)
+			e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
+			src := filepath.Join(t.TempDir(), "tree")
+			reuseTree(t, src)
+			reusePush(t, e, p, "v1", src)
+			reuseWrite(t, filepath.Join(src, "d4", "f004"), []byte("changed"))
+			rule := p.add(faultRule{method: "PUT", header: "X-Amz-Copy-Source", times: -1, fault: tc.fault})
+			before := p.bodyBytes()
+			out, stderr := mustRun(t, e, "push", "--json", "--verbose", "--base", "v1", "v2", src)
+			sent := p.bodyBytes() - before
+			var r reuseJSON
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatal(err)
+			}
+			if p.firedCount(rule) == 0 {
+				t.Fatal("no copy was attempted")
+			}
+			if r.CopiedBytes != 0 || !r.Uploaded || r.UploadedBytes != r.ArchiveBytes || sent < r.ArchiveBytes {
+				t.Errorf("push whose copies were refused: %+v, %d bytes sent; want everything uploaded", r, sent)
+			}
+			if !strings.Contains(stderr, "copying from base") {
+				t.Errorf("--verbose does not say why copying stopped:\n%s", stderr)
+			}
+			p.clear()
+			full, _ := reusePush(t, e, p, "v2-full", src, "--no-base")
+			if s1, _ := reuseManifest(t, b, "v2"); s1 != func() string { s, _ := reuseManifest(t, b, "v2-full"); return s }() {
+				t.Errorf("the fallback's object differs from a full push's (%+v)", full)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			mustRun(t, e.freshMachine(t), "pull", "v2", dst)
+			treetest.AssertEqual(t, src, dst)
+			faultCheckUploads(t, b)
+		})
+	}
+}

@@ -1,0 +1,241 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// maxBaseTries bounds the candidates a push asks the remote about before
+// it gives up on a base: each costs a manifest read and an index read.
+const maxBaseTries = 3
+
+// pickBase chooses the entry whose frames a push of key from src may
+// have the remote copy instead of receiving, in the order the user
+// expects: PushOptions.Base; the entry the last pull restored into the
+// same paths on this machine; the newest entry under each of
+// PushOptions.BasePrefixes in turn; the key's own current version (old,
+// if hasOld). It returns nil, with why, when the remote cannot copy,
+// nothing qualifies, or no candidate's index could be read and verified:
+// the push then uploads everything, as it always did.
+func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushOptions, hasOld bool) (*reuser, string) {
+	if opts.NoBase {
+		return nil, ""
+	}
+	bs, ok := c.remote.(remote.BaseStore)
+	if !ok {
+		return nil, "the remote cannot copy ranges of stored archives"
+	}
+	var cands []string
+	seen := map[string]bool{}
+	add := func(k string) {
+		if k != "" && !seen[k] {
+			seen[k] = true
+			cands = append(cands, k)
+		}
+	}
+	add(opts.Base)
+	if c.local != nil && !c.opts.NoLocal {
+		if k, ok, _ := c.local.LastPull(src.paths()); ok {
+			add(k)
+		}
+	}
+	for _, p := range opts.BasePrefixes {
+		keys, err := c.candidates(ctx, p, false, true)
+		if err != nil {
+			return nil, fmt.Sprintf("listing base candidates: %v", err)
+		}
+		if len(keys) > 0 {
+			add(keys[0])
+		}
+	}
+	if hasOld {
+		add(key)
+	}
+	if len(cands) == 0 {
+		return nil, ""
+	}
+	var notes []error
+	for i, k := range cands {
+		if i == maxBaseTries {
+			break
+		}
+		ru, err := openBase(ctx, bs, k)
+		if err == nil {
+			return ru, ""
+		}
+		if ctx.Err() != nil {
+			return nil, ""
+		}
+		notes = append(notes, fmt.Errorf("base %q: %w", k, err))
+	}
+	return nil, errors.Join(notes...).Error()
+}
+
+// openBase reads and verifies the index of key's current version, and
+// returns a reuser of its frames.
+func openBase(ctx context.Context, bs remote.BaseStore, key string) (*reuser, error) {
+	b, err := bs.OpenBase(ctx, key)
+	if errors.Is(err, tiercache.ErrNotFound) {
+		return nil, errors.New("not stored")
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := archive.IndexInfo(b.Meta.Index)
+	switch {
+	case info.Length == 0:
+		return nil, errors.New("its archive has no index (stored by an older version)")
+	case info.Length > archive.MaxIndexLength:
+		return nil, fmt.Errorf("%w: its index is %d bytes, over the limit of %d", tiercache.ErrIntegrity, info.Length, archive.MaxIndexLength)
+	}
+	p, err := bs.ReadBase(ctx, b, info.Offset, info.Length)
+	if err != nil {
+		return nil, fmt.Errorf("reading its index: %w", err)
+	}
+	idx, err := archive.ReadIndex(tailAt{p: p, off: info.Offset}, b.Meta.ArchiveSize, info)
+	if err != nil {
+		return nil, fmt.Errorf("its index does not match its manifest: %w", err)
+	}
+	ru := &reuser{base: b, byHash: make(map[[32]byte][]archive.IndexFrame, len(idx.Frames))}
+	for _, f := range idx.Frames {
+		ru.byHash[f.SHA256] = append(ru.byHash[f.SHA256], f)
+	}
+	return ru, nil
+}
+
+// tailAt serves ReadIndex the bytes p of an archive, which start at off.
+type tailAt struct {
+	p   []byte
+	off int64
+}
+
+func (t tailAt) ReadAt(b []byte, off int64) (int, error) {
+	i := off - t.off
+	if i < 0 || i > int64(len(t.p)) {
+		return 0, fmt.Errorf("%w: read at %d outside the index read at %d+%d", tiercache.ErrIntegrity, off, t.off, len(t.p))
+	}
+	n := copy(b, t.p[i:])
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// reuser is the remote.Reuser side of an upload that repeats frames of
+// a base archive. The archive writer reports each frame before writing
+// it (onFrame); a frame whose compressed bytes the base's verified index
+// lists, by SHA-256 and length, is a run the store may copy. Equal
+// compressed bytes, not equal tar bytes, decide: the upload's digest is
+// computed over the bytes compressed here, so the object the store
+// composes is the one a full upload would have made, byte for byte, or
+// its reads fail their verification.
+type reuser struct {
+	base   remote.Base
+	byHash map[[32]byte][]archive.IndexFrame
+
+	mu     sync.Mutex
+	runs   []reuseRun // by off, disjoint; adjacent ones contiguous in both are merged
+	frames int        // frames found in the base
+
+	copied atomic.Int64
+	failed atomic.Pointer[error]
+}
+
+// reuseRun is a run of the stream, [off, off+n), equal to the base
+// archive's [baseOff, baseOff+n).
+type reuseRun struct{ off, baseOff, n int64 }
+
+// onFrame records f if the base holds the same frame. It is
+// archive.WriteOptions.OnFrame, called before f's bytes are written.
+func (r *reuser) onFrame(f archive.IndexFrame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var next int64 = -1 // the base offset that would extend the last run
+	if k := len(r.runs); k > 0 && r.runs[k-1].off+r.runs[k-1].n == f.Offset {
+		next = r.runs[k-1].baseOff + r.runs[k-1].n
+	}
+	var pick *archive.IndexFrame
+	for i, b := range r.byHash[f.SHA256] {
+		if b.Length != f.Length {
+			continue
+		}
+		if pick == nil || b.Offset == next {
+			pick = &r.byHash[f.SHA256][i]
+		}
+	}
+	if pick == nil {
+		return
+	}
+	r.frames++
+	if pick.Offset == next {
+		r.runs[len(r.runs)-1].n += f.Length
+		return
+	}
+	r.runs = append(r.runs, reuseRun{off: f.Offset, baseOff: pick.Offset, n: f.Length})
+}
+
+// Base implements remote.Reuser.
+func (r *reuser) Base() remote.Base { return r.base }
+
+// Reused implements remote.Reuser.
+func (r *reuser) Reused(off int64) (baseOff, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := sort.Search(len(r.runs), func(i int) bool { return r.runs[i].off+r.runs[i].n > off })
+	if i == len(r.runs) || r.runs[i].off > off {
+		return 0, 0
+	}
+	d := off - r.runs[i].off
+	return r.runs[i].baseOff + d, r.runs[i].n - d
+}
+
+// Copied implements remote.Reuser.
+func (r *reuser) Copied(n int64) { r.copied.Add(n) }
+
+// CopyFailed implements remote.Reuser.
+func (r *reuser) CopyFailed(err error) { r.failed.CompareAndSwap(nil, &err) }
+
+// hook is the archive writer's OnFrame for r: nil without a base.
+func (r *reuser) hook() func(archive.IndexFrame) {
+	if r == nil {
+		return nil
+	}
+	return r.onFrame
+}
+
+// report fills res with what the upload reused.
+func (r *reuser) report(res *PutResult) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	res.FramesReused = r.frames
+	r.mu.Unlock()
+	res.Base = r.base.Meta.Key
+	res.Copied = r.copied.Load()
+	if e := r.failed.Load(); e != nil {
+		res.BaseNote = fmt.Sprintf("copying from base %q stopped, the rest uploaded: %v", res.Base, *e)
+	}
+}
+
+// reusingReader and reusingDigestReader are the upload streams of
+// uploadFrom with a base: remote.Reusers, and Indexers (and Digesters)
+// as the stream without one.
+type reusingReader struct {
+	*indexReader
+	*reuser
+}
+
+type reusingDigestReader struct {
+	*digestReader
+	*reuser
+}
