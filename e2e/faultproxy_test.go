@@ -45,6 +45,9 @@ const (
 	// fEmptyOK answers 200 with an empty body, without forwarding the
 	// request: a gateway that accepts what it cannot do.
 	fEmptyOK
+	// fBefore runs before, then forwards the request: something else
+	// happens to the bucket at that moment of a command.
+	fBefore
 )
 
 func (k faultKind) String() string {
@@ -65,6 +68,8 @@ func (k faultKind) String() string {
 		return "stall-body"
 	case fEmptyOK:
 		return "empty-ok"
+	case fBefore:
+		return "before"
 	}
 	return fmt.Sprintf("fault(%d)", int(k))
 }
@@ -76,6 +81,7 @@ type faultSpec struct {
 	status int           // fStatus
 	code   string        // fStatus: the S3 error code
 	delay  time.Duration // fLatency
+	before func()        // fBefore
 }
 
 // Faults the tests use.
@@ -257,6 +263,9 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case fEmptyOK:
 		_, _ = io.Copy(io.Discard, req.Body)
 		w.WriteHeader(http.StatusOK)
+	case fBefore:
+		f.before()
+		p.forward(w, req)
 	case fLatency:
 		select {
 		case <-time.After(f.delay):

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -307,4 +308,91 @@ func TestReuseCopyRefused(t *testing.T) {
 			faultCheckUploads(t, b)
 		})
 	}
+}
+
+// TestReuseBaseChangedMidPush changes the base while a push copies from
+// it. Replaced by another push: the replaced version's object stays for
+// the grace, so the copies still hold. Collected (its objects deleted, as
+// prune does once the grace has passed): the copies fail and the push
+// uploads instead. Either way the push commits exactly its own tree, the
+// object a full push makes.
+func TestReuseBaseChangedMidPush(t *testing.T) {
+	cases := []struct {
+		name   string
+		copied bool // whether the push still copies
+		change func(t *testing.T, e env, b, other string) func()
+	}{
+		{"replaced", true, func(t *testing.T, e env, b, other string) func() {
+			return func() {
+				if _, stderr, code, err := stressRun(e, "push", "--no-base", "base", other); err != nil || code != 0 {
+					t.Errorf("replacing the base mid-push: exit %d, %v\n%s", code, err, stderr)
+				}
+			}
+		}},
+		{"collected", false, func(t *testing.T, e env, b, other string) func() {
+			return func() {
+				for _, name := range dataObjects(t, b) {
+					if err := minioClient(t).RemoveObject(context.Background(), b, name, minio.RemoveObjectOptions{}); err != nil {
+						t.Errorf("deleting %s mid-push: %v", name, err)
+					}
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bucket(t)
+			p := newFaultProxy(t)
+			e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
+			src := filepath.Join(t.TempDir(), "tree")
+			reuseTree(t, src)
+			reusePush(t, e, p, "base", src)
+			other := filepath.Join(t.TempDir(), "other")
+			reuseWrite(t, filepath.Join(other, "x"), []byte("another tree"))
+			reuseWrite(t, filepath.Join(src, "d6", "f006"), []byte("changed"))
+			rule := p.add(faultRule{method: "PUT", header: "X-Amz-Copy-Source", times: 1,
+				fault: faultSpec{kind: fBefore, before: tc.change(t, e, b, other)}})
+			r, _ := mustRunJSON(t, e, "push", "--json", "--verbose", "--base", "base", "v2", src)
+			if p.firedCount(rule) == 0 {
+				t.Fatal("no copy was attempted")
+			}
+			if got := r.json.CopiedBytes > 0; got != tc.copied || r.json.Base != "base" {
+				t.Errorf("push: %+v; want base %q, bytes copied: %v\n%s", r.json, "base", tc.copied, r.stderr)
+			}
+			if !tc.copied && !strings.Contains(r.stderr, "copying from base") {
+				t.Errorf("--verbose does not say why copying stopped:\n%s", r.stderr)
+			}
+			p.clear()
+			reusePush(t, e, p, "v2-full", src, "--no-base")
+			if s1, _ := reuseManifest(t, b, "v2"); s1 != func() string { s, _ := reuseManifest(t, b, "v2-full"); return s }() {
+				t.Error("the object differs from a full push's")
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			mustRun(t, e.freshMachine(t), "pull", "v2", dst)
+			treetest.AssertEqual(t, src, dst)
+			reusePlainRestore(t, b, "v2", src)
+			if tc.copied {
+				back := filepath.Join(t.TempDir(), "back")
+				mustRun(t, e.freshMachine(t), "pull", "base", back)
+				treetest.AssertEqual(t, other, back)
+			}
+		})
+	}
+}
+
+// pushRun is what a push printed: its --json answer and its stderr.
+type pushRun struct {
+	json   reuseJSON
+	stderr string
+}
+
+// mustRunJSON runs a push with --json among args.
+func mustRunJSON(t testing.TB, e env, args ...string) (pushRun, string) {
+	t.Helper()
+	out, stderr := mustRun(t, e, args...)
+	var r reuseJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return pushRun{r, stderr}, out
 }

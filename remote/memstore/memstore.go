@@ -4,10 +4,14 @@
 // the same conformance suite (remote/storetest) as the S3 store, so code
 // tested over it meets the contract the real stores keep.
 //
+// It is a remote.BaseStore too: its Put "copies" the runs a
+// remote.Reuser reports by checking them against the base's bytes (see
+// base.go), so tests of code that reports runs catch wrong ones.
+//
 // Besides the Store methods it has a few knobs tests need: counts of
 // Open and write calls, a delay before Open answers (so concurrent callers
-// overlap), and damaging a stored archive or its Meta. For a read-only
-// view, wrap it with remote.ReadOnly.
+// overlap), damaging a stored archive or its Meta, and refusing copies.
+// For a read-only view, wrap it with remote.ReadOnly.
 package memstore
 
 import (
@@ -32,16 +36,21 @@ import (
 // Store is an in-memory remote.Store, safe for concurrent use. The zero
 // value is not usable: call New.
 type Store struct {
-	mu        sync.Mutex
-	entries   map[string]entry
-	opens     atomic.Int64
-	writes    atomic.Int64
-	openDelay atomic.Int64 // a time.Duration
+	mu          sync.Mutex
+	entries     map[string]entry
+	versions    uint64 // ids handed out so far, under mu
+	opens       atomic.Int64
+	writes      atomic.Int64
+	openDelay   atomic.Int64 // a time.Duration
+	copyRefusal atomic.Pointer[error]
 }
 
 type entry struct {
 	meta remote.Meta
 	data []byte // never changed in place: readers may hold it
+	// id names this version in a remote.Base's Ref: a later Put of the
+	// key gets another, so a Ref never reaches a replacement.
+	id uint64
 }
 
 var _ remote.Store = (*Store)(nil)
@@ -177,7 +186,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if err := tiercache.ValidatePaths(meta.Paths); err != nil {
 		return remote.Meta{}, fmt.Errorf("memstore: put key %q: %w", meta.Key, err)
 	}
-	data, err := io.ReadAll(ctxReader{ctx, r})
+	data, err := io.ReadAll(ctxReader{ctx, s.copying(r)})
 	if err == nil {
 		// The reader may have finished just as ctx ended: a cancelled
 		// Put commits nothing either way.
@@ -213,7 +222,8 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[m.Key] = entry{meta: m, data: data}
+	s.versions++
+	s.entries[m.Key] = entry{meta: m, data: data, id: s.versions}
 	return m, nil
 }
 

@@ -220,44 +220,25 @@ func (s *Store) deleteUncommitted(ctx context.Context, n names, id string) {
 }
 
 // upload streams r into the object dataName and returns its size,
-// lowercase hex SHA-256 and the index r claims (see remote.Indexer).
+// lowercase hex SHA-256 and the index r claims (see remote.Indexer). A
+// remote.Reuser goes through uploadReusing, which copies what it can.
 func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reader) (int64, string, remote.IndexInfo, error) {
 	var h hash.Hash = sha256.New()
 	if _, ok := r.(remote.Digester); ok {
 		h = discardHash{h} // r hashes the bytes itself
 	}
+	if ru, ok := r.(remote.Reuser); ok {
+		return s.uploadReusing(ctx, n, dataName, ru, h)
+	}
 	first := s.getBuf()
 	nr, err := io.ReadFull(r, *first)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		// At its end already: a reader that claims no digest or a bad
-		// index costs no request.
-		_, _, derr := remote.ReaderDigest(r)
-		if derr == nil {
-			_, derr = remote.ReaderIndex(r, int64(nr))
-		}
-		if derr != nil {
-			s.putBuf(first)
-			return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: %w", n.key, derr)
-		}
-	}
 	h.Write((*first)[:nr])
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// The whole archive fits in one part: one request, no
 		// multipart bookkeeping.
 		defer s.putBuf(first)
-		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:        &s.bucket,
-			Key:           &dataName,
-			Body:          bytes.NewReader((*first)[:nr]),
-			ContentLength: aws.Int64(int64(nr)),
-			ContentType:   aws.String("application/zstd"),
-		})
-		if err != nil {
-			return 0, "", remote.IndexInfo{}, mapError(err, s.bucket, "upload archive of", n.key)
-		}
-		sum, idx, err := endOf(r, h, int64(nr))
-		return int64(nr), sum, idx, err
+		return s.uploadWhole(ctx, n, dataName, r, h, (*first)[:nr])
 	case err != nil:
 		s.putBuf(first)
 		return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: reading the archive: %w", n.key, err)
@@ -266,6 +247,39 @@ func (s *Store) upload(ctx context.Context, n names, dataName string, r io.Reade
 	if err != nil {
 		return 0, "", remote.IndexInfo{}, err
 	}
+	return s.uploaded(ctx, n, dataName, r, h, size)
+}
+
+// uploadWhole uploads data, all that r yielded (h has hashed it), in one
+// PutObject.
+func (s *Store) uploadWhole(ctx context.Context, n names, dataName string, r io.Reader, h hash.Hash, data []byte) (int64, string, remote.IndexInfo, error) {
+	// At its end already: a reader that claims no digest or a bad index
+	// costs no request.
+	_, _, err := remote.ReaderDigest(r)
+	if err == nil {
+		_, err = remote.ReaderIndex(r, int64(len(data)))
+	}
+	if err != nil {
+		return 0, "", remote.IndexInfo{}, fmt.Errorf("s3: put key %q: %w", n.key, err)
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &dataName,
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   aws.String("application/zstd"),
+	})
+	if err != nil {
+		return 0, "", remote.IndexInfo{}, mapError(err, s.bucket, "upload archive of", n.key)
+	}
+	sum, idx, err := endOf(r, h, int64(len(data)))
+	return int64(len(data)), sum, idx, err
+}
+
+// uploaded returns what r claims at its end about the size bytes it
+// yielded, now stored as the multipart object dataName; if the claim
+// fails its checks, it deletes the object.
+func (s *Store) uploaded(ctx context.Context, n names, dataName string, r io.Reader, h hash.Hash, size int64) (int64, string, remote.IndexInfo, error) {
 	sum, idx, err := endOf(r, h, size)
 	if err != nil {
 		// Uploaded, but not to be committed: no orphan left for Prune.
@@ -305,31 +319,14 @@ func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
 // is being filled from r, so memory stays at PartSize × (Concurrency+1).
 // On any failure the upload is aborted.
 func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, first *[]byte, r io.Reader, h hash.Hash) (size int64, err error) {
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:      &s.bucket,
-		Key:         &dataName,
-		ContentType: aws.String("application/zstd"),
-	})
+	uploadID, err := s.startUpload(ctx, n, dataName)
 	if err != nil {
 		s.putBuf(first)
-		// An attempt may have created an upload whose answer was lost.
-		s.abortStrays(ctx, dataName, "")
-		return 0, mapError(err, s.bucket, "start upload of", n.key)
-	}
-	uploadID := created.UploadId
-	if a, ok := retry.GetAttemptResults(created.ResultMetadata); ok && len(a.Results) > 1 {
-		s.abortStrays(ctx, dataName, aws.ToString(uploadID))
+		return 0, err
 	}
 	defer func() {
 		if err != nil {
-			// Parts left behind cost storage forever (unless a bucket
-			// lifecycle rule exists), so the abort must run even when
-			// ctx is what failed.
-			actx, cancel := detached(ctx)
-			defer cancel()
-			_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-				Bucket: &s.bucket, Key: &dataName, UploadId: uploadID,
-			})
+			s.abortUpload(ctx, dataName, uploadID)
 		}
 	}()
 
@@ -362,19 +359,12 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 		num, data, b := partNum, (*buf)[:filled], buf
 		g.Go(func() error {
 			defer func() { free <- b }()
-			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
-				Bucket:        &s.bucket,
-				Key:           &dataName,
-				UploadId:      uploadID,
-				PartNumber:    aws.Int32(num),
-				Body:          bytes.NewReader(data),
-				ContentLength: aws.Int64(int64(len(data))),
-			})
+			p, err := s.uploadPart(gctx, n, dataName, uploadID, num, data)
 			if err != nil {
-				return mapError(err, s.bucket, fmt.Sprintf("upload part %d of", num), n.key)
+				return err
 			}
 			mu.Lock()
-			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+			parts = append(parts, p)
 			mu.Unlock()
 			return nil
 		})
@@ -421,8 +411,62 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 	if err := ctx.Err(); err != nil {
 		return 0, mapError(err, s.bucket, "upload archive of", n.key)
 	}
+	if err := s.completeUpload(ctx, n, dataName, uploadID, parts, size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// startUpload creates a multipart upload of dataName and returns its id.
+func (s *Store) startUpload(ctx context.Context, n names, dataName string) (*string, error) {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:      &s.bucket,
+		Key:         &dataName,
+		ContentType: aws.String("application/zstd"),
+	})
+	if err != nil {
+		// An attempt may have created an upload whose answer was lost.
+		s.abortStrays(ctx, dataName, "")
+		return nil, mapError(err, s.bucket, "start upload of", n.key)
+	}
+	if a, ok := retry.GetAttemptResults(created.ResultMetadata); ok && len(a.Results) > 1 {
+		s.abortStrays(ctx, dataName, aws.ToString(created.UploadId))
+	}
+	return created.UploadId, nil
+}
+
+// abortUpload aborts a failed multipart upload. Parts left behind cost
+// storage forever (unless a bucket lifecycle rule exists), so it runs
+// detached: even when ctx is what failed.
+func (s *Store) abortUpload(ctx context.Context, dataName string, uploadID *string) {
+	actx, cancel := detached(ctx)
+	defer cancel()
+	_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: &s.bucket, Key: &dataName, UploadId: uploadID,
+	})
+}
+
+// uploadPart uploads data as part num of the upload.
+func (s *Store) uploadPart(ctx context.Context, n names, dataName string, uploadID *string, num int32, data []byte) (types.CompletedPart, error) {
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        &s.bucket,
+		Key:           &dataName,
+		UploadId:      uploadID,
+		PartNumber:    aws.Int32(num),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	})
+	if err != nil {
+		return types.CompletedPart{}, mapError(err, s.bucket, fmt.Sprintf("upload part %d of", num), n.key)
+	}
+	return types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)}, nil
+}
+
+// completeUpload completes the upload of an object of size bytes from
+// parts, in any order.
+func (s *Store) completeUpload(ctx context.Context, n names, dataName string, uploadID *string, parts []types.CompletedPart, size int64) error {
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          &s.bucket,
 		Key:             &dataName,
 		UploadId:        uploadID,
@@ -430,11 +474,11 @@ func (s *Store) uploadMultipart(ctx context.Context, n names, dataName string, f
 	})
 	if err != nil {
 		if code, _ := errorCode(err); code == "NoSuchUpload" && s.completedAnyway(ctx, dataName, size) {
-			return size, nil
+			return nil
 		}
-		return 0, mapError(err, s.bucket, "complete upload of", n.key)
+		return mapError(err, s.bucket, "complete upload of", n.key)
 	}
-	return size, nil
+	return nil
 }
 
 // completedAnyway reports whether the object dataName exists with size

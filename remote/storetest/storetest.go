@@ -19,6 +19,10 @@
 // reader (remote.Digester, remote.Indexer); and the store read through
 // remote.ReadOnly, which refuses every write.
 //
+// A store that is a remote.BaseStore runs RunBase too, the suite of
+// OpenBase, ReadBase and puts through a remote.Reuser (see Reuser, an
+// honest one for tests of its own).
+//
 // Timestamps are compared only for order, with pauses of 20ms between the
 // operations whose order matters, so a store's clock needs millisecond
 // resolution. Pruning by age pauses for seconds instead, since a store
