@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"weak"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -77,14 +76,9 @@ func (s *Store) ReadBase(ctx context.Context, b remote.Base, off, n int64) ([]by
 	return buf, nil
 }
 
-// noCopies holds (weakly) the stores whose server answered a copy with
-// 501 NotImplemented: their later puts do not try again. A Store has no
-// field for it, and a weak key lets a store be collected.
-var noCopies sync.Map // weak.Pointer[Store] -> struct{}
-
 // Why copies stopped, for a Reuser's CopyFailed.
 var (
-	errNoCopies = errors.New("the server does not implement UploadPartCopy (501 NotImplemented)")
+	errNoCopies = errors.New("the server does not implement UploadPartCopy (501 NotImplemented, or known not to compose parts from copies)")
 	errNoETag   = errors.New("the server answered a copy with no ETag")
 )
 
@@ -144,13 +138,11 @@ type reuseUpload struct {
 // bytes are placed by asking Reused where they start.
 func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru remote.Reuser, h hash.Hash) (size int64, sum string, idx remote.IndexInfo, err error) {
 	u := &reuseUpload{s: s, n: n, dataName: dataName, ru: ru, base: ru.Base()}
-	switch {
+	switch _, _, _, ours := s.dataStemOf(u.base.Ref); {
 	case s.lacksCopies():
 		u.why = errNoCopies
-	default:
-		if _, _, _, ok := s.dataStemOf(u.base.Ref); !ok {
-			u.why = fmt.Errorf("the base %q is not a data object of this store", u.base.Ref)
-		}
+	case !ours:
+		u.why = fmt.Errorf("the base %q is not a data object of this store", u.base.Ref)
 	}
 	u.stopped.Store(u.why != nil)
 	u.source = copySource(s.bucket, u.base.Ref)
@@ -159,8 +151,9 @@ func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru 
 	g, gctx := errgroup.WithContext(pctx)
 	g.SetLimit(s.cfg.Concurrency)
 	// As in uploadMultipart: at most Concurrency parts in flight, each
-	// holding a buffer, and one buffer being filled (or two for a
-	// moment, when the filled one's tail moves to the next; see split).
+	// holding a buffer, and one being filled; split holds two for a
+	// moment, the second one waited for if need be (see nextBuf), so
+	// there are never more than Concurrency+1.
 	u.g, u.gctx = g, gctx
 	u.free = make(chan *[]byte, s.cfg.Concurrency+1)
 	u.alloc = 1
@@ -181,6 +174,9 @@ func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru 
 	}()
 
 	for {
+		if gctx.Err() != nil {
+			return 0, "", remote.IndexInfo{}, u.failure()
+		}
 		nr, rerr := ru.Read((*cur.buf)[cur.n:])
 		if nr > 0 {
 			h.Write((*cur.buf)[cur.n : cur.n+nr])
@@ -363,12 +359,16 @@ func (u *reuseUpload) nextBuf() (*[]byte, error) {
 	case b := <-u.free:
 		return b, nil
 	case <-u.gctx.Done():
-		// A part failed or ctx ended: g.Wait or ctx reports which.
-		if err := u.g.Wait(); err != nil {
-			return nil, err
-		}
-		return nil, mapError(context.Cause(u.gctx), u.s.bucket, "upload archive of", u.n.key)
+		return nil, u.failure()
 	}
+}
+
+// failure is why the parts' context ended: a part failed, or ctx ended.
+func (u *reuseUpload) failure() error {
+	if err := u.g.Wait(); err != nil {
+		return err
+	}
+	return mapError(context.Cause(u.gctx), u.s.bucket, "upload archive of", u.n.key)
 }
 
 // send starts sending p as the next part, creating the upload first if
@@ -457,7 +457,7 @@ func (s *Store) copyError(err error, key string) error {
 	code, status := errorCode(err)
 	switch {
 	case code == "NotImplemented" || status == http.StatusNotImplemented:
-		noCopies.Store(weak.Make(s), struct{}{})
+		s.noCopy.Store(true)
 		return errNoCopies
 	case code == "NoSuchKey" || (code == "" && status == http.StatusNotFound):
 		return errors.New("the base archive is gone (NoSuchKey)")
@@ -469,12 +469,9 @@ func (s *Store) copyError(err error, key string) error {
 	return fmt.Errorf("the copy failed: %w", mapError(err, s.bucket, "copy a part of", key))
 }
 
-// lacksCopies reports whether s's server answered a copy with 501
-// NotImplemented before.
-func (s *Store) lacksCopies() bool {
-	_, ok := noCopies.Load(weak.Make(s))
-	return ok
-}
+// lacksCopies reports whether copies are off for s's server (see
+// Config.NoCopy).
+func (s *Store) lacksCopies() bool { return s.noCopy.Load() }
 
 // copySource is the x-amz-copy-source of object name in bucket: each
 // path segment escaped, '+' too, since some servers unescape the header

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -31,6 +32,7 @@ type testReuser struct {
 	runs     []run
 	frame    int
 	spanRuns bool
+	failAt   int // if > 0, Read fails there, once a copy is done
 	base     remote.Base
 
 	pos    int
@@ -40,6 +42,12 @@ type testReuser struct {
 }
 
 func (r *testReuser) Read(p []byte) (int, error) {
+	if r.failAt > 0 && r.pos >= r.failAt {
+		for deadline := time.Now().Add(10 * time.Second); r.copied.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return 0, errBroken
+	}
 	if r.pos == len(r.data) {
 		return 0, io.EOF
 	}
@@ -55,6 +63,8 @@ func (r *testReuser) Read(p []byte) (int, error) {
 	r.pos += n
 	return n, nil
 }
+
+var errBroken = errors.New("broken stream")
 
 func (r *testReuser) Base() remote.Base { return r.base }
 
@@ -396,5 +406,81 @@ func TestOpenReadBase(t *testing.T) {
 	}
 	if _, err := s.ReadBase(bg, b, 0, 10); !errors.Is(err, tiercache.ErrNotFound) {
 		t.Errorf("ReadBase with the data object gone: %v", err)
+	}
+}
+
+// TestReuseFailureAborts: a Put whose stream breaks, or whose parts
+// fail, after copies were made leaves no upload or data object behind.
+func TestReuseFailureAborts(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, nil)
+	base := randBytes(60, 20*mib)
+	b := putBase(t, s, "base", base)
+	data, runs := compose(base, 61, piece{baseOff: 0, n: 12 * mib}, piece{fresh: 6 * mib}, piece{baseOff: 12 * mib, n: 8 * mib})
+	check := func(what string) {
+		t.Helper()
+		if objs := e.objects(t, "ci/data/"); len(objs) != 1 || objs[0] != b.Ref {
+			t.Errorf("%s: data objects %q, want only the base's", what, objs)
+		}
+		out, err := e.raw.ListMultipartUploads(bg, &s3.ListMultipartUploadsInput{Bucket: &e.bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Uploads) != 0 {
+			t.Errorf("%s: %d multipart uploads left", what, len(out.Uploads))
+		}
+	}
+
+	r := &testReuser{data: data, runs: runs, frame: mib, base: b, failAt: 15 * mib}
+	if _, err := s.Put(bg, remote.Meta{Key: "k", Size: 2}, r); !errors.Is(err, errBroken) {
+		t.Errorf("Put of a broken stream: %v", err)
+	}
+	if r.copied.Load() == 0 {
+		t.Error("nothing copied before the stream broke")
+	}
+	check("broken stream")
+
+	// Every upload of a part fails (copies go through).
+	e.rec.setFault(func(req *http.Request, _ int) *http.Response {
+		if req.Method != http.MethodPut || !strings.Contains(req.URL.RawQuery, "partNumber=") || req.Header.Get("X-Amz-Copy-Source") != "" {
+			return nil
+		}
+		return slowDown(req)
+	})
+	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
+	if _, err := s.Put(bg, remote.Meta{Key: "k", Size: 2}, r); err == nil {
+		t.Error("Put succeeded with every part upload failing")
+	}
+	e.rec.setFault(nil)
+	check("failing parts")
+	if _, err := s.Stat(bg, "k"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Errorf("Stat after failed puts: %v", err)
+	}
+}
+
+// TestNoCopyServers: copies are off for the servers known not to compose
+// objects from copied ranges, and for a Config that says so; on by
+// default elsewhere.
+func TestNoCopyServers(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{Endpoint: "https://0123abcd.r2.cloudflarestorage.com"}, true},
+		{Config{Endpoint: "https://0123abcd.EU.R2.cloudflarestorage.com:443"}, true},
+		{Config{Endpoint: "https://storage.googleapis.com"}, true},
+		{Config{Endpoint: "http://127.0.0.1:9000"}, false},
+		{Config{Endpoint: "http://127.0.0.1:9000", NoCopy: true}, true},
+		{Config{Endpoint: "https://r2.cloudflarestorage.com.example.org"}, false},
+	}
+	for _, c := range cases {
+		c.cfg.Bucket, c.cfg.Region = "b", "us-east-1"
+		s, err := New(t.Context(), c.cfg)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.cfg, err)
+		}
+		if s.lacksCopies() != c.want {
+			t.Errorf("endpoint %q, NoCopy %v: copies off %v, want %v", c.cfg.Endpoint, c.cfg.NoCopy, s.lacksCopies(), c.want)
+		}
 	}
 }

@@ -62,7 +62,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -183,6 +187,14 @@ type Config struct {
 	// request is bounded by about MaxAttempts × (RequestTimeout +
 	// MaxBackoff), and a download range resumed MaxAttempts times.
 	RequestTimeout time.Duration
+	// NoCopy stops Put from copying byte ranges of a base archive
+	// server-side (UploadPartCopy, see remote.Reuser): every byte is
+	// uploaded. withDefaults sets it for the servers known to be unable
+	// to compose an object that way: Cloudflare R2 (every part but the
+	// last must have the same size) and Google Cloud Storage's XML API
+	// (no ranged copy). A server that answers a copy with 501
+	// NotImplemented gets it too, for the Store's lifetime.
+	NoCopy bool
 }
 
 // withDefaults returns c with every zero knob set to its default, the
@@ -210,6 +222,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.PartSize < MinPartSize || c.PartSize > MaxPartSize:
 		return c, fmt.Errorf("%w: s3: part size %d is outside [%d, %d]", tiercache.ErrInvalidArgument, c.PartSize, MinPartSize, int64(MaxPartSize))
 	}
+	c.NoCopy = c.NoCopy || cannotCopy(cmp.Or(c.Endpoint, os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL")))
 	// After PartSize: a large part gets a longer default.
 	reqTimeout := max(DefaultRequestTimeout, time.Duration(c.PartSize/minRate)*time.Second)
 	err = cmp.Or(
@@ -221,6 +234,17 @@ func (c Config) withDefaults() (Config, error) {
 		orDefault("request timeout", &c.RequestTimeout, reqTimeout),
 	)
 	return c, err
+}
+
+// cannotCopy reports whether endpoint is a server known not to compose
+// objects from ranges of others (see Config.NoCopy).
+func cannotCopy(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	return strings.HasSuffix(host, ".r2.cloudflarestorage.com") || host == "storage.googleapis.com"
 }
 
 // orDefault sets a zero *v to def; a negative one is an error.
@@ -245,6 +269,10 @@ type Store struct {
 	pageSize       int32 // maxListPage but in tests
 
 	bufs sync.Pool // *[]byte of len cfg.PartSize
+
+	// noCopy is set once copies are known not to work here: by
+	// cfg.NoCopy, or when the server answered one with 501.
+	noCopy atomic.Bool
 }
 
 var _ remote.Store = (*Store)(nil)
@@ -265,6 +293,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{client: client, cfg: cfg, bucket: cfg.Bucket, prefix: cfg.Prefix, deleteBatch: maxDeleteBatch, pageSize: maxListPage}
 	s.bufs.New = func() any { b := make([]byte, cfg.PartSize); return &b }
+	s.noCopy.Store(cfg.NoCopy)
 	return s, nil
 }
 
