@@ -37,6 +37,11 @@
 // These are 2 timed commands per round against the 10 of the pairs;
 // --scaling=false leaves them out.
 //
+// With --reuse, each tree also runs two pairs of push --base, which
+// uploads only what changed since a base entry, against full pushes of
+// the same trees, counting the bytes sent at the transport (see
+// reusePairs).
+//
 // Run it from the repository root, after `make build mc minio`, or simply
 // with `make bench BENCH_FLAGS="..."`:
 //
@@ -46,6 +51,7 @@
 //	go run ./bench --tree ~/go/pkg/mod         # any real directory, alone
 //	go run ./bench --trees goroot,$HOME/go/pkg/mod  # several, one after the other
 //	go run ./bench --scaling=false             # without the restores at GOMAXPROCS=1
+//	go run ./bench --reuse                     # also push --base, uploading only what changed
 //	go run ./bench --profile prof              # also CPU profiles and a phase breakdown
 //
 // The Markdown report goes to stdout (one per tree, then a summary when
@@ -104,6 +110,8 @@ type config struct {
 	// deleteBetween deletes the trash between pairs even when the disk
 	// could keep it all.
 	deleteBetween bool
+	// reuse adds the push --base pairs (see reusePairs).
+	reuse bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -118,6 +126,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.treesText, "trees", defaultTrees, "comma-separated `list` of the trees to measure, one after the other: \"generated\" (the generated tree, see --size and --seed), \"goroot\" (Go's source tree, the directory go env GOROOT names) or a directory; one results file each (see --json-out); trees are never modified")
 	fs.StringVar(&c.tree, "tree", "", "measure this existing directory alone (never modified); the same as --trees DIR, for any directory name")
 	fs.BoolVar(&c.scaling, "scaling", true, "also run the cold pull --no-local and the warm pull with GOMAXPROCS=1, in the same rounds, and report the default's time over that; --scaling=false saves these 2 commands per round")
+	fs.BoolVar(&c.reuse, "reuse", false, "also measure push --base, which uploads only what changed: a second version of the tree (a new 1 MB directory, one file changed) and the tree under a renamed key, pushed with the first as base, against full pushes, bytes sent counted by a proxy; off by default, as it adds 4 pushes per round and a copy of each tree (about 80 s on the generated 400 MB tree)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds of each pair (A B A B ...); medians are reported")
 	fs.BoolVar(&c.deleteBetween, "delete-between-pairs", false, "delete the restored trees between pairs (default: only when the disk cannot hold them all until the end)")
 	fs.StringVar(&c.pauseText, "pause", "auto", "pause after deleting trees between pairs and syncing, as a duration or \"auto\": 65s on ext4 without a journal, which makes file creation slow for minutes after a big delete, else 5s")

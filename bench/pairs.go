@@ -277,10 +277,14 @@ func (b *bench) measureTree(ctx context.Context, i int, t treeSpec, res *results
 		return err
 	}
 	b.chooseTrashPolicy()
-	for _, f := range []func(context.Context) error{
+	steps := []func(context.Context) error{
 		b.pushPair, b.coldPullPair, b.warmPullPair,
 		b.pushPairNoLocal, b.coldPullPairNoLocal,
-	} {
+	}
+	if b.cfg.reuse {
+		steps = append(steps, b.reusePairs)
+	}
+	for _, f := range steps {
 		if err := f(ctx); err != nil {
 			return err
 		}

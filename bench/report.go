@@ -30,6 +30,7 @@ type results struct {
 	Tree        treeInfo      `json:"tree"`
 	Pairs       []*pair       `json:"pairs"`
 	Compressed  compressed    `json:"compressed"`
+	Reuse       *reuseResult  `json:"reuse,omitempty"`
 	GetHits     []getHit      `json:"local_get_hit,omitempty"`
 	LocalPrune  []pruneResult `json:"local_prune,omitempty"`
 	RemotePrune []pruneResult `json:"remote_prune,omitempty"`
@@ -72,10 +73,12 @@ type configJSON struct {
 	Level       int    `json:"baseline_level"`
 	// Scaling: the restores also ran at GOMAXPROCS=1 (--scaling).
 	Scaling bool `json:"scaling"`
+	// Reuse: the push --base pairs ran (--reuse).
+	Reuse bool `json:"reuse"`
 }
 
 func (c config) toJSON() configJSON {
-	return configJSON{Size: c.size, Seed: c.seed, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, DropCaches: c.dropCaches, Level: c.level, Scaling: c.scaling}
+	return configJSON{Size: c.size, Seed: c.seed, Rounds: c.rounds, PauseSec: c.pause.Seconds(), NoSync: c.noSync, WaitIdle: c.waitIdle, DropCaches: c.dropCaches, Level: c.level, Scaling: c.scaling, Reuse: c.reuse}
 }
 
 type treeInfo struct {
@@ -150,9 +153,10 @@ func (r *results) evaluate() []target {
 			Met:      q <= 1.03,
 		})
 	}
+	ts = append(ts, r.reuseTargets()...)
 	var rss []string
 	rssMet := true
-	for _, name := range []string{"push", "cold pull", "warm pull", "push --no-local", "cold pull --no-local"} {
+	for _, name := range []string{"push", "cold pull", "warm pull", "push --no-local", "cold pull --no-local", reuseV2Pair} {
 		if p := r.pair(name); p != nil {
 			rss = append(rss, fmt.Sprintf("%s %s", name, formatBytes(p.PeakRSSA)))
 			rssMet = rssMet && p.PeakRSSA <= 256<<20
@@ -306,6 +310,7 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| tar --format=posix \\| zstd -T0 -%d | %s | %.1f%% |\n", c.Level, formatBytes(c.BaselineBytes), 100*float64(c.BaselineBytes)/float64(c.TreeBytes))
 		fmt.Fprintln(w)
 	}
+	r.reuseMarkdown(w)
 	if r.MicroWith != "" {
 		fmt.Fprintf(w, "Local Get and prune: measured once per run, see the %s tree's report.\n\n", r.MicroWith)
 	}

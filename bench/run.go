@@ -428,6 +428,9 @@ func (b *bench) chooseTrashPolicy() {
 	if b.cfg.scaling {
 		need += 6 * b.res.Tree.Bytes // the restores at GOMAXPROCS=1
 	}
+	if b.cfg.reuse {
+		need += reuseDiskNeed(b.res.Tree.Bytes, b.cfg.rounds)
+	}
 	var st unix.Statfs_t
 	free := int64(-1)
 	if unix.Statfs(b.work, &st) == nil {

@@ -66,13 +66,18 @@ func reuseManifest(t testing.TB, b, key string) (sum string, size int64) {
 	}
 	defer obj.Close()
 	var m struct {
-		SHA256      string `json:"sha256"`
-		ArchiveSize int64  `json:"archive_size"`
+		Meta struct {
+			SHA256      string `json:"sha256"`
+			ArchiveSize int64  `json:"archive_size"`
+		} `json:"meta"`
 	}
 	if err := json.NewDecoder(obj).Decode(&m); err != nil {
 		t.Fatalf("manifest of %q: %v", key, err)
 	}
-	return m.SHA256, m.ArchiveSize
+	if len(m.Meta.SHA256) != 64 || m.Meta.ArchiveSize <= 0 {
+		t.Fatalf("manifest of %q records no digest or size: %+v", key, m.Meta)
+	}
+	return m.Meta.SHA256, m.Meta.ArchiveSize
 }
 
 // reusePush pushes dir under key through p, and returns what push said
