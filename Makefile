@@ -1,9 +1,10 @@
 # tiercache build, test, demo and benchmark entry points.
-# Tools (MinIO, mc, staticcheck, GoReleaser) are pinned and installed into ./bin.
+# Tools (MinIO, versitygw, mc, staticcheck, GoReleaser) are pinned and installed into ./bin.
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
 MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
+VERSITYGW_VERSION   := v1.8.0
 MC_VERSION          := v0.0.0-20250313080218-cf909e1063a9
 STATICCHECK_VERSION := v0.8.2
 GORELEASER_VERSION  := v2.17.0
@@ -17,6 +18,7 @@ FUZZ_TARGETS := ./archive:FuzzExtract:3000x ./archive:FuzzTarStream:3000x ./arch
 FUZZTIME ?=
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio
+export TIERCACHE_VERSITYGW_BIN := $(BIN)/versitygw
 
 # What `make cross` builds the CLI for and vets every package on, as
 # GOOS/GOARCH.
@@ -27,7 +29,7 @@ CROSS_PLATFORMS := darwin/arm64 darwin/amd64 freebsd/amd64 windows/amd64 windows
 # build their own binary, without the tag; the other packages do not see it.
 PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiered ./cmd/tiercache
 
-.PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio mc demo bench bench-tools clean
+.PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio versitygw mc demo bench bench-tools clean
 .PHONY: goreleaser release-snapshot
 .PHONY: wine-setup test-windows test-action crossos-fixtures
 
@@ -41,11 +43,11 @@ build:
 TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
 
 ## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e
-## tests against a real MinIO, the GitHub Action's tests, bounded fuzzing, on Linux the Windows
-## tests under Wine, and a snapshot of the release.
-test: lint cross portable minio unit test-action fuzz $(TEST_WINDOWS) release-snapshot
+## tests against a real MinIO (remote/s3's against versitygw too), the GitHub Action's tests,
+## bounded fuzzing, on Linux the Windows tests under Wine, and a snapshot of the release.
+test: lint cross portable minio versitygw unit test-action fuzz $(TEST_WINDOWS) release-snapshot
 
-unit: minio
+unit: minio versitygw
 	$(GO) test -count=1 -timeout 20m ./...
 
 NODE ?= node
@@ -96,6 +98,13 @@ minio: $(BIN)/minio
 
 $(BIN)/minio:
 	GOBIN=$(BIN) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+## versitygw: install the pinned versitygw S3 gateway into ./bin, a second S3 server for
+## remote/s3's tests (about 3 minutes the first time on 2 cores).
+versitygw: $(BIN)/versitygw
+
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## mc: install the pinned MinIO client (the benchmark baseline) into ./bin.
 mc: $(BIN)/mc
