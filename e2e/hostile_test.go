@@ -1008,7 +1008,7 @@ func TestKeyDotDotConfined(t *testing.T) {
 func checkLocalLayout(t *testing.T, dir string) {
 	t.Helper()
 	layout := map[string]bool{"tiercache-local": true, "CACHEDIR.TAG": true, "index": true, "data": true,
-		"retired": true, "staging": true, "trash": true, "locks": true}
+		"retired": true, "staging": true, "trash": true, "locks": true, "pulls": true}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -1016,6 +1016,15 @@ func checkLocalLayout(t *testing.T, dir string) {
 	for _, n := range names {
 		if !layout[n.Name()] {
 			t.Errorf("local tier %s holds %q, outside its layout", dir, n.Name())
+		}
+	}
+	// Pull records are named by a digest of the paths, never by a key.
+	pulls, _ := os.ReadDir(filepath.Join(dir, "pulls"))
+	for _, n := range pulls {
+		_, err := hex.DecodeString(n.Name())
+		temp := strings.HasPrefix(n.Name(), ".") // a record being replaced
+		if !n.Type().IsRegular() || err != nil && !temp {
+			t.Errorf("local tier %s holds pull record %q, not a file named by a digest", dir, n.Name())
 		}
 	}
 	index, err := os.ReadDir(filepath.Join(dir, "index"))
