@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,9 @@ type reuseResult struct {
 	NewDirBytes  int64  `json:"new_dir_bytes"`
 	ChangedFile  string `json:"changed_file"`
 	ChangedBytes int64  `json:"changed_bytes"`
+	// LinkMbit is the proxy's upload rate limit (--reuse-link), 0 for
+	// none: the pushes then cross loopback at memory speed.
+	LinkMbit float64 `json:"link_mbit,omitempty"`
 	// PrepareSeconds is the time the copy and the changes took (untimed).
 	PrepareSeconds float64      `json:"prepare_seconds"`
 	Rounds         []reuseRound `json:"rounds"`
@@ -143,7 +147,7 @@ func reuseDiskNeed(n int64, rounds int) int64 {
 
 // reusePairs runs the reuse pairs on the current tree.
 func (b *bench) reusePairs(ctx context.Context) error {
-	res := &reuseResult{NewDirFiles: reuseNewDirFiles}
+	res := &reuseResult{NewDirFiles: reuseNewDirFiles, LinkMbit: b.cfg.reuseLink}
 	v2 := b.path("reuse-v2")
 	start := time.Now()
 	if err := b.makeV2(ctx, v2, res); err != nil {
@@ -153,7 +157,7 @@ func (b *bench) reusePairs(ctx context.Context) error {
 	logf("reuse: v2 is the tree plus %s (%d files, %s) and %s changed (+%d bytes), made in %s",
 		res.NewDir, res.NewDirFiles, formatBytes(res.NewDirBytes), res.ChangedFile, res.ChangedBytes, time.Since(start).Round(time.Millisecond))
 
-	proxy, err := startCountingProxy(b.srv.Endpoint)
+	proxy, err := startCountingProxy(b.srv.Endpoint, b.cfg.reuseLink*1e6/8)
 	if err != nil {
 		return err
 	}
@@ -501,12 +505,22 @@ type countingProxy struct {
 	tr  *http.Transport
 
 	sent, received, requests atomic.Int64
+
+	// rate, if positive, is the most request-body bytes per second the
+	// proxy forwards, all connections together, like an uplink; next is
+	// when the link is free again.
+	rate float64
+	mu   sync.Mutex
+	next time.Time
 }
 
 // proxyCounts is a snapshot of a countingProxy's counters.
 type proxyCounts struct{ sent, received, requests int64 }
 
-func startCountingProxy(endpoint string) (*countingProxy, error) {
+// startCountingProxy starts a countingProxy in front of endpoint that
+// forwards request bodies at up to rate bytes per second (unlimited if
+// rate is 0).
+func startCountingProxy(endpoint string, rate float64) (*countingProxy, error) {
 	target, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
@@ -515,18 +529,18 @@ func startCountingProxy(endpoint string) (*countingProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &countingProxy{URL: "http://" + ln.Addr().String(), tr: http.DefaultTransport.(*http.Transport).Clone()}
+	p := &countingProxy{URL: "http://" + ln.Addr().String(), tr: http.DefaultTransport.(*http.Transport).Clone(), rate: rate}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme, r.Out.URL.Host = target.Scheme, target.Host
 			r.Out.Host = r.In.Host
 			if r.Out.Body != nil {
-				r.Out.Body = countingBody{r.Out.Body, &p.sent}
+				r.Out.Body = countingBody{r.Out.Body, &p.sent, p}
 			}
 			p.requests.Add(1)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			resp.Body = countingBody{resp.Body, &p.received}
+			resp.Body = countingBody{resp.Body, &p.received, nil}
 			return nil
 		},
 		Transport: p.tr,
@@ -545,16 +559,41 @@ func (p *countingProxy) close() {
 	p.tr.CloseIdleConnections()
 }
 
-// countingBody adds what is read of a body to n.
+// countingBody adds what is read of a body to n, at the pace of paced's
+// link if it is set.
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n     *atomic.Int64
+	paced *countingProxy
 }
 
 func (b countingBody) Read(q []byte) (int, error) {
+	if b.paced != nil && b.paced.rate > 0 {
+		q = q[:min(len(q), 64<<10)] // small steps keep the pace smooth
+	}
 	k, err := b.ReadCloser.Read(q)
 	b.n.Add(int64(k))
+	if b.paced != nil {
+		b.paced.wait(k)
+	}
 	return k, err
+}
+
+// wait holds the caller until the link has carried k more bytes after
+// those already reserved by every connection.
+func (p *countingProxy) wait(k int) {
+	if p.rate <= 0 || k == 0 {
+		return
+	}
+	p.mu.Lock()
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(time.Duration(float64(k) / p.rate * float64(time.Second)))
+	until := p.next
+	p.mu.Unlock()
+	time.Sleep(time.Until(until))
 }
 
 // reuseTargets are the reuse pairs' targets, skipped when they did not
@@ -598,7 +637,11 @@ func (r *results) reuseMarkdown(w io.Writer) {
 	if u == nil {
 		return
 	}
-	fmt.Fprintf(w, "Reuse (`--reuse`): DIR2 is the tree plus `%s` (%d files, %s) and `%s` changed (%d bytes inserted). Bytes sent are request bodies counted by a proxy in front of MinIO (its CPU is the harness's, not the command's); %% of the object pushed.\n\n",
+	link := "no rate limit: loopback"
+	if u.LinkMbit > 0 {
+		link = fmt.Sprintf("uploads limited to %g Mbit/s at the proxy (--reuse-link)", u.LinkMbit)
+	}
+	fmt.Fprintf(w, "Reuse (`--reuse`, %s): DIR2 is the tree plus `%s` (%d files, %s) and `%s` changed (%d bytes inserted). Bytes sent are request bodies counted by a proxy in front of MinIO (its CPU is the harness's, not the command's); %% of the object pushed.\n\n", link,
 		u.NewDir, u.NewDirFiles, formatBytes(u.NewDirBytes), u.ChangedFile, u.ChangedBytes)
 	fmt.Fprintln(w, "| round | push | time | sent | of the object | received | requests | frames reused | copied server-side | base |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")

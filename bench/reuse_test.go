@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache/internal/fsutil"
 )
@@ -27,7 +28,7 @@ func TestCountingProxy(t *testing.T) {
 		_, _ = w.Write(bytes.Repeat([]byte("r"), 1000))
 	}))
 	defer srv.Close()
-	p, err := startCountingProxy(srv.URL)
+	p, err := startCountingProxy(srv.URL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +104,29 @@ func TestMakeV2(t *testing.T) {
 	pn, _ := os.Stat(filepath.Join(v2, parent))
 	if po == nil || pn == nil || po.Mode() != pn.Mode() {
 		t.Errorf("the new directory's parent changed mode: %v, was %v", pn, po)
+	}
+}
+
+// TestCountingProxyPaced: with a rate, request bodies cross the proxy no
+// faster than it (a lower bound, so a slow machine cannot fail it).
+func TestCountingProxyPaced(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	const rate, size = 4 << 20, 2 << 20
+	p, err := startCountingProxy(srv.URL, rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	start := time.Now()
+	resp, err := http.Post(p.URL+"/bucket/key", "application/octet-stream", bytes.NewReader(make([]byte, size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took, least := time.Since(start), time.Duration(float64(size)/rate*0.9*float64(time.Second)); took < least || p.counts().sent != size {
+		t.Errorf("%d bytes at %d B/s crossed in %v (at least %v expected), %d counted", size, rate, took, least, p.counts().sent)
 	}
 }
