@@ -62,8 +62,9 @@ const (
 	// maxIndexedFrame is the most tar bytes a frame of an index may hold:
 	// what a reader may have to hold for one frame. It is above
 	// frameSize so that writers may grow their frames without older
-	// readers refusing their indexes.
-	maxIndexedFrame = 4 * frameSize
+	// readers refusing their indexes; it stays at what readers since the
+	// index's first version accept (four frames of 4 MiB then).
+	maxIndexedFrame = 16 << 20
 )
 
 // MaxIndexLength is the longest index frame, header included, that
