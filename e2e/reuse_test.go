@@ -93,6 +93,27 @@ func reusePush(t testing.TB, e env, p *faultProxy, key, dir string, args ...stri
 	return r, p.bodyBytes() - before
 }
 
+// reuseAssertExact checks what a push with a base committed under key:
+// byte for byte the object a full (--no-base) push of dir makes, which
+// a fresh machine restores exactly, with tiercache and with zstd | tar.
+func reuseAssertExact(t *testing.T, e env, p *faultProxy, b, key, dir string) {
+	t.Helper()
+	p.clear()
+	full, _ := reusePush(t, e, p, key+"-full", dir, "--no-base")
+	if full.CopiedBytes != 0 || full.Base != "" {
+		t.Errorf("--no-base push reused: %+v", full)
+	}
+	sum, size := reuseManifest(t, b, key)
+	fullSum, fullSize := reuseManifest(t, b, key+"-full")
+	if sum != fullSum || size != fullSize {
+		t.Errorf("the object is %s (%d bytes), a full push's %s (%d bytes)", sum, size, fullSum, fullSize)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustRun(t, e.freshMachine(t), "pull", key, dst)
+	treetest.AssertEqual(t, dir, dst)
+	reusePlainRestore(t, b, key, dir)
+}
+
 // TestReuseUploadsOnlyWhatChanged pushes a tree, then versions of it
 // with a file inserted, deleted or changed, each under a new key with
 // the first as base: each uploads a small part of its archive, counted
@@ -148,19 +169,7 @@ func TestReuseUploadsOnlyWhatChanged(t *testing.T) {
 			if limit := r.ArchiveBytes / 3; sent > limit || r.UploadedBytes > limit {
 				t.Errorf("%d bytes crossed the transport, %d reported sent, for a %d-byte archive; want at most %d", sent, r.UploadedBytes, r.ArchiveBytes, limit)
 			}
-			full, _ := reusePush(t, e, p, key+"-full", dir, "--no-base")
-			if full.CopiedBytes != 0 || full.Base != "" {
-				t.Errorf("--no-base push reused: %+v", full)
-			}
-			sum, size := reuseManifest(t, b, key)
-			fullSum, fullSize := reuseManifest(t, b, key+"-full")
-			if sum != fullSum || size != fullSize {
-				t.Errorf("the composed object is %s (%d bytes), a full push's %s (%d bytes)", sum, size, fullSum, fullSize)
-			}
-			dst := filepath.Join(t.TempDir(), "dst")
-			mustRun(t, e.freshMachine(t), "pull", key, dst)
-			treetest.AssertEqual(t, dir, dst)
-			reusePlainRestore(t, b, key, dir)
+			reuseAssertExact(t, e, p, b, key, dir)
 		})
 	}
 }
@@ -302,14 +311,7 @@ func TestReuseCopyRefused(t *testing.T) {
 			if !strings.Contains(stderr, "copying from base") {
 				t.Errorf("--verbose does not say why copying stopped:\n%s", stderr)
 			}
-			p.clear()
-			full, _ := reusePush(t, e, p, "v2-full", src, "--no-base")
-			if s1, _ := reuseManifest(t, b, "v2"); s1 != func() string { s, _ := reuseManifest(t, b, "v2-full"); return s }() {
-				t.Errorf("the fallback's object differs from a full push's (%+v)", full)
-			}
-			dst := filepath.Join(t.TempDir(), "dst")
-			mustRun(t, e.freshMachine(t), "pull", "v2", dst)
-			treetest.AssertEqual(t, src, dst)
+			reuseAssertExact(t, e, p, b, "v2", src)
 			faultCheckUploads(t, b)
 		})
 	}
@@ -367,15 +369,7 @@ func TestReuseBaseChangedMidPush(t *testing.T) {
 			if !tc.copied && !strings.Contains(r.stderr, "copying from base") {
 				t.Errorf("--verbose does not say why copying stopped:\n%s", r.stderr)
 			}
-			p.clear()
-			reusePush(t, e, p, "v2-full", src, "--no-base")
-			if s1, _ := reuseManifest(t, b, "v2"); s1 != func() string { s, _ := reuseManifest(t, b, "v2-full"); return s }() {
-				t.Error("the object differs from a full push's")
-			}
-			dst := filepath.Join(t.TempDir(), "dst")
-			mustRun(t, e.freshMachine(t), "pull", "v2", dst)
-			treetest.AssertEqual(t, src, dst)
-			reusePlainRestore(t, b, "v2", src)
+			reuseAssertExact(t, e, p, b, "v2", src)
 			if tc.copied {
 				back := filepath.Join(t.TempDir(), "back")
 				mustRun(t, e.freshMachine(t), "pull", "base", back)
