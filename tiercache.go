@@ -77,6 +77,9 @@ type Backend interface {
 type Entry struct {
 	// Key is the key the entry is stored under.
 	Key string `json:"key"`
+	// Scope is the scope the entry belongs to (see ValidateScope); ""
+	// for the default scope, and then absent from the JSON form.
+	Scope string `json:"scope,omitempty"`
 	// Description is the free text given at Put. It is always in the
 	// JSON form, empty or not, so scripts can rely on the field.
 	Description string `json:"description"`
@@ -104,6 +107,10 @@ type Entry struct {
 	// Tier names the tier holding the entry, when the Backend reports
 	// several tiers; empty otherwise.
 	Tier Tier `json:"tier,omitempty"`
+	// Signature is the entry's signature, nil if it was stored unsigned
+	// (or by a tier that does not keep one). It is as recorded, not
+	// verified: see package sign.
+	Signature *Signature `json:"signature,omitempty"`
 }
 
 // Tier names a tier of a cache that has several.
