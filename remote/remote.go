@@ -21,8 +21,13 @@ import (
 
 // Meta is the metadata kept with a remote entry.
 type Meta struct {
-	// Key is the entry's key.
+	// Key is the entry's key: its stored key (see tiercache.ScopedKey),
+	// except in the Metas of a scope's view (InScope), where it is the
+	// plain key and Scope the view's scope.
 	Key string `json:"key"`
+	// Scope is set by InScope's views only; a store keeps the scope in
+	// Key.
+	Scope string `json:"-"`
 	// Description is the free text given at put.
 	Description string `json:"description,omitempty"`
 	// Paths are the paths the entry was pushed from (see
@@ -40,6 +45,9 @@ type Meta struct {
 	// uploaded it claimed; zero when the archive has none (or was
 	// stored before indexes were recorded).
 	Index IndexInfo `json:"index,omitzero"`
+	// Signature is the entry's signature, as the Signed reader that
+	// uploaded it claimed; nil if none (see package sign).
+	Signature *tiercache.Signature `json:"signature,omitempty"`
 	// Created is when the entry was committed.
 	Created time.Time `json:"created"`
 	// LastAccess is the last recorded access (Created if none), as coarse
@@ -48,7 +56,10 @@ type Meta struct {
 	LastAccess time.Time `json:"last_access"`
 }
 
-// Store is a remote tier. Implementations are safe for concurrent use, and
+// Store is a remote tier. Its keys are stored keys (see
+// tiercache.ScopedKey and ValidateStoredKey): a key of the default scope,
+// or a scope, a NUL byte and a key; InScope gives a view of one scope in
+// plain keys. Implementations are safe for concurrent use, and
 // entries are atomic: a reader sees a complete old version, a complete new
 // version or nothing, whatever concurrent writers do or however they die.
 //
@@ -192,6 +203,25 @@ func ReaderDigest(r io.Reader) (sum string, ok bool, err error) {
 		return "", true, fmt.Errorf("%w: the reader's SHA-256 %q is not 64 lowercase hex digits", tiercache.ErrInvalidArgument, sum)
 	}
 	return sum, true, nil
+}
+
+// Signed is a reader for Store.Put that signs the entry it uploads: once
+// it has returned io.EOF, Signature returns the signature the store
+// records in Meta.Signature as is. Like a Digester's digest it is
+// trusted: a wrong one makes every reader that checks signatures refuse
+// the entry, never accept a wrong one.
+type Signed interface {
+	io.Reader
+	Signature() *tiercache.Signature
+}
+
+// ReaderSignature returns the signature r claims at its end if r is
+// Signed, else nil.
+func ReaderSignature(r io.Reader) *tiercache.Signature {
+	if s, ok := r.(Signed); ok {
+		return s.Signature()
+	}
+	return nil
 }
 
 // Base is a stored version of an entry whose archive a Put may repeat

@@ -53,7 +53,7 @@ func baseGone(key string) error {
 // version: once the key is replaced, deleted or pruned, ReadBase fails
 // and copies from it stop.
 func (s *Store) OpenBase(ctx context.Context, key string) (remote.Base, error) {
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return remote.Base{}, err
 	}
 	if err := ctx.Err(); err != nil {

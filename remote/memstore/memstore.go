@@ -109,7 +109,7 @@ func notFound(key string) error {
 // once ctx is done, Read fails with its error.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Meta, error) {
 	s.opens.Add(1)
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return nil, remote.Meta{}, err
 	}
 	if d := time.Duration(s.openDelay.Load()); d > 0 {
@@ -158,7 +158,7 @@ func (st *stream) Close() error {
 
 // Stat returns key's Meta.
 func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return remote.Meta{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -177,7 +177,7 @@ func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
 // or ctx is done first, nothing is committed.
 func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.Meta, error) {
 	s.writes.Add(1)
-	if err := tiercache.ValidateKey(meta.Key); err != nil {
+	if err := tiercache.ValidateStoredKey(meta.Key); err != nil {
 		return remote.Meta{}, err
 	}
 	if r == nil || meta.Size < 0 || meta.Files < 0 {
@@ -217,6 +217,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		ArchiveSize: int64(len(data)),
 		SHA256:      digest,
 		Index:       index,
+		Signature:   remote.ReaderSignature(r),
 		Created:     now,
 		LastAccess:  now,
 	}
@@ -243,7 +244,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // Delete removes key's entry; a missing key is a no-op.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	s.writes.Add(1)
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -275,7 +276,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 // interval of its own. Touching a missing key does nothing.
 func (s *Store) Touch(ctx context.Context, key string) error {
 	s.writes.Add(1)
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -147,7 +147,7 @@ func encodeUpTo(s string, budget int) (enc string, complete bool) {
 
 func encodeRune(r rune, segStart bool) string {
 	switch {
-	case r == '%', r == '/', r == '\\', r == '~', r == 0xFFFE, r == 0xFFFF,
+	case r == 0, r == '%', r == '/', r == '\\', r == '~', r == 0xFFFE, r == 0xFFFF,
 		segStart && (r == '.' || unicode.IsSpace(r)):
 		var buf [utf8.UTFMax]byte
 		n := utf8.EncodeRune(buf[:], r)
@@ -227,7 +227,7 @@ func decodeKey(enc string) (string, bool) {
 		i += 2
 	}
 	key := b.String()
-	if tiercache.ValidateKey(key) != nil || encodeKey(key) != enc {
+	if tiercache.ValidateStoredKey(key) != nil || encodeKey(key) != enc {
 		return "", false
 	}
 	return key, true
@@ -272,7 +272,7 @@ func (n names) data(id string) string { return n.dataDir + id }
 // wrapping tiercache.ErrInvalidKey when the key breaks the key rules.
 // Every valid key has names that fit S3's limits.
 func (s *Store) namesFor(key string) (names, error) {
-	if err := tiercache.ValidateKey(key); err != nil {
+	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return names{}, err
 	}
 	n := s.namesOf(stemFor(key))

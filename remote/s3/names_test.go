@@ -333,7 +333,7 @@ func TestNamesForLongKeys(t *testing.T) {
 			t.Fatalf("512-byte key: %v", err)
 		}
 	}
-	for _, bad := range []string{"", "a\x00b", "a\nb", strings.Repeat("k", tiercache.MaxKeyLen+1)} {
+	for _, bad := range []string{"", "\x00b", "a\x00", "a\nb", strings.Repeat("k", tiercache.MaxKeyLen+1)} {
 		if _, err := s.namesFor(bad); !errors.Is(err, tiercache.ErrInvalidKey) {
 			t.Errorf("namesFor(%q): %v, want ErrInvalidKey", bad, err)
 		}
@@ -379,6 +379,30 @@ func TestValidatePrefix(t *testing.T) {
 		longest + "b"} {
 		if _, err := validatePrefix(bad); !errors.Is(err, tiercache.ErrInvalidArgument) {
 			t.Errorf("validatePrefix(%q): %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+}
+
+// TestStoredKeyNames: a scope's stored keys (scope, NUL, key) escape the
+// NUL, decode back, and never share a stem with a key of the default
+// scope, however the scope and key are cut.
+func TestStoredKeyNames(t *testing.T) {
+	seen := map[string]string{}
+	for _, k := range []string{"a", "a%00b", "a_00b", "s\x00k", "s\x00k\x00", "refs/heads/main\x00gomod-1",
+		strings.Repeat("s", tiercache.MaxScopeLen) + "\x00" + strings.Repeat("k", tiercache.MaxKeyLen)} {
+		if tiercache.ValidateStoredKey(k) != nil {
+			continue
+		}
+		stem := stemFor(k)
+		if other, ok := seen[stem]; ok {
+			t.Fatalf("%q and %q share stem %q", k, other, stem)
+		}
+		seen[stem] = k
+		if strings.ContainsRune(stem, 0) {
+			t.Errorf("stem %q of %q holds a NUL", stem, k)
+		}
+		if got, full, ok := parseStem(stem); !ok || (full && got != k) {
+			t.Errorf("parseStem(%q) = %q, %v, %v; want %q", stem, got, full, ok, k)
 		}
 	}
 }

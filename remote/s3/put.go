@@ -86,6 +86,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 			ArchiveSize: size,
 			SHA256:      sum,
 			Index:       index,
+			Signature:   remote.ReaderSignature(r),
 			Created:     now,
 			LastAccess:  now,
 		},

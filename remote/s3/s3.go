@@ -449,7 +449,7 @@ func parseManifest(b []byte, n names) (manifest, error) {
 	switch {
 	case m.Version != manifestVersion:
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want %d", tiercache.ErrIntegrity, label, m.Version, manifestVersion)
-	case tiercache.ValidateKey(m.Meta.Key) != nil || stemFor(m.Meta.Key) != n.stem:
+	case tiercache.ValidateStoredKey(m.Meta.Key) != nil || stemFor(m.Meta.Key) != n.stem:
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q", tiercache.ErrIntegrity, label, m.Meta.Key)
 	case n.key != "" && m.Meta.Key != n.key:
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q: %w", tiercache.ErrIntegrity, label, m.Meta.Key, errOtherKey)

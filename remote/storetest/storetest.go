@@ -49,7 +49,6 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
-	"github.com/tiercache/tiercache/tiertest"
 )
 
 // Harness returns a fresh, empty, writable store for one subtest. It
@@ -75,6 +74,8 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("PruneMaxAge", s.testPruneMaxAge)
 	t.Run("Cancelled", s.testCancelled)
 	t.Run("ReadOnly", s.testReadOnly)
+	t.Run("Scopes", s.testScopes)
+	t.Run("Signed", s.testSigned)
 }
 
 type suite struct {
@@ -251,7 +252,7 @@ func (s *suite) testPutOpen(t *testing.T) {
 func (s *suite) testInvalidArguments(t *testing.T) {
 	st := s.newStore(t)
 	ctx := t.Context()
-	for _, k := range tiertest.InvalidKeys() {
+	for _, k := range invalidStoredKeys() {
 		if rc, _, err := st.Open(ctx, k); !errors.Is(err, tiercache.ErrInvalidKey) {
 			if rc != nil {
 				_ = rc.Close()
