@@ -114,7 +114,7 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 		// stripe lock Prune holds to remove a tree (see dropTree): a
 		// tree found here was just marked used, so it stays for the
 		// grace period.
-		lock, err := c.lockStripe(ctx, nameOf(key))
+		lock, err := c.lockStripe(ctx, c.nameOf(key))
 		if err != nil {
 			return Stored{}, false, fmt.Errorf("lookup %q: %w", key, err)
 		}
@@ -320,7 +320,7 @@ func (c *Cache) Drop(ctx context.Context, s Stored) error {
 	if s.version == "" {
 		return nil
 	}
-	name := nameOf(s.Entry.Key)
+	name := nameOf(tiercache.ScopedKey(s.Entry.Scope, s.Entry.Key))
 	if err := c.evict(ctx, name, s.version); err != nil && !errors.Is(err, errReplaced) {
 		return fmt.Errorf("drop %q: %w", s.Entry.Key, err)
 	}

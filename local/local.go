@@ -231,8 +231,12 @@ type Cache struct {
 	boot      string
 	keepTrash bool
 
-	// lastSweep is when this Cache last swept after a Put (UnixNano).
-	lastSweep atomic.Int64
+	// lastSweep is when this Cache last swept after a Put (UnixNano),
+	// shared with its views of other scopes (InScope).
+	lastSweep *atomic.Int64
+	// scope is the scope whose entries this Cache's methods that take a
+	// key work on (see InScope).
+	scope string
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -293,6 +297,7 @@ func Open(root string, opts Options) (*Cache, error) {
 		keyLocks:   filepath.Join(abs, "locks", "keys"),
 		grace:      opts.Grace,
 		noSync:     opts.NoSync,
+		lastSweep:  new(atomic.Int64),
 	}
 	if !opts.NoSync && !opts.SyncData {
 		c.boot = bootID()
@@ -383,6 +388,26 @@ func replaceFile(path, content string) error {
 	return nil
 }
 
+// InScope returns a view of c whose methods that take a key work on the
+// entries of scope (see tiercache.ScopedKey): a key's entry in one scope
+// is another entry than in the next, under its own name. The view shares
+// c's root, options and sweeps; List, Stats, Prune and Sweep still cover
+// every scope, and the entries they return name their scope.
+func (c *Cache) InScope(scope string) (*Cache, error) {
+	if err := tiercache.ValidateScope(scope); err != nil {
+		return nil, err
+	}
+	v := *c
+	v.scope = scope
+	return &v, nil
+}
+
+// Scope returns the scope c's methods work on ("" for the default).
+func (c *Cache) Scope() string { return c.scope }
+
+// nameOf is the file name of key in c's scope.
+func (c *Cache) nameOf(key string) string { return nameOf(tiercache.ScopedKey(c.scope, key)) }
+
 // Root returns the absolute path of the cache's root directory.
 func (c *Cache) Root() string { return c.root }
 
@@ -400,6 +425,7 @@ func unique() string {
 type meta struct {
 	Format      int       `json:"format"`
 	Key         string    `json:"key"`
+	Scope       string    `json:"scope,omitempty"`
 	Description string    `json:"description,omitempty"`
 	Paths       []string  `json:"paths,omitempty"`
 	Size        int64     `json:"size"`
@@ -411,6 +437,10 @@ type meta struct {
 	// Archive describes the version's archive.tar.zst; nil for a
 	// version stored as a tree alone.
 	Archive *archiveMeta `json:"archive,omitempty"`
+	// Signature is the entry's signature as the remote recorded it when
+	// the entry was fetched (or the push that stored it made it); a
+	// reader that requires one checks it again (see package sign).
+	Signature *tiercache.Signature `json:"signature,omitempty"`
 }
 
 // lost reports whether the entry was published unflushed in an earlier
@@ -473,7 +503,7 @@ func (c *Cache) current(name string) (string, error) {
 // resolve finds the current version of key and its metadata. ok is false
 // on a miss, including a version that belongs to another key.
 func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error) {
-	name := nameOf(key)
+	name := c.nameOf(key)
 	// A version can only vanish after its pointer moved away from it and
 	// the grace passed; if we raced that, the pointer has moved: look again.
 	for range 3 {
@@ -488,7 +518,7 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 		if err != nil {
 			return "", meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
 		}
-		if m.Key != key || lost(m) {
+		if m.Key != key || m.Scope != c.scope || lost(m) {
 			return "", meta{}, false, nil
 		}
 		return version, m, true, nil
@@ -553,7 +583,7 @@ func (c *Cache) RemoteAccess(key string) (time.Time, bool) {
 	if tiercache.ValidateKey(key) != nil {
 		return time.Time{}, false
 	}
-	fi, err := os.Lstat(filepath.Join(c.indexDir, nameOf(key)))
+	fi, err := os.Lstat(filepath.Join(c.indexDir, c.nameOf(key)))
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -566,7 +596,7 @@ func (c *Cache) SetRemoteAccess(key string, t time.Time) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	if err := setPointerTime(filepath.Join(c.indexDir, nameOf(key)), t); err != nil {
+	if err := setPointerTime(filepath.Join(c.indexDir, c.nameOf(key)), t); err != nil {
 		return fmt.Errorf("local tier: record remote access of %q: %w", key, err)
 	}
 	return nil
@@ -577,6 +607,8 @@ func (c *Cache) entry(version string, m meta) tiercache.Entry {
 	vdir := filepath.Join(c.dataDir, version)
 	e := tiercache.Entry{
 		Key:         m.Key,
+		Scope:       m.Scope,
+		Signature:   m.Signature,
 		Description: m.Description,
 		Paths:       m.Paths,
 		Size:        m.Size,
@@ -665,6 +697,7 @@ func checkPut(key string, info Info) error {
 type Info struct {
 	Description string
 	Paths       []string
+	Signature   *tiercache.Signature
 }
 
 // put stages a version of a tree with fill, then commits it.
@@ -709,6 +742,7 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 	m := meta{
 		Format:       metaFormat,
 		Key:          key,
+		Scope:        c.scope,
 		Description:  info.Description,
 		Paths:        info.Paths,
 		Size:         stats.Size,
@@ -716,6 +750,7 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 		Created:      time.Now().UTC(),
 		UnsyncedBoot: c.boot,
 		Archive:      am,
+		Signature:    info.Signature,
 	}
 	if err := writeVersionFiles(ver, m); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
@@ -731,7 +766,7 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 	if err := ctx.Err(); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	version, err := c.commit(ctx, nameOf(key), ver)
+	version, err := c.commit(ctx, c.nameOf(key), ver)
 	if err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -900,7 +935,7 @@ func (c *Cache) Lock(ctx context.Context, key string) (unlock func(), err error)
 	if err := tiercache.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	h, err := flock.Lock(ctx, filepath.Join(c.keyLocks, nameOf(key)+".lock"))
+	h, err := flock.Lock(ctx, filepath.Join(c.keyLocks, c.nameOf(key)+".lock"))
 	if err != nil {
 		return nil, fmt.Errorf("lock key %q: %w", key, err)
 	}
@@ -916,7 +951,7 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	name := nameOf(key)
+	name := c.nameOf(key)
 	lock, err := c.lockStripe(ctx, name)
 	if err != nil {
 		return fmt.Errorf("invalidate %q: %w", key, err)
@@ -928,7 +963,7 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	}
 	if version != "" {
 		m, err := readMeta(filepath.Join(c.dataDir, version, metaFile))
-		if err == nil && m.Key != key {
+		if err == nil && (m.Key != key || m.Scope != c.scope) {
 			return nil // another key's entry under a colliding name
 		}
 	}
@@ -1089,8 +1124,10 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 		if r.broken {
 			continue
 		}
-		items = append(items, policy.Item{Key: r.entry.Key, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
-		byKey[r.entry.Key] = r
+		// Keyed by stored key: one key may be stored in several scopes.
+		k := tiercache.ScopedKey(r.entry.Scope, r.entry.Key)
+		items = append(items, policy.Item{Key: k, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
+		byKey[k] = r
 	}
 	victims, err := policy.Victims(items, limits, time.Now())
 	if err != nil {

@@ -39,13 +39,16 @@ func (c *Cache) pullRecord(paths []string) (string, error) {
 // (LastPull). The record is a hint, not an entry: it is overwritten by
 // the next pull into dir, and a lost or stale one costs only a larger
 // upload.
-func (c *Cache) NotePull(paths []string, key string) error {
+func (c *Cache) NotePull(paths []string, scope, key string) error {
 	if err := tiercache.ValidateKey(key); err != nil {
+		return err
+	}
+	if err := tiercache.ValidateScope(scope); err != nil {
 		return err
 	}
 	p, err := c.pullRecord(paths)
 	if err == nil {
-		err = replaceFile(p, key+"\n")
+		err = replaceFile(p, tiercache.ScopedKey(scope, key)+"\n")
 	}
 	if err != nil {
 		return fmt.Errorf("local tier: record the pull of %q: %w", key, err)
@@ -53,23 +56,24 @@ func (c *Cache) NotePull(paths []string, key string) error {
 	return nil
 }
 
-// LastPull returns the key NotePull last recorded for paths; ok is false
-// if there is none (or it is not a valid key).
-func (c *Cache) LastPull(paths []string) (key string, ok bool, err error) {
+// LastPull returns the scope and key NotePull last recorded for paths; ok
+// is false if there is none (or it is not a valid one).
+func (c *Cache) LastPull(paths []string) (scope, key string, ok bool, err error) {
 	p, err := c.pullRecord(paths)
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("local tier: read the last pull record: %w", err)
+		return "", "", false, fmt.Errorf("local tier: read the last pull record: %w", err)
 	}
-	key = strings.TrimSuffix(string(b), "\n")
-	if tiercache.ValidateKey(key) != nil {
-		return "", false, nil
+	stored := strings.TrimSuffix(string(b), "\n")
+	if tiercache.ValidateStoredKey(stored) != nil {
+		return "", "", false, nil
 	}
-	return key, true, nil
+	scope, key = tiercache.SplitStoredKey(stored)
+	return scope, key, true, nil
 }

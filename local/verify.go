@@ -193,7 +193,7 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 		p.Path, p.Detail = vdir, "the version or its metadata is missing"
 	case err != nil:
 		p.Path, p.Detail = vdir, err.Error()
-	case nameOf(m.Key) != name:
+	case nameOf(tiercache.ScopedKey(m.Scope, m.Key)) != name:
 		p.Path, p.Detail = vdir, fmt.Sprintf("its metadata names key %q, which is not stored under this name", m.Key)
 	case m.Archive != nil:
 		p.Key = m.Key
