@@ -32,6 +32,12 @@ type Hit struct {
 	Path string
 	// Key is the key that matched: the exact key or a restore-prefix match.
 	Key string
+	// Scope is the scope Key matched in: the Cache's own or one of its
+	// read scopes (see Options.ReadScopes).
+	Scope string
+	// Untrusted lists the entries a Cache with Options.Trust refused on
+	// the way (each an *UntrustedError): on a miss too.
+	Untrusted []error
 	// Tier is TierLocal when the tree was already local, TierRemote when
 	// it was downloaded by this call.
 	Tier tiercache.Tier

@@ -134,7 +134,7 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
 		// A hint for the next push of these paths (see
 		// PushOptions.Base): losing it costs a full upload only.
-		_ = c.local.NotePull(paths, h.Key)
+		_ = c.local.NotePull(paths, h.Scope, h.Key)
 	}
 	return h, ok, err
 }
@@ -144,35 +144,35 @@ func (c *Cache) pullPaths(ctx context.Context, key string, prefixes []string, ds
 		return c.lookup(ctx, key, prefixes, dst, opts.Strict)
 	}
 	if c.opts.NoLocal {
-		return c.pullRemote(ctx, key, prefixes, dst)
+		return c.pullRemote(ctx, key, prefixes, dst, opts.Strict)
 	}
 	if err := c.needLocal("pull " + strconv.Quote(key)); err != nil {
 		return Hit{}, false, err
 	}
 	var dropped error
-	pullLocal := func(ctx context.Context, k string) (Hit, bool, error) {
-		h, ok, err := c.pullLocal(ctx, k, dst, opts)
+	pullLocal := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) {
+		h, ok, err := sc.pullLocal(ctx, k, dst, opts)
 		if h.Dropped != nil {
 			dropped = h.Dropped
 		}
 		return h, ok, err
 	}
-	get := func(ctx context.Context, k string) (Hit, bool, error) {
-		if h, ok, err := pullLocal(ctx, k); err != nil || ok {
+	get := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) {
+		if h, ok, err := pullLocal(sc, ctx, k); err != nil || ok {
 			return h, ok, err
 		}
-		if c.remote == nil {
+		if sc.remote == nil {
 			return Hit{}, false, nil
 		}
-		return c.pullHydrate(ctx, k, dst, opts)
+		return sc.pullHydrate(ctx, k, dst, opts)
 	}
 	// Strict: once the remote failed, go on with nothing else, so the
 	// failure is reported and dir left as it was.
-	fallback := pullLocal
+	var fallback getter = pullLocal
 	if opts.Strict {
 		fallback = nil
 	}
-	h, ok, err := c.restore(ctx, key, prefixes, true, get, fallback)
+	h, ok, err := c.restore(ctx, key, prefixes, true, opts.Strict, get, fallback)
 	if ok && h.Dropped == nil {
 		h.Dropped = dropped
 	}
@@ -188,13 +188,18 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 			return Hit{}, false, err
 		}
 	}
-	peek := func(ctx context.Context, k string) (Hit, bool, error) {
+	peek := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) {
 		if !withLocal {
 			return Hit{}, false, nil
 		}
-		e, ok, err := c.local.Peek(ctx, k)
+		e, ok, err := sc.local.Peek(ctx, k)
 		if err != nil || !ok {
 			return Hit{}, false, err
+		}
+		if sc.opts.Trust != nil {
+			if s, ok, err := sc.local.Lookup(ctx, k); err != nil || !ok || !sc.trustedLocal(s) {
+				return Hit{}, false, err
+			}
 		}
 		if ok, err := dst.fits(k, e.Paths); !ok {
 			return Hit{}, false, err
@@ -202,36 +207,44 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		e.Tier = tiercache.TierLocal
 		return Hit{Key: k, Tier: tiercache.TierLocal, Entry: e}, true, nil
 	}
-	get := func(ctx context.Context, k string) (Hit, bool, error) {
-		if h, ok, err := peek(ctx, k); err != nil || ok {
+	get := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) {
+		if h, ok, err := peek(sc, ctx, k); err != nil || ok {
 			return h, ok, err
 		}
-		if c.remote == nil {
+		if sc.remote == nil {
 			return Hit{}, false, nil
 		}
-		m, err := c.remote.Stat(ctx, k)
+		m, err := sc.remote.Stat(ctx, k)
 		switch {
 		case errors.Is(err, tiercache.ErrNotFound):
 			return Hit{}, false, nil
 		case err != nil:
 			return Hit{}, false, remoteErr(fmt.Errorf("remote stat %q: %w", k, err))
 		}
+		if err := sc.checkRemote(k, m); err != nil {
+			return Hit{}, false, err
+		}
 		if ok, err := dst.fits(k, m.Paths); !ok {
 			return Hit{}, false, err
 		}
 		return Hit{Key: k, Tier: tiercache.TierRemote, Entry: remoteEntry(m)}, true, nil
 	}
-	fallback := peek
+	var fallback getter = peek
 	if strict || !withLocal {
 		fallback = nil
 	}
-	return c.restore(ctx, key, prefixes, withLocal, get, fallback)
+	return c.restore(ctx, key, prefixes, withLocal, strict, get, fallback)
 }
 
-// remoteEntry describes the remote entry m.
+// remoteEntry describes the remote entry m, from a scope's view (whose
+// Meta names the scope) or from the store (whose key holds it).
 func remoteEntry(m remote.Meta) tiercache.Entry {
-	return tiercache.Entry{Key: m.Key, Description: m.Description, Paths: m.Paths, Size: m.Size, Files: m.Files,
-		Stored: m.ArchiveSize, Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote}
+	scope, key := tiercache.SplitStoredKey(m.Key)
+	if m.Scope != "" {
+		scope = m.Scope
+	}
+	return tiercache.Entry{Key: key, Scope: scope, Description: m.Description, Paths: m.Paths, Size: m.Size, Files: m.Files,
+		Stored: m.ArchiveSize, Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote, Signature: m.Signature}
 }
 
 // pullLocal restores key from the local tier into dir, if it holds key.
@@ -239,7 +252,8 @@ func remoteEntry(m remote.Meta) tiercache.Entry {
 // Hit.Dropped saying why.
 func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
 	s, ok, err := c.local.Lookup(ctx, key)
-	if err != nil || !ok {
+	if err != nil || !ok || !c.trustedLocal(s) {
+		// An untrusted version is left for the download to replace.
 		return Hit{}, false, err
 	}
 	if ok, err := dst.fits(key, s.Entry.Paths); !ok {
@@ -370,7 +384,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts P
 	var got archive.Result
 	store := func(extractTo string) error {
 		var err error
-		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
 			intoDir := tree == ""
 			if intoDir {
 				tree = extractTo
@@ -651,9 +665,9 @@ func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want
 }
 
 // pullRemote is Pull with NoLocal.
-func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dst *target) (Hit, bool, error) {
-	return c.restore(ctx, key, prefixes, false, func(ctx context.Context, k string) (Hit, bool, error) {
-		return c.pullInto(ctx, k, dst)
+func (c *Cache) pullRemote(ctx context.Context, key string, prefixes []string, dst *target, strict bool) (Hit, bool, error) {
+	return c.restore(ctx, key, prefixes, false, strict, func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) {
+		return sc.pullInto(ctx, k, dst)
 	}, nil)
 }
 

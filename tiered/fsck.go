@@ -60,10 +60,10 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 		return FsckReport{}, err
 	}
 	var checker remote.Checker
-	if c.remote != nil {
+	if c.rawRemote != nil {
 		var ok bool
-		if checker, ok = c.remote.(remote.Checker); !ok {
-			return FsckReport{}, fmt.Errorf("%w: fsck: the remote store (%T) cannot be checked", tiercache.ErrInvalidArgument, c.remote)
+		if checker, ok = c.rawRemote.(remote.Checker); !ok {
+			return FsckReport{}, fmt.Errorf("%w: fsck: the remote store (%T) cannot be checked", tiercache.ErrInvalidArgument, c.rawRemote)
 		}
 	}
 	var rep FsckReport

@@ -30,52 +30,64 @@ func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushO
 	if opts.NoBase {
 		return nil, ""
 	}
-	bs, ok := c.remote.(remote.BaseStore)
-	if !ok {
+	if _, ok := c.remote.(remote.BaseStore); !ok {
 		return nil, "the remote cannot copy ranges of stored archives"
 	}
-	var cands []string
-	seen := map[string]bool{}
-	add := func(k string) {
-		if k != "" && !seen[k] {
-			seen[k] = true
-			cands = append(cands, k)
+	// A base may lie in another scope than the push's: its bytes are
+	// only copied, and the new object's digest (and signature) is the
+	// push's own, so a bad base breaks the entry's checks, never passes
+	// them.
+	type cand struct{ scope, key string }
+	var cands []cand
+	seen := map[cand]bool{}
+	add := func(scope, k string) {
+		if c := (cand{scope, k}); k != "" && !seen[c] {
+			seen[c] = true
+			cands = append(cands, c)
 		}
 	}
-	add(opts.Base)
+	add(c.opts.Scope, opts.Base)
 	if c.local != nil && !c.opts.NoLocal {
-		if k, ok, _ := c.local.LastPull(src.paths()); ok {
-			add(k)
+		if scope, k, ok, _ := c.local.LastPull(src.paths()); ok {
+			add(scope, k)
 		}
 	}
 	for _, p := range opts.BasePrefixes {
-		keys, err := c.candidates(ctx, p, false, true)
-		if err != nil {
-			return nil, fmt.Sprintf("listing base candidates: %v", err)
-		}
-		if len(keys) > 0 {
-			add(keys[0])
+		for _, sc := range c.scopes() {
+			keys, err := sc.candidates(ctx, p, false, true)
+			if err != nil {
+				return nil, fmt.Sprintf("listing base candidates: %v", err)
+			}
+			if len(keys) > 0 {
+				add(sc.opts.Scope, keys[0])
+				break
+			}
 		}
 	}
 	if hasOld {
-		add(key)
+		add(c.opts.Scope, key)
 	}
 	if len(cands) == 0 {
 		return nil, ""
 	}
 	var notes []error
-	for i, k := range cands {
+	for i, cd := range cands {
 		if i == maxBaseTries {
 			break
 		}
-		ru, err := openBase(ctx, bs, k)
+		rs, err := remote.InScope(c.rawRemote, cd.scope)
+		if err != nil {
+			notes = append(notes, fmt.Errorf("base %q: %w", cd.key, err))
+			continue
+		}
+		ru, err := openBase(ctx, rs.(remote.BaseStore), cd.key)
 		if err == nil {
 			return ru, ""
 		}
 		if ctx.Err() != nil {
 			return nil, ""
 		}
-		notes = append(notes, fmt.Errorf("base %q: %w", k, err))
+		notes = append(notes, fmt.Errorf("base %q: %w", cd.key, err))
 	}
 	return nil, errors.Join(notes...).Error()
 }

@@ -23,6 +23,8 @@ package tiered
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,13 +38,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/sign"
 )
 
 // Options configure a Cache. The zero value is a local-only cache.
@@ -74,6 +76,23 @@ type Options struct {
 	// Zero means DefaultTouchInterval; negative sends one on every local
 	// hit.
 	TouchInterval time.Duration
+	// Scope is the scope the Cache writes its entries to and reads first
+	// (see tiercache.ScopedKey); "" is the default scope, where every
+	// entry stored before scopes lives.
+	Scope string
+	// ReadScopes are scopes a lookup reads after Scope, in order, never
+	// writing them: a pull request's job reads its base branch's
+	// entries. See Restore for the order of keys and scopes.
+	ReadScopes []string
+	// Signer, if set, signs every entry the Cache uploads (see package
+	// sign), so that jobs trusting its public key accept them.
+	Signer ed25519.PrivateKey
+	// Trust, if set, makes the Cache accept only entries signed by one of
+	// its keys: an unsigned entry, one signed by another key or one
+	// changed since it was signed is a miss (see UntrustedError), checked
+	// before any byte of its archive is trusted; and a local entry serves
+	// only if it was fetched from a signed entry it still matches.
+	Trust *sign.Trust
 }
 
 // DefaultTouchInterval is the default Options.TouchInterval. Remote
@@ -86,14 +105,13 @@ const DefaultTouchInterval = time.Hour
 // Push restore into and store from a directory, and the other methods
 // (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
 type Cache struct {
+	// local and remote are the tiers' views of opts.Scope.
 	local  *local.Cache
 	remote remote.Store
 	opts   Options
-	group  singleflight.Group
-	// touches are access records being sent in the background; touching
-	// holds a slot for each, up to maxTouches.
-	touches  sync.WaitGroup
-	touching chan struct{}
+	*state
+	// reads are the views of opts.ReadScopes, in order.
+	reads []*Cache
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -109,7 +127,28 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 	if opts.NoLocal && opts.Remote == nil {
 		return nil, fmt.Errorf("%w: no local tier (or NoLocal) and no remote", tiercache.ErrInvalidArgument)
 	}
-	return &Cache{local: l, remote: opts.Remote, opts: opts, touching: make(chan struct{}, maxTouches)}, nil
+	for _, s := range append([]string{opts.Scope}, opts.ReadScopes...) {
+		if err := tiercache.ValidateScope(s); err != nil {
+			return nil, err
+		}
+	}
+	root := &Cache{opts: opts, state: &state{touching: make(chan struct{}, maxTouches), rawLocal: l, rawRemote: opts.Remote}}
+	c, err := root.view(opts.Scope)
+	if err != nil {
+		return nil, err
+	}
+	c.opts.ReadScopes = opts.ReadScopes
+	for _, s := range opts.ReadScopes {
+		if s == opts.Scope {
+			continue
+		}
+		v, err := root.view(s)
+		if err != nil {
+			return nil, err
+		}
+		c.reads = append(c.reads, v)
+	}
+	return c, nil
 }
 
 // needLocal fails the methods a remote-only Cache (see New) cannot serve.
@@ -143,7 +182,13 @@ func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
 	if c.remote == nil {
 		return Hit{}, false, nil
 	}
-	return c.hydrate(ctx, key)
+	h, ok, err := c.hydrate(ctx, key)
+	if IsUntrusted(err) {
+		// A miss, as for every entry this Cache may not use; Restore
+		// reports it in Hit.Untrusted.
+		return Hit{Untrusted: []error{err}}, false, nil
+	}
+	return h, ok, err
 }
 
 func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
@@ -158,6 +203,11 @@ func (c *Cache) localHit(ctx context.Context, key string) (Hit, bool, error) {
 func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	if err := c.needLocal("get " + strconv.Quote(key)); err != nil {
 		return Hit{}, false, err
+	}
+	if c.opts.Trust != nil {
+		if s, ok, err := c.local.Lookup(ctx, key); err != nil || !ok || !c.trustedLocal(s) {
+			return Hit{}, false, err
+		}
 	}
 	p, ok, err := c.local.Get(ctx, key)
 	if err != nil || !ok {
@@ -227,7 +277,7 @@ type flight struct {
 
 // hydrate downloads key into the local tier (see the package doc).
 func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
-	ch := c.group.DoChan(key, func() (any, error) {
+	ch := c.group.DoChan(c.storedKey(key), func() (any, error) {
 		fctx := context.WithoutCancel(ctx)
 		h, ok, err := c.hydrateLocked(fctx, key)
 		return flight{h, ok}, err
@@ -268,7 +318,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	// just verified against the manifest, is recorded as is: walking a
 	// large tree again costs a sizeable share of a cold pull.
 	var got archive.Result
-	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
 		got, err = c.fillFrom(ctx, key, rc, meta, dir, w, false)
 		return got, err
@@ -307,7 +357,9 @@ func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), 
 		return nil, false, err
 	}
 	unlock = sync.OnceFunc(release)
-	if _, ok, err := c.local.Lookup(ctx, key); err != nil || ok {
+	// A local version that fails Options.Trust is replaced by the
+	// download, which is checked.
+	if s, ok, err := c.local.Lookup(ctx, key); err != nil || (ok && c.trustedLocal(s)) {
 		unlock()
 		return nil, ok, err
 	}
@@ -462,6 +514,10 @@ func (c *Cache) openRemote(ctx context.Context, key string) (io.ReadCloser, remo
 	if err != nil {
 		return nil, remote.Meta{}, false, remoteErr(fmt.Errorf("remote get %q: %w", key, err))
 	}
+	if err := c.checkRemote(key, meta); err != nil {
+		rc.Close()
+		return nil, remote.Meta{}, false, err
+	}
 	return rc, meta, true, nil
 }
 
@@ -483,17 +539,25 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 // Restore looks up key, then each restore prefix in order, and returns the
 // first hit. For a prefix, the newest entry (by creation time, the
 // remote's for keys it holds: see candidates) whose key starts with it
-// wins, across both tiers. A miss is (Hit{}, false, nil).
+// wins, across both tiers. With Options.ReadScopes, key is looked up in
+// the Cache's scope and then in each read scope in turn, and then each
+// prefix in each scope in turn: the newest match is decided within a
+// scope before moving to the next. A miss is (Hit{}, false, nil).
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
-	return c.restore(ctx, key, prefixes, true, c.get, c.localEntry)
+	return c.restore(ctx, key, prefixes, true, false, (*Cache).get, (*Cache).localEntry)
 }
 
-// restore tries key, then the candidates of each prefix in turn (see
-// candidates; the local tier's too if withLocal), each key once, with
-// get, and returns the first hit. Once the remote has failed, it tries
-// the rest with fallback, which must not ask the remote, or with nothing
-// if fallback is nil.
-func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal bool, get, fallback func(ctx context.Context, key string) (Hit, bool, error)) (Hit, bool, error) {
+// getter looks key up in the scope of sc, a Cache of restore's scopes.
+type getter func(sc *Cache, ctx context.Context, key string) (Hit, bool, error)
+
+// restore tries key in each scope (see scopes), then the candidates of
+// each prefix in each scope in turn (see candidates; the local tier's
+// too if withLocal), each once, with get, and returns the first hit.
+// Once the remote has failed, it tries the rest with fallback, which must
+// not ask the remote, or with nothing if fallback is nil. An entry that
+// fails Options.Trust is a miss, listed in Hit.Untrusted, unless strict:
+// then it ends the lookup with its error.
+func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal, strict bool, get, fallback getter) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
 	}
@@ -506,17 +570,26 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 	// (by fallback): one outage costs one round of retries, not one per
 	// candidate, and what the local tier holds is still restored.
 	var down error
-	try := func(k string) (Hit, bool, error) {
+	var untrusted []error
+	try := func(sc *Cache, k string) (Hit, bool, error) {
 		if down != nil {
 			if fallback == nil {
 				return Hit{}, false, nil
 			}
-			return fallback(ctx, k)
+			return fallback(sc, ctx, k)
 		}
-		h, ok, err := get(ctx, k)
+		h, ok, err := get(sc, ctx, k)
+		untrusted = append(untrusted, h.Untrusted...)
+		if IsUntrusted(err) && !strict {
+			untrusted = append(untrusted, err)
+			return Hit{}, false, nil
+		}
 		if IsRemote(err) && ctx.Err() == nil {
 			down = err
 			return Hit{}, false, nil
+		}
+		if ok {
+			h.Scope = sc.opts.Scope
 		}
 		return h, ok, err
 	}
@@ -524,33 +597,44 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 		if ok {
 			h.RemoteErr = down
 		}
+		h.Untrusted = untrusted
 		return h, ok, err
 	}
-	if h, ok, err := try(key); err != nil || ok {
-		return found(h, ok, err)
+	scopes := c.scopes()
+	for _, sc := range scopes {
+		if h, ok, err := try(sc, key); err != nil || ok {
+			return found(h, ok, err)
+		}
 	}
-	tried := map[string]bool{key: true}
+	type scopedKey struct{ scope, key string }
+	tried := map[scopedKey]bool{}
+	for _, sc := range scopes {
+		tried[scopedKey{sc.opts.Scope, key}] = true
+	}
 	for _, p := range prefixes {
-		cands, err := c.candidates(ctx, p, withLocal, down == nil)
-		if IsRemote(err) && ctx.Err() == nil {
-			down = err
-			cands, err = c.candidates(ctx, p, withLocal, false)
-		}
-		if err != nil {
-			return Hit{}, false, err
-		}
-		for _, k := range cands {
-			if tried[k] {
-				continue
+		for _, sc := range scopes {
+			cands, err := sc.candidates(ctx, p, withLocal, down == nil)
+			if IsRemote(err) && ctx.Err() == nil {
+				down = err
+				cands, err = sc.candidates(ctx, p, withLocal, false)
 			}
-			tried[k] = true
-			if h, ok, err := try(k); err != nil || ok {
-				return found(h, ok, err)
+			if err != nil {
+				return found(Hit{}, false, err)
+			}
+			for _, k := range cands {
+				if tried[scopedKey{sc.opts.Scope, k}] {
+					continue
+				}
+				tried[scopedKey{sc.opts.Scope, k}] = true
+				if h, ok, err := try(sc, k); err != nil || ok {
+					return found(h, ok, err)
+				}
 			}
 		}
 	}
 	// A miss because the remote failed is reported as its failure.
-	return Hit{}, false, down
+	h, _, _ := found(Hit{}, false, nil)
+	return h, false, down
 }
 
 // candidates returns the keys starting with prefix in the remote tier (if
@@ -582,7 +666,7 @@ func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRe
 			return nil, err
 		}
 		for _, e := range locals {
-			if _, inRemote := newest[e.Key]; !inRemote && strings.HasPrefix(e.Key, prefix) {
+			if _, inRemote := newest[e.Key]; !inRemote && e.Scope == c.opts.Scope && strings.HasPrefix(e.Key, prefix) {
 				newest[e.Key] = e.Created
 			}
 		}
@@ -786,7 +870,13 @@ func (c *Cache) planPush(ctx context.Context, key string, src source, descriptio
 	case err != nil:
 		return want, meta, old, false, remoteErr(fmt.Errorf("remote stat %q: %w", key, err))
 	}
-	return want, meta, old, old.Size == want.Size && old.Files == want.Files, nil
+	same = old.Size == want.Size && old.Files == want.Files
+	if c.opts.Signer != nil && same && !c.signedByUs(key, old) {
+		// The same bytes, unsigned or signed by another key: upload
+		// them again, signed, so that trusting jobs accept them.
+		same = false
+	}
+	return want, meta, old, same, nil
 }
 
 // skipUpload records in res that the remote already holds the pushed tree
@@ -865,10 +955,29 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	done := make(chan error, 1)
 	x := &indexReader{}
 	d := &digestReader{indexReader: x}
+	// A signature covers the archive's size and digest: count the bytes,
+	// and hash them if the producer does not.
+	signing := c.opts.Signer != nil
+	cw := &countingWriter{w: pw}
+	var w io.Writer = cw
+	var h hash.Hash
+	if signing && !digested {
+		h = sha256.New()
+		w = io.MultiWriter(cw, h)
+		digested = true
+	}
 	go func() {
-		p, err := produce(pw)
+		p, err := produce(w)
+		if h != nil {
+			p.sum = hex.EncodeToString(h.Sum(nil))
+		}
 		// Before the close, which the reader's EOF follows.
 		x.index, d.sum = remote.IndexInfo(p.index), p.sum
+		if signing && err == nil {
+			m := meta
+			m.ArchiveSize, m.SHA256, m.Index = cw.n, p.sum, x.index
+			x.sig = sign.Sign(c.opts.Signer, c.fieldsOf(meta.Key, m))
+		}
 		pw.CloseWithError(err) // nil closes with EOF
 		done <- err
 	}()
@@ -911,9 +1020,27 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 type indexReader struct {
 	io.Reader
 	index remote.IndexInfo
+	// sig is the entry's signature (see Options.Signer), nil if unsigned;
+	// set like the index.
+	sig *tiercache.Signature
 }
 
 func (x *indexReader) Index() remote.IndexInfo { return x.index }
+
+// Signature makes every upload stream a remote.Signed.
+func (x *indexReader) Signature() *tiercache.Signature { return x.sig }
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (cw *countingWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	cw.n += int64(n)
+	return n, err
+}
 
 // digestReader is an indexReader that is a remote.Digester too, its
 // digest set like the index.
@@ -1014,9 +1141,10 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	return res, nil
 }
 
-// List implements tiercache.Backend: one Entry per key, the local one
-// when the key is local (Tier "local"), else the remote one (Tier
-// "remote"). ListTiers reports both tiers separately.
+// List implements tiercache.Backend for the Cache's scope: one Entry per
+// key, the local one when the key is local (Tier "local"), else the
+// remote one (Tier "remote"). ListTiers reports both tiers separately,
+// and every scope.
 func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 	locals, remotes, err := c.ListTiers(ctx)
 	if err != nil {
@@ -1025,43 +1153,43 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 	seen := make(map[string]bool, len(locals))
 	out := make([]tiercache.Entry, 0, len(locals)+len(remotes))
 	for _, e := range locals {
-		seen[e.Key] = true
-		out = append(out, e)
+		if e.Scope == c.opts.Scope {
+			seen[e.Key] = true
+			out = append(out, e)
+		}
 	}
 	for _, e := range remotes {
-		if !seen[e.Key] {
+		if e.Scope == c.opts.Scope && !seen[e.Key] {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-// ListTiers returns the entries of each tier, with Tier set. The local
+// ListTiers returns the entries of each tier in every scope, with Tier
+// and Scope set. The local
 // tier never needs the remote: when only the remote fails, ListTiers
 // returns the local entries with that failure as a *RemoteError.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
 	if err := c.needLocal("list"); err != nil {
 		return nil, nil, err
 	}
-	locals, err = c.local.List(ctx)
+	locals, err = c.rawLocal.List(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := range locals {
 		locals[i].Tier = tiercache.TierLocal
 	}
-	if c.remote == nil {
+	if c.rawRemote == nil {
 		return locals, nil, nil
 	}
-	metas, err := c.remote.List(ctx, "")
+	metas, err := c.rawRemote.List(ctx, "")
 	if err != nil {
 		return locals, nil, remoteErr(fmt.Errorf("remote list: %w", err))
 	}
 	for _, m := range metas {
-		remotes = append(remotes, tiercache.Entry{
-			Key: m.Key, Description: m.Description, Size: m.Size, Files: m.Files, Stored: m.ArchiveSize,
-			Created: m.Created, LastAccess: m.LastAccess, Tier: tiercache.TierRemote,
-		})
+		remotes = append(remotes, remoteEntry(m))
 	}
 	return locals, remotes, nil
 }

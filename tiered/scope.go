@@ -1,0 +1,138 @@
+package tiered
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/sign"
+)
+
+// state is what a Cache shares with its views of other scopes.
+type state struct {
+	// group runs one hydration per stored key (see hydrate).
+	group singleflight.Group
+	// touches are access records being sent in the background; touching
+	// holds a slot for each, up to maxTouches.
+	touches  sync.WaitGroup
+	touching chan struct{}
+	// rawLocal and rawRemote are the tiers across every scope: List,
+	// Prune and Fsck see all of them.
+	rawLocal  *local.Cache
+	rawRemote remote.Store
+}
+
+// view returns the Cache of scope over c's tiers, sharing c's state: its
+// key-taking methods work on the scope's entries (see local.Cache.InScope
+// and remote.InScope). It reads no other scope.
+func (c *Cache) view(scope string) (*Cache, error) {
+	v := &Cache{state: c.state, opts: c.opts}
+	v.opts.Scope, v.opts.ReadScopes = scope, nil
+	var err error
+	if c.rawLocal != nil {
+		if v.local, err = c.rawLocal.InScope(scope); err != nil {
+			return nil, err
+		}
+	}
+	if c.rawRemote != nil {
+		if v.remote, err = remote.InScope(c.rawRemote, scope); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// scopes returns the Caches a lookup tries, in order: c's own scope,
+// then each of Options.ReadScopes.
+func (c *Cache) scopes() []*Cache { return append([]*Cache{c}, c.reads...) }
+
+// Scope returns the scope the Cache writes to ("" for the default).
+func (c *Cache) Scope() string { return c.opts.Scope }
+
+// storedKey is key's stored key in c's scope, for what is shared across
+// scopes.
+func (c *Cache) storedKey(key string) string { return tiercache.ScopedKey(c.opts.Scope, key) }
+
+// UntrustedError reports an entry a Cache with Options.Trust refused:
+// unsigned, signed by a key it does not trust, or changed since it was
+// signed (Err wraps sign.ErrUntrusted and says which). A lookup takes it
+// as a miss of that entry and goes on with the next candidate, reporting
+// it in Hit.Untrusted, unless it is strict.
+type UntrustedError struct {
+	Scope, Key string
+	Err        error
+}
+
+func (e *UntrustedError) Error() string {
+	where := ""
+	if e.Scope != "" {
+		where = " in scope " + strconv.Quote(e.Scope)
+	}
+	return fmt.Sprintf("entry %q%s refused: %v", e.Key, where, e.Err)
+}
+
+func (e *UntrustedError) Unwrap() error { return e.Err }
+
+// IsUntrusted reports whether err is, or wraps, an *UntrustedError.
+func IsUntrusted(err error) bool {
+	var ue *UntrustedError
+	return errors.As(err, &ue)
+}
+
+// fieldsOf is what a signature of the remote entry m of c's scope covers.
+func (c *Cache) fieldsOf(key string, m remote.Meta) sign.Fields {
+	return sign.Fields{Scope: c.opts.Scope, Key: key, Description: m.Description, Paths: m.Paths,
+		Size: m.Size, Files: m.Files, ArchiveSize: m.ArchiveSize, SHA256: m.SHA256,
+		IndexOffset: m.Index.Offset, IndexLength: m.Index.Length, IndexSHA256: m.Index.SHA256}
+}
+
+// checkRemote checks the signature of the remote entry m of key against
+// Options.Trust, before any byte of its archive is trusted; nil without
+// Trust.
+func (c *Cache) checkRemote(key string, m remote.Meta) error {
+	if c.opts.Trust == nil {
+		return nil
+	}
+	if err := c.opts.Trust.Verify(c.fieldsOf(key, m), m.Signature); err != nil {
+		return &UntrustedError{Scope: c.opts.Scope, Key: key, Err: err}
+	}
+	return nil
+}
+
+// trustedLocal reports whether the local version s may serve a Cache
+// with Options.Trust: it was fetched from a signed remote entry whose
+// signature checks again against its recorded fields. A version kept
+// as a tree alone has no digest a signature could cover. Always true
+// without Trust.
+func (c *Cache) trustedLocal(s local.Stored) bool {
+	if c.opts.Trust == nil {
+		return true
+	}
+	if s.Archive == "" {
+		return false
+	}
+	m := remote.Meta{Description: s.Entry.Description, Paths: s.Entry.Paths, Size: s.Entry.Size, Files: s.Entry.Files,
+		ArchiveSize: s.ArchiveSize, SHA256: s.SHA256, Index: remote.IndexInfo(s.Index)}
+	return c.opts.Trust.Verify(c.fieldsOf(s.Entry.Key, m), s.Entry.Signature) == nil
+}
+
+// signedByUs reports whether the remote entry m of key carries a valid
+// signature by Options.Signer: a push that signs must not skip its
+// upload in favour of an identical entry that someone else signed, or
+// nobody.
+func (c *Cache) signedByUs(key string, m remote.Meta) bool {
+	if m.Signature == nil {
+		return false
+	}
+	pub := c.opts.Signer.Public().(ed25519.PublicKey)
+	return bytes.Equal(m.Signature.Key, pub) &&
+		ed25519.Verify(pub, sign.Message(c.fieldsOf(key, m)), m.Signature.Sig)
+}
