@@ -78,6 +78,8 @@ type PutResult struct {
 	Entry tiercache.Entry
 	// Uploaded is true when the archive was uploaded to the remote.
 	Uploaded bool
+	// Signed is true when the upload was signed (Options.Signer).
+	Signed bool
 	// UploadSkipped is true when the remote already held an identical
 	// tree under the key, so nothing was uploaded.
 	UploadSkipped bool

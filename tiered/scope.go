@@ -2,16 +2,20 @@ package tiered
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/sign"
 )
@@ -135,4 +139,75 @@ func (c *Cache) signedByUs(key string, m remote.Meta) bool {
 	pub := c.opts.Signer.Public().(ed25519.PublicKey)
 	return bytes.Equal(m.Signature.Key, pub) &&
 		ed25519.Verify(pub, sign.Message(c.fieldsOf(key, m)), m.Signature.Sig)
+}
+
+// PruneScope is PruneTiers for the Cache's scope alone: in each tier, the
+// scope's least recently used entries are evicted until its entries
+// satisfy that tier's limits, other scopes' entries neither counted nor
+// touched (a pull request's scope, say, bounded on its own). Sizes count
+// as PruneTiers counts them; ages go by this machine's clock. Data left
+// by interrupted pushes is left to PruneTiers. In read-only mode it fails
+// with tiercache.ErrReadOnly.
+func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
+	var res PruneResult
+	if err := lim.Validate(); err != nil {
+		return res, err
+	}
+	if err := rem.Validate(); err != nil {
+		return res, err
+	}
+	if c.opts.ReadOnly {
+		return res, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
+	}
+	if err := c.needLocal("prune"); err != nil {
+		return res, err
+	}
+	if !lim.Unlimited() {
+		es, err := c.rawLocal.List(ctx)
+		if err != nil {
+			return res, fmt.Errorf("local prune: %w", err)
+		}
+		var items []policy.Item
+		for _, e := range es {
+			if e.Scope == c.opts.Scope {
+				items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
+			}
+		}
+		n, err := evictVictims(ctx, items, lim, c.local.Invalidate)
+		res.Local = n
+		if err != nil {
+			return res, fmt.Errorf("local prune: %w", err)
+		}
+	}
+	if c.remote != nil && !rem.Unlimited() {
+		metas, err := c.remote.List(ctx, "")
+		if err != nil {
+			return res, remoteErr(fmt.Errorf("remote prune: %w", err))
+		}
+		items := make([]policy.Item, 0, len(metas))
+		for _, m := range metas {
+			items = append(items, policy.Item{Key: m.Key, Size: m.Size, LastAccess: m.LastAccess})
+		}
+		n, err := evictVictims(ctx, items, rem, c.remote.Delete)
+		res.Remote = n
+		if err != nil {
+			return res, fmt.Errorf("remote prune: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// evictVictims evicts with evict the items l chooses (see policy.Victims)
+// and returns how many it evicted.
+func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, evict func(context.Context, string) error) (int, error) {
+	victims, err := policy.Victims(items, l, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	for i, v := range victims {
+		if err := evict(ctx, v.Key); err != nil {
+			return i, fmt.Errorf("evict %q: %w", v.Key, err)
+		}
+	}
+	return len(victims), nil
 }

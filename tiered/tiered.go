@@ -1010,6 +1010,7 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 		return werr
 	}
 	res.Uploaded = true
+	res.Signed = signing
 	res.ArchiveSize = m.ArchiveSize
 	ru.report(res)
 	return nil

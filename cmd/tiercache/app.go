@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,11 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/s3"
+	"github.com/tiercache/tiercache/sign"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -90,6 +93,9 @@ type globalFlags struct {
 	json    bool
 	quiet   bool
 	verbose bool
+	// scope and readScopes are tiered.Options.Scope and ReadScopes.
+	scope      string
+	readScopes []string
 }
 
 // envFlags binds each global flag to its environment variable. Flags win,
@@ -110,7 +116,16 @@ var envFlags = []struct{ flag, env string }{
 	{"json", "TIERCACHE_JSON"},
 	{"quiet", "TIERCACHE_QUIET"},
 	{"verbose", "TIERCACHE_VERBOSE"},
+	{"scope", "TIERCACHE_SCOPE"},
+	{"read-scope", "TIERCACHE_READ_SCOPES"},
 }
+
+// The signing and trusted keys come from the environment only: a private
+// key on a command line would show in process lists and shell history.
+const (
+	envSigningKey  = "TIERCACHE_SIGNING_KEY"
+	envTrustedKeys = "TIERCACHE_TRUSTED_KEYS"
+)
 
 func envOf(flag string) string {
 	for _, e := range envFlags {
@@ -160,6 +175,55 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but errors (env TIERCACHE_QUIET)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
+	fs.StringVar(&f.scope, "scope", "", "the scope this job writes its entries to and reads first, e.g. the branch or pull request; ls, rm and prune work on it alone (env TIERCACHE_SCOPE; default: the default scope, where every entry lived before scopes)")
+	fs.StringSliceVar(&f.readScopes, "read-scope", nil, "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order (env TIERCACHE_READ_SCOPES, comma-separated)")
+}
+
+// scopeGiven reports whether --scope (or TIERCACHE_SCOPE) was given, so
+// that ls, rm and prune keep to it; without it, ls lists every scope.
+func (a *app) scopeGiven(cmd *cobra.Command) bool {
+	if fl := cmd.Flags().Lookup("scope"); fl != nil && fl.Changed {
+		return true
+	}
+	return strings.TrimSpace(a.getenv("TIERCACHE_SCOPE")) != ""
+}
+
+// trustOptions sets the scopes, signer and trusted keys of opts from the
+// flags and the environment. A key that does not parse is a usage error
+// naming the variable, never quoting a private key.
+func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
+	for _, s := range append([]string{a.flags.scope}, a.flags.readScopes...) {
+		if err := tiercache.ValidateScope(s); err != nil {
+			return usageErrorf("%v", err)
+		}
+	}
+	opts.Scope, opts.ReadScopes = a.flags.scope, a.flags.readScopes
+	if a.flags.scope != "" || len(a.flags.readScopes) > 0 {
+		a.verbosef(cmd, "scope: %q, then reading %q", a.flags.scope, a.flags.readScopes)
+	}
+	if v := a.getenv(envSigningKey); strings.TrimSpace(v) != "" && cmd.Name() == "push" {
+		priv, err := sign.ParsePrivateKey(v)
+		if err != nil {
+			return usageErrorf("%s: %v", envSigningKey, err)
+		}
+		opts.Signer = priv
+		a.verbosef(cmd, "signing: entries are signed by key %s", sign.Fingerprint(priv.Public().(ed25519.PublicKey)))
+	}
+	if v := a.getenv(envTrustedKeys); strings.TrimSpace(v) != "" {
+		keys, err := sign.ParsePublicKeys(v)
+		if err != nil {
+			return usageErrorf("%s: %v", envTrustedKeys, err)
+		}
+		if opts.Trust, err = sign.NewTrust(keys); err != nil {
+			return usageErrorf("%s: %v", envTrustedKeys, err)
+		}
+		fps := make([]string, len(keys))
+		for i, k := range keys {
+			fps[i] = sign.Fingerprint(k)
+		}
+		a.verbosef(cmd, "trusted keys: only entries signed by %s are restored", strings.Join(fps, ", "))
+	}
+	return nil
 }
 
 // applyEnv fills every global flag not given on the command line from its
@@ -380,6 +444,9 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		a.local = l
 	}
 	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress, NoLocal: remoteOnly}
+	if err := a.trustOptions(cmd, &opts); err != nil {
+		return nil, err
+	}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)
 		switch {
@@ -389,7 +456,9 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 				// No write request can leave through the wrapper.
 				opts.Remote = remote.ReadOnly(store)
 			}
-			a.remote = opts.Remote
+			if a.remote, err = remote.InScope(opts.Remote, opts.Scope); err != nil {
+				return nil, err
+			}
 		case a.softRemote && !a.flags.strict && cmd.Context().Err() == nil:
 			a.remoteErr = &tiered.RemoteError{Err: fmt.Errorf("remote: %w", err)}
 		default:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/sign"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -40,13 +41,22 @@ tree kept for --link and the library's Get. LAST ACCESS
 is when a pull last used the entry, the order prune evicts in; in the remote
 tier it is recorded at most every so often per key.
 
+SCOPE shows once an entry of a scope other than the default one is
+listed (see --scope; "-" is the default scope); without --scope (or
+TIERCACHE_SCOPE), every scope's entries are listed. SIGNED shows once a
+signed entry is listed: the fingerprint of the key that signed it (see
+keygen), as recorded:
+only a pull with TIERCACHE_TRUSTED_KEYS checks it.
+
 The local tier never needs the remote: with --tier local, the remote is not
 contacted at all. Without --tier, a remote that fails is reported as a
 warning and the local entries are listed (with --strict, it fails the
 command); with --tier remote, it fails the command.
 
-With --json, prints an array of entries: key, description, paths (when
-set), size, stored, files, created, last_access, tier.`,
+With --json, prints an array of entries: key, scope (when not the
+default), description, paths (when set), size, stored, files, created,
+last_access, tier, signature (when signed: the public key and signature,
+base64).`,
 		Example: `  tiercache ls
   tiercache ls gomod- --tier remote
   tiercache ls --json | jq -r '.[] | select(.tier == "remote") | .key'`,
@@ -99,13 +109,16 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 		return fmt.Errorf("ls: %w", err)
 	}
 	entries := make([]tiercache.Entry, 0, len(locals)+len(remotes))
+	oneScope := a.scopeGiven(cmd)
+	scoped := false
 	for _, e := range slices.Concat(locals, remotes) {
-		if strings.HasPrefix(e.Key, prefix) && (tier == "" || e.Tier == tier) {
+		if strings.HasPrefix(e.Key, prefix) && (tier == "" || e.Tier == tier) && (!oneScope || e.Scope == a.flags.scope) {
 			entries = append(entries, e)
+			scoped = scoped || e.Scope != ""
 		}
 	}
 	slices.SortFunc(entries, func(x, y tiercache.Entry) int {
-		return cmp.Or(cmp.Compare(tierRank(x.Tier), tierRank(y.Tier)), strings.Compare(x.Key, y.Key))
+		return cmp.Or(cmp.Compare(tierRank(x.Tier), tierRank(y.Tier)), strings.Compare(x.Scope, y.Scope), strings.Compare(x.Key, y.Key))
 	})
 	if a.flags.json {
 		return writeJSON(cmd, entries)
@@ -115,10 +128,34 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tKEY\tSIZE\tSTORED\tFILES\tCREATED\tLAST ACCESS\tDESCRIPTION\tPATHS")
+	// The SCOPE and SIGNED columns show once an entry has a scope or a
+	// signature, so a cache that uses neither lists as it always did.
+	var signed bool
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Tier, e.Key, formatBytes(e.Size), formatBytes(e.Stored), e.Files,
-			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60), oneLine(strings.Join(e.Paths, " "), 100))
+		signed = signed || e.Signature != nil
+	}
+	head := []string{"TIER", "KEY", "SIZE", "STORED", "FILES", "CREATED", "LAST ACCESS", "DESCRIPTION", "PATHS"}
+	if signed {
+		head = slices.Insert(head, 7, "SIGNED")
+	}
+	if scoped {
+		head = slices.Insert(head, 1, "SCOPE")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, e := range entries {
+		row := []string{string(e.Tier), e.Key, formatBytes(e.Size), formatBytes(e.Stored), fmt.Sprint(e.Files),
+			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60), oneLine(strings.Join(e.Paths, " "), 100)}
+		if signed {
+			fp := "-"
+			if e.Signature != nil {
+				fp = sign.Fingerprint(e.Signature.Key)
+			}
+			row = slices.Insert(row, 7, fp)
+		}
+		if scoped {
+			row = slices.Insert(row, 1, cmp.Or(oneLine(e.Scope, 40), "-"))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
 }

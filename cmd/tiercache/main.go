@@ -96,7 +96,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 // secretEnv lists the variables whose values are secrets. The CLI never
 // prints the environment, but the redaction below also catches a secret
 // echoed back by a server or a library in an error message.
-var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", envSigningKey}
 
 // minSecretLen keeps redaction from mangling output when a variable holds
 // something short and common.

@@ -36,6 +36,11 @@ hour per key and machine. ls shows each entry's LAST ACCESS, stats each
 tier's oldest. Remote ages are measured by the S3 server's clock, which
 recorded the uses.
 
+With --scope (or TIERCACHE_SCOPE), prune counts and evicts that scope's
+entries alone, in each tier, by this machine's clock; data left behind by
+interrupted pushes is left to a prune without a scope, which ranks every
+scope's entries together.
+
 Sizes are human: 500MB (500,000,000 bytes), 10GiB (10×1024³ bytes), 1.5G
 (= 1.5GB), or a plain number of bytes. Ages are Go durations (36h, 90m)
 or days with a d (7d, 1.5d, 1d12h).`,
@@ -47,7 +52,10 @@ or days with a d (7d, 1.5d, 1d12h).`,
   tiercache prune --max-entries 50 --remote-max-bytes 500GB --remote-max-entries 2000 --remote-max-age 14d
 
   # Drop the local entries this machine has not used for a week.
-  tiercache prune --max-age 7d`,
+  tiercache prune --max-age 7d
+
+  # Keep a pull request's scope small, whatever the rest of the bucket holds.
+  tiercache prune --scope pr-42 --remote-max-entries 5`,
 		Args: exactArgs(0, "no arguments (limits are flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
 	}
@@ -78,7 +86,12 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 	if !o.remote.Unlimited() && !c.HasRemote() {
 		return usageErrorf("prune: remote limits given but no remote is configured (--remote or TIERCACHE_REMOTE)")
 	}
-	res, err := c.PruneTiers(cmd.Context(), o.local, o.remote)
+	prune := c.PruneTiers
+	if a.scopeGiven(cmd) {
+		prune = c.PruneScope
+		a.verbosef(cmd, "pruning scope %q alone", a.flags.scope)
+	}
+	res, err := prune(cmd.Context(), o.local, o.remote)
 	if err != nil {
 		return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
 	}

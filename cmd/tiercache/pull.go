@@ -41,7 +41,15 @@ verified.
 
 When KEY is not stored, each --restore-key PREFIX is tried in the order
 given: the newest entry whose key starts with PREFIX, in either tier, is
-restored. A miss is not an error: pull exits 0 and leaves DIR empty or as it
+restored. With --read-scope, KEY is looked up in --scope's entries, then in
+each read scope's in turn; then each PREFIX in each scope in turn, the
+newest match decided within a scope before the next is tried.
+
+With TIERCACHE_TRUSTED_KEYS, only entries signed by one of those keys are
+restored (see keygen): an unsigned entry, one signed by another key, or
+one changed since it was signed is refused before any of its bytes is
+used, with a warning naming why, and the pull goes on as for a miss (with
+--strict, it fails). A local copy serves only if it was fetched signed. A miss is not an error: pull exits 0 and leaves DIR empty or as it
 was, unless --fail-on-miss is given (exit 3).
 
 A cache outage must not fail the build: when the remote fails (unreachable,
@@ -164,6 +172,12 @@ type pullJSON struct {
 	// Skipped lists the restore-key candidates left out for holding
 	// another number of paths, with why.
 	Skipped []string `json:"skipped,omitempty"`
+	// Scope is the scope Key was found in (see --scope, --read-scope);
+	// absent for the default scope.
+	Scope string `json:"scope,omitempty"`
+	// Untrusted lists the entries refused for their signature (see
+	// TIERCACHE_TRUSTED_KEYS), each with why.
+	Untrusted []string `json:"untrusted,omitempty"`
 	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
 	// Bytes and Files describe the entry found.
 	LookupOnly bool `json:"lookup_only,omitempty"`
@@ -209,6 +223,11 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	for _, s := range hit.Skipped {
 		a.infof(cmd, "pull %q: skipped %s", key, s)
 	}
+	for _, u := range hit.Untrusted {
+		// Soft, as every remote failure: the job builds without it.
+		out.Untrusted = append(out.Untrusted, singleLine(u.Error()))
+		a.warnf(cmd, "pull %q: %s; treated as a miss", key, singleLine(u.Error()))
+	}
 	// A remote that failed, before the lookup or during it: the pull
 	// goes on as a miss (or with what the local tier held), DIR as it
 	// was.
@@ -238,7 +257,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		a.warnf(cmd, "pull %q: the local tier's copy was damaged and has been dropped: %s", key, singleLine(hit.Dropped.Error()))
 	}
 	if ok {
-		out.Hit, out.Key, out.Exact, out.Tier = true, hit.Key, hit.Key == key, hit.Tier
+		out.Hit, out.Key, out.Exact, out.Tier, out.Scope = true, hit.Key, hit.Key == key, hit.Tier, hit.Scope
 		out.DownloadedBytes = hit.Downloaded
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
 		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
@@ -291,6 +310,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hit %q", out.Key)
+	if out.Scope != "" {
+		fmt.Fprintf(&b, " in scope %q", out.Scope)
+	}
 	if !out.Exact {
 		for _, p := range restoreKeys {
 			if strings.HasPrefix(out.Key, p) {

@@ -207,6 +207,10 @@ type pushJSON struct {
 	// the archive bytes the remote copied from it server-side, and
 	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes).
 	Base          string `json:"base,omitempty"`
+	// Scope is the scope written (see --scope); absent for the default.
+	Scope string `json:"scope,omitempty"`
+	// Signed tells whether the upload was signed (TIERCACHE_SIGNING_KEY).
+	Signed bool `json:"signed,omitempty"`
 	FramesReused  int    `json:"frames_reused"`
 	CopiedBytes   int64  `json:"copied_bytes"`
 	UploadedBytes int64  `json:"uploaded_bytes"`
@@ -286,6 +290,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if res.Uploaded {
 		out.UploadedBytes = res.ArchiveSize - res.Copied
 	}
+	if c != nil {
+		out.Scope = c.Scope()
+	}
+	out.Signed = res.Signed
 	if res.BaseNote != "" {
 		a.verbosef(cmd, "push %q: %s", key, res.BaseNote)
 	}
@@ -297,7 +305,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	}
 	if failed != nil {
 		out.Error = singleLine(failed.Error())
-		out.Uploaded, out.UploadSkipped, out.ArchiveBytes = false, false, 0
+		out.Uploaded, out.UploadSkipped, out.ArchiveBytes, out.Signed = false, false, 0, false
 		out.Base, out.FramesReused, out.CopiedBytes, out.UploadedBytes = "", 0, 0, 0
 		a.warnf(cmd, "push %q: nothing was saved remotely: %s", key, withHint(failed))
 	}
@@ -327,6 +335,12 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		if a.flags.noLocal {
 			where = "remote only, " + where
 		}
+	}
+	if out.Signed {
+		where += ", signed"
+	}
+	if out.Scope != "" {
+		where += fmt.Sprintf(", in scope %q", out.Scope)
 	}
 	a.infof(cmd, "pushed %q: %s in %d files, %s, in %s", key, formatBytes(out.Bytes), out.Files, where, formatDuration(elapsed))
 	return a.printPush(cmd, out)

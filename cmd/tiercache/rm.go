@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/local"
 )
 
 func newRmCommand(a *app) *cobra.Command {
@@ -18,7 +19,8 @@ func newRmCommand(a *app) *cobra.Command {
 for each whether it was removed or was not stored in either tier. Removing a
 key that is not stored is not an error. A job still copying the tree out of
 the local tier finishes unharmed: the local tier deletes it only after a
-grace period.
+grace period. With --scope (or TIERCACHE_SCOPE), KEY is removed from that
+scope; other scopes' entries of KEY stay.
 
 With --json, prints {"removed": [...], "not_stored": [...]}.`,
 		Example: `  tiercache rm gomod-0123456789abcdef
@@ -62,7 +64,7 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 	ctx := cmd.Context()
 	out := rmJSON{Removed: []string{}, NotStored: []string{}}
 	for _, k := range keys {
-		stored, err := a.isStored(ctx, k)
+		stored, err := a.isStored(ctx, c.Local(), k)
 		if err != nil {
 			return fmt.Errorf("rm %q: %w", k, err)
 		}
@@ -86,11 +88,11 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 }
 
 // isStored reports whether either tier of the cache openCache opened
-// holds key. The Backend contract's Invalidate does not say whether it
+// holds key in its scope (l is its local tier's view of the scope). The Backend contract's Invalidate does not say whether it
 // removed anything, so rm looks first.
-func (a *app) isStored(ctx context.Context, key string) (bool, error) {
-	if a.local != nil {
-		if _, ok, err := a.local.Get(ctx, key); err != nil {
+func (a *app) isStored(ctx context.Context, l *local.Cache, key string) (bool, error) {
+	if l != nil {
+		if _, ok, err := l.Peek(ctx, key); err != nil {
 			return false, fmt.Errorf("local lookup: %w", err)
 		} else if ok {
 			return true, nil

@@ -31,6 +31,12 @@ Environment:
   TIERCACHE_JSON           --json
   TIERCACHE_QUIET          --quiet
   TIERCACHE_VERBOSE        --verbose
+  TIERCACHE_SCOPE          --scope
+  TIERCACHE_READ_SCOPES    --read-scope, comma-separated
+  TIERCACHE_SIGNING_KEY    push signs its entries with this private key
+                           (keygen); a secret, never printed
+  TIERCACHE_TRUSTED_KEYS   pull restores only entries signed by one of
+                           these public keys (comma-separated)
   GITHUB_OUTPUT            pull appends cache-hit, cache-matched-key and
                            cache-primary-key to it
 
@@ -88,6 +94,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newPruneCommand(a),
 		newFsckCommand(a),
 		newStatsCommand(a),
+		newKeygenCommand(a),
 		newVersionCommand(a),
 		newEmptyTrashCommand(a),
 	)
