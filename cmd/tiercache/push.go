@@ -206,14 +206,14 @@ type pushJSON struct {
 	// FramesReused counts the archive's frames found in it, CopiedBytes
 	// the archive bytes the remote copied from it server-side, and
 	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes).
-	Base          string `json:"base,omitempty"`
+	Base string `json:"base,omitempty"`
 	// Scope is the scope written (see --scope); absent for the default.
 	Scope string `json:"scope,omitempty"`
 	// Signed tells whether the upload was signed (TIERCACHE_SIGNING_KEY).
-	Signed bool `json:"signed,omitempty"`
-	FramesReused  int    `json:"frames_reused"`
-	CopiedBytes   int64  `json:"copied_bytes"`
-	UploadedBytes int64  `json:"uploaded_bytes"`
+	Signed        bool  `json:"signed,omitempty"`
+	FramesReused  int   `json:"frames_reused"`
+	CopiedBytes   int64 `json:"copied_bytes"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
 }
 
 func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptions) error {
