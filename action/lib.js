@@ -143,6 +143,9 @@ function globalArgs(env = process.env) {
   if (pathStyle) args.push(`--path-style=${parseBoolean(pathStyle, 'input "path-style"')}`);
   if (getBooleanInput('read-only', { env })) args.push('--read-only');
   if (getBooleanInput('strict', { env })) args.push('--strict');
+  const scope = getInput('scope', { env });
+  if (scope) args.push(`--scope=${scope}`);
+  for (const s of getMultilineInput('read-scopes', { env })) args.push(`--read-scope=${s}`);
   const noLocal = resolveNoLocal({
     input: getInput('no-local', { env }),
     env,

@@ -257,14 +257,26 @@ func TestSignedEntries(t *testing.T) {
 		t.Errorf("ls shows no SIGNED column:\n%s", out)
 	}
 
-	// Rotation: the stranger's key listed first, ours second.
+	// The signing job's own machine serves its pushes locally to a job
+	// that requires the signature.
+	out, _ = mustRun(t, trustedJob.with("TIERCACHE_TRUSTED_KEYS", pub), "pull", "--json", "signed", filepath.Join(t.TempDir(), "d"))
+	var own struct{ Tier string }
+	decodeJSON(t, out, &own)
+	if own.Tier != "local" {
+		t.Fatalf("a signed push's local copy: %s; want a local hit", out)
+	}
+
+	if _, stderr, code := runCLI(t, e.with("TIERCACHE_TRUSTED_KEYS", strings.TrimSpace(otherPub)+"-not,"+pub), "ls"); code != 2 || !strings.Contains(stderr, "TIERCACHE_TRUSTED_KEYS") {
+		t.Fatalf("a malformed trusted key: exit %d, %s; want 2 naming the variable", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, e.with("TIERCACHE_SIGNING_KEY", "tiercache-ed25519-private:c2VjcmV0"), "push", "x", smallTree(t, "x")); code != 2 || strings.Contains(stderr, "c2VjcmV0") {
+		t.Fatalf("a malformed signing key: exit %d, %s; want 2 without the value", code, stderr)
+	}
+	// Rotation: a new key listed first, ours second, both trusted.
+	newPub, _ := mustRun(t, e, "keygen", filepath.Join(t.TempDir(), "next"))
 	trusting := func() env {
-		return e.freshMachine(t).with("TIERCACHE_TRUSTED_KEYS", strings.TrimSpace(otherPub)+"-not,"+pub)
+		return e.freshMachine(t).with("TIERCACHE_TRUSTED_KEYS", "  "+strings.TrimSpace(newPub)+" ,\n"+pub+"\n")
 	}
-	if _, _, code := runCLI(t, trusting(), "ls"); code != 2 {
-		t.Fatalf("a malformed trusted key: exit %d, want 2", code)
-	}
-	trusting = func() env { return e.freshMachine(t).with("TIERCACHE_TRUSTED_KEYS", "  "+pub+" ,\n") }
 	if p, tag := pullScoped(t, trusting(), "signed"); !p.Hit || tag != "signed" || len(p.Untrusted) != 0 {
 		t.Fatalf("signed entry: %+v, tree %q", p, tag)
 	}

@@ -698,6 +698,12 @@ type Info struct {
 	Description string
 	Paths       []string
 	Signature   *tiercache.Signature
+	// Seal, if set, signs a version kept as an archive once it is
+	// written: it is given what the version records (Entry's Key, Scope,
+	// Description, Paths, Size and Files, and the archive's size, digest
+	// and index) and returns the signature recorded instead of
+	// Signature. A push that signs its upload signs its local copy so.
+	Seal func(s Stored) *tiercache.Signature
 }
 
 // put stages a version of a tree with fill, then commits it.
@@ -751,6 +757,12 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 		UnsyncedBoot: c.boot,
 		Archive:      am,
 		Signature:    info.Signature,
+	}
+	if info.Seal != nil && am != nil {
+		m.Signature = info.Seal(Stored{
+			Entry:       tiercache.Entry{Key: key, Scope: c.scope, Description: m.Description, Paths: m.Paths, Size: m.Size, Files: m.Files},
+			ArchiveSize: am.Size, SHA256: am.SHA256, Index: archive.IndexInfo(am.Index),
+		})
 	}
 	if err := writeVersionFiles(ver, m); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)

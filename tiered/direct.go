@@ -600,7 +600,7 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 // and to upload as well if it is set, failing if the tree archived is not
 // of shape want. It fills res.Path and res.Entry.
 func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, onFrame func(archive.IndexFrame), res *PutResult) (local.Stored, error) {
-	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description, Paths: src.names}, false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, c.localInfo(description, src.names), false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}

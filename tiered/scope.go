@@ -123,9 +123,26 @@ func (c *Cache) trustedLocal(s local.Stored) bool {
 	if s.Archive == "" {
 		return false
 	}
-	m := remote.Meta{Description: s.Entry.Description, Paths: s.Entry.Paths, Size: s.Entry.Size, Files: s.Entry.Files,
+	return c.opts.Trust.Verify(c.fieldsOf(s.Entry.Key, storedMeta(s)), s.Entry.Signature) == nil
+}
+
+// storedMeta is what a signature covers of the local version s, as a
+// remote entry would record it.
+func storedMeta(s local.Stored) remote.Meta {
+	return remote.Meta{Description: s.Entry.Description, Paths: s.Entry.Paths, Size: s.Entry.Size, Files: s.Entry.Files,
 		ArchiveSize: s.ArchiveSize, SHA256: s.SHA256, Index: remote.IndexInfo(s.Index)}
-	return c.opts.Trust.Verify(c.fieldsOf(s.Entry.Key, m), s.Entry.Signature) == nil
+}
+
+// localInfo is what a push records of its local version: the upload's
+// signature too, when it signs (see local.Info.Seal).
+func (c *Cache) localInfo(description string, paths []string) local.Info {
+	info := local.Info{Description: description, Paths: paths}
+	if c.opts.Signer != nil {
+		info.Seal = func(s local.Stored) *tiercache.Signature {
+			return sign.Sign(c.opts.Signer, c.fieldsOf(s.Entry.Key, storedMeta(s)))
+		}
+	}
+	return info
 }
 
 // signedByUs reports whether the remote entry m of key carries a valid

@@ -200,6 +200,22 @@ func TestSignedEntries(t *testing.T) {
 	if h, _, ok := pullTag(t, trusting, "signed", nil, PullOptions{}); !ok || h.Tier != tiercache.TierLocal {
 		t.Fatalf("signed entry after a local fetch: %v from %q; want a local hit", ok, h.Tier)
 	}
+	// A signing push signs its local copy too: a trusting job on the
+	// same machine finds it locally.
+	pushed := newLocal(t)
+	pusher, err := New(pushed, Options{Remote: store, Signer: signer.Signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, pusher, "pushed-here", "pushed-here")
+	again, err := New(pushed, Options{Remote: store, Trust: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, tag, ok := pullTag(t, again, "pushed-here", nil, PullOptions{}); !ok || tag != "pushed-here" || h.Tier != tiercache.TierLocal {
+		t.Fatalf("an entry pushed signed on this machine: %v %q from %q; want a local hit", ok, tag, h.Tier)
+	}
+
 	// A local entry whose recorded fields no longer match its signature
 	// is not served.
 	s, ok, err := shared.Lookup(t.Context(), "signed")

@@ -903,7 +903,7 @@ func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
 // result.
 func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, local.Stored, archive.Result, error) {
 	var ar archive.Result
-	s, err := c.local.PutArchive(ctx, key, local.Info{Description: description}, true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, c.localInfo(description, nil), true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) {
 			ar, err = c.archiveChecked(gctx, key, dirSource(src), want, io.MultiWriter(lw, w), true, nil)

@@ -49,6 +49,12 @@ test('no-local: the input, else TIERCACHE_NO_LOCAL, else on for GitHub-hosted ru
   assert.deepEqual(lib.globalArgs({ ...env, TIERCACHE_REMOTE: '' }), []);
 });
 
+test('scopes: scope and read-scopes become --scope and one --read-scope a line', () => {
+  const env = { INPUT_SCOPE: 'refs/pull/7/merge', 'INPUT_READ-SCOPES': 'refs/heads/main\n\n  refs/heads/release \n' };
+  assert.deepEqual(lib.globalArgs(env), ['--scope=refs/pull/7/merge', '--read-scope=refs/heads/main', '--read-scope=refs/heads/release']);
+  assert.deepEqual(lib.globalArgs({}), []);
+});
+
 test('file commands: values cannot inject entries', () => {
   const dir = h.tmpDir();
   const file = path.join(dir, 'out');
@@ -63,9 +69,9 @@ test('the action.yml files declare what the scripts read', () => {
   const main = h.actionInputs(path.join(h.REPO, 'action.yml'));
   const restore = h.actionInputs(path.join(h.REPO, 'restore', 'action.yml'));
   const save = h.actionInputs(path.join(h.REPO, 'save', 'action.yml'));
-  const shared = ['key', 'path', 'remote', 'endpoint', 'region', 'path-style', 'read-only', 'no-local', 'strict'];
-  assert.deepEqual(Object.keys(main).sort(), [...shared, 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'save-always'].sort());
-  assert.deepEqual(Object.keys(restore).sort(), [...shared, 'restore-keys', 'fail-on-cache-miss', 'lookup-only'].sort());
+  const shared = ['key', 'path', 'remote', 'endpoint', 'region', 'path-style', 'read-only', 'no-local', 'strict', 'scope'];
+  assert.deepEqual(Object.keys(main).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'save-always'].sort());
+  assert.deepEqual(Object.keys(restore).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only'].sort());
   assert.deepEqual(Object.keys(save).sort(), [...shared].sort());
   assert.equal(main['no-local'].default, '', 'no-local must default to empty (decided by the runner)');
   for (const [file, script] of [['action.yml', 'main.js'], ['restore/action.yml', 'restore.js'], ['save/action.yml', 'save.js']]) {
