@@ -8,6 +8,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote/memstore"
 	"github.com/tiercache/tiercache/sign"
 	"github.com/tiercache/tiercache/tiertest"
@@ -264,5 +265,48 @@ func TestSignedPushReuploadsUnsigned(t *testing.T) {
 	m.Files++
 	if err := v.checkRemote("k", m); !errors.Is(err, sign.ErrBadSignature) {
 		t.Fatalf("an edited entry: %v, want ErrBadSignature", err)
+	}
+}
+
+// TestPruneScope: a scope's prune counts and evicts its own entries only,
+// in each tier.
+func TestPruneScope(t *testing.T) {
+	store := memstore.New()
+	l := newLocal(t)
+	pr, err := New(l, Options{Remote: store, Scope: "pr-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mainC, err := New(l, Options{Remote: store, Scope: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		push(t, mainC, k, "main-"+k)
+		push(t, pr, k, "pr-"+k)
+	}
+	res, err := pr.PruneScope(t.Context(), policy.Limits{MaxEntries: 1}, policy.Limits{MaxEntries: 2})
+	if err != nil || res.Local != 2 || res.Remote != 1 {
+		t.Fatalf("PruneScope = %+v, %v; want 2 local and 1 remote evicted", res, err)
+	}
+	locals, remotes, err := pr.ListTiers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(es []tiercache.Entry) map[string]int {
+		m := map[string]int{}
+		for _, e := range es {
+			m[e.Scope]++
+		}
+		return m
+	}
+	if c := count(locals); c["main"] != 3 || c["pr-1"] != 1 {
+		t.Errorf("local entries by scope after the prune: %v", c)
+	}
+	if c := count(remotes); c["main"] != 3 || c["pr-1"] != 2 {
+		t.Errorf("remote entries by scope after the prune: %v", c)
+	}
+	if _, err := pr.PruneScope(t.Context(), policy.Limits{MaxEntries: -1}, policy.Limits{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("a negative limit: %v", err)
 	}
 }
