@@ -167,16 +167,7 @@ func (c *Cache) signedByUs(key string, m remote.Meta) bool {
 // with tiercache.ErrReadOnly.
 func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
 	var res PruneResult
-	if err := lim.Validate(); err != nil {
-		return res, err
-	}
-	if err := rem.Validate(); err != nil {
-		return res, err
-	}
-	if c.opts.ReadOnly {
-		return res, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
-	}
-	if err := c.needLocal("prune"); err != nil {
+	if err := c.checkPrune(lim, rem); err != nil {
 		return res, err
 	}
 	if !lim.Unlimited() {
@@ -227,4 +218,19 @@ func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, evi
 		}
 	}
 	return len(victims), nil
+}
+
+// checkPrune refuses invalid limits, a read-only Cache and one without a
+// local tier, before a prune changes anything.
+func (c *Cache) checkPrune(lim, rem policy.Limits) error {
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	if err := rem.Validate(); err != nil {
+		return err
+	}
+	if c.opts.ReadOnly {
+		return fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
+	}
+	return c.needLocal("prune")
 }

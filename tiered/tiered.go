@@ -1115,16 +1115,7 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 // cannot evict what trusted ones rely on.
 func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
 	var res PruneResult
-	if err := lim.Validate(); err != nil {
-		return res, err
-	}
-	if err := rem.Validate(); err != nil {
-		return res, err
-	}
-	if c.opts.ReadOnly {
-		return res, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
-	}
-	if err := c.needLocal("prune"); err != nil {
+	if err := c.checkPrune(lim, rem); err != nil {
 		return res, err
 	}
 	n, err := c.local.PruneLimits(ctx, lim)
