@@ -10,6 +10,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -238,6 +239,9 @@ type Base struct {
 	Ref string
 }
 
+// ErrNoCopy reports a BaseStore that cannot copy ranges server-side.
+var ErrNoCopy = errors.New("the store copies no ranges server-side")
+
 // BaseStore is a Store that can serve as a base for puts that repeat
 // parts of an older archive: it reads a version's byte ranges, and its
 // Put copies the ranges a Reuser reports server-side (S3's
@@ -246,7 +250,10 @@ type Base struct {
 type BaseStore interface {
 	Store
 	// OpenBase returns the current version of key, or an error wrapping
-	// tiercache.ErrNotFound.
+	// tiercache.ErrNotFound. A store that knows it cannot copy (so
+	// configured, or told so by its server) returns one wrapping
+	// ErrNoCopy instead, before any request: a base would only cost
+	// reads.
 	OpenBase(ctx context.Context, key string) (Base, error)
 	// ReadBase returns the n bytes of b's archive starting at off (one
 	// ranged read, for its index). A version no longer stored fails

@@ -87,6 +87,10 @@ func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushO
 		if ctx.Err() != nil {
 			return nil, ""
 		}
+		if errors.Is(err, remote.ErrNoCopy) {
+			// No base can help: skip the other candidates' reads.
+			return nil, err.Error()
+		}
 		notes = append(notes, fmt.Errorf("base %q: %w", cd.key, err))
 	}
 	return nil, errors.Join(notes...).Error()

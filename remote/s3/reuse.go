@@ -27,11 +27,15 @@ var _ remote.BaseStore = (*Store)(nil)
 // object, which it checks exists with the size the manifest records. A
 // missing key or data object returns an error wrapping
 // tiercache.ErrNotFound, a data object of another size one wrapping
-// tiercache.ErrIntegrity.
+// tiercache.ErrIntegrity. With copies off (see lacksCopies), it returns
+// errNoCopies before any request.
 func (s *Store) OpenBase(ctx context.Context, key string) (remote.Base, error) {
 	n, err := s.namesFor(key)
 	if err != nil {
 		return remote.Base{}, err
+	}
+	if s.lacksCopies() {
+		return remote.Base{}, errNoCopies
 	}
 	m, err := s.readManifest(ctx, n)
 	if err != nil {
@@ -78,7 +82,7 @@ func (s *Store) ReadBase(ctx context.Context, b remote.Base, off, n int64) ([]by
 
 // Why copies stopped, for a Reuser's CopyFailed.
 var (
-	errNoCopies = errors.New("the server does not implement UploadPartCopy (501 NotImplemented, or known not to compose parts from copies)")
+	errNoCopies = fmt.Errorf("%w: the server does not implement UploadPartCopy (501 NotImplemented, or known not to compose parts from copies)", remote.ErrNoCopy)
 	errNoETag   = errors.New("the server answered a copy with no ETag")
 )
 

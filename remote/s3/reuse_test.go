@@ -358,6 +358,14 @@ func TestReuseCopyRefused(t *testing.T) {
 	if f := r.failures(); len(f) != 1 || !errors.Is(f[0], errNoCopies) {
 		t.Errorf("a Put after a 501: CopyFailed %v; want it told once", f)
 	}
+	// A base is no use now: OpenBase says so without a request.
+	e.rec.reset()
+	if _, err := s.OpenBase(t.Context(), "base"); !errors.Is(err, remote.ErrNoCopy) {
+		t.Errorf("OpenBase after a 501: %v, want ErrNoCopy", err)
+	}
+	if n := len(e.rec.requests(func(request) bool { return true })); n != 0 {
+		t.Errorf("OpenBase after a 501 sent %d requests", n)
+	}
 	// Another store of the same server tries again.
 	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
 	putReusing(t, e.store(t, nil), "other-store", r, data)
