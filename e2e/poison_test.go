@@ -132,6 +132,11 @@ func TestScopes(t *testing.T) {
 		t.Fatal("rm in a scope removed the default scope's deps-k")
 	}
 
+	// fsck knows scoped names in both tiers: nothing is broken, deep or
+	// not, on a machine that holds several scopes' entries.
+	mustFsck(t, prJob(), "--deep")
+	mustFsck(t, mainJob, "--deep")
+
 	// An invalid scope is a usage error naming it.
 	if _, stderr, code := runCLI(t, base.with("TIERCACHE_SCOPE", "a\tb"), "ls"); code != 2 || !strings.Contains(stderr, "scope") {
 		t.Fatalf("invalid scope: exit %d, %s", code, stderr)
