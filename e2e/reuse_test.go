@@ -114,6 +114,19 @@ func reuseAssertExact(t *testing.T, e env, p *faultProxy, b, key, dir string) {
 	reusePlainRestore(t, b, key, dir)
 }
 
+// reuseSetup starts a reuse test: a bucket behind a fault proxy, a
+// machine using it, and the reuse tree pushed under key.
+func reuseSetup(t *testing.T, key string) (b string, p *faultProxy, e env, src string, first reuseJSON, sent int64) {
+	t.Helper()
+	b = bucket(t)
+	p = newFaultProxy(t)
+	e = newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
+	src = filepath.Join(t.TempDir(), "tree")
+	reuseTree(t, src)
+	first, sent = reusePush(t, e, p, key, src)
+	return b, p, e, src, first, sent
+}
+
 // TestReuseUploadsOnlyWhatChanged pushes a tree, then versions of it
 // with a file inserted, deleted or changed, each under a new key with
 // the first as base: each uploads a small part of its archive, counted
@@ -121,12 +134,7 @@ func reuseAssertExact(t *testing.T, e env, p *faultProxy, b, key, dir string) {
 // (same SHA-256 as a --no-base push of the same tree); and a fresh
 // machine restores it exactly, with tiercache and with zstd | tar.
 func TestReuseUploadsOnlyWhatChanged(t *testing.T) {
-	b := bucket(t)
-	p := newFaultProxy(t)
-	e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
-	src := filepath.Join(t.TempDir(), "tree")
-	reuseTree(t, src)
-	v1, sent1 := reusePush(t, e, p, "v1", src)
+	b, p, e, src, v1, sent1 := reuseSetup(t, "v1")
 	if !v1.Uploaded || v1.Base != "" || v1.CopiedBytes != 0 || sent1 < v1.ArchiveBytes {
 		t.Fatalf("first push: %+v, %d bytes sent; want a full upload with no base", v1, sent1)
 	}
@@ -227,12 +235,7 @@ func reusePlainRestore(t *testing.T, b, key, dir string) {
 // this machine, else the newest entry under --restore-key; and that a
 // base that is gone costs only a full upload.
 func TestReuseBaseChoice(t *testing.T) {
-	b := bucket(t)
-	p := newFaultProxy(t)
-	e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
-	src := filepath.Join(t.TempDir(), "tree")
-	reuseTree(t, src)
-	reusePush(t, e, p, "deps-1", src)
+	_, p, e, src, _, _ := reuseSetup(t, "deps-1")
 	reuseWrite(t, filepath.Join(src, "d0", "f000"), []byte("changed"))
 	reusePush(t, e, p, "deps-2", src)
 
@@ -287,12 +290,7 @@ func TestReuseCopyRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := bucket(t)
-			p := newFaultProxy(t)
-			e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
-			src := filepath.Join(t.TempDir(), "tree")
-			reuseTree(t, src)
-			reusePush(t, e, p, "v1", src)
+			b, p, e, src, _, _ := reuseSetup(t, "v1")
 			reuseWrite(t, filepath.Join(src, "d4", "f004"), []byte("changed"))
 			rule := p.add(faultRule{method: "PUT", header: "X-Amz-Copy-Source", times: -1, fault: tc.fault})
 			before := p.bodyBytes()
@@ -348,12 +346,7 @@ func TestReuseBaseChangedMidPush(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := bucket(t)
-			p := newFaultProxy(t)
-			e := newEnv(t, b).with("TIERCACHE_S3_ENDPOINT", p.URL)
-			src := filepath.Join(t.TempDir(), "tree")
-			reuseTree(t, src)
-			reusePush(t, e, p, "base", src)
+			b, p, e, src, _, _ := reuseSetup(t, "base")
 			other := filepath.Join(t.TempDir(), "other")
 			reuseWrite(t, filepath.Join(other, "x"), []byte("another tree"))
 			reuseWrite(t, filepath.Join(src, "d6", "f006"), []byte("changed"))
