@@ -8,93 +8,33 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/remote/storetest"
 )
 
-// run is a stretch of a test stream, [off, off+n), repeating the base's
-// [baseOff, baseOff+n).
-type run struct{ off, baseOff, n int64 }
-
-// testReuser streams data as an archive writer's pipe would: no Read
-// spans a frame (frame bytes long, cut at run boundaries too, unless
-// spanRuns). A run is known only as far as the stream has been read, so
-// it grows as a real reuser's does.
-type testReuser struct {
-	data     []byte
-	runs     []run
-	frame    int
-	spanRuns bool
-	failAt   int // if > 0, Read fails there, once a copy is done
-	base     remote.Base
-
-	pos    int
-	copied atomic.Int64
-	mu     sync.Mutex
-	failed []error
+// newReuser is a storetest.Reuser of data repeating runs of b's archive,
+// reading frame bytes at a time.
+func newReuser(b remote.Base, data []byte, runs []storetest.Span, frame int) *storetest.Reuser {
+	r := storetest.NewReuser(b, data, runs...)
+	r.ReadSize = frame
+	return r
 }
 
-func (r *testReuser) Read(p []byte) (int, error) {
-	if r.failAt > 0 && r.pos >= r.failAt {
-		for deadline := time.Now().Add(10 * time.Second); r.copied.Load() == 0 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		return 0, errBroken
-	}
-	if r.pos == len(r.data) {
-		return 0, io.EOF
-	}
-	end := min(len(r.data), (r.pos/r.frame+1)*r.frame)
-	for _, x := range r.runs {
-		for _, b := range []int{int(x.off), int(x.off + x.n)} {
-			if b > r.pos && b < end && !r.spanRuns {
-				end = b
-			}
-		}
-	}
-	n := copy(p, r.data[r.pos:end])
-	r.pos += n
-	return n, nil
+// copied is how many bytes the store reported copying to r.
+func copied(r *storetest.Reuser) int64 {
+	n, _ := r.Copies()
+	return n
 }
 
-var errBroken = errors.New("broken stream")
-
-func (r *testReuser) Base() remote.Base { return r.base }
-
-func (r *testReuser) Reused(off int64) (int64, int64) {
-	for _, x := range r.runs {
-		known := min(x.off+x.n, int64(r.pos))
-		if off >= x.off && off < known {
-			return x.baseOff + off - x.off, known - off
-		}
-	}
-	return 0, 0
-}
-
-func (r *testReuser) Copied(n int64) { r.copied.Add(n) }
-
-func (r *testReuser) CopyFailed(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failed = append(r.failed, err)
-}
-
-func (r *testReuser) failures() []error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failed
-}
-
-// digestingReuser is a testReuser that is also a remote.Digester.
+// digestingReuser is a storetest.Reuser that is also a remote.Digester.
 type digestingReuser struct {
-	*testReuser
+	*storetest.Reuser
 	sum string
 }
 
@@ -108,15 +48,15 @@ type piece struct {
 }
 
 // compose builds a stream of pieces and the runs it repeats of base.
-func compose(base []byte, seed uint64, pieces ...piece) ([]byte, []run) {
+func compose(base []byte, seed uint64, pieces ...piece) ([]byte, []storetest.Span) {
 	var data []byte
-	var runs []run
+	var runs []storetest.Span
 	for i, p := range pieces {
 		if p.fresh > 0 {
 			data = append(data, randBytes(seed+uint64(i), p.fresh)...)
 			continue
 		}
-		runs = append(runs, run{off: int64(len(data)), baseOff: p.baseOff, n: p.n})
+		runs = append(runs, storetest.Span{Off: int64(len(data)), BaseOff: p.baseOff, N: p.n})
 		data = append(data, base[p.baseOff:p.baseOff+p.n]...)
 	}
 	return data, runs
@@ -191,17 +131,17 @@ func TestReuseCopiesRuns(t *testing.T) {
 
 	var c uploadCounter
 	c.watch(e.rec)
-	r := &testReuser{data: data, runs: runs, frame: mib + 12345, base: b}
+	r := newReuser(b, data, runs, mib+12345)
 	putReusing(t, s, "ci/next", r, data)
-	if f := r.failures(); len(f) > 0 {
+	if f := r.Failures(); len(f) > 0 {
 		t.Errorf("CopyFailed: %v", f)
 	}
 	repeated := int64(36 * mib)
-	if got := r.copied.Load(); got < repeated*3/4 {
+	if got := copied(r); got < repeated*3/4 {
 		t.Errorf("Copied %d bytes of %d repeated", got, repeated)
 	}
-	if sent := c.sent.Load(); sent > 8*mib || sent+r.copied.Load() != int64(len(data)) {
-		t.Errorf("sent %d bytes and copied %d of a %d-byte stream with 3 MiB fresh", sent, r.copied.Load(), len(data))
+	if sent := c.sent.Load(); sent > 8*mib || sent+copied(r) != int64(len(data)) {
+		t.Errorf("sent %d bytes and copied %d of a %d-byte stream with 3 MiB fresh", sent, copied(r), len(data))
 	}
 	if c.copies.Load() == 0 {
 		t.Error("no UploadPartCopy request")
@@ -219,13 +159,13 @@ func TestReuseBaseGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, runs := compose(base, 21, piece{baseOff: 0, n: 12 * mib}, piece{fresh: mib}, piece{baseOff: 13 * mib, n: 7 * mib})
-	r := &testReuser{data: data, runs: runs, frame: 2 * mib, base: b}
+	r := newReuser(b, data, runs, 2*mib)
 	putReusing(t, s, "next", r, data)
-	f := r.failures()
+	f := r.Failures()
 	if len(f) != 1 || !strings.Contains(f[0].Error(), "gone") {
 		t.Errorf("CopyFailed calls: %v; want one saying the base is gone", f)
 	}
-	if got := r.copied.Load(); got != 0 {
+	if got := copied(r); got != 0 {
 		t.Errorf("Copied %d bytes from a deleted base", got)
 	}
 }
@@ -275,16 +215,17 @@ func TestReuseRunShapes(t *testing.T) {
 			data, runs := compose(base, uint64(100+10*i), tc.pieces...)
 			var c uploadCounter
 			c.watch(e.rec)
-			r := &testReuser{data: data, runs: runs, frame: tc.frame, spanRuns: tc.spanRuns, base: b}
+			r := newReuser(b, data, runs, tc.frame)
+			r.SpanRuns = tc.spanRuns
 			putReusing(t, s, "k", r, data)
-			if f := r.failures(); len(f) > 0 {
+			if f := r.Failures(); len(f) > 0 {
 				t.Errorf("CopyFailed: %v", f)
 			}
-			if c.sent.Load()+r.copied.Load() != int64(len(data)) {
-				t.Errorf("sent %d and copied %d bytes of a %d-byte stream", c.sent.Load(), r.copied.Load(), len(data))
+			if c.sent.Load()+copied(r) != int64(len(data)) {
+				t.Errorf("sent %d and copied %d bytes of a %d-byte stream", c.sent.Load(), copied(r), len(data))
 			}
-			t.Logf("%d bytes, %d sent, %d copied", len(data), c.sent.Load(), r.copied.Load())
-			switch got := r.copied.Load(); {
+			t.Logf("%d bytes, %d sent, %d copied", len(data), c.sent.Load(), copied(r))
+			switch got := copied(r); {
 			case tc.copied >= 0 && got != tc.copied:
 				t.Errorf("copied %d bytes, want %d", got, tc.copied)
 			case tc.copied < 0 && got == 0:
@@ -296,9 +237,9 @@ func TestReuseRunShapes(t *testing.T) {
 	t.Run("digester", func(t *testing.T) {
 		data, runs := compose(base, 200, piece{fresh: mib}, piece{baseOff: mib, n: 12 * mib})
 		sum := sha256.Sum256(data)
-		r := &testReuser{data: data, runs: runs, frame: mib, base: b}
+		r := newReuser(b, data, runs, mib)
 		putReusing(t, s, "d", digestingReuser{r, hex.EncodeToString(sum[:])}, data)
-		if r.copied.Load() == 0 {
+		if copied(r) == 0 {
 			t.Error("nothing copied")
 		}
 	})
@@ -334,28 +275,28 @@ func TestReuseCopyRefused(t *testing.T) {
 	}
 
 	e.rec.setFault(answer(http.StatusOK, ""))
-	r := &testReuser{data: data, runs: runs, frame: mib, base: b}
+	r := newReuser(b, data, runs, mib)
 	putReusing(t, s, "empty-answer", r, data)
-	if f := r.failures(); len(f) != 1 || !errors.Is(f[0], errNoETag) || r.copied.Load() != 0 {
-		t.Errorf("copies answered with no part: CopyFailed %v, Copied %d", f, r.copied.Load())
+	if f := r.Failures(); len(f) != 1 || !errors.Is(f[0], errNoETag) || copied(r) != 0 {
+		t.Errorf("copies answered with no part: CopyFailed %v, Copied %d", f, copied(r))
 	}
 
 	e.rec.setFault(answer(http.StatusNotImplemented,
 		`<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>not here</Message></Error>`))
-	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
+	r = newReuser(b, data, runs, mib)
 	putReusing(t, s, "not-implemented", r, data)
-	if f := r.failures(); len(f) != 1 || !strings.Contains(f[0].Error(), "501 NotImplemented") || r.copied.Load() != 0 {
-		t.Errorf("copies answered 501: CopyFailed %v, Copied %d", f, r.copied.Load())
+	if f := r.Failures(); len(f) != 1 || !strings.Contains(f[0].Error(), "501 NotImplemented") || copied(r) != 0 {
+		t.Errorf("copies answered 501: CopyFailed %v, Copied %d", f, copied(r))
 	}
 
 	e.rec.setFault(nil)
 	e.rec.reset()
-	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
+	r = newReuser(b, data, runs, mib)
 	putReusing(t, s, "after-501", r, data)
 	if n := copies(); n != 0 {
 		t.Errorf("%d copies tried after a 501", n)
 	}
-	if f := r.failures(); len(f) != 1 || !errors.Is(f[0], errNoCopies) {
+	if f := r.Failures(); len(f) != 1 || !errors.Is(f[0], errNoCopies) {
 		t.Errorf("a Put after a 501: CopyFailed %v; want it told once", f)
 	}
 	// A base is no use now: OpenBase says so without a request.
@@ -367,10 +308,10 @@ func TestReuseCopyRefused(t *testing.T) {
 		t.Errorf("OpenBase after a 501 sent %d requests", n)
 	}
 	// Another store of the same server tries again.
-	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
+	r = newReuser(b, data, runs, mib)
 	putReusing(t, e.store(t, nil), "other-store", r, data)
-	if copies() == 0 || r.copied.Load() == 0 {
-		t.Errorf("a new store did not copy (Copied %d)", r.copied.Load())
+	if copies() == 0 || copied(r) == 0 {
+		t.Errorf("a new store did not copy (Copied %d)", copied(r))
 	}
 }
 
@@ -439,11 +380,12 @@ func TestReuseFailureAborts(t *testing.T) {
 		}
 	}
 
-	r := &testReuser{data: data, runs: runs, frame: mib, base: b, failAt: 15 * mib}
-	if _, err := s.Put(bg, remote.Meta{Key: "k", Size: 2}, r); !errors.Is(err, errBroken) {
+	r := newReuser(b, data, runs, mib)
+	r.FailAt = 15 * mib
+	if _, err := s.Put(bg, remote.Meta{Key: "k", Size: 2}, r); !errors.Is(err, storetest.ErrBroken) {
 		t.Errorf("Put of a broken stream: %v", err)
 	}
-	if r.copied.Load() == 0 {
+	if copied(r) == 0 {
 		t.Error("nothing copied before the stream broke")
 	}
 	check("broken stream")
@@ -455,7 +397,7 @@ func TestReuseFailureAborts(t *testing.T) {
 		}
 		return slowDown(req)
 	})
-	r = &testReuser{data: data, runs: runs, frame: mib, base: b}
+	r = newReuser(b, data, runs, mib)
 	if _, err := s.Put(bg, remote.Meta{Key: "k", Size: 2}, r); err == nil {
 		t.Error("Put succeeded with every part upload failing")
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/remote"
@@ -50,16 +51,29 @@ type baseSuite struct {
 // base's archive at [BaseOff, BaseOff+N).
 type Span struct{ Off, BaseOff, N int64 }
 
-// MaxRead bounds the bytes a Reuser yields per Read.
+// MaxRead is a Reuser's default ReadSize.
 const MaxRead = 1 << 20
 
-// Reuser is an honest remote.Reuser for tests: it yields its data in
-// reads of at most MaxRead bytes that never span the start or end of a
-// run (as the tiered cache's reads never span two frames), answers
-// Reused from its fixed runs, and records what the store reports. Its
-// Copied and CopyFailed are safe for concurrent use; the rest is read by
-// one Put.
+// ErrBroken is what a Reuser's Read fails with at FailAt.
+var ErrBroken = errors.New("broken stream")
+
+// Reuser is an honest remote.Reuser for tests: it yields its data as an
+// archive writer's pipe would, in reads that never span a frame (every
+// ReadSize bytes) nor the start or end of a run (as the tiered cache's
+// reads never span two frames), answers Reused for a run only as far as
+// it has yielded it (so runs grow as a real reuser's do), and records what
+// the store reports. Its Copied and CopyFailed are safe for concurrent
+// use; the rest is read by one Put.
 type Reuser struct {
+	// ReadSize is the frame size reads keep within; 0 means MaxRead.
+	ReadSize int
+	// SpanRuns lets reads span the ends of runs (not frames).
+	SpanRuns bool
+	// FailAt, if > 0, makes Read fail with ErrBroken once it has
+	// yielded FailAt bytes and the store has reported a copy (or 10 s
+	// have passed).
+	FailAt int
+
 	base remote.Base
 	data []byte
 	runs []Span
@@ -84,18 +98,27 @@ func NewReuser(base remote.Base, data []byte, runs ...Span) *Reuser {
 
 // Read implements io.Reader.
 func (r *Reuser) Read(p []byte) (int, error) {
+	if r.FailAt > 0 && r.off >= r.FailAt {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, calls := r.Copies(); calls > 0 {
+				break
+			}
+		}
+		return 0, ErrBroken
+	}
 	if r.off >= len(r.data) {
 		return 0, io.EOF
 	}
-	n := min(len(p), MaxRead, len(r.data)-r.off)
+	frame := cmp.Or(r.ReadSize, MaxRead)
+	end := min(len(r.data), (r.off/frame+1)*frame)
 	for _, run := range r.runs {
 		for _, b := range []int{int(run.Off), int(run.Off + run.N)} {
-			if b > r.off && b < r.off+n {
-				n = b - r.off
+			if b > r.off && b < end && !r.SpanRuns {
+				end = b
 			}
 		}
 	}
-	copy(p, r.data[r.off:r.off+n])
+	n := copy(p, r.data[r.off:end])
 	r.off += n
 	return n, nil
 }
@@ -106,8 +129,9 @@ func (r *Reuser) Base() remote.Base { return r.base }
 // Reused implements remote.Reuser.
 func (r *Reuser) Reused(off int64) (baseOff, n int64) {
 	for _, run := range r.runs {
-		if off >= run.Off && off < run.Off+run.N {
-			return run.BaseOff + off - run.Off, run.N - (off - run.Off)
+		known := min(run.Off+run.N, int64(r.off))
+		if off >= run.Off && off < known {
+			return run.BaseOff + off - run.Off, known - off
 		}
 	}
 	return 0, 0
