@@ -176,7 +176,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but errors (env TIERCACHE_QUIET)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
 	fs.StringVar(&f.scope, "scope", "", "the scope this job writes its entries to and reads first, e.g. the branch or pull request; ls, rm and prune work on it alone (env TIERCACHE_SCOPE; default: the default scope, where every entry lived before scopes)")
-	fs.StringSliceVar(&f.readScopes, "read-scope", nil, "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order (env TIERCACHE_READ_SCOPES, comma-separated)")
+	fs.StringSliceVar(&f.readScopes, "read-scope", nil, "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order; an empty name is the default scope (env TIERCACHE_READ_SCOPES, comma-separated)")
 }
 
 // scopeGiven reports whether --scope (or TIERCACHE_SCOPE) was given, so
