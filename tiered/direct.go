@@ -586,7 +586,7 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 		res.BaseNote = note
 		err = c.uploadFrom(ctx, meta, true, ru, func(w io.Writer) (produced, error) {
 			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru.hook(), res)
-			return produced{sum: s.SHA256, index: s.Index}, err
+			return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 		}, res)
 	}
 	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
@@ -638,9 +638,11 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts Pus
 	}
 	ru, note := c.pickBase(ctx, key, dir, opts, old.Key != "")
 	res.BaseNote = note
-	err = c.uploadFrom(ctx, meta, false, ru, func(w io.Writer) (produced, error) {
-		r, err := c.archiveChecked(ctx, key, dir, want, w, false, ru.hook())
-		return produced{index: r.Index}, err
+	// A signature covers the digest: hash here only then.
+	digest := c.opts.Signer != nil
+	err = c.uploadFrom(ctx, meta, digest, ru, func(w io.Writer) (produced, error) {
+		r, err := c.archiveChecked(ctx, key, dir, want, w, digest, ru.hook())
+		return produced{sum: r.SHA256, index: r.Index, size: r.ArchiveSize}, err
 	}, &res)
 	res.Elapsed = time.Since(start)
 	return res, err

@@ -314,3 +314,28 @@ func TestPruneScope(t *testing.T) {
 		t.Errorf("a negative limit: %v", err)
 	}
 }
+
+// TestSignedEveryUploadPath: a push with a local tier, a push with
+// NoLocal and the library's Put each commit an entry whose signature a
+// trusting Cache accepts.
+func TestSignedEveryUploadPath(t *testing.T) {
+	store := memstore.New()
+	trust, signer := keyPair(t)
+	noLocal := signer
+	noLocal.NoLocal, noLocal.Remote = true, store
+	remoteOnly, err := New(nil, noLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, newTiered(t, store, signer), "local", "local")
+	push(t, remoteOnly, "no-local", "no-local")
+	if _, err := newTiered(t, store, signer).Put(t.Context(), "put", smallTree(t, "put"), ""); err != nil {
+		t.Fatal(err)
+	}
+	trusting := newTiered(t, store, Options{Trust: trust})
+	for _, key := range []string{"local", "no-local", "put"} {
+		if h, tag, ok := pullTag(t, trusting, key, nil, PullOptions{}); !ok || tag != key || len(h.Untrusted) != 0 {
+			t.Errorf("%s: %v, tree %q, refused %v; want the signed entry", key, ok, tag, h.Untrusted)
+		}
+	}
+}

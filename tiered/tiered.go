@@ -24,7 +24,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -787,7 +786,7 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 		var err error
 		var s local.Stored
 		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
-		return produced{sum: s.SHA256, index: s.Index}, err
+		return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 	}, res)
 }
 
@@ -811,7 +810,7 @@ func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored
 			}
 		}
 		_, err = io.Copy(w, f)
-		return produced{sum: s.SHA256, index: s.Index}, err
+		return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 	}, res)
 }
 
@@ -940,6 +939,8 @@ type produced struct {
 	// index is the archive's index (archive.Result.Index), if it has
 	// one.
 	index archive.IndexInfo
+	// size is the archive's size in bytes, if the producer hashed it.
+	size int64
 }
 
 // uploadFrom uploads under meta what produce writes, produce running in a
@@ -955,27 +956,16 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	done := make(chan error, 1)
 	x := &indexReader{}
 	d := &digestReader{indexReader: x}
-	// A signature covers the archive's size and digest: count the bytes,
-	// and hash them if the producer does not.
-	signing := c.opts.Signer != nil
-	cw := &countingWriter{w: pw}
-	var w io.Writer = cw
-	var h hash.Hash
-	if signing && !digested {
-		h = sha256.New()
-		w = io.MultiWriter(cw, h)
-		digested = true
-	}
+	// A signature covers the archive's size and digest, which a digesting
+	// producer reports.
+	signing := c.opts.Signer != nil && digested
 	go func() {
-		p, err := produce(w)
-		if h != nil {
-			p.sum = hex.EncodeToString(h.Sum(nil))
-		}
+		p, err := produce(pw)
 		// Before the close, which the reader's EOF follows.
 		x.index, d.sum = remote.IndexInfo(p.index), p.sum
 		if signing && err == nil {
 			m := meta
-			m.ArchiveSize, m.SHA256, m.Index = cw.n, p.sum, x.index
+			m.ArchiveSize, m.SHA256, m.Index = p.size, p.sum, x.index
 			x.sig = sign.Sign(c.opts.Signer, c.fieldsOf(meta.Key, m))
 		}
 		pw.CloseWithError(err) // nil closes with EOF
@@ -1030,18 +1020,6 @@ func (x *indexReader) Index() remote.IndexInfo { return x.index }
 
 // Signature makes every upload stream a remote.Signed.
 func (x *indexReader) Signature() *tiercache.Signature { return x.sig }
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (cw *countingWriter) Write(p []byte) (int, error) {
-	n, err := cw.w.Write(p)
-	cw.n += int64(n)
-	return n, err
-}
 
 // digestReader is an indexReader that is a remote.Digester too, its
 // digest set like the index.
