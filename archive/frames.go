@@ -86,6 +86,7 @@ type frameWriter struct {
 	idxSize int          // their encoded size
 	noIndex bool         // the index outgrew its bounds: none is written
 	onFrame func(IndexFrame)
+	reuse   *FrameSource // frames to copy instead of compressing; may be nil
 
 	// For the content-defined cuts: the member being written's hash (of
 	// its name, and its data once hashing), its tar bytes so far, and tar
@@ -230,9 +231,16 @@ func (fw *frameWriter) submit(at int) {
 	fw.started = true
 	fw.pending = append(fw.pending, j)
 	go func() {
+		defer close(j.done)
+		if fw.reuse != nil {
+			var ok bool
+			if j.out, j.sum, ok = fw.reuse.frame(j.in, j.head, j.out); ok {
+				return
+			}
+			j.out = j.out[:0]
+		}
 		j.out = fw.enc.EncodeAll(j.in, j.out)
 		j.sum = sha256.Sum256(j.out)
-		close(j.done)
 	}()
 }
 

@@ -55,6 +55,11 @@ type WriteOptions struct {
 	// learns which output ranges repeat an earlier archive's frames
 	// before those bytes reach it.
 	OnFrame func(IndexFrame)
+	// Reuse, if set, offers an earlier archive's frames: a frame that
+	// would hold the same tar bytes as one of them is copied from it
+	// instead of compressed (see FrameSource). The archive then depends
+	// on Reuse's compression too, not only on the level and the tree.
+	Reuse *FrameSource
 }
 
 // Result describes an archive written or extracted.
@@ -165,7 +170,7 @@ func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions
 	// concurrency and held 300+ MiB of job buffers.
 	fw, err := newFrameWriter(hw, zstd.EncoderLevelFromZstd(level), conc)
 	if fw != nil {
-		fw.onFrame = opts.OnFrame
+		fw.onFrame, fw.reuse = opts.OnFrame, opts.Reuse
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("archive: zstd encoder: %w", err)

@@ -30,8 +30,10 @@ import (
 // tree is made: a copy of it (cp -a; the tree itself is never modified)
 // with one new directory of about 1 MB (several files) in the middle of
 // the tree, and one existing file changed. Each round r then runs, every
-// push with --no-local (so the local tier plays no part) and through a
-// reverse proxy in front of MinIO that counts the request body bytes
+// push in the default mode, on one local tier for the round (so v1's
+// archive is at hand locally, as after a pull of the base, and the pushes
+// with a base copy its frames instead of compressing them), and through
+// a reverse proxy in front of MinIO that counts the request body bytes
 // crossing it:
 //
 //	v1       push --no-base K1 DIR          a full upload: the base
@@ -119,6 +121,7 @@ type reusePush struct {
 	Base          string `json:"base,omitempty"`
 	ArchiveBytes  int64  `json:"archive_bytes"`
 	FramesReused  int    `json:"frames_reused"`
+	FramesKept    int    `json:"frames_kept"`
 	CopiedBytes   int64  `json:"copied_bytes"`
 	UploadedBytes int64  `json:"uploaded_bytes"`
 	// SentBytes and ReceivedBytes are the request and response body
@@ -165,19 +168,19 @@ func (b *bench) reusePairs(ctx context.Context) error {
 
 	pv2 := &pair{
 		Name:     reuseV2Pair,
-		CommandA: "tiercache push --no-local --base K1 K2 DIR2 (DIR2: DIR plus a new 1 MB directory and one changed file; K1: DIR pushed whole)",
-		CommandB: "tiercache push --no-local --no-base K2F DIR2 (the same tree uploaded whole)",
+		CommandA: "tiercache push --base K1 K2 DIR2 (DIR2: DIR plus a new 1 MB directory and one changed file; K1: DIR pushed whole, its archive in the local tier)",
+		CommandB: "tiercache push --no-base K2F DIR2 (the same tree uploaded whole)",
 	}
 	pren := &pair{
 		Name:     reuseRenamedPair,
-		CommandA: "tiercache push --no-local --base K1 K3 DIR (the tree of K1 under a new key)",
-		CommandB: "tiercache push --no-local --no-base K1 DIR (K1 itself, uploaded whole; run first in each round)",
+		CommandA: "tiercache push --base K1 K3 DIR (the tree of K1 under a new key)",
+		CommandB: "tiercache push --no-base K1 DIR (K1 itself, uploaded whole; run first in each round)",
 	}
 	b.inputs = []string{b.src, v2}
 	// push runs one timed push of dir under key through the proxy.
 	push := func(r int, what, key, dir string, flags ...string) (sample, reusePush, error) {
-		tier := b.path("reuse-tier-%s-%d", strings.ReplaceAll(what, " ", ""), r)
-		args := append(append([]string{"push", "--no-local"}, flags...), key, dir)
+		tier := b.path("reuse-tier-%d", r)
+		args := append(append([]string{"push"}, flags...), key, dir)
 		cmd := b.tiercacheCmd(ctx, tier, args...)
 		cmd.Env = append(cmd.Env, "TIERCACHE_S3_ENDPOINT="+proxy.URL) // the last one counts
 		before := proxy.counts()
@@ -191,6 +194,7 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			ArchiveBytes  int64  `json:"archive_bytes"`
 			Base          string `json:"base"`
 			FramesReused  int    `json:"frames_reused"`
+			FramesKept    int    `json:"frames_kept"`
 			CopiedBytes   int64  `json:"copied_bytes"`
 			UploadedBytes int64  `json:"uploaded_bytes"`
 			Error         string `json:"error"`
@@ -202,7 +206,7 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			return s, reusePush{}, fmt.Errorf("reuse: %s push %s did not upload: %s", what, key, out)
 		}
 		rp := reusePush{
-			Key: key, Base: pj.Base, ArchiveBytes: pj.ArchiveBytes, FramesReused: pj.FramesReused,
+			Key: key, Base: pj.Base, ArchiveBytes: pj.ArchiveBytes, FramesReused: pj.FramesReused, FramesKept: pj.FramesKept,
 			CopiedBytes: pj.CopiedBytes, UploadedBytes: pj.UploadedBytes,
 			SentBytes: after.sent - before.sent, ReceivedBytes: after.received - before.received,
 			Requests: after.requests - before.requests, Seconds: s.Seconds,
@@ -210,9 +214,9 @@ func (b *bench) reusePairs(ctx context.Context) error {
 		if rp.SHA256, _, _, err = b.manifest(ctx, key); err != nil {
 			return s, rp, err
 		}
-		logf("%-7s %d/%d: %s; sent %s of %s (%.2f%%), %d frames reused, base %q",
-			what, r, b.cfg.rounds, s, formatBytes(rp.SentBytes), formatBytes(rp.ArchiveBytes), 100*rp.sentShare(), rp.FramesReused, rp.Base)
-		return s, rp, b.trash(tier)
+		logf("%-7s %d/%d: %s; sent %s of %s (%.2f%%), %d frames reused (%d kept from the local copy), base %q",
+			what, r, b.cfg.rounds, s, formatBytes(rp.SentBytes), formatBytes(rp.ArchiveBytes), 100*rp.sentShare(), rp.FramesReused, rp.FramesKept, rp.Base)
+		return s, rp, nil
 	}
 	res.SameSHA = true
 	for r := 1; r <= b.cfg.rounds; r++ {
@@ -237,6 +241,9 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			return err
 		}
 		pren.A = append(pren.A, s)
+		if err := b.trash(b.path("reuse-tier-%d", r)); err != nil {
+			return err
+		}
 		for _, c := range []struct {
 			what      string
 			got, full reusePush

@@ -26,6 +26,7 @@ type reuseJSON struct {
 	ArchiveBytes  int64  `json:"archive_bytes"`
 	Base          string `json:"base"`
 	FramesReused  int    `json:"frames_reused"`
+	FramesKept    int    `json:"frames_kept"`
 	CopiedBytes   int64  `json:"copied_bytes"`
 	UploadedBytes int64  `json:"uploaded_bytes"`
 }
@@ -171,6 +172,11 @@ func TestReuseUploadsOnlyWhatChanged(t *testing.T) {
 			t.Logf("%s: %+v, %d bytes sent", ch.name, r, sent)
 			if r.Base != "v1" || r.CopiedBytes == 0 || r.UploadedBytes+r.CopiedBytes != r.ArchiveBytes {
 				t.Errorf("push with --base v1: %+v; want v1 as base, bytes copied, sent + copied = archive", r)
+			}
+			// The local tier keeps v1's archive (it was pushed from
+			// here), so no frame found in it is compressed again.
+			if r.FramesReused == 0 || r.FramesKept != r.FramesReused {
+				t.Errorf("%d of %d frames found in the base were taken from its local copy; want all", r.FramesKept, r.FramesReused)
 			}
 			// Several frames change around the edit at most; the
 			// rest is copied.

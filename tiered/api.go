@@ -103,6 +103,10 @@ type PutResult struct {
 	Base         string
 	Copied       int64
 	FramesReused int
+	// FramesKept counts the frames taken, already compressed, from the
+	// local tier's copy of the base instead of being compressed again:
+	// the CPU a push with a base saves (see archive.FrameSource).
+	FramesKept int
 	// BaseNote, when set, says why no base was used, or why copying
 	// from it stopped (the rest was uploaded): for verbose output.
 	BaseNote string

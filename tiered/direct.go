@@ -576,6 +576,7 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 		// Same shape, other bytes (a file rewritten in place). Upload
 		// the archive just stored.
 		ru, note := c.pickBase(ctx, key, src, opts, true)
+		defer ru.close()
 		res.BaseNote = note
 		err = c.uploadFile(ctx, meta, s, ru, res)
 	} else {
@@ -583,9 +584,10 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 		// archive is checked and committed locally. A failed upload does
 		// not stop the local side (see survivingWriter).
 		ru, note := c.pickBase(ctx, key, src, opts, old.Key != "")
+		defer ru.close()
 		res.BaseNote = note
 		err = c.uploadFrom(ctx, meta, true, ru, func(w io.Writer) (produced, error) {
-			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru.hook(), res)
+			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru, res)
 			return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 		}, res)
 	}
@@ -599,12 +601,12 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 // storeArchive writes an archive of src into the local tier under key,
 // and to upload as well if it is set, failing if the tree archived is not
 // of shape want. It fills res.Path and res.Entry.
-func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, onFrame func(archive.IndexFrame), res *PutResult) (local.Stored, error) {
+func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, ru *reuser, res *PutResult) (local.Stored, error) {
 	s, err := c.local.PutArchive(ctx, key, c.localInfo(description, src.names), false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}
-		return c.archiveChecked(ctx, key, src, want, w, true, onFrame)
+		return c.archiveChecked(ctx, key, src, want, w, true, ru)
 	})
 	if err != nil {
 		return s, err
@@ -637,11 +639,12 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts Pus
 		}
 	}
 	ru, note := c.pickBase(ctx, key, dir, opts, old.Key != "")
+	defer ru.close()
 	res.BaseNote = note
 	// A signature covers the digest: hash here only then.
 	digest := c.opts.Signer != nil
 	err = c.uploadFrom(ctx, meta, digest, ru, func(w io.Writer) (produced, error) {
-		r, err := c.archiveChecked(ctx, key, dir, want, w, digest, ru.hook())
+		r, err := c.archiveChecked(ctx, key, dir, want, w, digest, ru)
 		return produced{sum: r.SHA256, index: r.Index, size: r.ArchiveSize}, err
 	}, &res)
 	res.Elapsed = time.Since(start)
@@ -650,9 +653,9 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts Pus
 
 // archiveChecked writes an archive of src to w and fails if the tree
 // archived is not of shape want. The result has a digest only if digest.
-func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want tiercache.Shape, w io.Writer, digest bool, onFrame func(archive.IndexFrame)) (archive.Result, error) {
+func (c *Cache) archiveChecked(ctx context.Context, key string, src source, want tiercache.Shape, w io.Writer, digest bool, ru *reuser) (archive.Result, error) {
 	opts := c.opts.Write
-	opts.OnFrame = onFrame
+	ru.writeOptions(&opts)
 	// Without digest, only the remote store reads the bytes, and it
 	// hashes what it uploads.
 	opts.SkipDigest = !digest

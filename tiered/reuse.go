@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -82,6 +84,7 @@ func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushO
 		}
 		ru, err := openBase(ctx, rs.(remote.BaseStore), cd.key)
 		if err == nil {
+			c.offerLocal(ctx, cd.scope, cd.key, ru)
 			return ru, ""
 		}
 		if ctx.Err() != nil {
@@ -121,11 +124,43 @@ func openBase(ctx context.Context, bs remote.BaseStore, key string) (*reuser, er
 	if err != nil {
 		return nil, fmt.Errorf("its index does not match its manifest: %w", err)
 	}
-	ru := &reuser{base: b, byHash: make(map[[32]byte][]archive.IndexFrame, len(idx.Frames))}
+	ru := &reuser{base: b, idx: idx, byHash: make(map[[32]byte][]archive.IndexFrame, len(idx.Frames))}
 	for _, f := range idx.Frames {
 		ru.byHash[f.SHA256] = append(ru.byHash[f.SHA256], f)
 	}
 	return ru, nil
+}
+
+// offerLocal lets the push copy, instead of compressing, the frames it
+// shares with ru's base, when the local tier keeps the same version of
+// the base as an archive (the base was pulled or pushed on this machine).
+// The base's verified index vouches for each frame copied, and each must
+// decompress to the bytes it replaces (see archive.FrameSource), so a
+// damaged local file costs only the compression it would have saved.
+// Like the pull record, the local tier is consulted only by a push that
+// uses it.
+func (c *Cache) offerLocal(ctx context.Context, scope, key string, ru *reuser) {
+	if c.rawLocal == nil || c.opts.NoLocal {
+		return
+	}
+	lc, err := c.rawLocal.InScope(scope)
+	if err != nil {
+		return
+	}
+	s, ok, err := lc.Lookup(ctx, key)
+	if err != nil || !ok || s.Archive == "" || s.SHA256 != strings.ToLower(ru.base.Meta.SHA256) || s.ArchiveSize != ru.base.Meta.ArchiveSize {
+		return
+	}
+	f, err := os.Open(s.Archive)
+	if err != nil {
+		return
+	}
+	fs, err := archive.NewFrameSource(f, ru.idx)
+	if err != nil {
+		_ = f.Close()
+		return
+	}
+	ru.local, ru.localFile = fs, f
 }
 
 // tailAt serves ReadIndex the bytes p of an archive, which start at off.
@@ -156,7 +191,13 @@ func (t tailAt) ReadAt(b []byte, off int64) (int, error) {
 // its reads fail their verification.
 type reuser struct {
 	base   remote.Base
+	idx    archive.Index
 	byHash map[[32]byte][]archive.IndexFrame
+
+	// local offers the base's frames from the local tier's copy, held
+	// open in localFile; nil without one (see offerLocal).
+	local     *archive.FrameSource
+	localFile *os.File
 
 	mu     sync.Mutex
 	runs   []reuseRun // by off, disjoint; adjacent ones contiguous in both are merged
@@ -220,12 +261,22 @@ func (r *reuser) Copied(n int64) { r.copied.Add(n) }
 // CopyFailed implements remote.Reuser.
 func (r *reuser) CopyFailed(err error) { r.failed.CompareAndSwap(nil, &err) }
 
-// hook is the archive writer's OnFrame for r: nil without a base.
-func (r *reuser) hook() func(archive.IndexFrame) {
-	if r == nil {
-		return nil
+// writeOptions sets the archive writer's options for r: its OnFrame, and
+// the local frames to copy. Nothing without a base.
+func (r *reuser) writeOptions(o *archive.WriteOptions) {
+	if r != nil {
+		o.OnFrame, o.Reuse = r.onFrame, r.local
 	}
-	return r.onFrame
+}
+
+// close releases the local copy of the base, once the push has written
+// its archive.
+func (r *reuser) close() {
+	if r != nil && r.local != nil {
+		r.local.Close()
+		_ = r.localFile.Close()
+		r.local = nil
+	}
 }
 
 // report fills res with what the upload reused.
@@ -236,6 +287,7 @@ func (r *reuser) report(res *PutResult) {
 	r.mu.Lock()
 	res.FramesReused = r.frames
 	r.mu.Unlock()
+	res.FramesKept = int(r.local.Copied())
 	res.Base = r.base.Meta.Key
 	res.Copied = r.copied.Load()
 	if e := r.failed.Load(); e != nil {

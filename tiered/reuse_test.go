@@ -81,6 +81,11 @@ func TestPushReusesBase(t *testing.T) {
 			if res.Base != "v1" || res.FramesReused < 2 || res.Copied <= 0 || res.Copied >= res.ArchiveSize || res.BaseNote != "" {
 				t.Errorf("push with base v1: %+v; want most frames reused and copied", res)
 			}
+			// With the local tier, which keeps v1's archive, every frame
+			// found in the base is taken from it, not compressed again.
+			if want := map[bool]int{false: res.FramesReused, true: 0}[noLocal]; res.FramesKept != want {
+				t.Errorf("%d frames kept from the local copy of the base, want %d", res.FramesKept, want)
+			}
 			full, err := c.Push(ctx, "v2-full", src, PushOptions{NoBase: true})
 			if err != nil {
 				t.Fatal(err)
@@ -98,6 +103,48 @@ func TestPushReusesBase(t *testing.T) {
 			}
 			treetest.AssertEqual(t, src, dst)
 		})
+	}
+}
+
+// TestPushDamagedLocalBase: a byte flipped in the local tier's copy of
+// the base costs only that frame's compression: the push still commits
+// the archive a full push makes.
+func TestPushDamagedLocalBase(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	ctx := t.Context()
+	src := reuseTree(t)
+	if _, err := c.Push(ctx, "v1", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, ok, err := c.local.Lookup(ctx, "v1")
+	if err != nil || !ok || s.Archive == "" {
+		t.Fatalf("local v1: %+v %v %v", s, ok, err)
+	}
+	data, err := os.ReadFile(s.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/4] ^= 0x40
+	if err := os.Chmod(s.Archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reuseChange(t, src, "d5/f119")
+	res, err := c.Push(ctx, "v2", src, PushOptions{Base: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FramesKept == 0 || res.FramesKept >= res.FramesReused {
+		t.Errorf("%d of %d frames kept from a damaged local base, want all but the damaged one", res.FramesKept, res.FramesReused)
+	}
+	if _, err := c.Push(ctx, "v2-full", src, PushOptions{NoBase: true}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := remoteSum(t, store, "v2"), remoteSum(t, store, "v2-full"); a != b {
+		t.Errorf("the push from a damaged local base stored %s, a full push %s", a, b)
 	}
 }
 

@@ -205,13 +205,16 @@ type pushJSON struct {
 	// Base is the entry whose frames the upload reused ("" if none);
 	// FramesReused counts the archive's frames found in it, CopiedBytes
 	// the archive bytes the remote copied from it server-side, and
-	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes).
+	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes);
+	// FramesKept counts the frames taken already compressed from the
+	// local tier's copy of the base instead of compressed again.
 	Base string `json:"base,omitempty"`
 	// Scope is the scope written (see --scope); absent for the default.
 	Scope string `json:"scope,omitempty"`
 	// Signed tells whether the upload was signed (TIERCACHE_SIGNING_KEY).
 	Signed        bool  `json:"signed,omitempty"`
 	FramesReused  int   `json:"frames_reused"`
+	FramesKept    int   `json:"frames_kept"`
 	CopiedBytes   int64 `json:"copied_bytes"`
 	UploadedBytes int64 `json:"uploaded_bytes"`
 }
@@ -285,7 +288,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
 		AlreadyStored: res.AlreadyIn != "", AlreadyIn: res.AlreadyIn,
-		Base: res.Base, FramesReused: res.FramesReused, CopiedBytes: res.Copied,
+		Base: res.Base, FramesReused: res.FramesReused, FramesKept: res.FramesKept, CopiedBytes: res.Copied,
 	}
 	if res.Uploaded {
 		out.UploadedBytes = res.ArchiveSize - res.Copied
@@ -297,6 +300,9 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if res.BaseNote != "" {
 		a.verbosef(cmd, "push %q: %s", key, res.BaseNote)
 	}
+	if res.Base != "" {
+		a.verbosef(cmd, "push %q: base %q: %d frames found in it, %d of them taken from its local copy instead of compressed", key, res.Base, res.FramesReused, res.FramesKept)
+	}
 	// A remote failure the push survived: the tree is saved locally
 	// only, or with --no-local nowhere.
 	failed := cmp.Or(err, res.RemoteErr, a.remoteErr)
@@ -306,7 +312,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if failed != nil {
 		out.Error = singleLine(failed.Error())
 		out.Uploaded, out.UploadSkipped, out.ArchiveBytes, out.Signed = false, false, 0, false
-		out.Base, out.FramesReused, out.CopiedBytes, out.UploadedBytes = "", 0, 0, 0
+		out.Base, out.FramesReused, out.FramesKept, out.CopiedBytes, out.UploadedBytes = "", 0, 0, 0, 0
 		a.warnf(cmd, "push %q: nothing was saved remotely: %s", key, withHint(failed))
 	}
 	if out.AlreadyStored {
