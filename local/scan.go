@@ -214,21 +214,31 @@ func (s *scan) orphans(fn found) error {
 }
 
 // tempPointers finds temporary pointers older than the grace, left in
-// index/ by a crash while a pointer was swapped.
+// index/ by a crash while a pointer was swapped, and temporary pull
+// records left in pulls/ the same way (see NotePull).
 func (s *scan) tempPointers(fn found) error {
 	c := s.c
-	return forEachName(c.indexDir, s.stop, func(name string) error {
-		if !strings.HasPrefix(name, tmpPrefix) {
-			return nil
+	for _, d := range []struct{ dir, prefix, detail string }{
+		{c.indexDir, tmpPrefix, "a temporary pointer left by an interrupted put"},
+		{filepath.Join(c.root, pullsDir), markerTmp, "a temporary pull record left by an interrupted pull"},
+	} {
+		err := forEachName(d.dir, s.stop, func(name string) error {
+			if !strings.HasPrefix(name, d.prefix) {
+				return nil
+			}
+			path := filepath.Join(d.dir, name)
+			fi, err := os.Lstat(path)
+			if err != nil || !s.old(fi.ModTime()) {
+				return ignoreNotExist(err)
+			}
+			return fn(&tiercache.Problem{Kind: ProblemTempPointer, Path: path, Detail: d.detail},
+				func() error { return ignoreNotExist(os.Remove(path)) })
+		})
+		if err = ignoreNotExist(err); err != nil {
+			return err
 		}
-		path := filepath.Join(c.indexDir, name)
-		fi, err := os.Lstat(path)
-		if err != nil || !s.old(fi.ModTime()) {
-			return ignoreNotExist(err)
-		}
-		return fn(&tiercache.Problem{Kind: ProblemTempPointer, Path: path, Detail: "a temporary pointer left by an interrupted put"},
-			func() error { return ignoreNotExist(os.Remove(path)) })
-	})
+	}
+	return nil
 }
 
 // trash finds what is left in trash/ past the grace. Anything younger is

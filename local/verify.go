@@ -45,8 +45,9 @@ const (
 	// ProblemExpiredVersion is a version replaced or removed longer ago
 	// than the grace, which a sweep would delete. Repair deletes it.
 	ProblemExpiredVersion = "expired-version"
-	// ProblemTempPointer is a temporary pointer older than the grace, left
-	// by a crash while a pointer was swapped. Repair removes it.
+	// ProblemTempPointer is a temporary pointer (or pull record) older
+	// than the grace, left by a crash while it was swapped. Repair
+	// removes it.
 	ProblemTempPointer = "temp-pointer"
 	// ProblemTrash is something left in trash/ by an interrupted
 	// deletion. Repair deletes it.

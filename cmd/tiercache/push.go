@@ -90,8 +90,10 @@ else KEY's own current version. The archive's frames start at file
 boundaries chosen by content, so a tree that changed a little shares
 most of its frames with the base's archive: the remote copies those
 byte ranges from the base's object, server-side, and only the rest is
-sent. The object stored is still one plain .tar.zst, byte for byte the
-one a full upload makes. A base that is missing, replaced or deleted
+sent. When the local tier keeps the base's archive (it was pulled or
+pushed here), those frames are taken from it instead of being compressed
+again. The object stored is still one plain .tar.zst, byte for byte the
+one a full upload makes (from a base of the same compression level). A base that is missing, replaced or deleted
 meanwhile, or a server that refuses copies, only means a full upload
 (--verbose says why). Storage is not shared: each entry is a full
 object. --no-base always uploads everything.
