@@ -25,52 +25,22 @@ const maxBaseTries = 3
 // expects: PushOptions.Base; the entry the last pull restored into the
 // same paths on this machine; the newest entry under each of
 // PushOptions.BasePrefixes in turn; the key's own current version (old,
-// if hasOld). It returns nil, with why, when the remote cannot copy,
-// nothing qualifies, or no candidate's index could be read and verified:
-// the push then uploads everything, as it always did.
+// if hasOld). It returns nil, with why, when nothing qualifies or no
+// candidate's index could be read and verified: the push then compresses
+// and uploads everything, as it always did. When the remote cannot copy,
+// the base is one the local tier keeps (see localBase), and only spares
+// compression.
 func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushOptions, hasOld bool) (*reuser, string) {
 	if opts.NoBase {
 		return nil, ""
 	}
-	if _, ok := c.remote.(remote.BaseStore); !ok {
-		return nil, "the remote cannot copy ranges of stored archives"
+	_, copies := c.remote.(remote.BaseStore)
+	cands, err := c.baseCandidates(ctx, key, src, opts, hasOld)
+	if err != nil {
+		return nil, err.Error()
 	}
-	// A base may lie in another scope than the push's: its bytes are
-	// only copied, and the new object's digest (and signature) is the
-	// push's own, so a bad base breaks the entry's checks, never passes
-	// them.
-	type cand struct{ scope, key string }
-	var cands []cand
-	seen := map[cand]bool{}
-	add := func(scope, k string) {
-		if c := (cand{scope, k}); k != "" && !seen[c] {
-			seen[c] = true
-			cands = append(cands, c)
-		}
-	}
-	add(c.opts.Scope, opts.Base)
-	if c.local != nil && !c.opts.NoLocal {
-		if scope, k, ok, _ := c.local.LastPull(src.paths()); ok {
-			add(scope, k)
-		}
-	}
-	for _, p := range opts.BasePrefixes {
-		for _, sc := range c.scopes() {
-			keys, err := sc.candidates(ctx, p, false, true)
-			if err != nil {
-				return nil, fmt.Sprintf("listing base candidates: %v", err)
-			}
-			if len(keys) > 0 {
-				add(sc.opts.Scope, keys[0])
-				break
-			}
-		}
-	}
-	if hasOld {
-		add(c.opts.Scope, key)
-	}
-	if len(cands) == 0 {
-		return nil, ""
+	if !copies {
+		return c.localBase(ctx, cands, "the remote cannot copy ranges of stored archives")
 	}
 	var notes []error
 	for i, cd := range cands {
@@ -91,12 +61,95 @@ func (c *Cache) pickBase(ctx context.Context, key string, src source, opts PushO
 			return nil, ""
 		}
 		if errors.Is(err, remote.ErrNoCopy) {
-			// No base can help: skip the other candidates' reads.
-			return nil, err.Error()
+			// No base can be copied from: skip the other candidates'
+			// reads, but a local copy can still spare compression.
+			return c.localBase(ctx, cands, err.Error())
 		}
 		notes = append(notes, fmt.Errorf("base %q: %w", cd.key, err))
 	}
+	if len(notes) == 0 {
+		return nil, ""
+	}
 	return nil, errors.Join(notes...).Error()
+}
+
+// baseCand is a candidate base: an entry of scope.
+type baseCand struct{ scope, key string }
+
+// baseCandidates lists the candidate bases of a push, best first (see
+// pickBase). A base may lie in another scope than the push's: its bytes
+// are only copied, and the new object's digest (and signature) is the
+// push's own, so a bad base breaks the entry's checks, never passes them.
+func (c *Cache) baseCandidates(ctx context.Context, key string, src source, opts PushOptions, hasOld bool) ([]baseCand, error) {
+	var cands []baseCand
+	seen := map[baseCand]bool{}
+	add := func(scope, k string) {
+		if c := (baseCand{scope, k}); k != "" && !seen[c] {
+			seen[c] = true
+			cands = append(cands, c)
+		}
+	}
+	add(c.opts.Scope, opts.Base)
+	if c.local != nil && !c.opts.NoLocal {
+		if scope, k, ok, _ := c.local.LastPull(src.paths()); ok {
+			add(scope, k)
+		}
+	}
+	for _, p := range opts.BasePrefixes {
+		for _, sc := range c.scopes() {
+			keys, err := sc.candidates(ctx, p, false, true)
+			if err != nil {
+				return nil, fmt.Errorf("listing base candidates: %v", err)
+			}
+			if len(keys) > 0 {
+				add(sc.opts.Scope, keys[0])
+				break
+			}
+		}
+	}
+	if hasOld {
+		add(c.opts.Scope, key)
+	}
+	return cands, nil
+}
+
+// localBase is pickBase for a remote that cannot copy (why says so):
+// the first candidate the local tier keeps as an archive with an index
+// still spares the compression of the frames the push shares with it,
+// though every byte is uploaded. Its index is checked against the local
+// tier's record of it. It returns nil, with why, when there is none.
+func (c *Cache) localBase(ctx context.Context, cands []baseCand, why string) (*reuser, string) {
+	if c.rawLocal == nil || c.opts.NoLocal {
+		return nil, why
+	}
+	for i, cd := range cands {
+		if i == maxBaseTries {
+			break
+		}
+		lc, err := c.rawLocal.InScope(cd.scope)
+		if err != nil {
+			continue
+		}
+		s, ok, err := lc.Lookup(ctx, cd.key)
+		if err != nil || !ok || s.Archive == "" || s.Index.Length == 0 {
+			continue
+		}
+		f, err := os.Open(s.Archive)
+		if err != nil {
+			continue
+		}
+		idx, err := archive.ReadIndex(f, s.ArchiveSize, s.Index)
+		var fs *archive.FrameSource
+		if err == nil {
+			fs, err = archive.NewFrameSource(f, idx)
+		}
+		if err != nil {
+			_ = f.Close()
+			continue
+		}
+		return &reuser{localKey: cd.key, local: fs, localFile: f}, why
+	}
+	return nil, why
 }
 
 // openBase reads and verifies the index of key's current version, and
@@ -198,6 +251,10 @@ type reuser struct {
 	// open in localFile; nil without one (see offerLocal).
 	local     *archive.FrameSource
 	localFile *os.File
+	// localKey is set, and base and byHash are not, for a base that the
+	// remote cannot copy from (see localBase): its local copy only spares
+	// compression.
+	localKey string
 
 	mu     sync.Mutex
 	runs   []reuseRun // by off, disjoint; adjacent ones contiguous in both are merged
@@ -265,9 +322,15 @@ func (r *reuser) CopyFailed(err error) { r.failed.CompareAndSwap(nil, &err) }
 // the local frames to copy. Nothing without a base.
 func (r *reuser) writeOptions(o *archive.WriteOptions) {
 	if r != nil {
-		o.OnFrame, o.Reuse = r.onFrame, r.local
+		o.Reuse = r.local
+		if r.copies() {
+			o.OnFrame = r.onFrame
+		}
 	}
 }
+
+// copies reports whether r is a base the remote copies frames from.
+func (r *reuser) copies() bool { return r != nil && r.localKey == "" }
 
 // close releases the local copy of the base, once the push has written
 // its archive.
@@ -284,10 +347,14 @@ func (r *reuser) report(res *PutResult) {
 	if r == nil {
 		return
 	}
+	res.FramesKept = int(r.local.Copied())
+	if !r.copies() {
+		res.Base, res.FramesReused = r.localKey, res.FramesKept
+		return
+	}
 	r.mu.Lock()
 	res.FramesReused = r.frames
 	r.mu.Unlock()
-	res.FramesKept = int(r.local.Copied())
 	res.Base = r.base.Meta.Key
 	res.Copied = r.copied.Load()
 	if e := r.failed.Load(); e != nil {

@@ -228,3 +228,43 @@ func TestPushBaseLyingIndex(t *testing.T) {
 	}
 	treetest.AssertEqual(t, src, dst)
 }
+
+// noCopyStore is a remote store that cannot copy ranges: it hides
+// memstore's BaseStore methods.
+type noCopyStore struct{ remote.Store }
+
+// TestPushLocalBaseWithoutCopies: with a remote that cannot copy, a push
+// with a base the local tier keeps still takes its unchanged frames from
+// the local copy instead of compressing them, uploads every byte, and
+// stores the archive a full push makes.
+func TestPushLocalBaseWithoutCopies(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, nil, Options{Remote: noCopyStore{store}})
+	ctx := t.Context()
+	src := reuseTree(t)
+	if _, err := c.Push(ctx, "v1", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reuseChange(t, src, "d2/f020")
+	res, err := c.Push(ctx, "v2", src, PushOptions{Base: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "v1" || res.FramesKept < 2 || res.FramesReused != res.FramesKept || res.Copied != 0 || res.BaseNote == "" {
+		t.Errorf("push with base v1 to a store that cannot copy: %+v; want frames kept, nothing copied, a note", res)
+	}
+	if _, err := c.Push(ctx, "v2-full", src, PushOptions{NoBase: true}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := remoteSum(t, store, "v2"), remoteSum(t, store, "v2-full"); a != b {
+		t.Errorf("the push from the local base stored %s, a full push %s", a, b)
+	}
+	// A base the local tier does not keep: nothing to spare.
+	res, err = c.Push(ctx, "v3", src, PushOptions{Base: "absent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "" || res.FramesKept != 0 {
+		t.Errorf("push with an absent base: %+v", res)
+	}
+}

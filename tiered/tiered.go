@@ -801,7 +801,7 @@ func (c *Cache) uploadFile(ctx context.Context, meta remote.Meta, s local.Stored
 			return produced{}, err
 		}
 		defer f.Close()
-		if ru != nil && s.Index.Length > 0 {
+		if ru.copies() && s.Index.Length > 0 {
 			// An index that does not read back only costs the reuse.
 			if idx, err := archive.ReadIndex(f, s.ArchiveSize, s.Index); err == nil {
 				for _, fr := range idx.Frames {
@@ -977,9 +977,9 @@ func (c *Cache) uploadFrom(ctx context.Context, meta remote.Meta, digested bool,
 	}
 	x.Reader = r
 	switch {
-	case ru != nil && digested:
+	case ru.copies() && digested:
 		r = reusingDigestReader{d, ru}
-	case ru != nil:
+	case ru.copies():
 		r = reusingReader{x, ru}
 	case digested:
 		r = d
