@@ -14,7 +14,7 @@ GORELEASER_VERSION  := v2.17.0
 # Each count is a few seconds on an idle 2-core machine; a loaded one
 # only takes longer. FUZZTIME overrides them
 # all (a count such as 5000x, or a duration).
-FUZZ_TARGETS := ./archive:FuzzExtract:3000x ./archive:FuzzTarStream:3000x ./archive:FuzzParseIndex:10000x ./remote/s3:FuzzKeyEncoding:30000x ./remote/s3:FuzzParseManifest:30000x
+FUZZ_TARGETS := ./archive:FuzzExtract:3000x ./archive:FuzzTarStream:3000x ./archive:FuzzParseIndex:10000x ./archive:FuzzFrameSource:2000x ./remote/s3:FuzzKeyEncoding:30000x ./remote/s3:FuzzParseManifest:30000x
 FUZZTIME ?=
 
 export TIERCACHE_MINIO_BIN := $(BIN)/minio

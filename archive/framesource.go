@@ -93,8 +93,8 @@ func (s *FrameSource) Close() {
 func (s *FrameSource) frame(in []byte, head frameHead, out []byte) (b []byte, sum [sha256.Size]byte, ok bool) {
 	cands := s.byHead[frameKey{head, int64(len(in))}]
 	for _, f := range cands[:min(len(cands), maxCandidates)] {
-		if f.Length > int64(cap(out)) {
-			continue
+		if f.Offset < 0 || f.Length <= 0 || f.Length > int64(cap(out)) {
+			continue // an index ReadIndex accepted has none such
 		}
 		b = out[:f.Length]
 		if n, _ := s.r.ReadAt(b, f.Offset); n < len(b) {

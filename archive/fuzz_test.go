@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"testing"
@@ -132,6 +133,52 @@ func FuzzParseIndex(f *testing.F) {
 		}
 		if again := appendIndexFrame(nil, idx)[skippableHeader:]; !bytes.Equal(again, b) {
 			t.Fatalf("accepted %d bytes that encode back as %d other bytes", len(b), len(again))
+		}
+	})
+}
+
+// FuzzFrameSource: whatever the file offered as a base holds, and
+// wherever its index says its frame lies (with the digest made to match,
+// or not), a write reusing it produces exactly the archive a write
+// without it does: a frame is copied only if it is the frame Write
+// would have compressed.
+func FuzzFrameSource(f *testing.F) {
+	src := f.TempDir()
+	treetest.Small(f, src, 40, "valid")
+	var buf bytes.Buffer
+	res, err := Write(f.Context(), &buf, src, WriteOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	want := buf.Bytes()
+	idx, err := ReadIndex(bytes.NewReader(want), res.ArchiveSize, res.Index)
+	if err != nil || len(idx.Frames) != 1 {
+		f.Fatalf("index of the seed archive: %d frames, %v", len(idx.Frames), err)
+	}
+	fr := idx.Frames[0]
+	f.Add(want, fr.Offset, fr.Length, false)
+	f.Add(want[:fr.Length], int64(0), fr.Length, true)
+	flipped := bytes.Clone(want)
+	flipped[fr.Length/2] ^= 1
+	f.Add(flipped, fr.Offset, fr.Length, true)
+	f.Add(append(bytes.Clone(want[:fr.Length]), 0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0), int64(0), fr.Length+8, true)
+	f.Fuzz(func(t *testing.T, base []byte, off, n int64, resum bool) {
+		lying := Index{Frames: []IndexFrame{fr}, DataSize: idx.DataSize, TarSize: idx.TarSize}
+		lying.Frames[0].Offset, lying.Frames[0].Length = off, n
+		if resum && off >= 0 && n >= 0 && off <= int64(len(base)) && n <= int64(len(base))-off {
+			lying.Frames[0].SHA256 = sha256.Sum256(base[off : off+n])
+		}
+		fs, err := NewFrameSource(bytes.NewReader(base), lying)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fs.Close()
+		var out bytes.Buffer
+		if _, err := Write(t.Context(), &out, src, WriteOptions{Reuse: fs}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("a write reusing a %d-byte base (frame at %d+%d, %d copied) differs from a plain write", len(base), off, n, fs.Copied())
 		}
 	})
 }
