@@ -114,14 +114,8 @@ func FuzzTarStream(f *testing.F) {
 // go test -run=^$ -fuzz=FuzzParseIndex -fuzztime=5s ./archive
 func FuzzParseIndex(f *testing.F) {
 	f.Add(validIndex())
-	src := f.TempDir()
-	treetest.Small(f, src, 40, "valid")
-	var buf bytes.Buffer
-	res, err := Write(f.Context(), &buf, src, WriteOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(buf.Bytes()[res.Index.Offset+skippableHeader:])
+	_, data, res := smallArchive(f)
+	f.Add(data[res.Index.Offset+skippableHeader:])
 	f.Add(validIndex()[:indexHeaderSize])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		idx, err := ParseIndex(b)
@@ -143,14 +137,7 @@ func FuzzParseIndex(f *testing.F) {
 // without it does: a frame is copied only if it is the frame Write
 // would have compressed.
 func FuzzFrameSource(f *testing.F) {
-	src := f.TempDir()
-	treetest.Small(f, src, 40, "valid")
-	var buf bytes.Buffer
-	res, err := Write(f.Context(), &buf, src, WriteOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	want := buf.Bytes()
+	src, want, res := smallArchive(f)
 	idx, err := ReadIndex(bytes.NewReader(want), res.ArchiveSize, res.Index)
 	if err != nil || len(idx.Frames) != 1 {
 		f.Fatalf("index of the seed archive: %d frames, %v", len(idx.Frames), err)
@@ -181,4 +168,17 @@ func FuzzFrameSource(f *testing.F) {
 			t.Fatalf("a write reusing a %d-byte base (frame at %d+%d, %d copied) differs from a plain write", len(base), off, n, fs.Copied())
 		}
 	})
+}
+
+// smallArchive writes a small tree and its archive (one frame) for the
+// fuzzers' seeds.
+func smallArchive(f *testing.F) (src string, data []byte, res Result) {
+	src = f.TempDir()
+	treetest.Small(f, src, 40, "valid")
+	var buf bytes.Buffer
+	res, err := Write(f.Context(), &buf, src, WriteOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return src, buf.Bytes(), res
 }

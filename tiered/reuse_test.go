@@ -106,17 +106,25 @@ func TestPushReusesBase(t *testing.T) {
 	}
 }
 
+// pushV1 pushes reuseTree as v1 to a new memory store through a new
+// cache with a local tier.
+func pushV1(t *testing.T) (*memstore.Store, *Cache, string) {
+	t.Helper()
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	src := reuseTree(t)
+	if _, err := c.Push(t.Context(), "v1", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return store, c, src
+}
+
 // TestPushDamagedLocalBase: a byte flipped in the local tier's copy of
 // the base costs only that frame's compression: the push still commits
 // the archive a full push makes.
 func TestPushDamagedLocalBase(t *testing.T) {
-	store := memstore.New()
-	c := newTiered(t, store, Options{})
+	store, c, src := pushV1(t)
 	ctx := t.Context()
-	src := reuseTree(t)
-	if _, err := c.Push(ctx, "v1", src, PushOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	s, ok, err := c.local.Lookup(ctx, "v1")
 	if err != nil || !ok || s.Archive == "" {
 		t.Fatalf("local v1: %+v %v %v", s, ok, err)
@@ -206,13 +214,8 @@ func TestPushBaseChoice(t *testing.T) {
 // back from its archive is not used; the push uploads everything and
 // says why.
 func TestPushBaseLyingIndex(t *testing.T) {
-	store := memstore.New()
-	c := newTiered(t, store, Options{})
+	store, c, src := pushV1(t)
 	ctx := t.Context()
-	src := reuseTree(t)
-	if _, err := c.Push(ctx, "v1", src, PushOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	store.CorruptMeta("v1", func(m remote.Meta) remote.Meta { m.Index.SHA256 = strings.Repeat("ab", 32); return m })
 	reuseChange(t, src, "d2/f002")
 	res, err := c.Push(ctx, "v2", src, PushOptions{Base: "v1"})
