@@ -13,6 +13,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -119,37 +120,53 @@ func (c *Cache) baseCandidates(ctx context.Context, key string, src source, opts
 // though every byte is uploaded. Its index is checked against the local
 // tier's record of it. It returns nil, with why, when there is none.
 func (c *Cache) localBase(ctx context.Context, cands []baseCand, why string) (*reuser, string) {
-	if c.rawLocal == nil || c.opts.NoLocal {
-		return nil, why
-	}
 	for i, cd := range cands {
 		if i == maxBaseTries {
 			break
 		}
-		lc, err := c.rawLocal.InScope(cd.scope)
-		if err != nil {
-			continue
+		fs, f := c.localFrames(ctx, cd.scope, cd.key, func(s local.Stored, f *os.File) (archive.Index, error) {
+			if s.Index.Length == 0 {
+				return archive.Index{}, errors.New("no index")
+			}
+			return archive.ReadIndex(f, s.ArchiveSize, s.Index)
+		})
+		if fs != nil {
+			return &reuser{localKey: cd.key, local: fs, localFile: f}, why
 		}
-		s, ok, err := lc.Lookup(ctx, cd.key)
-		if err != nil || !ok || s.Archive == "" || s.Index.Length == 0 {
-			continue
-		}
-		f, err := os.Open(s.Archive)
-		if err != nil {
-			continue
-		}
-		idx, err := archive.ReadIndex(f, s.ArchiveSize, s.Index)
-		var fs *archive.FrameSource
-		if err == nil {
-			fs, err = archive.NewFrameSource(f, idx)
-		}
-		if err != nil {
-			_ = f.Close()
-			continue
-		}
-		return &reuser{localKey: cd.key, local: fs, localFile: f}, why
 	}
 	return nil, why
+}
+
+// localFrames opens the archive the local tier keeps of key in scope as
+// a FrameSource of the frames index returns for it, or returns nil (with
+// no file open) if there is none, index fails, or the push does not use
+// the local tier.
+func (c *Cache) localFrames(ctx context.Context, scope, key string, index func(local.Stored, *os.File) (archive.Index, error)) (*archive.FrameSource, *os.File) {
+	if c.rawLocal == nil || c.opts.NoLocal {
+		return nil, nil
+	}
+	lc, err := c.rawLocal.InScope(scope)
+	if err != nil {
+		return nil, nil
+	}
+	s, ok, err := lc.Lookup(ctx, key)
+	if err != nil || !ok || s.Archive == "" {
+		return nil, nil
+	}
+	f, err := os.Open(s.Archive)
+	if err != nil {
+		return nil, nil
+	}
+	idx, err := index(s, f)
+	var fs *archive.FrameSource
+	if err == nil {
+		fs, err = archive.NewFrameSource(f, idx)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil
+	}
+	return fs, f
 }
 
 // openBase reads and verifies the index of key's current version, and
@@ -193,27 +210,12 @@ func openBase(ctx context.Context, bs remote.BaseStore, key string) (*reuser, er
 // Like the pull record, the local tier is consulted only by a push that
 // uses it.
 func (c *Cache) offerLocal(ctx context.Context, scope, key string, ru *reuser) {
-	if c.rawLocal == nil || c.opts.NoLocal {
-		return
-	}
-	lc, err := c.rawLocal.InScope(scope)
-	if err != nil {
-		return
-	}
-	s, ok, err := lc.Lookup(ctx, key)
-	if err != nil || !ok || s.Archive == "" || s.SHA256 != strings.ToLower(ru.base.Meta.SHA256) || s.ArchiveSize != ru.base.Meta.ArchiveSize {
-		return
-	}
-	f, err := os.Open(s.Archive)
-	if err != nil {
-		return
-	}
-	fs, err := archive.NewFrameSource(f, ru.idx)
-	if err != nil {
-		_ = f.Close()
-		return
-	}
-	ru.local, ru.localFile = fs, f
+	ru.local, ru.localFile = c.localFrames(ctx, scope, key, func(s local.Stored, _ *os.File) (archive.Index, error) {
+		if s.SHA256 != strings.ToLower(ru.base.Meta.SHA256) || s.ArchiveSize != ru.base.Meta.ArchiveSize {
+			return archive.Index{}, errors.New("another version")
+		}
+		return ru.idx, nil
+	})
 }
 
 // tailAt serves ReadIndex the bytes p of an archive, which start at off.
