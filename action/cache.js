@@ -16,6 +16,7 @@ const State = {
   excludes: 'excludes',
   bin: 'bin',
   exactHit: 'exact-hit',
+  restoreKeys: 'restore-keys',
 };
 
 // readKeyAndPaths reads the key and path inputs.
@@ -43,6 +44,7 @@ async function restore({ withState }) {
     lib.saveState(State.key, key);
     lib.saveState(State.paths, JSON.stringify(paths));
     lib.saveState(State.excludes, JSON.stringify(excludes));
+    lib.saveState(State.restoreKeys, JSON.stringify(restoreKeys));
   }
   const bin = await install();
   if (withState) lib.saveState(State.bin, bin);
@@ -74,14 +76,19 @@ async function restore({ withState }) {
 }
 
 // push stores the paths under key. A remote failure the CLI survives is
-// a warning it prints; the step still succeeds unless strict is set.
-async function push({ key, paths, excludes, bin }) {
+// a warning it prints; the step still succeeds unless strict is set. The
+// restore keys choose the push's base as they chose the restored entry,
+// so only what the job changed is uploaded (even with no-local, which
+// keeps no record of the pull).
+async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   if (lib.readOnly()) {
     lib.info(`Not saving "${key}": read-only is set`);
     return;
   }
   const global = lib.globalArgs();
-  const args = ['push', ...global, ...lib.pathArgs(key, paths, excludes)];
+  const args = ['push', ...global];
+  for (const k of restoreKeys) args.push(`--restore-key=${k}`);
+  args.push(...lib.pathArgs(key, paths, excludes));
   const { code } = await lib.runTiercache(bin || (await install()), args);
   if (code !== 0) {
     lib.setFailed(`tiercache push failed (exit code ${code}); see its message above`);
@@ -103,9 +110,10 @@ async function postSave() {
   }
   const paths = JSON.parse(lib.getState(State.paths) || '[]');
   const excludes = JSON.parse(lib.getState(State.excludes) || '[]');
+  const restoreKeys = JSON.parse(lib.getState(State.restoreKeys) || '[]');
   let bin = lib.getState(State.bin);
   if (bin && !fs.existsSync(bin)) bin = '';
-  await push({ key, paths, excludes, bin });
+  await push({ key, paths, excludes, bin, restoreKeys });
 }
 
 // saveOnly is save/action.yml: push key and path from the inputs.
