@@ -143,13 +143,9 @@ func oneFrame(b []byte, size int) bool {
 		if at+3 > len(b) {
 			return false
 		}
-		v := uint32(b[at]) | uint32(b[at+1])<<8 | uint32(b[at+2])<<16
-		last, typ, n := v&1 == 1, (v>>1)&3, int(v>>3)
-		switch {
-		case typ == 3 || n > maxBlockSize:
+		last, n, err := parseBlockHeader([3]byte(b[at : at+3]))
+		if err != nil {
 			return false
-		case typ == 1: // RLE: one byte stored
-			n = 1
 		}
 		at += 3 + n
 		if last {

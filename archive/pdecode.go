@@ -206,16 +206,9 @@ func (p *parallelReader) readFrame(h *zstd.Header) ([]byte, error) {
 		if _, err := io.ReadFull(p.src, bh[:]); err != nil {
 			return nil, truncated(err, "block header")
 		}
-		v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
-		last, typ, size := v&1 == 1, (v>>1)&3, int(v>>3)
-		n := size
-		switch {
-		case typ == 3:
-			return nil, errors.New("zstd: reserved block type")
-		case size > maxBlockSize:
-			return nil, fmt.Errorf("zstd: block of %d bytes, over the %d-byte maximum", size, maxBlockSize)
-		case typ == 1: // RLE: one byte, repeated size times
-			n = 1
+		last, n, err := parseBlockHeader(bh)
+		if err != nil {
+			return nil, err
 		}
 		if len(in)+3+n > limit {
 			return nil, fmt.Errorf("zstd: frame longer than its declared %d bytes allow", h.FrameContentSize)
@@ -237,6 +230,23 @@ func (p *parallelReader) readFrame(h *zstd.Header) ([]byte, error) {
 		in = append(in, sum[:]...)
 	}
 	return in, nil
+}
+
+// parseBlockHeader decodes a zstd block header: whether the block ends
+// its frame, and how many bytes follow the header (one for an RLE block,
+// whose byte is repeated).
+func parseBlockHeader(bh [3]byte) (last bool, n int, err error) {
+	v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
+	last, typ, size := v&1 == 1, (v>>1)&3, int(v>>3)
+	switch {
+	case typ == 3:
+		return false, 0, errors.New("zstd: reserved block type")
+	case size > maxBlockSize:
+		return false, 0, fmt.Errorf("zstd: block of %d bytes, over the %d-byte maximum", size, maxBlockSize)
+	case typ == 1:
+		return last, 1, nil
+	}
+	return last, size, nil
 }
 
 // truncated describes an input that ended inside what was being read; a
