@@ -45,6 +45,12 @@ type Hit struct {
 	Entry tiercache.Entry
 	// Downloaded is the number of archive bytes downloaded (0 on a local hit).
 	Downloaded int64
+	// Base, when set, is the local entry whose archive supplied FromBase
+	// bytes of the archive downloaded: the frames it shares with the
+	// entry, each checked against the entry's verified index, were read
+	// from it instead of downloaded (see PullOptions.NoBase).
+	Base     string
+	FromBase int64
 	// RemoteErr, when set, is a remote failure (a *RemoteError) that
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.

@@ -51,6 +51,10 @@ type PullOptions struct {
 	// first. The local tier's archive keeps them; a tree the local tier
 	// expands for Link needs them, so Link ignores this.
 	SkipSymlinks bool
+	// NoBase downloads every byte of an entry fetched from the remote,
+	// even where the local tier keeps an earlier version sharing frames
+	// with it (see Hit.Base).
+	NoBase bool
 }
 
 // PushOptions configure Push.
@@ -164,7 +168,7 @@ func (c *Cache) pullPaths(ctx context.Context, key string, prefixes []string, ds
 		if sc.remote == nil {
 			return Hit{}, false, nil
 		}
-		return sc.pullHydrate(ctx, k, dst, opts)
+		return sc.pullHydrate(ctx, k, dst, prefixes, opts)
 	}
 	// Strict: once the remote failed, go on with nothing else, so the
 	// failure is reported and dir left as it was.
@@ -350,7 +354,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 // the local tier as its archive (and its tree too, for Link), once
 // however many processes ask: the others wait for the local tier's key
 // lock and then restore from what the first one stored.
-func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
+func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefixes []string, opts PullOptions) (Hit, bool, error) {
 	unlock, stored, err := c.lockToDownload(ctx, key)
 	switch {
 	case err != nil:
@@ -359,8 +363,16 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts P
 		return c.pullLocal(ctx, key, dst, opts)
 	}
 	defer unlock()
-	rc, meta, ok, err := c.openRemote(ctx, key)
-	if err != nil || !ok {
+	var delta *deltaPull
+	var rc io.ReadCloser
+	var meta remote.Meta
+	var ok bool
+	if !opts.NoBase {
+		delta, meta = c.openDelta(ctx, key, dst, prefixes)
+	}
+	if delta != nil {
+		rc, ok = delta.open(ctx), true
+	} else if rc, meta, ok, err = c.openRemote(ctx, key); err != nil || !ok {
 		return Hit{}, false, err
 	}
 	defer rc.Close()
@@ -427,6 +439,9 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, opts P
 		_ = c.remote.Touch(ctx, key)
 	}
 	h.Tier, h.Downloaded = tiercache.TierRemote, got.ArchiveSize
+	if delta != nil {
+		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
+	}
 	return h, true, nil
 }
 

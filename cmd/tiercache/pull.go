@@ -21,6 +21,7 @@ type pullOptions struct {
 	link        bool
 	lookupOnly  bool
 	skipSymlink bool
+	noBase      bool
 }
 
 func newPullCommand(a *app) *cobra.Command {
@@ -49,7 +50,9 @@ With TIERCACHE_TRUSTED_KEYS, only entries signed by one of those keys are
 restored (see keygen): an unsigned entry, one signed by another key, or
 one changed since it was signed is refused before any of its bytes is
 used, with a warning naming why, and the pull goes on as for a miss (with
---strict, it fails). A local copy serves only if it was fetched signed. A miss is not an error: pull exits 0 and leaves DIR empty or as it
+--strict, it fails). A local copy serves only if it was fetched signed.
+
+A miss is not an error: pull exits 0 and leaves DIR empty or as it
 was, unless --fail-on-miss is given (exit 3).
 
 A cache outage must not fail the build: when the remote fails (unreachable,
@@ -85,6 +88,16 @@ them and warns, saying how many. The local tier keeps them either way.
 
 With --no-local (for machines that live for one job), nothing is kept in
 the local tier.
+
+A download takes from the local tier what it already holds: when the
+local tier keeps an earlier version (the entry last pulled into the same
+PATHs on this machine, or the newest local entry under a --restore-key),
+the frames of the archive that it shares with it (compared by their
+SHA-256 in the new archive's verified index) are read from the local copy
+and only the others are downloaded. Each frame so read must hash to what
+the index records, or it is downloaded after all, and the archive is
+checked whole against its manifest as any download is. The summary says
+how much came from the local copy. --no-base downloads every byte.
 
 --link hardlinks DIR's files from an expanded tree kept in the local tier
 (made from the archive the first time, once however many jobs ask)
@@ -140,6 +153,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	f.BoolVar(&o.failOnMiss, "fail-on-miss", false, "exit with code 3 when nothing matches")
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	f.BoolVar(&o.lookupOnly, "lookup-only", false, "only find what would be restored: download nothing, leave DIR alone")
+	f.BoolVar(&o.noBase, "no-base", false, "download every byte, even what an earlier version in the local tier holds")
 	f.BoolVar(&o.skipSymlink, "skip-symlinks", false, "skip, with a warning, the symlinks this system will not create (Windows without Developer Mode) instead of failing")
 	return cmd
 }
@@ -164,8 +178,12 @@ type pullJSON struct {
 	Bytes int64 `json:"bytes"`
 	Files int64 `json:"files"`
 	// DownloadedBytes is the compressed size downloaded (0 on a local hit).
-	DownloadedBytes int64   `json:"downloaded_bytes"`
-	Seconds         float64 `json:"seconds"`
+	DownloadedBytes int64 `json:"downloaded_bytes"`
+	// Base is the local entry whose archive supplied FromBaseBytes of
+	// the archive instead of the remote (see --no-base); absent if none.
+	Base          string  `json:"base,omitempty"`
+	FromBaseBytes int64   `json:"from_base_bytes,omitempty"`
+	Seconds       float64 `json:"seconds"`
 	// Error is the remote or integrity failure that made the pull a miss
 	// (or, on a hit from the local tier, that it went on without).
 	Error string `json:"error,omitempty"`
@@ -213,7 +231,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if c == nil {
 		err = a.remoteErr // --no-local: nothing else to pull from
 	} else {
-		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink})
+		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase})
 	}
 	prog.finish()
 	if errors.Is(err, tiered.ErrPathCount) {
@@ -258,7 +276,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	}
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier, out.Scope = true, hit.Key, hit.Key == key, hit.Tier, hit.Scope
-		out.DownloadedBytes = hit.Downloaded
+		out.DownloadedBytes, out.Base, out.FromBaseBytes = hit.Downloaded, hit.Base, hit.FromBase
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
 		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
 			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
@@ -327,7 +345,11 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 		return b.String()
 	}
 	if out.Tier == tiercache.TierRemote {
-		fmt.Fprintf(&b, " from the remote tier (%s downloaded)", formatBytes(out.DownloadedBytes))
+		fmt.Fprintf(&b, " from the remote tier (%s downloaded", formatBytes(out.DownloadedBytes))
+		if out.Base != "" {
+			fmt.Fprintf(&b, ", %s read from the local copy of %q", formatBytes(out.FromBaseBytes), out.Base)
+		}
+		b.WriteString(")")
 	} else {
 		fmt.Fprintf(&b, " from the local tier")
 	}

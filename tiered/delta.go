@@ -1,0 +1,339 @@
+package tiered
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// A pull that finds in the local tier an earlier version of what it
+// downloads (the entry last pulled into the same paths, or the newest
+// local entry under a restore key) downloads only the frames that
+// differ: the new object's index, verified against its manifest, lists
+// every frame's SHA-256, and a frame the local archive holds with the
+// same digest and length is read from the local file instead. Each such
+// frame is hashed before it is used, and one that does not match is
+// downloaded after all; the stream that results is then checked whole
+// against the manifest like any download. So a local base can spare
+// downloads, never change what is restored.
+
+// deltaMinShare: a pull reads frames from a local base only when the
+// base holds at least 1/deltaMinShare of the new archive; below that,
+// the extra requests (the manifest and data object checked, the index
+// read) and the split download cost more than they save.
+const deltaMinShare = 4
+
+// deltaChunk bounds one ranged read of differing frames, and deltaAhead
+// the reads and local frames held ahead of the extraction: memory stays
+// under (deltaAhead+1) chunks or frames of archive.MaxIndexedFrame.
+const (
+	deltaChunk = 8 << 20
+	deltaAhead = 4
+)
+
+// deltaSeg is a piece of the new archive: [off, off+n) read from the
+// local base at baseOff and hashing to sum, or (baseOff < 0) from the
+// remote, or (mem) the index frame already read.
+type deltaSeg struct {
+	off, n, baseOff int64
+	sum             [sha256.Size]byte
+	mem             []byte
+}
+
+// deltaPull is a download of one version that takes the frames a local
+// archive shares with it from that archive.
+type deltaPull struct {
+	bs      remote.BaseStore
+	version remote.Base
+	baseKey string   // the local entry whose archive serves frames
+	file    *os.File // its archive
+	segs    []deltaSeg
+	shared  int64 // bytes planned from the local archive
+
+	fromBase   atomic.Int64 // bytes taken from the local archive
+	downloaded atomic.Int64 // bytes read from the remote, the index included
+}
+
+// openDelta plans a pull of key that reads from a local base (see
+// above), or returns nil when there is none worth it: no local
+// candidate holds an indexed archive, the remote reads no ranges of a
+// pinned version (remote.BaseStore, and not one known unable to copy),
+// the version has no index, or the candidates share too little with it.
+// Nothing is asked of the remote unless a local candidate exists. Any
+// failure here only means a plain download, which reports it if it is
+// the remote's.
+func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (*deltaPull, remote.Meta) {
+	bs, ok := c.remote.(remote.BaseStore)
+	if !ok || c.rawLocal == nil || c.opts.NoLocal {
+		return nil, remote.Meta{}
+	}
+	bases := c.localBases(ctx, key, dst, prefixes)
+	if len(bases) == 0 {
+		return nil, remote.Meta{}
+	}
+	defer func() {
+		for _, b := range bases {
+			if b.file != nil {
+				_ = b.file.Close()
+			}
+		}
+	}()
+	v, err := bs.OpenBase(ctx, key)
+	if err != nil || c.checkRemote(key, v.Meta) != nil {
+		return nil, remote.Meta{}
+	}
+	info := archive.IndexInfo(v.Meta.Index)
+	if info.Length == 0 || info.Length > archive.MaxIndexLength {
+		return nil, remote.Meta{}
+	}
+	p, err := bs.ReadBase(ctx, v, info.Offset, info.Length)
+	if err != nil {
+		return nil, remote.Meta{}
+	}
+	idx, err := archive.ReadIndex(tailAt{p: p, off: info.Offset}, v.Meta.ArchiveSize, info)
+	if err != nil || idx.DataSize != info.Offset {
+		return nil, remote.Meta{}
+	}
+	var best *localBase
+	var bestShared int64
+	for i := range bases {
+		if n := bases[i].sharedWith(idx); n > bestShared {
+			best, bestShared = &bases[i], n
+		}
+	}
+	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
+		return nil, remote.Meta{}
+	}
+	d := &deltaPull{bs: bs, version: v, baseKey: best.key, file: best.file, shared: bestShared}
+	best.file = nil // d owns it now
+	d.downloaded.Add(int64(len(p)))
+	for _, f := range idx.Frames {
+		if b, ok := best.frames[frameID{f.SHA256, f.Length}]; ok {
+			d.segs = append(d.segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: b, sum: f.SHA256})
+			continue
+		}
+		if k := len(d.segs); k > 0 && d.segs[k-1].baseOff < 0 && d.segs[k-1].off+d.segs[k-1].n == f.Offset && d.segs[k-1].n+f.Length <= deltaChunk {
+			d.segs[k-1].n += f.Length
+			continue
+		}
+		d.segs = append(d.segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: -1})
+	}
+	d.segs = append(d.segs, deltaSeg{off: info.Offset, n: info.Length, mem: p})
+	if d.check() != nil {
+		_ = d.file.Close()
+		return nil, remote.Meta{}
+	}
+	return d, v.Meta
+}
+
+// frameID identifies a frame by its compressed bytes.
+type frameID struct {
+	sum [sha256.Size]byte
+	n   int64
+}
+
+// localBase is a local archive a pull may read frames from.
+type localBase struct {
+	key    string
+	file   *os.File
+	frames map[frameID]int64 // offset of each frame in file
+}
+
+// sharedWith returns the bytes of idx's frames that b holds.
+func (b *localBase) sharedWith(idx archive.Index) int64 {
+	var n int64
+	for _, f := range idx.Frames {
+		if _, ok := b.frames[frameID{f.SHA256, f.Length}]; ok {
+			n += f.Length
+		}
+	}
+	return n
+}
+
+// localBases opens the local archives a pull of key into dst may take
+// frames from, best first: the entry last pulled into dst's paths, then
+// the newest local entry of c's scope under each restore prefix, at most
+// maxBaseTries of them, each with an index verified against the local
+// tier's record of it. Only the local tier is read.
+func (c *Cache) localBases(ctx context.Context, key string, dst *target, prefixes []string) []localBase {
+	type cand struct{ scope, key string }
+	var cands []cand
+	seen := map[cand]bool{{c.opts.Scope, key}: true}
+	add := func(scope, k string) {
+		if cd := (cand{scope, k}); k != "" && !seen[cd] {
+			seen[cd] = true
+			cands = append(cands, cd)
+		}
+	}
+	if scope, k, ok, _ := c.rawLocal.LastPull(dst.paths); ok {
+		add(scope, k)
+	}
+	for _, p := range prefixes {
+		if keys, err := c.candidates(ctx, p, true, false); err == nil && len(keys) > 0 {
+			add(c.opts.Scope, keys[0])
+		}
+	}
+	var bases []localBase
+	for _, cd := range cands {
+		if len(bases) == maxBaseTries {
+			break
+		}
+		if b, ok := c.openLocalBase(ctx, cd.scope, cd.key); ok {
+			bases = append(bases, b)
+		}
+	}
+	return bases
+}
+
+// openLocalBase opens the archive the local tier keeps of key in scope,
+// with its frames, if it has a verified index.
+func (c *Cache) openLocalBase(ctx context.Context, scope, key string) (localBase, bool) {
+	lc, err := c.rawLocal.InScope(scope)
+	if err != nil {
+		return localBase{}, false
+	}
+	s, ok, err := lc.Lookup(ctx, key)
+	if err != nil || !ok || s.Archive == "" || s.Index.Length == 0 {
+		return localBase{}, false
+	}
+	f, err := os.Open(s.Archive)
+	if err != nil {
+		return localBase{}, false
+	}
+	idx, err := archive.ReadIndex(f, s.ArchiveSize, s.Index)
+	if err != nil {
+		_ = f.Close()
+		return localBase{}, false
+	}
+	b := localBase{key: key, file: f, frames: make(map[frameID]int64, len(idx.Frames))}
+	for _, fr := range idx.Frames {
+		b.frames[frameID{fr.SHA256, fr.Length}] = fr.Offset
+	}
+	return b, true
+}
+
+// open returns the version's archive as a stream: the segments in
+// order, up to deltaAhead of them read ahead concurrently. Close stops
+// the reads and closes the local archive.
+func (d *deltaPull) open(ctx context.Context) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &deltaReader{d: d, cancel: cancel, order: make(chan chan segResult, deltaAhead)}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(r.order)
+		for _, s := range d.segs {
+			done := make(chan segResult, 1)
+			select {
+			case r.order <- done:
+			case <-ctx.Done():
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				b, err := d.read(ctx, s)
+				done <- segResult{b, err}
+			}()
+		}
+	}()
+	return r
+}
+
+// read returns s's bytes: a local frame only if it hashes to what the
+// index records, else the remote's.
+func (d *deltaPull) read(ctx context.Context, s deltaSeg) ([]byte, error) {
+	if s.mem != nil {
+		return s.mem, nil
+	}
+	if s.baseOff >= 0 {
+		b := make([]byte, s.n)
+		if _, err := d.file.ReadAt(b, s.baseOff); err == nil && sha256.Sum256(b) == s.sum {
+			d.fromBase.Add(s.n)
+			return b, nil
+		}
+		// A damaged or shortened local file: the download has it.
+	}
+	b, err := d.bs.ReadBase(ctx, d.version, s.off, s.n)
+	if err != nil {
+		return nil, err
+	}
+	d.downloaded.Add(int64(len(b)))
+	return b, nil
+}
+
+type segResult struct {
+	b   []byte
+	err error
+}
+
+// deltaReader serves a deltaPull's segments in order.
+type deltaReader struct {
+	d      *deltaPull
+	cancel context.CancelFunc
+	order  chan chan segResult
+	wg     sync.WaitGroup
+	cur    *bytes.Reader
+	err    error
+	closed bool
+}
+
+func (r *deltaReader) Read(p []byte) (int, error) {
+	for r.err == nil {
+		if r.cur != nil && r.cur.Len() > 0 {
+			return r.cur.Read(p)
+		}
+		done, ok := <-r.order
+		if !ok {
+			r.err = io.EOF
+			break
+		}
+		res := <-done
+		if res.err != nil {
+			r.err = res.err
+			break
+		}
+		r.cur = bytes.NewReader(res.b)
+	}
+	return 0, r.err
+}
+
+func (r *deltaReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.cancel()
+	go func() { // the producer may be blocked on a full order
+		for range r.order {
+		}
+	}()
+	r.wg.Wait()
+	return r.d.file.Close()
+}
+
+// errDeltaShort guards the plan: the segments must tile the archive.
+var errDeltaShort = errors.New("the frames read do not tile the archive")
+
+// check reports whether d's segments tile its version's archive.
+func (d *deltaPull) check() error {
+	var off int64
+	for _, s := range d.segs {
+		if s.off != off {
+			return errDeltaShort
+		}
+		off += s.n
+	}
+	if off != d.version.Meta.ArchiveSize {
+		return errDeltaShort
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package tiered
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote/memstore"
+)
+
+// deltaSetup pushes v1 and then v2 (one file changed) from one machine,
+// and pulls v1 on a second, whose cache it returns with v2's tree and
+// the size of v2's archive.
+func deltaSetup(t *testing.T) (store *memstore.Store, b *Cache, v2 string, size int64) {
+	t.Helper()
+	store, a, src := pushV1(t)
+	ctx := t.Context()
+	b = newTiered(t, store, Options{})
+	if _, ok, err := b.Pull(ctx, "v1", nil, filepath.Join(t.TempDir(), "v1"), PullOptions{}); err != nil || !ok {
+		t.Fatalf("pull v1: %v %v", ok, err)
+	}
+	reuseChange(t, src, "d2/f020")
+	res, err := a.Push(ctx, "v2", src, PushOptions{Base: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, b, src, res.ArchiveSize
+}
+
+// TestPullReadsFramesFromLocalBase: a pull of v2 on a machine whose
+// local tier keeps v1 reads the frames v1 shares with v2 from the local
+// archive and downloads the rest, and restores v2 exactly; found by a
+// restore key, or as the entry last pulled into the same directory.
+func TestPullReadsFramesFromLocalBase(t *testing.T) {
+	for _, how := range []string{"restore key", "same dir", "no base"} {
+		t.Run(how, func(t *testing.T) {
+			_, b, src, size := deltaSetup(t)
+			ctx := t.Context()
+			dst := filepath.Join(t.TempDir(), "v2")
+			var prefixes []string
+			opts := PullOptions{}
+			switch how {
+			case "restore key":
+				prefixes = []string{"v"}
+			case "same dir":
+				// The record of the pull of v1 into dst names the base.
+				if _, ok, err := b.Pull(ctx, "v1", nil, dst, PullOptions{}); err != nil || !ok {
+					t.Fatalf("pull v1 into dst: %v %v", ok, err)
+				}
+			case "no base":
+				prefixes, opts.NoBase = []string{"v"}, true
+			}
+			h, ok, err := b.Pull(ctx, "v2", prefixes, dst, opts)
+			if err != nil || !ok || h.Tier != "remote" {
+				t.Fatalf("pull v2: %+v %v %v", h, ok, err)
+			}
+			treetest.AssertEqual(t, src, dst)
+			if how == "no base" {
+				if h.Base != "" || h.FromBase != 0 || h.Downloaded != size {
+					t.Errorf("pull with NoBase: base %q, %d bytes from it, %d downloaded; want none and all %d", h.Base, h.FromBase, h.Downloaded, size)
+				}
+				return
+			}
+			if h.Base != "v1" || h.FromBase+h.Downloaded != size || h.Downloaded*4 > size {
+				t.Errorf("pull of v2: base %q, %d bytes from it, %d downloaded of %d; want v1 to supply most", h.Base, h.FromBase, h.Downloaded, size)
+			}
+			// The entry kept is v2's archive, whole and verified.
+			s, ok, err := b.local.Lookup(ctx, "v2")
+			if err != nil || !ok || s.ArchiveSize != size {
+				t.Fatalf("local v2: %+v %v %v", s, ok, err)
+			}
+		})
+	}
+}
+
+// TestPullDamagedLocalBase: a frame of the local base that no longer
+// matches the new archive's index is downloaded instead; the pull still
+// restores exactly the pushed tree.
+func TestPullDamagedLocalBase(t *testing.T) {
+	_, b, src, size := deltaSetup(t)
+	ctx := t.Context()
+	s, ok, err := b.local.Lookup(ctx, "v1")
+	if err != nil || !ok || s.Archive == "" {
+		t.Fatalf("local v1: %+v %v %v", s, ok, err)
+	}
+	data, err := os.ReadFile(s.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/3] ^= 0x08
+	if err := os.Chmod(s.Archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "v2")
+	h, ok, err := b.Pull(ctx, "v2", []string{"v"}, dst, PullOptions{})
+	if err != nil || !ok {
+		t.Fatalf("pull v2: %+v %v %v", h, ok, err)
+	}
+	treetest.AssertEqual(t, src, dst)
+	if h.Base != "v1" || h.FromBase == 0 || h.FromBase+h.Downloaded != size {
+		t.Errorf("pull from a damaged base: base %q, %d bytes from it, %d downloaded, archive %d", h.Base, h.FromBase, h.Downloaded, size)
+	}
+}
