@@ -153,6 +153,7 @@ type faultProxy struct {
 	rules []*faultRule
 	log   []faultRequest
 	sent  int64 // request body bytes forwarded to MinIO
+	recv  int64 // response body bytes forwarded to the clients
 }
 
 // newFaultProxy starts a fault proxy to the shared MinIO, closed when t
@@ -350,7 +351,18 @@ func (p *faultProxy) forward(w http.ResponseWriter, req *http.Request) {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
+	n, _ := io.Copy(w, resp.Body)
+	p.mu.Lock()
+	p.recv += n
+	p.mu.Unlock()
+}
+
+// respBytes returns how many response body bytes the proxy forwarded to
+// its clients so far: what they downloaded, counted at the transport.
+func (p *faultProxy) respBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recv
 }
 
 // hijack takes over the client connection.
