@@ -12,16 +12,26 @@ import (
 // ReadOnly returns a Store that reads through s and refuses every write
 // (Put, Delete, Touch, Prune, and Check with Repair) with an error
 // wrapping tiercache.ErrReadOnly, without calling s: no write request can
-// leave the process through it. It is a Checker if s is one. Wrapping a
+// leave the process through it. It is a Checker, and a RangeReader
+// (never a BaseStore, whose Put would copy), if s is one. Wrapping a
 // read-only Store again returns it as is.
 func ReadOnly(s Store) Store {
-	switch c := s.(type) {
-	case readOnly, readOnlyChecker:
+	switch s.(type) {
+	case readOnly, readOnlyChecker, readOnlyRange, readOnlyRangeChecker:
 		return s
-	case Checker:
-		return readOnlyChecker{readOnly{s}, c}
 	}
-	return readOnly{s}
+	ro := readOnly{s}
+	c, checks := s.(Checker)
+	rr, ranges := s.(RangeReader)
+	switch {
+	case checks && ranges:
+		return readOnlyRangeChecker{readOnlyChecker{ro, c}, rangeReads{rr}}
+	case checks:
+		return readOnlyChecker{ro, c}
+	case ranges:
+		return readOnlyRange{ro, rangeReads{rr}}
+	}
+	return ro
 }
 
 type readOnly struct{ Store }
@@ -58,3 +68,32 @@ func (r readOnlyChecker) Check(ctx context.Context, opts CheckOptions) (tiercach
 	}
 	return r.c.Check(ctx, opts)
 }
+
+// rangeReads passes range reads through, for readOnlyRange and
+// readOnlyRangeChecker. The RangeReader is a named field, not embedded:
+// embedded, its Put and Delete would be promoted over readOnly's
+// refusals.
+type rangeReads struct{ rr RangeReader }
+
+func (r rangeReads) OpenVersion(ctx context.Context, key string) (Base, error) {
+	return r.rr.OpenVersion(ctx, key)
+}
+
+func (r rangeReads) ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error) {
+	return r.rr.ReadBase(ctx, b, off, n)
+}
+
+type readOnlyRange struct {
+	readOnly
+	rangeReads
+}
+
+type readOnlyRangeChecker struct {
+	readOnlyChecker
+	rangeReads
+}
+
+var (
+	_ RangeReader = readOnlyRange{}
+	_ RangeReader = readOnlyRangeChecker{}
+)

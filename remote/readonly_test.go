@@ -87,4 +87,26 @@ func TestReadOnly(t *testing.T) {
 	if _, ok := remote.ReadOnly(memstore.New()).(remote.Checker); ok {
 		t.Error("the read-only view of a store without Check is a Checker")
 	}
+
+	// Range reads pass through (a pull reads only the frames it lacks);
+	// copies do not, since they come with a Put.
+	for _, v := range []remote.Store{ro, remote.ReadOnly(memstore.New())} {
+		if _, ok := v.(remote.BaseStore); ok {
+			t.Errorf("the read-only view %T is a BaseStore", v)
+		}
+	}
+	rr, ok := ro.(remote.RangeReader)
+	if !ok {
+		t.Fatal("the read-only view of a RangeReader is not one")
+	}
+	b, err := rr.OpenVersion(ctx, "k")
+	if err != nil || b.Meta.SHA256 != want.SHA256 {
+		t.Fatalf("OpenVersion: %+v, %v", b, err)
+	}
+	if p, err := rr.ReadBase(ctx, b, 1, 2); err != nil || string(p) != "at" {
+		t.Errorf("ReadBase: %q, %v", p, err)
+	}
+	if n := s.Writes() - writes; n != 0 {
+		t.Errorf("%d writes reached the store", n)
+	}
 }

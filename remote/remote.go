@@ -242,24 +242,34 @@ type Base struct {
 // ErrNoCopy reports a BaseStore that cannot copy ranges server-side.
 var ErrNoCopy = errors.New("the store copies no ranges server-side")
 
+// RangeReader is a Store that reads byte ranges of one version of an
+// entry, pinned however the key changes meanwhile: a base's index, or
+// the frames of an archive that a pull does not find in an earlier
+// version kept locally.
+type RangeReader interface {
+	Store
+	// OpenVersion returns the current version of key, or an error
+	// wrapping tiercache.ErrNotFound.
+	OpenVersion(ctx context.Context, key string) (Base, error)
+	// ReadBase returns the n bytes of b's archive starting at off (one
+	// ranged read). A version no longer stored fails with an error
+	// wrapping tiercache.ErrNotFound; a range outside the archive with
+	// one wrapping tiercache.ErrInvalidArgument.
+	ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error)
+}
+
 // BaseStore is a Store that can serve as a base for puts that repeat
 // parts of an older archive: it reads a version's byte ranges, and its
 // Put copies the ranges a Reuser reports server-side (S3's
 // UploadPartCopy), falling back to uploading them where the server
 // cannot.
 type BaseStore interface {
-	Store
-	// OpenBase returns the current version of key, or an error wrapping
-	// tiercache.ErrNotFound. A store that knows it cannot copy (so
-	// configured, or told so by its server) returns one wrapping
-	// ErrNoCopy instead, before any request: a base would only cost
-	// reads.
+	RangeReader
+	// OpenBase is OpenVersion for a base. A store that knows it cannot
+	// copy (so configured, or told so by its server) returns an error
+	// wrapping ErrNoCopy instead, before any request: a base would only
+	// cost reads.
 	OpenBase(ctx context.Context, key string) (Base, error)
-	// ReadBase returns the n bytes of b's archive starting at off (one
-	// ranged read, for its index). A version no longer stored fails
-	// with an error wrapping tiercache.ErrNotFound; a range outside the
-	// archive with one wrapping tiercache.ErrInvalidArgument.
-	ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error)
 }
 
 // Reuser is a reader for Store.Put whose stream repeats byte ranges of

@@ -15,15 +15,19 @@ import (
 // scope's entries, with one listing of s. Every Meta it returns has
 // Scope set to scope. In the default scope "" it only hides the other
 // scopes from List. Prune is s's: it ranks every scope's entries
-// together, as one bucket's budget. The view is a BaseStore if s is one;
-// a Base it returns names the plain key in its Meta too.
+// together, as one bucket's budget. The view is a BaseStore, or a
+// RangeReader, if s is one; a Base it returns names the plain key in
+// its Meta too.
 func InScope(s Store, scope string) (Store, error) {
 	if err := tiercache.ValidateScope(scope); err != nil {
 		return nil, err
 	}
 	v := scoped{s: s, scope: scope}
 	if bs, ok := s.(BaseStore); ok {
-		return scopedBase{v, bs}, nil
+		return scopedBase{scopedRange{v, bs}, bs}, nil
+	}
+	if rr, ok := s.(RangeReader); ok {
+		return scopedRange{v, rr}, nil
 	}
 	return v, nil
 }
@@ -139,19 +143,20 @@ func (v scoped) List(ctx context.Context, prefix string) ([]Meta, error) {
 
 func (v scoped) Prune(ctx context.Context, l policy.Limits) (int, error) { return v.s.Prune(ctx, l) }
 
-type scopedBase struct {
+type scopedRange struct {
 	scoped
-	bs BaseStore
+	rr RangeReader
 }
 
-var _ BaseStore = scopedBase{}
+var _ RangeReader = scopedRange{}
 
-func (v scopedBase) OpenBase(ctx context.Context, key string) (Base, error) {
+// version is OpenVersion, or OpenBase with open, in the view's scope.
+func (v scopedRange) version(ctx context.Context, key string, open func(context.Context, string) (Base, error)) (Base, error) {
 	k, err := v.stored(key)
 	if err != nil {
 		return Base{}, err
 	}
-	b, err := v.bs.OpenBase(ctx, k)
+	b, err := open(ctx, k)
 	if err != nil {
 		return Base{}, err
 	}
@@ -161,6 +166,21 @@ func (v scopedBase) OpenBase(ctx context.Context, key string) (Base, error) {
 	return b, nil
 }
 
-func (v scopedBase) ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error) {
-	return v.bs.ReadBase(ctx, b, off, n)
+func (v scopedRange) OpenVersion(ctx context.Context, key string) (Base, error) {
+	return v.version(ctx, key, v.rr.OpenVersion)
+}
+
+func (v scopedRange) ReadBase(ctx context.Context, b Base, off, n int64) ([]byte, error) {
+	return v.rr.ReadBase(ctx, b, off, n)
+}
+
+type scopedBase struct {
+	scopedRange
+	bs BaseStore
+}
+
+var _ BaseStore = scopedBase{}
+
+func (v scopedBase) OpenBase(ctx context.Context, key string) (Base, error) {
+	return v.version(ctx, key, v.bs.OpenBase)
 }

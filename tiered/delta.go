@@ -51,7 +51,7 @@ type deltaSeg struct {
 // deltaPull is a download of one version that takes the frames a local
 // archive shares with it from that archive.
 type deltaPull struct {
-	bs      remote.BaseStore
+	rr      remote.RangeReader
 	version remote.Base
 	baseKey string   // the local entry whose archive serves frames
 	file    *os.File // its archive
@@ -65,13 +65,12 @@ type deltaPull struct {
 // openDelta plans a pull of key that reads from a local base (see
 // above), or returns nil when there is none worth it: no local
 // candidate holds an indexed archive, the remote reads no ranges of a
-// pinned version (remote.BaseStore, and not one known unable to copy),
-// the version has no index, or the candidates share too little with it.
+// pinned version (remote.RangeReader), the version has no index, or the candidates share too little with it.
 // Nothing is asked of the remote unless a local candidate exists. Any
 // failure here only means a plain download, which reports it if it is
 // the remote's.
 func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (*deltaPull, remote.Meta) {
-	bs, ok := c.remote.(remote.BaseStore)
+	rr, ok := c.remote.(remote.RangeReader)
 	if !ok || c.rawLocal == nil || c.opts.NoLocal {
 		return nil, remote.Meta{}
 	}
@@ -86,7 +85,7 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 			}
 		}
 	}()
-	v, err := bs.OpenBase(ctx, key)
+	v, err := rr.OpenVersion(ctx, key)
 	if err != nil || c.checkRemote(key, v.Meta) != nil {
 		return nil, remote.Meta{}
 	}
@@ -94,7 +93,7 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 	if info.Length == 0 || info.Length > archive.MaxIndexLength {
 		return nil, remote.Meta{}
 	}
-	p, err := bs.ReadBase(ctx, v, info.Offset, info.Length)
+	p, err := rr.ReadBase(ctx, v, info.Offset, info.Length)
 	if err != nil {
 		return nil, remote.Meta{}
 	}
@@ -112,7 +111,7 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
 		return nil, remote.Meta{}
 	}
-	d := &deltaPull{bs: bs, version: v, baseKey: best.key, file: best.file, shared: bestShared}
+	d := &deltaPull{rr: rr, version: v, baseKey: best.key, file: best.file, shared: bestShared}
 	best.file = nil // d owns it now
 	d.downloaded.Add(int64(len(p)))
 	for _, f := range idx.Frames {
@@ -262,7 +261,7 @@ func (d *deltaPull) read(ctx context.Context, s deltaSeg) ([]byte, error) {
 		}
 		// A damaged or shortened local file: the download has it.
 	}
-	b, err := d.bs.ReadBase(ctx, d.version, s.off, s.n)
+	b, err := d.rr.ReadBase(ctx, d.version, s.off, s.n)
 	if err != nil {
 		return nil, err
 	}

@@ -6,17 +6,26 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // deltaSetup pushes v1 and then v2 (one file changed) from one machine,
 // and pulls v1 on a second, whose cache it returns with v2's tree and
-// the size of v2's archive.
-func deltaSetup(t *testing.T) (store *memstore.Store, b *Cache, v2 string, size int64) {
+// the size of v2's archive. With readOnly, the second machine only
+// reads the remote, through remote.ReadOnly.
+func deltaSetup(t *testing.T, readOnly bool) (store *memstore.Store, b *Cache, v2 string, size int64) {
 	t.Helper()
 	store, a, src := pushV1(t)
 	ctx := t.Context()
-	b = newTiered(t, store, Options{})
+	if readOnly {
+		var err error
+		if b, err = New(newLocal(t), Options{Remote: remote.ReadOnly(store), ReadOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		b = newTiered(t, store, Options{})
+	}
 	if _, ok, err := b.Pull(ctx, "v1", nil, filepath.Join(t.TempDir(), "v1"), PullOptions{}); err != nil || !ok {
 		t.Fatalf("pull v1: %v %v", ok, err)
 	}
@@ -33,15 +42,15 @@ func deltaSetup(t *testing.T) (store *memstore.Store, b *Cache, v2 string, size 
 // archive and downloads the rest, and restores v2 exactly; found by a
 // restore key, or as the entry last pulled into the same directory.
 func TestPullReadsFramesFromLocalBase(t *testing.T) {
-	for _, how := range []string{"restore key", "same dir", "no base"} {
+	for _, how := range []string{"restore key", "same dir", "read-only", "no base"} {
 		t.Run(how, func(t *testing.T) {
-			_, b, src, size := deltaSetup(t)
+			_, b, src, size := deltaSetup(t, how == "read-only")
 			ctx := t.Context()
 			dst := filepath.Join(t.TempDir(), "v2")
 			var prefixes []string
 			opts := PullOptions{}
 			switch how {
-			case "restore key":
+			case "restore key", "read-only":
 				prefixes = []string{"v"}
 			case "same dir":
 				// The record of the pull of v1 into dst names the base.
@@ -78,7 +87,7 @@ func TestPullReadsFramesFromLocalBase(t *testing.T) {
 // matches the new archive's index is downloaded instead; the pull still
 // restores exactly the pushed tree.
 func TestPullDamagedLocalBase(t *testing.T) {
-	_, b, src, size := deltaSetup(t)
+	_, b, src, size := deltaSetup(t, false)
 	ctx := t.Context()
 	s, ok, err := b.local.Lookup(ctx, "v1")
 	if err != nil || !ok || s.Archive == "" {

@@ -49,10 +49,16 @@ func baseGone(key string) error {
 	return fmt.Errorf("memstore: the base version of key %q is gone (deleted, pruned or replaced): %w", key, tiercache.ErrNotFound)
 }
 
-// OpenBase returns key's current version. Its Ref reaches only that
+// OpenBase returns key's current version, as OpenVersion does: this
+// store always copies.
+func (s *Store) OpenBase(ctx context.Context, key string) (remote.Base, error) {
+	return s.OpenVersion(ctx, key)
+}
+
+// OpenVersion returns key's current version. Its Ref reaches only that
 // version: once the key is replaced, deleted or pruned, ReadBase fails
 // and copies from it stop.
-func (s *Store) OpenBase(ctx context.Context, key string) (remote.Base, error) {
+func (s *Store) OpenVersion(ctx context.Context, key string) (remote.Base, error) {
 	if err := tiercache.ValidateStoredKey(key); err != nil {
 		return remote.Base{}, err
 	}

@@ -37,6 +37,20 @@ func (s *Store) OpenBase(ctx context.Context, key string) (remote.Base, error) {
 	if s.lacksCopies() {
 		return remote.Base{}, errNoCopies
 	}
+	return s.openVersion(ctx, key, n)
+}
+
+// OpenVersion returns the current version of key, as OpenBase does
+// whether or not the server copies.
+func (s *Store) OpenVersion(ctx context.Context, key string) (remote.Base, error) {
+	n, err := s.namesFor(key)
+	if err != nil {
+		return remote.Base{}, err
+	}
+	return s.openVersion(ctx, key, n)
+}
+
+func (s *Store) openVersion(ctx context.Context, key string, n names) (remote.Base, error) {
 	m, err := s.readManifest(ctx, n)
 	if err != nil {
 		return remote.Base{}, err

@@ -307,6 +307,12 @@ func TestReuseCopyRefused(t *testing.T) {
 	if n := len(e.rec.requests(func(request) bool { return true })); n != 0 {
 		t.Errorf("OpenBase after a 501 sent %d requests", n)
 	}
+	// Ranges are still read: a pull takes the frames it lacks.
+	if v, err := s.OpenVersion(t.Context(), "base"); err != nil {
+		t.Errorf("OpenVersion after a 501: %v", err)
+	} else if p, err := s.ReadBase(t.Context(), v, 10, 100); err != nil || !bytes.Equal(p, base[10:110]) {
+		t.Errorf("ReadBase after a 501: %d bytes, %v", len(p), err)
+	}
 	// Another store of the same server tries again.
 	r = newReuser(b, data, runs, mib)
 	putReusing(t, e.store(t, nil), "other-store", r, data)

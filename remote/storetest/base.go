@@ -282,27 +282,38 @@ func mustBeBase(t *testing.T, st remote.BaseStore, b remote.Base, base []byte) {
 	}
 }
 
+// testOpenBase: OpenBase and OpenVersion, which a store that copies
+// answers alike, return the current version or ErrNotFound.
 func (s *baseSuite) testOpenBase(t *testing.T) {
 	st := s.newStore(t)
 	ctx := t.Context()
-	if _, err := st.OpenBase(ctx, "nope"); !errors.Is(err, tiercache.ErrNotFound) {
-		t.Errorf("OpenBase of a missing key: %v, want ErrNotFound", err)
-	}
-	for i, n := range []int{1000, bigSize} {
-		key := fmt.Sprintf("a/%d", n)
-		data := randBytes(uint64(200+i), n)
-		b := putBase(t, st, key, data)
-		stat, err := st.Stat(ctx, key)
-		if err != nil {
-			t.Fatal(err)
+	for name, open := range map[string]func(context.Context, string) (remote.Base, error){"OpenBase": st.OpenBase, "OpenVersion": st.OpenVersion} {
+		if _, err := open(ctx, "nope"); !errors.Is(err, tiercache.ErrNotFound) {
+			t.Errorf("%s of a missing key: %v, want ErrNotFound", name, err)
 		}
-		if !sameMeta(b.Meta, stat) || b.Meta.Index != tailIndex(data) || b.Meta.ArchiveSize != int64(n) || b.Meta.SHA256 != sha(data) {
-			t.Errorf("OpenBase(%q) meta %+v; want Stat's, %+v, with the index claimed at Put", key, b.Meta, stat)
-		}
-		// Near misses of a stored key.
-		for _, k := range []string{key[:len(key)-1], key + "0", key + "/"} {
-			if _, err := st.OpenBase(ctx, k); !errors.Is(err, tiercache.ErrNotFound) {
-				t.Errorf("OpenBase(%q) next to %q: %v, want ErrNotFound", k, key, err)
+		for i, n := range []int{1000, bigSize} {
+			key := fmt.Sprintf("a/%s/%d", name, n)
+			data := randBytes(uint64(200+i), n)
+			putBase(t, st, key, data)
+			b, err := open(ctx, key)
+			if err != nil {
+				t.Fatalf("%s(%q): %v", name, key, err)
+			}
+			stat, err := st.Stat(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameMeta(b.Meta, stat) || b.Meta.Index != tailIndex(data) || b.Meta.ArchiveSize != int64(n) || b.Meta.SHA256 != sha(data) {
+				t.Errorf("%s(%q) meta %+v; want Stat's, %+v, with the index claimed at Put", name, key, b.Meta, stat)
+			}
+			if p, err := st.ReadBase(ctx, b, 0, int64(n)); err != nil || !bytes.Equal(p, data) {
+				t.Errorf("ReadBase of %s(%q): %d bytes, %v", name, key, len(p), err)
+			}
+			// Near misses of a stored key.
+			for _, k := range []string{key[:len(key)-1], key + "0", key + "/"} {
+				if _, err := open(ctx, k); !errors.Is(err, tiercache.ErrNotFound) {
+					t.Errorf("%s(%q) next to %q: %v, want ErrNotFound", name, k, key, err)
+				}
 			}
 		}
 	}
