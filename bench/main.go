@@ -112,7 +112,8 @@ type config struct {
 	deleteBetween bool
 	// reuse adds the push --base pairs (see reusePairs).
 	reuse bool
-	// reuseLink limits the reuse pairs' uploads, in Mbit/s (0: none).
+	// reuseLink limits the reuse pairs' transfers, in Mbit/s each way
+	// (0: none).
 	reuseLink float64
 }
 
@@ -128,8 +129,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.treesText, "trees", defaultTrees, "comma-separated `list` of the trees to measure, one after the other: \"generated\" (the generated tree, see --size and --seed), \"goroot\" (Go's source tree, the directory go env GOROOT names) or a directory; one results file each (see --json-out); trees are never modified")
 	fs.StringVar(&c.tree, "tree", "", "measure this existing directory alone (never modified); the same as --trees DIR, for any directory name")
 	fs.BoolVar(&c.scaling, "scaling", true, "also run the cold pull --no-local and the warm pull with GOMAXPROCS=1, in the same rounds, and report the default's time over that; --scaling=false saves these 2 commands per round")
-	fs.BoolVar(&c.reuse, "reuse", false, "also measure push --base, which uploads only what changed: a second version of the tree (a new 1 MB directory, one file changed) and the tree under a renamed key, pushed with the first as base, against full pushes, bytes sent counted by a proxy; off by default, as it adds 4 pushes per round and a copy of each tree (about 80 s on the generated 400 MB tree)")
-	fs.Float64Var(&c.reuseLink, "reuse-link", 0, "with --reuse, limit the pushes' uploads to this many `Mbit/s` at the proxy, as a link to a remote bucket would (0: loopback speed); every push of the reuse pairs, full ones included, goes through it")
+	fs.BoolVar(&c.reuse, "reuse", false, "also measure push --base, which uploads only what changed, and the pull that downloads only what changed: a second version of the tree (a new 1 MB directory, one file changed) and the tree under a renamed key, pushed with the first as base, against full pushes, and the second version pulled where the first is in the local tier, against a --no-base pull, bytes counted by a proxy; off by default, as it adds 4 pushes and 2 pulls per round and a copy of each tree (about 100 s on the generated 400 MB tree)")
+	fs.Float64Var(&c.reuseLink, "reuse-link", 0, "with --reuse, limit the reuse pairs' uploads and downloads to this many `Mbit/s` each way at the proxy, as a link to a remote bucket would (0: loopback speed); every push and pull of the reuse pairs, full ones included, goes through it")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds of each pair (A B A B ...); medians are reported")
 	fs.BoolVar(&c.deleteBetween, "delete-between-pairs", false, "delete the restored trees between pairs (default: only when the disk cannot hold them all until the end)")
 	fs.StringVar(&c.pauseText, "pause", "auto", "pause after deleting trees between pairs and syncing, as a duration or \"auto\": 65s on ext4 without a journal, which makes file creation slow for minutes after a big delete, else 5s")

@@ -41,7 +41,17 @@ import (
 //	v2 full  push --no-base K2F DIR2        pair "push --base (v2)", B
 //	renamed  push --base K1 K3 DIR          pair "push --base (renamed)", A
 //
-// with v1 as the renamed pair's B (the same tree, uploaded whole). Every
+// with v1 as the renamed pair's B (the same tree, uploaded whole). Right
+// after v1's push, the round's local tier (v1's archive in it) is copied
+// twice, untimed, as two machines that pulled v1; after v2's push each
+// pulls v2 through the proxy, which counts the response bytes:
+//
+//	pull v2       pull --restore-key K1 K2 DEST  pair "pull, v1 local (v2)", A
+//	pull v2 full  pull --no-base K2 DEST         pair "pull, v1 local (v2)", B
+//
+// A reads the frames v2 shares with v1 from the local archive and
+// downloads the rest; B downloads every byte. Round 1's trees are
+// compared with DIR2, untimed, after the round. Every
 // round's composed objects must have the SHA-256 of the full push of the
 // same tree (v2 against v2 full, renamed against v1, from the
 // manifests); after the rounds, round 1's v2 object is restored with
@@ -54,6 +64,7 @@ import (
 const (
 	reuseV2Pair      = "push --base (v2)"
 	reuseRenamedPair = "push --base (renamed)"
+	reusePullPair    = "pull, v1 local (v2)"
 )
 
 // Targets of the reuse pairs.
@@ -105,13 +116,27 @@ type reuseResult struct {
 	RestoreLog string `json:"restore,omitempty"`
 }
 
-// reuseRound is one round's four pushes.
+// reuseRound is one round's four pushes and two pulls.
 type reuseRound struct {
-	Round   int       `json:"round"`
-	V1      reusePush `json:"v1"`
-	V2      reusePush `json:"v2"`
-	V2Full  reusePush `json:"v2_full"`
-	Renamed reusePush `json:"renamed"`
+	Round      int       `json:"round"`
+	V1         reusePush `json:"v1"`
+	V2         reusePush `json:"v2"`
+	V2Full     reusePush `json:"v2_full"`
+	Renamed    reusePush `json:"renamed"`
+	PullV2     reusePull `json:"pull_v2"`
+	PullV2Full reusePull `json:"pull_v2_full"`
+}
+
+// reusePull is one pull of the reuse pairs: what it said (--json) and
+// what the proxy counted.
+type reusePull struct {
+	Key             string  `json:"key"`
+	Base            string  `json:"base,omitempty"`
+	DownloadedBytes int64   `json:"downloaded_bytes"`
+	FromBaseBytes   int64   `json:"from_base_bytes"`
+	ReceivedBytes   int64   `json:"received_bytes"`
+	Requests        int64   `json:"requests"`
+	Seconds         float64 `json:"seconds"`
 }
 
 // reusePush is one push of the reuse pairs: what it said (--json), what
@@ -142,10 +167,11 @@ func (p reusePush) sentShare() float64 {
 }
 
 // reuseDiskNeed is what the reuse pairs add to a run's disk use, for a
-// tree of n bytes: the changed copy, the restored tree and 4 objects a
-// round (each about as large as the tree, at worst).
+// tree of n bytes: the changed copy, the restored tree, and a round's 4
+// objects, 2 copies of the local tier and 2 pulled trees (each about as
+// large as the tree, at worst).
 func reuseDiskNeed(n int64, rounds int) int64 {
-	return (2 + 4*int64(rounds)) * n
+	return (2 + 10*int64(rounds)) * n
 }
 
 // reusePairs runs the reuse pairs on the current tree.
@@ -175,6 +201,11 @@ func (b *bench) reusePairs(ctx context.Context) error {
 		Name:     reuseRenamedPair,
 		CommandA: "tiercache push --base K1 K3 DIR (the tree of K1 under a new key)",
 		CommandB: "tiercache push --no-base K1 DIR (K1 itself, uploaded whole; run first in each round)",
+	}
+	ppull := &pair{
+		Name:     reusePullPair,
+		CommandA: "tiercache pull --restore-key K1 K2 DEST (K2: DIR2 pushed with K1 as base; the local tier holds K1's archive, so only the frames K1 lacks are downloaded)",
+		CommandB: "tiercache pull --no-base K2 DEST (the same local tier; every byte downloaded)",
 	}
 	b.inputs = []string{b.src, v2}
 	// push runs one timed push of dir under key through the proxy.
@@ -218,7 +249,39 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			what, r, b.cfg.rounds, s, formatBytes(rp.SentBytes), formatBytes(rp.ArchiveBytes), 100*rp.sentShare(), rp.FramesReused, rp.FramesKept, rp.Base)
 		return s, rp, nil
 	}
+	// pull runs one timed pull of key through the proxy, on the copy of
+	// round r's local tier for side.
+	pull := func(r int, what, side, key string, flags ...string) (sample, reusePull, error) {
+		args := append(append([]string{"pull"}, flags...), key, b.path("reuse-pull-%d-%s", r, side))
+		cmd := b.tiercacheCmd(ctx, b.path("reuse-pull-tier-%d-%s", r, side), args...)
+		cmd.Env = append(cmd.Env, "TIERCACHE_S3_ENDPOINT="+proxy.URL)
+		before := proxy.counts()
+		s, out, err := b.timed(ctx, cmd, r)
+		if err != nil {
+			return s, reusePull{}, err
+		}
+		after := proxy.counts()
+		var pj struct {
+			Hit             bool   `json:"hit"`
+			Tier            string `json:"tier"`
+			Base            string `json:"base"`
+			DownloadedBytes int64  `json:"downloaded_bytes"`
+			FromBaseBytes   int64  `json:"from_base_bytes"`
+		}
+		if err := parseJSON(out, &pj, "tiercache pull"); err != nil {
+			return s, reusePull{}, err
+		}
+		if !pj.Hit || pj.Tier != "remote" {
+			return s, reusePull{}, fmt.Errorf("reuse: %s %s was no download: %s", what, key, out)
+		}
+		rp := reusePull{Key: key, Base: pj.Base, DownloadedBytes: pj.DownloadedBytes, FromBaseBytes: pj.FromBaseBytes,
+			ReceivedBytes: after.received - before.received, Requests: after.requests - before.requests, Seconds: s.Seconds}
+		logf("%-12s %d/%d: %s; received %s, %s read from the local copy of %q",
+			what, r, b.cfg.rounds, s, formatBytes(rp.ReceivedBytes), formatBytes(rp.FromBaseBytes), rp.Base)
+		return s, rp, nil
+	}
 	res.SameSHA = true
+	ppull.Verified = true
 	for r := 1; r <= b.cfg.rounds; r++ {
 		k1 := fmt.Sprintf("reuse-v1-r%d", r)
 		k2 := fmt.Sprintf("reuse-v2-r%d", r)
@@ -229,10 +292,26 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			return err
 		}
 		pren.B = append(pren.B, s)
+		for _, side := range []string{"a", "b"} {
+			if _, err := b.exec(ctx, b.plainCmd(ctx, "cp", "-a", b.path("reuse-tier-%d", r), b.path("reuse-pull-tier-%d-%s", r, side))); err != nil {
+				return err
+			}
+		}
 		if s, round.V2, err = push(r, "v2", k2, v2, "--base", k1); err != nil {
 			return err
 		}
 		pv2.A = append(pv2.A, s)
+		if s, round.PullV2, err = pull(r, "pull v2", "a", k2, "--restore-key", k1); err != nil {
+			return err
+		}
+		if round.PullV2.Base != k1 {
+			return fmt.Errorf("reuse: pull v2 %d/%d took no frames from the local copy of %s (base %q)", r, b.cfg.rounds, k1, round.PullV2.Base)
+		}
+		ppull.A = append(ppull.A, s)
+		if s, round.PullV2Full, err = pull(r, "pull v2 full", "b", k2, "--no-base"); err != nil {
+			return err
+		}
+		ppull.B = append(ppull.B, s)
 		if s, round.V2Full, err = push(r, "v2 full", fmt.Sprintf("reuse-v2full-r%d", r), v2, "--no-base"); err != nil {
 			return err
 		}
@@ -241,8 +320,20 @@ func (b *bench) reusePairs(ctx context.Context) error {
 			return err
 		}
 		pren.A = append(pren.A, s)
-		if err := b.trash(b.path("reuse-tier-%d", r)); err != nil {
-			return err
+		if r == 1 {
+			// Untimed, after the round's timed commands.
+			for _, side := range []string{"a", "b"} {
+				diff, err := treetest.Diff(v2, b.path("reuse-pull-%d-%s", r, side))
+				if err != nil || len(diff) > 0 {
+					ppull.Verified = false
+					logf("reuse: pull %s of round 1 differs from DIR2: %v %v", side, err, diff[:min(len(diff), 5)])
+				}
+			}
+		}
+		for _, p := range []string{"reuse-tier-%d", "reuse-pull-tier-%d-a", "reuse-pull-tier-%d-b", "reuse-pull-%d-a", "reuse-pull-%d-b"} {
+			if err := b.trash(b.path(p, r)); err != nil {
+				return err
+			}
 		}
 		for _, c := range []struct {
 			what      string
@@ -266,13 +357,15 @@ func (b *bench) reusePairs(ctx context.Context) error {
 	pv2.VerifyLog = "round 1's v2 object, restored with mc cat | zstd -d | tar -x, equals DIR2 (treetest.Diff); every round's object is compared with the full push's by SHA-256"
 	pren.Verified = true
 	pren.VerifyLog = "every round's object is compared with K1's by SHA-256"
+	ppull.VerifyLog = "round 1's two pulled trees equal DIR2 (treetest.Diff); every pull's archive is verified against its manifest by tiercache"
 	pv2.summarize()
 	pren.summarize()
+	ppull.summarize()
 	res.V1Seconds, res.V2Seconds, res.RenamedSeconds = pren.MedianB, pv2.MedianA, pren.MedianA
 	if res.V1Seconds > 0 {
 		res.TimeRatio = res.V2Seconds / res.V1Seconds
 	}
-	b.res.Pairs = append(b.res.Pairs, pv2, pren)
+	b.res.Pairs = append(b.res.Pairs, pv2, pren, ppull)
 	b.res.Reuse = res
 	if err := b.trash(v2); err != nil {
 		return err
@@ -513,9 +606,14 @@ type countingProxy struct {
 
 	sent, received, requests atomic.Int64
 
-	// rate, if positive, is the most request-body bytes per second the
-	// proxy forwards, all connections together, like an uplink; next is
-	// when the link is free again.
+	// up and down pace request and response bodies, all connections
+	// together, like the two directions of a link.
+	up, down pacer
+}
+
+// pacer holds a direction of the link to rate bytes per second, if
+// positive; next is when it is free again.
+type pacer struct {
 	rate float64
 	mu   sync.Mutex
 	next time.Time
@@ -525,8 +623,8 @@ type countingProxy struct {
 type proxyCounts struct{ sent, received, requests int64 }
 
 // startCountingProxy starts a countingProxy in front of endpoint that
-// forwards request bodies at up to rate bytes per second (unlimited if
-// rate is 0).
+// forwards request and response bodies at up to rate bytes per second
+// each way (unlimited if rate is 0).
 func startCountingProxy(endpoint string, rate float64) (*countingProxy, error) {
 	target, err := url.Parse(endpoint)
 	if err != nil {
@@ -536,18 +634,19 @@ func startCountingProxy(endpoint string, rate float64) (*countingProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &countingProxy{URL: "http://" + ln.Addr().String(), tr: http.DefaultTransport.(*http.Transport).Clone(), rate: rate}
+	p := &countingProxy{URL: "http://" + ln.Addr().String(), tr: http.DefaultTransport.(*http.Transport).Clone()}
+	p.up.rate, p.down.rate = rate, rate
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme, r.Out.URL.Host = target.Scheme, target.Host
 			r.Out.Host = r.In.Host
 			if r.Out.Body != nil {
-				r.Out.Body = countingBody{r.Out.Body, &p.sent, p}
+				r.Out.Body = countingBody{r.Out.Body, &p.sent, &p.up}
 			}
 			p.requests.Add(1)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			resp.Body = countingBody{resp.Body, &p.received, nil}
+			resp.Body = countingBody{resp.Body, &p.received, &p.down}
 			return nil
 		},
 		Transport: p.tr,
@@ -566,29 +665,26 @@ func (p *countingProxy) close() {
 	p.tr.CloseIdleConnections()
 }
 
-// countingBody adds what is read of a body to n, at the pace of paced's
-// link if it is set.
+// countingBody adds what is read of a body to n, at paced's pace.
 type countingBody struct {
 	io.ReadCloser
 	n     *atomic.Int64
-	paced *countingProxy
+	paced *pacer
 }
 
 func (b countingBody) Read(q []byte) (int, error) {
-	if b.paced != nil && b.paced.rate > 0 {
+	if b.paced.rate > 0 {
 		q = q[:min(len(q), 64<<10)] // small steps keep the pace smooth
 	}
 	k, err := b.ReadCloser.Read(q)
 	b.n.Add(int64(k))
-	if b.paced != nil {
-		b.paced.wait(k)
-	}
+	b.paced.wait(k)
 	return k, err
 }
 
 // wait holds the caller until the link has carried k more bytes after
 // those already reserved by every connection.
-func (p *countingProxy) wait(k int) {
+func (p *pacer) wait(k int) {
 	if p.rate <= 0 || k == 0 {
 		return
 	}
@@ -646,7 +742,7 @@ func (r *results) reuseMarkdown(w io.Writer) {
 	}
 	link := "no rate limit: loopback"
 	if u.LinkMbit > 0 {
-		link = fmt.Sprintf("uploads limited to %g Mbit/s at the proxy (--reuse-link)", u.LinkMbit)
+		link = fmt.Sprintf("limited to %g Mbit/s each way at the proxy (--reuse-link)", u.LinkMbit)
 	}
 	fmt.Fprintf(w, "Reuse (`--reuse`, %s): DIR2 is the tree plus `%s` (%d files, %s) and `%s` changed (%d bytes inserted). Bytes sent are request bodies counted by a proxy in front of MinIO (its CPU is the harness's, not the command's); %% of the object pushed.\n\n", link,
 		u.NewDir, u.NewDirFiles, formatBytes(u.NewDirBytes), u.ChangedFile, u.ChangedBytes)
@@ -664,6 +760,24 @@ func (r *results) reuseMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| %d | %s | %.2f s | %s | %.2f%% | %s | %d | %d | %s | %s |\n",
 				rd.Round, c.what, c.p.Seconds, formatBytes(c.p.SentBytes), 100*c.p.sentShare(), formatBytes(c.p.ReceivedBytes),
 				c.p.Requests, c.p.FramesReused, formatBytes(c.p.CopiedBytes), base)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Pulls of v2 on a machine whose local tier holds v1's archive (received: response bodies at the proxy):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| round | pull | time | received | downloaded | read from the local copy | requests | base |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---|")
+	for _, rd := range u.Rounds {
+		for _, c := range []struct {
+			what string
+			p    reusePull
+		}{{"v2 (--restore-key v1)", rd.PullV2}, {"v2 (--no-base)", rd.PullV2Full}} {
+			base := c.p.Base
+			if base == "" {
+				base = "—"
+			}
+			fmt.Fprintf(w, "| %d | %s | %.2f s | %s | %s | %s | %d | %s |\n",
+				rd.Round, c.what, c.p.Seconds, formatBytes(c.p.ReceivedBytes), formatBytes(c.p.DownloadedBytes), formatBytes(c.p.FromBaseBytes), c.p.Requests, base)
 		}
 	}
 	fmt.Fprintln(w)
