@@ -265,15 +265,16 @@ func TestReuseBaseChoice(t *testing.T) {
 		t.Errorf("push with --restore-key deps-: %+v; want the newest, deps-3, as base", r)
 	}
 
-	// A base that is not stored: a full upload, and --verbose says why.
+	// A --base that is not stored: a full upload, though --restore-key
+	// would have found one, and a warning (no --verbose needed) says why.
 	mustRun(t, e, "rm", "deps-1")
-	out, stderr := mustRun(t, e.freshMachine(t), "push", "--json", "--verbose", "--base", "deps-1", "deps-5", other)
+	out, stderr := mustRun(t, e.freshMachine(t), "push", "--json", "--base", "deps-1", "--restore-key", "deps-", "deps-5", other)
 	r = reuseJSON{}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Base != "" || r.CopiedBytes != 0 || !r.Uploaded || !strings.Contains(stderr, `base "deps-1": not stored`) {
-		t.Errorf("push with a deleted base: %+v\nstderr: %s\nwant a full upload, and why", r, stderr)
+	if r.Base != "" || r.CopiedBytes != 0 || !r.Uploaded || !strings.Contains(stderr, `warning: push "deps-5": --base "deps-1" was not used`) || !strings.Contains(stderr, `base "deps-1": not stored`) {
+		t.Errorf("push with a deleted base: %+v\nstderr: %s\nwant a full upload, and a warning saying why", r, stderr)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustRun(t, e.freshMachine(t), "pull", "deps-5", dst)

@@ -23,8 +23,8 @@ const maxBaseTries = 3
 
 // pickBase chooses the entry whose frames a push of key from src may
 // have the remote copy instead of receiving, in the order the user
-// expects: PushOptions.Base; the entry the last pull restored into the
-// same paths on this machine; the newest entry under each of
+// expects: PushOptions.Base, alone if set; the entry the last pull
+// restored into the same paths on this machine; the newest entry under each of
 // PushOptions.BasePrefixes in turn; the key's own current version (old,
 // if hasOld). It returns nil, with why, when nothing qualifies or no
 // candidate's index could be read and verified: the push then compresses
@@ -90,7 +90,11 @@ func (c *Cache) baseCandidates(ctx context.Context, key string, src source, opts
 			cands = append(cands, c)
 		}
 	}
-	add(c.opts.Scope, opts.Base)
+	if opts.Base != "" {
+		// The base asked for, or none: another would be a surprise,
+		// and the reason it was not used is then the push's note.
+		return []baseCand{{c.opts.Scope, opts.Base}}, nil
+	}
 	if c.local != nil && !c.opts.NoLocal {
 		if scope, k, ok, _ := c.local.LastPull(src.paths()); ok {
 			add(scope, k)

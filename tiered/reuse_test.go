@@ -208,6 +208,16 @@ func TestPushBaseChoice(t *testing.T) {
 	if got := base(m, "new-5", dir, PushOptions{NoBase: true}); got != "" {
 		t.Errorf("with NoBase: base %q", got)
 	}
+	// A Base that is not stored is the only one tried, and the note says
+	// why none was used.
+	reuseChange(t, dir, "d1/f001")
+	res, err := m.Push(ctx, "new-6", dir, PushOptions{Base: "no-such-key", BasePrefixes: []string{"deps-"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "" || !strings.Contains(res.BaseNote, "no-such-key") || !strings.Contains(res.BaseNote, "not stored") {
+		t.Errorf("with a missing Base: base %q, note %q; want none, and a note naming it", res.Base, res.BaseNote)
+	}
 }
 
 // TestPushBaseLyingIndex: a base whose manifest's index does not read

@@ -84,7 +84,8 @@ always fails the push.
 
 Only what changed is uploaded, where the remote can copy (S3's
 UploadPartCopy; MinIO and AWS S3 can). A push looks for a base: --base
-KEY; else the entry the last pull restored into the same PATHs on this
+KEY, alone (if it is not stored, the push warns and uploads everything);
+else the entry the last pull restored into the same PATHs on this
 machine; else the newest entry under each --restore-key PREFIX in turn;
 else KEY's own current version. The archive's frames start at file
 boundaries chosen by content, so a tree that changed a little shares
@@ -93,9 +94,9 @@ byte ranges from the base's object, server-side, and only the rest is
 sent. When the local tier keeps the base's archive (it was pulled or
 pushed here), those frames are taken from it instead of being compressed
 again. The object stored is still one plain .tar.zst, byte for byte the
-one a full upload makes (from a base of the same compression level). A base that is missing, replaced or deleted
-meanwhile, or a server that refuses copies, only means a full upload
-(--verbose says why). Storage is not shared: each entry is a full
+one a full upload makes (from a base of the same compression level).
+A base that is missing, replaced or deleted meanwhile, or a server that
+refuses copies, only means a full upload (--verbose says why). Storage is not shared: each entry is a full
 object. --no-base always uploads everything.
 
 KEY may also be given with --key, the PATHs then being the only
@@ -299,7 +300,12 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		out.Scope = c.Scope()
 	}
 	out.Signed = res.Signed
-	if res.BaseNote != "" {
+	switch {
+	case o.base != "" && res.Base == "" && res.Uploaded:
+		// Asked for by name: not using it is worth more than a
+		// verbose line, though the push succeeded.
+		a.warnf(cmd, "push %q: --base %q was not used, every byte was uploaded: %s", key, o.base, cmp.Or(res.BaseNote, "no reason given"))
+	case res.BaseNote != "":
 		a.verbosef(cmd, "push %q: %s", key, res.BaseNote)
 	}
 	if res.Base != "" {
