@@ -31,9 +31,10 @@ import (
 // read) and the split download cost more than they save.
 const deltaMinShare = 4
 
-// deltaChunk bounds one ranged read of differing frames, and deltaAhead
-// the reads and local frames held ahead of the extraction: memory stays
-// under (deltaAhead+1) chunks or frames of archive.MaxIndexedFrame.
+// deltaChunk bounds one ranged read of differing frames (a single frame
+// may be larger, up to the 16 MiB an index admits), and deltaAhead the
+// reads and local frames held ahead of the extraction: at most
+// deltaAhead+1 of them are in memory at once.
 const (
 	deltaChunk = 8 << 20
 	deltaAhead = 4
