@@ -57,7 +57,6 @@ type deltaPull struct {
 	baseKey string   // the local entry whose archive serves frames
 	file    *os.File // its archive
 	segs    []deltaSeg
-	shared  int64 // bytes planned from the local archive
 
 	fromBase   atomic.Int64 // bytes taken from the local archive
 	downloaded atomic.Int64 // bytes read from the remote, the index included
@@ -66,8 +65,8 @@ type deltaPull struct {
 // openDelta plans a pull of key that reads from a local base (see
 // above), or returns nil when there is none worth it: no local
 // candidate holds an indexed archive, the remote reads no ranges of a
-// pinned version (remote.RangeReader), the version has no index, or the candidates share too little with it.
-// Nothing is asked of the remote unless a local candidate exists. Any
+// pinned version (remote.RangeReader), the version has no index, or the
+// candidates share too little with it. Nothing is asked of the remote unless a local candidate exists. Any
 // failure here only means a plain download, which reports it if it is
 // the remote's.
 func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (*deltaPull, remote.Meta) {
@@ -112,7 +111,7 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
 		return nil, remote.Meta{}
 	}
-	d := &deltaPull{rr: rr, version: v, baseKey: best.key, file: best.file, shared: bestShared}
+	d := &deltaPull{rr: rr, version: v, baseKey: best.key, file: best.file}
 	best.file = nil // d owns it now
 	d.downloaded.Add(int64(len(p)))
 	for _, f := range idx.Frames {
