@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -23,7 +26,10 @@ import (
 // frame is hashed before it is used, and one that does not match is
 // downloaded after all; the stream that results is then checked whole
 // against the manifest like any download. So a local base can spare
-// downloads, never change what is restored.
+// downloads, never change what is restored. A base whose file does not
+// match its own verified index is damaged: once the pull has ended, it
+// is dropped from the local tier (Hit.Dropped), as a damaged entry a
+// pull restores from is.
 
 // deltaMinShare: a pull reads frames from a local base only when the
 // base holds at least 1/deltaMinShare of the new archive; below that,
@@ -54,9 +60,13 @@ type deltaSeg struct {
 type deltaPull struct {
 	rr      remote.RangeReader
 	version remote.Base
-	baseKey string   // the local entry whose archive serves frames
-	file    *os.File // its archive
+	baseKey string       // the local entry whose archive serves frames
+	base    local.Stored // its version in the local tier
+	file    *os.File     // its archive
 	segs    []deltaSeg
+
+	damageOnce sync.Once
+	damage     error // why a frame of the base failed its index, if one did
 
 	fromBase   atomic.Int64 // bytes taken from the local archive
 	downloaded atomic.Int64 // bytes read from the remote, the index included
@@ -111,7 +121,7 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
 		return nil, remote.Meta{}
 	}
-	d := &deltaPull{rr: rr, version: v, baseKey: best.key, file: best.file}
+	d := &deltaPull{rr: rr, version: v, baseKey: best.key, base: best.stored, file: best.file}
 	best.file = nil // d owns it now
 	d.downloaded.Add(int64(len(p)))
 	for _, f := range idx.Frames {
@@ -142,6 +152,7 @@ type frameID struct {
 // localBase is a local archive a pull may read frames from.
 type localBase struct {
 	key    string
+	stored local.Stored
 	file   *os.File
 	frames map[frameID]int64 // offset of each frame in file
 }
@@ -212,7 +223,7 @@ func (c *Cache) openLocalBase(ctx context.Context, scope, key string) (localBase
 		_ = f.Close()
 		return localBase{}, false
 	}
-	b := localBase{key: key, file: f, frames: make(map[frameID]int64, len(idx.Frames))}
+	b := localBase{key: key, stored: s, file: f, frames: make(map[frameID]int64, len(idx.Frames))}
 	for _, fr := range idx.Frames {
 		b.frames[frameID{fr.SHA256, fr.Length}] = fr.Offset
 	}
@@ -255,11 +266,20 @@ func (d *deltaPull) read(ctx context.Context, s deltaSeg) ([]byte, error) {
 	}
 	if s.baseOff >= 0 {
 		b := make([]byte, s.n)
-		if _, err := d.file.ReadAt(b, s.baseOff); err == nil && sha256.Sum256(b) == s.sum {
+		_, err := d.file.ReadAt(b, s.baseOff)
+		if err == nil && sha256.Sum256(b) == s.sum {
 			d.fromBase.Add(s.n)
 			return b, nil
 		}
 		// A damaged or shortened local file: the download has it.
+		why := "does not hash to what its index records"
+		if err != nil {
+			why = "cannot be read: " + err.Error()
+		}
+		d.damageOnce.Do(func() {
+			d.damage = fmt.Errorf("%w: key %q: the local archive %s, read as the base of a pull: its frame at %d+%d %s (it was downloaded instead)",
+				tiercache.ErrIntegrity, d.baseKey, d.base.Archive, s.baseOff, s.n, why)
+		})
 	}
 	b, err := d.rr.ReadBase(ctx, d.version, s.off, s.n)
 	if err != nil {
@@ -317,6 +337,17 @@ func (r *deltaReader) Close() error {
 	}()
 	r.wg.Wait()
 	return r.d.file.Close()
+}
+
+// dropDamaged drops the base from the local tier if a frame of it failed
+// its index, and returns why (nil if none did). It is called once the
+// stream is closed.
+func (c *Cache) dropDamaged(ctx context.Context, d *deltaPull) error {
+	if d == nil || d.damage == nil {
+		return nil
+	}
+	_ = c.rawLocal.Drop(context.WithoutCancel(ctx), d.base)
+	return d.damage
 }
 
 // errDeltaShort guards the plan: the segments must tile the archive.

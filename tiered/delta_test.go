@@ -1,9 +1,15 @@
 package tiered
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/remote"
@@ -74,6 +80,9 @@ func TestPullReadsFramesFromLocalBase(t *testing.T) {
 			if h.Base != "v1" || h.FromBase+h.Downloaded != size || h.Downloaded*4 > size {
 				t.Errorf("pull of v2: base %q, %d bytes from it, %d downloaded of %d; want v1 to supply most", h.Base, h.FromBase, h.Downloaded, size)
 			}
+			if h.Dropped != nil {
+				t.Errorf("a sound base reported dropped: %v", h.Dropped)
+			}
 			// The entry kept is v2's archive, whole and verified.
 			s, ok, err := b.local.Lookup(ctx, "v2")
 			if err != nil || !ok || s.ArchiveSize != size {
@@ -97,7 +106,12 @@ func TestPullDamagedLocalBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)/3] ^= 0x08
+	idx, err := archive.ReadIndex(bytes.NewReader(data), s.ArchiveSize, s.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f0 := idx.Frames[0] // v2 changed a later one, so shares this
+	data[f0.Offset+f0.Length/2] ^= 0x08
 	if err := os.Chmod(s.Archive, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +126,14 @@ func TestPullDamagedLocalBase(t *testing.T) {
 	treetest.AssertEqual(t, src, dst)
 	if h.Base != "v1" || h.FromBase == 0 || h.FromBase+h.Downloaded != size {
 		t.Errorf("pull from a damaged base: base %q, %d bytes from it, %d downloaded, archive %d", h.Base, h.FromBase, h.Downloaded, size)
+	}
+	if !errors.Is(h.Dropped, tiercache.ErrIntegrity) || !strings.Contains(h.Dropped.Error(), `"v1"`) {
+		t.Errorf("the damaged base is reported as %v, want an integrity error naming v1", h.Dropped)
+	}
+	if _, ok, err := b.local.Lookup(ctx, "v1"); ok || err != nil {
+		t.Errorf("the damaged base is still in the local tier (%v)", err)
+	}
+	if _, ok, err := b.local.Lookup(ctx, "v2"); !ok || err != nil {
+		t.Errorf("v2 is not in the local tier (%v)", err)
 	}
 }

@@ -429,6 +429,11 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 		h = Hit{Path: dir, Key: key, Entry: s.Entry, CopyTime: time.Since(start), SkippedSymlinks: got.SkippedSymlinks, FirstSkipped: got.FirstSkipped}
 		h.Entry.Tier = tiercache.TierLocal
 	}
+	var dropped error
+	if delta != nil {
+		_ = rc.Close() // its reads have ended, so its damage is known
+		dropped = c.dropDamaged(ctx, delta)
+	}
 	if errors.Is(err, tiercache.ErrNotFound) {
 		return Hit{}, false, nil // replaced under us: a miss
 	}
@@ -442,6 +447,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	if delta != nil {
 		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
 	}
+	h.Dropped = dropped
 	return h, true, nil
 }
 

@@ -272,7 +272,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if hit.Dropped != nil {
 		// Not a failure: the damaged copy is gone and the pull went on
 		// without it. Saying so points at a failing disk.
-		a.warnf(cmd, "pull %q: the local tier's copy was damaged and has been dropped: %s", key, singleLine(hit.Dropped.Error()))
+		a.warnf(cmd, "pull %q: a copy in the local tier was damaged and has been dropped: %s", key, singleLine(hit.Dropped.Error()))
 	}
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier, out.Scope = true, hit.Key, hit.Key == key, hit.Tier, hit.Scope
