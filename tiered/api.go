@@ -64,9 +64,11 @@ type Hit struct {
 	// because they hold another number of paths than it names, with
 	// why; on a miss too.
 	Skipped []string
-	// Dropped, when set, is why a local copy of the key was found
-	// damaged (it failed its recorded SHA-256 or shape): Pull dropped it
-	// and fetched the key again, or went on to the next candidate.
+	// Dropped, when set, is why a local copy was found damaged (it
+	// failed its recorded SHA-256 or shape): a copy of the key, which
+	// Pull dropped before fetching the key again or going on to the next
+	// candidate; or the Base, whose damaged frames were downloaded
+	// instead, dropped once the download ended.
 	Dropped error
 	// Copy describes Pull's copy from the local tier's tree into its
 	// dir, and CopyTime how long restoring into dir took (the copy, or

@@ -76,9 +76,9 @@ type deltaPull struct {
 // above), or returns nil when there is none worth it: no local
 // candidate holds an indexed archive, the remote reads no ranges of a
 // pinned version (remote.RangeReader), the version has no index, or the
-// candidates share too little with it. Nothing is asked of the remote unless a local candidate exists. Any
-// failure here only means a plain download, which reports it if it is
-// the remote's.
+// candidates share too little with it. Nothing is asked of the remote
+// unless a local candidate exists. Any failure here only means a plain
+// download, which reports it if it is the remote's.
 func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (*deltaPull, remote.Meta) {
 	rr, ok := c.remote.(remote.RangeReader)
 	if !ok || c.rawLocal == nil || c.opts.NoLocal {
@@ -168,8 +168,9 @@ func (b *localBase) sharedWith(idx archive.Index) int64 {
 	return n
 }
 
-// localBases opens the local archives a pull of key into dst may take
-// frames from, best first: the entry last pulled into dst's paths, then
+// localBases opens the local archives a pull of key into dst (nil for
+// Restore, which has none) may take frames from, best first: the entry
+// last pulled into dst's paths, then
 // the newest local entry of c's scope under each restore prefix, at most
 // maxBaseTries of them, each with an index verified against the local
 // tier's record of it. Only the local tier is read.
@@ -183,8 +184,10 @@ func (c *Cache) localBases(ctx context.Context, key string, dst *target, prefixe
 			cands = append(cands, cd)
 		}
 	}
-	if scope, k, ok, _ := c.rawLocal.LastPull(dst.paths); ok {
-		add(scope, k)
+	if dst != nil {
+		if scope, k, ok, _ := c.rawLocal.LastPull(dst.paths); ok {
+			add(scope, k)
+		}
 	}
 	for _, p := range prefixes {
 		if keys, err := c.candidates(ctx, p, true, false); err == nil && len(keys) > 0 {

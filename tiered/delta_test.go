@@ -93,47 +93,96 @@ func TestPullReadsFramesFromLocalBase(t *testing.T) {
 }
 
 // TestPullDamagedLocalBase: a frame of the local base that no longer
-// matches the new archive's index is downloaded instead; the pull still
-// restores exactly the pushed tree.
+// matches the new archive's index is downloaded instead; the pull (or
+// the library's Restore) still restores exactly the pushed tree, and the
+// damaged base is dropped.
 func TestPullDamagedLocalBase(t *testing.T) {
-	_, b, src, size := deltaSetup(t, false)
-	ctx := t.Context()
-	s, ok, err := b.local.Lookup(ctx, "v1")
-	if err != nil || !ok || s.Archive == "" {
-		t.Fatalf("local v1: %+v %v %v", s, ok, err)
+	for _, how := range []string{"pull", "restore"} {
+		t.Run(how, func(t *testing.T) {
+			_, b, src, size := deltaSetup(t, false)
+			ctx := t.Context()
+			s, ok, err := b.local.Lookup(ctx, "v1")
+			if err != nil || !ok || s.Archive == "" {
+				t.Fatalf("local v1: %+v %v %v", s, ok, err)
+			}
+			data, err := os.ReadFile(s.Archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := archive.ReadIndex(bytes.NewReader(data), s.ArchiveSize, s.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f0 := idx.Frames[0] // v2 changed a later one, so shares this
+			data[f0.Offset+f0.Length/2] ^= 0x08
+			if err := os.Chmod(s.Archive, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var h Hit
+			if how == "pull" {
+				dst := filepath.Join(t.TempDir(), "v2")
+				h, ok, err = b.Pull(ctx, "v2", []string{"v"}, dst, PullOptions{})
+				h.Path = dst
+			} else {
+				h, ok, err = b.Restore(ctx, "v2", []string{"v"})
+			}
+			if err != nil || !ok {
+				t.Fatalf("%s v2: %+v %v %v", how, h, ok, err)
+			}
+			treetest.AssertEqual(t, src, h.Path)
+			if h.Base != "v1" || h.FromBase == 0 || h.FromBase+h.Downloaded != size {
+				t.Errorf("%s from a damaged base: base %q, %d bytes from it, %d downloaded, archive %d", how, h.Base, h.FromBase, h.Downloaded, size)
+			}
+			if !errors.Is(h.Dropped, tiercache.ErrIntegrity) || !strings.Contains(h.Dropped.Error(), `"v1"`) {
+				t.Errorf("the damaged base is reported as %v, want an integrity error naming v1", h.Dropped)
+			}
+			if _, ok, err := b.local.Lookup(ctx, "v1"); ok || err != nil {
+				t.Errorf("the damaged base is still in the local tier (%v)", err)
+			}
+			if _, ok, err := b.local.Lookup(ctx, "v2"); !ok || err != nil {
+				t.Errorf("v2 is not in the local tier (%v)", err)
+			}
+		})
 	}
-	data, err := os.ReadFile(s.Archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := archive.ReadIndex(bytes.NewReader(data), s.ArchiveSize, s.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f0 := idx.Frames[0] // v2 changed a later one, so shares this
-	data[f0.Offset+f0.Length/2] ^= 0x08
-	if err := os.Chmod(s.Archive, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(t.TempDir(), "v2")
-	h, ok, err := b.Pull(ctx, "v2", []string{"v"}, dst, PullOptions{})
-	if err != nil || !ok {
-		t.Fatalf("pull v2: %+v %v %v", h, ok, err)
-	}
-	treetest.AssertEqual(t, src, dst)
-	if h.Base != "v1" || h.FromBase == 0 || h.FromBase+h.Downloaded != size {
-		t.Errorf("pull from a damaged base: base %q, %d bytes from it, %d downloaded, archive %d", h.Base, h.FromBase, h.Downloaded, size)
-	}
-	if !errors.Is(h.Dropped, tiercache.ErrIntegrity) || !strings.Contains(h.Dropped.Error(), `"v1"`) {
-		t.Errorf("the damaged base is reported as %v, want an integrity error naming v1", h.Dropped)
-	}
-	if _, ok, err := b.local.Lookup(ctx, "v1"); ok || err != nil {
-		t.Errorf("the damaged base is still in the local tier (%v)", err)
-	}
-	if _, ok, err := b.local.Lookup(ctx, "v2"); !ok || err != nil {
-		t.Errorf("v2 is not in the local tier (%v)", err)
+}
+
+// TestRestoreReadsFramesFromLocalBase: the library's Restore, which
+// hydrates the local tier rather than a directory, reads the frames a
+// local entry under a restore prefix shares with the key from its
+// archive, as Pull does; Get, with no prefix, downloads them all.
+func TestRestoreReadsFramesFromLocalBase(t *testing.T) {
+	for _, how := range []string{"restore", "get"} {
+		t.Run(how, func(t *testing.T) {
+			_, b, src, size := deltaSetup(t, false)
+			ctx := t.Context()
+			var h Hit
+			var ok bool
+			var err error
+			if how == "restore" {
+				h, ok, err = b.Restore(ctx, "v2", []string{"v"})
+			} else {
+				h, ok, err = b.get(ctx, "v2")
+			}
+			if err != nil || !ok || h.Tier != tiercache.TierRemote {
+				t.Fatalf("%s v2: %+v %v %v", how, h, ok, err)
+			}
+			treetest.AssertEqual(t, src, h.Path)
+			if how == "get" {
+				if h.Base != "" || h.FromBase != 0 || h.Downloaded != size {
+					t.Errorf("get: base %q, %d bytes from it, %d downloaded; want none and all %d", h.Base, h.FromBase, h.Downloaded, size)
+				}
+				return
+			}
+			if h.Base != "v1" || h.FromBase+h.Downloaded != size || h.Downloaded*4 > size || h.Dropped != nil {
+				t.Errorf("restore of v2: base %q, %d bytes from it, %d downloaded of %d, dropped %v; want v1 to supply most", h.Base, h.FromBase, h.Downloaded, size, h.Dropped)
+			}
+			s, ok, err := b.local.Lookup(ctx, "v2")
+			if err != nil || !ok || s.ArchiveSize != size {
+				t.Fatalf("local v2: %+v %v %v", s, ok, err)
+			}
+		})
 	}
 }

@@ -172,6 +172,12 @@ func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 }
 
 func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
+	return c.getFrom(ctx, key, nil)
+}
+
+// getFrom is get, whose download, if it has one, may read frames from the
+// newest local entry under one of prefixes (see openDelta).
+func (c *Cache) getFrom(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
 	}
@@ -181,7 +187,7 @@ func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
 	if c.remote == nil {
 		return Hit{}, false, nil
 	}
-	h, ok, err := c.hydrate(ctx, key)
+	h, ok, err := c.hydrate(ctx, key, prefixes)
 	if IsUntrusted(err) {
 		// A miss, as for every entry this Cache may not use; Restore
 		// reports it in Hit.Untrusted.
@@ -274,11 +280,14 @@ type flight struct {
 	ok  bool
 }
 
-// hydrate downloads key into the local tier (see the package doc).
-func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
+// hydrate downloads key into the local tier (see the package doc). The
+// callers one hydration serves share the first one's prefixes, which
+// choose a local base: that changes what is downloaded, never what is
+// restored.
+func (c *Cache) hydrate(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	ch := c.group.DoChan(c.storedKey(key), func() (any, error) {
 		fctx := context.WithoutCancel(ctx)
-		h, ok, err := c.hydrateLocked(fctx, key)
+		h, ok, err := c.hydrateLocked(fctx, key, prefixes)
 		return flight{h, ok}, err
 	})
 	select {
@@ -293,7 +302,7 @@ func (c *Cache) hydrate(ctx context.Context, key string) (Hit, bool, error) {
 	}
 }
 
-func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error) {
+func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	unlock, stored, err := c.lockToDownload(ctx, key)
 	switch {
 	case err != nil:
@@ -302,9 +311,15 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return c.localHit(ctx, key)
 	}
 	defer unlock()
-	rc, meta, ok, err := c.openRemote(ctx, key)
-	if err != nil || !ok {
-		return Hit{}, false, err
+	delta, meta := c.openDelta(ctx, key, nil, prefixes)
+	var rc io.ReadCloser
+	if delta != nil {
+		rc = delta.open(ctx)
+	} else {
+		var ok bool
+		if rc, meta, ok, err = c.openRemote(ctx, key); err != nil || !ok {
+			return Hit{}, false, err
+		}
 	}
 	defer rc.Close()
 	if free, err := c.local.FreeBytes(); err == nil && meta.Size+meta.ArchiveSize > free {
@@ -323,6 +338,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 		return got, err
 	})
 	p := s.Tree
+	var dropped error
+	if delta != nil {
+		_ = rc.Close() // its reads have ended, so its damage is known
+		dropped = c.dropDamaged(ctx, delta)
+	}
 	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
@@ -341,7 +361,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string) (Hit, bool, error
 	if err != nil {
 		return Hit{}, false, err
 	}
-	return Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize}, true, nil
+	h := Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize, Dropped: dropped}
+	if delta != nil {
+		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
+	}
+	return h, true, nil
 }
 
 // lockToDownload takes the local tier's lock on key for a download, so
@@ -542,8 +566,13 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 // the Cache's scope and then in each read scope in turn, and then each
 // prefix in each scope in turn: the newest match is decided within a
 // scope before moving to the next. A miss is (Hit{}, false, nil).
+//
+// A hit downloaded from the remote reads the frames it shares with the
+// newest local entry under a prefix from that entry's archive, as Pull
+// does (Hit.Base); Get, with no prefixes, downloads every byte.
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
-	return c.restore(ctx, key, prefixes, true, false, (*Cache).get, (*Cache).localEntry)
+	get := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) { return sc.getFrom(ctx, k, prefixes) }
+	return c.restore(ctx, key, prefixes, true, false, get, (*Cache).localEntry)
 }
 
 // getter looks key up in the scope of sc, a Cache of restore's scopes.
