@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tiercache/tiercache"
@@ -184,5 +185,38 @@ func TestRestoreReadsFramesFromLocalBase(t *testing.T) {
 				t.Fatalf("local v2: %+v %v %v", s, ok, err)
 			}
 		})
+	}
+}
+
+// TestRestoreFromLocalBaseConcurrently: callers restoring the same key at
+// once share one hydration that reads from the local base, and each gets
+// the key's exact tree.
+func TestRestoreFromLocalBaseConcurrently(t *testing.T) {
+	_, b, src, size := deltaSetup(t, false)
+	ctx := t.Context()
+	hits := make([]Hit, 8)
+	errs := make([]error, len(hits))
+	var wg sync.WaitGroup
+	for i := range hits {
+		wg.Go(func() {
+			h, ok, err := b.Restore(ctx, "v2", []string{"v"})
+			if err == nil && !ok {
+				err = errors.New("miss")
+			}
+			hits[i], errs[i] = h, err
+		})
+	}
+	wg.Wait()
+	for i, h := range hits {
+		if errs[i] != nil {
+			t.Fatalf("restore %d: %v", i, errs[i])
+		}
+		treetest.AssertEqual(t, src, h.Path)
+		if h.Tier == tiercache.TierRemote && (h.Base != "v1" || h.FromBase+h.Downloaded != size) {
+			t.Errorf("restore %d: base %q, %d bytes from it, %d downloaded of %d", i, h.Base, h.FromBase, h.Downloaded, size)
+		}
+	}
+	if _, ok, err := b.local.Lookup(ctx, "v2"); !ok || err != nil {
+		t.Errorf("v2 is not in the local tier (%v)", err)
 	}
 }
