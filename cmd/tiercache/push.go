@@ -96,8 +96,9 @@ pushed here), those frames are taken from it instead of being compressed
 again. The object stored is still one plain .tar.zst, byte for byte the
 one a full upload makes (from a base of the same compression level).
 A base that is missing, replaced or deleted meanwhile, or a server that
-refuses copies, only means a full upload (--verbose says why). Storage is not shared: each entry is a full
-object. --no-base always uploads everything.
+refuses copies, only means a full upload (--verbose says why). Storage
+is not shared: each entry is a full object. --no-base always uploads
+everything.
 
 KEY may also be given with --key, the PATHs then being the only
 arguments.`,
