@@ -170,10 +170,10 @@ func (b *localBase) sharedWith(idx archive.Index) int64 {
 
 // localBases opens the local archives a pull of key into dst (nil for
 // Restore, which has none) may take frames from, best first: the entry
-// last pulled into dst's paths, then
-// the newest local entry of c's scope under each restore prefix, at most
-// maxBaseTries of them, each with an index verified against the local
-// tier's record of it. Only the local tier is read.
+// last pulled into dst's paths, then the newest local entry of c's scope
+// under each restore prefix, at most maxBaseTries of them, each with an
+// index verified against the local tier's record of it. Only the local
+// tier is read.
 func (c *Cache) localBases(ctx context.Context, key string, dst *target, prefixes []string) []localBase {
 	type cand struct{ scope, key string }
 	var cands []cand
