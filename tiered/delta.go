@@ -17,9 +17,9 @@ import (
 	"github.com/tiercache/tiercache/remote"
 )
 
-// A pull that finds in the local tier an earlier version of what it
-// downloads (the entry last pulled into the same paths, or the newest
-// local entry under a restore key) downloads only the frames that
+// A pull (or a Restore) that finds in the local tier an earlier version
+// of what it downloads (the entry last pulled into the same paths, or the
+// newest local entry under a restore key) downloads only the frames that
 // differ: the new object's index, verified against its manifest, lists
 // every frame's SHA-256, and a frame the local archive holds with the
 // same digest and length is read from the local file instead. Each such
