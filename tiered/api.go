@@ -51,6 +51,9 @@ type Hit struct {
 	// from it instead of downloaded (see PullOptions.NoBase).
 	Base     string
 	FromBase int64
+	// BaseNote, when set, says why a download read nothing from the
+	// earlier versions the local tier holds: for verbose output.
+	BaseNote string
 	// RemoteErr, when set, is a remote failure (a *RemoteError) that
 	// Restore survived by going on with the local tier alone, where it
 	// then found this hit.

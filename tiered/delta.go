@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,9 +20,9 @@ import (
 )
 
 // A pull (or a Restore) that finds in the local tier an earlier version
-// of what it downloads (the entry last pulled into the same paths, or the
-// newest local entry under a restore key) downloads only the frames that
-// differ: the new object's index, verified against its manifest, lists
+// of what it downloads (the entry last pulled into the same paths, or one
+// of the newest local entries under a restore key) downloads only the
+// frames that differ: the new object's index, verified against its manifest, lists
 // every frame's SHA-256, and a frame the local archive holds with the
 // same digest and length is read from the local file instead. Each such
 // frame is hashed before it is used, and one that does not match is
@@ -78,15 +80,16 @@ type deltaPull struct {
 // pinned version (remote.RangeReader), the version has no index, or the
 // candidates share too little with it. Nothing is asked of the remote
 // unless a local candidate exists. Any failure here only means a plain
-// download, which reports it if it is the remote's.
-func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (*deltaPull, remote.Meta) {
+// download, which reports it if it is the remote's. Without a plan,
+// note says why, once a local candidate was found: for verbose output.
+func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes []string) (d *deltaPull, meta remote.Meta, note string) {
 	rr, ok := c.remote.(remote.RangeReader)
 	if !ok || c.rawLocal == nil || c.opts.NoLocal {
-		return nil, remote.Meta{}
+		return nil, remote.Meta{}, ""
 	}
 	bases := c.localBases(ctx, key, dst, prefixes)
 	if len(bases) == 0 {
-		return nil, remote.Meta{}
+		return nil, remote.Meta{}, ""
 	}
 	defer func() {
 		for _, b := range bases {
@@ -95,21 +98,34 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 			}
 		}
 	}()
+	names := make([]string, len(bases))
+	for i, b := range bases {
+		names[i] = strconv.Quote(b.key)
+	}
+	none := func(why string, args ...any) (*deltaPull, remote.Meta, string) {
+		return nil, remote.Meta{}, fmt.Sprintf("no frames read from the local copy of %s: "+why, append([]any{strings.Join(names, ", ")}, args...)...)
+	}
 	v, err := rr.OpenVersion(ctx, key)
-	if err != nil || c.checkRemote(key, v.Meta) != nil {
-		return nil, remote.Meta{}
+	if err == nil {
+		err = c.checkRemote(key, v.Meta)
+	}
+	if err != nil {
+		return none("%v", err)
 	}
 	info := archive.IndexInfo(v.Meta.Index)
 	if info.Length == 0 || info.Length > archive.MaxIndexLength {
-		return nil, remote.Meta{}
+		return none("%q has no index of its frames (pushed by an older tiercache)", key)
 	}
 	p, err := rr.ReadBase(ctx, v, info.Offset, info.Length)
 	if err != nil {
-		return nil, remote.Meta{}
+		return none("reading the index of %q: %v", key, err)
 	}
 	idx, err := archive.ReadIndex(tailAt{p: p, off: info.Offset}, v.Meta.ArchiveSize, info)
-	if err != nil || idx.DataSize != info.Offset {
-		return nil, remote.Meta{}
+	if err == nil && idx.DataSize != info.Offset {
+		err = fmt.Errorf("its frames end at %d, its index starts at %d", idx.DataSize, info.Offset)
+	}
+	if err != nil {
+		return none("the index of %q: %v", key, err)
 	}
 	var best *localBase
 	var bestShared int64
@@ -119,9 +135,9 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 		}
 	}
 	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
-		return nil, remote.Meta{}
+		return none("it shares %d of the %d bytes of %q, under the 1/%d a base must share", bestShared, v.Meta.ArchiveSize, key, deltaMinShare)
 	}
-	d := &deltaPull{rr: rr, version: v, baseKey: best.key, base: best.stored, file: best.file}
+	d = &deltaPull{rr: rr, version: v, baseKey: best.key, base: best.stored, file: best.file}
 	best.file = nil // d owns it now
 	d.downloaded.Add(int64(len(p)))
 	for _, f := range idx.Frames {
@@ -136,11 +152,11 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 		d.segs = append(d.segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: -1})
 	}
 	d.segs = append(d.segs, deltaSeg{off: info.Offset, n: info.Length, mem: p})
-	if d.check() != nil {
+	if err := d.check(); err != nil {
 		_ = d.file.Close()
-		return nil, remote.Meta{}
+		return none("%v", err)
 	}
-	return d, v.Meta
+	return d, v.Meta, ""
 }
 
 // frameID identifies a frame by its compressed bytes.
@@ -170,10 +186,11 @@ func (b *localBase) sharedWith(idx archive.Index) int64 {
 
 // localBases opens the local archives a pull of key into dst (nil for
 // Restore, which has none) may take frames from, best first: the entry
-// last pulled into dst's paths, then the newest local entry of c's scope
-// under each restore prefix, at most maxBaseTries of them, each with an
-// index verified against the local tier's record of it. Only the local
-// tier is read.
+// last pulled into dst's paths, then the local entries of c's scope
+// under each restore prefix, newest first, at most maxBaseTries of them
+// in all (so an unrelated entry pulled since does not hide the one that
+// shares), each with an index verified against the local tier's record
+// of it. Only the local tier is read.
 func (c *Cache) localBases(ctx context.Context, key string, dst *target, prefixes []string) []localBase {
 	type cand struct{ scope, key string }
 	var cands []cand
@@ -190,8 +207,10 @@ func (c *Cache) localBases(ctx context.Context, key string, dst *target, prefixe
 		}
 	}
 	for _, p := range prefixes {
-		if keys, err := c.candidates(ctx, p, true, false); err == nil && len(keys) > 0 {
-			add(c.opts.Scope, keys[0])
+		if keys, err := c.candidates(ctx, p, true, false); err == nil {
+			for _, k := range keys {
+				add(c.opts.Scope, k)
+			}
 		}
 	}
 	var bases []localBase

@@ -220,3 +220,26 @@ func TestRestoreFromLocalBaseConcurrently(t *testing.T) {
 		t.Errorf("v2 is not in the local tier (%v)", err)
 	}
 }
+
+// TestPullBaseNote: a pull whose local candidates share too little with
+// the key downloads every byte and says why; one that reads from a base
+// says nothing.
+func TestPullBaseNote(t *testing.T) {
+	store, b, _, _ := deltaSetup(t, false)
+	ctx := t.Context()
+	other := newTiered(t, store, Options{})
+	if _, err := other.Push(ctx, "vx", smallTree(t, "unrelated"), PushOptions{NoBase: true}); err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := b.Pull(ctx, "vx", []string{"v"}, filepath.Join(t.TempDir(), "vx"), PullOptions{})
+	if err != nil || !ok || h.Tier != tiercache.TierRemote {
+		t.Fatalf("pull vx: %+v %v %v", h, ok, err)
+	}
+	if h.Base != "" || h.FromBase != 0 || !strings.Contains(h.BaseNote, `"v1"`) || !strings.Contains(h.BaseNote, "under the 1/4") {
+		t.Errorf("pull of an unrelated key: base %q, %d bytes from it, note %q; want none, and a note naming v1's share", h.Base, h.FromBase, h.BaseNote)
+	}
+	h, ok, err = b.Pull(ctx, "v2", []string{"v"}, filepath.Join(t.TempDir(), "v2"), PullOptions{})
+	if err != nil || !ok || h.Base != "v1" || h.BaseNote != "" {
+		t.Errorf("pull of v2: base %q, note %q, %v %v; want base v1 and no note", h.Base, h.BaseNote, ok, err)
+	}
+}

@@ -367,8 +367,9 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	var rc io.ReadCloser
 	var meta remote.Meta
 	var ok bool
+	var note string
 	if !opts.NoBase {
-		delta, meta = c.openDelta(ctx, key, dst, prefixes)
+		delta, meta, note = c.openDelta(ctx, key, dst, prefixes)
 	}
 	if delta != nil {
 		rc, ok = delta.open(ctx), true
@@ -447,7 +448,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	if delta != nil {
 		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
 	}
-	h.Dropped = dropped
+	h.Dropped, h.BaseNote = dropped, note
 	return h, true, nil
 }
 

@@ -175,8 +175,8 @@ func (c *Cache) get(ctx context.Context, key string) (Hit, bool, error) {
 	return c.getFrom(ctx, key, nil)
 }
 
-// getFrom is get, whose download, if it has one, may read frames from the
-// newest local entry under one of prefixes (see openDelta).
+// getFrom is get, whose download, if it has one, may read frames from a
+// local entry under one of prefixes (see openDelta).
 func (c *Cache) getFrom(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
@@ -311,7 +311,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 		return c.localHit(ctx, key)
 	}
 	defer unlock()
-	delta, meta := c.openDelta(ctx, key, nil, prefixes)
+	delta, meta, note := c.openDelta(ctx, key, nil, prefixes)
 	var rc io.ReadCloser
 	if delta != nil {
 		rc = delta.open(ctx)
@@ -361,7 +361,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 	if err != nil {
 		return Hit{}, false, err
 	}
-	h := Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize, Dropped: dropped}
+	h := Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize, Dropped: dropped, BaseNote: note}
 	if delta != nil {
 		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
 	}
@@ -567,9 +567,10 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 // prefix in each scope in turn: the newest match is decided within a
 // scope before moving to the next. A miss is (Hit{}, false, nil).
 //
-// A hit downloaded from the remote reads the frames it shares with the
-// newest local entry under a prefix from that entry's archive, as Pull
-// does (Hit.Base); Get, with no prefixes, downloads every byte.
+// A hit downloaded from the remote reads the frames it shares with a
+// local entry under a prefix (of the newest few, the one sharing most)
+// from that entry's archive, as Pull does (Hit.Base); Get, with no
+// prefixes, downloads every byte.
 func (c *Cache) Restore(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
 	get := func(sc *Cache, ctx context.Context, k string) (Hit, bool, error) { return sc.getFrom(ctx, k, prefixes) }
 	return c.restore(ctx, key, prefixes, true, false, get, (*Cache).localEntry)

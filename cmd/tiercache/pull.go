@@ -91,13 +91,14 @@ the local tier.
 
 A download takes from the local tier what it already holds: when the
 local tier keeps an earlier version (the entry last pulled into the same
-PATHs on this machine, or the newest local entry under a --restore-key),
-the frames of the archive that it shares with it (compared by their
-SHA-256 in the new archive's verified index) are read from the local copy
-and only the others are downloaded. Each frame so read must hash to what
-the index records, or it is downloaded after all, and the archive is
-checked whole against its manifest as any download is. The summary says
-how much came from the local copy. --no-base downloads every byte.
+PATHs on this machine, or one of the newest local entries under a
+--restore-key: the one sharing most), the frames of the archive that it
+shares with it (compared by their SHA-256 in the new archive's verified
+index) are read from the local copy and only the others are downloaded.
+Each frame so read must hash to what the index records, or it is
+downloaded after all, and the archive is checked whole against its
+manifest as any download is. The summary says how much came from the
+local copy, --verbose why nothing did. --no-base downloads every byte.
 
 --link hardlinks DIR's files from an expanded tree kept in the local tier
 (made from the archive the first time, once however many jobs ask)
@@ -278,6 +279,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		out.Hit, out.Key, out.Exact, out.Tier, out.Scope = true, hit.Key, hit.Key == key, hit.Tier, hit.Scope
 		out.DownloadedBytes, out.Base, out.FromBaseBytes = hit.Downloaded, hit.Base, hit.FromBase
 		a.verbosef(cmd, "found %q in the %s tier after %s", hit.Key, hit.Tier, formatDuration(time.Since(start)-hit.CopyTime))
+		if hit.BaseNote != "" {
+			a.verbosef(cmd, "pull %q: %s", hit.Key, hit.BaseNote)
+		}
 		if r := hit.Copy; r.Files+r.Dirs+r.Symlinks > 0 {
 			a.verbosef(cmd, "copied into %s in %s: %d files (%d cloned, %d hardlinked from the cache), %d dirs, %d symlinks, %d hardlinks",
 				strings.Join(given, ", "), formatDuration(hit.CopyTime), r.Files, r.Cloned, r.Linked, r.Dirs, r.Symlinks, r.Hardlinks)
