@@ -22,12 +22,12 @@ import (
 // A pull (or a Restore) that finds in the local tier an earlier version
 // of what it downloads (the entry last pulled into the same paths, or one
 // of the newest local entries under a restore key) downloads only the
-// frames that differ: the new object's index, verified against its manifest, lists
-// every frame's SHA-256, and a frame the local archive holds with the
-// same digest and length is read from the local file instead. Each such
-// frame is hashed before it is used, and one that does not match is
-// downloaded after all; the stream that results is then checked whole
-// against the manifest like any download. So a local base can spare
+// frames that differ: the new object's index, verified against its
+// manifest, lists every frame's SHA-256, and a frame the local archive
+// holds with the same digest and length is read from the local file
+// instead. Each such frame is hashed before it is used, and one that
+// does not match is downloaded after all; the stream that results is
+// then checked whole against the manifest like any download. So a local base can spare
 // downloads, never change what is restored. A base whose file does not
 // match its own verified index is damaged: once the pull has ended, it
 // is dropped from the local tier (Hit.Dropped), as a damaged entry a
@@ -113,8 +113,11 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 		return none("%v", err)
 	}
 	info := archive.IndexInfo(v.Meta.Index)
-	if info.Length == 0 || info.Length > archive.MaxIndexLength {
+	switch {
+	case info.Length == 0:
 		return none("%q has no index of its frames (pushed by an older tiercache)", key)
+	case info.Length > archive.MaxIndexLength:
+		return none("the index of %q is %d bytes, over the limit of %d", key, info.Length, archive.MaxIndexLength)
 	}
 	p, err := rr.ReadBase(ctx, v, info.Offset, info.Length)
 	if err != nil {
