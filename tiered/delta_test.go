@@ -3,7 +3,6 @@ package tiered
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/local"
 
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/remote"
@@ -102,27 +102,17 @@ func TestPullDamagedLocalBase(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			_, b, src, size := deltaSetup(t, false)
 			ctx := t.Context()
-			s, ok, err := b.local.Lookup(ctx, "v1")
-			if err != nil || !ok || s.Archive == "" {
-				t.Fatalf("local v1: %+v %v %v", s, ok, err)
-			}
-			data, err := os.ReadFile(s.Archive)
-			if err != nil {
-				t.Fatal(err)
-			}
-			idx, err := archive.ReadIndex(bytes.NewReader(data), s.ArchiveSize, s.Index)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f0 := idx.Frames[0] // v2 changed a later one, so shares this
-			data[f0.Offset+f0.Length/2] ^= 0x08
-			if err := os.Chmod(s.Archive, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			damageLocal(t, b, "v1", func(data []byte, s local.Stored) int {
+				idx, err := archive.ReadIndex(bytes.NewReader(data), s.ArchiveSize, s.Index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f0 := idx.Frames[0] // v2 changed a later one, so shares this
+				return int(f0.Offset + f0.Length/2)
+			}, 0x08)
 			var h Hit
+			var ok bool
+			var err error
 			if how == "pull" {
 				dst := filepath.Join(t.TempDir(), "v2")
 				h, ok, err = b.Pull(ctx, "v2", []string{"v"}, dst, PullOptions{})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -119,27 +120,34 @@ func pushV1(t *testing.T) (*memstore.Store, *Cache, string) {
 	return store, c, src
 }
 
-// TestPushDamagedLocalBase: a byte flipped in the local tier's copy of
-// the base costs only that frame's compression: the push still commits
-// the archive a full push makes.
-func TestPushDamagedLocalBase(t *testing.T) {
-	store, c, src := pushV1(t)
-	ctx := t.Context()
-	s, ok, err := c.local.Lookup(ctx, "v1")
+// damageLocal flips the bits of mask in the byte at(data, s) of the
+// archive the local tier of c keeps for key.
+func damageLocal(t *testing.T, c *Cache, key string, at func(data []byte, s local.Stored) int, mask byte) {
+	t.Helper()
+	s, ok, err := c.local.Lookup(t.Context(), key)
 	if err != nil || !ok || s.Archive == "" {
-		t.Fatalf("local v1: %+v %v %v", s, ok, err)
+		t.Fatalf("local %s: %+v %v %v", key, s, ok, err)
 	}
 	data, err := os.ReadFile(s.Archive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data[len(data)/4] ^= 0x40
+	data[at(data, s)] ^= mask
 	if err := os.Chmod(s.Archive, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(s.Archive, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPushDamagedLocalBase: a byte flipped in the local tier's copy of
+// the base costs only that frame's compression: the push still commits
+// the archive a full push makes.
+func TestPushDamagedLocalBase(t *testing.T) {
+	store, c, src := pushV1(t)
+	ctx := t.Context()
+	damageLocal(t, c, "v1", func(data []byte, _ local.Stored) int { return len(data) / 4 }, 0x40)
 	reuseChange(t, src, "d5/f119")
 	res, err := c.Push(ctx, "v2", src, PushOptions{Base: "v1"})
 	if err != nil {
