@@ -98,11 +98,11 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 			}
 		}
 	}()
-	names := make([]string, len(bases))
-	for i, b := range bases {
-		names[i] = strconv.Quote(b.key)
-	}
 	none := func(why string, args ...any) (*deltaPull, remote.Meta, string) {
+		names := make([]string, len(bases))
+		for i, b := range bases {
+			names[i] = strconv.Quote(b.key)
+		}
 		return nil, remote.Meta{}, fmt.Sprintf("no frames read from the local copy of %s: "+why, append([]any{strings.Join(names, ", ")}, args...)...)
 	}
 	v, err := rr.OpenVersion(ctx, key)
@@ -160,6 +160,54 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 		return none("%v", err)
 	}
 	return d, v.Meta, ""
+}
+
+// download is the archive a hydration reads: from the remote, or through
+// a delta pull that reads the frames a local base shares with it.
+type download struct {
+	io.ReadCloser
+	delta   *deltaPull
+	note    string // why no base was used, if one was looked for
+	dropped error  // why the base was dropped, once endDownload found it damaged
+}
+
+// openDownload opens key's archive for a hydration into dst (nil for
+// Restore), through a delta pull unless noBase or none is worth it (see
+// openDelta). A missing key is (nil, Meta{}, false, nil).
+func (c *Cache) openDownload(ctx context.Context, key string, dst *target, prefixes []string, noBase bool) (*download, remote.Meta, bool, error) {
+	dl := &download{}
+	if !noBase {
+		var meta remote.Meta
+		if dl.delta, meta, dl.note = c.openDelta(ctx, key, dst, prefixes); dl.delta != nil {
+			dl.ReadCloser = dl.delta.open(ctx)
+			return dl, meta, true, nil
+		}
+	}
+	rc, meta, ok, err := c.openRemote(ctx, key)
+	if err != nil || !ok {
+		return nil, remote.Meta{}, ok, err
+	}
+	dl.ReadCloser = rc
+	return dl, meta, true, nil
+}
+
+// endDownload ends a delta pull once the extraction is over: its reads
+// have stopped, so whether its base was damaged is known, and a damaged
+// base is dropped.
+func (c *Cache) endDownload(ctx context.Context, dl *download) {
+	if dl.delta != nil {
+		_ = dl.Close()
+		dl.dropped = c.dropDamaged(ctx, dl.delta)
+	}
+}
+
+// report records in h what dl read: got archive bytes, all downloaded
+// unless a base supplied some.
+func (dl *download) report(h *Hit, got int64) {
+	h.Downloaded, h.Dropped, h.BaseNote = got, dl.dropped, dl.note
+	if d := dl.delta; d != nil {
+		h.Downloaded, h.Base, h.FromBase = d.downloaded.Load(), d.baseKey, d.fromBase.Load()
+	}
 }
 
 // frameID identifies a frame by its compressed bytes.

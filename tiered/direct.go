@@ -363,20 +363,11 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 		return c.pullLocal(ctx, key, dst, opts)
 	}
 	defer unlock()
-	var delta *deltaPull
-	var rc io.ReadCloser
-	var meta remote.Meta
-	var ok bool
-	var note string
-	if !opts.NoBase {
-		delta, meta, note = c.openDelta(ctx, key, dst, prefixes)
-	}
-	if delta != nil {
-		rc, ok = delta.open(ctx), true
-	} else if rc, meta, ok, err = c.openRemote(ctx, key); err != nil || !ok {
+	dl, meta, ok, err := c.openDownload(ctx, key, dst, prefixes, opts.NoBase)
+	if err != nil || !ok {
 		return Hit{}, false, err
 	}
-	defer rc.Close()
+	defer dl.Close()
 	if ok, err := dst.fits(key, meta.Paths); !ok {
 		return Hit{}, false, err
 	}
@@ -403,7 +394,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 				tree = extractTo
 			}
 			// Symlinks may be skipped in DIR, never in the local tier's tree.
-			got, err = c.fillFrom(ctx, key, rc, meta, tree, localTierWriter{w}, intoDir && dst.skipSymlinks)
+			got, err = c.fillFrom(ctx, key, dl, meta, tree, localTierWriter{w}, intoDir && dst.skipSymlinks)
 			var lte *localTierError
 			if err != nil && intoDir && !IsRemote(err) && !errors.As(err, &lte) && !errors.Is(err, tiercache.ErrNotFound) {
 				// Writing the tree failed: DIR's disk, not the
@@ -430,11 +421,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 		h = Hit{Path: dir, Key: key, Entry: s.Entry, CopyTime: time.Since(start), SkippedSymlinks: got.SkippedSymlinks, FirstSkipped: got.FirstSkipped}
 		h.Entry.Tier = tiercache.TierLocal
 	}
-	var dropped error
-	if delta != nil {
-		_ = rc.Close() // its reads have ended, so its damage is known
-		dropped = c.dropDamaged(ctx, delta)
-	}
+	c.endDownload(ctx, dl)
 	if errors.Is(err, tiercache.ErrNotFound) {
 		return Hit{}, false, nil // replaced under us: a miss
 	}
@@ -444,11 +431,8 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	if !c.opts.ReadOnly {
 		_ = c.remote.Touch(ctx, key)
 	}
-	h.Tier, h.Downloaded = tiercache.TierRemote, got.ArchiveSize
-	if delta != nil {
-		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
-	}
-	h.Dropped, h.BaseNote = dropped, note
+	h.Tier = tiercache.TierRemote
+	dl.report(&h, got.ArchiveSize)
 	return h, true, nil
 }
 

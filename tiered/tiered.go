@@ -311,17 +311,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 		return c.localHit(ctx, key)
 	}
 	defer unlock()
-	delta, meta, note := c.openDelta(ctx, key, nil, prefixes)
-	var rc io.ReadCloser
-	if delta != nil {
-		rc = delta.open(ctx)
-	} else {
-		var ok bool
-		if rc, meta, ok, err = c.openRemote(ctx, key); err != nil || !ok {
-			return Hit{}, false, err
-		}
+	dl, meta, ok, err := c.openDownload(ctx, key, nil, prefixes, false)
+	if err != nil || !ok {
+		return Hit{}, false, err
 	}
-	defer rc.Close()
+	defer dl.Close()
 	if free, err := c.local.FreeBytes(); err == nil && meta.Size+meta.ArchiveSize > free {
 		// Nothing is written: the entry is skipped like one that fails
 		// its checks, so a machine short of room builds without it.
@@ -334,15 +328,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 	var got archive.Result
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
-		got, err = c.fillFrom(ctx, key, rc, meta, dir, w, false)
+		got, err = c.fillFrom(ctx, key, dl, meta, dir, w, false)
 		return got, err
 	})
 	p := s.Tree
-	var dropped error
-	if delta != nil {
-		_ = rc.Close() // its reads have ended, so its damage is known
-		dropped = c.dropDamaged(ctx, delta)
-	}
+	c.endDownload(ctx, dl)
 	if err != nil {
 		// The data object vanished under a concurrent replace: a miss
 		// for this caller, not a failure.
@@ -361,10 +351,8 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 	if err != nil {
 		return Hit{}, false, err
 	}
-	h := Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e, Downloaded: got.ArchiveSize, Dropped: dropped, BaseNote: note}
-	if delta != nil {
-		h.Downloaded, h.Base, h.FromBase = delta.downloaded.Load(), delta.baseKey, delta.fromBase.Load()
-	}
+	h := Hit{Path: p, Key: key, Tier: tiercache.TierRemote, Entry: e}
+	dl.report(&h, got.ArchiveSize)
 	return h, true, nil
 }
 
