@@ -348,7 +348,7 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 	}
 	f, err := os.Open(s.Archive)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", errGone
+		return "", c.goneOrDamaged(s, err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
@@ -372,14 +372,14 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
 	}
-	if !c.noSync && c.boot == "" {
+	if c.flushTreeOf(s.meta) {
 		if err := syncTree(dst); err != nil {
 			return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
 		}
 	}
 	if err := os.Rename(dst, tree); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", errGone
+			return "", c.goneOrDamaged(s, err)
 		}
 		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
 	}
@@ -390,6 +390,30 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 	}
 	touchAccess(vdir)
 	return tree, nil
+}
+
+// flushTreeOf reports whether a tree made from the archive of a version
+// with metadata m must be flushed before it is published. A version
+// written unflushed in this boot needs no more: a crash loses it whole
+// (see Options.SyncData). A flushed one does, else a crash could leave
+// it with a torn tree that nothing marks as such.
+func (c *Cache) flushTreeOf(m meta) bool {
+	return !c.noSync && (c.boot == "" || m.UnsyncedBoot != c.boot)
+}
+
+// goneOrDamaged tells why s's version directory lacks what it should
+// hold (missing, s's error): errGone if the version is no longer current,
+// replaced and swept meanwhile; else the entry is damaged, and the error
+// wraps tiercache.ErrIntegrity so that the caller drops it.
+func (c *Cache) goneOrDamaged(s Stored, missing error) error {
+	cur, err := c.current(nameOf(tiercache.ScopedKey(s.Entry.Scope, s.Entry.Key)))
+	if err != nil {
+		return fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	if cur != s.version {
+		return errGone
+	}
+	return fmt.Errorf("get %q: %w: the current version lost a file: %w", s.Entry.Key, tiercache.ErrIntegrity, missing)
 }
 
 // Tree returns the path of s's expanded tree, extracting it from the
@@ -430,6 +454,9 @@ func (c *Cache) dropTree(ctx context.Context, name, version string) (bool, error
 	if err := c.toTrash(filepath.Join(vdir, treeDir), version+".tree"); err != nil {
 		return false, err
 	}
+	// The rename set vdir's mtime, which is the entry's last access:
+	// losing its tree is no use of the entry.
+	_ = os.Chtimes(vdir, time.Time{}, fi.ModTime())
 	return true, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +242,60 @@ func TestLayout1Upgraded(t *testing.T) {
 		t.Fatalf("Get of a layout-1 entry: %v, %v", ok, err)
 	}
 	treetest.AssertEqual(t, src, p)
+}
+
+// TestDropTreeKeepsLastAccess: Prune dropping the tree made beside an
+// archive is no use of the entry. (Renaming tree/ out of the version
+// directory sets its mtime, the entry's last access: the least recently
+// used entry would become the most recent, and the next Prune would evict
+// another.)
+func TestDropTreeKeepsLastAccess(t *testing.T) {
+	c := open(t, Options{Grace: time.Millisecond})
+	a := putArchive(t, c, "a", smallSrc(t, "a"))
+	b := putArchive(t, c, "b", smallSrc(t, "b"))
+	if _, ok, err := c.Get(t.Context(), "a"); !ok || err != nil {
+		t.Fatalf("Get a: %v, %v", ok, err)
+	}
+	now := time.Now()
+	aDir, bDir := filepath.Dir(a.Archive), filepath.Dir(b.Archive)
+	// a used two hours ago, b one hour ago.
+	must(t, os.Chtimes(aDir, now.Add(-2*time.Hour), now.Add(-2*time.Hour)))
+	must(t, os.Chtimes(bDir, now.Add(-time.Hour), now.Add(-time.Hour)))
+	// Over the byte limit only by a's tree: the tree goes, no entry.
+	n, err := c.Prune(t.Context(), 0, a.ArchiveSize+b.ArchiveSize)
+	if err != nil || n != 0 {
+		t.Fatalf("Prune = %d, %v; want a's tree dropped and nothing evicted", n, err)
+	}
+	if hasTree(aDir) {
+		t.Fatal("a's tree was not dropped")
+	}
+	if fi, err := os.Stat(aDir); err != nil || time.Since(fi.ModTime()) < time.Hour {
+		t.Errorf("dropping a's tree moved its last access to %v; want it two hours ago", fi.ModTime())
+	}
+	// One entry may stay: a, the least recently used, must go.
+	if n, err := c.Prune(t.Context(), 1, 0); err != nil || n != 1 {
+		t.Fatalf("Prune(1) = %d, %v", n, err)
+	}
+	if got := listKeys(t, c); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("after Prune(1) the cache holds %v; want [b] (a was least recently used)", got)
+	}
+}
+
+// TestMissingArchiveOfCurrentVersion: an archive gone from disk while
+// its version is still current is damage, like a flipped byte: Get drops
+// the entry (else List, Stats and Prune would count it forever), and Tree
+// does not claim the version was replaced.
+func TestMissingArchiveOfCurrentVersion(t *testing.T) {
+	c := open(t, Options{})
+	s := putArchive(t, c, "k", smallSrc(t, "a"))
+	must(t, os.Remove(s.Archive))
+	if _, err := c.Tree(t.Context(), s); err == nil || strings.Contains(err.Error(), "replaced and removed meanwhile") {
+		t.Errorf("Tree of the current version with its archive missing: %v; want an integrity error, not a replacement", err)
+	}
+	if p, ok, err := c.Get(t.Context(), "k"); ok || err != nil {
+		t.Fatalf("Get = %q, %v, %v; want a miss", p, ok, err)
+	}
+	if _, ok, err := c.Lookup(t.Context(), "k"); ok || err != nil {
+		t.Fatalf("the entry whose archive is missing is still there after Get: %v, %v", ok, err)
+	}
 }

@@ -76,3 +76,27 @@ func TestUnflushedEntryFromEarlierBootIsDropped(t *testing.T) {
 		t.Fatalf("flushed entry: Get = %v, %v; want a hit", ok, err)
 	}
 }
+
+// TestTreeOfFlushedEntryIsFlushed: a tree made from the archive of an
+// entry that was flushed (stored with SyncData) is flushed too, even by
+// a cache that does not flush its own puts; one made from an entry
+// written unflushed in this boot is not, since a crash loses it whole.
+func TestTreeOfFlushedEntryIsFlushed(t *testing.T) {
+	c := open(t, Options{})
+	root := c.Root()
+	syncing, err := Open(root, Options{SyncData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := putArchive(t, syncing, "flushed", smallSrc(t, "a"))
+	b := putArchive(t, c, "unflushed", smallSrc(t, "b"))
+	if !c.flushTreeOf(a.meta) {
+		t.Error("a tree of an entry stored with SyncData would be published unflushed")
+	}
+	if c.flushTreeOf(b.meta) {
+		t.Error("a tree of an entry written unflushed in this boot would be flushed")
+	}
+	if !syncing.flushTreeOf(b.meta) {
+		t.Error("a SyncData cache would publish a tree unflushed")
+	}
+}

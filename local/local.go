@@ -814,8 +814,12 @@ func (c *Cache) commit(ctx context.Context, name, ver string) (string, error) {
 		return "", fmt.Errorf("publish version: %w", err)
 	}
 	if err := c.swap(name, version); err != nil {
-		// Never current, so nobody can be reading it: straight to trash.
-		_ = os.Rename(dst, filepath.Join(c.trashDir, version))
+		// Unless the pointer moved before the failure (a failed fsync
+		// of index/), the version was never current, so nobody can be
+		// reading it: straight to trash.
+		if cur, cerr := c.current(name); cerr != nil || cur != version {
+			_ = os.Rename(dst, filepath.Join(c.trashDir, version))
+		}
 		return "", err
 	}
 	return version, nil

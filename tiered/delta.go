@@ -308,7 +308,7 @@ func (c *Cache) openLocalBase(ctx context.Context, scope, key string) (localBase
 // the reads and closes the local archive.
 func (d *deltaPull) open(ctx context.Context) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &deltaReader{d: d, cancel: cancel, order: make(chan chan segResult, deltaAhead)}
+	r := &deltaReader{d: d, ctx: ctx, cancel: cancel, order: make(chan chan segResult, deltaAhead)}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -370,7 +370,9 @@ type segResult struct {
 // deltaReader serves a deltaPull's segments in order.
 type deltaReader struct {
 	d      *deltaPull
+	ctx    context.Context
 	cancel context.CancelFunc
+	served int // segments taken from order
 	order  chan chan segResult
 	wg     sync.WaitGroup
 	cur    *bytes.Reader
@@ -386,8 +388,14 @@ func (r *deltaReader) Read(p []byte) (int, error) {
 		done, ok := <-r.order
 		if !ok {
 			r.err = io.EOF
+			if r.served < len(r.d.segs) {
+				// Cancelled before every segment was read: a cut-off
+				// stream must not look like a whole one.
+				r.err = fmt.Errorf("pull of %q stopped: %w", r.d.version.Meta.Key, context.Cause(r.ctx))
+			}
 			break
 		}
+		r.served++
 		res := <-done
 		if res.err != nil {
 			r.err = res.err

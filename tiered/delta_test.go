@@ -2,7 +2,9 @@ package tiered
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -231,5 +233,23 @@ func TestPullBaseNote(t *testing.T) {
 	h, ok, err = b.Pull(ctx, "v2", []string{"v"}, filepath.Join(t.TempDir(), "v2"), PullOptions{})
 	if err != nil || !ok || h.Base != "v1" || h.BaseNote != "" {
 		t.Errorf("pull of v2: base %q, note %q, %v %v; want base v1 and no note", h.Base, h.BaseNote, ok, err)
+	}
+}
+
+// TestDeltaReaderCancelledIsNoEOF: a delta pull's stream cut off by its
+// context ends with the context's error, never with io.EOF after part
+// of the segments, which would pass a short archive on as a whole one.
+func TestDeltaReaderCancelledIsNoEOF(t *testing.T) {
+	d := &deltaPull{version: remote.Base{Meta: remote.Meta{Key: "k"}}}
+	for range 200 {
+		d.segs = append(d.segs, deltaSeg{mem: []byte("0123456789")})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := d.open(ctx)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("read %d of %d bytes, then %v; want context.Canceled", len(b), 200*10, err)
 	}
 }
