@@ -57,13 +57,16 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Met
 		return io.NopCloser(strings.NewReader("")), m.Meta, nil
 	}
 	// The first range is requested here, so a missing data object is an
-	// error of Open and its ETag pins the version for the other ranges.
-	body, etag, err := d.get(ctx, 0, min(d.chunk, size)-1)
+	// error of Open and its ETag pins the version for the other ranges;
+	// on the stream's context, so that Close stops it too.
+	sctx, cancel := context.WithCancel(ctx)
+	body, etag, err := d.get(sctx, 0, min(d.chunk, size)-1)
 	if err != nil {
+		cancel()
 		return nil, remote.Meta{}, err
 	}
 	d.etag = etag
-	return d.start(ctx, body), m.Meta, nil
+	return d.start(sctx, cancel, body), m.Meta, nil
 }
 
 // download fetches one data object.
@@ -208,8 +211,9 @@ type stream struct {
 	closed bool
 }
 
-func (d *download) start(ctx context.Context, first io.ReadCloser) *stream {
-	ctx, cancel := context.WithCancel(ctx)
+// start streams the object from first, the body of its first range,
+// requested on ctx; cancel ends ctx.
+func (d *download) start(ctx context.Context, cancel context.CancelFunc, first io.ReadCloser) *stream {
 	st := &stream{
 		d:       d,
 		ctx:     ctx,

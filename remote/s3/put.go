@@ -50,6 +50,12 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if err := tiercache.ValidatePaths(meta.Paths); err != nil {
 		return remote.Meta{}, fmt.Errorf("s3: put key %q: %w", meta.Key, err)
 	}
+	// Before any upload: a manifest too large to read back would commit
+	// an entry nobody can read. The room left is for the fields only
+	// known later (history, index, signature).
+	if b, err := json.Marshal(manifest{Meta: remote.Meta{Description: meta.Description, Paths: meta.Paths}}); err != nil || len(b) > maxManifestSize-manifestRoom {
+		return remote.Meta{}, fmt.Errorf("%w: s3: put key %q: its description and paths take %d bytes encoded, over the %d a manifest holds", tiercache.ErrInvalidArgument, meta.Key, len(b), maxManifestSize-manifestRoom)
+	}
 	id := newDataID(meta.Size)
 	dataName := n.data(id)
 	size, sum, index, err := s.upload(ctx, n, dataName, r)
@@ -65,6 +71,13 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		s.deleteUncommitted(ctx, n, id)
 		return remote.Meta{}, mapError(ctx.Err(), s.bucket, "commit", meta.Key)
 	}
+	if oldErr != nil && !errors.Is(oldErr, tiercache.ErrNotFound) && !errors.Is(oldErr, tiercache.ErrIntegrity) {
+		// Replacing a version not known would leave its data to
+		// Prune's judgement by upload time, which may delete it under
+		// a reader at once.
+		s.deleteUncommitted(ctx, n, id)
+		return remote.Meta{}, fmt.Errorf("s3: put key %q: the version it would replace cannot be read, so nothing was replaced: %w", meta.Key, oldErr)
+	}
 
 	now := time.Now().UTC()
 	var history []replacedData
@@ -72,9 +85,9 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	if oldErr == nil {
 		history, expired = nextHistory(old, id, now, now.Add(-s.cfg.OrphanGrace))
 	}
-	// Otherwise there is no version to keep, or one whose manifest could
-	// not be read: its data, if any, is left to Prune's judgement by
-	// upload time.
+	// Otherwise there is no version to keep, or one whose manifest is
+	// corrupt: its data, if any, is left to Prune's judgement by upload
+	// time.
 	m := manifest{
 		Version: manifestVersion,
 		Meta: remote.Meta{
@@ -94,6 +107,9 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 		Replaced: history,
 	}
 	body, err := json.Marshal(m)
+	if err == nil && len(body) > maxManifestSize {
+		err = fmt.Errorf("%w: it takes %d bytes, over the %d a reader reads", tiercache.ErrInvalidArgument, len(body), maxManifestSize)
+	}
 	if err != nil {
 		s.deleteUncommitted(ctx, n, id)
 		return remote.Meta{}, fmt.Errorf("s3: encoding manifest of key %q: %w", meta.Key, err)

@@ -390,8 +390,13 @@ type manifest struct {
 const manifestVersion = 1
 
 // maxManifestSize bounds how much of a manifest object is read: a real
-// one is a few hundred bytes.
-const maxManifestSize = 64 << 10
+// one is a few hundred bytes, but a description (up to 64 KiB, as the
+// local tier allows) and paths may make it larger. Put refuses metadata
+// that would not leave manifestRoom for the rest.
+const (
+	maxManifestSize = 1 << 20
+	manifestRoom    = 64 << 10
+)
 
 // errOtherKey marks a manifest that is stored under the requested key's
 // fallback name but records another key with the same name: a SHA-256
