@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,10 +29,16 @@ import (
 // Expiry cancels the request's context with a *timeoutError, which the
 // transport turns into the error of the pending call. The SDK retries that
 // error before the headers; after them the Store resumes or re-reads.
+//
+// A server that accepts connections and never answers would cost
+// MaxAttempts idle timeouts per request. So an attempt that got no
+// answer at all, after another that got none with no answer from the
+// server in between, is not retried: a dead server costs two.
 type timeoutClient struct {
 	next    aws.HTTPClient
 	idle    time.Duration
 	request time.Duration
+	silent  atomic.Bool // the last attempt to end got no answer in time
 }
 
 // timeoutError reports an attempt cut off by timeoutClient. It is
@@ -41,9 +48,15 @@ type timeoutError struct {
 	method string
 	idle   bool
 	limit  time.Duration
+	// final marks the second silent attempt in a row (see
+	// timeoutClient), which is not retried. Set before Do returns.
+	final bool
 }
 
 func (e *timeoutError) Error() string {
+	if e.final {
+		return fmt.Sprintf("s3: %s request stalled: no answer for %v (idle timeout), nor to the attempt before; not retried", e.method, e.limit)
+	}
 	if e.idle {
 		return fmt.Sprintf("s3: %s request stalled: no progress for %v (idle timeout)", e.method, e.limit)
 	}
@@ -53,8 +66,8 @@ func (e *timeoutError) Error() string {
 // Timeout reports true: the error is a timeout.
 func (e *timeoutError) Timeout() bool { return true }
 
-// RetryableError reports true, so the SDK's retryer retries it.
-func (e *timeoutError) RetryableError() bool { return true }
+// RetryableError reports whether the SDK's retryer may retry it.
+func (e *timeoutError) RetryableError() bool { return !e.final }
 
 // Do sends req under the idle and request limits.
 func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
@@ -86,8 +99,13 @@ func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
 	w.responded()
 	if err != nil {
 		w.finish()
-		return nil, w.explain(err)
+		err = w.explain(err)
+		if te := (*timeoutError)(nil); errors.As(err, &te) && te.idle {
+			te.final = c.silent.Swap(true)
+		}
+		return nil, err
 	}
+	c.silent.Store(false)
 	resp.Body = &responseBody{body: resp.Body, w: w}
 	return resp, nil
 }
