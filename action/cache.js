@@ -76,14 +76,23 @@ async function restore({ withState }) {
 }
 
 // push stores the paths under key. A remote failure the CLI survives is
-// a warning it prints; the step still succeeds unless strict is set. The
-// restore keys choose the push's base as they chose the restored entry,
-// so only what the job changed is uploaded (even with no-local, which
-// keeps no record of the pull).
+// a warning it prints; the step still succeeds unless strict is set. So
+// is a path that does not exist (a job that failed before making it), as
+// in actions/cache: a warning naming it, and nothing saved; with strict,
+// the push runs and fails on it. The restore keys choose the push's base
+// as they chose the restored entry, so only what the job changed is
+// uploaded (even with no-local, which keeps no record of the pull).
 async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   if (lib.readOnly()) {
     lib.info(`Not saving "${key}": read-only is set`);
     return;
+  }
+  if (!lib.strict()) {
+    const missing = lib.missingPaths(paths);
+    if (missing.length > 0) {
+      lib.warning(missingPathsMessage(key, missing));
+      return;
+    }
   }
   const global = lib.globalArgs();
   const args = ['push', ...global];
@@ -93,6 +102,15 @@ async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   if (code !== 0) {
     lib.setFailed(`tiercache push failed (exit code ${code}); see its message above`);
   }
+}
+
+// missingPathsMessage is the warning for paths that do not exist at
+// save time: the words start as actions/cache's do, so a search for its
+// message finds this one.
+function missingPathsMessage(key, missing) {
+  const list = missing.map((p) => `"${p}"`).join(', ');
+  const what = missing.length === 1 ? `the path ${list} does not exist` : `the paths ${list} do not exist`;
+  return `Path Validation Error: ${what}, so nothing was saved for key "${key}" (set strict: true to fail the step instead)`;
 }
 
 // postSave is the post step: push what main.js restored into, unless

@@ -163,6 +163,31 @@ function readOnly(env = process.env) {
   return v === 'true' || v === '1';
 }
 
+// strict reports whether a cache failure fails the step: the input, or
+// the variable the CLI reads (true, t or 1, in any case).
+// A strict input of false passes no flag, so the variable still applies.
+function strict(env = process.env) {
+  if (getBooleanInput('strict', { env })) return true;
+  const v = (env.TIERCACHE_STRICT || '').trim().toLowerCase();
+  return v === 'true' || v === 't' || v === '1';
+}
+
+// missingPaths returns the paths (as parsePaths made them: ~ expanded,
+// relative ones relative to the current directory, where the CLI runs)
+// that do not exist. Symbolic links are followed, as the CLI's push
+// follows them, so a dangling link is missing. Only "no such file"
+// counts: any other error is left to the push to report.
+function missingPaths(paths) {
+  return paths.filter((p) => {
+    try {
+      fs.statSync(p);
+      return false;
+    } catch (err) {
+      return err.code === 'ENOENT';
+    }
+  });
+}
+
 // pathArgs ends a command line: the --exclude patterns (push only), then
 // '--' so that neither KEY nor a PATH starting with '-' can be read as a
 // flag.
@@ -296,6 +321,8 @@ module.exports = {
   resolveNoLocal,
   globalArgs,
   readOnly,
+  strict,
+  missingPaths,
   pathArgs,
   appendFileCommand,
   saveState,

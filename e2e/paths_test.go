@@ -92,12 +92,14 @@ func TestPathsEntry(t *testing.T) {
 		}
 	}
 
-	_, stderr, code := runCLI(t, puller, "pull", "multi-1", dstDir)
-	if code != 2 || !strings.Contains(stderr, "holds 2 paths: "+src+", "+file) || !strings.Contains(stderr, "the pull names 1 path: "+dstDir) {
-		t.Errorf("pull into one path: exit %d, stderr %q; want a usage error (2) listing both", code, stderr)
+	// A job whose list of paths changed misses (exit 3 with
+	// --fail-on-miss), noting why; the entry stays for its push.
+	_, stderr, code := runCLI(t, puller, "pull", "multi-1", dstDir, "--fail-on-miss")
+	if code != 3 || !strings.Contains(stderr, "holds 2 paths: "+src+", "+file) || !strings.Contains(stderr, "the pull names 1 path: "+dstDir) {
+		t.Errorf("pull into one path: exit %d, stderr %q; want a miss (3) noting both lists", code, stderr)
 	}
-	if _, err := os.Stat(dstDir); !os.IsNotExist(err) {
-		t.Errorf("the refused pull created %s: %v", dstDir, err)
+	if ents, err := os.ReadDir(dstDir); err != nil || len(ents) != 0 {
+		t.Errorf("after the miss, %s holds %v (%v); want it empty", dstDir, ents, err)
 	}
 
 	// zstd -d | tar -x, then each numbered member is a path.

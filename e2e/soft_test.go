@@ -279,6 +279,18 @@ func TestSoftFailureCorruptEntry(t *testing.T) {
 			}
 		})
 	}
+	// One bad entry is not a down remote: a restore key's older entry
+	// is still found there.
+	mustRun(t, e, "push", "-q", "bad-older", smallTree(t, "older"))
+	for _, noLocal := range []bool{false, true} {
+		fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal))
+		dir := filepath.Join(t.TempDir(), "d")
+		_, stderr, code := runCLI(t, fresh, "pull", "bad", "-r", "bad-", dir)
+		if w := warnings(stderr); code != 0 || len(w) != 1 || !strings.Contains(w[0], "integrity") {
+			t.Errorf("no-local=%v: pull of a corrupt entry with a restore key: exit %d, warnings %q; want 0 and one integrity warning", noLocal, code, w)
+		}
+		assertTag(t, dir, "older")
+	}
 }
 
 // assertTag checks that dir holds the treetest.Small tree tagged tag.

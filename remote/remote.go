@@ -106,8 +106,8 @@ type Store interface {
 	// Prune evicts entries, least recently accessed first, until the
 	// store satisfies l, and collects orphaned data left by interrupted
 	// puts. It returns how many entries it evicted. Sizes count tree
-	// bytes (Meta.Size), as every tier does, so one limit means the same
-	// in both tiers and matches what List and Stats report. With
+	// bytes (Meta.Size), as List and Stats report them (the local tier
+	// counts its bytes on disk instead: its budget is its disk). With
 	// l.MaxAge, the entries whose LastAccess is more than MaxAge ago go
 	// too, by the clock that recorded LastAccess.
 	Prune(ctx context.Context, l policy.Limits) (int, error)

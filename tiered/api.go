@@ -38,6 +38,11 @@ type Hit struct {
 	// Untrusted lists the entries a Cache with Options.Trust refused on
 	// the way (each an *UntrustedError): on a miss too.
 	Untrusted []error
+	// Refused lists the remote entries that failed their checks on the
+	// way (corrupt, hostile, beyond the limits, or too large for the
+	// room left; each a *RemoteError), each skipped as a miss while the
+	// remote was still asked for the next candidate: on a miss too.
+	Refused []error
 	// Tier is TierLocal when the tree was already local, TierRemote when
 	// it was downloaded by this call.
 	Tier tiercache.Tier
@@ -128,7 +133,7 @@ type PutResult struct {
 // into. It
 // comes wrapped in a RemoteError, since nothing was written: the entry is
 // skipped as one that fails its checks would be.
-var ErrNoRoom = errors.New("no room in the local tier")
+var ErrNoRoom = errors.New("no room on the disk")
 
 // RemoteError reports a failure that lies with the remote tier or with the
 // object it served: the store unreachable, refusing or misconfigured, a

@@ -122,10 +122,8 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 // spellings, must match, and home directories may differ between the
 // machines. An entry of one directory's tree is restored into paths[0],
 // the only path then. An entry recording another number of paths cannot
-// be restored: for key itself, PullPaths fails with an error wrapping
-// ErrPathCount and tiercache.ErrInvalidArgument that names both; a
-// restore prefix's candidate is skipped, Hit.Skipped saying so (on a
-// miss too). The paths are restored one after the other, each as Pull
+// be restored: it is skipped, key itself or a restore prefix's
+// candidate, Hit.Skipped saying so (on a miss too). The paths are restored one after the other, each as Pull
 // restores its dir, from one extraction beside the first: a pull cut
 // short may have restored some of them.
 func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, paths []string, opts PullOptions) (Hit, bool, error) {
@@ -205,8 +203,8 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 				return Hit{}, false, err
 			}
 		}
-		if ok, err := dst.fits(k, e.Paths); !ok {
-			return Hit{}, false, err
+		if !dst.fits(k, e.Paths) {
+			return Hit{}, false, nil
 		}
 		e.Tier = tiercache.TierLocal
 		return Hit{Key: k, Tier: tiercache.TierLocal, Entry: e}, true, nil
@@ -228,8 +226,8 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		if err := sc.checkRemote(k, m); err != nil {
 			return Hit{}, false, err
 		}
-		if ok, err := dst.fits(k, m.Paths); !ok {
-			return Hit{}, false, err
+		if !dst.fits(k, m.Paths) {
+			return Hit{}, false, nil
 		}
 		return Hit{Key: k, Tier: tiercache.TierRemote, Entry: remoteEntry(m)}, true, nil
 	}
@@ -260,8 +258,8 @@ func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts Pul
 		// An untrusted version is left for the download to replace.
 		return Hit{}, false, err
 	}
-	if ok, err := dst.fits(key, s.Entry.Paths); !ok {
-		return Hit{}, false, err
+	if !dst.fits(key, s.Entry.Paths) {
+		return Hit{}, false, nil
 	}
 	c.touchRemote(ctx, key)
 	h, err := c.restoreStored(ctx, s, dst, opts)
@@ -368,8 +366,8 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 		return Hit{}, false, err
 	}
 	defer dl.Close()
-	if ok, err := dst.fits(key, meta.Paths); !ok {
-		return Hit{}, false, err
+	if !dst.fits(key, meta.Paths) {
+		return Hit{}, false, nil
 	}
 	dir := dst.paths[0]
 	need := meta.ArchiveSize
@@ -690,8 +688,8 @@ func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, boo
 		return Hit{}, false, err
 	}
 	defer rc.Close()
-	if ok, err := dst.fits(key, meta.Paths); !ok {
-		return Hit{}, false, err
+	if !dst.fits(key, meta.Paths) {
+		return Hit{}, false, nil
 	}
 	dir := dst.paths[0]
 	if err := roomBeside(key, dir, meta.Size); err != nil {
@@ -730,11 +728,11 @@ func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extrac
 	if err := os.MkdirAll(filepath.Dir(first), 0o755); err != nil {
 		return fmt.Errorf("restoring into %s: %w", dst.paths[0], err)
 	}
-	stage, err := os.MkdirTemp(filepath.Dir(first), ".tiercache-pull-")
+	stage, done, err := stageBeside(ctx, filepath.Dir(first))
 	if err != nil {
 		return fmt.Errorf("restoring into %s: %w", dst.paths[0], err)
 	}
-	defer func() { _ = fsutil.RemoveAll(stage) }()
+	defer done()
 	if _, err := extract(stage); err != nil {
 		return err
 	}
@@ -755,25 +753,18 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	// Beside dir, so the tree can be renamed into place.
-	stage, err := os.MkdirTemp(filepath.Dir(abs), ".tiercache-pull-")
+	stage, done, err := stageBeside(ctx, filepath.Dir(abs))
 	if err != nil {
 		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
-	staged := true
-	defer func() {
-		if staged {
-			_ = fsutil.RemoveAll(stage)
-		}
-	}()
+	defer done() // removes what is left of the stage
 	res, err := extract(stage)
 	if err != nil {
 		return err
 	}
-	moved, err := moveInto(ctx, stage, abs, res.Root)
-	if err != nil {
+	if _, err := moveInto(ctx, stage, abs, res.Root); err != nil {
 		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
-	staged = !moved
 	return nil
 }
 
@@ -785,7 +776,7 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 // dir's own mode and mtime end up as the archive's root member says
 // (root, which archives made by Write never have), or else as dir had
 // them, or as a new directory gets them when dir was absent: never
-// stage's, which MkdirTemp made private (0700) and extraction touched.
+// stage's, which newStage made private (0700) and extraction touched.
 // tar -x keeps an existing directory's metadata the same way.
 func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (moved bool, err error) {
 	fi, err := os.Lstat(dir)
@@ -804,16 +795,14 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 	case err != nil:
 		return false, err
 	case fi.IsDir():
-		if err := os.Remove(dir); err == nil {
-			// It was empty: it is replaced by the tree.
-			if err := setRootMeta(stage, root, fi.Mode().Perm(), fi.ModTime()); err != nil {
-				return false, err
+		if names, err := dirNames(dir); err == nil && len(names) == 0 {
+			// Empty: the stage's members are renamed into it, not the
+			// stage over it, so dir keeps its inode: a shell working in
+			// dir (pull KEY .) sees the tree, not a deleted directory.
+			// Where they cannot be (dir is a mount point), merge.
+			if err := renameMembers(stage, dir); err == nil {
+				return false, setRootMeta(dir, root, fi.Mode().Perm(), fi.ModTime())
 			}
-			if err := os.Rename(stage, dir); err != nil {
-				_ = os.Mkdir(dir, fi.Mode().Perm()) // put the empty dir back
-				return false, err
-			}
-			return true, nil
 		}
 	}
 	// Not empty (or not a directory, which treecopy reports): merge.
@@ -827,6 +816,34 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 	}
 	_, err = treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true})
 	return false, err
+}
+
+// dirNames returns the names in the directory dir.
+func dirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// renameMembers renames every member of stage into the empty directory
+// dir. On failure it renames back those it moved, so dir is empty again.
+func renameMembers(stage, dir string) error {
+	names, err := dirNames(stage)
+	if err != nil {
+		return err
+	}
+	for i, n := range names {
+		if err := os.Rename(filepath.Join(stage, n), filepath.Join(dir, n)); err != nil {
+			for _, m := range names[:i] {
+				_ = os.Rename(filepath.Join(dir, m), filepath.Join(stage, m))
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // setRootMeta gives dir root's mode and mtime if root is set, else mode
@@ -935,12 +952,6 @@ func (s source) measure(ctx context.Context) (tiercache.Shape, error) {
 	return archive.Measure(ctx, s.Source)
 }
 
-// ErrPathCount reports a pull naming another number of paths than the
-// entry it restores holds (see PullPaths). It comes with
-// tiercache.ErrInvalidArgument: the command line is wrong, not the
-// cache.
-var ErrPathCount = errors.New("the pull names another number of paths than the entry holds")
-
 // target is where a pull restores, and what it skipped on the way.
 type target struct {
 	paths        []string // as given
@@ -951,26 +962,24 @@ type target struct {
 
 // fits reports whether the entry k, which records paths, can be restored
 // into t: an entry of one directory's tree into one path, an entry of
-// several paths into as many. A misfit of the key asked for is an
-// ErrPathCount; a restore-key candidate that does not fit is skipped, as
-// one made for another set of paths (actions/cache, which folds the
-// paths into its key, would not see it at all).
-func (t *target) fits(k string, paths []string) (bool, error) {
+// several paths into as many. An entry that does not fit, the key asked
+// for included, is skipped as one made for another set of paths
+// (actions/cache, which folds the paths into its key, would not see it
+// at all): a job whose list of paths changed misses, builds, and its
+// push replaces the entry.
+func (t *target) fits(k string, paths []string) bool {
 	if max(len(paths), 1) == len(t.paths) {
-		return true, nil
+		return true
 	}
 	holds := "one directory's tree"
 	if len(paths) > 0 {
 		holds = countPaths(paths)
 	}
 	msg := fmt.Sprintf("key %q holds %s; the pull names %s", k, holds, countPaths(t.paths))
-	if k == t.key {
-		return false, fmt.Errorf("%w: %w: %s", ErrPathCount, tiercache.ErrInvalidArgument, msg)
-	}
 	if !slices.Contains(t.skipped, msg) { // both tiers may have k
 		t.skipped = append(t.skipped, msg)
 	}
-	return false, nil
+	return false
 }
 
 // countPaths says "1 path: a" or "2 paths: a, b".
@@ -1065,11 +1074,11 @@ func place(ctx context.Context, src, dst string, how int) (treecopy.Result, erro
 	// the new one, never half of it.
 	// It is made in a private directory of its own, so no other process
 	// can take or plant the name in between.
-	tmpDir, err := os.MkdirTemp(filepath.Dir(abs), ".tiercache-pull-*")
+	tmpDir, release, err := newStage(filepath.Dir(abs))
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(tmpDir)
+	defer release()
 	tmp := filepath.Join(tmpDir, "file")
 	if how == placeLink {
 		if err := os.Link(src, tmp); err == nil {

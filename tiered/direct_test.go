@@ -136,9 +136,9 @@ func TestPullRemote(t *testing.T) {
 	t.Run("corrupt object leaves dir alone", func(t *testing.T) {
 		store.Corrupt("deps-1", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		dir := filepath.Join(base, "corrupt")
-		_, _, err := c.pullRemoteDir(t.Context(), "deps-1", nil, dir)
-		if !errors.Is(err, tiercache.ErrIntegrity) {
-			t.Fatalf("err = %v, want ErrIntegrity", err)
+		h, ok, err := c.pullRemoteDir(t.Context(), "deps-1", nil, dir)
+		if ok || err != nil || len(h.Refused) != 1 || !errors.Is(h.Refused[0], tiercache.ErrIntegrity) || !IsRemote(h.Refused[0]) {
+			t.Fatalf("ok=%v err=%v refused=%v, want a miss refusing one entry for ErrIntegrity", ok, err, h.Refused)
 		}
 		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a failed pull created DIR: %v", err)

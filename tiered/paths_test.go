@@ -127,8 +127,8 @@ func TestPushPullPaths(t *testing.T) {
 }
 
 // TestPullPathsCountMismatch: KEY holding another number of paths than
-// the pull names is a usage error naming both; a restore-key candidate
-// that does is skipped for the next one, and reported.
+// the pull names is skipped, KEY's own entry as a restore-key candidate,
+// and reported.
 func TestPullPathsCountMismatch(t *testing.T) {
 	store := memstore.New()
 	c := newTiered(t, store, Options{})
@@ -148,14 +148,14 @@ func TestPullPathsCountMismatch(t *testing.T) {
 			if nl {
 				cc = newTiered(t, store, Options{NoLocal: true})
 			}
-			_, _, err := cc.PullPaths(t.Context(), "deps-two", nil, one, PullOptions{LookupOnly: lookup})
-			if !errors.Is(err, ErrPathCount) || !errors.Is(err, tiercache.ErrInvalidArgument) ||
-				!strings.Contains(err.Error(), "2 paths: "+srcDir+", "+srcFile) || !strings.Contains(err.Error(), "1 path: "+one[0]) {
-				t.Errorf("lookup %v, no-local %v: two paths into one: %v, want ErrPathCount naming both lists", lookup, nl, err)
+			h, ok, err := cc.PullPaths(t.Context(), "deps-two", nil, one, PullOptions{LookupOnly: lookup})
+			if ok || err != nil || len(h.Skipped) != 1 ||
+				!strings.Contains(h.Skipped[0], "2 paths: "+srcDir+", "+srcFile) || !strings.Contains(h.Skipped[0], "1 path: "+one[0]) {
+				t.Errorf("lookup %v, no-local %v: two paths into one: %v, %v, skipped %q; want a miss noting both lists", lookup, nl, ok, err, h.Skipped)
 			}
-			_, _, err = cc.PullPaths(t.Context(), "deps-one", nil, three, PullOptions{LookupOnly: lookup})
-			if !errors.Is(err, ErrPathCount) || !strings.Contains(err.Error(), "one directory's tree") {
-				t.Errorf("lookup %v, no-local %v: a tree into three paths: %v, want ErrPathCount", lookup, nl, err)
+			h, ok, err = cc.PullPaths(t.Context(), "deps-one", nil, three, PullOptions{LookupOnly: lookup})
+			if ok || err != nil || len(h.Skipped) != 1 || !strings.Contains(h.Skipped[0], "one directory's tree") {
+				t.Errorf("lookup %v, no-local %v: a tree into three paths: %v, %v, skipped %q; want a miss noting it", lookup, nl, ok, err, h.Skipped)
 			}
 		}
 	}

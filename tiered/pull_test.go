@@ -12,6 +12,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote/memstore"
 )
 
 // TestPullIntoDir: a cold Pull through the local tier extracts the
@@ -224,4 +225,69 @@ func TestStricterOptionsKeepSoundEntry(t *testing.T) {
 		t.Fatalf("Pull with the default options = %v, %v", ok, err)
 	}
 	treetest.AssertEqual(t, src, dir)
+}
+
+// TestPullRefusedEntryTriesNext: an entry the remote serves that fails
+// its checks is a miss listed in Hit.Refused, and the remote is still
+// asked for the restore keys' candidates; with Strict it fails the pull.
+func TestPullRefusedEntryTriesNext(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	src := smallTree(t, "r")
+	for _, k := range []string{"deps-a", "deps-b"} {
+		if _, err := c.Push(t.Context(), k, src, PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Corrupt("deps-b", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+	fresh := newTiered(t, store, Options{})
+	dir := filepath.Join(t.TempDir(), "d")
+	h, ok, err := fresh.Pull(t.Context(), "deps-b", []string{"deps-"}, dir, PullOptions{})
+	if err != nil || !ok || h.Key != "deps-a" || h.Tier != tiercache.TierRemote {
+		t.Fatalf("Pull = %q from %v, %v, %v; want deps-a from the remote", h.Key, h.Tier, ok, err)
+	}
+	if len(h.Refused) != 1 || !errors.Is(h.Refused[0], tiercache.ErrIntegrity) || h.RemoteErr != nil {
+		t.Errorf("Refused = %v, RemoteErr = %v; want deps-b refused, the remote not failed", h.Refused, h.RemoteErr)
+	}
+	treetest.AssertEqual(t, src, dir)
+
+	strict := newTiered(t, store, Options{})
+	dir2 := filepath.Join(t.TempDir(), "d")
+	if _, ok, err := strict.Pull(t.Context(), "deps-b", []string{"deps-"}, dir2, PullOptions{Strict: true}); ok || !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Errorf("strict Pull = %v, %v; want it failed for deps-b", ok, err)
+	}
+}
+
+// TestPullIntoEmptyDirKeepsIt: a pull into an existing empty directory
+// fills that directory, not a new one renamed over it: a shell working
+// in it (pull KEY .) sees the tree.
+func TestPullIntoEmptyDirKeepsIt(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	src := smallTree(t, "e")
+	if _, err := c.Push(t.Context(), "k", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"local", "remote"} {
+		cc := c
+		if name == "remote" {
+			cc = newTiered(t, store, Options{})
+		}
+		dir := filepath.Join(t.TempDir(), "d")
+		if err := os.Mkdir(dir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := cc.Pull(t.Context(), "k", nil, dir, PullOptions{}); err != nil || !ok {
+			t.Fatalf("%s: Pull = %v, %v", name, ok, err)
+		}
+		after, err := os.Stat(dir)
+		if err != nil || !os.SameFile(before, after) || after.Mode().Perm() != 0o750 {
+			t.Errorf("%s: DIR after the pull: %v, same directory %v; want the same one, mode 0750", name, err, err == nil && os.SameFile(before, after))
+		}
+		treetest.AssertEqual(t, src, dir)
+	}
 }

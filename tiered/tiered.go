@@ -572,8 +572,10 @@ type getter func(sc *Cache, ctx context.Context, key string) (Hit, bool, error)
 // too if withLocal), each once, with get, and returns the first hit.
 // Once the remote has failed, it tries the rest with fallback, which must
 // not ask the remote, or with nothing if fallback is nil. An entry that
-// fails Options.Trust is a miss, listed in Hit.Untrusted, unless strict:
-// then it ends the lookup with its error.
+// fails Options.Trust is a miss, listed in Hit.Untrusted, and one the
+// remote served that failed its checks (see refusedEntry) is a miss
+// listed in Hit.Refused, unless strict: then each ends the lookup with its
+// error (the latter as a remote failure).
 func (c *Cache) restore(ctx context.Context, key string, prefixes []string, withLocal, strict bool, get, fallback getter) (Hit, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
@@ -587,7 +589,7 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 	// (by fallback): one outage costs one round of retries, not one per
 	// candidate, and what the local tier holds is still restored.
 	var down error
-	var untrusted []error
+	var untrusted, refused []error
 	try := func(sc *Cache, k string) (Hit, bool, error) {
 		if down != nil {
 			if fallback == nil {
@@ -602,6 +604,12 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 			return Hit{}, false, nil
 		}
 		if IsRemote(err) && ctx.Err() == nil {
+			if refusedEntry(err) && !strict {
+				// The remote answered: one bad entry must not keep
+				// the other candidates from being asked.
+				refused = append(refused, err)
+				return Hit{}, false, nil
+			}
 			down = err
 			return Hit{}, false, nil
 		}
@@ -614,7 +622,7 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 		if ok {
 			h.RemoteErr = down
 		}
-		h.Untrusted = untrusted
+		h.Untrusted, h.Refused = untrusted, refused
 		return h, ok, err
 	}
 	scopes := c.scopes()
@@ -652,6 +660,14 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 	// A miss because the remote failed is reported as its failure.
 	h, _, _ := found(Hit{}, false, nil)
 	return h, false, down
+}
+
+// refusedEntry reports whether err, a remote failure, is one of the
+// entry rather than of the remote: an object that failed its checks
+// (corrupt, hostile, beyond the limits) or is too large for the room
+// left.
+func refusedEntry(err error) bool {
+	return errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded)
 }
 
 // candidates returns the keys starting with prefix in the remote tier (if

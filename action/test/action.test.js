@@ -226,6 +226,87 @@ test('a dead remote is a warning and a miss, the push a warning; with strict bot
   assert.match(post2.stdout, /::error title=tiercache::tiercache push failed/);
 });
 
+// remoteHas reports whether key is in the remote under prefix.
+function remoteHas(s, prefix, key) {
+  const ls = h.cli(new h.Machine(), ['ls', `--remote=s3://${s.bucket}/${prefix}`, `--endpoint=${s.endpoint}`, '--tier', 'remote', '--json'], h.remoteEnv(s));
+  assert.equal(ls.code, 0, `ls of ${prefix}: ${ls.stderr}`);
+  return JSON.parse(ls.stdout || '[]').some((e) => e.key === key);
+}
+
+test('a path missing at save time: the post step warns, naming it, pushes nothing and succeeds', async (t) => {
+  const s = await minio(t);
+  if (!s) return;
+  // As for Go: the module cache is made, the build cache is not (the
+  // job failed before building); a ! line naming nothing does not count.
+  const opts = onMinio(s, 'missing', { key: 'miss-1', path: '~/go/pkg/mod\n~/.cache/go-build\n!~/.cache/go-build/trim.txt\n!absent/**' });
+  const m = new h.Machine();
+  const main = await h.mainStep(m, opts);
+  assert.equal(main.code, 0, main.log);
+  h.writeTree(path.join(m.home, 'go', 'pkg', 'mod'), 'mod');
+  const post = await h.postStep(m, main, opts);
+  assert.equal(post.code, 0, post.log);
+  const missing = JSON.stringify(path.join(m.home, '.cache', 'go-build'));
+  assert.ok(
+    post.stdout.includes(`::warning title=tiercache::Path Validation Error: the path ${missing} does not exist, so nothing was saved for key "miss-1"`),
+    post.log,
+  );
+  assert.ok(!post.stdout.includes(JSON.stringify(path.join(m.home, 'go', 'pkg', 'mod'))), `the warning names a path that exists: ${post.log}`);
+  assert.doesNotMatch(post.log, /\[command\]/, 'the post step ran tiercache');
+  assert.doesNotMatch(post.log, /::error/);
+  assert.equal(remoteHas(s, 'missing', 'miss-1'), false, 'miss-1 was pushed');
+  const ls = h.cli(m, ['ls', '--tier', 'local', '--json']);
+  assert.ok(!(ls.code === 0 && JSON.parse(ls.stdout || '[]').some((e) => e.key === 'miss-1')), 'miss-1 is in the local tier');
+
+  // Both missing: both named, in one warning.
+  fs.rmSync(path.join(m.home, 'go'), { recursive: true });
+  const post2 = await h.postStep(m, main, opts);
+  assert.equal(post2.code, 0, post2.log);
+  assert.match(post2.stdout, /::warning title=tiercache::Path Validation Error: the paths ".*mod", ".*go-build" do not exist, so nothing was saved/);
+  assert.equal(remoteHas(s, 'missing', 'miss-1'), false, 'miss-1 was pushed');
+
+  // Once both exist, the same post step saves.
+  h.writeTree(path.join(m.home, 'go', 'pkg', 'mod'), 'mod');
+  h.writeTree(path.join(m.home, '.cache', 'go-build'), 'build');
+  const post3 = await h.postStep(m, main, opts);
+  assert.equal(post3.code, 0, post3.log);
+  assert.match(post3.log, /pushed "miss-1"/);
+  assert.doesNotMatch(post3.log, /Path Validation Error/);
+  assert.equal(remoteHas(s, 'missing', 'miss-1'), true, 'miss-1 was not pushed');
+});
+
+test('a path missing at save time, save/: warns, pushes nothing and succeeds; with strict (input or TIERCACHE_STRICT) it fails', async (t) => {
+  const s = await minio(t);
+  if (!s) return;
+  const saveYml = path.join(h.REPO, 'save', 'action.yml');
+  const m = new h.Machine();
+  h.writeTree(path.join(m.workspace, 'here'), 'here');
+  const opts = onMinio(s, 'missing-save', { key: 'ms-1', path: 'here\ngone' });
+  const save = await h.step(m, 'save.js', { actionYml: saveYml, ...opts });
+  assert.equal(save.code, 0, save.log);
+  assert.match(save.stdout, /::warning title=tiercache::Path Validation Error: the path "gone" does not exist, so nothing was saved for key "ms-1"/);
+  assert.doesNotMatch(save.log, /\[command\]/, 'the save step ran tiercache');
+  assert.equal(remoteHas(s, 'missing-save', 'ms-1'), false, 'ms-1 was pushed');
+
+  // strict: the push runs and fails on the path, as it always did.
+  const strict = await h.step(m, 'save.js', { actionYml: saveYml, ...onMinio(s, 'missing-save', { key: 'ms-1', path: 'here\ngone', strict: 'true' }) });
+  assert.notEqual(strict.code, 0, strict.log);
+  assert.match(strict.log, /path gone does not exist/);
+  assert.match(strict.stdout, /::error title=tiercache::tiercache push failed/);
+  assert.doesNotMatch(strict.stdout, /Path Validation Error/);
+  const envStrict = onMinio(s, 'missing-save', { key: 'ms-1', path: 'here\ngone' });
+  envStrict.extra.TIERCACHE_STRICT = 'true';
+  const viaEnv = await h.step(m, 'save.js', { actionYml: saveYml, ...envStrict });
+  assert.notEqual(viaEnv.code, 0, viaEnv.log);
+  assert.match(viaEnv.stdout, /::error title=tiercache::tiercache push failed/);
+  assert.equal(remoteHas(s, 'missing-save', 'ms-1'), false, 'ms-1 was pushed');
+
+  // read-only still wins: no warning about the path, nothing to save anyway.
+  const ro = await h.step(m, 'save.js', { actionYml: saveYml, ...onMinio(s, 'missing-save', { key: 'ms-1', path: 'here\ngone', 'read-only': 'true' }) });
+  assert.equal(ro.code, 0, ro.log);
+  assert.match(ro.log, /Not saving "ms-1": read-only is set/);
+  assert.doesNotMatch(ro.log, /Path Validation Error/);
+});
+
 test('a path and a key starting with "-" are not read as flags', async () => {
   const m = new h.Machine();
   const opts = { inputs: { key: '--key-like', path: '-dir' } };

@@ -35,6 +35,26 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);
 });
 
+test('missing paths: only those that do not exist (a dangling link among them); strict from the input or TIERCACHE_STRICT', () => {
+  const dir = h.tmpDir();
+  fs.mkdirSync(path.join(dir, 'd'));
+  fs.writeFileSync(path.join(dir, 'f'), 'x');
+  const paths = ['d', 'f', 'gone', 'dangling', 'd/gone'].map((p) => path.join(dir, p));
+  try {
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+  } catch {
+    // Windows without the privilege: then it is simply missing.
+  }
+  assert.deepEqual(lib.missingPaths(paths), paths.slice(2));
+  assert.deepEqual(lib.missingPaths(paths.slice(0, 2)), []);
+
+  assert.equal(lib.strict({}), false);
+  assert.equal(lib.strict({ INPUT_STRICT: 'true' }), true);
+  assert.equal(lib.strict({ INPUT_STRICT: 'false' }), false);
+  for (const v of ['true', 'TRUE', '1', 't']) assert.equal(lib.strict({ INPUT_STRICT: 'false', TIERCACHE_STRICT: v }), true, v);
+  for (const v of ['', 'false', '0']) assert.equal(lib.strict({ TIERCACHE_STRICT: v }), false, v);
+});
+
 test('no-local: the input, else TIERCACHE_NO_LOCAL, else on for GitHub-hosted runners with a remote', () => {
   const r = (input, env, hasRemote = true) => lib.resolveNoLocal({ input, env, hasRemote });
   assert.equal(r('', { RUNNER_ENVIRONMENT: 'github-hosted' }), true);

@@ -249,7 +249,17 @@ func (a *app) applyEnv(fs *pflag.FlagSet) error {
 		}
 	}
 	if a.flags.quiet && a.flags.verbose {
-		return usageErrorf("--quiet and --verbose cannot be used together")
+		q, v := fs.Lookup("quiet"), fs.Lookup("verbose")
+		switch {
+		case q != nil && v != nil && q.Changed && v.Changed:
+			return usageErrorf("--quiet and --verbose cannot be used together")
+		case q != nil && q.Changed:
+			a.flags.verbose = false // the flag wins over TIERCACHE_VERBOSE
+		case v != nil && v.Changed:
+			a.flags.quiet = false // the flag wins over TIERCACHE_QUIET
+		default:
+			return usageErrorf("TIERCACHE_QUIET and TIERCACHE_VERBOSE cannot both be true")
+		}
 	}
 	return nil
 }
@@ -361,6 +371,12 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 		}
 		if u.User != nil {
 			return s3.Config{}, false, usageErrorf("%s must not hold credentials; they come from the AWS credential chain", a.origin(cmd.Flags(), "endpoint"))
+		}
+		// A path is prefixed to every request (a gateway mounted below
+		// a path needs it), but the remote's bucket there is a mistake
+		// that would silently store everything under another prefix.
+		if first, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); first == r.bucket {
+			return s3.Config{}, false, usageErrorf("%s must not name the bucket (its path is %q): give the server's address alone, and the bucket in %s", a.origin(cmd.Flags(), "endpoint"), u.Path, a.origin(cmd.Flags(), "remote"))
 		}
 	}
 	if a.flags.idleTimeout < 0 {

@@ -62,6 +62,21 @@ func TestVerbose(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--quiet and --verbose") {
 		t.Errorf("-q -v: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// A flag wins over the other's variable.
+	quiet := env{"TIERCACHE_QUIET": "true"}
+	for k, v := range e {
+		quiet[k] = v
+	}
+	if r := mustCLI(t, quiet, "ls", "-v"); !strings.Contains(r.stderr, "local tier: ") {
+		t.Errorf("TIERCACHE_QUIET with -v: stderr %q; want verbose output", r.stderr)
+	}
+	quiet["TIERCACHE_VERBOSE"] = "true"
+	if r := mustCLI(t, quiet, "ls", "-q"); strings.Contains(r.stderr, "local tier: ") {
+		t.Errorf("TIERCACHE_VERBOSE and TIERCACHE_QUIET with -q: stderr %q; want it quiet", r.stderr)
+	}
+	if r := cli(t, quiet, "ls"); r.code != exitUsage || !strings.Contains(r.stderr, "TIERCACHE_QUIET and TIERCACHE_VERBOSE") {
+		t.Errorf("both variables: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 func TestEnvPrecedence(t *testing.T) {
@@ -160,6 +175,7 @@ func TestS3Config(t *testing.T) {
 		{"query", env{}, []string{"--remote", "s3://b/p?token=sekrit"}, "", `--remote must not have a query or fragment, got "s3://b/p?[REDACTED]"`},
 		{"bad endpoint", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_ENDPOINT": "127.0.0.1:9000"}, nil, "", "TIERCACHE_S3_ENDPOINT must be an http:// or https:// URL"},
 		{"endpoint credentials", env{"TIERCACHE_REMOTE": "s3://b"}, []string{"--endpoint", "http://u:sekrit@127.0.0.1"}, "", "--endpoint must not hold credentials"},
+		{"endpoint naming the bucket", env{"TIERCACHE_REMOTE": "s3://b/p"}, []string{"--endpoint", "http://127.0.0.1:9000/b"}, "", `--endpoint must not name the bucket (its path is "/b")`},
 		{"AWS_MAX_ATTEMPTS", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "12"}, nil, "b    auto false attempts=12", ""},
 		{"AWS_MAX_ATTEMPTS zero", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "0"}, nil, "", `AWS_MAX_ATTEMPTS="0" must be a whole number from 1 to 100`},
 		{"AWS_MAX_ATTEMPTS junk", env{"TIERCACHE_REMOTE": "s3://b", "AWS_MAX_ATTEMPTS": "lots"}, nil, "", `AWS_MAX_ATTEMPTS="lots" must be`},

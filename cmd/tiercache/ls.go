@@ -35,11 +35,12 @@ PATHS are the paths an entry of several paths (or of one file) was pushed
 from, as they were given; a pull restores them by position. It is empty
 for an entry pushed from one directory.
 
-SIZE and FILES describe the tree (not the compressed archive); STORED is
-what the entry takes in its tier: the archive, plus, locally, the expanded
-tree kept for --link and the library's Get. LAST ACCESS
-is when a pull last used the entry, the order prune evicts in; in the remote
-tier it is recorded at most every so often per key.
+SIZE and FILES describe the tree, not the compressed archive (FILES counts
+its directories and symlinks too, as the summaries of push and pull do);
+STORED is what the entry takes in its tier: the archive, plus, locally, the
+expanded tree kept for --link and the library's Get. LAST ACCESS is when a
+pull last used the entry, the order prune evicts in; in the remote tier it
+is recorded at most every so often per key.
 
 SCOPE shows once an entry of a scope other than the default one is
 listed (see --scope; "-" is the default scope); without --scope (or

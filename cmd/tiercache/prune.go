@@ -18,15 +18,17 @@ func newPruneCommand(a *app) *cobra.Command {
 		Use:   "prune",
 		Short: "Evict least recently used entries until each tier is within its limits",
 		Long: `Prune evicts entries, least recently used first, until the local tier holds
-at most --max-entries entries and --max-bytes bytes of trees, and the remote
+at most --max-entries entries and --max-bytes bytes on disk, and the remote
 tier at most --remote-max-entries entries and --remote-max-bytes bytes of
-trees. Both tiers count a tree's uncompressed size, as ls and stats show it,
-so one limit means the same in both; the remote's compressed archives take
-less room than that. --max-age and --remote-max-age evict every entry whose
-last use is older than that, however much room is left. An entry goes if
-any limit says so. A limit left out (or 0) is no limit; at least one must
-be given. The remote prune also removes data left behind by interrupted
-pushes.
+trees. The local tier counts what its entries take on disk (STORED in ls:
+the compressed archive, plus the expanded tree where a get or a pull
+--link made one), and drops expanded trees, least recently used first,
+before it evicts any entry. The remote counts a tree's uncompressed size
+(SIZE in ls), whatever its archive takes. --max-age and --remote-max-age
+evict every entry whose last use is older than that, however much room is
+left. An entry goes if any limit says so. A limit left out (or 0) is no
+limit; at least one must be given. The remote prune also removes data left
+behind by interrupted pushes.
 
 A use is a push or a pull of the entry (neither pull --lookup-only nor a
 push --if-absent that finds the key counts as one). In the local tier, it
@@ -61,7 +63,7 @@ or days with a d (7d, 1.5d, 1d12h).`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.local.MaxEntries, "max-entries", 0, "most entries the local tier keeps")
-	f.Var(sizeValue{&o.local.MaxBytes}, "max-bytes", "most tree bytes the local tier keeps (e.g. 20GiB)")
+	f.Var(sizeValue{&o.local.MaxBytes}, "max-bytes", "most bytes the local tier's entries take on disk (e.g. 20GiB)")
 	f.IntVar(&o.remote.MaxEntries, "remote-max-entries", 0, "most entries the remote tier keeps")
 	f.Var(sizeValue{&o.remote.MaxBytes}, "remote-max-bytes", "most tree bytes (uncompressed) the remote tier keeps (e.g. 500GB)")
 	f.Var(ageValue{&o.local.MaxAge}, "max-age", "evict local entries not used for longer than this (e.g. 7d, 36h)")

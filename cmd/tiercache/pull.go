@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -75,11 +74,11 @@ PATH is usually one directory (DIR above). An entry pushed from several
 paths (or from one file) is restored by position: name as many PATHs as
 the push did, in the same order; the first gets the entry's first path,
 and so on, whatever they are called here (ls shows the entry's paths). A
-directory is restored as DIR is, a file replaces a file. A pull naming
-another number of paths than KEY's entry holds is a usage error (exit 2)
-that lists both; an entry of a restore key that holds another number is
-skipped, with a note. A "~" the shell did not expand is expanded. On a
-miss, only a single DIR is created.
+directory is restored as DIR is, a file replaces a file. An entry that
+holds another number of paths than the pull names, KEY's own or a restore
+key's, is skipped, with a note: a job whose list of paths changed misses,
+and its push replaces the entry. A "~" the shell did not expand is
+expanded. On a miss, only a single DIR is created.
 
 Symlinks are restored as symlinks. Where the system will not create them
 (Windows without the privilege or Developer Mode, a file system without
@@ -197,6 +196,10 @@ type pullJSON struct {
 	// Untrusted lists the entries refused for their signature (see
 	// TIERCACHE_TRUSTED_KEYS), each with why.
 	Untrusted []string `json:"untrusted,omitempty"`
+	// Refused lists the remote entries that failed their checks
+	// (corrupt, hostile, beyond the limits, or too large for the room
+	// left), each skipped as a miss while the lookup went on.
+	Refused []string `json:"refused,omitempty"`
 	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
 	// Bytes and Files describe the entry found.
 	LookupOnly bool `json:"lookup_only,omitempty"`
@@ -235,9 +238,6 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase})
 	}
 	prog.finish()
-	if errors.Is(err, tiered.ErrPathCount) {
-		return asUsage(fail(err))
-	}
 	out := pullJSON{RequestedKey: key, Dir: dir, Paths: given, LookupOnly: o.lookupOnly, Skipped: hit.Skipped}
 	for _, s := range hit.Skipped {
 		a.infof(cmd, "pull %q: skipped %s", key, s)
@@ -246,6 +246,10 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		// Soft, as every remote failure: the job builds without it.
 		out.Untrusted = append(out.Untrusted, singleLine(u.Error()))
 		a.warnf(cmd, "pull %q: %s; treated as a miss", key, singleLine(u.Error()))
+	}
+	for _, r := range hit.Refused {
+		out.Refused = append(out.Refused, singleLine(r.Error()))
+		a.warnf(cmd, "pull %q: %s; treated as a miss", key, withHint(r))
 	}
 	// A remote that failed, before the lookup or during it: the pull
 	// goes on as a miss (or with what the local tier held), DIR as it

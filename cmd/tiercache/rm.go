@@ -78,7 +78,12 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 			a.infof(cmd, "removed %q", k)
 		} else {
 			out.NotStored = append(out.NotStored, k)
-			a.infof(cmd, "%q: not stored", k)
+			if a.scopeGiven(cmd) {
+				a.infof(cmd, "%q: not stored in scope %q", k, a.flags.scope)
+			} else {
+				// ls lists every scope; rm removes from one.
+				a.infof(cmd, "%q: not stored in the default scope (an entry ls lists in another scope needs rm --scope SCOPE)", k)
+			}
 		}
 	}
 	if a.flags.json {

@@ -12,7 +12,7 @@ func TestRmNotStored(t *testing.T) {
 	mustCLI(t, e, "push", "here-1", smallTree(t, "here"))
 
 	r := mustCLI(t, e, "rm", "here-1", "absent-1")
-	if !strings.Contains(r.stderr, `removed "here-1"`) || !strings.Contains(r.stderr, `"absent-1": not stored`) {
+	if !strings.Contains(r.stderr, `removed "here-1"`) || !strings.Contains(r.stderr, `"absent-1": not stored in the default scope (an entry ls lists in another scope needs rm --scope SCOPE)`) {
 		t.Errorf("rm stderr: %q", r.stderr)
 	}
 	if strings.Contains(r.stderr, `removed "absent-1"`) {

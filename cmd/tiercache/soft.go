@@ -76,7 +76,7 @@ func hint(err error) string {
 	case errors.Is(err, s3.ErrNotS3):
 		return "" // its message says to check --endpoint
 	case errors.Is(err, tiered.ErrNoRoom):
-		return "free space where --cache-dir (TIERCACHE_DIR) is, or 'tiercache prune' the local tier"
+		return "free space on the disk it names (for the local tier, where --cache-dir (TIERCACHE_DIR) is: 'tiercache prune' frees some)"
 	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):
 		return "the stored entry was refused and nothing of it was used; the next push replaces it, or 'tiercache rm KEY' removes it"
 	case errors.As(err, &dnsErr), errors.As(err, &opErr):
