@@ -27,7 +27,10 @@ const (
 	// ProblemTreeMismatch (Deep only) is an entry whose tree no longer
 	// holds the number of files and bytes its metadata records: something
 	// wrote into it (a caller that changed files of a `pull --link`
-	// copy in place, say). Repair removes it like a broken entry.
+	// copy in place, say). Repair removes it like a broken entry; of an
+	// entry kept as an archive (checked sound first), only the tree made
+	// beside it goes, unless it was used within the grace period, and the
+	// next Get makes it again.
 	ProblemTreeMismatch = "tree-mismatch"
 	// ProblemArchiveMismatch is an entry kept as an archive whose file
 	// no longer has its recorded size or (Deep only) SHA-256, or does not
@@ -157,6 +160,16 @@ func (v *verifier) entries(ctx context.Context) error {
 		p, version, err := v.entry(ctx, name)
 		if err != nil || p == nil {
 			return err
+		}
+		if _, err := os.Stat(filepath.Join(v.c.dataDir, version, archiveFile)); err == nil && p.Kind == ProblemTreeMismatch {
+			v.add(*p, func() error {
+				dropped, err := v.c.dropTree(ctx, name, version)
+				if err == nil && !dropped {
+					err = errors.New("the tree was used within the grace period; run fsck again later")
+				}
+				return err
+			})
+			return nil
 		}
 		v.add(*p, func() error {
 			changed = true

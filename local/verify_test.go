@@ -260,3 +260,35 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestRepairTreeOfArchiveEntry: a tree made beside a sound archive that
+// no longer matches the entry is dropped by a repair, not the entry: the
+// next Get makes the tree again from the archive.
+func TestRepairTreeOfArchiveEntry(t *testing.T) {
+	c := open(t, Options{Grace: time.Millisecond})
+	ctx := t.Context()
+	putArchive(t, c, "a", smallSrc(t, "a"))
+	tree, ok, err := c.Get(ctx, "a")
+	if err != nil || !ok {
+		t.Fatalf("Get: %v, %v", ok, err)
+	}
+	must(t, os.WriteFile(filepath.Join(tree, "extra"), []byte("x"), 0o644))
+	time.Sleep(10 * time.Millisecond) // past the grace of the Get's use
+	r := mustVerify(t, c, VerifyOptions{Deep: true, Repair: true})
+	// (The trash the tree went to is emptied by the same run.)
+	if got := kinds(r); !slices.Contains(got, "tree-mismatch a") || r.Unrepaired() != 0 {
+		t.Fatalf("repair: %q, %d unrepaired; want the tree of a repaired", got, r.Unrepaired())
+	}
+	s, ok, err := c.Lookup(ctx, "a")
+	if err != nil || !ok || s.Tree != "" {
+		t.Fatalf("after the repair: Lookup = %+v, %v, %v; want the entry, without its tree", s, ok, err)
+	}
+	p, ok, err := c.Get(ctx, "a")
+	if err != nil || !ok {
+		t.Fatalf("Get after the repair: %v, %v", ok, err)
+	}
+	checkTag(t, p, "a")
+	if _, err := os.Lstat(filepath.Join(p, "extra")); !os.IsNotExist(err) {
+		t.Errorf("the remade tree holds the stray file: %v", err)
+	}
+}

@@ -53,8 +53,9 @@ Every command already removes the staging of dead processes and trees past
 their grace from the local tier when it opens it, so those rarely show.
 
 --repair removes what fsck reports: a broken entry is deleted (the key then
-misses, and the next push stores it again), leftovers are deleted and stale
-uploads aborted. It is safe while other jobs use the cache, which is why
+misses, and the next push stores it again), but of a tree-mismatch on an
+entry kept as an archive, only the expanded tree (the next pull --link makes
+it again); leftovers are deleted and stale uploads aborted. It is safe while other jobs use the cache, which is why
 leftovers younger than the grace are kept. --grace overrides the grace of
 both tiers (by default 10m locally, 1h remotely); --grace 0 collects every
 leftover whatever its age, and is only safe when nothing else is using the

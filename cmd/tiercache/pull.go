@@ -260,7 +260,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	}
 	if survived != nil {
 		out.Error = singleLine(survived.Error())
-		what := "treated as a miss, DIR left as it was"
+		what := fmt.Sprintf("treated as a miss, %s left as it was", strings.Join(given, ", "))
 		switch {
 		case ok && o.lookupOnly:
 			what = "looked up in the local tier only"
