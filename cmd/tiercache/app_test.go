@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -348,5 +349,28 @@ func TestErrorLine(t *testing.T) {
 	err := fmt.Errorf("pull %q: %w", "k", errors.New("first line\nsecond line\r\nthird"))
 	if got := errorLine(err); got != `tiercache: pull "k": first line second line third` {
 		t.Errorf("errorLine = %q", got)
+	}
+}
+
+// TestJSONOnFailure: with --json, a command that fails prints an object
+// naming the error and the exit code on stdout, for the script parsing
+// it, besides the message on stderr.
+func TestJSONOnFailure(t *testing.T) {
+	e := newEnv(t)
+	for _, args := range [][]string{
+		{"push", "--json", "k", filepath.Join(t.TempDir(), "absent")},
+		{"ls", "--json", "--bogus"},
+	} {
+		r := cli(t, e, args...)
+		var out struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Error == "" || out.ExitCode != r.code || r.code == 0 {
+			t.Errorf("%v: exit %d, stdout %q (%v); want an error object with the exit code", args, r.code, r.stdout, err)
+		}
+		if !strings.Contains(r.stderr, out.Error) {
+			t.Errorf("%v: stderr %q lacks the error %q", args, r.stderr, out.Error)
+		}
 	}
 }

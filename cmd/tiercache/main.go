@@ -12,12 +12,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -80,17 +82,39 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	a := newApp(getenv)
 	root := newRootCommand(a)
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	out := &countingWriter{w: stdout}
+	root.SetOut(out)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	code := a.exitCode(err)
 	if err != nil {
-		fmt.Fprintln(stderr, errorLine(err))
+		line := errorLine(err)
+		fmt.Fprintln(stderr, line)
 		if code == exitUsage {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
+		if a.flags.json && out.n == 0 {
+			// A script parsing --json gets an object on failure too.
+			b, _ := json.Marshal(struct {
+				Error    string `json:"error"`
+				ExitCode int    `json:"exit_code"`
+			}{strings.TrimPrefix(line, "tiercache: "), code})
+			fmt.Fprintf(out, "%s\n", b)
+		}
 	}
 	return code, a.trashDir
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // secretEnv lists the variables whose values are secrets. The CLI never
