@@ -304,11 +304,18 @@ func (c *Cache) openLocalBase(ctx context.Context, scope, key string) (localBase
 }
 
 // open returns the version's archive as a stream: the segments in
-// order, up to deltaAhead of them read ahead concurrently. Close stops
-// the reads and closes the local archive.
+// order, up to deltaAhead of them read ahead concurrently from the first
+// Read on (a pull that finds it cannot use the entry reads nothing).
+// Close stops the reads and closes the local archive.
 func (d *deltaPull) open(ctx context.Context) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &deltaReader{d: d, ctx: ctx, cancel: cancel, order: make(chan chan segResult, deltaAhead)}
+	return &deltaReader{d: d, ctx: ctx, cancel: cancel, order: make(chan chan segResult, deltaAhead)}
+}
+
+// start starts reading the segments ahead.
+func (r *deltaReader) start() {
+	r.started = true
+	d, ctx := r.d, r.ctx
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -328,7 +335,6 @@ func (d *deltaPull) open(ctx context.Context) io.ReadCloser {
 			}()
 		}
 	}()
-	return r
 }
 
 // read returns s's bytes: a local frame only if it hashes to what the
@@ -369,18 +375,22 @@ type segResult struct {
 
 // deltaReader serves a deltaPull's segments in order.
 type deltaReader struct {
-	d      *deltaPull
-	ctx    context.Context
-	cancel context.CancelFunc
-	served int // segments taken from order
-	order  chan chan segResult
-	wg     sync.WaitGroup
-	cur    *bytes.Reader
-	err    error
-	closed bool
+	d       *deltaPull
+	ctx     context.Context
+	cancel  context.CancelFunc
+	served  int  // segments taken from order
+	started bool // see start
+	order   chan chan segResult
+	wg      sync.WaitGroup
+	cur     *bytes.Reader
+	err     error
+	closed  bool
 }
 
 func (r *deltaReader) Read(p []byte) (int, error) {
+	if !r.started && r.err == nil {
+		r.start()
+	}
 	for r.err == nil {
 		if r.cur != nil && r.cur.Len() > 0 {
 			return r.cur.Read(p)
@@ -411,11 +421,16 @@ func (r *deltaReader) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.err == nil {
+		r.err = errors.New("read of a closed pull stream")
+	}
 	r.cancel()
-	go func() { // the producer may be blocked on a full order
-		for range r.order {
-		}
-	}()
+	if r.started {
+		go func() { // the producer may be blocked on a full order
+			for range r.order {
+			}
+		}()
+	}
 	r.wg.Wait()
 	return r.d.file.Close()
 }

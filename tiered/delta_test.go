@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
@@ -251,5 +253,42 @@ func TestDeltaReaderCancelledIsNoEOF(t *testing.T) {
 	b, err := io.ReadAll(r)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("read %d of %d bytes, then %v; want context.Canceled", len(b), 200*10, err)
+	}
+}
+
+// countingRanges is a remote.RangeReader that counts ReadBase calls.
+type countingRanges struct {
+	remote.RangeReader
+	n atomic.Int64
+}
+
+func (c *countingRanges) ReadBase(_ context.Context, _ remote.Base, _, n int64) ([]byte, error) {
+	c.n.Add(1)
+	return make([]byte, n), nil
+}
+
+// TestDeltaReaderReadsNothingUnread: a delta pull's stream closed before
+// its first Read (the pull found it cannot use the entry) has sent no
+// range request, and reads after Close fail.
+func TestDeltaReaderReadsNothingUnread(t *testing.T) {
+	rr := &countingRanges{}
+	d := &deltaPull{rr: rr, version: remote.Base{Meta: remote.Meta{Key: "k"}}}
+	for i := range 8 {
+		d.segs = append(d.segs, deltaSeg{off: int64(i) * 10, n: 10, baseOff: -1})
+	}
+	r := d.open(t.Context())
+	time.Sleep(20 * time.Millisecond)
+	_ = r.Close()
+	if n := rr.n.Load(); n != 0 {
+		t.Errorf("%d range reads before any Read; want none", n)
+	}
+	if _, err := r.Read(make([]byte, 1)); err == nil {
+		t.Error("Read after Close succeeded")
+	}
+	r = d.open(t.Context())
+	b, err := io.ReadAll(r)
+	_ = r.Close()
+	if err != nil || len(b) != 80 || rr.n.Load() != 8 {
+		t.Errorf("read %d bytes in %d range reads, %v; want 80 in 8", len(b), rr.n.Load(), err)
 	}
 }
