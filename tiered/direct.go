@@ -462,6 +462,9 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 	if err := tiercache.ValidateKey(key); err != nil {
 		return PutResult{}, err
 	}
+	if err := checkDescription(key, opts.Description); err != nil {
+		return PutResult{}, fmt.Errorf("put %q: %w: %w", key, tiercache.ErrInvalidArgument, err)
+	}
 	dir, err := newSource(paths, opts)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
@@ -520,8 +523,12 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 // local tier answering in its place unless NoLocal.
 func (c *Cache) storedIn(ctx context.Context, key string) (in tiercache.Tier, rerr, err error) {
 	if c.remote != nil {
-		_, err := c.remote.Stat(ctx, key)
+		m, err := c.remote.Stat(ctx, key)
 		switch {
+		case err == nil && c.opts.Signer != nil && !c.signedByUs(key, m):
+			// Not what this push would leave: it replaces the entry
+			// with one signed, as a push without IfAbsent would.
+			return "", nil, nil
 		case err == nil:
 			return tiercache.TierRemote, nil, nil
 		case errors.Is(err, tiercache.ErrNotFound):

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
 
@@ -289,5 +292,30 @@ func TestPullIntoEmptyDirKeepsIt(t *testing.T) {
 			t.Errorf("%s: DIR after the pull: %v, same directory %v; want the same one, mode 0750", name, err, err == nil && os.SameFile(before, after))
 		}
 		treetest.AssertEqual(t, src, dir)
+	}
+}
+
+// TestLongRemoteDescription: a push refuses a description longer than
+// an entry may have, whatever its tiers; one another writer stored in the
+// remote is refused by a pull as an entry the local tier cannot keep: a
+// miss listed in Hit.Refused, not a failed pull.
+func TestLongRemoteDescription(t *testing.T) {
+	store := memstore.New()
+	remoteOnly, err := New(nil, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := strings.Repeat("d", local.MaxDescriptionLen+1)
+	if _, err := remoteOnly.Push(t.Context(), "k", smallTree(t, "x"), PushOptions{Description: desc}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("push with a %d-byte description: %v; want ErrInvalidArgument", len(desc), err)
+	}
+	if _, err := remoteOnly.Push(t.Context(), "k", smallTree(t, "x"), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store.CorruptMeta("k", func(m remote.Meta) remote.Meta { m.Description = desc; return m })
+	c := newTiered(t, store, Options{})
+	h, ok, err := c.Pull(t.Context(), "k", nil, filepath.Join(t.TempDir(), "dst"), PullOptions{})
+	if ok || err != nil || len(h.Refused) != 1 || !errors.Is(h.Refused[0], tiercache.ErrLimitExceeded) {
+		t.Fatalf("pull of an entry with a %d-byte description: %v, %v, refused %v; want a refused miss", len(desc), ok, err, h.Refused)
 	}
 }

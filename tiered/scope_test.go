@@ -339,3 +339,25 @@ func TestSignedEveryUploadPath(t *testing.T) {
 		}
 	}
 }
+
+// TestIfAbsentSignerReplacesUnsigned: a signing push with IfAbsent does
+// not count as stored an entry it would not skip an upload for (unsigned,
+// so refused by every trusting job): it replaces it, signed.
+func TestIfAbsentSignerReplacesUnsigned(t *testing.T) {
+	store := memstore.New()
+	trust, signer := keyPair(t)
+	src := smallTree(t, "same")
+	// Whoever holds the bucket credential writes the key unsigned.
+	if _, err := newTiered(t, store, Options{}).Push(t.Context(), "k", src, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := newTiered(t, store, signer).Push(t.Context(), "k", src, PushOptions{IfAbsent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusting := newTiered(t, store, Options{Trust: trust})
+	h, _, ok := pullTag(t, trusting, "k", nil, PullOptions{})
+	if !ok {
+		t.Fatalf("signing push --if-absent over an unsigned entry: %+v (AlreadyIn %q); a trusting pull then misses: %v", res, res.AlreadyIn, h.Untrusted)
+	}
+}

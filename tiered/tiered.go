@@ -209,14 +209,27 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	if err := c.needLocal("get " + strconv.Quote(key)); err != nil {
 		return Hit{}, false, err
 	}
+	var p string
 	if c.opts.Trust != nil {
-		if s, ok, err := c.local.Lookup(ctx, key); err != nil || !ok || !c.trustedLocal(s) {
+		s, ok, err := c.local.Lookup(ctx, key)
+		if err != nil || !ok || !c.trustedLocal(s) {
 			return Hit{}, false, err
 		}
-	}
-	p, ok, err := c.local.Get(ctx, key)
-	if err != nil || !ok {
-		return Hit{}, false, err
+		// The tree of the version checked, not of one a concurrent
+		// push made current since.
+		p, err = c.local.Tree(ctx, s)
+		switch {
+		case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
+			return Hit{}, false, nil // replaced, or damaged and dropped
+		case err != nil:
+			return Hit{}, false, err
+		}
+	} else {
+		var ok bool
+		var err error
+		if p, ok, err = c.local.Get(ctx, key); err != nil || !ok {
+			return Hit{}, false, err
+		}
 	}
 	e, err := c.local.EntryAt(p)
 	if err != nil {
