@@ -25,14 +25,15 @@
 //
 // The zstd stream is a sequence of independent frames, which Write
 // compresses several at a time; any zstd decoder reads them as one
-// stream. A frame holds at most 4 MiB of the tar stream, and starts at a
+// stream. A frame holds at most 8 MiB of the tar stream, and starts at a
 // member's first header block (a PAX header's, if it has one) wherever it
-// can: a full frame ends at the last member boundary in its second half,
-// and only a frame without one there ends at 4 MiB inside a member, as
-// each frame of a larger member does. Every frame but the last thus holds
-// 2 to 4 MiB, and the tar end-of-archive marker is in the last. Frame
-// boundaries depend on the tar stream alone, so the bytes are the same on
-// every machine whatever its core count.
+// can. Where a frame ends is content-defined (see frames.go): at member
+// boundaries about 4 MiB apart that a hash of the members before them
+// picks, so that trees differing a little share most frames byte for
+// byte; a frame that fills first ends at a member boundary in its last
+// 3 MiB, or else at 8 MiB inside a member. The tar end-of-archive marker
+// is in the last frame. Frame boundaries depend on the tar stream alone,
+// so the bytes are the same on every machine whatever its core count.
 //
 // After the last data frame, an index ends the archive, in a zstd
 // skippable frame (magic 0x184D2A5B), which zstd decoders skip: per data

@@ -540,6 +540,12 @@ func (x *extractor) closeDirs() {
 		h.release()
 	}
 	x.dirRoots = nil
+	if x.top != nil {
+		// Extract's own reference never drops, and Extract closes
+		// only root: the descriptor files were created through goes
+		// here, once the writers have stopped.
+		x.top.dirDesc.close()
+	}
 }
 
 // member extracts one archive member.

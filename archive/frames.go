@@ -306,7 +306,7 @@ func (fw *frameWriter) record(f IndexFrame) {
 		return
 	}
 	fw.idxSize += indexRecordSize(f.Member)
-	if len(fw.frames) == maxIndexFrames || fw.idxSize > maxIndexPayload || len(f.Member) > MaxNameLength {
+	if len(fw.frames) == maxIndexFrames || indexHeaderSize+fw.idxSize > maxIndexPayload || len(f.Member) > MaxNameLength {
 		fw.noIndex = true
 		fw.frames = nil
 		return

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -320,5 +321,46 @@ func TestFramesResync(t *testing.T) {
 			t.Errorf("%s: %d of %d frames are new, want at most %d", c.name, fresh, len(next), c.most)
 		}
 		prev = next
+	}
+}
+
+// TestIndexPayloadBoundary: the frame writer keeps an index exactly as
+// long as ParseIndex accepts its payload (header included), and one at
+// the limit reads back.
+func TestIndexPayloadBoundary(t *testing.T) {
+	name := strings.Repeat("m", 4000) // shared by every record
+	for _, over := range []bool{false, true} {
+		fw := &frameWriter{}
+		budget := maxIndexPayload - indexHeaderSize
+		if over {
+			budget++
+		}
+		var off int64
+		for budget > 0 {
+			n := min(len(name), budget-indexRecordFixed)
+			if budget-indexRecordSize(name[:n]) < indexRecordFixed+1 && budget-indexRecordSize(name[:n]) > 0 {
+				n -= indexRecordFixed + 1 // leave room for a last record
+			}
+			fw.record(IndexFrame{Offset: off * 1024, Length: 1024, TarOffset: off * 1024, TarLength: 1024, Member: name[:n]})
+			budget -= indexRecordSize(name[:n])
+			off++
+		}
+		if fw.noIndex != over {
+			t.Fatalf("over %v: noIndex %v at a payload of %d bytes", over, fw.noIndex, indexHeaderSize+fw.idxSize)
+		}
+		if over {
+			continue
+		}
+		fw.written, fw.tarOff = off*1024, off*1024
+		var buf bytes.Buffer
+		info, err := writeIndex(&hashWriter{w: &buf}, fw)
+		if err != nil || info.Length == 0 {
+			t.Fatalf("writeIndex: %+v, %v", info, err)
+		}
+		info.Offset = fw.written
+		b := append(make([]byte, fw.written), buf.Bytes()...)
+		if _, err := ReadIndex(bytes.NewReader(b), int64(len(b)), info); err != nil {
+			t.Errorf("an index at the payload limit does not read back: %v", err)
+		}
 	}
 }

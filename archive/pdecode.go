@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,7 +163,7 @@ func (p *parallelReader) split() {
 			}
 			continue
 		} else if herr != nil || !p.decodable(&h) {
-			p.sequential()
+			p.sequential(nil)
 			return
 		}
 		cost := frameCost(h.FrameContentSize)
@@ -171,6 +172,14 @@ func (p *parallelReader) split() {
 		}
 		job := &decodeJob{size: int(h.FrameContentSize), cost: cost, done: make(chan struct{})}
 		job.in, err = p.readFrame(&h)
+		if lf := (*longFrame)(nil); errors.As(err, &lf) {
+			// Valid, if odd (empty blocks pad it): the streaming
+			// decoder takes over, so what is accepted does not depend
+			// on the decoder count.
+			p.budget.Release(cost)
+			p.sequential(lf.read)
+			return
+		}
 		if err != nil {
 			job.err = err
 			close(job.done)
@@ -211,7 +220,7 @@ func (p *parallelReader) readFrame(h *zstd.Header) ([]byte, error) {
 			return nil, err
 		}
 		if len(in)+3+n > limit {
-			return nil, fmt.Errorf("zstd: frame longer than its declared %d bytes allow", h.FrameContentSize)
+			return nil, &longFrame{read: append(in, bh[:]...)}
 		}
 		in = append(in, bh[:]...)
 		in = slices.Grow(in, n)[:len(in)+n]
@@ -231,6 +240,12 @@ func (p *parallelReader) readFrame(h *zstd.Header) ([]byte, error) {
 	}
 	return in, nil
 }
+
+// longFrame reports a frame longer than its declared content size bounds
+// (see maxZstdFrame), of which read was read.
+type longFrame struct{ read []byte }
+
+func (*longFrame) Error() string { return "zstd: frame longer than its declared size bounds" }
 
 // parseBlockHeader decodes a zstd block header: whether the block ends
 // its frame, and how many bytes follow the header (one for an RLE block,
@@ -287,9 +302,14 @@ func (p *parallelReader) fail(err error) {
 	p.queue(job, false)
 }
 
-// sequential hands the rest of the input to a streaming decoder.
-func (p *parallelReader) sequential() {
-	seq, err := zstd.NewReader(p.src,
+// sequential hands the rest of the input, after read (what was read of
+// it already), to a streaming decoder.
+func (p *parallelReader) sequential(read []byte) {
+	var src io.Reader = p.src
+	if len(read) > 0 {
+		src = io.MultiReader(bytes.NewReader(read), p.src)
+	}
+	seq, err := zstd.NewReader(src,
 		zstd.WithDecoderMaxMemory(p.maxWindow),
 		zstd.WithDecoderMaxWindow(p.maxWindow),
 	)

@@ -294,3 +294,28 @@ func writeBytes(t testing.TB, src string) ([]byte, Result) {
 	}
 	return buf.Bytes(), res
 }
+
+// TestParallelFrameWithEmptyBlocks: a frame that declares its size may
+// hold empty raw blocks past what that size bounds (valid: zstd -d and
+// the streaming decoder accept it); the parallel reader hands it to the
+// streaming decoder instead of refusing it, so what is accepted does not
+// depend on the decoder count.
+func TestParallelFrameWithEmptyBlocks(t *testing.T) {
+	tarb := tarBytes(t, reg("a", "hello"))
+	n := len(tarb)                                                                  // 2-byte FCS field holds n-256
+	fr := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x60, byte(n - 256), byte((n - 256) >> 8)} // single segment, FCS
+	for range 10 {
+		fr = append(fr, 0, 0, 0) // empty raw block, not last
+	}
+	v := 1 | n<<3 // last raw block of n bytes
+	fr = append(fr, byte(v), byte(v>>8), byte(v>>16))
+	fr = append(fr, tarb...)
+	seq, serr := Inspect(t.Context(), bytes.NewReader(fr), ExtractOptions{Decoders: 1})
+	if serr != nil {
+		t.Fatalf("sequential: %v", serr)
+	}
+	par, perr := Inspect(t.Context(), bytes.NewReader(fr), ExtractOptions{Decoders: 2})
+	if perr != nil || par != seq {
+		t.Errorf("Decoders 1: %+v; Decoders 2: %+v, %v", seq, par, perr)
+	}
+}

@@ -430,6 +430,9 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 }
 
 func (aw *archiveWriter) header(hdr *tar.Header) error {
+	if err := restorable(hdr); err != nil {
+		return err
+	}
 	if aw.tw == nil {
 		aw.files++
 		return nil
@@ -452,6 +455,31 @@ func (aw *archiveWriter) header(hdr *tar.Header) error {
 	}
 	aw.files++
 	return nil
+}
+
+// restorable refuses a member Extract would refuse for its name's or its
+// link's length (see MaxNameLength), which a deep tree on Linux can have:
+// better a failed push naming it than an entry no pull can restore.
+func restorable(hdr *tar.Header) error {
+	name := strings.TrimSuffix(hdr.Name, "/")
+	why := ""
+	switch {
+	case len(hdr.Name) > MaxNameLength:
+		why = fmt.Sprintf("its path is %d bytes, over the %d a restore accepts", len(hdr.Name), MaxNameLength)
+	case len(hdr.Linkname) > MaxNameLength:
+		why = fmt.Sprintf("its link target is %d bytes, over the %d a restore accepts", len(hdr.Linkname), MaxNameLength)
+	default:
+		for c := range strings.SplitSeq(name, "/") {
+			if len(c) > maxComponent {
+				why = fmt.Sprintf("a component of its path is %d bytes, over the %d a restore accepts", len(c), maxComponent)
+				break
+			}
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("archive: %q cannot be archived: %s: %w", displayName(name), why, tiercache.ErrInvalidArgument)
 }
 
 // file writes a regular file's header and exactly hdr.Size bytes of it.

@@ -5,6 +5,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/tiercache/tiercache"
 )
 
 // openFDs counts this process's open descriptors.
@@ -188,8 +191,10 @@ func TestWriteFileSizeAsReached(t *testing.T) {
 	}
 }
 
-// TestWriteDeepTree: a tree whose paths exceed PATH_MAX is archived, since
-// every lookup is one component relative to an open directory.
+// TestWriteDeepTree: a tree whose absolute paths exceed PATH_MAX is
+// archived, since every lookup is one component relative to an open
+// directory; one whose member names exceed what Extract accepts
+// (MaxNameLength) is refused, naming the member.
 func TestWriteDeepTree(t *testing.T) {
 	src := t.TempDir()
 	// Built through descriptors too: a path this long cannot be named.
@@ -197,9 +202,9 @@ func TestWriteDeepTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp := strings.Repeat("n", 200)
+	comp := strings.Repeat("n", 203)
 	var rel string
-	for range 30 { // 30 * 201 bytes: beyond Linux's 4096-byte PATH_MAX
+	for range 20 { // 20 * 204 bytes: with src, beyond Linux's 4096-byte PATH_MAX
 		if err := unix.Mkdirat(fd, comp, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -212,8 +217,8 @@ func TestWriteDeepTree(t *testing.T) {
 		rel = strings.TrimPrefix(rel+"/"+comp, "/")
 	}
 	leaf := rel + "/leaf"
+	defer unix.Close(fd)
 	lf, err := unix.Openat(fd, "leaf", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-	unix.Close(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +233,8 @@ func TestWriteDeepTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files != 31 || res.Size != 4 {
-		t.Errorf("Write result %+v, want 31 members, 4 bytes", res)
+	if res.Files != 21 || res.Size != 4 {
+		t.Errorf("Write result %+v, want 21 members, 4 bytes", res)
 	}
 	dec, err := zstd.NewReader(&buf)
 	if err != nil {
@@ -250,5 +255,13 @@ func TestWriteDeepTree(t *testing.T) {
 	}
 	if last == nil || last.Name != leaf || last.Size != 4 {
 		t.Errorf("last member %+v, want %d bytes long %s of 4 bytes", last, len(leaf), ".../leaf")
+	}
+
+	if err := unix.Mkdirat(fd, strings.Repeat("x", 100), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Write(t.Context(), io.Discard, src, WriteOptions{})
+	if !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "over the 4096 a restore accepts") {
+		t.Errorf("Write of a member name over MaxNameLength: %v; want it refused, naming the limit", err)
 	}
 }
