@@ -292,8 +292,9 @@ func TestFaultsPush(t *testing.T) {
 			big:    true,
 			rules:  []faultRule{{method: "PUT", path: faultDataPath, query: "partNumber=2", times: -1, fault: faultSpec{kind: fStall}}},
 			fail:   true,
-			errHas: []string{"stalled"},
-			sent:   map[string]int{"partNumber=2": faultAttempts},
+			errHas: []string{"stalled", "not retried"},
+			// Two silent attempts in a row end it (a dead server).
+			sent: map[string]int{"partNumber=2": 2},
 		},
 		{
 			name:   "403 on upload part is not retried",
@@ -421,8 +422,8 @@ func TestFaultsPull(t *testing.T) {
 			name:   "stall on every download",
 			rules:  []faultRule{{method: "GET", path: faultDataPath, times: -1, fault: faultSpec{kind: fStall}}},
 			fail:   true,
-			errHas: []string{"stalled"},
-			sent:   map[string]int{"GET " + faultDataPath: faultAttempts},
+			errHas: []string{"stalled", "not retried"},
+			sent:   map[string]int{"GET " + faultDataPath: 2},
 		},
 		{
 			name:   "stall mid every download body",
@@ -561,8 +562,8 @@ func TestFaultsCLI(t *testing.T) {
 			name:   "pull: stall on every download",
 			rules:  []faultRule{{method: "GET", path: faultDataPath, times: -1, fault: faultSpec{kind: fStall}}},
 			fail:   true,
-			errHas: []string{"stalled"},
-			sent:   map[string]int{"GET " + faultDataPath: s3.DefaultMaxAttempts},
+			errHas: []string{"stalled", "not retried"},
+			sent:   map[string]int{"GET " + faultDataPath: 2},
 		},
 		{
 			name:   "pull: 403 on manifest is not retried",
