@@ -53,7 +53,8 @@ func TestPushPullPathsCLI(t *testing.T) {
 		t.Errorf("pulled file: %q, %v", b, err)
 	}
 	r = cli(t, e, "pull", "k", filepath.Join(other, "one"))
-	if r.code != 0 || !strings.Contains(r.stderr, "skipped key \"k\" holds 2 paths: ~/go/pkg/mod, "+conf) || !strings.Contains(r.stderr, "the pull names 1 path: "+filepath.Join(other, "one")) {
+	if r.code != 0 || !strings.Contains(r.stderr, "skipped key \"k\" holds 2 paths: ~/go/pkg/mod, "+conf) || !strings.Contains(r.stderr, "the pull names 1 path: "+filepath.Join(other, "one")) ||
+		!strings.Contains(r.stderr, `miss: "k" not restored (see the notes above)`) {
 		t.Errorf("pull of two paths into one: exit %d, stderr %q; want a miss noting both lists", r.code, r.stderr)
 	}
 	if ents, err := os.ReadDir(filepath.Join(other, "one")); err != nil || len(ents) != 0 {

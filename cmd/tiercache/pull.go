@@ -316,7 +316,8 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if ok {
 		a.infof(cmd, "%s%s", hitSummary(out, o.restoreKeys, elapsed), only)
 	} else {
-		miss := missSummary(key, o.restoreKeys, survived != nil)
+		refused := len(hit.Refused) + len(hit.Untrusted) + len(hit.Skipped)
+		miss := missSummary(key, o.restoreKeys, survived != nil || refused > 0)
 		if o.lookupOnly {
 			miss += " (lookup only)"
 		}
@@ -366,11 +367,12 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 	return b.String()
 }
 
-// missSummary describes a miss; failed tells that the remote failed, so
-// whether it holds the key is not known.
+// missSummary describes a miss; failed tells that the remote failed, or
+// that entries were found and refused or skipped, so "nothing stored"
+// would not be true.
 func missSummary(key string, restoreKeys []string, failed bool) string {
 	if failed {
-		return fmt.Sprintf("miss: %q not restored (see the warning above)", key)
+		return fmt.Sprintf("miss: %q not restored (see the notes above)", key)
 	}
 	if len(restoreKeys) == 0 {
 		return fmt.Sprintf("miss: nothing stored under %q", key)
