@@ -948,10 +948,23 @@ func (s *staging) release() {
 // holds it while hydrating a key so only one process downloads it. It
 // waits until the lock is free or ctx is done.
 func (c *Cache) Lock(ctx context.Context, key string) (unlock func(), err error) {
+	return c.LockNotify(ctx, key, nil)
+}
+
+// LockNotify is Lock that calls waiting, if set, when another holder
+// makes it wait (so a caller can say why nothing happens).
+func (c *Cache) LockNotify(ctx context.Context, key string, waiting func()) (unlock func(), err error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	h, err := flock.Lock(ctx, filepath.Join(c.keyLocks, c.nameOf(key)+".lock"))
+	path := filepath.Join(c.keyLocks, c.nameOf(key)+".lock")
+	h, ok, err := flock.TryLock(path)
+	if err == nil && !ok {
+		if waiting != nil {
+			waiting()
+		}
+		h, err = flock.Lock(ctx, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock key %q: %w", key, err)
 	}

@@ -12,8 +12,10 @@ import (
 // (an upload's compressed size is known only at its end).
 type Progress struct {
 	// Op is "upload", "download", "extract" (Pull's extraction of a
-	// local archive into its dir) or "copy" (Pull's copy from a local
-	// tree into its dir).
+	// local archive into its dir), "copy" (Pull's copy from a local
+	// tree into its dir), or "wait": another process on the machine is
+	// downloading Key, and this one waits for it (reported once, before
+	// the wait).
 	Op string
 	// Key is the key being transferred.
 	Key string

@@ -319,3 +319,44 @@ func TestLongRemoteDescription(t *testing.T) {
 		t.Fatalf("pull of an entry with a %d-byte description: %v, %v, refused %v; want a refused miss", len(desc), ok, err, h.Refused)
 	}
 }
+
+// TestPullReportsWait: a pull that waits for another process's download
+// of the key says so (Progress "wait") before it waits.
+func TestPullReportsWait(t *testing.T) {
+	store := memstore.New()
+	if _, err := newTiered(t, store, Options{}).Push(t.Context(), "k", smallTree(t, "w"), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan string, 1)
+	c, err := New(newLocal(t), Options{Remote: store, Progress: func(p Progress) {
+		if p.Op == "wait" {
+			waited <- p.Key
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := c.Local().Lock(t.Context(), "k") // another process's download
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Pull(t.Context(), "k", nil, filepath.Join(t.TempDir(), "d"), PullOptions{})
+		done <- err
+	}()
+	select {
+	case k := <-waited:
+		if k != "k" {
+			t.Errorf("waited for %q", k)
+		}
+	case err := <-done:
+		t.Fatalf("the pull ended (%v) while the key was locked", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wait reported")
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -376,7 +376,11 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 // instead, and making its tree takes the same lock. unlock may be called
 // more than once.
 func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), stored bool, err error) {
-	release, err := c.local.Lock(ctx, key)
+	var waiting func()
+	if c.opts.Progress != nil {
+		waiting = func() { c.opts.Progress(Progress{Op: "wait", Key: key, Total: -1}) }
+	}
+	release, err := c.local.LockNotify(ctx, key, waiting)
 	if err != nil {
 		return nil, false, err
 	}

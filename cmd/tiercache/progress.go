@@ -53,6 +53,15 @@ func (a *app) newProgress(w io.Writer) *progress {
 
 // transfer adapts p to tiered.Options.Progress.
 func (p *progress) transfer(tp tiered.Progress) {
+	if tp.Op == "wait" {
+		if p != nil {
+			// Said at once: a wait can be long, and silence looks like a hang.
+			p.mu.Lock()
+			fmt.Fprintf(p.w, "tiercache: waiting for another tiercache process on this machine, which is downloading %q\n", tp.Key)
+			p.mu.Unlock()
+		}
+		return
+	}
 	p.set(tp.Op, tp.Key, tp.Done, tp.Total)
 }
 
