@@ -123,14 +123,15 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 // machines. An entry of one directory's tree is restored into paths[0],
 // the only path then. An entry recording another number of paths cannot
 // be restored: it is skipped, key itself or a restore prefix's
-// candidate, Hit.Skipped saying so (on a miss too). The paths are restored one after the other, each as Pull
-// restores its dir, from one extraction beside the first: a pull cut
-// short may have restored some of them.
+// candidate, Hit.Skipped saying so (on a miss too). The paths are
+// restored one after the other, each as Pull restores its dir, from one
+// extraction beside the first: a pull cut short may have restored some
+// of them.
 func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, paths []string, opts PullOptions) (Hit, bool, error) {
 	if len(paths) == 0 {
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
-	dst := &target{paths: paths, key: key, skipSymlinks: opts.SkipSymlinks}
+	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks}
 	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
 	h.Skipped = dst.skipped
 	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
@@ -776,9 +777,9 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 }
 
 // moveInto puts the tree at stage into dir: by renaming stage when dir is
-// absent or an empty directory (moved is then true), else by hardlinking
-// its files into dir, after which stage still exists and only its names
-// are left to remove.
+// absent (moved is then true), by renaming stage's members into dir when
+// dir is an empty directory, else by hardlinking its files into dir;
+// stage then still exists, and only its names are left to remove.
 //
 // dir's own mode and mtime end up as the archive's root member says
 // (root, which archives made by Write never have), or else as dir had
@@ -962,9 +963,8 @@ func (s source) measure(ctx context.Context) (tiercache.Shape, error) {
 // target is where a pull restores, and what it skipped on the way.
 type target struct {
 	paths        []string // as given
-	key          string   // the key asked for
 	skipSymlinks bool     // PullOptions.SkipSymlinks
-	skipped      []string // restore-key candidates left out (see fits)
+	skipped      []string // entries left out for their number of paths (see fits)
 }
 
 // fits reports whether the entry k, which records paths, can be restored
