@@ -158,18 +158,20 @@ function globalArgs(env = process.env) {
 // readOnly reports whether pushes are refused: the input, or the
 // variable the CLI reads.
 function readOnly(env = process.env) {
-  if (getBooleanInput('read-only', { env })) return true;
-  const v = (env.TIERCACHE_READ_ONLY || '').trim().toLowerCase();
-  return v === 'true' || v === '1';
+  return getBooleanInput('read-only', { env }) || envTrue(env.TIERCACHE_READ_ONLY);
 }
 
 // strict reports whether a cache failure fails the step: the input, or
-// the variable the CLI reads (true, t or 1, in any case).
-// A strict input of false passes no flag, so the variable still applies.
+// the variable the CLI reads. A strict input of false passes no flag, so
+// the variable still applies.
 function strict(env = process.env) {
-  if (getBooleanInput('strict', { env })) return true;
-  const v = (env.TIERCACHE_STRICT || '').trim().toLowerCase();
-  return v === 'true' || v === 't' || v === '1';
+  return getBooleanInput('strict', { env }) || envTrue(env.TIERCACHE_STRICT);
+}
+
+// envTrue reads a variable as the CLI's strconv.ParseBool reads true:
+// 1, t, T, TRUE, true or True.
+function envTrue(v) {
+  return ['1', 't', 'T', 'TRUE', 'true', 'True'].includes((v || '').trim());
 }
 
 // missingPaths returns the paths (as parsePaths made them: ~ expanded,

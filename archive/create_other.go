@@ -37,7 +37,7 @@ func (f *outFile) Finish(mtime time.Time) error {
 	if err := f.f.Close(); err != nil {
 		return err
 	}
-	return f.h.root.Chtimes(f.base, time.Time{}, mtime)
+	return f.h.root.Chtimes(f.base, time.Time{}, nanoRange(mtime))
 }
 
 // Abort closes the file after a failure.

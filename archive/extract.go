@@ -985,7 +985,7 @@ func (x *extractor) applyDirMeta() error {
 			return fmt.Errorf("archive: extract %q: %w", name, err)
 		}
 		if meta.explicit {
-			if err := parent.root.Chtimes(base, time.Time{}, meta.mtime); err != nil {
+			if err := parent.root.Chtimes(base, time.Time{}, nanoRange(meta.mtime)); err != nil {
 				return fmt.Errorf("archive: extract %q: %w", name, err)
 			}
 		}

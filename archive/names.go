@@ -2,10 +2,12 @@ package archive
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/tiercache/tiercache"
 )
@@ -224,4 +226,18 @@ func isReservedWindowsName(stem string) bool {
 	}
 	n := u[3:]
 	return len(n) == 1 && n[0] >= '1' && n[0] <= '9' || n == "¹" || n == "²" || n == "³"
+}
+
+// nanoRange clamps t to the times an int64 count of nanoseconds since
+// 1970 holds (1677 to 2262), which os.Chtimes and Windows' conversions
+// go through: beyond them the count wraps, and 2300 would become 1901.
+func nanoRange(t time.Time) time.Time {
+	lo, hi := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+	switch {
+	case t.Before(lo):
+		return lo
+	case t.After(hi):
+		return hi
+	}
+	return t
 }

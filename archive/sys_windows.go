@@ -55,7 +55,7 @@ func lchtimes(root *os.Root, name string, mtime time.Time) error {
 	}
 	defer windows.CloseHandle(h)
 	// As os.Root.Chtimes converts a regular file's mtime.
-	ft := windows.NsecToFiletime(mtime.UnixNano())
+	ft := windows.NsecToFiletime(nanoRange(mtime).UnixNano())
 	if err := windows.SetFileTime(h, nil, &ft, &ft); err != nil {
 		return &fs.PathError{Op: "lchtimes", Path: name, Err: err}
 	}

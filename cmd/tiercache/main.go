@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -93,7 +94,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if code == exitUsage {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
-		if a.flags.json && out.n == 0 {
+		// TIERCACHE_JSON too: an error before the environment was
+		// applied (a bad flag or argument) must not lose the object.
+		envJSON, _ := strconv.ParseBool(strings.TrimSpace(getenv("TIERCACHE_JSON")))
+		if (a.flags.json || envJSON) && out.n == 0 {
 			// A script parsing --json gets an object on failure too.
 			b, _ := json.Marshal(struct {
 				Error    string `json:"error"`

@@ -209,6 +209,11 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if err := checkKey("pull", key); err != nil {
 		return err
 	}
+	// As push checks them: an empty PATH (an unset variable) would be
+	// the working directory.
+	if err := tiercache.ValidatePaths(given); err != nil {
+		return asUsage(fmt.Errorf("pull %q: %w", key, err))
+	}
 	paths, err := a.expandPaths(given)
 	if err != nil {
 		return fmt.Errorf("pull %q: %w", key, err)
