@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,20 @@ func TestPullEmptyPathRefused(t *testing.T) {
 	entries, _ := os.ReadDir(cwd)
 	if r.code != exitUsage || len(entries) != 0 {
 		t.Errorf("pull k \"\": exit %d, %d entries written into the working directory; want exit %d and nothing written\nstderr: %s", r.code, len(entries), exitUsage, r.stderr)
+	}
+}
+
+// TestPushBadRestoreKey: push checks its restore keys as pull does: an
+// invalid one is a usage error, and nothing is stored.
+func TestPushBadRestoreKey(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"", "a\nb"} {
+		r := cli(t, e, "push", "k", smallTree(t, "a"), "--restore-key", p)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "restore key") {
+			t.Errorf("push --restore-key %q: exit %d, stderr %q; want a usage error naming it", p, r.code, r.stderr)
+		}
+	}
+	if r := mustCLI(t, e, "ls"); r.stdout != "" || !strings.Contains(r.stderr, "no entries") {
+		t.Errorf("a refused push stored something: %q %q", r.stdout, r.stderr)
 	}
 }

@@ -233,6 +233,11 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 			return err
 		}
 	}
+	for _, p := range o.restoreKeys {
+		if err := tiercache.ValidateKey(p); err != nil {
+			return asUsage(fail(fmt.Errorf("restore key %q: %w", p, err)))
+		}
+	}
 	if o.noBase && (o.base != "" || len(o.restoreKeys) > 0) {
 		return usageErrorf("push: --no-base contradicts --base and --restore-key")
 	}
