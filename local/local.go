@@ -679,12 +679,22 @@ func (c *Cache) PutFunc(ctx context.Context, key, description string, fill func(
 	})
 }
 
+// CheckDescription refuses a description longer than MaxDescriptionLen,
+// the limit of an entry in every tier (the tiered cache checks remote
+// entries with it too, since this tier must keep them).
+func CheckDescription(key, d string) error {
+	if len(d) > MaxDescriptionLen {
+		return fmt.Errorf("key %q: its description is %d bytes, over the %d an entry may have", key, len(d), MaxDescriptionLen)
+	}
+	return nil
+}
+
 func checkPut(key string, info Info) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
 	}
-	if len(info.Description) > MaxDescriptionLen {
-		return fmt.Errorf("%w: description of key %q is %d bytes, the limit is %d", tiercache.ErrInvalidArgument, key, len(info.Description), MaxDescriptionLen)
+	if err := CheckDescription(key, info.Description); err != nil {
+		return fmt.Errorf("%w: %w", tiercache.ErrInvalidArgument, err)
 	}
 	if err := tiercache.ValidatePaths(info.Paths); err != nil {
 		return fmt.Errorf("key %q: %w", key, err)

@@ -463,7 +463,7 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 	if err := tiercache.ValidateKey(key); err != nil {
 		return PutResult{}, err
 	}
-	if err := checkDescription(key, opts.Description); err != nil {
+	if err := local.CheckDescription(key, opts.Description); err != nil {
 		return PutResult{}, fmt.Errorf("put %q: %w: %w", key, tiercache.ErrInvalidArgument, err)
 	}
 	dir, err := newSource(paths, opts)

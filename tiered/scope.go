@@ -102,7 +102,7 @@ func (c *Cache) fieldsOf(key string, m remote.Meta) sign.Fields {
 // archive is trusted: its description within the limit every tier keeps
 // (a RemoteError), and its signature against Options.Trust.
 func (c *Cache) checkRemote(key string, m remote.Meta) error {
-	if err := checkDescription(key, m.Description); err != nil {
+	if err := local.CheckDescription(key, m.Description); err != nil {
 		// Stored by another writer: the local tier could not keep it.
 		return remoteErr(fmt.Errorf("%w: %w", tiercache.ErrLimitExceeded, err))
 	}
@@ -111,15 +111,6 @@ func (c *Cache) checkRemote(key string, m remote.Meta) error {
 	}
 	if err := c.opts.Trust.Verify(c.fieldsOf(key, m), m.Signature); err != nil {
 		return &UntrustedError{Scope: c.opts.Scope, Key: key, Err: err}
-	}
-	return nil
-}
-
-// checkDescription refuses a description longer than an entry may have
-// in every tier (the local tier's limit, local.MaxDescriptionLen).
-func checkDescription(key, d string) error {
-	if len(d) > local.MaxDescriptionLen {
-		return fmt.Errorf("key %q: its description is %d bytes, over the %d an entry may have", key, len(d), local.MaxDescriptionLen)
 	}
 	return nil
 }
