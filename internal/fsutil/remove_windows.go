@@ -2,6 +2,7 @@ package fsutil
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"unsafe"
 
@@ -58,11 +59,20 @@ func deleteKeepingReadOnly(path string) error {
 	// The name goes when this handle closes (at once, with POSIX
 	// semantics).
 	defer windows.CloseHandle(h)
+	return deleteHandleKeepingReadOnly(h)
+}
+
+// deleteHandleKeepingReadOnly is deleteKeepingReadOnly for the name open
+// as h (with DELETE, FILE_READ_ATTRIBUTES and FILE_WRITE_ATTRIBUTES
+// access), which goes when h is closed. A symlink or other reparse point
+// is left alone.
+func deleteHandleKeepingReadOnly(h windows.Handle) error {
 	var d windows.ByHandleFileInformation
 	if err := windows.GetFileInformationByHandle(h, &d); err != nil {
 		return err
 	}
-	if d.NumberOfLinks < 2 || d.FileAttributes&windows.FILE_ATTRIBUTE_READONLY == 0 {
+	if d.NumberOfLinks < 2 || d.FileAttributes&windows.FILE_ATTRIBUTE_READONLY == 0 ||
+		d.FileAttributes&(windows.FILE_ATTRIBUTE_DIRECTORY|windows.FILE_ATTRIBUTE_REPARSE_POINT) != 0 {
 		return nil
 	}
 	// Windows 10 1809 and later on NTFS: delete despite the attribute.
@@ -82,7 +92,7 @@ func deleteKeepingReadOnly(path string) error {
 		return err
 	}
 	del := byte(1) // FILE_DISPOSITION_INFO's DeleteFile
-	err = windows.SetFileInformationByHandle(h, windows.FileDispositionInfo, &del, 1)
+	err := windows.SetFileInformationByHandle(h, windows.FileDispositionInfo, &del, 1)
 	if rerr := setAttributes(h, attrs); err == nil {
 		err = rerr
 	}
@@ -92,4 +102,80 @@ func deleteKeepingReadOnly(path string) error {
 func setAttributes(h windows.Handle, attrs uint32) error {
 	info := fileBasicInfo{FileAttributes: attrs}
 	return windows.SetFileInformationByHandle(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info)))
+}
+
+// RemoveAllIn removes name, relative to root, and everything below it,
+// like root.RemoveAll, but first deletes the read-only files there that
+// have other names without clearing their read-only attribute, which
+// root.RemoveAll clears where Windows cannot ignore it (see
+// removeSharedReadOnly). The directory holding name is opened through
+// root, which keeps it inside root; below it, names are opened one
+// component at a time, never following a symlink or junction.
+func RemoveAllIn(root *os.Root, name string) error {
+	if fi, err := root.Lstat(name); err == nil && (fi.IsDir() || fi.Mode().IsRegular() && fi.Mode().Perm()&0o200 == 0) {
+		if dir, err := root.Open(filepath.Dir(name)); err == nil {
+			removeSharedReadOnlyAt(windows.Handle(dir.Fd()), filepath.Base(name), fi.IsDir())
+			dir.Close()
+		}
+	}
+	return root.RemoveAll(name)
+}
+
+// removeSharedReadOnlyAt does what removeSharedReadOnly does for the
+// entry name of the directory open as dir: a regular file or, if isDir,
+// a directory. An entry that turns out to be of the other kind, or a
+// symlink or junction, is left for root.RemoveAll. Errors are too.
+func removeSharedReadOnlyAt(dir windows.Handle, name string, isDir bool) {
+	access, options := uint32(windows.DELETE|windows.FILE_READ_ATTRIBUTES|windows.FILE_WRITE_ATTRIBUTES), uint32(windows.FILE_NON_DIRECTORY_FILE)
+	if isDir {
+		access, options = windows.FILE_LIST_DIRECTORY|windows.FILE_READ_ATTRIBUTES, windows.FILE_DIRECTORY_FILE
+	}
+	h, err := openAt(dir, name, access, options)
+	if err != nil {
+		return
+	}
+	if !isDir {
+		_ = deleteHandleKeepingReadOnly(h)
+		windows.CloseHandle(h)
+		return
+	}
+	d := os.NewFile(uintptr(h), name) // closes h
+	defer d.Close()
+	var info windows.ByHandleFileInformation
+	if windows.GetFileInformationByHandle(h, &info) != nil || info.FileAttributes&windows.FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+		return // a junction: never entered
+	}
+	entries, _ := d.ReadDir(-1)
+	for _, e := range entries {
+		if t := e.Type(); t.IsDir() || (t.IsRegular() && !isWritable(e)) {
+			removeSharedReadOnlyAt(h, e.Name(), t.IsDir())
+		}
+	}
+}
+
+// isWritable reports whether the listing shows e without the read-only
+// attribute; only read-only files need opening.
+func isWritable(e fs.DirEntry) bool {
+	info, err := e.Info()
+	return err == nil && info.Mode().Perm()&0o200 != 0
+}
+
+// openAt opens the entry name of the directory open as dir, itself if it
+// is a symlink or junction, for synchronous I/O with access, sharing it
+// fully.
+func openAt(dir windows.Handle, name string, access, options uint32) (windows.Handle, error) {
+	uname, err := windows.NewNTUnicodeString(name)
+	if err != nil {
+		return 0, err
+	}
+	oa := windows.OBJECT_ATTRIBUTES{RootDirectory: dir, ObjectName: uname, Attributes: windows.OBJ_CASE_INSENSITIVE}
+	oa.Length = uint32(unsafe.Sizeof(oa))
+	var h windows.Handle
+	err = windows.NtCreateFile(&h, access|windows.SYNCHRONIZE, &oa, &windows.IO_STATUS_BLOCK{}, nil, 0,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, windows.FILE_OPEN,
+		options|windows.FILE_OPEN_REPARSE_POINT|windows.FILE_OPEN_FOR_BACKUP_INTENT|windows.FILE_SYNCHRONOUS_IO_NONALERT, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	return h, nil
 }

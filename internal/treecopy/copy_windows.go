@@ -213,7 +213,7 @@ func (c *winCopier) mkdir(rel string) error {
 			return nil
 		}
 		// A symlink, junction or file is in the way: never entered.
-		if err = c.droot.RemoveAll(rel); err == nil {
+		if err = fsutil.RemoveAllIn(c.droot, rel); err == nil {
 			err = c.droot.Mkdir(rel, 0o700)
 		}
 	}
@@ -230,7 +230,10 @@ func (c *winCopier) replace(rel string, create func() error) error {
 	if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	if err := c.droot.RemoveAll(rel); err != nil {
+	// Not root.RemoveAll alone: where Windows cannot delete a read-only
+	// file as it is, that clears the attribute of every other name of
+	// the file, say of a cache entry this name was linked from.
+	if err := fsutil.RemoveAllIn(c.droot, rel); err != nil {
 		return err
 	}
 	// A name deleted while another handle has the file open (a virus

@@ -183,3 +183,54 @@ func TestCopyKeepsMtimesOnWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyKeepsSharedReadOnlyOnWindows: replacing a destination name that
+// is a hardlink of a read-only file elsewhere (a cache entry, after an
+// earlier Link copy) leaves that file read-only and unchanged. The
+// read-only attribute belongs to the file, not to a name, so clearing it
+// to delete the name (as Windows needs before 10 1809, on FAT and under
+// Wine) would make the cache writable through its other names. The name
+// in the way may be the file itself, or a file under a directory that
+// the source replaces with a file, or a file the source replaces with a
+// directory.
+func TestCopyKeepsSharedReadOnlyOnWindows(t *testing.T) {
+	for _, link := range []bool{false, true} {
+		t.Run(fmt.Sprint("link=", link), func(t *testing.T) {
+			cache := filepath.Join(t.TempDir(), "cache")
+			src := filepath.Join(t.TempDir(), "src")
+			dst := filepath.Join(t.TempDir(), "dst")
+			t.Cleanup(func() { _ = fsutil.RemoveAll(cache); _ = fsutil.RemoveAll(dst) })
+			mustWrite(t, filepath.Join(src, "file"), "new file", 0o444)
+			mustWrite(t, filepath.Join(src, "was-dir"), "new file", 0o644)
+			mustWrite(t, filepath.Join(src, "was-file", "inner"), "new inner", 0o644)
+			// Each cache file has a name in the destination where the
+			// source puts something else.
+			for cached, in := range map[string]string{"a": "file", "b": `was-dir\old`, "c": "was-file"} {
+				mustWrite(t, filepath.Join(cache, cached), "cached "+cached, 0o444)
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, in)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Link(filepath.Join(cache, cached), filepath.Join(dst, in)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := Copy(t.Context(), src, dst, Options{Link: link}); err != nil {
+				t.Fatal(err)
+			}
+			for _, cached := range []string{"a", "b", "c"} {
+				p := filepath.Join(cache, cached)
+				if fi, err := os.Lstat(p); err != nil || fi.Mode().Perm()&0o200 != 0 {
+					t.Errorf("cache file %s: %v, %v; want it still read-only", cached, fi.Mode(), err)
+				}
+				if b, err := os.ReadFile(p); err != nil || string(b) != "cached "+cached {
+					t.Errorf("cache file %s = %q, %v; want %q", cached, b, err, "cached "+cached)
+				}
+			}
+			for rel, want := range map[string]string{"file": "new file", "was-dir": "new file", `was-file\inner`: "new inner"} {
+				if b, err := os.ReadFile(filepath.Join(dst, rel)); err != nil || string(b) != want {
+					t.Errorf("%s = %q, %v; want %q", rel, b, err, want)
+				}
+			}
+		})
+	}
+}
