@@ -58,7 +58,9 @@
 // record the version they replace in retired/, and swap the pointer by
 // renaming a fresh pointer over index/<name>, then fsync index/. Concurrent
 // Puts of one key serialise on the stripe lock only for that short swap;
-// each knows exactly which version it replaced, and the last swap wins.
+// each knows exactly which version it replaced, and the last swap wins,
+// except a write with Info.Replaces (a download), which yields to any
+// version committed since it began: it is published as already replaced.
 //
 // Invalidate and Prune also only record the version in retired/ and remove
 // the pointer: an eviction costs a few metadata operations, whatever the
@@ -714,6 +716,35 @@ type Info struct {
 	// and index) and returns the signature recorded instead of
 	// Signature. A push that signs its upload signs its local copy so.
 	Seal func(s Stored) *tiercache.Signature
+	// Replaces, if set (by Current), makes the write yield to any other:
+	// the version becomes current only if key's current version is
+	// still the one Current returned, checked under the lock every
+	// commit of key takes, so across processes. Otherwise it is
+	// published as already replaced, as if committed just before
+	// whatever overtook it: its paths stay readable for the grace
+	// period, and the newer version stays current. A download, which
+	// may have fetched a version older than a concurrent push's, sets
+	// it.
+	Replaces Version
+}
+
+// Version names the version key's pointer named when Current read it,
+// or none; the zero Version is unset (see Info.Replaces).
+type Version struct {
+	name string
+	set  bool
+}
+
+// Current returns the version key's pointer names now, usable or not
+// (from an earlier boot, or another key's under a colliding name), for
+// Info.Replaces. A damaged pointer counts as none, as a commit counts
+// it.
+func (c *Cache) Current(key string) (Version, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return Version{}, err
+	}
+	cur, _ := c.current(c.nameOf(key))
+	return Version{name: cur, set: true}, nil
 }
 
 // put stages a version of a tree with fill, then commits it.
@@ -788,7 +819,7 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 	if err := ctx.Err(); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	version, err := c.commit(ctx, c.nameOf(key), ver)
+	version, err := c.commit(ctx, c.nameOf(key), ver, info.Replaces)
 	if err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -811,8 +842,9 @@ func writeVersionFiles(ver string, m meta) error {
 }
 
 // commit publishes the staged version directory ver as the current version
-// of name and returns its version name.
-func (c *Cache) commit(ctx context.Context, name, ver string) (string, error) {
+// of name and returns its version name; if replaces is set and no longer
+// current, as a replaced one (see Info.Replaces).
+func (c *Cache) commit(ctx context.Context, name, ver string, replaces Version) (string, error) {
 	lock, err := c.lockStripe(ctx, name)
 	if err != nil {
 		return "", err
@@ -822,6 +854,17 @@ func (c *Cache) commit(ctx context.Context, name, ver string) (string, error) {
 	dst := filepath.Join(c.dataDir, version)
 	if err := os.Rename(ver, dst); err != nil {
 		return "", fmt.Errorf("publish version: %w", err)
+	}
+	if replaces.set {
+		if cur, _ := c.current(name); cur != replaces.name {
+			// Never current, so never fsynced: a crash leaves at worst
+			// an orphan, which the full sweep removes.
+			if err := c.retire(version); err != nil {
+				_ = os.Rename(dst, filepath.Join(c.trashDir, version))
+				return "", err
+			}
+			return version, nil
+		}
 	}
 	if err := c.swap(name, version); err != nil {
 		// Unless the pointer moved before the failure (a failed fsync

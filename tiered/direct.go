@@ -354,7 +354,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 // however many processes ask: the others wait for the local tier's key
 // lock and then restore from what the first one stored.
 func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefixes []string, opts PullOptions) (Hit, bool, error) {
-	unlock, stored, err := c.lockToDownload(ctx, key)
+	unlock, was, stored, err := c.lockToDownload(ctx, key)
 	switch {
 	case err != nil:
 		return Hit{}, false, err
@@ -387,7 +387,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	var got archive.Result
 	store := func(extractTo string) error {
 		var err error
-		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature, Replaces: was}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
 			intoDir := tree == ""
 			if intoDir {
 				tree = extractTo

@@ -10,7 +10,9 @@
 // local tier's per-key lock): the first caller downloads, verifies the
 // archive's recorded size and SHA-256 while extracting it (into the local
 // tier's staging for Get, beside the directory for Pull) and keeping its
-// bytes, and commits atomically; the others find the new entry.
+// bytes, and commits atomically; the others find the new entry. A push
+// does not wait for a hydration of its key: if it commits locally first,
+// its newer version stays the local entry (see lockToDownload).
 // The shared download runs under context.WithoutCancel so that one caller
 // giving up does not fail the others; each caller still returns as soon as
 // its own context is done.
@@ -316,7 +318,7 @@ func (c *Cache) hydrate(ctx context.Context, key string, prefixes []string) (Hit
 }
 
 func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
-	unlock, stored, err := c.lockToDownload(ctx, key)
+	unlock, was, stored, err := c.lockToDownload(ctx, key)
 	switch {
 	case err != nil:
 		return Hit{}, false, err
@@ -339,7 +341,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 	// just verified against the manifest, is recorded as is: walking a
 	// large tree again costs a sizeable share of a cold pull.
 	var got archive.Result
-	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
+	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature, Replaces: was}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
 		var err error
 		got, err = c.fillFrom(ctx, key, dl, meta, dir, w, false)
 		return got, err
@@ -375,23 +377,35 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 // the lock at once and reports stored: the caller reads the local entry
 // instead, and making its tree takes the same lock. unlock may be called
 // more than once.
-func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), stored bool, err error) {
+//
+// The lock keeps out other downloads, not pushes, which must not wait
+// for one: was is the local version the download is to replace, for
+// local.Info.Replaces, so that a push committed meanwhile, newer than
+// what the remote served when asked, stays the local entry.
+func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), was local.Version, stored bool, err error) {
 	var waiting func()
 	if c.opts.Progress != nil {
 		waiting = func() { c.opts.Progress(Progress{Op: "wait", Key: key, Total: -1}) }
 	}
 	release, err := c.local.LockNotify(ctx, key, waiting)
 	if err != nil {
-		return nil, false, err
+		return nil, was, false, err
 	}
 	unlock = sync.OnceFunc(release)
+	// Read before the lookup: a push committing between the two is then
+	// either found or not replaced.
+	was, err = c.local.Current(key)
+	if err != nil {
+		unlock()
+		return nil, was, false, err
+	}
 	// A local version that fails Options.Trust is replaced by the
 	// download, which is checked.
 	if s, ok, err := c.local.Lookup(ctx, key); err != nil || (ok && c.trustedLocal(s)) {
 		unlock()
-		return nil, ok, err
+		return nil, was, ok, err
 	}
-	return unlock, false, nil
+	return unlock, was, false, nil
 }
 
 // fillFrom extracts the archive read from rc into dir and verifies it
