@@ -59,6 +59,10 @@ type CheckOptions struct {
 const (
 	// ProblemCorruptManifest is an entry whose metadata does not parse.
 	ProblemCorruptManifest = "corrupt-manifest"
+	// ProblemNewerManifest is an entry whose metadata is of a format
+	// version a newer tiercache sharing the store wrote. It is never
+	// repaired: the entry and its objects are left to that version.
+	ProblemNewerManifest = "newer-manifest"
 	// ProblemMissingData is an entry whose archive does not exist.
 	ProblemMissingData = "missing-data"
 	// ProblemSizeMismatch is an entry whose archive's size differs from

@@ -41,7 +41,9 @@ const deepConcurrency = 2
 // objects and access markers, orphaned data objects and stray markers
 // (in batches), and aborts stale uploads. Like Prune, it may turn an
 // entry re-put at the very moment it is repaired into a miss, never into
-// a torn entry.
+// a torn entry. An entry whose manifest is of a newer format (see
+// newerManifestError) is reported as remote.ProblemNewerManifest and,
+// with everything under its key, left alone.
 func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	if opts.Grace < 0 {
 		return tiercache.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
@@ -89,6 +91,8 @@ type finding struct {
 	then  []string
 	// upload, if set, is aborted.
 	upload *uploadRef
+	// keep: reported only, never repaired.
+	keep bool
 }
 
 type uploadRef struct{ name, id string }
@@ -127,7 +131,7 @@ func (ck *checker) checkEntry(ctx context.Context, st *keyState) error {
 	switch st.state {
 	case manifestMissing:
 		return nil
-	case manifestCorrupt:
+	case manifestCorrupt, manifestNewer:
 		ck.countEntry()
 		return ck.corruptManifest(ctx, st)
 	}
@@ -200,17 +204,32 @@ func (ck *checker) stillNames(ctx context.Context, st *keyState, id string) (boo
 	}
 }
 
-// corruptManifest reports a manifest that does not parse, once a second
-// read confirms it.
+// corruptManifest reports a manifest that does not parse, or is of a
+// newer format, once a second read confirms it.
 func (ck *checker) corruptManifest(ctx context.Context, st *keyState) error {
 	_, err := ck.s.readManifest(ctx, st.n)
 	switch {
-	case errors.Is(err, tiercache.ErrIntegrity):
 	case err == nil, errors.Is(err, tiercache.ErrNotFound):
 		st.unsettled = true // replaced or deleted meanwhile
 		return nil
-	default:
+	case !errors.Is(err, tiercache.ErrIntegrity):
 		return err
+	case isNewerManifest(err) != (st.state == manifestNewer):
+		st.unsettled = true // replaced meanwhile
+		return nil
+	}
+	var ne *newerManifestError
+	if errors.As(err, &ne) {
+		// Its format may name objects this one does not know of, and
+		// the newer tiercache judges them: nothing of the key is touched.
+		ck.add(finding{
+			p: tiercache.Problem{
+				Kind: remote.ProblemNewerManifest, Key: st.n.key, Object: st.n.manifest,
+				Detail: fmt.Sprintf("its manifest has %v; left alone", ne),
+			},
+			keep: true,
+		})
+		return nil
 	}
 	st.broken = true
 	ck.add(finding{
@@ -227,8 +246,8 @@ func (ck *checker) corruptManifest(ctx context.Context, st *keyState) error {
 // replacement, not its upload: until then readers may still be on it.
 func (ck *checker) leftovers(stems map[string]*keyState) {
 	for _, st := range stems {
-		if st.unsettled || st.state == manifestUnread {
-			continue // nothing old enough, or changing under us
+		if st.unsettled || st.state == manifestUnread || st.state == manifestNewer {
+			continue // nothing old enough, changing under us, or not ours to judge
 		}
 		for _, d := range st.data {
 			if !ck.old(d.modified) || (st.state == manifestOK && d.id == st.m.Data) {
@@ -431,6 +450,9 @@ func (ck *checker) repair(ctx context.Context) error {
 	var errs []error
 	for i := range ck.findings {
 		f := &ck.findings[i]
+		if f.keep {
+			continue
+		}
 		if f.upload != nil {
 			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 				Bucket: &s.bucket, Key: &f.upload.name, UploadId: &f.upload.id,

@@ -204,6 +204,7 @@ const (
 	manifestOK             // read and valid
 	manifestMissing        // no manifest (or deleted since the listing)
 	manifestCorrupt        // present but does not parse
+	manifestNewer          // of a newer format (see newerManifestError)
 )
 
 // keyState is what a survey found of one stem, and what Prune or Check
@@ -216,7 +217,7 @@ type keyState struct {
 
 	state   int
 	m       manifest // when state is manifestOK
-	corrupt error    // when state is manifestCorrupt
+	corrupt error    // when state is manifestCorrupt or manifestNewer
 
 	// Check's verdicts. broken: the entry is reported and, with Repair,
 	// deleted. unsettled: the entry changed while it was checked (a
@@ -232,7 +233,8 @@ type keyState struct {
 // set those times, so a runner's clock that is off changes nothing. It also collects
 // garbage older than OrphanGrace (see the package doc): data objects no
 // manifest names, access markers of missing entries and manifests whose
-// data is gone.
+// data is gone. Of an entry whose manifest is of a newer format (see
+// newerManifestError), it collects nothing: only eviction removes it.
 //
 // It works from the survey it shares with Check, and deletes in
 // DeleteObjects batches of up to 1000 names. An evicted entry's manifest
@@ -257,11 +259,12 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	cutoff := now.Add(-s.cfg.OrphanGrace)
 	// The manifests Prune cannot do without: of keys with several data
 	// objects (which one is committed, and since when were the others
-	// replaced?) and of keys with data old enough to collect but no
+	// replaced?), of old keys with none (of a newer format, keeping its
+	// data elsewhere?) and of keys with data old enough to collect but no
 	// listed manifest (committed since the listing?).
 	need := func(ks *keyState) bool {
 		if ks.manifest != nil {
-			return len(ks.data) > 1
+			return len(ks.data) > 1 || (len(ks.data) == 0 && ks.manifest.modified.Before(cutoff))
 		}
 		return slices.ContainsFunc(ks.data, func(d dataObj) bool { return d.modified.Before(cutoff) })
 	}
@@ -318,7 +321,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		}
 		n := s.namesOf(stem)
 		live := ks.manifest != nil && !ks.gone()
-		if live && ks.state != manifestCorrupt && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
+		if live && ks.state != manifestCorrupt && ks.state != manifestNewer && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
 			// Committed long ago and no data left: unreadable.
 			round1 = append(round1, n.manifest)
 			live = false
@@ -358,8 +361,8 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 // recorded in the name of the data object the manifest names (0 if that
 // object is missing: the entry is unreadable, and its size should not
 // push healthy entries out), or of all the key's data when which one it
-// names is unknown (only for a corrupt manifest; an unread manifest has
-// one data object).
+// names is unknown (only for a corrupt or newer manifest; an unread
+// manifest has one data object).
 func (ks *keyState) treeBytes() int64 {
 	var sum int64
 	for _, d := range ks.data {
@@ -389,12 +392,12 @@ func (ks *keyState) names(id string) bool {
 
 // orphan reports whether data object id is garbage once old enough:
 // no manifest names it. When the manifest was not read (one data object)
-// or could not be, nothing is an orphan.
+// or could not be, or is of a newer format, nothing is an orphan.
 func (ks *keyState) orphan(id string) bool {
 	switch {
 	case ks.state == manifestOK:
 		return id != ks.m.Data
-	case ks.state == manifestCorrupt:
+	case ks.state == manifestCorrupt, ks.state == manifestNewer:
 		return false
 	default:
 		return ks.manifest == nil || ks.gone()
@@ -473,8 +476,8 @@ func (s *Store) survey(ctx context.Context) (map[string]*keyState, time.Time, er
 
 // readManifests reads, up to listConcurrency at once, the manifest of
 // every stem need picks and records its state, then hands the stem to
-// then, if set. Only a failure to read a manifest is an error: a missing
-// or corrupt one is a state.
+// then, if set. Only a failure to read a manifest is an error: a missing,
+// corrupt or newer one is a state.
 func (s *Store) readManifests(ctx context.Context, keys map[string]*keyState, need func(*keyState) bool, then func(context.Context, *keyState) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
@@ -489,6 +492,8 @@ func (s *Store) readManifests(ctx context.Context, keys map[string]*keyState, ne
 				ks.state, ks.m = manifestOK, m
 			case errors.Is(err, tiercache.ErrNotFound):
 				ks.state = manifestMissing
+			case isNewerManifest(err):
+				ks.state, ks.corrupt = manifestNewer, err
 			case errors.Is(err, tiercache.ErrIntegrity):
 				ks.state, ks.corrupt = manifestCorrupt, err
 			default:

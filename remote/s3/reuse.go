@@ -241,8 +241,10 @@ func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru 
 
 // checkComposed checks that the object dataName, composed of copied and
 // uploaded parts, has the size bytes that were read, and deletes it if
-// not: a server that mishandled a copy range must not get the object
-// committed.
+// not, or if that cannot be checked: a server that mishandled a copy
+// range must not get the object committed. Only a wrong size, or no
+// object at all, is the server's integrity failure; a HEAD that fails
+// otherwise (a timeout, 5xx after the retries) is reported as itself.
 func (s *Store) checkComposed(ctx context.Context, n names, dataName string, size int64) error {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &dataName})
 	if err == nil && aws.ToInt64(out.ContentLength) == size {
@@ -252,7 +254,12 @@ func (s *Store) checkComposed(ctx context.Context, n names, dataName string, siz
 	defer cancel()
 	_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName})
 	if err != nil {
-		return fmt.Errorf("%w: s3: put key %q: checking the composed archive: %w", tiercache.ErrIntegrity, n.key, mapError(err, s.bucket, "stat data of", n.key))
+		err = mapError(err, s.bucket, "check the composed archive of", n.key)
+		if errors.Is(err, tiercache.ErrNotFound) {
+			// Just completed, yet missing.
+			return fmt.Errorf("%w: s3: put key %q: the composed archive does not exist once completed: %w", tiercache.ErrIntegrity, n.key, err)
+		}
+		return fmt.Errorf("s3: put key %q: nothing was committed: %w", n.key, err)
 	}
 	return fmt.Errorf("%w: s3: put key %q: the composed archive is %d bytes, %d were read",
 		tiercache.ErrIntegrity, n.key, aws.ToInt64(out.ContentLength), size)

@@ -378,7 +378,8 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 
 // manifest is the JSON commit record of an entry.
 type manifest struct {
-	// Version is manifestVersion; readers refuse others.
+	// Version is manifestVersion; readers refuse others, and leave a
+	// higher one, a newer tiercache's, alone (see newerManifestError).
 	Version int `json:"version"`
 	// Meta is the entry's metadata as committed (LastAccess = Created).
 	Meta remote.Meta `json:"meta"`
@@ -405,6 +406,24 @@ const (
 // collision (see stemFor). It always comes wrapped with
 // tiercache.ErrIntegrity.
 var errOtherKey = errors.New("s3: the manifest belongs to another key with the same object name")
+
+// newerManifestError is a manifest of a format version above
+// manifestVersion: a newer tiercache sharing the bucket wrote it, in a
+// form this one cannot judge, so Check and Prune leave the entry and its
+// objects alone. It always comes wrapped with tiercache.ErrIntegrity, so
+// readers refuse the entry as they would any they cannot read.
+type newerManifestError struct{ version int }
+
+func (e *newerManifestError) Error() string {
+	return fmt.Sprintf("format version %d, written by a newer tiercache (this one reads %d)", e.version, manifestVersion)
+}
+
+// isNewerManifest reports whether err comes from a manifest of a newer
+// format.
+func isNewerManifest(err error) bool {
+	var ne *newerManifestError
+	return errors.As(err, &ne)
+}
 
 // readManifest fetches and checks the manifest named by n. A missing one
 // wraps tiercache.ErrNotFound, a malformed one, or one recording a key
@@ -448,6 +467,13 @@ func parseManifest(b []byte, n names) (manifest, error) {
 	label := n.label
 	if len(b) > maxManifestSize {
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q is larger than %d bytes", tiercache.ErrIntegrity, label, maxManifestSize)
+	}
+	// The version first: a newer format may not parse as this one.
+	var v struct {
+		Version int `json:"version"`
+	}
+	if json.Unmarshal(b, &v) == nil && v.Version > manifestVersion {
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %w", tiercache.ErrIntegrity, label, &newerManifestError{v.Version})
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, label, err)
