@@ -62,9 +62,12 @@ function splitLines(s) {
 // --exclude patterns: a line starting with '!' excludes what follows it,
 // as actions/cache's negated patterns do; a leading '~' in a PATH is the
 // home directory. The CLI matches an exclude below each PATH, while
-// actions/cache's negations name paths: see excludePattern.
+// actions/cache's negations name paths: see excludePattern. A path given
+// twice, however spelled, counts once: actions/cache takes such a list,
+// and the CLI refuses it (restore and save drop the same lines).
 function parsePaths(lines, home = os.homedir()) {
   const paths = [];
+  const seen = new Set();
   const negated = [];
   for (const line of lines) {
     if (line.startsWith('!')) {
@@ -74,7 +77,11 @@ function parsePaths(lines, home = os.homedir()) {
       }
       negated.push(pattern);
     } else {
-      paths.push(expandHome(line, home));
+      const p = expandHome(line, home);
+      if (!seen.has(path.resolve(p))) {
+        seen.add(path.resolve(p));
+        paths.push(p);
+      }
     }
   }
   if (paths.length === 0) {

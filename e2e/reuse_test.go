@@ -279,6 +279,15 @@ func TestReuseBaseChoice(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustRun(t, e.freshMachine(t), "pull", "deps-5", dst)
 	treetest.AssertEqual(t, other, dst)
+
+	// No candidate at all: --verbose says so once; with --no-base, not.
+	const noBase = "no base entry to reuse frames from: the whole archive is uploaded"
+	if _, stderr := mustRun(t, e.freshMachine(t), "push", "-v", "--restore-key", "none-", "fresh-1", other); strings.Count(stderr, noBase) != 1 {
+		t.Errorf("push -v with no base to find: stderr %q; want one note that none was found", stderr)
+	}
+	if _, stderr := mustRun(t, e.freshMachine(t), "push", "-v", "--no-base", "fresh-2", other); strings.Contains(stderr, noBase) {
+		t.Errorf("push -v --no-base: stderr %q; want no note about a missing base", stderr)
+	}
 }
 
 // TestReuseCopyRefused covers servers that cannot copy: one answering

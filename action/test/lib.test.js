@@ -30,6 +30,7 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   // A negation naming a place below a path is anchored at that path.
   assert.deepEqual(lib.parsePaths(['~/.npm', '~', '!~/.npm/_logs', 'build', '!build/tmp', '!**/*.o'], '/home/u').excludes,
     ['/_logs', '/tmp', '**/*.o']);
+  assert.deepEqual(lib.parsePaths(['~/go', 'a', '/home/u/go/', './a', 'b'], '/home/u').paths, ['/home/u/go', 'a', 'b']);
   assert.throws(() => lib.parsePaths(['!'], '/h'), /needs a pattern/);
   assert.throws(() => lib.parsePaths(['!x'], '/h'), /at least one path/);
   assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);

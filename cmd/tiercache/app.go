@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -192,10 +193,8 @@ func (a *app) scopeGiven(cmd *cobra.Command) bool {
 // flags and the environment. A key that does not parse is a usage error
 // naming the variable, never quoting a private key.
 func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
-	for _, s := range append([]string{a.flags.scope}, a.flags.readScopes...) {
-		if err := tiercache.ValidateScope(s); err != nil {
-			return usageErrorf("%v", err)
-		}
+	if err := a.checkScopes(); err != nil {
+		return err
 	}
 	opts.Scope, opts.ReadScopes = a.flags.scope, a.flags.readScopes
 	if a.flags.scope != "" || len(a.flags.readScopes) > 0 {
@@ -222,6 +221,17 @@ func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
 			fps[i] = sign.Fingerprint(k)
 		}
 		a.verbosef(cmd, "trusted keys: only entries signed by %s are restored", strings.Join(fps, ", "))
+	}
+	return nil
+}
+
+// checkScopes validates --scope and --read-scope: a bad one is a usage
+// error.
+func (a *app) checkScopes() error {
+	for _, s := range append([]string{a.flags.scope}, a.flags.readScopes...) {
+		if err := tiercache.ValidateScope(s); err != nil {
+			return usageErrorf("%v", err)
+		}
 	}
 	return nil
 }
@@ -419,6 +429,11 @@ const maxAttempts = 100
 // With --no-local, push and pull get a remote-only cache: the local tier
 // is not opened, so its directory is neither created nor touched (a job
 // on a throwaway machine may point it anywhere, or nowhere writable).
+//
+// ls, stats, rm, prune and fsck get a nil cache, and no error, when the
+// local tier's directory does not exist and no remote is configured:
+// there is nothing to list, remove or check, and opening the tier would
+// create it.
 func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*tiered.Cache, error) {
 	remoteOnly := a.flags.noLocal && noLocalCommands[cmd.Name()]
 	var dir string
@@ -451,6 +466,14 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		}
 		a.verbosef(cmd, "no-local: push and pull go straight between DIR and the remote")
 	}
+	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress, NoLocal: remoteOnly}
+	if err := a.trustOptions(cmd, &opts); err != nil {
+		return nil, err
+	}
+	if !hasRemote && noCreateCommands[cmd.Name()] && !localExists(dir) {
+		a.verbosef(cmd, "local tier: %s does not exist yet: nothing stored", dir)
+		return nil, nil
+	}
 	var l *local.Cache
 	if !remoteOnly {
 		l, err = local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
@@ -458,10 +481,6 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 			return nil, fmt.Errorf("local tier: %w", err)
 		}
 		a.local = l
-	}
-	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress, NoLocal: remoteOnly}
-	if err := a.trustOptions(cmd, &opts); err != nil {
-		return nil, err
 	}
 	if hasRemote {
 		store, err := s3.New(cmd.Context(), cfg)
@@ -488,6 +507,18 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 	}
 	return tiered.New(l, opts)
 }
+
+// localExists reports whether the local tier's directory dir exists (or
+// may: only a certain absence counts), for the commands that must not
+// create it.
+func localExists(dir string) bool {
+	_, err := os.Stat(dir)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// noCreateCommands are the commands that leave a missing local tier
+// uncreated (see openCache).
+var noCreateCommands = map[string]bool{"ls": true, "stats": true, "rm": true, "prune": true, "fsck": true}
 
 // noLocalCommands are the commands --no-local applies to; the others
 // (ls, rm, prune, stats, fsck) still see the local tier.

@@ -38,6 +38,8 @@ error:
   remote  size-mismatch      the archive's size differs from the manifest's
   remote  checksum-mismatch  (--deep) the archive's SHA-256 differs from the manifest's
   remote  content-mismatch   (--deep) the archive is intact but a pull would refuse it
+  remote  newer-manifest     a newer tiercache sharing the bucket wrote the entry: never
+                             repaired (nor anything under its key); upgrade, or 'rm' it
 and what interrupted pushes and pulls left behind, once older than the
 grace (younger leftovers may belong to a push still running; a staging
 directory counts once its owner is dead and it is a minute old):
@@ -112,7 +114,11 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 	if err != nil {
 		return fmt.Errorf("fsck: %w", err)
 	}
-	rep, err := c.Fsck(cmd.Context(), opts)
+	// nil: no local tier yet, and no remote: nothing to check.
+	rep := tiered.FsckReport{Local: tiercache.CheckReport{Problems: []tiercache.Problem{}}}
+	if c != nil {
+		rep, err = c.Fsck(cmd.Context(), opts)
+	}
 	if err != nil {
 		// Print what was found before the failure, then fail.
 		if !a.flags.json {

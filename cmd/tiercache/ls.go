@@ -98,7 +98,10 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)
 	}
-	locals, remotes, err := c.ListTiers(cmd.Context())
+	var locals, remotes []tiercache.Entry
+	if c != nil { // nil: no local tier yet, and nothing else to list
+		locals, remotes, err = c.ListTiers(cmd.Context())
+	}
 	if err == nil {
 		err = a.remoteErr
 	}
@@ -163,8 +166,9 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 
 // openLocalTier opens the local tier alone, as a local-only cache: the
 // local tier must never need the remote, so no S3 client is made and
-// nothing goes over the network. The remote's settings are still checked,
-// so a mistake in them shows here as anywhere.
+// nothing goes over the network. The remote's settings and the scopes
+// are still checked, so a mistake in them shows here as anywhere. A local
+// tier that does not exist yet is not created: the cache is then nil.
 func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
 	dir, err := a.cacheDir()
 	if err != nil {
@@ -172,6 +176,13 @@ func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
 	}
 	if _, _, err := a.s3Config(cmd); err != nil {
 		return nil, err
+	}
+	if err := a.checkScopes(); err != nil {
+		return nil, err
+	}
+	if !localExists(dir) {
+		a.verbosef(cmd, "local tier: %s does not exist yet: nothing stored", dir)
+		return nil, nil
 	}
 	a.verbosef(cmd, "local tier: %s (the remote is not contacted)", dir)
 	l, err := local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData})

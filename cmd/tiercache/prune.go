@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/tiered"
 )
 
 type pruneOptions struct {
@@ -85,19 +87,27 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	if !o.remote.Unlimited() && !c.HasRemote() {
+	if !o.remote.Unlimited() && (c == nil || !c.HasRemote()) {
 		return usageErrorf("prune: remote limits given but no remote is configured (--remote or TIERCACHE_REMOTE)")
 	}
-	prune := c.PruneTiers
-	if a.scopeGiven(cmd) {
-		prune = c.PruneScope
-		a.verbosef(cmd, "pruning scope %q alone", a.flags.scope)
+	var res tiered.PruneResult
+	switch {
+	case c == nil && a.flags.readOnly:
+		// As the cache would refuse it.
+		return fmt.Errorf("prune: %w (--read-only or TIERCACHE_READ_ONLY is set)", tiercache.ErrReadOnly)
+	case c == nil:
+		// No local tier yet, and no remote: nothing to evict.
+	default:
+		prune := c.PruneTiers
+		if a.scopeGiven(cmd) {
+			prune = c.PruneScope
+			a.verbosef(cmd, "pruning scope %q alone", a.flags.scope)
+		}
+		if res, err = prune(cmd.Context(), o.local, o.remote); err != nil {
+			return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
+		}
 	}
-	res, err := prune(cmd.Context(), o.local, o.remote)
-	if err != nil {
-		return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
-	}
-	if c.HasRemote() {
+	if c != nil && c.HasRemote() {
 		a.infof(cmd, "pruned %d local and %d remote entries", res.Local, res.Remote)
 	} else {
 		a.infof(cmd, "pruned %d local entries", res.Local)

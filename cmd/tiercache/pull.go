@@ -218,6 +218,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if err != nil {
 		return fmt.Errorf("pull %q: %w", key, err)
 	}
+	if _, err := distinctPaths(given, paths); err != nil {
+		return fmt.Errorf("pull %q: %w", key, err)
+	}
 	dir := given[0]
 	for _, p := range o.restoreKeys {
 		if err := tiercache.ValidateKey(p); err != nil {

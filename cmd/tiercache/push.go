@@ -173,6 +173,60 @@ func (a *app) expandPaths(paths []string) ([]string, error) {
 	return out, nil
 }
 
+// distinctPaths returns paths made absolute, refusing (as a usage error)
+// one named twice, however spelled ("a", "./a", "a/"): push would store
+// its tree twice, and pull would merge two of an entry's paths into one.
+func distinctPaths(given, paths []string) ([]string, error) {
+	abs := make([]string, len(paths))
+	for i, p := range paths {
+		var err error
+		if abs[i], err = filepath.Abs(p); err != nil {
+			return nil, fmt.Errorf("path %s: %w", given[i], err)
+		}
+		for j := range i {
+			if abs[j] == abs[i] {
+				return nil, usageErrorf("path %s names the same path as %s: give each PATH once", given[i], given[j])
+			}
+		}
+	}
+	return abs, nil
+}
+
+// nested returns, for the first PATH inside another PATH's directory that
+// --exclude does not leave out of it, a warning: its files are stored
+// twice. Not an error: such a list restores right (outer first), as it
+// does with actions/cache, only larger. abs are the PATHs made absolute,
+// isDir tells which are directories.
+func nested(given, abs []string, isDir []bool, ex *archive.Exclude) string {
+	for i, outer := range abs {
+		if !isDir[i] {
+			continue
+		}
+		for j, inner := range abs {
+			rel, err := filepath.Rel(outer, inner)
+			if i == j || err != nil || !filepath.IsLocal(rel) {
+				continue
+			}
+			if !excluded(ex, filepath.ToSlash(rel), isDir[j]) {
+				return fmt.Sprintf("path %s is inside %s, so its files are stored twice; --exclude /%s leaves them out of %s", given[j], given[i], filepath.ToSlash(rel), given[i])
+			}
+		}
+	}
+	return ""
+}
+
+// excluded reports whether ex leaves the member at rel (slash-separated,
+// a directory if dir) out of its tree: it or a directory above it matches.
+func excluded(ex *archive.Exclude, rel string, dir bool) bool {
+	names := strings.Split(rel, "/")
+	for n := 1; n <= len(names); n++ {
+		if ex.Match(strings.Join(names[:n], "/"), n < len(names) || dir) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkKey validates a key given on the command line: a bad one is a
 // usage error, reported before anything is opened.
 func checkKey(op, key string) error {
@@ -241,7 +295,8 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if o.noBase && (o.base != "" || len(o.restoreKeys) > 0) {
 		return usageErrorf("push: --no-base contradicts --base and --restore-key")
 	}
-	if _, err := archive.NewExclude(o.exclude); err != nil {
+	ex, err := archive.NewExclude(o.exclude)
+	if err != nil {
 		return asUsage(fail(err))
 	}
 	if err := tiercache.ValidatePaths(given); err != nil {
@@ -251,6 +306,11 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if err != nil {
 		return fail(err)
 	}
+	abs, err := distinctPaths(given, paths)
+	if err != nil {
+		return fail(err)
+	}
+	isDir := make([]bool, len(paths))
 	for i, p := range paths {
 		fi, err := os.Stat(p)
 		switch {
@@ -263,6 +323,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		case !fi.IsDir() && !fi.Mode().IsRegular():
 			return fail(fmt.Errorf("%s is a %s, not a directory or a file", given[i], fsutil.TypeName(fi.Mode())))
 		}
+		isDir[i] = fi.IsDir()
+	}
+	if w := nested(given, abs, isDir, ex); w != "" {
+		a.warnf(cmd, "push %q: %s", key, w)
 	}
 	dir := given[0]
 	if a.flags.readOnly {
@@ -313,6 +377,9 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		a.warnf(cmd, "push %q: --base %q was not used, every byte was uploaded: %s", key, o.base, cmp.Or(res.BaseNote, "no reason given"))
 	case res.BaseNote != "":
 		a.verbosef(cmd, "push %q: %s", key, res.BaseNote)
+	case res.Uploaded && res.Base == "" && !o.noBase:
+		// No candidate at all: the library leaves no note then.
+		a.verbosef(cmd, "push %q: no base entry to reuse frames from: the whole archive is uploaded", key)
 	}
 	if res.Base != "" {
 		a.verbosef(cmd, "push %q: base %q: %d frames found in it, %d of them taken from its local copy instead of compressed", key, res.Base, res.FramesReused, res.FramesKept)

@@ -64,14 +64,16 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 	ctx := cmd.Context()
 	out := rmJSON{Removed: []string{}, NotStored: []string{}}
 	for _, k := range keys {
-		stored, err := a.isStored(ctx, c.Local(), k)
-		if err != nil {
-			return fmt.Errorf("rm %q: %w", k, err)
-		}
-		// Removed even when neither tier reports it: the removal is
-		// idempotent, and it also settles a key stored since the look.
-		if err := c.Invalidate(ctx, k); err != nil {
-			return fmt.Errorf("rm %q: %w", k, err)
+		var stored bool
+		if c != nil { // nil: no local tier yet, and no remote
+			if stored, err = a.isStored(ctx, c.Local(), k); err != nil {
+				return fmt.Errorf("rm %q: %w", k, err)
+			}
+			// Removed even when neither tier reports it: the removal is
+			// idempotent, and it also settles a key stored since the look.
+			if err := c.Invalidate(ctx, k); err != nil {
+				return fmt.Errorf("rm %q: %w", k, err)
+			}
 		}
 		if stored {
 			out.Removed = append(out.Removed, k)

@@ -50,7 +50,10 @@ func runStats(a *app, cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
-	st, err := c.TierStats(cmd.Context())
+	var st tiered.TierStats
+	if c != nil { // nil: no local tier yet, and no remote
+		st, err = c.TierStats(cmd.Context())
+	}
 	if err == nil {
 		err = a.remoteErr
 	}
