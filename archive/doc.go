@@ -100,10 +100,17 @@
 // tar), and never followed during extraction. With
 // ExtractOptions.StrictSymlinks, a symlink whose target is absolute or
 // resolves, through the archive's other symlinks, to a place outside the
-// tree is refused. On Windows a target is created with backslashes and,
-// for StrictSymlinks, a backslash in it counts as a separator; a process
-// without the privilege to create symlinks fails on the first one, with
-// an error naming the member and saying so.
+// tree is refused. On macOS and Windows, whose file systems may take two
+// names differing in case, or on macOS in Unicode normalization, for one
+// file, a target is also refused where a ".." follows a name that may be
+// one of the archive's symlinks spelled otherwise: ASCII names are
+// compared regardless of case, and a non-ASCII name, or any name as deep
+// as a non-ASCII symlink's, counts as possibly one (telling Unicode forms
+// apart needs tables this package does not carry). On Windows a target
+// is created with backslashes and, for StrictSymlinks, a backslash in it
+// counts as a separator; a process without the privilege to create
+// symlinks fails on the first one, with an error naming the member and
+// saying so.
 //
 // Owners are never restored and setuid/setgid/sticky bits are dropped.
 // Files get their mode and mtime once written; directories get theirs at

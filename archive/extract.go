@@ -60,12 +60,15 @@ type ExtractOptions struct {
 	// (256 MiB); the zstd CLI's default levels use at most 8 MiB.
 	MaxDecoderMemory uint64
 	// StrictSymlinks refuses symlinks whose target is absolute or resolves
-	// (through the archive's own symlinks) outside the destination.
+	// (through the archive's own symlinks) outside the destination; on
+	// macOS and Windows, also one that may do so through a symlink named
+	// in another case or Unicode form (see the package documentation).
 	StrictSymlinks bool
 	// SkipSymlinks skips, rather than failing on, a symlink the system
 	// will not create: on Windows without the privilege (or Developer
 	// Mode), or on a file system that holds none. Result counts them.
-	// Nothing is ever created below a skipped symlink's name.
+	// Nothing is ever created at or below a skipped symlink's name (on
+	// macOS and Windows, in any case either).
 	SkipSymlinks bool
 	// Writers is how many goroutines create small files while the stream
 	// is decoded. Default DefaultWriters; 1 writes every file in turn.
@@ -333,6 +336,10 @@ type extractor struct {
 
 	skipped      int64  // symlinks skipped (SkipSymlinks)
 	firstSkipped string // the first of them
+	// skippedAs maps the skipped symlinks' names, upper-cased, to the
+	// names, where foldingNames: nothing on disk stops a later member
+	// from taking such a name in another case.
+	skippedAs map[string]string
 
 	// rootMeta is the "./" member's metadata, if the archive has one.
 	rootMeta *RootMeta
@@ -416,10 +423,18 @@ func (x *extractor) run() error {
 			names = append(names, name)
 		}
 		slices.Sort(names)
+		var aliases *linkAliases
+		if foldingNames {
+			aliases = newLinkAliases(x.links)
+		}
 		for _, name := range names {
-			if resolvesOutside(name, x.links) {
-				return unsafeEntry(name, "symlink target %q resolves outside the destination (StrictSymlinks)", x.links[name])
+			if !resolvesOutside(name, x.links, aliases) {
+				continue
 			}
+			if aliases != nil && !resolvesOutside(name, x.links, nil) {
+				return unsafeEntry(name, "symlink target %q may resolve outside the destination, whose file system may take a name in another case or Unicode form for a symlink's (StrictSymlinks)", x.links[name])
+			}
+			return unsafeEntry(name, "symlink target %q resolves outside the destination (StrictSymlinks)", x.links[name])
 		}
 	}
 	return x.applyDirMeta()
@@ -621,6 +636,9 @@ func (x *extractor) parents(raw, name string) error {
 		k, ok := x.seen[p]
 		switch {
 		case !ok:
+			if s, ok := x.skippedAlias(p); ok {
+				return unsafeEntry(raw, "parent %q is the skipped symlink %q in another case; nothing is created below a skipped symlink", p, s)
+			}
 			if err := x.mkdir(p); err != nil {
 				return x.createErr(raw, p, err)
 			}
@@ -646,7 +664,7 @@ func (x *extractor) parents(raw, name string) error {
 // plain file-system error.
 func (x *extractor) createErr(raw, name string, err error) error {
 	if errors.Is(err, fs.ErrExist) {
-		return unsafeEntry(raw, "%q collides with an existing file", name)
+		return unsafeEntry(raw, "%q collides with an existing file, presumably an earlier member's name in another case or Unicode form, which this file system takes for the same", name)
 	}
 	return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
 }
@@ -656,7 +674,22 @@ func (x *extractor) claim(raw, name string) error {
 	if k, ok := x.seen[name]; ok {
 		return unsafeEntry(raw, "duplicate name: %q was already extracted as a %s", name, k)
 	}
+	if s, ok := x.skippedAlias(name); ok {
+		return unsafeEntry(raw, "duplicate name: %q is the skipped symlink %q in another case", name, s)
+	}
 	return nil
+}
+
+// skippedAlias returns the skipped symlink that name, not itself one,
+// may stand for on a destination that folds case. Unicode forms are not
+// compared: where symlinks are skipped (NTFS without the privilege, FAT,
+// exFAT) file systems fold case only.
+func (x *extractor) skippedAlias(name string) (string, bool) {
+	if len(x.skippedAs) == 0 {
+		return "", false
+	}
+	s, ok := x.skippedAs[strings.ToUpper(name)]
+	return s, ok
 }
 
 func (x *extractor) file(hdr *tar.Header) error {
@@ -898,6 +931,15 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	if err := symlinkAt(parent.root, filepath.FromSlash(target), base); err != nil {
 		hint := fsutil.SymlinkHint(err)
 		if hint != "" && x.opts.SkipSymlinks {
+			if foldingNames {
+				// Nothing is created here for a later member's other
+				// spelling of name to collide with: claim and parents
+				// look the name up.
+				if x.skippedAs == nil {
+					x.skippedAs = map[string]string{}
+				}
+				x.skippedAs[strings.ToUpper(name)] = name
+			}
 			x.skipped++
 			if x.firstSkipped == "" {
 				x.firstSkipped = name

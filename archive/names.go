@@ -6,8 +6,10 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tiercache/tiercache"
 )
@@ -134,6 +136,60 @@ func escapesLexically(name, target string) bool {
 	return j == ".." || strings.HasPrefix(j, "../")
 }
 
+// foldingNames says whether a destination here may take names that
+// differ in letter case, or in Unicode normalization, for one file, as
+// the default file systems of macOS (APFS, HFS+) and Windows (NTFS) do.
+// It follows the system, not a probe of the destination: a probe sees
+// one directory once (Windows and Linux can fold per directory), and
+// assuming folding where a volume does not only refuses a few more
+// archives under StrictSymlinks. Linux is taken not to fold, as before.
+// Tests set it.
+var foldingNames = runtime.GOOS == "darwin" || runtime.GOOS == "ios" || runtime.GOOS == "windows"
+
+// linkAliases tells resolvesOutside, on a destination that may fold
+// names, which names might be one of the archive's symlinks spelled
+// otherwise. ASCII names fold by case alone; telling which non-ASCII
+// names are one (NFC and NFD forms, non-ASCII case, the Kelvin sign
+// for K) needs Unicode tables this module does not carry, so a
+// non-ASCII name, or any name as deep as a non-ASCII symlink's, might be.
+type linkAliases struct {
+	folded   map[string]bool // the ASCII symlink names, upper-cased
+	nonASCII map[int]bool    // component counts of the other symlink names
+}
+
+func newLinkAliases(targets map[string]string) *linkAliases {
+	a := &linkAliases{folded: make(map[string]bool, len(targets)), nonASCII: map[int]bool{}}
+	for name := range targets {
+		if isASCII(name) {
+			a.folded[strings.ToUpper(name)] = true
+		} else {
+			a.nonASCII[strings.Count(name, "/")+1] = true
+		}
+	}
+	return a
+}
+
+// mayBe reports whether p, not a symlink's exact name, may still name
+// one on the destination; never with a nil a.
+func (a *linkAliases) mayBe(p string) bool {
+	switch {
+	case a == nil:
+		return false
+	case !isASCII(p) || a.nonASCII[strings.Count(p, "/")+1]:
+		return true
+	}
+	return a.folded[strings.ToUpper(p)]
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // maxSymlinkHops bounds symlink resolution, as the kernel's ELOOP does.
 const maxSymlinkHops = 40
 
@@ -141,7 +197,10 @@ const maxSymlinkHops = 40
 // kernel would through the archive's symlinks (targets: symlink name ->
 // target), leaves the tree at some step or loops. Names not in targets are
 // taken to be directories or missing, which cannot lead anywhere else.
-func resolvesOutside(link string, targets map[string]string) bool {
+// With aliases (a destination that may fold names), a name that may be a
+// symlink spelled otherwise counts as leaving the tree if a ".." follows
+// it.
+func resolvesOutside(link string, targets map[string]string, aliases *linkAliases) bool {
 	var stack []string // the resolved location so far, as components
 	if d := path.Dir(link); d != "." {
 		stack = strings.Split(d, "/")
@@ -165,8 +224,16 @@ func resolvesOutside(link string, targets map[string]string) bool {
 			continue
 		}
 		stack = append(stack, c)
-		t, isLink := targets[strings.Join(stack, "/")]
+		p := strings.Join(stack, "/")
+		t, isLink := targets[p]
 		if !isLink {
+			// If p is a symlink after all, a ".." after it climbs from
+			// wherever p leads, not from p's parent. Without one, the
+			// rest descends from there, which is inside: that symlink
+			// passes this check itself.
+			if aliases.mayBe(p) && slices.Contains(pending, "..") {
+				return true
+			}
 			continue
 		}
 		hops++
