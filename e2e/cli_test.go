@@ -257,9 +257,9 @@ func TestCLIJSONShapes(t *testing.T) {
 	}
 
 	out, _ = mustRun(t, e, "prune", "--json", "--remote-max-entries", "1")
-	var pr map[string]int
+	var pr struct{ Local, Remote int }
 	decodeJSON(t, out, &pr)
-	if pr["local"] != 0 || pr["remote"] != 0 {
+	if pr.Local != 0 || pr.Remote != 0 {
 		t.Errorf("prune JSON: %v", pr)
 	}
 	out, _ = mustRun(t, e, "rm", "--json", "json-1")

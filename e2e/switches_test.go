@@ -195,9 +195,9 @@ func TestPruneMaxAge(t *testing.T) {
 	}
 
 	stdout, _ = mustRun(t, e, "prune", "--json", "--max-age", "7d", "--remote-max-age", remoteAge.String())
-	var res map[string]int
+	var res struct{ Local, Remote int }
 	decodeJSON(t, stdout, &res)
-	if res["local"] != 1 || res["remote"] != 1 {
+	if res.Local != 1 || res.Remote != 1 {
 		t.Fatalf("prune by age = %v, want one eviction in each tier", res)
 	}
 	stdout, _ = mustRun(t, e, "ls", "--json", "--tier", "local")

@@ -1172,6 +1172,8 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 // PruneLimits is Prune with every limit policy.Limits has: with MaxAge,
 // the entries last accessed (Entry.LastAccess, the version directory's
 // mtime) more than MaxAge ago are evicted too, by this machine's clock.
+// It reports each eviction to limits.OnEvict, with the bytes the entry
+// took on disk; not the broken pointers it removes.
 func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, error) {
 	if err := limits.Validate(); err != nil {
 		return 0, err
@@ -1234,6 +1236,7 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 		}
 		changed = true
 		n++
+		limits.Report(v)
 	}
 	return n, nil
 }

@@ -23,10 +23,29 @@ type Limits struct {
 	// access is more than MaxAge before the time victims are chosen at
 	// goes, however much room is left.
 	MaxAge time.Duration `json:"max_age,omitempty"`
+	// OnEvict, if set, is called by a tier's prune once for each entry
+	// it evicted by these limits, as soon as the eviction took effect,
+	// in the order evicted, from the goroutine that called the prune.
+	// The Item is the entry as the tier ranked it: Key its stored key
+	// (see tiercache.ScopedKey), Size as counted against MaxBytes. A
+	// remote tier that cannot tell an evicted entry's key (its record
+	// unreadable) reports Key "". What a prune collects as garbage
+	// (leftovers of interrupted writes, broken entries) is not reported.
+	// A hook rather than a result, so that every Store wrapper passes it
+	// on as it passes the limits.
+	OnEvict func(Item) `json:"-"`
 }
 
 // Unlimited reports whether l imposes no limit at all.
 func (l Limits) Unlimited() bool { return l.MaxEntries == 0 && l.MaxBytes == 0 && l.MaxAge == 0 }
+
+// Report calls l.OnEvict with it, if OnEvict is set: what a prune calls
+// for each entry it evicted.
+func (l Limits) Report(it Item) {
+	if l.OnEvict != nil {
+		l.OnEvict(it)
+	}
+}
 
 // Validate rejects negative limits with an error wrapping
 // tiercache.ErrInvalidArgument.

@@ -109,7 +109,10 @@ type Store interface {
 	// bytes (Meta.Size), as List and Stats report them (the local tier
 	// counts its bytes on disk instead: its budget is its disk). With
 	// l.MaxAge, the entries whose LastAccess is more than MaxAge ago go
-	// too, by the clock that recorded LastAccess.
+	// too, by the clock that recorded LastAccess. Each evicted entry is
+	// reported to l.OnEvict (see policy.Limits) with its stored key and
+	// tree bytes, once it is gone (once readers see a miss); the
+	// orphaned data it collects is not.
 	Prune(ctx context.Context, l policy.Limits) (int, error)
 }
 

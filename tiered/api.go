@@ -171,8 +171,25 @@ type TierStats struct {
 	Remote *tiercache.Stats `json:"remote,omitempty"`
 }
 
-// PruneResult counts the entries Prune evicted from each tier.
+// PruneResult counts the entries Prune evicted from each tier, and lists
+// them.
 type PruneResult struct {
 	Local  int `json:"local"`
 	Remote int `json:"remote"`
+	// Evicted lists the entries evicted by the limits, the local tier's
+	// first, each tier's in the order evicted (least recently used
+	// first); not the leftovers a prune collects. A remote entry whose
+	// key the store could not tell has Key "".
+	Evicted []Evicted `json:"evicted"`
+}
+
+// Evicted is one entry a prune evicted.
+type Evicted struct {
+	Tier  tiercache.Tier `json:"tier"`
+	Scope string         `json:"scope,omitempty"`
+	Key   string         `json:"key"`
+	// Bytes is what the entry counted against its tier's byte limit:
+	// its bytes on disk locally (Entry.Stored), its tree bytes remotely
+	// (Entry.Size).
+	Bytes int64 `json:"bytes"`
 }

@@ -167,13 +167,16 @@ func (c *Cache) signedByUs(key string, m remote.Meta) bool {
 // satisfy that tier's limits, other scopes' entries neither counted nor
 // touched (a pull request's scope, say, bounded on its own). Sizes count
 // as PruneTiers counts them; ages go by this machine's clock. Data left
-// by interrupted pushes is left to PruneTiers. In read-only mode it fails
+// by interrupted pushes is left to PruneTiers. The evicted entries are
+// listed and reported as PruneTiers does. In read-only mode it fails
 // with tiercache.ErrReadOnly.
 func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
 	var res PruneResult
 	if err := c.checkPrune(lim, rem); err != nil {
 		return res, err
 	}
+	lim.OnEvict = recordTo(&res, tiercache.TierLocal, lim.OnEvict)
+	rem.OnEvict = recordTo(&res, tiercache.TierRemote, rem.OnEvict)
 	if !lim.Unlimited() {
 		es, err := c.rawLocal.List(ctx)
 		if err != nil {
@@ -185,7 +188,7 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 				items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
 			}
 		}
-		n, err := evictVictims(ctx, items, lim, c.local.Invalidate)
+		n, err := evictVictims(ctx, items, lim, c.opts.Scope, c.local.Invalidate)
 		res.Local = n
 		if err != nil {
 			return res, fmt.Errorf("local prune: %w", err)
@@ -200,7 +203,7 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 		for _, m := range metas {
 			items = append(items, policy.Item{Key: m.Key, Size: m.Size, LastAccess: m.LastAccess})
 		}
-		n, err := evictVictims(ctx, items, rem, c.remote.Delete)
+		n, err := evictVictims(ctx, items, rem, c.opts.Scope, c.remote.Delete)
 		res.Remote = n
 		if err != nil {
 			return res, fmt.Errorf("remote prune: %w", err)
@@ -209,9 +212,10 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	return res, nil
 }
 
-// evictVictims evicts with evict the items l chooses (see policy.Victims)
-// and returns how many it evicted.
-func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, evict func(context.Context, string) error) (int, error) {
+// evictVictims evicts with evict the items of scope that l chooses (see
+// policy.Victims), reports each to l.OnEvict under its stored key, and
+// returns how many it evicted.
+func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, scope string, evict func(context.Context, string) error) (int, error) {
 	victims, err := policy.Victims(items, l, time.Now())
 	if err != nil {
 		return 0, err
@@ -220,8 +224,22 @@ func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, evi
 		if err := evict(ctx, v.Key); err != nil {
 			return i, fmt.Errorf("evict %q: %w", v.Key, err)
 		}
+		v.Key = tiercache.ScopedKey(scope, v.Key)
+		l.Report(v)
 	}
 	return len(victims), nil
+}
+
+// recordTo returns an OnEvict hook that appends each eviction from tier
+// to res.Evicted, then calls next, if set.
+func recordTo(res *PruneResult, tier tiercache.Tier, next func(policy.Item)) func(policy.Item) {
+	return func(it policy.Item) {
+		scope, key := tiercache.SplitStoredKey(it.Key)
+		res.Evicted = append(res.Evicted, Evicted{Tier: tier, Scope: scope, Key: key, Bytes: it.Size})
+		if next != nil {
+			next(it)
+		}
+	}
 }
 
 // checkPrune refuses invalid limits, a read-only Cache and one without a

@@ -1155,12 +1155,16 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 // remote.Store.Prune for whose clock measures it). A
 // remote prune is a write: in read-only mode it fails with
 // tiercache.ErrReadOnly, and so does a local one, so an untrusted job
-// cannot evict what trusted ones rely on.
+// cannot evict what trusted ones rely on. The result lists the evicted
+// entries of every scope, with those evicted before an error; each is
+// reported to the limits' OnEvict too.
 func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneResult, error) {
 	var res PruneResult
 	if err := c.checkPrune(lim, rem); err != nil {
 		return res, err
 	}
+	lim.OnEvict = recordTo(&res, tiercache.TierLocal, lim.OnEvict)
+	rem.OnEvict = recordTo(&res, tiercache.TierRemote, rem.OnEvict)
 	n, err := c.local.PruneLimits(ctx, lim)
 	res.Local = n
 	if err != nil {

@@ -108,7 +108,7 @@ func TestReadCommandsMakeNoCacheDir(t *testing.T) {
 		{[]string{"ls", "--tier", "local", "--json"}, "[]\n"},
 		{[]string{"stats", "--json"}, "{\n  \"local\": {\n    \"entries\": 0,\n    \"bytes\": 0,\n    \"files\": 0\n  }\n}\n"},
 		{[]string{"rm", "--json", "k"}, "{\n  \"removed\": [],\n  \"not_stored\": [\n    \"k\"\n  ]\n}\n"},
-		{[]string{"prune", "--json", "--max-entries", "1"}, "{\n  \"local\": 0,\n  \"remote\": 0\n}\n"},
+		{[]string{"prune", "--json", "--max-entries", "1"}, "{\n  \"local\": 0,\n  \"remote\": 0,\n  \"evicted\": []\n}\n"},
 		{[]string{"fsck", "--json", "--repair"}, "{\n  \"local\": {\n    \"entries\": 0,\n    \"verified\": 0,\n    \"problems\": []\n  },\n  \"problems\": 0,\n  \"unrepaired\": 0\n}\n"},
 	} {
 		r := mustCLI(t, e, c.args...)

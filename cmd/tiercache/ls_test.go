@@ -88,9 +88,9 @@ func TestPrune(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	mustCLI(t, e, "pull", "p-1", filepath.Join(t.TempDir(), "d"))
 
-	var res map[string]int
+	var res prunedJSON
 	decode(t, mustCLI(t, e, "prune", "--json", "--max-entries", "2"), &res)
-	if res["local"] != 1 || res["remote"] != 0 {
+	if res.Local != 1 || res.Remote != 0 {
 		t.Errorf("prune JSON: %v", res)
 	}
 	var entries []tiercache.Entry
@@ -103,7 +103,7 @@ func TestPrune(t *testing.T) {
 		t.Errorf("after prune: %v, want p-1,p-3", keys)
 	}
 	r := mustCLI(t, e, "prune", "--max-bytes", "1B")
-	if r.stderr != "tiercache: pruned 2 local entries\n" {
+	if !strings.HasSuffix(r.stderr, "\ntiercache: pruned 2 local entries\n") {
 		t.Errorf("prune summary: %q", r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,13 @@ evict every entry whose last use is older than that, however much room is
 left. An entry goes if any limit says so. A limit left out (or 0) is no
 limit; at least one must be given. The remote prune also removes data left
 behind by interrupted pushes.
+
+Prune says on stderr which entries it evicted, one line each with its tier
+(and scope), least recently used first, then how many. With --json, it
+prints {"local": N, "remote": N, "evicted": [...]}, each evicted entry as
+{"tier", "scope" (when not the default), "key", "bytes"}: bytes as counted
+against the tier's limit (on disk locally, tree bytes remotely). Leftovers
+of interrupted pushes are not listed.
 
 A use is a push or a pull of the entry (neither pull --lookup-only nor a
 push --if-absent that finds the key counts as one). In the local tier, it
@@ -103,7 +111,12 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 			prune = c.PruneScope
 			a.verbosef(cmd, "pruning scope %q alone", a.flags.scope)
 		}
-		if res, err = prune(cmd.Context(), o.local, o.remote); err != nil {
+		res, err = prune(cmd.Context(), o.local, o.remote)
+		// What went is said even when the prune then failed.
+		for _, ev := range res.Evicted {
+			a.infof(cmd, "evicted %s from the %s tier (%s)", describeEvicted(ev), ev.Tier, formatBytes(ev.Bytes))
+		}
+		if err != nil {
 			return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
 		}
 	}
@@ -113,7 +126,23 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 		a.infof(cmd, "pruned %d local entries", res.Local)
 	}
 	if a.flags.json {
+		if res.Evicted == nil {
+			res.Evicted = []tiered.Evicted{} // a list, even empty, as rm's
+		}
 		return writeJSON(cmd, res)
 	}
 	return nil
+}
+
+// describeEvicted names an evicted entry: its key, and its scope unless
+// the default.
+func describeEvicted(ev tiered.Evicted) string {
+	s := strconv.Quote(ev.Key)
+	if ev.Key == "" {
+		s = "an entry whose key the remote could not tell"
+	}
+	if ev.Scope != "" {
+		s += " of scope " + strconv.Quote(ev.Scope)
+	}
+	return s
 }

@@ -89,13 +89,13 @@ func TestPruneMaxAge(t *testing.T) {
 		t.Errorf("stats table lacks the oldest access:\n%s", r.stdout)
 	}
 
-	var res map[string]int
+	var res prunedJSON
 	decode(t, mustCLI(t, e, "prune", "--json", "--max-age", "9d"), &res)
-	if res["local"] != 0 {
+	if res.Local != 0 {
 		t.Errorf("prune --max-age 9d: %v, want nothing evicted", res)
 	}
 	decode(t, mustCLI(t, e, "prune", "--json", "--max-age", "7d"), &res)
-	if res["local"] != 1 {
+	if res.Local != 1 {
 		t.Errorf("prune --max-age 7d: %v, want 1 evicted", res)
 	}
 	r := mustCLI(t, e, "ls")
@@ -105,7 +105,7 @@ func TestPruneMaxAge(t *testing.T) {
 	// With a count limit: the least recently used of the rest goes too.
 	ageLocal(t, e, "a-new", time.Hour)
 	decode(t, mustCLI(t, e, "prune", "--json", "--max-age", "168h", "--max-entries", "1"), &res)
-	if res["local"] != 1 {
+	if res.Local != 1 {
 		t.Errorf("prune --max-age 168h --max-entries 1: %v, want 1 evicted", res)
 	}
 	if r := mustCLI(t, e, "ls"); strings.Contains(r.stdout, "a-new") || !strings.Contains(r.stdout, "a-used") {

@@ -291,8 +291,9 @@ func (s *Store) Touch(ctx context.Context, key string) error {
 	return nil
 }
 
-// Prune evicts the entries policy.Victims picks. A Put never leaves
-// orphaned data here, so there is nothing else to collect.
+// Prune evicts the entries policy.Victims picks, and reports them to
+// l.OnEvict once they are all gone. A Put never leaves orphaned data
+// here, so there is nothing else to collect.
 func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	s.writes.Add(1)
 	if err := l.Validate(); err != nil {
@@ -301,6 +302,19 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("memstore: prune: %w", err)
 	}
+	victims, err := s.evict(l)
+	if err != nil {
+		return 0, err
+	}
+	// Reported without the lock, so that OnEvict may call the store.
+	for _, it := range victims {
+		l.Report(it)
+	}
+	return len(victims), nil
+}
+
+// evict removes the entries l evicts and returns them.
+func (s *Store) evict(l policy.Limits) ([]policy.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	items := make([]policy.Item, 0, len(s.entries))
@@ -309,10 +323,10 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	}
 	victims, err := policy.Victims(items, l, time.Now())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, it := range victims {
 		delete(s.entries, it.Key)
 	}
-	return len(victims), nil
+	return victims, nil
 }

@@ -248,6 +248,11 @@ type keyState struct {
 // An entry re-put while Prune evicts it may be lost (a miss, never a torn
 // entry). If ctx ends midway, the evictions done so far stay done and
 // their count is returned with the error.
+//
+// Each eviction is reported to l.OnEvict once its manifest is deleted,
+// before its data. With OnEvict set, the manifests of victims with
+// fallback stems are read first for their keys; one unreadable by then
+// is reported with Key "".
 func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	if err := l.Validate(); err != nil {
 		return 0, err
@@ -292,16 +297,27 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	for _, v := range victims {
 		isVictim[v.Key] = true
 	}
+	if l.OnEvict != nil {
+		// A fallback stem does not tell its key: the manifest does.
+		unknown := func(ks *keyState) bool {
+			return isVictim[ks.n.stem] && ks.state == manifestUnread && ks.key() == ""
+		}
+		if err := s.readManifests(ctx, keys, unknown, nil); err != nil {
+			return 0, err
+		}
+	}
 
 	// Round one: the manifests of the victims (in LRU order) and of
 	// entries whose data is gone. Round two: data and markers, of a
 	// victim only once its manifest is gone.
 	var round1, round2 []string
-	victimObjs := make(map[string][]string, len(victims)) // manifest name -> data and marker names
+	victimObjs := make(map[string][]string, len(victims))  // manifest name -> data and marker names
+	reported := make(map[string]policy.Item, len(victims)) // manifest name -> the victim by key
 	for _, v := range victims {
 		n := s.namesOf(v.Key)
 		ks := keys[v.Key]
 		round1 = append(round1, n.manifest)
+		reported[n.manifest] = policy.Item{Key: ks.key(), Size: v.Size, LastAccess: v.LastAccess}
 		var objs []string
 		for _, d := range ks.data {
 			// The referenced object goes; others only when old, since
@@ -342,6 +358,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		if objs, ok := victimObjs[name]; ok && !failed[name] {
 			evicted++
 			round2 = append(round2, objs...)
+			l.Report(reported[name])
 		}
 	}
 	if err != nil {

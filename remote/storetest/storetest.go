@@ -14,10 +14,11 @@
 // archives with the Meta the store computes; invalid keys and arguments;
 // replace; delete; listing by prefix over a table of awkward keys;
 // concurrent puts of one key with readers never seeing a torn version;
-// LRU prune order and limits, counting tree bytes; pruning by age;
-// cancellation leaving no entry; digests and indexes claimed by the
-// reader (remote.Digester, remote.Indexer); and the store read through
-// remote.ReadOnly, which refuses every write.
+// LRU prune order and limits, counting tree bytes; pruning by age; the
+// evictions Prune reports (policy.Limits.OnEvict); cancellation leaving
+// no entry; digests and indexes claimed by the reader (remote.Digester,
+// remote.Indexer); and the store read through remote.ReadOnly, which
+// refuses every write.
 //
 // A store that is a remote.BaseStore runs RunBase too, the suite of
 // OpenBase, ReadBase and puts through a remote.Reuser (see Reuser, an
@@ -72,6 +73,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("ConcurrentPutsOneKey", s.testConcurrentPutsOneKey)
 	t.Run("PruneLRU", s.testPruneLRU)
 	t.Run("PruneMaxAge", s.testPruneMaxAge)
+	t.Run("PruneReports", s.testPruneReports)
 	t.Run("Cancelled", s.testCancelled)
 	t.Run("ReadOnly", s.testReadOnly)
 	t.Run("Scopes", s.testScopes)
