@@ -341,6 +341,12 @@ type extractor struct {
 	// from taking such a name in another case.
 	skippedAs map[string]string
 
+	// pending holds the symlinks whose creation waits for the end of the
+	// stream (deferSymlinks); pendingAs maps their names, upper-cased,
+	// to the names, where foldingNames, as skippedAs does.
+	pending   []pendingLink
+	pendingAs map[string]string
+
 	// rootMeta is the "./" member's metadata, if the archive has one.
 	rootMeta *RootMeta
 
@@ -436,6 +442,11 @@ func (x *extractor) run() error {
 			}
 			return unsafeEntry(name, "symlink target %q resolves outside the destination (StrictSymlinks)", x.links[name])
 		}
+	}
+	// Symlinks before directory metadata, which may make their parents
+	// read-only.
+	if err := x.createPending(); err != nil {
+		return err
 	}
 	return x.applyDirMeta()
 }
@@ -639,6 +650,9 @@ func (x *extractor) parents(raw, name string) error {
 			if s, ok := x.skippedAlias(p); ok {
 				return unsafeEntry(raw, "parent %q is the skipped symlink %q in another case; nothing is created below a skipped symlink", p, s)
 			}
+			if s, ok := x.pendingAlias(p); ok {
+				return unsafeEntry(raw, "parent %q is the symlink %q in another case; extraction never writes through one", p, s)
+			}
 			if err := x.mkdir(p); err != nil {
 				return x.createErr(raw, p, err)
 			}
@@ -677,7 +691,24 @@ func (x *extractor) claim(raw, name string) error {
 	if s, ok := x.skippedAlias(name); ok {
 		return unsafeEntry(raw, "duplicate name: %q is the skipped symlink %q in another case", name, s)
 	}
+	if s, ok := x.pendingAlias(name); ok {
+		return unsafeEntry(raw, "duplicate name: %q is the symlink %q in another case", name, s)
+	}
 	return nil
+}
+
+// pendingAlias returns the symlink not created yet (deferSymlinks) that
+// name, not itself one, may stand for on a destination that folds case:
+// nothing on disk stops a later member from taking its name in another
+// case, and creating the symlink would then fail after that member had
+// written below it. As for skippedAlias, Unicode forms are not compared:
+// NTFS folds case only.
+func (x *extractor) pendingAlias(name string) (string, bool) {
+	if len(x.pendingAs) == 0 {
+		return "", false
+	}
+	s, ok := x.pendingAs[strings.ToUpper(name)]
+	return s, ok
 }
 
 // skippedAlias returns the skipped symlink that name, not itself one,
@@ -881,9 +912,25 @@ func (x *extractor) dir(hdr *tar.Header) error {
 	return nil
 }
 
-// symlinkAt creates a symlink; tests replace it to play a system that
-// refuses symlinks.
-var symlinkAt = func(root *os.Root, target, name string) error { return root.Symlink(target, name) }
+// symlinkAt creates a symlink, of the directory kind if dir where the
+// system records a kind (Windows, whose own replaces this one; elsewhere
+// dir is ignored); tests replace it to play a system that refuses
+// symlinks.
+var symlinkAt = func(root *os.Root, target, name string, _ bool) error { return root.Symlink(target, name) }
+
+// deferSymlinks says whether symlinks are created only once every other
+// member is in, so that each gets the kind its target has then: Windows
+// fixes a symlink's kind, file or directory, at creation, and a file
+// symlink to a directory cannot be traversed. Tests set it.
+var deferSymlinks = runtime.GOOS == "windows"
+
+// pendingLink is a symlink member whose creation waits (deferSymlinks).
+type pendingLink struct {
+	raw, name string
+	target    string // as stored
+	slashed   string // as the system reads it, slash-separated
+	mtime     time.Time
+}
 
 func (x *extractor) symlink(hdr *tar.Header) error {
 	name, err := checkName(hdr.Name, false)
@@ -920,15 +967,74 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	if x.root == nil {
 		return nil
 	}
+	if deferSymlinks {
+		// Its name is taken (seen, and pendingAs in any case), so no
+		// later member can be created at or below it meanwhile.
+		x.pending = append(x.pending, pendingLink{raw: hdr.Name, name: name, target: target, slashed: slashed, mtime: hdr.ModTime})
+		if foldingNames {
+			if x.pendingAs == nil {
+				x.pendingAs = map[string]string{}
+			}
+			x.pendingAs[strings.ToUpper(name)] = name
+		}
+		return nil
+	}
+	return x.createSymlink(hdr.Name, name, target, hdr.ModTime, false)
+}
+
+// createPending creates the symlinks deferSymlinks held back, in stream
+// order, each of the kind linkIsDir decides from the finished tree.
+func (x *extractor) createPending() error {
+	if len(x.pending) == 0 {
+		return nil
+	}
+	targets := make(map[string]string, len(x.pending))
+	for _, l := range x.pending {
+		targets[l.name] = l.slashed
+	}
+	var folded map[string]string // upper-cased name -> name, built on the first miss
+	lookup := func(p string) (kind, string, bool) {
+		k, ok := x.seen[p]
+		if !ok && foldingNames {
+			// The destination takes a target spelled in another case
+			// for the name it has.
+			if folded == nil {
+				folded = make(map[string]string, len(x.seen))
+				for n := range x.seen {
+					folded[strings.ToUpper(n)] = n
+				}
+			}
+			if n, found := folded[strings.ToUpper(p)]; found {
+				p, k, ok = n, x.seen[n], true
+			}
+		}
+		return k, targets[p], ok
+	}
+	for _, l := range x.pending {
+		if err := x.ctx.Err(); err != nil {
+			return fmt.Errorf("archive: extract: %w", err)
+		}
+		if err := x.createSymlink(l.raw, l.name, l.target, l.mtime, linkIsDir(l.name, l.slashed, lookup)); err != nil {
+			return err
+		}
+	}
+	x.pending = nil
+	return nil
+}
+
+// createSymlink creates the symlink name (its parents made by
+// x.parents) with target, a directory symlink if dir, and sets its
+// mtime; with SkipSymlinks, a system that refuses symlinks skips it.
+func (x *extractor) createSymlink(raw, name, target string, mtime time.Time, dir bool) error {
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
 	}
 	// The target is stored as is and never followed by this extraction:
 	// nothing is ever created below a name recorded as a symlink.
 	// FromSlash: Windows resolves a symlink's target only with its own
 	// separator; elsewhere it changes nothing.
-	if err := symlinkAt(parent.root, filepath.FromSlash(target), base); err != nil {
+	if err := symlinkAt(parent.root, filepath.FromSlash(target), base, dir); err != nil {
 		hint := fsutil.SymlinkHint(err)
 		if hint != "" && x.opts.SkipSymlinks {
 			if foldingNames {
@@ -947,14 +1053,79 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 			return nil
 		}
 		if hint != "" {
-			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(hdr.Name), hint, err)
+			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(raw), hint, err)
 		}
-		return x.createErr(hdr.Name, name, err)
+		return x.createErr(raw, name, err)
 	}
-	if err := lchtimes(parent.root, base, hdr.ModTime); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+	if err := lchtimes(parent.root, base, mtime); err != nil {
+		return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
 	}
 	return nil
+}
+
+// linkIsDir says whether the symlink name (destination-relative,
+// cleaned) with target (slash-separated) should be a directory symlink:
+// whether the target, resolved within the destination as the system
+// would (each ".." from where the path has led so far, through the
+// archive's other symlinks), is a directory, the destination included.
+// A target that resolves to nothing (absolute, with a volume, leaving
+// the destination, missing, through a file, or looping) makes a file
+// symlink, as os.Symlink would, unless it ends in a separator, which
+// only a directory can take. lookup says what an extracted name is and,
+// for a symlink, its slash-separated target.
+func linkIsDir(name, target string, lookup func(string) (kind, string, bool)) bool {
+	if isDir, ok := resolveKind(name, target, lookup); ok {
+		return isDir
+	}
+	return strings.HasSuffix(target, "/")
+}
+
+// resolveKind resolves target from the symlink name for linkIsDir: ok
+// false when it leads to nothing in the destination.
+func resolveKind(name, target string, lookup func(string) (kind, string, bool)) (isDir, ok bool) {
+	// Absolute, or with a volume ("C:", which no member name can be):
+	// nothing in the destination.
+	absolute := func(t string) bool { return strings.HasPrefix(t, "/") || len(t) >= 2 && t[1] == ':' }
+	if absolute(target) {
+		return false, false
+	}
+	var stack []string // the resolved location so far, as components
+	if d := path.Dir(name); d != "." {
+		stack = strings.Split(d, "/")
+	}
+	pending := strings.Split(target, "/")
+	hops := 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return false, false
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		stack = append(stack, c)
+		k, t, found := lookup(strings.Join(stack, "/"))
+		switch {
+		case !found:
+			return false, false
+		case k == kindSymlink:
+			hops++
+			if hops > maxSymlinkHops || absolute(t) {
+				return false, false
+			}
+			stack = stack[:len(stack)-1]
+			pending = append(strings.Split(t, "/"), pending...)
+		case k == kindFile:
+			// The end, or a path through a file, which leads nowhere.
+			return false, len(pending) == 0
+		}
+	}
+	return true, true
 }
 
 func (x *extractor) hardlink(hdr *tar.Header) error {

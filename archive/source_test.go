@@ -297,7 +297,7 @@ func TestExtractSkipSymlinks(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		refused = syscall.Errno(1314) // ERROR_PRIVILEGE_NOT_HELD
 	}
-	symlinkAt = func(*os.Root, string, string) error { return &os.LinkError{Op: "symlinkat", Err: refused} }
+	symlinkAt = func(*os.Root, string, string, bool) error { return &os.LinkError{Op: "symlinkat", Err: refused} }
 	t.Cleanup(func() { symlinkAt = old })
 	arc := archiveOf(t, dirM("d/"), reg("d/f", "x"), symlinkM("d/l1", "f"), symlinkM("l2", "d"), reg("z", "y"))
 	_, err := Extract(t.Context(), bytes.NewReader(arc), t.TempDir(), ExtractOptions{})

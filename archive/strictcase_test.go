@@ -204,7 +204,7 @@ func refuseSymlinks(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		refused = syscall.Errno(1314) // ERROR_PRIVILEGE_NOT_HELD
 	}
-	symlinkAt = func(*os.Root, string, string) error { return &os.LinkError{Op: "symlinkat", Err: refused} }
+	symlinkAt = func(*os.Root, string, string, bool) error { return &os.LinkError{Op: "symlinkat", Err: refused} }
 	t.Cleanup(func() { symlinkAt = old })
 }
 
@@ -228,7 +228,8 @@ func TestSkippedSymlinkFoldedNames(t *testing.T) {
 			s := newSandbox(t)
 			_, err := Extract(t.Context(), bytes.NewReader(archiveOf(t, c.ms...)), s.dest, ExtractOptions{SkipSymlinks: true})
 			var ee *EntryError
-			if !errors.Is(err, tiercache.ErrUnsafeArchive) || !errors.As(err, &ee) || ee.Name != c.entry || !strings.Contains(ee.Reason, "skipped symlink") {
+			// Where symlinks wait for the end (Windows), none is skipped yet.
+			if !errors.Is(err, tiercache.ErrUnsafeArchive) || !errors.As(err, &ee) || ee.Name != c.entry || !strings.Contains(ee.Reason, "skipped symlink") && !(deferSymlinks && strings.Contains(ee.Reason, "is the symlink")) {
 				t.Fatalf("err = %v, want ErrUnsafeArchive naming member %q and the skipped symlink", err, c.entry)
 			}
 		})

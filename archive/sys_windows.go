@@ -1,12 +1,15 @@
 package archive
 
 import (
+	"encoding/binary"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"time"
+	"unicode/utf16"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -60,6 +63,124 @@ func lchtimes(root *os.Root, name string, mtime time.Time) error {
 		return &fs.PathError{Op: "lchtimes", Path: name, Err: err}
 	}
 	return nil
+}
+
+func init() { symlinkAt = symlinkOfKind }
+
+// symlinkOfKind creates the symlink name inside root pointing to target,
+// a directory symlink if dir, else a file symlink. os.Root.Symlink would
+// choose the kind itself, from what the target is at that moment as seen
+// from root alone, so a target not extracted yet, or reached through
+// "..", would get a file symlink that cannot be traversed. Otherwise it
+// does what os.Root.Symlink does: the link is created relative to its
+// parent directory opened through root (never through a symlink) and
+// its reparse data set, with the privilege to create symlinks enabled
+// where the process holds it.
+func symlinkOfKind(root *os.Root, target, name string, dir bool) error {
+	if err := createSymlink(root, target, name, dir); err != nil {
+		return &os.LinkError{Op: "symlinkat", Old: target, New: name, Err: err}
+	}
+	return nil
+}
+
+func createSymlink(root *os.Root, target, name string, dir bool) error {
+	if target == "" {
+		return windows.ERROR_INVALID_PARAMETER
+	}
+	// As CreateSymbolicLinkW (and os.Root.Symlink): a volume-relative
+	// target ("C:x") is made absolute; one without a volume is relative.
+	if filepath.VolumeName(target) != "" && !filepath.IsAbs(target) {
+		if p, err := windows.FullPath(target); err == nil {
+			target = p
+		}
+	}
+	var flags uint32
+	if filepath.VolumeName(target) == "" {
+		flags = 1 // SYMLINK_FLAG_RELATIVE
+	}
+	parent, err := root.Open(path.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	base, err := windows.NewNTUnicodeString(path.Base(name))
+	if err != nil {
+		return err
+	}
+	oa := windows.OBJECT_ATTRIBUTES{
+		RootDirectory: windows.Handle(parent.Fd()),
+		ObjectName:    base,
+		// A name taken in another case is a collision, not another file.
+		Attributes: windows.OBJ_CASE_INSENSITIVE,
+	}
+	oa.Length = uint32(unsafe.Sizeof(oa))
+	options := uint32(windows.FILE_NON_DIRECTORY_FILE)
+	if dir {
+		options = windows.FILE_DIRECTORY_FILE
+	}
+	// The reparse data: a SymbolicLinkReparseBuffer whose substitute and
+	// print names are both the target.
+	t := utf16.Encode([]rune(target))
+	const header = 20 // tag, data length, reserved, four name fields, flags
+	buf := make([]byte, header+2*len(t))
+	binary.LittleEndian.PutUint32(buf[0:], windows.IO_REPARSE_TAG_SYMLINK)
+	binary.LittleEndian.PutUint16(buf[4:], uint16(len(buf)-8))
+	binary.LittleEndian.PutUint16(buf[10:], uint16(2*len(t))) // substitute name length, at offset 0
+	binary.LittleEndian.PutUint16(buf[14:], uint16(2*len(t))) // print name length, at offset 0
+	binary.LittleEndian.PutUint32(buf[16:], flags)
+	for i, u := range t {
+		binary.LittleEndian.PutUint16(buf[header+2*i:], u)
+	}
+	return withSymlinkPrivilege(func() error {
+		var h windows.Handle
+		err := windows.NtCreateFile(&h, windows.SYNCHRONIZE|windows.FILE_WRITE_ATTRIBUTES|windows.DELETE, &oa, &windows.IO_STATUS_BLOCK{}, nil,
+			windows.FILE_ATTRIBUTE_NORMAL, 0, windows.FILE_CREATE,
+			windows.FILE_OPEN_REPARSE_POINT|windows.FILE_OPEN_FOR_BACKUP_INTENT|windows.FILE_SYNCHRONOUS_IO_NONALERT|options, 0, 0)
+		if err != nil {
+			if st, ok := err.(windows.NTStatus); ok {
+				err = st.Errno()
+			}
+			return err
+		}
+		defer windows.CloseHandle(h)
+		var n uint32
+		err = windows.DeviceIoControl(h, windows.FSCTL_SET_REPARSE_POINT, &buf[0], uint32(len(buf)), nil, 0, &n, nil)
+		if err != nil {
+			// Nothing may stay at the name: delete what was created.
+			del := byte(1) // FILE_DISPOSITION_INFORMATION{DeleteFile: true}
+			windows.NtSetInformationFile(h, &windows.IO_STATUS_BLOCK{}, &del, 1, windows.FileDispositionInformation)
+		}
+		return err
+	})
+}
+
+// withSymlinkPrivilege runs f with SeCreateSymbolicLinkPrivilege enabled
+// on the thread where the process holds it (an elevated process has it
+// disabled), as CreateSymbolicLinkW and os.Root.Symlink do; without it f
+// runs anyway, and fails (or succeeds, in Developer Mode) on its own.
+func withSymlinkPrivilege(f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := windows.ImpersonateSelf(windows.SecurityImpersonation); err != nil {
+		return f()
+	}
+	defer windows.RevertToSelf()
+	var token windows.Token
+	if err := windows.OpenThreadToken(windows.CurrentThread(), windows.TOKEN_QUERY|windows.TOKEN_ADJUST_PRIVILEGES, false, &token); err != nil {
+		return f()
+	}
+	defer token.Close()
+	name, err := windows.UTF16PtrFromString("SeCreateSymbolicLinkPrivilege")
+	if err != nil {
+		return f()
+	}
+	tp := windows.Tokenprivileges{PrivilegeCount: 1}
+	if err := windows.LookupPrivilegeValue(nil, name, &tp.Privileges[0].Luid); err != nil {
+		return f()
+	}
+	tp.Privileges[0].Attributes = windows.SE_PRIVILEGE_ENABLED
+	_ = windows.AdjustTokenPrivileges(token, false, &tp, 0, nil, nil)
+	return f()
 }
 
 // dirBufSize is 0: listing goes through package os, which has its own
