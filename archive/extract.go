@@ -1083,49 +1083,19 @@ func linkIsDir(name, target string, lookup func(string) (kind, string, bool)) bo
 // resolveKind resolves target from the symlink name for linkIsDir: ok
 // false when it leads to nothing in the destination.
 func resolveKind(name, target string, lookup func(string) (kind, string, bool)) (isDir, ok bool) {
-	// Absolute, or with a volume ("C:", which no member name can be):
-	// nothing in the destination.
-	absolute := func(t string) bool { return strings.HasPrefix(t, "/") || len(t) >= 2 && t[1] == ':' }
-	if absolute(target) {
+	end, halted, escaped := walkTarget(name, target, func(p string, rest []string) (string, bool, bool) {
+		k, t, found := lookup(p)
+		// Missing, or a path through a file, leads nowhere.
+		return t, k == kindSymlink, !found || k == kindFile && len(rest) > 0
+	})
+	switch {
+	case halted || escaped:
 		return false, false
+	case end == "":
+		return true, true // the destination itself
 	}
-	var stack []string // the resolved location so far, as components
-	if d := path.Dir(name); d != "." {
-		stack = strings.Split(d, "/")
-	}
-	pending := strings.Split(target, "/")
-	hops := 0
-	for len(pending) > 0 {
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) == 0 {
-				return false, false
-			}
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		stack = append(stack, c)
-		k, t, found := lookup(strings.Join(stack, "/"))
-		switch {
-		case !found:
-			return false, false
-		case k == kindSymlink:
-			hops++
-			if hops > maxSymlinkHops || absolute(t) {
-				return false, false
-			}
-			stack = stack[:len(stack)-1]
-			pending = append(strings.Split(t, "/"), pending...)
-		case k == kindFile:
-			// The end, or a path through a file, which leads nowhere.
-			return false, len(pending) == 0
-		}
-	}
-	return true, true
+	k, _, _ := lookup(end)
+	return k == kindDir || k == kindImplicitDir, true
 }
 
 func (x *extractor) hardlink(hdr *tar.Header) error {

@@ -201,14 +201,41 @@ const maxSymlinkHops = 40
 // symlink spelled otherwise counts as leaving the tree if a ".." follows
 // it.
 func resolvesOutside(link string, targets map[string]string, aliases *linkAliases) bool {
+	_, halted, escaped := walkTarget(link, targets[link], func(p string, rest []string) (string, bool, bool) {
+		if t, ok := targets[p]; ok {
+			return t, true, false
+		}
+		// If p is a symlink after all, a ".." after it climbs from
+		// wherever p leads, not from p's parent. Without one, the rest
+		// descends from there, which is inside: that symlink passes
+		// this check itself.
+		return "", false, aliases.mayBe(p) && slices.Contains(rest, "..")
+	})
+	return halted || escaped
+}
+
+// walkTarget follows target (slash-separated) from the directory holding
+// the symlink name as the kernel would: each ".." from where the walk has
+// led so far, each symlink met replaced by its target. at is called with
+// each location reached other than by "..", and the components still to
+// walk; it returns the target there if that is a symlink, or halt to end
+// the walk. walkTarget returns where the walk ended ("" for the tree's
+// root), whether at halted it, and whether it left the tree: by "..", at
+// an absolute target (on Windows also one with a volume, "C:", which no
+// member name can be), or past maxSymlinkHops symlinks, as the kernel's
+// ELOOP.
+func walkTarget(name, target string, at func(p string, rest []string) (link string, isLink, halt bool)) (end string, halted, escaped bool) {
+	absolute := func(t string) bool {
+		return strings.HasPrefix(t, "/") || runtime.GOOS == "windows" && len(t) >= 2 && t[1] == ':'
+	}
+	if absolute(target) {
+		return "", false, true
+	}
 	var stack []string // the resolved location so far, as components
-	if d := path.Dir(link); d != "." {
+	if d := path.Dir(name); d != "." {
 		stack = strings.Split(d, "/")
 	}
-	pending := strings.Split(targets[link], "/")
-	if strings.HasPrefix(targets[link], "/") {
-		return true
-	}
+	pending := strings.Split(target, "/")
 	hops := 0
 	for len(pending) > 0 {
 		c := pending[0]
@@ -218,32 +245,28 @@ func resolvesOutside(link string, targets map[string]string, aliases *linkAliase
 			continue
 		case "..":
 			if len(stack) == 0 {
-				return true
+				return "", false, true
 			}
 			stack = stack[:len(stack)-1]
 			continue
 		}
 		stack = append(stack, c)
 		p := strings.Join(stack, "/")
-		t, isLink := targets[p]
-		if !isLink {
-			// If p is a symlink after all, a ".." after it climbs from
-			// wherever p leads, not from p's parent. Without one, the
-			// rest descends from there, which is inside: that symlink
-			// passes this check itself.
-			if aliases.mayBe(p) && slices.Contains(pending, "..") {
-				return true
-			}
+		t, isLink, halt := at(p, pending)
+		switch {
+		case halt:
+			return p, true, false
+		case !isLink:
 			continue
 		}
 		hops++
-		if hops > maxSymlinkHops || strings.HasPrefix(t, "/") {
-			return true
+		if hops > maxSymlinkHops || absolute(t) {
+			return "", false, true
 		}
 		stack = stack[:len(stack)-1]
 		pending = append(strings.Split(t, "/"), pending...)
 	}
-	return false
+	return strings.Join(stack, "/"), false, false
 }
 
 // windowsNameProblem says why Windows cannot hold comp, a component of a
