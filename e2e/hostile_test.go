@@ -456,24 +456,25 @@ func checkErrorLine(t testing.TB, op, key, stderr string, want ...string) {
 	}
 }
 
-// pullRefused pulls key into the box's DEST and checks the refusal: by
-// default a miss with one warning holding want; with --strict, exit 1 and
-// one error line naming the key and holding want. Either way nothing is
-// written outside the local tier and no local entry is left.
+// pullRefused pulls key into the box's DEST and checks the refusal: with
+// --strict, exit 1 and one error line naming the key and holding want;
+// by default a miss with one warning holding want. Either way nothing is
+// written outside the local tier and no local entry is left. The strict
+// pull is read-only: a writable pull removes a damaged entry.
 func (x *hostileBox) pullRefused(t testing.TB, key string, want ...string) {
 	t.Helper()
-	stdout, stderr, code := runCLI(t, x.env, "-q", "pull", key, x.dest)
-	if code != 0 {
-		t.Errorf("pull %q: exit %d, want 0 (a miss with a warning)\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
-	}
-	checkErrorLine(t, "warning: pull", key, stderr, want...)
-	x.checkUntouched(t)
-	x.checkNoEntry(t)
-	stdout, stderr, code = runCLI(t, x.env, "--strict", "pull", key, x.dest)
+	stdout, stderr, code := runCLI(t, x.env.with("TIERCACHE_READ_ONLY", "true"), "--strict", "pull", key, x.dest)
 	if code != 1 {
 		t.Errorf("pull --strict %q: exit %d, want 1\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
 	}
 	checkErrorLine(t, "pull", key, stderr, want...)
+	x.checkUntouched(t)
+	x.checkNoEntry(t)
+	stdout, stderr, code = runCLI(t, x.env, "-q", "pull", key, x.dest)
+	if code != 0 {
+		t.Errorf("pull %q: exit %d, want 0 (a miss with a warning)\nstdout: %s\nstderr: %s", key, code, stdout, stderr)
+	}
+	checkErrorLine(t, "warning: pull", key, stderr, want...)
 	x.checkUntouched(t)
 	x.checkNoEntry(t)
 }

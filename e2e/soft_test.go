@@ -251,6 +251,8 @@ func TestSoftFailurePush(t *testing.T) {
 
 // TestSoftFailureCorruptEntry: an entry whose archive fails verification
 // is a miss with a warning (DIR as it was), and an error with --strict.
+// The pulls are read-only, so the entry stays for the next one (a
+// writable pull removes it: see TestRefusedEntryRepairedByNextJob).
 func TestSoftFailureCorruptEntry(t *testing.T) {
 	b := bucket(t)
 	e := newEnv(t, b)
@@ -263,7 +265,7 @@ func TestSoftFailureCorruptEntry(t *testing.T) {
 	r.put(name, data)
 	for _, noLocal := range []bool{false, true} {
 		t.Run(fmt.Sprintf("no-local=%v", noLocal), func(t *testing.T) {
-			fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal))
+			fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal), "TIERCACHE_READ_ONLY", "true")
 			dir, snap := softDir(t)
 			before := snap()
 			_, stderr, code := runCLI(t, fresh, "pull", "bad", dir)
@@ -283,7 +285,7 @@ func TestSoftFailureCorruptEntry(t *testing.T) {
 	// is still found there.
 	mustRun(t, e, "push", "-q", "bad-older", smallTree(t, "older"))
 	for _, noLocal := range []bool{false, true} {
-		fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal))
+		fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal), "TIERCACHE_READ_ONLY", "true")
 		dir := filepath.Join(t.TempDir(), "d")
 		_, stderr, code := runCLI(t, fresh, "pull", "bad", "-r", "bad-", dir)
 		if w := warnings(stderr); code != 0 || len(w) != 1 || !strings.Contains(w[0], "integrity") {

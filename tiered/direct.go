@@ -71,7 +71,9 @@ type PushOptions struct {
 	Names []string
 	// IfAbsent makes Push do nothing when key is already stored: in the
 	// remote when there is one (a manifest read), else in the local
-	// tier. PutResult.AlreadyIn then names that tier; nothing is
+	// tier. An entry whose archive the remote is found to lack, or to
+	// hold at another size than its manifest records, counts as absent:
+	// every pull refuses it. PutResult.AlreadyIn then names that tier; nothing is
 	// uploaded or written, and no access is recorded. A remote that
 	// fails that check is a remote failure like any other (see
 	// PutResult.RemoteErr): the local tier is asked instead, and the
@@ -99,7 +101,9 @@ type PushOptions struct {
 // the tree replace what dir holds at the same paths, as tar -x does, and
 // the rest is left alone; an existing dir keeps its own mode and mtime.
 // A miss (Hit{}, false, nil), or a failure of the remote, leaves dir as it
-// was. Hit.Path is dir.
+// was. Hit.Path is dir. A remote entry whose archive is damaged is
+// refused (Hit.Refused) and, unless read-only, removed from the remote
+// (see CorruptError), so that the next push stores the tree again.
 //
 // Every file is written once. A local entry kept as an archive is
 // extracted into a directory beside dir, checked against its recorded
@@ -524,8 +528,11 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 // local tier answering in its place unless NoLocal.
 func (c *Cache) storedIn(ctx context.Context, key string) (in tiercache.Tier, rerr, err error) {
 	if c.remote != nil {
-		m, err := c.remote.Stat(ctx, key)
+		m, broken, err := c.currentVersion(ctx, key)
 		switch {
+		case broken:
+			// Stored, but every pull refuses it: the push replaces it.
+			return "", nil, nil
 		case err == nil && c.opts.Signer != nil && !c.signedByUs(key, m):
 			// Not what this push would leave: it replaces the entry
 			// with one signed, as a push without IfAbsent would.

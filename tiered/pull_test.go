@@ -243,7 +243,9 @@ func TestPullRefusedEntryTriesNext(t *testing.T) {
 		}
 	}
 	store.Corrupt("deps-b", func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
-	fresh := newTiered(t, store, Options{})
+	// Read-only, so that deps-b stays for the strict pull: a writable
+	// one removes it (see TestRefusedEntryReplacedByNextPush).
+	fresh := newTiered(t, store, Options{ReadOnly: true})
 	dir := filepath.Join(t.TempDir(), "d")
 	h, ok, err := fresh.Pull(t.Context(), "deps-b", []string{"deps-"}, dir, PullOptions{})
 	if err != nil || !ok || h.Key != "deps-a" || h.Tier != tiercache.TierRemote {

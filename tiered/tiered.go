@@ -113,6 +113,9 @@ type Cache struct {
 	*state
 	// reads are the views of opts.ReadScopes, in order.
 	reads []*Cache
+	// readScope marks a view of one of them: its entries are read,
+	// never written.
+	readScope bool
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -147,6 +150,7 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 		if err != nil {
 			return nil, err
 		}
+		v.readScope = true
 		c.reads = append(c.reads, v)
 	}
 	return c, nil
@@ -435,27 +439,118 @@ func (c *Cache) fillFrom(ctx context.Context, key string, rc io.Reader, meta rem
 	switch {
 	case err == nil:
 		if err := verify(key, meta, res); err != nil {
-			return res, remoteErr(err)
+			return res, c.refuseDamaged(ctx, key, meta, err)
 		}
 		// The archive is the one the manifest records; so must its
 		// index be, before the local tier records it as the archive's.
 		if err := tail.check(); err != nil {
-			return res, remoteErr(fmt.Errorf("key %q: %w", key, err))
+			return res, c.refuseDamaged(ctx, key, meta, fmt.Errorf("key %q: %w", key, err))
 		}
 		res.Index = archive.IndexInfo(meta.Index)
 		return res, nil
 	case errors.Is(err, tiercache.ErrNotFound):
 		return res, err
 	case src.err != nil:
-		// The download failed, not the disk.
-		return res, remoteErr(fmt.Errorf("extract %q: %w", key, err))
+		// The download failed, not the disk; the store may have found
+		// the object is not what the manifest records.
+		err = fmt.Errorf("extract %q: %w", key, err)
+		if damaged(err) {
+			return res, c.refuseDamaged(ctx, key, meta, err)
+		}
+		return res, remoteErr(err)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return res, fmt.Errorf("extract %q: %w", key, err)
-	case errors.Is(err, tiercache.ErrIntegrity) || errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded):
-		// The object is corrupt or hostile.
+	case damaged(err):
+		return res, c.refuseDamaged(ctx, key, meta, fmt.Errorf("extract %q: %w", key, err))
+	case errors.Is(err, tiercache.ErrUnsafeArchive) || errors.Is(err, tiercache.ErrLimitExceeded):
+		// The object is hostile, or beyond this Cache's limits.
 		return res, remoteErr(fmt.Errorf("extract %q: %w", key, err))
 	}
 	return res, fmt.Errorf("extract %q: %w", key, err)
+}
+
+// damaged reports whether err, refusing a remote entry's archive, says
+// its bytes are not the ones its manifest records, rather than that
+// this Cache's limits or safety checks refuse them (which other clients
+// may accept).
+func damaged(err error) bool {
+	return errors.Is(err, tiercache.ErrIntegrity) && !errors.Is(err, tiercache.ErrUnsafeArchive) && !errors.Is(err, tiercache.ErrLimitExceeded)
+}
+
+// CorruptError reports a remote entry whose archive is not the one its
+// manifest records (its bytes fail the recorded size or SHA-256, or do
+// not decode, or hold another tree or index than recorded), which a
+// pull refused. Kept, such an entry would be refused by every pull for
+// good: a push of the same tree finds the manifest identical to its own
+// archive and skips the upload. So a Cache that refuses one removes it
+// from the remote, unless it may not write there (Options.ReadOnly, or
+// a read scope) or the key no longer holds the version it read.
+type CorruptError struct {
+	// Key is the entry's key.
+	Key string
+	// Err is the refusal; it wraps tiercache.ErrIntegrity.
+	Err error
+	// Removed tells that the entry is no longer in the remote: the
+	// next push of the key uploads its tree.
+	Removed bool
+	// Kept, when the entry was not removed, says why: an error wrapping
+	// tiercache.ErrReadOnly when the Cache may not write there, else
+	// the failure of the removal, or that the key holds another version
+	// now.
+	Kept error
+}
+
+func (e *CorruptError) Error() string {
+	if e.Removed {
+		return e.Err.Error() + "; the entry has been removed from the remote"
+	}
+	return fmt.Sprintf("%v; the entry was not removed from the remote: %v", e.Err, e.Kept)
+}
+
+// Unwrap returns Err: Kept is not part of the refusal (a read-only
+// Cache's refusal must not read as a refused write).
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// refuseDamaged returns err, the refusal of key's remote version meta
+// whose archive is damaged, as a RemoteError wrapping a *CorruptError,
+// once it has removed that version from the remote where it may.
+//
+// The manifest is read again first, so that a version pushed since the
+// damaged one was read stays. The store has no conditional delete: a
+// push committing between that read and the removal is removed too,
+// which costs one miss, as does an archive damaged in transit (over
+// plain HTTP) rather than in the store. Keeping a damaged entry would
+// cost a miss to every job until someone removed it.
+func (c *Cache) refuseDamaged(ctx context.Context, key string, meta remote.Meta, err error) error {
+	ce := &CorruptError{Key: key, Err: err}
+	switch {
+	case c.opts.ReadOnly:
+		ce.Kept = tiercache.ErrReadOnly
+	case c.readScope:
+		ce.Kept = fmt.Errorf("%w: scope %q is only read here", tiercache.ErrReadOnly, c.opts.Scope)
+	default:
+		ce.Removed, ce.Kept = c.removeVersion(ctx, key, meta)
+	}
+	return remoteErr(ce)
+}
+
+// removeVersion deletes key from the remote if it still holds the
+// version meta describes, and reports whether the key no longer holds
+// it, or why it was kept.
+func (c *Cache) removeVersion(ctx context.Context, key string, meta remote.Meta) (bool, error) {
+	cur, err := c.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading its manifest again: %w", err)
+	case cur.SHA256 != meta.SHA256 || cur.ArchiveSize != meta.ArchiveSize || !cur.Created.Equal(meta.Created):
+		return false, errors.New("the key holds another version now, which stays")
+	}
+	if err := c.remote.Delete(ctx, key); err != nil {
+		return false, fmt.Errorf("removing it: %w", err)
+	}
+	return true, nil
 }
 
 // extractOptions are o for the entry m: limited to what m records (see
@@ -906,16 +1001,17 @@ func (c *Cache) planPush(ctx context.Context, key string, src source, descriptio
 	// The lookup is a round trip to the remote: it runs while the tree
 	// is measured, which takes about as long on a large tree.
 	type statOut struct {
-		m   remote.Meta
-		err error
+		m      remote.Meta
+		broken bool
+		err    error
 	}
 	stat := make(chan statOut, 1)
 	if absent {
 		stat <- statOut{err: tiercache.ErrNotFound}
 	} else {
 		go func() {
-			m, err := c.remote.Stat(ctx, key)
-			stat <- statOut{m, err}
+			m, broken, err := c.currentVersion(ctx, key)
+			stat <- statOut{m, broken, err}
 		}()
 	}
 	want, err = src.measure(ctx)
@@ -934,13 +1030,43 @@ func (c *Cache) planPush(ctx context.Context, key string, src source, descriptio
 	case err != nil:
 		return want, meta, old, false, remoteErr(fmt.Errorf("remote stat %q: %w", key, err))
 	}
-	same = old.Size == want.Size && old.Files == want.Files
+	// A broken entry is replaced even by an identical tree.
+	same = !st.broken && old.Size == want.Size && old.Files == want.Files
 	if c.opts.Signer != nil && same && !c.signedByUs(key, old) {
 		// The same bytes, unsigned or signed by another key: upload
 		// them again, signed, so that trusting jobs accept them.
 		same = false
 	}
 	return want, meta, old, same, nil
+}
+
+// currentVersion returns the Meta of key's remote entry, for a push to
+// compare its tree with, and broken if the entry's data object is
+// missing or not of the size its manifest records: a pull refuses such
+// an entry before reading a byte of it, without the Meta it would need
+// to remove it (see refuseDamaged), so a push must replace it even with
+// an identical tree. A store that reads pinned versions
+// (remote.RangeReader) tells, asked for the version: for S3 that costs
+// what Stat does (the manifest, and a HEAD of the data object instead of
+// the access record's), so every push may ask. Damage that keeps the
+// size is left to the pulls that refuse it. Errors are Stat's.
+func (c *Cache) currentVersion(ctx context.Context, key string) (m remote.Meta, broken bool, err error) {
+	rr, ok := c.remote.(remote.RangeReader)
+	if !ok {
+		m, err = c.remote.Stat(ctx, key)
+		return m, false, err
+	}
+	v, err := rr.OpenVersion(ctx, key)
+	switch {
+	case err == nil:
+		return v.Meta, false, nil
+	case !errors.Is(err, tiercache.ErrIntegrity) && !errors.Is(err, tiercache.ErrNotFound):
+		return remote.Meta{}, false, err
+	}
+	// No key, a manifest that does not parse, or a manifest whose data
+	// object is missing or of another size: only the last is broken.
+	m, err = c.remote.Stat(ctx, key)
+	return m, err == nil, err
 }
 
 // skipUpload records in res that the remote already holds the pushed tree

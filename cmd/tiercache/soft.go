@@ -66,6 +66,7 @@ func hint(err error) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var netErr net.Error
+	var corrupt *tiered.CorruptError
 	switch {
 	case errors.Is(err, s3.ErrNoCredentials):
 		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
@@ -77,8 +78,16 @@ func hint(err error) string {
 		return "" // its message says to check --endpoint
 	case errors.Is(err, tiered.ErrNoRoom):
 		return "free space on the disk it names (for the local tier, where --cache-dir (TIERCACHE_DIR) is: 'tiercache prune' frees some)"
+	case errors.As(err, &corrupt) && corrupt.Removed:
+		return "nothing of the stored entry was used; the next push stores the tree again"
+	case errors.As(err, &corrupt) && errors.Is(corrupt.Kept, tiercache.ErrReadOnly):
+		return "nothing of the stored entry was used; a writable job's pull, or 'tiercache rm KEY', removes it"
 	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):
-		return "the stored entry was refused and nothing of it was used; the next push replaces it, or 'tiercache rm KEY' removes it"
+		// Not "the next push replaces it", untrue of some: a refusal by
+		// this job's own limits (a push of the same tree finds the
+		// archive identical), a manifest that does not parse (the
+		// push's lookup fails).
+		return "the stored entry was refused and nothing of it was used; 'tiercache rm KEY' removes it"
 	case errors.As(err, &dnsErr), errors.As(err, &opErr):
 		return "check that the endpoint is up and reachable (--endpoint, TIERCACHE_S3_ENDPOINT)"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
