@@ -106,7 +106,8 @@
 // one of the archive's symlinks spelled otherwise: ASCII names are
 // compared regardless of case, and a non-ASCII name, or any name as deep
 // as a non-ASCII symlink's, counts as possibly one (telling Unicode forms
-// apart needs tables this package does not carry). On Windows a target
+// apart needs tables this package does not carry), and so does a name
+// with an NTFS short-name component ("LONGDI~1"). On Windows a target
 // is created with backslashes and, for StrictSymlinks, a backslash in it
 // counts as a separator; a process without the privilege to create
 // symlinks fails on the first one, with an error naming the member and

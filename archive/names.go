@@ -152,6 +152,8 @@ var foldingNames = runtime.GOOS == "darwin" || runtime.GOOS == "ios" || runtime.
 // names are one (NFC and NFD forms, non-ASCII case, the Kelvin sign
 // for K) needs Unicode tables this module does not carry, so a
 // non-ASCII name, or any name as deep as a non-ASCII symlink's, might be.
+// So might a name with an NTFS short-name component ("LONGDI~1" for
+// "longdirectory"), which only the volume can expand.
 type linkAliases struct {
 	folded   map[string]bool // the ASCII symlink names, upper-cased
 	nonASCII map[int]bool    // component counts of the other symlink names
@@ -175,12 +177,24 @@ func (a *linkAliases) mayBe(p string) bool {
 	switch {
 	case a == nil:
 		return false
-	case !isASCII(p) || a.nonASCII[strings.Count(p, "/")+1]:
+	case !isASCII(p) || a.nonASCII[strings.Count(p, "/")+1] || mayBeShortName(p):
 		return true
 	}
 	return a.folded[strings.ToUpper(p)]
 }
 
+// mayBeShortName reports whether p has a "~" followed by a digit, as the
+// 8.3 short names NTFS gives long names have ("PROGRA~1").
+func mayBeShortName(p string) bool {
+	for i := 0; i+1 < len(p); i++ {
+		if p[i] == '~' && p[i+1] >= '0' && p[i+1] <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// isASCII reports whether s is all ASCII.
 func isASCII(s string) bool {
 	for i := range len(s) {
 		if s[i] >= utf8.RuneSelf {

@@ -245,3 +245,18 @@ func TestSkippedSymlinkFoldedNames(t *testing.T) {
 		})
 	}
 }
+
+// TestStrictSymlinksShortNames: NTFS with 8.3 names (the default
+// on many system volumes) also takes "LONGDI~1" for "longdirectory":
+// another spelling of a symlink's parent the folding check does not
+// consider.
+func TestStrictSymlinksShortNames(t *testing.T) {
+	setFoldingNames(t, true)
+	data := archiveOf(t,
+		dirM("longdirectory/"),
+		symlinkM("longdirectory/up", ".."), // longdirectory/.. is the root: allowed
+		symlinkM("x", "LONGDI~1/up/.."),
+	)
+	_, err := Inspect(t.Context(), bytes.NewReader(data), ExtractOptions{StrictSymlinks: true})
+	checkStrictRefusal(t, "Inspect", err, "x")
+}

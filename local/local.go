@@ -59,7 +59,7 @@
 // renaming a fresh pointer over index/<name>, then fsync index/. Concurrent
 // Puts of one key serialise on the stripe lock only for that short swap;
 // each knows exactly which version it replaced, and the last swap wins,
-// except a write with Info.Replaces (a download), which yields to any
+// except a write with Info.Replaces (a download), which yields to another
 // version committed since it began: it is published as already replaced.
 //
 // Invalidate and Prune also only record the version in retired/ and remove
@@ -717,14 +717,15 @@ type Info struct {
 	// Signature. A push that signs its upload signs its local copy so.
 	Seal func(s Stored) *tiercache.Signature
 	// Replaces, if set (by Current), makes the write yield to any other:
-	// the version becomes current only if key's current version is
-	// still the one Current returned, checked under the lock every
-	// commit of key takes, so across processes. Otherwise it is
-	// published as already replaced, as if committed just before
-	// whatever overtook it: its paths stay readable for the grace
-	// period, and the newer version stays current. A download, which
-	// may have fetched a version older than a concurrent push's, sets
-	// it.
+	// the version becomes current only if key has no current version
+	// or still the one Current returned, checked under the lock every
+	// commit of key takes, so across processes. Otherwise, another
+	// version having been committed since, it is published as already
+	// replaced, as if committed just before it: its paths stay readable
+	// for the grace period, and the newer version stays current. A
+	// download, which may have fetched a version older than a
+	// concurrent push's, sets it. (An eviction meanwhile leaves no
+	// version to yield to: the download becomes current.)
 	Replaces Version
 }
 
@@ -856,7 +857,7 @@ func (c *Cache) commit(ctx context.Context, name, ver string, replaces Version) 
 		return "", fmt.Errorf("publish version: %w", err)
 	}
 	if replaces.set {
-		if cur, _ := c.current(name); cur != replaces.name {
+		if cur, _ := c.current(name); cur != "" && cur != replaces.name {
 			// Never current, so never fsynced: a crash leaves at worst
 			// an orphan, which the full sweep removes.
 			if err := c.retire(version); err != nil {

@@ -24,8 +24,9 @@ type Limits struct {
 	// goes, however much room is left.
 	MaxAge time.Duration `json:"max_age,omitempty"`
 	// OnEvict, if set, is called by a tier's prune once for each entry
-	// it evicted by these limits, as soon as the eviction took effect,
-	// in the order evicted, from the goroutine that called the prune.
+	// it evicted by these limits, once the eviction took effect (a
+	// remote store may report a batch of deletions together), in the
+	// order evicted, from the goroutine that called the prune.
 	// The Item is the entry as the tier ranked it: Key its stored key
 	// (see tiercache.ScopedKey), Size as counted against MaxBytes. A
 	// remote tier that cannot tell an evicted entry's key (its record
@@ -39,8 +40,7 @@ type Limits struct {
 // Unlimited reports whether l imposes no limit at all.
 func (l Limits) Unlimited() bool { return l.MaxEntries == 0 && l.MaxBytes == 0 && l.MaxAge == 0 }
 
-// Report calls l.OnEvict with it, if OnEvict is set: what a prune calls
-// for each entry it evicted.
+// Report reports the eviction of it to OnEvict, if set.
 func (l Limits) Report(it Item) {
 	if l.OnEvict != nil {
 		l.OnEvict(it)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache/internal/treetest"
 )
 
 // uxTree makes a/f and a/sub/g in the working directory, which it makes
@@ -161,5 +163,23 @@ func TestLsLocalBadScope(t *testing.T) {
 		if r := cli(t, e.with("TIERCACHE_SCOPE", strings.Repeat("s", 300)), "ls", "--tier", "local"); r.code != exitUsage || !strings.Contains(r.stderr, "scope is 300 bytes") {
 			t.Errorf("TIERCACHE_SCOPE too long (pushed %v): exit %d, stderr %q; want a usage error", pushed, r.code, r.stderr)
 		}
+	}
+}
+
+// TestPushSamePathThroughSymlink: a PATH and a symlink to it are one
+// directory named twice.
+func TestPushSamePathThroughSymlink(t *testing.T) {
+	e := newEnv(t)
+	a := smallTree(t, "a")
+	link := filepath.Join(t.TempDir(), "alias")
+	err := os.Symlink(a, link)
+	if err != nil && treetest.UnderWine() {
+		t.Skipf("Wine has no symlinks, which this test needs: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, e, "push", "k", a, link); r.code != exitUsage || !strings.Contains(r.stderr, "names the same path as") {
+		t.Errorf("push k A ALIAS-OF-A: exit %d, stderr %q; want the usage error a PATH named twice gets", r.code, r.stderr)
 	}
 }

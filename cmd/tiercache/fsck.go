@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -39,7 +40,7 @@ error:
   remote  checksum-mismatch  (--deep) the archive's SHA-256 differs from the manifest's
   remote  content-mismatch   (--deep) the archive is intact but a pull would refuse it
   remote  newer-manifest     a newer tiercache sharing the bucket wrote the entry: never
-                             repaired (nor anything under its key); upgrade, or 'rm' it
+                             repaired (nor anything under its key), and not a failure
 and what interrupted pushes and pulls left behind, once older than the
 grace (younger leftovers may belong to a push still running; a staging
 directory counts once its owner is dead and it is a minute old):
@@ -57,8 +58,9 @@ their grace from the local tier when it opens it, so those rarely show.
 --repair removes what fsck reports: a broken entry is deleted (the key then
 misses, and the next push stores it again), but of a tree-mismatch on an
 entry kept as an archive, only the expanded tree (the next pull --link makes
-it again); leftovers are deleted and stale uploads aborted. It is safe while other jobs use the cache, which is why
-leftovers younger than the grace are kept. --grace overrides the grace of
+it again); leftovers are deleted and stale uploads aborted. A newer-manifest
+entry is left as it is. It is safe while other jobs use the cache, which is
+why leftovers younger than the grace are kept. --grace overrides the grace of
 both tiers (by default 10m locally, 1h remotely); --grace 0 collects every
 leftover whatever its age, and is only safe when nothing else is using the
 cache directory or the bucket. With --read-only, fsck checks but --repair is
@@ -138,13 +140,30 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 		printProblems(cmd.OutOrStdout(), rep)
 	}
 	a.infof(cmd, "fsck: %s", fsckSummary(rep, o.deep))
-	switch {
-	case out.Unrepaired == 0:
+	// Entries a newer tiercache wrote are not this one's to judge: they
+	// are reported, never repaired, and fail nothing.
+	newer := 0
+	if rep.Remote != nil {
+		for _, p := range rep.Remote.Problems {
+			if p.Kind == remote.ProblemNewerManifest {
+				newer++
+			}
+		}
+	}
+	if newer > 0 {
+		what := "1 entry"
+		if newer > 1 {
+			what = fmt.Sprintf("%d entries", newer)
+		}
+		a.infof(cmd, "fsck: left alone %s written by a newer tiercache sharing the bucket; a newer tiercache checks them", what)
+	}
+	switch unrepaired := out.Unrepaired - newer; {
+	case unrepaired == 0:
 		return nil
 	case o.repair:
-		return fmt.Errorf("fsck: %d of %s could not be repaired", out.Unrepaired, problems(out.Problems))
+		return fmt.Errorf("fsck: %d of %s could not be repaired", unrepaired, problems(out.Problems-newer))
 	default:
-		return fmt.Errorf("fsck: %s found; 'tiercache fsck --repair' removes them", problems(out.Unrepaired))
+		return fmt.Errorf("fsck: %s found; 'tiercache fsck --repair' removes them", problems(unrepaired))
 	}
 }
 

@@ -174,17 +174,22 @@ func (a *app) expandPaths(paths []string) ([]string, error) {
 }
 
 // distinctPaths returns paths made absolute, refusing (as a usage error)
-// one named twice, however spelled ("a", "./a", "a/"): push would store
-// its tree twice, and pull would merge two of an entry's paths into one.
+// one named twice, however spelled ("a", "./a", "a/", a symlink to a):
+// push would store its tree twice, and pull would merge two of an entry's
+// paths into one.
 func distinctPaths(given, paths []string) ([]string, error) {
 	abs := make([]string, len(paths))
+	infos := make([]os.FileInfo, len(paths))
 	for i, p := range paths {
 		var err error
 		if abs[i], err = filepath.Abs(p); err != nil {
 			return nil, fmt.Errorf("path %s: %w", given[i], err)
 		}
+		// Existing ones are compared as files too: a symlink to
+		// another PATH, or another case of it where names fold.
+		infos[i], _ = os.Stat(p)
 		for j := range i {
-			if abs[j] == abs[i] {
+			if abs[j] == abs[i] || infos[i] != nil && infos[j] != nil && os.SameFile(infos[i], infos[j]) {
 				return nil, usageErrorf("path %s names the same path as %s: give each PATH once", given[i], given[j])
 			}
 		}

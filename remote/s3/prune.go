@@ -251,8 +251,8 @@ type keyState struct {
 //
 // Each eviction is reported to l.OnEvict once its manifest is deleted,
 // before its data. With OnEvict set, the manifests of victims with
-// fallback stems are read first for their keys; one unreadable by then
-// is reported with Key "".
+// fallback stems are read first for their keys; one unreadable then is
+// reported with Key "".
 func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	if err := l.Validate(); err != nil {
 		return 0, err
@@ -302,7 +302,9 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		unknown := func(ks *keyState) bool {
 			return isVictim[ks.n.stem] && ks.state == manifestUnread && ks.key() == ""
 		}
-		if err := s.readManifests(ctx, keys, unknown, nil); err != nil {
+		// Naming them must not stop the prune: one still unread after
+		// a failure is reported with Key "".
+		if err := s.readManifests(ctx, keys, unknown, nil); err != nil && ctx.Err() != nil {
 			return 0, err
 		}
 	}
