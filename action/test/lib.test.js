@@ -97,7 +97,7 @@ test('the action.yml files declare what the scripts read', () => {
   assert.equal(main['no-local'].default, '', 'no-local must default to empty (decided by the runner)');
   for (const [file, script] of [['action.yml', 'main.js'], ['restore/action.yml', 'restore.js'], ['save/action.yml', 'save.js']]) {
     const yml = fs.readFileSync(path.join(h.REPO, file), 'utf8');
-    assert.match(yml, /^ {2}using: 'node20'$/m, file);
+    assert.match(yml, /^ {2}using: 'node24'$/m, file);
     const m = /^ {2}main: '(.+)'$/m.exec(yml);
     assert.ok(m, `${file} has no runs.main`);
     assert.equal(path.resolve(h.REPO, path.dirname(file), m[1]), path.join(h.ACTION, script), file);
