@@ -31,7 +31,7 @@ PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiere
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio versitygw mc demo bench bench-tools clean
 .PHONY: goreleaser release-snapshot
-.PHONY: wine-setup test-windows test-action crossos-fixtures
+.PHONY: wine-setup test-windows test-action node crossos-fixtures
 
 all: build
 
@@ -50,13 +50,24 @@ test: lint cross portable minio versitygw unit test-action fuzz $(TEST_WINDOWS) 
 unit: minio versitygw
 	$(GO) test -count=1 -timeout 20m ./...
 
-NODE ?= node
+# The Action runs on Node 24 (action.yml's runs.using), so its tests do
+# too: npm's prebuilt Node for this platform, pinned and installed into
+# ./bin. NODE=node runs them on the node on PATH instead.
+NODE_VERSION := 24.22.3
+NODE_PKG := node-$(shell uname -s | tr A-Z a-z)-$(subst x86_64,x64,$(subst aarch64,arm64,$(shell uname -m)))
+NODE_DIR := $(BIN)/node-$(NODE_VERSION)
+NODE ?= $(NODE_DIR)/node_modules/$(NODE_PKG)/bin/node
 
-## test-action: the GitHub Action's tests (Node's built-in runner): its main and post steps
-## run against a real MinIO and the CLI built here, and the release download checked
-## against a local release host.
-test-action: build minio
+## test-action: the GitHub Action's tests (Node's built-in runner, on Node 24): its main and
+## post steps run against a real MinIO and the CLI built here, and the release download
+## checked against a local release host.
+test-action: build minio node
 	TIERCACHE_TEST_BIN=$(BIN)/tiercache $(NODE) --test action/test/*.test.js
+
+## node: install the pinned Node that test-action runs (unless NODE names another).
+node:
+	@case "$(NODE)" in $(NODE_DIR)/*) [ -x "$(NODE)" ] || npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund --loglevel=error $(NODE_PKG)@$(NODE_VERSION);; esac
+	@$(NODE) --version
 
 ## cross: build the CLI for, and vet every package on, each of CROSS_PLATFORMS. The builds
 ## use the release's settings (.goreleaser.yaml), so release-snapshot finds them compiled.
