@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 
 const lib = require('./lib');
-const { install } = require('./install');
+const { install, IntegrityError } = require('./install');
 
 // The names under which main.js hands its work to post.js.
 const State = {
@@ -26,10 +26,27 @@ function readKeyAndPaths() {
   return { key, paths, excludes };
 }
 
+// installOrSkip returns the binary to run, or '' when it cannot be had
+// for a reason that is an outage (a download or a build that failed): as
+// actions/cache warns when its cache service is unreachable, the step
+// then goes on without the cache. With strict it fails instead; so does,
+// always, a download that fails verification or a TIERCACHE_BIN that is
+// not there.
+async function installOrSkip() {
+  try {
+    return await install();
+  } catch (err) {
+    if (lib.strict() || err instanceof IntegrityError || err instanceof lib.UsageError) throw err;
+    lib.warning(`${err.message}; the cache is skipped (set strict: true to fail the step instead)`);
+    return '';
+  }
+}
+
 // restore pulls key (or a restore key's match) into the paths. The CLI
 // writes the step outputs (cache-hit, cache-matched-key,
-// cache-primary-key) to GITHUB_OUTPUT itself. With withState, it records
-// for post.js what to push and whether the key itself was hit.
+// cache-primary-key) to GITHUB_OUTPUT itself; without a binary, the step
+// writes a miss's. With withState, it records for post.js what to push
+// and whether the key itself was hit.
 async function restore({ withState }) {
   const { key, paths, excludes } = readKeyAndPaths();
   const restoreKeys = lib.getMultilineInput('restore-keys');
@@ -46,16 +63,28 @@ async function restore({ withState }) {
     lib.saveState(State.excludes, JSON.stringify(excludes));
     lib.saveState(State.restoreKeys, JSON.stringify(restoreKeys));
   }
-  const bin = await install();
-  if (withState) lib.saveState(State.bin, bin);
-
-  const args = ['pull', ...global, '--json'];
-  for (const k of restoreKeys) args.push(`--restore-key=${k}`);
-  if (failOnMiss) args.push('--fail-on-miss');
-  if (lookupOnly) args.push('--lookup-only');
-  args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
-  const { code, stdout } = await lib.runTiercache(bin, args, { capture: true });
-  const out = lib.parseJSONOutput(stdout);
+  const bin = await installOrSkip();
+  let code = 0;
+  let out = null;
+  if (bin) {
+    if (withState) lib.saveState(State.bin, bin);
+    const args = ['pull', ...global, '--json'];
+    for (const k of restoreKeys) args.push(`--restore-key=${k}`);
+    if (failOnMiss) args.push('--fail-on-miss');
+    if (lookupOnly) args.push('--lookup-only');
+    args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
+    const absent = paths.filter((p) => !lexists(p));
+    let stdout;
+    ({ code, stdout } = await lib.runTiercache(bin, args, { capture: true }));
+    out = lib.parseJSONOutput(stdout);
+    if (code === 3 || (code === 0 && out && !out.hit)) removeEmptyDirs(absent);
+  } else {
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-hit', 'false');
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-primary-key', key);
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-matched-key', '');
+    code = failOnMiss ? 3 : 0;
+    out = { hit: false };
+  }
   if (code === 3) {
     lib.setFailed(`no cache entry for key "${key}"${restoreKeys.length ? ' or its restore keys' : ''}, and fail-on-cache-miss is set`);
     return;
@@ -72,6 +101,30 @@ async function restore({ withState }) {
     lib.info(`Cache not found for key "${key}"${restoreKeys.length ? ' or its restore keys' : ''}`);
   } else {
     lib.info(`Cache ${lookupOnly ? 'found' : 'restored'} from key "${out.key}"${exact ? '' : ` (a restore key; "${key}" missed)`}`);
+  }
+}
+
+// lexists reports whether p is there, a dangling link included.
+function lexists(p) {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch (err) {
+    return err.code !== 'ENOENT'; // unknown: never removed
+  }
+}
+
+// removeEmptyDirs undoes what a missing pull made: the CLI creates a
+// single DIR on a miss, while actions/cache leaves a miss's paths as they
+// were, and a path meant for a file (.eslintcache) must not be left a
+// directory. Only empty directories go; anything else stays.
+function removeEmptyDirs(paths) {
+  for (const p of paths) {
+    try {
+      fs.rmdirSync(p);
+    } catch {
+      // not made by the pull, or filled since: left alone
+    }
   }
 }
 
@@ -98,7 +151,9 @@ async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   const args = ['push', ...global];
   for (const k of restoreKeys) args.push(`--restore-key=${k}`);
   args.push(...lib.pathArgs(key, paths, excludes));
-  const { code } = await lib.runTiercache(bin || (await install()), args);
+  bin = bin || (await installOrSkip());
+  if (!bin) return;
+  const { code } = await lib.runTiercache(bin, args);
   if (code !== 0) {
     lib.setFailed(`tiercache push failed (exit code ${code}); see its message above`);
   }
@@ -134,8 +189,14 @@ async function postSave() {
   await push({ key, paths, excludes, bin, restoreKeys });
 }
 
-// saveOnly is save/action.yml: push key and path from the inputs.
+// saveOnly is save/action.yml: push key and path from the inputs. An
+// empty key (the cache-primary-key of a restore step that did not run)
+// is a warning, as in actions/cache/save, unless strict is set.
 async function saveOnly() {
+  if (lib.getInput('key') === '' && !lib.strict()) {
+    lib.warning('Key is not specified: input "key" is empty, so nothing was saved (set strict: true to fail the step instead)');
+    return;
+  }
   const { key, paths, excludes } = readKeyAndPaths();
   await push({ key, paths, excludes, bin: '' });
 }

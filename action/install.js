@@ -238,9 +238,9 @@ async function install({ env = process.env, log = lib.info } = {}) {
     try {
       st = fs.statSync(pl.bin);
     } catch (err) {
-      throw new Error(`TIERCACHE_BIN=${pl.bin}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+      throw new lib.UsageError(`TIERCACHE_BIN=${pl.bin}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     }
-    if (!st.isFile()) throw new Error(`TIERCACHE_BIN=${pl.bin} is not a file`);
+    if (!st.isFile()) throw new lib.UsageError(`TIERCACHE_BIN=${pl.bin} is not a file`);
     log(`using TIERCACHE_BIN: ${pl.bin}`);
     return path.resolve(pl.bin);
   }

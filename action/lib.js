@@ -64,7 +64,10 @@ function splitLines(s) {
 // home directory. The CLI matches an exclude below each PATH, while
 // actions/cache's negations name paths: see excludePattern. A path given
 // twice, however spelled, counts once: actions/cache takes such a list,
-// and the CLI refuses it (restore and save drop the same lines).
+// and the CLI refuses it (restore and save drop the same lines). A glob
+// line (**/node_modules), which actions/cache expands, is a usage error:
+// taken as a name, it would restore into, and save, a directory called
+// "**".
 function parsePaths(lines, home = os.homedir()) {
   const paths = [];
   const seen = new Set();
@@ -77,6 +80,13 @@ function parsePaths(lines, home = os.homedir()) {
       }
       negated.push(pattern);
     } else {
+      if (isGlob(line)) {
+        throw new UsageError(
+          `input "path": "${line}" is a glob pattern, and tiercache does not expand patterns: ` +
+            'an entry is restored into the paths by position, which a pattern cannot name before they exist. ' +
+            'List the directories or files themselves, one a line (see the README\'s GitHub Actions section)',
+        );
+      }
       const p = expandHome(line, home);
       if (!seen.has(path.resolve(p))) {
         seen.add(path.resolve(p));
@@ -109,6 +119,12 @@ function excludePattern(pattern, paths, home = os.homedir()) {
     }
   }
   return best === '' ? pattern : '/' + best.split(path.sep).join('/');
+}
+
+// isGlob reports whether a path line holds a wildcard that actions/cache's
+// glob matching would expand: *, ? or a [...] class.
+function isGlob(line) {
+  return /[*?]|\[[^\]]*\]/.test(line);
 }
 
 function expandHome(p, home = os.homedir()) {

@@ -91,9 +91,10 @@ test('the action.yml files declare what the scripts read', () => {
   const restore = h.actionInputs(path.join(h.REPO, 'restore', 'action.yml'));
   const save = h.actionInputs(path.join(h.REPO, 'save', 'action.yml'));
   const shared = ['key', 'path', 'remote', 'endpoint', 'region', 'path-style', 'read-only', 'no-local', 'strict', 'scope'];
-  assert.deepEqual(Object.keys(main).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'save-always'].sort());
-  assert.deepEqual(Object.keys(restore).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only'].sort());
-  assert.deepEqual(Object.keys(save).sort(), [...shared].sort());
+  // enableCrossOsArchive and upload-chunk-size: actions/cache's, accepted and ignored.
+  assert.deepEqual(Object.keys(main).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'save-always', 'enableCrossOsArchive', 'upload-chunk-size'].sort());
+  assert.deepEqual(Object.keys(restore).sort(), [...shared, 'read-scopes', 'restore-keys', 'fail-on-cache-miss', 'lookup-only', 'enableCrossOsArchive'].sort());
+  assert.deepEqual(Object.keys(save).sort(), [...shared, 'enableCrossOsArchive', 'upload-chunk-size'].sort());
   assert.equal(main['no-local'].default, '', 'no-local must default to empty (decided by the runner)');
   for (const [file, script] of [['action.yml', 'main.js'], ['restore/action.yml', 'restore.js'], ['save/action.yml', 'save.js']]) {
     const yml = fs.readFileSync(path.join(h.REPO, file), 'utf8');

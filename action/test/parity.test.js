@@ -1,0 +1,149 @@
+'use strict';
+// Where the action must behave as actions/cache does for a workflow that
+// moves from it: what a miss leaves on disk, glob lines in path, an empty
+// key given to the save action, the binary's download failing, and
+// actions/cache's inputs that have no meaning here. Local tier only; no
+// remote is needed.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const { test } = require('node:test');
+
+const h = require('./helpers');
+
+const restoreYml = path.join(h.REPO, 'restore', 'action.yml');
+const saveYml = path.join(h.REPO, 'save', 'action.yml');
+
+test('a miss creates nothing at the paths, as in actions/cache: a file path is not made a directory', async () => {
+  const m = new h.Machine();
+  fs.mkdirSync(path.join(m.workspace, 'kept'));
+  const main = await h.mainStep(m, { inputs: { key: 'file-1', path: '.eslintcache' } });
+  assert.equal(main.code, 0, main.log);
+  assert.equal(main.outputs['cache-hit'], 'false');
+  assert.equal(fs.existsSync(path.join(m.workspace, '.eslintcache')), false, 'the miss created .eslintcache');
+  const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs: { key: 'file-1', path: 'node_modules' } });
+  assert.equal(restore.code, 0, restore.log);
+  assert.equal(fs.existsSync(path.join(m.workspace, 'node_modules')), false, 'the miss created node_modules');
+  // A directory that was there before the miss stays.
+  const kept = await h.mainStep(m, { inputs: { key: 'file-1', path: 'kept' } });
+  assert.equal(kept.code, 0, kept.log);
+  assert.ok(fs.statSync(path.join(m.workspace, 'kept')).isDirectory(), 'the miss removed a directory it did not make');
+
+  // The job writes the file, the post step saves it, and the next job
+  // gets the file back.
+  fs.writeFileSync(path.join(m.workspace, '.eslintcache'), '{"v":1}');
+  const post = await h.postStep(m, main, { inputs: { key: 'file-1', path: '.eslintcache' } });
+  assert.equal(post.code, 0, post.log);
+  fs.rmSync(path.join(m.workspace, '.eslintcache'));
+  const hit = await h.mainStep(m, { inputs: { key: 'file-1', path: '.eslintcache' } });
+  assert.equal(hit.outputs['cache-hit'], 'true', hit.log);
+  assert.equal(fs.readFileSync(path.join(m.workspace, '.eslintcache'), 'utf8'), '{"v":1}');
+});
+
+test('a glob line in path fails the step naming it, and creates nothing', async () => {
+  for (const line of ['**/node_modules', '*.txt', 'build/[ab]']) {
+    const m = new h.Machine();
+    const main = await h.mainStep(m, { inputs: { key: 'glob-1', path: `~/.npm\n${line}` } });
+    assert.notEqual(main.code, 0, main.log);
+    assert.ok(main.stdout.includes(`::error title=tiercache::input "path": "${line}" is a glob pattern`), main.log);
+    assert.doesNotMatch(main.log, /\[command\]/, 'tiercache ran');
+    assert.deepEqual(fs.readdirSync(m.workspace), []);
+    assert.equal(main.state.key, undefined, 'the post step would save');
+    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: 'glob-1', path: line } });
+    assert.notEqual(save.code, 0, save.log);
+    assert.match(save.stdout, /is a glob pattern/);
+  }
+  // An exclude line is a pattern, as before.
+  const m = new h.Machine();
+  const ok = await h.mainStep(m, { inputs: { key: 'glob-2', path: 'dir\n!**/*.log' } });
+  assert.equal(ok.code, 0, ok.log);
+});
+
+test('save/ with an empty key warns "Key is not specified" and succeeds, as actions/cache/save does; with strict it fails', async () => {
+  const m = new h.Machine();
+  h.writeTree(path.join(m.workspace, 'dir'), 'k');
+  // As when key is ${{ steps.restore.outputs.cache-primary-key }} of a
+  // restore step that did not run.
+  const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: '', path: 'dir' } });
+  assert.equal(save.code, 0, save.log);
+  assert.match(save.stdout, /::warning title=tiercache::Key is not specified: input "key" is empty, so nothing was saved/);
+  assert.doesNotMatch(save.log, /\[command\]/, 'tiercache ran');
+  const strict = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: '', path: 'dir', strict: 'true' } });
+  assert.notEqual(strict.code, 0, strict.log);
+  assert.match(strict.stdout, /::error title=tiercache::input "key" is required/);
+});
+
+// outageHost answers every request with 503, as a release host in an
+// outage does.
+async function outageHost() {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(503);
+    res.end('Service Unavailable');
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
+}
+
+test('the binary cannot be downloaded: a warning and a miss, never a failed step (strict or fail-on-cache-miss: failed)', async () => {
+  const host = await outageHost();
+  try {
+    const extra = { TIERCACHE_BIN: undefined, GITHUB_SERVER_URL: host.url, GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache', GITHUB_ACTION_REF: 'v9.9.9' };
+    const inputs = { key: 'out-1', path: 'dir' };
+    const m = new h.Machine();
+    const main = await h.mainStep(m, { inputs, extra });
+    assert.equal(main.code, 0, main.log);
+    assert.match(main.stdout, /::warning title=tiercache::.*HTTP 503.*the cache is skipped/);
+    assert.deepEqual(main.outputs, { 'cache-hit': 'false', 'cache-primary-key': 'out-1', 'cache-matched-key': '' });
+    assert.equal(main.state['exact-hit'], 'false');
+    h.writeTree(path.join(m.workspace, 'dir'), 'out');
+    const post = await h.postStep(m, main, { inputs, extra });
+    assert.equal(post.code, 0, post.log);
+    assert.match(post.stdout, /::warning title=tiercache::.*HTTP 503.*the cache is skipped/);
+    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs, extra });
+    assert.equal(save.code, 0, save.log);
+    const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs, extra });
+    assert.equal(restore.code, 0, restore.log);
+    assert.equal(restore.outputs['cache-hit'], 'false');
+
+    const failOnMiss = await h.mainStep(m, { inputs: { ...inputs, 'fail-on-cache-miss': 'true' }, extra });
+    assert.notEqual(failOnMiss.code, 0, failOnMiss.log);
+    assert.match(failOnMiss.stdout, /::error title=tiercache::no cache entry for key "out-1"/);
+    const strict = await h.mainStep(m, { inputs: { ...inputs, strict: 'true' }, extra });
+    assert.notEqual(strict.code, 0, strict.log);
+    assert.match(strict.stdout, /::error title=tiercache::.*HTTP 503/);
+    const strictPost = await h.postStep(m, main, { inputs, extra: { ...extra, TIERCACHE_STRICT: 'true' } });
+    assert.notEqual(strictPost.code, 0, strictPost.log);
+  } finally {
+    await host.close();
+  }
+});
+
+test('actions/cache inputs with no meaning here are accepted and change nothing', async () => {
+  const main = h.actionInputs(path.join(h.REPO, 'action.yml'));
+  const restore = h.actionInputs(restoreYml);
+  const save = h.actionInputs(saveYml);
+  for (const [name, inputs] of [['action.yml', main], ['save/action.yml', save]]) {
+    assert.ok('upload-chunk-size' in inputs && 'enableCrossOsArchive' in inputs, `${name} lacks actions/cache's inputs`);
+  }
+  assert.ok('enableCrossOsArchive' in restore, 'restore/action.yml lacks enableCrossOsArchive');
+
+  const m = new h.Machine();
+  const script = path.join(m.root, 'fake-tiercache');
+  const argsFile = path.join(m.root, 'args');
+  fs.writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${argsFile}'\necho '{"hit":false,"exact":false}'\n`, { mode: 0o755 });
+  const extra = { TIERCACHE_BIN: script };
+  const plain = { key: 'k', path: 'dir' };
+  const compat = { ...plain, enableCrossOsArchive: 'true', 'upload-chunk-size': '33554432' };
+  const args = async (inputs) => {
+    fs.rmSync(argsFile, { force: true });
+    const r = await h.mainStep(m, { inputs, extra });
+    assert.equal(r.code, 0, r.log);
+    fs.mkdirSync(path.join(m.workspace, 'dir'), { recursive: true });
+    const post = await h.postStep(m, r, { inputs, extra });
+    assert.equal(post.code, 0, post.log);
+    return fs.readFileSync(argsFile, 'utf8');
+  };
+  assert.equal(await args(compat), await args(plain));
+});
