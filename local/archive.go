@@ -110,19 +110,13 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	} else {
 		s.Archive = filepath.Join(vdir, archiveFile)
 		s.ArchiveSize, s.SHA256, s.Index = m.Archive.Size, m.Archive.SHA256, archive.IndexInfo(m.Archive.Index)
-		// The access is recorded and the tree looked for under the
-		// stripe lock Prune holds to remove a tree (see dropTree): a
-		// tree found here was just marked used, so it stays for the
-		// grace period.
-		lock, err := c.lockStripe(ctx, c.nameOf(key))
+		ok, err := c.useTree(ctx, c.nameOf(key), vdir)
 		if err != nil {
 			return Stored{}, false, fmt.Errorf("lookup %q: %w", key, err)
 		}
-		touchAccess(vdir)
-		if hasTree(vdir) {
+		if ok {
 			s.Tree = filepath.Join(vdir, treeDir)
 		}
-		_ = lock.Unlock()
 	}
 	s.Entry = c.entry(version, m)
 	return s, true, nil
@@ -152,6 +146,20 @@ func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, er
 func touchAccess(vdir string) {
 	now := time.Now()
 	_ = os.Chtimes(vdir, now, now)
+}
+
+// useTree records an access to the version directory vdir of the key
+// stored under name and reports whether it holds a tree, under the stripe
+// lock Prune holds to remove a tree (see dropTree): a tree found here was
+// just marked used, so it stays for the grace period.
+func (c *Cache) useTree(ctx context.Context, name, vdir string) (bool, error) {
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	defer lock.Unlock()
+	touchAccess(vdir)
+	return hasTree(vdir), nil
 }
 
 // hasTree reports whether the version directory vdir holds a tree.
@@ -343,8 +351,12 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 	defer unlock()
 	vdir := filepath.Join(c.dataDir, s.version)
 	tree := filepath.Join(vdir, treeDir)
-	if hasTree(vdir) {
-		return tree, nil // made while we waited
+	// Made while we waited, perhaps longer ago than the grace: this is
+	// a use of it all the same.
+	if ok, err := c.useTree(ctx, nameOf(tiercache.ScopedKey(s.Entry.Scope, s.Entry.Key)), vdir); err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	} else if ok {
+		return tree, nil
 	}
 	f, err := os.Open(s.Archive)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -461,14 +473,15 @@ func (c *Cache) dropTree(ctx context.Context, name, version string) (bool, error
 }
 
 // dropTrees removes trees made beside archives, least recently used
-// first, until the entries' bytes on disk fit maxBytes, and returns how
-// much each record's Stored shrank by. Trees used within the grace period
-// stay.
-func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64) error {
+// first, until the entries' bytes on disk fit maxBytes, and lowers each
+// record's Stored by what it removed. Trees used within the grace period
+// stay. The entries whose stored keys skip holds (about to be evicted
+// whole) are left out: neither their trees nor their bytes count.
+func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64, skip map[string]bool) error {
 	var total int64
 	var trees []int
 	for i, r := range recs {
-		if r.broken {
+		if r.broken || skip[tiercache.ScopedKey(r.entry.Scope, r.entry.Key)] {
 			continue
 		}
 		total += r.entry.Stored

@@ -1160,12 +1160,12 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 // entries and maxBytes bytes remain (see tiercache.Backend). Bytes are
 // counted as the entries take them on disk (Entry.Stored: an archive, plus
 // the tree Get made beside it). Trees made beside archives are removed
-// first, least recently used first, as long as the bytes are over the
-// limit, but none used within the grace period. An eviction
-// removes the pointer and retires the version; its tree is deleted by a
-// later sweep once the grace period has passed. Broken pointers (see List)
-// are removed too, without being counted. An entry replaced by a
-// concurrent Put while Prune runs is not evicted.
+// first, least recently used first, as long as the bytes of the entries
+// the other limits keep are over the limit, but none used within the
+// grace period. An eviction removes the pointer and retires the version;
+// its tree is deleted by a later sweep once the grace period has passed.
+// Broken pointers (see List) are removed too, without being counted. An
+// entry replaced by a concurrent Put while Prune runs is not evicted.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
 	return c.PruneLimits(ctx, policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes})
 }
@@ -1186,8 +1186,6 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 	if err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
 	}
-	var items []policy.Item
-	byKey := make(map[string]record, len(recs))
 	changed := false
 	for _, r := range recs {
 		if r.broken {
@@ -1198,23 +1196,28 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 			continue
 		}
 	}
+	now := time.Now()
 	if limits.MaxBytes > 0 {
 		// Trees made beside archives go first: the archive restores
-		// them, so dropping one loses nothing a pull needs.
-		if err := c.dropTrees(ctx, recs, limits.MaxBytes); err != nil {
+		// them, so dropping one loses nothing a pull needs. But only
+		// trees of entries the other limits keep, and only as long as
+		// those entries are over the byte limit: the others go whole
+		// anyway (they are the first victims below too).
+		items, _ := itemsOf(recs)
+		doomed, err := policy.Victims(items, policy.Limits{MaxEntries: limits.MaxEntries, MaxAge: limits.MaxAge}, now)
+		if err != nil {
+			return 0, err
+		}
+		skip := make(map[string]bool, len(doomed))
+		for _, v := range doomed {
+			skip[v.Key] = true
+		}
+		if err := c.dropTrees(ctx, recs, limits.MaxBytes, skip); err != nil {
 			return 0, fmt.Errorf("prune: %w", err)
 		}
 	}
-	for _, r := range recs {
-		if r.broken {
-			continue
-		}
-		// Keyed by stored key: one key may be stored in several scopes.
-		k := tiercache.ScopedKey(r.entry.Scope, r.entry.Key)
-		items = append(items, policy.Item{Key: k, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
-		byKey[k] = r
-	}
-	victims, err := policy.Victims(items, limits, time.Now())
+	items, byKey := itemsOf(recs)
+	victims, err := policy.Victims(items, limits, now)
 	if err != nil {
 		return 0, err
 	}
@@ -1240,6 +1243,23 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 		limits.Report(v)
 	}
 	return n, nil
+}
+
+// itemsOf returns what victim selection needs of the usable records, and
+// the records by the Item's Key: the stored key, since one key may be
+// stored in several scopes.
+func itemsOf(recs []record) ([]policy.Item, map[string]record) {
+	var items []policy.Item
+	byKey := make(map[string]record, len(recs))
+	for _, r := range recs {
+		if r.broken {
+			continue
+		}
+		k := tiercache.ScopedKey(r.entry.Scope, r.entry.Key)
+		items = append(items, policy.Item{Key: k, Size: r.entry.Stored, LastAccess: r.entry.LastAccess})
+		byKey[k] = r
+	}
+	return items, byKey
 }
 
 // errReplaced reports an eviction that found a newer version current.
