@@ -475,8 +475,9 @@ func (c *Cache) dropTree(ctx context.Context, name, version string) (bool, error
 // dropTrees removes trees made beside archives, least recently used
 // first, until the entries' bytes on disk fit maxBytes, and lowers each
 // record's Stored by what it removed. Trees used within the grace period
-// stay. The entries whose stored keys skip holds (about to be evicted
-// whole) are left out: neither their trees nor their bytes count.
+// stay, as do trees it fails to remove. The entries whose stored keys
+// skip holds (about to be evicted whole) are left out: neither their
+// trees nor their bytes count.
 func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64, skip map[string]bool) error {
 	var total int64
 	var trees []int
@@ -497,7 +498,13 @@ func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64, sk
 		r := &recs[i]
 		ok, err := c.dropTree(ctx, r.name, r.version)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			// Dropping a tree is only cleanup: one that cannot be moved
+			// (on Windows, while a reader has a file open in it) stays
+			// and keeps counting, and a later Prune tries again.
+			continue
 		}
 		if ok {
 			r.tree = false

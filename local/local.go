@@ -1162,8 +1162,10 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 // the tree Get made beside it). Trees made beside archives are removed
 // first, least recently used first, as long as the bytes of the entries
 // the other limits keep are over the limit, but none used within the
-// grace period. An eviction removes the pointer and retires the version;
-// its tree is deleted by a later sweep once the grace period has passed.
+// grace period; one that cannot be removed (on Windows, while a reader
+// has a file open in it) is kept and still counted. An eviction removes
+// the pointer and retires the version; its tree is deleted by a later
+// sweep once the grace period has passed.
 // Broken pointers (see List) are removed too, without being counted. An
 // entry replaced by a concurrent Put while Prune runs is not evicted.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {

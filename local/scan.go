@@ -161,6 +161,13 @@ func (s *scan) retired(fn found) error {
 				return err
 			}
 			defer lock.Unlock()
+			// Judged again under the lock: a Put that replaced a version
+			// still current when we looked (a stale record) has restarted
+			// its grace by rewriting the record.
+			fi, err := os.Lstat(rec)
+			if err != nil || !s.old(fi.ModTime()) {
+				return ignoreNotExist(err)
+			}
 			if cur, _ := c.current(name); cur != version {
 				if err := c.toTrash(path, version); err != nil {
 					return err

@@ -156,17 +156,22 @@ func (c *Cache) emptyTrashLocked(stop func() error) error {
 	})
 }
 
+// renameToTrash is the rename toTrash makes, a variable so that tests can
+// play the refusal Windows gives while a reader has a file open in the
+// tree.
+var renameToTrash = os.Rename
+
 // toTrash renames path into trash/ under name (cheap, atomic), so that the
 // slow deletion happens in emptyTrash and a crash during it leaves only
 // trash. A missing path is not an error.
 func (c *Cache) toTrash(path, name string) error {
-	err := os.Rename(path, filepath.Join(c.trashDir, name))
+	err := renameToTrash(path, filepath.Join(c.trashDir, name))
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	// A name clash in trash (a crash mid-deletion, then the same name
 	// again): use a fresh one.
-	if err := os.Rename(path, filepath.Join(c.trashDir, name+"-"+unique())); err != nil {
+	if err := renameToTrash(path, filepath.Join(c.trashDir, name+"-"+unique())); err != nil {
 		return fmt.Errorf("move to trash: %w", err)
 	}
 	return nil
