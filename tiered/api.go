@@ -43,7 +43,9 @@ type Hit struct {
 	// Refused lists the remote entries that failed their checks on the
 	// way (corrupt, hostile, beyond the limits, or too large for the
 	// room left; each a *RemoteError), each skipped as a miss while the
-	// remote was still asked for the next candidate: on a miss too.
+	// remote was still asked for the next candidate: on a miss too. A
+	// Pull lists there a local entry too large for the room beside the
+	// path it restores into, as it would the download.
 	Refused []error
 	// Tier is TierLocal when the tree was already local, TierRemote when
 	// it was downloaded by this call.

@@ -286,6 +286,10 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	h := Hit{Path: dir, Key: s.Entry.Key, Entry: s.Entry}
 	h.Entry.Tier = tiercache.TierLocal
 	if s.Tree == "" && !opts.Link {
+		// Skipped if it cannot fit beside dir, as a download is.
+		if err := roomBeside(s.Entry.Key, dir, s.Entry.Size); err != nil {
+			return Hit{}, err
+		}
 		start := time.Now()
 		err := c.extractTo(ctx, dst, len(s.Entry.Paths) > 0, func(stage string) (archive.Result, error) {
 			f, err := os.Open(s.Archive)
@@ -324,23 +328,23 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 		return Hit{}, err
 	}
 	start := time.Now()
+	var progress func(int64)
+	if fn := c.opts.Progress; fn != nil {
+		var copied atomic.Int64
+		progress = func(n int64) { fn(Progress{Op: "copy", Key: h.Key, Done: copied.Add(n), Total: h.Entry.Size}) }
+	}
 	if len(s.Entry.Paths) > 0 {
 		how := placeCopy
 		if opts.Link {
 			how = placeLink
 		}
-		h.Copy, err = placeAll(ctx, tree, dst.paths, how)
+		h.Copy, err = placeAll(ctx, tree, dst.paths, how, progress)
 		h.CopyTime = time.Since(start)
 		return h, err
 	}
 	// An existing dir keeps its own mode and mtime, as tar -x keeps an
 	// existing directory's; treecopy would give it the cached root's.
 	before, statErr := os.Stat(dir)
-	var progress func(int64)
-	if fn := c.opts.Progress; fn != nil {
-		var copied atomic.Int64
-		progress = func(n int64) { fn(Progress{Op: "copy", Key: h.Key, Done: copied.Add(n), Total: h.Entry.Size}) }
-	}
 	h.Copy, err = treecopy.Copy(ctx, tree, dir, treecopy.Options{Link: opts.Link, Progress: progress})
 	if err == nil && statErr == nil && before.IsDir() {
 		err = setRootMeta(dir, nil, before.Mode().Perm(), before.ModTime())
@@ -751,7 +755,7 @@ func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extrac
 	if _, err := extract(stage); err != nil {
 		return err
 	}
-	_, err = placeAll(ctx, stage, dst.paths, placeMove)
+	_, err = placeAll(ctx, stage, dst.paths, placeMove, nil)
 	return err
 }
 
@@ -894,6 +898,9 @@ func (l localTierWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// freeBeside is fsutil.FreeBytes, for roomBeside; tests replace it.
+var freeBeside = fsutil.FreeBytes
+
 // roomBeside refuses, before anything is downloaded, a tree of size bytes
 // that cannot fit beside dir, where it is extracted: like an entry the
 // local tier has no room for, it is skipped (a RemoteError wrapping
@@ -903,7 +910,7 @@ func roomBeside(key, dir string, size int64) error {
 	if err != nil {
 		return nil // extractInto reports it
 	}
-	if free, err := fsutil.FreeBytes(filepath.Dir(abs)); err == nil && size > free {
+	if free, err := freeBeside(filepath.Dir(abs)); err == nil && size > free {
 		return remoteErr(fmt.Errorf("%w: %w: key %q: the tree is %d bytes, only %d are free beside %s", tiercache.ErrLimitExceeded, ErrNoRoom, key, size, free, dir))
 	}
 	return nil
@@ -1011,22 +1018,28 @@ const (
 	placeCopy        // copy its files from the local tier's tree
 )
 
-// placeAll puts member i of the tree at from into paths[i] (see place).
-func placeAll(ctx context.Context, from string, paths []string, how int) (treecopy.Result, error) {
+// placeAll puts member i of the tree at from into paths[i] (see place),
+// calling progress, if set, with the size of each file copied or linked.
+func placeAll(ctx context.Context, from string, paths []string, how int, progress func(int64)) (treecopy.Result, error) {
 	var sum treecopy.Result
-	// A file that cannot go where a directory is fails the pull before
-	// any path is touched.
+	// A file that cannot go where a directory is, or a directory where
+	// something else is (a file, a dangling symlink), fails the pull
+	// before any path is touched.
 	for i, p := range paths {
 		src, err := os.Lstat(filepath.Join(from, strconv.Itoa(i)))
 		if err != nil {
 			return sum, err
 		}
-		if dst, err := os.Stat(p); err == nil && dst.IsDir() && !src.IsDir() {
+		dst, err := os.Stat(p)
+		if err == nil && dst.IsDir() && !src.IsDir() {
 			return sum, fmt.Errorf("restoring into %s: %s is a directory; the entry holds a file there", p, p)
+		}
+		if _, lerr := os.Lstat(p); lerr == nil && src.IsDir() && (err != nil || !dst.IsDir()) {
+			return sum, fmt.Errorf("restoring into %s: %s is not a directory; the entry holds a directory there", p, p)
 		}
 	}
 	for i, p := range paths {
-		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how)
+		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how, progress)
 		if err != nil {
 			return sum, fmt.Errorf("restoring into %s: %w", p, err)
 		}
@@ -1041,8 +1054,9 @@ func placeAll(ctx context.Context, from string, paths []string, how int) (treeco
 // directory restores into it: a directory's entries replace what dst
 // holds at the same names, the rest being left alone, and an existing
 // dst keeps its own mode and mtime (a new one gets the recorded ones).
-// A file replaces a file or symlink at dst, never a directory.
-func place(ctx context.Context, src, dst string, how int) (treecopy.Result, error) {
+// A file replaces a file or symlink at dst, never a directory. progress,
+// if set, is called with the size of each file once it is in place.
+func place(ctx context.Context, src, dst string, how int, progress func(int64)) (treecopy.Result, error) {
 	abs, err := filepath.Abs(dst)
 	if err != nil {
 		return treecopy.Result{}, err
@@ -1069,7 +1083,7 @@ func place(ctx context.Context, src, dst string, how int) (treecopy.Result, erro
 			// Not on the stage's file system (an entry's paths may be
 			// on several): copy, hardlinking where treecopy can.
 		}
-		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy})
+		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy, Progress: progress})
 		if err == nil && statErr == nil && before.IsDir() {
 			err = setRootMeta(abs, nil, before.Mode().Perm(), before.ModTime())
 		}
@@ -1079,9 +1093,15 @@ func place(ctx context.Context, src, dst string, how int) (treecopy.Result, erro
 		return treecopy.Result{}, fmt.Errorf("%s is a directory; the entry holds a file there", dst)
 	}
 	r := treecopy.Result{Files: 1, Bytes: fi.Size()}
+	placed := func(err error) error {
+		if err == nil && progress != nil {
+			progress(fi.Size())
+		}
+		return err
+	}
 	if how == placeMove {
 		if err := os.Rename(src, abs); err == nil {
-			return r, nil
+			return r, placed(nil)
 		}
 	}
 	// A new name beside dst, renamed over it: dst is the old file or
@@ -1097,13 +1117,13 @@ func place(ctx context.Context, src, dst string, how int) (treecopy.Result, erro
 	if how == placeLink {
 		if err := os.Link(src, tmp); err == nil {
 			r.Linked = 1
-			return r, os.Rename(tmp, abs)
+			return r, placed(os.Rename(tmp, abs))
 		}
 	}
 	if err := copyFile(src, tmp, fi); err != nil {
 		return r, err
 	}
-	return r, os.Rename(tmp, abs)
+	return r, placed(os.Rename(tmp, abs))
 }
 
 // copyFile copies the regular file src, described by fi, to a new file

@@ -721,7 +721,16 @@ func (c *Cache) restore(ctx context.Context, key string, prefixes []string, with
 			if fallback == nil {
 				return Hit{}, false, nil
 			}
-			return fallback(sc, ctx, k)
+			h, ok, err := fallback(sc, ctx, k)
+			if IsRemote(err) && refusedEntry(err) && !strict && ctx.Err() == nil {
+				// A local entry too large for the room left.
+				refused = append(refused, err)
+				return Hit{}, false, nil
+			}
+			if ok {
+				h.Scope = sc.opts.Scope
+			}
+			return h, ok, err
 		}
 		h, ok, err := get(sc, ctx, k)
 		untrusted = append(untrusted, h.Untrusted...)
