@@ -47,6 +47,7 @@ var (
 //	PreconditionFailed (412),
 //	InvalidRange (416)                   -> tiercache.ErrIntegrity
 //	EntityTooLarge                       -> tiercache.ErrLimitExceeded
+//	a redirect to the bucket's region    -> an error naming the region
 //	an answer no S3 server gives         -> ErrNotS3
 //	no credentials anywhere in the chain -> ErrNoCredentials
 //	context cancellation                 -> kept as is (errors.Is works)
@@ -96,8 +97,25 @@ func mapError(err error, bucket, op, key string) error {
 	case http.StatusForbidden:
 		return fmt.Errorf("%w: bucket %q (%s key %q), check the credentials and the bucket policy: %w",
 			ErrAccessDenied, bucket, op, key, err)
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect:
+		// S3 redirects a request sent to another region than the
+		// bucket's, and names that region only in a header.
+		if region := bucketRegion(err); region != "" {
+			return fmt.Errorf("s3: %s key %q: bucket %q is in region %q: set --region (or TIERCACHE_REGION or AWS_REGION) to it: %w",
+				op, key, bucket, region, err)
+		}
 	}
 	return fmt.Errorf("s3: %s key %q in bucket %q: %w", op, key, bucket, err)
+}
+
+// bucketRegion returns the X-Amz-Bucket-Region header of the answer that
+// err reports, if any.
+func bucketRegion(err error) string {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil {
+		return ""
+	}
+	return re.Response.Header.Get("X-Amz-Bucket-Region")
 }
 
 // errorCode extracts the S3 error code and HTTP status from an SDK error;

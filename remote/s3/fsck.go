@@ -397,12 +397,14 @@ func (c *countingHash) Write(p []byte) (int, error) {
 // The listing covers the whole bucket and is filtered here: MinIO takes
 // a Prefix as an exact object name, so listing by prefix would find
 // nothing there. A bucket has few uploads in flight, so this costs
-// little.
+// little. A page marked truncated without next markers, or with markers
+// given before, is an error: the SDK's paginator would list forever.
 func (ck *checker) uploads(ctx context.Context) error {
 	s := ck.s
-	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &s.bucket})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	var keyMarker, idMarker *string
+	seen := map[[2]string]bool{}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, KeyMarker: keyMarker, UploadIdMarker: idMarker})
 		if err != nil {
 			return mapError(err, s.bucket, "list multipart uploads under", s.prefix+dataDir)
 		}
@@ -421,8 +423,22 @@ func (ck *checker) uploads(ctx context.Context) error {
 				upload: &uploadRef{name: name, id: id},
 			})
 		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		next := [2]string{aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)}
+		switch {
+		case next[0] == "":
+			err = errors.New("the server marked a page truncated but gave no next key marker")
+		case seen[next]:
+			err = fmt.Errorf("the server repeated the markers %q", next)
+		}
+		if err != nil {
+			return mapError(fmt.Errorf("incomplete listing of multipart uploads: %w", err), s.bucket, "list multipart uploads under", s.prefix+dataDir)
+		}
+		seen[next] = true
+		keyMarker, idMarker = &next[0], &next[1]
 	}
-	return nil
 }
 
 // repair removes what the findings name: the manifests of broken entries

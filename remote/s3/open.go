@@ -92,7 +92,11 @@ func (d *download) mapErr(err error) error {
 
 // get requests bytes [first, last] of the object and checks the response
 // describes exactly that range of an object of the manifest's size. It
-// returns the body and the object's ETag.
+// returns the body and the object's ETag. Only an object of another size
+// is tiercache.ErrIntegrity: a server that answers with another range, or
+// ignores the Range (200 with the whole object, which HTTP allows and
+// which is the range when the whole object was asked for), says nothing
+// of what is stored.
 func (d *download) get(ctx context.Context, first, last int64) (io.ReadCloser, string, error) {
 	in := &s3.GetObjectInput{
 		Bucket: &d.s.bucket,
@@ -106,12 +110,25 @@ func (d *download) get(ctx context.Context, first, last int64) (io.ReadCloser, s
 	if err != nil {
 		return nil, "", d.mapErr(err)
 	}
-	cr := aws.ToString(out.ContentRange)
+	cr, length := aws.ToString(out.ContentRange), aws.ToInt64(out.ContentLength)
 	rf, rl, total, ok := parseContentRange(cr)
-	if !ok || rf != first || rl != last || total != d.size || aws.ToInt64(out.ContentLength) != last-first+1 {
+	var bad error
+	switch {
+	case cr == "" && first == 0 && last == d.size-1 && length == d.size:
+		// 200 with the whole object, which was asked for.
+	case ok && total != d.size:
+		bad = fmt.Errorf("%w: s3: data of key %q: asked for bytes %d-%d of %d, got range %q of an object of another size",
+			tiercache.ErrIntegrity, d.key, first, last, d.size, cr)
+	case cr == "":
+		bad = fmt.Errorf("s3: data of key %q: asked for bytes %d-%d of %d, got %d bytes without a Content-Range: the server or a proxy ignored the Range header",
+			d.key, first, last, d.size, length)
+	case !ok || rf != first || rl != last || length != last-first+1:
+		bad = fmt.Errorf("s3: data of key %q: asked for bytes %d-%d of %d, the server answered with range %q (%d bytes)",
+			d.key, first, last, d.size, cr, length)
+	}
+	if bad != nil {
 		_ = out.Body.Close()
-		return nil, "", fmt.Errorf("%w: s3: data of key %q: asked for bytes %d-%d of %d, got range %q (%d bytes)",
-			tiercache.ErrIntegrity, d.key, first, last, d.size, cr, aws.ToInt64(out.ContentLength))
+		return nil, "", bad
 	}
 	return out.Body, aws.ToString(out.ETag), nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -36,14 +37,21 @@ type object struct {
 // listAll lists every object whose name starts with prefix. It also
 // returns the server's clock at the first page (from the Date header), or
 // the local clock if the server sent none.
+//
+// A listing that is not provably complete is an error: a page marked
+// truncated without a continuation token (the SDK's paginator would stop
+// there), or a token the server gave before (it would list forever).
+// Prune judges the bucket by these listings, and an entry whose data
+// object it did not see looks like one whose data is gone.
 func (s *Store) listAll(ctx context.Context, prefix, what string) ([]object, time.Time, error) {
 	var (
-		objs []object
-		now  time.Time
+		objs  []object
+		now   time.Time
+		token *string
+		seen  = map[string]bool{}
 	)
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix, MaxKeys: &s.pageSize})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	for {
+		page, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix, MaxKeys: &s.pageSize, ContinuationToken: token})
 		if err != nil {
 			return nil, time.Time{}, mapError(err, s.bucket, "list "+what+" under", prefix)
 		}
@@ -67,8 +75,23 @@ func (s *Store) listAll(ctx context.Context, prefix, what string) ([]object, tim
 			}
 			objs = append(objs, obj)
 		}
+		// A token without IsTruncated is followed too: a server that
+		// leaves the flag out still pages.
+		next := aws.ToString(page.NextContinuationToken)
+		switch truncated := page.IsTruncated; {
+		case truncated != nil && !*truncated, truncated == nil && next == "":
+			return objs, now, nil
+		case next == "":
+			err = errors.New("the server marked a page truncated but gave no continuation token")
+		case seen[next]:
+			err = fmt.Errorf("the server repeated continuation token %q", next)
+		}
+		if err != nil {
+			return nil, time.Time{}, mapError(fmt.Errorf("incomplete listing after %d objects: %w", len(objs), err), s.bucket, "list "+what+" under", prefix)
+		}
+		seen[next] = true
+		token = &next
 	}
-	return objs, now, nil
 }
 
 // stemOf returns the stem of an object named dir + stem + suffix, or
@@ -553,7 +576,8 @@ func (s *Store) deleteObjects(ctx context.Context, names []string) (map[string]b
 			return failed, mapError(err, s.bucket, "delete objects, first", batch[0])
 		}
 		for _, e := range out.Errors {
-			if e.Key != nil && e.Code != nil && *e.Code != "NoSuchKey" {
+			// An error without a code is a refusal all the same.
+			if e.Key != nil && aws.ToString(e.Code) != "NoSuchKey" {
 				failed[*e.Key] = true
 			}
 		}

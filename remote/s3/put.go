@@ -483,12 +483,22 @@ func (s *Store) uploadPart(ctx context.Context, n names, dataName string, upload
 // parts, in any order.
 func (s *Store) completeUpload(ctx context.Context, n names, dataName string, uploadID *string, parts []types.CompletedPart, size int64) error {
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })
-	_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          &s.bucket,
 		Key:             &dataName,
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
+	if err == nil && out.ETag == nil {
+		// S3 answers 200 at once and the outcome later, in the body
+		// (the SDK takes an <Error> there for a failure): a body with
+		// no result, cut short or blank, tells nothing. The object
+		// tells.
+		if s.completedAnyway(ctx, dataName, size) {
+			return nil
+		}
+		return fmt.Errorf("s3: complete upload of key %q: the server answered 200 with no result, and the object is not there", n.key)
+	}
 	if err != nil {
 		if code, _ := errorCode(err); code == "NoSuchUpload" && s.completedAnyway(ctx, dataName, size) {
 			return nil
@@ -499,9 +509,10 @@ func (s *Store) completeUpload(ctx context.Context, n names, dataName string, up
 }
 
 // completedAnyway reports whether the object dataName exists with size
-// bytes after CompleteMultipartUpload reported NoSuchUpload: an attempt
+// bytes after CompleteMultipartUpload reported NoSuchUpload (an attempt
 // whose answer was lost completed the upload, and the SDK's retry then
-// found it gone. dataName is unique to one Put, so the object is ours.
+// found it gone) or answered with no result. dataName is unique to one
+// Put, so the object is ours.
 func (s *Store) completedAnyway(ctx context.Context, dataName string, size int64) bool {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &dataName})
 	return err == nil && aws.ToInt64(out.ContentLength) == size
