@@ -44,8 +44,8 @@ var (
 //	NoSuchBucket                         -> ErrNoSuchBucket
 //	AccessDenied, InvalidAccessKeyId,
 //	SignatureDoesNotMatch, ... (403)     -> ErrAccessDenied
-//	PreconditionFailed (412),
 //	InvalidRange (416)                   -> tiercache.ErrIntegrity
+//	PreconditionFailed (412)             -> none: a transport failure
 //	EntityTooLarge                       -> tiercache.ErrLimitExceeded
 //	a redirect to the bucket's region    -> an error naming the region
 //	an answer no S3 server gives         -> ErrNotS3
@@ -83,7 +83,12 @@ func mapError(err error, bucket, op, key string) error {
 		return fmt.Errorf("%w: bucket %q (%s key %q), check the credentials and the bucket policy: %w",
 			ErrAccessDenied, bucket, op, key, err)
 	case "PreconditionFailed":
-		return fmt.Errorf("%w: s3: %s key %q: the object changed while it was read: %w", tiercache.ErrIntegrity, op, key, err)
+		// Not ErrIntegrity, which makes a pull remove the entry: data
+		// objects are immutable by name, so a resumed range's If-Match
+		// failing says more of a proxy's unstable ETags than of the
+		// object, and a changed object fails its SHA-256 on the next
+		// pull, which downloads it whole.
+		return fmt.Errorf("s3: %s key %q: the object's ETag changed while it was read (412 on If-Match): %w", op, key, err)
 	case "InvalidRange":
 		return fmt.Errorf("%w: s3: %s key %q: the object is shorter than its manifest says: %w", tiercache.ErrIntegrity, op, key, err)
 	case "EntityTooLarge":

@@ -44,7 +44,7 @@ func TestMapError(t *testing.T) {
 		{apiErr("SignatureDoesNotMatch"), ErrAccessDenied},
 		{apiErr("ExpiredToken"), ErrAccessDenied},
 		{httpErr(403), ErrAccessDenied},
-		{apiErr("PreconditionFailed"), tiercache.ErrIntegrity},
+		{apiErr("PreconditionFailed"), nil},
 		{apiErr("InvalidRange"), tiercache.ErrIntegrity},
 		{apiErr("EntityTooLarge"), tiercache.ErrLimitExceeded},
 		{apiErr("SlowDown"), nil},
