@@ -3,7 +3,6 @@
 package archive
 
 import (
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,6 +98,10 @@ func (d srcDir) openDir(name, _ string) (srcDir, error) {
 }
 
 // openFile opens the regular file name of d for reading.
-func (d srcDir) openFile(name, _ string) (io.ReadCloser, error) {
-	return d.root.Open(d.child(name))
+func (d srcDir) openFile(name, _ string) (srcFile, error) {
+	f, err := d.root.Open(d.child(name))
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
 }

@@ -123,13 +123,19 @@ func (d srcDir) lstat(name, rel string) (srcInfo, error) {
 	}); err != nil {
 		return srcInfo{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
 	}
+	return statInfo(&st), nil
+}
+
+// statInfo is the srcInfo of st.
+func statInfo(st *unix.Stat_t) srcInfo {
 	return srcInfo{
 		mode:  fsutil.UnixMode(uint32(st.Mode)),
 		mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
+		ctime: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)),
 		size:  int64(st.Size),
 		id:    fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)},
 		nlink: uint64(st.Nlink),
-	}, nil
+	}
 }
 
 // readlink returns the target of the symlink name in d, at rel in the
@@ -169,7 +175,7 @@ func (d srcDir) openDir(name, rel string) (srcDir, error) {
 // file swapped for a symlink since its lstat makes the open fail rather
 // than be followed. O_NONBLOCK: one swapped for a FIFO cannot hang the
 // open (it reads as a file that shrank); regular files ignore the flag.
-func (d srcDir) openFile(name, rel string) (io.ReadCloser, error) {
+func (d srcDir) openFile(name, rel string) (srcFile, error) {
 	fd, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
@@ -198,6 +204,17 @@ func (f *rawFile) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// stat describes the open file, as lstat describes its name.
+func (f *rawFile) stat() (srcInfo, error) {
+	var st unix.Stat_t
+	if _, err := fsutil.IgnoringEINTR(func() (int, error) {
+		return 0, unix.Fstat(f.fd, &st)
+	}); err != nil {
+		return srcInfo{}, &fs.PathError{Op: "fstat", Path: f.rel, Err: err}
+	}
+	return statInfo(&st), nil
 }
 
 // Close closes the descriptor; it was opened read-only, so no error can

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"encoding/binary"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -301,10 +300,14 @@ func (d srcDir) openDir(name, _ string) (srcDir, error) {
 
 // openFile opens the regular file name of d for reading: the handle lstat
 // opened, or a new one.
-func (d srcDir) openFile(name, _ string) (io.ReadCloser, error) {
+func (d srcDir) openFile(name, _ string) (srcFile, error) {
 	if f := d.held.f; f != nil && d.held.name == name {
 		d.held.f = nil
-		return f, nil
+		return osFile{f}, nil
 	}
-	return d.root.Open(d.child(name))
+	f, err := d.root.Open(d.child(name))
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
 }

@@ -62,6 +62,11 @@ type WriteOptions struct {
 	Reuse *FrameSource
 }
 
+// ErrChanged is wrapped by Write's error when a file of the tree changed
+// while it was being archived: the archive would hold none of its
+// versions, only a mix or a prefix.
+var ErrChanged = errors.New("changed while being archived")
+
 // Result describes an archive written or extracted.
 type Result struct {
 	// ArchiveSize is the number of compressed bytes written or read.
@@ -103,8 +108,9 @@ type RootMeta struct {
 // on cancellation Write returns an error wrapping ctx.Err() and w holds a
 // partial, invalid archive.
 //
-// A file that grows while being archived is stored with the size it had
-// when reached; one that shrinks makes Write fail.
+// A regular file that changes while it is read (it grows, shrinks, or
+// its mtime, or on Unix its ctime, moves between its listing and the end
+// of its read) makes Write fail with an error wrapping ErrChanged.
 //
 // An invalid option or a dir that is not a directory returns an error
 // wrapping tiercache.ErrInvalidArgument, as does a device node or FIFO in
@@ -342,6 +348,7 @@ type archiveWriter struct {
 type srcInfo struct {
 	mode  fs.FileMode
 	mtime time.Time
+	ctime time.Time // zero where the platform reports none cheaply
 	size  int64
 	id    fileID
 	nlink uint64 // 0 when the platform has no inode identity
@@ -421,7 +428,7 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 		}
 		hdr.Typeflag = tar.TypeReg
 		hdr.Size = info.size
-		return aw.file(d, name, rel, hdr)
+		return aw.file(d, name, rel, hdr, info)
 	case mode&fs.ModeSocket != 0:
 		return nil // like GNU tar: a socket cannot be archived meaningfully
 	default:
@@ -482,8 +489,14 @@ func restorable(hdr *tar.Header) error {
 	return fmt.Errorf("archive: %q cannot be archived: %s: %w", displayName(name), why, tiercache.ErrInvalidArgument)
 }
 
-// file writes a regular file's header and exactly hdr.Size bytes of it.
-func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error {
+// fileOpened, if set, is called with a regular file's member name once
+// the file is open and before it is read: tests change the file there.
+var fileOpened func(rel string)
+
+// file writes a regular file's header and exactly hdr.Size bytes of it,
+// failing with ErrChanged if the file is no longer as info, its lstat,
+// described it once they are read.
+func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header, info srcInfo) error {
 	if aw.tw == nil {
 		aw.files++
 		aw.size += hdr.Size
@@ -494,15 +507,26 @@ func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error
 		return fmt.Errorf("archive: %w", err)
 	}
 	defer f.Close()
+	if fileOpened != nil {
+		fileOpened(rel)
+	}
 	if err := aw.header(hdr); err != nil {
 		return err
 	}
+	// Every read asks for one byte more than is left: a file that grew
+	// fills it, and a file at its end returns short, so the probe for
+	// growth costs no read of its own unless the rest filled the buffer.
 	var copied int64
-	for copied < hdr.Size {
+	for {
 		if err := aw.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: write %q: %w", rel, err)
 		}
-		n, err := f.Read(aw.buf[:min(int64(len(aw.buf)), hdr.Size-copied)])
+		rest := hdr.Size - copied
+		ask := min(int64(len(aw.buf)), rest+1)
+		n, err := f.Read(aw.buf[:ask])
+		if int64(n) > rest {
+			return changedErr(rel, fmt.Sprintf("it grew past the %d bytes it had when listed", hdr.Size))
+		}
 		if n > 0 {
 			if _, werr := aw.tw.Write(aw.buf[:n]); werr != nil {
 				return fmt.Errorf("archive: %q: %w", rel, werr)
@@ -515,12 +539,43 @@ func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header) error
 		if err != nil {
 			return fmt.Errorf("archive: %q: %w", rel, err)
 		}
+		if copied == hdr.Size && ask > rest {
+			break // short of the probe byte: the end (fstat confirms it)
+		}
 	}
 	if copied != hdr.Size {
-		return fmt.Errorf("archive: %q shrank from %d to %d bytes while being archived", rel, hdr.Size, copied)
+		return changedErr(rel, fmt.Sprintf("it shrank from %d to %d bytes", hdr.Size, copied))
+	}
+	// Like tar, compare the open file with its listing: a rewrite in
+	// place, or growth after the last read, shows in its size or times.
+	now, err := f.stat()
+	if err != nil {
+		return fmt.Errorf("archive: %q: %w", rel, err)
+	}
+	switch {
+	case now.size != info.size:
+		return changedErr(rel, fmt.Sprintf("its size went from %d to %d bytes", info.size, now.size))
+	case !now.mtime.Equal(info.mtime):
+		return changedErr(rel, fmt.Sprintf("its mtime went from %s to %s", info.mtime.Format(time.RFC3339Nano), now.mtime.Format(time.RFC3339Nano)))
+	case !now.ctime.Equal(info.ctime):
+		return changedErr(rel, "its ctime moved (its contents or metadata were changed)")
 	}
 	aw.size += copied
 	return nil
+}
+
+// changedErr reports that the member rel changed while it was read, and
+// how.
+func changedErr(rel, how string) error {
+	return fmt.Errorf("archive: %q %w: %s", rel, ErrChanged, how)
+}
+
+// srcFile is a regular file of the tree, open for reading.
+type srcFile interface {
+	io.ReadCloser
+	// stat describes the open file now: its size, mtime and, where
+	// lstat reports one, ctime.
+	stat() (srcInfo, error)
 }
 
 // hashWriter counts and, unless h is nil, hashes what passes through it.

@@ -150,8 +150,13 @@ func copyWithSize(t *testing.T, src string, size int64) ([]byte, error) {
 		links: map[fileID]string{},
 		buf:   make([]byte, 4), // several reads per file
 	}
+	info, err := top.lstat("f", "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.size = size
 	hdr := &tar.Header{Format: tar.FormatPAX, Typeflag: tar.TypeReg, Name: "f", Mode: 0o644, Size: size}
-	if err := aw.file(top, "f", "f", hdr); err != nil {
+	if err := aw.file(top, "f", "f", hdr, info); err != nil {
 		return nil, err
 	}
 	if err := aw.tw.Close(); err != nil {
@@ -171,23 +176,24 @@ func copyWithSize(t *testing.T, src string, size int64) ([]byte, error) {
 	return body, nil
 }
 
-// TestWriteFileSizeAsReached: a file that grew after Write reached it is
-// stored with the size it had then; one that shrank makes Write fail.
+// TestWriteFileSizeAsReached: a file that grew or shrank after Write
+// reached it makes Write fail with ErrChanged (see changed_test.go);
+// one of the size it had then is stored whole.
 func TestWriteFileSizeAsReached(t *testing.T) {
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("0123456789"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	body, err := copyWithSize(t, src, 7) // grew from 7 to 10 bytes
-	if err != nil {
-		t.Fatalf("grown file: %v", err)
+	if body, err := copyWithSize(t, src, 10); err != nil || string(body) != "0123456789" {
+		t.Errorf("unchanged file stored as %q, %v; want it whole", body, err)
 	}
-	if string(body) != "0123456" {
-		t.Errorf("grown file stored as %q, want its first 7 bytes", body)
+	_, err := copyWithSize(t, src, 7) // grew from 7 to 10 bytes
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "grew") {
+		t.Errorf("grown file: err = %v, want ErrChanged saying it grew", err)
 	}
 	_, err = copyWithSize(t, src, 12) // shrank from 12 to 10 bytes
-	if err == nil || !strings.Contains(err.Error(), "shrank") {
-		t.Errorf("shrunk file: err = %v, want a shrank error", err)
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "shrank") {
+		t.Errorf("shrunk file: err = %v, want ErrChanged saying it shrank", err)
 	}
 }
 
