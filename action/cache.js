@@ -154,7 +154,13 @@ async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   bin = bin || (await installOrSkip());
   if (!bin) return;
   const { code } = await lib.runTiercache(bin, args);
-  if (code !== 0) {
+  if (code === 1 && !lib.strict()) {
+    // A save that fails (a file changed while it was read, a path it
+    // cannot read, a full disk) loses a cache entry, not the job's
+    // work: a warning, as actions/cache gives. A usage error (2) is a
+    // mistake in the workflow, and fails the step.
+    lib.warning(`tiercache push failed, so nothing was saved for key "${key}"; see its message above (set strict: true to fail the step instead)`);
+  } else if (code !== 0) {
     lib.setFailed(`tiercache push failed (exit code ${code}); see its message above`);
   }
 }

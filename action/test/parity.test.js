@@ -147,3 +147,18 @@ test('actions/cache inputs with no meaning here are accepted and change nothing'
   };
   assert.equal(await args(compat), await args(plain));
 });
+
+test('a save that fails at run time warns and saves nothing, as actions/cache; strict fails the step', async () => {
+  const m = new h.Machine();
+  const dir = path.join(m.workspace, 'dir');
+  h.writeTree(dir, 'fifo');
+  // A FIFO cannot be archived: the push fails (exit 1), naming it.
+  require('node:child_process').execFileSync('mkfifo', [path.join(dir, 'pipe')]);
+  const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: 'fail-1', path: 'dir' } });
+  assert.equal(save.code, 0, save.log);
+  assert.match(save.stdout, /::warning title=tiercache::tiercache push failed, so nothing was saved for key "fail-1"/);
+  assert.match(save.log, /pipe/);
+  const strict = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: 'fail-1', path: 'dir', strict: 'true' } });
+  assert.notEqual(strict.code, 0, strict.log);
+  assert.match(strict.stdout, /::error title=tiercache::tiercache push failed \(exit code 1\)/);
+});
