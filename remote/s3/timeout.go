@@ -32,13 +32,17 @@ import (
 //
 // A server that accepts connections and never answers would cost
 // MaxAttempts idle timeouts per request. So an attempt that got no
-// answer at all, after another that got none with no answer from the
-// server in between, is not retried: a dead server costs two.
+// answer at all, begun after another had ended with none and with no
+// answer from the server since, is not retried: a dead server costs
+// two. Attempts in flight together when the server went quiet (parts
+// of one upload) count as one.
 type timeoutClient struct {
 	next    aws.HTTPClient
 	idle    time.Duration
 	request time.Duration
-	silent  atomic.Bool // the last attempt to end got no answer in time
+	// silentSince is when the last attempt to end without an answer
+	// ended (Unix nanoseconds), 0 once the server answered since.
+	silentSince atomic.Int64
 }
 
 // timeoutError reports an attempt cut off by timeoutClient. It is
@@ -48,8 +52,9 @@ type timeoutError struct {
 	method string
 	idle   bool
 	limit  time.Duration
-	// final marks the second silent attempt in a row (see
-	// timeoutClient), which is not retried. Set before Do returns.
+	// final marks a silent attempt begun after another had ended
+	// silent (see timeoutClient), which is not retried. Set before Do
+	// returns.
 	final bool
 }
 
@@ -71,6 +76,7 @@ func (e *timeoutError) RetryableError() bool { return !e.final }
 
 // Do sends req under the idle and request limits.
 func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
+	started := time.Now().UnixNano()
 	ctx, cancel := context.WithCancelCause(req.Context())
 	w := &watch{ctx: ctx, cancel: cancel, idleLimit: c.idle, sending: true}
 	method := req.Method
@@ -101,11 +107,13 @@ func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
 		w.finish()
 		err = w.explain(err)
 		if te := (*timeoutError)(nil); errors.As(err, &te) && te.idle {
-			te.final = c.silent.Swap(true)
+			since := c.silentSince.Load()
+			te.final = since != 0 && started > since
+			c.silentSince.CompareAndSwap(since, time.Now().UnixNano())
 		}
 		return nil, err
 	}
-	c.silent.Store(false)
+	c.silentSince.Store(0)
 	resp.Body = &responseBody{body: resp.Body, w: w}
 	return resp, nil
 }

@@ -409,3 +409,72 @@ func assertNoUploads(t *testing.T, e *env) {
 		t.Errorf("%d multipart uploads left", len(ups.Uploads))
 	}
 }
+
+// silentNext is an aws.HTTPClient whose answer is up to answer: nil
+// stalls until the request's context ends, as a server gone quiet.
+type silentNext struct{ answer func() *http.Response }
+
+func (s silentNext) Do(req *http.Request) (*http.Response, error) {
+	if r := s.answer(); r != nil {
+		return r, nil
+	}
+	<-req.Context().Done()
+	return nil, context.Cause(req.Context())
+}
+
+// TestSilentAttemptsInFlightTogether: attempts in flight together when
+// the server went quiet (the parts of one upload) are retried, all of
+// them; an attempt begun after they ended silent is not, and an answer
+// in between starts the count again.
+func TestSilentAttemptsInFlightTogether(t *testing.T) {
+	var answering atomic.Bool
+	c := &timeoutClient{
+		next: silentNext{answer: func() *http.Response {
+			if answering.Load() {
+				return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(""))}
+			}
+			return nil
+		}},
+		idle: 50 * time.Millisecond, request: bound,
+	}
+	do := func() error {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, "http://127.0.0.1:1/b/k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	final := func(err error) bool {
+		var te *timeoutError
+		return errors.As(err, &te) && te.final
+	}
+	together := func() []error {
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() { errs[i] = do() })
+		}
+		wg.Wait()
+		return errs
+	}
+	for i, err := range together() {
+		if err == nil || final(err) {
+			t.Errorf("attempt %d of 4 in flight together: %v; want a retried stall", i, err)
+		}
+	}
+	if err := do(); !final(err) {
+		t.Errorf("an attempt begun after those ended silent: %v; want it not retried", err)
+	}
+	answering.Store(true)
+	if err := do(); err != nil {
+		t.Fatal(err)
+	}
+	answering.Store(false)
+	if err := do(); err == nil || final(err) {
+		t.Errorf("the first silent attempt after an answer: %v; want a retried stall", err)
+	}
+}
