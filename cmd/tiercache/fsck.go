@@ -28,7 +28,7 @@ func newFsckCommand(a *app) *cobra.Command {
 problem, naming the tier, the kind of problem, the key when it is known and
 the path or object concerned, then a summary on stderr. It exits 0 when it
 found nothing (or --repair removed everything it found), 1 when problems
-remain.
+remain (newer-manifest entries, which fail nothing, aside).
 
 It reports broken entries, which a pull would refuse with an integrity
 error:

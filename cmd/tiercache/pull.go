@@ -55,12 +55,15 @@ A miss is not an error: pull exits 0 and leaves DIR empty or as it
 was, unless --fail-on-miss is given (exit 3).
 
 A cache outage must not fail the build: when the remote fails (unreachable,
-timing out, refusing the credentials, no such bucket, not an S3 endpoint)
-or serves an entry that fails verification, pull prints a one-line warning
-naming the cause, goes on with the local tier alone, and if that has
-nothing, exits 0 as a miss with DIR exactly as it was. With --strict such
-failures exit 1. A failure to write DIR, or the local tier's disk being
-full, always fails the pull.
+timing out, refusing the credentials, no such bucket, not an S3 endpoint),
+pull prints a one-line warning naming the cause, goes on with the local
+tier alone, and if that has nothing, exits 0 as a miss with DIR exactly as
+it was. An entry that fails verification is skipped as a miss, with a
+warning, and the next candidate is tried; one whose archive does not
+match its manifest is also removed from the remote (not with --read-only,
+nor from a read scope), so the next push stores it again. With --strict
+such failures exit 1. A failure to write DIR, or the local tier's disk
+being full, always fails the pull.
 
 DIR is created if absent. Entries of the tree replace what DIR holds at the
 same paths, as 'tar -x' does; other files in DIR are left alone. A file,
