@@ -109,8 +109,9 @@ type RootMeta struct {
 // partial, invalid archive.
 //
 // A regular file that changes while it is read (it grows, shrinks, or
-// its mtime, or on Unix its ctime, moves between its listing and the end
-// of its read) makes Write fail with an error wrapping ErrChanged.
+// its mtime, or on Unix the ctime of a file with one name, moves between
+// its listing and the end of its read) makes Write fail with an error
+// wrapping ErrChanged.
 //
 // An invalid option or a dir that is not a directory returns an error
 // wrapping tiercache.ErrInvalidArgument, as does a device node or FIFO in
@@ -557,7 +558,11 @@ func (aw *archiveWriter) file(d srcDir, name, rel string, hdr *tar.Header, info 
 		return changedErr(rel, fmt.Sprintf("its size went from %d to %d bytes", info.size, now.size))
 	case !now.mtime.Equal(info.mtime):
 		return changedErr(rel, fmt.Sprintf("its mtime went from %s to %s", info.mtime.Format(time.RFC3339Nano), now.mtime.Format(time.RFC3339Nano)))
-	case !now.ctime.Equal(info.ctime):
+	case !now.ctime.Equal(info.ctime) && info.nlink <= 1 && now.nlink <= 1:
+		// Not for a file with several names: linking or unlinking one of
+		// them (a pull --link of the same entry, a prune of the local
+		// tier's tree) moves the ctime and changes no byte. Its size and
+		// mtime still tell a write.
 		return changedErr(rel, "its ctime moved (its contents or metadata were changed)")
 	}
 	aw.size += copied
