@@ -5,6 +5,7 @@
 // alone, as actions/cache/restore and actions/cache/save do.
 
 const fs = require('node:fs');
+const path = require('node:path');
 
 const lib = require('./lib');
 const { install, IntegrityError } = require('./install');
@@ -73,7 +74,7 @@ async function restore({ withState }) {
     if (failOnMiss) args.push('--fail-on-miss');
     if (lookupOnly) args.push('--lookup-only');
     args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
-    const absent = paths.filter((p) => !lexists(p));
+    const absent = paths.filter((p) => !lexists(p)).map(missingFrom);
     let stdout;
     ({ code, stdout } = await lib.runTiercache(bin, args, { capture: true }));
     out = lib.parseJSONOutput(stdout);
@@ -114,16 +115,29 @@ function lexists(p) {
   }
 }
 
+// missingFrom returns, for a path p that is not there, p and the
+// highest of its parents that is not there either: what a pull may
+// create and a miss must remove again.
+function missingFrom(p) {
+  let top = path.resolve(p);
+  for (let up = path.dirname(top); up !== top && !lexists(up); up = path.dirname(up)) top = up;
+  return { path: path.resolve(p), top };
+}
+
 // removeEmptyDirs undoes what a missing pull made: the CLI creates a
-// single DIR on a miss, while actions/cache leaves a miss's paths as they
-// were, and a path meant for a file (.eslintcache) must not be left a
-// directory. Only empty directories go; anything else stays.
-function removeEmptyDirs(paths) {
-  for (const p of paths) {
-    try {
-      fs.rmdirSync(p);
-    } catch {
-      // not made by the pull, or filled since: left alone
+// single DIR, with its parents, on a miss, while actions/cache leaves a
+// miss's paths as they were, and a path meant for a file (.eslintcache)
+// must not be left a directory. Only empty directories go, from each
+// path up to the highest parent that was missing; anything else stays.
+function removeEmptyDirs(missing) {
+  for (const { path: p, top } of missing) {
+    for (let d = p; ; d = path.dirname(d)) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        break; // not made by the pull, or filled since: left alone
+      }
+      if (d === top) break;
     }
   }
 }

@@ -162,3 +162,12 @@ test('a save that fails at run time warns and saves nothing, as actions/cache; s
   assert.notEqual(strict.code, 0, strict.log);
   assert.match(strict.stdout, /::error title=tiercache::tiercache push failed \(exit code 1\)/);
 });
+
+test('a miss into a path whose parent is missing creates neither the path nor its parent', async () => {
+  const m = new h.Machine();
+  const main = await h.mainStep(m, { inputs: { key: 'deep-1', path: 'cache/tool' } });
+  assert.equal(main.code, 0, main.log);
+  assert.equal(main.outputs['cache-hit'], 'false');
+  assert.equal(fs.existsSync(path.join(m.workspace, 'cache', 'tool')), false, 'the miss created cache/tool');
+  assert.deepEqual(fs.readdirSync(m.workspace), [], 'the miss left something in the workspace');
+});
