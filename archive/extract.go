@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -306,11 +307,12 @@ func (k kind) String() string {
 	}
 }
 
-// dirMeta is what is applied to a directory once its contents are in.
+// dirMeta is what is applied to a directory member once its contents
+// are in. A directory created as a parent only has none: it gets
+// implicitDirMode at once and keeps its mtime.
 type dirMeta struct {
-	mode     fs.FileMode
-	mtime    time.Time
-	explicit bool // false: created as a parent only; gets 0755, keeps its mtime
+	mode  fs.FileMode
+	mtime time.Time
 }
 
 // extractor holds the state of one Extract or Inspect. It is not safe
@@ -534,6 +536,10 @@ func (x *extractor) parentRoot(name string) (*dirHandle, string, error) {
 	return h, base, err
 }
 
+// openSubRoot opens the directory base in parent as a Root; tests count
+// its calls.
+var openSubRoot = func(parent *os.Root, base string) (*os.Root, error) { return parent.OpenRoot(base) }
+
 func (x *extractor) dirRoot(dir string) (*dirHandle, error) {
 	for i := len(x.dirRoots) - 1; i >= 0; i-- {
 		if h := x.dirRoots[i]; h.name == dir {
@@ -548,7 +554,7 @@ func (x *extractor) dirRoot(dir string) (*dirHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := parent.root.OpenRoot(base)
+	r, err := openSubRoot(parent.root, base)
 	if err != nil {
 		return nil, err
 	}
@@ -653,11 +659,10 @@ func (x *extractor) parents(raw, name string) error {
 			if s, ok := x.pendingAlias(p); ok {
 				return unsafeEntry(raw, "parent %q is the symlink %q in another case; extraction never writes through one", p, s)
 			}
-			if err := x.mkdir(p); err != nil {
+			if err := x.mkdir(p, implicitDirMode); err != nil {
 				return x.createErr(raw, p, err)
 			}
 			x.seen[p] = kindImplicitDir
-			x.dirs[p] = &dirMeta{mode: 0o755}
 		case k == kindSymlink:
 			return unsafeEntry(raw, "parent %q is a symlink; extraction never writes through one", p)
 		case k == kindFile:
@@ -674,13 +679,20 @@ func (x *extractor) parents(raw, name string) error {
 
 // createErr turns an error creating name into the right kind: an existing
 // file there (which only a name colliding on disk, say on a
-// case-insensitive file system, can cause) is unsafe; anything else is a
+// case-insensitive file system, can cause) is unsafe; a name or symlink
+// target the system takes as too long, which only the archive can cause
+// (every name is created component by component), exceeds a limit (the
+// system's, which may be below MaxNameLength: Linux takes symlink
+// targets of 4095 bytes at most, macOS of 1023); anything else is a
 // plain file-system error.
 func (x *extractor) createErr(raw, name string, err error) error {
-	if errors.Is(err, fs.ErrExist) {
+	switch {
+	case errors.Is(err, fs.ErrExist):
 		return unsafeEntry(raw, "%q collides with an existing file, presumably an earlier member's name in another case or Unicode form, which this file system takes for the same", name)
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return limitEntry(raw, "this system refuses its name or symlink target as too long")
 	}
-	return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+	return extractErr(raw, err)
 }
 
 // claim checks that name is not taken yet.
@@ -740,7 +752,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 	}
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		return extractErr(hdr.Name, err)
 	}
 	if x.pool != nil && hdr.Size <= pooledFileMax {
 		buf, err := x.readSmall(hdr)
@@ -781,7 +793,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 // accounting as copy. The caller owns the buffer (see putBuf).
 func (x *extractor) readSmall(hdr *tar.Header) (*[]byte, error) {
 	if err := x.ctx.Err(); err != nil {
-		return nil, fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+		return nil, extractErr(hdr.Name, err)
 	}
 	buf := getBuf(int(hdr.Size))
 	n, err := io.ReadFull(x.tr, *buf)
@@ -809,12 +821,12 @@ func (x *extractor) readSmall(hdr *tar.Header) (*[]byte, error) {
 func (x *extractor) sendChunks(chunks chan<- *[]byte, hdr *tar.Header) error {
 	for {
 		if err := x.ctx.Err(); err != nil {
-			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+			return extractErr(hdr.Name, err)
 		}
 		select {
 		case x.pool.tokens <- struct{}{}:
 		case <-x.ctx.Done():
-			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), x.ctx.Err())
+			return extractErr(hdr.Name, x.ctx.Err())
 		}
 		buf := getBuf(pooledFileMax)
 		n, rerr := io.ReadFull(x.tr, *buf)
@@ -836,9 +848,17 @@ func (x *extractor) sendChunks(chunks chan<- *[]byte, hdr *tar.Header) error {
 	}
 }
 
-// mkdir creates the directory name (whose parents exist) owner-only
-// writable; its real mode comes at the end.
-func (x *extractor) mkdir(name string) error {
+// implicitDirMode is the mode of a directory that no member describes,
+// created as a parent of one.
+const implicitDirMode fs.FileMode = 0o755
+
+// mkdir creates the directory name (whose parents exist) with mode: 0700,
+// owner-only writable, for a member's directory, whose real mode comes
+// at the end; implicitDirMode, final, for a parent no member describes.
+// Such a parent is done with at once: setting its mode at the end would
+// reach it through its parents again, and an archive of a few deep
+// branches has thousands of them for each member.
+func (x *extractor) mkdir(name string, mode fs.FileMode) error {
 	if x.root == nil {
 		return nil
 	}
@@ -846,7 +866,13 @@ func (x *extractor) mkdir(name string) error {
 	if err != nil {
 		return err
 	}
-	return parent.root.Mkdir(base, 0o700)
+	if err := parent.root.Mkdir(base, mode); err != nil {
+		return err
+	}
+	if mode != 0o700 && (x.umask < 0 || fs.FileMode(x.umask)&mode != 0) {
+		return parent.root.Chmod(base, mode) // the umask took bits
+	}
+	return nil
 }
 
 // copy streams the current member's data into f, checking ctx and the byte
@@ -854,7 +880,7 @@ func (x *extractor) mkdir(name string) error {
 func (x *extractor) copy(f io.Writer, hdr *tar.Header) error {
 	for {
 		if err := x.ctx.Err(); err != nil {
-			return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+			return extractErr(hdr.Name, err)
 		}
 		n, rerr := io.ReadFull(x.tr, x.buf)
 		x.bytes += int64(n)
@@ -863,7 +889,7 @@ func (x *extractor) copy(f io.Writer, hdr *tar.Header) error {
 		}
 		if n > 0 {
 			if _, err := f.Write(x.buf[:n]); err != nil {
-				return fmt.Errorf("archive: extract %q: %w", displayName(hdr.Name), err)
+				return extractErr(hdr.Name, err)
 			}
 		}
 		switch {
@@ -893,7 +919,7 @@ func (x *extractor) dir(hdr *tar.Header) error {
 	if err := x.parents(hdr.Name, name); err != nil {
 		return err
 	}
-	meta := &dirMeta{mode: perm(hdr.Mode), mtime: hdr.ModTime, explicit: true}
+	meta := &dirMeta{mode: perm(hdr.Mode), mtime: hdr.ModTime}
 	if k, ok := x.seen[name]; ok && k == kindImplicitDir {
 		// Created earlier as a parent of another member (archives need not
 		// list a directory before its contents): it gets its metadata now.
@@ -904,7 +930,7 @@ func (x *extractor) dir(hdr *tar.Header) error {
 	if err := x.claim(hdr.Name, name); err != nil {
 		return err
 	}
-	if err := x.mkdir(name); err != nil {
+	if err := x.mkdir(name, 0o700); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
 	x.seen[name] = kindDir
@@ -1028,7 +1054,7 @@ func (x *extractor) createPending() error {
 func (x *extractor) createSymlink(raw, name, target string, mtime time.Time, dir bool) error {
 	parent, base, err := x.parentRoot(name)
 	if err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+		return extractErr(raw, err)
 	}
 	// The target is stored as is and never followed by this extraction:
 	// nothing is ever created below a name recorded as a symlink.
@@ -1053,12 +1079,12 @@ func (x *extractor) createSymlink(raw, name, target string, mtime time.Time, dir
 			return nil
 		}
 		if hint != "" {
-			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(raw), hint, err)
+			return fmt.Errorf("archive: extract %q: cannot create the symlink: %s: %w", displayName(raw), hint, escapedError{err})
 		}
 		return x.createErr(raw, name, err)
 	}
 	if err := lchtimes(parent.root, base, mtime); err != nil {
-		return fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+		return extractErr(raw, err)
 	}
 	return nil
 }
@@ -1162,15 +1188,13 @@ func (x *extractor) applyDirMeta() error {
 		meta := x.dirs[name]
 		parent, base, err := x.parentRoot(name)
 		if err != nil {
-			return fmt.Errorf("archive: extract %q: %w", name, err)
+			return extractErr(name, err)
 		}
 		if err := parent.root.Chmod(base, meta.mode); err != nil {
-			return fmt.Errorf("archive: extract %q: %w", name, err)
+			return extractErr(name, err)
 		}
-		if meta.explicit {
-			if err := parent.root.Chtimes(base, time.Time{}, nanoRange(meta.mtime)); err != nil {
-				return fmt.Errorf("archive: extract %q: %w", name, err)
-			}
+		if err := parent.root.Chtimes(base, time.Time{}, nanoRange(meta.mtime)); err != nil {
+			return extractErr(name, err)
 		}
 	}
 	return nil

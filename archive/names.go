@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tiercache/tiercache"
@@ -43,6 +45,38 @@ func (e *EntryError) Error() string {
 
 // Unwrap returns the sentinel error.
 func (e *EntryError) Unwrap() error { return e.Err }
+
+// extractErr reports err, a failure of the file system extracting the
+// member raw. Its message may quote the member's name or symlink target
+// as the system call was given them: escapedError escapes them.
+func extractErr(raw string, err error) error {
+	return fmt.Errorf("archive: extract %q: %w", displayName(raw), escapedError{err})
+}
+
+// escapedError is err with the control characters of its message
+// escaped, so that a name an archive chose cannot forge log lines or
+// drive a terminal, as EntryError quotes the name. errors.Is and
+// errors.As see err.
+type escapedError struct{ err error }
+
+func (e escapedError) Error() string {
+	msg := e.err.Error()
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r) // '\n', '\x1b'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (e escapedError) Unwrap() error { return e.err }
 
 func displayName(name string) string {
 	if len(name) > 256 {

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"math/bits"
@@ -181,7 +180,7 @@ func (p *writerPool) write(j *fileJob) error {
 	cerr, err := createMember(j.dir, j.base, j.raw, j.mode, p.umask, j.mtime, func(w io.Writer) error {
 		if j.chunks == nil {
 			if _, err := w.Write(*j.buf); err != nil {
-				return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+				return extractErr(j.raw, err)
 			}
 			return nil
 		}
@@ -189,7 +188,7 @@ func (p *writerPool) write(j *fileJob) error {
 			_, err := w.Write(*b)
 			p.done(b)
 			if err != nil {
-				return fmt.Errorf("archive: extract %q: %w", displayName(j.raw), err)
+				return extractErr(j.raw, err)
 			}
 		}
 		if j.aborted.Load() {
@@ -223,11 +222,11 @@ func createMember(dir *dirHandle, base, raw string, mode fs.FileMode, umask int,
 	if chmod {
 		if err := f.Chmod(mode); err != nil {
 			f.Abort()
-			return nil, fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+			return nil, extractErr(raw, err)
 		}
 	}
 	if err := f.Finish(mtime); err != nil {
-		return nil, fmt.Errorf("archive: extract %q: %w", displayName(raw), err)
+		return nil, extractErr(raw, err)
 	}
 	return nil, nil
 }

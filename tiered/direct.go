@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
@@ -1003,12 +1004,23 @@ func (t *target) fits(k string, paths []string) bool {
 	return false
 }
 
-// countPaths says "1 path: a" or "2 paths: a, b".
+// countPaths says "1 path: a" or "2 paths: a, b". A path holding a
+// control character is quoted: an entry's paths are whoever pushed it
+// says, and a line break in the note would let one start a line of the
+// job's log (a CI runner takes a line starting with "::" for a workflow
+// command).
 func countPaths(paths []string) string {
-	if len(paths) == 1 {
-		return "1 path: " + paths[0]
+	shown := make([]string, len(paths))
+	for i, p := range paths {
+		shown[i] = p
+		if strings.ContainsFunc(p, unicode.IsControl) {
+			shown[i] = strconv.Quote(p)
+		}
 	}
-	return fmt.Sprintf("%d paths: %s", len(paths), strings.Join(paths, ", "))
+	if len(paths) == 1 {
+		return "1 path: " + shown[0]
+	}
+	return fmt.Sprintf("%d paths: %s", len(paths), strings.Join(shown, ", "))
 }
 
 // How place puts a tree's member into place.
