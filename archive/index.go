@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,9 +37,10 @@ import (
 //	           block starts the frame, or, with bit 0, the member it
 //	           continues, as the tar header names it
 //
-// A change that an older reader would misread bumps the version; a reader
-// refuses versions it does not know (and can then read the archive
-// sequentially, as it reads one without an index).
+// A change that an older reader would misread bumps the version, and the
+// magic and version stay the payload's first six bytes; a reader refuses
+// a newer version than it knows with ErrIndexVersion (and can then read
+// the archive sequentially, as it reads one without an index).
 const (
 	// indexMagic is one of the sixteen skippable-frame magics, not the
 	// ones pzstd (0x184D2A50) or the seekable format (0x184D2A5E) use, so
@@ -153,6 +155,13 @@ func appendIndexFrame(b []byte, idx Index) []byte {
 	return b
 }
 
+// ErrIndexVersion reports an index of a newer version than this reader
+// knows. It does not wrap tiercache.ErrIntegrity: the index is not
+// damaged (ReadIndex returns it only for a frame that matches its
+// recorded digest), just unusable here, and the archive can be read
+// sequentially, as one without an index.
+var ErrIndexVersion = errors.New("archive: index of a newer version than this reader knows")
+
 // indexErr is an error wrapping tiercache.ErrIntegrity about an index.
 func indexErr(format string, args ...any) error {
 	return fmt.Errorf("archive: index: %s: %w", fmt.Sprintf(format, args...), tiercache.ErrIntegrity)
@@ -162,23 +171,32 @@ func indexErr(format string, args ...any) error {
 // skippable-frame header) and checks that it describes a well-formed
 // archive: a known version, frames that tile the compressed bytes before
 // the index and the tar stream without gap or overlap, lengths within
-// bounds, and names a tar member could have. Anything else is an error
-// wrapping tiercache.ErrIntegrity that says what is wrong. It does not
+// bounds, and names a tar member could have. A newer version is an error
+// wrapping ErrIndexVersion; anything else is an error wrapping
+// tiercache.ErrIntegrity that says what is wrong. It does not
 // check the index against the archive's bytes; ReadIndex checks the
 // index's digest, and a reader checks each frame's.
 func ParseIndex(b []byte) (Index, error) {
 	if len(b) > maxIndexPayload {
 		return Index{}, indexErr("%d bytes, over the %d-byte limit", len(b), maxIndexPayload)
 	}
-	if len(b) < indexHeaderSize {
+	if len(b) < 6 {
 		return Index{}, indexErr("%d bytes, too short for its header", len(b))
 	}
 	if string(b[:4]) != indexPayloadMagic {
 		return Index{}, indexErr("bad magic %q", b[:4])
 	}
 	le := binary.LittleEndian
-	if v := le.Uint16(b[4:]); v != indexVersion {
+	// A newer version may lay out the rest otherwise, so it is told
+	// apart before anything else is checked.
+	switch v := le.Uint16(b[4:]); {
+	case v > indexVersion:
+		return Index{}, fmt.Errorf("archive: index: version %d, this reader knows up to %d: %w", v, indexVersion, ErrIndexVersion)
+	case v != indexVersion:
 		return Index{}, indexErr("unknown version %d", v)
+	}
+	if len(b) < indexHeaderSize {
+		return Index{}, indexErr("%d bytes, too short for its header", len(b))
 	}
 	if r := le.Uint16(b[6:]); r != 0 {
 		return Index{}, indexErr("reserved header field is %d, not 0", r)
@@ -295,8 +313,11 @@ func checkIndexName(name string, frames int64) error {
 // index frame must end the archive and match info's length and digest,
 // and its payload must pass ParseIndex and describe the bytes before it.
 // A mismatch is an error wrapping tiercache.ErrIntegrity; an info without
-// an index (Length 0) one wrapping tiercache.ErrInvalidArgument. An error
-// of r is returned wrapped as it is, so that a caller may retry it.
+// an index (Length 0) one wrapping tiercache.ErrInvalidArgument; an
+// index of a newer version, whose frame matches info, one wrapping
+// ErrIndexVersion (the archive is then read as one without an index).
+// An error of r is returned wrapped as it is, so that a caller may retry
+// it.
 func ReadIndex(r io.ReaderAt, size int64, info IndexInfo) (Index, error) {
 	if info.Length == 0 {
 		return Index{}, fmt.Errorf("archive: no index recorded: %w", tiercache.ErrInvalidArgument)

@@ -300,7 +300,6 @@ func TestParseIndex(t *testing.T) {
 		"trailing byte":         func(b []byte) []byte { return append(b, 0) },
 		"bad magic":             set(0, 'X'),
 		"version 0":             u16(4, 0),
-		"version 2":             u16(4, 2),
 		"reserved":              u16(6, 1),
 		"no frames":             u32(8, 0),
 		"huge count":            u32(8, 0xffffffff),

@@ -195,6 +195,9 @@ func openBase(ctx context.Context, bs remote.BaseStore, key string) (*reuser, er
 		return nil, fmt.Errorf("reading its index: %w", err)
 	}
 	idx, err := archive.ReadIndex(tailAt{p: p, off: info.Offset}, b.Meta.ArchiveSize, info)
+	if errors.Is(err, archive.ErrIndexVersion) {
+		return nil, fmt.Errorf("its index is not one this version can use: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("its index does not match its manifest: %w", err)
 	}
