@@ -45,6 +45,14 @@ const (
 	metaSlack    = 4 << 20
 )
 
+// maxNameBytes caps the total length of the members' names and link
+// targets. Extraction keeps each name (to refuse duplicates, and writes
+// below a symlink), so without it a small archive of very many long names
+// could ask for gigabytes: MaxEntries alone bounds the count, not the
+// length. Real trees stay far below it (a million members of 500 bytes).
+// A variable for tests.
+var maxNameBytes int64 = 512 << 20
+
 // ExtractOptions bounds what Extract accepts. Zero fields take the
 // documented defaults.
 type ExtractOptions struct {
@@ -363,6 +371,7 @@ type extractor struct {
 	pool     *writerPool // nil when Writers is 1
 
 	entries      int64
+	nameBytes    int64 // the members' names and link targets (maxNameBytes)
 	bytes        int64
 	contentBytes int64 // decompressed bytes the members' data may occupy
 	nextHeader   int64 // stream offset where the next header must start
@@ -386,6 +395,9 @@ func (x *extractor) run() error {
 		x.entries++
 		if x.entries > x.opts.MaxEntries {
 			return limitEntry(hdr.Name, "more than %d members", x.opts.MaxEntries)
+		}
+		if x.nameBytes += int64(len(hdr.Name) + len(hdr.Linkname)); x.nameBytes > maxNameBytes {
+			return limitEntry(hdr.Name, "the members' names and link targets total more than %d bytes, which extraction keeps in memory", maxNameBytes)
 		}
 		var dataSize int64 // what the tar reader will treat as this member's data
 		switch hdr.Typeflag {

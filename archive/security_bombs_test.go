@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache"
 )
 
 // TestSecurityImplicitDirsCostLinear: a member deep in a tree whose
@@ -54,5 +57,31 @@ func TestSecurityImplicitDirsCostLinear(t *testing.T) {
 		if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o755 {
 			t.Errorf("%s: mode %v, want %v", d, fi.Mode().Perm(), fs.FileMode(0o755))
 		}
+	}
+}
+
+// TestNameBytesBounded: the total length of the members' names and link
+// targets is capped, whatever the member count allows, so that an archive
+// of very many long names cannot make extraction keep gigabytes of names;
+// a tree within the cap extracts.
+func TestNameBytesBounded(t *testing.T) {
+	old := maxNameBytes
+	maxNameBytes = 64 << 10
+	t.Cleanup(func() { maxNameBytes = old })
+	part := strings.Repeat("n", 249)
+	long := func(i int) string { return fmt.Sprintf("%04d/%s/%s/%s/%s", i, part, part, part, part) }
+	var within, over []member
+	for i := range 60 { // about 60 KB of names
+		within = append(within, reg(long(i), "x"))
+	}
+	for i := range 40 { // names and link targets: about 80 KB
+		over = append(over, symlinkM(long(i), long(i+1000)))
+	}
+	if _, err := Extract(t.Context(), bytes.NewReader(archiveOf(t, within...)), t.TempDir(), ExtractOptions{}); err != nil {
+		t.Fatalf("a tree within the cap: %v", err)
+	}
+	_, err := Inspect(t.Context(), bytes.NewReader(archiveOf(t, over...)), ExtractOptions{})
+	if !errors.Is(err, tiercache.ErrLimitExceeded) || !strings.Contains(err.Error(), "names and link targets total more than 65536 bytes") {
+		t.Fatalf("names over the cap: %v; want a limit error saying so", err)
 	}
 }
