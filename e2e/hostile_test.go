@@ -220,6 +220,18 @@ func (r plantedKey) put(name string, data []byte) {
 	}
 }
 
+// damageData rewrites the data object the key's manifest names with
+// damage applied to its bytes.
+func (r plantedKey) damageData(damage func([]byte) []byte) {
+	r.t.Helper()
+	m, _ := r.manifest()
+	name := r.dataName(m["data"].(string))
+	r.put(name, damage(r.get(name)))
+}
+
+// flipByte flips a bit in the middle of d: damage that keeps the size.
+func flipByte(d []byte) []byte { d[len(d)/2] ^= 0x10; return d }
+
 func (r plantedKey) remove(name string) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -25,7 +25,7 @@ func TestRefusedEntryRepairedByNextJob(t *testing.T) {
 		// is read (the object's size is wrong) and the push replaces it.
 		removed bool
 	}{
-		{"flipped byte", func(d []byte) []byte { d[len(d)/2] ^= 0x10; return d }, true},
+		{"flipped byte", flipByte, true},
 		{"truncated", func(d []byte) []byte { return d[:len(d)-100] }, false},
 	}
 	b := bucket(t)
@@ -37,10 +37,7 @@ func TestRefusedEntryRepairedByNextJob(t *testing.T) {
 				key := fmt.Sprintf("refused-%d-%d", i, j)
 				src := smallTree(t, key)
 				mustRun(t, e, "push", "-q", key, src)
-				r := plantedKey{t, b, key}
-				m, _ := r.manifest()
-				name := r.dataName(m["data"].(string))
-				r.put(name, tc.damage(r.get(name)))
+				plantedKey{t, b, key}.damageData(tc.damage)
 
 				job := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal))
 				_, stderr, code := runCLI(t, job, "pull", key, filepath.Join(t.TempDir(), "d"))
@@ -80,12 +77,7 @@ func TestRefusedEntryReadOnlyKept(t *testing.T) {
 	b := bucket(t)
 	e := newEnv(t, b)
 	mustRun(t, e, "push", "-q", "ro-bad", smallTree(t, "ro"))
-	r := plantedKey{t, b, "ro-bad"}
-	m, _ := r.manifest()
-	name := r.dataName(m["data"].(string))
-	data := r.get(name)
-	data[len(data)/2] ^= 0x10
-	r.put(name, data)
+	plantedKey{t, b, "ro-bad"}.damageData(flipByte)
 	before := objects(t, b, "")
 	for _, noLocal := range []bool{false, true} {
 		ro := e.freshMachine(t).with("TIERCACHE_READ_ONLY", "true", "TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal))

@@ -257,12 +257,7 @@ func TestSoftFailureCorruptEntry(t *testing.T) {
 	b := bucket(t)
 	e := newEnv(t, b)
 	mustRun(t, e, "push", "-q", "bad", smallTree(t, "bad"))
-	r := plantedKey{t, b, "bad"}
-	m, _ := r.manifest()
-	name := r.dataName(m["data"].(string))
-	data := r.get(name)
-	data[len(data)/2] ^= 0x10
-	r.put(name, data)
+	plantedKey{t, b, "bad"}.damageData(flipByte)
 	for _, noLocal := range []bool{false, true} {
 		t.Run(fmt.Sprintf("no-local=%v", noLocal), func(t *testing.T) {
 			fresh := e.freshMachine(t).with("TIERCACHE_NO_LOCAL", fmt.Sprint(noLocal), "TIERCACHE_READ_ONLY", "true")
