@@ -18,7 +18,19 @@ const State = {
   bin: 'bin',
   exactHit: 'exact-hit',
   restoreKeys: 'restore-keys',
+  // Why the binary could not be had: the post step then saves nothing
+  // rather than trying (and waiting, and warning) again.
+  installFailed: 'install-failed',
 };
+
+// isExactKeyMatch reports whether matched is key itself as actions/cache
+// decides it: ignoring case, not accents. Entries are stored under the
+// key as given, so only a restore key can find one spelt in another case;
+// actions/cache takes that for a hit on key (cache-hit true, no save),
+// and so does this action, for workflows that test cache-hit.
+function isExactKeyMatch(key, matched) {
+  return Boolean(matched) && matched.localeCompare(key, undefined, { sensitivity: 'accent' }) === 0;
+}
 
 // readKeyAndPaths reads the key and path inputs.
 function readKeyAndPaths() {
@@ -32,22 +44,25 @@ function readKeyAndPaths() {
 // actions/cache warns when its cache service is unreachable, the step
 // then goes on without the cache. With strict it fails instead; so does,
 // always, a download that fails verification or a TIERCACHE_BIN that is
-// not there.
-async function installOrSkip() {
+// not there. With record, the failure is kept in the state for the post
+// step.
+async function installOrSkip({ record = false } = {}) {
   try {
     return await install();
   } catch (err) {
+    if (record) lib.saveState(State.installFailed, err.message);
     if (lib.strict() || err instanceof IntegrityError || err instanceof lib.UsageError) throw err;
     lib.warning(`${err.message}; the cache is skipped (set strict: true to fail the step instead)`);
     return '';
   }
 }
 
-// restore pulls key (or a restore key's match) into the paths. The CLI
+// restore pulls key (or a restore key's match) into the paths, and
 // writes the step outputs (cache-hit, cache-matched-key,
-// cache-primary-key) to GITHUB_OUTPUT itself; without a binary, the step
-// writes a miss's. With withState, it records for post.js what to push
-// and whether the key itself was hit.
+// cache-primary-key) from the CLI's result, or a miss's without a
+// binary: the step, not the CLI, writes them, since cache-hit compares
+// keys as actions/cache does (isExactKeyMatch). With withState, it
+// records for post.js what to push and whether the key itself was hit.
 async function restore({ withState }) {
   const { key, paths, excludes } = readKeyAndPaths();
   const restoreKeys = lib.getMultilineInput('restore-keys');
@@ -64,27 +79,34 @@ async function restore({ withState }) {
     lib.saveState(State.excludes, JSON.stringify(excludes));
     lib.saveState(State.restoreKeys, JSON.stringify(restoreKeys));
   }
-  const bin = await installOrSkip();
+  const bin = await installOrSkip({ record: withState });
   let code = 0;
   let out = null;
   if (bin) {
     if (withState) lib.saveState(State.bin, bin);
     const args = ['pull', ...global, '--json'];
-    for (const k of restoreKeys) args.push(`--restore-key=${k}`);
+    // actions/cache looks for key itself, then for the newest entry whose
+    // key starts with key, then the restore keys: key is the first prefix.
+    for (const k of [key, ...restoreKeys]) args.push(`--restore-key=${k}`);
     if (failOnMiss) args.push('--fail-on-miss');
     if (lookupOnly) args.push('--lookup-only');
     args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
     const absent = paths.filter((p) => !lexists(p)).map(missingFrom);
+    const env = { ...process.env };
+    delete env.GITHUB_OUTPUT; // written below
     let stdout;
-    ({ code, stdout } = await lib.runTiercache(bin, args, { capture: true }));
+    ({ code, stdout } = await lib.runTiercache(bin, args, { capture: true, env }));
     out = lib.parseJSONOutput(stdout);
     if (code === 3 || (code === 0 && out && !out.hit)) removeEmptyDirs(absent);
   } else {
-    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-hit', 'false');
-    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-primary-key', key);
-    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-matched-key', '');
     code = failOnMiss ? 3 : 0;
     out = { hit: false };
+  }
+  const exact = Boolean(out && out.hit && isExactKeyMatch(key, out.key));
+  if (code === 0 || code === 3) {
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-hit', String(exact));
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-primary-key', key);
+    lib.appendFileCommand('GITHUB_OUTPUT', 'cache-matched-key', (out && out.hit && out.key) || '');
   }
   if (code === 3) {
     lib.setFailed(`no cache entry for key "${key}"${restoreKeys.length ? ' or its restore keys' : ''}, and fail-on-cache-miss is set`);
@@ -94,7 +116,6 @@ async function restore({ withState }) {
     lib.setFailed(`tiercache pull failed (exit code ${code}); see its message above`);
     return;
   }
-  const exact = Boolean(out && out.hit && out.exact);
   if (withState) lib.saveState(State.exactHit, String(exact));
   if (!out) {
     lib.info('tiercache pull printed no result');
@@ -163,7 +184,7 @@ async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   }
   const global = lib.globalArgs();
   const args = ['push', ...global];
-  for (const k of restoreKeys) args.push(`--restore-key=${k}`);
+  for (const k of [key, ...restoreKeys]) args.push(`--restore-key=${k}`);
   args.push(...lib.pathArgs(key, paths, excludes));
   bin = bin || (await installOrSkip());
   if (!bin) return;
@@ -199,6 +220,14 @@ async function postSave() {
   }
   if (lib.getState(State.exactHit) === 'true') {
     lib.info(`Cache hit on the primary key "${key}": not saving`);
+    return;
+  }
+  const installFailed = lib.getState(State.installFailed);
+  if (installFailed) {
+    // The main step warned already; one line says why nothing is saved.
+    const msg = `Not saving "${key}": the main step could not get the tiercache binary (${installFailed})`;
+    if (lib.strict()) lib.setFailed(msg);
+    else lib.notice(msg);
     return;
   }
   const paths = JSON.parse(lib.getState(State.paths) || '[]');

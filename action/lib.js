@@ -274,6 +274,10 @@ function warning(msg) {
   process.stdout.write(`::warning title=tiercache::${escapeData(msg)}${os.EOL}`);
 }
 
+function notice(msg) {
+  process.stdout.write(`::notice title=tiercache::${escapeData(msg)}${os.EOL}`);
+}
+
 // setFailed reports an error and makes the step fail once the script ends.
 function setFailed(msg) {
   process.exitCode = 1;
@@ -292,12 +296,13 @@ function endGroup() {
 
 // runTiercache runs the binary with args, stderr passed through (its
 // warnings and annotations reach the log as they come) and stdout
-// captured when capture is set, otherwise passed through too. It resolves
-// to { code, stdout }; it rejects only when the binary cannot be started.
-function runTiercache(bin, args, { capture = false } = {}) {
+// captured when capture is set, otherwise passed through too; env, when
+// given, is its environment. It resolves to { code, stdout }; it rejects
+// only when the binary cannot be started.
+function runTiercache(bin, args, { capture = false, env = process.env } = {}) {
   info(`[command]${bin} ${args.map(quoteForLog).join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+    const child = spawn(bin, args, { env, stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
     const chunks = [];
     if (capture) child.stdout.on('data', (c) => chunks.push(c));
     child.on('error', (err) => reject(new Error(`running ${bin}: ${err.message}`)));
@@ -357,6 +362,7 @@ module.exports = {
   info,
   debug,
   warning,
+  notice,
   setFailed,
   group,
   endGroup,

@@ -86,7 +86,7 @@ test('restore-keys: a prefix match restores with cache-hit=false and cache-match
   const post = await h.postStep(m, main, opts);
   assert.equal(post.code, 0, post.log);
   // The restore keys choose the push's base, as they chose the entry.
-  assert.match(post.log, /push .*--restore-key=nomatch- --restore-key=fb- /, post.log);
+  assert.match(post.log, /push .*--restore-key=fb-2 --restore-key=nomatch- --restore-key=fb- /, post.log);
   const look = h.cli(m0, ['pull', `--remote=${opts.inputs.remote}`, `--endpoint=${s.endpoint}`, '--lookup-only', '--fail-on-miss', 'fb-2', path.join(m0.root, 'x')], opts.extra);
   assert.equal(look.code, 0, `fb-2 was not saved: ${look.stderr}`);
 });

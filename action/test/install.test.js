@@ -297,6 +297,7 @@ test('TIERCACHE_BIN: used as it is; a missing one is an error naming it', async 
     '--strict',
     '--no-local=true',
     '--json',
+    '--restore-key=k-1', // key itself is the first prefix, as in actions/cache
     '--restore-key=k-',
     '--restore-key=k,with,commas-',
     '--lookup-only',

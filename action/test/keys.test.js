@@ -1,0 +1,127 @@
+'use strict';
+// How the action compares keys and hands a failed install from the main
+// step to the post step, as actions/cache does. Local tier only; no
+// remote is needed.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const { test } = require('node:test');
+
+const h = require('./helpers');
+
+const restoreYml = path.join(h.REPO, 'restore', 'action.yml');
+
+test('a restore key\'s match that differs from key only in case is a hit, as in actions/cache: cache-hit=true and no save', async () => {
+  const m = new h.Machine();
+  const files = h.writeTree(path.join(m.workspace, 'dir'), 'lower');
+  const pushed = h.cli(m, ['push', 'linux-deps-1', path.join(m.workspace, 'dir')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  fs.rmSync(path.join(m.workspace, 'dir'), { recursive: true });
+
+  // Keys are stored as given, so "Linux-deps-1" itself misses; the
+  // restore key finds "linux-deps-1", which actions/cache takes for the
+  // same key (it compares them ignoring case, not accents).
+  const inputs = { key: 'Linux-deps-1', path: 'dir', 'restore-keys': 'linux-deps-' };
+  const main = await h.mainStep(m, { inputs });
+  assert.equal(main.code, 0, main.log);
+  assert.equal(main.outputs['cache-hit'], 'true', main.log);
+  assert.equal(main.outputs['cache-matched-key'], 'linux-deps-1');
+  assert.equal(main.outputs['cache-primary-key'], 'Linux-deps-1');
+  assert.equal(main.state['exact-hit'], 'true');
+  h.assertSameTree(path.join(m.workspace, 'dir'), files);
+  const post = await h.postStep(m, main, { inputs });
+  assert.equal(post.code, 0, post.log);
+  assert.match(post.log, /Cache hit on the primary key "Linux-deps-1": not saving/);
+  assert.doesNotMatch(post.log, /\[command\]/, 'the post step ran tiercache');
+
+  const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
+  assert.equal(restore.code, 0, restore.log);
+  assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+  assert.equal(restore.outputs['cache-matched-key'], 'linux-deps-1');
+
+  // An accent is a difference, as in actions/cache: a restore key's
+  // match, cache-hit=false, and the post step saves under key.
+  const pushedAccent = h.cli(m, ['push', 'dépôt-1', path.join(m.workspace, 'dir')]);
+  assert.equal(pushedAccent.code, 0, pushedAccent.stderr);
+  const accent = { key: 'depot-1', path: 'dir', 'restore-keys': 'dépôt-' };
+  const main2 = await h.mainStep(m, { inputs: accent });
+  assert.equal(main2.code, 0, main2.log);
+  assert.equal(main2.outputs['cache-hit'], 'false', main2.log);
+  assert.equal(main2.outputs['cache-matched-key'], 'dépôt-1');
+  assert.equal(main2.state['exact-hit'], 'false');
+  const post2 = await h.postStep(m, main2, { inputs: accent });
+  assert.equal(post2.code, 0, post2.log);
+  assert.match(post2.log, /pushed "depot-1"/);
+});
+
+test('key is also a prefix, as in actions/cache: without an exact match the newest entry whose key starts with key is restored, not a hit', async () => {
+  const m = new h.Machine();
+  const files = h.writeTree(path.join(m.workspace, 'dir'), 'longer');
+  const pushed = h.cli(m, ['push', 'npm-abc-linux', path.join(m.workspace, 'dir')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  fs.rmSync(path.join(m.workspace, 'dir'), { recursive: true });
+
+  const inputs = { key: 'npm-abc', path: 'dir', 'restore-keys': 'npm-' };
+  const main = await h.mainStep(m, { inputs });
+  assert.equal(main.code, 0, main.log);
+  assert.equal(main.outputs['cache-hit'], 'false', main.log);
+  assert.equal(main.outputs['cache-matched-key'], 'npm-abc-linux');
+  h.assertSameTree(path.join(m.workspace, 'dir'), files);
+  // key's own prefix comes before the restore keys: a newer entry that
+  // only a restore key matches is not taken.
+  h.writeTree(path.join(m.workspace, 'other'), 'newer');
+  const pushed2 = h.cli(m, ['push', 'npm-zzz', path.join(m.workspace, 'other')]);
+  assert.equal(pushed2.code, 0, pushed2.stderr);
+  fs.rmSync(path.join(m.workspace, 'dir'), { recursive: true });
+  const again = await h.mainStep(m, { inputs });
+  assert.equal(again.code, 0, again.log);
+  assert.equal(again.outputs['cache-matched-key'], 'npm-abc-linux', again.log);
+  h.assertSameTree(path.join(m.workspace, 'dir'), files);
+});
+
+// outageHost answers every request with 503, as a release host in an
+// outage does, and counts them.
+async function outageHost() {
+  const host = { requests: 0 };
+  const srv = http.createServer((req, res) => {
+    host.requests++;
+    res.writeHead(503);
+    res.end('Service Unavailable');
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  host.url = `http://127.0.0.1:${srv.address().port}`;
+  host.close = () => new Promise((r) => srv.close(r));
+  return host;
+}
+
+test('the main step could not get the binary: the post step does not try again, and says so once', async () => {
+  const host = await outageHost();
+  try {
+    const extra = { TIERCACHE_BIN: undefined, GITHUB_SERVER_URL: host.url, GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache', GITHUB_ACTION_REF: 'v9.9.9' };
+    const inputs = { key: 'out-1', path: 'dir' };
+    const m = new h.Machine();
+    const main = await h.mainStep(m, { inputs, extra });
+    assert.equal(main.code, 0, main.log);
+    assert.match(main.stdout, /::warning title=tiercache::.*HTTP 503.*the cache is skipped/);
+    h.writeTree(path.join(m.workspace, 'dir'), 'out');
+
+    const before = host.requests;
+    const post = await h.postStep(m, main, { inputs, extra });
+    assert.equal(post.code, 0, post.log);
+    assert.equal(host.requests, before, 'the post step tried to download the binary again');
+    assert.doesNotMatch(post.stdout, /::warning/, 'the post step warned a second time');
+    assert.match(post.stdout, /::notice title=tiercache::Not saving "out-1": the main step could not get the tiercache binary \(.*HTTP 503.*\)/);
+    assert.doesNotMatch(post.log, /\[command\]/);
+
+    // With strict (set for the post step alone), the same is a failure,
+    // still without another download.
+    const strict = await h.postStep(m, main, { inputs, extra: { ...extra, TIERCACHE_STRICT: 'true' } });
+    assert.notEqual(strict.code, 0, strict.log);
+    assert.equal(host.requests, before, 'the strict post step tried to download the binary again');
+    assert.match(strict.stdout, /::error title=tiercache::Not saving "out-1": the main step could not get the tiercache binary/);
+  } finally {
+    await host.close();
+  }
+});
