@@ -1061,6 +1061,42 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	return nil
 }
 
+// InvalidateIf is Invalidate of the version v of key alone (as
+// ListVersions or Current found it): the entry is removed only if v is
+// still current, checked under the lock every commit of key takes, so
+// across processes. It reports whether it removed it: a version
+// committed since (a concurrent Put's) is left current, and an entry
+// already gone is not removed twice.
+func (c *Cache) InvalidateIf(ctx context.Context, key string, v Version) (bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return false, err
+	}
+	if !v.set {
+		return false, fmt.Errorf("%w: invalidate %q: no version given", tiercache.ErrInvalidArgument, key)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	name := c.nameOf(key)
+	if n, ok := versionName(v.name); !ok || n != name {
+		return false, nil // none, or another key's
+	}
+	if m, err := readMeta(filepath.Join(c.dataDir, v.name, metaFile)); err == nil && (m.Key != key || m.Scope != c.scope) {
+		return false, nil // another key's entry under a colliding name
+	}
+	if err := c.evict(ctx, name, v.name); errors.Is(err, errReplaced) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	if !c.noSync {
+		if err := syncPath(c.indexDir); err != nil {
+			return true, fmt.Errorf("invalidate %q: %w", key, err)
+		}
+	}
+	return true, nil
+}
+
 // unpoint retires version (if any) and removes name's pointer. The caller
 // holds name's stripe lock.
 func (c *Cache) unpoint(name, version string) error {
@@ -1149,6 +1185,33 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// Listed is an entry as ListVersions found it.
+type Listed struct {
+	tiercache.Entry
+	// Version is the version the entry was found at, for InvalidateIf.
+	Version Version
+}
+
+// ListVersions is List with the version each entry was found at, so a
+// caller that chooses entries to evict from a listing evicts those
+// versions only (see InvalidateIf), not newer ones committed since.
+func (c *Cache) ListVersions(ctx context.Context) ([]Listed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	recs, err := c.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, 0, len(recs))
+	for _, r := range recs {
+		if !r.broken {
+			out = append(out, Listed{Entry: r.entry, Version: Version{name: r.version, set: true}})
+		}
+	}
+	return out, nil
 }
 
 // Stats returns aggregates over List.

@@ -41,6 +41,12 @@ type scan struct {
 // error is collected and the step carries on.
 type found func(p *tiercache.Problem, remove func() error) error
 
+// errNotLeftover is what a removal returns when, looking again under the
+// key's lock, it finds what it was handed no longer a leftover (a Put
+// committed it, or restarted its grace, meanwhile) and leaves it: not a
+// failure, and not a removal either.
+var errNotLeftover = errors.New("no longer a leftover")
+
 // removeAll is the sweep's found: remove everything.
 func removeAll(_ *tiercache.Problem, remove func() error) error { return remove() }
 
@@ -165,8 +171,11 @@ func (s *scan) retired(fn found) error {
 			// still current when we looked (a stale record) has restarted
 			// its grace by rewriting the record.
 			fi, err := os.Lstat(rec)
-			if err != nil || !s.old(fi.ModTime()) {
+			if err != nil {
 				return ignoreNotExist(err)
+			}
+			if !s.old(fi.ModTime()) {
+				return errNotLeftover
 			}
 			if cur, _ := c.current(name); cur != version {
 				if err := c.toTrash(path, version); err != nil {
@@ -213,7 +222,7 @@ func (s *scan) orphans(fn found) error {
 			}
 			defer lock.Unlock()
 			if !orphan(version) {
-				return nil // pointed at meanwhile
+				return errNotLeftover // pointed at meanwhile
 			}
 			return c.toTrash(path, version)
 		})
@@ -267,6 +276,7 @@ func (s *scan) trash(fn found) error {
 
 // forEachName calls fn for every name in dir, in batches so huge
 // directories are never held in memory at once, and stops at stop's error.
+// fn's errNotLeftover is no failure.
 func forEachName(dir string, stop func() error, fn func(name string) error) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -280,7 +290,7 @@ func forEachName(dir string, stop func() error, fn func(name string) error) erro
 			if serr := stop(); serr != nil {
 				return errors.Join(append(errs, serr)...)
 			}
-			if ferr := fn(name); ferr != nil {
+			if ferr := fn(name); ferr != nil && !errors.Is(ferr, errNotLeftover) {
 				errs = append(errs, ferr)
 			}
 		}

@@ -81,7 +81,10 @@ type VerifyOptions struct {
 // names the same version after the check, a staging directory only if no
 // live Put holds its lock, and the leftovers only once older than the
 // grace; leftovers are found by the sweeps' own scan, and repairs go
-// through the same locks as Put, Prune and the sweeps.
+// through the same locks as Put, Prune and the sweeps. With Repair, a
+// leftover found no longer one when looked at again under its key's lock
+// (a Put committed it, or restarted its grace, meanwhile) is left in
+// place and not reported.
 // The steps after the entries run under the sweep lock, so no sweep moves
 // things meanwhile.
 //
@@ -138,10 +141,15 @@ type verifier struct {
 	report tiercache.CheckReport
 }
 
-// add records a problem; repair, if Repair is set, removes it.
+// add records a problem; repair, if Repair is set, removes it. A
+// leftover the repair finds no longer one is not recorded: like an entry
+// replaced while it was checked, it was a concurrent write, not a
+// problem, and reporting it would fail a job that repairs.
 func (v *verifier) add(p tiercache.Problem, repair func() error) {
 	if v.opts.Repair && repair != nil {
-		if err := repair(); err != nil {
+		if err := repair(); errors.Is(err, errNotLeftover) {
+			return
+		} else if err != nil {
 			p.Detail += "; repair failed: " + err.Error()
 		} else {
 			p.Repaired = true

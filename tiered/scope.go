@@ -177,18 +177,27 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	}
 	lim.OnEvict = recordTo(&res, tiercache.TierLocal, lim.OnEvict)
 	rem.OnEvict = recordTo(&res, tiercache.TierRemote, rem.OnEvict)
-	if !lim.Unlimited() {
-		es, err := c.rawLocal.List(ctx)
+	if !lim.Unlimited() && c.rawLocal != nil { // remote-only: nothing to evict locally
+		es, err := c.rawLocal.ListVersions(ctx)
 		if err != nil {
 			return res, fmt.Errorf("local prune: %w", err)
 		}
 		var items []policy.Item
+		listed := make(map[string]local.Version)
 		for _, e := range es {
 			if e.Scope == c.opts.Scope {
 				items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
+				listed[e.Key] = e.Version
 			}
 		}
-		n, err := evictVictims(ctx, items, lim, c.opts.Scope, c.local.Invalidate)
+		if testHookPruneListed != nil {
+			testHookPruneListed(tiercache.TierLocal)
+		}
+		// Only the listed version goes: a push may have committed a
+		// newer one since, which the listing did not judge.
+		n, err := evictVictims(ctx, items, lim, c.opts.Scope, func(ctx context.Context, key string) (bool, error) {
+			return c.local.InvalidateIf(ctx, key, listed[key])
+		})
 		res.Local = n
 		if err != nil {
 			return res, fmt.Errorf("local prune: %w", err)
@@ -203,7 +212,11 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 		for _, m := range metas {
 			items = append(items, policy.Item{Key: m.Key, Size: m.Size, LastAccess: m.LastAccess})
 		}
-		n, err := evictVictims(ctx, items, rem, c.opts.Scope, c.remote.Delete)
+		// The store has no conditional delete: a push committed since
+		// the listing is deleted with the version listed.
+		n, err := evictVictims(ctx, items, rem, c.opts.Scope, func(ctx context.Context, key string) (bool, error) {
+			return true, c.remote.Delete(ctx, key)
+		})
 		res.Remote = n
 		if err != nil {
 			return res, fmt.Errorf("remote prune: %w", err)
@@ -212,22 +225,34 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	return res, nil
 }
 
+// testHookPruneListed, if set, runs once PruneScope has listed a tier's
+// entries, before it evicts any.
+var testHookPruneListed func(tiercache.Tier)
+
 // evictVictims evicts with evict the items of scope that l chooses (see
-// policy.Victims), reports each to l.OnEvict under its stored key, and
-// returns how many it evicted.
-func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, scope string, evict func(context.Context, string) error) (int, error) {
+// policy.Victims), reports each that evict removed to l.OnEvict under its
+// stored key, and returns how many it removed.
+func evictVictims(ctx context.Context, items []policy.Item, l policy.Limits, scope string, evict func(context.Context, string) (bool, error)) (int, error) {
 	victims, err := policy.Victims(items, l, time.Now())
 	if err != nil {
 		return 0, err
 	}
-	for i, v := range victims {
-		if err := evict(ctx, v.Key); err != nil {
-			return i, fmt.Errorf("evict %q: %w", v.Key, err)
+	n := 0
+	for _, v := range victims {
+		removed, err := evict(ctx, v.Key)
+		if err != nil {
+			err = fmt.Errorf("evict %q: %w", v.Key, err)
 		}
-		v.Key = tiercache.ScopedKey(scope, v.Key)
-		l.Report(v)
+		if removed {
+			n++
+			v.Key = tiercache.ScopedKey(scope, v.Key)
+			l.Report(v)
+		}
+		if err != nil {
+			return n, err
+		}
 	}
-	return len(victims), nil
+	return n, nil
 }
 
 // recordTo returns an OnEvict hook that appends each eviction from tier
@@ -242,8 +267,8 @@ func recordTo(res *PruneResult, tier tiercache.Tier, next func(policy.Item)) fun
 	}
 }
 
-// checkPrune refuses invalid limits, a read-only Cache and one without a
-// local tier, before a prune changes anything.
+// checkPrune refuses invalid limits and a read-only Cache before a prune
+// changes anything.
 func (c *Cache) checkPrune(lim, rem policy.Limits) error {
 	if err := lim.Validate(); err != nil {
 		return err
@@ -254,5 +279,5 @@ func (c *Cache) checkPrune(lim, rem policy.Limits) error {
 	if c.opts.ReadOnly {
 		return fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
 	}
-	return c.needLocal("prune")
+	return nil
 }

@@ -124,8 +124,11 @@ var _ tiercache.Backend = (*Cache)(nil)
 //
 // l may be nil when opts.Remote is set: the Cache is then remote-only
 // (NoLocal), for machines that must not even create a local tier. It
-// serves Pull and Push; every method that needs the local tier fails with
-// an error wrapping tiercache.ErrInvalidArgument.
+// serves Pull and Push, and its local tier reads as empty: List,
+// ListTiers, Stats, TierStats, Invalidate, Prune and the prunes work on
+// the remote alone (FsckRemote checks it). Get, Restore and Put, which
+// hand out or fill a local entry, and Fsck fail with an error wrapping
+// tiercache.ErrInvalidArgument.
 func New(l *local.Cache, opts Options) (*Cache, error) {
 	opts.NoLocal = opts.NoLocal || l == nil
 	if opts.NoLocal && opts.Remote == nil {
@@ -1241,13 +1244,13 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if c.opts.ReadOnly {
 		return fmt.Errorf("invalidate %q: %w", key, tiercache.ErrReadOnly)
 	}
-	if err := c.needLocal("invalidate " + strconv.Quote(key)); err != nil {
-		return err
-	}
 	if c.remote != nil {
 		if err := c.remote.Delete(ctx, key); err != nil {
 			return fmt.Errorf("remote delete %q: %w", key, err)
 		}
+	}
+	if c.local == nil {
+		return nil // remote-only: nothing stored locally
 	}
 	return c.local.Invalidate(ctx, key)
 }
@@ -1302,10 +1305,12 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	}
 	lim.OnEvict = recordTo(&res, tiercache.TierLocal, lim.OnEvict)
 	rem.OnEvict = recordTo(&res, tiercache.TierRemote, rem.OnEvict)
-	n, err := c.local.PruneLimits(ctx, lim)
-	res.Local = n
-	if err != nil {
-		return res, fmt.Errorf("local prune: %w", err)
+	if c.local != nil { // remote-only: nothing to evict locally
+		n, err := c.local.PruneLimits(ctx, lim)
+		res.Local = n
+		if err != nil {
+			return res, fmt.Errorf("local prune: %w", err)
+		}
 	}
 	if c.remote != nil && !rem.Unlimited() {
 		n, err := c.remote.Prune(ctx, rem)
@@ -1347,12 +1352,10 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 // tier never needs the remote: when only the remote fails, ListTiers
 // returns the local entries with that failure as a *RemoteError.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
-	if err := c.needLocal("list"); err != nil {
-		return nil, nil, err
-	}
-	locals, err = c.rawLocal.List(ctx)
-	if err != nil {
-		return nil, nil, err
+	if c.rawLocal != nil { // remote-only: an empty local tier
+		if locals, err = c.rawLocal.List(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
 	for i := range locals {
 		locals[i].Tier = tiercache.TierLocal
@@ -1393,6 +1396,33 @@ func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
 		ts.Remote = &rs
 	}
 	return ts, nil
+}
+
+// FsckRemote is Fsck of the remote tier alone, for a remote-only Cache
+// (see New), which has no local tier to check: it checks, and with
+// opts.Repair repairs, the remote tier as Fsck does. A Cache without a
+// remote, or whose store cannot check itself, is an error wrapping
+// tiercache.ErrInvalidArgument, and a repair in read-only mode one
+// wrapping tiercache.ErrReadOnly, both before anything is examined.
+func (c *Cache) FsckRemote(ctx context.Context, opts FsckOptions) (tiercache.CheckReport, error) {
+	if opts.Repair && c.opts.ReadOnly {
+		return tiercache.CheckReport{}, fmt.Errorf("fsck --repair: %w", tiercache.ErrReadOnly)
+	}
+	if c.rawRemote == nil {
+		return tiercache.CheckReport{}, fmt.Errorf("%w: fsck: no remote tier", tiercache.ErrInvalidArgument)
+	}
+	checker, ok := c.rawRemote.(remote.Checker)
+	if !ok {
+		return tiercache.CheckReport{}, fmt.Errorf("%w: fsck: the remote store (%T) cannot be checked", tiercache.ErrInvalidArgument, c.rawRemote)
+	}
+	rep, err := checker.Check(ctx, remote.CheckOptions{
+		Repair: opts.Repair, Deep: opts.Deep, Grace: opts.Grace,
+		Inspect: c.inspectArchive,
+	})
+	if err != nil {
+		return rep, fmt.Errorf("remote fsck: %w", err)
+	}
+	return rep, nil
 }
 
 // progressReader reports bytes read to a Progress callback.

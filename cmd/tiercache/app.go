@@ -65,6 +65,10 @@ type app struct {
 	// remote is the remote tier openCache opened, nil without one: rm
 	// asks it whether a key was stored.
 	remote remote.Store
+	// lookupOnly is set by pull --lookup-only, which reads the local
+	// tier only: openCache leaves a missing one uncreated, as for
+	// noCreateCommands.
+	lookupOnly bool
 }
 
 // noteTrash records the local tier's directory for a detached deletion if
@@ -430,26 +434,31 @@ const maxAttempts = 100
 // is not opened, so its directory is neither created nor touched (a job
 // on a throwaway machine may point it anywhere, or nowhere writable).
 //
-// ls, stats, rm, prune and fsck get a nil cache, and no error, when the
-// local tier's directory does not exist and no remote is configured:
-// there is nothing to list, remove or check, and opening the tier would
-// create it.
+// ls, stats, rm, prune, fsck and pull --lookup-only never create the
+// local tier's directory: when it does not exist they get a remote-only
+// cache, whose local tier reads as empty, or with no remote a nil cache
+// and no error, since there is nothing to list, remove or check.
 func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*tiered.Cache, error) {
 	remoteOnly := a.flags.noLocal && noLocalCommands[cmd.Name()]
 	var dir string
+	var absent bool
 	if !remoteOnly {
 		var err error
 		if dir, err = a.cacheDir(); err != nil {
 			return nil, err
 		}
+		absent = (noCreateCommands[cmd.Name()] || a.lookupOnly) && !localExists(dir)
 	}
 	cfg, hasRemote, err := a.s3Config(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if remoteOnly {
+	switch {
+	case remoteOnly:
 		a.verbosef(cmd, "local tier: none (--no-local)")
-	} else {
+	case absent:
+		a.verbosef(cmd, "local tier: %s does not exist yet: nothing stored", dir)
+	default:
 		a.verbosef(cmd, "local tier: %s", dir)
 	}
 	if hasRemote {
@@ -470,12 +479,11 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 	if err := a.trustOptions(cmd, &opts); err != nil {
 		return nil, err
 	}
-	if !hasRemote && noCreateCommands[cmd.Name()] && !localExists(dir) {
-		a.verbosef(cmd, "local tier: %s does not exist yet: nothing stored", dir)
+	if absent && !hasRemote {
 		return nil, nil
 	}
 	var l *local.Cache
-	if !remoteOnly {
+	if !remoteOnly && !absent {
 		l, err = local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
 		if err != nil {
 			return nil, fmt.Errorf("local tier: %w", err)
@@ -500,7 +508,13 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 			return nil, fmt.Errorf("remote: %w", err)
 		}
 	}
-	if l == nil && opts.Remote == nil {
+	switch {
+	case l == nil && opts.Remote == nil && absent:
+		// No local tier yet and a remote that cannot be used: nothing
+		// to look at; the command reports a.remoteErr as it would
+		// beside a local tier.
+		return nil, nil
+	case l == nil && opts.Remote == nil:
 		// --no-local and a remote that cannot be used: no cache at
 		// all, which the command reports as the remote's failure.
 		return nil, a.remoteErr
@@ -517,7 +531,7 @@ func localExists(dir string) bool {
 }
 
 // noCreateCommands are the commands that leave a missing local tier
-// uncreated (see openCache).
+// uncreated (see openCache; pull too with --lookup-only).
 var noCreateCommands = map[string]bool{"ls": true, "stats": true, "rm": true, "prune": true, "fsck": true}
 
 // noLocalCommands are the commands --no-local applies to; the others
@@ -555,7 +569,7 @@ func (a *app) infof(cmd *cobra.Command, format string, args ...any) {
 	if a.flags.quiet {
 		return
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: "+format+"\n", args...)
+	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: %s\n", printable(fmt.Sprintf(format, args...)))
 }
 
 // verbosef prints a detail line on stderr with --verbose.
@@ -563,7 +577,7 @@ func (a *app) verbosef(cmd *cobra.Command, format string, args ...any) {
 	if !a.flags.verbose || a.flags.quiet {
 		return
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: "+format+"\n", args...)
+	fmt.Fprintf(cmd.ErrOrStderr(), "tiercache: %s\n", printable(fmt.Sprintf(format, args...)))
 }
 
 // exitError carries an exit code other than exitFailure.

@@ -116,9 +116,16 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 	if err != nil {
 		return fmt.Errorf("fsck: %w", err)
 	}
-	// nil: no local tier yet, and no remote: nothing to check.
 	rep := tiered.FsckReport{Local: tiercache.CheckReport{Problems: []tiercache.Problem{}}}
-	if c != nil {
+	switch {
+	case c == nil:
+		// No local tier yet, and no remote: nothing to check.
+	case c.Local() == nil:
+		// No local tier yet: the remote alone, the local tier empty.
+		var rr tiercache.CheckReport
+		rr, err = c.FsckRemote(cmd.Context(), opts)
+		rep.Remote = &rr
+	default:
 		rep, err = c.Fsck(cmd.Context(), opts)
 	}
 	if err != nil {
@@ -183,7 +190,9 @@ func printProblems(w io.Writer, rep tiered.FsckReport) {
 		if repaired {
 			b.WriteString(" [repaired]")
 		}
-		fmt.Fprintln(w, b.String())
+		// Object names and upload IDs come from the bucket, paths from
+		// the disk: neither may drive the terminal.
+		fmt.Fprintln(w, printable(b.String()))
 	}
 	for _, p := range rep.Local.Problems {
 		line(tiercache.TierLocal, p.Kind, p.Key, p.Path, p.Detail, p.Repaired)

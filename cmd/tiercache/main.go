@@ -90,7 +90,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	code := a.exitCode(err)
 	if err != nil {
 		line := errorLine(err)
-		fmt.Fprintln(stderr, line)
+		fmt.Fprintln(stderr, printable(line))
 		if code == exitUsage {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}

@@ -234,6 +234,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	prog := a.newProgress(cmd.ErrOrStderr())
 	a.keepTrash = true
 	a.softRemote = true
+	a.lookupOnly = o.lookupOnly
 	defer a.noteTrash()
 	c, err := a.openCache(cmd, prog.transfer)
 	if err != nil && (a.remoteErr == nil || err != a.remoteErr) {
@@ -244,7 +245,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	var hit tiered.Hit
 	var ok bool
 	if c == nil {
-		err = a.remoteErr // --no-local: nothing else to pull from
+		// --no-local, or a lookup with no local tier yet: nothing else
+		// to pull from.
+		err = a.remoteErr
 	} else {
 		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase})
 	}
@@ -321,7 +324,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		return fail(err)
 	}
 	var only string
-	if a.remoteErr == nil && !c.HasRemote() {
+	if a.remoteErr == nil && (c == nil || !c.HasRemote()) {
 		only = " (local only: no remote configured)"
 	}
 	if ok {

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +27,7 @@ import (
 // Under GitHub Actions it is also printed as a workflow annotation, so it
 // shows on the run's summary page.
 func (a *app) warnf(cmd *cobra.Command, format string, args ...any) {
-	msg := singleLine(fmt.Sprintf(format, args...))
+	msg := printable(singleLine(fmt.Sprintf(format, args...)))
 	w := cmd.ErrOrStderr()
 	fmt.Fprintf(w, "tiercache: warning: %s\n", msg)
 	if a.getenv("GITHUB_ACTIONS") == "true" {
@@ -35,6 +38,33 @@ func (a *app) warnf(cmd *cobra.Command, format string, args ...any) {
 // singleLine folds line breaks so a message stays on its line.
 func singleLine(s string) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+// printable escapes the control characters of s (C0, DEL and C1) and
+// its invalid UTF-8 bytes as Go quotes them (\x1b, \u009b, \xff), so a
+// message a server, a bucket or a file name chose cannot drive the
+// terminal or forge lines in a job's log. Everything else, non-ASCII
+// text included, is left as it is. The CLI's status, verbose, warning
+// and error lines go through it; --json output is escaped by JSON.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || unicode.IsControl(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\u009b', '\t'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // escapeAnnotation escapes a workflow command's message as the runner
