@@ -121,7 +121,8 @@ not checked against its digest. Use it to skip a job whose cache is
 already stored.
 
 With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
-  cache-hit=true|false       true only when KEY itself matched, as in actions/cache
+  cache-hit=true|false       true only when the key restored is KEY, compared
+                             ignoring case as actions/cache compares keys
   cache-matched-key=KEY      the key restored (empty on a miss)
   cache-primary-key=KEY      KEY as given`,
 		Example: `  # Restore the Go module cache, falling back to the newest gomod-* entry.
@@ -409,7 +410,10 @@ func writeGitHubOutput(path string, out pullJSON) error {
 	if err != nil {
 		return fmt.Errorf("GITHUB_OUTPUT: %w", err)
 	}
-	_, err = fmt.Fprintf(f, "cache-hit=%t\ncache-matched-key=%s\ncache-primary-key=%s\n", out.Exact && out.Hit, out.Key, out.RequestedKey)
+	// actions/cache takes a match that differs from KEY in case alone
+	// for KEY itself (its keys compare ignoring case, not accents).
+	exact := out.Hit && (out.Exact || strings.EqualFold(out.Key, out.RequestedKey))
+	_, err = fmt.Fprintf(f, "cache-hit=%t\ncache-matched-key=%s\ncache-primary-key=%s\n", exact, out.Key, out.RequestedKey)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

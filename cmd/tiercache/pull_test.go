@@ -199,10 +199,16 @@ func TestPullGitHubOutput(t *testing.T) {
 	mustCLI(t, e, "pull", "gh-1", filepath.Join(t.TempDir(), "d"))
 	mustCLI(t, e, "pull", "-r", "gh-", "gh-2", filepath.Join(t.TempDir(), "d"))
 	mustCLI(t, e, "pull", "gh-3", filepath.Join(t.TempDir(), "d"))
+	// A restore key's match that differs from KEY in case alone is a
+	// hit, as actions/cache compares keys; an accent is a difference.
+	mustCLI(t, e, "pull", "-r", "gh-", "GH-1", filepath.Join(t.TempDir(), "d"))
+	mustCLI(t, e, "pull", "-r", "gh-", "gĥ-1", filepath.Join(t.TempDir(), "d"))
 	want := "earlier=step\n" +
 		"cache-hit=true\ncache-matched-key=gh-1\ncache-primary-key=gh-1\n" +
 		"cache-hit=false\ncache-matched-key=gh-1\ncache-primary-key=gh-2\n" +
-		"cache-hit=false\ncache-matched-key=\ncache-primary-key=gh-3\n"
+		"cache-hit=false\ncache-matched-key=\ncache-primary-key=gh-3\n" +
+		"cache-hit=true\ncache-matched-key=gh-1\ncache-primary-key=GH-1\n" +
+		"cache-hit=false\ncache-matched-key=gh-1\ncache-primary-key=gĥ-1\n"
 	if got := readFile(t, out); got != want {
 		t.Errorf("GITHUB_OUTPUT:\n%s\nwant:\n%s", got, want)
 	}
