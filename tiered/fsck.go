@@ -51,13 +51,11 @@ func (r FsckReport) Unrepaired() int {
 // tiercache.ErrInvalidArgument, and a repair in read-only mode one
 // wrapping tiercache.ErrReadOnly, both before anything is examined. If
 // the remote check fails, what was found so far is returned with the
-// error.
+// error. A remote-only Cache (see New) checks the remote alone and
+// reports its local tier empty.
 func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) {
 	if opts.Repair && c.opts.ReadOnly {
 		return FsckReport{}, fmt.Errorf("fsck --repair: %w", tiercache.ErrReadOnly)
-	}
-	if err := c.needLocal("fsck"); err != nil {
-		return FsckReport{}, err
 	}
 	var checker remote.Checker
 	if c.rawRemote != nil {
@@ -66,11 +64,13 @@ func (c *Cache) Fsck(ctx context.Context, opts FsckOptions) (FsckReport, error) 
 			return FsckReport{}, fmt.Errorf("%w: fsck: the remote store (%T) cannot be checked", tiercache.ErrInvalidArgument, c.rawRemote)
 		}
 	}
-	var rep FsckReport
-	var err error
-	rep.Local, err = c.local.Verify(ctx, local.VerifyOptions{Repair: opts.Repair, Deep: opts.Deep, Grace: opts.Grace})
-	if err != nil {
-		return rep, fmt.Errorf("local fsck: %w", err)
+	rep := FsckReport{Local: tiercache.CheckReport{Problems: []tiercache.Problem{}}}
+	if c.local != nil {
+		var err error
+		rep.Local, err = c.local.Verify(ctx, local.VerifyOptions{Repair: opts.Repair, Deep: opts.Deep, Grace: opts.Grace})
+		if err != nil {
+			return rep, fmt.Errorf("local fsck: %w", err)
+		}
 	}
 	if checker == nil {
 		return rep, nil

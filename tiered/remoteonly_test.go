@@ -84,7 +84,7 @@ func TestRemoteOnly(t *testing.T) {
 		t.Errorf("Invalidate on a remote-only cache left %q remotely: %v", es[0].Key, err)
 	}
 	// The memory store cannot check itself (the CLI's tests check S3).
-	if _, err := c.FsckRemote(ctx, FsckOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
-		t.Errorf("FsckRemote over a store that cannot check itself: %v, want ErrInvalidArgument", err)
+	if _, err := c.Fsck(ctx, FsckOptions{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Errorf("Fsck over a store that cannot check itself: %v, want ErrInvalidArgument", err)
 	}
 }

@@ -125,9 +125,9 @@ var _ tiercache.Backend = (*Cache)(nil)
 // l may be nil when opts.Remote is set: the Cache is then remote-only
 // (NoLocal), for machines that must not even create a local tier. It
 // serves Pull and Push, and its local tier reads as empty: List,
-// ListTiers, Stats, TierStats, Invalidate, Prune and the prunes work on
-// the remote alone (FsckRemote checks it). Get, Restore and Put, which
-// hand out or fill a local entry, and Fsck fail with an error wrapping
+// ListTiers, Stats, TierStats, Invalidate, Prune, the prunes and Fsck
+// work on the remote alone. Get, Restore and Put, which
+// hand out or fill a local entry, fail with an error wrapping
 // tiercache.ErrInvalidArgument.
 func New(l *local.Cache, opts Options) (*Cache, error) {
 	opts.NoLocal = opts.NoLocal || l == nil
@@ -162,7 +162,7 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 // needLocal fails the methods a remote-only Cache (see New) cannot serve.
 func (c *Cache) needLocal(op string) error {
 	if c.local == nil {
-		return fmt.Errorf("%s: %w: no local tier (a remote-only cache serves Pull and Push only)", op, tiercache.ErrInvalidArgument)
+		return fmt.Errorf("%s: %w: no local tier (a remote-only cache has no local entry to hand out or fill)", op, tiercache.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -1396,33 +1396,6 @@ func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
 		ts.Remote = &rs
 	}
 	return ts, nil
-}
-
-// FsckRemote is Fsck of the remote tier alone, for a remote-only Cache
-// (see New), which has no local tier to check: it checks, and with
-// opts.Repair repairs, the remote tier as Fsck does. A Cache without a
-// remote, or whose store cannot check itself, is an error wrapping
-// tiercache.ErrInvalidArgument, and a repair in read-only mode one
-// wrapping tiercache.ErrReadOnly, both before anything is examined.
-func (c *Cache) FsckRemote(ctx context.Context, opts FsckOptions) (tiercache.CheckReport, error) {
-	if opts.Repair && c.opts.ReadOnly {
-		return tiercache.CheckReport{}, fmt.Errorf("fsck --repair: %w", tiercache.ErrReadOnly)
-	}
-	if c.rawRemote == nil {
-		return tiercache.CheckReport{}, fmt.Errorf("%w: fsck: no remote tier", tiercache.ErrInvalidArgument)
-	}
-	checker, ok := c.rawRemote.(remote.Checker)
-	if !ok {
-		return tiercache.CheckReport{}, fmt.Errorf("%w: fsck: the remote store (%T) cannot be checked", tiercache.ErrInvalidArgument, c.rawRemote)
-	}
-	rep, err := checker.Check(ctx, remote.CheckOptions{
-		Repair: opts.Repair, Deep: opts.Deep, Grace: opts.Grace,
-		Inspect: c.inspectArchive,
-	})
-	if err != nil {
-		return rep, fmt.Errorf("remote fsck: %w", err)
-	}
-	return rep, nil
 }
 
 // progressReader reports bytes read to a Progress callback.

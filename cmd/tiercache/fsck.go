@@ -117,15 +117,9 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 		return fmt.Errorf("fsck: %w", err)
 	}
 	rep := tiered.FsckReport{Local: tiercache.CheckReport{Problems: []tiercache.Problem{}}}
-	switch {
-	case c == nil:
-		// No local tier yet, and no remote: nothing to check.
-	case c.Local() == nil:
-		// No local tier yet: the remote alone, the local tier empty.
-		var rr tiercache.CheckReport
-		rr, err = c.FsckRemote(cmd.Context(), opts)
-		rep.Remote = &rr
-	default:
+	// nil: no local tier yet, and no remote: nothing to check. Without a
+	// local tier, Fsck checks the remote alone.
+	if c != nil {
 		rep, err = c.Fsck(cmd.Context(), opts)
 	}
 	if err != nil {
