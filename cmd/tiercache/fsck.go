@@ -152,11 +152,7 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 		}
 	}
 	if newer > 0 {
-		what := "1 entry"
-		if newer > 1 {
-			what = fmt.Sprintf("%d entries", newer)
-		}
-		a.infof(cmd, "fsck: left alone %s written by a newer tiercache sharing the bucket; a newer tiercache checks them", what)
+		a.infof(cmd, "fsck: left alone %s written by a newer tiercache sharing the bucket; a newer tiercache checks them", count(newer, "entry", "entries"))
 	}
 	switch unrepaired := out.Unrepaired - newer; {
 	case unrepaired == 0:
@@ -201,7 +197,7 @@ func printProblems(w io.Writer, rep tiered.FsckReport) {
 // fsckSummary describes each tier's result in one line.
 func fsckSummary(rep tiered.FsckReport, deep bool) string {
 	tier := func(name tiercache.Tier, entries, verified, found, unrepaired int) string {
-		s := fmt.Sprintf("%s tier: %d entries", name, entries)
+		s := fmt.Sprintf("%s tier: %s", name, count(entries, "entry", "entries"))
 		if deep {
 			s += fmt.Sprintf(" (%d verified)", verified)
 		}
@@ -225,9 +221,12 @@ func fsckSummary(rep tiered.FsckReport, deep bool) string {
 }
 
 // problems renders a count of problems.
-func problems(n int) string {
+func problems(n int) string { return count(n, "problem", "problems") }
+
+// count renders n things, singular or plural.
+func count(n int, one, many string) string {
 	if n == 1 {
-		return "1 problem"
+		return "1 " + one
 	}
-	return fmt.Sprintf("%d problems", n)
+	return fmt.Sprintf("%d %s", n, many)
 }

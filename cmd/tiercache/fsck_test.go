@@ -106,7 +106,7 @@ func TestFsck(t *testing.T) {
 		t.Errorf("repair summary: %q", r.stderr)
 	}
 	r = mustCLI(t, e, "fsck", "--deep")
-	if !strings.Contains(r.stderr, "1 entries (1 verified), no problem") {
+	if !strings.Contains(r.stderr, "1 entry (1 verified), no problem") {
 		t.Errorf("fsck after repair: %q", r.stderr)
 	}
 	// The repaired keys miss; the sound one still hits.

@@ -364,8 +364,8 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 		}
 	}
 	if out.LookupOnly {
-		fmt.Fprintf(&b, " in the %s tier: %s in %d files, found in %s (lookup only, nothing restored)",
-			out.Tier, formatBytes(out.Bytes), out.Files, formatDuration(elapsed))
+		fmt.Fprintf(&b, " in the %s tier: %s in %s, found in %s (lookup only, nothing restored)",
+			out.Tier, formatBytes(out.Bytes), count(int(out.Files), "file", "files"), formatDuration(elapsed))
 		return b.String()
 	}
 	if out.Tier == tiercache.TierRemote {
@@ -377,8 +377,8 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 	} else {
 		fmt.Fprintf(&b, " from the local tier")
 	}
-	fmt.Fprintf(&b, ": %s in %d files restored to %s in %s, %s",
-		formatBytes(out.Bytes), out.Files, strings.Join(out.Paths, ", "), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
+	fmt.Fprintf(&b, ": %s in %s restored to %s in %s, %s",
+		formatBytes(out.Bytes), count(int(out.Files), "file", "files"), strings.Join(out.Paths, ", "), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
 	return b.String()
 }
 

@@ -434,7 +434,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if out.Scope != "" {
 		where += fmt.Sprintf(", in scope %q", out.Scope)
 	}
-	a.infof(cmd, "pushed %q: %s in %d files, %s, in %s", key, formatBytes(out.Bytes), out.Files, where, formatDuration(elapsed))
+	a.infof(cmd, "pushed %q: %s in %s, %s, in %s", key, formatBytes(out.Bytes), count(int(out.Files), "file", "files"), where, formatDuration(elapsed))
 	return a.printPush(cmd, out)
 }
 
