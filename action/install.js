@@ -78,16 +78,20 @@ function sha256(buf) {
 }
 
 // download fetches url into memory, following redirects (release assets
-// redirect to a storage host), never from https down to http.
-function download(url, redirects = 10) {
+// redirect to a storage host), never from https down to http. Requests
+// go through env's HTTPS_PROXY or HTTP_PROXY (either case) unless
+// NO_PROXY names the host, as on a runner behind a proxy; one that makes
+// no progress for idleMs fails.
+function download(url, { env = process.env, redirects = 10, idleMs = IDLE_TIMEOUT_MS } = {}) {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const get = u.protocol === 'https:' ? https.get : u.protocol === 'http:' ? http.get : null;
-    if (!get) {
+    const proto = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
+    if (!proto) {
       reject(new Error(`cannot download ${url}: not an http(s) URL`));
       return;
     }
-    const req = get(u, { headers: { 'User-Agent': 'tiercache-action', Accept: 'application/octet-stream' } }, (res) => {
+    const agent = new proto.Agent({ proxyEnv: env });
+    const req = proto.get(u, { agent, headers: { 'User-Agent': 'tiercache-action', Accept: 'application/octet-stream' } }, (res) => {
       const status = res.statusCode;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
@@ -100,7 +104,7 @@ function download(url, redirects = 10) {
           reject(new Error(`downloading ${url}: refusing a redirect from https to ${next.protocol}`));
           return;
         }
-        resolve(download(next.href, redirects - 1));
+        resolve(download(next.href, { env, redirects: redirects - 1, idleMs }));
         return;
       }
       if (status === 404) {
@@ -118,7 +122,7 @@ function download(url, redirects = 10) {
       res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(new Error(`downloading ${url}: connection closed early`))));
       res.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
     });
-    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000}s`)));
+    req.setTimeout(idleMs, () => req.destroy(new Error(`no progress for ${idleMs / 1000}s`)));
     req.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
   });
 }
@@ -134,10 +138,23 @@ function writeFileAtomic(file, data, mode) {
 
 // toolCacheDir is where a release's binary is kept, in the tool cache's
 // layout: <cache>/tiercache/<version>/<arch>, with <arch>.complete beside
-// it once the binary is in place (it holds the binary's SHA-256).
+// it once the binary is in place (it holds the binary's SHA-256). It is
+// null without the runner's directories: a shared temp directory is no
+// place to reuse a binary from, as anyone may have put one there.
 function toolCacheDir(env, version, p) {
-  const root = env.RUNNER_TOOL_CACHE || env.RUNNER_TEMP || os.tmpdir();
-  return path.join(root, 'tiercache', version, p.arch);
+  const root = env.RUNNER_TOOL_CACHE || env.RUNNER_TEMP;
+  return root ? path.join(root, 'tiercache', version, p.arch) : null;
+}
+
+// fetchReleaseFile downloads one file of the release; a failure other
+// than a 404 (which falls back to a build) says how to do without it.
+async function fetchReleaseFile(url, env) {
+  try {
+    return await download(url, { env });
+  } catch (err) {
+    if (err instanceof NotFoundError) throw err;
+    throw new Error(`${err.message} (set TIERCACHE_BIN to a tiercache binary on the machine to run without a download)`);
+  }
 }
 
 // cachedBinary returns the tool cache's binary if it is complete and
@@ -160,18 +177,18 @@ async function installRelease({ env, version, p, log }) {
   const base = `${server}/${env.GITHUB_ACTION_REPOSITORY}/releases/download/${encodeURIComponent(env.GITHUB_ACTION_REF)}`;
   const { asset, checksums } = assetNames(version, p);
   const dir = toolCacheDir(env, version, p);
-  const cached = cachedBinary(dir, p);
+  const cached = dir && cachedBinary(dir, p);
   if (cached) {
     log(`tiercache ${version} found in the tool cache: ${cached}`);
     return cached;
   }
   log(`downloading ${base}/${asset}`);
-  const sums = (await download(`${base}/${checksums}`)).toString('utf8');
+  const sums = (await fetchReleaseFile(`${base}/${checksums}`, env)).toString('utf8');
   const want = checksumFor(sums, asset);
   if (!want) {
     throw new IntegrityError(`${checksums} has no line for ${asset}: refusing to install an unverified binary`);
   }
-  const archive = await download(`${base}/${asset}`);
+  const archive = await fetchReleaseFile(`${base}/${asset}`, env);
   const got = sha256(archive);
   if (got !== want) {
     throw new IntegrityError(
@@ -180,6 +197,11 @@ async function installRelease({ env, version, p, log }) {
   }
   log(`verified ${asset}: sha256 ${got}`);
   const binary = p.ext === 'zip' ? fileFromZip(archive, p.exe) : fileFromTarGz(archive, p.exe);
+  if (!dir) {
+    const bin = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tiercache-')), p.exe); // private to this user
+    writeFileAtomic(bin, binary, 0o755);
+    return bin;
+  }
   const bin = path.join(dir, p.exe);
   writeFileAtomic(bin, binary, 0o755);
   writeFileAtomic(`${dir}.complete`, sha256(binary), 0o644);
