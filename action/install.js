@@ -137,13 +137,17 @@ function writeFileAtomic(file, data, mode) {
 }
 
 // toolCacheDir is where a release's binary is kept, in the tool cache's
-// layout: <cache>/tiercache/<version>/<arch>, with <arch>.complete beside
-// it once the binary is in place (it holds the binary's SHA-256). It is
-// null without the runner's directories: a shared temp directory is no
-// place to reuse a binary from, as anyone may have put one there.
+// layout: <cache>/tiercache-<owner>-<repo>/<version>/<arch>, with
+// <arch>.complete beside it once the binary is in place (it holds the
+// binary's SHA-256). The action's repository is in the name so that a
+// fork's release of the same version never stands in for this one's. It
+// is null without the runner's directories: a shared temp directory is
+// no place to reuse a binary from, as anyone may have put one there.
 function toolCacheDir(env, version, p) {
   const root = env.RUNNER_TOOL_CACHE || env.RUNNER_TEMP;
-  return root ? path.join(root, 'tiercache', version, p.arch) : null;
+  if (!root) return null;
+  const repo = String(env.GITHUB_ACTION_REPOSITORY).replace(/[^A-Za-z0-9._-]/g, '-');
+  return path.join(root, `tiercache-${repo}`, version, p.arch);
 }
 
 // fetchReleaseFile downloads one file of the release; a failure other

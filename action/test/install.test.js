@@ -198,7 +198,7 @@ test('a release whose checksum matches is installed into the tool cache, run, an
     const main = await h.mainStep(m, { inputs, extra: actionEnv(host) });
     assert.equal(main.code, 0, main.log);
     assert.match(main.log, new RegExp(`verified ${asset.replace(/\./g, '\\.')}: sha256 ${sha(archive)}`));
-    const bin = path.join(m.toolcache, 'tiercache', '9.9.9', p.arch, p.exe);
+    const bin = path.join(m.toolcache, 'tiercache-tiercache-tiercache', '9.9.9', p.arch, p.exe);
     assert.equal(main.state.bin, bin);
     assert.ok(fs.readFileSync(bin).equals(fs.readFileSync(h.tiercacheBin())));
     assert.equal(main.outputs['cache-hit'], 'false', 'the installed binary did not run the pull');
@@ -241,7 +241,7 @@ test('a release whose checksum does not match, or is missing, is refused and nev
       assert.match(main.stdout, want);
       assert.match(main.stdout, /::error title=tiercache::/);
       assert.equal(fs.existsSync(path.join(m.home, 'ran')), false, 'the unverified download ran');
-      assert.equal(fs.existsSync(path.join(m.toolcache, 'tiercache', '9.9.9', p.arch, p.exe)), false, 'the unverified download was installed');
+      assert.equal(fs.existsSync(path.join(m.toolcache, 'tiercache-tiercache-tiercache', '9.9.9', p.arch, p.exe)), false, 'the unverified download was installed');
       assert.deepEqual(main.outputs, {});
       assert.equal(main.state.bin, undefined);
     } finally {
