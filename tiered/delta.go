@@ -25,7 +25,8 @@ import (
 // frames that differ: the new object's index, verified against its
 // manifest, lists every frame's SHA-256, and a frame the local archive
 // holds with the same digest and length is read from the local file
-// instead. Each such frame is hashed before it is used, and one that
+// instead (unless it sits in a short run between frames to download:
+// see deltaMinRun). Each such frame is hashed before it is used, and one that
 // does not match is downloaded after all; the stream that results is
 // then checked whole against the manifest like any download. So a local base can spare
 // downloads, never change what is restored. A base whose file does not
@@ -47,6 +48,16 @@ const (
 	deltaChunk = 8 << 20
 	deltaAhead = 4
 )
+
+// deltaMinRun: frames a base holds, in a run of fewer bytes between two
+// ranges to download, are downloaded with them. Each ranged read costs a
+// round trip (tens of milliseconds to a cloud store, in which a link of
+// 100 Mbit/s moves about this much), and frames of very compressible
+// files can be a few bytes each: without this, an archive whose changed
+// and unchanged frames alternate cost a read per changed frame. With it,
+// the reads are at most one per deltaMinRun bytes read locally, plus
+// about one per deltaChunk downloaded.
+const deltaMinRun = 256 << 10
 
 // deltaSeg is a piece of the new archive: [off, off+n) read from the
 // local base at baseOff and hashing to sum, or (baseOff < 0) from the
@@ -137,23 +148,16 @@ func (c *Cache) openDelta(ctx context.Context, key string, dst *target, prefixes
 			best, bestShared = &bases[i], n
 		}
 	}
-	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
-		return none("it shares %d of the %d bytes of %q, under the 1/%d a base must share", bestShared, v.Meta.ArchiveSize, key, deltaMinShare)
+	var segs []deltaSeg
+	if best != nil {
+		segs, bestShared = planDelta(idx.Frames, best.frames)
 	}
-	d = &deltaPull{rr: rr, version: v, baseKey: best.key, base: best.stored, file: best.file}
+	if best == nil || bestShared*deltaMinShare < v.Meta.ArchiveSize {
+		return none("it shares %d of the %d bytes of %q (in runs worth reading locally), under the 1/%d a base must share", bestShared, v.Meta.ArchiveSize, key, deltaMinShare)
+	}
+	d = &deltaPull{rr: rr, version: v, baseKey: best.key, base: best.stored, file: best.file, segs: segs}
 	best.file = nil // d owns it now
 	d.downloaded.Add(int64(len(p)))
-	for _, f := range idx.Frames {
-		if b, ok := best.frames[frameID{f.SHA256, f.Length}]; ok {
-			d.segs = append(d.segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: b, sum: f.SHA256})
-			continue
-		}
-		if k := len(d.segs); k > 0 && d.segs[k-1].baseOff < 0 && d.segs[k-1].off+d.segs[k-1].n == f.Offset && d.segs[k-1].n+f.Length <= deltaChunk {
-			d.segs[k-1].n += f.Length
-			continue
-		}
-		d.segs = append(d.segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: -1})
-	}
 	d.segs = append(d.segs, deltaSeg{off: info.Offset, n: info.Length, mem: p})
 	if err := d.check(); err != nil {
 		_ = d.file.Close()
@@ -222,6 +226,49 @@ type localBase struct {
 	stored local.Stored
 	file   *os.File
 	frames map[frameID]int64 // offset of each frame in file
+}
+
+// planDelta returns the segments that read frames, in order, from a
+// base holding base (the offset of each of its frames) or the remote,
+// and the bytes read from the base. A run of frames the base holds
+// between two frames it lacks is downloaded with them if it is shorter
+// than deltaMinRun; consecutive downloaded frames are read together, up
+// to deltaChunk bytes at once.
+func planDelta(frames []archive.IndexFrame, base map[frameID]int64) ([]deltaSeg, int64) {
+	at := make([]int64, len(frames)) // offset in the base, or -1
+	for i, f := range frames {
+		at[i] = -1
+		if b, ok := base[frameID{f.SHA256, f.Length}]; ok {
+			at[i] = b
+		}
+	}
+	for i := 0; i < len(frames); {
+		j, n := i, int64(0)
+		for ; j < len(frames) && at[j] >= 0; j++ {
+			n += frames[j].Length
+		}
+		if j > i && i > 0 && j < len(frames) && n < deltaMinRun {
+			for k := i; k < j; k++ {
+				at[k] = -1
+			}
+		}
+		i = max(j, i+1)
+	}
+	var segs []deltaSeg
+	var fromBase int64
+	for i, f := range frames {
+		if at[i] >= 0 {
+			segs = append(segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: at[i], sum: f.SHA256})
+			fromBase += f.Length
+			continue
+		}
+		if k := len(segs); k > 0 && segs[k-1].baseOff < 0 && segs[k-1].off+segs[k-1].n == f.Offset && segs[k-1].n+f.Length <= deltaChunk {
+			segs[k-1].n += f.Length
+			continue
+		}
+		segs = append(segs, deltaSeg{off: f.Offset, n: f.Length, baseOff: -1})
+	}
+	return segs, fromBase
 }
 
 // sharedWith returns the bytes of idx's frames that b holds.
