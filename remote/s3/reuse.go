@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -138,6 +140,16 @@ type reuseUpload struct {
 	stopped  atomic.Bool // copies stopped for the rest of the Put
 	stopOnce sync.Once
 	copied   atomic.Int64
+
+	// A copy's part is taken only if its ETag is the MD5 of the bytes
+	// it stands for, where the server's ETags are MD5s: the SHA-256
+	// committed is the read bytes', so a part of other bytes (a base
+	// rewritten under its name, a server's faulty copy) would commit an
+	// entry no pull accepts. Whether they are is learnt at the first
+	// mismatch, by uploading that part: its ETag tells (see wrongCopy).
+	probing atomic.Bool
+	probed  chan struct{} // closed once the probe's upload answered
+	opaque  atomic.Bool   // ETags are not MD5s: copies go unchecked
 }
 
 // uploadReusing is upload for a Reuser. Parts are formed as
@@ -155,7 +167,7 @@ type reuseUpload struct {
 // (see remote.Reuser), and it grows as frames follow. So each Read's
 // bytes are placed by asking Reused where they start.
 func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru remote.Reuser, h hash.Hash) (size int64, sum string, idx remote.IndexInfo, err error) {
-	u := &reuseUpload{s: s, n: n, dataName: dataName, ru: ru, base: ru.Base()}
+	u := &reuseUpload{s: s, n: n, dataName: dataName, ru: ru, base: ru.Base(), probed: make(chan struct{})}
 	switch _, _, _, ours := s.dataStemOf(u.base.Ref); {
 	case s.lacksCopies():
 		u.why = errNoCopies
@@ -418,8 +430,17 @@ func (u *reuseUpload) send(p *reusePart) error {
 	u.g.Go(func() error {
 		defer func() { u.free <- p.buf }()
 		data := (*p.buf)[:p.n]
+		var sum [md5.Size]byte // of data, once a copy's ETag was not it
+		var wrong error        // why the copy's part is not taken, if probe
+		probe := false
 		if p.copy && !u.stopped.Load() {
 			etag, err := u.copyPart(u.gctx, num, p)
+			if err == nil && !u.opaque.Load() {
+				if sum = md5.Sum(data); !etagIs(etag, sum) {
+					probe, err = u.wrongCopy(num, etag, sum)
+					wrong = err
+				}
+			}
 			switch {
 			case err == nil:
 				u.addPart(types.CompletedPart{ETag: etag, PartNumber: aws.Int32(num)})
@@ -430,11 +451,23 @@ func (u *reuseUpload) send(p *reusePart) error {
 				// Cancelled, or another part failed: not the copy's
 				// fault, and nothing to fall back for.
 				return mapError(err, u.s.bucket, fmt.Sprintf("copy part %d of", num), u.n.key)
+			case wrong != nil:
+				// The probe stops copies once its upload tells.
+			default:
+				// The bytes are in hand: upload them instead.
+				u.stop(u.s.copyError(err, u.n.key))
 			}
-			// The bytes are in hand: upload them instead.
-			u.stop(u.s.copyError(err, u.n.key))
 		}
+		// Uploading a part number again replaces a part copied wrong.
 		part, err := u.s.uploadPart(u.gctx, u.n, u.dataName, u.uploadID, num, data)
+		if probe {
+			if err == nil && !etagIs(part.ETag, sum) {
+				u.opaque.Store(true) // nothing to check copies against
+			} else {
+				u.stop(wrong)
+			}
+			close(u.probed)
+		}
 		if err != nil {
 			return err
 		}
@@ -442,6 +475,35 @@ func (u *reuseUpload) send(p *reusePart) error {
 		return nil
 	})
 	return nil
+}
+
+// wrongCopy is what to do with copied part num whose ETag is not sum,
+// the MD5 of the bytes it stands for: the server copied other bytes, or
+// its ETags are not MD5s (SSE-KMS, some gateways). The first such part
+// is the probe (probe true): it is uploaded, and its upload's ETag tells
+// which. The others wait for that: nil if ETags are not MD5s here (the
+// copy is taken, unchecked, as before: the size check after completion
+// is all there is), else why the part is uploaded instead.
+func (u *reuseUpload) wrongCopy(num int32, etag *string, sum [md5.Size]byte) (probe bool, err error) {
+	err = fmt.Errorf("the server's copy for part %d has ETag %s, not %x, the MD5 of the base's bytes it stands for (the base's object was rewritten, or the server copied other bytes)",
+		num, aws.ToString(etag), sum)
+	if u.probing.CompareAndSwap(false, true) {
+		return true, err
+	}
+	select {
+	case <-u.probed:
+	case <-u.gctx.Done():
+		return false, err
+	}
+	if u.opaque.Load() {
+		return false, nil
+	}
+	return false, err
+}
+
+// etagIs reports whether etag is the MD5 sum, as a plain ETag spells it.
+func etagIs(etag *string, sum [md5.Size]byte) bool {
+	return strings.EqualFold(strings.Trim(aws.ToString(etag), `"`), hex.EncodeToString(sum[:]))
 }
 
 func (u *reuseUpload) addPart(p types.CompletedPart) {
