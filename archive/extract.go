@@ -46,12 +46,143 @@ const (
 )
 
 // maxNameBytes caps the total length of the members' names and link
-// targets. Extraction keeps each name (to refuse duplicates, and writes
-// below a symlink), so without it a small archive of very many long names
-// could ask for gigabytes: MaxEntries alone bounds the count, not the
-// length. Real trees stay far below it (a million members of 500 bytes).
-// A variable for tests.
+// targets, and so what extraction keeps of them: a node per name
+// (nameTree, which holds last components, not full paths, so a member
+// costs its node, bounded by MaxEntries, and at most its name's length)
+// and each symlink's name and target. Write refuses a tree over it. A
+// variable for tests.
+//
+// It also caps the directories no member describes, which Write never
+// makes, at maxNameBytes/implicitDirBytes: each costs a node, and a small
+// archive of paths thousands of components deep, each below a new top
+// directory, would otherwise ask for gigabytes of nodes. So names cost a
+// small multiple of maxNameBytes at most besides the members' nodes. Real
+// trees stay far below both (a million members of 500 bytes).
 var maxNameBytes int64 = 512 << 20
+
+// implicitDirBytes is about what a directory no member describes costs
+// in memory, its node in a nameTree (see maxNameBytes).
+const implicitDirBytes = 128
+
+// nameTree records the names an extraction created as a tree: a name is
+// its parent's node and its last component, so memory grows with the
+// distinct components of the archive's paths, not with their full length
+// (a map of full names kept every member's whole name, 4 KiB each for an
+// archive of many long names below one long parent), and a lookup hashes
+// components, not every prefix of a path thousands of components deep.
+// Nodes are numbered in creation order, a parent before its children;
+// node 0 is the destination.
+type nameTree struct {
+	ids     map[nameKey]int
+	kinds   []kind // by node
+	parents []int
+	bases   []string // last components
+}
+
+// nameKey is a name in a nameTree: its parent's node, its last component.
+type nameKey struct {
+	parent int
+	base   string
+}
+
+func newNameTree() *nameTree {
+	return &nameTree{ids: map[nameKey]int{}, kinds: []kind{kindDir}, parents: []int{0}, bases: []string{""}}
+}
+
+// child returns the node of base in the directory parent.
+func (t *nameTree) child(parent int, base string) (int, bool) {
+	id, ok := t.ids[nameKey{parent, base}]
+	return id, ok
+}
+
+// add records base, not yet a child of parent, as a k, and returns its
+// node.
+func (t *nameTree) add(parent int, base string, k kind) int {
+	id := len(t.kinds)
+	// A copy: base is often a slice of the member's whole name.
+	base = strings.Clone(base)
+	t.ids[nameKey{parent, base}] = id
+	t.kinds = append(t.kinds, k)
+	t.parents = append(t.parents, parent)
+	t.bases = append(t.bases, base)
+	return id
+}
+
+// lookup returns the node of name (cleaned, slash-separated, not ".").
+func (t *nameTree) lookup(name string) (int, bool) {
+	id := 0
+	for c := range strings.SplitSeq(name, "/") {
+		var ok bool
+		if id, ok = t.child(id, c); !ok {
+			return 0, false
+		}
+	}
+	return id, true
+}
+
+// depth returns how many components the name of node id has.
+func (t *nameTree) depth(id int) int {
+	d := 0
+	for ; id != 0; id = t.parents[id] {
+		d++
+	}
+	return d
+}
+
+// path returns the name of node id, not 0.
+func (t *nameTree) path(id int) string {
+	n := -1
+	for i := id; i != 0; i = t.parents[i] {
+		n += len(t.bases[i]) + 1
+	}
+	b := make([]byte, n)
+	for i := id; i != 0; i = t.parents[i] {
+		n -= len(t.bases[i])
+		copy(b[n:], t.bases[i])
+		if n > 0 {
+			n--
+			b[n] = '/'
+		}
+	}
+	return string(b)
+}
+
+// foldedNames finds the names of a nameTree that differ from a given one
+// at most in letter case (strings.ToUpper), for a destination that folds
+// names.
+type foldedNames struct {
+	ids map[nameKey]int // folded parent, upper-cased component -> folded node
+	rep []int           // folded node -> the first node of the tree folding to it
+}
+
+// folded indexes t's names upper-cased.
+func (t *nameTree) folded() *foldedNames {
+	f := &foldedNames{ids: make(map[nameKey]int, len(t.kinds)), rep: make([]int, 1, len(t.kinds))}
+	of := make([]int, len(t.kinds)) // node -> folded node; parents come first
+	for id := 1; id < len(t.kinds); id++ {
+		key := nameKey{of[t.parents[id]], strings.ToUpper(t.bases[id])}
+		fid, ok := f.ids[key]
+		if !ok {
+			fid = len(f.rep)
+			f.ids[key] = fid
+			f.rep = append(f.rep, id)
+		}
+		of[id] = fid
+	}
+	return f
+}
+
+// lookup returns a node whose name upper-cased is name's.
+func (f *foldedNames) lookup(name string) (int, bool) {
+	fid := 0
+	for c := range strings.SplitSeq(name, "/") {
+		var ok bool
+		if fid, ok = f.ids[nameKey{fid, strings.ToUpper(c)}]; !ok {
+			return 0, false
+		}
+	}
+	return f.rep[fid], true
+}
 
 // ExtractOptions bounds what Extract accepts. Zero fields take the
 // documented defaults.
@@ -232,8 +363,8 @@ func decode(ctx context.Context, r io.Reader, opts ExtractOptions, root *os.Root
 		hr:    hr,
 		m:     m,
 		tr:    tar.NewReader(m),
-		seen:  map[string]kind{},
-		dirs:  map[string]*dirMeta{},
+		names: newNameTree(),
+		dirs:  map[int]dirMeta{},
 		links: map[string]string{},
 		buf:   make([]byte, copyChunk),
 		umask: fsutil.Umask(),
@@ -333,16 +464,21 @@ type extractor struct {
 	m    *meter
 	tr   *tar.Reader
 
-	// seen records every name created so far. Only names whose parents
+	// names records every name created so far. Only names whose parents
 	// are all directories created by this extraction get in, so a parent
 	// found here as a directory is a real one, never a symlink.
-	seen     map[string]kind
-	dirs     map[string]*dirMeta
+	names *nameTree
+	// dirs holds the directory members' metadata by node of names:
+	// their names are rebuilt at the end rather than kept.
+	dirs     map[int]dirMeta
 	umask    int               // the process's (fsutil.Umask), for creating files
 	links    map[string]string // symlink name -> target, for StrictSymlinks
 	rootSeen bool
-	lastDir  string // parent directory most recently verified
-	paths    []bool // for ExtractOptions.Paths: which paths have members
+	// lastDir is the parent directory most recently verified, and
+	// lastNodes the nodes of its components, from the top.
+	lastDir   string
+	lastNodes []int
+	paths     []bool // for ExtractOptions.Paths: which paths have members
 
 	skipped      int64  // symlinks skipped (SkipSymlinks)
 	firstSkipped string // the first of them
@@ -372,6 +508,7 @@ type extractor struct {
 
 	entries      int64
 	nameBytes    int64 // the members' names and link targets (maxNameBytes)
+	implicitDirs int64 // directories created as parents only (maxNameBytes)
 	bytes        int64
 	contentBytes int64 // decompressed bytes the members' data may occupy
 	nextHeader   int64 // stream offset where the next header must start
@@ -649,44 +786,69 @@ func (x *extractor) underPath(hdr *tar.Header) error {
 func perm(mode int64) fs.FileMode { return fs.FileMode(mode) & fs.ModePerm }
 
 // parents makes sure every ancestor of name is a directory created by this
-// extraction, creating missing ones. A symlink or file in the way is
-// refused: that is what stops writes through symlinks, chains included.
-func (x *extractor) parents(raw, name string) error {
+// extraction, creating missing ones, and returns the node of name's
+// parent. A symlink or file in the way is refused: that is what stops
+// writes through symlinks, chains included.
+func (x *extractor) parents(raw, name string) (int, error) {
 	dir := path.Dir(name)
-	if dir == "." || dir == x.lastDir {
-		return nil
+	switch {
+	case dir == ".":
+		return 0, nil
+	case dir == x.lastDir:
+		return x.lastNodes[len(x.lastNodes)-1], nil
 	}
-	for i := 0; ; {
-		j := strings.IndexByte(dir[i:], '/')
-		p := dir
-		if j >= 0 {
-			p = dir[:i+j]
+	// Start below the components dir shares with the directory verified
+	// last: members of a directory come together, and neighbours in a
+	// deep tree share most of their path.
+	last, shared, i := x.lastDir, 0, 0
+	j := 0
+	for j < len(dir) && j < len(last) && dir[j] == last[j] {
+		if dir[j] == '/' {
+			shared, i = shared+1, j+1
 		}
-		k, ok := x.seen[p]
+		j++
+	}
+	if (j == len(dir) || dir[j] == '/') && (j == len(last) || last[j] == '/') {
+		shared, i = shared+1, j+1
+	}
+	x.lastDir, x.lastNodes = "", x.lastNodes[:shared]
+	cur := 0
+	if shared > 0 {
+		cur = x.lastNodes[shared-1]
+	}
+	for i < len(dir) {
+		end := len(dir)
+		if j := strings.IndexByte(dir[i:], '/'); j >= 0 {
+			end = i + j
+		}
+		p, c := dir[:end], dir[i:end]
+		id, ok := x.names.child(cur, c)
 		switch {
 		case !ok:
 			if s, ok := x.skippedAlias(p); ok {
-				return unsafeEntry(raw, "parent %q is the skipped symlink %q in another case; nothing is created below a skipped symlink", p, s)
+				return 0, unsafeEntry(raw, "parent %q is the skipped symlink %q in another case; nothing is created below a skipped symlink", p, s)
 			}
 			if s, ok := x.pendingAlias(p); ok {
-				return unsafeEntry(raw, "parent %q is the symlink %q in another case; extraction never writes through one", p, s)
+				return 0, unsafeEntry(raw, "parent %q is the symlink %q in another case; extraction never writes through one", p, s)
+			}
+			if x.implicitDirs++; x.implicitDirs > maxNameBytes/implicitDirBytes {
+				return 0, limitEntry(raw, "more than %d directories that no member describes, which extraction keeps in memory", maxNameBytes/implicitDirBytes)
 			}
 			if err := x.mkdir(p, implicitDirMode); err != nil {
-				return x.createErr(raw, p, err)
+				return 0, x.createErr(raw, p, err)
 			}
-			x.seen[p] = kindImplicitDir
-		case k == kindSymlink:
-			return unsafeEntry(raw, "parent %q is a symlink; extraction never writes through one", p)
-		case k == kindFile:
-			return unsafeEntry(raw, "parent %q is a regular file", p)
+			id = x.names.add(cur, c, kindImplicitDir)
+		case x.names.kinds[id] == kindSymlink:
+			return 0, unsafeEntry(raw, "parent %q is a symlink; extraction never writes through one", p)
+		case x.names.kinds[id] == kindFile:
+			return 0, unsafeEntry(raw, "parent %q is a regular file", p)
 		}
-		if j < 0 {
-			break
-		}
-		i += j + 1
+		x.lastNodes = append(x.lastNodes, id)
+		cur = id
+		i = end + 1
 	}
 	x.lastDir = dir
-	return nil
+	return cur, nil
 }
 
 // createErr turns an error creating name into the right kind: an existing
@@ -707,10 +869,11 @@ func (x *extractor) createErr(raw, name string, err error) error {
 	return extractErr(raw, err)
 }
 
-// claim checks that name is not taken yet.
-func (x *extractor) claim(raw, name string) error {
-	if k, ok := x.seen[name]; ok {
-		return unsafeEntry(raw, "duplicate name: %q was already extracted as a %s", name, k)
+// claim checks that name, in the directory whose node is parent, is not
+// taken yet.
+func (x *extractor) claim(raw, name string, parent int) error {
+	if id, ok := x.names.child(parent, path.Base(name)); ok {
+		return unsafeEntry(raw, "duplicate name: %q was already extracted as a %s", name, x.names.kinds[id])
 	}
 	if s, ok := x.skippedAlias(name); ok {
 		return unsafeEntry(raw, "duplicate name: %q is the skipped symlink %q in another case", name, s)
@@ -752,14 +915,15 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	if err := x.parents(hdr.Name, name); err != nil {
+	pn, err := x.parents(hdr.Name, name)
+	if err != nil {
 		return err
 	}
-	if err := x.claim(hdr.Name, name); err != nil {
+	if err := x.claim(hdr.Name, name, pn); err != nil {
 		return err
 	}
 	if x.root == nil {
-		x.seen[name] = kindFile
+		x.names.add(pn, path.Base(name), kindFile)
 		return x.copy(io.Discard, hdr)
 	}
 	parent, base, err := x.parentRoot(name)
@@ -773,7 +937,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 		}
 		parent.acquire() // released by the writer
 		x.pool.submit(&fileJob{dir: parent, base: base, raw: hdr.Name, name: name, buf: buf, mode: perm(hdr.Mode), mtime: hdr.ModTime})
-		x.seen[name] = kindFile
+		x.names.add(pn, base, kindFile)
 		return nil
 	}
 	if x.pool != nil {
@@ -782,7 +946,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 		j := &fileJob{dir: parent, base: base, raw: hdr.Name, name: name, mode: perm(hdr.Mode), mtime: hdr.ModTime, chunks: make(chan *[]byte, chunkQueue)}
 		parent.acquire() // released by the writer
 		x.pool.submit(j)
-		x.seen[name] = kindFile
+		x.names.add(pn, base, kindFile)
 		err := x.sendChunks(j.chunks, hdr)
 		if err != nil {
 			j.aborted.Store(true) // before the close, which the writer waits for
@@ -796,7 +960,7 @@ func (x *extractor) file(hdr *tar.Header) error {
 	if cerr != nil {
 		return x.createErr(hdr.Name, name, cerr)
 	}
-	x.seen[name] = kindFile
+	x.names.add(pn, base, kindFile)
 	return err
 }
 
@@ -928,25 +1092,25 @@ func (x *extractor) dir(hdr *tar.Header) error {
 		x.rootMeta = &RootMeta{Mode: perm(hdr.Mode), ModTime: hdr.ModTime}
 		return nil
 	}
-	if err := x.parents(hdr.Name, name); err != nil {
+	pn, err := x.parents(hdr.Name, name)
+	if err != nil {
 		return err
 	}
-	meta := &dirMeta{mode: perm(hdr.Mode), mtime: hdr.ModTime}
-	if k, ok := x.seen[name]; ok && k == kindImplicitDir {
+	meta := dirMeta{mode: perm(hdr.Mode), mtime: hdr.ModTime}
+	if id, ok := x.names.child(pn, path.Base(name)); ok && x.names.kinds[id] == kindImplicitDir {
 		// Created earlier as a parent of another member (archives need not
 		// list a directory before its contents): it gets its metadata now.
-		x.seen[name] = kindDir
-		x.dirs[name] = meta
+		x.names.kinds[id] = kindDir
+		x.dirs[id] = meta
 		return nil
 	}
-	if err := x.claim(hdr.Name, name); err != nil {
+	if err := x.claim(hdr.Name, name, pn); err != nil {
 		return err
 	}
 	if err := x.mkdir(name, 0o700); err != nil {
 		return x.createErr(hdr.Name, name, err)
 	}
-	x.seen[name] = kindDir
-	x.dirs[name] = meta
+	x.dirs[x.names.add(pn, path.Base(name), kindDir)] = meta
 	return nil
 }
 
@@ -992,13 +1156,14 @@ func (x *extractor) symlink(hdr *tar.Header) error {
 	case x.opts.StrictSymlinks && escapesLexically(name, slashed):
 		return unsafeEntry(hdr.Name, "symlink target %q points outside the destination (StrictSymlinks)", target)
 	}
-	if err := x.parents(hdr.Name, name); err != nil {
+	pn, err := x.parents(hdr.Name, name)
+	if err != nil {
 		return err
 	}
-	if err := x.claim(hdr.Name, name); err != nil {
+	if err := x.claim(hdr.Name, name, pn); err != nil {
 		return err
 	}
-	x.seen[name] = kindSymlink
+	x.names.add(pn, path.Base(name), kindSymlink)
 	if x.opts.StrictSymlinks {
 		x.links[name] = slashed
 	}
@@ -1030,23 +1195,23 @@ func (x *extractor) createPending() error {
 	for _, l := range x.pending {
 		targets[l.name] = l.slashed
 	}
-	var folded map[string]string // upper-cased name -> name, built on the first miss
+	var folded *foldedNames // built on the first miss
 	lookup := func(p string) (kind, string, bool) {
-		k, ok := x.seen[p]
+		id, ok := x.names.lookup(p)
 		if !ok && foldingNames {
 			// The destination takes a target spelled in another case
 			// for the name it has.
 			if folded == nil {
-				folded = make(map[string]string, len(x.seen))
-				for n := range x.seen {
-					folded[strings.ToUpper(n)] = n
-				}
+				folded = x.names.folded()
 			}
-			if n, found := folded[strings.ToUpper(p)]; found {
-				p, k, ok = n, x.seen[n], true
+			if id, ok = folded.lookup(p); ok {
+				p = x.names.path(id)
 			}
 		}
-		return k, targets[p], ok
+		if !ok {
+			return kindImplicitDir, targets[p], false
+		}
+		return x.names.kinds[id], targets[p], true
 	}
 	for _, l := range x.pending {
 		if err := x.ctx.Err(); err != nil {
@@ -1147,20 +1312,21 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 	}
 	// Only a regular file this extraction wrote may be linked to: never a
 	// file outside the tree, a directory or a symlink.
-	k, ok := x.seen[target]
+	id, ok := x.names.lookup(target)
 	if !ok {
 		return unsafeEntry(hdr.Name, "hardlink target %q is not a file extracted earlier", target)
 	}
-	if k != kindFile {
+	if k := x.names.kinds[id]; k != kindFile {
 		return unsafeEntry(hdr.Name, "hardlink target %q is a %s, not a regular file", target, k)
 	}
-	if err := x.parents(hdr.Name, name); err != nil {
+	pn, err := x.parents(hdr.Name, name)
+	if err != nil {
 		return err
 	}
-	if err := x.claim(hdr.Name, name); err != nil {
+	if err := x.claim(hdr.Name, name, pn); err != nil {
 		return err
 	}
-	x.seen[name] = kindFile
+	x.names.add(pn, path.Base(name), kindFile)
 	if x.root == nil {
 		return nil
 	}
@@ -1170,10 +1336,26 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 			return err
 		}
 	}
-	if err := x.root.Link(target, name); err != nil {
+	if err := linkAt(x.root, target, name); err != nil {
+		if tooManyLinks(err) {
+			// The source's file system held them (XFS, btrfs, tmpfs
+			// hold more): a limit of this one, as a name too long is.
+			return limitEntry(hdr.Name, "this file system holds no more hardlinks to %q", target)
+		}
 		return x.createErr(hdr.Name, name, err)
 	}
 	return nil
+}
+
+// linkAt creates the hardlink name to target; tests replace it to play
+// a file system that holds no more links to a file.
+var linkAt = func(root *os.Root, target, name string) error { return root.Link(target, name) }
+
+// tooManyLinks reports whether err is link(2) refusing another link to a
+// file: EMLINK (ext4 holds 65,000), or on Windows ERROR_TOO_MANY_LINKS
+// (NTFS holds 1,024).
+func tooManyLinks(err error) bool {
+	return errors.Is(err, syscall.EMLINK) || runtime.GOOS == "windows" && errors.Is(err, syscall.Errno(1142))
 }
 
 // applyDirMeta sets directory modes and mtimes once everything is in,
@@ -1183,21 +1365,28 @@ func (x *extractor) applyDirMeta() error {
 	if x.root == nil {
 		return nil
 	}
-	names := make([]string, 0, len(x.dirs))
-	for name := range x.dirs {
-		names = append(names, name)
+	type dirNode struct{ id, depth int }
+	order := make([]dirNode, 0, len(x.dirs))
+	for id := range x.dirs {
+		order = append(order, dirNode{id, x.names.depth(id)})
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		if da, db := strings.Count(a, "/"), strings.Count(b, "/"); da != db {
-			return db - da
+	// Siblings together (by parent), so that their parent's handle is
+	// cached; names are rebuilt one at a time.
+	slices.SortFunc(order, func(a, b dirNode) int {
+		if a.depth != b.depth {
+			return b.depth - a.depth
 		}
-		return strings.Compare(a, b)
+		if pa, pb := x.names.parents[a.id], x.names.parents[b.id]; pa != pb {
+			return pa - pb
+		}
+		return a.id - b.id
 	})
-	for _, name := range names {
+	for _, d := range order {
 		if err := x.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: extract: %w", err)
 		}
-		meta := x.dirs[name]
+		meta := x.dirs[d.id]
+		name := x.names.path(d.id)
 		parent, base, err := x.parentRoot(name)
 		if err != nil {
 			return extractErr(name, err)

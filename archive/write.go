@@ -342,6 +342,10 @@ type archiveWriter struct {
 	dirBuf  []byte // scratch for reading directory entries, where the platform needs it
 	files   int64
 	size    int64
+
+	// nameBytes totals the members' names and link targets, as Extract
+	// counts them against maxNameBytes.
+	nameBytes int64
 }
 
 // srcInfo is what the walk needs to know about one member, as lstat
@@ -440,6 +444,11 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 func (aw *archiveWriter) header(hdr *tar.Header) error {
 	if err := restorable(hdr); err != nil {
 		return err
+	}
+	// Every directory is a member here, so Extract's other count, of
+	// directories no member describes, stays at 0.
+	if aw.nameBytes += int64(len(hdr.Name) + len(hdr.Linkname)); aw.nameBytes > maxNameBytes {
+		return fmt.Errorf("archive: %q cannot be archived: the tree's names and link targets total more than the %d bytes a restore accepts: %w", displayName(strings.TrimSuffix(hdr.Name, "/")), maxNameBytes, tiercache.ErrInvalidArgument)
 	}
 	if aw.tw == nil {
 		aw.files++
