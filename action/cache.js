@@ -97,6 +97,14 @@ async function restore({ withState }) {
     let stdout;
     ({ code, stdout } = await lib.runTiercache(bin, args, { capture: true, env }));
     out = lib.parseJSONOutput(stdout);
+    if (code === 1 && !lib.strict()) {
+      // The restore failed where it ran (a path it cannot write, a full
+      // disk). actions/cache warns "Failed to restore" and goes on as a
+      // miss; the CLI left each path as it was, so this can too.
+      lib.warning(`Failed to restore "${key}": tiercache pull failed (exit code 1; see its message above); going on as a miss (set strict: true to fail the step instead)`);
+      code = failOnMiss ? 3 : 0;
+      out = { hit: false };
+    }
     if (code === 3 || (code === 0 && out && !out.hit)) removeEmptyDirs(absent);
   } else {
     code = failOnMiss ? 3 : 0;

@@ -172,3 +172,28 @@ test('a miss into a path whose parent is missing creates neither the path nor it
   assert.equal(fs.existsSync(path.join(m.workspace, 'cache', 'tool')), false, 'the miss created cache/tool');
   assert.deepEqual(fs.readdirSync(m.workspace), [], 'the miss left something in the workspace');
 });
+
+test('a restore that fails where it runs (an unwritable path) warns and goes on as a miss, as actions/cache does; with strict it fails', async () => {
+  const m = new h.Machine();
+  h.writeTree(path.join(m.workspace, 'src'), 'ro');
+  const pushed = h.cli(m, ['push', 'ro-1', path.join(m.workspace, 'src')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  // A path below a regular file cannot be written, whoever runs this.
+  fs.writeFileSync(path.join(m.workspace, 'blocker'), 'x');
+  const inputs = { key: 'ro-1', path: 'blocker/dir' };
+  const main = await h.mainStep(m, { inputs });
+  assert.equal(main.code, 0, main.log);
+  assert.match(main.stdout, /::warning title=tiercache::Failed to restore "ro-1": tiercache pull failed \(exit code 1/);
+  assert.equal(main.outputs['cache-hit'], 'false');
+  assert.equal(main.outputs['cache-matched-key'], '');
+  assert.equal(main.state['exact-hit'], 'false');
+  assert.equal(fs.readFileSync(path.join(m.workspace, 'blocker'), 'utf8'), 'x');
+
+  const m2 = new h.Machine();
+  const p2 = h.cli(m2, ['push', 'ro-1', path.join(m.workspace, 'src')]);
+  assert.equal(p2.code, 0, p2.stderr);
+  fs.writeFileSync(path.join(m2.workspace, 'blocker'), 'x');
+  const failed = await h.mainStep(m2, { inputs: { ...inputs, strict: 'true' } });
+  assert.notEqual(failed.code, 0, failed.log);
+  assert.match(failed.stdout, /::error title=tiercache::tiercache pull failed \(exit code 1\)/);
+});
