@@ -90,12 +90,10 @@ type finding struct {
 	first string
 	then  []string
 	// upload, if set, is aborted.
-	upload *uploadRef
+	upload *staleUpload
 	// keep: reported only, never repaired.
 	keep bool
 }
-
-type uploadRef struct{ name, id string }
 
 // checker is the state of one Check.
 type checker struct {
@@ -391,54 +389,23 @@ func (c *countingHash) Write(p []byte) (int, error) {
 	return c.Hash.Write(p)
 }
 
-// uploads reports the multipart uploads of data objects started before
-// the cutoff: a Put that died (or whose abort failed) left them.
-//
-// The listing covers the whole bucket and is filtered here: MinIO takes
-// a Prefix as an exact object name, so listing by prefix would find
-// nothing there. A bucket has few uploads in flight, so this costs
-// little. A page marked truncated without next markers, or with markers
-// given before, is an error: the SDK's paginator would list forever.
+// uploads reports the stale multipart uploads (see staleUploads).
 func (ck *checker) uploads(ctx context.Context) error {
-	s := ck.s
-	var keyMarker, idMarker *string
-	seen := map[[2]string]bool{}
-	for {
-		page, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, KeyMarker: keyMarker, UploadIdMarker: idMarker})
-		if err != nil {
-			return mapError(err, s.bucket, "list multipart uploads under", s.prefix+dataDir)
-		}
-		for _, u := range page.Uploads {
-			name, id := aws.ToString(u.Key), aws.ToString(u.UploadId)
-			stem, _, _, ok := s.dataStemOf(name)
-			if !ok || u.Initiated == nil || !ck.old(*u.Initiated) {
-				continue
-			}
-			n, _ := s.namesForStem(stem)
-			ck.add(finding{
-				p: tiercache.Problem{
-					Kind: remote.ProblemStaleUpload, Key: n.key, Object: name + " (upload " + id + ")",
-					Detail: fmt.Sprintf("multipart upload started %s ago and never completed", ck.age(*u.Initiated)),
-				},
-				upload: &uploadRef{name: name, id: id},
-			})
-		}
-		if !aws.ToBool(page.IsTruncated) {
-			return nil
-		}
-		next := [2]string{aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)}
-		switch {
-		case next[0] == "":
-			err = errors.New("the server marked a page truncated but gave no next key marker")
-		case seen[next]:
-			err = fmt.Errorf("the server repeated the markers %q", next)
-		}
-		if err != nil {
-			return mapError(fmt.Errorf("incomplete listing of multipart uploads: %w", err), s.bucket, "list multipart uploads under", s.prefix+dataDir)
-		}
-		seen[next] = true
-		keyMarker, idMarker = &next[0], &next[1]
+	ups, err := ck.s.staleUploads(ctx, ck.cutoff)
+	if err != nil {
+		return err
 	}
+	for _, u := range ups {
+		n, _ := ck.s.namesForStem(u.stem)
+		ck.add(finding{
+			p: tiercache.Problem{
+				Kind: remote.ProblemStaleUpload, Key: n.key, Object: u.name + " (upload " + u.id + ")",
+				Detail: fmt.Sprintf("multipart upload started %s ago and never completed", ck.age(u.initiated)),
+			},
+			upload: &u,
+		})
+	}
+	return nil
 }
 
 // repair removes what the findings name: the manifests of broken entries
@@ -470,13 +437,10 @@ func (ck *checker) repair(ctx context.Context) error {
 			continue
 		}
 		if f.upload != nil {
-			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-				Bucket: &s.bucket, Key: &f.upload.name, UploadId: &f.upload.id,
-			})
-			if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" {
-				f.p.Repaired = true
+			if err := s.abortStale(ctx, *f.upload); err != nil {
+				errs = append(errs, err)
 			} else {
-				errs = append(errs, mapError(err, s.bucket, "abort upload of", f.upload.name))
+				f.p.Repaired = true
 			}
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -37,8 +38,12 @@ type request struct {
 // isData reports whether r addresses a data object.
 func (r request) isData() bool { return strings.Contains(r.path, "/"+dataDir) }
 
-// isList reports whether r is a ListObjectsV2 request.
-func (r request) isList() bool { return strings.Contains(r.query, "list-type=2") }
+// isList reports whether r is a listing: ListObjectsV2, or
+// ListMultipartUploads (which Prune sends to find stale uploads).
+func (r request) isList() bool {
+	q, _ := url.ParseQuery(r.query)
+	return q.Get("list-type") == "2" || q.Has("uploads")
+}
 
 // recorder is an http.RoundTripper that records requests and lets a test
 // inject faults: fault, if set, may answer a request itself (return a

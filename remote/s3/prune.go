@@ -259,6 +259,13 @@ type keyState struct {
 // data is gone. Of an entry whose manifest is of a newer format (see
 // newerManifestError), it collects nothing: only eviction removes it.
 //
+// It also aborts, as Check with Repair does, the multipart uploads of
+// its data objects started more than OrphanGrace ago: a Put killed
+// mid-upload leaves one, whose parts no listing of objects shows but
+// which the bucket bills. That is best effort: a failure to list or
+// abort them (credentials without s3:ListBucketMultipartUploads or
+// s3:AbortMultipartUpload) fails nothing, and Check reports what is left.
+//
 // It works from the survey it shares with Check, and deletes in
 // DeleteObjects batches of up to 1000 names. An evicted entry's manifest
 // is deleted before its data and marker, in a first round for all
@@ -391,6 +398,11 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	}
 	failed2, err := s.deleteObjects(ctx, round2)
 	if err != nil {
+		return evicted, err
+	}
+	// Last, as the entries must not depend on it: credentials without
+	// the permissions to list or abort uploads prune all the same.
+	if err := s.abortStaleUploads(ctx, cutoff); err != nil && ctx.Err() != nil {
 		return evicted, err
 	}
 	if len(failed)+len(failed2) > 0 {
@@ -548,6 +560,84 @@ func (s *Store) readManifests(ctx context.Context, keys map[string]*keyState, ne
 		})
 	}
 	return g.Wait()
+}
+
+// staleUpload is a multipart upload of a data object of stem.
+type staleUpload struct {
+	name, id, stem string
+	initiated      time.Time
+}
+
+// staleUploads lists the multipart uploads of the store's data objects
+// started before cutoff: a Put that died (or whose abort failed) left
+// them. Prune and Check judge uploads by it alone.
+//
+// The listing covers the whole bucket and is filtered here: MinIO takes
+// a Prefix as an exact object name, so listing by prefix would find
+// nothing there. A bucket has few uploads in flight, so this costs
+// little. A page marked truncated without next markers, or with markers
+// given before, is an error: the SDK's paginator would list forever.
+func (s *Store) staleUploads(ctx context.Context, cutoff time.Time) ([]staleUpload, error) {
+	var (
+		out                 []staleUpload
+		keyMarker, idMarker *string
+		seen                = map[[2]string]bool{}
+	)
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, KeyMarker: keyMarker, UploadIdMarker: idMarker})
+		if err != nil {
+			return nil, mapError(err, s.bucket, "list multipart uploads under", s.prefix+dataDir)
+		}
+		for _, u := range page.Uploads {
+			name := aws.ToString(u.Key)
+			stem, _, _, ok := s.dataStemOf(name)
+			if !ok || u.Initiated == nil || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			out = append(out, staleUpload{name: name, id: aws.ToString(u.UploadId), stem: stem, initiated: *u.Initiated})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		next := [2]string{aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)}
+		switch {
+		case next[0] == "":
+			err = errors.New("the server marked a page truncated but gave no next key marker")
+		case seen[next]:
+			err = fmt.Errorf("the server repeated the markers %q", next)
+		}
+		if err != nil {
+			return nil, mapError(fmt.Errorf("incomplete listing of multipart uploads: %w", err), s.bucket, "list multipart uploads under", s.prefix+dataDir)
+		}
+		seen[next] = true
+		keyMarker, idMarker = &next[0], &next[1]
+	}
+}
+
+// abortStale aborts u. An upload already gone (completed or aborted
+// since the listing) is no error.
+func (s *Store) abortStale(ctx context.Context, u staleUpload) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: &s.bucket, Key: &u.name, UploadId: &u.id,
+	})
+	if code, _ := errorCode(err); err == nil || code == "NoSuchUpload" {
+		return nil
+	}
+	return mapError(err, s.bucket, "abort upload "+u.id+" of", u.name)
+}
+
+// abortStaleUploads aborts every upload staleUploads lists, and returns
+// the failures.
+func (s *Store) abortStaleUploads(ctx context.Context, cutoff time.Time) error {
+	ups, err := s.staleUploads(ctx, cutoff)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range ups {
+		errs = append(errs, s.abortStale(ctx, u))
+	}
+	return errors.Join(errs...)
 }
 
 // deleteObjects deletes names in batches of up to 1000, in order. It

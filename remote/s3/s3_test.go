@@ -804,10 +804,10 @@ func TestPruneScale(t *testing.T) {
 			t.Errorf("Prune sent %s %s?%s", r.method, r.path, r.query)
 		}
 	}
-	// 5 pages of data objects, 5 of manifests, 1 of (no) markers; 4
-	// batches of manifests (210), then 4 of data objects.
-	if lists != 11 || deletes != 8 {
-		t.Errorf("Prune sent %d listings and %d batch deletes, want 11 and 8", lists, deletes)
+	// 5 pages of data objects, 5 of manifests, 1 of (no) markers, 1 of
+	// (no) uploads; 4 batches of manifests (210), then 4 of data objects.
+	if lists != 12 || deletes != 8 {
+		t.Errorf("Prune sent %d listings and %d batch deletes, want 12 and 8", lists, deletes)
 	}
 	metas, err := s.List(bg, "entry/")
 	if err != nil || len(metas) != keep {
