@@ -348,7 +348,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	before, statErr := os.Stat(dir)
 	h.Copy, err = treecopy.Copy(ctx, tree, dir, treecopy.Options{Link: opts.Link, Progress: progress})
 	if err == nil && statErr == nil && before.IsDir() {
-		err = setRootMeta(dir, nil, before.Mode().Perm(), before.ModTime())
+		err = setRootMeta(dir, nil, dirMode(before), before.ModTime())
 	}
 	if err != nil {
 		// treecopy names paths relative to dir; say which dir.
@@ -821,7 +821,7 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 			// dir (pull KEY .) sees the tree, not a deleted directory.
 			// Where they cannot be (dir is a mount point), merge.
 			if err := renameMembers(stage, dir); err == nil {
-				return false, setRootMeta(dir, root, fi.Mode().Perm(), fi.ModTime())
+				return false, setRootMeta(dir, root, dirMode(fi), fi.ModTime())
 			}
 		}
 	}
@@ -829,13 +829,20 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 	// treecopy gives dir the metadata of stage's root, so stage takes
 	// what dir must end with. dir may be a symlink to a directory, which
 	// treecopy follows: the metadata is its target's.
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		if err := setRootMeta(stage, root, fi.Mode().Perm(), fi.ModTime()); err != nil {
+	before, err := os.Stat(dir)
+	if err == nil && before.IsDir() {
+		if err := setRootMeta(stage, root, dirMode(before), before.ModTime()); err != nil {
 			return false, err
 		}
 	}
-	_, err = treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true})
-	return false, err
+	if _, err := treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true}); err != nil {
+		return false, err
+	}
+	if err == nil && before.IsDir() && root == nil {
+		// treecopy keeps permissions alone; chmod leaves the mtime.
+		return false, os.Chmod(dir, dirMode(before))
+	}
+	return false, nil
 }
 
 // dirNames returns the names in the directory dir.
@@ -864,6 +871,13 @@ func renameMembers(stage, dir string) error {
 		}
 	}
 	return nil
+}
+
+// dirMode is the mode an existing directory keeps through a restore:
+// its permissions and its setgid, setuid and sticky bits (a group's
+// shared directory, a world-writable one), which chmod would drop.
+func dirMode(fi fs.FileInfo) fs.FileMode {
+	return fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSetuid | fs.ModeSticky)
 }
 
 // setRootMeta gives dir root's mode and mtime if root is set, else mode
@@ -1097,7 +1111,7 @@ func place(ctx context.Context, src, dst string, how int, progress func(int64)) 
 		}
 		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy, Progress: progress})
 		if err == nil && statErr == nil && before.IsDir() {
-			err = setRootMeta(abs, nil, before.Mode().Perm(), before.ModTime())
+			err = setRootMeta(abs, nil, dirMode(before), before.ModTime())
 		}
 		return r, err
 	}
