@@ -174,9 +174,11 @@ func TestReuseUploadsOnlyWhatChanged(t *testing.T) {
 				t.Errorf("push with --base v1: %+v; want v1 as base, bytes copied, sent + copied = archive", r)
 			}
 			// The local tier keeps v1's archive (it was pushed from
-			// here), so no frame found in it is compressed again.
-			if r.FramesReused == 0 || r.FramesKept != r.FramesReused {
-				t.Errorf("%d of %d frames found in the base were taken from its local copy; want all", r.FramesKept, r.FramesReused)
+			// here), so no frame found in it is compressed again: at
+			// least every frame copied whole (reused) was kept, and
+			// those split between a copied and an uploaded part too.
+			if r.FramesReused == 0 || r.FramesKept < r.FramesReused {
+				t.Errorf("%d frames taken from the base's local copy, %d copied whole; want some copied, and at least as many taken", r.FramesKept, r.FramesReused)
 			}
 			// Several frames change around the edit at most; the
 			// rest is copied.

@@ -302,3 +302,12 @@ type Reuser interface {
 	// the base is gone. err says which.
 	CopyFailed(err error)
 }
+
+// CopyTracker is a Reuser that is also told where each copied range
+// lies: a store calls CopiedAt(off, n), for the stream's [off, off+n),
+// along with each Copied(n), so the reader can tell which of its bytes
+// were not sent.
+type CopyTracker interface {
+	Reuser
+	CopiedAt(off, n int64)
+}

@@ -118,8 +118,10 @@ type PutResult struct {
 	// Base is the key of the entry whose frames the upload repeated
 	// (see PushOptions.Base), "" if none was used; Copied is how many
 	// of the archive's bytes the remote copied from it server-side
-	// instead of receiving them, and FramesReused how many of its
-	// frames were found in it. ArchiveSize - Copied bytes were sent.
+	// instead of receiving them, and FramesReused how many of the
+	// archive's frames it copied whole: frames none of whose bytes were
+	// sent (0 when nothing was copied, though frames were found in the
+	// base). ArchiveSize - Copied bytes were sent.
 	Base         string
 	Copied       int64
 	FramesReused int

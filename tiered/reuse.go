@@ -1,11 +1,13 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -265,9 +267,10 @@ type reuser struct {
 	// compression.
 	localKey string
 
-	mu     sync.Mutex
-	runs   []reuseRun // by off, disjoint; adjacent ones contiguous in both are merged
-	frames int        // frames found in the base
+	mu       sync.Mutex
+	runs     []reuseRun // by off, disjoint; adjacent ones contiguous in both are merged
+	found    []span     // the frames found in the base, by off
+	copiedAt []span     // the ranges the store copied, as it reported them
 
 	copied atomic.Int64
 	failed atomic.Pointer[error]
@@ -276,6 +279,9 @@ type reuser struct {
 // reuseRun is a run of the stream, [off, off+n), equal to the base
 // archive's [baseOff, baseOff+n).
 type reuseRun struct{ off, baseOff, n int64 }
+
+// span is the stream's bytes [off, off+n).
+type span struct{ off, n int64 }
 
 // onFrame records f if the base holds the same frame. It is
 // archive.WriteOptions.OnFrame, called before f's bytes are written.
@@ -298,7 +304,7 @@ func (r *reuser) onFrame(f archive.IndexFrame) {
 	if pick == nil {
 		return
 	}
-	r.frames++
+	r.found = append(r.found, span{f.Offset, f.Length})
 	if pick.Offset == next {
 		r.runs[len(r.runs)-1].n += f.Length
 		return
@@ -323,6 +329,40 @@ func (r *reuser) Reused(off int64) (baseOff, n int64) {
 
 // Copied implements remote.Reuser.
 func (r *reuser) Copied(n int64) { r.copied.Add(n) }
+
+// CopiedAt implements remote.CopyTracker.
+func (r *reuser) CopiedAt(off, n int64) {
+	r.mu.Lock()
+	r.copiedAt = append(r.copiedAt, span{off, n})
+	r.mu.Unlock()
+}
+
+// framesCopied is how many of the frames found in the base the ranges
+// the store copied cover whole: frames none of whose bytes were sent. A
+// frame split between a copied part and an uploaded one (parts are cut
+// where S3's minimum part size requires, not at frames) does not count.
+func (r *reuser) framesCopied() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := slices.Clone(r.copiedAt)
+	slices.SortFunc(cs, func(a, b span) int { return cmp.Compare(a.off, b.off) })
+	n, i := 0, 0
+	for _, f := range r.found {
+		for i < len(cs) && cs[i].off+cs[i].n <= f.off {
+			i++
+		}
+		// Covered from f.off by contiguous copied ranges (each part
+		// is one range) as far as f's end?
+		end := f.off
+		for j := i; j < len(cs) && cs[j].off <= end && end < f.off+f.n; j++ {
+			end = max(end, cs[j].off+cs[j].n)
+		}
+		if end >= f.off+f.n {
+			n++
+		}
+	}
+	return n
+}
 
 // CopyFailed implements remote.Reuser.
 func (r *reuser) CopyFailed(err error) { r.failed.CompareAndSwap(nil, &err) }
@@ -358,12 +398,10 @@ func (r *reuser) report(res *PutResult) {
 	}
 	res.FramesKept = int(r.local.Copied())
 	if !r.copies() {
-		res.Base, res.FramesReused = r.localKey, res.FramesKept
+		res.Base = r.localKey
 		return
 	}
-	r.mu.Lock()
-	res.FramesReused = r.frames
-	r.mu.Unlock()
+	res.FramesReused = r.framesCopied()
 	res.Base = r.base.Meta.Key
 	res.Copied = r.copied.Load()
 	if e := r.failed.Load(); e != nil {
@@ -383,3 +421,8 @@ type reusingDigestReader struct {
 	*digestReader
 	*reuser
 }
+
+var (
+	_ remote.CopyTracker = reusingReader{}
+	_ remote.CopyTracker = reusingDigestReader{}
+)

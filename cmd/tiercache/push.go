@@ -98,7 +98,11 @@ one a full upload makes (from a base of the same compression level).
 A base that is missing, replaced or deleted meanwhile, or a server that
 refuses copies, only means a full upload (--verbose says why). Storage
 is not shared: each entry is a full object. --no-base always uploads
-everything.
+everything. With --json, frames_reused counts the frames the remote
+copied whole from the base (none of their bytes sent), frames_kept
+those taken from the base's local copy instead of compressed again,
+copied_bytes the archive bytes copied server-side, and uploaded_bytes
+those sent (the two add up to archive_bytes when the push uploads).
 
 KEY may also be given with --key, the PATHs then being the only
 arguments.`,
@@ -266,11 +270,12 @@ type pushJSON struct {
 	AlreadyStored bool           `json:"already_stored"`
 	AlreadyIn     tiercache.Tier `json:"already_in,omitempty"`
 	// Base is the entry whose frames the upload reused ("" if none);
-	// FramesReused counts the archive's frames found in it, CopiedBytes
-	// the archive bytes the remote copied from it server-side, and
-	// UploadedBytes those actually sent (ArchiveBytes - CopiedBytes);
-	// FramesKept counts the frames taken already compressed from the
-	// local tier's copy of the base instead of compressed again.
+	// FramesReused counts the archive's frames the remote copied whole
+	// from it server-side (none of their bytes sent), CopiedBytes the
+	// archive bytes it copied, and UploadedBytes those actually sent
+	// (ArchiveBytes - CopiedBytes); FramesKept counts the frames taken
+	// already compressed from the local tier's copy of the base instead
+	// of compressed again.
 	Base string `json:"base,omitempty"`
 	// Scope is the scope written (see --scope); absent for the default.
 	Scope string `json:"scope,omitempty"`
@@ -387,7 +392,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		a.verbosef(cmd, "push %q: no base entry to reuse frames from: the whole archive is uploaded", key)
 	}
 	if res.Base != "" {
-		a.verbosef(cmd, "push %q: base %q: %d frames found in it, %d of them taken from its local copy instead of compressed", key, res.Base, res.FramesReused, res.FramesKept)
+		a.verbosef(cmd, "push %q: base %q: %d frames copied from it server-side (not sent), %d taken from its local copy instead of compressed", key, res.Base, res.FramesReused, res.FramesKept)
 	}
 	// A remote failure the push survived: the tree is saved locally
 	// only, or with --no-local nowhere.

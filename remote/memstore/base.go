@@ -194,5 +194,8 @@ func (c *copier) copyRange(off int64, seg []byte, baseOff int64) error {
 		return fmt.Errorf("%w: memstore: the stream's bytes at %d+%d are not base %q's at %d, as the reader reported", tiercache.ErrIntegrity, off, n, c.key, baseOff)
 	}
 	c.r.Copied(n)
+	if t, ok := c.r.(remote.CopyTracker); ok {
+		t.CopiedAt(off, n)
+	}
 	return nil
 }

@@ -102,15 +102,38 @@ var (
 	errNoETag   = errors.New("the server answered a copy with no ETag")
 )
 
+// partLimit is the most parts a Put from a Reuser may have: maxParts,
+// lowered by tests.
+var partLimit int32 = maxParts
+
 // reusePart is a part being formed or sent: the stream's bytes [off,
-// off+n), held in buf. A copy part's bytes equal the base archive's
-// [baseOff, baseOff+n); it is uploaded from buf if the copy fails.
+// off+n), held in buf, and past its end in more, the second buffer of a
+// wide part (see reuseUpload.wide), which is never a copy. A copy part's
+// bytes equal the base archive's [baseOff, baseOff+n); it is uploaded
+// from buf if the copy fails.
 type reusePart struct {
 	buf     *[]byte
+	more    *[]byte
 	n       int
 	off     int64
 	copy    bool
 	baseOff int64
+}
+
+// room is what p's buffers hold.
+func (p *reusePart) room() int {
+	if p.more == nil {
+		return len(*p.buf)
+	}
+	return len(*p.buf) + len(*p.more)
+}
+
+// tail is the free space after p's n bytes.
+func (p *reusePart) tail() []byte {
+	if p.more == nil {
+		return (*p.buf)[p.n:]
+	}
+	return (*p.more)[p.n-len(*p.buf):]
 }
 
 // reuseUpload is a Put from a remote.Reuser: a multipart upload, created
@@ -140,6 +163,11 @@ type reuseUpload struct {
 	stopped  atomic.Bool // copies stopped for the rest of the Put
 	stopOnce sync.Once
 	copied   atomic.Int64
+	// wide is set, and copies stop, once the parts left would no longer
+	// hold the rest of the largest archive a plain upload stores
+	// (partLimit parts of PartSize) if further parts were short: the
+	// parts after are wide, two buffers each (see budgetLow).
+	wide bool
 
 	// A copy's part is taken only if its ETag is the MD5 of the bytes
 	// it stands for, where the server's ETags are MD5s: the SHA-256
@@ -153,8 +181,9 @@ type reuseUpload struct {
 }
 
 // uploadReusing is upload for a Reuser. Parts are formed as
-// uploadMultipart forms them, at most PartSize bytes and all but the
-// last at least MinPartSize, but cut so that a part lies either inside
+// uploadMultipart forms them, at most PartSize bytes (twice that once
+// the part budget runs low: see budgetLow) and all but the last at
+// least MinPartSize, but cut so that a part lies either inside
 // one run the reader reports, contiguous in the stream and the base
 // (a copy part, sent as UploadPartCopy), or not (uploaded). Every byte
 // is read into the part's buffer and hashed all the same, so a copy that
@@ -190,7 +219,7 @@ func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru 
 	cur := &reusePart{buf: s.getBuf()}
 	defer func() {
 		if cur != nil {
-			u.free <- cur.buf
+			u.release(cur)
 		}
 		cancelParts()
 		_ = g.Wait() // on an early return, let every part stop first
@@ -207,9 +236,10 @@ func (s *Store) uploadReusing(ctx context.Context, n names, dataName string, ru 
 		if gctx.Err() != nil {
 			return 0, "", remote.IndexInfo{}, u.failure()
 		}
-		nr, rerr := ru.Read((*cur.buf)[cur.n:])
+		t := cur.tail()
+		nr, rerr := ru.Read(t)
 		if nr > 0 {
-			h.Write((*cur.buf)[cur.n : cur.n+nr])
+			h.Write(t[:nr])
 			size += int64(nr)
 			if cur, err = u.place(cur, nr); err != nil {
 				return 0, "", remote.IndexInfo{}, err
@@ -330,8 +360,18 @@ func (u *reuseUpload) place(p *reusePart, k int) (*reusePart, error) {
 		}
 		p.n += take
 		rest -= take
-		if p.n == len(*p.buf) {
+		if p.n == p.room() {
 			// Full (then rest is 0: a Read fills at most the buffer).
+			if u.wide && p.more == nil && !p.copy && u.wideSize() > int64(len(*p.buf)) {
+				// Grows to a wide part instead. Only fresh bytes
+				// follow: nothing splits it (see split).
+				buf, err := u.nextBuf()
+				if err != nil {
+					return p, err
+				}
+				p.more = buf
+				continue
+			}
 			if err := u.send(p); err != nil {
 				return nil, err
 			}
@@ -347,7 +387,8 @@ func (u *reuseUpload) place(p *reusePart, k int) (*reusePart, error) {
 
 // split sends p, but for the rest bytes that follow its p.n in its
 // buffer, which it moves to a new part and returns. On an error it
-// returns p if p was not sent.
+// returns p if p was not sent. p is not wide: a part is split only
+// where a run starts or ends, and runs end when wide parts begin.
 func (u *reuseUpload) split(p *reusePart, rest int) (*reusePart, error) {
 	buf, err := u.nextBuf()
 	if err != nil {
@@ -375,6 +416,9 @@ func (u *reuseUpload) reused(off int64) (baseOff, n int64) {
 		}
 		return 0, 0
 	}
+	if u.wide {
+		return 0, 0
+	}
 	return baseOff, n
 }
 
@@ -383,6 +427,40 @@ func (u *reuseUpload) reused(off int64) (baseOff, n int64) {
 func (u *reuseUpload) stop(why error) {
 	u.stopped.Store(true)
 	u.stopOnce.Do(func() { u.ru.CopyFailed(why) })
+}
+
+// budgetLow reports whether the parts after part num, which ends at
+// stream offset end, must be wide so that any archive a plain upload
+// stores (partLimit parts of PartSize) still fits in partLimit parts.
+// The archive's size is not known (it is streamed), and a plain upload
+// spends no part on less than PartSize, so short parts (copies, and the
+// uploads between them) can only be afforded with wider parts later.
+// Deciding after the next part is still safe while that part, however
+// short, leaves room for the largest such archive's rest in wide parts;
+// so copying goes on as long as it can (at the default part size, for
+// some 5,900 parts of MinPartSize out of 10,000). Where two buffers would exceed
+// MaxPartSize, parts stay PartSize and copying stops after the first.
+func (u *reuseUpload) budgetLow(num int32, end int64) bool {
+	rest := max(0, int64(partLimit)*u.s.cfg.PartSize-end)
+	wide := u.wideSize()
+	return int64(num)+1+(rest+wide-1)/wide > int64(partLimit)
+}
+
+// wideSize is the size of a wide part: two buffers, if that is not
+// over MaxPartSize.
+func (u *reuseUpload) wideSize() int64 {
+	if w := 2 * u.s.cfg.PartSize; w <= MaxPartSize {
+		return w
+	}
+	return u.s.cfg.PartSize
+}
+
+// release returns p's buffers to u.free.
+func (u *reuseUpload) release(p *reusePart) {
+	u.free <- p.buf
+	if p.more != nil {
+		u.free <- p.more
+	}
 }
 
 // nextBuf returns a buffer for the next part: a new one while fewer
@@ -415,20 +493,38 @@ func (u *reuseUpload) send(p *reusePart) error {
 	if u.uploadID == nil {
 		id, err := u.s.startUpload(u.gctx, u.n, u.dataName)
 		if err != nil {
-			u.free <- p.buf
+			u.release(p)
 			return err
 		}
 		u.uploadID = id
 	}
-	if u.num >= maxParts {
-		u.free <- p.buf
+	if u.num >= partLimit {
+		u.release(p)
 		return fmt.Errorf("%w: s3: put key %q: the archive needs more than %d parts of up to %d bytes; raise the part size",
-			tiercache.ErrLimitExceeded, u.n.key, maxParts, u.s.cfg.PartSize)
+			tiercache.ErrLimitExceeded, u.n.key, partLimit, u.s.cfg.PartSize)
 	}
 	u.num++
 	num := u.num
+	if !u.wide && u.budgetLow(num, p.off+int64(p.n)) {
+		u.wide = true
+		if !u.stopped.Load() {
+			// p is still copied: its size is set. Copies failing
+			// later have nothing more to stop, so this is the reason.
+			err := fmt.Errorf("%d of the %d parts an upload may have hold its first %d bytes; the rest goes up in parts of %d bytes, so that any archive an upload without a base could store still fits",
+				num, partLimit, p.off+int64(p.n), u.wideSize())
+			u.stopOnce.Do(func() { u.ru.CopyFailed(err) })
+		}
+	}
 	u.g.Go(func() error {
-		defer func() { u.free <- p.buf }()
+		defer u.release(p)
+		if p.more != nil {
+			part, err := u.uploadWide(num, p)
+			if err != nil {
+				return err
+			}
+			u.addPart(part)
+			return nil
+		}
 		data := (*p.buf)[:p.n]
 		var sum [md5.Size]byte // of data, once a copy's ETag was not it
 		var wrong error        // why the copy's part is not taken, if probe
@@ -446,6 +542,9 @@ func (u *reuseUpload) send(p *reusePart) error {
 				u.addPart(types.CompletedPart{ETag: etag, PartNumber: aws.Int32(num)})
 				u.copied.Add(int64(p.n))
 				u.ru.Copied(int64(p.n))
+				if t, ok := u.ru.(remote.CopyTracker); ok {
+					t.CopiedAt(p.off, int64(p.n))
+				}
 				return nil
 			case u.gctx.Err() != nil:
 				// Cancelled, or another part failed: not the copy's
@@ -475,6 +574,40 @@ func (u *reuseUpload) send(p *reusePart) error {
 		return nil
 	})
 	return nil
+}
+
+// uploadWide is uploadPart for wide part p, whose bytes lie in two
+// buffers.
+func (u *reuseUpload) uploadWide(num int32, p *reusePart) (types.CompletedPart, error) {
+	out, err := u.s.client.UploadPart(u.gctx, &s3.UploadPartInput{
+		Bucket:        &u.s.bucket,
+		Key:           &u.dataName,
+		UploadId:      u.uploadID,
+		PartNumber:    aws.Int32(num),
+		Body:          io.NewSectionReader(twoBufs{*p.buf, (*p.more)[:p.n-len(*p.buf)]}, 0, int64(p.n)),
+		ContentLength: aws.Int64(int64(p.n)),
+	})
+	if err != nil {
+		return types.CompletedPart{}, mapError(err, u.s.bucket, fmt.Sprintf("upload part %d of", num), u.n.key)
+	}
+	return types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)}, nil
+}
+
+// twoBufs is the bytes of a, then of b, as an io.ReaderAt.
+type twoBufs struct{ a, b []byte }
+
+func (t twoBufs) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	if off < int64(len(t.a)) {
+		n = copy(p, t.a[off:])
+	}
+	if i := off + int64(n) - int64(len(t.a)); n < len(p) && i < int64(len(t.b)) {
+		n += copy(p[n:], t.b[i:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // wrongCopy is what to do with copied part num whose ETag is not sum,
