@@ -110,7 +110,7 @@ arguments.`,
   tiercache push --key node-modules-abc123 ./node_modules --description "main@$GITHUB_SHA"
   tiercache push build-cache ./out --json
 
-  # A Go job's two caches, less the test cache, in one entry.
+  # A Go job's two caches in one entry, less the mark 'go clean -testcache' leaves.
   tiercache push "go-$(sha256sum go.sum | cut -c1-16)" ~/go/pkg/mod ~/.cache/go-build --exclude 'testexpire.txt'
 
   # A new lockfile hash: upload only the frames that changed since the newest gomod- entry.
