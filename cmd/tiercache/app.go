@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -181,7 +182,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but warnings and errors (env TIERCACHE_QUIET)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
 	fs.StringVar(&f.scope, "scope", "", "the scope this job writes its entries to and reads first, e.g. the branch or pull request; ls, rm and prune work on it alone (env TIERCACHE_SCOPE; default: the default scope, where every entry lived before scopes)")
-	fs.StringSliceVar(&f.readScopes, "read-scope", nil, "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order; an empty name is the default scope (env TIERCACHE_READ_SCOPES, comma-separated)")
+	fs.Var(scopeList{&f.readScopes}, "read-scope", "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order; an empty name is the default scope (env TIERCACHE_READ_SCOPES, comma-separated)")
 }
 
 // scopeGiven reports whether --scope (or TIERCACHE_SCOPE) was given, so
@@ -627,3 +628,31 @@ func errorLine(err error) string {
 	}
 	return "tiercache: " + msg
 }
+
+// scopeList is --read-scope's value: each use adds one scope, or several
+// separated by commas (CSV, so a quoted name may hold one), as pflag's
+// string slices do, except that an empty value is the default scope "",
+// which a string slice would take for no scope at all.
+type scopeList struct{ v *[]string }
+
+func (l scopeList) Set(val string) error {
+	if val == "" {
+		*l.v = append(*l.v, "")
+		return nil
+	}
+	fields, err := csv.NewReader(strings.NewReader(val)).Read()
+	if err != nil {
+		return fmt.Errorf("%q: %w", val, err)
+	}
+	*l.v = append(*l.v, fields...)
+	return nil
+}
+
+func (l scopeList) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l scopeList) Type() string { return "strings" }

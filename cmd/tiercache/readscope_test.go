@@ -1,0 +1,30 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadScopeEmptyIsDefault: --read-scope '' reads the default scope,
+// as --help says and TIERCACHE_READ_SCOPES's empty field does; a plain
+// string slice flag took it for no scope at all.
+func TestReadScopeEmptyIsDefault(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "k", smallTree(t, "default"))
+	for _, args := range [][]string{
+		{"--read-scope", ""},
+		{"--read-scope="},
+		{"--read-scope", "other,"},
+		{"--read-scope", "other", "--read-scope", ""},
+	} {
+		r := mustCLI(t, e, append(append([]string{"--scope", "pr-1"}, args...), "pull", "--json", "k", filepath.Join(t.TempDir(), "d"))...)
+		if !strings.Contains(r.stdout, `"hit": true`) {
+			t.Errorf("%q: not a hit from the default scope:\n%s", args, r.stdout)
+		}
+	}
+	r := mustCLI(t, e, "--scope", "pr-1", "pull", "--json", "k", filepath.Join(t.TempDir(), "d"))
+	if !strings.Contains(r.stdout, `"hit": false`) {
+		t.Errorf("no read scope: want a miss:\n%s", r.stdout)
+	}
+}
