@@ -100,8 +100,8 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 	}
 	var res tiered.PruneResult
 	switch {
-	case c == nil && a.flags.readOnly:
-		// As the cache would refuse it.
+	case a.flags.readOnly:
+		// As the cache would refuse it, before anything is evicted.
 		return fmt.Errorf("prune: %w (--read-only or TIERCACHE_READ_ONLY is set)", tiercache.ErrReadOnly)
 	case c == nil:
 		// No local tier yet, and no remote: nothing to evict.

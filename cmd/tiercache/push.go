@@ -130,7 +130,7 @@ arguments.`,
 	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "leave out what the gitignore-like `PATTERN` matches below each PATH; repeatable")
 	cmd.Flags().StringVar(&o.base, "base", "", "upload only what differs from the entry under `KEY` (see above)")
 	cmd.Flags().StringArrayVar(&o.restoreKeys, "restore-key", nil, "choose the base among the newest entries under `PREFIX`; repeatable, tried in order")
-	cmd.Flags().BoolVar(&o.noBase, "no-base", false, "upload every byte, reusing nothing the remote holds")
+	cmd.Flags().BoolVar(&o.noBase, "no-base", false, "upload every byte, reusing nothing the remote holds (not with --base or --restore-key)")
 	return cmd
 }
 
@@ -303,7 +303,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		}
 	}
 	if o.noBase && (o.base != "" || len(o.restoreKeys) > 0) {
-		return usageErrorf("push: --no-base contradicts --base and --restore-key")
+		return usageErrorf("push: --no-base contradicts --base and --restore-key, which choose a base; give one or the other")
 	}
 	ex, err := archive.NewExclude(o.exclude)
 	if err != nil {
