@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestReadScopeEmptyIsDefault: --read-scope '' reads the default scope,
+// TestReadScopeEmptyIsDefault: an empty --read-scope reads the default scope,
 // as --help says and TIERCACHE_READ_SCOPES's empty field does; a plain
 // string slice flag took it for no scope at all.
 func TestReadScopeEmptyIsDefault(t *testing.T) {
