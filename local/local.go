@@ -318,10 +318,20 @@ func Open(root string, opts Options) (*Cache, error) {
 
 // initRoot checks that root is ours (or empty) and creates the layout.
 func (c *Cache) initRoot() error {
-	if err := os.MkdirAll(c.root, 0o755); err != nil {
+	// Private when new: cached trees hold build outputs, secrets among
+	// them. A directory the user made keeps the mode they gave it.
+	if err := os.MkdirAll(c.root, 0o700); err != nil {
 		return fmt.Errorf("create cache root: %w", err)
 	}
+	if err := checkRootOwner(c.root); err != nil {
+		return err
+	}
 	marker := filepath.Join(c.root, markerName)
+	// In a root open to all, another user could plant it (a FIFO would
+	// block the read for good).
+	if err := checkOwnerOf(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	b, err := os.ReadFile(marker)
 	switch {
 	case err == nil && string(b) == markerLayout1:
@@ -340,8 +350,13 @@ func (c *Cache) initRoot() error {
 		return fmt.Errorf("read cache marker: %w", err)
 	}
 	for _, d := range layoutDirs {
-		if err := os.Mkdir(filepath.Join(c.root, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		p := filepath.Join(c.root, d)
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create cache layout: %w", err)
+		}
+		// Another user could have made it first in a root open to all.
+		if err := checkOwnerOf(p); err != nil {
+			return fmt.Errorf("cache layout: %w", err)
 		}
 	}
 	if err := writeFileOnce(filepath.Join(c.root, cacheDirTag), tagContent); err != nil {

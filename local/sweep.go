@@ -190,7 +190,8 @@ func touch(path string) error {
 	if err := os.Chtimes(path, now, now); err == nil {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	// Private like the lock files beside it (see flock's openFile).
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,14 @@ import (
 )
 
 // openFile opens the lock file at path for locking, creating it if create
-// is set.
+// is set, private: anyone who can open a lock file, even read-only, can
+// hold its lock and stall its owner for good.
 func openFile(path string, create bool) (*os.File, error) {
 	flags := os.O_RDWR
 	if create {
 		flags |= os.O_CREATE
 	}
-	return os.OpenFile(path, flags, 0o666)
+	return os.OpenFile(path, flags, 0o600)
 }
 
 // tryLockFile takes the lock on f without waiting, reporting false when
