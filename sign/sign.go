@@ -17,6 +17,7 @@
 package sign
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/tiercache/tiercache"
 )
@@ -92,7 +94,7 @@ func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
 // by commas or white space (several keys at once let a new key roll out
 // before the old one is retired).
 func ParsePublicKeys(s string) ([]ed25519.PublicKey, error) {
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' })
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 	if len(fields) == 0 {
 		return nil, errors.New("no public key given")
 	}
@@ -179,12 +181,28 @@ func Sign(priv ed25519.PrivateKey, f Fields) *tiercache.Signature {
 // Trust is a set of trusted public keys.
 type Trust struct{ keys []ed25519.PublicKey }
 
-// NewTrust returns a Trust of keys, which must not be empty.
+// NewTrust returns a Trust of keys, which must not be empty and must
+// each be a public key (ed25519.PublicKeySize bytes): Verify looks up
+// the key a signature names, which whoever wrote the entry chose, and a
+// key of another length would make ed25519.Verify panic. The keys are
+// copied.
 func NewTrust(keys []ed25519.PublicKey) (*Trust, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no trusted key")
 	}
-	return &Trust{keys: keys}, nil
+	own := make([]ed25519.PublicKey, len(keys))
+	for i, k := range keys {
+		switch len(k) {
+		case ed25519.PublicKeySize:
+			own[i] = bytes.Clone(k)
+		case ed25519.PrivateKeySize:
+			// Never echoed: it is likely a secret.
+			return nil, fmt.Errorf("trusted key %d is %d bytes, a private key's size; trusted keys are the public ones", i+1, len(k))
+		default:
+			return nil, fmt.Errorf("trusted key %d is %d bytes, not a public key's %d", i+1, len(k), ed25519.PublicKeySize)
+		}
+	}
+	return &Trust{keys: own}, nil
 }
 
 // Verify checks that sig signs f and was made by a trusted key. The error

@@ -7,9 +7,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
 
@@ -92,10 +94,30 @@ func IsUntrusted(err error) bool {
 }
 
 // fieldsOf is what a signature of the remote entry m of c's scope covers.
+// The description and paths are covered as both tiers keep them, as JSON
+// text (see asKept): a push signs them before they are stored, a pull
+// checks them as read back.
 func (c *Cache) fieldsOf(key string, m remote.Meta) sign.Fields {
-	return sign.Fields{Scope: c.opts.Scope, Key: key, Description: m.Description, Paths: m.Paths,
+	paths := m.Paths
+	if slices.ContainsFunc(paths, func(p string) bool { return !utf8.ValidString(p) }) {
+		paths = make([]string, len(m.Paths))
+		for i, p := range m.Paths {
+			paths[i] = asKept(p)
+		}
+	}
+	return sign.Fields{Scope: c.opts.Scope, Key: key, Description: asKept(m.Description), Paths: paths,
 		Size: m.Size, Files: m.Files, ArchiveSize: m.ArchiveSize, SHA256: m.SHA256,
 		IndexOffset: m.Index.Offset, IndexLength: m.Index.Length, IndexSHA256: m.Index.SHA256}
+}
+
+// asKept is s as JSON text keeps it: each byte that is not part of valid
+// UTF-8 becomes U+FFFD, as in a conversion to runes. No stored entry can
+// tell the two apart, so a signature loses nothing by covering this form.
+func asKept(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
 }
 
 // checkRemote checks the remote entry m of key before any byte of its
