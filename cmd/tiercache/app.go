@@ -176,7 +176,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm, prune and fsck --repair fail (env TIERCACHE_READ_ONLY)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
 	fs.BoolVar(&f.noLocal, "no-local", false, "push and pull straight between DIR and the remote, keeping no local archive: saves one sequential write on machines that live for one job (env TIERCACHE_NO_LOCAL)")
-	fs.BoolVar(&f.syncData, "sync-data", false, "flush each stored tree to disk before publishing it, instead of marking it with the boot ID so it is dropped after a crash (env TIERCACHE_SYNC_DATA)")
+	fs.BoolVar(&f.syncData, "sync-data", false, "flush each stored tree to disk before publishing it, instead of marking it with the boot ID so it is dropped after a crash; --no-sync overrides it (env TIERCACHE_SYNC_DATA)")
 	fs.BoolVar(&f.strict, "strict", false, "fail (exit 1) when the remote or an archive fails, instead of warning and going on as a miss or a local-only save (env TIERCACHE_STRICT)")
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but warnings and errors (env TIERCACHE_QUIET)")
