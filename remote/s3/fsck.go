@@ -397,13 +397,19 @@ func (ck *checker) uploads(ctx context.Context) error {
 	}
 	for _, u := range ups {
 		n, _ := ck.s.namesForStem(u.stem)
-		ck.add(finding{
+		f := finding{
 			p: tiercache.Problem{
 				Kind: remote.ProblemStaleUpload, Key: n.key, Object: u.name + " (upload " + u.id + ")",
 				Detail: fmt.Sprintf("multipart upload started %s ago and never completed", ck.age(u.initiated)),
 			},
 			upload: &u,
-		})
+		}
+		if u.unchecked != nil {
+			// Perhaps a slow push still sending parts: never aborted.
+			f.p.Detail += fmt.Sprintf("; left alone, as whether it still receives parts could not be checked: %v", u.unchecked)
+			f.keep = true
+		}
+		ck.add(f)
 	}
 	return nil
 }

@@ -20,8 +20,9 @@ import (
 )
 
 // S3's limits: the most keys one DeleteObjects request may carry, and the
-// most objects one ListObjectsV2 page returns. Stores copy them so tests
-// can exercise batching and paging with fewer objects.
+// most objects one ListObjectsV2 page (or parts one ListParts page)
+// returns. Stores copy them so tests can exercise batching and paging
+// with fewer objects.
 const (
 	maxDeleteBatch = 1000
 	maxListPage    = 1000
@@ -260,10 +261,11 @@ type keyState struct {
 // newerManifestError), it collects nothing: only eviction removes it.
 //
 // It also aborts, as Check with Repair does, the multipart uploads of
-// its data objects started more than OrphanGrace ago: a Put killed
-// mid-upload leaves one, whose parts no listing of objects shows but
-// which the bucket bills. That is best effort: a failure to list or
-// abort them (credentials without s3:ListBucketMultipartUploads or
+// its data objects started more than OrphanGrace ago and with no part
+// uploaded since (see staleUploads): a Put killed mid-upload leaves one,
+// whose parts no listing of objects shows but which the bucket bills.
+// That is best effort: a failure to list or abort them (credentials
+// without s3:ListBucketMultipartUploads, s3:ListMultipartUploadParts or
 // s3:AbortMultipartUpload) fails nothing, and Check reports what is left.
 //
 // It works from the survey it shares with Check, and deletes in
@@ -566,20 +568,31 @@ func (s *Store) readManifests(ctx context.Context, keys map[string]*keyState, ne
 type staleUpload struct {
 	name, id, stem string
 	initiated      time.Time
+	// unchecked is why its parts could not be listed: it may still be
+	// receiving them, so it is reported but never aborted.
+	unchecked error
 }
 
 // staleUploads lists the multipart uploads of the store's data objects
-// started before cutoff: a Put that died (or whose abort failed) left
-// them. Prune and Check judge uploads by it alone.
+// started before cutoff and with no part uploaded since: a Put that died
+// (or whose abort failed) left them. A Put of a large tree over a slow
+// link can outlast the grace, and its recent parts tell it from a dead
+// one. Prune and Check judge uploads by it alone.
 //
 // The listing covers the whole bucket and is filtered here: MinIO takes
 // a Prefix as an exact object name, so listing by prefix would find
 // nothing there. A bucket has few uploads in flight, so this costs
 // little. A page marked truncated without next markers, or with markers
 // given before, is an error: the SDK's paginator would list forever.
+//
+// An upload whose parts cannot be listed (credentials without
+// s3:ListMultipartUploadParts) is returned with unchecked set, never to
+// be aborted: aborting a push still running fails it, while a dead one
+// left costs only storage until a later prune or the bucket's lifecycle
+// rule aborts it.
 func (s *Store) staleUploads(ctx context.Context, cutoff time.Time) ([]staleUpload, error) {
 	var (
-		out                 []staleUpload
+		old                 []staleUpload
 		keyMarker, idMarker *string
 		seen                = map[[2]string]bool{}
 	)
@@ -594,10 +607,10 @@ func (s *Store) staleUploads(ctx context.Context, cutoff time.Time) ([]staleUplo
 			if !ok || u.Initiated == nil || !u.Initiated.Before(cutoff) {
 				continue
 			}
-			out = append(out, staleUpload{name: name, id: aws.ToString(u.UploadId), stem: stem, initiated: *u.Initiated})
+			old = append(old, staleUpload{name: name, id: aws.ToString(u.UploadId), stem: stem, initiated: *u.Initiated})
 		}
 		if !aws.ToBool(page.IsTruncated) {
-			return out, nil
+			break
 		}
 		next := [2]string{aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)}
 		switch {
@@ -611,6 +624,62 @@ func (s *Store) staleUploads(ctx context.Context, cutoff time.Time) ([]staleUplo
 		}
 		seen[next] = true
 		keyMarker, idMarker = &next[0], &next[1]
+	}
+	var out []staleUpload
+	for _, u := range old {
+		stale, err := s.idleSince(ctx, u, cutoff)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, err
+		case err != nil:
+			u.unchecked = err
+			out = append(out, u)
+		case stale:
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// idleSince reports whether no part of u was uploaded at or after cutoff.
+// It reads the parts page by page until it finds a recent one: they are
+// listed by part number, so the newest is usually on the last page, but a
+// part retried late may be on any. An upload gone since the listing
+// (completed or aborted) is not stale, and a part without a time is
+// taken as recent.
+func (s *Store) idleSince(ctx context.Context, u staleUpload, cutoff time.Time) (bool, error) {
+	var (
+		marker *string
+		seen   = map[string]bool{}
+	)
+	for {
+		page, err := s.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &s.bucket, Key: &u.name, UploadId: &u.id, MaxParts: &s.pageSize, PartNumberMarker: marker})
+		if code, _ := errorCode(err); code == "NoSuchUpload" {
+			return false, nil
+		}
+		if err != nil {
+			return false, mapError(err, s.bucket, "list the parts of upload "+u.id+" of", u.name)
+		}
+		for _, p := range page.Parts {
+			if p.LastModified == nil || !p.LastModified.Before(cutoff) {
+				return false, nil
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return true, nil
+		}
+		next := aws.ToString(page.NextPartNumberMarker)
+		switch {
+		case next == "":
+			err = errors.New("the server marked a page truncated but gave no next part number marker")
+		case seen[next]:
+			err = fmt.Errorf("the server repeated the part number marker %q", next)
+		}
+		if err != nil {
+			return false, mapError(fmt.Errorf("incomplete listing of parts: %w", err), s.bucket, "list the parts of upload "+u.id+" of", u.name)
+		}
+		seen[next] = true
+		marker = &next
 	}
 }
 
@@ -626,15 +695,16 @@ func (s *Store) abortStale(ctx context.Context, u staleUpload) error {
 	return mapError(err, s.bucket, "abort upload "+u.id+" of", u.name)
 }
 
-// abortStaleUploads aborts every upload staleUploads lists, and returns
-// the failures.
+// abortStaleUploads aborts every upload staleUploads proves stale, even
+// when it could not judge others, and returns the failures.
 func (s *Store) abortStaleUploads(ctx context.Context, cutoff time.Time) error {
 	ups, err := s.staleUploads(ctx, cutoff)
-	if err != nil {
-		return err
-	}
-	var errs []error
+	errs := []error{err}
 	for _, u := range ups {
+		if u.unchecked != nil {
+			errs = append(errs, u.unchecked)
+			continue
+		}
 		errs = append(errs, s.abortStale(ctx, u))
 	}
 	return errors.Join(errs...)
