@@ -66,12 +66,12 @@ func tinyFramesTree(t *testing.T, dir string, files int, changed func(i int) boo
 	}
 }
 
-// TestDeltaReviewRangedReadsCoalesced: an archive whose frames alternate
+// TestDeltaRangedReadsCoalesced: an archive whose frames alternate
 // between ones a local base holds and ones it lacks, all tiny, costs a
 // few ranged reads, not one per changed frame: a round trip costs more
 // than downloading a small frame the base holds between two that must
 // be downloaded anyway.
-func TestDeltaReviewRangedReadsCoalesced(t *testing.T) {
+func TestDeltaRangedReadsCoalesced(t *testing.T) {
 	store := &hookedRanges{Store: memstore.New()}
 	a := newTiered(t, store.Store, Options{})
 	b, err := New(newLocal(t), Options{Remote: store})
@@ -109,11 +109,11 @@ func TestDeltaReviewRangedReadsCoalesced(t *testing.T) {
 	}
 }
 
-// TestDeltaReviewRemoteReplacedMidPull: a push that replaces the key
+// TestDeltaRemoteReplacedMidPull: a push that replaces the key
 // while a delta pull reads its frames makes the pull a clean miss: no
 // error, DIR as it was, no local entry of either version, and the new
 // remote version untouched.
-func TestDeltaReviewRemoteReplacedMidPull(t *testing.T) {
+func TestDeltaRemoteReplacedMidPull(t *testing.T) {
 	for _, how := range []string{"new dir", "same dir"} {
 		t.Run(how, func(t *testing.T) {
 			inner, a, src := pushV1(t)
@@ -184,11 +184,11 @@ func TestDeltaReviewRemoteReplacedMidPull(t *testing.T) {
 	}
 }
 
-// TestDeltaReviewDamagedBaseKeepsRemote: however the local base is
+// TestDeltaDamagedBaseKeepsRemote: however the local base is
 // damaged (every frame it shares flipped, or the file cut short), the
 // pull restores the remote entry exactly, drops the base, and never
 // removes or reports as damaged the remote entry, whose bytes were good.
-func TestDeltaReviewDamagedBaseKeepsRemote(t *testing.T) {
+func TestDeltaDamagedBaseKeepsRemote(t *testing.T) {
 	for _, how := range []string{"every frame", "truncated", "replaced"} {
 		t.Run(how, func(t *testing.T) {
 			store, b, src, size := deltaSetup(t, false)
@@ -252,11 +252,11 @@ func TestDeltaReviewDamagedBaseKeepsRemote(t *testing.T) {
 	}
 }
 
-// TestDeltaReviewLyingBasePlan: segments planned from a base whose
+// TestDeltaLyingBasePlan: segments planned from a base whose
 // index lies (frames at the wrong offsets, past its end, overlapping)
 // serve only bytes that hash to the new index's digest; the rest come
 // from the remote, and the base is marked damaged.
-func TestDeltaReviewLyingBasePlan(t *testing.T) {
+func TestDeltaLyingBasePlan(t *testing.T) {
 	want := []byte("0123456789abcdefghij")
 	f, err := os.CreateTemp(t.TempDir(), "base")
 	if err != nil {
@@ -264,6 +264,9 @@ func TestDeltaReviewLyingBasePlan(t *testing.T) {
 	}
 	// The base holds want[10:20] at 3, and garbage elsewhere.
 	if _, err := f.Write(append([]byte("xyz"), want[10:]...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil { // Windows cannot remove an open file
 		t.Fatal(err)
 	}
 	store := memstore.New()
@@ -314,12 +317,12 @@ func TestDeltaReviewLyingBasePlan(t *testing.T) {
 	}
 }
 
-// TestDeltaReviewUnsignedBaseForSignedEntry: a Cache that trusts only
+// TestDeltaUnsignedBaseForSignedEntry: a Cache that trusts only
 // signed entries may read frames of a signed entry from an unsigned
 // local entry, since each is checked against the signed index and the
 // whole against the signed manifest; a damaged one changes nothing
 // restored.
-func TestDeltaReviewUnsignedBaseForSignedEntry(t *testing.T) {
+func TestDeltaUnsignedBaseForSignedEntry(t *testing.T) {
 	store := memstore.New()
 	trust, signer := keyPair(t)
 	ctx := t.Context()
@@ -360,12 +363,12 @@ func TestDeltaReviewUnsignedBaseForSignedEntry(t *testing.T) {
 	}
 }
 
-// TestDeltaReviewPlanBoundsReads: however a new index interleaves the
+// TestDeltaPlanBoundsReads: however a new index interleaves the
 // frames a base holds with those it lacks, the plan's ranged reads are
 // at most one per deltaMinRun bytes read locally plus one per
 // deltaChunk downloaded (and two more), and the segments tile the
 // frames, each base frame with its own digest.
-func TestDeltaReviewPlanBoundsReads(t *testing.T) {
+func TestDeltaPlanBoundsReads(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		frames int
