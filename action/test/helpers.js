@@ -407,6 +407,21 @@ function cli(machine, args, env = {}) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+// outageHost answers every request with 503, as a release host in an
+// outage does, and counts them.
+async function outageHost() {
+  const host = { requests: 0 };
+  const srv = http.createServer((req, res) => {
+    host.requests++;
+    res.writeHead(503);
+    res.end('Service Unavailable');
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  host.url = `http://127.0.0.1:${srv.address().port}`;
+  host.close = () => new Promise((r) => srv.close(r));
+  return host;
+}
+
 module.exports = {
   REPO,
   ACTION,
@@ -429,4 +444,5 @@ module.exports = {
   readTree,
   assertSameTree,
   cli,
+  outageHost,
 };

@@ -5,7 +5,6 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const { test } = require('node:test');
 
@@ -81,23 +80,8 @@ test('key is also a prefix, as in actions/cache: without an exact match the newe
   h.assertSameTree(path.join(m.workspace, 'dir'), files);
 });
 
-// outageHost answers every request with 503, as a release host in an
-// outage does, and counts them.
-async function outageHost() {
-  const host = { requests: 0 };
-  const srv = http.createServer((req, res) => {
-    host.requests++;
-    res.writeHead(503);
-    res.end('Service Unavailable');
-  });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  host.url = `http://127.0.0.1:${srv.address().port}`;
-  host.close = () => new Promise((r) => srv.close(r));
-  return host;
-}
-
 test('the main step could not get the binary: the post step does not try again, and says so once', async () => {
-  const host = await outageHost();
+  const host = await h.outageHost();
   try {
     const extra = { TIERCACHE_BIN: undefined, GITHUB_SERVER_URL: host.url, GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache', GITHUB_ACTION_REF: 'v9.9.9' };
     const inputs = { key: 'out-1', path: 'dir' };

@@ -7,7 +7,6 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const { test } = require('node:test');
 
@@ -75,19 +74,8 @@ test('save/ with an empty key warns "Key is not specified" and succeeds, as acti
   assert.match(strict.stdout, /::error title=tiercache::input "key" is required/);
 });
 
-// outageHost answers every request with 503, as a release host in an
-// outage does.
-async function outageHost() {
-  const srv = http.createServer((req, res) => {
-    res.writeHead(503);
-    res.end('Service Unavailable');
-  });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
-}
-
 test('the binary cannot be downloaded: a warning and a miss, never a failed step (strict or fail-on-cache-miss: failed)', async () => {
-  const host = await outageHost();
+  const host = await h.outageHost();
   try {
     const extra = { TIERCACHE_BIN: undefined, GITHUB_SERVER_URL: host.url, GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache', GITHUB_ACTION_REF: 'v9.9.9' };
     const inputs = { key: 'out-1', path: 'dir' };
