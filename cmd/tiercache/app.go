@@ -41,6 +41,9 @@ const (
 type app struct {
 	// getenv reads the environment; tests pass a map lookup.
 	getenv func(string) string
+	// lookupEnv also tells a variable set empty from one unset, where
+	// the caller can (newApp takes every empty one for unset).
+	lookupEnv func(string) (string, bool)
 	// isTerminal reports whether w is an interactive terminal (progress
 	// bars) rather than a log (plain progress lines).
 	isTerminal func(w io.Writer) bool
@@ -144,7 +147,11 @@ func envOf(flag string) string {
 
 func newApp(getenv func(string) string) *app {
 	return &app{
-		getenv:           getenv,
+		getenv: getenv,
+		lookupEnv: func(k string) (string, bool) {
+			v := getenv(k)
+			return v, v != ""
+		},
 		isTerminal:       isTerminal,
 		progressInterval: 5 * time.Second,
 	}
@@ -212,6 +219,11 @@ func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
 		}
 		opts.Signer = priv
 		a.verbosef(cmd, "signing: entries are signed by key %s", sign.Fingerprint(priv.Public().(ed25519.PublicKey)))
+	}
+	if v, set := a.lookupEnv(envTrustedKeys); set && strings.TrimSpace(v) == "" && cmd.Name() == "pull" {
+		// A CI variable or secret that is missing expands to "": say
+		// so, rather than trust every entry without a word.
+		a.warnf(cmd, "%s is set but empty: this pull accepts unsigned entries (unset it, or set it to the public keys whose entries to trust)", envTrustedKeys)
 	}
 	if v := a.getenv(envTrustedKeys); strings.TrimSpace(v) != "" {
 		keys, err := sign.ParsePublicKeys(v)

@@ -41,7 +41,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code, trash := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code, trash := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	if trash != "" {
 		emptyTrashDetached(trash)
@@ -70,17 +70,23 @@ func emptyTrashDetached(dir string) {
 // without the process: tests call it with their own streams and
 // environment.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	code, _ := runMain(ctx, args, stdout, stderr, getenv)
+	code, _ := runMain(ctx, args, stdout, stderr, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
 	return code
 }
 
 // runMain is run that also returns the cache directory whose trash the
-// command left for a detached deletion ("" for none).
-func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (int, string) {
+// command left for a detached deletion ("" for none). lookupEnv is
+// os.LookupEnv's kind: it tells a variable set empty from one unset.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) (int, string) {
+	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
 	secrets := secretValues(getenv)
 	stdout = &redactWriter{w: stdout, secrets: secrets}
 	stderr = &redactWriter{w: stderr, secrets: secrets}
 	a := newApp(getenv)
+	a.lookupEnv = lookupEnv
 	root := newRootCommand(a)
 	root.SetArgs(args)
 	out := &countingWriter{w: stdout}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTrustedKeysSetEmpty: TIERCACHE_TRUSTED_KEYS set but empty (a CI
+// secret that is missing expands to "") makes a pull warn that it
+// accepts unsigned entries; unset, it says nothing.
+func TestTrustedKeysSetEmpty(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "k", smallTree(t, "tk"))
+	pull := func(e env) string {
+		var stdout, stderr bytes.Buffer
+		code, _ := runMain(context.Background(), []string{"pull", "k", filepath.Join(t.TempDir(), "d")}, &stdout, &stderr,
+			func(k string) (string, bool) { v, ok := e[k]; return v, ok })
+		if code != 0 {
+			t.Fatalf("pull: exit %d: %s", code, stderr.String())
+		}
+		return stderr.String()
+	}
+	const warning = "TIERCACHE_TRUSTED_KEYS is set but empty: this pull accepts unsigned entries"
+	if got := pull(e.with("TIERCACHE_TRUSTED_KEYS", "")); !strings.Contains(got, warning) {
+		t.Errorf("set but empty: stderr %q; want the warning", got)
+	}
+	if got := pull(e.with("TIERCACHE_TRUSTED_KEYS", " \n")); !strings.Contains(got, warning) {
+		t.Errorf("white space only: stderr %q; want the warning", got)
+	}
+	if got := pull(e); strings.Contains(got, "TRUSTED_KEYS") {
+		t.Errorf("unset: stderr %q; want no word of it", got)
+	}
+}
