@@ -294,20 +294,12 @@ type Reuser interface {
 	// (n increase) as the reader yields more.
 	Reused(off int64) (baseOff, n int64)
 	// Copied is called by the store after each range it copied
-	// server-side, with its length.
-	Copied(n int64)
+	// server-side: the stream's [off, off+n), none of whose bytes were
+	// sent.
+	Copied(off, n int64)
 	// CopyFailed is called by the store, at most once per Put, when it
 	// stops copying and uploads the remaining bytes instead: the server
 	// does not implement copies, refused one or answered one badly, or
 	// the base is gone. err says which.
 	CopyFailed(err error)
-}
-
-// CopyTracker is a Reuser that is also told where each copied range
-// lies: a store calls CopiedAt(off, n), for the stream's [off, off+n),
-// along with each Copied(n), so the reader can tell which of its bytes
-// were not sent.
-type CopyTracker interface {
-	Reuser
-	CopiedAt(off, n int64)
 }

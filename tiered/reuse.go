@@ -328,10 +328,8 @@ func (r *reuser) Reused(off int64) (baseOff, n int64) {
 }
 
 // Copied implements remote.Reuser.
-func (r *reuser) Copied(n int64) { r.copied.Add(n) }
-
-// CopiedAt implements remote.CopyTracker.
-func (r *reuser) CopiedAt(off, n int64) {
+func (r *reuser) Copied(off, n int64) {
+	r.copied.Add(n)
 	r.mu.Lock()
 	r.copiedAt = append(r.copiedAt, span{off, n})
 	r.mu.Unlock()
@@ -423,6 +421,6 @@ type reusingDigestReader struct {
 }
 
 var (
-	_ remote.CopyTracker = reusingReader{}
-	_ remote.CopyTracker = reusingDigestReader{}
+	_ remote.Reuser = reusingReader{}
+	_ remote.Reuser = reusingDigestReader{}
 )

@@ -58,8 +58,7 @@ func TestReuserCountsCopiedFrames(t *testing.T) {
 	// in two parts, frame 2 all but its last byte, frame 4
 	// whole, frame 3 not at all.
 	for _, c := range [][2]int64{{15, 5}, {0, 15}, {20, 9}, {40, 10}} {
-		r.Copied(c[1])
-		r.CopiedAt(c[0], c[1])
+		r.Copied(c[0], c[1])
 	}
 	var res PutResult
 	r.report(&res)

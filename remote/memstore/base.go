@@ -193,9 +193,6 @@ func (c *copier) copyRange(off int64, seg []byte, baseOff int64) error {
 	if baseOff < 0 || baseOff > int64(len(data))-n || !bytes.Equal(seg, data[baseOff:baseOff+n]) {
 		return fmt.Errorf("%w: memstore: the stream's bytes at %d+%d are not base %q's at %d, as the reader reported", tiercache.ErrIntegrity, off, n, c.key, baseOff)
 	}
-	c.r.Copied(n)
-	if t, ok := c.r.(remote.CopyTracker); ok {
-		t.CopiedAt(off, n)
-	}
+	c.r.Copied(off, n)
 	return nil
 }

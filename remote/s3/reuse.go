@@ -541,10 +541,7 @@ func (u *reuseUpload) send(p *reusePart) error {
 			case err == nil:
 				u.addPart(types.CompletedPart{ETag: etag, PartNumber: aws.Int32(num)})
 				u.copied.Add(int64(p.n))
-				u.ru.Copied(int64(p.n))
-				if t, ok := u.ru.(remote.CopyTracker); ok {
-					t.CopiedAt(p.off, int64(p.n))
-				}
+				u.ru.Copied(p.off, int64(p.n))
 				return nil
 			case u.gctx.Err() != nil:
 				// Cancelled, or another part failed: not the copy's

@@ -12,14 +12,15 @@ import (
 )
 
 // rangeReuser is a storetest.Reuser that records where the store says
-// each copied range lies (remote.CopyTracker).
+// each copied range lies.
 type rangeReuser struct {
 	*storetest.Reuser
 	mu     sync.Mutex
 	ranges []storetest.Span // Off and N only
 }
 
-func (r *rangeReuser) CopiedAt(off, n int64) {
+func (r *rangeReuser) Copied(off, n int64) {
+	r.Reuser.Copied(off, n)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ranges = append(r.ranges, storetest.Span{Off: off, N: n})
@@ -89,7 +90,7 @@ func TestReusePartBudget(t *testing.T) {
 				}
 			}
 			if sum != got {
-				t.Errorf("CopiedAt ranges sum to %d bytes, Copied to %d", sum, got)
+				t.Errorf("the copied ranges sum to %d bytes, the copied count to %d", sum, got)
 			}
 		})
 	}

@@ -138,7 +138,7 @@ func (r *Reuser) Reused(off int64) (baseOff, n int64) {
 }
 
 // Copied implements remote.Reuser.
-func (r *Reuser) Copied(n int64) {
+func (r *Reuser) Copied(_, n int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.copied += n
