@@ -1,7 +1,6 @@
 'use strict';
-// How the action compares keys and hands a failed install from the main
-// step to the post step, as actions/cache does. Local tier only; no
-// remote is needed.
+// How the action compares keys, as actions/cache does. Local tier only;
+// no remote is needed.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -78,34 +77,4 @@ test('key is also a prefix, as in actions/cache: without an exact match the newe
   assert.equal(again.code, 0, again.log);
   assert.equal(again.outputs['cache-matched-key'], 'npm-abc-linux', again.log);
   h.assertSameTree(path.join(m.workspace, 'dir'), files);
-});
-
-test('the main step could not get the binary: the post step does not try again, and says so once', async () => {
-  const host = await h.outageHost();
-  try {
-    const extra = { TIERCACHE_BIN: undefined, GITHUB_SERVER_URL: host.url, GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache', GITHUB_ACTION_REF: 'v9.9.9' };
-    const inputs = { key: 'out-1', path: 'dir' };
-    const m = new h.Machine();
-    const main = await h.mainStep(m, { inputs, extra });
-    assert.equal(main.code, 0, main.log);
-    assert.match(main.stdout, /::warning title=tiercache::.*HTTP 503.*the cache is skipped/);
-    h.writeTree(path.join(m.workspace, 'dir'), 'out');
-
-    const before = host.requests;
-    const post = await h.postStep(m, main, { inputs, extra });
-    assert.equal(post.code, 0, post.log);
-    assert.equal(host.requests, before, 'the post step tried to download the binary again');
-    assert.doesNotMatch(post.stdout, /::warning/, 'the post step warned a second time');
-    assert.match(post.stdout, /::notice title=tiercache::Not saving "out-1": the main step could not get the tiercache binary \(.*HTTP 503.*\)/);
-    assert.doesNotMatch(post.log, /\[command\]/);
-
-    // With strict (set for the post step alone), the same is a failure,
-    // still without another download.
-    const strict = await h.postStep(m, main, { inputs, extra: { ...extra, TIERCACHE_STRICT: 'true' } });
-    assert.notEqual(strict.code, 0, strict.log);
-    assert.equal(host.requests, before, 'the strict post step tried to download the binary again');
-    assert.match(strict.stdout, /::error title=tiercache::Not saving "out-1": the main step could not get the tiercache binary/);
-  } finally {
-    await host.close();
-  }
 });

@@ -86,10 +86,14 @@ test('the binary cannot be downloaded: a warning and a miss, never a failed step
     assert.deepEqual(main.outputs, { 'cache-hit': 'false', 'cache-primary-key': 'out-1', 'cache-matched-key': '' });
     assert.equal(main.state['exact-hit'], 'false');
     h.writeTree(path.join(m.workspace, 'dir'), 'out');
+    // The post step does not try the download again, and says so once.
+    const before = host.requests;
     const post = await h.postStep(m, main, { inputs, extra });
     assert.equal(post.code, 0, post.log);
-    // The main step's failure is not tried again (keys.test.js).
-    assert.match(post.stdout, /::notice title=tiercache::Not saving "out-1": the main step could not get the tiercache binary/);
+    assert.equal(host.requests, before, 'the post step tried to download the binary again');
+    assert.doesNotMatch(post.stdout, /::warning/, 'the post step warned a second time');
+    assert.match(post.stdout, /::notice title=tiercache::Not saving "out-1": the main step could not get the tiercache binary \(.*HTTP 503.*\)/);
+    assert.doesNotMatch(post.log, /\[command\]/);
     const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs, extra });
     assert.equal(save.code, 0, save.log);
     const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs, extra });
@@ -102,8 +106,13 @@ test('the binary cannot be downloaded: a warning and a miss, never a failed step
     const strict = await h.mainStep(m, { inputs: { ...inputs, strict: 'true' }, extra });
     assert.notEqual(strict.code, 0, strict.log);
     assert.match(strict.stdout, /::error title=tiercache::.*HTTP 503/);
+    // With strict set for the post step alone, the same is a failure,
+    // still without another download.
+    const downloads = host.requests;
     const strictPost = await h.postStep(m, main, { inputs, extra: { ...extra, TIERCACHE_STRICT: 'true' } });
     assert.notEqual(strictPost.code, 0, strictPost.log);
+    assert.equal(host.requests, downloads, 'the strict post step tried to download the binary again');
+    assert.match(strictPost.stdout, /::error title=tiercache::Not saving "out-1": the main step could not get the tiercache binary/);
   } finally {
     await host.close();
   }
