@@ -27,6 +27,17 @@ func poseAs(t *testing.T, uid int) {
 	t.Cleanup(func() { euid = old })
 }
 
+// mkdirMode makes the directory p with mode exactly, whatever the umask.
+func mkdirMode(t *testing.T, p string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -61,12 +72,7 @@ func TestOpenCreatesPrivateRoot(t *testing.T) {
 
 	// A directory the user made wider keeps its mode.
 	shared := filepath.Join(t.TempDir(), "shared")
-	if err := os.Mkdir(shared, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(shared, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdirMode(t, shared, 0o755)
 	if _, err := Open(shared, Options{NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,12 +157,7 @@ func TestOpenAsRootOfAnotherUsersDir(t *testing.T) {
 	// The same under a directory anyone can write to, as /tmp: anyone
 	// could have made it, so it is refused, root or not.
 	tmp := filepath.Join(base, "tmp")
-	if err := os.Mkdir(tmp, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(tmp, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	mkdirMode(t, tmp, 0o777|os.ModeSticky)
 	planted := filepath.Join(tmp, "cache")
 	if err := os.Mkdir(planted, 0o755); err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func TestOpenAsRootOfAnotherUsersDir(t *testing.T) {
 func TestOpenRefusesPlantedSymlinkRoot(t *testing.T) {
 	needRoot(t)
 	tmp := t.TempDir()
-	if err := os.Chmod(tmp, 0o1777); err != nil {
+	if err := os.Chmod(tmp, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	// The victim's own empty directory, reached through a link another
@@ -219,12 +220,7 @@ func TestOpenRefusesPlantedLayoutDir(t *testing.T) {
 	// user plants data/ as a link to a directory of theirs before the
 	// first run, to read every entry put and plant their own.
 	root := filepath.Join(t.TempDir(), "cache")
-	if err := os.Mkdir(root, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(root, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	mkdirMode(t, root, 0o777|os.ModeSticky)
 	theirs := filepath.Join(t.TempDir(), "theirs")
 	if err := os.Mkdir(theirs, 0o777); err != nil {
 		t.Fatal(err)
@@ -247,12 +243,7 @@ func TestOpenRefusesPlantedMarker(t *testing.T) {
 	// In a cache dir open to everyone, another user plants the marker as
 	// a FIFO: reading it would block Open for good.
 	root := filepath.Join(t.TempDir(), "cache")
-	if err := os.Mkdir(root, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(root, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	mkdirMode(t, root, 0o777|os.ModeSticky)
 	marker := filepath.Join(root, markerName)
 	if err := syscall.Mkfifo(marker, 0o666); err != nil {
 		t.Fatal(err)
@@ -285,12 +276,7 @@ func TestLockFilesPrivate(t *testing.T) {
 	// as well, and stall every Put of the cache's owner: in a cache dir
 	// the user made readable to others, lock files must not be.
 	root := filepath.Join(t.TempDir(), "cache")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdirMode(t, root, 0o755)
 	c, err := Open(root, Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
