@@ -267,6 +267,9 @@ func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts Pul
 	if !dst.fits(key, s.Entry.Paths) {
 		return Hit{}, false, nil
 	}
+	if err := dst.inTheWay(s.Entry.Paths); err != nil {
+		return Hit{}, false, err
+	}
 	c.touchRemote(ctx, key)
 	h, err := c.restoreStored(ctx, s, dst, opts)
 	if errors.Is(err, tiercache.ErrIntegrity) && ctx.Err() == nil {
@@ -378,6 +381,9 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	defer dl.Close()
 	if !dst.fits(key, meta.Paths) {
 		return Hit{}, false, nil
+	}
+	if err := dst.inTheWay(meta.Paths); err != nil {
+		return Hit{}, false, err
 	}
 	dir := dst.paths[0]
 	need := meta.ArchiveSize
@@ -711,6 +717,9 @@ func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, boo
 	if !dst.fits(key, meta.Paths) {
 		return Hit{}, false, nil
 	}
+	if err := dst.inTheWay(meta.Paths); err != nil {
+		return Hit{}, false, err
+	}
 	dir := dst.paths[0]
 	if err := roomBeside(key, dir, meta.Size); err != nil {
 		return Hit{}, false, err
@@ -1018,6 +1027,35 @@ func (t *target) fits(k string, paths []string) bool {
 	return false
 }
 
+// inTheWay fails a pull into one path of an entry recording paths (which
+// fits t) where something of the other kind is: the manifest says what
+// the entry holds there (a directory's tree, or the one file a push of a
+// single path records), so the pull fails before anything is read,
+// extracted or stored, not once the tree is in the stage. It fails, not
+// skips: the path is the caller's mistake, which no other candidate
+// mends. Of several paths, which are directories is known only from the
+// archive: placeAll checks them once the stage is filled.
+func (t *target) inTheWay(paths []string) error {
+	if len(t.paths) != 1 || len(paths) > 1 {
+		return nil
+	}
+	return inTheWay(t.paths[0], len(paths) == 0)
+}
+
+// inTheWay returns the error of restoring a directory (isDir) or a file
+// at p, if what is at p cannot take it: a file where a directory is, or
+// a directory where something else is (a file, a dangling symlink).
+func inTheWay(p string, isDir bool) error {
+	dst, err := os.Stat(p)
+	if err == nil && dst.IsDir() && !isDir {
+		return fmt.Errorf("restoring into %s: %s is a directory; the entry holds a file there", p, p)
+	}
+	if _, lerr := os.Lstat(p); lerr == nil && isDir && (err != nil || !dst.IsDir()) {
+		return fmt.Errorf("restoring into %s: %s is not a directory; the entry holds a directory there", p, p)
+	}
+	return nil
+}
+
 // countPaths says "1 path: a" or "2 paths: a, b". A path holding a
 // control character is quoted: an entry's paths are whoever pushed it
 // says, and a line break in the note would let one start a line of the
@@ -1056,12 +1094,8 @@ func placeAll(ctx context.Context, from string, paths []string, how int, progres
 		if err != nil {
 			return sum, err
 		}
-		dst, err := os.Stat(p)
-		if err == nil && dst.IsDir() && !src.IsDir() {
-			return sum, fmt.Errorf("restoring into %s: %s is a directory; the entry holds a file there", p, p)
-		}
-		if _, lerr := os.Lstat(p); lerr == nil && src.IsDir() && (err != nil || !dst.IsDir()) {
-			return sum, fmt.Errorf("restoring into %s: %s is not a directory; the entry holds a directory there", p, p)
+		if err := inTheWay(p, src.IsDir()); err != nil {
+			return sum, err
 		}
 	}
 	for i, p := range paths {
