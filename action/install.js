@@ -33,6 +33,21 @@ const SOURCE_ROOT = path.resolve(__dirname, '..');
 // A download gives up after this long without progress.
 const IDLE_TIMEOUT_MS = 60 * 1000;
 
+// A download, retries included, gives up after this long: a host that
+// drips a byte now and then would otherwise hold the step for hours.
+const DEADLINE_MS = 5 * 60 * 1000;
+
+// A download larger than this is refused: the release archive is a few
+// tens of MiB and is held in memory.
+const MAX_BYTES = 256 * 1024 * 1024;
+
+// A transient failure is tried this many times in all, waiting
+// BACKOFF_MS, then twice that, between tries, or what a 429 or 503's
+// Retry-After asks, up to RETRY_AFTER_CAP_MS.
+const ATTEMPTS = 3;
+const BACKOFF_MS = 1000;
+const RETRY_AFTER_CAP_MS = 60 * 1000;
+
 class NotFoundError extends Error {}
 
 // IntegrityError is a download that failed verification: never retried,
@@ -80,9 +95,72 @@ function sha256(buf) {
 // download fetches url into memory, following redirects (release assets
 // redirect to a storage host), never from https down to http. Requests
 // go through env's HTTPS_PROXY or HTTP_PROXY (either case) unless
-// NO_PROXY names the host, as on a runner behind a proxy; one that makes
-// no progress for idleMs fails.
-function download(url, { env = process.env, redirects = 10, idleMs = IDLE_TIMEOUT_MS } = {}) {
+// NO_PROXY names the host, as on a runner behind a proxy. A request that
+// makes no progress for idleMs fails; so does the whole download, retries
+// included, once deadlineMs has passed, and a body over maxBytes. A
+// transient failure (HTTP 5xx or 429, a connection refused, reset or
+// closed early, no progress) is tried again, attempts times in all; a
+// 404 (NotFoundError), any other answer and a refused redirect are not.
+async function download(
+  url,
+  {
+    env = process.env,
+    redirects = 10,
+    idleMs = IDLE_TIMEOUT_MS,
+    deadlineMs = DEADLINE_MS,
+    maxBytes = MAX_BYTES,
+    attempts = ATTEMPTS,
+    backoffMs = BACKOFF_MS,
+    log = () => {},
+  } = {},
+) {
+  const deadline = Date.now() + deadlineMs;
+  const o = { env, idleMs, deadline, deadlineMs, maxBytes };
+  for (let n = 1; ; n++) {
+    try {
+      return await fetchOnce(url, redirects, o);
+    } catch (err) {
+      if (!err.transient) throw err;
+      if (n >= attempts) {
+        err.message += ` (${n} attempts)`;
+        throw err;
+      }
+      const wait = err.retryAfterMs ?? backoffMs * 2 ** (n - 1);
+      if (Date.now() + wait >= deadline) {
+        err.message += ` (a retry would pass the ${seconds(deadlineMs)}s deadline)`;
+        throw err;
+      }
+      log(`${err.message}; trying again in ${seconds(wait)}s (attempt ${n + 1} of ${attempts})`);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+function seconds(ms) {
+  return ms / 1000;
+}
+
+function byteCap(n) {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n}-byte`;
+}
+
+// transient marks err as worth another attempt.
+function transient(err, retryAfterMs) {
+  err.transient = true;
+  if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs;
+  return err;
+}
+
+// retryAfter reads a Retry-After given in seconds (not the date form),
+// capped.
+function retryAfter(res) {
+  const v = String(res.headers['retry-after'] || '').trim();
+  return /^\d+$/.test(v) ? Math.min(Number(v) * 1000, RETRY_AFTER_CAP_MS) : undefined;
+}
+
+// fetchOnce is one attempt of download: one request and the redirects
+// it leads to.
+function fetchOnce(url, redirects, o) {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const proto = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
@@ -90,40 +168,81 @@ function download(url, { env = process.env, redirects = 10, idleMs = IDLE_TIMEOU
       reject(new Error(`cannot download ${url}: not an http(s) URL`));
       return;
     }
-    const agent = new proto.Agent({ proxyEnv: env });
-    const req = proto.get(u, { agent, headers: { 'User-Agent': 'tiercache-action', Accept: 'application/octet-stream' } }, (res) => {
+    let req;
+    let timer;
+    let done = false;
+    const finish = (err, body) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        reject(err);
+        req.destroy();
+      } else {
+        resolve(body);
+      }
+    };
+    const agent = new proto.Agent({ proxyEnv: o.env });
+    req = proto.get(u, { agent, headers: { 'User-Agent': 'tiercache-action', Accept: 'application/octet-stream' } }, (res) => {
       const status = res.statusCode;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
         if (redirects === 0) {
-          reject(new Error(`downloading ${url}: too many redirects`));
+          finish(new Error(`downloading ${url}: too many redirects`));
           return;
         }
-        const next = new URL(res.headers.location, u);
+        let next;
+        try {
+          next = new URL(res.headers.location, u);
+        } catch {
+          finish(new Error(`downloading ${url}: a redirect to an invalid URL ${JSON.stringify(res.headers.location)}`));
+          return;
+        }
         if (u.protocol === 'https:' && next.protocol !== 'https:') {
-          reject(new Error(`downloading ${url}: refusing a redirect from https to ${next.protocol}`));
+          finish(new Error(`downloading ${url}: refusing a redirect from https to ${next.protocol}`));
           return;
         }
-        resolve(download(next.href, { env, redirects: redirects - 1, idleMs }));
+        done = true;
+        clearTimeout(timer);
+        fetchOnce(next.href, redirects - 1, o).then(resolve, reject);
         return;
       }
       if (status === 404) {
         res.resume();
-        reject(new NotFoundError(`${url}: 404 Not Found`));
+        finish(new NotFoundError(`${url}: 404 Not Found`));
         return;
       }
       if (status !== 200) {
         res.resume();
-        reject(new Error(`downloading ${url}: HTTP ${status}`));
+        const err = new Error(`downloading ${url}: HTTP ${status}`);
+        if (status >= 500 || status === 429) transient(err, status === 429 || status === 503 ? retryAfter(res) : undefined);
+        finish(err);
+        return;
+      }
+      const length = Number(res.headers['content-length']);
+      if (length > o.maxBytes) {
+        // Not read: the connection is closed.
+        finish(new Error(`downloading ${url}: Content-Length ${length} is over the ${byteCap(o.maxBytes)} cap`));
         return;
       }
       const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(new Error(`downloading ${url}: connection closed early`))));
-      res.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
+      let got = 0;
+      res.on('data', (c) => {
+        got += c.length;
+        if (got > o.maxBytes) finish(new Error(`downloading ${url}: the body passes the ${byteCap(o.maxBytes)} cap`));
+        else chunks.push(c);
+      });
+      res.on('end', () =>
+        res.complete ? finish(null, Buffer.concat(chunks)) : finish(transient(new Error(`downloading ${url}: connection closed early`))),
+      );
+      res.on('error', (err) => finish(transient(new Error(`downloading ${url}: ${err.message}`))));
     });
-    req.setTimeout(idleMs, () => req.destroy(new Error(`no progress for ${idleMs / 1000}s`)));
-    req.on('error', (err) => reject(new Error(`downloading ${url}: ${err.message}`)));
+    timer = setTimeout(
+      () => finish(new Error(`downloading ${url}: not finished within the ${seconds(o.deadlineMs)}s deadline`)),
+      Math.max(0, o.deadline - Date.now()),
+    );
+    req.setTimeout(o.idleMs, () => finish(transient(new Error(`downloading ${url}: no progress for ${seconds(o.idleMs)}s`))));
+    req.on('error', (err) => finish(transient(new Error(`downloading ${url}: ${err.message}`))));
   });
 }
 
@@ -152,9 +271,9 @@ function toolCacheDir(env, version, p) {
 
 // fetchReleaseFile downloads one file of the release; a failure other
 // than a 404 (which falls back to a build) says how to do without it.
-async function fetchReleaseFile(url, env) {
+async function fetchReleaseFile(url, env, log) {
   try {
-    return await download(url, { env });
+    return await download(url, { env, log });
   } catch (err) {
     if (err instanceof NotFoundError) throw err;
     throw new Error(`${err.message} (set TIERCACHE_BIN to a tiercache binary on the machine to run without a download)`);
@@ -187,12 +306,12 @@ async function installRelease({ env, version, p, log }) {
     return cached;
   }
   log(`downloading ${base}/${asset}`);
-  const sums = (await fetchReleaseFile(`${base}/${checksums}`, env)).toString('utf8');
+  const sums = (await fetchReleaseFile(`${base}/${checksums}`, env, log)).toString('utf8');
   const want = checksumFor(sums, asset);
   if (!want) {
     throw new IntegrityError(`${checksums} has no line for ${asset}: refusing to install an unverified binary`);
   }
-  const archive = await fetchReleaseFile(`${base}/${asset}`, env);
+  const archive = await fetchReleaseFile(`${base}/${asset}`, env, log);
   const got = sha256(archive);
   if (got !== want) {
     throw new IntegrityError(

@@ -408,12 +408,13 @@ function cli(machine, args, env = {}) {
 }
 
 // outageHost answers every request with 503, as a release host in an
-// outage does, and counts them.
+// outage does, and counts them. Its Retry-After: 0 keeps the download's
+// retries from waiting.
 async function outageHost() {
   const host = { requests: 0 };
   const srv = http.createServer((req, res) => {
     host.requests++;
-    res.writeHead(503);
+    res.writeHead(503, { 'Retry-After': '0' });
     res.end('Service Unavailable');
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));

@@ -182,9 +182,9 @@ test('download: a redirect loop ends, a stalled or truncated response is an erro
   });
   try {
     await assert.rejects(install.download(`${host.url}/loop`, { redirects: 3 }), /\/loop: too many redirects/);
-    await assert.rejects(install.download(`${host.url}/stall-headers`, { idleMs: 300 }), /stall-headers: no progress for 0\.3s/);
-    await assert.rejects(install.download(`${host.url}/stall-body`, { idleMs: 300 }), /stall-body: no progress for 0\.3s/);
-    await assert.rejects(install.download(`${host.url}/short`, { idleMs: 5000 }), /\/short: /);
+    await assert.rejects(install.download(`${host.url}/stall-headers`, { idleMs: 300, backoffMs: 20 }), /stall-headers: no progress for 0\.3s/);
+    await assert.rejects(install.download(`${host.url}/stall-body`, { idleMs: 300, backoffMs: 20 }), /stall-body: no progress for 0\.3s/);
+    await assert.rejects(install.download(`${host.url}/short`, { idleMs: 5000, backoffMs: 20 }), /\/short: /);
     await assert.rejects(install.download('file:///release/tiercache.tar.gz'), /not an http\(s\) URL/);
   } finally {
     if (stalled) stalled.destroy();
