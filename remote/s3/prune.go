@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type object struct {
 	name     string
 	size     int64
 	modified time.Time
+	etag     string // as the server gave it, quotes and all
 }
 
 // listAll lists every object whose name starts with prefix. It also
@@ -74,6 +76,7 @@ func (s *Store) listAll(ctx context.Context, prefix, what string) ([]object, tim
 			if o.LastModified != nil {
 				obj.modified = *o.LastModified
 			}
+			obj.etag = aws.ToString(o.ETag)
 			objs = append(objs, obj)
 		}
 		// A token without IsTruncated is followed too: a server that
@@ -277,9 +280,14 @@ type keyState struct {
 // fallback stem is not in its name, and the stem identifies it as well.
 // So ties in last access are broken by stem order.
 //
-// An entry re-put while Prune evicts it may be lost (a miss, never a torn
-// entry). If ctx ends midway, the evictions done so far stay done and
-// their count is returned with the error.
+// A manifest is deleted only if it still has the ETag listed (see
+// deleteIfUnchanged): an entry re-put after the survey keeps its new
+// version, which is neither evicted nor reported, and its data and
+// marker stay. That takes a server that honours the ETags of
+// DeleteObjects, as AWS S3 does; on one that ignores them (MinIO) such
+// an entry may be lost (a miss, never a torn entry). If ctx ends midway,
+// the evictions done so far stay done and their count is returned with
+// the error.
 //
 // Each eviction is reported to l.OnEvict once its manifest is deleted,
 // before its data. With OnEvict set, the manifests of victims with
@@ -345,12 +353,14 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	// entries whose data is gone. Round two: data and markers, of a
 	// victim only once its manifest is gone.
 	var round1, round2 []string
+	listed := make(map[string]string)                      // manifest name -> its ETag as judged
 	victimObjs := make(map[string][]string, len(victims))  // manifest name -> data and marker names
 	reported := make(map[string]policy.Item, len(victims)) // manifest name -> the victim by key
 	for _, v := range victims {
 		n := s.namesOf(v.Key)
 		ks := keys[v.Key]
 		round1 = append(round1, n.manifest)
+		listed[n.manifest] = ks.manifest.etag
 		reported[n.manifest] = policy.Item{Key: ks.key(), Size: v.Size, LastAccess: v.LastAccess}
 		var objs []string
 		for _, d := range ks.data {
@@ -374,6 +384,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		if live && ks.state != manifestCorrupt && ks.state != manifestNewer && len(ks.data) == 0 && ks.manifest.modified.Before(cutoff) {
 			// Committed long ago and no data left: unreadable.
 			round1 = append(round1, n.manifest)
+			listed[n.manifest] = ks.manifest.etag
 			live = false
 		}
 		for _, d := range ks.data {
@@ -387,9 +398,11 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	}
 
 	evicted := 0
-	failed, err := s.deleteObjects(ctx, round1)
+	// A manifest re-put since the listing (changed) stays, and so do
+	// its data and marker.
+	failed, changed, err := s.deleteIfUnchanged(ctx, round1, listed)
 	for _, name := range round1 {
-		if objs, ok := victimObjs[name]; ok && !failed[name] {
+		if objs, ok := victimObjs[name]; ok && !failed[name] && !changed[name] {
 			evicted++
 			round2 = append(round2, objs...)
 			l.Report(reported[name])
@@ -710,37 +723,171 @@ func (s *Store) abortStaleUploads(ctx context.Context, cutoff time.Time) error {
 	return errors.Join(errs...)
 }
 
-// deleteObjects deletes names in batches of up to 1000, in order. It
-// returns the names the server refused and the first request error.
+// deleteObjects deletes names in batches of up to 1000, in order,
+// whatever they hold. It returns the names the server refused and the
+// first request error.
 func (s *Store) deleteObjects(ctx context.Context, names []string) (map[string]bool, error) {
-	failed := make(map[string]bool)
+	failed, _, err := s.deleteIfUnchanged(ctx, names, nil)
+	return failed, err
+}
+
+// deleteIfUnchanged is deleteObjects, but deletes an object etags gives
+// an ETag (as listed) only if it still has it: the version judged, not
+// one a Put committed since. Those the server keeps as changed (412
+// PreconditionFailed, or 409 ConditionalRequestConflict, a write racing
+// the delete) are returned apart, neither deleted nor failed.
+//
+// A server that refuses the ETags (see conditionRefused), for the batch
+// or for some of its objects, or fails one that still holds (see
+// stillHas), is asked again without them, and no more for the Store's
+// life: prune must work there too. One that ignores them
+// (MinIO) deletes what the objects hold, as an unconditional delete.
+func (s *Store) deleteIfUnchanged(ctx context.Context, names []string, etags map[string]string) (failed, changed map[string]bool, err error) {
+	failed, changed = make(map[string]bool), make(map[string]bool)
 	for len(names) > 0 {
 		batch := names[:min(len(names), s.deleteBatch)]
 		names = names[len(batch):]
-		ids := make([]types.ObjectIdentifier, len(batch))
-		for i := range batch {
-			ids[i] = types.ObjectIdentifier{Key: &batch[i]}
+		again, err := s.deleteOnce(ctx, batch, etags, failed, changed)
+		if err == nil && len(again) > 0 {
+			_, err = s.deleteOnce(ctx, again, nil, failed, changed)
 		}
-		quiet := true
-		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
-			Bucket: &s.bucket,
-			Delete: &types.Delete{Objects: ids, Quiet: &quiet},
-		})
 		if err != nil {
-			for _, name := range batch {
-				failed[name] = true
-			}
 			for _, name := range names {
 				failed[name] = true
 			}
-			return failed, mapError(err, s.bucket, "delete objects, first", batch[0])
-		}
-		for _, e := range out.Errors {
-			// An error without a code is a refusal all the same.
-			if e.Key != nil && aws.ToString(e.Code) != "NoSuchKey" {
-				failed[*e.Key] = true
-			}
+			return failed, changed, err
 		}
 	}
-	return failed, nil
+	return failed, changed, nil
+}
+
+// deleteOnce sends one DeleteObjects for batch, with the ETags etags
+// gives unless the server is known to refuse them, and records the names
+// it refused in failed and those it kept as changed in changed. It
+// returns the names whose ETags it refused, to be sent again without.
+func (s *Store) deleteOnce(ctx context.Context, batch []string, etags map[string]string, failed, changed map[string]bool) ([]string, error) {
+	conditional := etags != nil && !s.noBatchETags.Load()
+	sent := func(name string) bool { return conditional && etags[name] != "" }
+	ids := make([]types.ObjectIdentifier, len(batch))
+	for i, name := range batch {
+		ids[i] = types.ObjectIdentifier{Key: &batch[i]}
+		if sent(name) {
+			ids[i].ETag = aws.String(etags[name])
+		}
+	}
+	quiet := true
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: &s.bucket,
+		Delete: &types.Delete{Objects: ids, Quiet: &quiet},
+	})
+	if err != nil {
+		code, status := errorCode(err)
+		if conditional && conditionRefused(code, status) {
+			s.noBatchETags.Store(true)
+			return batch, nil
+		}
+		if conditional && changedMeanwhile(code, status) {
+			// S3 answers a failed condition per object, not for the
+			// batch: this server's answer says nothing of which
+			// changed, so each is asked, and the batch's conditions
+			// are not sent again.
+			s.noBatchETags.Store(true)
+			var again []string
+			for _, name := range batch {
+				if sent(name) && !s.stillHas(ctx, name, etags[name]) {
+					changed[name] = true
+				} else {
+					again = append(again, name)
+				}
+			}
+			return again, nil
+		}
+		for _, name := range batch {
+			failed[name] = true
+		}
+		return nil, mapError(err, s.bucket, "delete objects, first", batch[0])
+	}
+	var again []string
+	for _, e := range out.Errors {
+		name, code := aws.ToString(e.Key), aws.ToString(e.Code)
+		switch {
+		case e.Key == nil, code == "NoSuchKey":
+		case sent(name) && changedMeanwhile(code, 0) && !s.stillHas(ctx, name, etags[name]):
+			changed[name] = true
+		case sent(name) && changedMeanwhile(code, 0):
+			// A condition failed that holds: the server cannot be
+			// trusted with them, and would keep every entry forever.
+			s.noBatchETags.Store(true)
+			again = append(again, name)
+		case sent(name) && conditionRefused(code, 0):
+			s.noBatchETags.Store(true)
+			again = append(again, name)
+		default:
+			// An error without a code is a refusal all the same.
+			failed[name] = true
+		}
+	}
+	return again, nil
+}
+
+// deleteIfMatch deletes object name if it still has ETag etag (whatever
+// it holds if etag is ""): the version judged, not one a Put committed
+// since. It reports whether the object was kept as changed (see
+// changedMeanwhile). An object already gone is no error: S3 answers
+// If-Match on a missing object with 404 NoSuchKey. A server that
+// refuses If-Match (see conditionRefused), or fails it though the object
+// still has etag, gets the delete again without it, and no If-Match for
+// the Store's life; one that ignores it (MinIO) deletes what the object
+// holds.
+func (s *Store) deleteIfMatch(ctx context.Context, name, etag string) (changed bool, err error) {
+	in := &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &name}
+	if etag != "" && !s.noIfMatch.Load() {
+		in.IfMatch = &etag
+	}
+	_, err = s.client.DeleteObject(ctx, in)
+	if err == nil || in.IfMatch == nil {
+		return false, err
+	}
+	switch code, status := errorCode(err); {
+	case code == "NoSuchKey":
+		return false, nil
+	case changedMeanwhile(code, status) && !s.stillHas(ctx, name, etag):
+		return true, nil
+	case changedMeanwhile(code, status), conditionRefused(code, status):
+		// Refused, or failed though it holds (a server comparing ETags
+		// wrongly would otherwise keep every entry forever).
+		s.noIfMatch.Store(true)
+		in.IfMatch = nil
+		_, err = s.client.DeleteObject(ctx, in)
+	}
+	return false, err
+}
+
+// stillHas reports whether object name still has ETag etag (quotes
+// aside), checked when a server says a conditional delete failed. A
+// failed HEAD counts as changed: keeping an entry is the safe side.
+func (s *Store) stillHas(ctx context.Context, name, etag string) bool {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &name})
+	return err == nil && strings.Trim(aws.ToString(out.ETag), `"`) == strings.Trim(etag, `"`)
+}
+
+// changedMeanwhile reports whether S3's answer to a conditional delete
+// (code and status of the request, or code of one object of a
+// DeleteObjects, with status 0) says the object changed since it was
+// judged: its ETag is another (412), or a write raced the delete (409).
+func changedMeanwhile(code string, status int) bool {
+	return code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == http.StatusPreconditionFailed
+}
+
+// conditionRefused reports whether an answer to a conditional delete
+// says the server does not do conditional deletes, rather than that the
+// condition failed: 501, or a code servers give for a header or element
+// they do not know (MalformedXML: a strict parser's for an ETag in
+// DeleteObjects).
+func conditionRefused(code string, status int) bool {
+	switch code {
+	case "NotImplemented", "InvalidArgument", "InvalidRequest", "MalformedXML":
+		return true
+	}
+	return status == http.StatusNotImplemented
 }

@@ -275,6 +275,9 @@ type Store struct {
 	// noCopy is set once copies are known not to work here: by
 	// cfg.NoCopy, or when the server answered one with 501.
 	noCopy atomic.Bool
+	// noIfMatch and noBatchETags are set once the server refused a
+	// conditional delete (see deleteIfMatch and deleteIfUnchanged).
+	noIfMatch, noBatchETags atomic.Bool
 }
 
 var _ remote.Store = (*Store)(nil)
@@ -433,24 +436,32 @@ func isNewerManifest(err error) bool {
 // body cut or stalled mid-transfer is re-requested here, up to
 // MaxAttempts reads in all.
 func (s *Store) readManifest(ctx context.Context, n names) (manifest, error) {
+	m, _, err := s.readManifestETag(ctx, n)
+	return m, err
+}
+
+// readManifestETag is readManifest that also returns the ETag of the
+// manifest it read, a corrupt one's too.
+func (s *Store) readManifestETag(ctx context.Context, n names) (manifest, string, error) {
 	for attempt := 1; ; attempt++ {
 		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &n.manifest})
 		if err != nil {
-			return manifest{}, mapError(err, s.bucket, "get manifest of", n.label)
+			return manifest{}, "", mapError(err, s.bucket, "get manifest of", n.label)
 		}
 		b, err := io.ReadAll(io.LimitReader(out.Body, maxManifestSize+1))
 		_ = out.Body.Close()
 		if err == nil {
-			return parseManifest(b, n)
+			m, err := parseManifest(b, n)
+			return m, aws.ToString(out.ETag), err
 		}
 		if ctx.Err() != nil {
-			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
+			return manifest{}, "", mapError(err, s.bucket, "read manifest of", n.label)
 		}
 		if attempt >= s.cfg.MaxAttempts {
-			return manifest{}, mapError(fmt.Errorf("gave up after %d interrupted reads: %w", attempt, err), s.bucket, "read manifest of", n.label)
+			return manifest{}, "", mapError(fmt.Errorf("gave up after %d interrupted reads: %w", attempt, err), s.bucket, "read manifest of", n.label)
 		}
 		if err := sleepBackoff(ctx, attempt, s.cfg.MaxBackoff); err != nil {
-			return manifest{}, mapError(err, s.bucket, "read manifest of", n.label)
+			return manifest{}, "", mapError(err, s.bucket, "read manifest of", n.label)
 		}
 	}
 }
@@ -538,12 +549,19 @@ func (s *Store) Stat(ctx context.Context, key string) (remote.Meta, error) {
 // missing key is a no-op. A manifest that cannot be parsed is deleted
 // too (its data, if any, is left to Prune). Data objects of uncommitted or superseded puts
 // are left to Prune, because they may belong to a Put in flight.
+//
+// The manifest is deleted only if it is still the one read (If-Match
+// its ETag): a Put that commits after the read keeps its entry, data
+// and marker, and Delete, ordered before that Put, succeeds. A server
+// that ignores If-Match (MinIO) deletes the new manifest all the same,
+// and the new entry is lost (a miss); one that refuses it gets an
+// unconditional delete (see deleteIfMatch).
 func (s *Store) Delete(ctx context.Context, key string) error {
 	n, err := s.namesFor(key)
 	if err != nil {
 		return err
 	}
-	m, err := s.readManifest(ctx, n)
+	m, etag, err := s.readManifestETag(ctx, n)
 	switch {
 	case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, errOtherKey):
 		// Nothing of key's is stored: the name holds nothing, or
@@ -555,8 +573,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	case err != nil:
 		return err
 	}
-	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &n.manifest}); err != nil {
+	changed, err := s.deleteIfMatch(ctx, n.manifest, etag)
+	if err != nil {
 		return mapError(err, s.bucket, "delete manifest of", key)
+	}
+	if changed {
+		return nil // re-put since the read: that entry stays whole
 	}
 	if m.Data != "" {
 		dataName := n.data(m.Data)
