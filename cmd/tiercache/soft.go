@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -97,6 +98,7 @@ func hint(err error) string {
 	var opErr *net.OpError
 	var netErr net.Error
 	var corrupt *tiered.CorruptError
+	var certErr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, s3.ErrNoCredentials):
 		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
@@ -118,6 +120,9 @@ func hint(err error) string {
 		// archive identical), a manifest that does not parse (the
 		// push's lookup fails).
 		return "the stored entry was refused and nothing of it was used; 'tiercache rm KEY' removes it"
+	case errors.As(err, &certErr):
+		// A private CA's, usually; else the host is not the one meant.
+		return "the endpoint's TLS certificate was refused: give its CA's certificate in AWS_CA_BUNDLE (a PEM file), or check the host in --endpoint (TIERCACHE_S3_ENDPOINT)"
 	case errors.As(err, &dnsErr), errors.As(err, &opErr):
 		return "check that the endpoint is up and reachable (--endpoint, TIERCACHE_S3_ENDPOINT)"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

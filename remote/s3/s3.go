@@ -58,6 +58,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,6 +323,14 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 				// ("retry quota exceeded"). MaxAttempts and the backoff
 				// bound the retries.
 				o.RateLimiter = ratelimit.None
+				// A certificate refused is refused again: no retry.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					var cert *tls.CertificateVerificationError
+					if errors.As(err, &cert) {
+						return aws.FalseTernary
+					}
+					return aws.UnknownTernary
+				})}, o.Retryables...)
 			})
 		}),
 	}
