@@ -679,9 +679,9 @@ func verify(key string, m remote.Meta, r archive.Result) error {
 }
 
 // Restore looks up key, then each restore prefix in order, and returns the
-// first hit. For a prefix, the newest entry (by creation time, the
-// remote's for keys it holds: see candidates) whose key starts with it
-// wins, across both tiers. With Options.ReadScopes, key is looked up in
+// first hit. For a prefix, the entry whose key is the prefix itself
+// wins, else the newest entry (by creation time, the remote's for keys
+// it holds: see candidates) whose key starts with it, across both tiers. With Options.ReadScopes, key is looked up in
 // the Cache's scope and then in each read scope in turn, and then each
 // prefix in each scope in turn: the newest match is decided within a
 // scope before moving to the next. A miss is (Hit{}, false, nil).
@@ -811,7 +811,8 @@ func refusedEntry(err error) bool {
 }
 
 // candidates returns the keys starting with prefix in the remote tier (if
-// withRemote) and, if withLocal, the local one, newest first.
+// withRemote) and, if withLocal, the local one: prefix itself first if
+// it is a key, then newest first.
 //
 // Every machine must rank the same keys the same way, or a restore key
 // picks one entry on the machine that pushed and another on a fresh one.
@@ -849,6 +850,15 @@ func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRe
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b string) int {
+		// The prefix itself, if it is a key, comes first, as
+		// actions/cache takes a restore key's exact match before
+		// its newest partial one.
+		switch prefix {
+		case a:
+			return -1
+		case b:
+			return 1
+		}
 		if c := newest[b].Compare(newest[a]); c != 0 {
 			return c
 		}

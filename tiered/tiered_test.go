@@ -327,6 +327,9 @@ func TestRestoreKeys(t *testing.T) {
 	check("gomod-zzz", []string{"nothing-", "gomod-"}, "gomod-newest", tiercache.TierRemote)
 	check("gomod-zzz", []string{"npm-", "gomod-"}, "npm-1", tiercache.TierLocal)
 	check("cargo-1", []string{"cargo-"}, "", "")
+	// A restore key that is itself a key takes that entry before its
+	// newer partial matches, as actions/cache does.
+	check("gomod-zzz", []string{"gomod-new"}, "gomod-new", tiercache.TierLocal)
 	if _, _, err := c.Restore(t.Context(), "k", []string{""}); !errors.Is(err, tiercache.ErrInvalidKey) {
 		t.Fatalf("empty restore prefix: %v", err)
 	}

@@ -40,8 +40,8 @@ its bytes are kept as the local archive, which is committed only once
 verified.
 
 When KEY is not stored, each --restore-key PREFIX is tried in the order
-given: the newest entry whose key starts with PREFIX, in either tier, is
-restored. With --read-scope, KEY is looked up in --scope's entries, then in
+given: an entry whose key is PREFIX itself, else the newest entry whose
+key starts with PREFIX, in either tier, is restored. With --read-scope, KEY is looked up in --scope's entries, then in
 each read scope's in turn; then each PREFIX in each scope in turn, the
 newest match decided within a scope before the next is tried.
 
