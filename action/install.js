@@ -246,13 +246,30 @@ function fetchOnce(url, redirects, o) {
   });
 }
 
-// writeFileAtomic writes data to file through a temporary name beside it.
+// writeFileAtomic writes data to file through a temporary name beside it,
+// which a failure removes. Where file already holds data, a failure to
+// replace it is none: Windows refuses to rename over a binary another
+// job runs, as one installing the same release at the same time does.
 function writeFileAtomic(file, data, mode) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.chmodSync(tmp, mode); // whatever the umask
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, data, { mode });
+    fs.chmodSync(tmp, mode); // whatever the umask
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    if (!holds(file, data)) throw err;
+  }
+}
+
+// holds reports whether file's content is data.
+function holds(file, data) {
+  try {
+    return fs.readFileSync(file).equals(Buffer.from(data));
+  } catch {
+    return false;
+  }
 }
 
 // toolCacheDir is where a release's binary is kept, in the tool cache's
