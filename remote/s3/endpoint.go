@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -177,15 +178,16 @@ func nestedSetting(r io.Reader, profile, section, key string) (value string, fou
 	return value, found
 }
 
-// peekLimit bounds how much of an error response answerCheck reads to
-// tell an S3 error from a web server's page. S3 error bodies are a few
-// hundred bytes.
+// peekLimit bounds how much of an answer's body answerCheck reads to tell
+// an S3 error from a web server's page, or a listing from another
+// document. S3 error bodies are a few hundred bytes; a document's root
+// element comes first.
 const peekLimit = 4 << 10
 
-// answerCheck refuses answers that no S3 server gives (see notS3Answer),
-// so that a wrong endpoint (a web server, a proxy's page) is reported as
-// such instead of being read as a missing key, an empty listing or a
-// successful upload.
+// answerCheck refuses answers that no S3 server gives (see notS3Answer
+// and notS3Success), so that a wrong endpoint (a web server, a proxy's
+// page, a health check) is reported as such instead of being read as a
+// missing key, an empty listing or a successful upload.
 type answerCheck struct{ next aws.HTTPClient }
 
 // Do sends req and checks the answer.
@@ -194,8 +196,10 @@ func (c *answerCheck) Do(req *http.Request) (*http.Response, error) {
 	if err != nil || hasS3Headers(resp.Header) {
 		return resp, err
 	}
+	op := awsmiddleware.GetOperationName(req.Context())
+	success := resp.StatusCode >= 200 && resp.StatusCode < 300
 	var peek []byte
-	if resp.StatusCode >= 400 && req.Method != http.MethodHead && resp.Body != nil {
+	if (resp.StatusCode >= 400 || success && s3Success[op].root != "") && req.Method != http.MethodHead && resp.Body != nil {
 		body := resp.Body
 		peek, err = io.ReadAll(io.LimitReader(body, peekLimit))
 		if err != nil {
@@ -207,13 +211,22 @@ func (c *answerCheck) Do(req *http.Request) (*http.Response, error) {
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(peek), body), body}
 	}
+	var lacks string
 	if !notS3Answer(req.Method, resp.StatusCode, resp.Header, peek) {
-		return resp, nil
+		if !success {
+			return resp, nil
+		}
+		if lacks = notS3Success(op, resp.Header, peek); lacks == "" {
+			return resp, nil
+		}
 	}
 	_ = resp.Body.Close()
 	return nil, &notS3Error{
 		host:        req.URL.Host,
 		status:      resp.StatusCode,
 		contentType: resp.Header.Get("Content-Type"),
+		op:          op,
+		lacks:       lacks,
+		body:        peek,
 	}
 }

@@ -3,8 +3,10 @@ package s3
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -26,8 +28,8 @@ var (
 	// ErrNoSuchBucket reports that the configured bucket does not exist.
 	ErrNoSuchBucket = errors.New("s3: bucket does not exist")
 	// ErrNotS3 reports an endpoint that answers HTTP but not as S3 does
-	// (a web page, a 404 or 501 without an S3 error body): a wrong
-	// --endpoint, never a cache miss.
+	// (a web page, a 404 or 501 without an S3 error body, a 200 without
+	// what S3's answer holds): a wrong --endpoint, never a cache miss.
 	ErrNotS3 = errors.New("s3: not an S3 endpoint")
 	// ErrNoCredentials reports that the AWS credential chain found no
 	// credentials anywhere it looked.
@@ -177,12 +179,80 @@ func notS3Answer(method string, status int, h http.Header, body []byte) bool {
 	return !(bytes.Contains(body, []byte("<Error")) && bytes.Contains(body, []byte("<Code>")))
 }
 
+// s3Success holds, by SDK operation name, what every S3 server's 2xx
+// answer to the operation carries: the root element of its XML body, or
+// headers (AWS documents ETag on each of these answers, and Last-Modified
+// on an object's; MinIO and versitygw send them, which
+// TestRealServersAnswerAsS3Does checks). A server that answers 200 with
+// anything else (a health check's "OK", JSON) is not S3: the SDK would
+// read such a listing as empty and such an upload as done. The answers
+// of operations not named here are not judged: CompleteMultipartUpload
+// and UploadPartCopy may send blanks for minutes before their result, a
+// DeleteObject's is empty.
+var s3Success = map[string]struct {
+	root    string
+	headers []string
+}{
+	"ListObjectsV2":         {root: "ListBucketResult"},
+	"ListMultipartUploads":  {root: "ListMultipartUploadsResult"},
+	"CreateMultipartUpload": {root: "InitiateMultipartUploadResult"},
+	"PutObject":             {headers: []string{"ETag"}},
+	"UploadPart":            {headers: []string{"ETag"}},
+	"GetObject":             {headers: []string{"ETag", "Last-Modified"}},
+	"HeadObject":            {headers: []string{"ETag", "Last-Modified"}},
+}
+
+// notS3Success returns what a 2xx answer to the SDK operation op lacks
+// of what every S3 server sends (see s3Success), or "" if nothing. body
+// is the start of the answer's body: the root element of an XML
+// document comes within its first bytes.
+func notS3Success(op string, h http.Header, body []byte) string {
+	want, ok := s3Success[op]
+	if !ok {
+		return ""
+	}
+	if want.root != "" && xmlRoot(body) != want.root {
+		return "no " + want.root + " document"
+	}
+	for _, k := range want.headers {
+		if h.Get(k) == "" {
+			return "no " + k + " header"
+		}
+	}
+	return ""
+}
+
+// xmlRoot returns the local name of the root element of the XML document
+// that b starts, or "" if b starts none.
+func xmlRoot(b []byte) string {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	// Only the name matters, not the text's encoding.
+	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se.Name.Local
+		}
+	}
+}
+
+// bodyShown bounds how many characters of a body an error quotes.
+const bodyShown = 64
+
 // notS3Error is what answerCheck reports for an answer no S3 server
 // gives. It wraps ErrNotS3.
 type notS3Error struct {
 	host        string
 	status      int
 	contentType string
+	// For a 2xx answer: the SDK operation answered, what its answer
+	// lacked (see notS3Success) and, when that is a document, the start
+	// of its body.
+	op, lacks string
+	body      []byte
 }
 
 func (e *notS3Error) Error() string {
@@ -190,7 +260,20 @@ func (e *notS3Error) Error() string {
 	if mt, _, err := mime.ParseMediaType(e.contentType); err == nil {
 		what += " " + mt
 	}
-	return fmt.Sprintf("%s is not an S3 endpoint (it answered %s, not as S3 does)", e.host, what)
+	what += ", not as S3 does"
+	if e.lacks != "" {
+		what += fmt.Sprintf(": a %s answer with %s", e.op, e.lacks)
+		switch {
+		case !strings.HasSuffix(e.lacks, " document"):
+		case len(e.body) == 0:
+			what += ", an empty body"
+		default:
+			// Quoted: the server's bytes, unlike ours, may hold
+			// anything, terminal escapes too.
+			what += fmt.Sprintf(", a body starting %.*q", bodyShown, strings.ToValidUTF8(string(e.body), ""))
+		}
+	}
+	return fmt.Sprintf("%s is not an S3 endpoint (it answered %s)", e.host, what)
 }
 
 // Is makes errors.Is(err, ErrNotS3) hold.
