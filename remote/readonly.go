@@ -10,11 +10,11 @@ import (
 )
 
 // ReadOnly returns a Store that reads through s and refuses every write
-// (Put, Delete, Touch, Prune, and Check with Repair) with an error
-// wrapping tiercache.ErrReadOnly, without calling s: no write request can
-// leave the process through it. It is a Checker, and a RangeReader
-// (never a BaseStore, whose Put would copy), if s is one. Wrapping a
-// read-only Store again returns it as is.
+// (Put, Delete, DeleteVersion, Touch, Prune, and Check with Repair)
+// with an error wrapping tiercache.ErrReadOnly, without calling s: no
+// write request can leave the process through it. It is a Checker, and
+// a RangeReader (never a BaseStore, whose Put would copy), if s is one.
+// Wrapping a read-only Store again returns it as is.
 func ReadOnly(s Store) Store {
 	switch s.(type) {
 	case readOnly, readOnlyChecker, readOnlyRange, readOnlyRangeChecker:
@@ -50,6 +50,10 @@ func (readOnly) Put(_ context.Context, m Meta, _ io.Reader) (Meta, error) {
 }
 
 func (readOnly) Delete(_ context.Context, key string) error { return refused("delete", key) }
+
+func (readOnly) DeleteVersion(_ context.Context, key string, _ Meta) (bool, error) {
+	return false, refused("delete", key)
+}
 
 func (readOnly) Touch(_ context.Context, key string) error { return refused("record access to", key) }
 

@@ -57,6 +57,14 @@ type Meta struct {
 	LastAccess time.Time `json:"last_access"`
 }
 
+// SameVersion reports whether m and o describe the same committed
+// version of an entry: the same archive (SHA256, ArchiveSize) committed
+// at the same time (Created). Keys, access times and the rest are not
+// compared.
+func (m Meta) SameVersion(o Meta) bool {
+	return m.SHA256 == o.SHA256 && m.ArchiveSize == o.ArchiveSize && m.Created.Equal(o.Created)
+}
+
 // Store is a remote tier. Its keys are stored keys (see
 // tiercache.ScopedKey and ValidateStoredKey): a key of the default scope,
 // or a scope, a NUL byte and a key; InScope gives a view of one scope in
@@ -93,6 +101,17 @@ type Store interface {
 	// Delete removes the entry under key. Deleting a missing key is a
 	// no-op.
 	Delete(ctx context.Context, key string) error
+
+	// DeleteVersion removes the entry under key if it still holds the
+	// version v describes (see Meta.SameVersion; v.Key is ignored), as
+	// one step: a Put committing another version meanwhile keeps it.
+	// gone reports whether key no longer holds v: true once deleted or
+	// if key holds nothing, false (with a nil error) if it holds
+	// another version, which stays. It may be true with an error: v is
+	// gone, but not all of its storage was released. (On S3 the one
+	// step takes a server that honours If-Match on DeleteObject; see
+	// package remote/s3.)
+	DeleteVersion(ctx context.Context, key string, v Meta) (gone bool, err error)
 
 	// List returns the Meta of every entry whose key starts with prefix
 	// ("" lists all), in no particular order.

@@ -111,6 +111,14 @@ func (v scoped) Delete(ctx context.Context, key string) error {
 	return v.s.Delete(ctx, k)
 }
 
+func (v scoped) DeleteVersion(ctx context.Context, key string, m Meta) (bool, error) {
+	k, err := v.stored(key)
+	if err != nil {
+		return false, err
+	}
+	return v.s.DeleteVersion(ctx, k, m)
+}
+
 func (v scoped) Touch(ctx context.Context, key string) error {
 	k, err := v.stored(key)
 	if err != nil {

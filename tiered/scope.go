@@ -231,13 +231,19 @@ func (c *Cache) PruneScope(ctx context.Context, lim, rem policy.Limits) (PruneRe
 			return res, remoteErr(fmt.Errorf("remote prune: %w", err))
 		}
 		items := make([]policy.Item, 0, len(metas))
+		listed := make(map[string]remote.Meta, len(metas))
 		for _, m := range metas {
 			items = append(items, policy.Item{Key: m.Key, Size: m.Size, LastAccess: m.LastAccess})
+			listed[m.Key] = m
 		}
-		// The store has no conditional delete: a push committed since
-		// the listing is deleted with the version listed.
+		if testHookPruneListed != nil {
+			testHookPruneListed(tiercache.TierRemote)
+		}
+		// Only the listed version goes, as in the local tier: a push
+		// committed since keeps its version (see
+		// remote.Store.DeleteVersion).
 		n, err := evictVictims(ctx, items, rem, c.opts.Scope, func(ctx context.Context, key string) (bool, error) {
-			return true, c.remote.Delete(ctx, key)
+			return c.remote.DeleteVersion(ctx, key, listed[key])
 		})
 		res.Remote = n
 		if err != nil {

@@ -518,12 +518,11 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // whose archive is damaged, as a RemoteError wrapping a *CorruptError,
 // once it has removed that version from the remote where it may.
 //
-// The manifest is read again first, so that a version pushed since the
-// damaged one was read stays. The store has no conditional delete: a
-// push committing between that read and the removal is removed too,
-// which costs one miss, as does an archive damaged in transit (over
-// plain HTTP) rather than in the store. Keeping a damaged entry would
-// cost a miss to every job until someone removed it.
+// Only that version is removed (see remote.Store.DeleteVersion): a
+// version pushed since it was read stays. An archive damaged in transit
+// (over plain HTTP) rather than in the store is removed all the same,
+// which costs one miss; keeping a damaged entry would cost a miss to
+// every job until someone removed it.
 func (c *Cache) refuseDamaged(ctx context.Context, key string, meta remote.Meta, err error) error {
 	ce := &CorruptError{Key: key, Err: err}
 	switch {
@@ -538,22 +537,18 @@ func (c *Cache) refuseDamaged(ctx context.Context, key string, meta remote.Meta,
 }
 
 // removeVersion deletes key from the remote if it still holds the
-// version meta describes, and reports whether the key no longer holds
-// it, or why it was kept.
+// version meta describes (remote.Store.DeleteVersion), and reports
+// whether the key no longer holds it, or why it was kept.
 func (c *Cache) removeVersion(ctx context.Context, key string, meta remote.Meta) (bool, error) {
-	cur, err := c.remote.Stat(ctx, key)
+	gone, err := c.remote.DeleteVersion(ctx, key, meta)
 	switch {
-	case errors.Is(err, tiercache.ErrNotFound):
+	case gone:
+		// Storage left behind by a failed cleanup is Prune's.
 		return true, nil
 	case err != nil:
-		return false, fmt.Errorf("reading its manifest again: %w", err)
-	case cur.SHA256 != meta.SHA256 || cur.ArchiveSize != meta.ArchiveSize || !cur.Created.Equal(meta.Created):
-		return false, errors.New("the key holds another version now, which stays")
-	}
-	if err := c.remote.Delete(ctx, key); err != nil {
 		return false, fmt.Errorf("removing it: %w", err)
 	}
-	return true, nil
+	return false, errors.New("the key holds another version now, which stays")
 }
 
 // extractOptions are o for the entry m: limited to what m records (see

@@ -256,6 +256,29 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteVersion removes key's entry if it is the version v describes,
+// checked and deleted under one lock.
+func (s *Store) DeleteVersion(ctx context.Context, key string, v remote.Meta) (bool, error) {
+	s.writes.Add(1)
+	if err := tiercache.ValidateStoredKey(key); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("memstore: delete key %q: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[key]
+	switch {
+	case !ok:
+		return true, nil
+	case !e.meta.SameVersion(v):
+		return false, nil
+	}
+	delete(s.entries, key)
+	return true, nil
+}
+
 // List returns the Meta of every entry whose key starts with prefix.
 func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) {
 	if err := ctx.Err(); err != nil {

@@ -39,11 +39,14 @@ const deepConcurrency = 2
 //
 // Repair deletes the manifests of broken entries first, then their data
 // objects and access markers, orphaned data objects and stray markers
-// (in batches), and aborts stale uploads. Like Prune, it may turn an
-// entry re-put at the very moment it is repaired into a miss, never into
-// a torn entry. An entry whose manifest is of a newer format (see
-// newerManifestError) is reported as remote.ProblemNewerManifest and,
-// with everything under its key, left alone.
+// (in batches), and aborts stale uploads. Like Prune, it deletes a
+// manifest only if it still has the ETag judged: an entry re-put since
+// stays, and is dropped from the report (a concurrent write, not a
+// problem). On a server that ignores the
+// ETags of DeleteObjects (MinIO) such an entry may turn into a miss,
+// never into a torn entry. An entry whose manifest is of a newer format
+// (see newerManifestError) is reported as remote.ProblemNewerManifest
+// and, with everything under its key, left alone.
 func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.CheckReport, error) {
 	if opts.Grace < 0 {
 		return tiercache.CheckReport{}, fmt.Errorf("%w: s3: check grace %v is negative", tiercache.ErrInvalidArgument, opts.Grace)
@@ -77,7 +80,9 @@ func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.
 	}
 	report := tiercache.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []tiercache.Problem{}}
 	for _, f := range ck.findings {
-		report.Problems = append(report.Problems, f.p)
+		if !f.dropped {
+			report.Problems = append(report.Problems, f.p)
+		}
 	}
 	return report, rerr
 }
@@ -86,13 +91,19 @@ func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.
 type finding struct {
 	p tiercache.Problem
 	// first is deleted before then: the manifest of a broken entry, so
-	// readers never find a manifest whose data is gone.
+	// readers never find a manifest whose data is gone. It is deleted
+	// only if it still has ETag etag, that of the read that confirmed
+	// the problem (see deleteIfUnchanged): a manifest re-put since
+	// stays, with then, and the finding is dropped.
 	first string
+	etag  string
 	then  []string
 	// upload, if set, is aborted.
 	upload *staleUpload
 	// keep: reported only, never repaired.
 	keep bool
+	// dropped: the entry was re-put since it was judged; not reported.
+	dropped bool
 }
 
 // checker is the state of one Check.
@@ -159,12 +170,14 @@ func (ck *checker) checkEntry(ctx context.Context, st *keyState) error {
 	if size == m.Meta.ArchiveSize {
 		return nil
 	}
-	if settled, err := ck.stillNames(ctx, st, m.Data); err != nil || !settled {
+	etag, settled, err := ck.stillNames(ctx, st, m.Data)
+	if err != nil || !settled {
 		return err
 	}
 	f := finding{
 		p:     tiercache.Problem{Key: m.Meta.Key, Object: st.n.manifest},
 		first: st.n.manifest,
+		etag:  etag,
 		then:  []string{st.n.marker},
 	}
 	if size < 0 {
@@ -187,25 +200,25 @@ func (ck *checker) countEntry() {
 }
 
 // stillNames rereads st's manifest and reports whether it still names
-// data object id, marking st unsettled if not (replaced or deleted since
-// it was first read).
-func (ck *checker) stillNames(ctx context.Context, st *keyState, id string) (bool, error) {
-	m, err := ck.s.readManifest(ctx, st.n)
+// data object id, with the ETag of the manifest read, marking st
+// unsettled if not (replaced or deleted since it was first read).
+func (ck *checker) stillNames(ctx context.Context, st *keyState, id string) (etag string, ok bool, err error) {
+	m, etag, err := ck.s.readManifestETag(ctx, st.n)
 	switch {
 	case err == nil && m.Data == id:
-		return true, nil
+		return etag, true, nil
 	case err == nil, errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
 		st.unsettled = true
-		return false, nil
+		return "", false, nil
 	default:
-		return false, err
+		return "", false, err
 	}
 }
 
 // corruptManifest reports a manifest that does not parse, or is of a
 // newer format, once a second read confirms it.
 func (ck *checker) corruptManifest(ctx context.Context, st *keyState) error {
-	_, err := ck.s.readManifest(ctx, st.n)
+	_, etag, err := ck.s.readManifestETag(ctx, st.n)
 	switch {
 	case err == nil, errors.Is(err, tiercache.ErrNotFound):
 		st.unsettled = true // replaced or deleted meanwhile
@@ -233,6 +246,7 @@ func (ck *checker) corruptManifest(ctx context.Context, st *keyState) error {
 	ck.add(finding{
 		p:     tiercache.Problem{Kind: remote.ProblemCorruptManifest, Key: st.n.key, Object: st.n.manifest, Detail: st.corrupt.Error()},
 		first: st.n.manifest,
+		etag:  etag,
 		then:  []string{st.n.marker},
 	})
 	return nil
@@ -320,7 +334,7 @@ func (ck *checker) verifyArchive(ctx context.Context, st *keyState) error {
 	}
 	// Which data object was that? The manifest read now tells, if it
 	// is still the version Open read.
-	m, rerr := ck.s.readManifest(ctx, st.n)
+	m, etag, rerr := ck.s.readManifestETag(ctx, st.n)
 	switch {
 	case rerr == nil && m.Meta.SHA256 == meta.SHA256 && m.Meta.Created.Equal(meta.Created):
 	case rerr == nil, errors.Is(rerr, tiercache.ErrNotFound), errors.Is(rerr, tiercache.ErrIntegrity):
@@ -342,7 +356,7 @@ func (ck *checker) verifyArchive(ctx context.Context, st *keyState) error {
 		p.Detail = fmt.Sprintf("its archive %s is intact but does not match the manifest: %v", dataName, dg.inspect)
 	}
 	st.broken = true
-	ck.add(finding{p: p, first: st.n.manifest, then: []string{dataName, st.n.marker}})
+	ck.add(finding{p: p, first: st.n.manifest, etag: etag, then: []string{dataName, st.n.marker}})
 	return nil
 }
 
@@ -415,19 +429,22 @@ func (ck *checker) uploads(ctx context.Context) error {
 }
 
 // repair removes what the findings name: the manifests of broken entries
-// first, then data objects and markers, then aborts stale uploads. A
-// finding is marked repaired when all of its removals succeeded.
+// first, if unchanged since judged, then data objects and markers, then
+// aborts stale uploads. A finding is marked repaired when all of its
+// removals succeeded.
 func (ck *checker) repair(ctx context.Context) error {
 	s := ck.s
 	var round1, round2 []string
+	judged := make(map[string]string) // manifest name -> its ETag as judged
 	for _, f := range ck.findings {
 		if f.first != "" {
 			round1 = append(round1, f.first)
+			judged[f.first] = f.etag
 		}
 	}
-	failed1, err1 := s.deleteObjects(ctx, round1)
+	failed1, changed, err1 := s.deleteIfUnchanged(ctx, round1, judged)
 	for _, f := range ck.findings {
-		if f.first == "" || !failed1[f.first] {
+		if f.first == "" || (!failed1[f.first] && !changed[f.first]) {
 			round2 = append(round2, f.then...)
 		}
 	}
@@ -448,6 +465,10 @@ func (ck *checker) repair(ctx context.Context) error {
 			} else {
 				f.p.Repaired = true
 			}
+			continue
+		}
+		if changed[f.first] {
+			f.dropped = true
 			continue
 		}
 		ok := err1 == nil && err2 == nil && !failed1[f.first]

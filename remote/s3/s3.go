@@ -582,23 +582,62 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	case err != nil:
 		return err
 	}
+	// A re-put since the read stays whole.
+	_, err = s.deleteRead(ctx, n, key, m, etag)
+	return err
+}
+
+// DeleteVersion removes the entry under key as Delete does, if the
+// manifest read still records the version v describes (see
+// remote.Meta.SameVersion), and only if the manifest is still the one
+// read (If-Match its ETag). A missing key is gone; a manifest of a newer
+// format is another version, which stays; one that cannot be parsed is
+// an error wrapping tiercache.ErrIntegrity, and stays. As for Delete, a
+// server that ignores If-Match (MinIO) deletes a version committed
+// between the read and the delete.
+func (s *Store) DeleteVersion(ctx context.Context, key string, v remote.Meta) (bool, error) {
+	n, err := s.namesFor(key)
+	if err != nil {
+		return false, err
+	}
+	m, etag, err := s.readManifestETag(ctx, n)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, errOtherKey):
+		return true, nil // see Delete
+	case isNewerManifest(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	case !m.Meta.SameVersion(v):
+		return false, nil
+	}
+	return s.deleteRead(ctx, n, key, m, etag)
+}
+
+// deleteRead deletes the entry of key whose manifest m was read with
+// ETag etag: the manifest if it still has etag (see deleteIfMatch), then
+// its data object and access marker. gone reports whether the manifest
+// read is deleted, even if its data or marker then fail to be (they are
+// left to Prune): it is not if it failed to be, or if the manifest was
+// replaced since the read, which stays with its data and marker.
+func (s *Store) deleteRead(ctx context.Context, n names, key string, m manifest, etag string) (gone bool, err error) {
 	changed, err := s.deleteIfMatch(ctx, n.manifest, etag)
 	if err != nil {
-		return mapError(err, s.bucket, "delete manifest of", key)
+		return false, mapError(err, s.bucket, "delete manifest of", key)
 	}
 	if changed {
-		return nil // re-put since the read: that entry stays whole
+		return false, nil
 	}
 	if m.Data != "" {
 		dataName := n.data(m.Data)
 		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &dataName}); err != nil {
-			return mapError(err, s.bucket, "delete data of", key)
+			return true, mapError(err, s.bucket, "delete data of", key)
 		}
 	}
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &n.marker}); err != nil {
-		return mapError(err, s.bucket, "delete access marker of", key)
+		return true, mapError(err, s.bucket, "delete access marker of", key)
 	}
-	return nil
+	return true, nil
 }
 
 // Touch records an access to key by writing its zero-byte access marker.

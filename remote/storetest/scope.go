@@ -38,7 +38,7 @@ func inScope(t *testing.T, st remote.Store, scope string) remote.Store {
 
 // testScopes: entries of one key in different scopes are separate entries
 // of one store; a scope's view (remote.InScope) reads, lists and deletes
-// only its own, in plain keys; the store itself lists them all under their
+// (Delete, DeleteVersion) only its own, in plain keys; the store itself lists them all under their
 // stored keys.
 func (s *suite) testScopes(t *testing.T) {
 	st := s.newStore(t)
@@ -113,6 +113,23 @@ func (s *suite) testScopes(t *testing.T) {
 		if b, _ := mustRead(t, scopes[scope], "k"); !bytes.Equal(b, data(scope, "k")) {
 			t.Errorf("after a delete in scope %q, scope %q's k reads %q", prScope, scope, b)
 		}
+	}
+
+	// DeleteVersion too: main's version of k is not the default
+	// scope's, and deleting it in main's view leaves the other scope's.
+	mainK, err := scopes[mainScope].Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := scopes[""].DeleteVersion(ctx, "k", mainK); gone || err != nil {
+		t.Errorf("DeleteVersion in the default scope of scope %q's version of k: gone %v, %v; want kept", mainScope, gone, err)
+	}
+	if gone, err := scopes[mainScope].DeleteVersion(ctx, "k", mainK); !gone || err != nil {
+		t.Errorf("DeleteVersion in scope %q of its version of k: gone %v, %v; want gone", mainScope, gone, err)
+	}
+	mustMiss(t, scopes[mainScope], "k")
+	if b, _ := mustRead(t, scopes[""], "k"); !bytes.Equal(b, data("", "k")) {
+		t.Errorf("after DeleteVersion in scope %q, the default scope's k reads %q", mainScope, b)
 	}
 
 	// A view takes plain keys only: a stored key is not one.

@@ -12,11 +12,12 @@
 //
 // The suite checks: misses; round trips of empty to multi-megabyte
 // archives with the Meta the store computes; invalid keys and arguments;
-// replace; delete; listing by prefix over a table of awkward keys;
-// concurrent puts of one key with readers never seeing a torn version;
-// LRU prune order and limits, counting tree bytes; pruning by age; the
-// evictions Prune reports (policy.Limits.OnEvict); cancellation leaving
-// no entry; digests and indexes claimed by the reader (remote.Digester,
+// replace; delete, and delete of one version only (DeleteVersion);
+// listing by prefix over a table of awkward keys; concurrent puts of one
+// key with readers never seeing a torn version; LRU prune order and
+// limits, counting tree bytes; pruning by age; the evictions Prune
+// reports (policy.Limits.OnEvict); cancellation leaving no entry;
+// digests and indexes claimed by the reader (remote.Digester,
 // remote.Indexer); and the store read through remote.ReadOnly, which
 // refuses every write.
 //
@@ -69,6 +70,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("Indexer", s.testIndexer)
 	t.Run("Replace", s.testReplace)
 	t.Run("Delete", s.testDelete)
+	t.Run("DeleteVersion", s.testDeleteVersion)
 	t.Run("ListPrefix", s.testListPrefix)
 	t.Run("ConcurrentPutsOneKey", s.testConcurrentPutsOneKey)
 	t.Run("PruneLRU", s.testPruneLRU)
@@ -269,6 +271,9 @@ func (s *suite) testInvalidArguments(t *testing.T) {
 		}
 		if err := st.Delete(ctx, k); !errors.Is(err, tiercache.ErrInvalidKey) {
 			t.Errorf("Delete(%q): %v, want ErrInvalidKey", k, err)
+		}
+		if _, err := st.DeleteVersion(ctx, k, remote.Meta{}); !errors.Is(err, tiercache.ErrInvalidKey) {
+			t.Errorf("DeleteVersion(%q): %v, want ErrInvalidKey", k, err)
 		}
 		if err := st.Touch(ctx, k); !errors.Is(err, tiercache.ErrInvalidKey) {
 			t.Errorf("Touch(%q): %v, want ErrInvalidKey", k, err)
@@ -641,6 +646,9 @@ func (s *suite) testReadOnly(t *testing.T) {
 	}
 	if err := ro.Delete(ctx, "k"); !errors.Is(err, tiercache.ErrReadOnly) {
 		t.Errorf("read-only Delete: %v, want ErrReadOnly", err)
+	}
+	if gone, err := ro.DeleteVersion(ctx, "k", want); gone || !errors.Is(err, tiercache.ErrReadOnly) {
+		t.Errorf("read-only DeleteVersion: gone %v, %v; want ErrReadOnly", gone, err)
 	}
 	if err := ro.Touch(ctx, "k"); !errors.Is(err, tiercache.ErrReadOnly) {
 		t.Errorf("read-only Touch: %v, want ErrReadOnly", err)
