@@ -158,6 +158,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -427,6 +428,37 @@ func (c *Cache) nameOf(key string) string { return nameOf(tiercache.ScopedKey(c.
 
 // Root returns the absolute path of the cache's root directory.
 func (c *Cache) Root() string { return c.root }
+
+// Within reports whether p is the existing directory dir or lies below
+// it, and then p's path relative to dir ("." for dir itself). p need not
+// exist. Each directory above p is compared with dir as a file, so any
+// spelling of dir counts: a symlink to it, ".." segments, another case
+// where names fold. It tells whether a tree pushed or pulled overlaps a
+// cache's root, which must never be archived or written into.
+func Within(p, dir string) (rel string, ok bool) {
+	di, err := os.Stat(dir)
+	if err != nil || !di.IsDir() {
+		return "", false
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real // the names the walk below p meets
+	}
+	var names []string
+	for a := abs; ; a = filepath.Dir(a) {
+		if fi, err := os.Stat(a); err == nil && os.SameFile(fi, di) {
+			slices.Reverse(names)
+			return filepath.Join(append([]string{"."}, names...)...), true
+		}
+		if filepath.Dir(a) == a {
+			return "", false
+		}
+		names = append(names, filepath.Base(a))
+	}
+}
 
 // Grace returns the grace period in effect (see Options.Grace).
 func (c *Cache) Grace() time.Duration { return c.grace }

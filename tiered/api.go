@@ -76,6 +76,12 @@ type Hit struct {
 	// because they hold another number of paths than it names, with
 	// why; on a miss too.
 	Skipped []string
+	// LeftOut lists the members of the entry a Pull left out of the
+	// paths it restored into because the local tier's root is there (a
+	// tiercache/ in a tree pulled into ~/.cache, say), or a parent of it
+	// is there as something other than a directory; each as the path
+	// it would have had.
+	LeftOut []string
 	// Dropped, when set, is why a local copy was found damaged (it
 	// failed its recorded SHA-256 or shape): a copy of the key, which
 	// Pull dropped before fetching the key again or going on to the next

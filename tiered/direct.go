@@ -137,8 +137,13 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
 	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks}
+	if !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
+		if err := dst.guard(c.local.Root()); err != nil {
+			return Hit{}, false, fmt.Errorf("pull %q: %w", key, err)
+		}
+	}
 	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
-	h.Skipped = dst.skipped
+	h.Skipped, h.LeftOut = dst.skipped, dst.leftOut
 	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
 		// A hint for the next push of these paths (see
 		// PushOptions.Base): losing it costs a full upload only.
@@ -289,6 +294,12 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	dir := dst.paths[0]
 	h := Hit{Path: dir, Key: s.Entry.Key, Entry: s.Entry}
 	h.Entry.Tier = tiercache.TierLocal
+	indexed := len(s.Entry.Paths) > 0
+	// An expanded tree is copied whole: where it holds what must be
+	// left out of dst, the archive is extracted instead.
+	if s.Tree != "" && !opts.Link && s.Archive != "" && dst.onTier(s.Tree, indexed) != "" {
+		s.Tree = ""
+	}
 	if s.Tree == "" && !opts.Link {
 		// Skipped if it cannot fit beside dir, as a download is.
 		if err := roomBeside(s.Entry.Key, dir, s.Entry.Size); err != nil {
@@ -330,6 +341,14 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	tree, err := c.local.Tree(ctx, s)
 	if err != nil {
 		return Hit{}, err
+	}
+	if p := dst.onTier(tree, indexed); p != "" {
+		// Copied whole, the tree would overwrite the tier.
+		how := "a restore from the archive leaves it out"
+		if opts.Link {
+			how = "a pull that does not link leaves it out"
+		}
+		return Hit{}, fmt.Errorf("restoring into %s: the entry holds %s, where the local tier is, and is kept as a tree, which is restored whole: %s", dir, p, how)
 	}
 	start := time.Now()
 	var progress func(int64)
@@ -748,7 +767,13 @@ func (c *Cache) pullInto(ctx context.Context, key string, dst *target) (Hit, boo
 // put into place in turn (see placeAll).
 func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extract func(stage string) (archive.Result, error)) error {
 	if !indexed {
-		return c.extractInto(ctx, dst.paths[0], extract)
+		return c.extractInto(ctx, dst.paths[0], func(stage string) (archive.Result, error) {
+			res, err := extract(stage)
+			if err == nil {
+				err = dst.leaveOut(stage, 0)
+			}
+			return res, err
+		})
 	}
 	first, err := filepath.Abs(dst.paths[0])
 	if err != nil {
@@ -764,6 +789,11 @@ func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extrac
 	defer done()
 	if _, err := extract(stage); err != nil {
 		return err
+	}
+	for i := range dst.paths {
+		if err := dst.leaveOut(filepath.Join(stage, strconv.Itoa(i)), i); err != nil {
+			return err
+		}
 	}
 	_, err = placeAll(ctx, stage, dst.paths, placeMove, nil)
 	return err
@@ -1003,6 +1033,93 @@ type target struct {
 	paths        []string // as given
 	skipSymlinks bool     // PullOptions.SkipSymlinks
 	skipped      []string // entries left out for their number of paths (see fits)
+	tier         []string // per path, where the local tier's root is below it ("" if not)
+	leftOut      []string // what leaveOut removed, as paths below paths
+}
+
+// guard refuses a pull into the local tier at root (a path that is root
+// or inside it), and notes where root lies below a path, so that the
+// entry's member there is left out (see leaveOut): a tree pulled into
+// ~/.cache, say, must not merge its own tiercache/ into the live tier,
+// nor replace the directory holding it.
+func (t *target) guard(root string) error {
+	t.tier = make([]string, len(t.paths))
+	for i, p := range t.paths {
+		if _, in := local.Within(p, root); in {
+			return fmt.Errorf("%w: %s is the local tier or inside it (%s), which a pull never writes into", tiercache.ErrInvalidArgument, p, root)
+		}
+		t.tier[i], _ = local.Within(root, p)
+	}
+	return nil
+}
+
+// onTier returns what of the tree at from would land on the local tier
+// (see onTierAt), as a path below the path of t it would go to; "" if
+// nothing. indexed tells that from holds t's paths as its members "0",
+// "1", ...
+func (t *target) onTier(from string, indexed bool) string {
+	for i := range t.tier {
+		dir := from
+		if indexed {
+			dir = filepath.Join(from, strconv.Itoa(i))
+		}
+		if rel := t.onTierAt(dir, i); rel != "" {
+			return filepath.Join(t.paths[i], rel)
+		}
+	}
+	return ""
+}
+
+// onTierAt returns, relative to from, the member of the tree at from
+// (to be put at t's path i) that would land on the local tier: the one
+// at its root's place, or one above it that is not a directory, which
+// would replace a directory holding the tier; "" if none.
+func (t *target) onTierAt(from string, i int) string {
+	if i >= len(t.tier) || t.tier[i] == "" {
+		return ""
+	}
+	rel := ""
+	for _, name := range strings.Split(t.tier[i], string(filepath.Separator)) {
+		rel = filepath.Join(rel, name)
+		fi, err := os.Lstat(filepath.Join(from, rel))
+		if err != nil {
+			return ""
+		}
+		if !fi.IsDir() || rel == t.tier[i] {
+			return rel
+		}
+	}
+	return ""
+}
+
+// leaveOut removes from the tree at from, a stage to be put at t's path
+// i, what would land on the local tier (see onTierAt), noting it in
+// t.leftOut. The directory it leaves keeps its mode and mtime.
+func (t *target) leaveOut(from string, i int) error {
+	rel := t.onTierAt(from, i)
+	if rel == "" {
+		return nil
+	}
+	p := filepath.Join(from, rel)
+	parent, err := os.Lstat(filepath.Dir(p))
+	if err != nil {
+		return err
+	}
+	if parent.Mode().Perm()&0o200 == 0 {
+		// A read-only directory of the tree: writable for the removal.
+		if err := os.Chmod(filepath.Dir(p), parent.Mode().Perm()|0o700); err != nil {
+			return err
+		}
+	}
+	err = fsutil.RemoveAll(p)
+	if err == nil {
+		err = setRootMeta(filepath.Dir(p), nil, dirMode(parent), parent.ModTime())
+	}
+	if err != nil {
+		return fmt.Errorf("leaving out %s: %w", filepath.Join(t.paths[i], rel), err)
+	}
+	t.leftOut = append(t.leftOut, filepath.Join(t.paths[i], rel))
+	return nil
 }
 
 // fits reports whether the entry k, which records paths, can be restored

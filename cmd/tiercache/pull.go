@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,6 +70,10 @@ DIR is created if absent. Entries of the tree replace what DIR holds at the
 same paths, as 'tar -x' does; other files in DIR are left alone. A file,
 directory or symlink in DIR that is in the way of an entry is removed first,
 and symlinks in DIR are never followed, so a pull never writes outside DIR.
+Nor into the local tier: where it lies below DIR (pull KEY ~/.cache), the
+entry's member at its place (or a file where one of its parents is) is
+left out, with a warning, and a DIR that is the local tier or inside it is
+refused.
 The tree is extracted into a directory beside DIR and moved in once
 verified, so a corrupt or truncated archive leaves DIR as it was. It keeps
 permission bits, mtimes, symlinks and hardlinks.
@@ -204,6 +209,10 @@ type pullJSON struct {
 	// (corrupt, hostile, beyond the limits, or too large for the room
 	// left), each skipped as a miss while the lookup went on.
 	Refused []string `json:"refused,omitempty"`
+	// LeftOut lists the members of the entry a pull left out because
+	// this machine's local tier is where they would go, as paths below
+	// the PATH given.
+	LeftOut []string `json:"left_out,omitempty"`
 	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
 	// Bytes and Files describe the entry found.
 	LookupOnly bool `json:"lookup_only,omitempty"`
@@ -222,8 +231,16 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if err != nil {
 		return fmt.Errorf("pull %q: %w", key, err)
 	}
-	if _, err := distinctPaths(given, paths); err != nil {
+	abs, err := distinctPaths(given, paths)
+	if err != nil {
 		return fmt.Errorf("pull %q: %w", key, err)
+	}
+	if root, err := a.cacheDir(); err == nil && !o.lookupOnly {
+		if root, err = filepath.Abs(root); err == nil {
+			if err := outsideTier(root, given, abs); err != nil {
+				return fmt.Errorf("pull %q: %w", key, err)
+			}
+		}
 	}
 	dir := given[0]
 	for _, p := range o.restoreKeys {
@@ -286,6 +303,11 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		}
 		a.warnf(cmd, "pull %q: %s: %s", key, what, withHint(survived))
 	}
+	for _, p := range hit.LeftOut {
+		p = asGiven(p, paths, given)
+		out.LeftOut = append(out.LeftOut, p)
+		a.warnf(cmd, "pull %q: left out %s of the entry: this machine's local tier is there, which a pull never writes into", key, p)
+	}
 	if hit.SkippedSymlinks > 0 {
 		a.warnf(cmd, "pull %q: skipped %d symlink(s) this system will not create (--skip-symlinks), the first %q", key, hit.SkippedSymlinks, hit.FirstSkipped)
 	}
@@ -347,6 +369,16 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		return &exitError{code: exitMiss, err: fail(fmt.Errorf("cache miss (--fail-on-miss)"))}
 	}
 	return nil
+}
+
+// asGiven spells p, a path below one of paths, below that path as given.
+func asGiven(p string, paths, given []string) string {
+	for i, q := range paths {
+		if rel, err := filepath.Rel(q, p); err == nil && filepath.IsLocal(rel) {
+			return filepath.Join(given[i], rel)
+		}
+	}
+	return p
 }
 
 func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -56,7 +58,9 @@ stays one plain .tar.zst, path i under the member named i ("0/", "1", ...).
 matches below each PATH: "*.log" or "tmp/" at any depth (a trailing "/"
 for directories only), "build/out" or "/out" from the PATH's root, "**"
 for any number of directories ("a/**/b"). A matched directory is left out
-whole.
+whole. The local tier (--cache-dir, by default under ~/.cache) is always
+left out of a PATH that holds it (--verbose says so): the cache never
+stores itself. A PATH that is the local tier or inside it is refused.
 
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
@@ -224,6 +228,77 @@ func nested(given, abs []string, isDir []bool, ex *archive.Exclude) string {
 	return ""
 }
 
+// leaveOutTier keeps the local tier out of a push of the paths given
+// (abs made absolute, isDir telling the directories): its default place,
+// ~/.cache/tiercache, is inside the ~/.cache that jobs push whole, and
+// archiving it would read the push's own archive as it grows (a push
+// that fails every time) and carry this machine's tier to the next. A
+// PATH that is the tier or inside it is refused, as a usage error; a tier
+// below a directory PATH is left out by the returned patterns, anchored
+// there, with a --verbose note. The patterns apply below every PATH: one
+// that would also leave out something else in another fails the push,
+// naming it, rather than lose it.
+func (a *app) leaveOutTier(cmd *cobra.Command, key string, given, abs []string, isDir []bool, ex *archive.Exclude) ([]string, error) {
+	root, err := a.cacheDir()
+	if err == nil {
+		root, err = filepath.Abs(root)
+	}
+	if err != nil {
+		return nil, nil // openCache reports it
+	}
+	if err := outsideTier(root, given, abs); err != nil {
+		return nil, err
+	}
+	var pats []string
+	for i, p := range abs {
+		rel, ok := local.Within(root, p)
+		if !isDir[i] || !ok {
+			continue
+		}
+		slash := filepath.ToSlash(rel)
+		if excluded(ex, slash, true) {
+			continue // the user left it out already
+		}
+		tier, _ := os.Stat(root)
+		for j, q := range abs {
+			other := filepath.Join(q, rel)
+			fi, err := os.Lstat(other)
+			if j == i || !isDir[j] || err != nil || tier != nil && os.SameFile(fi, tier) {
+				continue
+			}
+			return nil, fmt.Errorf("the local tier %s is inside %s, and leaving it out of that path would leave %s out of %s too: set --cache-dir (TIERCACHE_DIR) outside the paths pushed", root, given[i], other, given[j])
+		}
+		pats = append(pats, "/"+globEscape(slash)+"/")
+		a.verbosef(cmd, "push %q: leaving out the local tier %s (inside %s): the cache never stores itself", key, root, given[i])
+	}
+	return pats, nil
+}
+
+// outsideTier refuses, as a usage error, a PATH that is the local tier at
+// root or lies inside it: nothing of a tier may be archived, or written
+// by a pull, under its feet.
+func outsideTier(root string, given, abs []string) error {
+	for i, p := range abs {
+		if _, in := local.Within(p, root); in {
+			return usageErrorf("path %s is the local tier or inside it (%s): give a path outside it, or set --cache-dir (TIERCACHE_DIR) elsewhere", given[i], root)
+		}
+	}
+	return nil
+}
+
+// globEscape escapes the characters an exclude pattern gives a meaning,
+// so that s matches itself alone.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // excluded reports whether ex leaves the member at rel (slash-separated,
 // a directory if dir) out of its tree: it or a directory above it matches.
 func excluded(ex *archive.Exclude, rel string, dir bool) bool {
@@ -338,6 +413,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if w := nested(given, abs, isDir, ex); w != "" {
 		a.warnf(cmd, "push %q: %s", key, w)
 	}
+	tierOut, err := a.leaveOutTier(cmd, key, given, abs, isDir, ex)
+	if err != nil {
+		return fail(err)
+	}
 	dir := given[0]
 	if a.flags.readOnly {
 		// Checked here too so no tier is even opened for a refused push.
@@ -357,7 +436,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
 		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{
-			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given,
+			Description: o.description, IfAbsent: o.ifAbsent, Exclude: append(slices.Clone(o.exclude), tierOut...), Names: given,
 			Base: o.base, BasePrefixes: o.restoreKeys, NoBase: o.noBase,
 		})
 	}
