@@ -11,10 +11,10 @@ import (
 
 // InScope returns a view of s that holds the entries of one scope (see
 // tiercache.ScopedKey): its methods take and return plain keys, which it
-// stores in s under their stored keys, and its List sees only the
-// scope's entries, with one listing of s. Every Meta it returns has
-// Scope set to scope. In the default scope "" it only hides the other
-// scopes from List. Prune is s's: it ranks every scope's entries
+// stores in s under their stored keys, and its List and Keys see only
+// the scope's entries, with one listing of s each. Every Meta it returns
+// has Scope set to scope. In the default scope "" it only hides the
+// other scopes from List and Keys. Prune is s's: it ranks every scope's entries
 // together, as one bucket's budget. The view is a BaseStore, or a
 // RangeReader, if s is one; a Base it returns names the plain key in
 // its Meta too.
@@ -144,6 +144,26 @@ func (v scoped) List(ctx context.Context, prefix string) ([]Meta, error) {
 	for _, m := range metas {
 		if pm, ok := v.plain(m); ok {
 			out = append(out, pm)
+		}
+	}
+	return out, nil
+}
+
+// Keys is List's filter over s's Keys: the scope's keys, plain.
+func (v scoped) Keys(ctx context.Context, prefix string) ([]KeyTime, error) {
+	if prefix != "" {
+		if err := tiercache.ValidateKey(prefix); err != nil {
+			return nil, err
+		}
+	}
+	kts, err := v.s.Keys(ctx, tiercache.ScopedKey(v.scope, prefix))
+	if err != nil {
+		return nil, err
+	}
+	out := kts[:0]
+	for _, kt := range kts {
+		if scope, key := tiercache.SplitStoredKey(kt.Key); scope == v.scope {
+			out = append(out, KeyTime{Key: key, Committed: kt.Committed})
 		}
 	}
 	return out, nil

@@ -69,6 +69,13 @@ func (f *faultyStore) List(ctx context.Context, prefix string) ([]remote.Meta, e
 	return f.Store.List(ctx, prefix)
 }
 
+func (f *faultyStore) Keys(ctx context.Context, prefix string) ([]remote.KeyTime, error) {
+	if err := f.fault(); err != nil {
+		return nil, err
+	}
+	return f.Store.Keys(ctx, prefix)
+}
+
 func (f *faultyStore) Touch(ctx context.Context, key string) error {
 	if err := f.fault(); err != nil {
 		return err

@@ -811,22 +811,30 @@ func refusedEntry(err error) bool {
 //
 // Every machine must rank the same keys the same way, or a restore key
 // picks one entry on the machine that pushed and another on a fresh one.
-// So a key the remote holds is dated by the remote's creation time, which
+// So a key the remote holds is dated by the remote's commit time, which
 // all machines see, and the local time counts only for keys the remote
 // lacks (or when it is not asked). Local times are this machine's own: a
 // push whose upload is skipped, or a hydration, dates the local entry
 // now while the remote keeps its first upload's date. Refreshing the
 // remote's date on a skipped push instead would cost a write per re-run
 // job and still leave hydrations skewed.
+//
+// The remote's date is the store's own clock (remote.KeyTime.Committed,
+// on S3 the server's), not Meta.Created, the pushing machine's clock:
+// Keys lists it without reading each entry's metadata, which on S3
+// would cost a GET per key under prefix. The two orders differ only for
+// entries committed within the clocks' skew (or, on S3, within one
+// second of each other: ties go to key order), and every machine sees
+// the same one. The entry chosen is read and verified as any other.
 func (c *Cache) candidates(ctx context.Context, prefix string, withLocal, withRemote bool) ([]string, error) {
 	newest := map[string]time.Time{}
 	if c.remote != nil && withRemote {
-		metas, err := c.remote.List(ctx, prefix)
+		kts, err := c.remote.Keys(ctx, prefix)
 		if err != nil {
 			return nil, remoteErr(fmt.Errorf("remote list %q: %w", prefix, err))
 		}
-		for _, m := range metas {
-			newest[m.Key] = m.Created
+		for _, kt := range kts {
+			newest[kt.Key] = kt.Committed
 		}
 	}
 	if withLocal {

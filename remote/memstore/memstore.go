@@ -51,6 +51,9 @@ type entry struct {
 	// id names this version in a remote.Base's Ref: a later Put of the
 	// key gets another, so a Ref never reaches a replacement.
 	id uint64
+	// committed is when Put committed this version, which Keys reports
+	// (meta.Created too, unless CorruptMeta changed it).
+	committed time.Time
 }
 
 var _ remote.Store = (*Store)(nil)
@@ -224,7 +227,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.versions++
-	s.entries[m.Key] = entry{meta: m, data: data, id: s.versions}
+	s.entries[m.Key] = entry{meta: m, data: data, id: s.versions, committed: now}
 	return m, nil
 }
 
@@ -290,6 +293,23 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 	for k, e := range s.entries {
 		if strings.HasPrefix(k, prefix) {
 			out = append(out, e.meta)
+		}
+	}
+	return out, nil
+}
+
+// Keys returns every key starting with prefix, with when Put committed
+// its version.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]remote.KeyTime, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: list keys with prefix %q: %w", prefix, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []remote.KeyTime
+	for k, e := range s.entries {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, remote.KeyTime{Key: k, Committed: e.committed})
 		}
 	}
 	return out, nil

@@ -13,8 +13,10 @@
 // The suite checks: misses; round trips of empty to multi-megabyte
 // archives with the Meta the store computes; invalid keys and arguments;
 // replace; delete, and delete of one version only (DeleteVersion);
-// listing by prefix over a table of awkward keys; concurrent puts of one
-// key with readers never seeing a torn version; LRU prune order and
+// listing by prefix over a table of awkward keys, of Metas (List) and of
+// keys with their commit times (Keys, whose newest-first order is the
+// commit order, in a scope's view too); concurrent puts of one key with
+// readers never seeing a torn version; LRU prune order and
 // limits, counting tree bytes; pruning by age; the evictions Prune
 // reports (policy.Limits.OnEvict); cancellation leaving no entry;
 // digests and indexes claimed by the reader (remote.Digester,
@@ -72,6 +74,7 @@ func Run(t *testing.T, newStore Harness) {
 	t.Run("Delete", s.testDelete)
 	t.Run("DeleteVersion", s.testDeleteVersion)
 	t.Run("ListPrefix", s.testListPrefix)
+	t.Run("Keys", s.testKeys)
 	t.Run("ConcurrentPutsOneKey", s.testConcurrentPutsOneKey)
 	t.Run("PruneLRU", s.testPruneLRU)
 	t.Run("PruneMaxAge", s.testPruneMaxAge)
@@ -416,6 +419,9 @@ func (s *suite) testListPrefix(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("List(%q) = %q, want %q", prefix, got, want)
+		}
+		if got := keyTimesOf(t, st, prefix); !slices.Equal(got, want) {
+			t.Errorf("Keys(%q) = %q, want %q", prefix, got, want)
 		}
 	}
 	for _, k := range keys {
