@@ -80,6 +80,10 @@ type Result struct {
 	// (ExtractOptions.SkipSymlinks), FirstSkipped names the first.
 	SkippedSymlinks int64
 	FirstSkipped    string
+	// Sockets counts the sockets Write left out of the archive (see
+	// WriteSource), FirstSocket names the first, as a member.
+	Sockets     int64
+	FirstSocket string
 	// Index locates the index frame Write appended (see the package
 	// documentation); zero from Extract and Inspect, and for an archive
 	// too large to index.
@@ -147,7 +151,8 @@ func (s Source) String() string {
 
 // WriteSource is Write for any Source. Paths that are neither regular
 // files nor directories return an error wrapping
-// tiercache.ErrInvalidArgument naming them.
+// tiercache.ErrInvalidArgument naming them. Sockets in the tree are left
+// out, as tar leaves them out, and counted (Result.Sockets).
 func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions) (Result, error) {
 	level := opts.Level
 	if level == 0 {
@@ -203,7 +208,8 @@ func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{ArchiveSize: hw.n, Shape: tiercache.Shape{Size: aw.size, Files: aw.files}, Index: info}
+	res := Result{ArchiveSize: hw.n, Shape: tiercache.Shape{Size: aw.size, Files: aw.files}, Index: info,
+		Sockets: aw.sockets, FirstSocket: aw.firstSocket}
 	if hw.h != nil {
 		res.SHA256 = hex.EncodeToString(hw.h.Sum(nil))
 	}
@@ -342,6 +348,9 @@ type archiveWriter struct {
 	dirBuf  []byte // scratch for reading directory entries, where the platform needs it
 	files   int64
 	size    int64
+	// sockets counts the sockets left out, firstSocket names the first.
+	sockets     int64
+	firstSocket string
 
 	// nameBytes totals the members' names and link targets, as Extract
 	// counts them against maxNameBytes.
@@ -435,7 +444,11 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 		hdr.Size = info.size
 		return aw.file(d, name, rel, hdr, info)
 	case mode&fs.ModeSocket != 0:
-		return nil // like GNU tar: a socket cannot be archived meaningfully
+		// Like GNU tar: a socket cannot be archived meaningfully.
+		if aw.sockets++; aw.sockets == 1 {
+			aw.firstSocket = rel
+		}
+		return nil
 	default:
 		return fmt.Errorf("archive: %q is a %s, which cannot be archived: %w", rel, fsutil.TypeName(mode), tiercache.ErrInvalidArgument)
 	}

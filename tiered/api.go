@@ -138,6 +138,15 @@ type PutResult struct {
 	// BaseNote, when set, says why no base was used, or why copying
 	// from it stopped (the rest was uploaded): for verbose output.
 	BaseNote string
+	// LeftOut lists what a Push left out of the paths it archived
+	// because the local tier is there (see Push): each the tier's root,
+	// as a path below the path pushed.
+	LeftOut []string
+	// Sockets counts the sockets a Push left out of the archive, as tar
+	// leaves them out (a socket cannot be stored); FirstSocket names
+	// the first, as a path below the path pushed.
+	Sockets     int64
+	FirstSocket string
 }
 
 // ErrNoRoom reports an entry larger than the local tier's free space, or

@@ -105,6 +105,9 @@ type PushOptions struct {
 // was. Hit.Path is dir. A remote entry whose archive is damaged is
 // refused (Hit.Refused) and, unless read-only, removed from the remote
 // (see CorruptError), so that the next push stores the tree again.
+// Nothing is written into the local tier (its own, even with NoLocal,
+// or Options.LocalRoot): a dir that is the tier or inside it is refused,
+// and the entry's member that would land on it left out (Hit.LeftOut).
 //
 // Every file is written once. A local entry kept as an archive is
 // extracted into a directory beside dir, checked against its recorded
@@ -137,8 +140,8 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
 	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks}
-	if !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
-		if err := dst.guard(c.local.Root()); err != nil {
+	if root := c.tierRoot(); root != "" && !opts.LookupOnly {
+		if err := dst.guard(root); err != nil {
 			return Hit{}, false, fmt.Errorf("pull %q: %w", key, err)
 		}
 	}
@@ -481,8 +484,24 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 //
 // With PushOptions.IfAbsent, Push first asks whether key is stored, and
 // does nothing if it is.
+//
+// The cache never stores itself: a dir holding the local tier (its own,
+// or Options.LocalRoot) is archived without it (PutResult.LeftOut), and
+// a dir that is the tier or inside it is refused
+// (tiercache.ErrInvalidArgument). Sockets are left out, as tar leaves
+// them out (PutResult.Sockets).
 func (c *Cache) Push(ctx context.Context, key, dir string, opts PushOptions) (PutResult, error) {
 	return c.PushPaths(ctx, key, []string{dir}, opts)
+}
+
+// tierRoot is the root of the local tier a pull must not write into and
+// a push must leave out: the Cache's own, even unused (NoLocal), else
+// Options.LocalRoot; "" if none.
+func (c *Cache) tierRoot() string {
+	if c.local != nil {
+		return c.local.Root()
+	}
+	return c.opts.LocalRoot
 }
 
 // PushPaths is Push for one entry holding several paths, each a file or
@@ -500,7 +519,7 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 	if err := local.CheckDescription(key, opts.Description); err != nil {
 		return PutResult{}, fmt.Errorf("put %q: %w: %w", key, tiercache.ErrInvalidArgument, err)
 	}
-	dir, err := newSource(paths, opts)
+	dir, err := newSource(paths, opts, c.tierRoot())
 	if err != nil {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -514,7 +533,7 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 	}
 	// absent: the remote was just seen to lack key, which the push need
 	// not ask again.
-	var res PutResult
+	res := PutResult{LeftOut: dir.leftOut}
 	absent := false
 	if opts.IfAbsent {
 		in, rerr, err := c.storedIn(ctx, key)
@@ -538,7 +557,9 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 		absent = c.remote != nil
 	}
 	if c.opts.NoLocal {
-		return c.pushRemote(ctx, key, dir, opts, absent)
+		res, err := c.pushRemote(ctx, key, dir, opts, absent)
+		res.LeftOut = dir.leftOut
+		return res, err
 	}
 	if c.remote == nil {
 		err = c.pushLocal(ctx, key, dir, opts.Description, &res)
@@ -655,7 +676,9 @@ func (c *Cache) storeArchive(ctx context.Context, key string, src source, descri
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}
-		return c.archiveChecked(ctx, key, src, want, w, true, ru)
+		ar, err := c.archiveChecked(ctx, key, src, want, w, true, ru)
+		res.noteSockets(src, ar)
+		return ar, err
 	})
 	if err != nil {
 		return s, err
@@ -681,6 +704,7 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts Pus
 		if err != nil {
 			return res, err
 		}
+		res.noteSockets(dir, ar)
 		if identical(h, ar, old) {
 			c.skipUpload(ctx, key, old, &res)
 			res.Elapsed = time.Since(start)
@@ -694,6 +718,7 @@ func (c *Cache) pushRemote(ctx context.Context, key string, dir source, opts Pus
 	digest := c.opts.Signer != nil
 	err = c.uploadFrom(ctx, meta, digest, ru, func(w io.Writer) (produced, error) {
 		r, err := c.archiveChecked(ctx, key, dir, want, w, digest, ru)
+		res.noteSockets(dir, r)
 		return produced{sum: r.SHA256, index: r.Index, size: r.ArchiveSize}, err
 	}, &res)
 	res.Elapsed = time.Since(start)
@@ -974,17 +999,19 @@ func roomBeside(key, dir string, size int64) error {
 // for one directory's tree (archived as the root), else one per path.
 type source struct {
 	archive.Source
-	names []string
+	names   []string
+	leftOut []string // the local tier below paths, left out (see leaveOutTier)
 }
 
 // dirSource is the source of one directory's tree.
 func dirSource(dir string) source { return source{Source: archive.Source{Dir: dir}} }
 
 // newSource makes the source of a push of paths with opts' excludes and
-// names. One path that is a directory is one directory's tree, as it
-// was before entries could hold several paths, so its entry stays as a
-// pull of one DIR, and an older tiercache, expects it.
-func newSource(paths []string, opts PushOptions) (source, error) {
+// names, leaving out the local tier at tier (see leaveOutTier). One path
+// that is a directory is one directory's tree, as it was before entries
+// could hold several paths, so its entry stays as a pull of one DIR, and
+// an older tiercache, expects it.
+func newSource(paths []string, opts PushOptions, tier string) (source, error) {
 	if len(paths) == 0 {
 		return source{}, fmt.Errorf("%w: no path to push", tiercache.ErrInvalidArgument)
 	}
@@ -992,10 +1019,19 @@ func newSource(paths []string, opts PushOptions) (source, error) {
 	if err != nil {
 		return source{}, err
 	}
+	pats, leftOut, err := leaveOutTier(tier, paths, ex)
+	if err != nil {
+		return source{}, err
+	}
+	if pats != nil {
+		if ex, err = archive.NewExclude(append(slices.Clone(opts.Exclude), pats...)); err != nil {
+			return source{}, err
+		}
+	}
 	if len(paths) == 1 {
 		// A missing path is reported by the measure, as Push always has.
 		if fi, err := os.Stat(paths[0]); err != nil || fi.IsDir() {
-			return source{Source: archive.Source{Dir: paths[0], Exclude: ex}}, nil
+			return source{Source: archive.Source{Dir: paths[0], Exclude: ex}, leftOut: leftOut}, nil
 		}
 	}
 	names := opts.Names
@@ -1008,7 +1044,83 @@ func newSource(paths []string, opts PushOptions) (source, error) {
 	if err := tiercache.ValidatePaths(names); err != nil {
 		return source{}, err
 	}
-	return source{Source: archive.Source{Paths: paths, Exclude: ex}, names: slices.Clone(names)}, nil
+	return source{Source: archive.Source{Paths: paths, Exclude: ex}, names: slices.Clone(names), leftOut: leftOut}, nil
+}
+
+// leaveOutTier returns the exclude patterns that keep the local tier at
+// root out of a push of paths, and where they leave it out, below each
+// path holding it. Its default place, ~/.cache/tiercache, is inside the
+// ~/.cache that jobs push whole, and archiving it would read the push's
+// own archive as it grows (a push that fails every time) and carry this
+// machine's tier to the next. A path that is the tier or lies inside it
+// is refused. A tier that ex leaves out already needs no pattern. The
+// patterns, anchored, apply below every path: one that would also leave
+// out something else in another fails the push, naming it, rather than
+// lose it.
+func leaveOutTier(root string, paths []string, ex *archive.Exclude) (pats, leftOut []string, err error) {
+	tier, err := os.Stat(root)
+	if root == "" || err != nil {
+		return nil, nil, nil // nothing there to archive
+	}
+	for _, p := range paths {
+		if _, in := local.Within(p, root); in {
+			return nil, nil, fmt.Errorf("%w: %s is the local tier or inside it (%s), which a push never archives", tiercache.ErrInvalidArgument, p, root)
+		}
+	}
+	for i, p := range paths {
+		rel, ok := local.Within(root, p)
+		if !ok || excluded(ex, filepath.ToSlash(rel)) {
+			continue
+		}
+		for j, q := range paths {
+			other := filepath.Join(q, rel)
+			if fi, err := os.Lstat(other); j != i && err == nil && !os.SameFile(fi, tier) {
+				return nil, nil, fmt.Errorf("the local tier %s is inside %s, and leaving it out of that path would leave %s out of %s too: put the local tier outside the paths pushed", root, p, other, q)
+			}
+		}
+		pats = append(pats, "/"+globEscape(filepath.ToSlash(rel))+"/")
+		leftOut = append(leftOut, filepath.Join(p, rel))
+	}
+	return pats, leftOut, nil
+}
+
+// excluded reports whether ex leaves the directory at rel (slash-
+// separated) out of its tree: it or a directory above it matches.
+func excluded(ex *archive.Exclude, rel string) bool {
+	names := strings.Split(rel, "/")
+	for n := 1; n <= len(names); n++ {
+		if ex.Match(strings.Join(names[:n], "/"), true) {
+			return true
+		}
+	}
+	return false
+}
+
+// globEscape escapes the characters an exclude pattern gives a meaning,
+// so that s matches itself alone.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// noteSockets records in r the sockets the archive ar of src left out.
+func (r *PutResult) noteSockets(src source, ar archive.Result) {
+	r.Sockets, r.FirstSocket = ar.Sockets, ""
+	if ar.Sockets == 0 {
+		return
+	}
+	r.FirstSocket = filepath.Join(src.Dir, filepath.FromSlash(ar.FirstSocket))
+	if i, rest, _ := strings.Cut(ar.FirstSocket, "/"); src.Dir == "" {
+		if n, err := strconv.Atoi(i); err == nil && n < len(src.Paths) {
+			r.FirstSocket = filepath.Join(src.Paths[n], filepath.FromSlash(rest))
+		}
+	}
 }
 
 // paths are the paths s archives.

@@ -58,6 +58,12 @@ type Options struct {
 	// of the compressed bytes the job can skip.
 	// It needs Remote, and is implied by a nil local tier (see New).
 	NoLocal bool
+	// LocalRoot is the root of the machine's local tier for a Cache
+	// given none (see New): other jobs may use it though this one does
+	// not, so Pull never writes into it and Push leaves it out, as they
+	// treat the Cache's own local tier (used or not, with NoLocal). It
+	// is ignored beside a local tier, and while nothing is there.
+	LocalRoot string
 	// ReadOnly makes the cache safe for untrusted jobs: Get and Restore
 	// hydrate from the remote, while Put, Invalidate and Prune fail with
 	// tiercache.ErrReadOnly before any write request leaves the process,
@@ -890,6 +896,9 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 // A failure of the remote alone (see RemoteError) does not fail the put:
 // the tree is still stored locally, and PutResult returns with
 // RemoteErr set and a nil error.
+//
+// A sourceDir holding the local tier is refused (tiercache.ErrInvalidArgument):
+// the tree is copied whole into the tier. Push leaves the tier out.
 func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description string) (PutResult, error) {
 	start := time.Now()
 	if err := tiercache.ValidateKey(key); err != nil {
@@ -900,6 +909,10 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	}
 	if err := c.needLocal("put " + strconv.Quote(key)); err != nil {
 		return PutResult{}, err
+	}
+	if _, in := local.Within(c.local.Root(), sourceDir); in {
+		// The copy into the tier would copy itself, without end.
+		return PutResult{}, fmt.Errorf("put %q: %w: %s holds the local tier %s, which a put would copy into itself (Push leaves it out)", key, tiercache.ErrInvalidArgument, sourceDir, c.local.Root())
 	}
 	var res PutResult
 	var err error

@@ -489,6 +489,13 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 		a.verbosef(cmd, "no-local: push and pull go straight between DIR and the remote")
 	}
 	opts := tiered.Options{ReadOnly: a.flags.readOnly, Progress: progress, NoLocal: remoteOnly}
+	if remoteOnly {
+		// Unused, the tier is still where other jobs keep theirs: a
+		// pull never writes into it, a push leaves it out.
+		if root, err := a.cacheDir(); err == nil {
+			opts.LocalRoot, _ = filepath.Abs(root)
+		}
+	}
 	if err := a.trustOptions(cmd, &opts); err != nil {
 		return nil, err
 	}

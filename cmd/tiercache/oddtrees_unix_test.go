@@ -72,6 +72,9 @@ func TestOddSpecialFiles(t *testing.T) {
 			if tc.want != "" {
 				return
 			}
+			if r := mustCLI(t, e, "push", "-v", tc.name, src); !strings.Contains(r.stderr, "left out 1 socket(s)") || !strings.Contains(r.stderr, filepath.Join(src, "d1", "special")) {
+				t.Errorf("push -v: no note naming the socket left out: %q", r.stderr)
+			}
 			d := filepath.Join(t.TempDir(), "d")
 			mustCLI(t, e, "pull", tc.name, d)
 			if _, err := os.Lstat(filepath.Join(d, "d1", "special")); !os.IsNotExist(err) {

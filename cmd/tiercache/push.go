@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -228,50 +227,17 @@ func nested(given, abs []string, isDir []bool, ex *archive.Exclude) string {
 	return ""
 }
 
-// leaveOutTier keeps the local tier out of a push of the paths given
-// (abs made absolute, isDir telling the directories): its default place,
-// ~/.cache/tiercache, is inside the ~/.cache that jobs push whole, and
-// archiving it would read the push's own archive as it grows (a push
-// that fails every time) and carry this machine's tier to the next. A
-// PATH that is the tier or inside it is refused, as a usage error; a tier
-// below a directory PATH is left out by the returned patterns, anchored
-// there, with a --verbose note. The patterns apply below every PATH: one
-// that would also leave out something else in another fails the push,
-// naming it, rather than lose it.
-func (a *app) leaveOutTier(cmd *cobra.Command, key string, given, abs []string, isDir []bool, ex *archive.Exclude) ([]string, error) {
+// tierDir is the local tier's root, made absolute; "" if it cannot be
+// told, which openCache reports.
+func (a *app) tierDir() string {
 	root, err := a.cacheDir()
 	if err == nil {
 		root, err = filepath.Abs(root)
 	}
 	if err != nil {
-		return nil, nil // openCache reports it
+		return ""
 	}
-	if err := outsideTier(root, given, abs); err != nil {
-		return nil, err
-	}
-	var pats []string
-	for i, p := range abs {
-		rel, ok := local.Within(root, p)
-		if !isDir[i] || !ok {
-			continue
-		}
-		slash := filepath.ToSlash(rel)
-		if excluded(ex, slash, true) {
-			continue // the user left it out already
-		}
-		tier, _ := os.Stat(root)
-		for j, q := range abs {
-			other := filepath.Join(q, rel)
-			fi, err := os.Lstat(other)
-			if j == i || !isDir[j] || err != nil || tier != nil && os.SameFile(fi, tier) {
-				continue
-			}
-			return nil, fmt.Errorf("the local tier %s is inside %s, and leaving it out of that path would leave %s out of %s too: set --cache-dir (TIERCACHE_DIR) outside the paths pushed", root, given[i], other, given[j])
-		}
-		pats = append(pats, "/"+globEscape(slash)+"/")
-		a.verbosef(cmd, "push %q: leaving out the local tier %s (inside %s): the cache never stores itself", key, root, given[i])
-	}
-	return pats, nil
+	return root
 }
 
 // outsideTier refuses, as a usage error, a PATH that is the local tier at
@@ -284,19 +250,6 @@ func outsideTier(root string, given, abs []string) error {
 		}
 	}
 	return nil
-}
-
-// globEscape escapes the characters an exclude pattern gives a meaning,
-// so that s matches itself alone.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // excluded reports whether ex leaves the member at rel (slash-separated,
@@ -413,8 +366,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if w := nested(given, abs, isDir, ex); w != "" {
 		a.warnf(cmd, "push %q: %s", key, w)
 	}
-	tierOut, err := a.leaveOutTier(cmd, key, given, abs, isDir, ex)
-	if err != nil {
+	// The library leaves the tier out of a PATH holding it (see
+	// tiered.Cache.Push); a PATH inside it is a usage error.
+	root := a.tierDir()
+	if err := outsideTier(root, given, abs); err != nil {
 		return fail(err)
 	}
 	dir := given[0]
@@ -436,11 +391,17 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
 		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{
-			Description: o.description, IfAbsent: o.ifAbsent, Exclude: append(slices.Clone(o.exclude), tierOut...), Names: given,
+			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given,
 			Base: o.base, BasePrefixes: o.restoreKeys, NoBase: o.noBase,
 		})
 	}
 	prog.finish()
+	for _, p := range res.LeftOut {
+		a.verbosef(cmd, "push %q: leaving out the local tier %s (at %s): the cache never stores itself", key, root, asGiven(p, paths, given))
+	}
+	if res.Sockets > 0 {
+		a.verbosef(cmd, "push %q: left out %d socket(s), which cannot be stored (tar leaves them out too), the first %s", key, res.Sockets, asGiven(res.FirstSocket, paths, given))
+	}
 	if err != nil && !a.survive(cmd, err) {
 		return fail(err)
 	}
