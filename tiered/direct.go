@@ -43,7 +43,9 @@ type PullOptions struct {
 	// tier, since nothing is used. Hit.Path is then "", Hit.Entry
 	// describes the entry found (the local one where the local tier
 	// holds the key, else the remote's), and a local archive is not
-	// checked against its digest, so a damaged one still counts.
+	// checked against its digest, so a damaged one still counts. A dir
+	// the pull would refuse (inside the local tier, or a file where the
+	// entry holds a directory, or the reverse) fails the lookup alike.
 	LookupOnly bool
 	// SkipSymlinks skips, with Hit.SkippedSymlinks counting them, the
 	// symlinks this system will not create in the paths pulled into
@@ -140,7 +142,8 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
 	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks}
-	if root := c.tierRoot(); root != "" && !opts.LookupOnly {
+	// Read-only, so a lookup fails as the pull would.
+	if root := c.tierRoot(); root != "" {
 		if err := dst.guard(root); err != nil {
 			return Hit{}, false, fmt.Errorf("pull %q: %w", key, err)
 		}
@@ -220,6 +223,9 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		if !dst.fits(k, e.Paths) {
 			return Hit{}, false, nil
 		}
+		if err := dst.inTheWay(e.Paths); err != nil {
+			return Hit{}, false, err
+		}
 		e.Tier = tiercache.TierLocal
 		return Hit{Key: k, Tier: tiercache.TierLocal, Entry: e}, true, nil
 	}
@@ -242,6 +248,9 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		}
 		if !dst.fits(k, m.Paths) {
 			return Hit{}, false, nil
+		}
+		if err := dst.inTheWay(m.Paths); err != nil {
+			return Hit{}, false, err
 		}
 		return Hit{Key: k, Tier: tiercache.TierRemote, Entry: remoteEntry(m)}, true, nil
 	}

@@ -115,6 +115,10 @@ func TestPullShapeMismatchUpFront(t *testing.T) {
 			{"warm", false, PullOptions{}, false},
 			{"warm-link", false, PullOptions{Link: true}, false},
 			{"no-local", false, PullOptions{}, true},
+			// A lookup fails as the pull it stands for would.
+			{"cold-lookup", true, PullOptions{LookupOnly: true}, false},
+			{"warm-lookup", false, PullOptions{LookupOnly: true}, false},
+			{"no-local-lookup", false, PullOptions{LookupOnly: true}, true},
 		} {
 			t.Run(shape.key+"/"+tc.name, func(t *testing.T) {
 				c := warm

@@ -196,9 +196,11 @@ func TestOddPullIntoTreeHoldingTheLocalTier(t *testing.T) {
 	checkMine(t, e, "file", "k", "paths")
 
 	for _, p := range []string{"~/.cache/tiercache", "~/.cache/tiercache/x", filepath.Join(home, ".cache", "go-build", "..", "tiercache", "data")} {
-		r := cli(t, e, "pull", "k", p)
-		if r.code != exitUsage || !strings.Contains(r.stderr, "is the local tier or inside it") {
-			t.Errorf("pull into %s: exit %d, stderr %q; want a usage error naming the local tier", p, r.code, r.stderr)
+		for _, args := range [][]string{{"pull", "k", p}, {"pull", "--lookup-only", "k", p}} {
+			r := cli(t, e, args...)
+			if r.code != exitUsage || !strings.Contains(r.stderr, "is the local tier or inside it") {
+				t.Errorf("%v: exit %d, stderr %q; want a usage error naming the local tier", args, r.code, r.stderr)
+			}
 		}
 	}
 	if _, err := os.Lstat(filepath.Join(home, ".cache", "tiercache", "x")); !os.IsNotExist(err) {

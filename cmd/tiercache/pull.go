@@ -235,7 +235,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if err != nil {
 		return fmt.Errorf("pull %q: %w", key, err)
 	}
-	if root, err := a.cacheDir(); err == nil && !o.lookupOnly {
+	if root, err := a.cacheDir(); err == nil {
 		if root, err = filepath.Abs(root); err == nil {
 			if err := outsideTier(root, given, abs); err != nil {
 				return fmt.Errorf("pull %q: %w", key, err)

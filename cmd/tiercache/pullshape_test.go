@@ -32,9 +32,12 @@ func TestPullShapeInTheWay(t *testing.T) {
 		{"tree", file, file + " is not a directory; the entry holds a directory there"},
 		{"file", dir, dir + " is a directory; the entry holds a file there"},
 	} {
-		r := cli(t, e, "pull", tc.key, tc.path)
-		if r.code != 1 || !strings.Contains(r.stderr, `tiercache: pull "`+tc.key+`": restoring into `+tc.path+": "+tc.want) {
-			t.Errorf("pull %s %s: exit %d, stderr %q; want exit 1 saying %q", tc.key, tc.path, r.code, r.stderr, tc.want)
+		// --lookup-only answers as the pull would.
+		for _, args := range [][]string{{"pull", tc.key, tc.path}, {"pull", "--lookup-only", tc.key, tc.path}} {
+			r := cli(t, e, args...)
+			if r.code != 1 || !strings.Contains(r.stderr, `tiercache: pull "`+tc.key+`": restoring into `+tc.path+": "+tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want exit 1 saying %q", args, r.code, r.stderr, tc.want)
+			}
 		}
 	}
 	if got := readFile(t, file); got != "in the way" {
