@@ -641,7 +641,9 @@ func (a *app) exitCode(err error) int {
 
 // errorLine renders err as the single line printed on stderr.
 func errorLine(err error) string {
-	msg := singleLine(err.Error())
+	// The hint a warning gives for the same failure: rm, fsck, prune and
+	// --strict fail on what other commands only warn of.
+	msg := singleLine(withHint(err))
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg
 	}
