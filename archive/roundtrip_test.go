@@ -232,7 +232,7 @@ func TestWriteRefusesFIFOAndSkipsSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Write(t.Context(), io.Discard, src, WriteOptions{})
-	if !errors.Is(err, tiercache.ErrInvalidArgument) || !errMentions(err, "fifo") {
+	if !errors.Is(err, tiercache.ErrInvalidArgument) || err == nil || !strings.Contains(err.Error(), filepath.Join(src, "fifo")+" is a FIFO") {
 		t.Fatalf("Write with a FIFO: err = %v, want ErrInvalidArgument naming it", err)
 	}
 }

@@ -3,11 +3,16 @@
 package archive
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/tiercache/tiercache"
 )
 
 // listen makes a socket at p, closed with the test.
@@ -71,5 +76,29 @@ func TestSocketsReported(t *testing.T) {
 	res, err = Write(t.Context(), io.Discard, t.TempDir(), WriteOptions{})
 	if err != nil || res.Sockets != 0 || res.FirstSocket != "" {
 		t.Errorf("Write of an empty tree: %d sockets, first %q, %v", res.Sockets, res.FirstSocket, err)
+	}
+}
+
+// TestOddFileNamedOnDisk: a FIFO fails the archive naming its path on
+// disk, as the source was given, whether the source is a directory or
+// one of several paths (whose members are numbered in the archive).
+func TestOddFileNamedOnDisk(t *testing.T) {
+	src := t.TempDir()
+	if err := os.Mkdir(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(src, "d", "p")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Source{{Dir: src}, {Paths: []string{file, src}}, {Paths: []string{file, fifo}}} {
+		_, err := WriteSource(t.Context(), io.Discard, s, WriteOptions{})
+		if want := fifo + " is a FIFO"; !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v; want ErrInvalidArgument saying %q", s, err, want)
+		}
 	}
 }

@@ -293,6 +293,7 @@ func (aw *archiveWriter) source(src Source) error {
 			return fmt.Errorf("archive: source %s: %w", src.Dir, err)
 		}
 		defer top.close()
+		aw.from = src.Dir
 		return aw.walk(top, ".")
 	}
 	for i, p := range src.Paths {
@@ -320,9 +321,13 @@ func (aw *archiveWriter) path(as, p string) error {
 	}
 	defer d.close()
 	d.storeAs(base, as)
-	aw.prefix = as + "/"
-	defer func() { aw.prefix = "" }()
+	aw.prefix, aw.from = as+"/", p
+	defer func() { aw.prefix, aw.from = "", "" }()
 	if err := aw.member(d, base, as); err != nil {
+		var odd *oddFileError
+		if errors.As(err, &odd) {
+			return err // it names the file in full
+		}
 		return fmt.Errorf("%w (in %s)", err, p)
 	}
 	return nil
@@ -343,6 +348,9 @@ type archiveWriter struct {
 	fw      *frameWriter // told where members start; nil for Measure
 	exclude *Exclude
 	prefix  string            // what members' names start with beyond their tree's ("0/" for Paths[0])
+	// from is the path, as given, of the tree or path being archived:
+	// where errors say a member is.
+	from string
 	links   map[fileID]string // first name of each multiply-linked inode
 	buf     []byte
 	dirBuf  []byte // scratch for reading directory entries, where the platform needs it
@@ -450,7 +458,7 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("archive: %q is a %s, which cannot be archived: %w", rel, fsutil.TypeName(mode), tiercache.ErrInvalidArgument)
+		return &oddFileError{path: aw.sourcePath(rel), mode: mode}
 	}
 }
 
@@ -633,3 +641,26 @@ func errorsIsAny(err error, targets ...error) bool {
 	}
 	return false
 }
+
+// sourcePath is the path on disk, as the source was given, of the member
+// rel.
+func (aw *archiveWriter) sourcePath(rel string) string {
+	if rel+"/" == aw.prefix {
+		return aw.from // a path of Paths itself
+	}
+	return filepath.Join(aw.from, filepath.FromSlash(strings.TrimPrefix(rel, aw.prefix)))
+}
+
+// oddFileError is a file of a type the archive cannot store (a FIFO, a
+// device node), named by its path on disk: it is for the user to remove
+// or exclude.
+type oddFileError struct {
+	path string
+	mode fs.FileMode
+}
+
+func (e *oddFileError) Error() string {
+	return fmt.Sprintf("archive: %s is a %s, which cannot be archived: %v", e.path, fsutil.TypeName(e.mode), tiercache.ErrInvalidArgument)
+}
+
+func (e *oddFileError) Unwrap() error { return tiercache.ErrInvalidArgument }
