@@ -347,15 +347,15 @@ type archiveWriter struct {
 	tw      *tar.Writer  // nil for Measure, which writes nothing
 	fw      *frameWriter // told where members start; nil for Measure
 	exclude *Exclude
-	prefix  string            // what members' names start with beyond their tree's ("0/" for Paths[0])
+	prefix  string // what members' names start with beyond their tree's ("0/" for Paths[0])
 	// from is the path, as given, of the tree or path being archived:
 	// where errors say a member is.
-	from string
-	links   map[fileID]string // first name of each multiply-linked inode
-	buf     []byte
-	dirBuf  []byte // scratch for reading directory entries, where the platform needs it
-	files   int64
-	size    int64
+	from   string
+	links  map[fileID]string // first name of each multiply-linked inode
+	buf    []byte
+	dirBuf []byte // scratch for reading directory entries, where the platform needs it
+	files  int64
+	size   int64
 	// sockets counts the sockets left out, firstSocket names the first.
 	sockets     int64
 	firstSocket string
