@@ -2,12 +2,8 @@ package s3
 
 import (
 	"context"
-	"errors"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -49,22 +45,8 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]remote.KeyTime, erro
 			out = append(out, remote.KeyTime{Key: n.key, Committed: o.modified})
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listConcurrency)
-	for i, n := range unknown {
-		g.Go(func() error {
-			m, err := s.readManifest(gctx, n)
-			switch {
-			case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
-				return nil
-			case err != nil:
-				return err
-			}
-			fallback[i].Key = m.Meta.Key
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = s.readListed(ctx, unknown, func(i int, m manifest) { fallback[i].Key = m.Meta.Key })
+	if err != nil {
 		return nil, err
 	}
 	for _, kt := range fallback {

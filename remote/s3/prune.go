@@ -184,7 +184,33 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 
 	metas := make([]remote.Meta, len(entries))
 	found := make([]bool, len(entries))
-	g, gctx = errgroup.WithContext(ctx)
+	err := s.readListed(ctx, entries, func(i int, m manifest) {
+		if !strings.HasPrefix(m.Meta.Key, prefix) {
+			return // a fallback stem of a key outside prefix
+		}
+		if t, ok := access[entries[i].stem]; ok && t.After(m.Meta.LastAccess) {
+			m.Meta.LastAccess = t
+		}
+		metas[i], found[i] = m.Meta, true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := metas[:0]
+	for i, m := range metas {
+		if found[i] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// readListed reads the manifests of entries, listConcurrency at a
+// time, and calls read with each one's index and manifest (concurrently):
+// one gone since the listing, or damaged, is left out, as a listing
+// leaves it out; any other failure fails them all.
+func (s *Store) readListed(ctx context.Context, entries []names, read func(i int, m manifest)) error {
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(listConcurrency)
 	for i, n := range entries {
 		g.Go(func() error {
@@ -195,26 +221,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]remote.Meta, error) 
 			case err != nil:
 				return err
 			}
-			if !strings.HasPrefix(m.Meta.Key, prefix) {
-				return nil // a fallback stem of a key outside prefix
-			}
-			if t, ok := access[n.stem]; ok && t.After(m.Meta.LastAccess) {
-				m.Meta.LastAccess = t
-			}
-			metas[i], found[i] = m.Meta, true
+			read(i, m)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	out := metas[:0]
-	for i, m := range metas {
-		if found[i] {
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	return g.Wait()
 }
 
 // dataObj is one data object of a key, as listed.
