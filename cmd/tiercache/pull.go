@@ -119,8 +119,8 @@ count against the local limits, and prune removes them before archives.
 actions/cache's lookup-only: KEY and the restore keys are looked up as a
 pull looks them up (the local tier, then the remote, in the same order),
 and the outputs, --json, the summary and the exit codes (--fail-on-miss
-included) are a pull's, but nothing is downloaded, DIR is not created,
-and no access is recorded. Only manifests are read from the remote,
+included) are a pull's (a DIR the pull would refuse fails it too), but
+nothing is downloaded, DIR is not created, and no access is recorded. Only manifests are read from the remote,
 never an archive, so it costs a few small requests; a local archive is
 not checked against its digest. Use it to skip a job whose cache is
 already stored.
