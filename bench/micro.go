@@ -189,6 +189,41 @@ func (b *bench) localMicro(ctx context.Context) error {
 	return measure(100_000, 10_000, 105_000)
 }
 
+// rankResult is the time to rank a restore key's candidates among
+// Entries remote entries, one way.
+type rankResult struct {
+	Way     string  `json:"way"`
+	Entries int     `json:"entries"`
+	Seconds float64 `json:"seconds"`
+}
+
+// restoreKeyRank measures what ranking a restore key's candidates costs
+// among the n entries of store, all under the prefix: the listing of
+// keys and commit times a pull takes (remote.Store.Keys), beside reading
+// every entry's manifest (List), the way it took before.
+func (b *bench) restoreKeyRank(ctx context.Context, store *s3.Store, n int) error {
+	for _, way := range []struct {
+		name string
+		rank func() (int, error)
+	}{
+		{"List: a manifest read per entry (before)", func() (int, error) { ms, err := store.List(ctx, "entry-"); return len(ms), err }},
+		{"Keys: one listing (what a pull takes)", func() (int, error) { ks, err := store.Keys(ctx, "entry-"); return len(ks), err }},
+	} {
+		start := time.Now()
+		got, err := way.rank()
+		d := time.Since(start)
+		if err != nil {
+			return fmt.Errorf("ranking the candidates, %s: %w", way.name, err)
+		}
+		if got != n {
+			return fmt.Errorf("ranking the candidates, %s: %d entries, want %d", way.name, got, n)
+		}
+		b.res.RestoreKeyRank = append(b.res.RestoreKeyRank, rankResult{Way: way.name, Entries: n, Seconds: d.Seconds()})
+		logf("restore-key candidates among %d remote entries, %s: %s", n, way.name, d.Round(time.Millisecond))
+	}
+	return nil
+}
+
 // remotePrune measures the S3 store's Prune at 10k entries of one-byte
 // archives, in-process against the benchmark's MinIO.
 func (b *bench) remotePrune(ctx context.Context) error {
@@ -214,6 +249,9 @@ func (b *bench) remotePrune(ctx context.Context) error {
 		return fmt.Errorf("filling the remote: %w", err)
 	}
 	logf("remote: put %d entries in %s", n, setup.Round(time.Millisecond))
+	if err := b.restoreKeyRank(ctx, store, n); err != nil {
+		return err
+	}
 	for _, op := range []struct {
 		name       string
 		maxEntries int

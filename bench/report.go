@@ -34,9 +34,12 @@ type results struct {
 	GetHits     []getHit      `json:"local_get_hit,omitempty"`
 	LocalPrune  []pruneResult `json:"local_prune,omitempty"`
 	RemotePrune []pruneResult `json:"remote_prune,omitempty"`
-	Profile     *profileInfo  `json:"profile,omitempty"`
-	Targets     []target      `json:"targets"`
-	Warnings    []string      `json:"warnings,omitempty"`
+	// RestoreKeyRank is the ranking of a restore key's candidates among
+	// the remote prune's entries, before it prunes.
+	RestoreKeyRank []rankResult `json:"restore_key_rank,omitempty"`
+	Profile        *profileInfo `json:"profile,omitempty"`
+	Targets        []target     `json:"targets"`
+	Warnings       []string     `json:"warnings,omitempty"`
 	// ofMany: the run measured other trees too, so the time at the end
 	// of the report is this tree's, not the run's.
 	ofMany bool
@@ -327,6 +330,14 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintln(w, "|---|---:|---:|---:|")
 		for _, p := range append(append([]pruneResult(nil), r.LocalPrune...), r.RemotePrune...) {
 			fmt.Fprintf(w, "| %s: %s | %.3f s | %d | %.1f s |\n", p.Tier, p.Operation, p.Seconds, p.Evicted, p.SetupSeconds)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.RestoreKeyRank) > 0 {
+		fmt.Fprintln(w, "| restore-key candidates, remote (S3 on MinIO) | entries | time |")
+		fmt.Fprintln(w, "|---|---:|---:|")
+		for _, k := range r.RestoreKeyRank {
+			fmt.Fprintf(w, "| %s | %d | %.3f s |\n", k.Way, k.Entries, k.Seconds)
 		}
 		fmt.Fprintln(w)
 	}
