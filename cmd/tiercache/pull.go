@@ -274,14 +274,19 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	for _, s := range hit.Skipped {
 		a.infof(cmd, "pull %q: skipped %s", key, s)
 	}
+	// An entry refused is a miss, or passed over for the one restored.
+	missed := "treated as a miss"
+	if ok {
+		missed = "passed over"
+	}
 	for _, u := range hit.Untrusted {
 		// Soft, as every remote failure: the job builds without it.
 		out.Untrusted = append(out.Untrusted, singleLine(u.Error()))
-		a.warnf(cmd, "pull %q: %s; treated as a miss", key, singleLine(u.Error()))
+		a.warnf(cmd, "pull %q: %s; %s", key, singleLine(u.Error()), missed)
 	}
 	for _, r := range hit.Refused {
 		out.Refused = append(out.Refused, singleLine(r.Error()))
-		a.warnf(cmd, "pull %q: %s; treated as a miss", key, withHint(r))
+		a.warnf(cmd, "pull %q: %s; %s", key, withHint(r), missed)
 	}
 	// A remote that failed, before the lookup or during it: the pull
 	// goes on as a miss (or with what the local tier held), DIR as it

@@ -34,6 +34,11 @@ var (
 	// ErrNoCredentials reports that the AWS credential chain found no
 	// credentials anywhere it looked.
 	ErrNoCredentials = errors.New("s3: no AWS credentials found")
+	// ErrNewerManifest reports an entry whose manifest a newer tiercache
+	// wrote, in a format this one cannot read: it is refused, as a
+	// damaged one, but never deleted (see DeleteVersion). It comes with
+	// tiercache.ErrIntegrity.
+	ErrNewerManifest = errors.New("s3: manifest of a newer tiercache")
 )
 
 // mapError is the one place that interprets S3 error codes. It turns err,

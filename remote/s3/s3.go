@@ -430,6 +430,9 @@ func (e *newerManifestError) Error() string {
 	return fmt.Sprintf("format version %d, written by a newer tiercache (this one reads %d)", e.version, manifestVersion)
 }
 
+// Is makes errors.Is(err, ErrNewerManifest) hold.
+func (e *newerManifestError) Is(target error) bool { return target == ErrNewerManifest }
+
 // isNewerManifest reports whether err comes from a manifest of a newer
 // format.
 func isNewerManifest(err error) bool {
