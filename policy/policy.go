@@ -35,6 +35,12 @@ type Limits struct {
 	// A hook rather than a result, so that every Store wrapper passes it
 	// on as it passes the limits.
 	OnEvict func(Item) `json:"-"`
+	// OnWarn, if set, is called by a tier's prune with what its cleanup
+	// of leftovers could not do and the prune went on without (a remote
+	// that refuses to list or abort stale multipart uploads, say), from
+	// the goroutine that called the prune. Left unset, such failures
+	// are dropped: fsck reports what they leave.
+	OnWarn func(error) `json:"-"`
 }
 
 // Unlimited reports whether l imposes no limit at all.
@@ -44,6 +50,13 @@ func (l Limits) Unlimited() bool { return l.MaxEntries == 0 && l.MaxBytes == 0 &
 func (l Limits) Report(it Item) {
 	if l.OnEvict != nil {
 		l.OnEvict(it)
+	}
+}
+
+// Warn passes err to l.OnWarn, if set.
+func (l Limits) Warn(err error) {
+	if l.OnWarn != nil {
+		l.OnWarn(err)
 	}
 }
 

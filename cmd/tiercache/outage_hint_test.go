@@ -3,6 +3,7 @@
 package main
 
 import (
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,5 +26,24 @@ func TestOutageErrorsHint(t *testing.T) {
 		if r.code != exitFailure || !strings.HasSuffix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one error line ending %q", strings.Join(args, " "), r.code, r.stderr, want)
 		}
+	}
+}
+
+// TestPruneWarnsOfUploadsLeft: credentials that may not list multipart
+// uploads prune the entries all the same, with a warning that the stale
+// uploads were left, and what to do.
+func TestPruneWarnsOfUploadsLeft(t *testing.T) {
+	denyUploads := func(w http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+		if !r.URL.Query().Has("uploads") {
+			return false
+		}
+		s3Error(http.StatusForbidden, "AccessDenied")(w, r)
+		return true
+	}
+	e := minioThrough(denyUploads)(t)
+	r := boundedCLI(t, e, "prune", "--remote-max-entries", "0", "--remote-max-age", "1h")
+	if r.code != 0 || !strings.Contains(r.stderr, "tiercache: warning: prune: stale multipart uploads left in place (fsck lists them)") ||
+		!strings.Contains(r.stderr, "the README lists the permissions tiercache needs") {
+		t.Errorf("prune: exit %d, stderr %q; want 0 and a warning that the uploads were left, with the hint", r.code, r.stderr)
 	}
 }

@@ -111,7 +111,9 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 			prune = c.PruneScope
 			a.verbosef(cmd, "pruning scope %q alone", a.flags.scope)
 		}
-		res, err = prune(cmd.Context(), o.local, o.remote)
+		rem := o.remote
+		rem.OnWarn = func(err error) { a.warnf(cmd, "prune: %s", singleLine(withHint(err))) }
+		res, err = prune(cmd.Context(), o.local, rem)
 		// What went is said even when the prune then failed.
 		for _, ev := range res.Evicted {
 			a.infof(cmd, "evicted %s from the %s tier (%s)", describeEvicted(ev), ev.Tier, formatBytes(ev.Bytes))

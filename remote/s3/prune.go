@@ -428,8 +428,11 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 	}
 	// Last, as the entries must not depend on it: credentials without
 	// the permissions to list or abort uploads prune all the same.
-	if err := s.abortStaleUploads(ctx, cutoff); err != nil && ctx.Err() != nil {
-		return evicted, err
+	if err := s.abortStaleUploads(ctx, cutoff); err != nil {
+		if ctx.Err() != nil {
+			return evicted, err
+		}
+		l.Warn(fmt.Errorf("stale multipart uploads left in place (fsck lists them): %w", err))
 	}
 	if len(failed)+len(failed2) > 0 {
 		return evicted, fmt.Errorf("s3: prune: the server refused to delete %d objects", len(failed)+len(failed2))

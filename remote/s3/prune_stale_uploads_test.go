@@ -120,8 +120,13 @@ func TestPruneUploadsRefused(t *testing.T) {
 				return answer(req, http.StatusForbidden, denied)
 			})
 			defer e.rec.setFault(nil)
-			if n, err := s.Prune(bg, policy.Limits{MaxEntries: 1}); err != nil || n != 1 {
+			var warned []error
+			if n, err := s.Prune(bg, policy.Limits{MaxEntries: 1, OnWarn: func(err error) { warned = append(warned, err) }}); err != nil || n != 1 {
 				t.Fatalf("Prune with the %s of uploads refused = %d, %v; want 1 evicted, no error", c.op, n, err)
+			}
+			// Said, so that the job's log shows what the prune could not do.
+			if len(warned) != 1 || !errors.Is(warned[0], ErrAccessDenied) || !strings.Contains(warned[0].Error(), "stale multipart uploads left in place") {
+				t.Errorf("Prune warned %v; want one warning of the uploads left, access denied", warned)
 			}
 			if refused.Load() == 0 {
 				t.Fatalf("Prune did not try to %s uploads", c.op)
