@@ -277,8 +277,37 @@ func (e *notS3Error) Error() string {
 			// anything, terminal escapes too.
 			what += fmt.Sprintf(", a body starting %.*q", bodyShown, strings.ToValidUTF8(string(e.body), ""))
 		}
+	} else if len(e.body) > 0 {
+		// What the page is tells whose server this is ("Welcome to
+		// nginx!", a console's login).
+		if title, ok := pageTitle(e.body); ok {
+			what += fmt.Sprintf(", a page titled %.*q", bodyShown, title)
+		} else {
+			what += fmt.Sprintf(", a body starting %.*q", bodyShown, strings.ToValidUTF8(string(e.body), ""))
+		}
 	}
 	return fmt.Sprintf("%s is not an S3 endpoint (it answered %s)", e.host, what)
+}
+
+// pageTitle returns the text of an HTML page's title element, its
+// spaces collapsed, if body has one.
+func pageTitle(body []byte) (string, bool) {
+	lower := bytes.ToLower(body)
+	i := bytes.Index(lower, []byte("<title"))
+	if i < 0 {
+		return "", false
+	}
+	start := bytes.IndexByte(lower[i:], '>')
+	if start < 0 {
+		return "", false
+	}
+	start += i + 1
+	end := bytes.Index(lower[start:], []byte("</title"))
+	if end < 0 {
+		return "", false
+	}
+	title := strings.Join(strings.Fields(strings.ToValidUTF8(string(body[start:start+end]), "")), " ")
+	return title, title != ""
 }
 
 // Is makes errors.Is(err, ErrNotS3) hold.

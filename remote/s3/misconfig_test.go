@@ -316,7 +316,7 @@ func TestNotS3Endpoint(t *testing.T) {
 		return func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(status)
-			fmt.Fprint(w, "<!doctype html><html><body><h1>Welcome</h1></body></html>")
+			fmt.Fprint(w, "<!doctype html><html><head><TITLE>\n  Welcome to\tnginx!</TITLE></head><body><h1>Welcome</h1></body></html>")
 		}
 	}
 	answers := map[string]func(http.ResponseWriter, *http.Request){
@@ -365,7 +365,18 @@ func TestNotS3Endpoint(t *testing.T) {
 					t.Fatalf("%s: %v, want ErrNotS3", opName, err)
 				}
 				host := strings.TrimPrefix(endpoint, "http://")
-				for _, want := range []string{host + " is not an S3 endpoint", "check --endpoint"} {
+				wants := []string{host + " is not an S3 endpoint", "check --endpoint"}
+				// What the server sent tells whose it is; a HEAD has no
+				// body to show.
+				if opName != "Stat" {
+					switch name {
+					case "404 HTML", "403 HTML":
+						wants = append(wants, `a page titled "Welcome to nginx!"`)
+					case "405 JSON":
+						wants = append(wants, `a body starting "{\"error\":\"method not allowed\"}"`)
+					}
+				}
+				for _, want := range wants {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("error %q does not say %q", err, want)
 					}
