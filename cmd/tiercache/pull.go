@@ -42,8 +42,10 @@ verified.
 
 When KEY is not stored, each --restore-key PREFIX is tried in the order
 given: an entry whose key is PREFIX itself, else the newest entry whose
-key starts with PREFIX, in either tier, is restored. With --read-scope, KEY is looked up in --scope's entries, then in
-each read scope's in turn; then each PREFIX in each scope in turn, the
+key starts with PREFIX, in either tier, is restored: the newest by the
+remote's clock, from one listing of its keys, so every machine picks the
+same one. With --read-scope, KEY is looked up in --scope's entries, then
+in each read scope's in turn; then each PREFIX in each scope in turn, the
 newest match decided within a scope before the next is tried.
 
 With TIERCACHE_TRUSTED_KEYS, only entries signed by one of those keys are
@@ -73,8 +75,7 @@ and symlinks in DIR are never followed, so a pull never writes outside DIR.
 Nor into the local tier: where it lies below DIR (pull KEY ~/.cache), the
 entry's member at its place (or a file where one of its parents is) is
 left out, with a warning, and a DIR that is the local tier or inside it is
-refused.
-The tree is extracted into a directory beside DIR and moved in once
+refused, with --no-local too. The tree is extracted into a directory beside DIR and moved in once
 verified, so a corrupt or truncated archive leaves DIR as it was. It keeps
 permission bits, mtimes, symlinks and hardlinks.
 

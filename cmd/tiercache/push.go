@@ -38,9 +38,8 @@ func newPushCommand(a *app) *cobra.Command {
 		Long: `Push archives the tree at DIR as one zstd-compressed tar stream, uploads it
 to the remote and, as the bytes are made, keeps the same archive in the
 local tier under KEY: one sequential write, not a copy of every file. An
-entry already
-stored under KEY is replaced atomically: readers see the old tree or the new
-one, never a mix. When the remote already holds an identical tree under KEY
+entry already stored under KEY is replaced atomically: readers see the old
+tree or the new one, never a mix. When the remote already holds an identical tree under KEY
 (a re-run job), nothing is uploaded. The upload commits only once the
 local archive has.
 
@@ -58,14 +57,16 @@ matches below each PATH: "*.log" or "tmp/" at any depth (a trailing "/"
 for directories only), "build/out" or "/out" from the PATH's root, "**"
 for any number of directories ("a/**/b"). A matched directory is left out
 whole. The local tier (--cache-dir, by default under ~/.cache) is always
-left out of a PATH that holds it (--verbose says so): the cache never
-stores itself. A PATH that is the local tier or inside it is refused.
+left out of a PATH that holds it (--verbose says so), with --no-local
+too: the cache never stores itself. A PATH that is the local tier or
+inside it is refused.
 
 DIR is not modified. The tree keeps file contents, empty directories,
 symlinks (as links), hardlinks, permission bits and mtimes; owners are not
 kept and setuid/setgid bits are dropped. Sockets are left out, as tar leaves
 them out (a daemon's socket in a cache directory means nothing to another
-machine); a device node or FIFO in DIR makes push fail, naming it.
+machine; --verbose counts them); a device node or FIFO in DIR makes push
+fail, naming it.
 
 With --no-local (for machines that live for one job), the archive streams
 from DIR straight to the remote and no local copy is made.
