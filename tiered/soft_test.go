@@ -10,6 +10,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -81,6 +82,27 @@ func (f *faultyStore) Touch(ctx context.Context, key string) error {
 		return err
 	}
 	return f.Store.Touch(ctx, key)
+}
+
+func (f *faultyStore) Delete(ctx context.Context, key string) error {
+	if err := f.fault(); err != nil {
+		return err
+	}
+	return f.Store.Delete(ctx, key)
+}
+
+func (f *faultyStore) DeleteVersion(ctx context.Context, key string, v remote.Meta) (bool, error) {
+	if err := f.fault(); err != nil {
+		return false, err
+	}
+	return f.Store.DeleteVersion(ctx, key, v)
+}
+
+func (f *faultyStore) Prune(ctx context.Context, l policy.Limits) (int, error) {
+	if err := f.fault(); err != nil {
+		return 0, err
+	}
+	return f.Store.Prune(ctx, l)
 }
 
 func newFaulty(t *testing.T) (*faultyStore, *Cache) {
@@ -169,5 +191,40 @@ func TestRestoreRemoteDown(t *testing.T) {
 	_, err = c.pushRemote(t.Context(), "deps-2", dirSource(src), PushOptions{}, false)
 	if !IsRemote(err) || !strings.Contains(err.Error(), errDown.Error()) {
 		t.Fatalf("PushRemote with the remote down: %v", err)
+	}
+}
+
+// TestRemoveRemoteDown: with the remote down, Invalidate fails as the
+// remote's failure (IsRemote) and keeps the local entry, so a key is
+// never left stored remotely alone to be hydrated again; the prunes of
+// the remote fail likewise, after the local tier was pruned as asked.
+func TestRemoveRemoteDown(t *testing.T) {
+	f, c := newFaulty(t)
+	for _, k := range []string{"a", "b"} {
+		if _, err := c.Put(t.Context(), k, smallTree(t, k), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.down.Store(true)
+	if err := c.Invalidate(t.Context(), "a"); !IsRemote(err) || !errors.Is(err, errDown) {
+		t.Errorf("Invalidate with the remote down: %v; want the remote's failure", err)
+	}
+	if _, ok, err := c.local.Peek(t.Context(), "a"); err != nil || !ok {
+		t.Errorf("the local entry went though the remote one stays: %v, %v", ok, err)
+	}
+	for name, prune := range map[string]func(context.Context, policy.Limits, policy.Limits) (PruneResult, error){
+		"PruneTiers": c.PruneTiers, "PruneScope": c.PruneScope,
+	} {
+		_, err := prune(t.Context(), policy.Limits{}, policy.Limits{MaxEntries: 1})
+		if !errors.Is(err, errDown) {
+			t.Errorf("%s of the remote with it down: %v; want its failure", name, err)
+		}
+	}
+	f.down.Store(false)
+	if err := c.Invalidate(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Store.Stat(t.Context(), "a"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Errorf("the remote still holds a once back up: %v", err)
 	}
 }

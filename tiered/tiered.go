@@ -1261,8 +1261,10 @@ type digestReader struct {
 
 func (d *digestReader) SHA256() string { return d.sum }
 
-// Invalidate removes key from both tiers. In read-only mode it fails
-// with tiercache.ErrReadOnly.
+// Invalidate removes key from both tiers, the remote first. In
+// read-only mode it fails with tiercache.ErrReadOnly. A failure of the
+// remote is a RemoteError and leaves the local entry: removed alone, it
+// would come back from the remote with the next pull.
 func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return err
@@ -1272,7 +1274,7 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	}
 	if c.remote != nil {
 		if err := c.remote.Delete(ctx, key); err != nil {
-			return fmt.Errorf("remote delete %q: %w", key, err)
+			return remoteErr(fmt.Errorf("remote delete %q: %w", key, err))
 		}
 	}
 	if c.local == nil {
