@@ -239,6 +239,20 @@ func TestConditionalPruneKeepsRePut(t *testing.T) {
 	}
 }
 
+// ifMatchServers are the servers the tests of a delete racing a re-put
+// run on: emulate answers conditional deletes as AWS S3 does in front of
+// MinIO; honours tells whether If-Match on DeleteObject is honoured.
+var ifMatchServers = []struct {
+	name    string
+	srv     func(testing.TB) *miniotest.Server
+	emulate bool
+	honours bool
+}{
+	{"as-aws", miniotest.Require, true, true},
+	{"versitygw", requireVersityGW, false, true},
+	{"minio", miniotest.Require, false, false},
+}
+
 // TestConditionalDeleteKeepsRePut: a push that commits a new version
 // after Delete read the manifest, before Delete deletes it, keeps its
 // new version, data and marker, and Delete succeeds (it deleted the
@@ -247,16 +261,7 @@ func TestConditionalPruneKeepsRePut(t *testing.T) {
 // does; on MinIO itself, which ignores it, the test checks only that
 // the If-Match sent is the ETag read.
 func TestConditionalDeleteKeepsRePut(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		srv     func(testing.TB) *miniotest.Server
-		emulate bool
-		honours bool
-	}{
-		{"as-aws", miniotest.Require, true, true},
-		{"versitygw", requireVersityGW, false, true},
-		{"minio", miniotest.Require, false, false},
-	} {
+	for _, tc := range ifMatchServers {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnvOn(t, tc.srv(t))
 			s := e.store(t, nil)

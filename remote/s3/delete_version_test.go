@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/tiercache/tiercache/internal/miniotest"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -17,16 +16,7 @@ import (
 // itself, which ignores it, the test checks only that the If-Match sent
 // is the ETag read.
 func TestDeleteVersionKeepsRePut(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		srv     func(testing.TB) *miniotest.Server
-		emulate bool
-		honours bool
-	}{
-		{"as-aws", miniotest.Require, true, true},
-		{"versitygw", requireVersityGW, false, true},
-		{"minio", miniotest.Require, false, false},
-	} {
+	for _, tc := range ifMatchServers {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnvOn(t, tc.srv(t))
 			s := e.store(t, nil)
