@@ -102,6 +102,8 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, s3.ErrNoCredentials):
 		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
+	case errors.Is(err, s3.ErrCredentialService):
+		return "the instance role's credentials come from it: run the job again, or give it credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
 	case errors.Is(err, s3.ErrAccessDenied):
 		return "the README lists the permissions tiercache needs"
 	case errors.Is(err, s3.ErrNoSuchBucket):

@@ -34,6 +34,11 @@ var (
 	// ErrNoCredentials reports that the AWS credential chain found no
 	// credentials anywhere it looked.
 	ErrNoCredentials = errors.New("s3: no AWS credentials found")
+	// ErrCredentialService reports that the EC2 instance metadata
+	// service, the credential chain's last resort, answered with a
+	// failure (5xx or 429) after the SDK's retries: the instance may
+	// well have a role.
+	ErrCredentialService = errors.New("s3: the EC2 instance metadata service failed to give credentials")
 	// ErrNewerManifest reports an entry whose manifest a newer tiercache
 	// wrote, in a format this one cannot read: it is refused, as a
 	// damaged one, but never deleted (see DeleteVersion). It comes with
@@ -57,9 +62,10 @@ var (
 //	a redirect to the bucket's region    -> an error naming the region
 //	an answer no S3 server gives         -> ErrNotS3
 //	no credentials anywhere in the chain -> ErrNoCredentials
+//	the metadata service failing (5xx)   -> ErrCredentialService
 //	context cancellation                 -> kept as is (errors.Is works)
 //
-// The last two do not keep err: what the SDK says then is about the
+// The credential errors do not keep err: what the SDK says then is about the
 // instance metadata service or HTTP, not what the user must fix.
 func mapError(err error, bucket, op, key string) error {
 	if err == nil {
@@ -74,6 +80,10 @@ func mapError(err error, bucket, op, key string) error {
 	var nc *noCredentialsError
 	if errors.As(err, &nc) {
 		return fmt.Errorf("%w (%s key %q)", nc, op, key)
+	}
+	var me *metadataError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%w (%s key %q)", me, op, key)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3: %s key %q: %w", op, key, err)
@@ -332,3 +342,25 @@ func (e *noCredentialsError) Error() string {
 
 // Unwrap returns ErrNoCredentials.
 func (e *noCredentialsError) Unwrap() error { return ErrNoCredentials }
+
+// metadataError reports that the instance metadata service answered the
+// credential chain's last resort with a failure. It names the status,
+// not the SDK's account of its retries.
+type metadataError struct {
+	status int
+	err    error
+}
+
+func (e *metadataError) Error() string {
+	return fmt.Sprintf("%s: it answered HTTP %d (%s)", ErrCredentialService, e.status, http.StatusText(e.status))
+}
+
+// Is makes errors.Is(err, ErrCredentialService) hold.
+func (e *metadataError) Is(target error) bool { return target == ErrCredentialService }
+
+// Unwrap returns the SDK's error.
+func (e *metadataError) Unwrap() error { return e.err }
+
+// RetryableError reports false: the SDK's metadata client has retried
+// already, and retrying each request again multiplies the wait.
+func (e *metadataError) RetryableError() bool { return false }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,6 +270,65 @@ func TestNoCredentials(t *testing.T) {
 			}
 			if stderr != "" {
 				t.Errorf("the SDK wrote on stderr: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestCredentialServiceFails: on an instance whose metadata service
+// fails (5xx, or 429 when throttled) the error says so, and is not
+// ErrNoCredentials, which would send the user looking for a missing
+// role.
+func TestCredentialServiceFails(t *testing.T) {
+	for _, code := range []int{http.StatusInternalServerError, http.StatusTooManyRequests} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			isolateAWS(t)
+			var roleReqs atomic.Int64
+			imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPut { // IMDSv2's token works
+					_, _ = w.Write([]byte("token"))
+					return
+				}
+				roleReqs.Add(1)
+				http.Error(w, "busy", code)
+			}))
+			defer imds.Close()
+			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+			var s3Reqs atomic.Int64
+			// The default retries and backoff, as the CLI has them: the
+			// metadata client must not take them on.
+			s, err := New(context.Background(), Config{
+				Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000",
+				HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+					s3Reqs.Add(1)
+					return s3Miss(r), nil
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, statErr := s.Stat(context.Background(), "k")
+			if !errors.Is(statErr, ErrCredentialService) || errors.Is(statErr, ErrNoCredentials) || errors.Is(statErr, tiercache.ErrNotFound) {
+				t.Fatalf("Stat with a failing metadata service: %v", statErr)
+			}
+			msg := statErr.Error()
+			for _, want := range []string{"metadata service", fmt.Sprintf("HTTP %d", code), `key "k"`} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not mention %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "no AWS credentials") {
+				t.Errorf("error says there are no credentials: %q", msg)
+			}
+			// One lookup, on the SDK's own metadata retryer (3 attempts).
+			// Ours (5 attempts, longer backoffs) outlasted the SDK's 5 s
+			// bound on the lookup, and retrying the S3 request on top
+			// would multiply the wait.
+			if n := roleReqs.Load(); n == 0 || n > 3 {
+				t.Errorf("%d requests for the role, want 1 to 3: one credential lookup on the SDK's metadata retryer", n)
+			}
+			if n := s3Reqs.Load(); n != 0 {
+				t.Errorf("%d S3 requests sent without credentials", n)
 			}
 		})
 	}
