@@ -334,6 +334,50 @@ func TestCredentialServiceFails(t *testing.T) {
 	}
 }
 
+// TestInstanceRoleCredentials: on an instance with a role, requests are
+// signed with the credentials its metadata service hands out.
+func TestInstanceRoleCredentials(t *testing.T) {
+	isolateAWS(t)
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
+			_, _ = w.Write([]byte("token"))
+		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "token":
+			http.Error(w, "no token", http.StatusUnauthorized)
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
+			_, _ = w.Write([]byte("ci-role"))
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/ci-role":
+			fmt.Fprintf(w, `{"Code":"Success","AccessKeyId":"ROLEKEY","SecretAccessKey":"s","Token":"t","Expiration":%q}`,
+				time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer imds.Close()
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	var auth string
+	s, err := New(context.Background(), Config{
+		Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000",
+		HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Host == "127.0.0.1:9000" {
+				auth = r.Header.Get("Authorization")
+				return s3Miss(r), nil
+			}
+			return http.DefaultClient.Do(r)
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(context.Background(), "k"); !errors.Is(err, tiercache.ErrNotFound) {
+		t.Fatalf("Stat with an instance role: %v", err)
+	}
+	if !strings.Contains(auth, "Credential=ROLEKEY/") {
+		t.Errorf("request signed with %q, want the instance role's key", auth)
+	}
+}
+
 func TestCredentialsFoundAreNotWrapped(t *testing.T) {
 	isolateAWS(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKID")
