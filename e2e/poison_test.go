@@ -331,4 +331,40 @@ func TestSignedEntries(t *testing.T) {
 	if local.Tier != "local" {
 		t.Fatalf("the signed entry fetched on this machine: %s; want a local hit", out)
 	}
+
+	// ls with the trusted keys tells which entries a pull would restore,
+	// from the manifests alone; without them it has no TRUSTED column.
+	out, _ = mustRun(t, trustingHere, "ls", "--tier", "remote")
+	rows := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			rows[f[1]] = line
+		}
+	}
+	for key, want := range map[string]string{
+		"signed": " yes ", "unsigned": " no: unsigned ", "stranger": " no: other key ",
+		"edited": " NO: BAD SIGNATURE ", "victim": " NO: BAD SIGNATURE ",
+	} {
+		if !strings.Contains(rows[key]+" ", want) {
+			t.Errorf("ls with trusted keys, %s: %q, want %q in it", key, rows[key], strings.TrimSpace(want))
+		}
+	}
+	if !strings.Contains(rows["KEY"], "TRUSTED") {
+		t.Errorf("ls with trusted keys has no TRUSTED column:\n%s", out)
+	}
+	out, _ = mustRun(t, trustingHere, "ls", "--json", "--tier", "remote")
+	var listed []struct {
+		Key       string
+		Trusted   *bool
+		Untrusted string
+	}
+	decodeJSON(t, out, &listed)
+	for _, l := range listed {
+		if want := l.Key == "signed"; l.Trusted == nil || *l.Trusted != want || (l.Untrusted == "") != want {
+			t.Errorf("ls --json with trusted keys, %s: trusted %v, untrusted %q", l.Key, l.Trusted, l.Untrusted)
+		}
+	}
+	if out, _ := mustRun(t, machine, "ls", "--json"); strings.Contains(out, "trusted") {
+		t.Errorf("ls --json without trusted keys reports trust:\n%s", out)
+	}
 }

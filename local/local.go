@@ -1167,6 +1167,7 @@ type record struct {
 	broken  bool // the pointer or its metadata is unusable
 	archive bool // the version is kept as an archive
 	tree    bool // the version has a tree (for an archive: one Get made)
+	arch    *archiveMeta
 }
 
 // scan reads every pointer with its version's metadata and access time.
@@ -1201,7 +1202,7 @@ func (c *Cache) scan(ctx context.Context) ([]record, error) {
 				r.broken = true
 			} else {
 				r.entry = c.entry(version, m)
-				r.archive = m.Archive != nil
+				r.archive, r.arch = m.Archive != nil, m.Archive
 				r.tree = !r.archive || hasTree(filepath.Join(c.dataDir, version))
 			}
 			recs = append(recs, r)
@@ -1239,6 +1240,11 @@ type Listed struct {
 	tiercache.Entry
 	// Version is the version the entry was found at, for InvalidateIf.
 	Version Version
+	// ArchiveSize, SHA256 and Index are the version's archive as
+	// recorded, as in Stored: zero for a version kept as a tree alone.
+	ArchiveSize int64
+	SHA256      string
+	Index       archive.IndexInfo
 }
 
 // ListVersions is List with the version each entry was found at, so a
@@ -1255,7 +1261,11 @@ func (c *Cache) ListVersions(ctx context.Context) ([]Listed, error) {
 	out := make([]Listed, 0, len(recs))
 	for _, r := range recs {
 		if !r.broken {
-			out = append(out, Listed{Entry: r.entry, Version: Version{name: r.version, set: true}})
+			l := Listed{Entry: r.entry, Version: Version{name: r.version, set: true}}
+			if r.arch != nil {
+				l.ArchiveSize, l.SHA256, l.Index = r.arch.Size, r.arch.SHA256, archive.IndexInfo(r.arch.Index)
+			}
+			out = append(out, l)
 		}
 	}
 	return out, nil

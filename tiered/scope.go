@@ -98,6 +98,12 @@ func IsUntrusted(err error) bool {
 // text (see asKept): a push signs them before they are stored, a pull
 // checks them as read back.
 func (c *Cache) fieldsOf(key string, m remote.Meta) sign.Fields {
+	return fieldsIn(c.opts.Scope, key, m)
+}
+
+// fieldsIn is what a signature of the remote entry m of key in scope
+// covers.
+func fieldsIn(scope, key string, m remote.Meta) sign.Fields {
 	paths := m.Paths
 	if slices.ContainsFunc(paths, func(p string) bool { return !utf8.ValidString(p) }) {
 		paths = make([]string, len(m.Paths))
@@ -105,7 +111,7 @@ func (c *Cache) fieldsOf(key string, m remote.Meta) sign.Fields {
 			paths[i] = asKept(p)
 		}
 	}
-	return sign.Fields{Scope: c.opts.Scope, Key: key, Description: asKept(m.Description), Paths: paths,
+	return sign.Fields{Scope: scope, Key: key, Description: asKept(m.Description), Paths: paths,
 		Size: m.Size, Files: m.Files, ArchiveSize: m.ArchiveSize, SHA256: m.SHA256,
 		IndexOffset: m.Index.Offset, IndexLength: m.Index.Length, IndexSHA256: m.Index.SHA256}
 }

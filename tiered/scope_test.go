@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/policy"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 	"github.com/tiercache/tiercache/sign"
 	"github.com/tiercache/tiercache/tiertest"
@@ -359,5 +361,89 @@ func TestIfAbsentSignerReplacesUnsigned(t *testing.T) {
 	h, _, ok := pullTag(t, trusting, "k", nil, PullOptions{})
 	if !ok {
 		t.Fatalf("signing push --if-absent over an unsigned entry: %+v (AlreadyIn %q); a trusting pull then misses: %v", res, res.AlreadyIn, h.Untrusted)
+	}
+}
+
+// TestListTrust: ListTrust tells, for each copy of each entry, what a
+// pull with trusted keys makes of it, in the entry's own scope, without
+// downloading: signed by a trusted key, unsigned, signed by another key,
+// edited after signing, and a local copy kept as a tree alone.
+func TestListTrust(t *testing.T) {
+	const main = "refs/heads/main"
+	store := memstore.New()
+	trust, signer := keyPair(t)
+	_, stranger := keyPair(t)
+	inMain := signer
+	inMain.Scope = main
+	push(t, newTiered(t, store, inMain), "signed", "signed")
+	push(t, newTiered(t, store, signer), "edited", "edited")
+	push(t, newTiered(t, store, Options{}), "unsigned", "unsigned")
+	push(t, newTiered(t, store, stranger), "stranger", "stranger")
+	store.CorruptMeta("edited", func(m remote.Meta) remote.Meta { m.Description = "edited"; return m })
+
+	shared := newLocal(t)
+	fetcher, err := New(shared, Options{Remote: store, Scope: main})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := pullTag(t, fetcher, "signed", nil, PullOptions{}); !ok {
+		t.Fatal("pull of the signed entry missed")
+	}
+	if _, err := shared.Put(t.Context(), "tree", smallTree(t, "tree"), ""); err != nil {
+		t.Fatal(err)
+	}
+	opens := store.Opens()
+
+	// A cache of another scope checks each entry in its own.
+	lister, err := New(shared, Options{Remote: store, Scope: "pr-1", Trust: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locals, remotes, err := lister.ListTrust(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]error{}
+	for _, l := range slices.Concat(locals, remotes) {
+		got[string(l.Tier)+" "+l.Key] = l.Untrusted
+	}
+	for name, want := range map[string]error{
+		"remote signed":   nil,
+		"local signed":    nil,
+		"remote unsigned": sign.ErrUnsigned,
+		"remote stranger": sign.ErrUnknownSigner,
+		"remote edited":   sign.ErrBadSignature,
+		"local tree":      sign.ErrUnsigned,
+	} {
+		err, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: not listed (%v)", name, got)
+		case want == nil && err != nil:
+			t.Errorf("%s: %v, want trusted", name, err)
+		case want != nil && !errors.Is(err, want):
+			t.Errorf("%s: %v, want %v", name, err, want)
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("listed %v, want 6 copies", got)
+	}
+	if n := store.Opens() - opens; n != 0 {
+		t.Errorf("ListTrust opened %d remote entries", n)
+	}
+
+	// Without trusted keys nothing is checked.
+	plain, err := New(shared, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locals, remotes, err = plain.ListTrust(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range slices.Concat(locals, remotes) {
+		if l.Untrusted != nil {
+			t.Errorf("%s %s without trusted keys: %v", l.Tier, l.Key, l.Untrusted)
+		}
 	}
 }

@@ -1380,13 +1380,61 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 // tier never needs the remote: when only the remote fails, ListTiers
 // returns the local entries with that failure as a *RemoteError.
 func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entry, err error) {
+	ls, rs, err := c.listTiers(ctx, false)
+	entries := func(l []Listed) []tiercache.Entry {
+		if l == nil {
+			return nil
+		}
+		out := make([]tiercache.Entry, len(l))
+		for i := range l {
+			out[i] = l[i].Entry
+		}
+		return out
+	}
+	return entries(ls), entries(rs), err
+}
+
+// Listed is an entry as ListTrust found it.
+type Listed struct {
+	tiercache.Entry
+	// Untrusted is why a pull with Options.Trust would not restore this
+	// copy of the entry: it wraps sign.ErrUnsigned, sign.ErrUnknownSigner
+	// or sign.ErrBadSignature. Nil if the pull would restore it, and
+	// always without Options.Trust. (A local copy such a pull refuses is
+	// downloaded again, if the remote copy passes.)
+	Untrusted error
+}
+
+// ListTrust is ListTiers with each entry checked as a pull with
+// Options.Trust checks it, in the entry's own scope: it tells which
+// entries such a pull would restore, without downloading any.
+func (c *Cache) ListTrust(ctx context.Context) (locals, remotes []Listed, err error) {
+	return c.listTiers(ctx, c.opts.Trust != nil)
+}
+
+// listTiers lists both tiers, checking each entry's signature if check.
+func (c *Cache) listTiers(ctx context.Context, check bool) (locals, remotes []Listed, err error) {
 	if c.rawLocal != nil { // remote-only: an empty local tier
-		if locals, err = c.rawLocal.List(ctx); err != nil {
+		ls, err := c.rawLocal.ListVersions(ctx)
+		if err != nil {
 			return nil, nil, err
 		}
-	}
-	for i := range locals {
-		locals[i].Tier = tiercache.TierLocal
+		locals = make([]Listed, 0, len(ls))
+		for _, l := range ls {
+			e := Listed{Entry: l.Entry}
+			e.Tier = tiercache.TierLocal
+			switch {
+			case !check:
+			case l.SHA256 == "":
+				// As trustedLocal: no digest a signature could cover.
+				e.Untrusted = fmt.Errorf("%w: the local copy is kept as a tree alone", sign.ErrUnsigned)
+			default:
+				m := remote.Meta{Description: l.Description, Paths: l.Paths, Size: l.Size, Files: l.Files,
+					ArchiveSize: l.ArchiveSize, SHA256: l.SHA256, Index: remote.IndexInfo(l.Index)}
+				e.Untrusted = c.opts.Trust.Verify(fieldsIn(l.Scope, l.Key, m), l.Signature)
+			}
+			locals = append(locals, e)
+		}
 	}
 	if c.rawRemote == nil {
 		return locals, nil, nil
@@ -1395,8 +1443,13 @@ func (c *Cache) ListTiers(ctx context.Context) (locals, remotes []tiercache.Entr
 	if err != nil {
 		return locals, nil, remoteErr(fmt.Errorf("remote list: %w", err))
 	}
+	remotes = make([]Listed, 0, len(metas))
 	for _, m := range metas {
-		remotes = append(remotes, remoteEntry(m))
+		e := Listed{Entry: remoteEntry(m)}
+		if check {
+			e.Untrusted = c.opts.Trust.Verify(fieldsIn(e.Scope, e.Key, m), m.Signature)
+		}
+		remotes = append(remotes, e)
 	}
 	return locals, remotes, nil
 }

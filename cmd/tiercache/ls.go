@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -46,8 +47,13 @@ SCOPE shows once an entry of a scope other than the default one is
 listed (see --scope; "-" is the default scope); without --scope (or
 TIERCACHE_SCOPE), every scope's entries are listed. SIGNED shows once a
 signed entry is listed: the fingerprint of the key that signed it (see
-keygen), as recorded:
-only a pull with TIERCACHE_TRUSTED_KEYS checks it.
+keygen), as recorded, unchecked. With TIERCACHE_TRUSTED_KEYS set, ls checks
+every signature as a pull would, from the manifests alone (nothing is
+downloaded), and TRUSTED says whether a pull would restore that copy:
+"yes", "no: unsigned", "no: other key" (signed by a key not trusted),
+"NO: BAD SIGNATURE" (edited or swapped since it was signed), or, for a
+local copy, "no: kept as a tree" (stored without its archive; a pull
+downloads the entry again).
 
 The local tier never needs the remote: with --tier local, the remote is not
 contacted at all. Without --tier, a remote that fails is reported as a
@@ -57,9 +63,11 @@ command); with --tier remote, it fails the command.
 With --json, prints an array of entries: key, scope (when not the
 default), description, paths (when set), size, stored, files, created,
 last_access, tier, signature (when signed: the public key and signature,
-base64).`,
+base64), and with TIERCACHE_TRUSTED_KEYS, trusted (true or false) and
+untrusted (why not).`,
 		Example: `  tiercache ls
   tiercache ls gomod- --tier remote
+  TIERCACHE_TRUSTED_KEYS="$(cat ci-key.pub)" tiercache ls --tier remote   # what a pull would restore
   tiercache ls --json | jq -r '.[] | select(.tier == "remote") | .key'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -98,9 +106,9 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)
 	}
-	var locals, remotes []tiercache.Entry
+	var locals, remotes []tiered.Listed
 	if c != nil { // nil: no local tier yet, and nothing else to list
-		locals, remotes, err = c.ListTiers(cmd.Context())
+		locals, remotes, err = c.ListTrust(cmd.Context())
 	}
 	if err == nil {
 		err = a.remoteErr
@@ -112,16 +120,26 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)
 	}
-	entries := make([]tiercache.Entry, 0, len(locals)+len(remotes))
+	// With trusted keys, each entry says whether a pull would restore it.
+	checked := strings.TrimSpace(a.getenv(envTrustedKeys)) != ""
+	entries := make([]lsEntry, 0, len(locals)+len(remotes))
 	oneScope := a.scopeGiven(cmd)
 	scoped := false
-	for _, e := range slices.Concat(locals, remotes) {
-		if strings.HasPrefix(e.Key, prefix) && (tier == "" || e.Tier == tier) && (!oneScope || e.Scope == a.flags.scope) {
-			entries = append(entries, e)
+	for _, l := range slices.Concat(locals, remotes) {
+		if e := l.Entry; strings.HasPrefix(e.Key, prefix) && (tier == "" || e.Tier == tier) && (!oneScope || e.Scope == a.flags.scope) {
+			le := lsEntry{Entry: e, err: l.Untrusted}
+			if checked {
+				ok := l.Untrusted == nil
+				le.Trusted = &ok
+				if !ok {
+					le.Untrusted = l.Untrusted.Error()
+				}
+			}
+			entries = append(entries, le)
 			scoped = scoped || e.Scope != ""
 		}
 	}
-	slices.SortFunc(entries, func(x, y tiercache.Entry) int {
+	slices.SortFunc(entries, func(x, y lsEntry) int {
 		return cmp.Or(cmp.Compare(tierRank(x.Tier), tierRank(y.Tier)), strings.Compare(x.Scope, y.Scope), strings.Compare(x.Key, y.Key))
 	})
 	if a.flags.json {
@@ -139,6 +157,9 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 		signed = signed || e.Signature != nil
 	}
 	head := []string{"TIER", "KEY", "SIZE", "STORED", "FILES", "CREATED", "LAST ACCESS", "DESCRIPTION", "PATHS"}
+	if checked {
+		head = slices.Insert(head, 7, "TRUSTED")
+	}
 	if signed {
 		head = slices.Insert(head, 7, "SIGNED")
 	}
@@ -149,6 +170,9 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	for _, e := range entries {
 		row := []string{string(e.Tier), e.Key, formatBytes(e.Size), formatBytes(e.Stored), fmt.Sprint(e.Files),
 			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60), oneLine(strings.Join(e.Paths, " "), 100)}
+		if checked {
+			row = slices.Insert(row, 7, trustWord(e))
+		}
 		if signed {
 			fp := "-"
 			if e.Signature != nil {
@@ -177,7 +201,8 @@ func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
 	if _, _, err := a.s3Config(cmd); err != nil {
 		return nil, err
 	}
-	if err := a.checkScopes(); err != nil {
+	var opts tiered.Options
+	if err := a.trustOptions(cmd, &opts); err != nil { // the scopes, and the trusted keys ls checks against
 		return nil, err
 	}
 	if !localExists(dir) {
@@ -190,7 +215,33 @@ func openLocalTier(a *app, cmd *cobra.Command) (*tiered.Cache, error) {
 		return nil, fmt.Errorf("local tier: %w", err)
 	}
 	a.local = l
-	return tiered.New(l, tiered.Options{})
+	return tiered.New(l, tiered.Options{Trust: opts.Trust})
+}
+
+// lsEntry is a row of ls: the entry, and with trusted keys whether a
+// pull would restore it (see tiered.Listed).
+type lsEntry struct {
+	tiercache.Entry
+	Trusted   *bool  `json:"trusted,omitempty"`
+	Untrusted string `json:"untrusted,omitempty"`
+	err       error
+}
+
+// trustWord is the TRUSTED column of e: "yes", or in a word why a pull
+// refuses it.
+func trustWord(e lsEntry) string {
+	switch {
+	case e.err == nil:
+		return "yes"
+	case errors.Is(e.err, sign.ErrUnsigned) && e.Signature != nil:
+		return "no: kept as a tree" // a local copy without its archive
+	case errors.Is(e.err, sign.ErrUnsigned):
+		return "no: unsigned"
+	case errors.Is(e.err, sign.ErrUnknownSigner):
+		return "no: other key"
+	default:
+		return "NO: BAD SIGNATURE"
+	}
 }
 
 func tierRank(t tiercache.Tier) int {
