@@ -62,11 +62,13 @@ var (
 //	a redirect to the bucket's region    -> an error naming the region
 //	an answer no S3 server gives         -> ErrNotS3
 //	no credentials anywhere in the chain -> ErrNoCredentials
-//	the metadata service failing (5xx)   -> ErrCredentialService
+//	the metadata service failing (5xx,
+//	429), the chain's last resort        -> ErrCredentialService
 //	context cancellation                 -> kept as is (errors.Is works)
 //
-// The credential errors do not keep err: what the SDK says then is about the
-// instance metadata service or HTTP, not what the user must fix.
+// The credential errors do not quote err: what the SDK says then is
+// about the instance metadata service's retries or HTTP, not what the
+// user must fix.
 func mapError(err error, bucket, op, key string) error {
 	if err == nil {
 		return nil
