@@ -103,7 +103,7 @@ func hint(err error) string {
 	case errors.Is(err, s3.ErrNoCredentials):
 		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
 	case errors.Is(err, s3.ErrCredentialService):
-		return "the instance role's credentials come from it: run the job again, or give it credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+		return "check the source it names (for web identity, that the role's trust policy allows this job's token), or run the job again if that source was down"
 	case errors.Is(err, s3.ErrAccessDenied):
 		return "the README lists the permissions tiercache needs"
 	case errors.Is(err, s3.ErrNoSuchBucket):

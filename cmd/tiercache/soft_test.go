@@ -31,7 +31,7 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("remote get: %w", s3.ErrNotS3), ""},
 		{fmt.Errorf("remote get: %w", s3.ErrAccessDenied), "permissions"},
 		{fmt.Errorf("remote: %w", s3.ErrNoCredentials), "credentials"},
-		{fmt.Errorf("remote: %w", s3.ErrCredentialService), "run the job again"},
+		{fmt.Errorf("remote: %w", s3.ErrCredentialService), "trust policy"},
 		{fmt.Errorf("extract: %w", tiercache.ErrIntegrity), "tiercache rm KEY"},
 		{fmt.Errorf("extract: %w", tiercache.ErrUnsafeArchive), "tiercache rm KEY"},
 		{fmt.Errorf("remote get: %w", refused), "reachable"},

@@ -34,11 +34,13 @@ var (
 	// ErrNoCredentials reports that the AWS credential chain found no
 	// credentials anywhere it looked.
 	ErrNoCredentials = errors.New("s3: no AWS credentials found")
-	// ErrCredentialService reports that the EC2 instance metadata
-	// service, the credential chain's last resort, answered with a
-	// failure (5xx or 429) after the SDK's retries: the instance may
-	// well have a role.
-	ErrCredentialService = errors.New("s3: the EC2 instance metadata service failed to give credentials")
+	// ErrCredentialService reports that the source the AWS credential
+	// chain came down to refused or failed to give credentials: STS for
+	// web identity or an assumed role, a container endpoint, SSO, a
+	// credential process, or the EC2 instance metadata service
+	// answering with a failure (5xx or 429), whose instance may well
+	// have a role. The error names the source.
+	ErrCredentialService = errors.New("s3: the source of the AWS credentials failed")
 	// ErrNewerManifest reports an entry whose manifest a newer tiercache
 	// wrote, in a format this one cannot read: it is refused, as a
 	// damaged one, but never deleted (see DeleteVersion). It comes with
@@ -62,13 +64,16 @@ var (
 //	a redirect to the bucket's region    -> an error naming the region
 //	an answer no S3 server gives         -> ErrNotS3
 //	no credentials anywhere in the chain -> ErrNoCredentials
-//	the metadata service failing (5xx,
-//	429), the chain's last resort        -> ErrCredentialService
+//	the credentials' source failing
+//	(STS, a container endpoint, SSO,
+//	a process, the metadata service
+//	answering 5xx or 429)                -> ErrCredentialService
 //	context cancellation                 -> kept as is (errors.Is works)
 //
-// The credential errors do not quote err: what the SDK says then is
-// about the instance metadata service's retries or HTTP, not what the
-// user must fix.
+// The errors for no credentials and for the metadata service do not
+// quote err: what the SDK says then is about the service's retries or
+// HTTP, not what the user must fix. One from another source of
+// credentials does: it says why (STS's refusal, an expired session).
 func mapError(err error, bucket, op, key string) error {
 	if err == nil {
 		return nil
@@ -86,6 +91,11 @@ func mapError(err error, bucket, op, key string) error {
 	var me *metadataError
 	if errors.As(err, &me) {
 		return fmt.Errorf("%w (%s key %q)", me, op, key)
+	}
+	// Before the codes: STS's AccessDenied is not the bucket's.
+	var ce *credentialError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (%s key %q)", ce, op, key)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3: %s key %q: %w", op, key, err)
@@ -354,7 +364,7 @@ type metadataError struct {
 }
 
 func (e *metadataError) Error() string {
-	return fmt.Sprintf("%s: it answered HTTP %d (%s)", ErrCredentialService, e.status, http.StatusText(e.status))
+	return fmt.Sprintf("s3: the EC2 instance metadata service failed to give credentials: it answered HTTP %d (%s)", e.status, http.StatusText(e.status))
 }
 
 // Is makes errors.Is(err, ErrCredentialService) hold.
@@ -366,3 +376,26 @@ func (e *metadataError) Unwrap() error { return e.err }
 // RetryableError reports false: the SDK's metadata client has retried
 // already, and retrying each request again multiplies the wait.
 func (e *metadataError) RetryableError() bool { return false }
+
+// credentialError reports that the source of credentials the chain came
+// down to (see sourceCredentials) refused or failed. It keeps the SDK's
+// message, which says why (STS's "Not authorized to perform
+// sts:AssumeRoleWithWebIdentity", an expired SSO session).
+type credentialError struct {
+	source string
+	err    error
+}
+
+func (e *credentialError) Error() string {
+	return fmt.Sprintf("s3: getting AWS credentials from %s failed: %v", e.source, e.err)
+}
+
+// Is makes errors.Is(err, ErrCredentialService) hold.
+func (e *credentialError) Is(target error) bool { return target == ErrCredentialService }
+
+// Unwrap returns the SDK's error.
+func (e *credentialError) Unwrap() error { return e.err }
+
+// RetryableError reports false: the source's own client has retried
+// already, and each S3 request's retries would ask it again.
+func (e *credentialError) RetryableError() bool { return false }

@@ -34,7 +34,7 @@ func isolateAWS(t *testing.T) (configFile string) {
 		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
 		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+		"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL_STS",
 	} {
 		t.Setenv(k, "")
 	}
@@ -326,6 +326,85 @@ func TestCredentialServiceFails(t *testing.T) {
 			// would multiply the wait.
 			if n := roleReqs.Load(); n == 0 || n > 3 {
 				t.Errorf("%d requests for the role, want 1 to 3: one credential lookup on the SDK's metadata retryer", n)
+			}
+			if n := s3Reqs.Load(); n != 0 {
+				t.Errorf("%d S3 requests sent without credentials", n)
+			}
+		})
+	}
+}
+
+// TestCredentialSourceFails: a source of credentials that refuses or
+// fails is named in the error, which is ErrCredentialService: STS
+// refusing a web identity token is not the bucket refusing access, and
+// a failing container endpoint is asked once per request, with its own
+// retries, not again for each retry of the S3 request.
+func TestCredentialSourceFails(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		maxReqs    int64
+		setup      func(t *testing.T, url string)
+		answer     func(w http.ResponseWriter)
+	}{
+		{
+			name: "web identity refused", want: "Not authorized to perform sts:AssumeRoleWithWebIdentity", maxReqs: 1,
+			setup: func(t *testing.T, url string) {
+				token := filepath.Join(t.TempDir(), "token")
+				if err := os.WriteFile(token, []byte("oidc-token"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+				t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ci")
+				t.Setenv("AWS_ENDPOINT_URL_STS", url)
+			},
+			answer: func(w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "text/xml")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>1</RequestId></ErrorResponse>`)
+			},
+		},
+		{
+			name: "container endpoint fails", want: "AWS_CONTAINER_CREDENTIALS_FULL_URI", maxReqs: 5,
+			setup: func(t *testing.T, url string) { t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url+"/creds") },
+			answer: func(w http.ResponseWriter) {
+				http.Error(w, `{"code":"InternalError","message":"agent down"}`, http.StatusInternalServerError)
+			},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			isolateAWS(t)
+			var reqs atomic.Int64
+			source := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				reqs.Add(1)
+				c.answer(w)
+			}))
+			defer source.Close()
+			c.setup(t, source.URL)
+			var s3Reqs atomic.Int64
+			s, err := New(context.Background(), Config{
+				Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000", MaxBackoff: time.Millisecond,
+				HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+					if r.URL.Host == "127.0.0.1:9000" {
+						s3Reqs.Add(1)
+						return s3Miss(r), nil
+					}
+					return http.DefaultClient.Do(r)
+				}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, statErr := s.Stat(context.Background(), "k")
+			if !errors.Is(statErr, ErrCredentialService) || errors.Is(statErr, ErrAccessDenied) || errors.Is(statErr, ErrNoCredentials) {
+				t.Fatalf("Stat: %v; want ErrCredentialService alone", statErr)
+			}
+			for _, want := range []string{c.want, "getting AWS credentials from", `key "k"`} {
+				if !strings.Contains(statErr.Error(), want) {
+					t.Errorf("error %q does not mention %q", statErr, want)
+				}
+			}
+			if n := reqs.Load(); n == 0 || n > c.maxReqs {
+				t.Errorf("%d requests to the source, want 1 to %d: one lookup, on its own client's retries", n, c.maxReqs)
 			}
 			if n := s3Reqs.Load(); n != 0 {
 				t.Errorf("%d S3 requests sent without credentials", n)

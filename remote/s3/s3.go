@@ -352,7 +352,7 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 		}
 	}
 	if cfg.Credentials == nil {
-		awsCfg.Credentials = wrapLastResort(awsCfg)
+		awsCfg.Credentials = wrapCredentials(awsCfg)
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
