@@ -58,6 +58,7 @@ var (
 //	NoSuchBucket                         -> ErrNoSuchBucket
 //	AccessDenied, InvalidAccessKeyId,
 //	SignatureDoesNotMatch, ... (403)     -> ErrAccessDenied
+//	RequestTimeTooSkewed (403)           -> an error naming the clock
 //	InvalidRange (416)                   -> tiercache.ErrIntegrity
 //	PreconditionFailed (412)             -> none: a transport failure
 //	EntityTooLarge                       -> tiercache.ErrLimitExceeded
@@ -108,9 +109,12 @@ func mapError(err error, bucket, op, key string) error {
 		return fmt.Errorf("%w: bucket %q (%s key %q): %w", ErrNoSuchBucket, bucket, op, key, err)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
 		"InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem",
-		"InvalidSecurity", "RequestTimeTooSkewed":
+		"InvalidSecurity":
 		return fmt.Errorf("%w: bucket %q (%s key %q), check the credentials and the bucket policy: %w",
 			ErrAccessDenied, bucket, op, key, err)
+	case "RequestTimeTooSkewed":
+		// A 403, but neither the credentials nor the policy: the clock.
+		return fmt.Errorf("s3: %s key %q: the server refused the request's time: this machine's clock differs from the server's by more than it allows (15 minutes on AWS); set the clock right (NTP): %w", op, key, err)
 	case "PreconditionFailed":
 		// Not ErrIntegrity, which makes a pull remove the entry: data
 		// objects are immutable by name, so a resumed range's If-Match

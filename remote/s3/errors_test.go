@@ -78,4 +78,10 @@ func TestMapError(t *testing.T) {
 	if mapError(nil, "b", "op", "k") != nil {
 		t.Error("mapError(nil) != nil")
 	}
+	// A 403 for the clock: not access denied, which would send the user
+	// to the credentials and the bucket policy.
+	skew := mapError(apiErr("RequestTimeTooSkewed"), "my-bucket", "get manifest of", "the/key")
+	if errors.Is(skew, ErrAccessDenied) || !strings.Contains(skew.Error(), "clock") || !strings.Contains(skew.Error(), `"the/key"`) {
+		t.Errorf("mapError(RequestTimeTooSkewed) = %v, want an error naming the clock and the key, not ErrAccessDenied", skew)
+	}
 }
