@@ -286,7 +286,8 @@ var _ remote.Store = (*Store)(nil)
 // New returns a Store for cfg. It validates cfg and resolves credentials
 // lazily: it sends no request, so a wrong bucket or credentials show up
 // at the first call, as errors wrapping ErrNoSuchBucket, ErrAccessDenied,
-// ErrNoCredentials or, for an endpoint that is not S3, ErrNotS3. For a
+// ErrNoCredentials, ErrCredentialService (the source of credentials
+// failed) or, for an endpoint that is not S3, ErrNotS3. For a
 // read-only store, wrap it with remote.ReadOnly.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
