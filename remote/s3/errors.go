@@ -83,20 +83,12 @@ func mapError(err error, bucket, op, key string) error {
 	if errors.As(err, &ns) {
 		return fmt.Errorf("s3: %s key %q: %w; check --endpoint", op, key, ns)
 	}
-	// Before the cancellation check: the failed metadata lookup that
-	// ends the chain often ends in a deadline of its own.
-	var nc *noCredentialsError
-	if errors.As(err, &nc) {
-		return fmt.Errorf("%w (%s key %q)", nc, op, key)
-	}
-	var me *metadataError
-	if errors.As(err, &me) {
-		return fmt.Errorf("%w (%s key %q)", me, op, key)
-	}
-	// Before the codes: STS's AccessDenied is not the bucket's.
-	var ce *credentialError
-	if errors.As(err, &ce) {
-		return fmt.Errorf("%w (%s key %q)", ce, op, key)
+	// Before the cancellation check (the failed metadata lookup that
+	// ends the chain often ends in a deadline of its own) and the codes
+	// (STS's AccessDenied is not the bucket's).
+	var cf credentialFailure
+	if errors.As(err, &cf) {
+		return fmt.Errorf("%w (%s key %q)", cf, op, key)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3: %s key %q: %w", op, key, err)
@@ -341,6 +333,18 @@ func (e *notS3Error) Is(target error) bool { return target == ErrNotS3 }
 
 // RetryableError reports false: asking the wrong server again is futile.
 func (e *notS3Error) RetryableError() bool { return false }
+
+// credentialFailure is a failure to get credentials, as the chain's
+// wrappers report it (see sourceCredentials, lastResortCredentials): its
+// message says what failed, and mapError keeps it whole.
+type credentialFailure interface {
+	error
+	credentialFailure()
+}
+
+func (*noCredentialsError) credentialFailure() {}
+func (*metadataError) credentialFailure()      {}
+func (*credentialError) credentialFailure()    {}
 
 // noCredentialsError reports that the default AWS credential chain found
 // nothing. It wraps ErrNoCredentials and names where the chain looked,
