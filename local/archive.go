@@ -486,7 +486,7 @@ func (c *Cache) dropTrees(ctx context.Context, recs []record, maxBytes int64, sk
 			continue
 		}
 		total += r.entry.Stored
-		if r.archive && r.tree {
+		if r.arch != nil && r.tree {
 			trees = append(trees, i)
 		}
 	}

@@ -1164,10 +1164,9 @@ type record struct {
 	name    string
 	version string
 	entry   tiercache.Entry
-	broken  bool // the pointer or its metadata is unusable
-	archive bool // the version is kept as an archive
-	tree    bool // the version has a tree (for an archive: one Get made)
-	arch    *archiveMeta
+	broken  bool         // the pointer or its metadata is unusable
+	arch    *archiveMeta // the version's archive; nil if kept as a tree alone
+	tree    bool         // the version has a tree (for an archive: one Get made)
 }
 
 // scan reads every pointer with its version's metadata and access time.
@@ -1202,8 +1201,8 @@ func (c *Cache) scan(ctx context.Context) ([]record, error) {
 				r.broken = true
 			} else {
 				r.entry = c.entry(version, m)
-				r.archive, r.arch = m.Archive != nil, m.Archive
-				r.tree = !r.archive || hasTree(filepath.Join(c.dataDir, version))
+				r.arch = m.Archive
+				r.tree = r.arch == nil || hasTree(filepath.Join(c.dataDir, version))
 			}
 			recs = append(recs, r)
 		}
