@@ -13,53 +13,60 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
 
-// lastResortCredentials wraps the default chain when the SDK resolved it
-// to its last resort, the EC2 instance role: nothing else (environment,
-// profile, web identity, container) was configured. Its failure then
-// means no credentials exist at all, which it reports as a
-// *noCredentialsError instead of the metadata service's error, unless
-// the service answered that it failed: on an instance with a role, a
-// busy or broken metadata service is not a missing role.
-//
-// The lookup happens at the first request, as before: the SDK bounds
-// each metadata call (5s), and a machine without credentials pays that
-// once per failing request, not on every New.
-type lastResortCredentials struct {
-	next    aws.CredentialsProvider
-	profile string
+// failingCredentials wraps the provider the default chain came down to,
+// when that source is asked for credentials at run time and can fail,
+// so that its failure says which source failed and why (see
+// wrapCredentials): failed turns the source's error into one of ours.
+// The lookup happens at the first request, as before.
+type failingCredentials struct {
+	next   aws.CredentialsProvider
+	failed func(error) credentialFailure
 }
 
-// Retrieve returns next's credentials, a *metadataError or a
-// *noCredentialsError.
-func (c *lastResortCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+// Retrieve returns next's credentials, or failed's account of its error.
+func (c *failingCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	v, err := c.next.Retrieve(ctx)
 	if err == nil || ctx.Err() != nil {
 		return v, err
 	}
-	// Off EC2 the service is unreachable, and on an instance without a
-	// role it answers 404: both mean no credentials.
-	var resp interface{ HTTPStatusCode() int }
-	if errors.As(err, &resp) {
-		if code := resp.HTTPStatusCode(); code >= 500 || code == http.StatusTooManyRequests {
-			return v, &metadataError{status: code, err: err}
-		}
-	}
-	return v, &noCredentialsError{profile: c.profile}
+	return v, c.failed(err)
 }
 
 // ProviderSources reports next's sources, which the SDK records in its
 // User-Agent.
-func (c *lastResortCredentials) ProviderSources() []aws.CredentialSource {
-	if ps, ok := c.next.(aws.CredentialProviderSource); ok {
-		return ps.ProviderSources()
+func (c *failingCredentials) ProviderSources() []aws.CredentialSource {
+	return c.next.(aws.CredentialProviderSource).ProviderSources()
+}
+
+// lastResortFailure is the failure of the chain's last resort, the EC2
+// instance role, which it comes down to when nothing else (environment,
+// profile, web identity, container) was configured. It then means no
+// credentials exist at all (a *noCredentialsError), unless the metadata
+// service answered that it failed: on an instance with a role, a busy or
+// broken service is not a missing role (a *metadataError). Off EC2 the
+// service is unreachable, and on an instance without a role it answers
+// 404: both mean no credentials. The SDK bounds each metadata call (5s),
+// and a machine without credentials pays that once per failing request,
+// not on every New.
+func lastResortFailure(profile string) func(error) credentialFailure {
+	return func(err error) credentialFailure {
+		var resp interface{ HTTPStatusCode() int }
+		if errors.As(err, &resp) {
+			if code := resp.HTTPStatusCode(); code >= 500 || code == http.StatusTooManyRequests {
+				return &metadataError{status: code, err: err}
+			}
+		}
+		return &noCredentialsError{profile: profile}
 	}
-	return nil
 }
 
 // wrapCredentials returns awsCfg's credentials, wrapped in a
-// lastResortCredentials if the chain came down to the instance role, or
-// in a sourceCredentials if it came to another source that can fail when
-// asked (see describeSource).
+// failingCredentials if the chain came down to a source that can fail
+// when asked: the instance role (see lastResortFailure), or another that
+// describeSource names (its failure is then a *credentialError). Without
+// it, STS refusing a web identity token read as the bucket refusing
+// access ("check the bucket policy"), and each S3 request's retries
+// asked the source again.
 func wrapCredentials(awsCfg aws.Config) aws.CredentialsProvider {
 	ps, ok := awsCfg.Credentials.(aws.CredentialProviderSource)
 	if !ok {
@@ -67,10 +74,13 @@ func wrapCredentials(awsCfg aws.Config) aws.CredentialsProvider {
 	}
 	profile, _ := sharedProfile(awsCfg)
 	if !slices.Equal(ps.ProviderSources(), []aws.CredentialSource{aws.CredentialSourceIMDS}) {
-		if source := describeSource(ps.ProviderSources(), profile); source != "" {
-			return &sourceCredentials{next: awsCfg.Credentials, source: source}
+		source := describeSource(ps.ProviderSources(), profile)
+		if source == "" {
+			return awsCfg.Credentials
 		}
-		return awsCfg.Credentials
+		return &failingCredentials{next: awsCfg.Credentials, failed: func(err error) credentialFailure {
+			return &credentialError{source: source, err: err}
+		}}
 	}
 	// The instance role's provider again, on a metadata client with the
 	// SDK's own retryer. Ours, made for S3 (MaxAttempts, MaxBackoff),
@@ -79,34 +89,7 @@ func wrapCredentials(awsCfg aws.Config) aws.CredentialsProvider {
 	role := ec2rolecreds.New(func(o *ec2rolecreds.Options) {
 		o.Client = imds.NewFromConfig(awsCfg, func(o *imds.Options) { o.Retryer = retry.NewStandard() })
 	})
-	return &lastResortCredentials{next: aws.NewCredentialsCache(role), profile: profile}
-}
-
-// sourceCredentials wraps the default chain when it resolved to a source
-// that is asked for credentials at run time and can refuse or fail: STS
-// for web identity or an assumed role, a container endpoint, SSO, a
-// credential process. It reports their failure as a *credentialError
-// naming the source. Without it, STS refusing a web identity token read
-// as the bucket refusing access ("check the bucket policy"), and each
-// S3 request's retries asked the source again.
-type sourceCredentials struct {
-	next   aws.CredentialsProvider
-	source string
-}
-
-// Retrieve returns next's credentials, or a *credentialError.
-func (c *sourceCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	v, err := c.next.Retrieve(ctx)
-	if err == nil || ctx.Err() != nil {
-		return v, err
-	}
-	return v, &credentialError{source: c.source, err: err}
-}
-
-// ProviderSources reports next's sources, which the SDK records in its
-// User-Agent.
-func (c *sourceCredentials) ProviderSources() []aws.CredentialSource {
-	return c.next.(aws.CredentialProviderSource).ProviderSources()
+	return &failingCredentials{next: aws.NewCredentialsCache(role), failed: lastResortFailure(profile)}
 }
 
 // describeSource names, for an error, the source of credentials ss

@@ -335,8 +335,8 @@ func (e *notS3Error) Is(target error) bool { return target == ErrNotS3 }
 func (e *notS3Error) RetryableError() bool { return false }
 
 // credentialFailure is a failure to get credentials, as the chain's
-// wrappers report it (see sourceCredentials, lastResortCredentials): its
-// message says what failed, and mapError keeps it whole.
+// wrapper reports it (see failingCredentials): its message says what
+// failed, and mapError keeps it whole.
 type credentialFailure interface {
 	error
 	credentialFailure()
@@ -386,7 +386,7 @@ func (e *metadataError) Unwrap() error { return e.err }
 func (e *metadataError) RetryableError() bool { return false }
 
 // credentialError reports that the source of credentials the chain came
-// down to (see sourceCredentials) refused or failed. It keeps the SDK's
+// down to (see wrapCredentials) refused or failed. It keeps the SDK's
 // message, which says why (STS's "Not authorized to perform
 // sts:AssumeRoleWithWebIdentity", an expired SSO session).
 type credentialError struct {
