@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
@@ -43,13 +48,17 @@ func (c *failingCredentials) ProviderSources() []aws.CredentialSource {
 // profile, web identity, container) was configured. It then means no
 // credentials exist at all (a *noCredentialsError), unless the metadata
 // service answered that it failed: on an instance with a role, a busy or
-// broken service is not a missing role (a *metadataError). Off EC2 the
-// service is unreachable, and on an instance without a role it answers
-// 404: both mean no credentials. The SDK bounds each metadata call (5s),
-// and a machine without credentials pays that once per failing request,
-// not on every New.
-func lastResortFailure(profile string) func(error) credentialFailure {
+// broken service is not a missing role (a *metadataError), nor is a
+// token that never arrives (see tokenWatch). Off EC2 the service is
+// unreachable, and on an instance without a role it answers 404: both
+// mean no credentials. The SDK bounds each metadata call (5s), and a
+// machine without credentials pays that once per failing request, not
+// on every New.
+func lastResortFailure(profile string, w *tokenWatch) func(error) credentialFailure {
 	return func(err error) credentialFailure {
+		if w != nil && w.hopLimit() {
+			return &metadataError{status: http.StatusUnauthorized, tokenLost: true, err: err}
+		}
 		var resp interface{ HTTPStatusCode() int }
 		if errors.As(err, &resp) {
 			if code := resp.HTTPStatusCode(); code >= 500 || code == http.StatusTooManyRequests {
@@ -58,6 +67,54 @@ func lastResortFailure(profile string) func(error) credentialFailure {
 		}
 		return &noCredentialsError{profile: profile}
 	}
+}
+
+// tokenWatch sends the metadata client's requests and notes the sign of
+// a container behind a metadata hop limit of 1 on an instance that
+// requires IMDSv2: the token's answer is dropped on its way (the request
+// gets none), and the SDK's fallback without a token is refused (401).
+// The lookup then ends in the SDK's deadline, which says neither.
+type tokenWatch struct {
+	next aws.HTTPClient
+	// When the last token request got no answer, and the last request
+	// was refused for want of a token (Unix nanoseconds).
+	lost, refused atomic.Int64
+}
+
+// Do sends r with next, and notes what it watches for.
+func (w *tokenWatch) Do(r *http.Request) (*http.Response, error) {
+	resp, err := w.next.Do(r)
+	now := time.Now().UnixNano()
+	switch {
+	case err != nil && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/api/token"):
+		w.lost.Store(now)
+	case err == nil && resp.StatusCode == http.StatusUnauthorized:
+		w.refused.Store(now)
+	}
+	return resp, err
+}
+
+// hopLimit reports whether both signs were seen in the last lookup's
+// time (the SDK bounds a lookup at 5 s), not in an old one.
+func (w *tokenWatch) hopLimit() bool {
+	since := time.Now().Add(-30 * time.Second).UnixNano()
+	return w.lost.Load() > since && w.refused.Load() > since
+}
+
+// watchTokens returns the metadata client's HTTP client, made as the SDK
+// makes it from awsCfg's (its short dial and answer timeouts, which
+// notice a metadata service out of reach, are what lets the fallback
+// run), inside a tokenWatch; nil and no watch if awsCfg's client is not
+// the SDK's, which then goes as is.
+func watchTokens(awsCfg aws.Config) (aws.HTTPClient, *tokenWatch) {
+	c, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		return nil, nil
+	}
+	w := &tokenWatch{next: c.
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 250 * time.Millisecond }).
+		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = 500 * time.Millisecond })}
+	return w, w
 }
 
 // wrapCredentials returns awsCfg's credentials, wrapped in a
@@ -86,10 +143,16 @@ func wrapCredentials(awsCfg aws.Config) aws.CredentialsProvider {
 	// SDK's own retryer. Ours, made for S3 (MaxAttempts, MaxBackoff),
 	// outlasts the SDK's 5 s bound on a metadata call, which then ends
 	// in a bare deadline that hides what the service answered.
+	client, watch := watchTokens(awsCfg)
 	role := ec2rolecreds.New(func(o *ec2rolecreds.Options) {
-		o.Client = imds.NewFromConfig(awsCfg, func(o *imds.Options) { o.Retryer = retry.NewStandard() })
+		o.Client = imds.NewFromConfig(awsCfg, func(o *imds.Options) {
+			o.Retryer = retry.NewStandard()
+			if client != nil {
+				o.HTTPClient = client
+			}
+		})
 	})
-	return &failingCredentials{next: aws.NewCredentialsCache(role), failed: lastResortFailure(profile)}
+	return &failingCredentials{next: aws.NewCredentialsCache(role), failed: lastResortFailure(profile, watch)}
 }
 
 // describeSource names, for an error, the source of credentials ss

@@ -68,7 +68,8 @@ var (
 //	the credentials' source failing
 //	(STS, a container endpoint, SSO,
 //	a process, the metadata service
-//	answering 5xx or 429)                -> ErrCredentialService
+//	answering 5xx or 429, or an IMDSv2
+//	token lost to the hop limit)         -> ErrCredentialService
 //	context cancellation                 -> kept as is (errors.Is works)
 //
 // The errors for no credentials and for the metadata service do not
@@ -368,11 +369,20 @@ func (e *noCredentialsError) Unwrap() error { return ErrNoCredentials }
 // not the SDK's account of its retries.
 type metadataError struct {
 	status int
-	err    error
+	// tokenLost: the IMDSv2 token request got no answer before the
+	// refusal (see tokenWatch).
+	tokenLost bool
+	err       error
 }
 
 func (e *metadataError) Error() string {
-	return fmt.Sprintf("s3: the EC2 instance metadata service failed to give credentials: it answered HTTP %d (%s)", e.status, http.StatusText(e.status))
+	msg := fmt.Sprintf("s3: the EC2 instance metadata service failed to give credentials: it answered HTTP %d (%s)", e.status, http.StatusText(e.status))
+	if e.tokenLost {
+		msg += " to a request without an IMDSv2 session token, and the token request got no answer: " +
+			"in a container, the instance's metadata hop limit must be 2 or more " +
+			"(aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)"
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrCredentialService) hold.

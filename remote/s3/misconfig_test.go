@@ -695,3 +695,50 @@ s3 =
 		}
 	}
 }
+
+// TestMetadataHopLimit: an instance that requires IMDSv2, seen from a
+// container with a metadata hop limit of 1, drops the token's answer,
+// and the SDK's fallback without a token is refused (401). The error
+// names the hop limit, not "no AWS credentials found", which sent users
+// looking for a missing role.
+func TestMetadataHopLimit(t *testing.T) {
+	isolateAWS(t)
+	var tokenReqs, roleReqs atomic.Int64
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			// The answer never arrives: the client gives up first.
+			tokenReqs.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		roleReqs.Add(1)
+		http.Error(w, "", http.StatusUnauthorized)
+	}))
+	defer imds.Close()
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	s, err := New(context.Background(), Config{
+		Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000",
+		HTTPClient: clientFunc(func(r *http.Request) (*http.Response, error) {
+			t.Errorf("S3 request sent without credentials: %s %s", r.Method, r.URL)
+			return s3Miss(r), nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, statErr := s.Stat(context.Background(), "k")
+	if !errors.Is(statErr, ErrCredentialService) || errors.Is(statErr, ErrNoCredentials) {
+		t.Fatalf("Stat with IMDSv2 out of reach: %v", statErr)
+	}
+	for _, want := range []string{"HTTP 401", "IMDSv2", "hop limit"} {
+		if !strings.Contains(statErr.Error(), want) {
+			t.Errorf("error %q does not mention %q", statErr, want)
+		}
+	}
+	if tokenReqs.Load() == 0 || roleReqs.Load() == 0 {
+		t.Errorf("%d token and %d role requests, want both tried", tokenReqs.Load(), roleReqs.Load())
+	}
+}
