@@ -105,15 +105,24 @@ func (w *tokenWatch) hopLimit() bool {
 // makes it from awsCfg's (its short dial and answer timeouts, which
 // notice a metadata service out of reach, are what lets the fallback
 // run), inside a tokenWatch; nil and no watch if awsCfg's client is not
-// the SDK's, which then goes as is.
+// the SDK's, which then goes as is. Unlike the SDK's, it never goes
+// through HTTP_PROXY: the service is the instance's own, on a link-local
+// address, and a proxy would ask its own (another machine's role, or
+// none).
 func watchTokens(awsCfg aws.Config) (aws.HTTPClient, *tokenWatch) {
-	c, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient)
-	if !ok {
-		return nil, nil
+	c := awshttp.NewBuildableClient()
+	if awsCfg.HTTPClient != nil { // AWS_CA_BUNDLE's
+		var ok bool
+		if c, ok = awsCfg.HTTPClient.(*awshttp.BuildableClient); !ok {
+			return nil, nil
+		}
 	}
 	w := &tokenWatch{next: c.
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 250 * time.Millisecond }).
-		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = 500 * time.Millisecond })}
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = 500 * time.Millisecond
+			tr.Proxy = nil
+		})}
 	return w, w
 }
 
