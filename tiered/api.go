@@ -32,6 +32,9 @@ type Hit struct {
 	// Path is the cached tree's directory (read-only for the caller);
 	// for a Pull, the directory pulled into.
 	Path string
+	// Paths, for a Pull with PullOptions.Resolve, are the paths the
+	// entry found was restored into (or, with LookupOnly, would be).
+	Paths []string
 	// Key is the key that matched: the exact key or a restore-prefix match.
 	Key string
 	// Scope is the scope Key matched in: the Cache's own or one of its

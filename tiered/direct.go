@@ -58,6 +58,12 @@ type PullOptions struct {
 	// even where the local tier keeps an earlier version sharing frames
 	// with it (see Hit.Base).
 	NoBase bool
+	// Resolve, if set, chooses where an entry's paths go from the paths
+	// it records (see ResolveMatched), instead of by position: PullPaths
+	// then takes no paths of its own. An entry whose recorded paths it
+	// refuses, or that records none (one directory's tree), is skipped
+	// as one of another shape is, its error in Hit.Skipped.
+	Resolve func(recorded []string) ([]string, error)
 }
 
 // PushOptions configure Push.
@@ -72,6 +78,10 @@ type PushOptions struct {
 	// expanding "~", say); nil records the paths it was given. One per
 	// path.
 	Names []string
+	// RecordPaths stores one directory as several paths are stored,
+	// recording its name, instead of as the archive's root: an entry a
+	// pull places by its recorded paths (PullOptions.Resolve) needs it.
+	RecordPaths bool
 	// IfAbsent makes Push do nothing when key is already stored: in the
 	// remote when there is one (a manifest read), else in the local
 	// tier. An entry whose archive the remote is found to lack, or to
@@ -138,22 +148,28 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 // extraction beside the first: a pull cut short may have restored some
 // of them.
 func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, paths []string, opts PullOptions) (Hit, bool, error) {
-	if len(paths) == 0 {
+	switch {
+	case opts.Resolve != nil && len(paths) > 0:
+		return Hit{}, false, fmt.Errorf("pull %q: %w: paths given and chosen by Resolve", key, tiercache.ErrInvalidArgument)
+	case opts.Resolve == nil && len(paths) == 0:
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
-	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks}
+	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks, resolve: opts.Resolve, root: c.tierRoot()}
 	// Read-only, so a lookup fails as the pull would.
-	if root := c.tierRoot(); root != "" {
-		if err := dst.guard(root); err != nil {
+	if dst.root != "" && dst.resolve == nil {
+		if err := dst.guard(dst.root); err != nil {
 			return Hit{}, false, fmt.Errorf("pull %q: %w", key, err)
 		}
 	}
 	h, ok, err := c.pullPaths(ctx, key, prefixes, dst, opts)
 	h.Skipped, h.LeftOut = dst.skipped, dst.leftOut
+	if opts.Resolve != nil && ok {
+		h.Paths = dst.paths
+	}
 	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
 		// A hint for the next push of these paths (see
 		// PushOptions.Base): losing it costs a full upload only.
-		_ = c.local.NotePull(paths, h.Scope, h.Key)
+		_ = c.local.NotePull(dst.paths, h.Scope, h.Key)
 	}
 	return h, ok, err
 }
@@ -1037,7 +1053,7 @@ func newSource(paths []string, opts PushOptions, tier string) (source, error) {
 			return source{}, err
 		}
 	}
-	if len(paths) == 1 {
+	if len(paths) == 1 && !opts.RecordPaths {
 		// A missing path is reported by the measure, as Push always has.
 		if fi, err := os.Stat(paths[0]); err != nil || fi.IsDir() {
 			return source{Source: archive.Source{Dir: paths[0], Exclude: ex}, leftOut: leftOut}, nil
@@ -1151,11 +1167,13 @@ func (s source) measure(ctx context.Context) (tiercache.Shape, error) {
 
 // target is where a pull restores, and what it skipped on the way.
 type target struct {
-	paths        []string // as given
-	skipSymlinks bool     // PullOptions.SkipSymlinks
-	skipped      []string // entries left out for their number of paths (see fits)
-	tier         []string // per path, where the local tier's root is below it ("" if not)
-	leftOut      []string // what leaveOut removed, as paths below paths
+	paths        []string                         // as given, or as resolve chose them for the entry fits last took
+	skipSymlinks bool                             // PullOptions.SkipSymlinks
+	resolve      func([]string) ([]string, error) // PullOptions.Resolve
+	root         string                           // the local tier's, "" if none
+	skipped      []string                         // entries left out for their number of paths (see fits)
+	tier         []string                         // per path, where the local tier's root is below it ("" if not)
+	leftOut      []string                         // what leaveOut removed, as paths below paths
 }
 
 // guard refuses a pull into the local tier at root (a path that is root
@@ -1251,6 +1269,9 @@ func (t *target) leaveOut(from string, i int) error {
 // at all): a job whose list of paths changed misses, builds, and its
 // push replaces the entry.
 func (t *target) fits(k string, paths []string) bool {
+	if t.resolve != nil {
+		return t.fitsResolved(k, paths)
+	}
 	if max(len(paths), 1) == len(t.paths) {
 		return true
 	}
@@ -1265,6 +1286,33 @@ func (t *target) fits(k string, paths []string) bool {
 	return false
 }
 
+// fitsResolved is fits for a pull whose paths resolve chooses from those
+// the entry k records: t's paths become the ones chosen.
+func (t *target) fitsResolved(k string, paths []string) bool {
+	var err error
+	var chosen []string
+	if len(paths) == 0 {
+		err = errors.New("it holds one directory's tree, with no path recorded")
+	} else if chosen, err = t.resolve(paths); err == nil && len(chosen) != len(paths) {
+		err = fmt.Errorf("%d paths chosen for its %d", len(chosen), len(paths))
+	}
+	if err == nil {
+		t.paths = chosen
+		if t.root != "" {
+			err = t.guard(t.root)
+		}
+	}
+	if err == nil {
+		return true
+	}
+	// Each error quotes the recorded paths it names.
+	msg := fmt.Sprintf("key %q cannot be restored by its recorded paths: %v", k, err)
+	if !slices.Contains(t.skipped, msg) {
+		t.skipped = append(t.skipped, msg)
+	}
+	return false
+}
+
 // inTheWay fails a pull into one path of an entry recording paths (which
 // fits t) where something of the other kind is: the manifest says what
 // the entry holds there (a directory's tree, or the one file a push of a
@@ -1274,7 +1322,8 @@ func (t *target) fits(k string, paths []string) bool {
 // mends. Of several paths, which are directories is known only from the
 // archive: placeAll checks them once the stage is filled.
 func (t *target) inTheWay(paths []string) error {
-	if len(t.paths) != 1 || len(paths) > 1 {
+	// With resolve, one recorded path may be a directory (RecordPaths).
+	if t.resolve != nil || len(t.paths) != 1 || len(paths) > 1 {
 		return nil
 	}
 	return inTheWay(t.paths[0], len(paths) == 0)

@@ -1,0 +1,208 @@
+package tiered
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tiercache/tiercache"
+)
+
+// Entries of matched paths, as actions/cache's glob lines and GitLab's
+// cache paths make them (**/node_modules in a monorepo): a push stores
+// the paths below a root that the patterns match, recording each as its
+// name relative to the root (MatchPaths, PushOptions.RecordPaths), and a
+// pull restores each recorded path to its place below the root
+// (ResolveMatched, PullOptions.Resolve). The directories a pattern
+// matches need not exist before the pull, as they must for a pull by
+// position. The recorded names are whoever pushed says, so a pull takes
+// only names that stay below the root and that its own patterns match.
+
+// CheckPatterns returns an error naming the first of patterns that is
+// not a relative glob MatchPaths can use: components split by "/", each
+// a path.Match pattern or "**" (any number of components), none empty,
+// "." or "..", and no leading "/" or "~".
+func CheckPatterns(patterns []string) error {
+	if len(patterns) == 0 {
+		return fmt.Errorf("%w: no pattern", tiercache.ErrInvalidArgument)
+	}
+	for _, p := range patterns {
+		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") || strings.Contains(p, `\`) {
+			return fmt.Errorf("%w: pattern %q: want a relative path pattern with / between names (say **/node_modules)", tiercache.ErrInvalidArgument, p)
+		}
+		for _, c := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+			if c == "" || c == "." || c == ".." {
+				return fmt.Errorf("%w: pattern %q: an empty, . or .. name", tiercache.ErrInvalidArgument, p)
+			}
+			if _, err := path.Match(c, ""); err != nil {
+				return fmt.Errorf("%w: pattern %q: %v", tiercache.ErrInvalidArgument, p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// splitPattern returns p's components; a trailing "/" means nothing
+// more here, since MatchPaths matches files and directories alike.
+func splitPattern(p string) []string {
+	return strings.Split(strings.TrimSuffix(p, "/"), "/")
+}
+
+// matchName reports whether the components pat match all of name's. It
+// takes time in proportion to their product, whatever the "**" in pat:
+// name may be an entry's recorded path, made to be slow to match.
+func matchName(pat, name []string) bool {
+	// next[j]: pat[i+1:] matches name[j:]; cur the same for pat[i:].
+	next := make([]bool, len(name)+1)
+	next[len(name)] = true
+	cur := make([]bool, len(name)+1)
+	for i := len(pat) - 1; i >= 0; i-- {
+		for j := len(name); j >= 0; j-- {
+			switch {
+			case pat[i] == "**":
+				cur[j] = next[j] || (j < len(name) && cur[j+1])
+			case j == len(name):
+				cur[j] = false
+			default:
+				ok, _ := path.Match(pat[i], name[j])
+				cur[j] = ok && next[j+1]
+			}
+		}
+		next, cur = cur, next
+	}
+	return next[0]
+}
+
+// mayMatchBelow reports whether pat could match a path below the
+// directory whose components are dir.
+func mayMatchBelow(pat, dir []string) bool {
+	for _, d := range dir {
+		if len(pat) == 0 {
+			return false
+		}
+		if pat[0] == "**" {
+			return true
+		}
+		if ok, _ := path.Match(pat[0], d); !ok {
+			return false
+		}
+		pat = pat[1:]
+	}
+	return len(pat) > 0
+}
+
+// MatchPaths returns, sorted, the names relative to root ("/" between
+// their components) of the files and directories below root that one of
+// patterns matches (see CheckPatterns). A matched directory is taken
+// whole: nothing below it is matched again, so no name lies inside
+// another. Symlinks are neither followed nor matched. An error names
+// what could not be read; no match at all is not one.
+func MatchPaths(root string, patterns []string) ([]string, error) {
+	if err := CheckPatterns(patterns); err != nil {
+		return nil, err
+	}
+	pats := make([][]string, len(patterns))
+	for i, p := range patterns {
+		pats[i] = splitPattern(p)
+	}
+	var names []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		name := strings.Split(filepath.ToSlash(rel), "/")
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if slices.ContainsFunc(pats, func(pat []string) bool { return matchName(pat, name) }) {
+			names = append(names, filepath.ToSlash(rel))
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() && !slices.ContainsFunc(pats, func(pat []string) bool { return mayMatchBelow(pat, name) }) {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("matching %s: %w", root, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// ResolveMatched returns a PullOptions.Resolve that restores an entry's
+// recorded paths to their places below root, for an entry MatchPaths
+// made. It refuses, naming it, a recorded path that is not a clean
+// relative name below root (absolute, "..", "./a", "a//b"), that none of
+// patterns matches, that lies inside another or repeats it, or whose
+// place below root, or a directory on the way to it, is a symlink or not
+// a directory: the entry's paths then go nowhere else than where the
+// pull's own patterns say.
+func ResolveMatched(root string, patterns []string) func(recorded []string) ([]string, error) {
+	pats := make([][]string, len(patterns))
+	for i, p := range patterns {
+		pats[i] = splitPattern(p)
+	}
+	return func(recorded []string) ([]string, error) {
+		out := make([]string, len(recorded))
+		for i, r := range recorded {
+			if r == "" || path.Clean(r) != r || r == "." || !filepath.IsLocal(filepath.FromSlash(r)) || !filepath.IsLocal(r) {
+				return nil, fmt.Errorf("it records the path %q, not a name below the current directory", r)
+			}
+			name := strings.Split(r, "/")
+			if !slices.ContainsFunc(pats, func(pat []string) bool { return matchName(pat, name) }) {
+				return nil, fmt.Errorf("it records the path %q, which no pattern (%s) matches", r, strings.Join(patterns, ", "))
+			}
+			for _, o := range recorded[:i] {
+				if o == r || strings.HasPrefix(r, o+"/") || strings.HasPrefix(o, r+"/") {
+					return nil, fmt.Errorf("it records the path %q and %q, one inside the other", o, r)
+				}
+			}
+			if err := noLinkOnTheWay(root, name); err != nil {
+				return nil, err
+			}
+			out[i] = filepath.Join(root, filepath.FromSlash(r))
+		}
+		return out, nil
+	}
+}
+
+// noLinkOnTheWay checks that the directories below root on the way to
+// name, and name itself, are not symlinks (nor, on the way, files),
+// where they exist: a restore goes below root and nowhere else.
+func noLinkOnTheWay(root string, name []string) error {
+	p := root
+	for i, c := range name {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		last := i == len(name)-1
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%q is a symlink, which a restore of matched paths does not follow", p)
+		case !last && !fi.IsDir():
+			return fmt.Errorf("%q is not a directory, and the entry holds %q below it", p, path.Join(name...))
+		}
+	}
+	return nil
+}

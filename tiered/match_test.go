@@ -1,0 +1,217 @@
+package tiered
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote/memstore"
+)
+
+func TestMatchName(t *testing.T) {
+	for _, c := range []struct {
+		pat, name string
+		want      bool
+	}{
+		{"**/node_modules", "node_modules", true},
+		{"**/node_modules", "packages/a/node_modules", true},
+		{"**/node_modules", "packages/a/node_modules/x", false},
+		{"packages/*/dist", "packages/a/dist", true},
+		{"packages/*/dist", "packages/a/b/dist", false},
+		{"packages/*/dist/", "packages/a/dist", true},
+		{"a/**", "a/b/c", true},
+		{"a/**", "a", true},
+		{"a/**/b", "a/b", true},
+		{"a/**/b", "a/x/y/b", true},
+		{"*.lock", ".yarn.lock", true},
+		{"[ab]", "c", false},
+	} {
+		if got := matchName(splitPattern(c.pat), strings.Split(c.name, "/")); got != c.want {
+			t.Errorf("matchName(%q, %q) = %v, want %v", c.pat, c.name, got, c.want)
+		}
+	}
+	// A recorded name made to be slow against many "**" still takes
+	// time in proportion to pattern times name.
+	long := strings.Repeat("a/", 2000) + "b"
+	start := time.Now()
+	if matchName(splitPattern("**/a/**/a/**/a/**/a/**/c"), strings.Split(long, "/")) {
+		t.Error("matched a name it does not match")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("matching took %v", d)
+	}
+}
+
+func TestCheckPatterns(t *testing.T) {
+	for _, bad := range [][]string{nil, {""}, {"/abs"}, {"~/x"}, {"a/../b"}, {"./a"}, {"a//b"}, {"[a"}, {`a\b`}} {
+		if err := CheckPatterns(bad); err == nil {
+			t.Errorf("CheckPatterns(%q) = nil, want an error", bad)
+		}
+	}
+	if err := CheckPatterns([]string{"**/node_modules", "packages/*/dist/", "a/**"}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestMatchPaths: matched directories are taken whole (no name inside
+// another), symlinks are neither followed nor matched, and directories
+// no pattern reaches below are not walked.
+func TestMatchPaths(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"node_modules/x/node_modules", "packages/a/node_modules", "packages/b/src", "other"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(root, "packages", "a", "node_modules"), filepath.Join(root, "packages", "b", "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	// Unreadable, but no pattern reaches below it: not walked. (Root
+	// reads it anyway.)
+	if err := os.Chmod(filepath.Join(root, "other"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(root, "other"), 0o755) })
+	got, err := MatchPaths(root, []string{"**/node_modules", "packages/*/src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"node_modules", "packages/a/node_modules", "packages/b/src"}
+	if !slices.Equal(got, want) {
+		t.Errorf("MatchPaths = %q, want %q", got, want)
+	}
+	got, err = MatchPaths(root, []string{"packages/*/src"})
+	if err != nil || !slices.Equal(got, []string{"packages/b/src"}) {
+		t.Errorf("MatchPaths with a pattern that does not reach other/: %q, %v", got, err)
+	}
+}
+
+// TestResolveMatched: an entry's recorded paths go below the root, each
+// matched by the pull's own patterns, or the entry is refused.
+func TestResolveMatched(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "packages", "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(root, "packages", "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "packages", "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resolve := ResolveMatched(root, []string{"**/node_modules", "out"})
+	got, err := resolve([]string{"node_modules", "packages/a/node_modules", "packages/new/node_modules", "out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(root, "node_modules"), filepath.Join(root, "packages", "a", "node_modules"),
+		filepath.Join(root, "packages", "new", "node_modules"), filepath.Join(root, "out")}
+	if !slices.Equal(got, want) {
+		t.Errorf("resolved %q, want %q", got, want)
+	}
+	for _, bad := range [][]string{
+		{"../node_modules"}, {"/node_modules"}, {"a/../node_modules"}, {"./node_modules"}, {"a//node_modules"},
+		{"node_modules/"}, {""}, {"."}, {"src"}, {"out/node_modules/x"},
+		{"node_modules", "node_modules/x/node_modules"}, {"out", "out"},
+		{"packages/evil/node_modules"}, {"packages/file/node_modules"}, {"packages/evil"},
+	} {
+		if got, err := resolve(bad); err == nil {
+			t.Errorf("recorded %q resolved to %q, want it refused", bad, got)
+		}
+	}
+}
+
+// TestPullResolved: a push of matched paths restores into a new
+// checkout where none of them exists yet, remote and local; an entry of
+// one directory's tree, or one recording a path the patterns do not
+// match, is skipped with a note, nothing written.
+func TestPullResolved(t *testing.T) {
+	store := memstore.New()
+	src := t.TempDir()
+	for _, d := range []string{"packages/a/node_modules", "node_modules"} {
+		p := filepath.Join(src, filepath.FromSlash(d))
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		treetest.Small(t, p, 5, d)
+	}
+	pats := []string{"**/node_modules"}
+	names, err := MatchPaths(src, pats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = filepath.Join(src, filepath.FromSlash(n))
+	}
+	pusher := newTiered(t, store, Options{})
+	if _, err := pusher.PushPaths(t.Context(), "k", paths, PushOptions{Names: names, RecordPaths: true}); err != nil {
+		t.Fatal(err)
+	}
+	// One matched directory alone is recorded too.
+	if _, err := pusher.PushPaths(t.Context(), "one", paths[:1], PushOptions{Names: names[:1], RecordPaths: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pusher.Push(t.Context(), "tree", paths[0], PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pusher.PushPaths(t.Context(), "other", paths[:1], PushOptions{Names: []string{"elsewhere"}, RecordPaths: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		c    *Cache
+	}{
+		{"remote", newTiered(t, store, Options{})},
+		{"local", pusher},
+		{"no local", newTiered(t, store, Options{NoLocal: true})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, key := range []string{"k", "one"} {
+				dst := t.TempDir()
+				h, ok, err := tc.c.PullPaths(t.Context(), key, nil, nil, PullOptions{Resolve: ResolveMatched(dst, pats)})
+				if err != nil || !ok {
+					t.Fatalf("pull %s: %v, %v (%q)", key, ok, err, h.Skipped)
+				}
+				want := names
+				if key == "one" {
+					want = names[:1]
+				}
+				if len(h.Paths) != len(want) {
+					t.Errorf("pull %s: Hit.Paths %q", key, h.Paths)
+				}
+				for i, n := range want {
+					if tag, err := treetest.CheckSmall(filepath.Join(dst, filepath.FromSlash(n))); err != nil || tag != n {
+						t.Errorf("pull %s: %s: tag %q, %v", key, n, tag, err)
+					}
+					if i < len(h.Paths) && h.Paths[i] != filepath.Join(dst, filepath.FromSlash(n)) {
+						t.Errorf("pull %s: Hit.Paths[%d] = %q", key, i, h.Paths[i])
+					}
+				}
+			}
+			for _, key := range []string{"tree", "other"} {
+				dst := t.TempDir()
+				h, ok, err := tc.c.PullPaths(t.Context(), key, nil, nil, PullOptions{Resolve: ResolveMatched(dst, pats)})
+				if err != nil || ok || len(h.Skipped) == 0 {
+					t.Errorf("pull %s: ok %v, %v, skipped %q; want a miss, skipped", key, ok, err, h.Skipped)
+				}
+				if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+					t.Errorf("pull %s wrote %d entries", key, len(ents))
+				}
+			}
+			// A lookup reports where the paths would go, writing nothing.
+			dst := t.TempDir()
+			h, ok, err := tc.c.PullPaths(t.Context(), "k", nil, nil, PullOptions{Resolve: ResolveMatched(dst, pats), LookupOnly: true})
+			if err != nil || !ok || len(h.Paths) != len(names) {
+				t.Errorf("lookup: %v, %v, paths %q", ok, err, h.Paths)
+			}
+			if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+				t.Errorf("lookup wrote %d entries", len(ents))
+			}
+		})
+	}
+}
