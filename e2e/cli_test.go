@@ -36,12 +36,14 @@ func smallTree(t *testing.T, tag string) string {
 
 // pullJSON is the subset of `pull --json` the tests read.
 type pullJSON struct {
-	Hit             bool    `json:"hit"`
-	Key             string  `json:"key"`
-	Tier            string  `json:"tier"`
-	Bytes           int64   `json:"bytes"`
-	Seconds         float64 `json:"seconds"`
-	DownloadedBytes int64   `json:"downloaded_bytes"`
+	Hit             bool     `json:"hit"`
+	Key             string   `json:"key"`
+	Tier            string   `json:"tier"`
+	Bytes           int64    `json:"bytes"`
+	Seconds         float64  `json:"seconds"`
+	DownloadedBytes int64    `json:"downloaded_bytes"`
+	Paths           []string `json:"paths"`
+	Skipped         []string `json:"skipped"`
 }
 
 // TestCLIRoundTripFidelity pushes the fidelity tree (big files included),

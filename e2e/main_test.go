@@ -200,9 +200,16 @@ func (e env) freshMachine(t testing.TB) env {
 // two minutes.
 func runCLI(t testing.TB, e env, args ...string) (stdout, stderr string, exit int) {
 	t.Helper()
+	return runCLIIn(t, "", e, args...)
+}
+
+// runCLIIn is runCLI in the working directory dir ("" for the test's).
+func runCLIIn(t testing.TB, dir string, e env, args ...string) (stdout, stderr string, exit int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Dir = dir
 	cmd.Env = make([]string, 0, len(e))
 	for k, v := range e {
 		cmd.Env = append(cmd.Env, k+"="+v)

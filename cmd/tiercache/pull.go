@@ -22,6 +22,7 @@ type pullOptions struct {
 	lookupOnly  bool
 	skipSymlink bool
 	noBase      bool
+	match       []string
 }
 
 func newPullCommand(a *app) *cobra.Command {
@@ -89,6 +90,16 @@ key's, is skipped, with a note: a job whose list of paths changed misses,
 and its push replaces the entry. A "~" the shell did not expand is
 expanded. On a miss, only a single DIR is created.
 
+--match PATTERN (repeatable), instead of PATHs, restores an entry pushed
+with 'push --match' to the paths it records, below the current directory:
+packages/a/node_modules goes to ./packages/a/node_modules, created if
+missing. The recorded names are whoever pushed says, so an entry is
+restored only if each name is a plain relative path (no "..", not
+absolute) that one of the pull's own patterns matches, none inside
+another, and no symlink lies on the way to where it goes; otherwise it is
+skipped with a note, as an entry of another shape is, and nothing of it
+is written.
+
 Symlinks are restored as symlinks. Where the system will not create them
 (Windows without the privilege or Developer Mode, a file system without
 symlinks), the pull fails naming the first; with --skip-symlinks it skips
@@ -143,9 +154,12 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
   # An entry of two paths, pushed as 'tiercache push KEY ~/go/pkg/mod ~/.cache/go-build'.
   tiercache pull "go-$(sha256sum go.sum | cut -c1-16)" --restore-key go- ~/go/pkg/mod ~/.cache/go-build
 
+  # Every node_modules of a monorepo, where 'push --match' found them.
+  tiercache pull "npm-$(sha256sum package-lock.json | cut -c1-16)" --restore-key npm- --match '**/node_modules'
+
   # Is it stored? Download nothing; exit 3 if not.
   tiercache pull build-$SHA ./out --lookup-only --fail-on-miss`,
-		Args: keyPathsArgs(&o.key),
+		Args: keyPathsArgs(&o.key, &o.match),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 && o.key == "" {
 				return completeKeys(a, cmd)
@@ -164,6 +178,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	f.BoolVar(&o.lookupOnly, "lookup-only", false, "only find what would be restored: download nothing, leave DIR alone")
 	f.BoolVar(&o.noBase, "no-base", false, "download every byte, even what an earlier version in the local tier holds")
+	f.StringArrayVar(&o.match, "match", nil, "restore an entry pushed with --match to the paths it records below the current directory, each matched by a glob `PATTERN`, instead of PATHs; repeatable")
 	f.BoolVar(&o.skipSymlink, "skip-symlinks", false, "skip, with a warning, the symlinks this system will not create (Windows without Developer Mode) instead of failing")
 	return cmd
 }
@@ -223,27 +238,37 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if err := checkKey("pull", key); err != nil {
 		return err
 	}
-	// As push checks them: an empty PATH (an unset variable) would be
-	// the working directory.
-	if err := tiercache.ValidatePaths(given); err != nil {
-		return asUsage(fmt.Errorf("pull %q: %w", key, err))
-	}
-	paths, err := a.expandPaths(given)
-	if err != nil {
-		return fmt.Errorf("pull %q: %w", key, err)
-	}
-	abs, err := distinctPaths(given, paths)
-	if err != nil {
-		return fmt.Errorf("pull %q: %w", key, err)
-	}
-	if root, err := a.cacheDir(); err == nil {
-		if root, err = filepath.Abs(root); err == nil {
-			if err := outsideTier(root, given, abs); err != nil {
-				return fmt.Errorf("pull %q: %w", key, err)
+	var paths []string
+	var resolve func([]string) ([]string, error)
+	var wd string
+	if len(o.match) > 0 {
+		var err error
+		if wd, err = matchedPaths("pull", o.match); err != nil {
+			return err
+		}
+		resolve = tiered.ResolveMatched(wd, o.match)
+	} else {
+		// As push checks them: an empty PATH (an unset variable) would
+		// be the working directory.
+		if err := tiercache.ValidatePaths(given); err != nil {
+			return asUsage(fmt.Errorf("pull %q: %w", key, err))
+		}
+		var err error
+		if paths, err = a.expandPaths(given); err != nil {
+			return fmt.Errorf("pull %q: %w", key, err)
+		}
+		abs, err := distinctPaths(given, paths)
+		if err != nil {
+			return fmt.Errorf("pull %q: %w", key, err)
+		}
+		if root, err := a.cacheDir(); err == nil {
+			if root, err = filepath.Abs(root); err == nil {
+				if err := outsideTier(root, given, abs); err != nil {
+					return fmt.Errorf("pull %q: %w", key, err)
+				}
 			}
 		}
 	}
-	dir := given[0]
 	for _, p := range o.restoreKeys {
 		if err := tiercache.ValidateKey(p); err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("pull %q: restore key %q: %w", key, p, err)}
@@ -268,9 +293,26 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		// to pull from.
 		err = a.remoteErr
 	} else {
-		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase})
+		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase, Resolve: resolve})
 	}
 	prog.finish()
+	shown := given // for messages
+	if resolve != nil {
+		// The paths the entry found records, as names below wd.
+		paths, given = hit.Paths, make([]string, len(hit.Paths))
+		for i, p := range paths {
+			rel, _ := filepath.Rel(wd, p)
+			given[i] = filepath.ToSlash(rel)
+		}
+		shown = given
+		if !ok {
+			shown = []string{"the paths --match " + strings.Join(o.match, ", ") + " names"}
+		}
+	}
+	var dir string
+	if len(given) > 0 {
+		dir = given[0]
+	}
 	out := pullJSON{RequestedKey: key, Dir: dir, Paths: given, LookupOnly: o.lookupOnly, Skipped: hit.Skipped}
 	for _, s := range hit.Skipped {
 		a.infof(cmd, "pull %q: skipped %s", key, s)
@@ -298,7 +340,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	}
 	if survived != nil {
 		out.Error = singleLine(survived.Error())
-		what := fmt.Sprintf("treated as a miss, %s left as it was", strings.Join(given, ", "))
+		what := fmt.Sprintf("treated as a miss, %s left as it was", strings.Join(shown, ", "))
 		switch {
 		case ok && o.lookupOnly:
 			what = "looked up in the local tier only"

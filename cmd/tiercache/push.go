@@ -28,6 +28,7 @@ type pushOptions struct {
 	base        string
 	restoreKeys []string
 	noBase      bool
+	match       []string
 }
 
 func newPushCommand(a *app) *cobra.Command {
@@ -51,6 +52,15 @@ a pull restores them by position: the pull's first PATH gets the first
 path, and so on, so home directories may differ between machines. A "~"
 the shell did not expand (a quoted '~/x') is expanded. The remote object
 stays one plain .tar.zst, path i under the member named i ("0/", "1", ...).
+
+--match PATTERN (repeatable), instead of PATHs, pushes what the glob
+PATTERN matches below the current directory, as actions/cache's and
+GitLab's glob paths do: '**/node_modules' in a monorepo, 'packages/*/dist'.
+"*", "?" and "[...]" match within a name, "**" any number of directories;
+a matched directory is taken whole, and symlinks are neither followed nor
+matched. The entry records each match's name below the current
+directory, and 'pull --match' restores each to the same place below its
+own current directory, creating what is missing. No match fails the push.
 
 --exclude PATTERN (repeatable) leaves out what the gitignore-like PATTERN
 matches below each PATH: "*.log" or "tmp/" at any depth (a trailing "/"
@@ -120,9 +130,12 @@ arguments.`,
   # A new lockfile hash: upload only the frames that changed since the newest gomod- entry.
   tiercache push --restore-key gomod- "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"
 
+  # Every node_modules of a monorepo, found below the current directory.
+  tiercache push "npm-$(sha256sum package-lock.json | cut -c1-16)" --match '**/node_modules'
+
   # Save only if no job saved this key before.
   tiercache push --if-absent "gomod-$(sha256sum go.sum | cut -c1-16)" "$HOME/go/pkg/mod"`,
-		Args: keyPathsArgs(&o.key),
+		Args: keyPathsArgs(&o.key, &o.match),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, paths := splitKeyPaths(o.key, args)
 			return runPush(a, cmd, key, paths, o)
@@ -135,12 +148,24 @@ arguments.`,
 	cmd.Flags().StringVar(&o.base, "base", "", "upload only what differs from the entry under `KEY` (see above)")
 	cmd.Flags().StringArrayVar(&o.restoreKeys, "restore-key", nil, "choose the base among the newest entries under `PREFIX`; repeatable, tried in order")
 	cmd.Flags().BoolVar(&o.noBase, "no-base", false, "upload every byte, reusing nothing the remote holds (not with --base or --restore-key)")
+	cmd.Flags().StringArrayVar(&o.match, "match", nil, "push the files and directories below the current directory that the glob `PATTERN` matches (**/node_modules), instead of PATHs; repeatable")
 	return cmd
 }
 
-// keyPathsArgs accepts KEY PATH..., or PATH... alone when --key is given.
-func keyPathsArgs(key *string) cobra.PositionalArgs {
+// keyPathsArgs accepts KEY PATH..., or PATH... alone when --key is given;
+// with --match, KEY alone, or nothing.
+func keyPathsArgs(key *string, match *[]string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
+		if len(*match) > 0 {
+			want := 1
+			if *key != "" {
+				want = 0
+			}
+			if len(args) != want {
+				return usageErrorf("%s --match takes KEY alone (or --key), no PATH: the paths are what the patterns match below the current directory; got %d argument(s)", cmd.Name(), len(args))
+			}
+			return nil
+		}
 		min, what := 2, "KEY and at least one PATH"
 		if *key != "" {
 			min, what = 1, "at least one PATH (KEY is given with --key)"
@@ -160,6 +185,19 @@ func splitKeyPaths(keyFlag string, args []string) (key string, paths []string) {
 		return keyFlag, args
 	}
 	return args[0], args[1:]
+}
+
+// matchedPaths returns the current directory and the checked patterns
+// of --match, or a usage error.
+func matchedPaths(command string, patterns []string) (string, error) {
+	if err := tiered.CheckPatterns(patterns); err != nil {
+		return "", asUsage(fmt.Errorf("%s --match: %w", command, err))
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("%s --match: %w", command, err)
+	}
+	return wd, nil
 }
 
 // expandPaths expands a leading "~" (alone, or before a separator) to
@@ -338,12 +376,31 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if err != nil {
 		return asUsage(fail(err))
 	}
+	var paths []string
+	if len(o.match) > 0 {
+		wd, err := matchedPaths("push", o.match)
+		if err != nil {
+			return err
+		}
+		if given, err = tiered.MatchPaths(wd, o.match); err != nil {
+			return fail(err)
+		}
+		if len(given) == 0 {
+			return fail(fmt.Errorf("no path below %s matches %s: nothing to push", wd, strings.Join(o.match, ", ")))
+		}
+		a.verbosef(cmd, "push %q: --match found %s", key, strings.Join(given, ", "))
+		paths = make([]string, len(given))
+		for i, n := range given {
+			paths[i] = filepath.Join(wd, filepath.FromSlash(n))
+		}
+	}
 	if err := tiercache.ValidatePaths(given); err != nil {
 		return asUsage(fail(err))
 	}
-	paths, err := a.expandPaths(given)
-	if err != nil {
-		return fail(err)
+	if paths == nil {
+		if paths, err = a.expandPaths(given); err != nil {
+			return fail(err)
+		}
 	}
 	abs, err := distinctPaths(given, paths)
 	if err != nil {
@@ -392,7 +449,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
 		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{
-			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given,
+			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given, RecordPaths: len(o.match) > 0,
 			Base: o.base, BasePrefixes: o.restoreKeys, NoBase: o.noBase,
 		})
 	}
