@@ -15,6 +15,7 @@ const State = {
   key: 'key',
   paths: 'paths',
   excludes: 'excludes',
+  match: 'match',
   bin: 'bin',
   exactHit: 'exact-hit',
   restoreKeys: 'restore-keys',
@@ -35,8 +36,8 @@ function isExactKeyMatch(key, matched) {
 // readKeyAndPaths reads the key and path inputs.
 function readKeyAndPaths() {
   const key = lib.getInput('key', { required: true });
-  const { paths, excludes } = lib.parsePaths(lib.getMultilineInput('path', { required: true }));
-  return { key, paths, excludes };
+  const { paths, excludes, match } = lib.parsePaths(lib.getMultilineInput('path', { required: true }));
+  return { key, paths, excludes, match };
 }
 
 // installOrSkip returns the binary to run, or '' when it cannot be had
@@ -64,7 +65,7 @@ async function installOrSkip({ record = false } = {}) {
 // keys as actions/cache does (isExactKeyMatch). With withState, it
 // records for post.js what to push and whether the key itself was hit.
 async function restore({ withState }) {
-  const { key, paths, excludes } = readKeyAndPaths();
+  const { key, paths, excludes, match } = readKeyAndPaths();
   const restoreKeys = lib.getMultilineInput('restore-keys');
   const failOnMiss = lib.getBooleanInput('fail-on-cache-miss');
   const lookupOnly = lib.getBooleanInput('lookup-only');
@@ -77,6 +78,7 @@ async function restore({ withState }) {
     lib.saveState(State.key, key);
     lib.saveState(State.paths, JSON.stringify(paths));
     lib.saveState(State.excludes, JSON.stringify(excludes));
+    lib.saveState(State.match, String(match));
     lib.saveState(State.restoreKeys, JSON.stringify(restoreKeys));
   }
   const bin = await installOrSkip({ record: withState });
@@ -90,8 +92,9 @@ async function restore({ withState }) {
     for (const k of [key, ...restoreKeys]) args.push(`--restore-key=${k}`);
     if (failOnMiss) args.push('--fail-on-miss');
     if (lookupOnly) args.push('--lookup-only');
-    args.push(...lib.pathArgs(key, paths, [])); // excludes matter to a push only
-    const absent = paths.filter((p) => !lexists(p)).map(missingFrom);
+    args.push(...lib.pathArgs(key, paths, [], match)); // excludes matter to a push only
+    // Patterns name no path before the pull, which creates none on a miss.
+    const absent = match ? [] : paths.filter((p) => !lexists(p)).map(missingFrom);
     const env = { ...process.env };
     delete env.GITHUB_OUTPUT; // written below
     let stdout;
@@ -178,12 +181,13 @@ function removeEmptyDirs(missing) {
 // the push runs and fails on it. The restore keys choose the push's base
 // as they chose the restored entry, so only what the job changed is
 // uploaded (even with no-local, which keeps no record of the pull).
-async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
+async function push({ key, paths, excludes, match = false, bin, restoreKeys = [] }) {
   if (lib.readOnly()) {
     lib.info(`Not saving "${key}": read-only is set`);
     return;
   }
-  if (!lib.strict()) {
+  // Patterns that match nothing fail the push (exit 1), which warns below.
+  if (!lib.strict() && !match) {
     const missing = lib.missingPaths(paths);
     if (missing.length > 0) {
       lib.warning(missingPathsMessage(key, missing));
@@ -193,7 +197,7 @@ async function push({ key, paths, excludes, bin, restoreKeys = [] }) {
   const global = lib.globalArgs();
   const args = ['push', ...global];
   for (const k of [key, ...restoreKeys]) args.push(`--restore-key=${k}`);
-  args.push(...lib.pathArgs(key, paths, excludes));
+  args.push(...lib.pathArgs(key, paths, excludes, match));
   bin = bin || (await installOrSkip());
   if (!bin) return;
   const { code } = await lib.runTiercache(bin, args);
@@ -240,10 +244,11 @@ async function postSave() {
   }
   const paths = JSON.parse(lib.getState(State.paths) || '[]');
   const excludes = JSON.parse(lib.getState(State.excludes) || '[]');
+  const match = lib.getState(State.match) === 'true';
   const restoreKeys = JSON.parse(lib.getState(State.restoreKeys) || '[]');
   let bin = lib.getState(State.bin);
   if (bin && !fs.existsSync(bin)) bin = '';
-  await push({ key, paths, excludes, bin, restoreKeys });
+  await push({ key, paths, excludes, match, bin, restoreKeys });
 }
 
 // saveOnly is save/action.yml: push key and path from the inputs. An
@@ -254,8 +259,8 @@ async function saveOnly() {
     lib.warning('Key is not specified: input "key" is empty, so nothing was saved (set strict: true to fail the step instead)');
     return;
   }
-  const { key, paths, excludes } = readKeyAndPaths();
-  await push({ key, paths, excludes, bin: '' });
+  const { key, paths, excludes, match } = readKeyAndPaths();
+  await push({ key, paths, excludes, match, bin: '' });
 }
 
 module.exports = { restore, postSave, saveOnly, State };

@@ -64,11 +64,16 @@ function splitLines(s) {
 // home directory. The CLI matches an exclude below each PATH, while
 // actions/cache's negations name paths: see excludePattern. A path given
 // twice, however spelled, counts once: actions/cache takes such a list,
-// and the CLI refuses it (restore and save drop the same lines). A glob
-// line (**/node_modules), which actions/cache expands, is a usage error:
-// taken as a name, it would restore into, and save, a directory called
-// "**".
+// and the CLI refuses it (restore and save drop the same lines).
+//
+// A glob line (**/node_modules), which actions/cache expands, makes
+// every path line a --match pattern instead (match is then true): the
+// CLI pushes what the patterns match below the working directory, and a
+// pull restores each path the entry records to its place there. The
+// lines must then all be relative to the working directory.
 function parsePaths(lines, home = os.homedir()) {
+  const plain = lines.filter((l) => !l.startsWith('!'));
+  if (plain.some(isGlob)) return parsePatterns(lines);
   const paths = [];
   const seen = new Set();
   const negated = [];
@@ -80,13 +85,6 @@ function parsePaths(lines, home = os.homedir()) {
       }
       negated.push(pattern);
     } else {
-      if (isGlob(line)) {
-        throw new UsageError(
-          `input "path": "${line}" is a glob pattern, and tiercache does not expand patterns: ` +
-            'an entry is restored into the paths by position, which a pattern cannot name before they exist. ' +
-            'List the directories or files themselves, one a line (see the README\'s GitHub Actions section)',
-        );
-      }
       const p = expandHome(line, home);
       if (!seen.has(path.resolve(p))) {
         seen.add(path.resolve(p));
@@ -98,7 +96,46 @@ function parsePaths(lines, home = os.homedir()) {
     throw new UsageError('input "path" needs at least one path (not only "!" lines)');
   }
   const excludes = negated.map((p) => excludePattern(p, paths, home));
-  return { paths, excludes };
+  return { paths, excludes, match: false };
+}
+
+// parsePatterns is parsePaths for a list holding a glob line: each path
+// line becomes a --match pattern, "/" between its names ("./" and a
+// trailing "/" dropped). A "!" line that starts with one of the patterns
+// and goes below it (!**/node_modules/.cache) leaves out what follows,
+// anchored in each match (--exclude /.cache); any other is passed as an
+// --exclude as written, matched below each match.
+function parsePatterns(lines) {
+  const patterns = [];
+  const negated = [];
+  for (const line of lines) {
+    if (line.startsWith('!')) {
+      const pattern = line.slice(1).trim();
+      if (pattern === '') {
+        throw new UsageError('a "!" line in "path" needs a pattern after it');
+      }
+      negated.push(pattern.split('\\').join('/'));
+      continue;
+    }
+    let p = line.split('\\').join('/');
+    while (p.startsWith('./')) p = p.slice(2);
+    while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+    if (p === '' || p === '.' || p.startsWith('/') || p.startsWith('~') || /^[A-Za-z]:/.test(p) || p.split('/').includes('..')) {
+      throw new UsageError(
+        `input "path": "${line}" is not below the working directory, and a glob line ("${lines.find((l) => !l.startsWith('!') && isGlob(l))}") ` +
+          'makes every path line a pattern matched below it (see the README\'s GitHub Actions section). ' +
+          'Cache such paths in a step of their own',
+      );
+    }
+    if (!patterns.includes(p)) patterns.push(p);
+  }
+  const excludes = negated.map((n) => {
+    for (const p of patterns) {
+      if (n.startsWith(p + '/') && n.length > p.length + 1) return n.slice(p.length);
+    }
+    return n;
+  });
+  return { paths: patterns, excludes, match: true };
 }
 
 // excludePattern turns a negated path line into an --exclude pattern. A
@@ -216,7 +253,10 @@ function missingPaths(paths) {
 // pathArgs ends a command line: the --exclude patterns (push only), then
 // '--' so that neither KEY nor a PATH starting with '-' can be read as a
 // flag.
-function pathArgs(key, paths, excludes) {
+function pathArgs(key, paths, excludes, match = false) {
+  if (match) {
+    return [...excludes.map((e) => `--exclude=${e}`), ...paths.map((p) => `--match=${p}`), '--', key];
+  }
   return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths];
 }
 

@@ -202,6 +202,9 @@ func noLinkOnTheWay(root string, name []string) error {
 			return fmt.Errorf("%q is a symlink, which a restore of matched paths does not follow", p)
 		case !last && !fi.IsDir():
 			return fmt.Errorf("%q is not a directory, and the entry holds %q below it", p, path.Join(name...))
+		case last && !fi.IsDir() && !fi.Mode().IsRegular():
+			// A Windows junction, say, which a restore would go through.
+			return fmt.Errorf("%q is neither a directory nor a file", p)
 		}
 	}
 	return nil

@@ -26,6 +26,7 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   assert.deepEqual(lib.parsePaths(['~', '~/go/pkg/mod', 'rel/dir', '/abs', '!*.log', '! tmp/**', 'a~b'], '/home/u'), {
     paths: ['/home/u', path.join('/home/u', 'go/pkg/mod'), 'rel/dir', '/abs', 'a~b'],
     excludes: ['*.log', 'tmp/**'],
+    match: false,
   });
   // A negation naming a place below a path is anchored at that path.
   assert.deepEqual(lib.parsePaths(['~/.npm', '~', '!~/.npm/_logs', 'build', '!build/tmp', '!**/*.o'], '/home/u').excludes,
@@ -34,6 +35,18 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   assert.throws(() => lib.parsePaths(['!'], '/h'), /needs a pattern/);
   assert.throws(() => lib.parsePaths(['!x'], '/h'), /at least one path/);
   assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);
+});
+
+test('path lines with a glob: every path line a --match pattern, relative to the workspace', () => {
+  assert.deepEqual(lib.parsePaths(['**/node_modules', './.eslintcache', 'packages/*/dist/', 'b\\c', '**/node_modules', '!**/node_modules/.cache', '!*.log'], '/h'), {
+    paths: ['**/node_modules', '.eslintcache', 'packages/*/dist', 'b/c'],
+    excludes: ['/.cache', '*.log'],
+    match: true,
+  });
+  for (const bad of ['~/.npm', '~', '/abs', '../up', 'a/../../b', '.', 'C:/x']) {
+    assert.throws(() => lib.parsePaths([bad, '**/x'], '/h'), new RegExp(`"${bad.replace(/[.*?]/g, '\\$&')}" is not below the working directory`));
+  }
+  assert.deepEqual(lib.pathArgs('-k', ['**/a', 'b'], ['/x'], true), ['--exclude=/x', '--match=**/a', '--match=b', '--', '-k']);
 });
 
 test('missing paths: only those that do not exist (a dangling link among them); strict from the input or TIERCACHE_STRICT', () => {

@@ -41,23 +41,63 @@ test('a miss creates nothing at the paths, as in actions/cache: a file path is n
   assert.equal(fs.readFileSync(path.join(m.workspace, '.eslintcache'), 'utf8'), '{"v":1}');
 });
 
-test('a glob line in path fails the step naming it, and creates nothing', async () => {
-  for (const line of ['**/node_modules', '*.txt', 'build/[ab]']) {
+test('glob lines: a monorepo\'s node_modules are saved where they match, and restored there', async () => {
+  const m = new h.Machine();
+  const inputs = { key: 'npm-1', path: '**/node_modules\n!**/node_modules/.cache' };
+  const miss = await h.mainStep(m, { inputs });
+  assert.equal(miss.code, 0, miss.log);
+  assert.equal(miss.outputs['cache-hit'], 'false');
+  assert.deepEqual(fs.readdirSync(m.workspace), [], 'the miss created something');
+  // The job installs two packages' node_modules, each with a .cache.
+  const mods = ['node_modules', 'packages/a/node_modules', 'packages/b/node_modules'];
+  for (const d of mods) {
+    h.writeTree(path.join(m.workspace, d), d);
+    fs.mkdirSync(path.join(m.workspace, d, '.cache'));
+    fs.writeFileSync(path.join(m.workspace, d, '.cache', 'tmp'), 'x');
+  }
+  fs.mkdirSync(path.join(m.workspace, 'packages', 'a', 'src'));
+  const post = await h.postStep(m, miss, { inputs });
+  assert.equal(post.code, 0, post.log);
+  assert.match(post.log, /--match=\*\*\/node_modules/);
+  // The next job's checkout has none of them.
+  fs.rmSync(path.join(m.workspace, 'node_modules'), { recursive: true });
+  fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
+  const hit = await h.mainStep(m, { inputs });
+  assert.equal(hit.code, 0, hit.log);
+  assert.equal(hit.outputs['cache-hit'], 'true', hit.log);
+  for (const d of mods) {
+    const files = h.readTree(path.join(m.workspace, d));
+    assert.equal(files['a.txt'].toString(), `hello ${d}\n`, d);
+    assert.equal(fs.existsSync(path.join(m.workspace, d, '.cache')), false, `${d}/.cache was saved`);
+  }
+  assert.equal(fs.existsSync(path.join(m.workspace, 'packages', 'a', 'src')), false, 'packages/a/src was saved');
+  // Patterns that match nothing at save time: a warning, nothing saved.
+  const none = { key: 'none-1', path: 'nothing/**/here' };
+  const main2 = await h.mainStep(m, { inputs: none });
+  const post2 = await h.postStep(m, main2, { inputs: none });
+  assert.equal(post2.code, 0, post2.log);
+  assert.match(post2.stdout, /::warning title=tiercache::tiercache push failed, so nothing was saved for key "none-1"/);
+  assert.match(post2.log, /no path below .* matches nothing\/\*\*\/here/);
+});
+
+test('a glob line with a path outside the workspace fails the step naming it, and creates nothing', async () => {
+  for (const other of ['~/.npm', '/abs/dir', '../up']) {
     const m = new h.Machine();
-    const main = await h.mainStep(m, { inputs: { key: 'glob-1', path: `~/.npm\n${line}` } });
+    const main = await h.mainStep(m, { inputs: { key: 'glob-1', path: `${other}\n**/node_modules` } });
     assert.notEqual(main.code, 0, main.log);
-    assert.ok(main.stdout.includes(`::error title=tiercache::input "path": "${line}" is a glob pattern`), main.log);
+    assert.ok(main.stdout.includes(`::error title=tiercache::input "path": "${other}" is not below the working directory`), main.log);
     assert.doesNotMatch(main.log, /\[command\]/, 'tiercache ran');
     assert.deepEqual(fs.readdirSync(m.workspace), []);
     assert.equal(main.state.key, undefined, 'the post step would save');
-    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: 'glob-1', path: line } });
+    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs: { key: 'glob-1', path: `**/node_modules\n${other}` } });
     assert.notEqual(save.code, 0, save.log);
-    assert.match(save.stdout, /is a glob pattern/);
+    assert.match(save.stdout, /is not below the working directory/);
   }
-  // An exclude line is a pattern, as before.
+  // An exclude line alone is a pattern, as before: the paths stay names.
   const m = new h.Machine();
   const ok = await h.mainStep(m, { inputs: { key: 'glob-2', path: 'dir\n!**/*.log' } });
   assert.equal(ok.code, 0, ok.log);
+  assert.equal(ok.state.match, 'false');
 });
 
 test('save/ with an empty key warns "Key is not specified" and succeeds, as actions/cache/save does; with strict it fails', async () => {
