@@ -389,7 +389,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 		if opts.Link {
 			how = placeLink
 		}
-		h.Copy, err = placeAll(ctx, tree, dst.paths, how, progress)
+		h.Copy, err = placeAll(ctx, tree, dst, how, progress)
 		h.CopyTime = time.Since(start)
 		return h, err
 	}
@@ -845,7 +845,7 @@ func (c *Cache) extractTo(ctx context.Context, dst *target, indexed bool, extrac
 			return err
 		}
 	}
-	_, err = placeAll(ctx, stage, dst.paths, placeMove, nil)
+	_, err = placeAll(ctx, stage, dst, placeMove, nil)
 	return err
 }
 
@@ -1369,9 +1369,12 @@ const (
 	placeCopy        // copy its files from the local tier's tree
 )
 
-// placeAll puts member i of the tree at from into paths[i] (see place),
-// calling progress, if set, with the size of each file copied or linked.
-func placeAll(ctx context.Context, from string, paths []string, how int, progress func(int64)) (treecopy.Result, error) {
+// placeAll puts member i of the tree at from into dst's path i (see
+// place), calling progress, if set, with the size of each file copied or
+// linked. Paths a Resolve chose must each lie apart from those placed
+// before it (see apart).
+func placeAll(ctx context.Context, from string, dst *target, how int, progress func(int64)) (treecopy.Result, error) {
+	paths := dst.paths
 	var sum treecopy.Result
 	// A file that cannot go where a directory is, or a directory where
 	// something else is (a file, a dangling symlink), fails the pull
@@ -1386,6 +1389,11 @@ func placeAll(ctx context.Context, from string, paths []string, how int, progres
 		}
 	}
 	for i, p := range paths {
+		if dst.resolve != nil {
+			if err := apart(paths[:i], p); err != nil {
+				return sum, fmt.Errorf("restoring into %s: %w", p, err)
+			}
+		}
 		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how, progress)
 		if err != nil {
 			return sum, fmt.Errorf("restoring into %s: %w", p, err)
@@ -1395,6 +1403,33 @@ func placeAll(ctx context.Context, from string, paths []string, how int, progres
 		sum.Linked += r.Linked
 	}
 	return sum, nil
+}
+
+// apart fails if p, or a directory on the way to it, is one of placed,
+// as the file system finds them once placed: ResolveMatched compares the
+// names, but on a file system that folds case or Unicode forms (macOS,
+// Windows) "X/b" lies inside "x", and a symlink that placing x brought
+// would then lead b elsewhere.
+func apart(placed []string, p string) error {
+	var ids []fs.FileInfo
+	var names []string
+	for _, q := range placed {
+		if fi, err := os.Stat(q); err == nil {
+			ids, names = append(ids, fi), append(names, q)
+		}
+	}
+	for a := p; ; a = filepath.Dir(a) {
+		if fi, err := os.Stat(a); err == nil {
+			for i, id := range ids {
+				if os.SameFile(fi, id) {
+					return fmt.Errorf("%s lies inside %s, restored before it", p, names[i])
+				}
+			}
+		}
+		if filepath.Dir(a) == a {
+			return nil
+		}
+	}
 }
 
 // place puts the file or directory src at dst, as a pull of one

@@ -229,3 +229,36 @@ func TestPullResolved(t *testing.T) {
 		})
 	}
 }
+
+// TestApart: a path is refused if the file system finds it inside one
+// placed before, through a symlink that path brought, or (where the file
+// system folds case) under another spelling.
+func TestApart(t *testing.T) {
+	root := t.TempDir()
+	x := filepath.Join(root, "x")
+	if err := os.MkdirAll(filepath.Join(x, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := apart([]string{x}, filepath.Join(root, "y", "node_modules")); err != nil {
+		t.Errorf("a path beside: %v", err)
+	}
+	if err := apart([]string{x}, filepath.Join(x, "sub", "new")); err == nil {
+		t.Error("a path inside: not refused")
+	}
+	if err := apart([]string{x}, x); err == nil {
+		t.Error("the same path: not refused")
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(x, "link")); err == nil {
+		if err := apart([]string{x}, filepath.Join(x, "link", "node_modules")); err == nil {
+			t.Error("a path through a symlink inside a placed one: not refused")
+		}
+	} else if !treetest.UnderWine() {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "X")); err == nil {
+		// Case folds here (Wine, macOS, Windows).
+		if err := apart([]string{x}, filepath.Join(root, "X", "sub", "node_modules")); err == nil {
+			t.Error("a path inside under another case: not refused")
+		}
+	}
+}
