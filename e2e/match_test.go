@@ -5,6 +5,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,6 +113,17 @@ func TestMatchedPaths(t *testing.T) {
 	}
 	if _, stderr, code := runCLIIn(t, src, e, "push", "npm-2", "--match", "nothing/here"); code != 1 || !strings.Contains(stderr, "no path below") {
 		t.Errorf("push matching nothing: exit %d, stderr %q; want 1 naming it", code, stderr)
+	}
+	// More matches than an entry holds: a failure (exit 1, which the
+	// Action takes for a warning), not a usage error.
+	many := t.TempDir()
+	for i := range 65 {
+		if err := os.MkdirAll(filepath.Join(many, "p"+strconv.Itoa(i), "node_modules"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, stderr, code := runCLIIn(t, many, e, "push", "npm-3", "--match", "**/node_modules"); code != 1 || !strings.Contains(stderr, "found 65 paths") {
+		t.Errorf("push matching 65 paths: exit %d, stderr %q; want 1 naming the count", code, stderr)
 	}
 }
 

@@ -388,6 +388,11 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		if len(given) == 0 {
 			return fail(fmt.Errorf("no path below %s matches %s: nothing to push", wd, strings.Join(o.match, ", ")))
 		}
+		if len(given) > tiercache.MaxPaths {
+			// Not a usage error: the same patterns matched fewer before.
+			return fail(fmt.Errorf("--match %s found %d paths below %s, more than the %d an entry holds (the first: %s); narrow the patterns, or push the directory holding them",
+				strings.Join(o.match, ", "), len(given), wd, tiercache.MaxPaths, strings.Join(given[:3], ", ")))
+		}
 		a.verbosef(cmd, "push %q: --match found %s", key, strings.Join(given, ", "))
 		paths = make([]string, len(given))
 		for i, n := range given {
