@@ -114,6 +114,14 @@ func TestMatchedPaths(t *testing.T) {
 	if _, stderr, code := runCLIIn(t, src, e, "push", "npm-2", "--match", "nothing/here"); code != 1 || !strings.Contains(stderr, "no path below") {
 		t.Errorf("push matching nothing: exit %d, stderr %q; want 1 naming it", code, stderr)
 	}
+	// The local tier below the checkout is never matched.
+	inner := e.with("TIERCACHE_DIR", filepath.Join(src, ".tc"))
+	mustRunIn(t, src, inner, "push", "-q", "all", "--match", "*")
+	stdout, _ := mustRun(t, inner, "ls", "--json", "all")
+	if !strings.Contains(stdout, `"packages"`) || strings.Contains(stdout, `".tc"`) {
+		t.Errorf("push --match '*' with the local tier in the checkout recorded: %s", stdout)
+	}
+
 	// More matches than an entry holds: a failure (exit 1, which the
 	// Action takes for a warning), not a usage error.
 	many := t.TempDir()

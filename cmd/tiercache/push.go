@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -384,6 +385,18 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		}
 		if given, err = tiered.MatchPaths(wd, o.match); err != nil {
 			return fail(err)
+		}
+		if root := a.tierDir(); root != "" {
+			// The local tier, or a match inside it, is left out, as a
+			// PATH holding the tier leaves it out (a PATH inside it is
+			// a usage error, which a pattern should not make).
+			given = slices.DeleteFunc(given, func(n string) bool {
+				_, in := local.Within(filepath.Join(wd, filepath.FromSlash(n)), root)
+				if in {
+					a.verbosef(cmd, "push %q: --match leaves out %s: the local tier is there", key, n)
+				}
+				return in
+			})
 		}
 		if len(given) == 0 {
 			return fail(fmt.Errorf("no path below %s matches %s: nothing to push", wd, strings.Join(o.match, ", ")))
