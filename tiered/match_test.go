@@ -262,3 +262,50 @@ func TestApart(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResolveMatched: whatever an entry records, the paths a pull takes
+// lie below the root, none inside another, and each is a name one of the
+// patterns matches.
+func FuzzResolveMatched(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"node_modules\npackages/a/node_modules", "**/node_modules"},
+		{"../x\n/abs", "**"},
+		{"a/./b\na//b\na/b/", "a/**"},
+		{"x\nX/y", "**"},
+		{"a\\..\\b", "*"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, recorded, patterns string) {
+		pats := strings.Split(patterns, "\n")
+		if CheckPatterns(pats) != nil {
+			return
+		}
+		names := strings.Split(recorded, "\n")
+		got, err := ResolveMatched(root, pats)(names)
+		if err != nil {
+			return
+		}
+		for i, p := range got {
+			rel, err := filepath.Rel(root, p)
+			if err != nil || !filepath.IsLocal(rel) {
+				t.Fatalf("%q resolved to %q, outside %s", names[i], p, root)
+			}
+			if filepath.ToSlash(rel) != names[i] {
+				t.Fatalf("%q resolved to %q", names[i], rel)
+			}
+			if !slices.ContainsFunc(pats, func(pat string) bool { return matchName(splitPattern(pat), strings.Split(names[i], "/")) }) {
+				t.Fatalf("%q matches none of %q", names[i], pats)
+			}
+			for j, q := range got[:i] {
+				if r, err := filepath.Rel(q, p); err == nil && filepath.IsLocal(r) || p == q {
+					t.Fatalf("%q lies inside %q", names[i], names[j])
+				}
+				if r, err := filepath.Rel(p, q); err == nil && filepath.IsLocal(r) {
+					t.Fatalf("%q lies inside %q", names[j], names[i])
+				}
+			}
+		}
+	})
+}
