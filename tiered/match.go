@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -161,7 +162,8 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 	return func(recorded []string) ([]string, error) {
 		out := make([]string, len(recorded))
 		for i, r := range recorded {
-			if r == "" || path.Clean(r) != r || r == "." || !filepath.IsLocal(filepath.FromSlash(r)) || !filepath.IsLocal(r) {
+			if r == "" || path.Clean(r) != r || r == "." || !filepath.IsLocal(filepath.FromSlash(r)) || !filepath.IsLocal(r) ||
+				(filepath.Separator != '/' && strings.ContainsRune(r, filepath.Separator)) {
 				return nil, fmt.Errorf("it records the path %q, not a name below the current directory", r)
 			}
 			name := strings.Split(r, "/")
@@ -169,7 +171,7 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 				return nil, fmt.Errorf("it records the path %q, which no pattern (%s) matches", r, strings.Join(patterns, ", "))
 			}
 			for _, o := range recorded[:i] {
-				if o == r || strings.HasPrefix(r, o+"/") || strings.HasPrefix(o, r+"/") {
+				if inside(o, r) || inside(r, o) {
 					return nil, fmt.Errorf("it records the path %q and %q, one inside the other", o, r)
 				}
 			}
@@ -180,6 +182,16 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 		}
 		return out, nil
 	}
+}
+
+// inside reports whether the name b is a or lies below it; where file
+// systems fold case (Windows, macOS), in any case. (apart checks what the
+// file system finds, Unicode forms included, once the paths are placed.)
+func inside(a, b string) bool {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		a, b = strings.ToLower(a), strings.ToLower(b)
+	}
+	return a == b || strings.HasPrefix(b, a+"/")
 }
 
 // noLinkOnTheWay checks that the directories below root on the way to

@@ -69,3 +69,50 @@ func TestPushPullPathsCLI(t *testing.T) {
 		t.Errorf("pull into ~/go/pkg/mod: %q, %v", b, err)
 	}
 }
+
+// TestMatchCLI: push --match from one checkout, pull --match into
+// another where nothing exists yet; the recorded names use "/" on every
+// system, so an entry pushed on one restores on another.
+func TestMatchCLI(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	for _, d := range []string{"node_modules", filepath.Join("packages", "a", "node_modules"), filepath.Join("packages", "a", "src")} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, d, "f.txt"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(src)
+	var pushed pushJSON
+	decode(t, mustCLI(t, e, "push", "--json", "--match", "**/node_modules", "k"), &pushed)
+	if want := "node_modules packages/a/node_modules"; strings.Join(pushed.Paths, " ") != want {
+		t.Errorf("push recorded %q, want %q", pushed.Paths, want)
+	}
+	dst := t.TempDir()
+	t.Chdir(dst)
+	var pulled pullJSON
+	decode(t, mustCLI(t, e, "pull", "--json", "--match", "**/node_modules", "k"), &pulled)
+	if !pulled.Hit || strings.Join(pulled.Paths, " ") != "node_modules packages/a/node_modules" {
+		t.Errorf("pull: hit %v, paths %q", pulled.Hit, pulled.Paths)
+	}
+	for _, d := range []string{"node_modules", filepath.Join("packages", "a", "node_modules")} {
+		if b, err := os.ReadFile(filepath.Join(dst, d, "f.txt")); err != nil || string(b) != d {
+			t.Errorf("%s/f.txt: %q, %v", d, b, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "packages", "a", "src")); !os.IsNotExist(err) {
+		t.Errorf("packages/a/src, which no pattern matched, was restored: %v", err)
+	}
+	// Patterns that do not reach every recorded name: skipped, nothing written.
+	other := t.TempDir()
+	t.Chdir(other)
+	r := cli(t, e, "pull", "--match", "packages/*/node_modules", "k")
+	if r.code != 0 || !strings.Contains(r.stderr, `which no pattern (packages/*/node_modules) matches`) {
+		t.Errorf("pull with narrower patterns: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(other); len(ents) != 0 {
+		t.Errorf("that pull wrote %d entries", len(ents))
+	}
+}
