@@ -36,7 +36,7 @@ func CheckPatterns(patterns []string) error {
 		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") || strings.Contains(p, `\`) {
 			return fmt.Errorf("%w: pattern %q: want a relative path pattern with / between names (say **/node_modules)", tiercache.ErrInvalidArgument, p)
 		}
-		for _, c := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		for _, c := range splitPattern(p) {
 			if c == "" || c == "." || c == ".." {
 				return fmt.Errorf("%w: pattern %q: an empty, . or .. name", tiercache.ErrInvalidArgument, p)
 			}
