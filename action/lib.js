@@ -79,11 +79,7 @@ function parsePaths(lines, home = os.homedir()) {
   const negated = [];
   for (const line of lines) {
     if (line.startsWith('!')) {
-      const pattern = line.slice(1).trim();
-      if (pattern === '') {
-        throw new UsageError('a "!" line in "path" needs a pattern after it');
-      }
-      negated.push(pattern);
+      negated.push(negation(line));
     } else {
       const p = expandHome(line, home);
       if (!seen.has(path.resolve(p))) {
@@ -99,6 +95,15 @@ function parsePaths(lines, home = os.homedir()) {
   return { paths, excludes, match: false };
 }
 
+// negation returns the pattern of a "!" line, which must have one.
+function negation(line) {
+  const pattern = line.slice(1).trim();
+  if (pattern === '') {
+    throw new UsageError('a "!" line in "path" needs a pattern after it');
+  }
+  return pattern;
+}
+
 // parsePatterns is parsePaths for a list holding a glob line: each path
 // line becomes a --match pattern, "/" between its names ("./" and a
 // trailing "/" dropped). A "!" line that starts with one of the patterns
@@ -110,11 +115,7 @@ function parsePatterns(lines) {
   const negated = [];
   for (const line of lines) {
     if (line.startsWith('!')) {
-      const pattern = line.slice(1).trim();
-      if (pattern === '') {
-        throw new UsageError('a "!" line in "path" needs a pattern after it');
-      }
-      negated.push(pattern.split('\\').join('/'));
+      negated.push(negation(line).split('\\').join('/'));
       continue;
     }
     let p = line.split('\\').join('/');

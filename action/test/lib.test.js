@@ -46,6 +46,7 @@ test('path lines with a glob: every path line a --match pattern, relative to the
   for (const bad of ['~/.npm', '~', '/abs', '../up', 'a/../../b', '.', 'C:/x']) {
     assert.throws(() => lib.parsePaths([bad, '**/x'], '/h'), new RegExp(`"${bad.replace(/[.*?]/g, '\\$&')}" is not below the working directory`));
   }
+  assert.throws(() => lib.parsePaths(['**/x', '!'], '/h'), /needs a pattern/);
   assert.deepEqual(lib.pathArgs('-k', ['**/a', 'b'], ['/x'], true), ['--exclude=/x', '--match=**/a', '--match=b', '--', '-k']);
 });
 
