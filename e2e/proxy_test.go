@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,7 +14,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/tiercache/tiercache/internal/miniotest"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -81,5 +89,63 @@ func TestCLIThroughProxy(t *testing.T) {
 	}
 	if n := elsewhere.Load() - before; n != 0 {
 		t.Errorf("%d metadata requests went through the proxy", n)
+	}
+}
+
+// TestCLIThroughHTTPSProxy: an https endpoint is reached through
+// HTTPS_PROXY with CONNECT, the server's certificate trusted through
+// AWS_CA_BUNDLE, as behind a corporate proxy.
+func TestCLIThroughHTTPSProxy(t *testing.T) {
+	srv := miniotest.RequireTLS(t)
+	u, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, ""), Secure: true, Transport: srv.Transport(), Region: srv.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := mc.MakeBucket(ctx, "proxied", minio.MakeBucketOptions{Region: srv.Region}); err != nil {
+		t.Fatal(err)
+	}
+	host := net.JoinHostPort(miniotest.TLSHost, u.Port())
+	var tunnels, refused atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || r.Host != host {
+			refused.Add(1)
+			http.Error(w, "not this proxy's", http.StatusBadGateway)
+			return
+		}
+		tunnels.Add(1)
+		up, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			_ = up.Close()
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() { _, _ = io.Copy(up, conn); _ = up.Close() }()
+		_, _ = io.Copy(conn, up)
+		_ = conn.Close()
+	}))
+	defer proxy.Close()
+	e := newEnv(t, "proxied").with(
+		"TIERCACHE_S3_ENDPOINT", "https://"+host,
+		"AWS_ACCESS_KEY_ID", srv.AccessKey, "AWS_SECRET_ACCESS_KEY", srv.SecretKey, "AWS_REGION", srv.Region,
+		"AWS_CA_BUNDLE", srv.CertFile(), "HTTPS_PROXY", proxy.URL)
+
+	src := smallTree(t, "tls-proxy")
+	mustRun(t, e, "push", "-q", "--strict", "px", src)
+	dst := filepath.Join(t.TempDir(), "d")
+	mustRun(t, e.freshMachine(t), "pull", "--strict", "--fail-on-miss", "px", dst)
+	treetest.AssertEqual(t, src, dst)
+	if tunnels.Load() == 0 || refused.Load() != 0 {
+		t.Errorf("%d tunnels to %s and %d other requests at the proxy; want tunnels only", tunnels.Load(), host, refused.Load())
 	}
 }

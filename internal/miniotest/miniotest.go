@@ -82,6 +82,20 @@ func Start() (*Server, error) { return startRetrying(false) }
 // self-signed certificate for 127.0.0.1 that Transport trusts.
 func StartTLS() (*Server, error) { return startRetrying(true) }
 
+// TLSHost is a host name a TLS server's certificate also holds, which
+// resolves nowhere (.test is reserved): a client reaches the server by
+// it only through a proxy, since Go never proxies loopback addresses.
+const TLSHost = "minio.tiercache.test"
+
+// CertFile returns the PEM file of a TLS server's certificate, to trust
+// it (AWS_CA_BUNDLE); "" for a plain HTTP server.
+func (s *Server) CertFile() string {
+	if s.roots == nil {
+		return ""
+	}
+	return filepath.Join(s.root, "certs", "public.crt")
+}
+
 // Transport returns a new HTTP transport that trusts the server's
 // certificate (any transport will do for a plain HTTP server).
 func (s *Server) Transport() *http.Transport {
@@ -243,9 +257,11 @@ func writeCert(dir string) (*x509.CertPool, error) {
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(now.UnixNano()),
-		Subject:               pkix.Name{CommonName: "miniotest"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "miniotest"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		// A name only a proxy can reach (see TLSHost).
+		DNSNames:              []string{TLSHost},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
