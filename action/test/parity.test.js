@@ -80,6 +80,21 @@ test('glob lines: a monorepo\'s node_modules are saved where they match, and res
   assert.match(post2.log, /no path below .* matches nothing\/\*\*\/here/);
 });
 
+test('glob lines through save/ and restore/, the split actions', async () => {
+  const m = new h.Machine();
+  const inputs = { key: 'split-glob-1', path: 'packages/*/dist' };
+  for (const p of ['a', 'b']) h.writeTree(path.join(m.workspace, 'packages', p, 'dist'), p);
+  const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
+  assert.equal(save.code, 0, save.log);
+  fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
+  const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
+  assert.equal(restore.code, 0, restore.log);
+  assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+  for (const p of ['a', 'b']) {
+    assert.equal(h.readTree(path.join(m.workspace, 'packages', p, 'dist'))['a.txt'].toString(), `hello ${p}\n`);
+  }
+});
+
 test('a glob line with a path outside the workspace fails the step naming it, and creates nothing', async () => {
   for (const other of ['~/.npm', '/abs/dir', '../up']) {
     const m = new h.Machine();
