@@ -54,6 +54,28 @@ func splitPattern(p string) []string {
 	return strings.Split(strings.TrimSuffix(p, "/"), "/")
 }
 
+// globs are patterns split into their components.
+type globs [][]string
+
+func newGlobs(patterns []string) globs {
+	g := make(globs, len(patterns))
+	for i, p := range patterns {
+		g[i] = splitPattern(p)
+	}
+	return g
+}
+
+// match reports whether one of g matches the components of name.
+func (g globs) match(name []string) bool {
+	return slices.ContainsFunc(g, func(pat []string) bool { return matchName(pat, name) })
+}
+
+// reachBelow reports whether one of g could match a path below the
+// directory whose components are dir.
+func (g globs) reachBelow(dir []string) bool {
+	return slices.ContainsFunc(g, func(pat []string) bool { return mayMatchBelow(pat, dir) })
+}
+
 // matchName reports whether the components pat match all of name's. It
 // takes time in proportion to their product, whatever the "**" in pat:
 // name may be an entry's recorded path, made to be slow to match.
@@ -107,10 +129,7 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 	if err := CheckPatterns(patterns); err != nil {
 		return nil, err
 	}
-	pats := make([][]string, len(patterns))
-	for i, p := range patterns {
-		pats[i] = splitPattern(p)
-	}
+	g := newGlobs(patterns)
 	var names []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -127,14 +146,14 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		if slices.ContainsFunc(pats, func(pat []string) bool { return matchName(pat, name) }) {
+		if g.match(name) {
 			names = append(names, filepath.ToSlash(rel))
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if d.IsDir() && !slices.ContainsFunc(pats, func(pat []string) bool { return mayMatchBelow(pat, name) }) {
+		if d.IsDir() && !g.reachBelow(name) {
 			return filepath.SkipDir
 		}
 		return nil
@@ -155,10 +174,7 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 // a directory: the entry's paths then go nowhere else than where the
 // pull's own patterns say.
 func ResolveMatched(root string, patterns []string) func(recorded []string) ([]string, error) {
-	pats := make([][]string, len(patterns))
-	for i, p := range patterns {
-		pats[i] = splitPattern(p)
-	}
+	g := newGlobs(patterns)
 	return func(recorded []string) ([]string, error) {
 		out := make([]string, len(recorded))
 		for i, r := range recorded {
@@ -167,7 +183,7 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 				return nil, fmt.Errorf("it records the path %q, not a name below the current directory", r)
 			}
 			name := strings.Split(r, "/")
-			if !slices.ContainsFunc(pats, func(pat []string) bool { return matchName(pat, name) }) {
+			if !g.match(name) {
 				return nil, fmt.Errorf("it records the path %q, which no pattern (%s) matches", r, strings.Join(patterns, ", "))
 			}
 			for _, o := range recorded[:i] {

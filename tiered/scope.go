@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
 	"github.com/tiercache/tiercache/remote"
@@ -149,20 +150,32 @@ func (c *Cache) checkRemote(key string, m remote.Meta) error {
 // as a tree alone has no digest a signature could cover. Always true
 // without Trust.
 func (c *Cache) trustedLocal(s local.Stored) bool {
-	if c.opts.Trust == nil {
-		return true
+	return c.opts.Trust == nil || c.localUntrusted(c.opts.Scope, s.Entry, storedMeta(s)) == nil
+}
+
+// localUntrusted is why a pull with Options.Trust (set) would not restore
+// the local version e of scope, whose archive m records (see archiveMeta);
+// nil if it would. A version kept as a tree alone has no digest a
+// signature could cover.
+func (c *Cache) localUntrusted(scope string, e tiercache.Entry, m remote.Meta) error {
+	if m.SHA256 == "" {
+		return fmt.Errorf("%w: the local copy is kept as a tree alone", sign.ErrUnsigned)
 	}
-	if s.Archive == "" {
-		return false
-	}
-	return c.opts.Trust.Verify(c.fieldsOf(s.Entry.Key, storedMeta(s)), s.Entry.Signature) == nil
+	return c.opts.Trust.Verify(fieldsIn(scope, e.Key, m), e.Signature)
 }
 
 // storedMeta is what a signature covers of the local version s, as a
 // remote entry would record it.
 func storedMeta(s local.Stored) remote.Meta {
-	return remote.Meta{Description: s.Entry.Description, Paths: s.Entry.Paths, Size: s.Entry.Size, Files: s.Entry.Files,
-		ArchiveSize: s.ArchiveSize, SHA256: s.SHA256, Index: remote.IndexInfo(s.Index)}
+	return archiveMeta(s.Entry, s.ArchiveSize, s.SHA256, s.Index)
+}
+
+// archiveMeta is the local version e, whose archive has the recorded
+// size, digest and index ("" digest: kept as a tree alone), as a remote
+// entry would record it.
+func archiveMeta(e tiercache.Entry, size int64, sha string, index archive.IndexInfo) remote.Meta {
+	return remote.Meta{Description: e.Description, Paths: e.Paths, Size: e.Size, Files: e.Files,
+		ArchiveSize: size, SHA256: sha, Index: remote.IndexInfo(index)}
 }
 
 // localInfo is what a push records of its local version: the upload's

@@ -1423,15 +1423,8 @@ func (c *Cache) listTiers(ctx context.Context, check bool) (locals, remotes []Li
 		for _, l := range ls {
 			e := Listed{Entry: l.Entry}
 			e.Tier = tiercache.TierLocal
-			switch {
-			case !check:
-			case l.SHA256 == "":
-				// As trustedLocal: no digest a signature could cover.
-				e.Untrusted = fmt.Errorf("%w: the local copy is kept as a tree alone", sign.ErrUnsigned)
-			default:
-				m := remote.Meta{Description: l.Description, Paths: l.Paths, Size: l.Size, Files: l.Files,
-					ArchiveSize: l.ArchiveSize, SHA256: l.SHA256, Index: remote.IndexInfo(l.Index)}
-				e.Untrusted = c.opts.Trust.Verify(fieldsIn(l.Scope, l.Key, m), l.Signature)
+			if check {
+				e.Untrusted = c.localUntrusted(l.Scope, l.Entry, archiveMeta(l.Entry, l.ArchiveSize, l.SHA256, l.Index))
 			}
 			locals = append(locals, e)
 		}

@@ -243,7 +243,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	var wd string
 	if len(o.match) > 0 {
 		var err error
-		if wd, err = matchedPaths("pull", o.match); err != nil {
+		if wd, err = matchRoot("pull", o.match); err != nil {
 			return err
 		}
 		resolve = tiered.ResolveMatched(wd, o.match)

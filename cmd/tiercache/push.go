@@ -188,9 +188,9 @@ func splitKeyPaths(keyFlag string, args []string) (key string, paths []string) {
 	return args[0], args[1:]
 }
 
-// matchedPaths returns the current directory and the checked patterns
-// of --match, or a usage error.
-func matchedPaths(command string, patterns []string) (string, error) {
+// matchRoot returns the current directory, where --match looks, once
+// the patterns are checked (a usage error if not).
+func matchRoot(command string, patterns []string) (string, error) {
 	if err := tiered.CheckPatterns(patterns); err != nil {
 		return "", asUsage(fmt.Errorf("%s --match: %w", command, err))
 	}
@@ -379,7 +379,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	}
 	var paths []string
 	if len(o.match) > 0 {
-		wd, err := matchedPaths("push", o.match)
+		wd, err := matchRoot("push", o.match)
 		if err != nil {
 			return err
 		}
