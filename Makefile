@@ -79,7 +79,8 @@ cross:
 	done
 
 ## portable: vet, staticcheck and run the unit tests of the code macOS and FreeBSD use, forced on Linux by the tiercache_portable tag.
-portable: $(BIN)/staticcheck
+## Some of them (cmd/tiercache's) run against MinIO, hence its install first.
+portable: $(BIN)/staticcheck minio
 	$(GO) vet -tags tiercache_portable ./...
 	$(BIN)/staticcheck -tags tiercache_portable ./...
 	$(GO) test -count=1 -timeout 20m -tags tiercache_portable $(PORTABLE_PKGS)
