@@ -34,21 +34,27 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// MaxPaths is the most paths one entry may record (see Entry.Paths), and
-// MaxPathLen the longest of them, in bytes: they are kept with the
-// entry's metadata, which is read whole.
+// MaxPaths is the most paths one entry may record (see Entry.Paths),
+// MaxPathLen the longest of them and MaxPathsLen all of them together, in
+// bytes: they are kept with the entry's metadata, which is read whole.
+// LegacyMaxPaths was MaxPaths before it was raised: a remote tier records
+// an entry of more paths in a format that releases from before pass over
+// (as a newer tiercache's), since they refuse to store it locally.
 const (
-	MaxPaths   = 64
-	MaxPathLen = 4096
+	MaxPaths       = 1024
+	MaxPathLen     = 4096
+	MaxPathsLen    = 256 << 10
+	LegacyMaxPaths = 64
 )
 
 // ValidatePaths checks the paths an entry records (see Entry.Paths): at
-// most MaxPaths, each 1 to MaxPathLen bytes without a NUL byte. A
-// violation returns an error wrapping ErrInvalidArgument.
+// most MaxPaths, each 1 to MaxPathLen bytes without a NUL byte, MaxPathsLen
+// bytes in all. A violation returns an error wrapping ErrInvalidArgument.
 func ValidatePaths(paths []string) error {
 	if len(paths) > MaxPaths {
 		return fmt.Errorf("%w: %d paths, the limit is %d", ErrInvalidArgument, len(paths), MaxPaths)
 	}
+	total := 0
 	for _, p := range paths {
 		switch {
 		case p == "":
@@ -58,6 +64,10 @@ func ValidatePaths(paths []string) error {
 		case strings.IndexByte(p, 0) >= 0:
 			return fmt.Errorf("%w: path %q holds a NUL byte", ErrInvalidArgument, p)
 		}
+		total += len(p)
+	}
+	if total > MaxPathsLen {
+		return fmt.Errorf("%w: %d paths take %d bytes, the limit is %d", ErrInvalidArgument, len(paths), total, MaxPathsLen)
 	}
 	return nil
 }

@@ -46,3 +46,36 @@ func TestStatsOf(t *testing.T) {
 		t.Fatalf("stats = %+v", s)
 	}
 }
+
+func TestValidatePaths(t *testing.T) {
+	many := func(n, size int) []string {
+		p := make([]string, n)
+		for i := range p {
+			p[i] = strings.Repeat("x", size)
+		}
+		return p
+	}
+	ok := map[string][]string{
+		"none":              nil,
+		"most paths":        many(MaxPaths, MaxPathsLen/MaxPaths),
+		"longest paths":     many(MaxPathsLen/MaxPathLen, MaxPathLen),
+		"legacy most paths": many(LegacyMaxPaths, MaxPathLen),
+	}
+	for name, p := range ok {
+		if err := ValidatePaths(p); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := map[string][]string{
+		"too many":  many(MaxPaths+1, 1),
+		"too long":  many(1, MaxPathLen+1),
+		"too large": many(MaxPathsLen/MaxPathLen+1, MaxPathLen),
+		"empty":     {"a", ""},
+		"NUL":       {"a\x00b"},
+	}
+	for name, p := range bad {
+		if err := ValidatePaths(p); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}

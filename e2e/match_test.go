@@ -3,12 +3,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -122,16 +124,43 @@ func TestMatchedPaths(t *testing.T) {
 		t.Errorf("push --match '*' with the local tier in the checkout recorded: %s", stdout)
 	}
 
-	// More matches than an entry holds: a failure (exit 1, which the
-	// Action takes for a warning), not a usage error.
+	// A monorepo of more packages than tiercache.LegacyMaxPaths,
+	// restored on a fresh machine.
 	many := t.TempDir()
-	for i := range 65 {
-		if err := os.MkdirAll(filepath.Join(many, "p"+strconv.Itoa(i), "node_modules"), 0o755); err != nil {
+	const packages = 100
+	for i := range packages {
+		p := filepath.Join(many, "packages", "p"+strconv.Itoa(i), "node_modules")
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "f"), []byte(strconv.Itoa(i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, stderr, code := runCLIIn(t, many, e, "push", "npm-3", "--match", "**/node_modules"); code != 1 || !strings.Contains(stderr, "found 65 paths") {
-		t.Errorf("push matching 65 paths: exit %d, stderr %q; want 1 naming the count", code, stderr)
+	mustRunIn(t, many, e, "push", "-q", "npm-3", "--match", "**/node_modules")
+	dst := t.TempDir()
+	var out pullJSON
+	stdout, _ = mustRunIn(t, dst, e.freshMachine(t), "pull", "--json", "--fail-on-miss", "npm-3", "--match", "packages/*/node_modules")
+	decodeJSON(t, stdout, &out)
+	if out.Tier != "remote" || len(out.Paths) != packages {
+		t.Errorf("pull of %d packages: tier %q, %d paths", packages, out.Tier, len(out.Paths))
+	}
+	for i := range packages {
+		if b, err := os.ReadFile(filepath.Join(dst, "packages", "p"+strconv.Itoa(i), "node_modules", "f")); err != nil || string(b) != strconv.Itoa(i) {
+			t.Errorf("package %d: %q, %v", i, b, err)
+		}
+	}
+
+	// More matches than an entry holds: a failure (exit 1, which the
+	// Action takes for a warning), not a usage error.
+	for i := packages; i <= tiercache.MaxPaths; i++ {
+		if err := os.MkdirAll(filepath.Join(many, "packages", "p"+strconv.Itoa(i), "node_modules"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fmt.Sprintf("found %d paths", tiercache.MaxPaths+1)
+	if _, stderr, code := runCLIIn(t, many, e, "push", "npm-4", "--match", "**/node_modules"); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("push matching %d paths: exit %d, stderr %q; want 1 naming the count", tiercache.MaxPaths+1, code, stderr)
 	}
 }
 

@@ -267,6 +267,7 @@ const (
 	tmpPrefix      = ".tmp-"
 	uniqueLen      = 16
 	maxMetaBytes   = 1 << 20
+	metaRoom       = 64 << 10
 	metaFormat     = 1
 )
 
@@ -747,6 +748,12 @@ func checkPut(key string, info Info) error {
 	}
 	if err := tiercache.ValidatePaths(info.Paths); err != nil {
 		return fmt.Errorf("key %q: %w", key, err)
+	}
+	// JSON escapes some bytes into six: within the limits above, a
+	// meta.json may still be too large to read back, and so is refused
+	// before anything is written. The room left is for the other fields.
+	if b, err := json.Marshal(meta{Description: info.Description, Paths: info.Paths}); err != nil || len(b) > maxMetaBytes-metaRoom {
+		return fmt.Errorf("%w: key %q: its description and paths take %d bytes encoded, over the %d an entry's metadata holds", tiercache.ErrInvalidArgument, key, len(b), maxMetaBytes-metaRoom)
 	}
 	return nil
 }

@@ -1388,15 +1388,19 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 			return sum, err
 		}
 	}
+	var placed placedSet
 	for i, p := range paths {
 		if dst.resolve != nil {
-			if err := apart(paths[:i], p); err != nil {
+			if err := placed.apart(p); err != nil {
 				return sum, fmt.Errorf("restoring into %s: %w", p, err)
 			}
 		}
 		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how, progress)
 		if err != nil {
 			return sum, fmt.Errorf("restoring into %s: %w", p, err)
+		}
+		if dst.resolve != nil {
+			placed.add(p)
 		}
 		sum.Files += r.Files
 		sum.Bytes += r.Bytes
@@ -1405,24 +1409,31 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 	return sum, nil
 }
 
-// apart fails if p, or a directory on the way to it, is one of placed,
-// as the file system finds them once placed: ResolveMatched compares the
-// names, but on a file system that folds case or Unicode forms (macOS,
-// Windows) "X/b" lies inside "x", and a symlink that placing x brought
-// would then lead b elsewhere.
-func apart(placed []string, p string) error {
-	var ids []fs.FileInfo
-	var names []string
-	for _, q := range placed {
-		if fi, err := os.Stat(q); err == nil {
-			ids, names = append(ids, fi), append(names, q)
-		}
+// placedSet holds the paths placed so far, as the file system found
+// them once placed, each looked up once: an entry records up to
+// tiercache.MaxPaths of them.
+type placedSet struct {
+	ids   []fs.FileInfo
+	names []string
+}
+
+func (s *placedSet) add(p string) {
+	if fi, err := os.Stat(p); err == nil {
+		s.ids, s.names = append(s.ids, fi), append(s.names, p)
 	}
+}
+
+// apart fails if p, or a directory on the way to it, is one of those
+// placed: ResolveMatched compares the names, but on a file system that
+// folds case or Unicode forms (macOS, Windows) "X/b" lies inside "x", and
+// a symlink that placing x brought would then lead b elsewhere. (A path
+// a later one replaced lies inside that later one, which is in the set.)
+func (s *placedSet) apart(p string) error {
 	for a := p; ; a = filepath.Dir(a) {
 		if fi, err := os.Stat(a); err == nil {
-			for i, id := range ids {
+			for i, id := range s.ids {
 				if os.SameFile(fi, id) {
-					return fmt.Errorf("%s lies inside %s, restored before it", p, names[i])
+					return fmt.Errorf("%s lies inside %s, restored before it", p, s.names[i])
 				}
 			}
 		}

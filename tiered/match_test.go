@@ -239,17 +239,19 @@ func TestApart(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(x, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := apart([]string{x}, filepath.Join(root, "y", "node_modules")); err != nil {
+	var placed placedSet
+	placed.add(x)
+	if err := placed.apart(filepath.Join(root, "y", "node_modules")); err != nil {
 		t.Errorf("a path beside: %v", err)
 	}
-	if err := apart([]string{x}, filepath.Join(x, "sub", "new")); err == nil {
+	if err := placed.apart(filepath.Join(x, "sub", "new")); err == nil {
 		t.Error("a path inside: not refused")
 	}
-	if err := apart([]string{x}, x); err == nil {
+	if err := placed.apart(x); err == nil {
 		t.Error("the same path: not refused")
 	}
 	if err := os.Symlink(t.TempDir(), filepath.Join(x, "link")); err == nil {
-		if err := apart([]string{x}, filepath.Join(x, "link", "node_modules")); err == nil {
+		if err := placed.apart(filepath.Join(x, "link", "node_modules")); err == nil {
 			t.Error("a path through a symlink inside a placed one: not refused")
 		}
 	} else if !treetest.UnderWine() {
@@ -257,7 +259,7 @@ func TestApart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "X")); err == nil {
 		// Case folds here (Wine, macOS, Windows).
-		if err := apart([]string{x}, filepath.Join(root, "X", "sub", "node_modules")); err == nil {
+		if err := placed.apart(filepath.Join(root, "X", "sub", "node_modules")); err == nil {
 			t.Error("a path inside under another case: not refused")
 		}
 	}

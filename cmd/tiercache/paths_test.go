@@ -116,3 +116,18 @@ func TestMatchCLI(t *testing.T) {
 		t.Errorf("that pull wrote %d entries", len(ents))
 	}
 }
+
+func TestPathList(t *testing.T) {
+	for _, c := range []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{"a"}, "a"},
+		{[]string{"a", "b", "c", "d"}, "a, b, c, d"},
+		{[]string{"a", "b", "c", "d", "e"}, "5 paths (a, b, c, ...)"},
+	} {
+		if got := pathList(c.paths); got != c.want {
+			t.Errorf("pathList(%q) = %q, want %q", c.paths, got, c.want)
+		}
+	}
+}

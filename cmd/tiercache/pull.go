@@ -458,8 +458,18 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 		fmt.Fprintf(&b, " from the local tier")
 	}
 	fmt.Fprintf(&b, ": %s in %s restored to %s in %s, %s",
-		formatBytes(out.Bytes), count(int(out.Files), "file", "files"), strings.Join(out.Paths, ", "), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
+		formatBytes(out.Bytes), count(int(out.Files), "file", "files"), pathList(out.Paths), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
 	return b.String()
+}
+
+// pathList names paths in a summary line: all of a few, and how many of
+// more (an entry may hold a thousand; --json lists them all).
+func pathList(paths []string) string {
+	const most = 4
+	if len(paths) <= most {
+		return strings.Join(paths, ", ")
+	}
+	return fmt.Sprintf("%d paths (%s, ...)", len(paths), strings.Join(paths[:most-1], ", "))
 }
 
 // missSummary describes a miss; failed tells that the remote failed, or

@@ -401,10 +401,10 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		if len(given) == 0 {
 			return fail(fmt.Errorf("no path below %s matches %s: nothing to push", wd, strings.Join(o.match, ", ")))
 		}
-		if len(given) > tiercache.MaxPaths {
+		if err := tiercache.ValidatePaths(given); err != nil {
 			// Not a usage error: the same patterns matched fewer before.
-			return fail(fmt.Errorf("--match %s found %d paths below %s, more than the %d an entry holds (the first: %s); narrow the patterns, or push the directory holding them",
-				strings.Join(o.match, ", "), len(given), wd, tiercache.MaxPaths, strings.Join(given[:3], ", ")))
+			return fail(fmt.Errorf("--match %s found %s below %s, more than an entry holds (%w); narrow the patterns, or push the directory holding them",
+				strings.Join(o.match, ", "), pathList(given), wd, err))
 		}
 		a.verbosef(cmd, "push %q: --match found %s", key, strings.Join(given, ", "))
 		paths = make([]string, len(given))

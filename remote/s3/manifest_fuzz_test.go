@@ -205,8 +205,11 @@ func TestManifestFuzzSeedsAccepted(t *testing.T) {
 func checkAcceptedManifest(t *testing.T, m manifest, n names) {
 	t.Helper()
 	meta := m.Meta
-	if m.Version != manifestVersion {
+	if m.Version < 1 || m.Version > manifestVersion {
 		t.Fatalf("accepted version %d", m.Version)
+	}
+	if err := tiercache.ValidatePaths(meta.Paths); err != nil {
+		t.Fatalf("accepted invalid paths: %v", err)
 	}
 	if err := tiercache.ValidateKey(meta.Key); err != nil {
 		t.Fatalf("accepted an invalid key: %v", err)

@@ -59,14 +59,14 @@ func TestNewerManifestLeftAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rewriteManifest(t, "extra-field", func(m map[string]any) { m["future"] = map[string]any{"x": 1} })
-	// Version 2 with the fields of version 1 and more.
+	// The next version, with the fields of this one and more.
 	e.rewriteManifest(t, "newer", func(m map[string]any) {
 		m["version"] = manifestVersion + 1
 		m["parts"] = []string{"0000000000000001-0000000000000001-0000000000000005.tar.zst"}
 	})
 	// A data object only the newer format knows about.
 	e.putRaw(t, "ci/data/newer/0000000000000001-0000000000000001-0000000000000005.tar.zst", []byte("newer"))
-	// Version 3 shaped so version 1 cannot parse it at all.
+	// The one after, shaped so this version cannot parse it at all.
 	e.rewriteManifest(t, "newer-shaped", func(m map[string]any) {
 		m["version"] = manifestVersion + 2
 		m["meta"] = "elsewhere"

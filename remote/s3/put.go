@@ -89,7 +89,7 @@ func (s *Store) Put(ctx context.Context, meta remote.Meta, r io.Reader) (remote.
 	// corrupt: its data, if any, is left to Prune's judgement by upload
 	// time.
 	m := manifest{
-		Version: manifestVersion,
+		Version: versionFor(meta),
 		Meta: remote.Meta{
 			Key:         meta.Key,
 			Description: meta.Description,

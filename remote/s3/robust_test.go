@@ -22,16 +22,25 @@ import (
 func TestPutMetaWithinLimitsIsReadable(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
+	// As many paths as allowed, as long as the total allows, and as few
+	// paths as long as each may be.
 	paths := make([]string, tiercache.MaxPaths)
 	for i := range paths {
-		paths[i] = fmt.Sprintf("p%02d/", i) + strings.Repeat("x", 2000)
+		paths[i] = fmt.Sprintf("p%04d/", i) + strings.Repeat("x", tiercache.MaxPathsLen/tiercache.MaxPaths-6)
 	}
-	if err := tiercache.ValidatePaths(paths); err != nil {
-		t.Fatalf("paths not valid: %v", err)
+	long := make([]string, tiercache.MaxPathsLen/tiercache.MaxPathLen)
+	for i := range long {
+		long[i] = fmt.Sprintf("p%02d/", i) + strings.Repeat("x", tiercache.MaxPathLen-4)
+	}
+	for _, p := range [][]string{paths, long} {
+		if err := tiercache.ValidatePaths(p); err != nil {
+			t.Fatalf("paths not valid: %v", err)
+		}
 	}
 	cases := map[string]remote.Meta{
 		"paths":       {Key: "paths", Paths: paths},
-		"description": {Key: "desc", Description: strings.Repeat("d", 64<<10)},
+		"long paths":  {Key: "long", Paths: long},
+		"description": {Key: "desc", Description: strings.Repeat("d", 64<<10), Paths: paths},
 	}
 	for name, meta := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -51,7 +60,7 @@ func TestPutMetaWithinLimitsIsReadable(t *testing.T) {
 	// Paths whose every byte JSON escapes take six times their length:
 	// refused before anything is uploaded.
 	for i := range paths {
-		paths[i] = fmt.Sprintf("p%02d/", i) + strings.Repeat("<", 4000)
+		paths[i] = fmt.Sprintf("p%04d/", i) + strings.Repeat("<", tiercache.MaxPathsLen/tiercache.MaxPaths-6)
 	}
 	if err := tiercache.ValidatePaths(paths); err != nil {
 		t.Fatalf("paths not valid: %v", err)

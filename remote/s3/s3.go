@@ -391,8 +391,9 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 
 // manifest is the JSON commit record of an entry.
 type manifest struct {
-	// Version is manifestVersion; readers refuse others, and leave a
-	// higher one, a newer tiercache's, alone (see newerManifestError).
+	// Version is manifestVersion, or 1 where that describes the entry
+	// (see versionFor); readers refuse others, and leave a higher one, a
+	// newer tiercache's, alone (see newerManifestError).
 	Version int `json:"version"`
 	// Meta is the entry's metadata as committed (LastAccess = Created).
 	Meta remote.Meta `json:"meta"`
@@ -403,7 +404,20 @@ type manifest struct {
 	Replaced []replacedData `json:"replaced,omitempty"`
 }
 
-const manifestVersion = 1
+// manifestVersion is the newest manifest format. Version 2 differs from 1
+// only in recording more than tiercache.LegacyMaxPaths paths, which
+// releases reading version 1 refuse to store locally: written only for
+// such entries, it makes them pass those releases over, while every other
+// entry stays readable by them.
+const manifestVersion = 2
+
+// versionFor returns the oldest manifest version that can record meta.
+func versionFor(meta remote.Meta) int {
+	if len(meta.Paths) > tiercache.LegacyMaxPaths {
+		return manifestVersion
+	}
+	return 1
+}
 
 // maxManifestSize bounds how much of a manifest object is read: a real
 // one is a few hundred bytes, but a description (up to 64 KiB, as the
@@ -504,8 +518,8 @@ func parseManifest(b []byte, n names) (manifest, error) {
 	}
 	treeSize, idOK := parseDataID(m.Data)
 	switch {
-	case m.Version != manifestVersion:
-		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want %d", tiercache.ErrIntegrity, label, m.Version, manifestVersion)
+	case m.Version < 1:
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has version %d, want 1 to %d", tiercache.ErrIntegrity, label, m.Version, manifestVersion)
 	case tiercache.ValidateStoredKey(m.Meta.Key) != nil || stemFor(m.Meta.Key) != n.stem:
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q names key %q", tiercache.ErrIntegrity, label, m.Meta.Key)
 	case n.key != "" && m.Meta.Key != n.key:
@@ -517,6 +531,11 @@ func parseManifest(b []byte, n names) (manifest, error) {
 			tiercache.ErrIntegrity, label, m.Meta.Size, m.Data, treeSize)
 	case m.Meta.ArchiveSize < 0 || m.Meta.Files < 0 || !validSHA256(m.Meta.SHA256):
 		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q has a bad archive size, file count or SHA-256", tiercache.ErrIntegrity, label)
+	}
+	if err := tiercache.ValidatePaths(m.Meta.Paths); err != nil {
+		// A tier storing the entry would refuse it later, after the
+		// download.
+		return manifest{}, fmt.Errorf("%w: s3: manifest of key %q: %v", tiercache.ErrIntegrity, label, err)
 	}
 	if err := m.Meta.Index.Check(m.Meta.ArchiveSize); err != nil {
 		// Absent in manifests written before indexes were recorded:
