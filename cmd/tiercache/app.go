@@ -92,10 +92,13 @@ type globalFlags struct {
 	region    string
 	// idleTimeout is s3.Config.IdleTimeout; 0 means its default.
 	idleTimeout time.Duration
-	readOnly    bool
-	noSync      bool
-	syncData    bool
-	noLocal     bool
+	// timeout is how long after the command starts the remote is given
+	// up on (s3.Config.Deadline); 0 means never.
+	timeout  time.Duration
+	readOnly bool
+	noSync   bool
+	syncData bool
+	noLocal  bool
 	// strict makes remote and integrity failures errors (exit 1)
 	// instead of warnings (see soft.go).
 	strict  bool
@@ -117,6 +120,7 @@ var envFlags = []struct{ flag, env string }{
 	{"path-style", "TIERCACHE_S3_PATH_STYLE"},
 	{"region", "TIERCACHE_REGION"},
 	{"idle-timeout", "TIERCACHE_S3_IDLE_TIMEOUT"},
+	{"timeout", "TIERCACHE_TIMEOUT"},
 	{"read-only", "TIERCACHE_READ_ONLY"},
 	{"no-sync", "TIERCACHE_NO_SYNC"},
 	{"sync-data", "TIERCACHE_SYNC_DATA"},
@@ -180,6 +184,7 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.Lookup("path-style").NoOptDefVal = "true"
 	fs.StringVar(&f.region, "region", "", "S3 region (env TIERCACHE_REGION, then AWS_REGION and the AWS config)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "retry an S3 request that makes no progress for this long, e.g. 30s (env TIERCACHE_S3_IDLE_TIMEOUT; default 60s)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "give up on the remote this long after the command starts, e.g. 10m: a pull goes on as a miss, a push keeps its local copy, with a warning (exit 1 with --strict) (env TIERCACHE_TIMEOUT; default: none)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "never write to the remote: push, rm, prune and fsck --repair fail (env TIERCACHE_READ_ONLY)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync in the local tier: faster, but a power loss may corrupt it; for throwaway machines (env TIERCACHE_NO_SYNC)")
 	fs.BoolVar(&f.noLocal, "no-local", false, "push and pull straight between DIR and the remote, keeping no local archive: saves one sequential write on machines that live for one job (env TIERCACHE_NO_LOCAL)")
@@ -409,6 +414,13 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 	if a.flags.idleTimeout < 0 {
 		return s3.Config{}, false, usageErrorf("%s must not be negative", a.origin(cmd.Flags(), "idle-timeout"))
 	}
+	if a.flags.timeout < 0 {
+		return s3.Config{}, false, usageErrorf("%s must not be negative", a.origin(cmd.Flags(), "timeout"))
+	}
+	var deadline time.Time
+	if a.flags.timeout > 0 {
+		deadline = time.Now().Add(a.flags.timeout)
+	}
 	// The AWS SDKs' own variable for retries: the store sets its retryer
 	// itself, so the SDK would not read it.
 	var attempts int
@@ -432,6 +444,7 @@ func (a *app) s3Config(cmd *cobra.Command) (s3.Config, bool, error) {
 		Endpoint:    a.flags.endpoint,
 		Addressing:  addressing,
 		IdleTimeout: a.flags.idleTimeout,
+		Deadline:    deadline,
 		MaxAttempts: attempts,
 	}, true, nil
 }

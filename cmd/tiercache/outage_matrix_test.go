@@ -200,6 +200,60 @@ func stallDownload(w http.ResponseWriter, r *http.Request, proxy http.Handler) b
 	return true
 }
 
+// trickleDownload passes on an archive's download 8 bytes every 100ms.
+func trickleDownload(w http.ResponseWriter, r *http.Request, proxy http.Handler) bool {
+	if !isData(r, http.MethodGet) {
+		return false
+	}
+	proxy.ServeHTTP(&trickleWriter{ResponseWriter: w, ctx: r.Context()}, r)
+	return true
+}
+
+// trickleUpload takes an archive's upload 8 bytes every 100ms, and
+// answers nothing until the client leaves.
+func trickleUpload(_ http.ResponseWriter, r *http.Request, _ http.Handler) bool {
+	if !isData(r, http.MethodPut) && !isData(r, http.MethodPost) {
+		return false
+	}
+	for r.Context().Err() == nil {
+		if _, err := io.CopyN(io.Discard, r.Body, 8); err != nil {
+			<-r.Context().Done()
+		}
+		trickleWait(r.Context())
+	}
+	return true
+}
+
+func trickleWait(ctx context.Context) {
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-ctx.Done():
+	}
+}
+
+// trickleWriter writes a body 8 bytes every 100ms.
+type trickleWriter struct {
+	http.ResponseWriter
+	ctx context.Context
+}
+
+func (c *trickleWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if err := c.ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := c.ResponseWriter.Write(p[n:min(n+8, len(p))])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		_ = http.NewResponseController(c.ResponseWriter).Flush()
+		trickleWait(c.ctx)
+	}
+	return n, nil
+}
+
 // cutWriter writes the first 100 bytes of a body, flushes them, and
 // then calls then and fails every write.
 type cutWriter struct {
@@ -349,6 +403,10 @@ func outageCases() []outageCase {
 		{name: "reset mid-download", setup: minioThrough(resetDownload), only: "pull", cause: `"k-1"`},
 		{name: "stall mid-download", setup: minioThrough(stallDownload, "TIERCACHE_S3_IDLE_TIMEOUT", "200ms"), only: "pull", cause: "idle timeout"},
 		{name: "reset mid-upload", setup: minioThrough(resetUpload), only: "push", cause: `"k-new"`},
+		// Progress all along: neither the idle nor the request timeout
+		// ends these, only --timeout.
+		{name: "trickling download past --timeout", setup: minioThrough(trickleDownload, "TIERCACHE_TIMEOUT", "1s"), only: "pull", cause: "deadline passed"},
+		{name: "trickling upload past --timeout", setup: minioThrough(trickleUpload, "TIERCACHE_TIMEOUT", "1s"), only: "push", cause: "deadline passed"},
 	}
 }
 

@@ -22,6 +22,7 @@ Environment:
   TIERCACHE_S3_PATH_STYLE  --path-style (unset: the profile's s3 addressing_style, else automatic)
   TIERCACHE_REGION         --region (AWS_REGION applies when neither is set)
   TIERCACHE_S3_IDLE_TIMEOUT --idle-timeout
+  TIERCACHE_TIMEOUT        --timeout
   AWS_MAX_ATTEMPTS         attempts per S3 request, retries included (default 5)
   TIERCACHE_READ_ONLY      --read-only
   TIERCACHE_NO_SYNC        --no-sync

@@ -116,6 +116,8 @@ func hint(err error) string {
 		return "nothing of the stored entry was used; the next push stores the tree again"
 	case errors.As(err, &corrupt) && errors.Is(corrupt.Kept, tiercache.ErrReadOnly):
 		return "nothing of the stored entry was used; a writable job's pull, or 'tiercache rm KEY', removes it"
+	case errors.Is(err, s3.ErrDeadline):
+		return "--timeout (TIERCACHE_TIMEOUT) set that deadline: raise it, or find out why the remote is slow"
 	case errors.Is(err, s3.ErrNewerManifest):
 		// Not "rm": the entry is sound, for the tiercache that wrote it.
 		return "the entry is left in place for the newer tiercache that wrote it; upgrade this one to use it"

@@ -46,6 +46,9 @@ var (
 	// damaged one, but never deleted (see DeleteVersion). It comes with
 	// tiercache.ErrIntegrity.
 	ErrNewerManifest = errors.New("s3: manifest of a newer tiercache")
+	// ErrDeadline reports a request cut off, or never sent, because
+	// Config.Deadline had passed. It is not retried.
+	ErrDeadline = errors.New("s3: the store's deadline passed")
 )
 
 // mapError is the one place that interprets S3 error codes. It turns err,

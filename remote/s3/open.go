@@ -176,6 +176,9 @@ func (d *download) fetch(ctx context.Context, buf []byte, off int64, body io.Rea
 		if ctx.Err() != nil {
 			return mapError(ctx.Err(), d.s.bucket, "get data of", d.key)
 		}
+		if errors.Is(err, ErrDeadline) {
+			return mapError(err, d.s.bucket, "get data of", d.key)
+		}
 		resumes++
 		if resumes > d.attempts {
 			return fmt.Errorf("s3: get data of key %q: bytes from %d: gave up after %d interrupted reads: %w",

@@ -47,8 +47,9 @@
 // for transient faults only. Every attempt is bounded: one that makes no
 // progress for Config.IdleTimeout (a stalled server) or is not done after
 // Config.RequestTimeout is cut off and retried like a reset, so a fault
-// ends in success or in an error naming the key, never in a hang. A
-// multipart upload whose creation was retried aborts the uploads the
+// ends in success or in an error naming the key, never in a hang;
+// Config.Deadline bounds them all together, for a server slow but never
+// still. A multipart upload whose creation was retried aborts the uploads the
 // lost answers created. Request checksums are computed, and response
 // checksums validated, only when an operation requires it, because many
 // S3-compatible servers reject the newer checksum headers.
@@ -190,6 +191,13 @@ type Config struct {
 	// request is bounded by about MaxAttempts × (RequestTimeout +
 	// MaxBackoff), and a download range resumed MaxAttempts times.
 	RequestTimeout time.Duration
+	// Deadline, if set, is when the Store gives up on the server, so
+	// that a slow remote costs a job no more than the time it allows: a
+	// request still running then is cut off, and none is sent after it.
+	// Either fails with an error wrapping ErrDeadline, not retried. A Put
+	// cut off leaves what it uploaded for Prune, as a killed one does
+	// (see OrphanGrace). Zero: none.
+	Deadline time.Time
 	// NoCopy stops Put from copying byte ranges of a base archive
 	// server-side (UploadPartCopy, see remote.Reuser): every byte is
 	// uploaded. withDefaults sets it for the servers known to be unable
@@ -375,7 +383,7 @@ func newClient(ctx context.Context, cfg Config) (*s3.Client, error) {
 		}
 		// Outermost, so the limits hold whichever client sends (and
 		// bound the look at an error answer's body too).
-		o.HTTPClient = &timeoutClient{next: &answerCheck{next: o.HTTPClient}, idle: cfg.IdleTimeout, request: cfg.RequestTimeout}
+		o.HTTPClient = &timeoutClient{next: &answerCheck{next: o.HTTPClient}, idle: cfg.IdleTimeout, request: cfg.RequestTimeout, deadline: cfg.Deadline}
 		// Set on the client too (see WithLogger above): say, a warning
 		// about a body it failed to drain after a reset.
 		o.Logger = logging.Nop{}
@@ -481,7 +489,7 @@ func (s *Store) readManifestETag(ctx context.Context, n names) (manifest, string
 			m, err := parseManifest(b, n)
 			return m, aws.ToString(out.ETag), err
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrDeadline) {
 			return manifest{}, "", mapError(err, s.bucket, "read manifest of", n.label)
 		}
 		if attempt >= s.cfg.MaxAttempts {

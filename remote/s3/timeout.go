@@ -40,6 +40,8 @@ type timeoutClient struct {
 	next    aws.HTTPClient
 	idle    time.Duration
 	request time.Duration
+	// deadline, if set, ends every attempt (see Config.Deadline).
+	deadline time.Time
 	// silentSince is when the last attempt to end without an answer
 	// ended (Unix nanoseconds), 0 once the server answered since.
 	silentSince atomic.Int64
@@ -74,12 +76,39 @@ func (e *timeoutError) Timeout() bool { return true }
 // RetryableError reports whether the SDK's retryer may retry it.
 func (e *timeoutError) RetryableError() bool { return !e.final }
 
-// Do sends req under the idle and request limits.
+// deadlineError reports an attempt cut off, or refused, at the Store's
+// deadline. It is not retried: every later attempt would fail alike.
+type deadlineError struct{ method string }
+
+func (e *deadlineError) Error() string {
+	return fmt.Sprintf("s3: %s request cut off: the store's deadline passed", e.method)
+}
+
+// Is makes errors.Is(err, ErrDeadline) hold.
+func (e *deadlineError) Is(target error) bool { return target == ErrDeadline }
+
+// Timeout reports true: the error is a timeout.
+func (e *deadlineError) Timeout() bool { return true }
+
+// RetryableError reports false: the SDK's retryer must not retry it.
+func (e *deadlineError) RetryableError() bool { return false }
+
+// Do sends req under the idle and request limits, and the deadline.
 func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
 	started := time.Now().UnixNano()
+	method := req.Method
+	left := time.Until(c.deadline)
+	if !c.deadline.IsZero() && left <= 0 {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, &deadlineError{method: method}
+	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	w := &watch{ctx: ctx, cancel: cancel, idleLimit: c.idle, sending: true}
-	method := req.Method
+	if !c.deadline.IsZero() {
+		w.deadline = time.AfterFunc(left, func() { cancel(&deadlineError{method: method}) })
+	}
 	// The idle clock runs from the start: dialing and waiting for the
 	// headers are waits on the server too.
 	w.idle = time.AfterFunc(c.idle, func() {
@@ -125,6 +154,7 @@ type watch struct {
 	idle      *time.Timer
 	idleLimit time.Duration
 	total     *time.Timer
+	deadline  *time.Timer // nil without a deadline
 
 	mu sync.Mutex
 	// sending is true until the response headers arrive: until then,
@@ -154,19 +184,29 @@ func (w *watch) responded() {
 // finish stops the clocks and releases the attempt's context.
 func (w *watch) finish() {
 	w.idle.Stop()
-	w.total.Stop()
+	w.stopTotal()
 	w.cancel(nil)
 }
 
-// explain returns err, made to wrap the timeoutError that caused it if a
-// clock expired and the transport reported something vaguer (a custom
-// client may report only "context canceled").
+// stopTotal stops the clocks of the whole attempt.
+func (w *watch) stopTotal() {
+	w.total.Stop()
+	if w.deadline != nil {
+		w.deadline.Stop()
+	}
+}
+
+// explain returns err, made to wrap the timeoutError or deadlineError
+// that caused it if a clock expired and the transport reported something
+// vaguer (a custom client may report only "context canceled").
 func (w *watch) explain(err error) error {
 	var te *timeoutError
-	if !errors.As(context.Cause(w.ctx), &te) || errors.Is(err, te) {
+	var de *deadlineError
+	cause := context.Cause(w.ctx)
+	if !errors.As(cause, &te) && !errors.As(cause, &de) || errors.Is(err, cause) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", te, err)
+	return fmt.Errorf("%w: %w", cause, err)
 }
 
 // requestBody counts the transport's reads of a request body as progress.
@@ -201,7 +241,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		// Done: stop the clocks now, as a caller may be slow to Close.
 		b.eof = true
-		b.w.total.Stop()
+		b.w.stopTotal()
 	case err != nil:
 		err = b.w.explain(err)
 	}

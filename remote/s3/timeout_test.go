@@ -478,3 +478,51 @@ func TestSilentAttemptsInFlightTogether(t *testing.T) {
 		t.Errorf("the first silent attempt after an answer: %v; want a retried stall", err)
 	}
 }
+
+// TestDeadline: a server that trickles bytes trips neither the idle nor
+// the request timeout in time, but the Store's deadline cuts the download
+// off, and is not retried; after it, no request is sent at all.
+func TestDeadline(t *testing.T) {
+	e := newEnv(t)
+	data := randBytes(14, 300<<10)
+	if _, err := e.store(t, nil).Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	const allowed = 1500 * time.Millisecond
+	s, h := timeoutStore(t, e, func(c *Config) {
+		c.IdleTimeout = 10 * time.Second
+		c.Deadline = time.Now().Add(allowed)
+	})
+	var gets atomic.Int64
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && isDataGet(req) {
+			gets.Add(1)
+			resp.Body = &trickleBody{ReadCloser: resp.Body, ctx: req.Context()}
+		}
+		return resp, err
+	})
+	start := time.Now()
+	_, err := readAll(t, s, "k")
+	took := time.Since(start)
+	if !errors.Is(err, ErrDeadline) || !strings.Contains(err.Error(), `"k"`) || !strings.Contains(err.Error(), "deadline passed") {
+		t.Fatalf("Open of a trickling object past the deadline: %v; want ErrDeadline, naming the key", err)
+	}
+	if took > bound {
+		t.Errorf("took %v, want well under %v", took, bound)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("%d data GETs, want 1: nothing is retried past the deadline", n)
+	}
+
+	e.rec.reset()
+	if _, err := s.Stat(bg, "k"); !errors.Is(err, ErrDeadline) {
+		t.Errorf("Stat past the deadline: %v, want ErrDeadline", err)
+	}
+	if _, err := s.Put(bg, remote.Meta{Key: "k2"}, bytes.NewReader(data)); !errors.Is(err, ErrDeadline) {
+		t.Errorf("Put past the deadline: %v, want ErrDeadline", err)
+	}
+	if n := len(e.rec.requests(func(request) bool { return true })); n != 0 {
+		t.Errorf("%d requests sent past the deadline, want none", n)
+	}
+}
