@@ -1390,18 +1390,18 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 	}
 	var placed placedSet
 	for i, p := range paths {
+		check := placed.confined
 		if dst.resolve != nil {
-			if err := placed.apart(p); err != nil {
-				return sum, fmt.Errorf("restoring into %s: %w", p, err)
-			}
+			check = placed.apart
+		}
+		if err := check(p); err != nil {
+			return sum, fmt.Errorf("restoring into %s: %w", p, err)
 		}
 		r, err := place(ctx, filepath.Join(from, strconv.Itoa(i)), p, how, progress)
 		if err != nil {
 			return sum, fmt.Errorf("restoring into %s: %w", p, err)
 		}
-		if dst.resolve != nil {
-			placed.add(p)
-		}
+		placed.add(p)
 		sum.Files += r.Files
 		sum.Bytes += r.Bytes
 		sum.Linked += r.Linked
@@ -1440,6 +1440,34 @@ func (s *placedSet) apart(p string) error {
 		if filepath.Dir(a) == a {
 			return nil
 		}
+	}
+}
+
+// confined fails if p lies inside a path placed before it (a pull may
+// name "a" and "a/sub") through a symlink: the entry's tree placed at
+// "a" decides what "a/sub" is, and a symlink there would lead the next
+// path out of "a", anywhere.
+func (s *placedSet) confined(p string) error {
+	var below []string // p and its ancestors up to a placed path
+	for a := p; ; a = filepath.Dir(a) {
+		if fi, err := os.Stat(a); err == nil {
+			for i, id := range s.ids {
+				if !os.SameFile(fi, id) {
+					continue
+				}
+				for _, b := range below {
+					// A junction, on Windows, is irregular.
+					if fi, err := os.Lstat(b); err == nil && fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) != 0 {
+						return fmt.Errorf("%s is a link inside %s, restored before it: it is not followed", b, s.names[i])
+					}
+				}
+				return nil
+			}
+		}
+		if filepath.Dir(a) == a {
+			return nil
+		}
+		below = append(below, a)
 	}
 }
 

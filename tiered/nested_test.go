@@ -1,0 +1,106 @@
+package tiered
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote/memstore"
+)
+
+// TestPullPathsNestedSymlink: a pull may name a path inside another
+// ("a" and "a/sub"). The entry's tree placed at "a" must not decide where
+// "a/sub" goes: a symlink it holds at "sub" is refused, not followed out
+// of "a", whether the inner path is a directory or a file, from every
+// tier. Nested paths through real directories restore as before.
+func TestPullPathsNestedSymlink(t *testing.T) {
+	src := t.TempDir()
+	outer, inner, file := filepath.Join(src, "outer"), filepath.Join(src, "inner"), filepath.Join(src, "config")
+	for _, d := range []string{outer, inner} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(inner, "config"), []byte("planted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("planted"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// From ws/outer/sub, ../../victim is ws's sibling.
+	err := os.Symlink(filepath.Join("..", "..", "victim"), filepath.Join(outer, "sub"))
+	if err == nil {
+		_, err = os.Lstat(filepath.Join(outer, "sub")) // Wine may say yes and make none
+	}
+	linked := err == nil
+	if !linked && !treetest.UnderWine() {
+		t.Fatal(err)
+	} // else only the nested pull through a directory, below
+	store := memstore.New()
+	pusher := newTiered(t, store, Options{})
+	for key, paths := range map[string][]string{"dir": {outer, inner}, "file": {outer, file}} {
+		if _, err := pusher.PushPaths(t.Context(), key, paths, PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cases := []struct {
+		name string
+		opts Options
+		pull PullOptions
+	}{
+		{"cold", Options{}, PullOptions{}},
+		{"link", Options{}, PullOptions{Link: true}},
+		{"no-local", Options{NoLocal: true}, PullOptions{}},
+	}
+	for _, tc := range cases {
+		if !linked {
+			break
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTiered(t, store, tc.opts)
+			for _, key := range []string{"dir", "file", "dir"} { // the second "dir" from the local tier
+				base := t.TempDir()
+				victim := filepath.Join(base, "victim")
+				if err := os.Mkdir(victim, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(victim, "config"), []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				ws := filepath.Join(base, "ws", "outer")
+				second := filepath.Join(ws, "sub")
+				if key == "file" {
+					second = filepath.Join(ws, "sub", "config")
+				}
+				_, _, err := c.PullPaths(t.Context(), key, nil, []string{ws, second}, tc.pull)
+				if err == nil || !strings.Contains(err.Error(), "not followed") {
+					t.Errorf("pull of %q into %s and %s: %v; want the symlink refused", key, ws, second, err)
+				}
+				if b, err := os.ReadFile(filepath.Join(victim, "config")); err != nil || string(b) != "precious" {
+					t.Fatalf("pull of %q wrote outside its paths: victim/config = %q, %v", key, b, err)
+				}
+			}
+		})
+	}
+
+	// Through a real directory, the inner path lands inside the outer.
+	if err := os.Remove(filepath.Join(outer, "sub")); err != nil && linked {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(outer, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pusher.PushPaths(t.Context(), "real", []string{outer, inner}, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(t.TempDir(), "outer")
+	if _, ok, err := newTiered(t, store, Options{}).PullPaths(t.Context(), "real", nil, []string{ws, filepath.Join(ws, "sub")}, PullOptions{}); err != nil || !ok {
+		t.Fatalf("nested pull through a directory: %v, %v", ok, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(ws, "sub", "config")); err != nil || string(b) != "planted" {
+		t.Errorf("outer/sub/config = %q, %v", b, err)
+	}
+}
