@@ -208,7 +208,8 @@ func (c *Cache) pullPaths(ctx context.Context, key string, prefixes []string, ds
 		fallback = nil
 	}
 	h, ok, err := c.restore(ctx, key, prefixes, true, opts.Strict, get, fallback)
-	if ok && h.Dropped == nil {
+	if h.Dropped == nil {
+		// On a miss too: the damaged copy is why there is none.
 		h.Dropped = dropped
 	}
 	return h, ok, err

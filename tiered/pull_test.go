@@ -362,3 +362,37 @@ func TestPullReportsWait(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPullDroppedOnMiss: a damaged local archive with nothing to take
+// its place (no remote) is a miss that still says the copy was dropped,
+// so a failing disk does not pass for an empty cache.
+func TestPullDroppedOnMiss(t *testing.T) {
+	lc := newLocal(t)
+	c, err := New(lc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Push(t.Context(), "k", smallTree(t, "s"), PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(res.Path, 0o644); err != nil { // kept read-only
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(res.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte("XXXX"), res.ArchiveSize/2)
+	if cerr := f.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	dir := filepath.Join(t.TempDir(), "d")
+	h, ok, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
+	if ok || err != nil || !errors.Is(h.Dropped, tiercache.ErrIntegrity) {
+		t.Fatalf("Pull of a damaged local copy = %v, %v, dropped %v; want a miss reporting it dropped", ok, err, h.Dropped)
+	}
+	if _, ok, _ := lc.Peek(t.Context(), "k"); ok {
+		t.Error("the damaged copy is still there")
+	}
+}

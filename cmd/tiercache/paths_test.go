@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,42 @@ func TestPathList(t *testing.T) {
 		if got := pathList(c.paths); got != c.want {
 			t.Errorf("pathList(%q) = %q, want %q", c.paths, got, c.want)
 		}
+	}
+}
+
+// TestPullReportsDroppedOnMiss: a local copy that fails its checks, with
+// no remote to fetch again, is a miss that says why (a warning, and
+// "dropped" in --json), not "nothing stored".
+func TestPullReportsDroppedOnMiss(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "-q", "k", smallTree(t, "x"))
+	archive := filepath.Join(e["TIERCACHE_DIR"], "data")
+	var found []string
+	_ = filepath.WalkDir(archive, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "archive.tar.zst" {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if len(found) != 1 {
+		t.Fatalf("archives in the local tier: %q", found)
+	}
+	b, err := os.ReadFile(found[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.Chmod(found[0], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(found[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, e, "pull", "--json", "k", filepath.Join(t.TempDir(), "d"))
+	var out pullJSON
+	decode(t, r, &out)
+	if r.code != 0 || out.Hit || !strings.Contains(out.Dropped, "integrity") ||
+		!strings.Contains(r.stderr, "damaged and has been dropped") || strings.Contains(r.stderr, "nothing stored") {
+		t.Errorf("pull of a damaged local copy: exit %d, %+v\nstderr: %s\nwant a miss saying the copy was dropped", r.code, out, r.stderr)
 	}
 }

@@ -229,6 +229,9 @@ type pullJSON struct {
 	// this machine's local tier is where they would go, as paths below
 	// the PATH given.
 	LeftOut []string `json:"left_out,omitempty"`
+	// Dropped is why a copy in the local tier was found damaged and
+	// dropped, on a hit or a miss.
+	Dropped string `json:"dropped,omitempty"`
 	// LookupOnly tells that nothing was restored (--lookup-only): Tier,
 	// Bytes and Files describe the entry found.
 	LookupOnly bool `json:"lookup_only,omitempty"`
@@ -362,7 +365,8 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 	if hit.Dropped != nil {
 		// Not a failure: the damaged copy is gone and the pull went on
 		// without it. Saying so points at a failing disk.
-		a.warnf(cmd, "pull %q: a copy in the local tier was damaged and has been dropped: %s", key, singleLine(hit.Dropped.Error()))
+		out.Dropped = singleLine(hit.Dropped.Error())
+		a.warnf(cmd, "pull %q: a copy in the local tier was damaged and has been dropped: %s", key, out.Dropped)
 	}
 	if ok {
 		out.Hit, out.Key, out.Exact, out.Tier, out.Scope = true, hit.Key, hit.Key == key, hit.Tier, hit.Scope
@@ -402,7 +406,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		a.infof(cmd, "%s%s", hitSummary(out, o.restoreKeys, elapsed), only)
 	} else {
 		refused := len(hit.Refused) + len(hit.Untrusted) + len(hit.Skipped)
-		miss := missSummary(key, o.restoreKeys, survived != nil || refused > 0)
+		miss := missSummary(key, o.restoreKeys, survived != nil || refused > 0 || hit.Dropped != nil)
 		if o.lookupOnly {
 			miss += " (lookup only)"
 		}
