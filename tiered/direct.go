@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -64,6 +65,14 @@ type PullOptions struct {
 	// refuses, or that records none (one directory's tree), is skipped
 	// as one of another shape is, its error in Hit.Skipped.
 	Resolve func(recorded []string) ([]string, error)
+	// Names, if set, are the paths as the caller named them, one for each
+	// path pulled into (the CLI's PATHs as typed). An entry recording the
+	// same names in another order restores each to the path of its name;
+	// one recording some of them at other positions, so that by position
+	// a path would get another's content, is skipped as one of another
+	// shape. Names that match none of the recorded ones (another
+	// machine's home directory) restore by position.
+	Names []string
 }
 
 // PushOptions configure Push.
@@ -154,7 +163,10 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	case opts.Resolve == nil && len(paths) == 0:
 		return Hit{}, false, fmt.Errorf("pull %q: %w: no path to restore into", key, tiercache.ErrInvalidArgument)
 	}
-	dst := &target{paths: paths, skipSymlinks: opts.SkipSymlinks, resolve: opts.Resolve, root: c.tierRoot()}
+	if opts.Names != nil && len(opts.Names) != len(paths) {
+		return Hit{}, false, fmt.Errorf("pull %q: %w: %d names for %d paths", key, tiercache.ErrInvalidArgument, len(opts.Names), len(paths))
+	}
+	dst := &target{paths: paths, given: paths, names: opts.Names, skipSymlinks: opts.SkipSymlinks, resolve: opts.Resolve, root: c.tierRoot()}
 	// Read-only, so a lookup fails as the pull would.
 	if dst.root != "" && dst.resolve == nil {
 		if err := dst.guard(dst.root); err != nil {
@@ -1168,7 +1180,9 @@ func (s source) measure(ctx context.Context) (tiercache.Shape, error) {
 
 // target is where a pull restores, and what it skipped on the way.
 type target struct {
-	paths        []string                         // as given, or as resolve chose them for the entry fits last took
+	paths        []string                         // as given, or as resolve or names ordered them for the entry fits last took
+	given        []string                         // the paths as given
+	names        []string                         // PullOptions.Names
 	skipSymlinks bool                             // PullOptions.SkipSymlinks
 	resolve      func([]string) ([]string, error) // PullOptions.Resolve
 	root         string                           // the local tier's, "" if none
@@ -1274,7 +1288,7 @@ func (t *target) fits(k string, paths []string) bool {
 		return t.fitsResolved(k, paths)
 	}
 	if max(len(paths), 1) == len(t.paths) {
-		return true
+		return t.fitsNames(k, paths)
 	}
 	holds := "one directory's tree"
 	if len(paths) > 0 {
@@ -1285,6 +1299,63 @@ func (t *target) fits(k string, paths []string) bool {
 		t.skipped = append(t.skipped, msg)
 	}
 	return false
+}
+
+// fitsNames orders t's paths for the entry k, which records paths as
+// many as t's, by the names the pull gave them (see PullOptions.Names).
+func (t *target) fitsNames(k string, recorded []string) bool {
+	if t.names == nil || len(recorded) < 2 {
+		return true
+	}
+	clean := func(s string) string { return path.Clean(filepath.ToSlash(s)) }
+	at := make(map[string]int, len(t.names))
+	for j, n := range t.names {
+		at[clean(n)] = j
+	}
+	order := make([]int, len(recorded))
+	moved := false
+	for i, r := range recorded {
+		j, ok := at[clean(r)]
+		order[i] = j
+		if !ok {
+			order[i] = -1
+		}
+		moved = moved || ok && j != i
+	}
+	if !moved {
+		t.paths = t.given
+		return t.guardAgain()
+	}
+	// Names at other positions: the same names reordered restore by
+	// name; anything else would put a path's content at another's name.
+	seen := make([]bool, len(t.names))
+	paths := make([]string, len(recorded))
+	for i, j := range order {
+		if j < 0 || seen[j] {
+			for i2, j2 := range order {
+				if j2 >= 0 && j2 != i2 {
+					msg := fmt.Sprintf("key %q records %q as its path %d, which the pull names as path %d; by position it would get another path's content", k, recorded[i2], i2+1, j2+1)
+					if !slices.Contains(t.skipped, msg) {
+						t.skipped = append(t.skipped, msg)
+					}
+					return false
+				}
+			}
+		}
+		seen[j] = true
+		paths[i] = t.given[j]
+	}
+	t.paths = paths
+	return t.guardAgain()
+}
+
+// guardAgain notes again where the local tier lies below t's paths, after
+// their order changed (see guard, which the pull already passed).
+func (t *target) guardAgain() bool {
+	if t.root != "" {
+		_ = t.guard(t.root)
+	}
+	return true
 }
 
 // fitsResolved is fits for a pull whose paths resolve chooses from those

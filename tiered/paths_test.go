@@ -235,3 +235,49 @@ func TestPushPathsSingleFile(t *testing.T) {
 		t.Errorf("push with a bad exclude: %v", err)
 	}
 }
+
+// TestPullPathsByName: with Names, an entry recording the pull's names
+// in another order restores each path to the path of its name, one
+// recording some of them at other positions is skipped (by position a
+// path would get another's content), and names that match none of the
+// recorded ones (another machine's) restore by position.
+func TestPullPathsByName(t *testing.T) {
+	store := memstore.New()
+	src := t.TempDir()
+	mods, build := filepath.Join(src, "node_modules"), filepath.Join(src, ".next")
+	for _, d := range []string{mods, build} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "tag"), []byte(filepath.Base(d)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newTiered(t, store, Options{})
+	if _, err := c.PushPaths(t.Context(), "k", []string{mods, build}, PushOptions{Names: []string{"node_modules", ".next"}}); err != nil {
+		t.Fatal(err)
+	}
+	tag := func(dir string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "tag"))
+		return string(b)
+	}
+	for _, cc := range []*Cache{c, newTiered(t, store, Options{})} { // local, then remote
+		base := t.TempDir()
+		a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+		if _, ok, err := cc.PullPaths(t.Context(), "k", nil, []string{a, b}, PullOptions{Names: []string{"./.next/", "node_modules"}}); err != nil || !ok {
+			t.Fatalf("pull by name: %v, %v", ok, err)
+		}
+		if tag(a) != ".next" || tag(b) != "node_modules" {
+			t.Errorf("reordered names: a holds %q, b %q; want .next and node_modules", tag(a), tag(b))
+		}
+	}
+	base := t.TempDir()
+	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+	h, ok, err := c.PullPaths(t.Context(), "k", nil, []string{a, b}, PullOptions{Names: []string{".next", "dist"}})
+	if err != nil || ok || len(h.Skipped) != 1 || !strings.Contains(h.Skipped[0], `".next" as its path 2`) {
+		t.Errorf("a name at another position: %v, %v, skipped %q; want a miss saying so", ok, err, h.Skipped)
+	}
+	if _, ok, err := c.PullPaths(t.Context(), "k", nil, []string{a, b}, PullOptions{Names: []string{"/Users/x/nm", "/Users/x/next"}}); err != nil || !ok || tag(a) != "node_modules" || tag(b) != ".next" {
+		t.Errorf("other names, by position: %v, %v; a holds %q, b %q", ok, err, tag(a), tag(b))
+	}
+}

@@ -296,7 +296,11 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		// to pull from.
 		err = a.remoteErr
 	} else {
-		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase, Resolve: resolve})
+		var names []string // PATHs as typed: an entry of the same ones reordered restores by name
+		if resolve == nil && len(given) > 1 {
+			names = given
+		}
+		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase, Resolve: resolve, Names: names})
 	}
 	prog.finish()
 	shown := given // for messages
