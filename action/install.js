@@ -14,7 +14,9 @@
 //  3. Where there is no release (the ref is a branch, a commit or a
 //     major tag such as v1, the action is used from a local path, or the
 //     release host answers 404), the binary is built from the action's
-//     own checkout with the runner's Go toolchain, into RUNNER_TEMP.
+//     own checkout with the runner's Go toolchain, into RUNNER_TEMP, with
+//     Go module and build caches of the action's own there: the job's
+//     (~/go/pkg/mod, ~/.cache/go-build) are never touched.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -348,30 +350,54 @@ async function installRelease({ env, version, p, log }) {
   return bin;
 }
 
+// buildEnv is the environment of the build from source: the job's own,
+// with GOMODCACHE and GOCACHE pointed at the action's directories under
+// goDir. Left to the job's, tiercache's dependencies would be downloaded
+// into the user's module cache and compiled into their build cache (often
+// the very paths the job caches, ~/go/pkg/mod and ~/.cache/go-build)
+// before the restore, and the post step would save them under the user's
+// key. Everything else (GOPROXY, GOFLAGS, GOTOOLCHAIN, proxies...) is kept
+// as it is. GOPATH is kept too: with GOMODCACHE set and the binary's place
+// given with -o, the build writes nothing under it.
+function buildEnv(env, goDir) {
+  return { ...env, GOMODCACHE: path.join(goDir, 'mod'), GOCACHE: path.join(goDir, 'build') };
+}
+
 // buildFromSource builds the CLI from the action's checkout into a fresh
-// directory under RUNNER_TEMP.
+// directory under RUNNER_TEMP. Go's module and build caches for it are
+// the action's own: RUNNER_TEMP/tiercache-go, shared by the action's steps
+// in a job and removed with RUNNER_TEMP when the job ends (-modcacherw
+// leaves the module cache removable); without RUNNER_TEMP, a directory in
+// the private build directory, removed after the build.
 async function buildFromSource({ env, ref, why, log }) {
   if (!fs.existsSync(path.join(SOURCE_ROOT, 'go.mod')) || !fs.existsSync(path.join(SOURCE_ROOT, 'cmd', 'tiercache'))) {
     throw new Error(`${why}, and ${SOURCE_ROOT} holds no tiercache source to build; set TIERCACHE_BIN`);
   }
   const tmp = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'tiercache-build-'));
   const bin = path.join(tmp, process.platform === 'win32' ? 'tiercache.exe' : 'tiercache');
-  const args = ['build', '-o', bin];
+  const goDir = path.resolve(env.RUNNER_TEMP ? path.join(env.RUNNER_TEMP, 'tiercache-go') : path.join(tmp, 'go'));
+  fs.mkdirSync(goDir, { recursive: true });
+  const args = ['build', '-modcacherw', '-o', bin];
   if (ref) args.push(`-ldflags=-X main.version=${ref}`);
   args.push('./cmd/tiercache');
-  log(`${why}: building tiercache from ${SOURCE_ROOT} with go ${args.join(' ')}`);
-  const code = await new Promise((resolve, reject) => {
-    const child = spawn('go', args, { cwd: SOURCE_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('error', (err) =>
-      reject(
-        new Error(
-          `${why}, and Go could not be run to build it from the action's source (${err.message}); ` +
-            'use a release tag (uses: tiercache/tiercache@vX.Y.Z), set up Go first (actions/setup-go), or set TIERCACHE_BIN',
+  log(`${why}: building tiercache from ${SOURCE_ROOT} with go ${args.join(' ')} (Go caches in ${goDir})`);
+  let code;
+  try {
+    code = await new Promise((resolve, reject) => {
+      const child = spawn('go', args, { cwd: SOURCE_ROOT, env: buildEnv(env, goDir), stdio: ['ignore', 'inherit', 'inherit'] });
+      child.on('error', (err) =>
+        reject(
+          new Error(
+            `${why}, and Go could not be run to build it from the action's source (${err.message}); ` +
+              'use a release tag (uses: tiercache/tiercache@vX.Y.Z), set up Go first (actions/setup-go), or set TIERCACHE_BIN',
+          ),
         ),
-      ),
-    );
-    child.on('close', resolve);
-  });
+      );
+      child.on('close', resolve);
+    });
+  } finally {
+    if (!env.RUNNER_TEMP) fs.rmSync(goDir, { recursive: true, force: true });
+  }
   if (code !== 0) throw new Error(`${why}, and building it from the action's source failed (go build exited ${code})`);
   return bin;
 }

@@ -106,16 +106,22 @@ function negation(line) {
 
 // parsePatterns is parsePaths for a list holding a glob line: each path
 // line becomes a --match pattern, "/" between its names ("./" and a
-// trailing "/" dropped). A "!" line that starts with one of the patterns
-// and goes below it (!**/node_modules/.cache) leaves out what follows,
-// anchored in each match (--exclude /.cache); any other is passed as an
-// --exclude as written, matched below each match.
+// trailing "/" dropped; "./" from "!" lines too). A "!" line that starts
+// with one of the patterns and goes below it (!**/node_modules/.cache)
+// leaves out what follows, anchored in each match (--exclude /.cache);
+// any other is passed as an --exclude as written, matched below each
+// match.
 function parsePatterns(lines) {
   const patterns = [];
   const negated = [];
   for (const line of lines) {
     if (line.startsWith('!')) {
-      negated.push(negation(line).split('\\').join('/'));
+      // "./" dropped as from a path line, so "!./a/*/x" leaves out below
+      // the pattern "./a/*" as "!a/*/x" does below "a/*".
+      let n = negation(line).split('\\').join('/');
+      while (n.startsWith('./')) n = n.slice(2);
+      if (n === '') throw new UsageError(`a "!" line in "path" needs a pattern after it, not only "./" ("${line}")`);
+      negated.push(n);
       continue;
     }
     let p = line.split('\\').join('/');

@@ -8,6 +8,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
+const url = require('node:url');
 const zlib = require('node:zlib');
 const { spawnSync } = require('node:child_process');
 const { test } = require('node:test');
@@ -250,20 +251,96 @@ test('a release whose checksum does not match, or is missing, is refused and nev
   }
 });
 
+// localGoProxy is a GOPROXY serving this machine's module cache first,
+// then falling back to the GOPROXY the tests were started with.
+function localGoProxy() {
+  const r = spawnSync('go', ['env', 'GOMODCACHE', 'GOPROXY'], { encoding: 'utf8' });
+  if (r.status !== 0) return process.env.GOPROXY;
+  const [modcache, proxy] = r.stdout.trim().split('\n');
+  const local = url.pathToFileURL(path.join(modcache, 'cache', 'download')).href;
+  return proxy && proxy !== 'off' ? `${local},${proxy}` : local;
+}
+
 test('without a release (404) the binary is built from the action\'s source', async () => {
   const host = await releaseHost({});
   try {
     const m = new h.Machine();
-    const main = await h.mainStep(m, { inputs: { key: 'src-1', path: 'dir' }, extra: actionEnv(host) });
+    // The job's Go caches, which the build must leave alone: it uses the
+    // action's own, under RUNNER_TEMP. Its modules come from this
+    // machine's module cache where it has them, so the test needs no
+    // network there.
+    const user = { GOMODCACHE: path.join(m.home, 'go', 'pkg', 'mod'), GOCACHE: path.join(m.home, '.cache', 'go-build') };
+    const main = await h.mainStep(m, { inputs: { key: 'src-1', path: 'dir' }, extra: actionEnv(host, { ...user, GOPROXY: localGoProxy() }) });
     assert.equal(main.code, 0, main.log);
     assert.match(main.log, /no release asset for v9\.9\.9 \(.*404 Not Found\): building tiercache from /);
     assert.ok(main.state.bin.startsWith(path.join(m.temp, 'tiercache-build-')), main.state.bin);
+    for (const [v, dir] of Object.entries(user)) assert.equal(fs.existsSync(dir), false, `the build wrote into the job's ${v}`);
+    assert.ok(fs.readdirSync(path.join(m.temp, 'tiercache-go', 'mod')).length > 0, 'the action\'s module cache is empty');
     const v = spawnSync(main.state.bin, ['version'], { encoding: 'utf8' });
     assert.match(v.stdout, /tiercache v9\.9\.9 /, 'not the binary built from source with the ref as its version');
     assert.equal(main.outputs['cache-primary-key'], 'src-1');
   } finally {
     await host.close();
   }
+});
+
+test('the build from source keeps out of the user\'s Go caches: GOMODCACHE and GOCACHE are the action\'s own', { skip: process.platform === 'win32' && 'the fake go is a shell script' }, async () => {
+  const m = new h.Machine();
+  // A fake go, first on PATH: it records its arguments and the Go
+  // variables it was started with, and writes a stub binary where -o asks.
+  const fake = path.join(m.root, 'fake-go');
+  fs.mkdirSync(fake);
+  const record = path.join(m.root, 'go-run');
+  fs.writeFileSync(
+    path.join(fake, 'go'),
+    [
+      '#!/bin/sh',
+      `{ printf 'ARG=%s\\n' "$@"; for v in GOMODCACHE GOCACHE GOPATH GOPROXY GOFLAGS GOTOOLCHAIN HTTPS_PROXY; do eval "printf '%s=%s\\n' $v \\"\\$$v\\""; done; } > '${record}'`,
+      'while [ $# -gt 0 ]; do if [ "$1" = -o ]; then out=$2; fi; shift; done',
+      `printf '#!/bin/sh\\necho %s\\n' "'{\\"hit\\":false,\\"exact\\":false}'" > "$out"`,
+      'chmod 755 "$out"',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  const user = {
+    GOPATH: path.join(m.home, 'go'),
+    GOMODCACHE: path.join(m.home, 'go', 'pkg', 'mod'),
+    GOCACHE: path.join(m.home, '.cache', 'go-build'),
+    GOPROXY: 'https://goproxy.example.com,direct',
+    GOFLAGS: '-buildvcs=false -trimpath',
+    GOTOOLCHAIN: 'go1.99.0+auto',
+    HTTPS_PROXY: 'http://proxy.example.com:3128',
+  };
+  const main = await h.mainStep(m, {
+    inputs: { key: 'gocache-1', path: '~/go/pkg/mod\n~/.cache/go-build' },
+    extra: {
+      TIERCACHE_BIN: undefined,
+      GITHUB_ACTION_REPOSITORY: 'tiercache/tiercache',
+      GITHUB_ACTION_REF: 'main',
+      HOME: m.home,
+      PATH: `${fake}${path.delimiter}${process.env.PATH}`,
+      ...user,
+    },
+  });
+  assert.equal(main.code, 0, main.log);
+  assert.match(main.log, /ref main is not a version tag.*: building tiercache from /);
+  const lines = fs.readFileSync(record, 'utf8').split('\n').slice(0, -1);
+  const args = lines.filter((l) => l.startsWith('ARG=')).map((l) => l.slice(4));
+  const vars = Object.fromEntries(lines.filter((l) => !l.startsWith('ARG=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  assert.equal(args[0], 'build');
+  const goDir = path.join(m.temp, 'tiercache-go');
+  for (const v of ['GOMODCACHE', 'GOCACHE']) {
+    assert.notEqual(vars[v], user[v], `${v} is the user's`);
+    assert.ok(vars[v].startsWith(goDir + path.sep), `${v}=${vars[v]} is not under ${goDir}`);
+    assert.ok(!vars[v].startsWith(m.home + path.sep), `${v}=${vars[v]} is in HOME`);
+  }
+  assert.notEqual(vars.GOMODCACHE, vars.GOCACHE);
+  assert.ok(args.includes('-modcacherw'), 'the module cache would be left read-only in RUNNER_TEMP');
+  // The rest is the job's, as it was.
+  for (const v of ['GOPATH', 'GOPROXY', 'GOFLAGS', 'GOTOOLCHAIN', 'HTTPS_PROXY']) assert.equal(vars[v], user[v], v);
+  assert.ok(main.state.bin.startsWith(path.join(m.temp, 'tiercache-build-')), main.state.bin);
+  assert.equal(main.outputs['cache-hit'], 'false', 'the built stub did not run the pull');
 });
 
 test('TIERCACHE_BIN: used as it is; a missing one is an error naming it', async () => {

@@ -50,6 +50,16 @@ test('path lines with a glob: every path line a --match pattern, relative to the
   assert.deepEqual(lib.pathArgs('-k', ['**/a', 'b'], ['/x'], true), ['--exclude=/x', '--match=**/a', '--match=b', '--', '-k']);
 });
 
+test('path lines with a glob: a leading "./" is dropped from "!" lines as from path lines', () => {
+  const want = { paths: ['packages/*/dist'], excludes: ['/sub'], match: true };
+  assert.deepEqual(lib.parsePaths(['packages/*/dist', '!packages/*/dist/sub'], '/h'), want);
+  assert.deepEqual(lib.parsePaths(['./packages/*/dist', '!./packages/*/dist/sub'], '/h'), want);
+  assert.deepEqual(lib.parsePaths(['././packages/*/dist', '! ././packages/*/dist/sub'], '/h'), want);
+  assert.deepEqual(lib.parsePaths(['packages/*/dist', '!.\\packages\\*\\dist\\sub'], '/h'), want);
+  assert.deepEqual(lib.parsePaths(['**/dist', '!./*.log'], '/h').excludes, ['*.log']);
+  assert.throws(() => lib.parsePaths(['**/x', '!./'], '/h'), /needs a pattern/);
+});
+
 test('missing paths: only those that do not exist (a dangling link among them); strict from the input or TIERCACHE_STRICT', () => {
   const dir = h.tmpDir();
   fs.mkdirSync(path.join(dir, 'd'));

@@ -95,6 +95,28 @@ test('glob lines through save/ and restore/, the split actions', async () => {
   }
 });
 
+test('glob lines: a "!" line written with "./" leaves out what it names, as without it', async () => {
+  for (const [key, lines] of [
+    ['dot-1', 'packages/*/dist\n!packages/*/dist/sub'],
+    ['dot-2', './packages/*/dist\n!./packages/*/dist/sub'],
+  ]) {
+    const m = new h.Machine();
+    const inputs = { key, path: lines };
+    for (const p of ['a', 'b']) h.writeTree(path.join(m.workspace, 'packages', p, 'dist'), p);
+    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
+    assert.equal(save.code, 0, save.log);
+    fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
+    const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
+    assert.equal(restore.code, 0, restore.log);
+    assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+    for (const p of ['a', 'b']) {
+      const dist = path.join(m.workspace, 'packages', p, 'dist');
+      assert.equal(fs.readFileSync(path.join(dist, 'a.txt'), 'utf8'), `hello ${p}\n`, `${lines}: packages/${p}/dist`);
+      assert.equal(fs.existsSync(path.join(dist, 'sub')), false, `${lines}: packages/${p}/dist/sub was saved`);
+    }
+  }
+});
+
 test('a glob line with a path outside the workspace fails the step naming it, and creates nothing', async () => {
   for (const other of ['~/.npm', '/abs/dir', '../up']) {
     const m = new h.Machine();
