@@ -91,6 +91,10 @@ type Hit struct {
 	// candidate; or the Base, whose damaged frames were downloaded
 	// instead, dropped once the download ended.
 	Dropped error
+	// Untouched lists the paths pulled into that the entry restored holds
+	// nothing for, left as they were: they were missing when it was
+	// pushed (see PullOptions.Names).
+	Untouched []string
 	// Copy describes Pull's copy from the local tier's tree into its
 	// dir, and CopyTime how long restoring into dir took (the copy, or
 	// the extraction from a local archive); zero when nothing was

@@ -71,7 +71,10 @@ type PullOptions struct {
 	// one recording some of them at other positions, so that by position
 	// a path would get another's content, is skipped as one of another
 	// shape. Names that match none of the recorded ones (another
-	// machine's home directory) restore by position.
+	// machine's home directory) restore by position. An entry recording
+	// fewer paths, each one of the names (a push that found some of its
+	// paths missing), restores those and leaves the others as they are
+	// (Hit.Untouched).
 	Names []string
 }
 
@@ -177,6 +180,13 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	h.Skipped, h.LeftOut = dst.skipped, dst.leftOut
 	if opts.Resolve != nil && ok {
 		h.Paths = dst.paths
+	}
+	if ok && dst.subset {
+		for _, p := range dst.given {
+			if !slices.Contains(dst.paths, p) {
+				h.Untouched = append(h.Untouched, p)
+			}
+		}
 	}
 	if ok && err == nil && !opts.LookupOnly && !c.opts.NoLocal && c.local != nil {
 		// A hint for the next push of these paths (see
@@ -1183,6 +1193,7 @@ type target struct {
 	paths        []string                         // as given, or as resolve or names ordered them for the entry fits last took
 	given        []string                         // the paths as given
 	names        []string                         // PullOptions.Names
+	subset       bool                             // paths holds those of given the entry fits last took records, by name
 	skipSymlinks bool                             // PullOptions.SkipSymlinks
 	resolve      func([]string) ([]string, error) // PullOptions.Resolve
 	root         string                           // the local tier's, "" if none
@@ -1287,14 +1298,18 @@ func (t *target) fits(k string, paths []string) bool {
 	if t.resolve != nil {
 		return t.fitsResolved(k, paths)
 	}
-	if max(len(paths), 1) == len(t.paths) {
+	t.subset = false
+	if max(len(paths), 1) == len(t.given) {
 		return t.fitsNames(k, paths)
+	}
+	if t.fitsSubset(paths) {
+		return true
 	}
 	holds := "one directory's tree"
 	if len(paths) > 0 {
 		holds = countPaths(paths)
 	}
-	msg := fmt.Sprintf("key %q holds %s; the pull names %s", k, holds, countPaths(t.paths))
+	msg := fmt.Sprintf("key %q holds %s; the pull names %s", k, holds, countPaths(t.given))
 	if !slices.Contains(t.skipped, msg) { // both tiers may have k
 		t.skipped = append(t.skipped, msg)
 	}
@@ -1307,15 +1322,14 @@ func (t *target) fitsNames(k string, recorded []string) bool {
 	if t.names == nil || len(recorded) < 2 {
 		return true
 	}
-	clean := func(s string) string { return path.Clean(filepath.ToSlash(s)) }
 	at := make(map[string]int, len(t.names))
 	for j, n := range t.names {
-		at[clean(n)] = j
+		at[cleanName(n)] = j
 	}
 	order := make([]int, len(recorded))
 	moved := false
 	for i, r := range recorded {
-		j, ok := at[clean(r)]
+		j, ok := at[cleanName(r)]
 		order[i] = j
 		if !ok {
 			order[i] = -1
@@ -1348,6 +1362,35 @@ func (t *target) fitsNames(k string, recorded []string) bool {
 	t.paths = paths
 	return t.guardAgain()
 }
+
+// fitsSubset takes an entry recording fewer paths than t's, each one of
+// the names the pull gave (see PullOptions.Names): t's paths become those
+// of its names, in the entry's order.
+func (t *target) fitsSubset(recorded []string) bool {
+	if t.names == nil || len(recorded) == 0 || len(recorded) >= len(t.given) {
+		return false
+	}
+	at := make(map[string]int, len(t.names))
+	for j, n := range t.names {
+		at[cleanName(n)] = j
+	}
+	paths := make([]string, len(recorded))
+	seen := make([]bool, len(t.names))
+	for i, r := range recorded {
+		j, ok := at[cleanName(r)]
+		if !ok || seen[j] {
+			return false
+		}
+		seen[j] = true
+		paths[i] = t.given[j]
+	}
+	t.paths, t.subset = paths, true
+	return t.guardAgain()
+}
+
+// cleanName is a path as named, compared with others (see
+// PullOptions.Names): "./a/" is "a".
+func cleanName(s string) string { return path.Clean(filepath.ToSlash(s)) }
 
 // guardAgain notes again where the local tier lies below t's paths, after
 // their order changed (see guard, which the pull already passed).
@@ -1394,8 +1437,9 @@ func (t *target) fitsResolved(k string, paths []string) bool {
 // mends. Of several paths, which are directories is known only from the
 // archive: placeAll checks them once the stage is filled.
 func (t *target) inTheWay(paths []string) error {
-	// With resolve, one recorded path may be a directory (RecordPaths).
-	if t.resolve != nil || len(t.paths) != 1 || len(paths) > 1 {
+	// With resolve, or names, one recorded path may be a directory
+	// (RecordPaths).
+	if t.resolve != nil || t.subset || len(t.paths) != 1 || len(paths) > 1 {
 		return nil
 	}
 	return inTheWay(t.paths[0], len(paths) == 0)

@@ -281,3 +281,64 @@ func TestPullPathsByName(t *testing.T) {
 		t.Errorf("other names, by position: %v, %v; a holds %q, b %q", ok, err, tag(a), tag(b))
 	}
 }
+
+// TestPullPathsSubset: an entry recording some of the pull's names (a
+// push that found the others missing) restores those by name and leaves
+// the others as they are (Hit.Untouched), from either tier, straight from
+// the remote and as a lookup; one recording a name the pull does not give
+// is skipped.
+func TestPullPathsSubset(t *testing.T) {
+	store := memstore.New()
+	src := t.TempDir()
+	bin, target := filepath.Join(src, "bin"), filepath.Join(src, "target")
+	for _, d := range []string{bin, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "tag"), []byte(filepath.Base(d)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := []string{"~/.cargo/bin/", "~/.cargo/git/db/", "target/"}
+	c := newTiered(t, store, Options{})
+	if _, err := c.PushPaths(t.Context(), "k", []string{bin, target}, PushOptions{Names: []string{names[0], names[2]}, RecordPaths: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		c    *Cache
+		pull PullOptions
+	}{
+		{"local", c, PullOptions{}},
+		{"remote", newTiered(t, store, Options{}), PullOptions{}},
+		{"no-local", newTiered(t, store, Options{NoLocal: true}), PullOptions{}},
+		{"lookup", newTiered(t, store, Options{}), PullOptions{LookupOnly: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			paths := []string{filepath.Join(base, "bin"), filepath.Join(base, "db"), filepath.Join(base, "target")}
+			if err := os.Mkdir(paths[1], 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.pull.Names = names
+			h, ok, err := tc.c.PullPaths(t.Context(), "k", nil, paths, tc.pull)
+			if err != nil || !ok || !slices.Equal(h.Untouched, []string{paths[1]}) {
+				t.Fatalf("pull: %v, %v, untouched %q; want a hit leaving %s", ok, err, h.Untouched, paths[1])
+			}
+			if tc.pull.LookupOnly {
+				return
+			}
+			for i, want := range []string{"bin", "", "target"} {
+				if b, _ := os.ReadFile(filepath.Join(paths[i], "tag")); string(b) != want {
+					t.Errorf("%s holds %q, want %q", paths[i], b, want)
+				}
+			}
+		})
+	}
+	base := t.TempDir()
+	h, ok, err := c.PullPaths(t.Context(), "k", nil, []string{filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")},
+		PullOptions{Names: []string{"~/.cargo/bin/", "~/.cargo/git/db/", "build/"}})
+	if err != nil || ok || len(h.Skipped) != 1 {
+		t.Errorf("an entry recording a name the pull lacks: %v, %v, skipped %q; want it skipped", ok, err, h.Skipped)
+	}
+}

@@ -169,3 +169,50 @@ func TestPullReportsDroppedOnMiss(t *testing.T) {
 		t.Errorf("pull of a damaged local copy: exit %d, %+v\nstderr: %s\nwant a miss saying the copy was dropped", r.code, out, r.stderr)
 	}
 }
+
+// TestPushMissingPaths: of several PATHs, those missing are left out with
+// a warning (exit 0), and a pull naming them all restores the others and
+// leaves those as they are; with --strict, or all missing, the push fails.
+func TestPushMissingPaths(t *testing.T) {
+	e := newEnv(t)
+	src := t.TempDir()
+	t.Chdir(src)
+	for _, d := range []string{"bin", "target"} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := cli(t, e, "push", "--json", "k", "bin/", "git/db/", "target/")
+	var pushed pushJSON
+	decode(t, r, &pushed)
+	if r.code != 0 || strings.Join(pushed.Missing, " ") != "git/db/" || strings.Join(pushed.Paths, " ") != "bin/ target/" ||
+		!strings.Contains(r.stderr, "warning: push \"k\": not saved, as it does not exist: git/db/") {
+		t.Fatalf("push with a missing path: exit %d, %+v\nstderr: %s", r.code, pushed, r.stderr)
+	}
+	if r := cli(t, e, "--strict", "push", "k2", "bin/", "git/db/"); r.code != 1 || !strings.Contains(r.stderr, "git/db/ does not exist") {
+		t.Errorf("--strict push with a missing path: exit %d, stderr %s; want 1 naming it", r.code, r.stderr)
+	}
+	if r := cli(t, e, "push", "k3", "nope/", "git/db/"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("push with every path missing: exit %d, stderr %s; want 1", r.code, r.stderr)
+	}
+
+	dst := t.TempDir()
+	t.Chdir(dst)
+	if err := os.MkdirAll(filepath.Join("git", "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = cli(t, e, "pull", "--json", "k", "bin/", "git/db/", "target/")
+	var pulled pullJSON
+	decode(t, r, &pulled)
+	if r.code != 0 || !pulled.Hit || strings.Join(pulled.Untouched, " ") != "git/db/" {
+		t.Fatalf("pull naming the missing path: exit %d, %+v\nstderr: %s", r.code, pulled, r.stderr)
+	}
+	for _, d := range []string{"bin", "target"} {
+		if b, err := os.ReadFile(filepath.Join(d, "f")); err != nil || string(b) != d {
+			t.Errorf("%s/f = %q, %v", d, b, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -229,6 +230,9 @@ type pullJSON struct {
 	// this machine's local tier is where they would go, as paths below
 	// the PATH given.
 	LeftOut []string `json:"left_out,omitempty"`
+	// Untouched lists the PATHs the entry restored holds nothing for
+	// (missing when it was pushed), left as they were.
+	Untouched []string `json:"untouched,omitempty"`
 	// Dropped is why a copy in the local tier was found damaged and
 	// dropped, on a hit or a miss.
 	Dropped string `json:"dropped,omitempty"`
@@ -363,6 +367,13 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		out.LeftOut = append(out.LeftOut, p)
 		a.warnf(cmd, "pull %q: left out %s of the entry: this machine's local tier is there, which a pull never writes into", key, p)
 	}
+	for _, p := range hit.Untouched {
+		if i := slices.Index(paths, p); i >= 0 {
+			p = given[i]
+		}
+		out.Untouched = append(out.Untouched, p)
+		a.infof(cmd, "pull %q: left %s as it was: the entry holds nothing for it (it did not exist when the entry was pushed)", key, p)
+	}
 	if hit.SkippedSymlinks > 0 {
 		a.warnf(cmd, "pull %q: skipped %d symlink(s) this system will not create (--skip-symlinks), the first %q", key, hit.SkippedSymlinks, hit.FirstSkipped)
 	}
@@ -466,7 +477,7 @@ func hitSummary(out pullJSON, restoreKeys []string, elapsed time.Duration) strin
 		fmt.Fprintf(&b, " from the local tier")
 	}
 	fmt.Fprintf(&b, ": %s in %s restored to %s in %s, %s",
-		formatBytes(out.Bytes), count(int(out.Files), "file", "files"), pathList(out.Paths), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
+		formatBytes(out.Bytes), count(int(out.Files), "file", "files"), pathList(slices.DeleteFunc(slices.Clone(out.Paths), func(p string) bool { return slices.Contains(out.Untouched, p) })), formatDuration(elapsed), formatRate(out.Bytes, elapsed))
 	return b.String()
 }
 

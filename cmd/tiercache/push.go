@@ -316,9 +316,11 @@ func checkKey(op, key string) error {
 // pushJSON is the --json output of push.
 type pushJSON struct {
 	Key string `json:"key"`
-	// Dir is the first PATH, Paths all of them, as given.
-	Dir   string   `json:"dir"`
-	Paths []string `json:"paths"`
+	// Dir is the first PATH, Paths all of them, as given, but for
+	// Missing: those of several that did not exist, left out.
+	Dir     string   `json:"dir"`
+	Paths   []string `json:"paths"`
+	Missing []string `json:"missing,omitempty"`
 	// Bytes and Files describe the stored tree.
 	Bytes int64 `json:"bytes"`
 	Files int64 `json:"files"`
@@ -424,6 +426,39 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if err != nil {
 		return fail(err)
 	}
+	// Of several PATHs, those missing are left out (as actions/cache and
+	// GitLab's cache save what exists): the entry records the names of
+	// the others, and a pull naming them all restores those by name and
+	// leaves the rest alone. --strict, or all of them missing, fails.
+	var missing []string
+	if len(paths) > 1 && len(o.match) == 0 {
+		var keep []int
+		for i, p := range paths {
+			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+				missing = append(missing, given[i])
+			} else {
+				keep = append(keep, i)
+			}
+		}
+		if len(missing) > 0 && len(keep) > 0 && !a.flags.strict {
+			pick := func(s []string) []string {
+				out := make([]string, len(keep))
+				for i, k := range keep {
+					out[i] = s[k]
+				}
+				return out
+			}
+			paths, given, abs = pick(paths), pick(given), pick(abs)
+			what := "it does not exist"
+			if len(missing) > 1 {
+				what = "they do not exist"
+			}
+			a.warnf(cmd, "push %q: not saved, as %s: %s; the entry records the other paths, and a pull naming all of them leaves the missing ones as they are",
+				key, what, strings.Join(missing, ", "))
+		} else {
+			missing = nil
+		}
+	}
 	isDir := make([]bool, len(paths))
 	for i, p := range paths {
 		fi, err := os.Stat(p)
@@ -467,7 +502,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		err = a.remoteErr // --no-local: nowhere to push to
 	} else {
 		res, err = c.PushPaths(cmd.Context(), key, paths, tiered.PushOptions{
-			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given, RecordPaths: len(o.match) > 0,
+			Description: o.description, IfAbsent: o.ifAbsent, Exclude: o.exclude, Names: given, RecordPaths: len(o.match) > 0 || missing != nil,
 			Base: o.base, BasePrefixes: o.restoreKeys, NoBase: o.noBase,
 		})
 	}
@@ -483,7 +518,7 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	}
 	elapsed := time.Since(start)
 	out := pushJSON{
-		Key: key, Dir: dir, Paths: given, Bytes: res.Entry.Size, Files: res.Entry.Files,
+		Key: key, Dir: dir, Paths: given, Missing: missing, Bytes: res.Entry.Size, Files: res.Entry.Files,
 		Remote: a.remoteErr != nil || c.HasRemote(), Uploaded: res.Uploaded, UploadSkipped: res.UploadSkipped,
 		ArchiveBytes: res.ArchiveSize, Seconds: elapsed.Seconds(),
 		AlreadyStored: res.AlreadyIn != "", AlreadyIn: res.AlreadyIn,
