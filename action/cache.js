@@ -177,8 +177,8 @@ function removeEmptyDirs(missing) {
 // push stores the paths under key. A remote failure the CLI survives is
 // a warning it prints; the step still succeeds unless strict is set. So
 // is a path that does not exist (a job that failed before making it), as
-// in actions/cache: a warning naming it, and nothing saved; with strict,
-// the push runs and fails on it. The restore keys choose the push's base
+// in actions/cache: a warning naming it, and the others saved (nothing
+// when none exists); with strict, the push runs and fails on it. The restore keys choose the push's base
 // as they chose the restored entry, so only what the job changed is
 // uploaded (even with no-local, which keeps no record of the pull).
 async function push({ key, paths, excludes, match = false, bin, restoreKeys = [] }) {
@@ -187,9 +187,12 @@ async function push({ key, paths, excludes, match = false, bin, restoreKeys = []
     return;
   }
   // Patterns that match nothing fail the push (exit 1), which warns below.
+  // Of several paths, those missing are left out by the CLI, with a
+  // warning, as actions/cache saves the paths that exist; with none
+  // there, nothing is saved.
   if (!lib.strict() && !match) {
     const missing = lib.missingPaths(paths);
-    if (missing.length > 0) {
+    if (missing.length === paths.length) {
       lib.warning(missingPathsMessage(key, missing));
       return;
     }

@@ -260,11 +260,26 @@ function missingPaths(paths) {
 // pathArgs ends a command line: the --exclude patterns (push only), then
 // '--' so that neither KEY nor a PATH starting with '-' can be read as a
 // flag.
-function pathArgs(key, paths, excludes, match = false) {
+//
+// A path in the home directory is passed as "~/...", which the CLI
+// expands again: the entry records the name so, the same on every
+// runner whatever its home, so that a pull matches the entry's paths by
+// name (a path list reordered, or one the save found missing).
+function pathArgs(key, paths, excludes, match = false, home = os.homedir()) {
   if (match) {
     return [...excludes.map((e) => `--exclude=${e}`), ...paths.map((p) => `--match=${p}`), '--', key];
   }
-  return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths];
+  return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths.map((p) => tildeOf(p, home))];
+}
+
+// tildeOf returns p, a path from parsePaths, with the home directory
+// that starts it written "~" (expandHome undone).
+function tildeOf(p, home) {
+  const rel = path.relative(home, p);
+  if (!home || !path.isAbsolute(p) || rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    return p;
+  }
+  return `~${path.sep}${rel}`;
 }
 
 // --- the runner's file commands -----------------------------------------------

@@ -35,6 +35,12 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   assert.throws(() => lib.parsePaths(['!'], '/h'), /needs a pattern/);
   assert.throws(() => lib.parsePaths(['!x'], '/h'), /at least one path/);
   assert.deepEqual(lib.pathArgs('-k', ['-p', 'q'], ['x']), ['--exclude=x', '--', '-k', '-p', 'q']);
+  // The home directory goes to the CLI as "~", so every runner records
+  // the same names; what is outside it, or home itself, as it is.
+  if (process.platform !== 'win32') {
+    assert.deepEqual(lib.pathArgs('k', ['/home/u/go/pkg/mod', '/home/u', '/home/user2/x', '/opt/x', 'rel'], [], false, '/home/u'),
+      ['--', 'k', '~/go/pkg/mod', '/home/u', '/home/user2/x', '/opt/x', 'rel']);
+  }
 });
 
 test('path lines with a glob: every path line a --match pattern, relative to the workspace', () => {
