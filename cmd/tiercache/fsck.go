@@ -34,6 +34,8 @@ It reports broken entries, which a pull would refuse with an integrity
 error:
   local   broken-entry       pointer, version, metadata or tree missing or unreadable
   local   tree-mismatch      (--deep) the tree's file count or size differs from its metadata
+  local   archive-mismatch   the archive's size, or (--deep) its SHA-256 or content, differs
+                             from its metadata: damaged on disk
   remote  corrupt-manifest   the entry's manifest does not parse
   remote  missing-data       the archive the manifest names does not exist
   remote  size-mismatch      the archive's size differs from the manifest's

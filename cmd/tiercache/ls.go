@@ -93,6 +93,10 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	if tier != "" && tier != tiercache.TierLocal && tier != tiercache.TierRemote {
 		return usageErrorf("--tier must be %q or %q", tiercache.TierLocal, tiercache.TierRemote)
 	}
+	if tier == tiercache.TierRemote && a.flags.remote == "" {
+		// Not "no entries": that would read as an empty bucket.
+		return usageErrorf("ls --tier remote: no remote is configured (--remote or TIERCACHE_REMOTE)")
+	}
 	var c *tiered.Cache
 	var err error
 	if tier == tiercache.TierLocal {

@@ -47,9 +47,9 @@ func TestLsRmStats(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, en["created"].(string)); err != nil {
 		t.Errorf("created is not RFC 3339: %v", err)
 	}
-	decode(t, mustCLI(t, e, "ls", "--json", "--tier", "remote"), &entries)
-	if len(entries) != 0 {
-		t.Errorf("--tier remote without a remote: %v", entries)
+	// Not an empty list, which would read as an empty bucket.
+	if r := cli(t, e, "ls", "--json", "--tier", "remote"); r.code != exitUsage || !strings.Contains(r.stderr, "no remote is configured") {
+		t.Errorf("--tier remote without a remote: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
 
 	var st map[string]map[string]any

@@ -123,9 +123,9 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 		}
 	}
 	if c != nil && c.HasRemote() {
-		a.infof(cmd, "pruned %d local and %d remote entries", res.Local, res.Remote)
+		a.infof(cmd, "pruned %s and %s", count(res.Local, "local entry", "local entries"), count(res.Remote, "remote entry", "remote entries"))
 	} else {
-		a.infof(cmd, "pruned %d local entries", res.Local)
+		a.infof(cmd, "pruned %s", count(res.Local, "local entry", "local entries"))
 	}
 	if a.flags.json {
 		if res.Evicted == nil {

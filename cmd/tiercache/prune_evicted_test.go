@@ -48,7 +48,7 @@ func TestPruneListsEvicted(t *testing.T) {
 
 	r := mustCLI(t, e, "prune", "--max-entries", "1")
 	want := regexp.MustCompile(`^tiercache: evicted "p-4" of scope "pr-9" from the local tier \([0-9.]+ [KMG]?i?B\)\n` +
-		`tiercache: pruned 1 local entries\n$`)
+		`tiercache: pruned 1 local entry\n$`)
 	if !want.MatchString(r.stderr) || r.stdout != "" {
 		t.Errorf("prune output: stdout %q, stderr %q; want the evicted entry, then the summary, on stderr", r.stdout, r.stderr)
 	}

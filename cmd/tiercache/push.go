@@ -379,6 +379,13 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if err != nil {
 		return asUsage(fail(err))
 	}
+	for _, p := range o.exclude {
+		if strings.HasPrefix(p, "!") {
+			// gitignore's negation, which would keep what it names,
+			// here matches names starting with "!": say so.
+			a.warnf(cmd, "push %q: --exclude %s leaves out names starting with \"!\"; there is no negation (an --exclude only leaves out)", key, p)
+		}
+	}
 	var paths []string
 	if len(o.match) > 0 {
 		wd, err := matchRoot("push", o.match)

@@ -67,6 +67,10 @@ func (v sizeValue) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	if n == 0 && strings.Trim(s, "0. \tbBkKmMgGtTpPeEiI") != "" {
+		// 0 would mean no limit: refuse a size too small to be one.
+		return fmt.Errorf("%q is less than one byte", s)
+	}
 	*v.n = n
 	return nil
 }
