@@ -580,13 +580,19 @@ func removeAt(dirfd int, name string) error {
 // case (an empty destination) at one system call.
 func replaceAt(dirfd int, name string, create func() error) error {
 	err := create()
-	if !errors.Is(err, unix.EEXIST) {
-		return err
+	// Another process restoring into the same directory (two pulls of
+	// one DIR) may put the name back between removal and creation: a
+	// few more tries, rather than fail the pull.
+	for range 8 {
+		if !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		if err := removeAt(dirfd, name); err != nil {
+			return err
+		}
+		err = create()
 	}
-	if err := removeAt(dirfd, name); err != nil {
-		return err
-	}
-	return create()
+	return err
 }
 
 func (c *copier) symlink(dir, sdir *dirHandle, base, rel string, info fs.FileInfo) error {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -772,5 +773,36 @@ func TestCopyModesUnderAnyUmask(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConcurrentCopiesIntoOneDir: copies of one tree into one directory
+// at once (two pulls of a key into the same DIR) all succeed, though each
+// may find a name another just created between removing and creating it.
+func TestConcurrentCopiesIntoOneDir(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for i := range 300 {
+		write(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), fmt.Sprint(i), 0o644)
+	}
+	for round := range 5 {
+		dst := filepath.Join(t.TempDir(), "dst")
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				_, err := Copy(t.Context(), src, dst, Options{Link: true, Workers: 2})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dst, "f123")); err != nil || string(b) != "123" {
+			t.Fatalf("round %d: f123 = %q, %v", round, b, err)
+		}
 	}
 }
