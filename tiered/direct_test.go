@@ -251,5 +251,5 @@ func TestLocalHitsShareTouchThrottle(t *testing.T) {
 
 // pullRemoteDir is pullRemote into one directory.
 func (c *Cache) pullRemoteDir(ctx context.Context, key string, prefixes []string, dir string) (Hit, bool, error) {
-	return c.pullRemote(ctx, key, prefixes, &target{paths: []string{dir}}, false)
+	return c.pullRemote(ctx, key, prefixes, &target{paths: []string{dir}, given: []string{dir}}, false)
 }
