@@ -110,7 +110,8 @@ function negation(line) {
 // with one of the patterns and goes below it (!**/node_modules/.cache)
 // leaves out what follows, anchored in each match (--exclude /.cache);
 // any other is passed as an --exclude as written, matched below each
-// match.
+// match, and as a --match !PATTERN, which leaves out the matches it
+// names whole.
 function parsePatterns(lines) {
   const patterns = [];
   const negated = [];
@@ -136,13 +137,20 @@ function parsePatterns(lines) {
     }
     if (!patterns.includes(p)) patterns.push(p);
   }
-  const excludes = negated.map((n) => {
-    for (const p of patterns) {
-      if (n.startsWith(p + '/') && n.length > p.length + 1) return n.slice(p.length);
+  const excludes = [];
+  const left = [];
+  for (const n of negated) {
+    const p = patterns.find((p) => n.startsWith(p + '/') && n.length > p.length + 1);
+    if (p) {
+      excludes.push(n.slice(p.length));
+      continue;
     }
-    return n;
-  });
-  return { paths: patterns, excludes, match: true };
+    // Matched below each match, and also the matches it names whole
+    // (!packages/legacy/node_modules), as actions/cache drops them.
+    excludes.push(n);
+    left.push('!' + n);
+  }
+  return { paths: [...patterns, ...left], excludes, match: true };
 }
 
 // excludePattern turns a negated path line into an --exclude pattern. A

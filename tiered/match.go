@@ -28,11 +28,16 @@ import (
 // not a relative glob MatchPaths can use: components split by "/", each
 // a path.Match pattern or "**" (any number of components), none empty,
 // "." or "..", and no leading "/" or "~".
+//
+// A pattern starting with "!" is a negation: MatchPaths leaves out what
+// it matches (nothing below it is looked at), and ResolveMatched refuses
+// an entry recording such a path. At least one pattern must not be one.
 func CheckPatterns(patterns []string) error {
-	if len(patterns) == 0 {
-		return fmt.Errorf("%w: no pattern", tiercache.ErrInvalidArgument)
+	pos, neg := splitNegated(patterns)
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: no pattern (besides %d starting with !, which only leave out)", tiercache.ErrInvalidArgument, len(neg))
 	}
-	for _, p := range patterns {
+	for _, p := range append(pos, neg...) {
 		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") || strings.Contains(p, `\`) {
 			return fmt.Errorf("%w: pattern %q: want a relative path pattern with / between names (say **/node_modules)", tiercache.ErrInvalidArgument, p)
 		}
@@ -46,6 +51,19 @@ func CheckPatterns(patterns []string) error {
 		}
 	}
 	return nil
+}
+
+// splitNegated returns the patterns that match, and those starting with
+// "!" that leave out, without their "!".
+func splitNegated(patterns []string) (pos, neg []string) {
+	for _, p := range patterns {
+		if n, ok := strings.CutPrefix(p, "!"); ok {
+			neg = append(neg, n)
+		} else {
+			pos = append(pos, p)
+		}
+	}
+	return pos, neg
 }
 
 // splitPattern returns p's components; a trailing "/" means nothing
@@ -129,7 +147,8 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 	if err := CheckPatterns(patterns); err != nil {
 		return nil, err
 	}
-	g := newGlobs(patterns)
+	pos, neg := splitNegated(patterns)
+	g, left := newGlobs(pos), newGlobs(neg)
 	var names []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -144,6 +163,12 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 		}
 		name := strings.Split(filepath.ToSlash(rel), "/")
 		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if left.match(name) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		if g.match(name) {
@@ -174,7 +199,8 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 // a directory: the entry's paths then go nowhere else than where the
 // pull's own patterns say.
 func ResolveMatched(root string, patterns []string) func(recorded []string) ([]string, error) {
-	g := newGlobs(patterns)
+	pos, neg := splitNegated(patterns)
+	g, left := newGlobs(pos), newGlobs(neg)
 	return func(recorded []string) ([]string, error) {
 		out := make([]string, len(recorded))
 		for i, r := range recorded {
@@ -183,7 +209,7 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 				return nil, fmt.Errorf("it records the path %q, not a name below the current directory", r)
 			}
 			name := strings.Split(r, "/")
-			if !g.match(name) {
+			if !g.match(name) || left.match(name) {
 				return nil, fmt.Errorf("it records the path %q, which no pattern (%s) matches", r, strings.Join(patterns, ", "))
 			}
 			for _, o := range recorded[:i] {

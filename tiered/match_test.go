@@ -90,6 +90,15 @@ func TestMatchPaths(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"packages/b/src"}) {
 		t.Errorf("MatchPaths with a pattern that does not reach other/: %q, %v", got, err)
 	}
+	// A negation leaves out a whole match, and nothing below it is
+	// matched instead.
+	got, err = MatchPaths(root, []string{"**/node_modules", "!node_modules", "packages/*/src"})
+	if err != nil || !slices.Equal(got, []string{"packages/a/node_modules", "packages/b/src"}) {
+		t.Errorf("MatchPaths with !node_modules: %q, %v", got, err)
+	}
+	if _, err := MatchPaths(root, []string{"!node_modules"}); err == nil {
+		t.Error("MatchPaths with negations alone: no error")
+	}
 }
 
 // TestResolveMatched: an entry's recorded paths go below the root, each
@@ -113,6 +122,9 @@ func TestResolveMatched(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(root, "packages", "file"), nil, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := ResolveMatched(root, []string{"**/node_modules", "!packages/a/node_modules"})([]string{"packages/a/node_modules"}); err == nil {
+		t.Error("a recorded path a negation leaves out: not refused")
 	}
 	resolve := ResolveMatched(root, []string{"**/node_modules", "out"})
 	got, err := resolve([]string{"node_modules", "packages/a/node_modules", "packages/new/node_modules", "out"})

@@ -45,7 +45,7 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
 
 test('path lines with a glob: every path line a --match pattern, relative to the workspace', () => {
   assert.deepEqual(lib.parsePaths(['**/node_modules', './.eslintcache', 'packages/*/dist/', 'b\\c', '**/node_modules', '!**/node_modules/.cache', '!*.log'], '/h'), {
-    paths: ['**/node_modules', '.eslintcache', 'packages/*/dist', 'b/c'],
+    paths: ['**/node_modules', '.eslintcache', 'packages/*/dist', 'b/c', '!*.log'],
     excludes: ['/.cache', '*.log'],
     match: true,
   });
@@ -63,6 +63,8 @@ test('path lines with a glob: a leading "./" is dropped from "!" lines as from p
   assert.deepEqual(lib.parsePaths(['././packages/*/dist', '! ././packages/*/dist/sub'], '/h'), want);
   assert.deepEqual(lib.parsePaths(['packages/*/dist', '!.\\packages\\*\\dist\\sub'], '/h'), want);
   assert.deepEqual(lib.parsePaths(['**/dist', '!./*.log'], '/h').excludes, ['*.log']);
+  // A "!" line naming whole matches leaves them out too.
+  assert.deepEqual(lib.parsePaths(['**/node_modules', '!packages/legacy/node_modules'], '/h').paths, ['**/node_modules', '!packages/legacy/node_modules']);
   assert.throws(() => lib.parsePaths(['**/x', '!./'], '/h'), /needs a pattern/);
 });
 

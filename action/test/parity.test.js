@@ -117,6 +117,20 @@ test('glob lines: a "!" line written with "./" leaves out what it names, as with
   }
 });
 
+test('glob lines: a "!" line naming a whole match leaves it out, as actions/cache drops it', async () => {
+  const m = new h.Machine();
+  const inputs = { key: 'neg-1', path: '**/node_modules\n!packages/legacy/node_modules' };
+  for (const p of ['a', 'legacy']) h.writeTree(path.join(m.workspace, 'packages', p, 'node_modules'), p);
+  const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
+  assert.equal(save.code, 0, save.log);
+  fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
+  const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
+  assert.equal(restore.code, 0, restore.log);
+  assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+  assert.equal(fs.readFileSync(path.join(m.workspace, 'packages', 'a', 'node_modules', 'a.txt'), 'utf8'), 'hello a\n');
+  assert.equal(fs.existsSync(path.join(m.workspace, 'packages', 'legacy')), false, 'packages/legacy/node_modules was saved');
+});
+
 test('a glob line with a path outside the workspace fails the step naming it, and creates nothing', async () => {
   for (const other of ['~/.npm', '/abs/dir', '../up']) {
     const m = new h.Machine();

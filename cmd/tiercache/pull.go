@@ -179,7 +179,7 @@ With GITHUB_OUTPUT set (GitHub Actions), pull appends to that file:
 	f.BoolVar(&o.link, "link", false, "hardlink files from the local tier instead of copying (DIR then shares inodes with the cache)")
 	f.BoolVar(&o.lookupOnly, "lookup-only", false, "only find what would be restored: download nothing, leave DIR alone")
 	f.BoolVar(&o.noBase, "no-base", false, "download every byte, even what an earlier version in the local tier holds")
-	f.StringArrayVar(&o.match, "match", nil, "restore an entry pushed with --match to the paths it records below the current directory, each matched by a glob `PATTERN`, instead of PATHs; repeatable")
+	f.StringArrayVar(&o.match, "match", nil, "restore an entry pushed with --match to the paths it records below the current directory, each matched by a glob `PATTERN`, instead of PATHs; repeatable; !PATTERN refuses an entry recording what it matches")
 	f.BoolVar(&o.skipSymlink, "skip-symlinks", false, "skip, with a warning, the symlinks this system will not create (Windows without Developer Mode) instead of failing")
 	return cmd
 }

@@ -149,7 +149,7 @@ arguments.`,
 	cmd.Flags().StringVar(&o.base, "base", "", "upload only what differs from the entry under `KEY` (see above)")
 	cmd.Flags().StringArrayVar(&o.restoreKeys, "restore-key", nil, "choose the base among the newest entries under `PREFIX`; repeatable, tried in order")
 	cmd.Flags().BoolVar(&o.noBase, "no-base", false, "upload every byte, reusing nothing the remote holds (not with --base or --restore-key)")
-	cmd.Flags().StringArrayVar(&o.match, "match", nil, "push the files and directories below the current directory that the glob `PATTERN` matches (**/node_modules), instead of PATHs; repeatable")
+	cmd.Flags().StringArrayVar(&o.match, "match", nil, "push the files and directories below the current directory that the glob `PATTERN` matches (**/node_modules), instead of PATHs; repeatable; !PATTERN leaves out the matches it names (!packages/legacy/node_modules)")
 	return cmd
 }
 
