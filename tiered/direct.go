@@ -1322,44 +1322,27 @@ func (t *target) fitsNames(k string, recorded []string) bool {
 	if t.names == nil || len(recorded) < 2 {
 		return true
 	}
-	at := make(map[string]int, len(t.names))
-	for j, n := range t.names {
-		at[cleanName(n)] = j
-	}
-	order := make([]int, len(recorded))
-	moved := false
-	for i, r := range recorded {
-		j, ok := at[cleanName(r)]
-		order[i] = j
-		if !ok {
-			order[i] = -1
-		}
-		moved = moved || ok && j != i
-	}
-	if !moved {
-		t.paths = t.given
-		return t.guardAgain()
-	}
-	// Names at other positions: the same names reordered restore by
-	// name; anything else would put a path's content at another's name.
-	seen := make([]bool, len(t.names))
-	paths := make([]string, len(recorded))
+	order, all := t.byName(recorded)
+	moved := -1 // a recorded name the pull gives at another position
 	for i, j := range order {
-		if j < 0 || seen[j] {
-			for i2, j2 := range order {
-				if j2 >= 0 && j2 != i2 {
-					msg := fmt.Sprintf("key %q records %q as its path %d, which the pull names as path %d; by position it would get another path's content", k, recorded[i2], i2+1, j2+1)
-					if !slices.Contains(t.skipped, msg) {
-						t.skipped = append(t.skipped, msg)
-					}
-					return false
-				}
-			}
+		if j >= 0 && j != i {
+			moved = i
+			break
 		}
-		seen[j] = true
-		paths[i] = t.given[j]
 	}
-	t.paths = paths
+	switch {
+	case moved < 0:
+		t.paths = t.given
+	case all:
+		// The same names reordered: each to the path of its name.
+		t.paths = t.pick(order)
+	default:
+		msg := fmt.Sprintf("key %q records %q as its path %d, which the pull names as path %d; by position it would get another path's content", k, recorded[moved], moved+1, order[moved]+1)
+		if !slices.Contains(t.skipped, msg) {
+			t.skipped = append(t.skipped, msg)
+		}
+		return false
+	}
 	return t.guardAgain()
 }
 
@@ -1370,22 +1353,43 @@ func (t *target) fitsSubset(recorded []string) bool {
 	if t.names == nil || len(recorded) == 0 || len(recorded) >= len(t.given) {
 		return false
 	}
+	order, all := t.byName(recorded)
+	if !all {
+		return false
+	}
+	t.paths, t.subset = t.pick(order), true
+	return t.guardAgain()
+}
+
+// byName returns, for each recorded name, the position of the same name
+// among t's (-1 if none), and whether every one has a position of its
+// own.
+func (t *target) byName(recorded []string) (order []int, all bool) {
 	at := make(map[string]int, len(t.names))
 	for j, n := range t.names {
 		at[cleanName(n)] = j
 	}
-	paths := make([]string, len(recorded))
+	order = make([]int, len(recorded))
 	seen := make([]bool, len(t.names))
+	all = true
 	for i, r := range recorded {
 		j, ok := at[cleanName(r)]
 		if !ok || seen[j] {
-			return false
+			order[i], all = -1, false
+			continue
 		}
-		seen[j] = true
+		order[i], seen[j] = j, true
+	}
+	return order, all
+}
+
+// pick returns t's given paths in order.
+func (t *target) pick(order []int) []string {
+	paths := make([]string, len(order))
+	for i, j := range order {
 		paths[i] = t.given[j]
 	}
-	t.paths, t.subset = paths, true
-	return t.guardAgain()
+	return paths
 }
 
 // cleanName is a path as named, compared with others (see
