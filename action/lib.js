@@ -146,9 +146,10 @@ function parsePatterns(lines) {
       continue;
     }
     // Matched below each match, and also the matches it names whole
-    // (!packages/legacy/node_modules), as actions/cache drops them.
+    // (!packages/legacy/node_modules), as actions/cache drops them; only
+    // a relative pattern can name one.
     excludes.push(n);
-    left.push('!' + n);
+    if (!(n.startsWith('/') || n.startsWith('~') || /^[A-Za-z]:/.test(n) || n.split('/').includes('..'))) left.push('!' + n);
   }
   return { paths: [...patterns, ...left], excludes, match: true };
 }
@@ -273,11 +274,18 @@ function missingPaths(paths) {
 // expands again: the entry records the name so, the same on every
 // runner whatever its home, so that a pull matches the entry's paths by
 // name (a path list reordered, or one the save found missing).
-function pathArgs(key, paths, excludes, match = false, home = os.homedir()) {
+function pathArgs(key, paths, excludes, match = false, home = envHome()) {
   if (match) {
     return [...excludes.map((e) => `--exclude=${e}`), ...paths.map((p) => `--match=${p}`), '--', key];
   }
   return [...excludes.map((e) => `--exclude=${e}`), '--', key, ...paths.map((p) => tildeOf(p, home))];
+}
+
+// envHome is the home directory the CLI expands "~" to ($HOME, or
+// %USERPROFILE% on Windows), "" if unset: os.homedir() would fall back
+// on the password database, which the CLI does not.
+function envHome(env = process.env) {
+  return (process.platform === 'win32' ? env.USERPROFILE : env.HOME) || '';
 }
 
 // tildeOf returns p, a path from parsePaths, with the home directory

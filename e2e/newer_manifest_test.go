@@ -23,7 +23,7 @@ func TestFsckLeavesNewerManifestAlone(t *testing.T) {
 	mustRun(t, e, "push", "k-old", smallTree(t, "k-old"))
 	time.Sleep(1100 * time.Millisecond) // newer by any server's clock
 	mustRun(t, e, "push", "k", smallTree(t, "k"))
-	editManifest(t, b, "", "k", func(m map[string]any) { m["version"] = 2 })
+	editManifest(t, b, "", "k", func(m map[string]any) { m["version"] = 3 })
 
 	for _, args := range [][]string{{"fsck"}, {"fsck", "--repair"}} {
 		stdout, stderr, code := runCLI(t, e, args...)
@@ -31,7 +31,7 @@ func TestFsckLeavesNewerManifestAlone(t *testing.T) {
 			t.Errorf("%v: exit %d\nstdout: %s\nstderr: %s\nwant exit 0, the entry listed and said to be left alone", args, code, stdout, stderr)
 		}
 	}
-	if m := readManifest(t, b, "", "k"); m["version"] != float64(2) {
+	if m := readManifest(t, b, "", "k"); m["version"] != float64(3) {
 		t.Errorf("the newer manifest was changed: %v", m)
 	}
 	_, stderr, code := runCLI(t, e.freshMachine(t), "pull", "k", t.TempDir()+"/dst")
@@ -47,7 +47,7 @@ func TestFsckLeavesNewerManifestAlone(t *testing.T) {
 	if !strings.Contains(stderr, `remote get "k"`) || !strings.Contains(stderr, "upgrade this one to use it; passed over") {
 		t.Errorf("pull --restore-key k: stderr %q; want a warning that k, of a newer tiercache, was passed over", stderr)
 	}
-	if m := readManifest(t, b, "", "k"); m["version"] != float64(2) {
+	if m := readManifest(t, b, "", "k"); m["version"] != float64(3) {
 		t.Errorf("a restore-key pull changed the newer manifest: %v", m)
 	}
 }

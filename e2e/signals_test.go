@@ -63,4 +63,40 @@ func TestSignalsStopCleanly(t *testing.T) {
 			}
 		})
 	}
+
+	// Started under nohup, which ignores SIGHUP, it goes on: handling
+	// SIGHUP must not undo that.
+	t.Run("nohup", func(t *testing.T) {
+		nohup, err := exec.LookPath("nohup")
+		if err != nil {
+			t.Fatalf("nohup: %v", err)
+		}
+		before := p.count(http.MethodGet, "/data/")
+		proc := &crashProc{cmd: exec.Command(nohup, binPath, "pull", "sig", filepath.Join(t.TempDir(), "d"))}
+		for k, v := range m {
+			proc.cmd.Env = append(proc.cmd.Env, k+"="+v)
+		}
+		proc.cmd.Stdout, proc.cmd.Stderr = &proc.stdout, &proc.stderr
+		if err := proc.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); p.count(http.MethodGet, "/data/") == before; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = proc.cmd.Process.Kill()
+				t.Fatalf("the pull never asked for the archive: %s", proc.stderr.String())
+			}
+		}
+		_ = proc.cmd.Process.Signal(syscall.SIGHUP)
+		done := make(chan error, 1)
+		go func() { done <- proc.cmd.Wait() }()
+		select {
+		case err := <-done:
+			t.Fatalf("under nohup, SIGHUP ended the pull: %v, stderr %q", err, proc.stderr.String())
+		case <-time.After(time.Second):
+		}
+		_ = proc.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-done; err == nil {
+			t.Errorf("the pull, then stopped with SIGTERM, exited 0")
+		}
+	})
 }

@@ -1298,7 +1298,7 @@ func (t *target) fits(k string, paths []string) bool {
 	if t.resolve != nil {
 		return t.fitsResolved(k, paths)
 	}
-	t.subset = false
+	t.paths, t.subset = t.given, false
 	if max(len(paths), 1) == len(t.given) {
 		return t.fitsNames(k, paths)
 	}
@@ -1442,8 +1442,13 @@ func (t *target) fitsResolved(k string, paths []string) bool {
 // archive: placeAll checks them once the stage is filled.
 func (t *target) inTheWay(paths []string) error {
 	// With resolve, or names, one recorded path may be a directory
-	// (RecordPaths).
+	// (RecordPaths): so may one recorded under the name the pull gives
+	// (a push that left out the other, missing, paths). Only the archive
+	// says which; placeAll checks.
 	if t.resolve != nil || t.subset || len(t.paths) != 1 || len(paths) > 1 {
+		return nil
+	}
+	if len(paths) == 1 && len(t.names) == 1 && cleanName(paths[0]) == cleanName(t.names[0]) {
 		return nil
 	}
 	return inTheWay(t.paths[0], len(paths) == 0)
@@ -1508,7 +1513,7 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 			return sum, err
 		}
 	}
-	var placed placedSet
+	placed := placedSet{before: linksOnTheWay(paths)}
 	for i, p := range paths {
 		check := placed.confined
 		if dst.resolve != nil {
@@ -1535,6 +1540,29 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 type placedSet struct {
 	ids   []fs.FileInfo
 	names []string
+	// before holds the symlinks on the way to the paths before any was
+	// placed, with their targets: the caller's own, which confined
+	// allows.
+	before map[string]string
+}
+
+// linksOnTheWay returns the symlinks among paths and their ancestors,
+// with their targets.
+func linksOnTheWay(paths []string) map[string]string {
+	links := map[string]string{}
+	for _, p := range paths {
+		for a := p; filepath.Dir(a) != a; a = filepath.Dir(a) {
+			if _, seen := links[a]; seen {
+				continue
+			}
+			if fi, err := os.Lstat(a); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				if target, err := os.Readlink(a); err == nil {
+					links[a] = target
+				}
+			}
+		}
+	}
+	return links
 }
 
 func (s *placedSet) add(p string) {
@@ -1564,9 +1592,10 @@ func (s *placedSet) apart(p string) error {
 }
 
 // confined fails if p lies inside a path placed before it (a pull may
-// name "a" and "a/sub") through a symlink: the entry's tree placed at
-// "a" decides what "a/sub" is, and a symlink there would lead the next
-// path out of "a", anywhere.
+// name "a" and "a/sub") through a symlink that placing brought: the
+// entry's tree placed at "a" decides what "a/sub" is, and a symlink there
+// would lead the next path out of "a", anywhere. A symlink that was
+// there before, to the same target, is the caller's, and allowed.
 func (s *placedSet) confined(p string) error {
 	var below []string // p and its ancestors up to a placed path
 	for a := p; ; a = filepath.Dir(a) {
@@ -1577,9 +1606,16 @@ func (s *placedSet) confined(p string) error {
 				}
 				for _, b := range below {
 					// A junction, on Windows, is irregular.
-					if fi, err := os.Lstat(b); err == nil && fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) != 0 {
-						return fmt.Errorf("%s is a link inside %s, restored before it: it is not followed", b, s.names[i])
+					fi, err := os.Lstat(b)
+					if err != nil || fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) == 0 {
+						continue
 					}
+					if target, err := os.Readlink(b); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+						if was, ok := s.before[b]; ok && was == target {
+							continue
+						}
+					}
+					return fmt.Errorf("%s is a link inside %s that the entry restored there: it is not followed", b, s.names[i])
 				}
 				return nil
 			}

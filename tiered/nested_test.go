@@ -103,4 +103,33 @@ func TestPullPathsNestedSymlink(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(ws, "sub", "config")); err != nil || string(b) != "planted" {
 		t.Errorf("outer/sub/config = %q, %v", b, err)
 	}
+
+	// A symlink that was there before the pull is the caller's: a job
+	// that keeps outer/sub elsewhere restores through it.
+	if !linked {
+		return
+	}
+	plain := filepath.Join(t.TempDir(), "outer")
+	if err := os.Mkdir(plain, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pusher.PushPaths(t.Context(), "own", []string{plain, inner}, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	ws, elsewhere := filepath.Join(base, "outer"), filepath.Join(base, "elsewhere")
+	for _, d := range []string{ws, elsewhere} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join("..", "elsewhere"), filepath.Join(ws, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := newTiered(t, store, Options{}).PullPaths(t.Context(), "own", nil, []string{ws, filepath.Join(ws, "sub")}, PullOptions{}); err != nil || !ok {
+		t.Fatalf("nested pull through the caller's own symlink: %v, %v", ok, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(elsewhere, "config")); err != nil || string(b) != "planted" {
+		t.Errorf("elsewhere/config = %q, %v", b, err)
+	}
 }

@@ -40,6 +40,8 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   if (process.platform !== 'win32') {
     assert.deepEqual(lib.pathArgs('k', ['/home/u/go/pkg/mod', '/home/u', '/home/user2/x', '/opt/x', 'rel'], [], false, '/home/u'),
       ['--', 'k', '~/go/pkg/mod', '/home/u', '/home/user2/x', '/opt/x', 'rel']);
+    // Without HOME, which the CLI would need to expand "~": as is.
+    assert.deepEqual(lib.pathArgs('k', ['/home/u/x'], [], false, ''), ['--', 'k', '/home/u/x']);
   }
 });
 
@@ -63,8 +65,12 @@ test('path lines with a glob: a leading "./" is dropped from "!" lines as from p
   assert.deepEqual(lib.parsePaths(['././packages/*/dist', '! ././packages/*/dist/sub'], '/h'), want);
   assert.deepEqual(lib.parsePaths(['packages/*/dist', '!.\\packages\\*\\dist\\sub'], '/h'), want);
   assert.deepEqual(lib.parsePaths(['**/dist', '!./*.log'], '/h').excludes, ['*.log']);
-  // A "!" line naming whole matches leaves them out too.
+  // A "!" line naming whole matches leaves them out too; one that is not
+  // a relative pattern cannot, and is an --exclude alone.
   assert.deepEqual(lib.parsePaths(['**/node_modules', '!packages/legacy/node_modules'], '/h').paths, ['**/node_modules', '!packages/legacy/node_modules']);
+  for (const n of ['/tmp/scratch', '~/x', '../x', 'C:/x']) {
+    assert.deepEqual(lib.parsePaths(['**/node_modules', `!${n}`], '/h').paths, ['**/node_modules'], n);
+  }
   assert.throws(() => lib.parsePaths(['**/x', '!./'], '/h'), /needs a pattern/);
 });
 

@@ -35,8 +35,13 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	// SIGHUP too: a job whose terminal or SSH session goes away must
-	// clean up as one cancelled does.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// clean up as one cancelled does; unless it was started to ignore it
+	// (nohup), which Notify would undo.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	go func() {
 		// After the first signal, restore the default handling so a
 		// second Ctrl-C kills a run that is slow to stop.

@@ -198,6 +198,21 @@ func TestPushMissingPaths(t *testing.T) {
 	if r := cli(t, e, "push", "k3", "nope/", "git/db/"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("push with every path missing: exit %d, stderr %s; want 1", r.code, r.stderr)
 	}
+	// Left with one directory, recorded by its name: a pull of that one
+	// PATH, an existing directory, restores it (no file assumed there).
+	mustCLI(t, e, "push", "-q", "k4", "bin/", "nope/")
+	one := t.TempDir()
+	if err := os.Mkdir(filepath.Join(one, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(one)
+	if r := cli(t, e, "pull", "k4", "bin/"); r.code != 0 || !strings.Contains(r.stderr, "hit") {
+		t.Errorf("pull of the one recorded directory: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join("bin", "f")); err != nil || string(b) != "bin" {
+		t.Errorf("bin/f = %q, %v", b, err)
+	}
+	t.Chdir(src)
 
 	dst := t.TempDir()
 	t.Chdir(dst)

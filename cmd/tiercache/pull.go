@@ -301,7 +301,7 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		err = a.remoteErr
 	} else {
 		var names []string // PATHs as typed: an entry of the same ones reordered restores by name
-		if resolve == nil && len(given) > 1 {
+		if resolve == nil {
 			names = given
 		}
 		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase, Resolve: resolve, Names: names})

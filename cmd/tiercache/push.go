@@ -441,7 +441,8 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 	if len(paths) > 1 && len(o.match) == 0 {
 		var keep []int
 		for i, p := range paths {
-			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			// Stat: a dangling symlink is missing too, as for the Action.
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 				missing = append(missing, given[i])
 			} else {
 				keep = append(keep, i)
