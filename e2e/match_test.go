@@ -116,6 +116,15 @@ func TestMatchedPaths(t *testing.T) {
 	if _, stderr, code := runCLIIn(t, src, e, "push", "npm-2", "--match", "nothing/here"); code != 1 || !strings.Contains(stderr, "no path below") {
 		t.Errorf("push matching nothing: exit %d, stderr %q; want 1 naming it", code, stderr)
 	}
+	if err := os.Symlink("packages", filepath.Join(src, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runCLIIn(t, src, e, "push", "npm-2", "--match", "lnk"); code != 1 || !strings.Contains(stderr, "lnk is a symlink, which --match neither follows nor matches") {
+		t.Errorf("push matching a symlink alone: exit %d, stderr %q; want 1 saying why", code, stderr)
+	}
+	if err := os.Remove(filepath.Join(src, "lnk")); err != nil {
+		t.Fatal(err)
+	}
 	// The local tier below the checkout is never matched.
 	inner := e.with("TIERCACHE_DIR", filepath.Join(src, ".tc"))
 	mustRunIn(t, src, inner, "push", "-q", "all", "--match", "*")

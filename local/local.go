@@ -323,6 +323,10 @@ func (c *Cache) initRoot() error {
 	// Private when new: cached trees hold build outputs, secrets among
 	// them. A directory the user made keeps the mode they gave it.
 	if err := os.MkdirAll(c.root, 0o700); err != nil {
+		if target, lerr := os.Readlink(c.root); lerr == nil {
+			// "file exists" alone hides why.
+			return fmt.Errorf("create cache root: %s is a symlink to %s, which does not exist or is not a directory: %w", c.root, target, err)
+		}
 		return fmt.Errorf("create cache root: %w", err)
 	}
 	if err := checkRootOwner(c.root); err != nil {

@@ -49,3 +49,16 @@ func TestSetuidDroppedAndSpecialFilesRefused(t *testing.T) {
 		t.Fatalf("refused Put left staging %q", n)
 	}
 }
+
+// TestOpenDanglingSymlinkRoot: a root that is a symlink to nothing is
+// refused saying so, not with mkdir's bare "file exists".
+func TestOpenDanglingSymlinkRoot(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "cache")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, Options{}); err == nil || !strings.Contains(err.Error(), "is a symlink to") {
+		t.Errorf("Open of a dangling symlink: %v; want an error saying so", err)
+	}
+}

@@ -408,7 +408,14 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 			})
 		}
 		if len(given) == 0 {
-			return fail(fmt.Errorf("no path below %s matches %s: nothing to push", wd, strings.Join(o.match, ", ")))
+			why := ""
+			for _, m := range o.match {
+				if fi, err := os.Lstat(filepath.Join(wd, filepath.FromSlash(m))); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+					why = fmt.Sprintf(" (%s is a symlink, which --match neither follows nor matches)", m)
+					break
+				}
+			}
+			return fail(fmt.Errorf("no path below %s matches %s%s: nothing to push", wd, strings.Join(o.match, ", "), why))
 		}
 		if err := tiercache.ValidatePaths(given); err != nil {
 			// Not a usage error: the same patterns matched fewer before.
