@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -172,7 +173,7 @@ func runLs(a *app, cmd *cobra.Command, prefix string, o lsOptions) error {
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, e := range entries {
-		row := []string{string(e.Tier), e.Key, formatBytes(e.Size), formatBytes(e.Stored), fmt.Sprint(e.Files),
+		row := []string{string(e.Tier), showKey(e.Key), formatBytes(e.Size), formatBytes(e.Stored), fmt.Sprint(e.Files),
 			formatTime(e.Created), formatTime(e.LastAccess), oneLine(e.Description, 60), oneLine(strings.Join(e.Paths, " "), 100)}
 		if checked {
 			row = slices.Insert(row, 7, trustWord(e))
@@ -265,6 +266,15 @@ func formatTime(t time.Time) string {
 
 // oneLine makes free text fit a table cell: control characters become
 // spaces and the text is cut to max runes.
+// showKey is a key in ls's table: quoted when spaces start or end it,
+// which a column would hide ("a" and "a " would look the same).
+func showKey(k string) string {
+	if k != strings.TrimSpace(k) {
+		return strconv.Quote(k)
+	}
+	return k
+}
+
 func oneLine(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {

@@ -107,3 +107,16 @@ func TestPrune(t *testing.T) {
 		t.Errorf("prune summary: %q", r.stderr)
 	}
 }
+
+// TestLsQuotesKeysWithOuterSpaces: "a" and "a " are two keys, and ls's
+// table must not show them alike.
+func TestLsQuotesKeysWithOuterSpaces(t *testing.T) {
+	e := newEnv(t)
+	src := smallTree(t, "x")
+	mustCLI(t, e, "push", "-q", "a", src)
+	mustCLI(t, e, "push", "-q", "a ", src)
+	r := mustCLI(t, e, "ls")
+	if !strings.Contains(r.stdout, "local  a     ") || !strings.Contains(r.stdout, `local  "a "  `) {
+		t.Errorf("ls:\n%s\nwant a plain and a quoted \"a \"", r.stdout)
+	}
+}
