@@ -31,12 +31,7 @@ func TestSignalsStopCleanly(t *testing.T) {
 			dir := filepath.Join(parent, "d")
 			before := p.count(http.MethodGet, "/data/")
 			proc := startCLI(t, m, "pull", "sig", dir)
-			for deadline := time.Now().Add(30 * time.Second); p.count(http.MethodGet, "/data/") == before; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					_ = proc.cmd.Process.Kill()
-					t.Fatalf("the pull never asked for the archive: %s", proc.stderr.String())
-				}
-			}
+			waitForArchiveGet(t, p, before, proc)
 			if err := proc.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -80,12 +75,7 @@ func TestSignalsStopCleanly(t *testing.T) {
 		if err := proc.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(30 * time.Second); p.count(http.MethodGet, "/data/") == before; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				_ = proc.cmd.Process.Kill()
-				t.Fatalf("the pull never asked for the archive: %s", proc.stderr.String())
-			}
-		}
+		waitForArchiveGet(t, p, before, proc)
 		_ = proc.cmd.Process.Signal(syscall.SIGHUP)
 		done := make(chan error, 1)
 		go func() { done <- proc.cmd.Wait() }()
@@ -99,4 +89,16 @@ func TestSignalsStopCleanly(t *testing.T) {
 			t.Errorf("the pull, then stopped with SIGTERM, exited 0")
 		}
 	})
+}
+
+// waitForArchiveGet waits until the proxy has seen a GET of a data object
+// beyond the before it counted: the pull is then waiting on the remote.
+func waitForArchiveGet(t *testing.T, p *faultProxy, before int, proc *crashProc) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); p.count(http.MethodGet, "/data/") == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = proc.cmd.Process.Kill()
+			t.Fatalf("the pull never asked for the archive: %s", proc.stderr.String())
+		}
+	}
 }
