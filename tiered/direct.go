@@ -1441,17 +1441,22 @@ func (t *target) fitsResolved(k string, paths []string) bool {
 // mends. Of several paths, which are directories is known only from the
 // archive: placeAll checks them once the stage is filled.
 func (t *target) inTheWay(paths []string) error {
-	// With resolve, or names, one recorded path may be a directory
-	// (RecordPaths): so may one recorded under the name the pull gives
-	// (a push that left out the other, missing, paths). Only the archive
-	// says which; placeAll checks.
+	// An entry recording one path holds the file a push of one path
+	// records, or a directory (--match, or a push that left out its
+	// other, missing, paths): the second only under the name the pull
+	// gives, as far as the manifest tells, so that one is left to placeAll,
+	// which checks once the stage is filled.
 	if t.resolve != nil || t.subset || len(t.paths) != 1 || len(paths) > 1 {
 		return nil
 	}
 	if len(paths) == 1 && len(t.names) == 1 && cleanName(paths[0]) == cleanName(t.names[0]) {
 		return nil
 	}
-	return inTheWay(t.paths[0], len(paths) == 0)
+	err := inTheWay(t.paths[0], len(paths) == 0)
+	if err != nil && len(paths) == 1 {
+		err = fmt.Errorf("%w, or a directory it records as %q (an entry pushed with --match: pull it with --match)", err, paths[0])
+	}
+	return err
 }
 
 // inTheWay returns the error of restoring a directory (isDir) or a file

@@ -50,8 +50,10 @@ as it was) and push warns that nothing was saved remotely, both exiting 0.
 Exit codes:
   0  success: a pull that misses, and a pull or push that survived a
      remote failure with a warning, succeed too
-  1  failure: DIR or the local tier could not be read or written, the
-     command was interrupted, or (with --strict) the remote failed
+  1  failure: DIR or the local tier could not be read or written, a file
+     changed while push read it, the command was interrupted (SIGINT,
+     SIGTERM, SIGHUP), a write under --read-only, fsck problems left
+     unrepaired, or (with --strict) the remote failed
   2  usage error: unknown command or flag, wrong arguments, invalid key
   3  pull --fail-on-miss found nothing (a pull whose remote failed counts)`
 

@@ -92,7 +92,7 @@ func mapError(err error, bucket, op, key string) error {
 	// (STS's AccessDenied is not the bucket's).
 	var cf credentialFailure
 	if errors.As(err, &cf) {
-		return fmt.Errorf("%w (%s key %q)", cf, op, key)
+		return fmt.Errorf("%w (when asked to %s key %q)", cf, op, key)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3: %s key %q: %w", op, key, err)
