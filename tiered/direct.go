@@ -1576,24 +1576,36 @@ func (s *placedSet) add(p string) {
 	}
 }
 
+// within returns the placed path that p is, or lies below, as the file
+// system finds them (-1 if none), and the paths from p up to it, that
+// one excluded.
+func (s *placedSet) within(p string) (int, []string) {
+	var below []string
+	for a := p; ; a = filepath.Dir(a) {
+		if fi, err := os.Stat(a); err == nil {
+			for i, id := range s.ids {
+				if os.SameFile(fi, id) {
+					return i, below
+				}
+			}
+		}
+		if filepath.Dir(a) == a {
+			return -1, nil
+		}
+		below = append(below, a)
+	}
+}
+
 // apart fails if p, or a directory on the way to it, is one of those
 // placed: ResolveMatched compares the names, but on a file system that
 // folds case or Unicode forms (macOS, Windows) "X/b" lies inside "x", and
 // a symlink that placing x brought would then lead b elsewhere. (A path
 // a later one replaced lies inside that later one, which is in the set.)
 func (s *placedSet) apart(p string) error {
-	for a := p; ; a = filepath.Dir(a) {
-		if fi, err := os.Stat(a); err == nil {
-			for i, id := range s.ids {
-				if os.SameFile(fi, id) {
-					return fmt.Errorf("%s lies inside %s, restored before it", p, s.names[i])
-				}
-			}
-		}
-		if filepath.Dir(a) == a {
-			return nil
-		}
+	if i, _ := s.within(p); i >= 0 {
+		return fmt.Errorf("%s lies inside %s, restored before it", p, s.names[i])
 	}
+	return nil
 }
 
 // confined fails if p lies inside a path placed before it (a pull may
@@ -1602,34 +1614,24 @@ func (s *placedSet) apart(p string) error {
 // would lead the next path out of "a", anywhere. A symlink that was
 // there before, to the same target, is the caller's, and allowed.
 func (s *placedSet) confined(p string) error {
-	var below []string // p and its ancestors up to a placed path
-	for a := p; ; a = filepath.Dir(a) {
-		if fi, err := os.Stat(a); err == nil {
-			for i, id := range s.ids {
-				if !os.SameFile(fi, id) {
-					continue
-				}
-				for _, b := range below {
-					// A junction, on Windows, is irregular.
-					fi, err := os.Lstat(b)
-					if err != nil || fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) == 0 {
-						continue
-					}
-					if target, err := os.Readlink(b); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-						if was, ok := s.before[b]; ok && was == target {
-							continue
-						}
-					}
-					return fmt.Errorf("%s is a link inside %s that the entry restored there: it is not followed", b, s.names[i])
-				}
-				return nil
+	i, below := s.within(p)
+	if i < 0 {
+		return nil
+	}
+	for _, b := range below {
+		// A junction, on Windows, is irregular.
+		fi, err := os.Lstat(b)
+		if err != nil || fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) == 0 {
+			continue
+		}
+		if was, ok := s.before[b]; ok && fi.Mode()&fs.ModeSymlink != 0 {
+			if target, err := os.Readlink(b); err == nil && target == was {
+				continue
 			}
 		}
-		if filepath.Dir(a) == a {
-			return nil
-		}
-		below = append(below, a)
+		return fmt.Errorf("%s is a link inside %s that the entry restored there: it is not followed", b, s.names[i])
 	}
+	return nil
 }
 
 // place puts the file or directory src at dst, as a pull of one

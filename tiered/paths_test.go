@@ -243,16 +243,8 @@ func TestPushPathsSingleFile(t *testing.T) {
 // recorded ones (another machine's) restore by position.
 func TestPullPathsByName(t *testing.T) {
 	store := memstore.New()
-	src := t.TempDir()
-	mods, build := filepath.Join(src, "node_modules"), filepath.Join(src, ".next")
-	for _, d := range []string{mods, build} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, "tag"), []byte(filepath.Base(d)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dirs := taggedDirs(t, "node_modules", ".next")
+	mods, build := dirs[0], dirs[1]
 	c := newTiered(t, store, Options{})
 	if _, err := c.PushPaths(t.Context(), "k", []string{mods, build}, PushOptions{Names: []string{"node_modules", ".next"}}); err != nil {
 		t.Fatal(err)
@@ -289,16 +281,8 @@ func TestPullPathsByName(t *testing.T) {
 // is skipped.
 func TestPullPathsSubset(t *testing.T) {
 	store := memstore.New()
-	src := t.TempDir()
-	bin, target := filepath.Join(src, "bin"), filepath.Join(src, "target")
-	for _, d := range []string{bin, target} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, "tag"), []byte(filepath.Base(d)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dirs := taggedDirs(t, "bin", "target")
+	bin, target := dirs[0], dirs[1]
 	names := []string{"~/.cargo/bin/", "~/.cargo/git/db/", "target/"}
 	c := newTiered(t, store, Options{})
 	if _, err := c.PushPaths(t.Context(), "k", []string{bin, target}, PushOptions{Names: []string{names[0], names[2]}, RecordPaths: true}); err != nil {
@@ -341,4 +325,22 @@ func TestPullPathsSubset(t *testing.T) {
 	if err != nil || ok || len(h.Skipped) != 1 {
 		t.Errorf("an entry recording a name the pull lacks: %v, %v, skipped %q; want it skipped", ok, err, h.Skipped)
 	}
+}
+
+// taggedDirs makes a directory of each name, side by side, holding a file
+// "tag" with its name, and returns their paths.
+func taggedDirs(t *testing.T, names ...string) []string {
+	t.Helper()
+	src := t.TempDir()
+	dirs := make([]string, len(names))
+	for i, n := range names {
+		dirs[i] = filepath.Join(src, n)
+		if err := os.Mkdir(dirs[i], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dirs[i], "tag"), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dirs
 }

@@ -80,16 +80,22 @@ test('glob lines: a monorepo\'s node_modules are saved where they match, and res
   assert.match(post2.log, /no path below .* matches nothing\/\*\*\/here/);
 });
 
-test('glob lines through save/ and restore/, the split actions', async () => {
-  const m = new h.Machine();
-  const inputs = { key: 'split-glob-1', path: 'packages/*/dist' };
-  for (const p of ['a', 'b']) h.writeTree(path.join(m.workspace, 'packages', p, 'dist'), p);
+// saveWipeRestore saves the workspace's packages/ with save/, removes
+// it, and restores it with restore/, which must hit.
+async function saveWipeRestore(m, inputs) {
   const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
   assert.equal(save.code, 0, save.log);
   fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
   const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
   assert.equal(restore.code, 0, restore.log);
   assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+}
+
+test('glob lines through save/ and restore/, the split actions', async () => {
+  const m = new h.Machine();
+  const inputs = { key: 'split-glob-1', path: 'packages/*/dist' };
+  for (const p of ['a', 'b']) h.writeTree(path.join(m.workspace, 'packages', p, 'dist'), p);
+  await saveWipeRestore(m, inputs);
   for (const p of ['a', 'b']) {
     assert.equal(h.readTree(path.join(m.workspace, 'packages', p, 'dist'))['a.txt'].toString(), `hello ${p}\n`);
   }
@@ -103,12 +109,7 @@ test('glob lines: a "!" line written with "./" leaves out what it names, as with
     const m = new h.Machine();
     const inputs = { key, path: lines };
     for (const p of ['a', 'b']) h.writeTree(path.join(m.workspace, 'packages', p, 'dist'), p);
-    const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
-    assert.equal(save.code, 0, save.log);
-    fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
-    const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
-    assert.equal(restore.code, 0, restore.log);
-    assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+    await saveWipeRestore(m, inputs);
     for (const p of ['a', 'b']) {
       const dist = path.join(m.workspace, 'packages', p, 'dist');
       assert.equal(fs.readFileSync(path.join(dist, 'a.txt'), 'utf8'), `hello ${p}\n`, `${lines}: packages/${p}/dist`);
@@ -121,12 +122,7 @@ test('glob lines: a "!" line naming a whole match leaves it out, as actions/cach
   const m = new h.Machine();
   const inputs = { key: 'neg-1', path: '**/node_modules\n!packages/legacy/node_modules' };
   for (const p of ['a', 'legacy']) h.writeTree(path.join(m.workspace, 'packages', p, 'node_modules'), p);
-  const save = await h.step(m, 'save.js', { actionYml: saveYml, inputs });
-  assert.equal(save.code, 0, save.log);
-  fs.rmSync(path.join(m.workspace, 'packages'), { recursive: true });
-  const restore = await h.step(m, 'restore.js', { actionYml: restoreYml, inputs });
-  assert.equal(restore.code, 0, restore.log);
-  assert.equal(restore.outputs['cache-hit'], 'true', restore.log);
+  await saveWipeRestore(m, inputs);
   assert.equal(fs.readFileSync(path.join(m.workspace, 'packages', 'a', 'node_modules', 'a.txt'), 'utf8'), 'hello a\n');
   assert.equal(fs.existsSync(path.join(m.workspace, 'packages', 'legacy')), false, 'packages/legacy/node_modules was saved');
 });
