@@ -190,6 +190,16 @@ func remoteErr(err error) error {
 	return &RemoteError{Err: err}
 }
 
+// fillFirst returns fillErr, the failure of the fill a local put ran, in
+// place of putErr, the put's report of it: a pull's error reads "extract
+// KEY: ..." rather than "put KEY: extract KEY: ...", which suggests a push.
+func fillFirst(putErr, fillErr error) error {
+	if fillErr != nil && errors.Is(putErr, fillErr) {
+		return fillErr
+	}
+	return putErr
+}
+
 // TierStats holds per-tier aggregates; Remote is nil when no remote is
 // configured.
 type TierStats struct {

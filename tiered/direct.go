@@ -471,8 +471,8 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	var s local.Stored
 	var got archive.Result
 	store := func(extractTo string) error {
-		var err error
-		s, err = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature, Replaces: was}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
+		var err, putErr error
+		s, putErr = c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature, Replaces: was}, opts.Link, func(ctx context.Context, w io.Writer, tree string) (archive.Result, error) {
 			intoDir := tree == ""
 			if intoDir {
 				tree = extractTo
@@ -487,7 +487,7 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 			}
 			return got, err
 		})
-		return err
+		return fillFirst(putErr, err)
 	}
 	var h Hit
 	if opts.Link {

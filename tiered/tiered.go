@@ -354,11 +354,12 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 	// just verified against the manifest, is recorded as is: walking a
 	// large tree again costs a sizeable share of a cold pull.
 	var got archive.Result
+	var fillErr error
 	s, err := c.local.PutArchive(ctx, key, local.Info{Description: meta.Description, Paths: meta.Paths, Signature: meta.Signature, Replaces: was}, true, func(ctx context.Context, w io.Writer, dir string) (archive.Result, error) {
-		var err error
-		got, err = c.fillFrom(ctx, key, dl, meta, dir, w, false)
-		return got, err
+		got, fillErr = c.fillFrom(ctx, key, dl, meta, dir, w, false)
+		return got, fillErr
 	})
+	err = fillFirst(err, fillErr)
 	p := s.Tree
 	c.endDownload(ctx, dl)
 	if err != nil {

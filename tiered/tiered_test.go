@@ -204,6 +204,25 @@ func TestIntegrityFailureLeavesNoEntry(t *testing.T) {
 			if !errors.Is(err, tiercache.ErrIntegrity) || !IsRemote(err) {
 				t.Fatalf("err = %v, want ErrIntegrity from the remote", err)
 			}
+			// Neither names the local tier's put, which a pull's reader
+			// would take for a push.
+			if strings.Contains(err.Error(), `put "k"`) {
+				t.Errorf("Get's error names a put: %v", err)
+			}
+			// The refused entry is gone from the remote: store and break
+			// it again for a pull into a directory.
+			if _, err := c.Put(t.Context(), "k", smallTree(t, "v2"), ""); err != nil {
+				t.Fatal(err)
+			}
+			store.Corrupt("k", f)
+			fresh = dropLocal(t, c)
+			h, ok, err := fresh.Pull(t.Context(), "k", nil, filepath.Join(t.TempDir(), "d"), PullOptions{})
+			if ok || err != nil || len(h.Refused) != 1 || !errors.Is(h.Refused[0], tiercache.ErrIntegrity) {
+				t.Fatalf("Pull: ok=%v err=%v refused=%v, want a miss refusing the entry", ok, err, h.Refused)
+			}
+			if strings.Contains(h.Refused[0].Error(), `put "k"`) {
+				t.Errorf("Pull's error names a put: %v", h.Refused[0])
+			}
 			es, err := fresh.Local().List(t.Context())
 			if err != nil || len(es) != 0 {
 				t.Fatalf("local entries after failed hydration: %v %v", es, err)
