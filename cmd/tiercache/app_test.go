@@ -303,7 +303,7 @@ func TestHelpAndCompletion(t *testing.T) {
 			t.Errorf("root --help lacks %q", want)
 		}
 	}
-	for _, c := range []string{"push", "pull", "ls", "rm", "prune", "stats", "version"} {
+	for _, c := range []string{"push", "pull", "ls", "rm", "prune", "stats", "version", "fsck", "keygen", "completion"} {
 		r := mustCLI(t, e, c, "--help")
 		if !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "--cache-dir") {
 			t.Errorf("%s --help lacks examples or global flags:\n%s", c, r.stdout)

@@ -99,6 +99,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, looku
 	out := &countingWriter{w: stdout}
 	root.SetOut(out)
 	root.SetErr(stderr)
+	addCompletion(root)
 	cmd, err := root.ExecuteContextC(ctx)
 	code := a.exitCode(err)
 	if err != nil {

@@ -104,6 +104,25 @@ func newRootCommand(a *app) *cobra.Command {
 	return root
 }
 
+// addCompletion adds cobra's completion command, which Execute would
+// add, with examples that say how to install the script. It writes to
+// root's output as set when it is called.
+func addCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		c.Example = completionExample
+	}
+}
+
+const completionExample = `  # bash, for this shell (add the line to ~/.bashrc to keep it):
+  source <(tiercache completion bash)
+  # zsh (with "autoload -U compinit; compinit" in ~/.zshrc):
+  tiercache completion zsh > "${fpath[1]}/_tiercache"
+  # fish:
+  tiercache completion fish > ~/.config/fish/completions/tiercache.fish
+  # PowerShell, for this session (add it to $PROFILE to keep it):
+  tiercache completion powershell | Out-String | Invoke-Expression`
+
 // exactArgs is cobra.ExactArgs with a usage error that names the
 // arguments expected.
 func exactArgs(n int, names string) cobra.PositionalArgs {
