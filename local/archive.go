@@ -22,6 +22,11 @@ import (
 // archiveFile is the name of a version's archive, beside meta.json.
 const archiveFile = "archive.tar.zst"
 
+// linkedFile, in a version directory, says its tree has been hardlinked
+// into a caller's directory (see MarkLinked); a tree made after that
+// removes it.
+const linkedFile = "linked"
+
 // archiveMeta is what meta.json records of a version's archive: the same
 // size and digest the remote tier's manifest records for the same bytes.
 type archiveMeta struct {
@@ -82,6 +87,11 @@ type Stored struct {
 	// Index locates the archive's index frame as recorded (zero if none):
 	// a reader verifies it with archive.ReadIndex before using it.
 	Index archive.IndexInfo
+	// Linked reports that Tree has been hardlinked into a directory
+	// outside the tier (see MarkLinked): a file changed in place there
+	// changed it too, so that the archive's digest no longer vouches
+	// for it.
+	Linked bool
 
 	version string
 	meta    meta
@@ -116,10 +126,27 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 		}
 		if ok {
 			s.Tree = filepath.Join(vdir, treeDir)
+			_, err := os.Lstat(filepath.Join(vdir, linkedFile))
+			s.Linked = err == nil
 		}
 	}
 	s.Entry = c.entry(version, m)
 	return s, true, nil
+}
+
+// MarkLinked records that s's tree is about to be hardlinked into a
+// directory outside the tier, where a build may change its files in
+// place, and so the tree's: Lookup then reports it Linked. The mark
+// goes with the tree when prune drops it.
+func (c *Cache) MarkLinked(s Stored) error {
+	if s.version == "" || s.Archive == "" {
+		return nil // a tree alone: no digest to vouch for it anyway
+	}
+	f, err := os.OpenFile(filepath.Join(c.dataDir, s.version, linkedFile), os.O_WRONLY|os.O_CREATE, 0o444)
+	if err != nil {
+		return fmt.Errorf("key %q: %w", s.Entry.Key, err)
+	}
+	return f.Close()
 }
 
 // Peek returns the entry of key's current version, as Lookup finds it,
@@ -389,6 +416,10 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 			return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
 		}
 	}
+	// A mark left by a tree dropped before it is not this tree's.
+	if err := os.Remove(filepath.Join(vdir, linkedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
 	if err := os.Rename(dst, tree); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", c.goneOrDamaged(s, err)
@@ -466,6 +497,9 @@ func (c *Cache) dropTree(ctx context.Context, name, version string) (bool, error
 	if err := c.toTrash(filepath.Join(vdir, treeDir), version+".tree"); err != nil {
 		return false, err
 	}
+	// Best effort: a mark left behind only makes the next tree look
+	// linked, which costs a trusted reader a download.
+	_ = os.Remove(filepath.Join(vdir, linkedFile))
 	// The rename set vdir's mtime, which is the entry's last access:
 	// losing its tree is no use of the entry.
 	_ = os.Chtimes(vdir, time.Time{}, fi.ModTime())

@@ -29,7 +29,9 @@ import (
 type PullOptions struct {
 	// Link hardlinks dir's files to the local tier's instead of copying
 	// them: the fastest way, but a file changed in place in dir then
-	// changes the cache entry too. For trees that are only read.
+	// changes the cache entry too. For trees that are only read. A Cache
+	// with Options.Trust ignores it: it restores only what the archive's
+	// signed digest covers, which a tree shared through links is not.
 	Link bool
 	// Strict fails a pull that would go on with the local tier alone
 	// after the remote failed (see Hit.RemoteErr) with that failure, dir
@@ -168,6 +170,9 @@ func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, pa
 	}
 	if opts.Names != nil && len(opts.Names) != len(paths) {
 		return Hit{}, false, fmt.Errorf("pull %q: %w: %d names for %d paths", key, tiercache.ErrInvalidArgument, len(opts.Names), len(paths))
+	}
+	if c.opts.Trust != nil {
+		opts.Link = false // see PullOptions.Link
 	}
 	dst := &target{paths: paths, given: paths, names: opts.Names, skipSymlinks: opts.SkipSymlinks, resolve: opts.Resolve, root: c.tierRoot()}
 	// Read-only, so a lookup fails as the pull would.
@@ -347,8 +352,11 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	h.Entry.Tier = tiercache.TierLocal
 	indexed := len(s.Entry.Paths) > 0
 	// An expanded tree is copied whole: where it holds what must be
-	// left out of dst, the archive is extracted instead.
-	if s.Tree != "" && !opts.Link && s.Archive != "" && dst.onTier(s.Tree, indexed) != "" {
+	// left out of dst, the archive is extracted instead. So it is for a
+	// Cache with Trust: the signature covers the archive's digest, and
+	// a tree could have been changed since it was made (through links
+	// a Link pull made, by a job that checks no signature).
+	if s.Tree != "" && !opts.Link && s.Archive != "" && (c.opts.Trust != nil || dst.onTier(s.Tree, indexed) != "") {
 		s.Tree = ""
 	}
 	if s.Tree == "" && !opts.Link {
@@ -392,6 +400,11 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	tree, err := c.local.Tree(ctx, s)
 	if err != nil {
 		return Hit{}, err
+	}
+	if opts.Link {
+		if err := c.local.MarkLinked(s); err != nil {
+			return Hit{}, err
+		}
 	}
 	if p := dst.onTier(tree, indexed); p != "" {
 		// Copied whole, the tree would overwrite the tier.

@@ -153,6 +153,14 @@ func (c *Cache) trustedLocal(s local.Stored) bool {
 	return c.opts.Trust == nil || c.localUntrusted(c.opts.Scope, s.Entry, storedMeta(s)) == nil
 }
 
+// trustedTree is trustedLocal for a caller given s's tree itself (Get):
+// with Trust, a tree hardlinked into a directory outside the tier may
+// have been changed there, and the archive's signed digest no longer
+// vouches for it.
+func (c *Cache) trustedTree(s local.Stored) bool {
+	return c.trustedLocal(s) && (c.opts.Trust == nil || !s.Linked)
+}
+
 // localUntrusted is why a pull with Options.Trust (set) would not restore
 // the local version e of scope, whose archive m records (see archiveMeta);
 // nil if it would. A version kept as a tree alone has no digest a

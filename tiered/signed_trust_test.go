@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 	"github.com/tiercache/tiercache/sign"
@@ -157,5 +160,66 @@ func TestSignedDescriptionNotUTF8(t *testing.T) {
 	}
 	if err := trusting.checkRemote("k", kept); err != nil {
 		t.Fatalf("the remote entry, its metadata kept as JSON: %v", err)
+	}
+}
+
+// TestTrustedPullIgnoresLinkedTree: a job without trusted keys pulls
+// with Link on a shared machine, and its build changes a restored file
+// in place, and so the local tier's tree. A trusting job restores what
+// the signed archive holds all the same, with or without Link, and its
+// Get returns no tree handed out by a link.
+func TestTrustedPullIgnoresLinkedTree(t *testing.T) {
+	store := memstore.New()
+	trust, signer := keyPair(t)
+	push(t, newTiered(t, store, signer), "k", "signed")
+	shared := newLocal(t)
+	careless, err := New(shared, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(t.TempDir(), "linked")
+	if _, ok, err := careless.Pull(t.Context(), "k", nil, linked, PullOptions{Link: true}); err != nil || !ok {
+		t.Fatalf("link pull: %v, %v", ok, err)
+	}
+	// Same size, other bytes: what a build rewriting a file does.
+	marker := filepath.Join(linked, treetest.SmallMarker)
+	if err := os.Chmod(marker, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(marker, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("poison"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	trusting, err := New(shared, Options{Remote: store, Trust: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "dst")
+		h, ok, err := trusting.Pull(t.Context(), "k", nil, dir, PullOptions{Link: link})
+		if err != nil || !ok {
+			t.Fatalf("trusting pull (Link %v): %v, %v", link, ok, err)
+		}
+		if tag, err := treetest.CheckSmall(dir); err != nil || tag != "signed" {
+			t.Errorf("trusting pull (Link %v) from the %s tier restored %q, %v; want the signed tree", link, h.Tier, tag, err)
+		}
+	}
+	p, ok, err := trusting.Get(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("trusting Get: %v, %v", ok, err)
+	}
+	if tag, err := treetest.CheckSmall(p); err != nil || tag != "signed" {
+		t.Errorf("trusting Get returned %q, %v; want the signed tree", tag, err)
+	}
+	// Without trust, the changed tree is still what a link shares: the
+	// caveat PullOptions.Link states, and what made the above a test.
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "poison" {
+		t.Errorf("the careless job's file: %q, %v", b, err)
 	}
 }

@@ -227,7 +227,7 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	var p string
 	if c.opts.Trust != nil {
 		s, ok, err := c.local.Lookup(ctx, key)
-		if err != nil || !ok || !c.trustedLocal(s) {
+		if err != nil || !ok || !c.trustedTree(s) {
 			return Hit{}, false, err
 		}
 		// The tree of the version checked, not of one a concurrent
@@ -415,7 +415,7 @@ func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), 
 	}
 	// A local version that fails Options.Trust is replaced by the
 	// download, which is checked.
-	if s, ok, err := c.local.Lookup(ctx, key); err != nil || (ok && c.trustedLocal(s)) {
+	if s, ok, err := c.local.Lookup(ctx, key); err != nil || (ok && c.trustedTree(s)) {
 		unlock()
 		return nil, was, ok, err
 	}

@@ -127,6 +127,9 @@ their inodes with the cache, so changing a file in place (rather than
 replacing it) corrupts the cache entry. Use it only for trees that are
 read, not written, such as Go's read-only module cache. Expanded trees
 count against the local limits, and prune removes them before archives.
+With TIERCACHE_TRUSTED_KEYS set, --link is not used (a note says so):
+such a pull restores only what the signed archive holds, extracting it,
+never a tree that other jobs' links could have changed.
 
 --lookup-only finds what pull would restore and restores nothing, like
 actions/cache's lookup-only: KEY and the restore keys are looked up as a
@@ -303,6 +306,9 @@ func runPull(a *app, cmd *cobra.Command, key string, given []string, o pullOptio
 		var names []string // PATHs as typed: an entry of the same ones reordered restores by name
 		if resolve == nil {
 			names = given
+		}
+		if o.link && !o.lookupOnly && strings.TrimSpace(a.getenv(envTrustedKeys)) != "" {
+			a.infof(cmd, "pull %q: --link is not used with %s: the pull extracts the archive, which the signature covers, rather than link a tree that other jobs' links could have changed", key, envTrustedKeys)
 		}
 		hit, ok, err = c.PullPaths(ctx, key, o.restoreKeys, paths, tiered.PullOptions{Link: o.link, Strict: a.flags.strict, LookupOnly: o.lookupOnly, SkipSymlinks: o.skipSymlink, NoBase: o.noBase, Resolve: resolve, Names: names})
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tiercache/tiercache/sign"
 )
 
 // TestTrustedKeysSetEmpty: TIERCACHE_TRUSTED_KEYS set but empty (a CI
@@ -32,5 +34,24 @@ func TestTrustedKeysSetEmpty(t *testing.T) {
 	}
 	if got := pull(e); strings.Contains(got, "TRUSTED_KEYS") {
 		t.Errorf("unset: stderr %q; want no word of it", got)
+	}
+}
+
+// TestLinkWithTrustedKeys: with trusted keys, pull --link says it does
+// not link (the pull extracts the signed archive); without, it says
+// nothing of it.
+func TestLinkWithTrustedKeys(t *testing.T) {
+	e := newEnv(t)
+	_, pub, err := sign.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const note = "--link is not used with TIERCACHE_TRUSTED_KEYS"
+	r := cli(t, e.with("TIERCACHE_TRUSTED_KEYS", pub), "pull", "--link", "k", filepath.Join(t.TempDir(), "d"))
+	if r.code != 0 || !strings.Contains(r.stderr, note) {
+		t.Errorf("with trusted keys: exit %d, stderr %q; want the note", r.code, r.stderr)
+	}
+	if r := cli(t, e, "pull", "--link", "k", filepath.Join(t.TempDir(), "d")); strings.Contains(r.stderr, note) {
+		t.Errorf("without: stderr %q", r.stderr)
 	}
 }
