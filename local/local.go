@@ -691,9 +691,25 @@ func (c *Cache) Put(ctx context.Context, key, sourceDir, description string) (st
 	if sourceDir == "" {
 		return "", fmt.Errorf("%w: empty source directory for key %q", tiercache.ErrInvalidArgument, key)
 	}
+	if err := c.CheckSource(sourceDir); err != nil {
+		return "", fmt.Errorf("put %q: %w", key, err)
+	}
 	return c.PutFunc(ctx, key, description, func(ctx context.Context, dir string) (tiercache.Shape, error) {
 		return Copy(ctx, sourceDir, dir)
 	})
+}
+
+// CheckSource refuses, as ErrInvalidArgument, a source tree that holds
+// the cache's root, which a copy into the tier would copy into itself
+// without end, or that lies inside it.
+func (c *Cache) CheckSource(sourceDir string) error {
+	if _, in := Within(c.root, sourceDir); in {
+		return fmt.Errorf("%w: %s holds the local tier %s, which a put would copy into itself", tiercache.ErrInvalidArgument, sourceDir, c.root)
+	}
+	if _, in := Within(sourceDir, c.root); in {
+		return fmt.Errorf("%w: %s lies inside the local tier %s", tiercache.ErrInvalidArgument, sourceDir, c.root)
+	}
+	return nil
 }
 
 // Measure returns the Shape an entry of the tree at dir would record,

@@ -794,3 +794,28 @@ func TestEntryAtDescribesThatVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestPutRefusesOverlappingSource: a source that holds the cache root
+// (a home directory holding ~/.cache) would copy the tier into itself
+// without end, and one inside it would store the tier's own files: both
+// are refused up front, and nothing is stored.
+func TestPutRefusesOverlappingSource(t *testing.T) {
+	c := open(t, Options{})
+	treetest.Small(t, filepath.Join(filepath.Dir(c.Root()), "work"), 5, "w")
+	if _, err := c.Put(t.Context(), "a", filepath.Join(filepath.Dir(c.Root()), "work"), ""); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{
+		"holds the root":  filepath.Dir(c.Root()),
+		"the root itself": c.Root(),
+		"inside the root": filepath.Join(c.Root(), "data"),
+	} {
+		_, err := c.Put(t.Context(), "k", src, "")
+		if !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), c.Root()) {
+			t.Errorf("%s: %v; want ErrInvalidArgument naming the tier", name, err)
+		}
+	}
+	if _, ok, err := c.Get(t.Context(), "k"); ok || err != nil {
+		t.Errorf("Get after refused puts: %v, %v; want a miss", ok, err)
+	}
+}

@@ -911,9 +911,8 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 	if err := c.needLocal("put " + strconv.Quote(key)); err != nil {
 		return PutResult{}, err
 	}
-	if _, in := local.Within(c.local.Root(), sourceDir); in {
-		// The copy into the tier would copy itself, without end.
-		return PutResult{}, fmt.Errorf("put %q: %w: %s holds the local tier %s, which a put would copy into itself (Push leaves it out)", key, tiercache.ErrInvalidArgument, sourceDir, c.local.Root())
+	if err := c.local.CheckSource(sourceDir); err != nil {
+		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	var res PutResult
 	var err error
