@@ -315,6 +315,15 @@ func (s Stored) ExtractLimits(o archive.ExtractOptions) archive.ExtractOptions {
 	return o
 }
 
+// Damaged wraps err, which reading s's archive met (see IsCorrupt), as
+// tiercache.ErrIntegrity, once: err may wrap it already.
+func (s Stored) Damaged(err error) error {
+	if errors.Is(err, tiercache.ErrIntegrity) {
+		return fmt.Errorf("key %q: the local archive %s: %w", s.Entry.Key, s.Archive, err)
+	}
+	return fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+}
+
 // IsCorrupt reports whether err, from reading a local archive, means the
 // file is damaged (rather than the reader failing to write or being
 // cancelled): the archive then fails its checks, and Drop should remove
@@ -406,7 +415,7 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 	if err == nil {
 		err = s.CheckArchive(res)
 	} else if IsCorrupt(err) {
-		err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+		err = s.Damaged(err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)

@@ -132,8 +132,15 @@ func TestDamagedArchiveDropped(t *testing.T) {
 	if err := os.WriteFile(s.Archive, b, 0o444); err != nil {
 		t.Fatal(err)
 	}
+	p, ok, err := c.Get(t.Context(), "k")
+	if ok || !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), s.Archive) {
+		t.Fatalf("Get of a damaged archive = %q, %v, %v; want a miss with ErrIntegrity naming the archive", p, ok, err)
+	}
+	if strings.Count(err.Error(), tiercache.ErrIntegrity.Error()) != 1 {
+		t.Errorf("the error says %q more than once: %v", tiercache.ErrIntegrity, err)
+	}
 	if p, ok, err := c.Get(t.Context(), "k"); ok || err != nil {
-		t.Fatalf("Get of a damaged archive = %q, %v, %v; want a miss", p, ok, err)
+		t.Fatalf("Get once the damaged entry is dropped = %q, %v, %v; want a plain miss", p, ok, err)
 	}
 	if _, ok, err := c.Lookup(t.Context(), "k"); ok || err != nil {
 		t.Fatalf("the damaged entry is still there: %v, %v", ok, err)

@@ -590,7 +590,9 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 // An entry kept as an archive alone has its tree extracted beside the
 // archive the first time Get asks for it (once, however many processes
 // ask), which then stays until Prune needs the room. An archive that
-// fails its recorded SHA-256 or shape is dropped, and Get reports a miss.
+// fails its recorded SHA-256 or shape is dropped, and Get reports a miss
+// with an error wrapping tiercache.ErrIntegrity (see tiercache.Backend):
+// the next Get is a plain miss.
 func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return "", false, err
@@ -614,7 +616,7 @@ func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 			// A damaged archive is dropped, so the caller builds (or
 			// the tiered cache downloads) a fresh copy.
 			_ = c.Drop(ctx, s)
-			return "", false, nil
+			return "", false, err
 		case err != nil:
 			return "", false, err
 		}

@@ -388,7 +388,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 				// callers who accept it.
 				err = fmt.Errorf("restoring into %s: %w", dir, err)
 			case local.IsCorrupt(err):
-				err = fmt.Errorf("%w: key %q: the local archive %s: %w", tiercache.ErrIntegrity, s.Entry.Key, s.Archive, err)
+				err = s.Damaged(err)
 			default:
 				err = fmt.Errorf("restoring into %s: %w", dir, err)
 			}

@@ -183,6 +183,11 @@ func (c *Cache) HasRemote() bool { return c.remote != nil }
 // from the remote.
 func (c *Cache) Get(ctx context.Context, key string) (string, bool, error) {
 	h, ok, err := c.get(ctx, key)
+	if err == nil && !ok && h.Dropped != nil {
+		// The damaged local copy was all there was (see
+		// tiercache.Backend); a remote copy would have made a hit.
+		err = h.Dropped
+	}
 	return h.Path, ok, err
 }
 
@@ -196,17 +201,21 @@ func (c *Cache) getFrom(ctx context.Context, key string, prefixes []string) (Hit
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Hit{}, false, err
 	}
-	if h, ok, err := c.localHit(ctx, key); err != nil || ok {
-		return h, ok, err
+	lh, ok, err := c.localHit(ctx, key)
+	if err != nil || ok {
+		return lh, ok, err
 	}
 	if c.remote == nil {
-		return Hit{}, false, nil
+		return lh, false, nil
 	}
 	h, ok, err := c.hydrate(ctx, key, prefixes)
 	if IsUntrusted(err) {
 		// A miss, as for every entry this Cache may not use; Restore
 		// reports it in Hit.Untrusted.
-		return Hit{Untrusted: []error{err}}, false, nil
+		return Hit{Untrusted: []error{err}, Dropped: lh.Dropped}, false, nil
+	}
+	if !ok && h.Dropped == nil {
+		h.Dropped = lh.Dropped
 	}
 	return h, ok, err
 }
@@ -234,15 +243,21 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 		// push made current since.
 		p, err = c.local.Tree(ctx, s)
 		switch {
-		case errors.Is(err, tiercache.ErrNotFound), errors.Is(err, tiercache.ErrIntegrity):
-			return Hit{}, false, nil // replaced, or damaged and dropped
+		case errors.Is(err, tiercache.ErrNotFound):
+			return Hit{}, false, nil // replaced meanwhile
+		case errors.Is(err, tiercache.ErrIntegrity):
+			return Hit{Dropped: err}, false, nil // damaged, and dropped
 		case err != nil:
 			return Hit{}, false, err
 		}
 	} else {
 		var ok bool
 		var err error
-		if p, ok, err = c.local.Get(ctx, key); err != nil || !ok {
+		p, ok, err = c.local.Get(ctx, key)
+		switch {
+		case errors.Is(err, tiercache.ErrIntegrity):
+			return Hit{Dropped: err}, false, nil // damaged, and dropped
+		case err != nil || !ok:
 			return Hit{}, false, err
 		}
 	}

@@ -547,3 +547,32 @@ func TestPushLeavesOutSockets(t *testing.T) {
 		treetest.AssertEqual(t, src, h.Path)
 	}
 }
+
+// TestGetDamagedLocalCopy: Get of a key whose local archive is damaged
+// drops it and fetches the remote copy; with no remote copy, it is the
+// miss with an error wrapping ErrIntegrity that tiercache.Backend
+// promises, and a plain miss after that.
+func TestGetDamagedLocalCopy(t *testing.T) {
+	mid := func(data []byte, _ local.Stored) int { return len(data) / 2 }
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	push(t, c, "k", "v1")
+	damageLocal(t, c, "k", mid, 0x40)
+	p, ok, err := c.Get(t.Context(), "k")
+	if err != nil || !ok {
+		t.Fatalf("Get with a remote copy: %v, %v; want a hit", ok, err)
+	}
+	if tag, err := treetest.CheckSmall(p); err != nil || tag != "v1" {
+		t.Fatalf("Get with a remote copy gave %q, %v", tag, err)
+	}
+
+	alone := newTiered(t, nil, Options{})
+	push(t, alone, "k", "v1")
+	damageLocal(t, alone, "k", mid, 0x40)
+	if _, ok, err := alone.Get(t.Context(), "k"); ok || !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Fatalf("Get with no remote: %v, %v; want a miss with ErrIntegrity", ok, err)
+	}
+	if _, ok, err := alone.Get(t.Context(), "k"); ok || err != nil {
+		t.Fatalf("Get after the drop: %v, %v; want a plain miss", ok, err)
+	}
+}
