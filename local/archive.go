@@ -100,7 +100,9 @@ type Stored struct {
 // Lookup finds the current version of key and records the access, as Get
 // does, but never makes a tree: a version kept as an archive has Tree
 // "" unless a Get made one. It is what a caller that reads the archive
-// itself (a restore into a directory of its own) needs.
+// itself (a restore into a directory of its own) needs. A version kept
+// as a tree alone whose tree is missing is dropped and reported as a
+// miss with an error wrapping tiercache.ErrIntegrity.
 func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Stored{}, false, err
@@ -117,6 +119,19 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	if m.Archive == nil {
 		touchAccess(vdir)
 		s.Tree = filepath.Join(vdir, treeDir)
+		if !hasTree(vdir) {
+			// Kept as a tree alone, and the tree is gone: damaged, unless
+			// the version was replaced and swept meanwhile.
+			s.Entry = c.entry(version, m)
+			err := c.goneOrDamaged(s, fmt.Errorf("%s is missing", s.Tree))
+			switch {
+			case errors.Is(err, errGone):
+				return Stored{}, false, nil
+			case errors.Is(err, tiercache.ErrIntegrity):
+				_ = c.Drop(ctx, s)
+			}
+			return Stored{}, false, err
+		}
 	} else {
 		s.Archive = filepath.Join(vdir, archiveFile)
 		s.ArchiveSize, s.SHA256, s.Index = m.Archive.Size, m.Archive.SHA256, archive.IndexInfo(m.Archive.Index)

@@ -819,3 +819,23 @@ func TestPutRefusesOverlappingSource(t *testing.T) {
 		t.Errorf("Get after refused puts: %v, %v; want a miss", ok, err)
 	}
 }
+
+// TestGetLostTree: an entry kept as a tree alone whose tree was removed
+// from under the tier is never a hit: Get drops it, reporting
+// ErrIntegrity, and misses plainly after that.
+func TestGetLostTree(t *testing.T) {
+	c := open(t, Options{})
+	p, err := c.Put(t.Context(), "k", smallSrc(t, "a"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsutil.RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.Get(t.Context(), "k"); ok || !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Fatalf("Get of a lost tree = %q, %v, %v; want a miss with ErrIntegrity", got, ok, err)
+	}
+	if got, ok, err := c.Get(t.Context(), "k"); ok || err != nil {
+		t.Fatalf("Get once dropped = %q, %v, %v; want a plain miss", got, ok, err)
+	}
+}

@@ -190,6 +190,16 @@ func remoteErr(err error) error {
 	return &RemoteError{Err: err}
 }
 
+// ignoreDropped is err, but nil for a local version found damaged,
+// which the local tier dropped: a miss, for a caller that goes on to
+// fetch the key or try the next candidate.
+func ignoreDropped(err error) error {
+	if errors.Is(err, tiercache.ErrIntegrity) {
+		return nil
+	}
+	return err
+}
+
 // fillFirst returns fillErr, the failure of the fill a local put ran, in
 // place of putErr, the put's report of it: a pull's error reads "extract
 // KEY: ..." rather than "put KEY: extract KEY: ...", which suggests a push.

@@ -261,7 +261,7 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		}
 		if sc.opts.Trust != nil {
 			if s, ok, err := sc.local.Lookup(ctx, k); err != nil || !ok || !sc.trustedLocal(s) {
-				return Hit{}, false, err
+				return Hit{}, false, ignoreDropped(err)
 			}
 		}
 		if !dst.fits(k, e.Paths) {
@@ -321,6 +321,9 @@ func remoteEntry(m remote.Meta) tiercache.Entry {
 // Hit.Dropped saying why.
 func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
 	s, ok, err := c.local.Lookup(ctx, key)
+	if errors.Is(err, tiercache.ErrIntegrity) {
+		return Hit{Dropped: err}, false, nil // its tree lost, and dropped
+	}
 	if err != nil || !ok || !c.trustedLocal(s) {
 		// An untrusted version is left for the download to replace.
 		return Hit{}, false, err

@@ -236,6 +236,9 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	var p string
 	if c.opts.Trust != nil {
 		s, ok, err := c.local.Lookup(ctx, key)
+		if errors.Is(err, tiercache.ErrIntegrity) {
+			return Hit{Dropped: err}, false, nil // its tree lost, and dropped
+		}
 		if err != nil || !ok || !c.trustedTree(s) {
 			return Hit{}, false, err
 		}
@@ -430,7 +433,7 @@ func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), 
 	}
 	// A local version that fails Options.Trust is replaced by the
 	// download, which is checked.
-	if s, ok, err := c.local.Lookup(ctx, key); err != nil || (ok && c.trustedTree(s)) {
+	if s, ok, err := c.local.Lookup(ctx, key); ignoreDropped(err) != nil || (ok && c.trustedTree(s)) {
 		unlock()
 		return nil, was, ok, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/policy"
@@ -574,5 +575,29 @@ func TestGetDamagedLocalCopy(t *testing.T) {
 	}
 	if _, ok, err := alone.Get(t.Context(), "k"); ok || err != nil {
 		t.Fatalf("Get after the drop: %v, %v; want a plain miss", ok, err)
+	}
+}
+
+// TestPullLostLocalTree: a local entry kept as a tree alone whose tree
+// was removed is dropped, and Pull fetches the key from the remote
+// (Hit.Dropped saying why) instead of failing on every pull.
+func TestPullLostLocalTree(t *testing.T) {
+	store := memstore.New()
+	push(t, newTiered(t, store, Options{}), "k", "v1")
+	l := newLocal(t)
+	p, err := l.Put(t.Context(), "k", smallTree(t, "old"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsutil.RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(l, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, tag, ok := pullTag(t, c, "k", nil, PullOptions{})
+	if !ok || tag != "v1" || h.Tier != tiercache.TierRemote || !errors.Is(h.Dropped, tiercache.ErrIntegrity) {
+		t.Fatalf("pull: %v, %q from %q, dropped %v; want the remote copy, the lost one dropped", ok, tag, h.Tier, h.Dropped)
 	}
 }
