@@ -1304,8 +1304,14 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 // Prune implements tiercache.Backend over the view List gives: the least
 // recently used keys are evicted from both tiers until List fits the
 // limits, bytes counted as List reports them (Entry.Stored where set).
-// PruneTiers gives each tier limits of its own. In read-only mode it
-// fails with tiercache.ErrReadOnly.
+// A key's last use is its latest in either tier: another machine's use,
+// which the remote records, keeps a key this one has not used. Only the
+// versions listed are evicted (see local.Cache.InvalidateIf and
+// remote.Store.DeleteVersion): a put committed meanwhile stays. When
+// only the remote fails, the local tier is still pruned, by its own
+// entries, and the failure returned as a *RemoteError. PruneTiers gives
+// each tier limits of its own. In read-only mode it fails with
+// tiercache.ErrReadOnly.
 func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int, error) {
 	l := policy.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes}
 	if err := l.Validate(); err != nil {
@@ -1314,26 +1320,75 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 	if c.opts.ReadOnly {
 		return 0, fmt.Errorf("prune: %w", tiercache.ErrReadOnly)
 	}
-	es, err := c.List(ctx)
-	if err != nil {
-		return 0, err
+	items := map[string]*policy.Item{}
+	locals := map[string]local.Version{}
+	if c.rawLocal != nil {
+		ls, err := c.rawLocal.ListVersions(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("prune: %w", err)
+		}
+		for _, e := range ls {
+			if e.Scope == c.opts.Scope {
+				items[e.Key] = &policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess}
+				locals[e.Key] = e.Version
+			}
+		}
 	}
-	items := make([]policy.Item, 0, len(es))
-	for _, e := range es {
-		items = append(items, policy.Item{Key: e.Key, Size: cmp.Or(e.Stored, e.Size), LastAccess: e.LastAccess})
+	remotes := map[string]remote.Meta{}
+	var remoteFailed error
+	if c.remote != nil {
+		metas, err := c.remote.List(ctx, "")
+		if err != nil {
+			remoteFailed = remoteErr(fmt.Errorf("prune: remote: %w", err))
+		}
+		for _, m := range metas {
+			remotes[m.Key] = m
+			it := items[m.Key]
+			if it == nil {
+				it = &policy.Item{Key: m.Key, Size: cmp.Or(m.ArchiveSize, m.Size)}
+				items[m.Key] = it
+			}
+			if m.LastAccess.After(it.LastAccess) {
+				it.LastAccess = m.LastAccess
+			}
+		}
 	}
-	victims, err := policy.Victims(items, l, time.Now())
+	if testHookPruneListed != nil {
+		testHookPruneListed(tiercache.TierRemote)
+	}
+	list := make([]policy.Item, 0, len(items))
+	for _, it := range items {
+		list = append(list, *it)
+	}
+	victims, err := policy.Victims(list, l, time.Now())
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, v := range victims {
-		if err := c.Invalidate(ctx, v.Key); err != nil {
-			return n, fmt.Errorf("prune: %w", err)
+		removed := false
+		if m, ok := remotes[v.Key]; ok && remoteFailed == nil {
+			gone, err := c.remote.DeleteVersion(ctx, v.Key, m)
+			if err != nil {
+				return n, remoteErr(fmt.Errorf("prune: remote delete %q: %w", v.Key, err))
+			}
+			if !gone {
+				continue // put again since it was listed: not this victim
+			}
+			removed = true
 		}
-		n++
+		if ver, ok := locals[v.Key]; ok {
+			gone, err := c.local.InvalidateIf(ctx, v.Key, ver)
+			if err != nil {
+				return n, fmt.Errorf("prune: %w", err)
+			}
+			removed = removed || gone
+		}
+		if removed {
+			n++
+		}
 	}
-	return n, nil
+	return n, remoteFailed
 }
 
 // PruneTiers prunes the local tier to lim and the remote tier to rem,
