@@ -105,3 +105,27 @@ func TestPruneRemoteDown(t *testing.T) {
 		t.Errorf("the remote, unlisted, lost k1: %v", err)
 	}
 }
+
+// TestListRemoteDown: with the remote unreachable, List and Stats still
+// give the local entries, with the remote's failure.
+func TestListRemoteDown(t *testing.T) {
+	store := memstore.New()
+	l := newLocal(t)
+	up, err := New(l, Options{Remote: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, up, "k1", "k1")
+	down, err := New(l, Options{Remote: failingList{store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := down.List(t.Context())
+	if !IsRemote(err) || len(es) != 1 || es[0].Key != "k1" {
+		t.Errorf("List = %v, %v; want k1 and a remote error", es, err)
+	}
+	st, err := down.Stats(t.Context())
+	if !IsRemote(err) || st.Entries != 1 {
+		t.Errorf("Stats = %+v, %v; want 1 entry and a remote error", st, err)
+	}
+}

@@ -1425,11 +1425,12 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 
 // List implements tiercache.Backend for the Cache's scope: one Entry per
 // key, the local one when the key is local (Tier "local"), else the
-// remote one (Tier "remote"). ListTiers reports both tiers separately,
-// and every scope.
+// remote one (Tier "remote"). When only the remote fails, it returns
+// the local entries with that failure as a *RemoteError, as ListTiers
+// does. ListTiers reports both tiers separately, and every scope.
 func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 	locals, remotes, err := c.ListTiers(ctx)
-	if err != nil {
+	if err != nil && !IsRemote(err) {
 		return nil, err
 	}
 	seen := make(map[string]bool, len(locals))
@@ -1445,7 +1446,7 @@ func (c *Cache) List(ctx context.Context) ([]tiercache.Entry, error) {
 			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 // ListTiers returns the entries of each tier in every scope, with Tier
@@ -1520,9 +1521,16 @@ func (c *Cache) listTiers(ctx context.Context, check bool) (locals, remotes []Li
 	return locals, remotes, nil
 }
 
-// Stats implements tiercache.Backend over List.
+// Stats implements tiercache.Backend over List: when only the remote
+// fails, it returns the local entries' aggregates with that failure.
 func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
-	return tiercache.StatsOf(c.List(ctx))
+	es, err := c.List(ctx)
+	if IsRemote(err) {
+		// The local entries' aggregates, with the remote's failure.
+		s, _ := tiercache.StatsOf(es, nil)
+		return s, err
+	}
+	return tiercache.StatsOf(es, err)
 }
 
 // TierStats returns aggregates per tier. When only the remote fails, it
