@@ -3,12 +3,15 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/tiercache/tiercache/internal/treetest"
 )
@@ -90,5 +93,28 @@ func TestCLINoLocalLeavesCacheDirAlone(t *testing.T) {
 	mustRun(t, e, "pull", "nl-1", filepath.Join(t.TempDir(), "dst4"))
 	if _, err := os.Stat(cacheDir); err != nil {
 		t.Errorf("a normal pull did not create the cache dir: %v", err)
+	}
+}
+
+// TestCLIRmDamagedManifest: a remote entry whose manifest is not JSON,
+// which a pull refuses with "'tiercache rm KEY' removes it", is removed
+// by rm from a machine that never held it, and the keys after it too.
+func TestCLIRmDamagedManifest(t *testing.T) {
+	b := bucket(t)
+	e := newEnv(t, b)
+	mustRun(t, e, "push", "-q", "rm-bad", smallTree(t, "bad"))
+	mustRun(t, e, "push", "-q", "rm-good", smallTree(t, "good"))
+	body := []byte("garbage")
+	if _, err := minioClient(t).PutObject(t.Context(), b, manifestName("", "rm-bad"), bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr := mustRun(t, e.freshMachine(t), "rm", "rm-bad", "rm-good")
+	if !strings.Contains(stderr, `removed "rm-bad"`) || !strings.Contains(stderr, `removed "rm-good"`) {
+		t.Errorf("rm stderr: %q", stderr)
+	}
+	for _, k := range []string{"rm-bad", "rm-good"} {
+		if _, err := minioClient(t).StatObject(t.Context(), b, manifestName("", k), minio.StatObjectOptions{}); err == nil {
+			t.Errorf("the manifest of %s is still in the bucket", k)
+		}
 	}
 }

@@ -63,7 +63,12 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 	}
 	ctx := cmd.Context()
 	out := rmJSON{Removed: []string{}, NotStored: []string{}}
+	seen := map[string]bool{}
 	for _, k := range keys {
+		if seen[k] {
+			continue // rm k k removes k once
+		}
+		seen[k] = true
 		var stored bool
 		if c != nil { // nil: no local tier yet, and no remote
 			if stored, err = a.isStored(ctx, c.Local(), k); err != nil {
@@ -98,8 +103,12 @@ func runRm(a *app, cmd *cobra.Command, keys []string) error {
 // holds key in its scope (l is its local tier's view of the scope). The Backend contract's Invalidate does not say whether it
 // removed anything, so rm looks first.
 func (a *app) isStored(ctx context.Context, l *local.Cache, key string) (bool, error) {
+	// A damaged entry (its metadata unreadable) is stored all the same:
+	// removing it is what the refusal's hint tells the user to do.
 	if l != nil {
-		if _, ok, err := l.Peek(ctx, key); err != nil {
+		if _, ok, err := l.Peek(ctx, key); errors.Is(err, tiercache.ErrIntegrity) {
+			return true, nil
+		} else if err != nil {
 			return false, fmt.Errorf("local lookup: %w", err)
 		} else if ok {
 			return true, nil
@@ -112,6 +121,8 @@ func (a *app) isStored(ctx context.Context, l *local.Cache, key string) (bool, e
 	switch {
 	case errors.Is(err, tiercache.ErrNotFound):
 		return false, nil
+	case errors.Is(err, tiercache.ErrIntegrity):
+		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("remote stat: %w", err)
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,4 +31,49 @@ func TestRmNotStored(t *testing.T) {
 	if r := mustCLI(t, e, "rm", "--json", "absent-2"); !strings.Contains(r.stdout, `"not_stored": [`) || !strings.Contains(r.stdout, `"removed": []`) {
 		t.Errorf("rm --json shape: %s", r.stdout)
 	}
+}
+
+// TestRmDamagedAndRepeated: rm removes an entry whose metadata is
+// unreadable (the removal a refused pull's hint points to) and goes on to
+// the next key; a key given twice is removed, and reported, once.
+func TestRmDamagedAndRepeated(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "bad", smallTree(t, "bad"))
+	mustCLI(t, e, "push", "good", smallTree(t, "good"))
+	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "bad-*", "meta.json"))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json of bad: %v, %v", metas, err)
+	}
+	if err := os.WriteFile(metas[0], []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out rmJSON
+	decode(t, mustCLI(t, e, "rm", "--json", "bad", "good", "good"), &out)
+	if !slices.Equal(out.Removed, []string{"bad", "good"}) || len(out.NotStored) != 0 {
+		t.Errorf("rm --json bad good good: %+v; want both removed, once each", out)
+	}
+	if r := mustCLI(t, e, "ls", "--json"); strings.Contains(r.stdout, `"bad"`) || strings.Contains(r.stdout, `"good"`) {
+		t.Errorf("ls after rm: %s", r.stdout)
+	}
+}
+
+// TestPullLostLocalMetadata: a local entry whose metadata is missing is
+// a damaged copy: pull warns, drops it and goes on as a miss (exit 0),
+// where it failed every pull; a push stores the key again.
+func TestPullLostLocalMetadata(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "k", smallTree(t, "v1"))
+	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "k-*", "meta.json"))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json of k: %v, %v", metas, err)
+	}
+	if err := os.Remove(metas[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d"))
+	if !strings.Contains(r.stderr, "damaged and has been dropped") || !strings.Contains(r.stderr, "miss") {
+		t.Errorf("pull stderr: %q; want the dropped copy reported, and a miss", r.stderr)
+	}
+	mustCLI(t, e, "push", "k", smallTree(t, "v2"))
+	mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d2"))
 }
