@@ -29,6 +29,10 @@ type CheckReport struct {
 	Verified int `json:"verified"`
 	// Problems lists what was found, repaired or not.
 	Problems []Problem `json:"problems"`
+	// Unchecked says what the check could not examine, and why (the
+	// credentials may not list multipart uploads, say): not a problem
+	// found, but nothing is known of it either.
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 // Unrepaired returns how many problems remain.

@@ -143,6 +143,11 @@ func runFsck(a *app, cmd *cobra.Command, o fsckOptions) error {
 		printProblems(cmd.OutOrStdout(), rep)
 	}
 	a.infof(cmd, "fsck: %s", fsckSummary(rep, o.deep))
+	if rep.Remote != nil {
+		for _, u := range rep.Remote.Unchecked {
+			a.warnf(cmd, "fsck: remote tier: %s", u)
+		}
+	}
 	// Entries a newer tiercache wrote are not this one's to judge: they
 	// are reported, never repaired, and fail nothing.
 	newer := 0

@@ -42,8 +42,13 @@ func TestPruneWarnsOfUploadsLeft(t *testing.T) {
 	}
 	e := minioThrough(denyUploads)(t)
 	r := boundedCLI(t, e, "prune", "--remote-max-entries", "0", "--remote-max-age", "1h")
-	if r.code != 0 || !strings.Contains(r.stderr, "tiercache: warning: prune: stale multipart uploads left in place (fsck lists them)") ||
+	if r.code != 0 || !strings.Contains(r.stderr, "tiercache: warning: prune: stale multipart uploads left in place (the bucket's lifecycle rule") ||
 		!strings.Contains(r.stderr, "the README lists the permissions tiercache needs") {
 		t.Errorf("prune: exit %d, stderr %q; want 0 and a warning that the uploads were left, with the hint", r.code, r.stderr)
+	}
+	// fsck checks the entries all the same, and says what it could not.
+	r = boundedCLI(t, e, "fsck")
+	if r.code != 0 || !strings.Contains(r.stderr, "tiercache: warning: fsck: remote tier: stale multipart uploads were not looked for: ") {
+		t.Errorf("fsck: exit %d, stderr %q; want 0 and a warning that the uploads were not looked for", r.code, r.stderr)
 	}
 }

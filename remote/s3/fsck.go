@@ -71,14 +71,21 @@ func (s *Store) Check(ctx context.Context, opts remote.CheckOptions) (tiercache.
 			return tiercache.CheckReport{}, err
 		}
 	}
+	// Last, as the entries must not depend on it: credentials without
+	// the permission to list uploads (as prune's may lack) check the
+	// rest all the same.
+	var unchecked []string
 	if err := ck.uploads(ctx); err != nil {
-		return tiercache.CheckReport{}, err
+		if ctx.Err() != nil {
+			return tiercache.CheckReport{}, err
+		}
+		unchecked = append(unchecked, fmt.Sprintf("stale multipart uploads were not looked for: %v", err))
 	}
 	var rerr error
 	if opts.Repair {
 		rerr = ck.repair(ctx)
 	}
-	report := tiercache.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []tiercache.Problem{}}
+	report := tiercache.CheckReport{Entries: ck.entries, Verified: ck.verified, Problems: []tiercache.Problem{}, Unchecked: unchecked}
 	for _, f := range ck.findings {
 		if !f.dropped {
 			report.Problems = append(report.Problems, f.p)

@@ -432,7 +432,7 @@ func (s *Store) Prune(ctx context.Context, l policy.Limits) (int, error) {
 		if ctx.Err() != nil {
 			return evicted, err
 		}
-		l.Warn(fmt.Errorf("stale multipart uploads left in place (fsck lists them): %w", err))
+		l.Warn(fmt.Errorf("stale multipart uploads left in place (the bucket's lifecycle rule, or prune with credentials that may list and abort uploads, removes them): %w", err))
 	}
 	if len(failed)+len(failed2) > 0 {
 		return evicted, fmt.Errorf("s3: prune: the server refused to delete %d objects", len(failed)+len(failed2))

@@ -141,3 +141,38 @@ func TestPruneUploadsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckUploadsRefused: credentials that may not list multipart
+// uploads cost fsck that part of the check alone: the entries are
+// checked (a damaged one found, and repaired), and the report says the
+// uploads were not looked at, rather than failing the whole check.
+func TestCheckUploadsRefused(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, func(c *Config) { c.OrphanGrace = time.Nanosecond })
+	for _, k := range []string{"good", "bad"} {
+		if _, err := s.Put(bg, remote.Meta{Key: k}, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.raw.DeleteObject(bg, &s3.DeleteObjectInput{Bucket: &e.bucket, Key: ptr(dataNameOf(t, s, "bad"))}); err != nil {
+		t.Fatal(err)
+	}
+	denied := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`
+	e.rec.setFault(func(req *http.Request, _ int) *http.Response {
+		if req.Method == http.MethodGet && req.URL.Query().Has("uploads") {
+			return answer(req, http.StatusForbidden, denied)
+		}
+		return nil
+	})
+	defer e.rec.setFault(nil)
+	r, err := s.Check(bg, remote.CheckOptions{Repair: true})
+	if err != nil {
+		t.Fatalf("Check with the listing of uploads refused: %v; want a report", err)
+	}
+	if r.Entries != 2 || len(r.Problems) != 1 || r.Problems[0].Key != "bad" || !r.Problems[0].Repaired {
+		t.Errorf("report %+v; want 2 entries, bad's missing data found and repaired", r)
+	}
+	if len(r.Unchecked) != 1 || !strings.Contains(r.Unchecked[0], "multipart uploads") || !strings.Contains(r.Unchecked[0], "Access Denied") {
+		t.Errorf("unchecked %q; want the uploads named, and why", r.Unchecked)
+	}
+}
