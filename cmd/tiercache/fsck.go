@@ -90,7 +90,7 @@ with kind, key, path or object, detail, repaired).`,
 	f := cmd.Flags()
 	f.BoolVar(&o.repair, "repair", false, "remove broken entries and leftovers, abort stale uploads")
 	f.BoolVar(&o.deep, "deep", false, "also walk every local tree and download every remote archive to verify it")
-	f.DurationVar(&o.grace, "grace", 0, "how old leftovers must be to count (default: 10m local, 1h remote); 0 means any age")
+	f.Var(ageValue{&o.grace}, "grace", "how old leftovers must be to count, e.g. 30m or 1d (default: 10m local, 1h remote); 0 means any age")
 	return cmd
 }
 

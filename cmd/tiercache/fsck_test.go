@@ -124,7 +124,8 @@ func TestFsckGrace(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(orphan, "tree"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, e, "fsck") // young: maybe a push committing right now
+	mustCLI(t, e, "fsck")                  // young: maybe a push committing right now
+	mustCLI(t, e, "fsck", "--grace", "1d") // days, as prune's ages take them
 	r := cli(t, e, "fsck", "--grace", "0")
 	if got := lines(r.stdout); r.code != exitFailure || len(got) != 1 || !strings.HasPrefix(got[0], "local: orphan-version: "+orphan+": ") {
 		t.Fatalf("fsck --grace 0: exit %d, lines %q", r.code, got)
