@@ -250,6 +250,10 @@ func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
 // checkScopes validates --scope and --read-scope: a bad one is a usage
 // error.
 func (a *app) checkScopes() error {
+	// "main, dev" names dev, not " dev": the space is the list's.
+	for i, s := range a.flags.readScopes {
+		a.flags.readScopes[i] = strings.TrimSpace(s)
+	}
 	for _, s := range append([]string{a.flags.scope}, a.flags.readScopes...) {
 		if err := tiercache.ValidateScope(s); err != nil {
 			return usageErrorf("%v", err)

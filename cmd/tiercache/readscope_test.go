@@ -28,3 +28,22 @@ func TestReadScopeEmptyIsDefault(t *testing.T) {
 		t.Errorf("no read scope: want a miss:\n%s", r.stdout)
 	}
 }
+
+// TestReadScopesSpaced: "main, dev" in TIERCACHE_READ_SCOPES (or
+// --read-scope) reads scope dev, not " dev".
+func TestReadScopesSpaced(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "--scope", "dev", "push", "k", smallTree(t, "dev"))
+	for _, run := range []struct {
+		e    env
+		args []string
+	}{
+		{e.with("TIERCACHE_READ_SCOPES", "main, dev"), nil},
+		{e, []string{"--read-scope", "main, dev"}},
+	} {
+		r := mustCLI(t, run.e, append(append([]string{"--scope", "pr-1"}, run.args...), "pull", "--json", "k", filepath.Join(t.TempDir(), "d"))...)
+		if !strings.Contains(r.stdout, `"hit": true`) {
+			t.Errorf("%q: not a hit from scope dev:\n%s", run.args, r.stdout)
+		}
+	}
+}
