@@ -26,7 +26,10 @@ tier at most --remote-max-entries entries and --remote-max-bytes bytes of
 trees. The local tier counts what its entries take on disk (STORED in ls:
 the compressed archive, plus the expanded tree where a get or a pull
 --link made one), and drops expanded trees, least recently used first,
-before it evicts any entry. The remote counts a tree's uncompressed size
+before it evicts any entry (but not a tree used in the last 10 minutes,
+which another process may be reading). What it evicts locally stays on
+disk for that 10-minute grace too; fsck --repair --grace 0 deletes such
+leftovers at once. The remote counts a tree's uncompressed size
 (SIZE in ls), whatever its archive takes. --max-age and --remote-max-age
 evict every entry whose last use is older than that, however much room is
 left. An entry goes if any limit says so. A limit left out (or 0) is no
