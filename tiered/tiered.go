@@ -1537,17 +1537,27 @@ func (c *Cache) Stats(ctx context.Context) (tiercache.Stats, error) {
 // returns the local tier's (Remote nil) with that failure as a
 // *RemoteError, as ListTiers does.
 func (c *Cache) TierStats(ctx context.Context) (TierStats, error) {
+	return c.tierStats(ctx, func(tiercache.Entry) bool { return true })
+}
+
+// ScopeStats is TierStats of the Cache's scope alone.
+func (c *Cache) ScopeStats(ctx context.Context) (TierStats, error) {
+	return c.tierStats(ctx, func(e tiercache.Entry) bool { return e.Scope == c.opts.Scope })
+}
+
+// tierStats is TierStats of the entries for which in is true.
+func (c *Cache) tierStats(ctx context.Context, in func(tiercache.Entry) bool) (TierStats, error) {
 	locals, remotes, err := c.ListTiers(ctx)
 	if err != nil && !IsRemote(err) {
 		return TierStats{}, err
 	}
-	ls, _ := tiercache.StatsOf(locals, nil)
+	ls, _ := tiercache.StatsOf(slices.DeleteFunc(locals, func(e tiercache.Entry) bool { return !in(e) }), nil)
 	ts := TierStats{Local: ls}
 	if err != nil {
 		return ts, err
 	}
 	if c.remote != nil {
-		rs, _ := tiercache.StatsOf(remotes, nil)
+		rs, _ := tiercache.StatsOf(slices.DeleteFunc(remotes, func(e tiercache.Entry) bool { return !in(e) }), nil)
 		ts.Remote = &rs
 	}
 	return ts, nil

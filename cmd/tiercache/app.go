@@ -193,12 +193,13 @@ func (a *app) addGlobalFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print results as JSON on stdout (env TIERCACHE_JSON)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing on stderr but warnings and errors (env TIERCACHE_QUIET)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print configuration and timings on stderr (env TIERCACHE_VERBOSE)")
-	fs.StringVar(&f.scope, "scope", "", "the scope this job writes its entries to and reads first, e.g. the branch or pull request; ls, rm and prune work on it alone (env TIERCACHE_SCOPE; default: the default scope, where every entry lived before scopes)")
+	fs.StringVar(&f.scope, "scope", "", "the scope this job writes its entries to and reads first, e.g. the branch or pull request; ls, stats, rm and prune work on it alone (env TIERCACHE_SCOPE; default: the default scope, where every entry lived before scopes)")
 	fs.Var(scopeList{&f.readScopes}, "read-scope", "a scope to read after --scope, never written, e.g. the default branch; repeat for several, tried in order; an empty name is the default scope (env TIERCACHE_READ_SCOPES, comma-separated)")
 }
 
 // scopeGiven reports whether --scope (or TIERCACHE_SCOPE) was given, so
-// that ls, rm and prune keep to it; without it, ls lists every scope.
+// that ls, stats, rm and prune keep to it; without it, ls lists (and
+// stats counts) every scope.
 func (a *app) scopeGiven(cmd *cobra.Command) bool {
 	if fl := cmd.Flags().Lookup("scope"); fl != nil && fl.Changed {
 		return true

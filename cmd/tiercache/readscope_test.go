@@ -47,3 +47,27 @@ func TestReadScopesSpaced(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsScope: stats counts every scope's entries, and with --scope
+// (or TIERCACHE_SCOPE) that scope's alone.
+func TestStatsScope(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "--scope", "dev", "push", "a", smallTree(t, "a"))
+	mustCLI(t, e, "--scope", "dev", "push", "b", smallTree(t, "b"))
+	mustCLI(t, e, "push", "c", smallTree(t, "c"))
+	for _, c := range []struct {
+		e    env
+		args []string
+		want string
+	}{
+		{e, nil, `"entries": 3`},
+		{e, []string{"--scope", "dev"}, `"entries": 2`},
+		{e.with("TIERCACHE_SCOPE", "dev"), nil, `"entries": 2`},
+		{e, []string{"--scope", "other"}, `"entries": 0`},
+	} {
+		r := mustCLI(t, c.e, append(c.args, "stats", "--json")...)
+		if !strings.Contains(r.stdout, c.want) {
+			t.Errorf("stats %q: want %s:\n%s", c.args, c.want, r.stdout)
+		}
+	}
+}

@@ -19,7 +19,8 @@ size and file count, the bytes they take in the tier (STORED: archives,
 plus the expanded trees the local tier keeps for --link and the library's
 Get), the creation times of the oldest and newest, and the last access of
 the least recently used (OLDEST ACCESS: what prune --max-age and
---remote-max-age go by).
+--remote-max-age go by). It counts every scope's entries, as ls lists
+them; with --scope (or TIERCACHE_SCOPE), that scope's alone.
 
 With --json, prints {"local": {...}, "remote": {...}} with the fields
 entries, bytes, files, stored, oldest, newest, oldest_access; "remote" is
@@ -51,7 +52,11 @@ func runStats(a *app, cmd *cobra.Command) error {
 		return fmt.Errorf("stats: %w", err)
 	}
 	var st tiered.TierStats
-	if c != nil { // nil: no local tier yet, and no remote
+	switch {
+	case c == nil: // no local tier yet, and no remote
+	case a.scopeGiven(cmd):
+		st, err = c.ScopeStats(cmd.Context())
+	default:
 		st, err = c.TierStats(cmd.Context())
 	}
 	if err == nil {
