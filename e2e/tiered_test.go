@@ -317,6 +317,7 @@ func TestTieredIntegrity(t *testing.T) {
 		"cut at a tar block": func(d []byte) []byte {
 			return d[:len(d)/2]
 		},
+		"missing": func([]byte) []byte { return nil }, // deleted by hand
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -338,8 +339,12 @@ func TestTieredIntegrity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data = mutate(data)
-			if _, err := mc.PutObject(t.Context(), b, objs[0], bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			if data = mutate(data); data == nil {
+				err = mc.RemoveObject(t.Context(), b, objs[0], minio.RemoveObjectOptions{})
+			} else {
+				_, err = mc.PutObject(t.Context(), b, objs[0], bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			m := newMachine(t, b, machineOpts{})
@@ -349,6 +354,14 @@ func TestTieredIntegrity(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), `"k"`) {
 				t.Errorf("error %q does not name the key", err)
+			}
+			// Refused once, and removed: the next push stores it again.
+			var ce *tiered.CorruptError
+			if !errors.As(err, &ce) || !ce.Removed {
+				t.Errorf("error %v: want a *tiered.CorruptError, the entry removed", err)
+			}
+			if got := objects(t, b, remotePrefix+"manifests/"); len(got) != 0 {
+				t.Errorf("manifests left: %q", got)
 			}
 			if es, err := m.cache.Local().List(t.Context()); err != nil || len(es) != 0 {
 				t.Fatalf("local entries after a failed hydration: %v %v", es, err)

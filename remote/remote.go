@@ -95,7 +95,11 @@ type Store interface {
 	// before any data is read. The stream yields exactly the archive's
 	// bytes; the caller verifies Meta.ArchiveSize and Meta.SHA256 against
 	// what it reads before trusting the result. Close releases the
-	// stream's resources and must always be called.
+	// stream's resources and must always be called. An entry found
+	// damaged before any data is read (its data missing, or of another
+	// size than its Meta records) returns an error wrapping
+	// tiercache.ErrIntegrity with its Meta, so that the caller may remove
+	// that version (DeleteVersion), and a nil stream.
 	Open(ctx context.Context, key string) (io.ReadCloser, Meta, error)
 
 	// Stat returns the Meta of the entry under key, or an error wrapping

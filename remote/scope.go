@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -77,6 +78,12 @@ func (v scoped) Open(ctx context.Context, key string) (io.ReadCloser, Meta, erro
 	}
 	rc, m, err := v.s.Open(ctx, k)
 	if err != nil {
+		if m.Key != "" && errors.Is(err, tiercache.ErrIntegrity) {
+			// A damaged entry's Meta, for its removal (see Store.Open).
+			if pm, ok := v.plain(m); ok {
+				return nil, pm, err
+			}
+		}
 		return nil, Meta{}, err
 	}
 	if m, err = v.fromStore(m, nil); err != nil {

@@ -670,10 +670,14 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 // (nil, Meta{}, false, nil).
 func (c *Cache) openRemote(ctx context.Context, key string) (io.ReadCloser, remote.Meta, bool, error) {
 	rc, meta, err := c.remote.Open(ctx, key)
-	if errors.Is(err, tiercache.ErrNotFound) {
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
 		return nil, remote.Meta{}, false, nil
-	}
-	if err != nil {
+	case errors.Is(err, tiercache.ErrIntegrity) && meta.Key != "":
+		// Its data missing or of another size: the entry is damaged,
+		// and removed (see remote.Store.Open).
+		return nil, remote.Meta{}, false, c.refuseDamaged(ctx, key, meta, fmt.Errorf("remote get %q: %w", key, err))
+	case err != nil:
 		return nil, remote.Meta{}, false, remoteErr(fmt.Errorf("remote get %q: %w", key, err))
 	}
 	if err := c.checkRemote(key, meta); err != nil {

@@ -52,7 +52,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Met
 	if size == 0 {
 		// No range of an empty object exists; still check it does.
 		if _, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &d.name}); err != nil {
-			return nil, remote.Meta{}, d.mapErr(err)
+			return s.damagedOpen(ctx, n, m, d.mapErr(err))
 		}
 		return io.NopCloser(strings.NewReader("")), m.Meta, nil
 	}
@@ -63,10 +63,29 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, remote.Met
 	body, etag, err := d.get(sctx, 0, min(d.chunk, size)-1)
 	if err != nil {
 		cancel()
-		return nil, remote.Meta{}, err
+		return s.damagedOpen(ctx, n, m, err)
 	}
 	d.etag = etag
 	return d.start(sctx, cancel, body), m.Meta, nil
+}
+
+// damagedOpen is Open's answer to err, met opening the data object of m:
+// an entry whose data is of another size is damaged (err wraps
+// tiercache.ErrIntegrity), and so is one whose data is missing while the
+// manifest that names it is still there (not replaced or deleted under
+// the reader): both return m's Meta too, so that the caller may remove
+// that version (see remote.Store.Open).
+func (s *Store) damagedOpen(ctx context.Context, n names, m manifest, err error) (io.ReadCloser, remote.Meta, error) {
+	if errors.Is(err, tiercache.ErrIntegrity) {
+		return nil, m.Meta, err
+	}
+	if !errors.Is(err, tiercache.ErrNotFound) {
+		return nil, remote.Meta{}, err
+	}
+	if now, rerr := s.readManifest(ctx, n); rerr != nil || now.Data != m.Data {
+		return nil, remote.Meta{}, err // replaced or deleted meanwhile
+	}
+	return nil, m.Meta, fmt.Errorf("%w: s3: key %q: its manifest names data object %s, which is missing", tiercache.ErrIntegrity, n.label, n.data(m.Data))
 }
 
 // download fetches one data object.

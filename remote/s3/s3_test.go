@@ -192,20 +192,48 @@ func TestMissIsOneRequest(t *testing.T) {
 	}
 }
 
-func TestDataMissingIsNotFound(t *testing.T) {
+// TestDataMissing: a data object deleted with its entry while Open read
+// it (a concurrent delete or replace) is a miss; one missing while the
+// manifest that names it stays is a damaged entry, reported with its
+// Meta so that the caller can remove that version.
+func TestDataMissing(t *testing.T) {
 	e := newEnv(t)
 	s := e.store(t, nil)
 	if _, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("hello")); err != nil {
 		t.Fatal(err)
 	}
-	// Simulate a concurrent replace that deleted the data object.
-	for _, name := range e.objects(t, "ci/data/") {
+	data := e.objects(t, "ci/data/")
+	for _, name := range data {
 		if _, err := e.raw.DeleteObject(bg, &s3.DeleteObjectInput{Bucket: &e.bucket, Key: &name}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	rc, m, err := s.Open(bg, "k")
+	if rc != nil || !errors.Is(err, tiercache.ErrIntegrity) || m.Key != "k" || len(data) != 1 || !strings.Contains(err.Error(), data[0]) {
+		t.Fatalf("Open with the data gone, the manifest there: %v, %+v, %v; want ErrIntegrity naming %q, and the Meta", rc, m, err, data)
+	}
+	if gone, err := s.DeleteVersion(bg, "k", m); !gone || err != nil {
+		t.Fatalf("DeleteVersion of the damaged entry: %v, %v", gone, err)
+	}
+
+	// Deleted under the reader: the manifest goes between its read and
+	// the data's.
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "ci/manifests/k.json"
+	e.rec.setFault(func(req *http.Request, _ int) *http.Response {
+		if req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/data/") {
+			return nil
+		}
+		if _, err := e.raw.DeleteObject(bg, &s3.DeleteObjectInput{Bucket: &e.bucket, Key: &manifest}); err != nil {
+			t.Error(err)
+		}
+		return answer(req, http.StatusNotFound, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`)
+	})
+	defer e.rec.setFault(nil)
 	if _, _, err := s.Open(bg, "k"); !errors.Is(err, tiercache.ErrNotFound) {
-		t.Fatalf("Open with data gone: %v, want ErrNotFound", err)
+		t.Fatalf("Open with the entry deleted under it: %v, want ErrNotFound", err)
 	}
 }
 
