@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -158,7 +159,9 @@ func (c *Cache) Pull(ctx context.Context, key string, prefixes []string, dir str
 // the only path then. An entry recording another number of paths cannot
 // be restored: it is skipped, key itself or a restore prefix's
 // candidate, Hit.Skipped saying so (on a miss too). The paths are
-// restored one after the other, each as Pull restores its dir, from one
+// restored one after the other (those nearer the root first, so that an
+// outer path's tree never replaces an inner one's), each as Pull
+// restores its dir, from one
 // extraction beside the first: a pull cut short may have restored some
 // of them.
 func (c *Cache) PullPaths(ctx context.Context, key string, prefixes []string, paths []string, opts PullOptions) (Hit, bool, error) {
@@ -1535,7 +1538,8 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 		}
 	}
 	placed := placedSet{before: linksOnTheWay(paths)}
-	for i, p := range paths {
+	for _, i := range outerFirst(paths) {
+		p := paths[i]
 		check := placed.confined
 		if dst.resolve != nil {
 			check = placed.apart
@@ -1553,6 +1557,25 @@ func placeAll(ctx context.Context, from string, dst *target, how int, progress f
 		sum.Linked += r.Linked
 	}
 	return sum, nil
+}
+
+// outerFirst returns the indices of paths, those nearer the root first:
+// a path placed after one inside it would replace what was placed there
+// (and lead it, through a symlink its tree holds, anywhere), where
+// placed before it, it is the outer one confined checks the inner
+// one's way through.
+func outerFirst(paths []string) []int {
+	depth := make([]int, len(paths))
+	order := make([]int, len(paths))
+	for i, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		depth[i] = strings.Count(filepath.Clean(p), string(filepath.Separator))
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(depth[a], depth[b]) })
+	return order
 }
 
 // placedSet holds the paths placed so far, as the file system found

@@ -40,7 +40,9 @@ func TestPullPathsNestedSymlink(t *testing.T) {
 	} // else only the nested pull through a directory, below
 	store := memstore.New()
 	pusher := newTiered(t, store, Options{})
-	for key, paths := range map[string][]string{"dir": {outer, inner}, "file": {outer, file}} {
+	// The -rev entries record the inner path first: placing the outer
+	// one after it would replace what it placed, through the symlink.
+	for key, paths := range map[string][]string{"dir": {outer, inner}, "file": {outer, file}, "dir-rev": {inner, outer}, "file-rev": {file, outer}} {
 		if _, err := pusher.PushPaths(t.Context(), key, paths, PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +63,7 @@ func TestPullPathsNestedSymlink(t *testing.T) {
 		}
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTiered(t, store, tc.opts)
-			for _, key := range []string{"dir", "file", "dir"} { // the second "dir" from the local tier
+			for _, key := range []string{"dir", "file", "dir", "dir-rev", "file-rev"} { // the second "dir" from the local tier
 				base := t.TempDir()
 				victim := filepath.Join(base, "victim")
 				if err := os.Mkdir(victim, 0o755); err != nil {
@@ -72,10 +74,14 @@ func TestPullPathsNestedSymlink(t *testing.T) {
 				}
 				ws := filepath.Join(base, "ws", "outer")
 				second := filepath.Join(ws, "sub")
-				if key == "file" {
+				if strings.HasPrefix(key, "file") {
 					second = filepath.Join(ws, "sub", "config")
 				}
-				_, _, err := c.PullPaths(t.Context(), key, nil, []string{ws, second}, tc.pull)
+				paths := []string{ws, second}
+				if strings.HasSuffix(key, "-rev") {
+					paths = []string{second, ws}
+				}
+				_, _, err := c.PullPaths(t.Context(), key, nil, paths, tc.pull)
 				if err == nil || !strings.Contains(err.Error(), "not followed") {
 					t.Errorf("pull of %q into %s and %s: %v; want the symlink refused", key, ws, second, err)
 				}

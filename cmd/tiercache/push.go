@@ -246,7 +246,8 @@ func distinctPaths(given, paths []string) ([]string, error) {
 
 // nested returns, for the first PATH inside another PATH's directory that
 // --exclude does not leave out of it, a warning: its files are stored
-// twice. Not an error: such a list restores right (outer first), as it
+// twice. Not an error: such a list restores right (a pull places the
+// outer path first, whatever the order), as it
 // does with actions/cache, only larger. abs are the PATHs made absolute,
 // isDir tells which are directories.
 func nested(given, abs []string, isDir []bool, ex *archive.Exclude) string {
