@@ -327,6 +327,9 @@ func (c *Cache) initRoot() error {
 			// "file exists" alone hides why.
 			return fmt.Errorf("create cache root: %s is a symlink to %s, which does not exist or is not a directory: %w", c.root, target, err)
 		}
+		if fi, serr := os.Stat(c.root); serr == nil && !fi.IsDir() {
+			return fmt.Errorf("%w: cache root %s is a file, not a directory", tiercache.ErrInvalidArgument, c.root)
+		}
 		return fmt.Errorf("create cache root: %w", err)
 	}
 	if err := checkRootOwner(c.root); err != nil {

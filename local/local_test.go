@@ -839,3 +839,15 @@ func TestGetLostTree(t *testing.T) {
 		t.Fatalf("Get once dropped = %q, %v, %v; want a plain miss", got, ok, err)
 	}
 }
+
+// TestOpenOnAFile: a cache root that is a regular file is refused as an
+// invalid argument, saying so.
+func TestOpenOnAFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(f, Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) || !strings.Contains(err.Error(), "is a file") {
+		t.Fatalf("Open on a file: %v; want ErrInvalidArgument saying it is a file", err)
+	}
+}

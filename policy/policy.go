@@ -102,6 +102,9 @@ func Victims(items []Item, l Limits, now time.Time) ([]Item, error) {
 	var total int64
 	var stale bool
 	for _, it := range items {
+		if it.Size < 0 {
+			return nil, fmt.Errorf("%w: item %q has negative size %d", tiercache.ErrInvalidArgument, it.Key, it.Size)
+		}
 		total += it.Size
 		stale = stale || tooOld(it, l, now)
 	}

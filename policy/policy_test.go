@@ -155,3 +155,11 @@ func BenchmarkVictims100k(b *testing.B) {
 		}
 	}
 }
+
+// TestVictimsNegativeSize: a negative size would lower the total and
+// keep entries that must go; it is refused.
+func TestVictimsNegativeSize(t *testing.T) {
+	if _, err := Victims(items(10, -70, 10), Limits{MaxBytes: 15}, testNow); !errors.Is(err, tiercache.ErrInvalidArgument) {
+		t.Fatalf("Victims with a negative size: %v; want ErrInvalidArgument", err)
+	}
+}
