@@ -246,6 +246,13 @@ func (o ExtractOptions) Within(size, files int64) ExtractOptions {
 	return o
 }
 
+// Validate reports a setting of o that Extract refuses, as an error
+// wrapping tiercache.ErrInvalidArgument.
+func (o ExtractOptions) Validate() error {
+	_, err := o.withDefaults()
+	return err
+}
+
 func (o ExtractOptions) withDefaults() (ExtractOptions, error) {
 	if o.MaxBytes < 0 || o.MaxEntries < 0 {
 		return o, fmt.Errorf("archive: negative extraction limit (MaxBytes %d, MaxEntries %d): %w", o.MaxBytes, o.MaxEntries, tiercache.ErrInvalidArgument)

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -149,22 +150,28 @@ func (s Source) String() string {
 	return strings.Join(s.Paths, ", ")
 }
 
+// Validate reports a setting of o that Write refuses, as an error
+// wrapping tiercache.ErrInvalidArgument.
+func (o WriteOptions) Validate() error {
+	if o.Level != 0 && (o.Level < 1 || o.Level > MaxLevel) {
+		return fmt.Errorf("archive: compression level %d not in 1..%d: %w", o.Level, MaxLevel, tiercache.ErrInvalidArgument)
+	}
+	if o.Concurrency < 0 {
+		return fmt.Errorf("archive: negative concurrency %d: %w", o.Concurrency, tiercache.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // WriteSource is Write for any Source. Paths that are neither regular
 // files nor directories return an error wrapping
 // tiercache.ErrInvalidArgument naming them. Sockets in the tree are left
 // out, as tar leaves them out, and counted (Result.Sockets).
 func WriteSource(ctx context.Context, w io.Writer, src Source, opts WriteOptions) (Result, error) {
-	level := opts.Level
-	if level == 0 {
-		level = DefaultLevel
+	if err := opts.Validate(); err != nil {
+		return Result{}, err
 	}
-	if level < 1 || level > MaxLevel {
-		return Result{}, fmt.Errorf("archive: compression level %d not in 1..%d: %w", opts.Level, MaxLevel, tiercache.ErrInvalidArgument)
-	}
+	level := cmp.Or(opts.Level, DefaultLevel)
 	conc := opts.Concurrency
-	if conc < 0 {
-		return Result{}, fmt.Errorf("archive: negative concurrency %d: %w", conc, tiercache.ErrInvalidArgument)
-	}
 	if conc == 0 {
 		conc = runtime.GOMAXPROCS(0)
 	}

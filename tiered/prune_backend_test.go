@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -127,5 +128,19 @@ func TestListRemoteDown(t *testing.T) {
 	st, err := down.Stats(t.Context())
 	if !IsRemote(err) || st.Entries != 1 {
 		t.Errorf("Stats = %+v, %v; want 1 entry and a remote error", st, err)
+	}
+}
+
+// TestNewValidatesOptions: archive settings out of range are refused by
+// New, not by the first Put or Get.
+func TestNewValidatesOptions(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"level":   {Write: archive.WriteOptions{Level: 99}},
+		"limit":   {Extract: archive.ExtractOptions{MaxBytes: -5}},
+		"workers": {Write: archive.WriteOptions{Concurrency: -1}},
+	} {
+		if _, err := New(newLocal(t), opts); !errors.Is(err, tiercache.ErrInvalidArgument) {
+			t.Errorf("%s: %v; want ErrInvalidArgument", name, err)
+		}
 	}
 }

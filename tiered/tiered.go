@@ -145,6 +145,10 @@ func New(l *local.Cache, opts Options) (*Cache, error) {
 			return nil, err
 		}
 	}
+	// Refused now rather than by the first Put or Get.
+	if err := cmp.Or(opts.Write.Validate(), opts.Extract.Validate()); err != nil {
+		return nil, err
+	}
 	root := &Cache{opts: opts, state: &state{touching: make(chan struct{}, maxTouches), rawLocal: l, rawRemote: opts.Remote}}
 	c, err := root.view(opts.Scope)
 	if err != nil {

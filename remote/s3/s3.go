@@ -219,6 +219,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Prefix, err = validatePrefix(c.Prefix); err != nil {
 		return c, err
 	}
+	if c.Endpoint != "" {
+		// Without a scheme, every request would fail on the SDK's "not
+		// a valid URI" instead.
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("%w: s3: endpoint %q is not an http:// or https:// URL", tiercache.ErrInvalidArgument, c.Endpoint)
+		}
+	}
 	switch {
 	case c.Addressing < AddressingAuto || c.Addressing > AddressingVirtual:
 		return c, fmt.Errorf("%w: s3: unknown addressing %v", tiercache.ErrInvalidArgument, c.Addressing)

@@ -761,6 +761,8 @@ func TestNewValidates(t *testing.T) {
 		"absolute":       func(c *Config) { c.Prefix = "/x" },
 		"huge prefix":    func(c *Config) { c.Prefix = strings.Repeat("p/", 129) }, // no room left for long keys
 		"no region, AWS": func(c *Config) { c.Endpoint = "" },
+		"no scheme":      func(c *Config) { c.Endpoint = "127.0.0.1:9000" },
+		"other scheme":   func(c *Config) { c.Endpoint = "s3://127.0.0.1:9000" },
 	} {
 		cfg := base
 		edit(&cfg)
