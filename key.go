@@ -23,15 +23,25 @@ func ValidateKey(key string) error {
 	if len(key) > MaxKeyLen {
 		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalidKey, len(key), MaxKeyLen)
 	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
-	}
-	for i, r := range key {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
-			return fmt.Errorf("%w: key %q has control character %U at byte %d", ErrInvalidKey, key, r, i)
-		}
+	if why := textProblem(key); why != "" {
+		return fmt.Errorf("%w: key %s", ErrInvalidKey, why)
 	}
 	return nil
+}
+
+// textProblem says what makes s unfit for a key or a scope (invalid
+// UTF-8, or a control or format character, which could forge lines in
+// logs), quoting it; "" if nothing does.
+func textProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return fmt.Sprintf("%q is not valid UTF-8", s)
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
+			return fmt.Sprintf("%q has control character %U at byte %d", s, r, i)
+		}
+	}
+	return ""
 }
 
 // MaxPaths is the most paths one entry may record (see Entry.Paths),

@@ -79,3 +79,12 @@ func TestValidatePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestScopeErrorSaysScope: a bad scope's error calls it a scope, not a
+// key, and says why.
+func TestScopeErrorSaysScope(t *testing.T) {
+	err := ValidateScope("a\nb")
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), `scope "a\nb" has control character U+000A`) || strings.Contains(err.Error(), "key") {
+		t.Errorf("ValidateScope: %v", err)
+	}
+}

@@ -39,8 +39,8 @@ func ValidateScope(scope string) error {
 	if len(scope) > MaxScopeLen {
 		return fmt.Errorf("%w: scope is %d bytes, the limit is %d", ErrInvalidArgument, len(scope), MaxScopeLen)
 	}
-	if err := ValidateKey(scope); err != nil {
-		return fmt.Errorf("%w: scope %q: %w", ErrInvalidArgument, scope, err)
+	if why := textProblem(scope); why != "" {
+		return fmt.Errorf("%w: scope %s", ErrInvalidArgument, why)
 	}
 	return nil
 }

@@ -572,6 +572,9 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if errors.Is(err, tiercache.ErrIntegrity) {
+			return "", meta{}, false, fmt.Errorf("entry %q: %w", key, err)
+		}
 		if err != nil {
 			return "", meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
 		}

@@ -851,3 +851,23 @@ func TestOpenOnAFile(t *testing.T) {
 		t.Fatalf("Open on a file: %v; want ErrInvalidArgument saying it is a file", err)
 	}
 }
+
+// TestUnreadableMetadataSaysSoOnce: an entry whose meta.json is not
+// JSON is an integrity error naming the file, the sentinel said once.
+func TestUnreadableMetadataSaysSoOnce(t *testing.T) {
+	c := open(t, Options{})
+	if _, err := c.Put(t.Context(), "k", smallSrc(t, "a"), ""); err != nil {
+		t.Fatal(err)
+	}
+	metas, err := filepath.Glob(filepath.Join(c.Root(), "data", "k-*", metaFile))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json: %v, %v", metas, err)
+	}
+	if err := os.WriteFile(metas[0], []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Lookup(t.Context(), "k")
+	if !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), metas[0]) || strings.Count(err.Error(), tiercache.ErrIntegrity.Error()) != 1 {
+		t.Errorf("Lookup: %v; want one integrity error naming %s", err, metas[0])
+	}
+}
