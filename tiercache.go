@@ -134,6 +134,7 @@ type Shape struct {
 	Files int64 `json:"files"`
 }
 
+// String renders s as "N files of M bytes", as messages say it.
 func (s Shape) String() string { return fmt.Sprintf("%d files of %d bytes", s.Files, s.Size) }
 
 // Stats aggregates the entries of one tier.

@@ -99,9 +99,13 @@ type Hit struct {
 	// dir, and CopyTime how long restoring into dir took (the copy, or
 	// the extraction from a local archive); zero when nothing was
 	// copied.
-	Copy     treecopy.Result
+	Copy     CopyResult
 	CopyTime time.Duration
 }
+
+// CopyResult counts what a copy (or hardlinking) of a tree wrote: its
+// directories, files and their bytes, symlinks, and extra hardlinks.
+type CopyResult = treecopy.Result
 
 // PutResult describes what a put did in each tier.
 type PutResult struct {
@@ -173,7 +177,10 @@ var ErrNoRoom = errors.New("no room on the disk")
 // never RemoteErrors.
 type RemoteError struct{ Err error }
 
+// Error is the remote failure's own message.
 func (e *RemoteError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the remote failure.
 func (e *RemoteError) Unwrap() error { return e.Err }
 
 // IsRemote reports whether err is, or wraps, a *RemoteError.

@@ -78,6 +78,7 @@ type UntrustedError struct {
 	Err        error
 }
 
+// Error names the entry and why it is not trusted.
 func (e *UntrustedError) Error() string {
 	where := ""
 	if e.Scope != "" {
@@ -86,6 +87,7 @@ func (e *UntrustedError) Error() string {
 	return fmt.Sprintf("entry %q%s refused: %v", e.Key, where, e.Err)
 }
 
+// Unwrap returns why the entry is not trusted (see UntrustedError.Err).
 func (e *UntrustedError) Unwrap() error { return e.Err }
 
 // IsUntrusted reports whether err is, or wraps, an *UntrustedError.

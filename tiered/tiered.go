@@ -532,6 +532,7 @@ type CorruptError struct {
 	Kept error
 }
 
+// Error says what was wrong with the entry, and whether it was removed.
 func (e *CorruptError) Error() string {
 	if e.Removed {
 		return e.Err.Error() + "; the entry has been removed from the remote"
