@@ -217,7 +217,7 @@ type Options struct {
 
 // Cache is the local tier: a Backend over a directory. It is safe for
 // concurrent use by multiple goroutines, and by multiple processes opening
-// the same root.
+// the same root. Make one with Open; the zero Cache is not usable.
 type Cache struct {
 	root       string
 	indexDir   string

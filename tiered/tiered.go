@@ -111,6 +111,7 @@ const DefaultTouchInterval = time.Hour
 // Cache is local over remote. It implements tiercache.Backend; Pull and
 // Push restore into and store from a directory, and the other methods
 // (Restore, PutResult, PruneTiers, TierStats) expose per-tier detail.
+// Make one with New; the zero Cache is not usable.
 type Cache struct {
 	// local and remote are the tiers' views of opts.Scope.
 	local  *local.Cache
