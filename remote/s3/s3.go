@@ -495,6 +495,9 @@ func (s *Store) readManifestETag(ctx context.Context, n names) (manifest, string
 		_ = out.Body.Close()
 		if err == nil {
 			m, err := parseManifest(b, n)
+			if err == nil && out.LastModified != nil {
+				m.Meta = serverTimes(m.Meta, *out.LastModified)
+			}
 			return m, aws.ToString(out.ETag), err
 		}
 		if ctx.Err() != nil || errors.Is(err, ErrDeadline) {
@@ -507,6 +510,27 @@ func (s *Store) readManifestETag(ctx context.Context, n names) (manifest, string
 			return manifest{}, "", mapError(err, s.bucket, "read manifest of", n.label)
 		}
 	}
+}
+
+// clockSkew is how far a manifest's recorded creation time may be from
+// the server's time of the manifest's write before it is taken for a
+// skewed client clock.
+const clockSkew = 2 * time.Minute
+
+// serverTimes returns m, committed by a manifest the server last wrote
+// at modified, with the server's time as its creation (and last access,
+// recorded as the same) when the time it records is more than clockSkew
+// off: a machine whose clock is wrong (a VM booted with a stale one)
+// would otherwise make its entries look older or newer than they are to
+// ls, restore keys and a prune by age, which otherwise go by the
+// server's clock (the access markers', and an unscoped prune's). Within
+// it, the recorded time stays, for its finer resolution.
+func serverTimes(m remote.Meta, modified time.Time) remote.Meta {
+	if d := m.Created.Sub(modified); d > clockSkew || d < -clockSkew {
+		m.Created = modified.UTC()
+		m.LastAccess = m.Created
+	}
+	return m
 }
 
 // parseManifest parses and checks the manifest stored under n's name. The
