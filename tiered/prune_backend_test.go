@@ -8,6 +8,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -78,22 +79,32 @@ func (failingList) List(context.Context, string) ([]remote.Meta, error) {
 	return nil, errors.New("connection refused")
 }
 
-// TestPruneRemoteDown: with the remote unreachable, Prune still bounds
-// the local tier by its own entries, and reports the remote's failure.
-func TestPruneRemoteDown(t *testing.T) {
-	store := memstore.New()
+// remoteDown pushes keys, in order, through a Cache over a local tier
+// and store, and returns a Cache over the same local tier whose remote's
+// List fails, and the local tier.
+func remoteDown(t *testing.T, store *memstore.Store, keys ...string) (*Cache, *local.Cache) {
+	t.Helper()
 	l := newLocal(t)
 	up, err := New(l, Options{Remote: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	push(t, up, "k1", "k1")
-	time.Sleep(20 * time.Millisecond)
-	push(t, up, "k2", "k2")
+	for _, k := range keys {
+		push(t, up, k, k)
+		time.Sleep(20 * time.Millisecond) // distinct last uses
+	}
 	down, err := New(l, Options{Remote: failingList{store}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return down, l
+}
+
+// TestPruneRemoteDown: with the remote unreachable, Prune still bounds
+// the local tier by its own entries, and reports the remote's failure.
+func TestPruneRemoteDown(t *testing.T) {
+	store := memstore.New()
+	down, l := remoteDown(t, store, "k1", "k2")
 	n, err := down.Prune(t.Context(), 1, 0)
 	if n != 1 || !IsRemote(err) {
 		t.Fatalf("Prune = %d, %v; want 1 local eviction and a remote error", n, err)
@@ -110,17 +121,7 @@ func TestPruneRemoteDown(t *testing.T) {
 // TestListRemoteDown: with the remote unreachable, List and Stats still
 // give the local entries, with the remote's failure.
 func TestListRemoteDown(t *testing.T) {
-	store := memstore.New()
-	l := newLocal(t)
-	up, err := New(l, Options{Remote: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	push(t, up, "k1", "k1")
-	down, err := New(l, Options{Remote: failingList{store}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	down, _ := remoteDown(t, memstore.New(), "k1")
 	es, err := down.List(t.Context())
 	if !IsRemote(err) || len(es) != 1 || es[0].Key != "k1" {
 		t.Errorf("List = %v, %v; want k1 and a remote error", es, err)
