@@ -21,12 +21,12 @@ func TestRefusedEntryRepairedByNextJob(t *testing.T) {
 		name   string
 		damage func([]byte) []byte
 		// removed: the pull removes the entry (its bytes fail the
-		// manifest's SHA-256); otherwise it is refused before any byte
-		// is read (the object's size is wrong) and the push replaces it.
+		// manifest's SHA-256, or the object is of another size, found
+		// before any byte is read); otherwise the push replaces it.
 		removed bool
 	}{
 		{"flipped byte", flipByte, true},
-		{"truncated", func(d []byte) []byte { return d[:len(d)-100] }, false},
+		{"truncated", func(d []byte) []byte { return d[:len(d)-100] }, true},
 	}
 	b := bucket(t)
 	e := newEnv(t, b)
