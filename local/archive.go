@@ -100,9 +100,10 @@ type Stored struct {
 // Lookup finds the current version of key and records the access, as Get
 // does, but never makes a tree: a version kept as an archive has Tree
 // "" unless a Get made one. It is what a caller that reads the archive
-// itself (a restore into a directory of its own) needs. A version kept
-// as a tree alone whose tree is missing is dropped and reported as a
-// miss with an error wrapping tiercache.ErrIntegrity.
+// itself (a restore into a directory of its own) needs. An entry whose
+// pointer or metadata is unusable, or kept as a tree alone whose tree is
+// missing, is dropped and reported as a miss with an error wrapping
+// tiercache.ErrIntegrity.
 func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return Stored{}, false, err
@@ -111,8 +112,11 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 		return Stored{}, false, err
 	}
 	version, m, ok, err := c.resolve(key)
-	if !ok || err != nil {
-		return Stored{}, false, err
+	if err != nil {
+		return Stored{}, false, c.dropBroken(ctx, key, version, err)
+	}
+	if !ok {
+		return Stored{}, false, nil
 	}
 	vdir := filepath.Join(c.dataDir, version)
 	s := Stored{version: version, meta: m}
@@ -157,9 +161,11 @@ func (c *Cache) MarkLinked(s Stored) error {
 	if s.version == "" || s.Archive == "" {
 		return nil // a tree alone: no digest to vouch for it anyway
 	}
-	f, err := os.OpenFile(filepath.Join(c.dataDir, s.version, linkedFile), os.O_WRONLY|os.O_CREATE, 0o444)
+	// Read-only: the mark of an earlier link, 0444, cannot be opened
+	// for writing but by root.
+	f, err := os.OpenFile(filepath.Join(c.dataDir, s.version, linkedFile), os.O_RDONLY|os.O_CREATE, 0o444)
 	if err != nil {
-		return fmt.Errorf("key %q: %w", s.Entry.Key, err)
+		return fmt.Errorf("key %q: marking its tree linked: %w", s.Entry.Key, err)
 	}
 	return f.Close()
 }
@@ -181,6 +187,19 @@ func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, er
 		return tiercache.Entry{}, false, err
 	}
 	return c.entry(version, m), true, nil
+}
+
+// dropBroken removes the pointer of key, if it still names version,
+// when err, resolve's, says the pointer or the version's metadata is
+// unusable: a damaged entry no reader can use, which fsck --repair would
+// remove, and which a pull would otherwise fail on every time. It
+// returns err. Metadata a newer tiercache wrote is not damaged, and
+// stays.
+func (c *Cache) dropBroken(ctx context.Context, key, version string, err error) error {
+	if errors.Is(err, tiercache.ErrIntegrity) && !errors.Is(err, errNewerMeta) && ctx.Err() == nil {
+		_ = c.evict(ctx, c.nameOf(key), version)
+	}
+	return err
 }
 
 // touchAccess records an access to a version. It only steers LRU

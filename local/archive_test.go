@@ -306,3 +306,24 @@ func TestMissingArchiveOfCurrentVersion(t *testing.T) {
 		t.Fatalf("the entry whose archive is missing is still there after Get: %v, %v", ok, err)
 	}
 }
+
+// TestMarkLinkedTwice: a tree linked out again (every later --link pull
+// of the version) marks it again without error, though the mark is
+// read-only (which only root, not Windows, would write anyway), and
+// Lookup reports it Linked.
+func TestMarkLinkedTwice(t *testing.T) {
+	c := open(t, Options{})
+	putArchive(t, c, "k", smallSrc(t, "a"))
+	if _, ok, err := c.Get(t.Context(), "k"); err != nil || !ok {
+		t.Fatalf("Get: %v, %v", ok, err)
+	}
+	for i := range 2 {
+		s, ok, err := c.Lookup(t.Context(), "k")
+		if err != nil || !ok || s.Tree == "" || s.Linked != (i > 0) {
+			t.Fatalf("Lookup %d: %+v, %v, %v; want a tree, linked after the first mark", i, s, ok, err)
+		}
+		if err := c.MarkLinked(s); err != nil {
+			t.Fatalf("mark %d: %v", i, err)
+		}
+	}
+}

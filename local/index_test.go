@@ -146,9 +146,6 @@ func TestVerifyIndex(t *testing.T) {
 	editMeta(t, c, "malformed", func(m map[string]any) {
 		archiveIndex(m)["length"] = archiveIndex(m)["length"].(float64) + 1
 	})
-	if _, _, err := c.Lookup(ctx, "malformed"); !errors.Is(err, tiercache.ErrIntegrity) {
-		t.Errorf("Lookup of a malformed index: %v, want ErrIntegrity", err)
-	}
 	if r := mustVerify(t, c, VerifyOptions{}); !slices.Equal(kinds(r), []string{"broken-entry " + malformed}) {
 		t.Errorf("metadata check found %q", kinds(r))
 	}
@@ -158,5 +155,12 @@ func TestVerifyIndex(t *testing.T) {
 	}
 	if r.Verified != 1 {
 		t.Errorf("deep check verified %d entries, want the sound one", r.Verified)
+	}
+	// Lookup refuses it, and drops it.
+	if _, _, err := c.Lookup(ctx, "malformed"); !errors.Is(err, tiercache.ErrIntegrity) {
+		t.Errorf("Lookup of a malformed index: %v, want ErrIntegrity", err)
+	}
+	if _, ok, err := c.Lookup(ctx, "malformed"); ok || err != nil {
+		t.Errorf("Lookup once dropped: %v, %v; want a plain miss", ok, err)
 	}
 }

@@ -521,8 +521,15 @@ func readMeta(path string) (meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return meta{}, fmt.Errorf("%w: %s: %w", tiercache.ErrIntegrity, path, err)
 	}
+	if m.Format > metaFormat {
+		return meta{}, fmt.Errorf("%w: %s: format %d, of a newer tiercache: %w", tiercache.ErrIntegrity, path, m.Format, errNewerMeta)
+	}
 	if m.Format != metaFormat || m.Key == "" {
 		return meta{}, fmt.Errorf("%w: %s: unsupported format %d or missing key", tiercache.ErrIntegrity, path, m.Format)
+	}
+	// Counted against prune's limits: a negative one would hide others.
+	if m.Size < 0 || m.Files < 0 || (m.Archive != nil && m.Archive.Size < 0) {
+		return meta{}, fmt.Errorf("%w: %s: a negative size or file count", tiercache.ErrIntegrity, path)
 	}
 	if m.Archive != nil {
 		if err := checkIndex(archive.IndexInfo(m.Archive.Index), m.Archive.Size); err != nil {
@@ -531,6 +538,10 @@ func readMeta(path string) (meta, error) {
 	}
 	return m, nil
 }
+
+// errNewerMeta marks metadata in a format newer than this tiercache's: a
+// newer release sharing the directory wrote it, and it is not damaged.
+var errNewerMeta = errors.New("newer metadata format")
 
 // versionName returns the key name a version directory belongs to.
 func versionName(version string) (string, bool) {
@@ -558,7 +569,9 @@ func (c *Cache) current(name string) (string, error) {
 }
 
 // resolve finds the current version of key and its metadata. ok is false
-// on a miss, including a version that belongs to another key.
+// on a miss, including a version that belongs to another key. An error
+// wrapping tiercache.ErrIntegrity (a pointer or metadata unusable) comes
+// with the version concerned ("" for a pointer), for dropBroken.
 func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error) {
 	name := c.nameOf(key)
 	// A version can only vanish after its pointer moved away from it and
@@ -573,17 +586,17 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 			continue
 		}
 		if errors.Is(err, tiercache.ErrIntegrity) {
-			return "", meta{}, false, fmt.Errorf("entry %q: %w", key, err)
+			return version, meta{}, false, fmt.Errorf("entry %q: %w", key, err)
 		}
 		if err != nil {
-			return "", meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
+			return version, meta{}, false, fmt.Errorf("%w: entry %q: %w", tiercache.ErrIntegrity, key, err)
 		}
 		if m.Key != key || m.Scope != c.scope || lost(m) {
 			return "", meta{}, false, nil
 		}
 		return version, m, true, nil
 	}
-	return "", meta{}, false, fmt.Errorf("%w: entry %q: version %s has no metadata", tiercache.ErrIntegrity, key, version)
+	return version, meta{}, false, fmt.Errorf("%w: entry %q: version %s has no metadata", tiercache.ErrIntegrity, key, version)
 }
 
 // Get returns the path of the tree stored under key (see

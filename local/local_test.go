@@ -871,3 +871,43 @@ func TestUnreadableMetadataSaysSoOnce(t *testing.T) {
 		t.Errorf("Lookup: %v; want one integrity error naming %s", err, metas[0])
 	}
 }
+
+// TestLookupDropsBrokenMetadata: an entry whose meta.json is missing or
+// not JSON is reported (ErrIntegrity) and dropped, so the next lookup is
+// a plain miss; one in a newer tiercache's format is reported and kept.
+func TestLookupDropsBrokenMetadata(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body []byte // nil: removed
+		kept bool
+	}{
+		"missing":      {nil, false},
+		"not JSON":     {[]byte("{"), false},
+		"newer format": {[]byte(`{"format": 99, "key": "k"}`), true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := open(t, Options{})
+			if _, err := c.Put(t.Context(), "k", smallSrc(t, "a"), ""); err != nil {
+				t.Fatal(err)
+			}
+			metas, err := filepath.Glob(filepath.Join(c.Root(), "data", "k-*", metaFile))
+			if err != nil || len(metas) != 1 {
+				t.Fatalf("meta.json: %v, %v", metas, err)
+			}
+			if tc.body == nil {
+				err = os.Remove(metas[0])
+			} else {
+				err = os.WriteFile(metas[0], tc.body, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := c.Lookup(t.Context(), "k"); ok || !errors.Is(err, tiercache.ErrIntegrity) {
+				t.Fatalf("first Lookup: %v, %v; want ErrIntegrity", ok, err)
+			}
+			_, ok, err := c.Lookup(t.Context(), "k")
+			if gotKept := errors.Is(err, tiercache.ErrIntegrity); ok || gotKept != tc.kept || (!tc.kept && err != nil) {
+				t.Fatalf("second Lookup: %v, %v; want kept %v", ok, err, tc.kept)
+			}
+		})
+	}
+}

@@ -73,8 +73,9 @@ type KeyTime struct {
 	Key string
 	// Committed is when the version was committed, by the store's clock
 	// (on S3, the server's: its manifest's LastModified, to the second
-	// on some servers), not the writer's, which Meta.Created records:
-	// the two may differ by the clocks' skew. Every machine reads the
+	// on some servers), not the writer's, which Meta.Created records
+	// (the S3 store replaces it by the server's beyond a skew of two
+	// minutes): the two may differ by the clocks' skew. Every machine reads the
 	// same Committed, so ranking by it picks the same entry everywhere.
 	Committed time.Time
 }

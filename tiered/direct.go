@@ -455,7 +455,7 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 // however many processes ask: the others wait for the local tier's key
 // lock and then restore from what the first one stored.
 func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefixes []string, opts PullOptions) (Hit, bool, error) {
-	unlock, was, stored, err := c.lockToDownload(ctx, key)
+	unlock, was, stored, err := c.lockToDownload(ctx, key, c.trustedLocal)
 	switch {
 	case err != nil:
 		return Hit{}, false, err
@@ -1568,14 +1568,32 @@ func outerFirst(paths []string) []int {
 	depth := make([]int, len(paths))
 	order := make([]int, len(paths))
 	for i, p := range paths {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-		depth[i] = strings.Count(filepath.Clean(p), string(filepath.Separator))
+		depth[i] = strings.Count(realPath(p), string(filepath.Separator))
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(depth[a], depth[b]) })
 	return order
+}
+
+// realPath is p made absolute with the symlinks on its existing part
+// resolved: where it is, however it is spelled (a symlink of the
+// caller's may lead a short spelling deep into another path).
+func realPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	var rest []string
+	for a := abs; ; a = filepath.Dir(a) {
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			slices.Reverse(rest)
+			return filepath.Join(append([]string{r}, rest...)...)
+		}
+		if filepath.Dir(a) == a {
+			return abs
+		}
+		rest = append(rest, filepath.Base(a))
+	}
 }
 
 // placedSet holds the paths placed so far, as the file system found

@@ -3,6 +3,7 @@ package tiered
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,5 +138,36 @@ func TestPullPathsNestedSymlink(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(elsewhere, "config")); err != nil || string(b) != "planted" {
 		t.Errorf("elsewhere/config = %q, %v", b, err)
+	}
+}
+
+// TestOuterFirstRealNesting: placement order follows where paths are,
+// not how they are spelled: an inner path reached through the caller's
+// symlink, spelled shorter than its outer path, is still placed after it.
+func TestOuterFirstRealNesting(t *testing.T) {
+	base := t.TempDir()
+	outer := filepath.Join(base, "ws", "deep", "outer")
+	if err := os.MkdirAll(outer, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inners := []string{filepath.Join(outer, "sub")}
+	short := filepath.Join(base, "w")
+	err := os.Symlink(outer, short)
+	if err == nil {
+		_, err = os.Lstat(short) // Wine may say yes and make none
+	}
+	switch {
+	case err == nil:
+		inners = append(inners, filepath.Join(short, "sub")) // outer/sub, spelled 2 levels up
+	case !treetest.UnderWine():
+		t.Fatal(err)
+	}
+	for _, inner := range inners {
+		if got := outerFirst([]string{inner, outer}); !slices.Equal(got, []int{1, 0}) {
+			t.Errorf("outerFirst(%s, %s) = %v; want the outer one first", inner, outer, got)
+		}
+		if got := outerFirst([]string{outer, inner}); !slices.Equal(got, []int{0, 1}) {
+			t.Errorf("outerFirst(%s, %s) = %v; want the outer one first", outer, inner, got)
+		}
 	}
 }

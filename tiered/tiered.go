@@ -354,7 +354,7 @@ func (c *Cache) hydrate(ctx context.Context, key string, prefixes []string) (Hit
 }
 
 func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string) (Hit, bool, error) {
-	unlock, was, stored, err := c.lockToDownload(ctx, key)
+	unlock, was, stored, err := c.lockToDownload(ctx, key, c.trustedTree)
 	switch {
 	case err != nil:
 		return Hit{}, false, err
@@ -419,7 +419,7 @@ func (c *Cache) hydrateLocked(ctx context.Context, key string, prefixes []string
 // for one: was is the local version the download is to replace, for
 // local.Info.Replaces, so that a push committed meanwhile, newer than
 // what the remote served when asked, stays the local entry.
-func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), was local.Version, stored bool, err error) {
+func (c *Cache) lockToDownload(ctx context.Context, key string, serves func(local.Stored) bool) (unlock func(), was local.Version, stored bool, err error) {
 	var waiting func()
 	if c.opts.Progress != nil {
 		waiting = func() { c.opts.Progress(Progress{Op: "wait", Key: key, Total: -1}) }
@@ -436,9 +436,10 @@ func (c *Cache) lockToDownload(ctx context.Context, key string) (unlock func(), 
 		unlock()
 		return nil, was, false, err
 	}
-	// A local version that fails Options.Trust is replaced by the
-	// download, which is checked.
-	if s, ok, err := c.local.Lookup(ctx, key); ignoreDropped(err) != nil || (ok && c.trustedTree(s)) {
+	// A local version the caller cannot use (serves: trustedLocal for a
+	// restore from its archive, trustedTree for Get's tree) is replaced
+	// by the download, which is checked.
+	if s, ok, err := c.local.Lookup(ctx, key); ignoreDropped(err) != nil || (ok && serves(s)) {
 		unlock()
 		return nil, was, ok, err
 	}
@@ -940,7 +941,7 @@ func (c *Cache) PutResult(ctx context.Context, key, sourceDir, description strin
 		return PutResult{}, err
 	}
 	if err := c.local.CheckSource(sourceDir); err != nil {
-		return PutResult{}, fmt.Errorf("put %q: %w", key, err)
+		return PutResult{}, fmt.Errorf("put %q: %w (Push leaves the local tier out of a tree that holds it)", key, err)
 	}
 	var res PutResult
 	var err error
@@ -1311,10 +1312,11 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	return c.local.Invalidate(ctx, key)
 }
 
-// Prune implements tiercache.Backend over the view List gives: the least
-// recently used keys are evicted from both tiers until List fits the
-// limits, bytes counted as List reports them (Entry.Stored where set).
-// A key's last use is its latest in either tier: another machine's use,
+// Prune implements tiercache.Backend over the Cache's scope, the keys
+// List gives: the least recently used keys are evicted from both tiers
+// until the keys left fit the limits, bytes counted as List reports them
+// (Entry.Stored where set). A key's last use is its latest in either
+// tier (List gives the local one's, where held): another machine's use,
 // which the remote records, keeps a key this one has not used. Only the
 // versions listed are evicted (see local.Cache.InvalidateIf and
 // remote.Store.DeleteVersion): a put committed meanwhile stays. When
@@ -1349,7 +1351,9 @@ func (c *Cache) Prune(ctx context.Context, maxEntries int, maxBytes int64) (int,
 	if c.remote != nil {
 		metas, err := c.remote.List(ctx, "")
 		if err != nil {
+			// What it may have listed is not all: prune locally alone.
 			remoteFailed = remoteErr(fmt.Errorf("prune: remote: %w", err))
+			metas = nil
 		}
 		for _, m := range metas {
 			remotes[m.Key] = m

@@ -74,6 +74,11 @@ func TestPullLostLocalMetadata(t *testing.T) {
 	if !strings.Contains(r.stderr, "damaged and has been dropped") || !strings.Contains(r.stderr, "miss") {
 		t.Errorf("pull stderr: %q; want the dropped copy reported, and a miss", r.stderr)
 	}
+	// Dropped indeed: the next pull is a plain miss.
+	r = mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d"))
+	if strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "miss") {
+		t.Errorf("second pull stderr: %q; want a plain miss", r.stderr)
+	}
 	mustCLI(t, e, "push", "k", smallTree(t, "v2"))
 	mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d2"))
 }

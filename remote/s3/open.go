@@ -24,9 +24,11 @@ var errClosed = errors.New("s3: read from a closed archive stream")
 
 // Open reads the manifest of key, then streams the data object it names
 // as ranged GETs (see Requests in the package doc), up to Concurrency
-// ranges ahead of the reader. A data object missing while its manifest
-// exists (a concurrent Put or Delete removed it between the two reads) is
-// a miss too, reported by Open itself, which sends the first GET. A
+// ranges ahead of the reader. A data object missing because a concurrent
+// Put or Delete removed it with its manifest between the two reads is a
+// miss too, reported by Open itself, which sends the first GET; one
+// missing while the manifest that names it stays, or of another size
+// than it records, is a damaged entry (see remote.Store.Open). A
 // resumed range carries If-Match on the object's ETag, so it cannot
 // splice two versions. Read and Close must not run concurrently. The
 // returned Meta's LastAccess is as committed (Stat and List report
