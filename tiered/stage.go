@@ -46,6 +46,9 @@ func newStage(parent string) (stage string, release func(), err error) {
 		// of these.
 		stage = filepath.Join(parent, fmt.Sprintf("%s%020d", stagePrefix, rand.Uint64()))
 		lock, ok, err := flock.TryLock(stage + stageLockExt)
+		if errors.Is(err, flock.ErrReplaced) {
+			continue // sweepers took the lock file before we could lock it
+		}
 		if err != nil {
 			return "", nil, fmt.Errorf("create stage: %w", err)
 		}

@@ -137,8 +137,12 @@ func tryLock(path string, create bool) (l *Handle, ok bool, err error) {
 		unlockFile(f)
 		f.Close()
 	}
-	return nil, false, fmt.Errorf("lock %s: lock file keeps being replaced", path)
+	return nil, false, fmt.Errorf("lock %s: %w", path, ErrReplaced)
 }
+
+// ErrReplaced is the error of a lock whose file something kept removing
+// and re-creating between its open and its lock, round after round.
+var ErrReplaced = errors.New("lock file keeps being replaced")
 
 // stillLinked reports whether path still names the open file f.
 func stillLinked(f *os.File, path string) (bool, error) {
