@@ -142,7 +142,10 @@ func mayMatchBelow(pat, dir []string) bool {
 // patterns matches (see CheckPatterns). A matched directory is taken
 // whole: nothing below it is matched again, so no name lies inside
 // another. Symlinks are neither followed nor matched. An error names
-// what could not be read; no match at all is not one.
+// what could not be read; no match at all is not one. A directory below
+// root that this user may not read (a build's root-owned output, say)
+// is passed over: the names are returned with an *UnreadableError
+// listing it, which a caller may take as a warning.
 func MatchPaths(root string, patterns []string) ([]string, error) {
 	if err := CheckPatterns(patterns); err != nil {
 		return nil, err
@@ -150,8 +153,14 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 	pos, neg := splitNegated(patterns)
 	g, left := newGlobs(pos), newGlobs(neg)
 	var names []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	var unreadable UnreadableError
+	err := matchWalk(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if p != root && d != nil && d.IsDir() && errors.Is(err, fs.ErrPermission) {
+				rel, _ := filepath.Rel(root, p)
+				unreadable.Names = append(unreadable.Names, filepath.ToSlash(rel))
+				return filepath.SkipDir
+			}
 			return err
 		}
 		if p == root {
@@ -187,8 +196,36 @@ func MatchPaths(root string, patterns []string) ([]string, error) {
 		return nil, fmt.Errorf("matching %s: %w", root, err)
 	}
 	slices.Sort(names)
+	if len(unreadable.Names) > 0 {
+		unreadable.Root = root
+		return names, &unreadable
+	}
 	return names, nil
 }
+
+// matchWalk is filepath.WalkDir; tests make it meet unreadable
+// directories, which root, who runs them, reads all the same.
+var matchWalk = filepath.WalkDir
+
+// UnreadableError lists the directories below Root (as names relative
+// to it) that MatchPaths could not read, and so passed over.
+type UnreadableError struct {
+	Root  string
+	Names []string
+}
+
+// Error names the first directory that could not be read, and how many
+// there were.
+func (e *UnreadableError) Error() string {
+	more := ""
+	if n := len(e.Names); n > 1 {
+		more = fmt.Sprintf(" (and %d more directories)", n-1)
+	}
+	return fmt.Sprintf("matching %s: cannot read %s%s: permission denied", e.Root, e.Names[0], more)
+}
+
+// Unwrap says why: fs.ErrPermission.
+func (e *UnreadableError) Unwrap() error { return fs.ErrPermission }
 
 // ResolveMatched returns a PullOptions.Resolve that restores an entry's
 // recorded paths to their places below root, for an entry MatchPaths

@@ -1,7 +1,9 @@
 package tiered
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,8 +80,11 @@ func TestMatchPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Chmod(filepath.Join(root, "other"), 0o755) })
+	// A user other than root cannot read it, and "**" reaches below it:
+	// passed over, and said.
 	got, err := MatchPaths(root, []string{"**/node_modules", "packages/*/src"})
-	if err != nil {
+	var ue *UnreadableError
+	if err != nil && !(errors.As(err, &ue) && slices.Equal(ue.Names, []string{"other"})) {
 		t.Fatal(err)
 	}
 	want := []string{"node_modules", "packages/a/node_modules", "packages/b/src"}
@@ -89,6 +94,9 @@ func TestMatchPaths(t *testing.T) {
 	got, err = MatchPaths(root, []string{"packages/*/src"})
 	if err != nil || !slices.Equal(got, []string{"packages/b/src"}) {
 		t.Errorf("MatchPaths with a pattern that does not reach other/: %q, %v", got, err)
+	}
+	if err := os.Chmod(filepath.Join(root, "other"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	// A negation leaves out a whole match, and nothing below it is
 	// matched instead.
@@ -322,4 +330,43 @@ func FuzzResolveMatched(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMatchPathsPassesOverUnreadable: a directory that cannot be read
+// (root reads every one, so the walk is made to meet one) is passed
+// over, with what else matched, and named in an *UnreadableError; a
+// pattern that does not reach below it never asks.
+func TestMatchPathsPassesOverUnreadable(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a/node_modules", "locked/node_modules", "b/node_modules"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walk := matchWalk
+	t.Cleanup(func() { matchWalk = walk })
+	matchWalk = func(r string, fn fs.WalkDirFunc) error {
+		return walk(r, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() && filepath.Base(p) == "locked" {
+				// As WalkDir does when ReadDir fails: fn again, with
+				// the error.
+				if err := fn(p, d, nil); err != nil {
+					return err
+				}
+				return fn(p, d, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission})
+			}
+			return fn(p, d, err)
+		})
+	}
+	got, err := MatchPaths(root, []string{"**/node_modules"})
+	var ue *UnreadableError
+	if !errors.As(err, &ue) || !slices.Equal(ue.Names, []string{"locked"}) || !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("err = %v; want an *UnreadableError naming locked", err)
+	}
+	if want := []string{"a/node_modules", "b/node_modules"}; !slices.Equal(got, want) {
+		t.Errorf("MatchPaths = %q, want %q", got, want)
+	}
+	if got, err := MatchPaths(root, []string{"a/*"}); err != nil || !slices.Equal(got, []string{"a/node_modules"}) {
+		t.Errorf("a pattern that does not reach it: %q, %v", got, err)
+	}
 }

@@ -393,7 +393,14 @@ func runPush(a *app, cmd *cobra.Command, key string, given []string, o pushOptio
 		if err != nil {
 			return err
 		}
-		if given, err = tiered.MatchPaths(wd, o.match); err != nil {
+		var unreadable *tiered.UnreadableError
+		given, err = tiered.MatchPaths(wd, o.match)
+		switch {
+		case errors.As(err, &unreadable) && !a.flags.strict:
+			// Saved without them, as GitLab's cache saves what it can
+			// read; --strict fails instead.
+			a.warnf(cmd, "push %q: --match passed over %s, which could not be read (permission denied); --strict fails instead", key, pathList(unreadable.Names))
+		case err != nil:
 			return fail(err)
 		}
 		if root := a.tierDir(); root != "" {
