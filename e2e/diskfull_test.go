@@ -370,7 +370,15 @@ func diskPermissionsAsSelf(t *testing.T) {
 	diskFails(t, m, diskOpts{}, []string{`push "k"`, ro, "permission denied"}, "push", "k", src)
 	m = e.with("TIERCACHE_DIR", filepath.Join(t.TempDir(), "cache"))
 	mustRun(t, m, "push", "k", src)
-	diskFails(t, m, diskOpts{}, []string{`pull "k"`, ro, "permission denied"}, "pull", "k", ro)
+	diskFails(t, m, diskOpts{}, []string{`pull "k"`, ro, "permission denied"}, "pull", "k", filepath.Join(ro, "sub"))
+	// The user's own empty DIR, read-only, in a parent it may write: the
+	// tree is moved in in its place, and DIR keeps its mode, as an
+	// existing DIR does.
+	mustRun(t, m, "pull", "k", ro)
+	treetest.AssertEqual(t, src, ro)
+	if fi, err := os.Stat(ro); err != nil || fi.Mode().Perm() != 0o555 {
+		t.Errorf("DIR after the pull: %v, %v; want mode 0555 kept", fi, err)
+	}
 }
 
 // diskCopyFile copies an executable.
