@@ -679,7 +679,9 @@ func (l scopeList) Set(val string) error {
 		*l.v = append(*l.v, "")
 		return nil
 	}
-	fields, err := csv.NewReader(strings.NewReader(val)).Read()
+	r := csv.NewReader(strings.NewReader(val))
+	r.TrimLeadingSpace = true // "main, dev", and `main, "dev,x"`
+	fields, err := r.Read()
 	if err != nil {
 		return fmt.Errorf("%q: %w", val, err)
 	}

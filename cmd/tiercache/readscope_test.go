@@ -40,6 +40,7 @@ func TestReadScopesSpaced(t *testing.T) {
 	}{
 		{e.with("TIERCACHE_READ_SCOPES", "main, dev"), nil},
 		{e, []string{"--read-scope", "main, dev"}},
+		{e, []string{"--read-scope", `main, "dev"`}},
 	} {
 		r := mustCLI(t, run.e, append(append([]string{"--scope", "pr-1"}, run.args...), "pull", "--json", "k", filepath.Join(t.TempDir(), "d"))...)
 		if !strings.Contains(r.stdout, `"hit": true`) {
