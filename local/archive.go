@@ -174,7 +174,8 @@ func (c *Cache) MarkLinked(s Stored) error {
 // but records no access and takes no lock: for a caller that only asks
 // whether key is stored (a lookup that restores nothing, a push skipped
 // when the key is there), which is not a use of the entry. A miss is
-// (Entry{}, false, nil).
+// (Entry{}, false, nil); a damaged entry, which Lookup would drop, an
+// error wrapping tiercache.ErrIntegrity.
 func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return tiercache.Entry{}, false, err
@@ -185,6 +186,10 @@ func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, er
 	version, m, ok, err := c.resolve(key)
 	if !ok || err != nil {
 		return tiercache.Entry{}, false, err
+	}
+	if vdir := filepath.Join(c.dataDir, version); m.Archive == nil && !hasTree(vdir) {
+		// Damaged, as Lookup finds it (which drops it).
+		return tiercache.Entry{}, false, fmt.Errorf("%w: entry %q: %s is missing", tiercache.ErrIntegrity, key, filepath.Join(vdir, treeDir))
 	}
 	return c.entry(version, m), true, nil
 }

@@ -260,7 +260,8 @@ func (c *Cache) lookup(ctx context.Context, key string, prefixes []string, dst *
 		}
 		e, ok, err := sc.local.Peek(ctx, k)
 		if err != nil || !ok {
-			return Hit{}, false, err
+			// A damaged copy: the pull would drop it and go on.
+			return Hit{}, false, ignoreDropped(err)
 		}
 		if sc.opts.Trust != nil {
 			if s, ok, err := sc.local.Lookup(ctx, k); err != nil || !ok || !sc.trustedLocal(s) {
@@ -669,7 +670,8 @@ func (c *Cache) storedIn(ctx context.Context, key string) (in tiercache.Tier, re
 	}
 	_, ok, err := c.local.Peek(ctx, key)
 	if err != nil || !ok {
-		return "", rerr, err
+		// A damaged local copy holds nothing: the push stores it.
+		return "", rerr, ignoreDropped(err)
 	}
 	return tiercache.TierLocal, rerr, nil
 }

@@ -82,3 +82,28 @@ func TestPullLostLocalMetadata(t *testing.T) {
 	mustCLI(t, e, "push", "k", smallTree(t, "v2"))
 	mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d2"))
 }
+
+// TestLookupOnlyDamagedLocalCopy: pull --lookup-only with a damaged local
+// copy (its metadata lost) reports what the pull would do, a miss, and
+// changes nothing; push --if-absent stores the key.
+func TestLookupOnlyDamagedLocalCopy(t *testing.T) {
+	e := newEnv(t)
+	mustCLI(t, e, "push", "k", smallTree(t, "v1"))
+	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "k-*", "meta.json"))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json of k: %v, %v", metas, err)
+	}
+	if err := os.Remove(metas[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, e, "pull", "--lookup-only", "--json", "k", filepath.Join(t.TempDir(), "d"))
+	if r.code != 0 || !strings.Contains(r.stdout, `"hit": false`) {
+		t.Errorf("lookup-only: exit %d, stdout %s, stderr %q; want a miss", r.code, r.stdout, r.stderr)
+	}
+	var push map[string]any
+	decode(t, mustCLI(t, e, "push", "--if-absent", "--json", "k", smallTree(t, "v2")), &push)
+	if push["already_in"] != nil && push["already_in"] != "" {
+		t.Errorf("push --if-absent over a damaged copy: %v; want it stored", push)
+	}
+	mustCLI(t, e, "pull", "--fail-on-miss", "k", filepath.Join(t.TempDir(), "d2"))
+}
