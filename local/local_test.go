@@ -859,16 +859,13 @@ func TestUnreadableMetadataSaysSoOnce(t *testing.T) {
 	if _, err := c.Put(t.Context(), "k", smallSrc(t, "a"), ""); err != nil {
 		t.Fatal(err)
 	}
-	metas, err := filepath.Glob(filepath.Join(c.Root(), "data", "k-*", metaFile))
-	if err != nil || len(metas) != 1 {
-		t.Fatalf("meta.json: %v, %v", metas, err)
-	}
-	if err := os.WriteFile(metas[0], []byte("{"), 0o644); err != nil {
+	meta := metaFileOf(t, c, "k")
+	if err := os.WriteFile(meta, []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = c.Lookup(t.Context(), "k")
-	if !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), metas[0]) || strings.Count(err.Error(), tiercache.ErrIntegrity.Error()) != 1 {
-		t.Errorf("Lookup: %v; want one integrity error naming %s", err, metas[0])
+	_, _, err := c.Lookup(t.Context(), "k")
+	if !errors.Is(err, tiercache.ErrIntegrity) || !strings.Contains(err.Error(), meta) || strings.Count(err.Error(), tiercache.ErrIntegrity.Error()) != 1 {
+		t.Errorf("Lookup: %v; want one integrity error naming %s", err, meta)
 	}
 }
 
@@ -889,14 +886,11 @@ func TestLookupDropsBrokenMetadata(t *testing.T) {
 			if _, err := c.Put(t.Context(), "k", smallSrc(t, "a"), ""); err != nil {
 				t.Fatal(err)
 			}
-			metas, err := filepath.Glob(filepath.Join(c.Root(), "data", "k-*", metaFile))
-			if err != nil || len(metas) != 1 {
-				t.Fatalf("meta.json: %v, %v", metas, err)
-			}
-			if tc.body == nil {
-				err = os.Remove(metas[0])
+			var err error
+			if meta := metaFileOf(t, c, "k"); tc.body == nil {
+				err = os.Remove(meta)
 			} else {
-				err = os.WriteFile(metas[0], tc.body, 0o644)
+				err = os.WriteFile(meta, tc.body, 0o644)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -910,4 +904,14 @@ func TestLookupDropsBrokenMetadata(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metaFileOf returns the meta.json of key's one version in c, to damage.
+func metaFileOf(t *testing.T, c *Cache, key string) string {
+	t.Helper()
+	metas, err := filepath.Glob(filepath.Join(c.Root(), "data", key+"-*", metaFile))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json of %s: %v, %v", key, metas, err)
+	}
+	return metas[0]
 }

@@ -40,11 +40,7 @@ func TestRmDamagedAndRepeated(t *testing.T) {
 	e := newEnv(t)
 	mustCLI(t, e, "push", "bad", smallTree(t, "bad"))
 	mustCLI(t, e, "push", "good", smallTree(t, "good"))
-	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "bad-*", "meta.json"))
-	if err != nil || len(metas) != 1 {
-		t.Fatalf("meta.json of bad: %v, %v", metas, err)
-	}
-	if err := os.WriteFile(metas[0], []byte("{"), 0o644); err != nil {
+	if err := os.WriteFile(metaFileOf(t, e, "bad"), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out rmJSON
@@ -63,11 +59,7 @@ func TestRmDamagedAndRepeated(t *testing.T) {
 func TestPullLostLocalMetadata(t *testing.T) {
 	e := newEnv(t)
 	mustCLI(t, e, "push", "k", smallTree(t, "v1"))
-	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "k-*", "meta.json"))
-	if err != nil || len(metas) != 1 {
-		t.Fatalf("meta.json of k: %v, %v", metas, err)
-	}
-	if err := os.Remove(metas[0]); err != nil {
+	if err := os.Remove(metaFileOf(t, e, "k")); err != nil {
 		t.Fatal(err)
 	}
 	r := mustCLI(t, e, "pull", "k", filepath.Join(t.TempDir(), "d"))
@@ -89,11 +81,7 @@ func TestPullLostLocalMetadata(t *testing.T) {
 func TestLookupOnlyDamagedLocalCopy(t *testing.T) {
 	e := newEnv(t)
 	mustCLI(t, e, "push", "k", smallTree(t, "v1"))
-	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", "k-*", "meta.json"))
-	if err != nil || len(metas) != 1 {
-		t.Fatalf("meta.json of k: %v, %v", metas, err)
-	}
-	if err := os.Remove(metas[0]); err != nil {
+	if err := os.Remove(metaFileOf(t, e, "k")); err != nil {
 		t.Fatal(err)
 	}
 	r := cli(t, e, "pull", "--lookup-only", "--json", "k", filepath.Join(t.TempDir(), "d"))
@@ -106,4 +94,15 @@ func TestLookupOnlyDamagedLocalCopy(t *testing.T) {
 		t.Errorf("push --if-absent over a damaged copy: %v; want it stored", push)
 	}
 	mustCLI(t, e, "pull", "--fail-on-miss", "k", filepath.Join(t.TempDir(), "d2"))
+}
+
+// metaFileOf returns the meta.json of key's one version in e's local
+// tier, to damage.
+func metaFileOf(t *testing.T, e env, key string) string {
+	t.Helper()
+	metas, err := filepath.Glob(filepath.Join(e["TIERCACHE_DIR"], "data", key+"-*", "meta.json"))
+	if err != nil || len(metas) != 1 {
+		t.Fatalf("meta.json of %s: %v, %v", key, metas, err)
+	}
+	return metas[0]
 }
