@@ -123,19 +123,6 @@ func (c *Cache) Lookup(ctx context.Context, key string) (Stored, bool, error) {
 	if m.Archive == nil {
 		touchAccess(vdir)
 		s.Tree = filepath.Join(vdir, treeDir)
-		if !hasTree(vdir) {
-			// Kept as a tree alone, and the tree is gone: damaged, unless
-			// the version was replaced and swept meanwhile.
-			s.Entry = c.entry(version, m)
-			err := c.goneOrDamaged(s, fmt.Errorf("%s is missing", s.Tree))
-			switch {
-			case errors.Is(err, errGone):
-				return Stored{}, false, nil
-			case errors.Is(err, tiercache.ErrIntegrity):
-				_ = c.Drop(ctx, s)
-			}
-			return Stored{}, false, err
-		}
 	} else {
 		s.Archive = filepath.Join(vdir, archiveFile)
 		s.ArchiveSize, s.SHA256, s.Index = m.Archive.Size, m.Archive.SHA256, archive.IndexInfo(m.Archive.Index)
@@ -186,10 +173,6 @@ func (c *Cache) Peek(ctx context.Context, key string) (tiercache.Entry, bool, er
 	version, m, ok, err := c.resolve(key)
 	if !ok || err != nil {
 		return tiercache.Entry{}, false, err
-	}
-	if vdir := filepath.Join(c.dataDir, version); m.Archive == nil && !hasTree(vdir) {
-		// Damaged, as Lookup finds it (which drops it).
-		return tiercache.Entry{}, false, fmt.Errorf("%w: entry %q: %s is missing", tiercache.ErrIntegrity, key, filepath.Join(vdir, treeDir))
 	}
 	return c.entry(version, m), true, nil
 }

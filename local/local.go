@@ -570,8 +570,9 @@ func (c *Cache) current(name string) (string, error) {
 
 // resolve finds the current version of key and its metadata. ok is false
 // on a miss, including a version that belongs to another key. An error
-// wrapping tiercache.ErrIntegrity (a pointer or metadata unusable) comes
-// with the version concerned ("" for a pointer), for dropBroken.
+// wrapping tiercache.ErrIntegrity (a pointer or metadata unusable, or a
+// version kept as a tree alone without its tree) comes with the version
+// concerned ("" for a pointer), for dropBroken.
 func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error) {
 	name := c.nameOf(key)
 	// A version can only vanish after its pointer moved away from it and
@@ -593,6 +594,14 @@ func (c *Cache) resolve(key string) (version string, m meta, ok bool, err error)
 		}
 		if m.Key != key || m.Scope != c.scope || lost(m) {
 			return "", meta{}, false, nil
+		}
+		if tree := filepath.Join(c.dataDir, version, treeDir); m.Archive == nil && !hasTree(filepath.Dir(tree)) {
+			// Kept as a tree alone, and the tree is gone: swept after
+			// the pointer moved (look again), or damaged.
+			if cur, cerr := c.current(name); cerr == nil && cur != version {
+				continue
+			}
+			return version, meta{}, false, fmt.Errorf("%w: entry %q: %s is missing", tiercache.ErrIntegrity, key, tree)
 		}
 		return version, m, true, nil
 	}
