@@ -326,7 +326,7 @@ func remoteEntry(m remote.Meta) tiercache.Entry {
 func (c *Cache) pullLocal(ctx context.Context, key string, dst *target, opts PullOptions) (Hit, bool, error) {
 	s, ok, err := c.local.Lookup(ctx, key)
 	if errors.Is(err, tiercache.ErrIntegrity) {
-		return Hit{Dropped: err}, false, nil // its tree lost, and dropped
+		return Hit{Dropped: err}, false, nil // damaged (its metadata or tree lost), and dropped
 	}
 	if err != nil || !ok || !c.trustedLocal(s) {
 		// An untrusted version is left for the download to replace.

@@ -242,7 +242,7 @@ func (c *Cache) localEntry(ctx context.Context, key string) (Hit, bool, error) {
 	if c.opts.Trust != nil {
 		s, ok, err := c.local.Lookup(ctx, key)
 		if errors.Is(err, tiercache.ErrIntegrity) {
-			return Hit{Dropped: err}, false, nil // its tree lost, and dropped
+			return Hit{Dropped: err}, false, nil // damaged (its metadata or tree lost), and dropped
 		}
 		if err != nil || !ok || !c.trustedTree(s) {
 			return Hit{}, false, err
