@@ -31,7 +31,7 @@ PORTABLE_PKGS := ./internal/fsutil ./internal/treecopy ./archive ./local ./tiere
 
 .PHONY: all build test unit cross portable lint fmt-check vet staticcheck fuzz minio versitygw mc demo bench bench-tools clean
 .PHONY: goreleaser release-snapshot
-.PHONY: wine-setup test-windows test-action node crossos-fixtures
+.PHONY: wine-setup test-windows test-action node crossos-fixtures test-unprivileged
 
 all: build
 
@@ -45,7 +45,8 @@ TEST_WINDOWS := $(if $(filter Linux,$(shell uname -s)),test-windows)
 ## test: everything CI runs: lint, cross-builds, the portable code's tests, unit + conformance + e2e
 ## tests against a real MinIO (remote/s3's against versitygw too), the GitHub Action's tests,
 ## bounded fuzzing, on Linux the Windows tests under Wine, and a snapshot of the release.
-test: lint cross portable minio versitygw unit test-action fuzz $(TEST_WINDOWS) release-snapshot
+## Run as root, it also runs the file-writing packages' tests as nobody (test-unprivileged).
+test: lint cross portable minio versitygw unit test-unprivileged test-action fuzz $(TEST_WINDOWS) release-snapshot
 
 unit: minio versitygw
 	$(GO) test -count=1 -timeout 20m ./...
@@ -218,6 +219,16 @@ crossos-fixtures: wine-setup
 # concurrency, and the conformance suite again through a scope. They run
 # on Linux, with and without the portable tag.
 WINDOWS_SKIP := ^(TestSecurityImplicitDirsCostLinear|TestNamesMemoryLinear|TestExtractDecodersAgree|TestExtractWritersAgree|TestIndexSameBytesAnyConcurrency|TestConformanceScoped)$$
+
+# When make test runs as root (as CI does), the packages that write trees
+# run their tests again as an ordinary user: root writes read-only files and
+# directories, so permission bugs pass a suite run as root.
+UNPRIVILEGED_PKGS := ./archive ./internal/treecopy ./local ./tiered ./cmd/tiercache
+
+## test-unprivileged: as root, run UNPRIVILEGED_PKGS' tests again as the user nobody
+## (USER_TO_RUN_AS=someone for another); as anyone else, nothing (the tests ran as them).
+test-unprivileged: minio versitygw
+	GO=$(GO) ./scripts/unprivileged.sh $(UNPRIVILEGED_PKGS)
 
 ## test-windows: run WINDOWS_PKGS' tests as Windows binaries under Wine (but WINDOWS_SKIP).
 test-windows: wine-setup

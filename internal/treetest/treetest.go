@@ -88,8 +88,9 @@ type fidelityBuilder struct {
 // and deepest first so nothing disturbs them. The same options always give
 // the same tree, mtimes included.
 //
-// It registers a cleanup that makes the tree writable again, so the
-// caller's t.TempDir can be removed by a non-root user.
+// It registers a cleanup that makes the tree, and every copy of it in the
+// test's t.TempDir directories, writable again, so a non-root user can
+// remove them.
 //
 // On Windows the tree leaves out what Windows cannot hold: the names with
 // a tab, a quote, a backslash, a trailing space or bytes that are not
@@ -100,7 +101,14 @@ type fidelityBuilder struct {
 func Fidelity(t testing.TB, dir string, opts FidelityOptions) {
 	t.Helper()
 	mustBeEmptyDir(t, dir)
-	t.Cleanup(func() { makeWritable(dir) })
+	// Copies of the tree land in the test's other t.TempDir directories,
+	// which share one parent. The testing package removes that parent in
+	// a cleanup registered by the first TempDir, so this one runs first.
+	tmpRoot := filepath.Dir(t.TempDir())
+	t.Cleanup(func() {
+		makeWritable(dir)
+		makeWritable(tmpRoot)
+	})
 	b := &fidelityBuilder{t: t, root: dir, modes: map[string]fs.FileMode{}}
 
 	// Unicode and odd-but-legal names. The backslash is an ordinary byte in
