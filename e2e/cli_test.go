@@ -408,7 +408,7 @@ func TestCLIInteroperable(t *testing.T) {
 	}
 
 	dst := t.TempDir()
-	cmd := exec.CommandContext(ctx, "sh", "-c", `zstd -d -c | tar -x -f - -C "$1"`, "sh", dst)
+	cmd := exec.CommandContext(ctx, "sh", "-c", `zstd -d -c | tar -x -p -f - -C "$1"`, "sh", dst)
 	cmd.Stdin = strings.NewReader(string(data))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("zstd -d | tar -x: %v\n%s", err, out)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 )
 
@@ -87,7 +88,7 @@ func TestPathsEntry(t *testing.T) {
 		if fi, err := os.Stat(dstFile); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v, %v; want mode 0600", dstFile, fi, err)
 		}
-		if err := os.RemoveAll(base); err != nil {
+		if err := fsutil.RemoveAll(base); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,7 +130,8 @@ func TestPathsEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	cmd := exec.CommandContext(ctx, "sh", "-c", `zstd -d -c | tar -x -f - -C "$1"`, "sh", out)
+	// -p: tar run by a user who is not root applies the umask to modes.
+	cmd := exec.CommandContext(ctx, "sh", "-c", `zstd -d -c | tar -x -p -f - -C "$1"`, "sh", out)
 	cmd.Stdin = bytes.NewReader(data)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("zstd -d | tar -x: %v\n%s", err, msg)

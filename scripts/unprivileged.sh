@@ -33,6 +33,9 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 chmod 0755 "$work"
 mkdir -m 0755 "$work/bin" "$work/pkg"
 mkdir -m 0777 "$work/home" "$work/tmp"
+# A directory of root's that anyone may write into, as a container's root
+# makes a shared one: the user cannot give one of theirs away.
+mkdir -m 0777 "$work/tmp/shared"
 
 status=0
 for pkg in "$@"; do
@@ -47,7 +50,7 @@ for pkg in "$@"; do
 		chmod -R a+rX "$dir"
 	fi
 	echo "unprivileged: $pkg as $who"
-	if ! (cd "$dir" && runuser -u "$who" -- env HOME="$work/home" TMPDIR="$work/tmp" \
+	if ! (cd "$dir" && runuser -u "$who" -- env HOME="$work/home" TMPDIR="$work/tmp" TIERCACHE_TEST_SHARED_DIR="$work/tmp/shared" \
 		"$work/bin/$name.test" -test.count=1 -test.timeout=15m); then
 		echo "FAIL	$pkg (as $who)"
 		status=1

@@ -972,8 +972,8 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 		return false, err
 	}
 	if err == nil && before.IsDir() && root == nil {
-		// treecopy keeps permissions alone; chmod leaves the mtime.
-		return false, os.Chmod(dir, dirMode(before))
+		// treecopy keeps permissions alone; a zero mtime leaves it.
+		return false, setRootMeta(dir, nil, dirMode(before), time.Time{})
 	}
 	return false, nil
 }
@@ -1015,17 +1015,32 @@ func dirMode(fi fs.FileInfo) fs.FileMode {
 
 // setRootMeta gives dir root's mode and mtime if root is set, else mode
 // and, unless it is zero, mtime.
+//
+// Only dir's owner may set them. A DIR that belongs to someone else but
+// that the user may write into (a shared 0777 or group-writable 2775
+// directory made by root) keeps its metadata as the restore left it, as
+// with tar -x: the tree is in place, and refusing it then would fail the
+// build for a mode nobody asked to change.
 func setRootMeta(dir string, root *archive.RootMeta, mode fs.FileMode, mtime time.Time) error {
 	if root != nil {
 		mode, mtime = root.Mode, root.ModTime
 	}
-	if err := os.Chmod(dir, mode); err != nil {
+	fi, err := os.Stat(dir)
+	if err != nil {
 		return err
 	}
-	if mtime.IsZero() {
+	if dirMode(fi) != mode {
+		if err := os.Chmod(dir, mode); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return err
+		}
+	}
+	if mtime.IsZero() || fi.ModTime().Equal(mtime) {
 		return nil
 	}
-	return os.Chtimes(dir, time.Time{}, mtime)
+	if err := os.Chtimes(dir, time.Time{}, mtime); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
 }
 
 // localTierError is a failed write of a download's bytes into the local

@@ -48,7 +48,12 @@ func copyTree(ctx context.Context, src, dst string, fi fs.FileInfo, opts Options
 	if _, err := fsutil.IgnoringEINTR(func() (struct{}, error) { return struct{}{}, unix.Fstat(srcRoot.fd, &rootInfo.st) }); err != nil {
 		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "fstat", Path: src, Err: err})
 	}
-	c := &copier{src: src, root: root, srcRoot: srcRoot, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask()}
+	var dstSt unix.Stat_t
+	if _, err := fsutil.IgnoringEINTR(func() (struct{}, error) { return struct{}{}, unix.Fstat(root.fd, &dstSt) }); err != nil {
+		return Result{}, fmt.Errorf("copy tree: %w", &fs.PathError{Op: "fstat", Path: dst, Err: err})
+	}
+	c := &copier{src: src, root: root, srcRoot: srcRoot, opts: opts, inodes: map[inode]string{}, umask: fsutil.Umask(),
+		foreignRoot: int(dstSt.Uid) != os.Geteuid()}
 	return c.run(ctx, rootInfo)
 }
 
@@ -153,6 +158,11 @@ type dirMeta struct {
 	// done is set once finish applied the metadata; err if it failed.
 	done bool
 	err  error
+	// foreign is set on an existing destination root that belongs to
+	// another user: only its owner may set its mode and times, and the
+	// user may still write into it (a shared 0777 directory), as with
+	// tar -x. Copy leaves them as they are.
+	foreign bool
 }
 
 // early reports whether a directory of mode m can get its final mode while
@@ -177,18 +187,24 @@ func (d *dirMeta) apply(fd int) error {
 	if err != nil {
 		return fmt.Errorf("copy tree: set mtime of %s: %w", d.rel, err)
 	}
-	return applyDirMeta(fd, fileMode(d.info.Mode()), &ts, d.rel)
+	err = applyDirMeta(fd, fileMode(d.info.Mode()), &ts, d.rel)
+	if d.foreign && errors.Is(err, fs.ErrPermission) {
+		return nil
+	}
+	return err
 }
 
 type copier struct {
-	src    string
-	root   *dirHandle
-	opts   Options
-	inodes map[inode]string // first name seen of each multiply-linked file
-	dirs   []*dirMeta       // in walk order: parents before children
-	links  []linkJob
-	res    Result
-	jobs   chan *batch
+	src  string
+	root *dirHandle
+	// foreignRoot: root belongs to another user (see dirMeta.foreign).
+	foreignRoot bool
+	opts        Options
+	inodes      map[inode]string // first name seen of each multiply-linked file
+	dirs        []*dirMeta       // in walk order: parents before children
+	links       []linkJob
+	res         Result
+	jobs        chan *batch
 	// Written by the workers.
 	files, bytes, cloned, linked atomic.Int64
 	// noClone is set once the file systems turn out unable to clone, so
@@ -224,7 +240,7 @@ func (c *copier) run(ctx context.Context, rootInfo fs.FileInfo) (Result, error) 
 		})
 	}
 	// The root's metadata is applied at the end: its handle is Copy's.
-	c.dirs = append(c.dirs, &dirMeta{rel: ".", info: rootInfo})
+	c.dirs = append(c.dirs, &dirMeta{rel: ".", info: rootInfo, foreign: c.foreignRoot})
 	c.res.Dirs++
 	c.dirBuf = make([]byte, 32<<10)
 	walkErr := c.walk(gctx, ".", c.root, c.srcRoot)
