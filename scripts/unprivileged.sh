@@ -36,6 +36,9 @@ mkdir -m 0777 "$work/home" "$work/tmp"
 # A directory of root's that anyone may write into, as a container's root
 # makes a shared one: the user cannot give one of theirs away.
 mkdir -m 0777 "$work/tmp/shared"
+# One of the user's in a directory of root's that the user may not write.
+mkdir -m 0755 "$work/locked" "$work/locked/dir"
+chown "$who" "$work/locked/dir"
 
 status=0
 for pkg in "$@"; do
@@ -50,7 +53,7 @@ for pkg in "$@"; do
 		chmod -R a+rX "$dir"
 	fi
 	echo "unprivileged: $pkg as $who"
-	if ! (cd "$dir" && runuser -u "$who" -- env HOME="$work/home" TMPDIR="$work/tmp" TIERCACHE_TEST_SHARED_DIR="$work/tmp/shared" \
+	if ! (cd "$dir" && runuser -u "$who" -- env HOME="$work/home" TMPDIR="$work/tmp" TIERCACHE_TEST_SHARED_DIR="$work/tmp/shared" TIERCACHE_TEST_LOCKED_DIR="$work/locked/dir" \
 		"$work/bin/$name.test" -test.count=1 -test.timeout=15m); then
 		echo "FAIL	$pkg (as $who)"
 		status=1

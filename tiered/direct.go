@@ -907,6 +907,18 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 	}
 	// Beside dir, so the tree can be renamed into place.
 	stage, done, err := stageBeside(ctx, filepath.Dir(abs))
+	var inside fs.FileInfo // dir, when the stage is in it
+	if errors.Is(err, fs.ErrPermission) {
+		// dir's parent is not the user's to write (a checkout in a
+		// root-owned directory, an image's WORKDIR holding the job's
+		// node_modules), but an existing dir may be: stage in it and
+		// merge, as tar -x would write there.
+		if fi, serr := os.Stat(abs); serr == nil && fi.IsDir() {
+			if s, d, ierr := stageBeside(ctx, abs); ierr == nil {
+				stage, done, err, inside = s, d, nil, fi
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
@@ -917,6 +929,14 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 	}
 	if _, err := moveInto(ctx, stage, abs, res.Root); err != nil {
 		return fmt.Errorf("restoring into %s: %w", dir, err)
+	}
+	if inside != nil {
+		// Removing the stage changes dir's mtime: remove it now, then
+		// give dir back what moveInto gave it.
+		done()
+		if err := setRootMeta(abs, res.Root, dirMode(inside), inside.ModTime()); err != nil {
+			return fmt.Errorf("restoring into %s: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -6,24 +6,59 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
 
-// sharedDirEnv names a directory, owned by another user and writable by
-// all, that scripts/unprivileged.sh makes for the tests it runs as an
-// ordinary user, who cannot give a directory away.
-const sharedDirEnv = "TIERCACHE_TEST_SHARED_DIR"
+// Directories scripts/unprivileged.sh makes for the tests it runs as an
+// ordinary user, who cannot give a directory away or take one's parent
+// from themselves: their paths are in these variables.
+const (
+	// sharedDirEnv: a directory root owns that anyone may write into.
+	sharedDirEnv = "TIERCACHE_TEST_SHARED_DIR"
+	// lockedDirEnv: a directory of the user's in one root owns 0755.
+	lockedDirEnv = "TIERCACHE_TEST_LOCKED_DIR"
+)
 
-// sharedDir returns an empty directory that another user owns and anyone
-// may write into, as a container's root makes a shared 0777 one. As root
-// it makes one and gives it away; root may still chmod it, so the refusals
-// this guards against happen only in the run as an ordinary user.
-func sharedDir(t *testing.T) string {
+// fixtureDir returns the empty directory named in the variable env,
+// emptied again when t ends, or as root one that asRoot makes in base.
+// Root may write and chmod anything, so the refusals these directories
+// bring happen only in the run as an ordinary user.
+func fixtureDir(t *testing.T, env string, asRoot func(t *testing.T, base string) string) string {
 	t.Helper()
 	if os.Geteuid() == 0 {
-		dir := filepath.Join(t.TempDir(), "shared")
+		return asRoot(t, t.TempDir())
+	}
+	dir := os.Getenv(env)
+	if dir == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run this package's tests as an ordinary user through make test-unprivileged", env)
+		}
+		t.Skipf("%s is not set (make test-unprivileged sets it)", env)
+	}
+	if names, err := dirNames(dir); err != nil || len(names) != 0 {
+		t.Fatalf("%s: %v, holding %v; want an empty directory", env, err, names)
+	}
+	t.Cleanup(func() {
+		// What the test put there is the test's own: empty it for the next.
+		names, _ := dirNames(dir)
+		for _, n := range names {
+			if err := fsutil.RemoveAll(filepath.Join(dir, n)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return dir
+}
+
+// sharedDir is an empty directory that another user owns and anyone may
+// write into, as a container's root makes a shared 0777 one.
+func sharedDir(t *testing.T) string {
+	return fixtureDir(t, sharedDirEnv, func(t *testing.T, base string) string {
+		dir := filepath.Join(base, "shared")
 		if err := os.Mkdir(dir, 0o777); err != nil {
 			t.Fatal(err)
 		}
@@ -34,34 +69,23 @@ func sharedDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 		return dir
-	}
-	dir := os.Getenv(sharedDirEnv)
-	if dir == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run this package's tests as an ordinary user through make test-unprivileged", sharedDirEnv)
-		}
-		t.Skipf("%s is not set (make test-unprivileged sets it)", sharedDirEnv)
-	}
-	if names, err := dirNames(dir); err != nil || len(names) != 0 {
-		t.Fatalf("%s: %v, holding %v; want an empty directory", sharedDirEnv, err, names)
-	}
-	t.Cleanup(func() {
-		// What the test put there is the test's own: empty it for the next.
-		names, _ := dirNames(dir)
-		for _, n := range names {
-			p := filepath.Join(dir, n)
-			_ = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
-				if err == nil && d.IsDir() {
-					_ = os.Chmod(q, 0o755)
-				}
-				return nil
-			})
-			if err := os.RemoveAll(p); err != nil {
-				t.Error(err)
-			}
-		}
 	})
-	return dir
+}
+
+// lockedDir is an empty directory of the user's whose parent the user may
+// not write to: an image's root-owned WORKDIR holding node_modules.
+func lockedDir(t *testing.T) string {
+	return fixtureDir(t, lockedDirEnv, func(t *testing.T, base string) string {
+		dir := filepath.Join(base, "locked", "dir")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Dir(dir), 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Chmod(filepath.Dir(dir), 0o755) })
+		return dir
+	})
 }
 
 // TestPullIntoSharedDir: a pull into a directory another user owns but
@@ -135,6 +159,65 @@ func TestPullIntoSharedDir(t *testing.T) {
 				t.Fatalf("pull into a shared directory: %v", err)
 			}
 			check(t, dir)
+		})
+	}
+}
+
+// TestPullIntoDirOfLockedParent: a pull into a directory the user may
+// write into, whose parent the user may not, restores the tree: the stage
+// that is normally made beside DIR is made inside it, and leaves nothing
+// behind, nor a change to DIR's mode or mtime.
+func TestPullIntoDirOfLockedParent(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	if _, err := c.Put(t.Context(), "k", smallTree(t, "locked"), ""); err != nil {
+		t.Fatal(err)
+	}
+	remoteOnly := newTiered(t, store, Options{})
+	for _, tc := range []struct {
+		name string
+		full bool
+		pull func(t *testing.T, dir string) error
+	}{
+		{name: "download, empty", pull: func(t *testing.T, dir string) error {
+			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
+			return err
+		}},
+		{name: "download, full", full: true, pull: func(t *testing.T, dir string) error {
+			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
+			return err
+		}},
+		{name: "local archive", pull: func(t *testing.T, dir string) error {
+			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := lockedDir(t)
+			if tc.full {
+				if err := os.WriteFile(filepath.Join(dir, "mine"), []byte("mine"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+			if err := os.Chtimes(dir, time.Time{}, mtime); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.pull(t, dir); err != nil {
+				t.Fatalf("pull into a directory whose parent is not writable: %v", err)
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != 0o755 {
+				t.Errorf("DIR after the pull: %v %v; want mode 0755 and mtime %v as before", fi.Mode(), fi.ModTime(), mtime)
+			}
+			if tc.full {
+				if err := os.Remove(filepath.Join(dir, "mine")); err != nil {
+					t.Errorf("DIR's own file: %v", err)
+				}
+			}
+			// CheckSmall finds a stage or lock file left in DIR.
+			if tag, err := treetest.CheckSmall(dir); err != nil || tag != "locked" {
+				t.Errorf("DIR holds tag %q, err %v; want the pushed tree alone", tag, err)
+			}
 		})
 	}
 }
