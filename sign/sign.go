@@ -81,7 +81,7 @@ func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
 		if strings.HasPrefix(s, publicPrefix) {
 			return nil, errors.New("this is a public key; signing needs the private key keygen wrote")
 		}
-		return nil, fmt.Errorf("not a tiercache private key (it starts with %q)", privatePrefix)
+		return nil, fmt.Errorf("not a tiercache private key (one starts with %q)", privatePrefix)
 	}
 	seed, err := base64.StdEncoding.DecodeString(rest)
 	if err != nil || len(seed) != ed25519.SeedSize {

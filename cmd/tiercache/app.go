@@ -140,6 +140,27 @@ const (
 	envTrustedKeys = "TIERCACHE_TRUSTED_KEYS"
 )
 
+// keysOrFile returns v, the value of a key variable, or when v is the
+// absolute path of a file (a GitLab CI variable of type File holds one),
+// that file's text.
+func keysOrFile(v string) (string, error) {
+	p := strings.TrimSpace(v)
+	if !filepath.IsAbs(p) {
+		return v, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("reading the key file it names: %w", err)
+	}
+	defer f.Close()
+	// Keys are short: a larger file is not one of them.
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("reading the key file it names: %w", err)
+	}
+	return string(b), nil
+}
+
 func envOf(flag string) string {
 	for _, e := range envFlags {
 		if e.flag == flag {
@@ -219,6 +240,10 @@ func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
 		a.verbosef(cmd, "scope: %q, then reading %q", a.flags.scope, a.flags.readScopes)
 	}
 	if v := a.getenv(envSigningKey); strings.TrimSpace(v) != "" && cmd.Name() == "push" {
+		v, err := keysOrFile(v)
+		if err != nil {
+			return usageErrorf("%s: %v", envSigningKey, err)
+		}
 		priv, err := sign.ParsePrivateKey(v)
 		if err != nil {
 			return usageErrorf("%s: %v", envSigningKey, err)
@@ -232,6 +257,10 @@ func (a *app) trustOptions(cmd *cobra.Command, opts *tiered.Options) error {
 		a.warnf(cmd, "%s is set but empty: this pull accepts unsigned entries (unset it, or set it to the public keys whose entries to trust)", envTrustedKeys)
 	}
 	if v := a.getenv(envTrustedKeys); strings.TrimSpace(v) != "" {
+		v, err := keysOrFile(v)
+		if err != nil {
+			return usageErrorf("%s: %v", envTrustedKeys, err)
+		}
 		keys, err := sign.ParsePublicKeys(v)
 		if err != nil {
 			return usageErrorf("%s: %v", envTrustedKeys, err)
@@ -282,7 +311,10 @@ func (a *app) applyEnv(fs *pflag.FlagSet) error {
 			}
 		}
 		if err := fl.Value.Set(v); err != nil {
-			return usageErrorf("environment variable %s is invalid", e.env)
+			if fl.Value.Type() == "duration" {
+				return usageErrorf("environment variable %s is not a duration (a number with a unit: 90s, 10m, 1h)", e.env)
+			}
+			return usageErrorf("environment variable %s is invalid; it takes what --%s takes (see --help)", e.env, e.flag)
 		}
 	}
 	if a.flags.quiet && a.flags.verbose {

@@ -165,6 +165,7 @@ func TestS3Config(t *testing.T) {
 		{"path style false from env", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "false"}, nil, "b    virtual false", ""},
 		{"path style unset is auto", env{"TIERCACHE_REMOTE": "s3://b"}, []string{"--endpoint", "http://minio.internal:9000"}, "b   http://minio.internal:9000 auto false", ""},
 		{"path style junk", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_S3_PATH_STYLE": "sekrit"}, nil, "", "TIERCACHE_S3_PATH_STYLE is not a boolean"},
+		{"timeout without a unit", env{"TIERCACHE_REMOTE": "s3://b", "TIERCACHE_TIMEOUT": "600"}, nil, "", "TIERCACHE_TIMEOUT is not a duration (a number with a unit: 90s, 10m, 1h)"},
 		{"bad scheme", env{}, []string{"--remote", "gs://b"}, "", `--remote must look like s3://bucket/prefix, got "gs://b"`},
 		{"endpoint as remote", env{"TIERCACHE_REMOTE": "http://127.0.0.1:9000/b"}, nil, "",
 			`TIERCACHE_REMOTE must look like s3://bucket/prefix, got "http://127.0.0.1:9000/b"; the endpoint goes in --endpoint (TIERCACHE_S3_ENDPOINT), the bucket in s3://bucket/prefix`},

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,5 +55,48 @@ func TestLinkWithTrustedKeys(t *testing.T) {
 	}
 	if r := cli(t, e, "pull", "--link", "k", filepath.Join(t.TempDir(), "d")); strings.Contains(r.stderr, note) {
 		t.Errorf("without: stderr %q", r.stderr)
+	}
+}
+
+// TestKeysFromFiles: TIERCACHE_SIGNING_KEY and TIERCACHE_TRUSTED_KEYS may
+// name a file holding the key, as a GitLab CI variable of type File does;
+// a file that cannot be read is a usage error saying so.
+func TestKeysFromFiles(t *testing.T) {
+	e := newEnv(t)
+	priv, pub, err := sign.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	privFile, pubFile := filepath.Join(dir, "key"), filepath.Join(dir, "key.pub")
+	if err := os.WriteFile(privFile, []byte(priv+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pubFile, []byte(pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, e.with("TIERCACHE_SIGNING_KEY", privFile), "push", "signed", smallTree(t, "signed"))
+	mustCLI(t, e, "push", "unsigned", smallTree(t, "unsigned"))
+	trusting := e.with("TIERCACHE_TRUSTED_KEYS", pubFile)
+	hit := func(key string) bool {
+		r := mustCLI(t, trusting, "pull", "--json", key, filepath.Join(t.TempDir(), "d"))
+		var got struct{ Hit bool }
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("pull --json: %v\n%s", err, r.stdout)
+		}
+		return got.Hit
+	}
+	if !hit("signed") {
+		t.Error("pull of the entry signed by the key file, trusting the public key file: a miss, want a hit")
+	}
+	if hit("unsigned") {
+		t.Error("pull of an unsigned entry, trusting the public key file: a hit, want a miss")
+	}
+	missing := filepath.Join(dir, "absent")
+	for _, v := range []string{"TIERCACHE_SIGNING_KEY", "TIERCACHE_TRUSTED_KEYS"} {
+		r := cli(t, e.with(v, missing), "push", "x", smallTree(t, "x"))
+		if r.code != 2 || !strings.Contains(r.stderr, v+": reading the key file it names") {
+			t.Errorf("%s naming a missing file: exit %d, stderr %q; want a usage error saying so", v, r.code, r.stderr)
+		}
 	}
 }
