@@ -150,11 +150,18 @@ func (c *Cache) MarkLinked(s Stored) error {
 	}
 	// Read-only: the mark of an earlier link, 0444, cannot be opened
 	// for writing but by root.
-	f, err := os.OpenFile(filepath.Join(c.dataDir, s.version, linkedFile), os.O_RDONLY|os.O_CREATE, 0o444)
+	mark := filepath.Join(c.dataDir, s.version, linkedFile)
+	f, err := os.OpenFile(mark, os.O_RDONLY|os.O_CREATE, 0o444)
 	if err != nil {
 		return fmt.Errorf("key %q: marking its tree linked: %w", s.Entry.Key, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("key %q: marking its tree linked: %w", s.Entry.Key, err)
+	}
+	if err := c.own(mark); err != nil {
+		return fmt.Errorf("key %q: marking its tree linked: %w", s.Entry.Key, err)
+	}
+	return nil
 }
 
 // Peek returns the entry of key's current version, as Lookup finds it,
@@ -440,6 +447,9 @@ func (c *Cache) materialize(ctx context.Context, s Stored) (string, error) {
 		err = s.Damaged(err)
 	}
 	if err != nil {
+		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
+	}
+	if err := c.ownTree(dst); err != nil {
 		return "", fmt.Errorf("get %q: %w", s.Entry.Key, err)
 	}
 	if c.flushTreeOf(s.meta) {

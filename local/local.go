@@ -240,6 +240,65 @@ type Cache struct {
 	// scope is the scope whose entries this Cache's methods that take a
 	// key work on (see InScope).
 	scope string
+	// owner, when set, is the user and group everything this process
+	// creates in the tier is given to (see tierOwner).
+	owner *fileOwner
+}
+
+// fileOwner is a user and group ID.
+type fileOwner struct{ uid, gid int }
+
+// own gives path (a link itself, not its target) to the tier's owner
+// when c.owner is set; see tierOwner.
+func (c *Cache) own(path string) error {
+	if c.owner == nil {
+		return nil
+	}
+	if err := os.Lchown(path, c.owner.uid, c.owner.gid); err != nil {
+		return fmt.Errorf("give %s to the cache dir's owner: %w", path, err)
+	}
+	return nil
+}
+
+// ownTree is own for root and everything under it.
+func (c *Cache) ownTree(root string) error {
+	if c.owner == nil {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return c.own(p)
+	})
+}
+
+// lock is flock.Lock of a lock file in the tier, which it owns (see own).
+func (c *Cache) lock(ctx context.Context, path string) (*flock.Handle, error) {
+	h, err := flock.Lock(ctx, path)
+	if err == nil {
+		err = c.ownLock(h)
+	}
+	return h, err
+}
+
+// tryLock is flock.TryLock of a lock file in the tier, which it owns.
+func (c *Cache) tryLock(path string) (*flock.Handle, bool, error) {
+	h, ok, err := flock.TryLock(path)
+	if err == nil && ok {
+		err = c.ownLock(h)
+	}
+	return h, ok && err == nil, err
+}
+
+// ownLock gives h's lock file to the tier's owner, releasing h if it
+// cannot: a lock file of root's is one the owner cannot open.
+func (c *Cache) ownLock(h *flock.Handle) error {
+	if err := c.own(h.Path()); err != nil {
+		_ = h.Unlock()
+		return err
+	}
+	return nil
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -335,6 +394,11 @@ func (c *Cache) initRoot() error {
 	if err := checkRootOwner(c.root); err != nil {
 		return err
 	}
+	if fi, err := os.Stat(c.root); err == nil {
+		if uid, gid, ok := tierOwner(fi); ok {
+			c.owner = &fileOwner{uid, gid}
+		}
+	}
 	marker := filepath.Join(c.root, markerName)
 	// In a root open to all, another user could plant it (a FIFO would
 	// block the read for good).
@@ -360,7 +424,11 @@ func (c *Cache) initRoot() error {
 	}
 	for _, d := range layoutDirs {
 		p := filepath.Join(c.root, d)
-		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(p, 0o755); err == nil {
+			if err := c.own(p); err != nil {
+				return fmt.Errorf("create cache layout: %w", err)
+			}
+		} else if !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create cache layout: %w", err)
 		}
 		// Another user could have made it first in a root open to all.
@@ -368,10 +436,17 @@ func (c *Cache) initRoot() error {
 			return fmt.Errorf("cache layout: %w", err)
 		}
 	}
-	if err := writeFileOnce(filepath.Join(c.root, cacheDirTag), tagContent); err != nil {
+	tag := filepath.Join(c.root, cacheDirTag)
+	if err := writeFileOnce(tag, tagContent); err != nil {
 		return err
 	}
-	return writeFileOnce(marker, markerContent)
+	if err := writeFileOnce(marker, markerContent); err != nil {
+		return err
+	}
+	if err := c.own(tag); err != nil {
+		return err
+	}
+	return c.own(marker)
 }
 
 // checkForeign refuses a root that holds anything but what Open itself
@@ -913,6 +988,9 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 	if err := writeVersionFiles(ver, m); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
+	if err := c.ownTree(ver); err != nil {
+		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
+	}
 	if !c.noSync && c.boot == "" {
 		if err := syncTree(ver); err != nil {
 			return "", meta{}, fmt.Errorf("put %q: %w", key, err)
@@ -1009,6 +1087,11 @@ func (c *Cache) swap(name, version string) error {
 	if err := writePointer(tmp, "../data/"+version, !c.noSync); err != nil {
 		return fmt.Errorf("swap pointer: %w", err)
 	}
+	// Its time records remote use, which only its owner may set.
+	if err := c.own(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("swap pointer: %w", err)
+	}
 	if err := movePointer(tmp, filepath.Join(c.indexDir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("swap pointer: %w", err)
@@ -1027,6 +1110,9 @@ func (c *Cache) retire(version string) error {
 		return fmt.Errorf("retire version: %w", err)
 	}
 	if err := f.Close(); err != nil {
+		return fmt.Errorf("retire version: %w", err)
+	}
+	if err := c.own(rec); err != nil {
 		return fmt.Errorf("retire version: %w", err)
 	}
 	// An existing record (a crash left a stale one) must restart the
@@ -1051,7 +1137,7 @@ func (c *Cache) stripeOf(name string) string {
 }
 
 func (c *Cache) lockStripe(ctx context.Context, name string) (*flock.Handle, error) {
-	return flock.Lock(ctx, c.stripeOf(name))
+	return c.lock(ctx, c.stripeOf(name))
 }
 
 // staging is a Put's private directory, locked for its whole life.
@@ -1068,7 +1154,7 @@ func (c *Cache) newStaging() (*staging, error) {
 	var lastErr error
 	for range 4 {
 		dir := filepath.Join(c.stagingDir, unique())
-		lock, ok, err := flock.TryLock(dir + stagingLockExt)
+		lock, ok, err := c.tryLock(dir + stagingLockExt)
 		if err != nil {
 			lastErr = fmt.Errorf("lock staging: %w", err)
 			continue
@@ -1077,7 +1163,11 @@ func (c *Cache) newStaging() (*staging, error) {
 			lastErr = fmt.Errorf("lock staging %s: held by another process", dir)
 			continue
 		}
-		if err := os.Mkdir(dir, 0o755); err != nil {
+		err = os.Mkdir(dir, 0o755)
+		if err == nil {
+			err = c.own(dir)
+		}
+		if err != nil {
 			_ = lock.Remove()
 			lastErr = fmt.Errorf("create staging: %w", err)
 			continue
@@ -1116,12 +1206,12 @@ func (c *Cache) LockNotify(ctx context.Context, key string, waiting func()) (unl
 		return nil, err
 	}
 	path := filepath.Join(c.keyLocks, c.nameOf(key)+".lock")
-	h, ok, err := flock.TryLock(path)
+	h, ok, err := c.tryLock(path)
 	if err == nil && !ok {
 		if waiting != nil {
 			waiting()
 		}
-		h, err = flock.Lock(ctx, path)
+		h, err = c.lock(ctx, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock key %q: %w", key, err)

@@ -109,3 +109,18 @@ func describeUser(uid int) string {
 	}
 	return s
 }
+
+// tierOwner returns the user and group to give what this process creates
+// in the tier whose root is described by fi: its owner's, when the
+// superuser works in another user's tier (a host's cache volume mounted
+// into a container). What root made there would stay root's, and the
+// tier's owner could then neither take its locks nor evict its entries:
+// one root job would break their pulls and prunes for good. ok is false
+// otherwise: what this process creates is the tier owner's already.
+func tierOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, isUnix := fi.Sys().(*syscall.Stat_t)
+	if !isUnix || euid() != 0 || st.Uid == 0 {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}

@@ -57,7 +57,7 @@ func (s *scan) old(t time.Time) bool { return time.Since(t) >= s.grace }
 // false when a sweep found it busy.
 func (s *scan) lockStripe(name string) (lock *flock.Handle, ok bool, err error) {
 	if s.wait == nil {
-		return flock.TryLock(s.c.stripeOf(name))
+		return s.c.tryLock(s.c.stripeOf(name))
 	}
 	lock, err = s.c.lockStripe(s.wait, name)
 	return lock, err == nil, err

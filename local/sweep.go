@@ -58,7 +58,7 @@ func (c *Cache) maybeSweep(stop func() error) {
 // to give up (a cancelled context). The full steps run when full is set
 // or when the last full sweep is older than the grace.
 func (c *Cache) sweep(stop func() error, full bool) error {
-	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, sweepLock))
+	lock, ok, err := c.tryLock(filepath.Join(c.locksDir, sweepLock))
 	if err != nil {
 		return err
 	}
@@ -78,6 +78,9 @@ func (c *Cache) sweep(stop func() error, full bool) error {
 		ferr := errors.Join(s.orphans(removeAll), s.tempPointers(removeAll), c.sweepKeyLocks(stop))
 		if ferr == nil {
 			ferr = touch(mark)
+		}
+		if ferr == nil {
+			ferr = c.own(mark)
 		}
 		errs = append(errs, ferr)
 	}
@@ -130,7 +133,7 @@ func (c *Cache) sweepKeyLocks(stop func() error) error {
 // emptyTrash deletes everything in trash/, read-only trees included.
 // Whoever holds the trash lock is doing it; this returns nil at once then.
 func (c *Cache) emptyTrash(stop func() error) error {
-	lock, ok, err := flock.TryLock(filepath.Join(c.locksDir, trashLock))
+	lock, ok, err := c.tryLock(filepath.Join(c.locksDir, trashLock))
 	if err != nil || !ok {
 		return err
 	}
@@ -142,7 +145,7 @@ func (c *Cache) emptyTrash(stop func() error) error {
 // elsewhere to end instead of leaving the rest to it, for callers that
 // promise an empty trash when they return (Verify with Repair).
 func (c *Cache) emptyTrashWait(ctx context.Context) error {
-	lock, err := flock.Lock(ctx, filepath.Join(c.locksDir, trashLock))
+	lock, err := c.lock(ctx, filepath.Join(c.locksDir, trashLock))
 	if err != nil {
 		return err
 	}

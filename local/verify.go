@@ -13,7 +13,6 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/archive"
-	"github.com/tiercache/tiercache/internal/flock"
 )
 
 // Problem kinds Verify reports (tiercache.Problem.Kind).
@@ -102,7 +101,7 @@ func (c *Cache) Verify(ctx context.Context, opts VerifyOptions) (tiercache.Check
 	if err := v.entries(ctx); err != nil {
 		return v.report, fmt.Errorf("verify %s: %w", c.root, err)
 	}
-	lock, err := flock.Lock(ctx, filepath.Join(c.locksDir, sweepLock))
+	lock, err := c.lock(ctx, filepath.Join(c.locksDir, sweepLock))
 	if err != nil {
 		return v.report, fmt.Errorf("verify %s: %w", c.root, err)
 	}
