@@ -226,9 +226,11 @@ WINDOWS_SKIP := ^(TestSecurityImplicitDirsCostLinear|TestNamesMemoryLinear|TestE
 UNPRIVILEGED_PKGS := ./archive ./internal/treecopy ./local ./tiered ./cmd/tiercache
 
 ## test-unprivileged: as root, run UNPRIVILEGED_PKGS' tests again as the user nobody
-## (USER_TO_RUN_AS=someone for another); as anyone else, nothing (the tests ran as them).
+## (USER_TO_RUN_AS=someone for another), and the portable code's in treecopy, local and
+## tiered; as anyone else, nothing (the tests ran as them).
 test-unprivileged: minio versitygw
 	GO=$(GO) ./scripts/unprivileged.sh $(UNPRIVILEGED_PKGS)
+	GO=$(GO) GOFLAGS=-tags=tiercache_portable ./scripts/unprivileged.sh ./internal/treecopy ./local ./tiered
 
 ## test-windows: run WINDOWS_PKGS' tests as Windows binaries under Wine (but WINDOWS_SKIP).
 test-windows: wine-setup

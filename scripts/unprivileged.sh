@@ -52,7 +52,7 @@ for pkg in "$@"; do
 		cp -R "$pkg/testdata" "$dir/"
 		chmod -R a+rX "$dir"
 	fi
-	echo "unprivileged: $pkg as $who"
+	echo "unprivileged: $pkg as $who${GOFLAGS:+ ($GOFLAGS)}"
 	if ! (cd "$dir" && runuser -u "$who" -- env HOME="$work/home" TMPDIR="$work/tmp" TIERCACHE_TEST_SHARED_DIR="$work/tmp/shared" TIERCACHE_TEST_LOCKED_DIR="$work/locked/dir" \
 		"$work/bin/$name.test" -test.count=1 -test.timeout=15m); then
 		echo "FAIL	$pkg (as $who)"

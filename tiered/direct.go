@@ -434,6 +434,9 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 		}
 		h.Copy, err = placeAll(ctx, tree, dst, how, progress)
 		h.CopyTime = time.Since(start)
+		if unreadableIn(err, tree) && s.Archive != "" {
+			return c.restoreFromArchive(ctx, s, dst, opts)
+		}
 		return h, err
 	}
 	// An existing dir keeps its own mode and mtime, as tar -x keeps an
@@ -443,12 +446,34 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 	if err == nil && statErr == nil && before.IsDir() {
 		err = setRootMeta(dir, nil, dirMode(before), before.ModTime())
 	}
+	if unreadableIn(err, tree) && s.Archive != "" {
+		return c.restoreFromArchive(ctx, s, dst, opts)
+	}
 	if err != nil {
 		// treecopy names paths relative to dir; say which dir.
 		return Hit{}, fmt.Errorf("restoring into %s: %w", dir, err)
 	}
 	h.CopyTime = time.Since(start)
 	return h, nil
+}
+
+// unreadableIn reports whether err is a refusal to read something under
+// tree: a directory or file of the entry that its owner may not read
+// (mode 000, a directory of 0300), as trees pushed by root can hold.
+func unreadableIn(err error, tree string) bool {
+	var pe *fs.PathError
+	return errors.Is(err, fs.ErrPermission) && errors.As(err, &pe) &&
+		(pe.Path == tree || strings.HasPrefix(pe.Path, tree+string(filepath.Separator)))
+}
+
+// restoreFromArchive restores s from its archive, not its tree, which
+// holds what the tree's owner may not read: extraction creates each
+// file and directory before it gives it its mode, as the first pull of
+// the entry did. A Link pull copies then: there is no tree to link from.
+func (c *Cache) restoreFromArchive(ctx context.Context, s local.Stored, dst *target, opts PullOptions) (Hit, error) {
+	s.Tree = ""
+	opts.Link = false
+	return c.restoreStored(ctx, s, dst, opts)
 }
 
 // pullHydrate downloads key into dir and, as the same bytes arrive, into
@@ -988,7 +1013,9 @@ func moveInto(ctx context.Context, stage, dir string, root *archive.RootMeta) (m
 			return false, err
 		}
 	}
-	if _, err := treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true}); err != nil {
+	// ChmodSource: the stage is this pull's own, and a directory of the
+	// entry its owner may not read (mode 000) must still be entered.
+	if _, err := treecopy.Copy(ctx, stage, dir, treecopy.Options{Link: true, ChmodSource: true}); err != nil {
 		return false, err
 	}
 	if err == nil && before.IsDir() && root == nil {
@@ -1761,7 +1788,7 @@ func place(ctx context.Context, src, dst string, how int, progress func(int64)) 
 			// Not on the stage's file system (an entry's paths may be
 			// on several): copy, hardlinking where treecopy can.
 		}
-		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy, Progress: progress})
+		r, err := treecopy.Copy(ctx, src, abs, treecopy.Options{Link: how != placeCopy, Progress: progress, ChmodSource: how == placeMove})
 		if err == nil && statErr == nil && before.IsDir() {
 			err = setRootMeta(abs, nil, dirMode(before), before.ModTime())
 		}

@@ -402,9 +402,16 @@ func (c *copier) subdir(ctx context.Context, dir, sdir *dirHandle, d *dirMeta) e
 	base := path.Base(d.rel)
 	// O_NOFOLLOW: a directory swapped for a symlink since its lstat
 	// makes the open fail instead of leading the walk out.
-	sfd, err := fsutil.IgnoringEINTR(func() (int, error) {
+	open := func() (int, error) {
 		return unix.Openat(sdir.fd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	})
+	}
+	sfd, err := fsutil.IgnoringEINTR(open)
+	if errors.Is(err, unix.EACCES) && c.opts.ChmodSource {
+		// d.info has the mode the copy gets, read before this change.
+		if err = chmodDirAt(sdir.fd, base, 0o500); err == nil {
+			sfd, err = fsutil.IgnoringEINTR(open)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("copy tree: %w", &fs.PathError{Op: "open", Path: c.srcPath(d.rel), Err: err})
 	}

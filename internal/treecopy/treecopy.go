@@ -70,6 +70,12 @@ type Options struct {
 	// once it is in place. It is called from several goroutines at once
 	// and must be safe for concurrent use.
 	Progress func(bytes int64)
+	// ChmodSource lets Copy give its owner read and search permission on
+	// a source directory it could not otherwise enter (mode 000 or 0300,
+	// which root's trees may hold), and leaves it so: for a source that
+	// is the caller's own scratch (a pull's stage), never a tree others
+	// copy. The copy gets the directory's mode as it was. Unix only.
+	ChmodSource bool
 }
 
 // Result counts what Copy placed in the destination.
