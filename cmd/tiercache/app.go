@@ -555,6 +555,12 @@ func (a *app) openCache(cmd *cobra.Command, progress func(tiered.Progress)) (*ti
 	var l *local.Cache
 	if !remoteOnly && !absent {
 		l, err = local.Open(dir, local.Options{NoSync: a.flags.noSync, SyncData: a.flags.syncData, KeepTrash: a.keepTrash})
+		if errors.Is(err, fs.ErrPermission) {
+			// A user without a writable home (nobody's is
+			// /nonexistent) gets a default that cannot be made.
+			return nil, fmt.Errorf("local tier: %s: %w; set %s (--cache-dir) to a directory this user may write, or use --no-local with a remote",
+				dir, err, envOf("cache-dir"))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("local tier: %w", err)
 		}
