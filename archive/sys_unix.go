@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -110,7 +111,7 @@ func (d srcDir) close() {
 func (d srcDir) names(rel string, buf []byte) ([]string, error) {
 	names, err := fsutil.DirNames(d.fd, buf)
 	if err != nil {
-		return nil, &fs.PathError{Op: "readdirent", Path: rel, Err: err}
+		return nil, &fs.PathError{Op: "readdirent", Path: d.path(rel), Err: err}
 	}
 	return names, nil
 }
@@ -121,7 +122,7 @@ func (d srcDir) lstat(name, rel string) (srcInfo, error) {
 	if _, err := fsutil.IgnoringEINTR(func() (int, error) {
 		return 0, unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	}); err != nil {
-		return srcInfo{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
+		return srcInfo{}, &fs.PathError{Op: "lstat", Path: d.path(rel), Err: err}
 	}
 	return statInfo(&st), nil
 }
@@ -154,6 +155,13 @@ func (d srcDir) readlink(_, rel string) (string, error) {
 	return d.tree.root.Readlink(d.tree.to + strings.TrimPrefix(rel, d.tree.from))
 }
 
+// path is where the member rel of d's walk is on disk, for errors a user
+// must act on (a file they may not read): the member's name alone, "0/x"
+// for an entry of several paths, says nothing of where it is.
+func (d srcDir) path(rel string) string {
+	return filepath.Join(d.tree.dir, filepath.FromSlash(d.tree.to+strings.TrimPrefix(rel, d.tree.from)))
+}
+
 // storeAs makes the walk of d, opened on dir's parent, name the members
 // below dir/base as below as (only readlink needs to know).
 func (d srcDir) storeAs(base, as string) { d.tree.from, d.tree.to = as, base }
@@ -166,7 +174,7 @@ func (d srcDir) openDir(name, rel string) (srcDir, error) {
 		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return srcDir{}, &fs.PathError{Op: "openat", Path: rel, Err: err}
+		return srcDir{}, &fs.PathError{Op: "open", Path: d.path(rel), Err: err}
 	}
 	return srcDir{fd: fd, tree: d.tree}, nil
 }
@@ -180,7 +188,7 @@ func (d srcDir) openFile(name, rel string) (srcFile, error) {
 		return unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return nil, &fs.PathError{Op: "openat", Path: rel, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: d.path(rel), Err: err}
 	}
 	return &rawFile{fd: fd, rel: rel}, nil
 }

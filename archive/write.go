@@ -332,7 +332,8 @@ func (aw *archiveWriter) path(as, p string) error {
 	defer func() { aw.prefix, aw.from = "", "" }()
 	if err := aw.member(d, base, as); err != nil {
 		var odd *oddFileError
-		if errors.As(err, &odd) {
+		var pe *fs.PathError
+		if errors.As(err, &odd) || errors.As(err, &pe) && filepath.IsAbs(pe.Path) {
 			return err // it names the file in full
 		}
 		return fmt.Errorf("%w (in %s)", err, p)
