@@ -1496,21 +1496,26 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 		}
 		_ = c.sweep(ctx.Err, false)
 	}()
+	// An entry that cannot be evicted (its lock file made unusable by
+	// another user) must not keep every later prune from freeing space:
+	// the others still go, and the failures are reported at the end.
+	var errs []error
 	for _, v := range victims {
 		if err := ctx.Err(); err != nil {
-			return n, fmt.Errorf("prune: %w", err)
+			return n, errors.Join(append(errs, fmt.Errorf("prune: %w", err))...)
 		}
 		r := byKey[v.Key]
 		if err := c.evict(ctx, r.name, r.version); errors.Is(err, errReplaced) {
 			continue
 		} else if err != nil {
-			return n, fmt.Errorf("prune: evict %q: %w", v.Key, err)
+			errs = append(errs, fmt.Errorf("prune: evict %q: %w", v.Key, err))
+			continue
 		}
 		changed = true
 		n++
 		limits.Report(v)
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // itemsOf returns what victim selection needs of the usable records, and
