@@ -233,6 +233,10 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 			switch {
 			case ctx.Err() != nil:
 				return nil, "", ctx.Err()
+			case errors.Is(err, fs.ErrPermission):
+				// A directory its owner may not read (root's trees
+				// hold mode 000 ones) cannot be counted: no sign of
+				// damage, and repairing would drop a sound tree.
 			case err != nil:
 				p.Kind, p.Path, p.Detail = ProblemTreeMismatch, tree, err.Error()
 			case st.Files != m.Files || st.Size != m.Size:
@@ -302,6 +306,8 @@ func (v *verifier) archive(ctx context.Context, p *tiercache.Problem, s Stored) 
 	if fi, err := os.Lstat(tree); err == nil && fi.IsDir() {
 		st, err := statTree(ctx, tree)
 		switch {
+		case errors.Is(err, fs.ErrPermission) && ctx.Err() == nil:
+			// Unreadable to its owner, not damaged (see above).
 		case err != nil:
 			p.Kind, p.Path, p.Detail = ProblemTreeMismatch, tree, err.Error()
 			return p

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -132,5 +133,10 @@ func TestPullUnreadableEntry(t *testing.T) {
 			t.Errorf("%s: restored from %s, want the local tier", step.name, h.Tier)
 		}
 		check(t, dir)
+	}
+	// The expanded tree the link pulls left is sound, readable or not.
+	rep, err := c.local.Verify(t.Context(), local.VerifyOptions{Deep: true})
+	if err != nil || len(rep.Problems) != 0 {
+		t.Errorf("fsck --deep of the local tier: %v, problems %+v; want none", err, rep.Problems)
 	}
 }
