@@ -179,9 +179,10 @@ type Config struct {
 	// last request-body bytes sent) and each wait for response-body
 	// bytes. A stalled request is abandoned and retried like a reset
 	// connection (a download resumes where it stopped), up to
-	// MaxAttempts, but an attempt with no answer at all after another
-	// such is not (a dead server costs two); the error then says
-	// "stalled". Default 60s.
+	// MaxAttempts, but an attempt with no answer at all, begun after a
+	// stall with nothing from the server since, is not: each request
+	// in flight when the server went quiet gets one retry, and one sent
+	// later none. The error then says "stalled". Default 60s.
 	IdleTimeout time.Duration
 	// RequestTimeout is the longest one attempt of one request may take
 	// from start to the end of its response body, so a server trickling

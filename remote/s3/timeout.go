@@ -31,20 +31,46 @@ import (
 // error before the headers; after them the Store resumes or re-reads.
 //
 // A server that accepts connections and never answers would cost
-// MaxAttempts idle timeouts per request. So an attempt that got no
-// answer at all, begun after another had ended with none and with no
-// answer from the server since, is not retried: a dead server costs
-// two. Attempts in flight together when the server went quiet (parts
-// of one upload) count as one.
+// MaxAttempts idle timeouts per request. So the client remembers when
+// it first found the server silent (an attempt that got no answer at
+// all, or a response body that stopped), until anything arrives from
+// it (response headers or body bytes); an attempt begun after that
+// which gets no answer at all is not retried: a dead server costs two.
+// The requests in flight when it went quiet (the parts of one upload,
+// the ranges of one download) each get one retry or resume, begun
+// after the first of them was found silent, so their retries are the
+// last. Later silences must not move the mark: each sibling's stall
+// would then pass the start of retries already under way, and none
+// would ever be the last.
 type timeoutClient struct {
 	next    aws.HTTPClient
 	idle    time.Duration
 	request time.Duration
 	// deadline, if set, ends every attempt (see Config.Deadline).
 	deadline time.Time
-	// silentSince is when the last attempt to end without an answer
-	// ended (Unix nanoseconds), 0 once the server answered since.
+	// silentSince is when the server was first found silent (see
+	// monoNow), 0 once it answered since.
 	silentSince atomic.Int64
+}
+
+// monoEpoch anchors monoNow.
+var monoEpoch = time.Now()
+
+// monoNow returns the time in nanoseconds on the monotonic clock,
+// never 0: a wall clock stepped back would make a retry look begun
+// before the silence it follows.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
+
+// silent records that the server was found silent, unless it already
+// was with no answer since.
+func (c *timeoutClient) silent() { c.silentSince.CompareAndSwap(0, monoNow()) }
+
+// answered records that something arrived from the server.
+func (c *timeoutClient) answered() {
+	// Load first: body reads call this often, and most find it 0.
+	if c.silentSince.Load() != 0 {
+		c.silentSince.Store(0)
+	}
 }
 
 // timeoutError reports an attempt cut off by timeoutClient. It is
@@ -54,15 +80,15 @@ type timeoutError struct {
 	method string
 	idle   bool
 	limit  time.Duration
-	// final marks a silent attempt begun after another had ended
-	// silent (see timeoutClient), which is not retried. Set before Do
-	// returns.
+	// final marks a silent attempt begun after the server was found
+	// silent, with no answer since (see timeoutClient), which is not
+	// retried. Set before Do returns.
 	final bool
 }
 
 func (e *timeoutError) Error() string {
 	if e.final {
-		return fmt.Sprintf("s3: %s request stalled: no answer for %v (idle timeout), nor to the attempt before; not retried", e.method, e.limit)
+		return fmt.Sprintf("s3: %s request stalled: no answer for %v (idle timeout), nor since an earlier request stalled; not retried", e.method, e.limit)
 	}
 	if e.idle {
 		return fmt.Sprintf("s3: %s request stalled: no progress for %v (idle timeout)", e.method, e.limit)
@@ -95,7 +121,7 @@ func (e *deadlineError) RetryableError() bool { return false }
 
 // Do sends req under the idle and request limits, and the deadline.
 func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
-	started := time.Now().UnixNano()
+	started := monoNow()
 	method := req.Method
 	left := time.Until(c.deadline)
 	if !c.deadline.IsZero() && left <= 0 {
@@ -112,7 +138,9 @@ func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
 	// The idle clock runs from the start: dialing and waiting for the
 	// headers are waits on the server too.
 	w.idle = time.AfterFunc(c.idle, func() {
-		cancel(&timeoutError{method: method, idle: true, limit: c.idle})
+		te := &timeoutError{method: method, idle: true, limit: c.idle}
+		w.stall.Store(te)
+		cancel(te)
 	})
 	w.total = time.AfterFunc(c.request, func() {
 		cancel(&timeoutError{method: method, limit: c.request})
@@ -135,15 +163,15 @@ func (c *timeoutClient) Do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		w.finish()
 		err = w.explain(err)
-		if te := (*timeoutError)(nil); errors.As(err, &te) && te.idle {
+		if te := w.stalled(err); te != nil {
 			since := c.silentSince.Load()
 			te.final = since != 0 && started > since
-			c.silentSince.CompareAndSwap(since, time.Now().UnixNano())
+			c.silent()
 		}
 		return nil, err
 	}
-	c.silentSince.Store(0)
-	resp.Body = &responseBody{body: resp.Body, w: w}
+	c.answered()
+	resp.Body = &responseBody{body: resp.Body, w: w, c: c}
 	return resp, nil
 }
 
@@ -161,6 +189,21 @@ type watch struct {
 	// request-body reads are progress. The transport may still read the
 	// body after a server answered early; that must not rearm the clock.
 	sending bool
+
+	// stall is the error of the idle clock, once it expired.
+	stall atomic.Pointer[timeoutError]
+}
+
+// stalled returns the error of the attempt's own idle clock if err is
+// it. Not any timeoutError err wraps: a cancelled parent context passes
+// its cause down, and when a part of an upload fails, the errgroup
+// cancels the other parts with that part's error, whose stall is not
+// theirs (and whose final flag is not theirs to set).
+func (w *watch) stalled(err error) *timeoutError {
+	if te := w.stall.Load(); te != nil && errors.Is(err, te) {
+		return te
+	}
+	return nil
 }
 
 // sent records progress sending the request.
@@ -223,10 +266,13 @@ func (b *requestBody) Read(p []byte) (int, error) {
 
 // responseBody runs the idle clock during each Read and ends the attempt
 // at EOF or Close. Like any response body, Close may be called while a
-// Read is blocked (net/http then makes the Read fail).
+// Read is blocked (net/http then makes the Read fail). Its bytes are
+// answers from the server, and a stall finds the server silent (see
+// timeoutClient).
 type responseBody struct {
 	body io.ReadCloser
 	w    *watch
+	c    *timeoutClient
 	eof  bool
 }
 
@@ -237,6 +283,9 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	b.w.idle.Reset(b.w.idleLimit)
 	n, err := b.body.Read(p)
 	b.w.idle.Stop()
+	if n > 0 {
+		b.c.answered()
+	}
 	switch {
 	case err == io.EOF:
 		// Done: stop the clocks now, as a caller may be slow to Close.
@@ -244,6 +293,11 @@ func (b *responseBody) Read(p []byte) (int, error) {
 		b.w.stopTotal()
 	case err != nil:
 		err = b.w.explain(err)
+		// The resume that follows is this request's retry: if the
+		// server says nothing to it either, that is the last.
+		if b.w.stalled(err) != nil {
+			b.c.silent()
+		}
 	}
 	return n, err
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,6 +481,106 @@ func TestSilentAttemptsInFlightTogether(t *testing.T) {
 	}
 }
 
+// doFunc is an aws.HTTPClient made of a function.
+type doFunc func(*http.Request) (*http.Response, error)
+
+func (f doFunc) Do(req *http.Request) (*http.Response, error) { return f(req) }
+
+// TestSilenceInBodies: a response body that stops finds the server
+// silent, as an attempt with no answer does, so the silent attempt
+// after it (a resume) is not retried; and bytes of a body are an
+// answer, after which a silent attempt is retried again.
+func TestSilenceInBodies(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	var body atomic.Pointer[func(ctx context.Context) io.ReadCloser]
+	c := &timeoutClient{
+		next: doFunc(func(req *http.Request) (*http.Response, error) {
+			if f := body.Load(); f != nil {
+				return &http.Response{StatusCode: 200, Body: (*f)(req.Context())}, nil
+			}
+			<-req.Context().Done()
+			return nil, context.Cause(req.Context())
+		}),
+		idle: 50 * time.Millisecond, request: bound,
+	}
+	answer := func(f func(ctx context.Context) io.ReadCloser) *http.Response {
+		body.Store(&f)
+		defer body.Store(nil)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://127.0.0.1:1/b/k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	silentFinal := func() bool {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://127.0.0.1:1/b/k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Do(req)
+		var te *timeoutError
+		if !errors.As(err, &te) || !te.idle {
+			t.Fatalf("a silent attempt: %v, want a stall", err)
+		}
+		return te.final
+	}
+
+	resp := answer(func(ctx context.Context) io.ReadCloser {
+		return &stallBody{ReadCloser: io.NopCloser(strings.NewReader("ab")), ctx: ctx, n: 1}
+	})
+	_, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if te := (*timeoutError)(nil); !errors.As(err, &te) || !te.idle {
+		t.Fatalf("a body that stops: %v, want a stall", err)
+	}
+	if !silentFinal() {
+		t.Error("a silent attempt after a body stopped was retried; want it the last")
+	}
+
+	resp = answer(func(context.Context) io.ReadCloser { return pr })
+	defer resp.Body.Close()
+	if silentFinal() {
+		t.Error("a silent attempt after an answer was not retried")
+	}
+	go func() { _, _ = pw.Write([]byte("x")) }()
+	if n, err := resp.Body.Read(make([]byte, 1)); n != 1 {
+		t.Fatalf("body read: %d bytes, %v", n, err)
+	}
+	if silentFinal() {
+		t.Error("a silent attempt after body bytes arrived was not retried; want them counted as an answer")
+	}
+}
+
+// TestForeignStall: an attempt cancelled by its parent context with
+// another attempt's stall as the cause (an errgroup cancels the other
+// parts of an upload with the failed part's error) did not stall: it
+// neither finds the server silent nor rewrites that error.
+func TestForeignStall(t *testing.T) {
+	c := &timeoutClient{next: silentNext{answer: func() *http.Response { return nil }}, idle: bound, request: bound}
+	other := &timeoutError{method: http.MethodPut, idle: true, limit: time.Second, final: true}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(fmt.Errorf("upload part 1: %w", other))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://127.0.0.1:1/b/k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(req); !errors.Is(err, other) {
+		t.Fatalf("Do under a cancelled context: %v, want its cause", err)
+	}
+	if !other.final {
+		t.Error("the other attempt's error was rewritten: no longer final")
+	}
+	if c.silentSince.Load() != 0 {
+		t.Error("an attempt cancelled by its parent found the server silent")
+	}
+}
+
 // TestDeadline: a server that trickles bytes trips neither the idle nor
 // the request timeout in time, but the Store's deadline cuts the download
 // off, and is not retried; after it, no request is sent at all.
@@ -524,5 +626,226 @@ func TestDeadline(t *testing.T) {
 	}
 	if n := len(e.rec.requests(func(request) bool { return true })); n != 0 {
 		t.Errorf("%d requests sent past the deadline, want none", n)
+	}
+}
+
+// partNum returns the part number of an UploadPart request.
+func partNum(req *http.Request) int {
+	n, _ := strconv.Atoi(req.URL.Query().Get("partNumber"))
+	return n
+}
+
+// counts counts requests by a small integer (a part, a range).
+type counts struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (c *counts) add(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[int]int{}
+	}
+	c.n[i]++
+	return c.n[i]
+}
+
+func (c *counts) get() map[int]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+// rangeStart returns the first byte a ranged GET asks for.
+func rangeStart(req *http.Request) int64 {
+	s, _ := strings.CutPrefix(req.Header.Get("Range"), "bytes=")
+	s, _, _ = strings.Cut(s, "-")
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// quietBody is a response body of a server that may go quiet: it stops
+// mid-transfer once quiet is set, and sets it itself once ready and
+// left bytes have been read from such bodies (every body of one
+// download shares left).
+type quietBody struct {
+	io.ReadCloser
+	ctx   context.Context
+	quiet *atomic.Bool
+	left  *atomic.Int64
+	ready func() bool
+}
+
+func (b *quietBody) Read(p []byte) (int, error) {
+	if b.quiet.Load() {
+		<-b.ctx.Done()
+		return 0, context.Cause(b.ctx)
+	}
+	p = p[:min(len(p), 32<<10)]
+	n, err := b.ReadCloser.Read(p)
+	if b.left.Add(-int64(n)) <= 0 && b.ready() {
+		b.quiet.Store(true)
+	}
+	return n, err
+}
+
+// TestQuietDuringUpload: a server that takes every part of an upload and
+// answers none (MinIO stopped with SIGSTOP mid-push) gets one retry of
+// each part in flight, not MaxAttempts: the retries begin after the
+// first part was found silent, with no answer since, so they are the
+// last. The Put fails with a stall, well before MaxAttempts idle
+// timeouts, and the upload is aborted.
+func TestQuietDuringUpload(t *testing.T) {
+	e := newEnv(t)
+	const idle, attempts = time.Second, 5
+	s, h := timeoutStore(t, e, func(c *Config) {
+		c.Concurrency = 4
+		c.MaxAttempts = attempts
+		c.IdleTimeout = idle
+	})
+	data := randBytes(15, 3*MinPartSize+99) // 4 parts, all in flight at once
+	var sent counts
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		if isPart(req) {
+			sent.add(partNum(req))
+			_, _ = io.Copy(io.Discard, req.Body)
+			return nil, waitDone(req)
+		}
+		return next.RoundTrip(req)
+	})
+	start := time.Now()
+	_, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data))
+	took := time.Since(start)
+	checkTimeoutErr(t, err, "k", "stalled", took)
+	if err != nil && !strings.Contains(err.Error(), "not retried") {
+		t.Errorf("error %q does not say the last attempt was not retried", err)
+	}
+	got := sent.get()
+	if len(got) == 0 {
+		t.Fatal("no part was sent")
+	}
+	for part, n := range got {
+		if n > 2 {
+			t.Errorf("part %d sent %d times, want at most 2 (all parts: %v)", part, n, got)
+		}
+	}
+	// Each part waits out two idle timeouts; MaxAttempts in a row would
+	// mean no retry was the last. The margin absorbs a loaded machine.
+	if took >= attempts*idle {
+		t.Errorf("took %v, want well under %d × the idle timeout", took, attempts)
+	}
+	h.set(nil)
+	assertNoUploads(t, e)
+}
+
+// TestQuietDuringDownload: a server that goes quiet in the middle of a
+// download (every range in flight stops, and so does every request sent
+// after) costs each range one resume, not one resume and MaxAttempts
+// retries of it: a body that stops counts as the server found silent,
+// like a request with no answer.
+func TestQuietDuringDownload(t *testing.T) {
+	e := newEnv(t)
+	const idle, attempts = time.Second, 5
+	data := randBytes(16, 4*MinPartSize) // 4 ranges
+	if _, err := e.store(t, nil).Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	s, h := timeoutStore(t, e, func(c *Config) {
+		c.Concurrency = 4
+		c.MaxAttempts = attempts
+		c.IdleTimeout = idle
+		// Jittered retries, as by default (the tests' backoff is
+		// 10ms): the stalls of some requests then fall among the
+		// retries of others.
+		c.MaxBackoff = 2 * idle
+	})
+	var quiet atomic.Bool
+	var left, answered atomic.Int64
+	left.Store(1 << 20)
+	var gets counts
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		if isDataGet(req) {
+			gets.add(int(rangeStart(req) / MinPartSize))
+		}
+		if quiet.Load() {
+			return nil, waitDone(req)
+		}
+		resp, err := next.RoundTrip(req)
+		if err == nil && isDataGet(req) {
+			answered.Add(1)
+			// Quiet once every range is under way, mid-body.
+			resp.Body = &quietBody{ReadCloser: resp.Body, ctx: req.Context(), quiet: &quiet, left: &left,
+				ready: func() bool { return answered.Load() >= 4 }}
+		}
+		return resp, err
+	})
+	start := time.Now()
+	_, err := readAll(t, s, "k")
+	took := time.Since(start)
+	checkTimeoutErr(t, err, "k", "stalled", took)
+	if err != nil && !strings.Contains(err.Error(), "not retried") {
+		t.Errorf("error %q does not say the last attempt was not retried", err)
+	}
+	if !quiet.Load() {
+		t.Fatal("the server never went quiet")
+	}
+	got := gets.get()
+	for chunk, n := range got {
+		if n > 2 {
+			t.Errorf("range %d requested %d times, want at most 2 (all ranges: %v)", chunk, n, got)
+		}
+	}
+	if took >= attempts*idle {
+		t.Errorf("took %v, want well under %d × the idle timeout", took, attempts)
+	}
+}
+
+// TestQuietServerRecovers: a server that goes quiet and then answers
+// again costs the requests in flight one retry each, and the transfer
+// succeeds: finding the server silent must not cut short the attempts
+// it answers, nor the siblings in flight when it went quiet.
+func TestQuietServerRecovers(t *testing.T) {
+	e := newEnv(t)
+	s, h := timeoutStore(t, e, func(c *Config) {
+		c.Concurrency = 4
+		c.MaxAttempts = 5
+	})
+	data := randBytes(17, 3*MinPartSize+99)
+
+	// Every part's first attempt is taken and never answered.
+	var sent counts
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		if isPart(req) && sent.add(partNum(req)) == 1 {
+			_, _ = io.Copy(io.Discard, req.Body)
+			return nil, waitDone(req)
+		}
+		return next.RoundTrip(req)
+	})
+	if _, err := s.Put(bg, remote.Meta{Key: "k"}, bytes.NewReader(data)); err != nil {
+		t.Fatalf("Put through a server quiet for one attempt of each part: %v", err)
+	}
+	if got := sent.get(); len(got) != 4 || got[1] != 2 || got[2] != 2 || got[3] != 2 || got[4] != 2 {
+		t.Errorf("parts sent %v, want each of 4 twice", got)
+	}
+
+	// Every range's first body stops mid-transfer; the resumes are
+	// answered.
+	const cut = 100 << 10
+	var gets counts
+	h.set(func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && isDataGet(req) && gets.add(int(rangeStart(req)/MinPartSize)) == 1 {
+			resp.Body = &stallBody{ReadCloser: resp.Body, ctx: req.Context(), n: cut}
+		}
+		return resp, err
+	})
+	back, err := readAll(t, s, "k")
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("read through a server quiet for one attempt of each range: %d bytes, %v", len(back), err)
+	}
+	// The last range, 99 bytes, ends before the cut.
+	if got := gets.get(); len(got) != 4 || got[0] != 2 || got[1] != 2 || got[2] != 2 || got[3] != 1 {
+		t.Errorf("ranges requested %v, want the 3 full ones twice, the last once", got)
 	}
 }
