@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tiercache/tiercache"
@@ -84,5 +85,45 @@ func TestInvalidateIfListedVersion(t *testing.T) {
 	}
 	if _, ok := get("b"); !ok {
 		t.Fatal("b is gone")
+	}
+}
+
+// TestInvalidateUnlessArchive: InvalidateUnless keeps the current
+// version only if it is the archive named, removes any other (an archive
+// of other bytes, a tree alone), leaves other keys alone, and removes
+// nothing from a key without an entry.
+func TestInvalidateUnlessArchive(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	a := putArchive(t, c, "k", smallSrc(t, "a"))
+	b := putArchive(t, c, "other", smallSrc(t, "b"))
+
+	if gone, err := c.InvalidateUnless(ctx, "k", strings.ToUpper(a.SHA256), a.ArchiveSize); gone || err != nil {
+		t.Fatalf("InvalidateUnless(k, its own archive) = %v, %v; want it kept", gone, err)
+	}
+	if _, ok := lookup(t, c, "k"); !ok {
+		t.Fatal("InvalidateUnless removed the archive it was given")
+	}
+	if gone, err := c.InvalidateUnless(ctx, "k", a.SHA256, a.ArchiveSize+1); !gone || err != nil {
+		t.Fatalf("InvalidateUnless(k, another size) = %v, %v; want it removed", gone, err)
+	}
+	if _, ok := lookup(t, c, "k"); ok {
+		t.Fatal("InvalidateUnless kept an archive of another size")
+	}
+	if gone, err := c.InvalidateUnless(ctx, "k", a.SHA256, a.ArchiveSize); gone || err != nil {
+		t.Fatalf("InvalidateUnless(k, no entry) = %v, %v; want nothing removed", gone, err)
+	}
+	if _, ok := lookup(t, c, "other"); !ok {
+		t.Fatal("InvalidateUnless of k removed another key")
+	}
+
+	if _, err := c.Put(ctx, "tree", smallSrc(t, "t"), "tree alone"); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := c.InvalidateUnless(ctx, "tree", b.SHA256, b.ArchiveSize); !gone || err != nil {
+		t.Fatalf("InvalidateUnless(a tree alone) = %v, %v; want it removed", gone, err)
+	}
+	if _, ok := lookup(t, c, "tree"); ok {
+		t.Fatal("InvalidateUnless kept a tree alone")
 	}
 }

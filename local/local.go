@@ -1202,10 +1202,26 @@ func (c *Cache) Lock(ctx context.Context, key string) (unlock func(), err error)
 // LockNotify is Lock that calls waiting, if set, when another holder
 // makes it wait (so a caller can say why nothing happens).
 func (c *Cache) LockNotify(ctx context.Context, key string, waiting func()) (unlock func(), err error) {
+	return c.lockKey(ctx, key, ".lock", waiting)
+}
+
+// LockPush takes the push lock of key: another per-key lock, shared the
+// same way and apart from Lock's, so that pushes queue on it while
+// downloads, which take Lock's, never wait for a push. The tiered cache
+// holds it from before a push commits its local copy until its upload
+// has committed, so that concurrent pushes of one machine commit both
+// tiers in one order. waiting is called as with LockNotify.
+func (c *Cache) LockPush(ctx context.Context, key string, waiting func()) (unlock func(), err error) {
+	// nameOf never writes '+': no key's Lock file has this name.
+	return c.lockKey(ctx, key, "+push.lock", waiting)
+}
+
+// lockKey takes the per-key lock whose file is key's name and suffix.
+func (c *Cache) lockKey(ctx context.Context, key, suffix string, waiting func()) (unlock func(), err error) {
 	if err := tiercache.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(c.keyLocks, c.nameOf(key)+".lock")
+	path := filepath.Join(c.keyLocks, c.nameOf(key)+suffix)
 	h, ok, err := c.tryLock(path)
 	if err == nil && !ok {
 		if waiting != nil {
@@ -1281,6 +1297,52 @@ func (c *Cache) InvalidateIf(ctx context.Context, key string, v Version) (bool, 
 	if err := c.evict(ctx, name, v.name); errors.Is(err, errReplaced) {
 		return false, nil
 	} else if err != nil {
+		return false, fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	if !c.noSync {
+		if err := syncPath(c.indexDir); err != nil {
+			return true, fmt.Errorf("invalidate %q: %w", key, err)
+		}
+	}
+	return true, nil
+}
+
+// InvalidateUnless is Invalidate unless key's current version keeps the
+// archive of SHA-256 sum and size bytes, checked under the lock every
+// commit of key takes, so across processes: a tier that must hold one
+// archive or nothing (the one a push just left remotely) drops any
+// other. A version kept as a tree alone, or whose metadata is unusable,
+// is not that archive. It reports whether it removed an entry.
+func (c *Cache) InvalidateUnless(ctx context.Context, key, sum string, size int64) (bool, error) {
+	if err := tiercache.ValidateKey(key); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	name := c.nameOf(key)
+	lock, err := c.lockStripe(ctx, name)
+	if err != nil {
+		return false, fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	defer lock.Unlock()
+	version, err := c.current(name)
+	if err != nil && !errors.Is(err, tiercache.ErrIntegrity) {
+		return false, fmt.Errorf("invalidate %q: %w", key, err)
+	}
+	if version == "" && err == nil {
+		return false, nil
+	}
+	if version != "" {
+		m, err := readMeta(filepath.Join(c.dataDir, version, metaFile))
+		if err == nil && (m.Key != key || m.Scope != c.scope) {
+			return false, nil // another key's entry under a colliding name
+		}
+		if err == nil && m.Archive != nil && strings.EqualFold(m.Archive.SHA256, sum) && m.Archive.Size == size {
+			return false, nil
+		}
+	}
+	if err := c.unpoint(name, version); err != nil {
 		return false, fmt.Errorf("invalidate %q: %w", key, err)
 	}
 	if !c.noSync {

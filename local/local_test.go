@@ -705,6 +705,36 @@ func TestLock(t *testing.T) {
 	}
 }
 
+// TestLockPush: a push lock excludes other push locks of its key, not
+// the key's Lock (a download must never wait for a push), and the sweep
+// removes its file once free.
+func TestLockPush(t *testing.T) {
+	c := open(t, Options{})
+	ctx := t.Context()
+	unlock, err := c.LockPush(ctx, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := false
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.LockPush(wctx, "k", func() { waited = true }); !errors.Is(err, context.DeadlineExceeded) || !waited {
+		t.Fatalf("second LockPush while held: %v (told of the wait: %v), want DeadlineExceeded", err, waited)
+	}
+	u, err := c.Lock(ctx, "k")
+	if err != nil {
+		t.Fatalf("Lock while the push lock is held: %v", err)
+	}
+	u()
+	unlock()
+	if err := c.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := names(t, c.keyLocks); len(n) != 0 {
+		t.Fatalf("key locks after sweep = %q, want none", n)
+	}
+}
+
 func TestOpen(t *testing.T) {
 	if _, err := Open("", Options{}); !errors.Is(err, tiercache.ErrInvalidArgument) {
 		t.Fatalf("Open(\"\"): %v", err)

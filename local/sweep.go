@@ -112,7 +112,8 @@ func (c *Cache) HasTrash() bool {
 }
 
 // sweepKeyLocks removes the Cache.Lock files of keys with no entry that
-// nobody holds. Removing while holding the lock is safe (see flock).
+// nobody holds, and every LockPush file nobody holds (its name is no
+// entry's). Removing while holding the lock is safe (see flock).
 func (c *Cache) sweepKeyLocks(stop func() error) error {
 	return forEachName(c.keyLocks, stop, func(file string) error {
 		name, ok := strings.CutSuffix(file, ".lock")

@@ -13,9 +13,11 @@ import (
 type Progress struct {
 	// Op is "upload", "download", "extract" (Pull's extraction of a
 	// local archive into its dir), "copy" (Pull's copy from a local
-	// tree into its dir), or "wait": another process on the machine is
+	// tree into its dir), "wait": another process on the machine is
 	// downloading Key, and this one waits for it (reported once, before
-	// the wait).
+	// the wait), or "wait-push": another push of Key on the machine is
+	// finishing its upload, and this push waits for it before it
+	// commits (reported likewise).
 	Op string
 	// Key is the key being transferred.
 	Key string

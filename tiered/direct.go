@@ -707,7 +707,7 @@ func (c *Cache) pushLocal(ctx context.Context, key string, src source, descripti
 	if err != nil {
 		return fmt.Errorf("put %q: %w", key, err)
 	}
-	_, err = c.storeArchive(ctx, key, src, description, want, nil, nil, res)
+	_, err = c.storeArchive(ctx, key, src, description, want, nil, nil, nil, res)
 	return err
 }
 
@@ -724,17 +724,20 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 	if err != nil {
 		return err
 	}
+	order := &pushOrder{c: c, key: key}
+	defer order.release()
 	if same {
 		// Same shape: archives are deterministic, so the digest of the
 		// archive stored locally tells whether the remote already holds
 		// this exact tree, which saves the upload (a re-run job).
 		var s local.Stored
-		s, err = c.storeArchive(ctx, key, src, description, want, nil, nil, res)
+		s, err = c.storeArchive(ctx, key, src, description, want, nil, nil, order, res)
 		if err != nil {
 			return err
 		}
 		if strings.EqualFold(s.SHA256, old.SHA256) && s.ArchiveSize == old.ArchiveSize {
 			c.skipUpload(ctx, key, old, res)
+			c.settleSkipped(ctx, key)
 			return nil
 		}
 		// Same shape, other bytes (a file rewritten in place). Upload
@@ -751,7 +754,7 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 		defer ru.close()
 		res.BaseNote = note
 		err = c.uploadFrom(ctx, meta, true, ru, func(w io.Writer) (produced, error) {
-			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru, res)
+			s, err := c.storeArchive(ctx, key, src, description, want, &survivingWriter{w: w}, ru, order, res)
 			return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 		}, res)
 	}
@@ -764,14 +767,18 @@ func (c *Cache) pushBoth(ctx context.Context, key string, src source, opts PushO
 
 // storeArchive writes an archive of src into the local tier under key,
 // and to upload as well if it is set, failing if the tree archived is not
-// of shape want. It fills res.Path and res.Entry.
-func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, ru *reuser, res *PutResult) (local.Stored, error) {
+// of shape want. With order, it takes the push lock before the commit
+// (see pushOrder). It fills res.Path and res.Entry.
+func (c *Cache) storeArchive(ctx context.Context, key string, src source, description string, want tiercache.Shape, upload io.Writer, ru *reuser, order *pushOrder, res *PutResult) (local.Stored, error) {
 	s, err := c.local.PutArchive(ctx, key, c.localInfo(description, src.names), false, func(ctx context.Context, w io.Writer, _ string) (archive.Result, error) {
 		if upload != nil {
 			w = io.MultiWriter(w, upload)
 		}
 		ar, err := c.archiveChecked(ctx, key, src, want, w, true, ru)
 		res.noteSockets(src, ar)
+		if err == nil {
+			err = order.take(ctx)
+		}
 		return ar, err
 	})
 	if err != nil {

@@ -981,7 +981,9 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 	if err != nil {
 		return err
 	}
-	err = c.putBothPlanned(ctx, key, src, description, want, meta, old, same, res)
+	order := &pushOrder{c: c, key: key}
+	defer order.release()
+	err = c.putBothPlanned(ctx, key, src, description, want, meta, old, same, order, res)
 	if IsRemote(err) && res.Path != "" && ctx.Err() == nil {
 		res.RemoteErr, res.Uploaded = err, false
 		return nil
@@ -991,19 +993,20 @@ func (c *Cache) putBoth(ctx context.Context, key, src, description string, res *
 
 // putBothPlanned is putBoth once the push is planned. A failed upload
 // does not stop the local copy (see survivingWriter), so a remote failure
-// returns with res.Path set.
-func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want tiercache.Shape, meta, old remote.Meta, same bool, res *PutResult) error {
+// returns with res.Path set. order is taken before the local commit.
+func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string, want tiercache.Shape, meta, old remote.Meta, same bool, order *pushOrder, res *PutResult) error {
 	if same {
 		// Same shape: archives are deterministic, so the digest of a
 		// fresh one tells whether the remote already holds this exact
 		// tree, which saves the upload (the common case of a re-run job).
-		p, s, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, io.Discard)
+		p, s, ar, err := c.copyWhileArchiving(ctx, key, src, description, want, io.Discard, order)
 		res.Path = p
 		if err != nil {
 			return err
 		}
 		if strings.EqualFold(ar.SHA256, old.SHA256) && ar.ArchiveSize == old.ArchiveSize {
 			c.skipUpload(ctx, key, old, res)
+			c.settleSkipped(ctx, key)
 			return nil
 		}
 		// Rare: same shape, other bytes. Upload the archive just stored.
@@ -1014,7 +1017,7 @@ func (c *Cache) putBothPlanned(ctx context.Context, key, src, description string
 	return c.uploadFrom(ctx, meta, true, nil, func(w io.Writer) (produced, error) {
 		var err error
 		var s local.Stored
-		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w})
+		res.Path, s, _, err = c.copyWhileArchiving(ctx, key, src, description, want, &survivingWriter{w: w}, order)
 		return produced{sum: s.SHA256, index: s.Index, size: s.ArchiveSize}, err
 	}, res)
 }
@@ -1148,6 +1151,70 @@ func (c *Cache) skipUpload(ctx context.Context, key string, old remote.Meta, res
 	_ = c.remote.Touch(ctx, key)
 }
 
+// pushOrder makes concurrent pushes of key on one machine commit both
+// tiers in one order. Each commits its local copy before its upload
+// commits, and nothing else orders those commits across pushes: two of
+// them could leave the local tier with one tree and the remote with the
+// other, so that this machine restores its own while every other
+// restores the other. A push takes the local tier's push lock of key
+// (see local.Cache.LockPush) once its archive is checked, just before
+// its local commit, and releases it once its upload has committed or
+// failed: a second push waits there, with its archive made and its
+// upload not yet committed. Downloads do not take that lock, so no pull
+// waits for an upload. A nil *pushOrder takes nothing.
+type pushOrder struct {
+	c      *Cache
+	key    string
+	unlock func()
+}
+
+// take takes the push lock. It runs in the fill of the local commit,
+// which may be the producer of an upload: release, after the upload,
+// sees what it set.
+func (o *pushOrder) take(ctx context.Context) error {
+	if o == nil {
+		return nil
+	}
+	var waiting func()
+	if o.c.opts.Progress != nil {
+		waiting = func() { o.c.opts.Progress(Progress{Op: "wait-push", Key: o.key, Total: -1}) }
+	}
+	unlock, err := o.c.local.LockPush(ctx, o.key, waiting)
+	if err != nil {
+		return err
+	}
+	o.unlock = unlock
+	return nil
+}
+
+// release releases the push lock if it was taken.
+func (o *pushOrder) release() {
+	if o != nil && o.unlock != nil {
+		o.unlock()
+		o.unlock = nil
+	}
+}
+
+// settleSkipped makes the local tier agree with the remote after a push
+// that committed its local copy and skipped its upload, the remote
+// having held the same archive when the push looked: an upload of
+// another push may have replaced it since. Called with the push lock
+// held, so no push of this machine commits remotely meanwhile: if the
+// remote holds another archive now, or cannot say, the local copy goes
+// (a local miss downloads the remote's). One that lacks key was pruned or
+// invalidated, which no push of this machine does.
+func (c *Cache) settleSkipped(ctx context.Context, key string) {
+	m, err := c.remote.Stat(ctx, key)
+	switch {
+	case errors.Is(err, tiercache.ErrNotFound):
+		return
+	case err != nil:
+		m = remote.Meta{} // no archive has this digest
+	}
+	// Best effort, as the access record before it.
+	_, _ = c.local.InvalidateUnless(ctx, key, m.SHA256, m.ArchiveSize)
+}
+
 // identical reports whether the archive hashed into h, described by r, is
 // the one old records.
 func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
@@ -1157,10 +1224,10 @@ func identical(h hash.Hash, r archive.Result, old remote.Meta) bool {
 // copyWhileArchiving copies src into the local tier while it writes an
 // archive of src both to the local tier, beside the copy, and to w, all
 // in one fill: the entry commits only if both sides saw a tree of shape
-// want, and a side that fails stops the other. It returns the local tree
-// (empty if nothing was committed), the stored version and the archive's
-// result.
-func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer) (string, local.Stored, archive.Result, error) {
+// want, and a side that fails stops the other; with order, once it has
+// taken the push lock (see pushOrder). It returns the local tree (empty
+// if nothing was committed), the stored version and the archive's result.
+func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description string, want tiercache.Shape, w io.Writer, order *pushOrder) (string, local.Stored, archive.Result, error) {
 	var ar archive.Result
 	s, err := c.local.PutArchive(ctx, key, c.localInfo(description, nil), true, func(ctx context.Context, lw io.Writer, dir string) (archive.Result, error) {
 		g, gctx := errgroup.WithContext(ctx)
@@ -1176,6 +1243,9 @@ func (c *Cache) copyWhileArchiving(ctx context.Context, key, src, description st
 			return err
 		})
 		err := g.Wait()
+		if err == nil {
+			err = order.take(ctx)
+		}
 		return ar, err
 	})
 	return s.Tree, s, ar, err

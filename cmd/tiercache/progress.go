@@ -53,11 +53,15 @@ func (a *app) newProgress(w io.Writer) *progress {
 
 // transfer adapts p to tiered.Options.Progress.
 func (p *progress) transfer(tp tiered.Progress) {
-	if tp.Op == "wait" {
+	if tp.Op == "wait" || tp.Op == "wait-push" {
 		if p != nil {
 			// Said at once: a wait can be long, and silence looks like a hang.
+			doing := "downloading"
+			if tp.Op == "wait-push" {
+				doing = "pushing"
+			}
 			p.mu.Lock()
-			fmt.Fprintf(p.w, "tiercache: waiting for another tiercache process on this machine, which is downloading %q\n", tp.Key)
+			fmt.Fprintf(p.w, "tiercache: waiting for another tiercache process on this machine, which is %s %q\n", doing, tp.Key)
 			p.mu.Unlock()
 		}
 		return
