@@ -59,6 +59,10 @@ func TestRootGivesFilesToTierOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
+	if unlock, err = c.LockPush(ctx, "arch", nil); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
 	if err := c.SetRemoteAccess("arch", s.Entry.Created); err != nil {
 		t.Fatal(err)
 	}
