@@ -769,7 +769,7 @@ func (x *extractor) member(hdr *tar.Header) error {
 // underPath checks, for ExtractOptions.Paths, that hdr names one of the
 // paths (a directory or a regular file) or a member below one.
 func (x *extractor) underPath(hdr *tar.Header) error {
-	name, err := checkName(hdr.Name, hdr.Typeflag == tar.TypeDir)
+	name, err := x.checkName(hdr.Name, hdr.Typeflag == tar.TypeDir)
 	if err != nil || name == "." {
 		return err // checked again, and reported, by the member's own code
 	}
@@ -918,7 +918,7 @@ func (x *extractor) skippedAlias(name string) (string, bool) {
 }
 
 func (x *extractor) file(hdr *tar.Header) error {
-	name, err := checkName(hdr.Name, false)
+	name, err := x.checkName(hdr.Name, false)
 	if err != nil {
 		return err
 	}
@@ -1085,7 +1085,7 @@ func (x *extractor) copy(f io.Writer, hdr *tar.Header) error {
 }
 
 func (x *extractor) dir(hdr *tar.Header) error {
-	name, err := checkName(hdr.Name, true)
+	name, err := x.checkName(hdr.Name, true)
 	if err != nil {
 		return err
 	}
@@ -1142,7 +1142,7 @@ type pendingLink struct {
 }
 
 func (x *extractor) symlink(hdr *tar.Header) error {
-	name, err := checkName(hdr.Name, false)
+	name, err := x.checkName(hdr.Name, false)
 	if err != nil {
 		return err
 	}
@@ -1309,11 +1309,11 @@ func resolveKind(name, target string, lookup func(string) (kind, string, bool)) 
 }
 
 func (x *extractor) hardlink(hdr *tar.Header) error {
-	name, err := checkName(hdr.Name, false)
+	name, err := x.checkName(hdr.Name, false)
 	if err != nil {
 		return err
 	}
-	target, reason, _ := memberName(hdr.Linkname, false)
+	target, reason, _ := memberName(hdr.Linkname, false, x.root != nil)
 	if reason != "" {
 		return unsafeEntry(hdr.Name, "hardlink target %q: %s", displayName(hdr.Linkname), reason)
 	}

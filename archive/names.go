@@ -98,7 +98,14 @@ func limitEntry(name, format string, args ...any) error {
 // the destination itself and is only valid for a directory. The returned
 // reason is empty when the name is acceptable; limit reports whether the
 // problem is a size limit rather than an unsafe path.
-func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
+//
+// here applies what this system's file systems cannot hold (Windows:
+// reserved device names, backslashes, trailing dots): an extraction
+// needs it, an inspection (Inspect) does not. Whether an archive is
+// intact does not depend on the system that looks: fsck on Windows
+// must not call an entry damaged that Linux restores.
+func memberName(raw string, isDir, here bool) (clean, reason string, limit bool) {
+	windowsRules := here && runtime.GOOS == "windows"
 	switch {
 	case raw == "":
 		return "", "empty name", false
@@ -106,7 +113,7 @@ func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
 		return "", fmt.Sprintf("name longer than %d bytes", MaxNameLength), true
 	case strings.IndexByte(raw, 0) >= 0:
 		return "", "NUL byte in name", false
-	case runtime.GOOS == "windows" && strings.IndexByte(raw, '\\') >= 0:
+	case windowsRules && strings.IndexByte(raw, '\\') >= 0:
 		// A separator on Windows: "..\x" would climb. On Unix a backslash
 		// is an ordinary byte and is kept literally.
 		return "", "backslash in name", false
@@ -126,7 +133,7 @@ func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
 		if len(comp) > maxComponent {
 			return "", fmt.Sprintf("name component longer than %d bytes", maxComponent), true
 		}
-		if runtime.GOOS == "windows" {
+		if windowsRules {
 			if why := windowsNameProblem(comp); why != "" {
 				return "", why, false
 			}
@@ -139,15 +146,18 @@ func memberName(raw string, isDir bool) (clean, reason string, limit bool) {
 		}
 		return "", "name refers to the destination directory itself", false
 	}
-	if !filepath.IsLocal(filepath.FromSlash(clean)) {
+	// With ".." components and absolute names refused above, IsLocal
+	// adds only Windows' rules (reserved names, volume names).
+	if here && !filepath.IsLocal(filepath.FromSlash(clean)) {
 		return "", "name is not local to the destination", false
 	}
 	return clean, "", false
 }
 
-// checkName is memberName turned into an error naming the member.
-func checkName(raw string, isDir bool) (string, error) {
-	clean, reason, limit := memberName(raw, isDir)
+// checkName is memberName turned into an error naming the member, with
+// this system's rules when x extracts (see memberName).
+func (x *extractor) checkName(raw string, isDir bool) (string, error) {
+	clean, reason, limit := memberName(raw, isDir, x.root != nil)
 	switch {
 	case reason == "":
 		return clean, nil
