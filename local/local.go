@@ -248,57 +248,74 @@ type Cache struct {
 // fileOwner is a user and group ID.
 type fileOwner struct{ uid, gid int }
 
-// own gives path (a link itself, not its target) to the tier's owner
-// when c.owner is set; see tierOwner.
-func (c *Cache) own(path string) error {
+// own gives path (a link itself, not its target), below the tier's root,
+// to the tier's owner when c.owner is set; see tierOwner. It goes
+// through an os.Root on the tier: the owner may rename what root gives
+// them and leave a symlink in its place, which must not lead a chown
+// out of the tier. Best effort: what stays root's is what stayed
+// before, never a reason to fail the operation.
+func (c *Cache) own(path string) {
 	if c.owner == nil {
-		return nil
+		return
 	}
-	if err := os.Lchown(path, c.owner.uid, c.owner.gid); err != nil {
-		return fmt.Errorf("give %s to the cache dir's owner: %w", path, err)
+	root, rel, ok := c.ownerRoot(path)
+	if !ok {
+		return
 	}
-	return nil
+	defer root.Close()
+	_ = root.Lchown(rel, c.owner.uid, c.owner.gid)
 }
 
-// ownTree is own for root and everything under it.
-func (c *Cache) ownTree(root string) error {
+// ownTree is own for path and everything under it.
+func (c *Cache) ownTree(path string) {
 	if c.owner == nil {
-		return nil
+		return
 	}
-	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	root, rel, ok := c.ownerRoot(path)
+	if !ok {
+		return
+	}
+	defer root.Close()
+	_ = fs.WalkDir(root.FS(), filepath.ToSlash(rel), func(p string, _ fs.DirEntry, err error) error {
+		if err == nil {
+			_ = root.Lchown(filepath.FromSlash(p), c.owner.uid, c.owner.gid)
 		}
-		return c.own(p)
+		return nil
 	})
 }
 
-// lock is flock.Lock of a lock file in the tier, which it owns (see own).
+// ownerRoot opens the tier's root for own, and returns path relative to
+// it.
+func (c *Cache) ownerRoot(path string) (*os.Root, string, bool) {
+	rel, err := filepath.Rel(c.root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, "", false
+	}
+	root, err := os.OpenRoot(c.root)
+	if err != nil {
+		return nil, "", false
+	}
+	return root, rel, true
+}
+
+// lock is flock.Lock of a lock file in the tier, given to the tier's
+// owner (see own): one of root's, private, the owner cannot open.
 func (c *Cache) lock(ctx context.Context, path string) (*flock.Handle, error) {
 	h, err := flock.Lock(ctx, path)
 	if err == nil {
-		err = c.ownLock(h)
+		c.own(path)
 	}
 	return h, err
 }
 
-// tryLock is flock.TryLock of a lock file in the tier, which it owns.
+// tryLock is flock.TryLock of a lock file in the tier, given to the
+// tier's owner.
 func (c *Cache) tryLock(path string) (*flock.Handle, bool, error) {
 	h, ok, err := flock.TryLock(path)
 	if err == nil && ok {
-		err = c.ownLock(h)
+		c.own(path)
 	}
-	return h, ok && err == nil, err
-}
-
-// ownLock gives h's lock file to the tier's owner, releasing h if it
-// cannot: a lock file of root's is one the owner cannot open.
-func (c *Cache) ownLock(h *flock.Handle) error {
-	if err := c.own(h.Path()); err != nil {
-		_ = h.Unlock()
-		return err
-	}
-	return nil
+	return h, ok, err
 }
 
 var _ tiercache.Backend = (*Cache)(nil)
@@ -397,6 +414,17 @@ func (c *Cache) initRoot() error {
 	if fi, err := os.Stat(c.root); err == nil {
 		if uid, gid, ok := tierOwner(fi); ok {
 			c.owner = &fileOwner{uid, gid}
+			// Root may lack the right to give files away (CAP_CHOWN
+			// dropped, a user namespace, NFS's root_squash): then
+			// what it makes stays its own, as before, rather than
+			// fail every operation.
+			root, rel, ok := c.ownerRoot(c.root)
+			if !ok || root.Lchown(rel, uid, gid) != nil {
+				c.owner = nil
+			}
+			if ok {
+				root.Close()
+			}
 		}
 	}
 	marker := filepath.Join(c.root, markerName)
@@ -425,9 +453,7 @@ func (c *Cache) initRoot() error {
 	for _, d := range layoutDirs {
 		p := filepath.Join(c.root, d)
 		if err := os.Mkdir(p, 0o755); err == nil {
-			if err := c.own(p); err != nil {
-				return fmt.Errorf("create cache layout: %w", err)
-			}
+			c.own(p)
 		} else if !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create cache layout: %w", err)
 		}
@@ -443,10 +469,9 @@ func (c *Cache) initRoot() error {
 	if err := writeFileOnce(marker, markerContent); err != nil {
 		return err
 	}
-	if err := c.own(tag); err != nil {
-		return err
-	}
-	return c.own(marker)
+	c.own(tag)
+	c.own(marker)
+	return nil
 }
 
 // checkForeign refuses a root that holds anything but what Open itself
@@ -988,9 +1013,7 @@ func (c *Cache) putVersion(ctx context.Context, key string, info Info, fill func
 	if err := writeVersionFiles(ver, m); err != nil {
 		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	if err := c.ownTree(ver); err != nil {
-		return "", meta{}, fmt.Errorf("put %q: %w", key, err)
-	}
+	c.ownTree(ver)
 	if !c.noSync && c.boot == "" {
 		if err := syncTree(ver); err != nil {
 			return "", meta{}, fmt.Errorf("put %q: %w", key, err)
@@ -1088,10 +1111,7 @@ func (c *Cache) swap(name, version string) error {
 		return fmt.Errorf("swap pointer: %w", err)
 	}
 	// Its time records remote use, which only its owner may set.
-	if err := c.own(tmp); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("swap pointer: %w", err)
-	}
+	c.own(tmp)
 	if err := movePointer(tmp, filepath.Join(c.indexDir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("swap pointer: %w", err)
@@ -1112,9 +1132,7 @@ func (c *Cache) retire(version string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("retire version: %w", err)
 	}
-	if err := c.own(rec); err != nil {
-		return fmt.Errorf("retire version: %w", err)
-	}
+	c.own(rec)
 	// An existing record (a crash left a stale one) must restart the
 	// grace from now.
 	now := time.Now()
@@ -1163,11 +1181,9 @@ func (c *Cache) newStaging() (*staging, error) {
 			lastErr = fmt.Errorf("lock staging %s: held by another process", dir)
 			continue
 		}
-		err = os.Mkdir(dir, 0o755)
-		if err == nil {
-			err = c.own(dir)
-		}
-		if err != nil {
+		// The directory stays root's while it is filled: given away,
+		// its owner could swap what root writes there (see own).
+		if err := os.Mkdir(dir, 0o755); err != nil {
 			_ = lock.Remove()
 			lastErr = fmt.Errorf("create staging: %w", err)
 			continue

@@ -51,7 +51,7 @@ func (c *Cache) NotePull(paths []string, scope, key string) error {
 		err = replaceFile(p, tiercache.ScopedKey(scope, key)+"\n")
 	}
 	if err == nil {
-		err = c.own(p)
+		c.own(p)
 	}
 	if err != nil {
 		return fmt.Errorf("local tier: record the pull of %q: %w", key, err)

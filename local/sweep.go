@@ -80,7 +80,7 @@ func (c *Cache) sweep(stop func() error, full bool) error {
 			ferr = touch(mark)
 		}
 		if ferr == nil {
-			ferr = c.own(mark)
+			c.own(mark)
 		}
 		errs = append(errs, ferr)
 	}

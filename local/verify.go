@@ -237,6 +237,7 @@ func (v *verifier) entry(ctx context.Context, name string) (*tiercache.Problem, 
 				// A directory its owner may not read (root's trees
 				// hold mode 000 ones) cannot be counted: no sign of
 				// damage, and repairing would drop a sound tree.
+				p = nil
 			case err != nil:
 				p.Kind, p.Path, p.Detail = ProblemTreeMismatch, tree, err.Error()
 			case st.Files != m.Files || st.Size != m.Size:
