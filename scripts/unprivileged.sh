@@ -40,6 +40,16 @@ mkdir -m 0777 "$work/tmp/shared"
 mkdir -m 0755 "$work/locked" "$work/locked/dir"
 chown "$who" "$work/locked/dir"
 
+# The servers the tests start, where the user can run them (a clone in
+# root's home is not).
+for v in TIERCACHE_MINIO_BIN TIERCACHE_VERSITYGW_BIN; do
+	eval "src=\${$v:-}"
+	if [ -n "$src" ] && [ -x "$src" ]; then
+		cp "$src" "$work/bin/$(basename "$src")"
+		export "$v=$work/bin/$(basename "$src")"
+	fi
+done
+
 status=0
 for pkg in "$@"; do
 	name=$(echo "$pkg" | sed 's|^\./||; s|/|_|g')

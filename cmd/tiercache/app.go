@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/s3"
@@ -148,13 +149,26 @@ func keysOrFile(v string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return v, nil
 	}
+	// A FIFO or a device would block the open or never end: only a
+	// regular file, looked at before it is opened.
+	fi, err := os.Stat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is a %s, not a file", p, fsutil.TypeName(fi.Mode()))
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the key file it names: %w", err)
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return "", fmt.Errorf("reading the key file it names: %w", err)
 	}
 	defer f.Close()
 	// Keys are short: a larger file is not one of them.
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	const maxKeyFile = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err == nil && len(b) > maxKeyFile {
+		err = fmt.Errorf("%s is larger than %d KiB, which no key file is", p, maxKeyFile>>10)
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading the key file it names: %w", err)
 	}

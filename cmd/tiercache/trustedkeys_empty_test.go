@@ -92,11 +92,18 @@ func TestKeysFromFiles(t *testing.T) {
 	if hit("unsigned") {
 		t.Error("pull of an unsigned entry, trusting the public key file: a hit, want a miss")
 	}
-	missing := filepath.Join(dir, "absent")
-	for _, v := range []string{"TIERCACHE_SIGNING_KEY", "TIERCACHE_TRUSTED_KEYS"} {
-		r := cli(t, e.with(v, missing), "push", "x", smallTree(t, "x"))
-		if r.code != 2 || !strings.Contains(r.stderr, v+": reading the key file it names") {
-			t.Errorf("%s naming a missing file: exit %d, stderr %q; want a usage error saying so", v, r.code, r.stderr)
+	// Missing, a directory (as a FIFO, which would block the open, is
+	// no file), too large to be a key file.
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 64<<10+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{filepath.Join(dir, "absent"), dir, big} {
+		for _, v := range []string{"TIERCACHE_SIGNING_KEY", "TIERCACHE_TRUSTED_KEYS"} {
+			r := cli(t, e.with(v, bad), "push", "x", smallTree(t, "x"))
+			if r.code != 2 || !strings.Contains(r.stderr, v+": reading the key file it names") {
+				t.Errorf("%s naming %s: exit %d, stderr %q; want a usage error saying so", v, bad, r.code, r.stderr)
+			}
 		}
 	}
 }
