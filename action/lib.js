@@ -289,13 +289,16 @@ function envHome(env = process.env) {
 }
 
 // tildeOf returns p, a path from parsePaths, with the home directory
-// that starts it written "~" (expandHome undone).
-function tildeOf(p, home) {
-  const rel = path.relative(home, p);
-  if (!home || !path.isAbsolute(p) || rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+// that starts it written "~" (expandHome undone), and "/" between the
+// names below it: the CLI expands "~/" on Windows too, and the entry
+// records the name so, the same as a Linux or macOS runner gives.
+// pathMod is the path module of the runner's OS (path.win32 on Windows).
+function tildeOf(p, home, pathMod = path) {
+  const rel = pathMod.relative(home, p);
+  if (!home || !pathMod.isAbsolute(p) || rel === '' || rel.startsWith('..') || pathMod.isAbsolute(rel)) {
     return p;
   }
-  return `~${path.sep}${rel}`;
+  return `~/${rel.split(pathMod.sep).join('/')}`;
 }
 
 // --- the runner's file commands -----------------------------------------------
@@ -432,6 +435,7 @@ module.exports = {
   strict,
   missingPaths,
   pathArgs,
+  tildeOf,
   appendFileCommand,
   saveState,
   getState,

@@ -70,14 +70,15 @@ type PullOptions struct {
 	Resolve func(recorded []string) ([]string, error)
 	// Names, if set, are the paths as the caller named them, one for each
 	// path pulled into (the CLI's PATHs as typed). An entry recording the
-	// same names in another order restores each to the path of its name;
-	// one recording some of them at other positions, so that by position
-	// a path would get another's content, is skipped as one of another
-	// shape. Names that match none of the recorded ones (another
-	// machine's home directory) restore by position. An entry recording
-	// fewer paths, each one of the names (a push that found some of its
-	// paths missing), restores those and leaves the others as they are
-	// (Hit.Untouched).
+	// same names in another order restores each to the path of its name
+	// (in any case where the file system folds it, a Windows push's "\"
+	// a separator everywhere: see matchNames); one recording some of them
+	// at other positions, so that by position a path would get another's
+	// content, is skipped as one of another shape. Names that match none
+	// of the recorded ones (another machine's home directory) restore by
+	// position. An entry recording fewer paths, each one of the names (a
+	// push that found some of its paths missing), restores those and
+	// leaves the others as they are (Hit.Untouched).
 	Names []string
 }
 
@@ -1451,26 +1452,71 @@ func (t *target) fitsSubset(recorded []string) bool {
 	return t.guardAgain()
 }
 
-// byName returns, for each recorded name, the position of the same name
-// among t's (-1 if none), and whether every one has a position of its
-// own.
+// byName matches recorded names with the names t's pull gave (see
+// matchNames).
 func (t *target) byName(recorded []string) (order []int, all bool) {
-	at := make(map[string]int, len(t.names))
-	for j, n := range t.names {
-		at[cleanName(n)] = j
-	}
+	return matchNames(t.names, recorded, foldsCase)
+}
+
+// matchNames returns, for each recorded name, the position of the same
+// name among names (-1 if none), and whether every one has a position of
+// its own. Names match as cleanName writes them; those left unmatched
+// then match in any case if fold is set (a file system that folds case,
+// where Beta is beta), then with "\" read as a separator (a Windows push
+// read on Linux or macOS, where "\" is a byte of a name). A looser
+// match comes after the exact one, among the names left, so names that
+// match exactly stay apart (A and a, as a Linux push may record them);
+// and a name that a looser match makes the same as another left matches
+// neither, rather than one of them by chance.
+func matchNames(names, recorded []string, fold bool) (order []int, all bool) {
 	order = make([]int, len(recorded))
-	seen := make([]bool, len(t.names))
-	all = true
-	for i, r := range recorded {
-		j, ok := at[cleanName(r)]
-		if !ok || seen[j] {
-			order[i], all = -1, false
-			continue
-		}
-		order[i], seen[j] = j, true
+	for i := range order {
+		order[i] = -1
 	}
-	return order, all
+	seen := make([]bool, len(names))
+	keys := []func(string) string{cleanName}
+	if fold {
+		keys = append(keys, func(s string) string { return foldName(cleanName(s), true) })
+	}
+	keys = append(keys, func(s string) string {
+		return foldName(cleanName(strings.ReplaceAll(s, `\`, "/")), fold)
+	})
+	for _, key := range keys {
+		// Positions by key among the names left; -1 for a key shared.
+		at, rec := make(map[string]int), make(map[string]int)
+		for j, n := range names {
+			if !seen[j] {
+				k := key(n)
+				if _, dup := at[k]; dup {
+					at[k] = -1
+				} else {
+					at[k] = j
+				}
+			}
+		}
+		for i, r := range recorded {
+			if order[i] < 0 {
+				rec[key(r)]++
+			}
+		}
+		for i, r := range recorded {
+			if order[i] >= 0 {
+				continue
+			}
+			k := key(r)
+			if j, ok := at[k]; ok && j >= 0 && !seen[j] && rec[k] == 1 {
+				order[i], seen[j] = j, true
+			}
+		}
+	}
+	return order, !slices.Contains(order, -1)
+}
+
+// sameName reports whether the pull's name n is the recorded name r (see
+// matchNames).
+func sameName(n, r string) bool {
+	_, all := matchNames([]string{n}, []string{r}, foldsCase)
+	return all
 }
 
 // pick returns t's given paths in order.
@@ -1539,7 +1585,7 @@ func (t *target) inTheWay(paths []string) error {
 	if t.resolve != nil || t.subset || len(t.paths) != 1 || len(paths) > 1 {
 		return nil
 	}
-	if len(paths) == 1 && len(t.names) == 1 && cleanName(paths[0]) == cleanName(t.names[0]) {
+	if len(paths) == 1 && len(t.names) == 1 && sameName(t.names[0], paths[0]) {
 		return nil
 	}
 	err := inTheWay(t.paths[0], len(paths) == 0)

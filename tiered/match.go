@@ -267,10 +267,21 @@ func ResolveMatched(root string, patterns []string) func(recorded []string) ([]s
 // systems fold case (Windows, macOS), in any case. (apart checks what the
 // file system finds, Unicode forms included, once the paths are placed.)
 func inside(a, b string) bool {
-	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
-		a, b = strings.ToLower(a), strings.ToLower(b)
-	}
+	a, b = foldName(a, foldsCase), foldName(b, foldsCase)
 	return a == b || strings.HasPrefix(b, a+"/")
+}
+
+// foldsCase is whether this system's file systems fold case, as those of
+// Windows and macOS do by default: there Beta and beta are one directory.
+const foldsCase = runtime.GOOS == "windows" || runtime.GOOS == "darwin"
+
+// foldName is the name s as compared where names fold case (fold; see
+// foldsCase): in lower case.
+func foldName(s string, fold bool) string {
+	if fold {
+		return strings.ToLower(s)
+	}
+	return s
 }
 
 // noLinkOnTheWay checks that the directories below root on the way to

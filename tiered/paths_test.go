@@ -344,3 +344,81 @@ func taggedDirs(t *testing.T, names ...string) []string {
 	}
 	return dirs
 }
+
+// TestMatchNames: a pull's names match the recorded ones exactly first;
+// then, where the file system folds case, in any case; then with a "\"
+// as a separator (a Windows push read elsewhere). Each looser match is
+// tried only among the names left, and one that two names share matches
+// neither.
+func TestMatchNames(t *testing.T) {
+	for _, c := range []struct {
+		names, recorded []string
+		fold            bool
+		want            []int
+		notWindows      bool // there a\b is a/b, one name
+	}{
+		{[]string{"beta", "alpha"}, []string{"Alpha", "Beta"}, true, []int{1, 0}, false},
+		{[]string{"beta", "alpha"}, []string{"Alpha", "Beta"}, false, []int{-1, -1}, false},
+		// Names differing in case alone (a Linux push) stay apart, even
+		// where a pull folds: the exact match comes first.
+		{[]string{"a", "A"}, []string{"A", "a"}, true, []int{1, 0}, false},
+		{[]string{"a", "A"}, []string{"A", "a"}, false, []int{1, 0}, false},
+		{[]string{"ab", "AB"}, []string{"Ab", "x"}, true, []int{-1, -1}, false},
+		{[]string{"./B/", "c"}, []string{"c", "b"}, true, []int{1, 0}, false},
+		// Recorded on Windows, pulled on Linux or macOS.
+		{[]string{"~/p2", "~/p1"}, []string{`~\p1`, `~\p2`}, false, []int{1, 0}, false},
+		{[]string{"~/P2", "C:/x/p1"}, []string{`C:\X\p1\`, `~\p2`}, true, []int{1, 0}, false},
+		{[]string{"b/c", "a"}, []string{"a", `b\c`}, false, []int{1, 0}, false},
+		// A name holding "\" as a Linux push recorded it matches itself
+		// first, whatever else would match it with "\" as a separator.
+		{[]string{"a/b", `a\b`}, []string{`a\b`, "a/b"}, false, []int{1, 0}, true},
+		{[]string{"a/b", "x"}, []string{`a\b`, `a\\b`}, false, []int{-1, -1}, false},
+	} {
+		if c.notWindows && filepath.Separator == '\\' {
+			continue
+		}
+		order, all := matchNames(c.names, c.recorded, c.fold)
+		if !slices.Equal(order, c.want) || all != !slices.Contains(c.want, -1) {
+			t.Errorf("matchNames(%q, %q, fold %v) = %v, %v; want %v", c.names, c.recorded, c.fold, order, all, c.want)
+		}
+	}
+}
+
+// TestPullPathsByNameAcrossOS: an entry pushed on Windows, recording
+// "~\p1" and "~\p2", pulled elsewhere as "~/p2 ~/p1" restores each by
+// name; and one recording Alpha and Beta, pulled as "beta alpha", by
+// name where the file system folds case (Beta is beta) and by position
+// where it does not.
+func TestPullPathsByNameAcrossOS(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	tag := func(dir string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "tag"))
+		return string(b)
+	}
+	for _, tc := range []struct {
+		key            string
+		recorded, pull []string
+		swapped        bool
+	}{
+		{"xos", []string{`~\p1`, `~\p2`}, []string{"~/p2", "~/p1"}, true},
+		{"case", []string{"Alpha", "Beta"}, []string{"beta", "alpha"}, foldsCase},
+	} {
+		dirs := taggedDirs(t, "first", "second")
+		if _, err := c.PushPaths(t.Context(), tc.key, dirs, PushOptions{Names: tc.recorded}); err != nil {
+			t.Fatal(err)
+		}
+		base := t.TempDir()
+		a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+		if _, ok, err := c.PullPaths(t.Context(), tc.key, nil, []string{a, b}, PullOptions{Names: tc.pull}); err != nil || !ok {
+			t.Fatalf("pull %s: %v, %v", tc.key, ok, err)
+		}
+		want := []string{"first", "second"}
+		if tc.swapped {
+			want[0], want[1] = want[1], want[0]
+		}
+		if tag(a) != want[0] || tag(b) != want[1] {
+			t.Errorf("%s: a holds %q, b %q; want %q", tc.key, tag(a), tag(b), want)
+		}
+	}
+}

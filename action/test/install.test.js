@@ -380,7 +380,7 @@ test('TIERCACHE_BIN: used as it is; a missing one is an error naming it', async 
     '--lookup-only',
     '--', // no --exclude on a pull: excludes matter to a push only
     'k-1',
-    `~${path.sep}a`, // the home directory as "~", for the CLI to expand
+    '~/a', // the home directory as "~/" on every OS, for the CLI to expand
     'b',
   ]);
 

@@ -45,6 +45,18 @@ test('path lines: ~ expanded, ! lines become excludes', () => {
   }
 });
 
+test('a path in the home directory goes to the CLI as "~/" on every OS, so a Windows runner records the names a Linux one gives', () => {
+  // Windows paths, with the path module a Windows runner uses.
+  assert.equal(lib.tildeOf('C:\\Users\\u\\.cargo\\bin', 'C:\\Users\\u', path.win32), '~/.cargo/bin');
+  assert.equal(lib.tildeOf('C:\\Users\\u\\p1', 'c:\\users\\U', path.win32), '~/p1');
+  for (const p of ['C:\\Users\\u', 'D:\\Users\\u\\x', 'C:\\Users\\u2\\x', 'rel\\x']) {
+    assert.equal(lib.tildeOf(p, 'C:\\Users\\u', path.win32), p);
+  }
+  assert.equal(lib.tildeOf('/home/u/go/pkg/mod', '/home/u', path.posix), '~/go/pkg/mod');
+  // A name holding "\\" on Linux is a name, not two.
+  assert.equal(lib.tildeOf('/home/u/a\\b', '/home/u', path.posix), '~/a\\b');
+});
+
 test('path lines with a glob: every path line a --match pattern, relative to the workspace', () => {
   assert.deepEqual(lib.parsePaths(['**/node_modules', './.eslintcache', 'packages/*/dist/', 'b\\c', '**/node_modules', '!**/node_modules/.cache', '!*.log'], '/h'), {
     paths: ['**/node_modules', '.eslintcache', 'packages/*/dist', 'b/c', '!*.log'],
