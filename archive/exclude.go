@@ -82,16 +82,27 @@ func (e *Exclude) Patterns() []string {
 // Match reports whether the member at rel (slash-separated, relative to
 // its tree's root), a directory if dir, is left out.
 func (e *Exclude) Match(rel string, dir bool) bool {
+	always, ifDir := e.match(rel)
+	return always || dir && ifDir
+}
+
+// match reports whether the member at rel is left out whatever its type,
+// and whether it is if it is a directory: a caller that finds the first,
+// or neither, need not learn the type.
+func (e *Exclude) match(rel string) (always, ifDir bool) {
 	if e == nil || rel == "" || rel == "." {
-		return false
+		return false, false
 	}
 	names := strings.Split(rel, "/")
 	for _, p := range e.pats {
-		if (!p.dirOnly || dir) && matchComps(p.comps, names) {
-			return true
+		if matchComps(p.comps, names) {
+			if !p.dirOnly {
+				return true, true
+			}
+			ifDir = true
 		}
 	}
-	return false
+	return false, ifDir
 }
 
 // matchComps matches pattern components against path components, "**"

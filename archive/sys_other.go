@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/fsutil"
 )
 
 // fileID identifies an inode; without inode numbers no hardlink is found.
@@ -58,14 +60,20 @@ func (d srcDir) child(name string) string {
 	return d.rel + "/" + name
 }
 
-// names lists d's entries, unsorted.
-func (d srcDir) names(string, []byte) ([]string, error) {
+// names lists d's entries, unsorted, with the types the listing gives:
+// ReadDir reads them with the names, opening no entry.
+func (d srcDir) names(string, []byte) ([]fsutil.Dirent, error) {
 	f, err := d.root.Open(d.rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return f.Readdirnames(-1)
+	des, err := f.ReadDir(-1)
+	ents := make([]fsutil.Dirent, len(des))
+	for i, de := range des {
+		ents[i] = fsutil.Dirent{Name: de.Name(), Type: de.Type()}
+	}
+	return ents, err
 }
 
 // lstat describes the entry name of d without following a symlink.

@@ -106,14 +106,14 @@ func (d srcDir) close() {
 	}
 }
 
-// names lists d's entries (without "." and ".."), unsorted. rel names d in
-// errors; buf is scratch space.
-func (d srcDir) names(rel string, buf []byte) ([]string, error) {
-	names, err := fsutil.DirNames(d.fd, buf)
+// names lists d's entries (without "." and ".."), unsorted, with the
+// types the listing gives. rel names d in errors; buf is scratch space.
+func (d srcDir) names(rel string, buf []byte) ([]fsutil.Dirent, error) {
+	ents, err := fsutil.DirEntries(d.fd, buf)
 	if err != nil {
 		return nil, &fs.PathError{Op: "readdirent", Path: d.path(rel), Err: err}
 	}
-	return names, nil
+	return ents, nil
 }
 
 // lstat describes the entry name of d without following a symlink.

@@ -36,3 +36,38 @@ func TestWriteNamesUnreadableFile(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteExcludedInUnsearchableDir: entries the excludes leave out of
+// a directory that may be listed but not searched (mode 0444: no lstat
+// of what it holds succeeds) are never looked at, so the archive
+// succeeds; a directory left out by a pattern ending in "/" is known
+// from its listing. Root searches it anyway, so the test needs a user.
+func TestWriteExcludedInUnsearchableDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root searches any directory")
+	}
+	src := t.TempDir()
+	p := filepath.Join(src, "p")
+	if err := os.MkdirAll(filepath.Join(p, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "x.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(p, 0o755) })
+	ex, err := NewExclude([]string{"d/", "*.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := WriteSource(t.Context(), io.Discard, Source{Dir: src, Exclude: ex}, WriteOptions{})
+	if err != nil || res.Files != 1 {
+		t.Errorf("Write: %v, %d members; want p alone", err, res.Files)
+	}
+	// Without the excludes the same tree fails: the test can see an lstat.
+	if _, err := WriteSource(t.Context(), io.Discard, Source{Dir: src}, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("Write without excludes: %v; want permission denied", err)
+	}
+}

@@ -330,7 +330,7 @@ func (aw *archiveWriter) path(as, p string) error {
 	d.storeAs(base, as)
 	aw.prefix, aw.from = as+"/", p
 	defer func() { aw.prefix, aw.from = "", "" }()
-	if err := aw.member(d, base, as); err != nil {
+	if err := aw.member(d, base, as, fsutil.TypeUnknown); err != nil {
 		var odd *oddFileError
 		var pe *fs.PathError
 		if errors.As(err, &odd) || errors.As(err, &pe) && filepath.IsAbs(pe.Path) {
@@ -387,20 +387,20 @@ type srcInfo struct {
 // walk writes the members of d, the directory at rel ("." for the root),
 // in sorted depth-first order.
 func (aw *archiveWriter) walk(d srcDir, rel string) error {
-	names, err := d.names(rel, aw.dirBuf)
+	ents, err := d.names(rel, aw.dirBuf)
 	if err != nil {
 		return fmt.Errorf("archive: read directory %q: %w", rel, err)
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	slices.SortFunc(ents, func(a, b fsutil.Dirent) int { return strings.Compare(a.Name, b.Name) })
+	for _, e := range ents {
 		if err := aw.ctx.Err(); err != nil {
 			return fmt.Errorf("archive: write: %w", err)
 		}
-		child := name
+		child := e.Name
 		if rel != "." {
-			child = rel + "/" + name
+			child = rel + "/" + e.Name
 		}
-		if err := aw.member(d, name, child); err != nil {
+		if err := aw.member(d, e.Name, child, e.Type); err != nil {
 			return err
 		}
 	}
@@ -408,15 +408,37 @@ func (aw *archiveWriter) walk(d srcDir, rel string) error {
 }
 
 // member writes the entry name of d, whose path in the tree is rel (and,
-// for a directory, everything below it).
-func (aw *archiveWriter) member(d srcDir, name, rel string) error {
-	info, err := d.lstat(name, rel)
-	if err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
+// for a directory, everything below it). typ is its type as d's listing
+// gave it, or fsutil.TypeUnknown.
+//
+// An excluded entry is never lstat'ed where its listing gives its type:
+// on Windows lstat opens the file, which fails on one another process
+// holds open without sharing (a database, a log), the very files users
+// exclude.
+func (aw *archiveWriter) member(d srcDir, name, rel string, typ fs.FileMode) error {
+	var info srcInfo
+	var err error
+	statted := false
 	// Patterns match below each tree's root, never the root itself.
-	if aw.exclude != nil && rel+"/" != aw.prefix && aw.exclude.Match(strings.TrimPrefix(rel, aw.prefix), info.mode.IsDir()) {
-		return nil
+	if aw.exclude != nil && rel+"/" != aw.prefix {
+		out, ifDir := aw.exclude.match(strings.TrimPrefix(rel, aw.prefix))
+		if !out && ifDir {
+			if typ == fsutil.TypeUnknown {
+				if info, err = aw.lstat(d, name, rel); err != nil {
+					return err
+				}
+				statted, typ = true, info.mode.Type()
+			}
+			out = typ.IsDir()
+		}
+		if out {
+			return nil
+		}
+	}
+	if !statted {
+		if info, err = aw.lstat(d, name, rel); err != nil {
+			return err
+		}
 	}
 	hdr := &tar.Header{
 		Format:  tar.FormatPAX,
@@ -468,6 +490,22 @@ func (aw *archiveWriter) member(d srcDir, name, rel string) error {
 	default:
 		return &oddFileError{path: aw.sourcePath(rel), mode: mode}
 	}
+}
+
+// lstatted, if set, is called with a member's name before it is
+// lstat'ed: tests count the entries looked at.
+var lstatted func(rel string)
+
+// lstat is d.lstat of the member rel, its error ready to return.
+func (aw *archiveWriter) lstat(d srcDir, name, rel string) (srcInfo, error) {
+	if lstatted != nil {
+		lstatted(rel)
+	}
+	info, err := d.lstat(name, rel)
+	if err != nil {
+		return srcInfo{}, fmt.Errorf("archive: %w", err)
+	}
+	return info, nil
 }
 
 func (aw *archiveWriter) header(hdr *tar.Header) error {

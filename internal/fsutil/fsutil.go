@@ -60,3 +60,18 @@ func TypeName(mode fs.FileMode) string {
 		return "special file (" + mode.Type().String() + ")"
 	}
 }
+
+// Dirent is an entry as its directory's listing describes it, before
+// any lstat.
+type Dirent struct {
+	Name string
+	// Type holds the type bits of the entry's mode (fs.ModeDir,
+	// fs.ModeSymlink, ..., 0 for a regular file), or TypeUnknown where
+	// the listing does not tell.
+	Type fs.FileMode
+}
+
+// TypeUnknown is the Type of a Dirent whose listing did not give it
+// (DT_UNKNOWN, or a system without d_type): only an lstat tells. Compare
+// with it before asking IsDir, which it answers true.
+const TypeUnknown = ^fs.FileMode(0)
