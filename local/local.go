@@ -1580,20 +1580,33 @@ func (c *Cache) PruneLimits(ctx context.Context, limits policy.Limits) (int, err
 	var errs []error
 	for _, v := range victims {
 		if err := ctx.Err(); err != nil {
-			return n, errors.Join(append(errs, fmt.Errorf("prune: %w", err))...)
+			return n, joinSemicolons(append(errs, fmt.Errorf("prune: %w", err)))
 		}
 		r := byKey[v.Key]
 		if err := c.evict(ctx, r.name, r.version); errors.Is(err, errReplaced) {
 			continue
 		} else if err != nil {
-			errs = append(errs, fmt.Errorf("prune: evict %q: %w", v.Key, err))
+			errs = append(errs, fmt.Errorf("evict %q: %w", v.Key, err))
 			continue
 		}
 		changed = true
 		n++
 		limits.Report(v)
 	}
-	return n, errors.Join(errs...)
+	return n, joinSemicolons(errs)
+}
+
+// joinSemicolons is errors.Join on one line, for messages printed as one.
+func joinSemicolons(errs []error) error {
+	var err error
+	for _, e := range errs {
+		if err == nil {
+			err = e
+		} else {
+			err = fmt.Errorf("%w; %w", err, e)
+		}
+	}
+	return err
 }
 
 // itemsOf returns what victim selection needs of the usable records, and

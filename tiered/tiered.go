@@ -1490,21 +1490,33 @@ func (c *Cache) PruneTiers(ctx context.Context, lim, rem policy.Limits) (PruneRe
 	}
 	lim.OnEvict = recordTo(&res, tiercache.TierLocal, lim.OnEvict)
 	rem.OnEvict = recordTo(&res, tiercache.TierRemote, rem.OnEvict)
+	var errs []error
 	if c.local != nil { // remote-only: nothing to evict locally
 		n, err := c.local.PruneLimits(ctx, lim)
 		res.Local = n
 		if err != nil {
-			return res, fmt.Errorf("local prune: %w", err)
+			// An entry the local tier could not evict is no reason
+			// to leave the remote over its limits.
+			errs = append(errs, fmt.Errorf("local tier: %w", err))
+			if ctx.Err() != nil {
+				return res, errs[0]
+			}
 		}
 	}
 	if c.remote != nil && !rem.Unlimited() {
 		n, err := c.remote.Prune(ctx, rem)
 		res.Remote = n
 		if err != nil {
-			return res, fmt.Errorf("remote prune: %w", err)
+			errs = append(errs, fmt.Errorf("remote tier: %w", err))
 		}
 	}
-	return res, nil
+	switch len(errs) {
+	case 0:
+		return res, nil
+	case 1:
+		return res, errs[0]
+	}
+	return res, fmt.Errorf("%w; %w", errs[0], errs[1])
 }
 
 // List implements tiercache.Backend for the Cache's scope: one Entry per

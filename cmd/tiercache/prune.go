@@ -122,7 +122,7 @@ func runPrune(a *app, cmd *cobra.Command, o pruneOptions) error {
 			a.infof(cmd, "evicted %s from the %s tier (%s)", describeEvicted(ev), ev.Tier, formatBytes(ev.Bytes))
 		}
 		if err != nil {
-			return fmt.Errorf("prune: %w (evicted %d local and %d remote entries before the error)", err, res.Local, res.Remote)
+			return fmt.Errorf("prune: %w (evicted %d local and %d remote entries all the same)", err, res.Local, res.Remote)
 		}
 	}
 	if c != nil && c.HasRemote() {
