@@ -958,6 +958,11 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 	defer done() // removes what is left of the stage
 	res, err := extract(stage)
 	if err != nil {
+		if inside != nil {
+			// A failed pull leaves DIR as it was, its mtime too.
+			done()
+			_ = setRootMeta(abs, nil, dirMode(inside), inside.ModTime())
+		}
 		return err
 	}
 	if _, err := moveInto(ctx, stage, abs, res.Root); err != nil {
@@ -1084,15 +1089,16 @@ func setRootMeta(dir string, root *archive.RootMeta, mode fs.FileMode, mtime tim
 	if err != nil {
 		return err
 	}
+	foreign := fsutil.OwnedByOther(fi)
 	if dirMode(fi) != mode {
-		if err := os.Chmod(dir, mode); err != nil && !errors.Is(err, fs.ErrPermission) {
+		if err := os.Chmod(dir, mode); err != nil && !(foreign && errors.Is(err, fs.ErrPermission)) {
 			return err
 		}
 	}
 	if mtime.IsZero() || fi.ModTime().Equal(mtime) {
 		return nil
 	}
-	if err := os.Chtimes(dir, time.Time{}, mtime); err != nil && !errors.Is(err, fs.ErrPermission) {
+	if err := os.Chtimes(dir, time.Time{}, mtime); err != nil && !(foreign && errors.Is(err, fs.ErrPermission)) {
 		return err
 	}
 	return nil

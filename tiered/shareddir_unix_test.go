@@ -5,11 +5,13 @@ package tiered
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/internal/treetest"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
 
@@ -220,4 +222,25 @@ func TestPullIntoDirOfLockedParent(t *testing.T) {
 			}
 		})
 	}
+	// A pull that fails (an object that is not an archive) leaves DIR
+	// as it was: empty, its mtime kept.
+	t.Run("failed", func(t *testing.T) {
+		if _, err := store.Put(t.Context(), remote.Meta{Key: "bad", Size: 1, Files: 1}, strings.NewReader("not an archive")); err != nil {
+			t.Fatal(err)
+		}
+		dir := lockedDir(t)
+		mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		if err := os.Chtimes(dir, time.Time{}, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := remoteOnly.pullRemoteDir(t.Context(), "bad", nil, dir); ok {
+			t.Fatal("a pull of an object that is not an archive restored it")
+		}
+		if names, err := dirNames(dir); err != nil || len(names) != 0 {
+			t.Errorf("DIR after the failed pull: %v %v; want it empty", names, err)
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.ModTime().Equal(mtime) {
+			t.Errorf("DIR's mtime after the failed pull: %v; want %v as before", fi.ModTime(), mtime)
+		}
+	})
 }
