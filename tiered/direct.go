@@ -620,6 +620,14 @@ func (c *Cache) PushPaths(ctx context.Context, key string, paths []string, opts 
 	if c.opts.ReadOnly {
 		return PutResult{}, fmt.Errorf("put %q: %w", key, tiercache.ErrReadOnly)
 	}
+	// A pull killed while it staged inside a directory (its parent not
+	// writable: see extractInto) left its stage there, which is no part
+	// of the tree to save.
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			_ = sweepStages(ctx, p)
+		}
+	}
 	if !c.opts.NoLocal {
 		if err := c.needLocal("push " + strconv.Quote(key)); err != nil {
 			return PutResult{}, err
@@ -968,7 +976,10 @@ func (c *Cache) extractInto(ctx context.Context, dir string, extract func(stage 
 	if _, err := moveInto(ctx, stage, abs, res.Root); err != nil {
 		return fmt.Errorf("restoring into %s: %w", dir, err)
 	}
-	if inside != nil {
+	if inside == nil {
+		// What a pull killed while it staged inside dir left there.
+		_ = sweepStages(ctx, abs)
+	} else {
 		// Removing the stage changes dir's mtime: remove it now, then
 		// give dir back what moveInto gave it.
 		done()

@@ -1,6 +1,8 @@
 package tiered
 
 import (
+	"github.com/tiercache/tiercache/remote/memstore"
+
 	"context"
 	"errors"
 	"io/fs"
@@ -256,4 +258,34 @@ func TestStageSweepRacesLivePulls(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(parent, "*")); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
 	}
+}
+
+// TestDeadStageInsideDir: what a pull killed while it staged inside DIR
+// (its parent not writable) left there is not pushed with DIR, and the
+// next pull into DIR removes it.
+func TestDeadStageInsideDir(t *testing.T) {
+	store := memstore.New()
+	c := newTiered(t, store, Options{})
+	clean, err := c.Push(t.Context(), "clean", smallTree(t, "stage"), PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := smallTree(t, "stage")
+	dead := deadStage(t, dir, ".tiercache-pull-00000000000000000042")
+	res, err := c.Push(t.Context(), "k", dir, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustBeGone(t, dead)
+	mustBeGone(t, dead+stageLockExt)
+	if res.Entry.Files != clean.Entry.Files || res.Entry.Size != clean.Entry.Size {
+		t.Errorf("the entry holds %d files of %d bytes, want the tree's %d of %d alone", res.Entry.Files, res.Entry.Size, clean.Entry.Files, clean.Entry.Size)
+	}
+	dst := t.TempDir()
+	dead = deadStage(t, dst, ".tiercache-pull-00000000000000000043")
+	if _, ok, err := c.Pull(t.Context(), "k", nil, dst, PullOptions{}); err != nil || !ok {
+		t.Fatalf("pull: %v %v", ok, err)
+	}
+	mustBeGone(t, dead)
+	mustBeGone(t, dead+stageLockExt)
 }
