@@ -55,8 +55,9 @@ type PullOptions struct {
 	// symlinks this system will not create in the paths pulled into
 	// (Windows without the privilege or Developer Mode, a file system
 	// without symlinks), where a pull would otherwise fail naming the
-	// first. The local tier's archive keeps them; a tree the local tier
-	// expands for Link needs them, so Link ignores this.
+	// first. The local tier's archive keeps them. A Link pull, whose
+	// tree in the local tier needs them, copies from the archive instead
+	// where they cannot be made.
 	SkipSymlinks bool
 	// NoBase downloads every byte of an entry fetched from the remote,
 	// even where the local tier keeps an earlier version sharing frames
@@ -406,6 +407,12 @@ func (c *Cache) restoreStored(ctx context.Context, s local.Stored, dst *target, 
 		return h, err
 	}
 	tree, err := c.local.Tree(ctx, s)
+	if err != nil && opts.Link && dst.skipSymlinks && s.Archive != "" && fsutil.SymlinkHint(err) != "" {
+		// The tree to link from needs the entry's symlinks, which this
+		// system will not create: restore from the archive, skipping
+		// them as asked, rather than fail.
+		return c.restoreFromArchive(ctx, s, dst, opts)
+	}
 	if err != nil {
 		return Hit{}, err
 	}
@@ -538,6 +545,14 @@ func (c *Cache) pullHydrate(ctx context.Context, key string, dst *target, prefix
 	var h Hit
 	if opts.Link {
 		err = store("")
+		if err != nil && dst.skipSymlinks && fsutil.SymlinkHint(err) != "" && ctx.Err() == nil {
+			// The local tier's tree needs the entry's symlinks, which
+			// this system will not create: nothing was stored, so
+			// download again as a copy that skips them.
+			unlock()
+			opts.Link = false
+			return c.pullHydrate(ctx, key, dst, prefixes, opts)
+		}
 		if err == nil {
 			unlock() // Tree, which restoreStored may call, takes it
 			h, err = c.restoreStored(ctx, s, dst, opts)
