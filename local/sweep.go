@@ -156,9 +156,13 @@ func (c *Cache) emptyTrashWait(ctx context.Context) error {
 
 func (c *Cache) emptyTrashLocked(stop func() error) error {
 	return forEachName(c.trashDir, stop, func(name string) error {
-		return fsutil.RemoveAll(filepath.Join(c.trashDir, name))
+		return removeTrash(filepath.Join(c.trashDir, name))
 	})
 }
+
+// removeTrash deletes what is in trash/, a variable so that tests can
+// play the refusal Windows gives to delete a file a process holds open.
+var removeTrash = fsutil.RemoveAll
 
 // renameToTrash is the rename toTrash makes, a variable so that tests can
 // play the refusal Windows gives while a reader has a file open in the

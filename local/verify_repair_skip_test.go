@@ -1,8 +1,10 @@
 package local
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,37 @@ func TestVerifyRepairSkippedNotRepaired(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyRepairTrashRefused: a trash entry that cannot be deleted (on
+// Windows, a file a running build holds open) is reported unrepaired,
+// and Verify goes on to return its report rather than fail.
+func TestVerifyRepairTrashRefused(t *testing.T) {
+	c, err := Open(t.TempDir(), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(t.Context(), "k", smallSrc(t, "t"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	orig := removeTrash
+	removeTrash = func(string) error { return errors.New("the process cannot access the file") }
+	t.Cleanup(func() { removeTrash = orig })
+	rep, err := c.Verify(t.Context(), VerifyOptions{Repair: true, Grace: time.Nanosecond})
+	if err != nil {
+		t.Fatalf("Verify: %v; want a report", err)
+	}
+	found := false
+	for _, p := range rep.Problems {
+		if p.Kind == ProblemTrash && !p.Repaired && strings.Contains(p.Detail, "cannot access") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("problems %+v; want the trash reported unrepaired", rep.Problems)
 	}
 }
