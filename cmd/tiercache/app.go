@@ -427,7 +427,13 @@ func (a *app) origin(fs *pflag.FlagSet, flag string) string {
 // cacheDir is the local tier's root.
 func (a *app) cacheDir() (string, error) {
 	if a.flags.cacheDir != "" {
-		return a.flags.cacheDir, nil
+		// A YAML env: value is no shell's to expand: "~/tc" would
+		// make a directory named "~" in the working directory.
+		dirs, err := a.expandPaths([]string{a.flags.cacheDir})
+		if err != nil {
+			return "", err
+		}
+		return dirs[0], nil
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {

@@ -32,3 +32,17 @@ func TestCacheDirNotWritable(t *testing.T) {
 		t.Errorf("pull: exit %d, stderr %q; want exit 1 naming the dir and what to set", r.code, r.stderr)
 	}
 }
+
+// TestCacheDirTilde: TIERCACHE_DIR=~/tc (a YAML env: value, which no
+// shell expands) is the home directory's tc, not a directory named "~".
+func TestCacheDirTilde(t *testing.T) {
+	home, wd := t.TempDir(), t.TempDir()
+	t.Chdir(wd)
+	mustCLI(t, newEnv(t).with("TIERCACHE_DIR", "~/tc", "HOME", home), "push", "k", smallTree(t, "tilde"))
+	if _, err := os.Stat(filepath.Join(home, "tc", "tiercache-local")); err != nil {
+		t.Errorf("no local tier under the home directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(wd, "~")); err == nil {
+		t.Error(`a directory named "~" was made in the working directory`)
+	}
+}
