@@ -869,7 +869,7 @@ func (x *extractor) parents(raw, name string) (int, error) {
 func (x *extractor) createErr(raw, name string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrExist):
-		return unsafeEntry(raw, "%q collides with an existing file, presumably an earlier member's name in another case or Unicode form, which this file system takes for the same", name)
+		return systemEntry(raw, "%q collides with an existing file, presumably an earlier member's name in another case or Unicode form, which this file system takes for the same", name)
 	case errors.Is(err, syscall.ENAMETOOLONG):
 		return limitEntry(raw, "this system refuses its name or symlink target as too long")
 	}
@@ -1313,7 +1313,7 @@ func (x *extractor) hardlink(hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	target, reason, _ := memberName(hdr.Linkname, false, x.root != nil)
+	target, reason, _, _ := memberName(hdr.Linkname, false, x.root != nil)
 	if reason != "" {
 		return unsafeEntry(hdr.Name, "hardlink target %q: %s", displayName(hdr.Linkname), reason)
 	}

@@ -35,6 +35,11 @@ type EntryError struct {
 	Reason string
 	// Err is the sentinel error.
 	Err error
+	// System is set when only this system's file systems refuse the
+	// member (a name Windows cannot hold, names that differ only in
+	// case where the file system takes them for one): another system
+	// restores the archive, so it is no reason to remove the entry.
+	System bool
 }
 
 // Error names the member with its control characters escaped, so a hostile
@@ -89,6 +94,12 @@ func unsafeEntry(name, format string, args ...any) error {
 	return &EntryError{Name: displayName(name), Reason: fmt.Sprintf(format, args...), Err: tiercache.ErrUnsafeArchive}
 }
 
+// systemEntry is unsafeEntry for a member only this system's file
+// systems refuse (see EntryError.System).
+func systemEntry(name, format string, args ...any) error {
+	return &EntryError{Name: displayName(name), Reason: fmt.Sprintf(format, args...), Err: tiercache.ErrUnsafeArchive, System: true}
+}
+
 func limitEntry(name, format string, args ...any) error {
 	return &EntryError{Name: displayName(name), Reason: fmt.Sprintf(format, args...), Err: tiercache.ErrLimitExceeded}
 }
@@ -104,65 +115,70 @@ func limitEntry(name, format string, args ...any) error {
 // needs it, an inspection (Inspect) does not. Whether an archive is
 // intact does not depend on the system that looks: fsck on Windows
 // must not call an entry damaged that Linux restores.
-func memberName(raw string, isDir, here bool) (clean, reason string, limit bool) {
+//
+// system reports that only this system's rules refuse the name, which
+// another system may restore.
+func memberName(raw string, isDir, here bool) (clean, reason string, limit, system bool) {
 	windowsRules := here && runtime.GOOS == "windows"
 	switch {
 	case raw == "":
-		return "", "empty name", false
+		return "", "empty name", false, false
 	case len(raw) > MaxNameLength:
-		return "", fmt.Sprintf("name longer than %d bytes", MaxNameLength), true
+		return "", fmt.Sprintf("name longer than %d bytes", MaxNameLength), true, false
 	case strings.IndexByte(raw, 0) >= 0:
-		return "", "NUL byte in name", false
+		return "", "NUL byte in name", false, false
 	case windowsRules && strings.IndexByte(raw, '\\') >= 0:
 		// A separator on Windows: "..\x" would climb. On Unix a backslash
 		// is an ordinary byte and is kept literally.
-		return "", "backslash in name", false
+		return "", "backslash in name", false, true
 	case raw[0] == '/':
-		return "", "absolute name", false
+		return "", "absolute name", false, false
 	}
 	s := raw
 	if isDir {
 		s = strings.TrimRight(s, "/")
 	} else if strings.HasSuffix(s, "/") {
-		return "", "non-directory name ends in '/'", false
+		return "", "non-directory name ends in '/'", false, false
 	}
 	for comp := range strings.SplitSeq(s, "/") {
 		if comp == ".." {
-			return "", `".." component in name`, false
+			return "", `".." component in name`, false, false
 		}
 		if len(comp) > maxComponent {
-			return "", fmt.Sprintf("name component longer than %d bytes", maxComponent), true
+			return "", fmt.Sprintf("name component longer than %d bytes", maxComponent), true, false
 		}
 		if windowsRules {
 			if why := windowsNameProblem(comp); why != "" {
-				return "", why, false
+				return "", why, false, true
 			}
 		}
 	}
 	clean = path.Clean(s)
 	if clean == "." {
 		if isDir {
-			return ".", "", false
+			return ".", "", false, false
 		}
-		return "", "name refers to the destination directory itself", false
+		return "", "name refers to the destination directory itself", false, false
 	}
 	// With ".." components and absolute names refused above, IsLocal
 	// adds only Windows' rules (reserved names, volume names).
 	if here && !filepath.IsLocal(filepath.FromSlash(clean)) {
-		return "", "name is not local to the destination", false
+		return "", "name is not local to the destination", false, windowsRules
 	}
-	return clean, "", false
+	return clean, "", false, false
 }
 
 // checkName is memberName turned into an error naming the member, with
 // this system's rules when x extracts (see memberName).
 func (x *extractor) checkName(raw string, isDir bool) (string, error) {
-	clean, reason, limit := memberName(raw, isDir, x.root != nil)
+	clean, reason, limit, system := memberName(raw, isDir, x.root != nil)
 	switch {
 	case reason == "":
 		return clean, nil
 	case limit:
 		return "", limitEntry(raw, "%s", reason)
+	case system:
+		return "", systemEntry(raw, "%s", reason)
 	default:
 		return "", unsafeEntry(raw, "%s", reason)
 	}

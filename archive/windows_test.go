@@ -63,8 +63,8 @@ func TestExtractWindowsNames(t *testing.T) {
 				return
 			}
 			var ee *EntryError
-			if !errors.Is(err, tiercache.ErrUnsafeArchive) || !errors.As(err, &ee) || ee.Name != name {
-				t.Fatalf("err = %v, want ErrUnsafeArchive naming %q", err, name)
+			if !errors.Is(err, tiercache.ErrUnsafeArchive) || !errors.As(err, &ee) || ee.Name != name || !ee.System {
+				t.Fatalf("err = %v (system %v), want ErrUnsafeArchive naming %q, refused by this system alone", err, ee != nil && ee.System, name)
 			}
 			// The archive is intact all the same, and Linux restores
 			// it: Inspect (fsck) does not judge it by this system.

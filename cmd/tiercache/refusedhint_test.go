@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -22,6 +23,9 @@ func TestHintDamagedEntry(t *testing.T) {
 		{&tiered.RemoteError{Err: &tiered.CorruptError{Key: "k", Err: damaged, Kept: tiercache.ErrReadOnly}}, "writable job's pull, or 'tiercache rm KEY'", "next push"},
 		{&tiered.RemoteError{Err: &tiered.CorruptError{Key: "k", Err: damaged, Kept: errors.New("access denied")}}, "'tiercache rm KEY'", "next push"},
 		{damaged, "'tiercache rm KEY'", "next push"},
+		// A name only this system refuses: other systems restore it.
+		{fmt.Errorf("extract %q: %w", "k", &archive.EntryError{Name: "aux", Reason: "reserved", Err: tiercache.ErrUnsafeArchive, System: true}), "a key of its own", "rm"},
+		{fmt.Errorf("extract %q: %w", "k", &archive.EntryError{Name: "../x", Reason: "climbs", Err: tiercache.ErrUnsafeArchive}), "'tiercache rm KEY'", "key of its own"},
 	} {
 		got := hint(c.err)
 		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/remote/s3"
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -99,6 +100,7 @@ func hint(err error) string {
 	var netErr net.Error
 	var corrupt *tiered.CorruptError
 	var certErr *tls.CertificateVerificationError
+	var entryErr *archive.EntryError
 	switch {
 	case errors.Is(err, s3.ErrNoCredentials):
 		return "give the job AWS credentials, or unset TIERCACHE_REMOTE for a local-only cache"
@@ -121,6 +123,9 @@ func hint(err error) string {
 	case errors.Is(err, s3.ErrNewerManifest):
 		// Not "rm": the entry is sound, for the tiercache that wrote it.
 		return "the entry is left in place for the newer tiercache that wrote it; upgrade this one to use it"
+	case errors.As(err, &entryErr) && entryErr.System:
+		// Not "rm": other systems restore the entry.
+		return "this system cannot hold a name the entry holds, which the system that pushed it can; give each system a key of its own (the runner's OS in the key) rather than remove it"
 	case errors.Is(err, tiercache.ErrIntegrity), errors.Is(err, tiercache.ErrUnsafeArchive), errors.Is(err, tiercache.ErrLimitExceeded):
 		// Not "the next push replaces it", untrue of some: a refusal by
 		// this job's own limits (a push of the same tree finds the
