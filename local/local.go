@@ -254,48 +254,34 @@ type fileOwner struct{ uid, gid int }
 // them and leave a symlink in its place, which must not lead a chown
 // out of the tier. Best effort: what stays root's is what stayed
 // before, never a reason to fail the operation.
-func (c *Cache) own(path string) {
-	if c.owner == nil {
-		return
-	}
-	root, rel, ok := c.ownerRoot(path)
-	if !ok {
-		return
-	}
-	defer root.Close()
-	_ = root.Lchown(rel, c.owner.uid, c.owner.gid)
-}
+func (c *Cache) own(path string) { c.give(path, false) }
 
 // ownTree is own for path and everything under it.
-func (c *Cache) ownTree(path string) {
+func (c *Cache) ownTree(path string) { c.give(path, true) }
+
+func (c *Cache) give(path string, tree bool) {
 	if c.owner == nil {
 		return
 	}
-	root, rel, ok := c.ownerRoot(path)
-	if !ok {
+	rel, err := filepath.Rel(c.root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return
+	}
+	root, err := os.OpenRoot(c.root)
+	if err != nil {
 		return
 	}
 	defer root.Close()
+	if !tree {
+		_ = root.Lchown(rel, c.owner.uid, c.owner.gid)
+		return
+	}
 	_ = fs.WalkDir(root.FS(), filepath.ToSlash(rel), func(p string, _ fs.DirEntry, err error) error {
 		if err == nil {
 			_ = root.Lchown(filepath.FromSlash(p), c.owner.uid, c.owner.gid)
 		}
 		return nil
 	})
-}
-
-// ownerRoot opens the tier's root for own, and returns path relative to
-// it.
-func (c *Cache) ownerRoot(path string) (*os.Root, string, bool) {
-	rel, err := filepath.Rel(c.root, path)
-	if err != nil || !filepath.IsLocal(rel) {
-		return nil, "", false
-	}
-	root, err := os.OpenRoot(c.root)
-	if err != nil {
-		return nil, "", false
-	}
-	return root, rel, true
 }
 
 // lock is flock.Lock of a lock file in the tier, given to the tier's
@@ -418,12 +404,13 @@ func (c *Cache) initRoot() error {
 			// dropped, a user namespace, NFS's root_squash): then
 			// what it makes stays its own, as before, rather than
 			// fail every operation.
-			root, rel, ok := c.ownerRoot(c.root)
-			if !ok || root.Lchown(rel, uid, gid) != nil {
-				c.owner = nil
-			}
-			if ok {
+			root, err := os.OpenRoot(c.root)
+			if err == nil {
+				err = root.Lchown(".", uid, gid)
 				root.Close()
+			}
+			if err != nil {
+				c.owner = nil
 			}
 		}
 	}

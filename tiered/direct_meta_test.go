@@ -2,18 +2,13 @@ package tiered
 
 import (
 	"archive/tar"
-	"bytes"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
-	"github.com/tiercache/tiercache/remote"
 
 	"github.com/tiercache/tiercache/remote/memstore"
 )
@@ -23,40 +18,13 @@ import (
 // mode and mtime, holding the file f and the directory sub.
 func putRootArchive(t *testing.T, store *memstore.Store, key string, mode fs.FileMode, mtime time.Time) {
 	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	for _, h := range []*tar.Header{
-		{Typeflag: tar.TypeDir, Name: "./", Mode: int64(mode), ModTime: mtime, Format: tar.FormatPAX},
-		{Typeflag: tar.TypeReg, Name: "./f", Mode: 0o644, Size: 1, ModTime: mtime, Format: tar.FormatPAX},
-		{Typeflag: tar.TypeDir, Name: "./sub/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			if _, err := tw.Write([]byte("f")); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	enc, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := enc.EncodeAll(raw.Bytes(), nil)
-	// The manifest records what an extraction of it finds.
-	res, err := archive.Extract(t.Context(), bytes.NewReader(data), t.TempDir(), archive.ExtractOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := putHandArchive(t, store, key,
+		handMember{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: int64(mode), ModTime: mtime}},
+		handMember{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./f", Mode: 0o644, ModTime: mtime}, body: "f"},
+		handMember{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./sub/", Mode: 0o755, ModTime: mtime}},
+	)
 	if res.Root == nil {
 		t.Fatal("the hand-made archive has no root member")
-	}
-	if _, err := store.Put(t.Context(), remote.Meta{Key: key, Size: res.Size, Files: res.Files}, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
 	}
 }
 

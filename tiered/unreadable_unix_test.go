@@ -4,19 +4,13 @@ package tiered
 
 import (
 	"archive/tar"
-	"bytes"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/tiercache/tiercache/archive"
 	"github.com/tiercache/tiercache/internal/fsutil"
 	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/remote/memstore"
 )
 
@@ -36,43 +30,19 @@ var unreadableModes = map[string]fs.FileMode{
 // ordinary user could not archive them).
 func putUnreadable(t *testing.T, store *memstore.Store, key string) {
 	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	var ms []handMember
 	for _, m := range []struct {
 		name string
 		dir  bool
 	}{{"d000", true}, {"d000/sub", true}, {"d000/sub/f", false}, {"d300", true}, {"d300/f", false}, {"f000", false}} {
-		h := &tar.Header{Typeflag: tar.TypeReg, Name: m.name, Size: int64(len(m.name)), Mode: int64(unreadableModes[m.name]), ModTime: mtime, Format: tar.FormatPAX}
+		h := tar.Header{Typeflag: tar.TypeReg, Name: m.name, Mode: int64(unreadableModes[m.name])}
+		body := m.name
 		if m.dir {
-			h.Typeflag, h.Name, h.Size = tar.TypeDir, m.name+"/", 0
+			h.Typeflag, h.Name, body = tar.TypeDir, m.name+"/", ""
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			if _, err := tw.Write([]byte(m.name)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		ms = append(ms, handMember{hdr: h, body: body})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	enc, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := enc.EncodeAll(raw.Bytes(), nil)
-	tmp := t.TempDir()
-	t.Cleanup(func() { _ = fsutil.RemoveAll(tmp) })
-	res, err := archive.Extract(t.Context(), bytes.NewReader(data), tmp, archive.ExtractOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Put(t.Context(), remote.Meta{Key: key, Size: res.Size, Files: res.Files}, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
+	putHandArchive(t, store, key, ms...)
 }
 
 // TestPullUnreadableEntry: an entry holding directories and a file that
