@@ -90,6 +90,23 @@ func lockedDir(t *testing.T) string {
 	})
 }
 
+// downloadInto is a download of key k into DIR by c, which must have no
+// local tier holding it.
+func downloadInto(c *Cache) func(t *testing.T, dir string) error {
+	return func(t *testing.T, dir string) error {
+		_, _, err := c.pullRemoteDir(t.Context(), "k", nil, dir)
+		return err
+	}
+}
+
+// pullInto is a pull of key k into DIR by c.
+func pullInto(c *Cache, opts PullOptions) func(t *testing.T, dir string) error {
+	return func(t *testing.T, dir string) error {
+		_, _, err := c.Pull(t.Context(), "k", nil, dir, opts)
+		return err
+	}
+}
+
 // TestPullIntoSharedDir: a pull into a directory another user owns but
 // the user may write into restores the tree and succeeds, as tar -x does:
 // only the owner may set that directory's mode and mtime, and a pull that
@@ -124,31 +141,12 @@ func TestPullIntoSharedDir(t *testing.T) {
 		pull func(t *testing.T, dir string) error
 		full bool // DIR holds the tree already
 	}{
-		{name: "download, empty", pull: func(t *testing.T, dir string) error {
-			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
-			return err
-		}},
-		{name: "download, full", full: true, pull: func(t *testing.T, dir string) error {
-			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
-			return err
-		}},
-		{name: "local hit, empty", pull: func(t *testing.T, dir string) error {
-			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
-			return err
-		}},
-		{name: "local hit, full", full: true, pull: func(t *testing.T, dir string) error {
-			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
-			return err
-		}},
-		{name: "link", full: true, pull: func(t *testing.T, dir string) error {
-			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{Link: true})
-			return err
-		}},
-		{name: "expanded tree, full", full: true, pull: func(t *testing.T, dir string) error {
-			// The link pull before left the entry's tree expanded.
-			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
-			return err
-		}},
+		{name: "download, empty", pull: downloadInto(remoteOnly)},
+		{name: "download, full", full: true, pull: downloadInto(remoteOnly)},
+		{name: "local hit, empty", pull: pullInto(c, PullOptions{})},
+		{name: "local hit, full", full: true, pull: pullInto(c, PullOptions{})},
+		{name: "link", full: true, pull: pullInto(c, PullOptions{Link: true})},
+		{name: "expanded tree, full", full: true, pull: pullInto(c, PullOptions{})}, // from the tree the link pull left,
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := sharedDir(t)
@@ -181,18 +179,9 @@ func TestPullIntoDirOfLockedParent(t *testing.T) {
 		full bool
 		pull func(t *testing.T, dir string) error
 	}{
-		{name: "download, empty", pull: func(t *testing.T, dir string) error {
-			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
-			return err
-		}},
-		{name: "download, full", full: true, pull: func(t *testing.T, dir string) error {
-			_, _, err := remoteOnly.pullRemoteDir(t.Context(), "k", nil, dir)
-			return err
-		}},
-		{name: "local archive", pull: func(t *testing.T, dir string) error {
-			_, _, err := c.Pull(t.Context(), "k", nil, dir, PullOptions{})
-			return err
-		}},
+		{name: "download, empty", pull: downloadInto(remoteOnly)},
+		{name: "download, full", full: true, pull: downloadInto(remoteOnly)},
+		{name: "local archive", pull: pullInto(c, PullOptions{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := lockedDir(t)
