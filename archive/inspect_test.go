@@ -46,8 +46,18 @@ func TestInspectMatchesExtract(t *testing.T) {
 	for _, c := range hostileCases() {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSandbox(t)
-			_, err := Inspect(t.Context(), bytes.NewReader(c.archive(t, s)), c.opts)
+			data := c.archive(t, s)
+			_, err := Inspect(t.Context(), bytes.NewReader(data), c.opts)
+			// What only this system refuses (on Windows, a name like
+			// C:/x, relative on Unix) is an intact archive to Inspect.
 			var ee *EntryError
+			if _, xerr := Extract(t.Context(), bytes.NewReader(data), s.dest, c.opts); errors.As(xerr, &ee) && ee.System {
+				if err != nil {
+					t.Fatalf("Inspect: %v; want it to accept what only this system refuses (%v)", err, xerr)
+				}
+				return
+			}
+			s.checkOutside(t)
 			if !errors.Is(err, c.want) || !errors.As(err, &ee) || !strings.Contains(ee.Name, c.entry) {
 				t.Fatalf("err = %v, want %v naming member %q", err, c.want, c.entry)
 			}
